@@ -1,0 +1,137 @@
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+volatile sig_atomic_t tool_stop;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    tool_stop = 1;
+}
+
+void
+tool_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+void
+tool_err(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void
+log_sink(mcl_log_level level, const char *component, const char *message, void *user)
+{
+    fprintf(stderr, "%s: %s: %s: %s\n", (const char *)user, mcl_log_level_name(level), component,
+            message);
+}
+
+void
+tool_log_to_stderr(const char *prog, bool verbose)
+{
+    mcl_log_set_handler(log_sink, (void *)(uintptr_t)prog, verbose ? MCL_LOG_DEBUG : MCL_LOG_WARN);
+}
+
+bool
+tool_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool
+tool_parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return false;
+    unsigned shift = 0;
+    if (*end == 'k' || *end == 'K')
+        shift = 10;
+    else if (*end == 'm' || *end == 'M')
+        shift = 20;
+    else if (*end == 'g' || *end == 'G')
+        shift = 30;
+    if (shift) {
+        end++;
+        if (*end == 'i' && end[1] == 'B')
+            end += 2;
+        else if (*end == 'B')
+            end++;
+    }
+    if (*end != '\0' || v > (max >> shift))
+        return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
+bool
+tool_parse_double(const char *s, double min, double max, double *out)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+int
+tool_connection(const char *prog, const char *url, mcl_connection **conn)
+{
+    char err[512];
+    mcl_err rv = url ? mcl_connection_parse(conn, url, err, sizeof(err))
+                     : mcl_connection_default(conn, err, sizeof(err));
+    if (rv != MCL_OK) {
+        tool_err(prog, "%s", err[0] ? err : mcl_strerror(rv));
+        return rv == MCL_EURL ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+void
+tool_format_time(int64_t ns, char *buf, size_t len)
+{
+    time_t sec = (time_t)(ns / 1000000000);
+    long usec = (long)((ns % 1000000000) / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char d[32];
+    strftime(d, sizeof(d), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%06ldZ", d, usec);
+}

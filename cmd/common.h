@@ -1,0 +1,37 @@
+// Helpers shared by the mcl-* tools (public API only).
+#ifndef MCL_CMD_COMMON_H
+#define MCL_CMD_COMMON_H
+
+#include <mcl/mcl.h>
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+// Exit codes of every tool.
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+// Set by SIGINT/SIGTERM once tool_signals() is installed.
+extern volatile sig_atomic_t tool_stop;
+void tool_signals(void);
+
+// Prints "PROG: message" to stderr.
+void tool_err(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Routes the library's warnings to stderr (prefix PROG) when verbose.
+void tool_log_to_stderr(const char *prog, bool verbose);
+
+// Number parsers: whole string, range-checked. SIZE accepts k/M/G suffixes (powers of 1024).
+bool tool_parse_u64(const char *s, uint64_t max, uint64_t *out);
+bool tool_parse_size(const char *s, uint64_t max, uint64_t *out);
+bool tool_parse_double(const char *s, double min, double max, double *out);
+
+// Opens the connection from -u URL (NULL: MCL_URL, then the default); reports errors.
+int tool_connection(const char *prog, const char *url, mcl_connection **conn);
+
+// "2026-11-21T23:59:01.123456Z"
+void tool_format_time(int64_t realtime_ns, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,410 @@
+// mcl-dump: print the messages on a connection, one line each (or JSON Lines).
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *prog = "mcl-dump";
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: mcl-dump [OPTION]...\n"
+            "Print the messages published on an mcl connection, one line each.\n"
+            "\n"
+            "  -u, --url URL        connection (default: $MCL_URL, else %s)\n"
+            "  -t, --topic T[,T]    only these topics; 'imu/*' matches a prefix (repeatable)\n"
+            "  -n, --count N        exit after N messages (exit 1 if the timeout comes first)\n"
+            "      --timeout SEC    exit after SEC seconds\n"
+            "      --json           JSON Lines instead of the human format\n"
+            "      --stats          per-publisher received/lost/duplicates on stderr at exit\n"
+            "  -q, --quiet          do not print messages (with --stats: count only)\n"
+            "  -w, --width N        bytes of payload shown in the human format (default 48)\n"
+            "  -v, --verbose        library debug messages on stderr\n"
+            "      --help           this text\n"
+            "      --version        version\n"
+            "\n"
+            "Human format: TIME TOPIC SIZE PUBLISHER/SEQ PAYLOAD, where PAYLOAD is text when it\n"
+            "is printable UTF-8, else hex. JSON: {\"time\":..., \"topic\":..., \"size\":...,\n"
+            "\"publisher\":\"<hex>\", \"seq\":..., \"sender\":..., then \"text\":... or \"base64\":...}.\n"
+            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+            MCL_DEFAULT_URL);
+}
+
+// Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid.
+static size_t
+utf8_len(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t need;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+        need = 2;
+        cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        need = 3;
+        cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        need = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < need)
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return need;
+}
+
+// Printable text: valid UTF-8 with no control characters other than tab, CR and LF.
+static bool
+is_text(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        if (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+            return false;
+        if (p[i] == 0x7f)
+            return false;
+        size_t k = utf8_len(p + i, n - i);
+        if (k == 0)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+static void
+json_string(FILE *o, const char *s, size_t n)
+{
+    fputc('"', o);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"':
+            fputs("\\\"", o);
+            break;
+        case '\\':
+            fputs("\\\\", o);
+            break;
+        case '\n':
+            fputs("\\n", o);
+            break;
+        case '\r':
+            fputs("\\r", o);
+            break;
+        case '\t':
+            fputs("\\t", o);
+            break;
+        default:
+            if (c < 0x20 || c == 0x7f)
+                fprintf(o, "\\u%04x", c);
+            else
+                fputc(c, o);
+        }
+    }
+    fputc('"', o);
+}
+
+static void
+base64(FILE *o, const uint8_t *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        fputc(tab[v >> 18], o);
+        fputc(tab[(v >> 12) & 63], o);
+        fputc(tab[(v >> 6) & 63], o);
+        fputc(tab[v & 63], o);
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        fputc(tab[v >> 18], o);
+        fputc(tab[(v >> 12) & 63], o);
+        fputs("==", o);
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        fputc(tab[v >> 18], o);
+        fputc(tab[(v >> 12) & 63], o);
+        fputc(tab[(v >> 6) & 63], o);
+        fputc('=', o);
+    }
+}
+
+static void
+print_json(FILE *o, const mcl_raw_msg *m)
+{
+    char t[40], sender[64];
+    tool_format_time(m->recv_realtime_ns, t, sizeof(t));
+    mcl_raw_msg_sender(m, sender, sizeof(sender));
+    fprintf(o, "{\"time\":\"%s\",\"topic\":", t);
+    json_string(o, m->topic, m->topic_len);
+    fprintf(o, ",\"size\":%zu,\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64 ",\"sender\":\"%s\",",
+            m->len, m->publisher, m->seq, sender);
+    if (is_text(m->payload, m->len)) {
+        fputs("\"text\":", o);
+        json_string(o, m->payload, m->len);
+    } else {
+        fputs("\"base64\":\"", o);
+        base64(o, m->payload, m->len);
+        fputc('"', o);
+    }
+    fputs("}\n", o);
+}
+
+static void
+print_human(FILE *o, const mcl_raw_msg *m, size_t width)
+{
+    char t[40];
+    tool_format_time(m->recv_realtime_ns, t, sizeof(t));
+    const uint8_t *p = m->payload;
+    fprintf(o, "%s  %-16s %8zu B  %08" PRIx64 "/%-6" PRIu64 "  ", t,
+            m->topic_len ? m->topic : "-", m->len, (uint64_t)(m->publisher >> 32), m->seq);
+    size_t n = m->len < width ? m->len : width;
+    if (is_text(p, m->len) || (m->len > width && is_text(p, n))) {
+        fputc('"', o);
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = p[i];
+            if (c == '\n')
+                fputs("\\n", o);
+            else if (c == '\r')
+                fputs("\\r", o);
+            else if (c == '\t')
+                fputs("\\t", o);
+            else
+                fputc(c, o);
+        }
+        fputc('"', o);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            fprintf(o, "%02x", p[i]);
+    }
+    if (m->len > n)
+        fputs("...", o);
+    fputc('\n', o);
+}
+
+static int
+add_topics(char ***topics, size_t *n, const char *arg)
+{
+    char *copy = strdup(arg);
+    if (copy == NULL)
+        return -1;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        char **nt = realloc(*topics, (*n + 1) * sizeof(**topics));
+        if (nt == NULL) {
+            free(copy);
+            return -1;
+        }
+        *topics = nt;
+        if (((*topics)[*n] = strdup(tok)) == NULL) {
+            free(copy);
+            return -1;
+        }
+        (*n)++;
+    }
+    free(copy);
+    return 0;
+}
+
+static void
+print_stats(const mcl_raw_listener *l)
+{
+    mcl_listener_stats st;
+    mcl_raw_listener_stats(l, &st);
+    size_t n = 0;
+    mcl_raw_listener_publishers(l, NULL, 0, &n);
+    mcl_publisher_stats *ps = calloc(n ? n : 1, sizeof(*ps));
+    if (ps != NULL)
+        mcl_raw_listener_publishers(l, ps, n, &n);
+    else
+        n = 0;
+    fprintf(stderr, "%-16s  %-24s %12s %10s %10s %10s\n", "publisher", "sender", "received",
+            "lost", "duplicates", "reordered");
+    for (size_t i = 0; i < n; i++) {
+        mcl_raw_msg tmp = {.sender_family = ps[i].family, .sender_port = ps[i].port};
+        memcpy(tmp.sender_addr, ps[i].addr, sizeof(tmp.sender_addr));
+        char sender[64];
+        mcl_raw_msg_sender(&tmp, sender, sizeof(sender));
+        fprintf(stderr, "%016" PRIx64 "  %-24s %12" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64
+                        "\n",
+                ps[i].publisher, sender, ps[i].messages, ps[i].lost, ps[i].duplicates,
+                ps[i].reordered);
+    }
+    fprintf(stderr,
+            "total: received %" PRIu64 " (%" PRIu64 " bytes), lost %" PRIu64 ", duplicates %" PRIu64
+            ", reordered %" PRIu64 ", filtered %" PRIu64 ", malformed %" PRIu64 ", expired %" PRIu64
+            ", evicted %" PRIu64 ", oversize %" PRIu64 ", kernel drops %" PRIu64
+            ", receive buffer %zu bytes\n",
+            st.messages, st.bytes, st.lost, st.duplicates, st.reordered, st.filtered, st.malformed,
+            st.expired, st.evicted, st.oversize, st.kernel_drops, st.rcvbuf);
+    free(ps);
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *url = NULL;
+    char **topics = NULL;
+    size_t ntopics = 0;
+    bool json = false, stats = false, quiet = false, verbose = false, have_count = false;
+    uint64_t count = 0, width = 48;
+    double timeout = 0;
+    enum { OPT_TIMEOUT = 256, OPT_JSON, OPT_STATS, OPT_HELP, OPT_VERSION };
+    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+                                         {"topic", required_argument, NULL, 't'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                                         {"json", no_argument, NULL, OPT_JSON},
+                                         {"stats", no_argument, NULL, OPT_STATS},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"width", required_argument, NULL, 'w'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, OPT_HELP},
+                                         {"version", no_argument, NULL, OPT_VERSION},
+                                         {NULL, 0, NULL, 0}};
+    int c, status = EXIT_OK;
+    while ((c = getopt_long(argc, argv, "u:t:n:qw:v", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u':
+            url = optarg;
+            break;
+        case 't':
+            if (add_topics(&topics, &ntopics, optarg) != 0) {
+                tool_err(prog, "out of memory");
+                return EXIT_RUNTIME;
+            }
+            break;
+        case 'n':
+            if (!tool_parse_u64(optarg, UINT64_MAX, &count) || count == 0) {
+                tool_err(prog, "invalid count '%s' (a whole number > 0)", optarg);
+                status = EXIT_USAGE;
+                goto out;
+            }
+            have_count = true;
+            break;
+        case OPT_TIMEOUT:
+            if (!tool_parse_double(optarg, 0.001, 1e9, &timeout)) {
+                tool_err(prog, "invalid timeout '%s' (seconds > 0)", optarg);
+                status = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case OPT_JSON:
+            json = true;
+            break;
+        case OPT_STATS:
+            stats = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'w':
+            if (!tool_parse_u64(optarg, 1 << 20, &width)) {
+                tool_err(prog, "invalid width '%s'", optarg);
+                status = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case 'v':
+            verbose = true;
+            break;
+        case OPT_HELP:
+            usage(stdout);
+            goto out;
+        case OPT_VERSION:
+            printf("mcl-dump %s\n", mcl_version());
+            goto out;
+        default:
+            fprintf(stderr, "Try 'mcl-dump --help'.\n");
+            status = EXIT_USAGE;
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        tool_err(prog, "unexpected argument '%s'", argv[optind]);
+        status = EXIT_USAGE;
+        goto out;
+    }
+    tool_log_to_stderr(prog, verbose);
+    tool_signals();
+
+    mcl_connection *conn = NULL;
+    if ((status = tool_connection(prog, url, &conn)) != EXIT_OK)
+        goto out;
+    mcl_raw_listener *l = NULL;
+    mcl_err rv = mcl_raw_listener_open(&l, conn, (const char *const *)topics, ntopics);
+    if (rv != MCL_OK) {
+        tool_err(prog, "cannot listen on %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
+        mcl_connection_free(conn);
+        status = EXIT_RUNTIME;
+        goto out;
+    }
+    if (verbose)
+        tool_err(prog, "listening on %s", mcl_raw_listener_url(l));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    int64_t deadline = timeout > 0 ? start + (int64_t)(timeout * 1e9) : INT64_MAX;
+    uint64_t got = 0;
+    bool tty = isatty(STDOUT_FILENO);
+    while (!tool_stop && (!have_count || got < count)) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        if (now >= deadline)
+            break;
+        int64_t left_ms = (deadline - now + 999999) / 1000000;
+        int wait = left_ms > 200 ? 200 : (int)left_ms; // wake up for signals
+        const mcl_raw_msg *m;
+        rv = mcl_raw_listener_recv(l, &m, wait);
+        if (rv == MCL_ETIMEDOUT) {
+            fflush(stdout);
+            continue;
+        }
+        if (rv != MCL_OK) {
+            tool_err(prog, "receive failed: %s", mcl_strerror(rv));
+            status = EXIT_RUNTIME;
+            break;
+        }
+        got++;
+        if (!quiet) {
+            if (json)
+                print_json(stdout, m);
+            else
+                print_human(stdout, m, (size_t)width);
+            if (tty)
+                fflush(stdout);
+        }
+    }
+    fflush(stdout);
+    if (have_count && got < count && status == EXIT_OK && !tool_stop) {
+        tool_err(prog, "timed out after %llu of %llu messages", (unsigned long long)got,
+                 (unsigned long long)count);
+        status = EXIT_RUNTIME;
+    }
+    if (stats)
+        print_stats(l);
+    mcl_raw_listener_free(l);
+    mcl_connection_free(conn);
+out:
+    for (size_t i = 0; i < ntopics; i++)
+        free(topics[i]);
+    free(topics);
+    return status;
+}

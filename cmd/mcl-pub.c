@@ -1,0 +1,282 @@
+// mcl-pub: publish messages (a string, a file, stdin lines, or N generated payloads).
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *prog = "mcl-pub";
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: mcl-pub [OPTION]... [MESSAGE]\n"
+            "Publish raw messages on an mcl connection.\n"
+            "\n"
+            "What to publish (one of):\n"
+            "  MESSAGE                 this string (repeated COUNT times)\n"
+            "  -f, --file FILE         the contents of FILE as one message ('-' = all of stdin)\n"
+            "  -l, --lines             each line of stdin as one message (newline removed)\n"
+            "  -s, --size SIZE         generated payloads of SIZE bytes (k/M/G suffixes)\n"
+            "\n"
+            "Options:\n"
+            "  -u, --url URL           connection (default: $MCL_URL, else %s)\n"
+            "  -t, --topic TOPIC       topic (default: none)\n"
+            "  -n, --count N           messages to publish (default 1; 10 with --size)\n"
+            "  -r, --rate HZ           messages per second, 0 = as fast as possible (default 0\n"
+            "                          for a MESSAGE or FILE, 10 with --size)\n"
+            "  -q, --quiet             no summary on stderr\n"
+            "  -v, --verbose           library debug messages on stderr\n"
+            "      --help              this text\n"
+            "      --version           version\n"
+            "\n"
+            "Generated payloads start with the message index as 8 bytes (big-endian), then bytes\n"
+            "(index + i) mod 256. Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+            MCL_DEFAULT_URL);
+}
+
+static int64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// Sleeps until the absolute monotonic time t (pacing against the start, so no drift).
+static void
+sleep_until(int64_t t)
+{
+    struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !tool_stop)
+        ;
+}
+
+static void
+fill_payload(uint8_t *p, size_t len, uint64_t index)
+{
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)(index + i);
+    for (size_t i = 0; i < 8 && i < len; i++)
+        p[i] = (uint8_t)(index >> (56 - 8 * i));
+}
+
+static int
+read_all(FILE *f, uint8_t **buf, size_t *len, size_t max)
+{
+    size_t cap = 65536, n = 0;
+    uint8_t *b = malloc(cap);
+    if (b == NULL)
+        return -1;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max + 1) {
+                free(b);
+                errno = EFBIG;
+                return -1;
+            }
+            cap *= 2;
+            uint8_t *nb = realloc(b, cap);
+            if (nb == NULL) {
+                free(b);
+                return -1;
+            }
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    if (ferror(f) || n > max) {
+        free(b);
+        errno = ferror(f) ? EIO : EFBIG;
+        return -1;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *url = NULL, *topic = NULL, *file = NULL, *message = NULL;
+    bool lines = false, quiet = false, verbose = false, have_size = false, have_n = false,
+         have_rate = false;
+    uint64_t count = 1, size = 0;
+    double rate = 0;
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, 'u'},   {"topic", required_argument, NULL, 't'},
+        {"count", required_argument, NULL, 'n'}, {"size", required_argument, NULL, 's'},
+        {"rate", required_argument, NULL, 'r'},  {"file", required_argument, NULL, 'f'},
+        {"lines", no_argument, NULL, 'l'},       {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'H'},
+        {"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "u:t:n:s:r:f:lqv", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u':
+            url = optarg;
+            break;
+        case 't':
+            topic = optarg;
+            break;
+        case 'n':
+            if (!tool_parse_u64(optarg, UINT64_MAX, &count)) {
+                tool_err(prog, "invalid count '%s' (a whole number)", optarg);
+                return EXIT_USAGE;
+            }
+            have_n = true;
+            break;
+        case 's':
+            if (!tool_parse_size(optarg, (uint64_t)UINT32_MAX, &size)) {
+                tool_err(prog, "invalid size '%s' (bytes, with k/M/G suffixes)", optarg);
+                return EXIT_USAGE;
+            }
+            have_size = true;
+            break;
+        case 'r':
+            if (!tool_parse_double(optarg, 0, 1e9, &rate)) {
+                tool_err(prog, "invalid rate '%s' (Hz, 0 = as fast as possible)", optarg);
+                return EXIT_USAGE;
+            }
+            have_rate = true;
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'l':
+            lines = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'v':
+            verbose = true;
+            break;
+        case 'H':
+            usage(stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("mcl-pub %s\n", mcl_version());
+            return EXIT_OK;
+        default:
+            fprintf(stderr, "Try 'mcl-pub --help'.\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        message = argv[optind++];
+    if (optind < argc) {
+        tool_err(prog, "unexpected argument '%s' (quote a message that has spaces)", argv[optind]);
+        return EXIT_USAGE;
+    }
+    int sources = (message != NULL) + (file != NULL) + lines + have_size;
+    if (sources != 1) {
+        tool_err(prog, "give exactly one of MESSAGE, --file, --lines or --size");
+        fprintf(stderr, "Try 'mcl-pub --help'.\n");
+        return EXIT_USAGE;
+    }
+    if (have_size && !have_n)
+        count = 10;
+    if (have_size && !have_rate)
+        rate = 10;
+    tool_log_to_stderr(prog, verbose);
+    tool_signals();
+
+    mcl_connection *conn = NULL;
+    int ec = tool_connection(prog, url, &conn);
+    if (ec != EXIT_OK)
+        return ec;
+    if (have_size && size > mcl_connection_maxmsg(conn)) {
+        tool_err(prog, "size %llu exceeds the connection's maxmsg (%zu); raise it with ?maxmsg=",
+                 (unsigned long long)size, mcl_connection_maxmsg(conn));
+        mcl_connection_free(conn);
+        return EXIT_USAGE;
+    }
+    uint8_t *payload = NULL;
+    size_t plen = 0;
+    if (file != NULL) {
+        FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+        if (f == NULL || read_all(f, &payload, &plen, mcl_connection_maxmsg(conn)) != 0) {
+            tool_err(prog, "%s: %s", file, strerror(errno));
+            if (f != NULL && f != stdin)
+                fclose(f);
+            mcl_connection_free(conn);
+            return EXIT_RUNTIME;
+        }
+        if (f != stdin)
+            fclose(f);
+    } else if (message != NULL) {
+        plen = strlen(message);
+        payload = malloc(plen + 1);
+        if (payload != NULL)
+            memcpy(payload, message, plen + 1);
+    } else if (have_size) {
+        plen = (size_t)size;
+        payload = malloc(plen + 1);
+    }
+    if (payload == NULL && !lines) {
+        tool_err(prog, "out of memory");
+        mcl_connection_free(conn);
+        return EXIT_RUNTIME;
+    }
+
+    mcl_raw_broadcaster *b = NULL;
+    mcl_err rv = mcl_raw_broadcaster_open(&b, conn, topic);
+    if (rv != MCL_OK) {
+        tool_err(prog, "cannot open %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
+        free(payload);
+        mcl_connection_free(conn);
+        return EXIT_RUNTIME;
+    }
+
+    int status = EXIT_OK;
+    uint64_t sent = 0, bytes = 0;
+    int64_t start = now_ns();
+    int64_t period = rate > 0 ? (int64_t)(1e9 / rate) : 0;
+    char *line = NULL;
+    size_t linecap = 0;
+    for (uint64_t i = 0; !tool_stop && (lines || i < count); i++) {
+        if (period > 0 && i > 0)
+            sleep_until(start + (int64_t)i * period);
+        if (tool_stop)
+            break;
+        const void *p = payload;
+        size_t n = plen;
+        if (lines) {
+            ssize_t r = getline(&line, &linecap, stdin);
+            if (r < 0)
+                break;
+            if (r > 0 && line[r - 1] == '\n')
+                r--;
+            p = line;
+            n = (size_t)r;
+        } else if (have_size) {
+            fill_payload(payload, plen, i);
+        }
+        rv = mcl_raw_broadcaster_publish(b, NULL, p, n);
+        if (rv != MCL_OK) {
+            tool_err(prog, "publish failed: %s", mcl_strerror(rv));
+            status = EXIT_RUNTIME;
+            break;
+        }
+        sent++;
+        bytes += n;
+    }
+    double secs = (double)(now_ns() - start) / 1e9;
+    if (!quiet)
+        fprintf(stderr, "%s: published %llu messages (%llu bytes) in %.3f s: %.0f msg/s, %.1f MB/s\n",
+                prog, (unsigned long long)sent, (unsigned long long)bytes, secs,
+                secs > 0 ? (double)sent / secs : 0.0, secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
+    free(line);
+    free(payload);
+    mcl_raw_broadcaster_free(b);
+    mcl_connection_free(conn);
+    return status;
+}

@@ -1,0 +1,123 @@
+/**
+ * @file mcl/connection.h
+ * Connections: where messages go, described by a URL.
+ *
+ * Grammar (UDP multicast, the only transport of this version):
+ *
+ *     udp://GROUP[:PORT][?OPTION=VALUE[&OPTION=VALUE...]]
+ *     GROUP = dotted IPv4 multicast address (224.0.0.0/4), or
+ *             [IPv6 multicast address (ff00::/8), optionally with %IFACE]
+ *     PORT  = 0..65535, default 26000 (0: a listener binds a kernel-chosen port)
+ *
+ * Options (unknown options are errors):
+ *
+ * | option   | value                         | default | meaning                                   |
+ * |----------|-------------------------------|---------|-------------------------------------------|
+ * | ttl      | 0..255                        | 1       | multicast hops; 0 keeps traffic on the host |
+ * | iface    | interface name or its address | (route) | interface to send on and to join on       |
+ * | loop     | 0 or 1                        | 1       | deliver to listeners on the sending host  |
+ * | rcvbuf   | SIZE (0 = system default)     | 8M      | socket receive buffer requested           |
+ * | sndbuf   | SIZE (0 = system default)     | 0       | socket send buffer requested              |
+ * | maxmsg   | SIZE, 1..4G-1                 | 64M     | largest message sent or accepted          |
+ * | dgram    | SIZE, 1200..65507 (v6: 65527) | 65000   | largest datagram sent (fragment size)     |
+ * | expire   | milliseconds, 1..3600000      | 2000    | partial messages are dropped after this   |
+ * | partmem  | SIZE                          | 256M    | memory cap for partial messages           |
+ *
+ * SIZE is a byte count with an optional suffix k, M or G (powers of 1024).
+ *
+ * The default connection (mcl_connection_default()) is the URL in the environment variable
+ * MCL_URL or else MCL_DEFAULT_URL, which keeps every datagram on this host (loopback, ttl 0)
+ * and works both on an ordinary host and in a network namespace that has only `lo`.
+ *
+ * A connection is an immutable value: once parsed it may be shared between threads and used
+ * by any number of broadcasters and listeners, which copy what they need.
+ */
+#ifndef MCL_CONNECTION_H
+#define MCL_CONNECTION_H
+
+#include <mcl/err.h>
+#include <mcl/export.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The built-in default: host-local IPv4 multicast on the loopback interface. */
+#define MCL_DEFAULT_URL "udp://239.255.26.1:26000?iface=lo&ttl=0"
+/** Default port when a URL names none (the Python MCL's port). */
+#define MCL_DEFAULT_PORT 26000
+/** Longest topic, in bytes. */
+#define MCL_TOPIC_MAX 1024
+
+/** A parsed connection (opaque, immutable). */
+typedef struct mcl_connection mcl_connection;
+
+/**
+ * Parse @p url into a connection.
+ * @param[out] connp   receives the connection; set to NULL on failure.
+ * @param[in]  url     the URL (see the grammar above).
+ * @param[out] errbuf  optional (may be NULL): on failure, one line that names the problem,
+ *                     e.g. "udp://10.0.0.1:26000: 10.0.0.1 is not a multicast address".
+ * @param      errlen  size of @p errbuf.
+ * @retval MCL_OK      *connp is set.
+ * @retval MCL_EURL    the URL is malformed, not multicast, has a bad port or an unknown or
+ *                     invalid option (errbuf says which).
+ * @retval MCL_EINVAL  @p connp or @p url is NULL.
+ * @retval MCL_ENOMEM  out of memory.
+ * Ownership: the caller owns *connp and releases it with mcl_connection_free().
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_connection_parse(mcl_connection **connp, const char *url, char *errbuf,
+                                     size_t errlen);
+
+/**
+ * The default connection: MCL_URL from the environment if set and non-empty, else
+ * MCL_DEFAULT_URL. Errors as mcl_connection_parse() (a bad MCL_URL is reported, not ignored).
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_connection_default(mcl_connection **connp, char *errbuf, size_t errlen);
+
+/** Copy a connection. @retval MCL_OK @retval MCL_EINVAL @retval MCL_ENOMEM @since 0.1 */
+MCL_API mcl_err mcl_connection_dup(mcl_connection **connp, const mcl_connection *conn);
+
+/** Release a connection; NULL-safe. @since 0.1 */
+MCL_API void mcl_connection_free(mcl_connection *conn);
+
+/**
+ * Canonical URL of @p conn: scheme, group, port, then the options that differ from their
+ * defaults in a fixed order. Two connections with the same canonical URL are equal.
+ * Ownership: belongs to @p conn; valid until it is freed.
+ * @since 0.1
+ */
+MCL_API const char *mcl_connection_url(const mcl_connection *conn);
+
+/** True when both connections describe the same endpoint and options. @since 0.1 */
+MCL_API bool mcl_connection_equal(const mcl_connection *a, const mcl_connection *b);
+
+/** Address family: 4 or 6. @since 0.1 */
+MCL_API int mcl_connection_family(const mcl_connection *conn);
+/** Group address as text (no brackets). Owned by @p conn. @since 0.1 */
+MCL_API const char *mcl_connection_group(const mcl_connection *conn);
+/** Port (0 = chosen by the kernel when a listener binds). @since 0.1 */
+MCL_API uint16_t mcl_connection_port(const mcl_connection *conn);
+/** Multicast TTL / hop limit. @since 0.1 */
+MCL_API int mcl_connection_ttl(const mcl_connection *conn);
+/** Interface as given (name or address), or "" when the routing table chooses. @since 0.1 */
+MCL_API const char *mcl_connection_iface(const mcl_connection *conn);
+/** Whether datagrams are looped back to listeners on the sending host. @since 0.1 */
+MCL_API bool mcl_connection_loop(const mcl_connection *conn);
+/** Requested receive buffer in bytes (0 = system default). @since 0.1 */
+MCL_API size_t mcl_connection_rcvbuf(const mcl_connection *conn);
+/** Largest message in bytes. @since 0.1 */
+MCL_API size_t mcl_connection_maxmsg(const mcl_connection *conn);
+/** Largest datagram in bytes. @since 0.1 */
+MCL_API size_t mcl_connection_dgram(const mcl_connection *conn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

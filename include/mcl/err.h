@@ -1,0 +1,60 @@
+/**
+ * @file mcl/err.h
+ * Error codes. Every fallible mcl function returns an mcl_err; MCL_OK (0) is success.
+ * Codes are positive, stable and only ever appended.
+ */
+#ifndef MCL_ERR_H
+#define MCL_ERR_H
+
+#include <mcl/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The one table of codes, names and texts. New codes go at the end. */
+#define MCL_ERR_MAP(X)                                                                             \
+    X(OK, 0, "success")                                                                            \
+    X(EINVAL, 1, "invalid argument")                                                               \
+    X(ENOMEM, 2, "out of memory")                                                                  \
+    X(ETIMEDOUT, 3, "timed out")                                                                   \
+    X(EAGAIN, 4, "nothing available now; try again")                                               \
+    X(ECLOSED, 5, "object is closed")                                                              \
+    X(ENOTSUP, 6, "not supported")                                                                 \
+    X(ESTATE, 7, "operation not valid in this state")                                              \
+    X(EADDRINUSE, 8, "address in use")                                                             \
+    X(EMSGSIZE, 9, "message too large")                                                            \
+    X(ENODEV, 10, "no such interface or no multicast route")                                      \
+    X(EPROTO, 11, "malformed or foreign datagram")                                                 \
+    X(ESYS, 12, "operating-system error")                                                          \
+    X(EURL, 13, "invalid connection URL")                                                          \
+    X(EALREADY, 14, "already done (already open, or already subscribed)")                          \
+    X(ENOENT, 15, "not found")                                                                     \
+    X(EPERM, 16, "permission denied")                                                              \
+    X(EINTR, 17, "interrupted")
+
+/** Error codes; see MCL_ERR_MAP for the texts. */
+typedef enum mcl_err {
+#define MCL_ERR_ENUM_(name, val, text) MCL_##name = val,
+    MCL_ERR_MAP(MCL_ERR_ENUM_)
+#undef MCL_ERR_ENUM_
+} mcl_err;
+
+/**
+ * Human-readable text of @p err ("invalid argument").
+ * Ownership: static text, never NULL (unknown codes give "unknown error"). Thread-safe.
+ * @since 0.1
+ */
+MCL_API const char *mcl_strerror(mcl_err err);
+
+/**
+ * Symbolic name of @p err ("MCL_EINVAL").
+ * Ownership: static text, never NULL (unknown codes give "MCL_E?"). Thread-safe.
+ * @since 0.1
+ */
+MCL_API const char *mcl_err_name(mcl_err err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,14 @@
+/**
+ * @file mcl/mcl.h
+ * Umbrella header: everything public in mcl.
+ */
+#ifndef MCL_MCL_H
+#define MCL_MCL_H
+
+#include <mcl/connection.h>
+#include <mcl/err.h>
+#include <mcl/log.h>
+#include <mcl/raw.h>
+#include <mcl/version.h>
+
+#endif

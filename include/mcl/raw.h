@@ -1,0 +1,335 @@
+/**
+ * @file mcl/raw.h
+ * Raw broadcasters and listeners: topic + bytes over a connection.
+ *
+ * A broadcaster has a random 64-bit publisher id and numbers its messages 0, 1, 2, ...; a
+ * message larger than one datagram is split into fragments (sent with one sendmmsg per train)
+ * and reassembled by listeners. Listeners count what they cannot deliver: sequence gaps
+ * (lost), duplicates, reordering, malformed datagrams, expired partial messages, and datagrams
+ * the kernel dropped because the receive buffer was full.
+ *
+ * Threads: a broadcaster may publish from several threads at once. A listener is used by one
+ * thread at a time, except that mcl_raw_listener_stats(), mcl_raw_listener_publishers(),
+ * mcl_raw_listener_subscribe() and mcl_raw_listener_unsubscribe() may be called from any thread
+ * (also while the listener thread runs, and from inside a callback).
+ *
+ * Lifetime: *_open() allocates and opens; *_close() releases the socket (and stops the listener
+ * thread) but keeps the handle, so a second close reports MCL_ECLOSED and a publish after close
+ * reports MCL_ECLOSED; *_free() closes if needed and releases the handle.
+ */
+#ifndef MCL_RAW_H
+#define MCL_RAW_H
+
+#include <mcl/connection.h>
+#include <mcl/err.h>
+#include <mcl/export.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Wait forever in mcl_raw_listener_recv(). */
+#define MCL_WAIT_FOREVER (-1)
+
+typedef struct mcl_raw_broadcaster mcl_raw_broadcaster;
+typedef struct mcl_raw_listener mcl_raw_listener;
+
+/**
+ * One received message, as seen by a callback or returned by mcl_raw_listener_recv().
+ * The library fills it; fields are only ever appended in later versions (never allocate one).
+ * Ownership: borrowed; valid during the callback, or until the next recv/dispatch/close on
+ * the same listener. Copy what you keep (mcl_raw_msg_dup()).
+ */
+typedef struct mcl_raw_msg {
+    const char *topic;        /**< NUL-terminated; "" when published without a topic. */
+    size_t topic_len;         /**< strlen(topic). */
+    const void *payload;      /**< the bytes (not NUL-terminated; may be NULL when len is 0). */
+    size_t len;               /**< payload length. */
+    uint64_t publisher;       /**< random id of the sending broadcaster. */
+    uint64_t seq;             /**< that broadcaster's sequence number (0, 1, 2, ...). */
+    int64_t recv_realtime_ns; /**< receive time, CLOCK_REALTIME (kernel timestamp when available). */
+    int64_t recv_mono_ns;     /**< receive time, CLOCK_MONOTONIC. */
+    int sender_family;        /**< 4 or 6 (0 if unknown). */
+    uint8_t sender_addr[16];  /**< sender address: 4 bytes (IPv4) or 16 (IPv6), network order. */
+    uint16_t sender_port;     /**< sender UDP port. */
+} mcl_raw_msg;
+
+/**
+ * Format the sender of @p msg as "ADDR:PORT" or "[ADDR]:PORT" into @p buf.
+ * @retval MCL_OK @retval MCL_EINVAL (NULL argument, or @p len too small)
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_msg_sender(const mcl_raw_msg *msg, char *buf, size_t len);
+
+/**
+ * Copy a message (topic and payload included) into one allocation.
+ * Ownership: the caller owns *copyp and releases it with mcl_raw_msg_free().
+ * @retval MCL_OK @retval MCL_EINVAL @retval MCL_ENOMEM
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_msg_dup(mcl_raw_msg **copyp, const mcl_raw_msg *msg);
+
+/** Release a copy made by mcl_raw_msg_dup(); NULL-safe. @since 0.1 */
+MCL_API void mcl_raw_msg_free(mcl_raw_msg *msg);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Broadcaster                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Counters of a broadcaster (cumulative since open). Fields are only ever appended. */
+typedef struct mcl_broadcaster_stats {
+    uint64_t messages;  /**< messages published. */
+    uint64_t bytes;     /**< payload bytes published. */
+    uint64_t datagrams; /**< datagrams sent (fragments count one each). */
+    uint64_t errors;    /**< publish calls that failed after validation (send errors). */
+} mcl_broadcaster_stats;
+
+/**
+ * Open a broadcaster on @p conn.
+ * @param[out] bp     receives the broadcaster; NULL on failure.
+ * @param[in]  conn   the connection (copied; may be freed after the call). Its port must not be 0.
+ * @param[in]  topic  default topic for mcl_raw_broadcaster_publish() with a NULL topic; NULL or
+ *                    "" means no topic. Copied.
+ * @retval MCL_OK
+ * @retval MCL_EINVAL  NULL @p bp or @p conn, port 0, or a topic longer than MCL_TOPIC_MAX.
+ * @retval MCL_ENODEV  the interface does not exist or has no usable address.
+ * @retval MCL_ENOMEM, MCL_ESYS, MCL_EPERM  socket creation or configuration failed (the log
+ *                    callback says which call).
+ * Ownership: the caller owns *bp; release it with mcl_raw_broadcaster_free().
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn,
+                                         const char *topic);
+
+/**
+ * Publish @p len bytes at @p data on @p topic (NULL: the default topic).
+ * Messages larger than one datagram are fragmented. Blocks only while the socket's send
+ * buffer is full. Thread-safe: several threads may publish at once (each message keeps its
+ * own sequence number; fragments of concurrent messages never mix).
+ * @retval MCL_OK
+ * @retval MCL_EINVAL    NULL @p b, NULL @p data with @p len > 0, or a bad topic (too long).
+ * @retval MCL_EMSGSIZE  @p len exceeds the connection's maxmsg.
+ * @retval MCL_ECLOSED   the broadcaster was closed.
+ * @retval MCL_ENOMEM, MCL_ENODEV, MCL_ESYS  the kernel refused the datagrams (for a
+ *                       fragmented message, some fragments may have left).
+ * Ownership: @p data and @p topic are only read during the call.
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic,
+                                            const void *data, size_t len);
+
+/**
+ * Close the socket; the handle stays valid for queries and free.
+ * @retval MCL_OK       it was open and is now closed.
+ * @retval MCL_ECLOSED  it was already closed.
+ * @retval MCL_EINVAL   @p b is NULL.
+ * Not to be called while another thread publishes on @p b.
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_broadcaster_close(mcl_raw_broadcaster *b);
+
+/** Whether @p b is open. @since 0.1 */
+MCL_API bool mcl_raw_broadcaster_is_open(const mcl_raw_broadcaster *b);
+
+/** Close if open and release; NULL-safe. @since 0.1 */
+MCL_API void mcl_raw_broadcaster_free(mcl_raw_broadcaster *b);
+
+/** The publisher id carried by every datagram of @p b. @since 0.1 */
+MCL_API uint64_t mcl_raw_broadcaster_id(const mcl_raw_broadcaster *b);
+
+/** The default topic ("" when none). Owned by @p b. @since 0.1 */
+MCL_API const char *mcl_raw_broadcaster_topic(const mcl_raw_broadcaster *b);
+
+/** The connection of @p b. Owned by @p b. @since 0.1 */
+MCL_API const mcl_connection *mcl_raw_broadcaster_connection(const mcl_raw_broadcaster *b);
+
+/** Read the counters (thread-safe). @retval MCL_OK @retval MCL_EINVAL @since 0.1 */
+MCL_API mcl_err mcl_raw_broadcaster_stats(const mcl_raw_broadcaster *b,
+                                          mcl_broadcaster_stats *st);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Listener                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * A subscriber callback. Runs on the listener thread (mcl_raw_listener_start()) or on the
+ * thread that calls mcl_raw_listener_dispatch(), with no library lock held. It may subscribe
+ * and unsubscribe (itself included) and read stats; it must not close, free or stop the
+ * listener (those return MCL_ESTATE from inside a callback).
+ */
+typedef void (*mcl_raw_cb)(const mcl_raw_msg *msg, void *user);
+
+/** Listener counters (cumulative since open). Fields are only ever appended. */
+typedef struct mcl_listener_stats {
+    uint64_t messages;      /**< messages delivered (they passed the topic filter). */
+    uint64_t bytes;         /**< payload bytes delivered. */
+    uint64_t filtered;      /**< complete messages skipped by the topic filter. */
+    uint64_t lost;          /**< messages missing from publishers' sequences (gaps). */
+    uint64_t duplicates;    /**< datagrams repeating a message or fragment already received. */
+    uint64_t reordered;     /**< messages that arrived after a later one of the same publisher. */
+    uint64_t datagrams;     /**< datagrams read from the socket. */
+    uint64_t malformed;     /**< datagrams rejected by the decoder (foreign, truncated, bad). */
+    uint64_t expired;       /**< partial messages dropped after the `expire` timeout. */
+    uint64_t evicted;       /**< partial messages dropped to respect the `partmem` cap. */
+    uint64_t oversize;      /**< messages dropped because they exceed `maxmsg` or `partmem`. */
+    uint64_t kernel_drops;  /**< datagrams the kernel dropped (receive buffer full). */
+    uint64_t partial_count; /**< partial messages held now. */
+    uint64_t partial_bytes; /**< memory held by partial messages now. */
+    uint64_t publishers;    /**< publishers tracked now. */
+    size_t rcvbuf;          /**< effective socket receive buffer in bytes. */
+} mcl_listener_stats;
+
+/** Per-publisher counters, as seen by one listener. Fields are only ever appended. */
+typedef struct mcl_publisher_stats {
+    uint64_t publisher;      /**< the publisher id. */
+    uint64_t messages;       /**< messages received from it (filtered ones included). */
+    uint64_t bytes;          /**< payload bytes of those messages. */
+    uint64_t lost;           /**< gaps in its sequence. */
+    uint64_t duplicates;     /**< repeated datagrams. */
+    uint64_t reordered;      /**< late messages. */
+    uint64_t first_seq;      /**< first sequence number seen. */
+    uint64_t last_seq;       /**< highest sequence number seen. */
+    int64_t last_mono_ns;    /**< when it was last heard from (CLOCK_MONOTONIC). */
+    int family;              /**< 4 or 6. */
+    uint8_t addr[16];        /**< its address (network order). */
+    uint16_t port;           /**< its UDP port. */
+} mcl_publisher_stats;
+
+/**
+ * Open a listener on @p conn that delivers the topics in @p topics.
+ * @param[out] lp       receives the listener; NULL on failure.
+ * @param[in]  conn     the connection (copied). Port 0 binds a kernel-chosen port; read it
+ *                      back with mcl_raw_listener_url().
+ * @param[in]  topics   topic filter: NULL or @p ntopics 0 delivers every topic. Otherwise an
+ *                      entry is an exact topic ("imu"), a prefix pattern ending in '*'
+ *                      ("imu/" followed by a star matches "imu/accel"; a lone star matches all), or "" for messages
+ *                      published without a topic. Copied.
+ * @retval MCL_OK
+ * @retval MCL_EINVAL    NULL @p lp or @p conn, or a bad topic entry (NULL, too long).
+ * @retval MCL_ENODEV    the interface does not exist, or the group cannot be joined on it.
+ * @retval MCL_EADDRINUSE, MCL_ENOMEM, MCL_EPERM, MCL_ESYS  socket set-up failed (the log
+ *                       callback says which call).
+ * A receive buffer smaller than the connection's `rcvbuf` is not an error: the effective size
+ * is in mcl_listener_stats.rcvbuf and a warning is logged.
+ * Ownership: the caller owns *lp; release it with mcl_raw_listener_free().
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_listener_open(mcl_raw_listener **lp, const mcl_connection *conn,
+                                      const char *const *topics, size_t ntopics);
+
+/**
+ * Stop the listener thread (if started), close the socket and drop partial messages. The
+ * handle stays valid for stats and free.
+ * @retval MCL_OK @retval MCL_ECLOSED (already closed) @retval MCL_EINVAL
+ * @retval MCL_ESTATE  called from inside one of this listener's callbacks.
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_listener_close(mcl_raw_listener *l);
+
+/** Whether @p l is open. @since 0.1 */
+MCL_API bool mcl_raw_listener_is_open(const mcl_raw_listener *l);
+
+/** Close if open and release; NULL-safe. Must not be called from one of its callbacks. @since 0.1 */
+MCL_API void mcl_raw_listener_free(mcl_raw_listener *l);
+
+/**
+ * The effective connection: as opened, with the port the socket is bound to.
+ * Owned by @p l. @since 0.1
+ */
+MCL_API const mcl_connection *mcl_raw_listener_connection(const mcl_raw_listener *l);
+
+/** Canonical URL of mcl_raw_listener_connection(). Owned by @p l. @since 0.1 */
+MCL_API const char *mcl_raw_listener_url(const mcl_raw_listener *l);
+
+/**
+ * Receive the next message on the caller's thread, waiting up to @p timeout_ms
+ * (0 polls, MCL_WAIT_FOREVER blocks). Subscribed callbacks are not called.
+ * @param[out] msgp  receives a borrowed message, valid until the next recv, dispatch or close
+ *                   on @p l; set to NULL on failure.
+ * @retval MCL_OK         *msgp is set.
+ * @retval MCL_ETIMEDOUT  nothing arrived in time.
+ * @retval MCL_ECLOSED    @p l is closed.
+ * @retval MCL_ESTATE     the listener thread is running.
+ * @retval MCL_EINVAL     NULL argument.
+ * @retval MCL_ESYS       the socket failed.
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp,
+                                      int timeout_ms);
+
+/**
+ * The socket file descriptor, for the caller's poll/epoll loop: when it is readable, call
+ * mcl_raw_listener_dispatch(). The fd belongs to @p l (do not read from or close it).
+ * @retval MCL_OK @retval MCL_ECLOSED @retval MCL_EINVAL
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_listener_fd(const mcl_raw_listener *l, int *fd);
+
+/**
+ * Read what is available now, without blocking, and call the subscribed callbacks on the
+ * calling thread for up to @p max messages (0: no limit other than what is queued).
+ * Also expires old partial messages.
+ * @param[out] delivered  optional: the number of messages delivered.
+ * @retval MCL_OK (also when nothing was available) @retval MCL_ECLOSED
+ * @retval MCL_ESTATE (listener thread running, or called from a callback) @retval MCL_EINVAL
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_listener_dispatch(mcl_raw_listener *l, size_t max, size_t *delivered);
+
+/**
+ * Subscribe @p cb with @p user. Callbacks run in subscription order.
+ * Thread-safe; allowed from inside a callback (the new callback sees the next message).
+ * @retval MCL_OK @retval MCL_EALREADY (the same cb and user are subscribed)
+ * @retval MCL_EINVAL @retval MCL_ENOMEM
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_listener_subscribe(mcl_raw_listener *l, mcl_raw_cb cb, void *user);
+
+/**
+ * Unsubscribe @p cb with @p user. Once this returns, @p cb is not called again, except by a
+ * call already running on another thread (close the listener to wait for those).
+ * Thread-safe; allowed from inside a callback.
+ * @retval MCL_OK @retval MCL_ENOENT (not subscribed) @retval MCL_EINVAL
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_listener_unsubscribe(mcl_raw_listener *l, mcl_raw_cb cb, void *user);
+
+/** Number of subscribed callbacks (thread-safe). @since 0.1 */
+MCL_API size_t mcl_raw_listener_subscriptions(const mcl_raw_listener *l);
+
+/**
+ * Start the listener thread ("mcl-listener"), which receives and calls the subscribed
+ * callbacks until mcl_raw_listener_stop() or close.
+ * @retval MCL_OK @retval MCL_EALREADY (running) @retval MCL_ECLOSED @retval MCL_EINVAL
+ * @retval MCL_ESYS (the thread could not be created)
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_listener_start(mcl_raw_listener *l);
+
+/**
+ * Stop the listener thread and wait for it; callbacks do not run once this returns.
+ * @retval MCL_OK @retval MCL_ESTATE (not running, or called from a callback) @retval MCL_EINVAL
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_listener_stop(mcl_raw_listener *l);
+
+/** Read the counters (thread-safe). @retval MCL_OK @retval MCL_EINVAL @since 0.1 */
+MCL_API mcl_err mcl_raw_listener_stats(const mcl_raw_listener *l, mcl_listener_stats *st);
+
+/**
+ * Copy per-publisher counters into @p out (up to @p cap entries), most recently heard first.
+ * @param[out] n  the number of publishers tracked (may exceed @p cap).
+ * Thread-safe. @retval MCL_OK @retval MCL_EINVAL
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_listener_publishers(const mcl_raw_listener *l, mcl_publisher_stats *out,
+                                            size_t cap, size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,87 @@
+// Internal helpers shared by every layer of the library: allocation seam, logging, byte order,
+// clocks and errno mapping. Never installed.
+#ifndef MCL_INTERNAL_H
+#define MCL_INTERNAL_H
+
+#include <mcl/err.h>
+#include <mcl/log.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define MCL__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define MCL__LIKELY(x) __builtin_expect(!!(x), 1)
+#define MCL__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define MCL__PRINTF(a, b)
+#define MCL__LIKELY(x) (x)
+#define MCL__UNLIKELY(x) (x)
+#endif
+
+// Every allocation goes through these, so tests can inject failures (mcl__alloc_fail_after).
+void *mcl__alloc(size_t n);
+void *mcl__zalloc(size_t n);
+void *mcl__realloc(void *p, size_t n);
+void mcl__free(void *p);
+char *mcl__strdup(const char *s);
+// Test seam: the n-th allocation from now on (0 = the next one) fails; -1 disables.
+void mcl__alloc_fail_after(long n);
+
+// Logging through the optional handler (mcl/log.h). Cheap when no handler is installed.
+bool mcl__log_enabled(mcl_log_level level);
+void mcl__log(mcl_log_level level, const char *component, const char *fmt, ...) MCL__PRINTF(3, 4);
+
+// Formats into errbuf (may be NULL) and also logs at WARN. Returns code, for `return mcl__fail(...)`.
+mcl_err mcl__fail(mcl_err code, char *errbuf, size_t errlen, const char *component,
+                  const char *fmt, ...) MCL__PRINTF(5, 6);
+
+// errno -> mcl_err; unmapped values become MCL_ESYS.
+mcl_err mcl__sys_err(int errnum);
+
+// Clocks, in nanoseconds.
+int64_t mcl__mono_ns(void);
+int64_t mcl__real_ns(void);
+
+// Big-endian encoding, byte by byte (never by casting buffers to structs).
+static inline void
+mcl__put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline void
+mcl__put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline void
+mcl__put_be64(uint8_t *p, uint64_t v)
+{
+    mcl__put_be32(p, (uint32_t)(v >> 32));
+    mcl__put_be32(p + 4, (uint32_t)v);
+}
+static inline uint16_t
+mcl__get_be16(const uint8_t *p)
+{
+    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+static inline uint32_t
+mcl__get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+static inline uint64_t
+mcl__get_be64(const uint8_t *p)
+{
+    return (uint64_t)mcl__get_be32(p) << 32 | mcl__get_be32(p + 4);
+}
+
+// A random 64-bit value from the kernel (getrandom), never 0.
+mcl_err mcl__random_u64(uint64_t *out);
+
+#endif

@@ -1,0 +1,226 @@
+// Allocation seam, logging, clocks, errno mapping, randomness.
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static atomic_long alloc_fail_countdown = -1;
+
+void
+mcl__alloc_fail_after(long n)
+{
+    atomic_store(&alloc_fail_countdown, n);
+}
+
+static bool
+alloc_should_fail(void)
+{
+    long v = atomic_load_explicit(&alloc_fail_countdown, memory_order_relaxed);
+    if (MCL__LIKELY(v < 0))
+        return false;
+    v = atomic_fetch_sub(&alloc_fail_countdown, 1);
+    if (v == 0)
+        return true;
+    if (v < 0) // raced past zero: disable again
+        atomic_store(&alloc_fail_countdown, -1);
+    return false;
+}
+
+void *
+mcl__alloc(size_t n)
+{
+    if (alloc_should_fail())
+        return NULL;
+    return malloc(n == 0 ? 1 : n);
+}
+
+void *
+mcl__zalloc(size_t n)
+{
+    if (alloc_should_fail())
+        return NULL;
+    return calloc(1, n == 0 ? 1 : n);
+}
+
+void *
+mcl__realloc(void *p, size_t n)
+{
+    if (alloc_should_fail())
+        return NULL;
+    return realloc(p, n == 0 ? 1 : n);
+}
+
+void
+mcl__free(void *p)
+{
+    free(p);
+}
+
+char *
+mcl__strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = mcl__alloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+// --- logging ---------------------------------------------------------------------------------
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static mcl_log_fn log_fn;
+static void *log_user;
+static atomic_int log_min = MCL_LOG_ERROR + 1; // nothing is enabled without a handler
+
+void
+mcl_log_set_handler(mcl_log_fn fn, void *user, mcl_log_level min_level)
+{
+    pthread_mutex_lock(&log_lock);
+    log_fn = fn;
+    log_user = user;
+    atomic_store(&log_min, fn == NULL ? MCL_LOG_ERROR + 1 : (int)min_level);
+    pthread_mutex_unlock(&log_lock);
+}
+
+const char *
+mcl_log_level_name(mcl_log_level level)
+{
+    switch (level) {
+    case MCL_LOG_DEBUG:
+        return "debug";
+    case MCL_LOG_INFO:
+        return "info";
+    case MCL_LOG_WARN:
+        return "warn";
+    case MCL_LOG_ERROR:
+        return "error";
+    }
+    return "?";
+}
+
+bool
+mcl__log_enabled(mcl_log_level level)
+{
+    return (int)level >= atomic_load_explicit(&log_min, memory_order_relaxed);
+}
+
+static void
+log_emit(mcl_log_level level, const char *component, const char *text)
+{
+    pthread_mutex_lock(&log_lock);
+    mcl_log_fn fn = log_fn;
+    void *user = log_user;
+    pthread_mutex_unlock(&log_lock);
+    if (fn != NULL)
+        fn(level, component, text, user);
+}
+
+void
+mcl__log(mcl_log_level level, const char *component, const char *fmt, ...)
+{
+    if (!mcl__log_enabled(level))
+        return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    log_emit(level, component, buf);
+}
+
+mcl_err
+mcl__fail(mcl_err code, char *errbuf, size_t errlen, const char *component, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (errbuf != NULL && errlen > 0)
+        snprintf(errbuf, errlen, "%s", buf);
+    if (mcl__log_enabled(MCL_LOG_WARN))
+        log_emit(MCL_LOG_WARN, component, buf);
+    return code;
+}
+
+mcl_err
+mcl__sys_err(int e)
+{
+    switch (e) {
+    case 0:
+        return MCL_OK;
+    case EINVAL:
+        return MCL_EINVAL;
+    case ENOMEM:
+    case ENOBUFS:
+        return MCL_ENOMEM;
+    case ETIMEDOUT:
+        return MCL_ETIMEDOUT;
+    case EAGAIN:
+        return MCL_EAGAIN;
+    case EADDRINUSE:
+        return MCL_EADDRINUSE;
+    case EMSGSIZE:
+        return MCL_EMSGSIZE;
+    case ENODEV:
+    case ENXIO:
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+    case EADDRNOTAVAIL:
+    case ENETDOWN:
+        return MCL_ENODEV;
+    case EPERM:
+    case EACCES:
+        return MCL_EPERM;
+    case EINTR:
+        return MCL_EINTR;
+    case EAFNOSUPPORT:
+    case EPROTONOSUPPORT:
+    case EOPNOTSUPP:
+        return MCL_ENOTSUP;
+    default:
+        return MCL_ESYS;
+    }
+}
+
+int64_t
+mcl__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
+mcl__real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+mcl_err
+mcl__random_u64(uint64_t *out)
+{
+    uint64_t v = 0;
+    do {
+        ssize_t n = getrandom(&v, sizeof(v), 0);
+        if (n != (ssize_t)sizeof(v)) {
+            int e = errno;
+            if (n < 0 && e == EINTR)
+                continue;
+            return n < 0 ? mcl__sys_err(e) : MCL_ESYS;
+        }
+    } while (v == 0);
+    *out = v;
+    return MCL_OK;
+}

@@ -1,0 +1,597 @@
+// Raw listener: socket reading (recvmmsg batches), the receive engine, and delivery either to
+// the caller (recv), to callbacks on the caller's thread (dispatch), or on our own thread.
+#define _GNU_SOURCE
+#include "../core/connection_int.h"
+#include "../core/internal.h"
+#include "net.h"
+#include "rx.h"
+
+#include <mcl/raw.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    BATCH = 16,        // datagrams per recvmmsg
+    SLOT = 65536,      // largest UDP payload fits
+    CTL = 128,         // control buffer per datagram (timestamp, drop counter)
+    IDLE_POLL_MS = 250 // the listener thread wakes at least this often to expire partials
+};
+
+typedef struct sub {
+    mcl_raw_cb cb;
+    void *user;
+    uint64_t id; // increasing: subscription order
+} sub;
+
+struct mcl_raw_listener {
+    struct mcl_connection conn; // with the bound port
+    int fd;
+    bool open;
+    mcl__rx rx;
+    bool rx_ready;
+    bool in_dgram; // the engine holds a datagram with records left
+    mcl_raw_msg cur; // what mcl_raw_listener_recv() returned last
+    // recvmmsg batch.
+    struct mmsghdr mm[BATCH];
+    struct iovec iov[BATCH];
+    struct sockaddr_storage addr[BATCH];
+    uint8_t ctl[BATCH][CTL];
+    uint8_t *bufs;
+    unsigned batch_n, batch_i;
+    int64_t batch_real, batch_mono;
+    // Subscriptions (sub_lock).
+    pthread_mutex_t sub_lock;
+    sub *subs;
+    size_t nsubs, cap;
+    uint64_t next_id;
+    // Listener thread.
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+    int wake_fd;
+};
+
+// The listener whose callbacks this thread is running, to refuse close/stop from inside them.
+static _Thread_local const mcl_raw_listener *tls_in_callback;
+
+mcl_err
+mcl_raw_msg_sender(const mcl_raw_msg *m, char *buf, size_t len)
+{
+    if (m == NULL || buf == NULL || len == 0)
+        return MCL_EINVAL;
+    char a[INET6_ADDRSTRLEN];
+    int n;
+    if (m->sender_family == 4 && inet_ntop(AF_INET, m->sender_addr, a, sizeof(a)))
+        n = snprintf(buf, len, "%s:%u", a, (unsigned)m->sender_port);
+    else if (m->sender_family == 6 && inet_ntop(AF_INET6, m->sender_addr, a, sizeof(a)))
+        n = snprintf(buf, len, "[%s]:%u", a, (unsigned)m->sender_port);
+    else
+        n = snprintf(buf, len, "?");
+    return n < 0 || (size_t)n >= len ? MCL_EINVAL : MCL_OK;
+}
+
+mcl_err
+mcl_raw_msg_dup(mcl_raw_msg **copyp, const mcl_raw_msg *m)
+{
+    if (copyp != NULL)
+        *copyp = NULL;
+    if (copyp == NULL || m == NULL)
+        return MCL_EINVAL;
+    mcl_raw_msg *c = mcl__alloc(sizeof(*c) + m->topic_len + 1 + m->len);
+    if (c == NULL)
+        return MCL_ENOMEM;
+    *c = *m;
+    char *t = (char *)(c + 1);
+    memcpy(t, m->topic, m->topic_len);
+    t[m->topic_len] = '\0';
+    c->topic = t;
+    if (m->len > 0)
+        memcpy(t + m->topic_len + 1, m->payload, m->len);
+    c->payload = m->len > 0 ? t + m->topic_len + 1 : NULL;
+    *copyp = c;
+    return MCL_OK;
+}
+
+void
+mcl_raw_msg_free(mcl_raw_msg *m)
+{
+    mcl__free(m);
+}
+
+mcl_err
+mcl_raw_listener_open(mcl_raw_listener **lp, const mcl_connection *conn,
+                      const char *const *topics, size_t ntopics)
+{
+    mcl_raw_listener *l = NULL;
+    mcl_err rv;
+    if (lp != NULL)
+        *lp = NULL;
+    if (lp == NULL || conn == NULL || (topics == NULL && ntopics > 0))
+        return MCL_EINVAL;
+    for (size_t i = 0; i < ntopics; i++)
+        if (topics[i] == NULL || strlen(topics[i]) > MCL_TOPIC_MAX + 1)
+            return mcl__fail(MCL_EINVAL, NULL, 0, "listener", "topic filter entry %zu is %s", i,
+                             topics[i] == NULL ? "NULL" : "too long");
+    if ((l = mcl__zalloc(sizeof(*l))) == NULL)
+        return MCL_ENOMEM;
+    l->fd = -1;
+    l->wake_fd = -1;
+    l->conn = *conn;
+    if (pthread_mutex_init(&l->sub_lock, NULL) != 0) {
+        mcl__free(l);
+        return MCL_ESYS;
+    }
+    mcl__rx_cfg cfg = {.maxmsg = conn->maxmsg,
+                       .expire_ns = (int64_t)conn->expire_ms * 1000000,
+                       .partmem = conn->partmem};
+    if ((rv = mcl__rx_init(&l->rx, &cfg, topics, ntopics)) != MCL_OK)
+        goto out;
+    l->rx_ready = true;
+    if ((l->bufs = mcl__alloc((size_t)BATCH * SLOT)) == NULL) {
+        rv = MCL_ENOMEM;
+        goto out;
+    }
+    for (unsigned i = 0; i < BATCH; i++) {
+        l->iov[i] = (struct iovec){l->bufs + (size_t)i * SLOT, SLOT};
+        l->mm[i].msg_hdr.msg_iov = &l->iov[i];
+        l->mm[i].msg_hdr.msg_iovlen = 1;
+    }
+    size_t rcvbuf = 0;
+    uint16_t port = 0;
+    if ((rv = mcl__udp_open_recv(&l->conn, &l->fd, &port, &rcvbuf)) != MCL_OK)
+        goto out;
+    mcl__rx_set_rcvbuf(&l->rx, rcvbuf);
+    if (port != l->conn.port) {
+        l->conn.port = port;
+        mcl__connection_canon(&l->conn);
+    }
+    l->open = true;
+    *lp = l;
+    l = NULL;
+out:
+    mcl_raw_listener_free(l);
+    return rv;
+}
+
+// Reads a batch without blocking. MCL_OK with batch_n > 0, MCL_EAGAIN when nothing is queued.
+static mcl_err
+read_batch(mcl_raw_listener *l)
+{
+    for (unsigned i = 0; i < BATCH; i++) {
+        struct msghdr *h = &l->mm[i].msg_hdr;
+        h->msg_name = &l->addr[i];
+        h->msg_namelen = sizeof(l->addr[i]);
+        h->msg_control = l->ctl[i];
+        h->msg_controllen = CTL;
+        h->msg_flags = 0;
+    }
+    int n;
+    do {
+        n = recvmmsg(l->fd, l->mm, BATCH, MSG_DONTWAIT, NULL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        int e = errno;
+        if (e == EAGAIN || e == EWOULDBLOCK)
+            return MCL_EAGAIN;
+        return mcl__fail(mcl__sys_err(e), NULL, 0, "listener", "%s: recvmmsg: %s", l->conn.url,
+                         strerror(e));
+    }
+    l->batch_n = (unsigned)n;
+    l->batch_i = 0;
+    l->batch_mono = mcl__mono_ns();
+    l->batch_real = mcl__real_ns();
+    mcl__rx_count_datagrams(&l->rx, (uint64_t)n);
+    return n > 0 ? MCL_OK : MCL_EAGAIN;
+}
+
+// Feeds the next datagram of the batch to the engine. False when the batch is used up.
+static bool
+feed_next(mcl_raw_listener *l)
+{
+    while (l->batch_i < l->batch_n) {
+        unsigned i = l->batch_i++;
+        struct msghdr *h = &l->mm[i].msg_hdr;
+        mcl__rx_meta meta = {.real_ns = l->batch_real, .mono_ns = l->batch_mono};
+        uint32_t drops = 0;
+        bool have_drops = false;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+            if (c->cmsg_level != SOL_SOCKET)
+                continue;
+            if (c->cmsg_type == SO_TIMESTAMPNS && c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+                int64_t k = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+                // The datagram waited (batch_real - k) in the queue; date it back on both clocks.
+                if (k > 0 && k <= l->batch_real) {
+                    meta.mono_ns = l->batch_mono - (l->batch_real - k);
+                    meta.real_ns = k;
+                }
+            } else if (c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+                memcpy(&drops, CMSG_DATA(c), sizeof(drops));
+                have_drops = true;
+            }
+        }
+        if (have_drops)
+            mcl__rx_set_kernel_drops(&l->rx, drops);
+        const struct sockaddr_storage *a = &l->addr[i];
+        if (a->ss_family == AF_INET) {
+            const struct sockaddr_in *s = (const struct sockaddr_in *)a;
+            meta.family = 4;
+            memcpy(meta.addr, &s->sin_addr, 4);
+            meta.port = ntohs(s->sin_port);
+        } else if (a->ss_family == AF_INET6) {
+            const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
+            meta.family = 6;
+            memcpy(meta.addr, &s->sin6_addr, 16);
+            meta.port = ntohs(s->sin6_port);
+        }
+        if (h->msg_flags & MSG_TRUNC) { // cannot happen with 64 KiB slots; count, never trust
+            mcl__rx_begin(&l->rx, NULL, 0, &meta);
+            continue;
+        }
+        if (mcl__rx_begin(&l->rx, l->iov[i].iov_base, l->mm[i].msg_len, &meta) == MCL_OK) {
+            l->in_dgram = true;
+            return true;
+        }
+    }
+    return false;
+}
+
+// The next message from what is already read, or from one non-blocking read.
+// MCL_OK with *m filled, MCL_EAGAIN when nothing is available now, or a socket error.
+static mcl_err
+next_message(mcl_raw_listener *l, mcl_raw_msg *m)
+{
+    // Bounded, so that a flood of datagrams that deliver nothing (filtered, malformed) still
+    // lets the caller look at its deadline or stop flag.
+    for (unsigned reads = 0;;) {
+        if (l->in_dgram) {
+            if (mcl__rx_next(&l->rx, m))
+                return MCL_OK;
+            l->in_dgram = false;
+        }
+        if (feed_next(l))
+            continue;
+        if (reads++ == 8)
+            return MCL_EAGAIN;
+        mcl_err rv = read_batch(l);
+        if (rv != MCL_OK) {
+            mcl__rx_expire(&l->rx, mcl__mono_ns());
+            return rv;
+        }
+        mcl__rx_expire(&l->rx, l->batch_mono);
+    }
+}
+
+static int
+wait_readable(int fd, int extra_fd, int timeout_ms)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = extra_fd, .events = POLLIN}};
+    int r;
+    do {
+        r = poll(p, extra_fd >= 0 ? 2 : 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+mcl_err
+mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout_ms)
+{
+    if (msgp != NULL)
+        *msgp = NULL;
+    if (l == NULL || msgp == NULL)
+        return MCL_EINVAL;
+    if (!l->open)
+        return MCL_ECLOSED;
+    if (l->running || tls_in_callback == l)
+        return MCL_ESTATE;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        mcl_err rv = next_message(l, &l->cur);
+        if (rv == MCL_OK) {
+            *msgp = &l->cur;
+            return MCL_OK;
+        }
+        if (rv != MCL_EAGAIN)
+            return rv;
+        int wait_ms;
+        if (timeout_ms < 0) {
+            wait_ms = IDLE_POLL_MS;
+        } else {
+            int64_t left = deadline - mcl__mono_ns();
+            if (left <= 0)
+                return MCL_ETIMEDOUT;
+            wait_ms = (int)((left + 999999) / 1000000);
+            if (wait_ms > IDLE_POLL_MS)
+                wait_ms = IDLE_POLL_MS;
+        }
+        if (wait_readable(l->fd, -1, wait_ms) < 0) {
+            int e = errno;
+            return mcl__fail(mcl__sys_err(e), NULL, 0, "listener", "poll: %s", strerror(e));
+        }
+    }
+}
+
+mcl_err
+mcl_raw_listener_fd(const mcl_raw_listener *l, int *fd)
+{
+    if (fd != NULL)
+        *fd = -1;
+    if (l == NULL || fd == NULL)
+        return MCL_EINVAL;
+    if (!l->open)
+        return MCL_ECLOSED;
+    *fd = l->fd;
+    return MCL_OK;
+}
+
+// Calls every subscription that existed when the message arrived, in subscription order,
+// without holding sub_lock during a call. A subscription removed meanwhile is skipped.
+static void
+deliver(mcl_raw_listener *l, const mcl_raw_msg *m)
+{
+    pthread_mutex_lock(&l->sub_lock);
+    uint64_t last_id = l->next_id; // subscriptions made during this delivery wait for the next
+    pthread_mutex_unlock(&l->sub_lock);
+    uint64_t after = 0;
+    const mcl_raw_listener *prev = tls_in_callback;
+    tls_in_callback = l;
+    for (;;) {
+        mcl_raw_cb cb = NULL;
+        void *user = NULL;
+        pthread_mutex_lock(&l->sub_lock);
+        for (size_t i = 0; i < l->nsubs; i++) {
+            if (l->subs[i].id > after && l->subs[i].id <= last_id) {
+                cb = l->subs[i].cb;
+                user = l->subs[i].user;
+                after = l->subs[i].id;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&l->sub_lock);
+        if (cb == NULL)
+            break;
+        cb(m, user);
+    }
+    tls_in_callback = prev;
+}
+
+mcl_err
+mcl_raw_listener_dispatch(mcl_raw_listener *l, size_t max, size_t *delivered)
+{
+    if (delivered != NULL)
+        *delivered = 0;
+    if (l == NULL)
+        return MCL_EINVAL;
+    if (!l->open)
+        return MCL_ECLOSED;
+    if (l->running || tls_in_callback == l)
+        return MCL_ESTATE;
+    size_t n = 0;
+    mcl_raw_msg m;
+    mcl_err rv = MCL_OK;
+    while (max == 0 || n < max) {
+        rv = next_message(l, &m);
+        if (rv != MCL_OK)
+            break;
+        deliver(l, &m);
+        n++;
+    }
+    if (delivered != NULL)
+        *delivered = n;
+    return rv == MCL_EAGAIN || rv == MCL_OK ? MCL_OK : rv;
+}
+
+static void *
+listener_thread(void *arg)
+{
+    mcl_raw_listener *l = arg;
+    mcl_raw_msg m;
+    while (!atomic_load_explicit(&l->stop, memory_order_acquire)) {
+        mcl_err rv = next_message(l, &m);
+        if (rv == MCL_OK) {
+            deliver(l, &m);
+            continue;
+        }
+        if (rv != MCL_EAGAIN) {
+            // A socket error: report it and keep serving (it may be transient, e.g. ENOMEM);
+            // a stop request still ends the loop at once.
+            mcl__log(MCL_LOG_ERROR, "listener", "%s: receive failed: %s", l->conn.url,
+                     mcl_strerror(rv));
+        }
+        wait_readable(l->fd, l->wake_fd, IDLE_POLL_MS);
+    }
+    return NULL;
+}
+
+mcl_err
+mcl_raw_listener_start(mcl_raw_listener *l)
+{
+    if (l == NULL)
+        return MCL_EINVAL;
+    if (!l->open)
+        return MCL_ECLOSED;
+    if (l->running)
+        return MCL_EALREADY;
+    if (l->wake_fd < 0) {
+        l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (l->wake_fd < 0) {
+            int e = errno;
+            return mcl__fail(mcl__sys_err(e), NULL, 0, "listener", "eventfd: %s", strerror(e));
+        }
+    }
+    atomic_store(&l->stop, false);
+    int e = pthread_create(&l->thread, NULL, listener_thread, l);
+    if (e != 0)
+        return mcl__fail(mcl__sys_err(e), NULL, 0, "listener", "pthread_create: %s", strerror(e));
+    pthread_setname_np(l->thread, "mcl-listener");
+    l->running = true;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_raw_listener_stop(mcl_raw_listener *l)
+{
+    if (l == NULL)
+        return MCL_EINVAL;
+    if (!l->running || tls_in_callback == l)
+        return MCL_ESTATE;
+    atomic_store_explicit(&l->stop, true, memory_order_release);
+    uint64_t one = 1;
+    ssize_t w = write(l->wake_fd, &one, sizeof(one));
+    (void)w; // the thread also wakes within IDLE_POLL_MS
+    pthread_join(l->thread, NULL);
+    uint64_t drain;
+    ssize_t r = read(l->wake_fd, &drain, sizeof(drain));
+    (void)r;
+    l->running = false;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_raw_listener_close(mcl_raw_listener *l)
+{
+    if (l == NULL)
+        return MCL_EINVAL;
+    if (tls_in_callback == l)
+        return MCL_ESTATE;
+    if (!l->open)
+        return MCL_ECLOSED;
+    if (l->running)
+        mcl_raw_listener_stop(l);
+    close(l->fd);
+    l->fd = -1;
+    l->open = false;
+    l->in_dgram = false;
+    l->batch_n = l->batch_i = 0;
+    mcl__rx_clear_partials(&l->rx);
+    return MCL_OK;
+}
+
+bool
+mcl_raw_listener_is_open(const mcl_raw_listener *l)
+{
+    return l != NULL && l->open;
+}
+
+void
+mcl_raw_listener_free(mcl_raw_listener *l)
+{
+    if (l == NULL || tls_in_callback == l)
+        return;
+    if (l->open)
+        mcl_raw_listener_close(l);
+    if (l->fd >= 0)
+        close(l->fd);
+    if (l->wake_fd >= 0)
+        close(l->wake_fd);
+    if (l->rx_ready)
+        mcl__rx_fini(&l->rx);
+    mcl__free(l->bufs);
+    mcl__free(l->subs);
+    pthread_mutex_destroy(&l->sub_lock);
+    mcl__free(l);
+}
+
+const mcl_connection *
+mcl_raw_listener_connection(const mcl_raw_listener *l)
+{
+    return l ? &l->conn : NULL;
+}
+
+const char *
+mcl_raw_listener_url(const mcl_raw_listener *l)
+{
+    return l ? l->conn.url : "";
+}
+
+mcl_err
+mcl_raw_listener_subscribe(mcl_raw_listener *l, mcl_raw_cb cb, void *user)
+{
+    if (l == NULL || cb == NULL)
+        return MCL_EINVAL;
+    mcl_err rv = MCL_OK;
+    pthread_mutex_lock(&l->sub_lock);
+    for (size_t i = 0; i < l->nsubs; i++)
+        if (l->subs[i].cb == cb && l->subs[i].user == user) {
+            rv = MCL_EALREADY;
+            goto out;
+        }
+    if (l->nsubs == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 4;
+        sub *ns = mcl__realloc(l->subs, nc * sizeof(*ns));
+        if (ns == NULL) {
+            rv = MCL_ENOMEM;
+            goto out;
+        }
+        l->subs = ns;
+        l->cap = nc;
+    }
+    l->subs[l->nsubs++] = (sub){cb, user, ++l->next_id};
+out:
+    pthread_mutex_unlock(&l->sub_lock);
+    return rv;
+}
+
+mcl_err
+mcl_raw_listener_unsubscribe(mcl_raw_listener *l, mcl_raw_cb cb, void *user)
+{
+    if (l == NULL || cb == NULL)
+        return MCL_EINVAL;
+    mcl_err rv = MCL_ENOENT;
+    pthread_mutex_lock(&l->sub_lock);
+    for (size_t i = 0; i < l->nsubs; i++)
+        if (l->subs[i].cb == cb && l->subs[i].user == user) {
+            memmove(&l->subs[i], &l->subs[i + 1], (l->nsubs - i - 1) * sizeof(*l->subs));
+            l->nsubs--;
+            rv = MCL_OK;
+            break;
+        }
+    pthread_mutex_unlock(&l->sub_lock);
+    return rv;
+}
+
+size_t
+mcl_raw_listener_subscriptions(const mcl_raw_listener *l)
+{
+    if (l == NULL)
+        return 0;
+    mcl_raw_listener *ml = (mcl_raw_listener *)(uintptr_t)l; // the lock is not part of the value
+    pthread_mutex_lock(&ml->sub_lock);
+    size_t n = ml->nsubs;
+    pthread_mutex_unlock(&ml->sub_lock);
+    return n;
+}
+
+mcl_err
+mcl_raw_listener_stats(const mcl_raw_listener *l, mcl_listener_stats *st)
+{
+    if (l == NULL || st == NULL)
+        return MCL_EINVAL;
+    mcl__rx_stats((mcl__rx *)(uintptr_t)&l->rx, st);
+    return MCL_OK;
+}
+
+mcl_err
+mcl_raw_listener_publishers(const mcl_raw_listener *l, mcl_publisher_stats *out, size_t cap,
+                            size_t *n)
+{
+    if (n != NULL)
+        *n = 0;
+    if (l == NULL || (out == NULL && cap > 0))
+        return MCL_EINVAL;
+    size_t k = mcl__rx_publishers((mcl__rx *)(uintptr_t)&l->rx, out, cap);
+    if (n != NULL)
+        *n = k;
+    return MCL_OK;
+}

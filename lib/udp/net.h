@@ -1,0 +1,15 @@
+// Socket set-up for UDP multicast: the only code that touches multicast socket options.
+#ifndef MCL_NET_H
+#define MCL_NET_H
+
+#include "../core/connection_int.h"
+
+// Opens a connected sending socket for conn. On failure *fdp is -1 and the log says why.
+mcl_err mcl__udp_open_send(const struct mcl_connection *conn, int *fdp);
+
+// Opens a bound, joined, non-blocking receiving socket for conn. *port receives the bound port
+// and *rcvbuf the effective receive buffer size.
+mcl_err mcl__udp_open_recv(const struct mcl_connection *conn, int *fdp, uint16_t *port,
+                           size_t *rcvbuf);
+
+#endif

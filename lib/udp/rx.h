@@ -1,0 +1,88 @@
+// The receive engine: datagram validation, topic filter, reassembly, per-publisher sequence
+// tracking and counters. Pure computation on byte buffers (no sockets), so tests can feed it
+// datagrams with injected loss, reordering and duplication.
+#ifndef MCL_RX_H
+#define MCL_RX_H
+
+#include <mcl/raw.h>
+
+#include "wire.h"
+
+#include <pthread.h>
+
+typedef struct mcl__rx_cfg {
+    size_t maxmsg;     // larger messages are counted as oversize and dropped
+    int64_t expire_ns; // partial messages older than this are dropped
+    size_t partmem;    // cap on memory held by partial messages
+} mcl__rx_cfg;
+
+typedef struct mcl__rx_meta {
+    int64_t real_ns;
+    int64_t mono_ns;
+    int family;
+    uint8_t addr[16];
+    uint16_t port;
+} mcl__rx_meta;
+
+struct mcl__rx_pub;
+struct mcl__rx_part;
+struct mcl__rx_pat;
+
+typedef struct mcl__rx {
+    mcl__rx_cfg cfg;
+    // Topic filter.
+    bool all_topics;
+    struct mcl__rx_pat *pats;
+    size_t npats;
+    // Current datagram.
+    const uint8_t *dg;
+    size_t dg_len;
+    size_t off;
+    unsigned left; // records left
+    mcl__wire_hdr hdr;
+    mcl__rx_meta meta;
+    struct mcl__rx_pub *cur_pub;
+    struct mcl__rx_part *done; // completed message handed out; freed on the next call
+    char topic[MCL_TOPIC_MAX + 1];
+    // Publishers (hash chains) and partial messages (hash chains + FIFO by age).
+    struct mcl__rx_pub **pub_tab;
+    size_t npubs;
+    struct mcl__rx_part **part_tab;
+    struct mcl__rx_part *oldest, *newest;
+    size_t nparts;
+    size_t part_bytes;
+    // Counters; `lock` guards them and the publisher table against readers on other threads.
+    pthread_mutex_t lock;
+    mcl_listener_stats st;
+} mcl__rx;
+
+mcl_err mcl__rx_init(mcl__rx *rx, const mcl__rx_cfg *cfg, const char *const *topics,
+                     size_t ntopics);
+void mcl__rx_fini(mcl__rx *rx);
+
+// Starts on one datagram (the buffer must stay valid until mcl__rx_next() returns false or the
+// next begin). A malformed datagram is counted and MCL_EPROTO/MCL_ENOTSUP returned.
+mcl_err mcl__rx_begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *meta);
+
+// The next deliverable message of the current datagram. The message borrows from the datagram
+// or from the engine, until the next begin/next/fini call.
+bool mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg);
+
+// Drops partial messages older than the expiry time.
+void mcl__rx_expire(mcl__rx *rx, int64_t now_mono_ns);
+
+// Drops every partial message (on close) without counting them as expired.
+void mcl__rx_clear_partials(mcl__rx *rx);
+
+void mcl__rx_set_kernel_drops(mcl__rx *rx, uint64_t total);
+void mcl__rx_set_rcvbuf(mcl__rx *rx, size_t rcvbuf);
+void mcl__rx_count_datagrams(mcl__rx *rx, uint64_t n);
+
+// Readers, safe from any thread.
+void mcl__rx_stats(mcl__rx *rx, mcl_listener_stats *st);
+size_t mcl__rx_publishers(mcl__rx *rx, mcl_publisher_stats *out, size_t cap);
+
+// True when the topic passes the filter.
+bool mcl__rx_match(const mcl__rx *rx, const char *topic, size_t len);
+
+#endif

@@ -1,0 +1,159 @@
+#include "wire.h"
+
+#include "../core/internal.h"
+
+#include <string.h>
+
+static bool
+check_frag_geometry(uint32_t total, uint32_t offset, uint32_t index, uint32_t count,
+                    uint32_t len, uint32_t *fsize)
+{
+    // Fragments tile the message exactly: every piece but the last has the sender's fragment
+    // size F, piece i starts at i*F, and count = ceil(total / F). Each piece alone determines F,
+    // so a receiver checks the geometry without trusting any one length.
+    if (count < 2 || index >= count || len == 0 || total < count)
+        return false;
+    if ((uint64_t)offset + len > total)
+        return false;
+    uint64_t f;
+    if (index + 1 < count) {
+        f = len;
+        if ((uint64_t)index * f != offset)
+            return false;
+    } else {
+        if (offset % (count - 1) != 0)
+            return false;
+        f = offset / (count - 1);
+        if (f == 0 || len > f || (uint64_t)offset + len != total)
+            return false;
+    }
+    if (!((uint64_t)(count - 1) * f < total && total <= (uint64_t)count * f))
+        return false;
+    *fsize = (uint32_t)f;
+    return true;
+}
+
+mcl_err
+mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len)
+{
+    if (len < MCL__WIRE_HDR || mcl__get_be32(p) != MCL__WIRE_MAGIC)
+        return MCL_EPROTO;
+    h->flags = p[4];
+    if (p[5] != 0)
+        return MCL_EPROTO;
+    h->count = mcl__get_be16(p + 6);
+    h->publisher = mcl__get_be64(p + 8);
+    if (h->flags & ~(MCL__WIRE_F_FRAG | MCL__WIRE_F_AUTH))
+        return MCL_EPROTO;
+    if (h->flags & MCL__WIRE_F_AUTH)
+        return MCL_ENOTSUP;
+    if (h->count == 0)
+        return MCL_EPROTO;
+    bool frag = (h->flags & MCL__WIRE_F_FRAG) != 0;
+    if (frag && h->count != 1)
+        return MCL_EPROTO;
+    size_t off = MCL__WIRE_HDR;
+    for (unsigned i = 0; i < h->count; i++) {
+        size_t rh = frag ? MCL__WIRE_FRAGREC : MCL__WIRE_REC;
+        if (len - off < rh)
+            return MCL_EPROTO;
+        const uint8_t *r = p + off;
+        uint16_t tl = mcl__get_be16(r + 8);
+        uint32_t pl = mcl__get_be32(r + 10);
+        if (tl > 1024)
+            return MCL_EPROTO;
+        if ((uint64_t)len - off - rh < (uint64_t)tl + pl)
+            return MCL_EPROTO;
+        if (memchr(r + rh, 0, tl) != NULL) // topics are C strings on delivery
+            return MCL_EPROTO;
+        if (frag) {
+            uint32_t fsize;
+            if (!check_frag_geometry(mcl__get_be32(r + 14), mcl__get_be32(r + 18),
+                                     mcl__get_be32(r + 22), mcl__get_be32(r + 26), pl, &fsize))
+                return MCL_EPROTO;
+        }
+        off += rh + tl + pl;
+    }
+    if (off != len) // trailing bytes are not allowed in v1 (no trailer flag implemented)
+        return MCL_EPROTO;
+    return MCL_OK;
+}
+
+void
+mcl__wire_next(const uint8_t *p, size_t *off, bool frag, mcl__wire_rec *r)
+{
+    const uint8_t *b = p + *off;
+    r->seq = mcl__get_be64(b);
+    r->topic_len = mcl__get_be16(b + 8);
+    r->len = mcl__get_be32(b + 10);
+    r->frag = frag;
+    size_t rh = MCL__WIRE_REC;
+    if (frag) {
+        r->total = mcl__get_be32(b + 14);
+        r->offset = mcl__get_be32(b + 18);
+        r->index = mcl__get_be32(b + 22);
+        r->count = mcl__get_be32(b + 26);
+        r->fsize = r->index + 1 < r->count ? r->len : r->offset / (r->count - 1);
+        rh = MCL__WIRE_FRAGREC;
+    } else {
+        r->total = r->len;
+        r->offset = 0;
+        r->index = 0;
+        r->count = 1;
+        r->fsize = r->len;
+    }
+    r->topic = b + rh;
+    r->payload = b + rh + r->topic_len;
+    *off += rh + r->topic_len + r->len;
+}
+
+size_t
+mcl__wire_put_hdr(uint8_t *p, uint8_t flags, uint16_t count, uint64_t publisher)
+{
+    mcl__put_be32(p, MCL__WIRE_MAGIC);
+    p[4] = flags;
+    p[5] = 0;
+    mcl__put_be16(p + 6, count);
+    mcl__put_be64(p + 8, publisher);
+    return MCL__WIRE_HDR;
+}
+
+size_t
+mcl__wire_put_rec(uint8_t *p, uint64_t seq, const char *topic, uint16_t topic_len, uint32_t len)
+{
+    mcl__put_be64(p, seq);
+    mcl__put_be16(p + 8, topic_len);
+    mcl__put_be32(p + 10, len);
+    if (topic_len > 0)
+        memcpy(p + MCL__WIRE_REC, topic, topic_len);
+    return MCL__WIRE_REC + (size_t)topic_len;
+}
+
+size_t
+mcl__wire_put_frag(uint8_t *p, uint64_t seq, const char *topic, uint16_t topic_len, uint32_t len,
+                   uint32_t total, uint32_t offset, uint32_t index, uint32_t count)
+{
+    mcl__put_be64(p, seq);
+    mcl__put_be16(p + 8, topic_len);
+    mcl__put_be32(p + 10, len);
+    mcl__put_be32(p + 14, total);
+    mcl__put_be32(p + 18, offset);
+    mcl__put_be32(p + 22, index);
+    mcl__put_be32(p + 26, count);
+    if (topic_len > 0)
+        memcpy(p + MCL__WIRE_FRAGREC, topic, topic_len);
+    return MCL__WIRE_FRAGREC + (size_t)topic_len;
+}
+
+void
+mcl__wire_plan(size_t dgram, size_t topic_len, size_t len, uint32_t *count, size_t *fsize)
+{
+    if (MCL__WIRE_HDR + MCL__WIRE_REC + topic_len + len <= dgram) {
+        *count = 1;
+        *fsize = len;
+        return;
+    }
+    size_t f = dgram - MCL__WIRE_HDR - MCL__WIRE_FRAGREC - topic_len;
+    *fsize = f;
+    *count = (uint32_t)((len + f - 1) / f); // no empty trailing fragment on exact multiples
+}
