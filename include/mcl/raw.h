@@ -262,12 +262,22 @@ MCL_API mcl_err mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **m
                                       int timeout_ms);
 
 /**
- * The socket file descriptor, for the caller's poll/epoll loop: when it is readable, call
- * mcl_raw_listener_dispatch(). The fd belongs to @p l (do not read from or close it).
+ * The socket file descriptor, for the caller's poll/epoll loop (level-triggered): when it is
+ * readable, call mcl_raw_listener_dispatch(). The fd belongs to @p l (do not read from or
+ * close it). The listener may hold datagrams it has already read (recv reads up to 16 at a
+ * time; a datagram may carry several messages): before waiting on the fd again, call
+ * dispatch/recv until mcl_raw_listener_pending() is false. dispatch with max 0 always leaves
+ * nothing pending.
  * @retval MCL_OK @retval MCL_ECLOSED @retval MCL_EINVAL
  * @since 0.1
  */
 MCL_API mcl_err mcl_raw_listener_fd(const mcl_raw_listener *l, int *fd);
+
+/**
+ * Whether messages already read from the socket wait in @p l (see mcl_raw_listener_fd()).
+ * @since 0.1
+ */
+MCL_API bool mcl_raw_listener_pending(const mcl_raw_listener *l);
 
 /**
  * Read what is available now, without blocking, and call the subscribed callbacks on the

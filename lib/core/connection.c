@@ -266,6 +266,13 @@ parse_into(struct mcl_connection *c, const char *url, char *errbuf, size_t errle
         c->family = 6;
         hend = close + 1;
     } else {
+        const char *c1 = strchr(p, ':');
+        const char *qm = strchr(p, '?');
+        if (c1 != NULL && (qm == NULL || c1 < qm) && strchr(c1 + 1, ':') != NULL &&
+            (qm == NULL || strchr(c1 + 1, ':') < qm))
+            return URL_FAIL("%s: an IPv6 address must be written in brackets, e.g. "
+                            "udp://[ff15::1]:26000",
+                            url);
         hend = p;
         while (*hend != '\0' && *hend != ':' && *hend != '?' && *hend != '/')
             hend++;

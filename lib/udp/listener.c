@@ -48,6 +48,7 @@ struct mcl_raw_listener {
     uint8_t ctl[BATCH][CTL];
     uint8_t *bufs;
     unsigned batch_n, batch_i;
+    unsigned want; // datagrams to read at most in the next recvmmsg (0: a full batch)
     int64_t batch_real, batch_mono;
     // Subscriptions (sub_lock).
     pthread_mutex_t sub_lock;
@@ -177,7 +178,8 @@ read_batch(mcl_raw_listener *l)
     }
     int n;
     do {
-        n = recvmmsg(l->fd, l->mm, BATCH, MSG_DONTWAIT, NULL);
+        n = recvmmsg(l->fd, l->mm, l->want > 0 && l->want < BATCH ? l->want : BATCH,
+                     MSG_DONTWAIT, NULL);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         int e = errno;
@@ -322,6 +324,12 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
     }
 }
 
+bool
+mcl_raw_listener_pending(const mcl_raw_listener *l)
+{
+    return l != NULL && l->open && ((l->in_dgram && l->rx.left > 0) || l->batch_i < l->batch_n);
+}
+
 mcl_err
 mcl_raw_listener_fd(const mcl_raw_listener *l, int *fd)
 {
@@ -381,12 +389,17 @@ mcl_raw_listener_dispatch(mcl_raw_listener *l, size_t max, size_t *delivered)
     mcl_raw_msg m;
     mcl_err rv = MCL_OK;
     while (max == 0 || n < max) {
+        // Read no more datagrams than can be delivered now, so that what is left stays in the
+        // socket and the fd stays readable for the caller's poll loop.
+        size_t left = max == 0 ? BATCH : max - n;
+        l->want = left < BATCH ? (unsigned)left : BATCH;
         rv = next_message(l, &m);
         if (rv != MCL_OK)
             break;
         deliver(l, &m);
         n++;
     }
+    l->want = 0;
     if (delivered != NULL)
         *delivered = n;
     return rv == MCL_EAGAIN || rv == MCL_OK ? MCL_OK : rv;

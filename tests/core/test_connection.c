@@ -1,0 +1,230 @@
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct good_case {
+    const char *url;
+    const char *canon;
+    int family;
+    unsigned port;
+    int ttl;
+} good_case;
+
+static const good_case good[] = {
+    {"udp://239.255.26.1:26000", "udp://239.255.26.1:26000", 4, 26000, 1},
+    {"udp://239.255.26.1", "udp://239.255.26.1:26000", 4, 26000, 1},
+    {"udp://239.255.26.1:0?iface=lo&ttl=0", "udp://239.255.26.1:0?iface=lo&ttl=0", 4, 0, 0},
+    {"udp://239.255.26.1:26000?ttl=1&iface=eth0", "udp://239.255.26.1:26000?iface=eth0", 4, 26000,
+     1},
+    {"udp://224.0.0.251:5353?ttl=255", "udp://224.0.0.251:5353?ttl=255", 4, 5353, 255},
+    {"udp://[ff15::1]:26000?iface=veth0", "udp://[ff15::1]:26000?iface=veth0", 6, 26000, 1},
+    {"udp://[FF15::C75D:CE41:EA8E:000A]:26000", "udp://[ff15::c75d:ce41:ea8e:a]:26000", 6, 26000,
+     1},
+    {"udp://[ff02::1%mcl0]:7", "udp://[ff02::1]:7?iface=mcl0", 6, 7, 1},
+    {"udp://239.1.2.3:65535?loop=0&rcvbuf=4M&sndbuf=1m&maxmsg=1G&dgram=9000&expire=500&partmem=1G",
+     "udp://239.1.2.3:65535?loop=0&rcvbuf=4M&sndbuf=1M&maxmsg=1G&dgram=9000&expire=500&partmem=1G",
+     4, 65535, 1},
+    {"udp://239.1.2.3:1/?loop=true", "udp://239.1.2.3:1", 4, 1, 1},
+    {"udp://239.1.2.3:1?rcvbuf=0&iface=127.0.0.1", "udp://239.1.2.3:1?iface=127.0.0.1&rcvbuf=0",
+     4, 1, 1},
+};
+
+static void
+test_valid_urls(void)
+{
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        mcl_connection *c = NULL;
+        char err[256];
+        mcl_err rv = mcl_connection_parse(&c, good[i].url, err, sizeof(err));
+        if (rv != MCL_OK)
+            fprintf(stderr, "\n  %s: %s\n", good[i].url, err);
+        CU_ASSERT_EQUAL_FATAL(rv, MCL_OK);
+        CU_ASSERT_STRING_EQUAL(mcl_connection_url(c), good[i].canon);
+        CU_ASSERT_EQUAL(mcl_connection_family(c), good[i].family);
+        CU_ASSERT_EQUAL(mcl_connection_port(c), good[i].port);
+        CU_ASSERT_EQUAL(mcl_connection_ttl(c), good[i].ttl);
+        // The canonical URL parses back to an equal connection.
+        mcl_connection *c2 = NULL;
+        MCLT_OK(mcl_connection_parse(&c2, mcl_connection_url(c), NULL, 0));
+        CU_ASSERT(mcl_connection_equal(c, c2));
+        mcl_connection_free(c2);
+        mcl_connection_free(c);
+    }
+}
+
+static void
+test_option_values(void)
+{
+    mcl_connection *c = NULL;
+    MCLT_OK(mcl_connection_parse(&c, "udp://239.1.1.1:9?rcvbuf=3k&loop=0&iface=lo&maxmsg=100",
+                                 NULL, 0));
+    CU_ASSERT_EQUAL(mcl_connection_rcvbuf(c), 3072);
+    CU_ASSERT_FALSE(mcl_connection_loop(c));
+    CU_ASSERT_STRING_EQUAL(mcl_connection_iface(c), "lo");
+    CU_ASSERT_STRING_EQUAL(mcl_connection_group(c), "239.1.1.1");
+    CU_ASSERT_EQUAL(mcl_connection_maxmsg(c), 100);
+    CU_ASSERT_EQUAL(mcl_connection_dgram(c), 65000);
+    mcl_connection *d = NULL;
+    MCLT_OK(mcl_connection_dup(&d, c));
+    CU_ASSERT(mcl_connection_equal(c, d));
+    mcl_connection_free(d);
+    mcl_connection_free(c);
+    // IPv6 datagrams may be a little larger than IPv4 ones.
+    MCLT_OK(mcl_connection_parse(&c, "udp://[ff15::1]:1?dgram=65527", NULL, 0));
+    CU_ASSERT_EQUAL(mcl_connection_dgram(c), 65527);
+    mcl_connection_free(c);
+}
+
+typedef struct bad_case {
+    const char *url;
+    const char *says; // a piece of the error message that names the problem
+} bad_case;
+
+static const bad_case bad[] = {
+    {"", "empty"},
+    {"239.255.0.1:26000", "missing scheme"},
+    {"tcp://239.255.0.1:26000", "unknown scheme"},
+    {"zmq+tcp://127.0.0.1:5556", "ZeroMQ"},
+    {"udp://", "missing group"},
+    {"udp://10.0.0.1:26000", "not a multicast address"},
+    {"udp://127.0.0.1:26000", "not a multicast address"},
+    {"udp://255.255.255.255:1", "not a multicast address"},
+    {"udp://[::1]:26000", "not a multicast address"},
+    {"udp://[fe80::1]:26000", "not a multicast address"},
+    {"udp://localhost:26000", "not a numeric IPv4"},
+    {"udp://239.1:26000", "not a numeric IPv4"},
+    {"udp://239.255.0.256:1", "not a numeric IPv4"},
+    {"udp://ff15::1:26000", "brackets"},
+    {"udp://[ff15::1:26000", "without ']'"},
+    {"udp://[zz::1]:26000", "not an IPv6 address"},
+    {"udp://239.255.0.1:65536", "port"},
+    {"udp://239.255.0.1:-1", "port"},
+    {"udp://239.255.0.1:", "port"},
+    {"udp://239.255.0.1:12ab", "port"},
+    {"udp://239.255.0.1:99999999999999999999999", "port"},
+    {"udp://239.255.0.1:1?ttl=256", "ttl"},
+    {"udp://239.255.0.1:1?ttl=-1", "ttl"},
+    {"udp://239.255.0.1:1?ttl=", "ttl"},
+    {"udp://239.255.0.1:1?ttl", "KEY=VALUE"},
+    {"udp://239.255.0.1:1?=5", "KEY=VALUE"},
+    {"udp://239.255.0.1:1?colour=red", "unknown option 'colour'"},
+    {"udp://239.255.0.1:1?loop=2", "loop"},
+    {"udp://239.255.0.1:1?rcvbuf=lots", "rcvbuf"},
+    {"udp://239.255.0.1:1?rcvbuf=3G", "rcvbuf"},
+    {"udp://239.255.0.1:1?maxmsg=0", "maxmsg"},
+    {"udp://239.255.0.1:1?maxmsg=4G", "maxmsg"},
+    {"udp://239.255.0.1:1?dgram=100", "dgram"},
+    {"udp://239.255.0.1:1?dgram=65520", "IPv4 limit"},
+    {"udp://239.255.0.1:1?expire=0", "expire"},
+    {"udp://239.255.0.1:1?iface=", "iface"},
+    {"udp://239.255.0.1:1?iface=a/b", "iface"},
+    {"udp://239.255.0.1:1 ", "invalid character"},
+    {"udp://239.255.0.1:1#frag", "port"},
+    {"udp://239.255.0.1#frag", "not a numeric IPv4"},
+    {"udp://239.255.0.1:1/x", "unexpected"},
+    {"udp://239.255.0.1:1?ttl=1&&loop=1", "KEY=VALUE"},
+};
+
+static void
+test_invalid_urls(void)
+{
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        mcl_connection *c = (mcl_connection *)(uintptr_t)1; // must be reset to NULL
+        char err[256] = "untouched";
+        mcl_err rv = mcl_connection_parse(&c, bad[i].url, err, sizeof(err));
+        if (rv != MCL_EURL || strstr(err, bad[i].says) == NULL)
+            fprintf(stderr, "\n  '%s' -> %s: '%s' (expected to mention '%s')\n", bad[i].url,
+                    mcl_err_name(rv), err, bad[i].says);
+        CU_ASSERT_EQUAL(rv, MCL_EURL);
+        CU_ASSERT_PTR_NULL(c);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].says));
+    }
+}
+
+static void
+test_bad_arguments_and_garbage(void)
+{
+    mcl_connection *c;
+    MCLT_ERR(mcl_connection_parse(NULL, "udp://239.1.1.1:1", NULL, 0), MCL_EINVAL);
+    MCLT_ERR(mcl_connection_parse(&c, NULL, NULL, 0), MCL_EINVAL);
+    CU_ASSERT_PTR_NULL(c);
+    // A very long URL and random bytes are rejected, never crash.
+    char big[4096];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    MCLT_ERR(mcl_connection_parse(&c, big, NULL, 0), MCL_EURL);
+    uint64_t s = 42;
+    for (int i = 0; i < 5000; i++) {
+        char u[64] = "udp://";
+        size_t n = 6 + mclt_rand(&s) % 50;
+        for (size_t k = 6; k < n; k++)
+            u[k] = (char)(1 + mclt_rand(&s) % 127);
+        u[n] = '\0';
+        mcl_err rv = mcl_connection_parse(&c, u, NULL, 0);
+        CU_ASSERT(rv == MCL_OK || rv == MCL_EURL);
+        mcl_connection_free(c);
+    }
+    // Free and accessors are NULL-safe.
+    mcl_connection_free(NULL);
+    CU_ASSERT_STRING_EQUAL(mcl_connection_url(NULL), "");
+    CU_ASSERT_FALSE(mcl_connection_equal(NULL, NULL));
+}
+
+static void
+test_default_and_env(void)
+{
+    mcl_connection *c = NULL;
+    unsetenv("MCL_URL");
+    MCLT_OK(mcl_connection_default(&c, NULL, 0));
+    CU_ASSERT_STRING_EQUAL(mcl_connection_url(c), MCL_DEFAULT_URL);
+    CU_ASSERT_EQUAL(mcl_connection_ttl(c), 0); // the default never leaves the host
+    mcl_connection_free(c);
+
+    setenv("MCL_URL", "udp://239.9.9.9:999?ttl=0", 1);
+    MCLT_OK(mcl_connection_default(&c, NULL, 0));
+    CU_ASSERT_STRING_EQUAL(mcl_connection_url(c), "udp://239.9.9.9:999?ttl=0");
+    mcl_connection_free(c);
+
+    char err[256];
+    setenv("MCL_URL", "udp://1.2.3.4:5", 1);
+    MCLT_ERR(mcl_connection_default(&c, err, sizeof(err)), MCL_EURL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "MCL_URL"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a multicast"));
+    unsetenv("MCL_URL");
+}
+
+static int log_calls;
+static char log_last[512];
+static void
+log_sink(mcl_log_level level, const char *component, const char *message, void *user)
+{
+    (void)component;
+    CU_ASSERT_PTR_EQUAL(user, &log_calls);
+    CU_ASSERT(level >= MCL_LOG_WARN);
+    log_calls++;
+    snprintf(log_last, sizeof(log_last), "%s", message);
+}
+
+static void
+test_errors_reach_the_log_callback(void)
+{
+    mcl_connection *c;
+    mcl_log_set_handler(log_sink, &log_calls, MCL_LOG_WARN);
+    log_calls = 0;
+    MCLT_ERR(mcl_connection_parse(&c, "udp://239.1.1.1:1?bogus=1", NULL, 0), MCL_EURL);
+    CU_ASSERT_EQUAL(log_calls, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log_last, "bogus"));
+    mcl_log_set_handler(NULL, NULL, MCL_LOG_DEBUG);
+    MCLT_ERR(mcl_connection_parse(&c, "udp://239.1.1.1:1?bogus=1", NULL, 0), MCL_EURL);
+    CU_ASSERT_EQUAL(log_calls, 1); // silent without a handler
+}
+
+static CU_TestInfo tests[] = {{"valid_urls", test_valid_urls},
+                              {"option_values", test_option_values},
+                              {"invalid_urls", test_invalid_urls},
+                              {"bad_arguments_and_garbage", test_bad_arguments_and_garbage},
+                              {"default_and_env", test_default_and_env},
+                              {"errors_reach_the_log_callback", test_errors_reach_the_log_callback},
+                              CU_TEST_INFO_NULL};
+MCLT_SUITE("core_connection", NULL, NULL, tests);

@@ -1,0 +1,88 @@
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t
+mclt_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+mclt_wait_until(bool (*cond)(void *), void *arg, int ms)
+{
+    int64_t end = mclt_now_ms() + ms;
+    for (;;) {
+        if (cond(arg))
+            return true;
+        if (mclt_now_ms() >= end)
+            return cond(arg);
+        struct timespec ts = {0, 500000}; // poll the condition every 0.5 ms
+        nanosleep(&ts, NULL);
+    }
+}
+
+uint64_t
+mclt_rand(uint64_t *s)
+{
+    uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ULL;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
+bool
+mclt_in_netns(void)
+{
+    const char *v = getenv("MCL_NETNS");
+    return v != NULL && strcmp(v, "1") == 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const mclt_suite *s = &mclt_the_suite;
+    if (s->init != NULL) {
+        int r = s->init();
+        if (r == MCLT_SKIP) {
+            printf("suite %s skipped\n", s->name);
+            return MCLT_SKIP;
+        }
+        if (r != 0) {
+            fprintf(stderr, "suite %s: set-up failed\n", s->name);
+            return 1;
+        }
+    }
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_SuiteInfo suites[] = {{s->name, NULL, NULL, NULL, NULL, s->tests}, CU_SUITE_INFO_NULL};
+    if (CU_register_suites(suites) != CUE_SUCCESS) {
+        fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+        return 1;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    if (argc > 1) { // run one test by name
+        CU_pSuite suite = CU_get_suite(s->name);
+        CU_pTest t = suite ? CU_get_test(suite, argv[1]) : NULL;
+        if (t == NULL) {
+            fprintf(stderr, "no test named %s\n", argv[1]);
+            CU_cleanup_registry();
+            return 2;
+        }
+        CU_basic_run_test(suite, t);
+    } else {
+        CU_basic_run_tests();
+    }
+    unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    CU_cleanup_registry();
+    if (s->cleanup != NULL)
+        s->cleanup();
+    return fails ? 1 : 0;
+}

@@ -1,0 +1,582 @@
+// The receive engine through its seam (no sockets): fragmentation and reassembly with injected
+// loss, reordering and duplication; sequence accounting; topic filters; expiry and memory caps.
+#include "harness.h"
+#include "udp/rx.h"
+#include "udp/wire.h"
+#include "core/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct dg {
+    uint8_t *b;
+    size_t n;
+} dg;
+
+typedef struct sink {
+    mcl_raw_msg *m[4096];
+    size_t n;
+} sink;
+
+static const mcl__rx_cfg default_cfg = {
+    .maxmsg = 64u << 20, .expire_ns = 2000000000, .partmem = 256u << 20};
+
+// Encodes one message as the broadcaster does; returns the number of datagrams.
+static size_t
+encode(dg *out, size_t cap, uint64_t pub, uint64_t seq, const char *topic, const uint8_t *p,
+       size_t len, size_t dgram)
+{
+    size_t tl = strlen(topic);
+    uint32_t count;
+    size_t f;
+    mcl__wire_plan(dgram, tl, len, &count, &f);
+    CU_ASSERT_FATAL(count <= cap);
+    for (uint32_t i = 0; i < count; i++) {
+        size_t off = count == 1 ? 0 : (size_t)i * f;
+        size_t fl = count == 1 ? len : (len - off < f ? len - off : f);
+        out[i].b = malloc(MCL__WIRE_HDR + MCL__WIRE_FRAGREC + tl + fl);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(out[i].b);
+        size_t n;
+        if (count == 1) {
+            n = mcl__wire_put_hdr(out[i].b, 0, 1, pub);
+            n += mcl__wire_put_rec(out[i].b + n, seq, topic, (uint16_t)tl, (uint32_t)len);
+        } else {
+            n = mcl__wire_put_hdr(out[i].b, MCL__WIRE_F_FRAG, 1, pub);
+            n += mcl__wire_put_frag(out[i].b + n, seq, topic, (uint16_t)tl, (uint32_t)fl,
+                                    (uint32_t)len, (uint32_t)off, i, count);
+        }
+        if (fl > 0)
+            memcpy(out[i].b + n, p + off, fl);
+        out[i].n = n + fl;
+    }
+    return count;
+}
+
+static void
+free_dgs(dg *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(d[i].b);
+}
+
+static int64_t fake_now = 1000000000; // the engine only sees the times we give it
+
+static void
+feed(mcl__rx *rx, const dg *d, sink *s)
+{
+    mcl__rx_meta meta = {.real_ns = fake_now, .mono_ns = fake_now, .family = 4, .port = 1};
+    if (mcl__rx_begin(rx, d->b, d->n, &meta) != MCL_OK)
+        return;
+    mcl_raw_msg m;
+    while (mcl__rx_next(rx, &m)) {
+        CU_ASSERT_FATAL(s->n < 4096);
+        MCLT_OK(mcl_raw_msg_dup(&s->m[s->n++], &m));
+    }
+}
+
+static void
+sink_clear(sink *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        mcl_raw_msg_free(s->m[i]);
+    s->n = 0;
+}
+
+static uint8_t *
+pattern(size_t len, uint64_t seed)
+{
+    uint8_t *p = malloc(len ? len : 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)mclt_rand(&seed);
+    return p;
+}
+
+static mcl_listener_stats
+stats(mcl__rx *rx)
+{
+    mcl_listener_stats st;
+    mcl__rx_stats(rx, &st);
+    return st;
+}
+
+static sink S;
+static dg D[4096];
+
+static void
+test_sizes_roundtrip(void)
+{
+    // Sizes around every boundary: empty, one datagram exactly, one byte more, an exact
+    // multiple of the fragment size (no empty trailing fragment), MCL's 60000 and 333300.
+    size_t dgram = 65000, f = 65000 - 46 - 3;
+    size_t sizes[] = {0, 1, 100, 65000 - 30 - 3, 65000 - 29 - 3, f * 2, f * 2 + 1, 60000, 333300,
+                      1 << 20};
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        uint8_t *p = pattern(sizes[k], k + 1);
+        size_t n = encode(D, 4096, 77, k, "abc", p, sizes[k], dgram);
+        if (sizes[k] == f * 2)
+            CU_ASSERT_EQUAL(n, 2);
+        for (size_t i = 0; i < n; i++)
+            feed(&rx, &D[i], &S);
+        CU_ASSERT_EQUAL_FATAL(S.n, 1);
+        CU_ASSERT_EQUAL(S.m[0]->len, sizes[k]);
+        CU_ASSERT(sizes[k] == 0 || memcmp(S.m[0]->payload, p, sizes[k]) == 0);
+        CU_ASSERT_STRING_EQUAL(S.m[0]->topic, "abc");
+        CU_ASSERT_EQUAL(S.m[0]->seq, k);
+        CU_ASSERT_EQUAL(S.m[0]->publisher, 77);
+        sink_clear(&S);
+        free_dgs(D, n);
+        free(p);
+    }
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT_EQUAL(st.messages, sizeof(sizes) / sizeof(sizes[0]));
+    CU_ASSERT_EQUAL(st.lost, 0);
+    CU_ASSERT_EQUAL(st.partial_count, 0);
+    CU_ASSERT_EQUAL(st.partial_bytes, 0);
+    mcl__rx_fini(&rx);
+}
+
+static void
+shuffle(dg *d, size_t n, uint64_t *s)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = mclt_rand(s) % i;
+        dg t = d[i - 1];
+        d[i - 1] = d[j];
+        d[j] = t;
+    }
+}
+
+static void
+test_reordered_and_duplicated_fragments(void)
+{
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    uint64_t s = 99;
+    size_t len = 200000;
+    uint8_t *p = pattern(len, 5);
+    size_t n = encode(D, 4096, 1, 0, "", p, len, 1200); // ~170 fragments
+    CU_ASSERT(n > 100);
+    shuffle(D, n, &s);
+    for (size_t i = 0; i < n; i++) {
+        feed(&rx, &D[i], &S);
+        if (i % 3 == 0)
+            feed(&rx, &D[i], &S); // every third fragment twice
+    }
+    feed(&rx, &D[0], &S); // and one after completion
+    CU_ASSERT_EQUAL_FATAL(S.n, 1);
+    CU_ASSERT_EQUAL(S.m[0]->len, len);
+    CU_ASSERT(memcmp(S.m[0]->payload, p, len) == 0);
+    CU_ASSERT_STRING_EQUAL(S.m[0]->topic, "");
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT_EQUAL(st.duplicates, (n + 2) / 3 + 1);
+    CU_ASSERT_EQUAL(st.messages, 1);
+    sink_clear(&S);
+    free_dgs(D, n);
+    free(p);
+    mcl__rx_fini(&rx);
+}
+
+static void
+test_lost_fragment_expires_and_counts_as_lost(void)
+{
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    uint8_t *p = pattern(5000, 3);
+    for (uint64_t seq = 0; seq < 3; seq++) {
+        size_t n = encode(D, 4096, 5, seq, "cam", p, 5000, 1200);
+        for (size_t i = 0; i < n; i++)
+            if (!(seq == 1 && i == 2)) // drop one fragment of message 1
+                feed(&rx, &D[i], &S);
+        free_dgs(D, n);
+    }
+    CU_ASSERT_EQUAL(S.n, 2);
+    CU_ASSERT_EQUAL(S.m[0]->seq, 0);
+    CU_ASSERT_EQUAL(S.m[1]->seq, 2);
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT_EQUAL(st.lost, 1);
+    CU_ASSERT_EQUAL(st.partial_count, 1);
+    CU_ASSERT(st.partial_bytes >= 5000);
+    mcl__rx_expire(&rx, fake_now + default_cfg.expire_ns - 1); // not yet
+    CU_ASSERT_EQUAL(stats(&rx).partial_count, 1);
+    mcl__rx_expire(&rx, fake_now + default_cfg.expire_ns);
+    st = stats(&rx);
+    CU_ASSERT_EQUAL(st.partial_count, 0);
+    CU_ASSERT_EQUAL(st.partial_bytes, 0);
+    CU_ASSERT_EQUAL(st.expired, 1);
+    CU_ASSERT_EQUAL(st.lost, 1);
+    sink_clear(&S);
+    free(p);
+    mcl__rx_fini(&rx);
+}
+
+static void
+feed_seq(mcl__rx *rx, uint64_t pub, uint64_t seq)
+{
+    size_t n = encode(D, 4096, pub, seq, "t", (const uint8_t *)"x", 1, 65000);
+    feed(rx, &D[0], &S);
+    free_dgs(D, n);
+}
+
+static void
+test_sequence_accounting(void)
+{
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    feed_seq(&rx, 1, 10); // joined late: nothing before 10 counts as lost
+    feed_seq(&rx, 1, 11);
+    feed_seq(&rx, 1, 12);
+    feed_seq(&rx, 1, 15);
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT_EQUAL(st.lost, 2);
+    feed_seq(&rx, 1, 13); // late
+    st = stats(&rx);
+    CU_ASSERT_EQUAL(st.lost, 1);
+    CU_ASSERT_EQUAL(st.reordered, 1);
+    feed_seq(&rx, 1, 13); // duplicate
+    feed_seq(&rx, 1, 15); // duplicate
+    st = stats(&rx);
+    CU_ASSERT_EQUAL(st.duplicates, 2);
+    feed_seq(&rx, 1, 14);
+    feed_seq(&rx, 1, 5000); // big jump: 4985 lost
+    feed_seq(&rx, 1, 20);   // older than the window: treated as a duplicate
+    st = stats(&rx);
+    CU_ASSERT_EQUAL(st.lost, 4984);
+    CU_ASSERT_EQUAL(st.reordered, 2);
+    CU_ASSERT_EQUAL(st.duplicates, 3);
+    CU_ASSERT_EQUAL(st.messages, 7);
+    CU_ASSERT_EQUAL(S.n, 7);
+    // A second publisher has its own sequence.
+    feed_seq(&rx, 2, 0);
+    feed_seq(&rx, 2, 1);
+    mcl_publisher_stats ps[4];
+    size_t np = mcl__rx_publishers(&rx, ps, 4);
+    CU_ASSERT_EQUAL_FATAL(np, 2);
+    for (size_t i = 0; i < np; i++) {
+        if (ps[i].publisher == 1) {
+            CU_ASSERT_EQUAL(ps[i].messages, 7);
+            CU_ASSERT_EQUAL(ps[i].lost, 4984);
+            CU_ASSERT_EQUAL(ps[i].duplicates, 3);
+            CU_ASSERT_EQUAL(ps[i].first_seq, 10);
+            CU_ASSERT_EQUAL(ps[i].last_seq, 5000);
+        } else {
+            CU_ASSERT_EQUAL(ps[i].publisher, 2);
+            CU_ASSERT_EQUAL(ps[i].messages, 2);
+            CU_ASSERT_EQUAL(ps[i].lost, 0);
+        }
+    }
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+}
+
+static void
+test_interleaved_publishers_same_topic(void)
+{
+    // Two publishers send large messages on one topic with the same size (Python MCL's
+    // reassembly key collided exactly here); their fragments arrive interleaved.
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    size_t len = 100000;
+    uint8_t *pa = pattern(len, 11), *pb = pattern(len, 12);
+    static dg A[256], B[256], A2[256];
+    size_t na = encode(A, 256, 0xA, 0, "img", pa, len, 9000);
+    size_t nb = encode(B, 256, 0xB, 0, "img", pb, len, 9000);
+    size_t na2 = encode(A2, 256, 0xA, 1, "img", pb, len, 9000); // same publisher, next message
+    CU_ASSERT_EQUAL_FATAL(na, nb);
+    for (size_t i = 0; i < na; i++) {
+        feed(&rx, &A[i], &S);
+        feed(&rx, &B[na - 1 - i], &S);
+        feed(&rx, &A2[i], &S);
+    }
+    CU_ASSERT_EQUAL_FATAL(S.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        const uint8_t *want = S.m[i]->publisher == 0xB || S.m[i]->seq == 1 ? pb : pa;
+        CU_ASSERT_EQUAL(S.m[i]->len, len);
+        CU_ASSERT(memcmp(S.m[i]->payload, want, len) == 0);
+    }
+    CU_ASSERT_EQUAL(stats(&rx).lost, 0);
+    free_dgs(A, na);
+    free_dgs(B, nb);
+    free_dgs(A2, na2);
+    free(pa);
+    free(pb);
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+}
+
+static void
+test_memory_cap_and_oversize(void)
+{
+    mcl__rx_cfg cfg = default_cfg;
+    cfg.partmem = 350000; // room for three partial 100 kB messages
+    cfg.maxmsg = 500000;
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &cfg, NULL, 0));
+    uint8_t *p = pattern(600000, 1);
+    for (uint64_t seq = 0; seq < 6; seq++) { // only the first fragment of each
+        size_t n = encode(D, 4096, 3, seq, "x", p, 100000, 9000);
+        feed(&rx, &D[0], &S);
+        free_dgs(D, n);
+        mcl_listener_stats st = stats(&rx);
+        CU_ASSERT(st.partial_bytes <= cfg.partmem);
+    }
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT_EQUAL(st.partial_count, 3);
+    CU_ASSERT_EQUAL(st.evicted, 3);
+    // Larger than partmem (but under maxmsg): dropped at its first fragment, never buffered.
+    size_t n = encode(D, 4096, 3, 6, "x", p, 400000, 9000);
+    for (size_t i = 0; i < n; i++)
+        feed(&rx, &D[i], &S);
+    free_dgs(D, n);
+    // Larger than maxmsg.
+    n = encode(D, 4096, 3, 7, "x", p, 600000, 9000);
+    for (size_t i = 0; i < n; i++)
+        feed(&rx, &D[i], &S);
+    free_dgs(D, n);
+    st = stats(&rx);
+    CU_ASSERT_EQUAL(st.oversize, 2);
+    CU_ASSERT_EQUAL(st.duplicates, 0); // the other fragments of dropped messages are quiet
+    CU_ASSERT_EQUAL(S.n, 0);
+    // An unfragmented message over maxmsg.
+    cfg.maxmsg = 10;
+    mcl__rx_fini(&rx);
+    MCLT_OK(mcl__rx_init(&rx, &cfg, NULL, 0));
+    n = encode(D, 4096, 3, 0, "x", p, 11, 9000);
+    feed(&rx, &D[0], &S);
+    free_dgs(D, n);
+    n = encode(D, 4096, 3, 1, "x", p, 10, 9000);
+    feed(&rx, &D[0], &S);
+    free_dgs(D, n);
+    st = stats(&rx);
+    CU_ASSERT_EQUAL(st.oversize, 1);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    CU_ASSERT_EQUAL(S.n, 1);
+    sink_clear(&S);
+    free(p);
+    mcl__rx_fini(&rx);
+}
+
+static void
+test_topic_filter(void)
+{
+    const char *topics[] = {"imu/*", "gps", ""};
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, topics, 3));
+    const char *sent[] = {"imu/accel", "imu", "gps", "gpsx", "", "imu/", "cam"};
+    for (uint64_t i = 0; i < 7; i++) {
+        size_t n = encode(D, 4096, 1, i, sent[i], (const uint8_t *)"p", 1, 65000);
+        feed(&rx, &D[0], &S);
+        free_dgs(D, n);
+    }
+    CU_ASSERT_EQUAL_FATAL(S.n, 4);
+    CU_ASSERT_STRING_EQUAL(S.m[0]->topic, "imu/accel");
+    CU_ASSERT_STRING_EQUAL(S.m[1]->topic, "gps");
+    CU_ASSERT_STRING_EQUAL(S.m[2]->topic, "");
+    CU_ASSERT_STRING_EQUAL(S.m[3]->topic, "imu/");
+    // A large filtered message is never reassembled, and its fragments are not duplicates.
+    uint8_t *p = pattern(300000, 2);
+    size_t n = encode(D, 4096, 1, 7, "cam", p, 300000, 9000);
+    for (size_t i = 0; i < n; i++) {
+        feed(&rx, &D[i], &S);
+        CU_ASSERT_EQUAL(stats(&rx).partial_count, 0);
+    }
+    free_dgs(D, n);
+    feed_seq(&rx, 1, 8); // topic "t": filtered
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT_EQUAL(st.filtered, 5);
+    CU_ASSERT_EQUAL(st.messages, 4);
+    CU_ASSERT_EQUAL(st.duplicates, 0);
+    CU_ASSERT_EQUAL(st.lost, 0); // filtered messages still count in the sequence
+    free(p);
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+    // "*" alone matches everything, including no topic.
+    const char *all[] = {"*"};
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, all, 1));
+    CU_ASSERT(mcl__rx_match(&rx, "", 0));
+    CU_ASSERT(mcl__rx_match(&rx, "anything", 8));
+    mcl__rx_fini(&rx);
+}
+
+static void
+test_contradicting_fragments_and_garbage(void)
+{
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    uint8_t *p = pattern(30000, 9);
+    static dg X[64], Y[64];
+    size_t nx = encode(X, 64, 4, 0, "a", p, 30000, 9000);
+    size_t ny = encode(Y, 64, 4, 0, "a", p, 20000, 9000); // same (pub, seq), other size
+    feed(&rx, &X[0], &S);
+    feed(&rx, &Y[1], &S); // contradicts what is held: malformed, the partial stays
+    uint8_t junk[100];
+    memset(junk, 0xab, sizeof(junk));
+    dg j = {junk, sizeof(junk)};
+    feed(&rx, &j, &S);
+    dg empty = {junk, 0};
+    feed(&rx, &empty, &S);
+    for (size_t i = 1; i < nx; i++)
+        feed(&rx, &X[i], &S);
+    CU_ASSERT_EQUAL_FATAL(S.n, 1);
+    CU_ASSERT_EQUAL(S.m[0]->len, 30000);
+    CU_ASSERT(memcmp(S.m[0]->payload, p, 30000) == 0);
+    CU_ASSERT_EQUAL(stats(&rx).malformed, 3);
+    free_dgs(X, nx);
+    free_dgs(Y, ny);
+    free(p);
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+}
+
+static void
+test_multi_record_datagram(void)
+{
+    // Batched records (valid v1, produced by later broadcasters) deliver one message each.
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    uint8_t b[256];
+    size_t n = mcl__wire_put_hdr(b, 0, 3, 42);
+    for (uint64_t s = 0; s < 3; s++) {
+        n += mcl__wire_put_rec(b + n, s, "batch", 5, 2);
+        b[n++] = 'o';
+        b[n++] = (uint8_t)('0' + s);
+    }
+    dg d = {b, n};
+    feed(&rx, &d, &S);
+    CU_ASSERT_EQUAL_FATAL(S.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(S.m[i]->seq, i);
+        CU_ASSERT_EQUAL(((const uint8_t *)S.m[i]->payload)[1], '0' + i);
+    }
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+}
+
+static void
+test_random_loss_reorder_duplication(void)
+{
+    // 300 messages of random sizes from 3 publishers through a channel that drops 2 %,
+    // duplicates 2 % and shuffles within a window: everything delivered is intact, nothing is
+    // delivered twice, and delivered + lost (after expiry) accounts for every message.
+    mcl__rx rx;
+    mcl__rx_cfg cfg = default_cfg;
+    MCLT_OK(mcl__rx_init(&rx, &cfg, NULL, 0));
+    uint64_t s = 2024;
+    static dg all[8192];
+    size_t total = 0;
+    size_t msgs = 0;
+    for (uint64_t seq = 0; seq < 100; seq++) {
+        for (uint64_t pub = 1; pub <= 3; pub++) {
+            size_t len = (size_t)(mclt_rand(&s) % 20000);
+            uint8_t *p = pattern(len, pub << 32 | seq);
+            total += encode(all + total, 8192 - total, pub, seq, "r", p, len, 1500);
+            free(p);
+            msgs++;
+        }
+    }
+    // Local shuffle: swap each datagram with one up to 20 places later.
+    for (size_t i = 0; i + 1 < total; i++) {
+        size_t j = i + mclt_rand(&s) % (total - i < 20 ? total - i : 20);
+        dg t = all[i];
+        all[i] = all[j];
+        all[j] = t;
+    }
+    uint64_t dropped = 0;
+    for (size_t i = 0; i < total; i++) {
+        unsigned r = (unsigned)(mclt_rand(&s) % 100);
+        if (r < 2) {
+            dropped++;
+            continue;
+        }
+        feed(&rx, &all[i], &S);
+        if (r >= 98)
+            feed(&rx, &all[i], &S);
+    }
+    mcl__rx_expire(&rx, fake_now + cfg.expire_ns);
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT(dropped > 0);
+    CU_ASSERT_EQUAL(st.messages, S.n);
+    CU_ASSERT(S.n < msgs);
+    // Every delivered message is intact and unique.
+    for (size_t i = 0; i < S.n; i++) {
+        uint64_t seed = S.m[i]->publisher << 32 | S.m[i]->seq;
+        uint8_t *want = pattern(S.m[i]->len, seed);
+        CU_ASSERT(memcmp(S.m[i]->payload, want, S.m[i]->len) == 0);
+        free(want);
+        for (size_t j = 0; j < i; j++)
+            CU_ASSERT(!(S.m[j]->publisher == S.m[i]->publisher && S.m[j]->seq == S.m[i]->seq));
+    }
+    // Lost counts gaps before each publisher's highest message; a message lost at the very end
+    // of a publisher's sequence is invisible. So: delivered + lost <= sent, and the difference
+    // is at most one tail per publisher.
+    mcl_publisher_stats ps[3];
+    CU_ASSERT_EQUAL(mcl__rx_publishers(&rx, ps, 3), 3);
+    uint64_t tails = 0;
+    for (int i = 0; i < 3; i++)
+        tails += 99 - ps[i].last_seq;
+    CU_ASSERT_EQUAL(st.messages + st.lost + tails, msgs);
+    CU_ASSERT_EQUAL(st.partial_count, 0);
+    free_dgs(all, total);
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+}
+
+// Feeds without copying (so that only the engine allocates); returns the messages delivered.
+static size_t
+feed_count(mcl__rx *rx, const dg *d)
+{
+    mcl__rx_meta meta = {.real_ns = fake_now, .mono_ns = fake_now, .family = 4};
+    size_t n = 0;
+    mcl_raw_msg m;
+    if (mcl__rx_begin(rx, d->b, d->n, &meta) == MCL_OK)
+        while (mcl__rx_next(rx, &m))
+            n++;
+    return n;
+}
+
+static void
+test_allocation_failures(void)
+{
+    // Each allocation of a reassembly fails in turn: the engine drops the message (counted as
+    // lost later), never crashes, and the next message is delivered.
+    uint8_t *p = pattern(20000, 4);
+    for (long k = 0; k < 6; k++) {
+        mcl__rx rx;
+        MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+        size_t n = encode(D, 4096, 8, 0, "f", p, 20000, 9000);
+        size_t got = 0;
+        mcl__alloc_fail_after(k);
+        for (size_t i = 0; i < n; i++)
+            got += feed_count(&rx, &D[i]);
+        mcl__alloc_fail_after(-1);
+        free_dgs(D, n);
+        CU_ASSERT(got <= 1);
+        n = encode(D, 4096, 8, 1, "f", p, 20000, 9000);
+        size_t got2 = 0;
+        for (size_t i = 0; i < n; i++)
+            got2 += feed_count(&rx, &D[i]);
+        free_dgs(D, n);
+        CU_ASSERT_EQUAL(got2, 1);
+        if (k < 4) // the first allocations belong to the first message's reassembly
+            CU_ASSERT_EQUAL(got, 0);
+        mcl__rx_fini(&rx);
+    }
+    free(p);
+}
+
+static CU_TestInfo tests[] = {
+    {"sizes_roundtrip", test_sizes_roundtrip},
+    {"reordered_and_duplicated_fragments", test_reordered_and_duplicated_fragments},
+    {"lost_fragment_expires_and_counts_as_lost", test_lost_fragment_expires_and_counts_as_lost},
+    {"sequence_accounting", test_sequence_accounting},
+    {"interleaved_publishers_same_topic", test_interleaved_publishers_same_topic},
+    {"memory_cap_and_oversize", test_memory_cap_and_oversize},
+    {"topic_filter", test_topic_filter},
+    {"contradicting_fragments_and_garbage", test_contradicting_fragments_and_garbage},
+    {"multi_record_datagram", test_multi_record_datagram},
+    {"random_loss_reorder_duplication", test_random_loss_reorder_duplication},
+    {"allocation_failures", test_allocation_failures},
+    CU_TEST_INFO_NULL};
+MCLT_SUITE("udp_rx", NULL, NULL, tests);
