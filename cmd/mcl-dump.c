@@ -235,17 +235,18 @@ print_stats(const mcl_raw_listener *l)
         mcl_raw_listener_publishers(l, ps, n, &n);
     else
         n = 0;
-    fprintf(stderr, "%-16s  %-24s %12s %10s %10s %10s\n", "publisher", "sender", "received",
-            "lost", "duplicates", "reordered");
+    fprintf(stderr, "%-16s  %-24s %12s %10s %10s %10s %12s\n", "publisher", "sender", "received",
+            "lost", "duplicates", "reordered", "last seq");
     for (size_t i = 0; i < n; i++) {
         mcl_raw_msg tmp = {.sender_family = ps[i].family, .sender_port = ps[i].port};
         memcpy(tmp.sender_addr, ps[i].addr, sizeof(tmp.sender_addr));
         char sender[64];
         mcl_raw_msg_sender(&tmp, sender, sizeof(sender));
-        fprintf(stderr, "%016" PRIx64 "  %-24s %12" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64
-                        "\n",
+        fprintf(stderr,
+                "%016" PRIx64 "  %-24s %12" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64
+                " %12" PRIu64 "\n",
                 ps[i].publisher, sender, ps[i].messages, ps[i].lost, ps[i].duplicates,
-                ps[i].reordered);
+                ps[i].reordered, ps[i].last_seq);
     }
     fprintf(stderr,
             "total: received %" PRIu64 " (%" PRIu64 " bytes), lost %" PRIu64 ", duplicates %" PRIu64

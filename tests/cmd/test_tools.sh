@@ -1,2 +1,128 @@
-#!/bin/sh
-exit 77
+#!/usr/bin/env bash
+# Tool tests: options, exit codes, error messages, and mcl-pub -> mcl-dump round trips.
+#   test_tools.sh BINDIR       (run inside scripts/netns.sh, as ctest does from scripts/test.sh)
+set -uo pipefail
+bin=${1:?usage: test_tools.sh BINDIR}
+pub=$bin/mcl-pub
+dump=$bin/mcl-dump
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+check() { # check NAME CONDITION...
+    local name=$1
+    shift
+    if "$@"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $name" >&2
+    fi
+}
+status_is() { # status_is EXPECTED COMMAND...
+    local want=$1
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    [[ $rc -eq $want ]] || { echo "  '$*' exited $rc, expected $want; stderr:" >&2; cat "$tmp/err" >&2; return 1; }
+}
+err_says() { grep -q -- "$1" "$tmp/err" || { echo "  stderr lacks '$1':" >&2; cat "$tmp/err" >&2; return 1; }; }
+out_says() { grep -q -- "$1" "$tmp/out" || { echo "  stdout lacks '$1':" >&2; head -5 "$tmp/out" >&2; return 1; }; }
+
+# Usage, version, and usage errors (exit 2) with messages that name the problem.
+for t in "$pub" "$dump"; do
+    n=$(basename "$t")
+    extra=()
+    [[ $n == mcl-pub ]] && extra=(hello)
+    check "$n --help" status_is 0 "$t" --help
+    check "$n --help text" out_says "Usage: $n"
+    check "$n --version" status_is 0 "$t" --version
+    check "$n --version text" out_says "$n 0."
+    check "$n bad option" status_is 2 "$t" --no-such-option
+    check "$n bad url" status_is 2 "$t" -u "udp://10.1.2.3:26000" -n 1 "${extra[@]}"
+    check "$n bad url message" err_says "not a multicast address"
+    check "$n bad MCL_URL" status_is 2 env MCL_URL="udp://[ff15::1]:99999" "$t" -n 1 "${extra[@]}"
+    check "$n bad MCL_URL message" err_says "MCL_URL"
+done
+check "pub no source" status_is 2 "$pub"
+check "pub two sources" status_is 2 "$pub" -s 10 hello
+check "pub bad size" status_is 2 "$pub" -s 12x
+check "pub bad size message" err_says "invalid size '12x'"
+check "pub bad rate" status_is 2 "$pub" -r -1 hi
+check "pub too big" status_is 2 "$pub" -u "udp://239.255.78.1:1?iface=lo&ttl=0&maxmsg=10" -s 11
+check "pub missing file" status_is 1 "$pub" -f "$tmp/nonexistent"
+check "dump bad count" status_is 2 "$dump" -n 0
+check "dump bad timeout" status_is 2 "$dump" --timeout abc
+check "dump timeout exit" status_is 1 "$dump" -u "udp://239.255.78.2:26000?iface=lo&ttl=0" -n 1 --timeout 0.2
+check "dump timeout message" err_says "timed out after 0 of 1"
+check "dump plain timeout ok" status_is 0 "$dump" -u "udp://239.255.78.2:26000?iface=lo&ttl=0" --timeout 0.1
+
+# Starts mcl-dump in the background and waits (bounded) until it has joined the group.
+start_dump() { # start_dump NAME ARGS...
+    local name=$1
+    shift
+    "$dump" -v "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    eval "${name}_pid=$!"
+    local i
+    for i in $(seq 200); do
+        grep -q "listening on" "$tmp/$name.err" 2>/dev/null && return 0
+        sleep 0.025
+    done
+    echo "  mcl-dump never started: $(cat "$tmp/$name.err")" >&2
+    return 1
+}
+
+u1="udp://239.255.78.10:26010?iface=lo&ttl=0"
+# Round trip with topics, JSON output and a topic filter.
+start_dump j -u "$u1" -t "imu/*,gnss" --json -n 3 --timeout 20
+"$pub" -u "$u1" -t imu/accel -q "ax=1"
+"$pub" -u "$u1" -t camera -q "not for us"
+"$pub" -u "$u1" -t gnss -q -f <(printf 'lat=1\tlon=2\n')
+printf 'x\001y' | "$pub" -u "$u1" -t imu/raw -q -f -
+wait "$j_pid"
+check "json exit" test $? -eq 0
+cp "$tmp/j.out" "$tmp/out"
+check "json lines" test "$(wc -l <"$tmp/out")" -eq 3
+check "json text" out_says '"topic":"imu/accel","size":4,'
+check "json text payload" out_says '"text":"ax=1"'
+check "json escapes" out_says '"text":"lat=1\\tlon=2\\n"'
+check "json base64" out_says '"base64":"eAF5"'
+check "json filter" bash -c "! grep -q camera '$tmp/out'"
+
+# Lines from stdin, the human format, and --stats at exit.
+u2="udp://239.255.78.11:26011?iface=lo&ttl=0"
+start_dump h -u "$u2" -n 3 --stats --timeout 20
+printf 'one\ntwo\nthree\n' | "$pub" -u "$u2" -t lines -l -q
+wait "$h_pid"
+check "human exit" test $? -eq 0
+cp "$tmp/h.out" "$tmp/out"
+check "human text" out_says 'lines .* 3 B .*"two"'
+cp "$tmp/h.err" "$tmp/err"
+check "stats header" err_says "publisher .*received .*lost"
+check "stats total" err_says "total: received 3 "
+
+# 100,000 messages of 64 B at full rate: the counts reported are exact (received + lost +
+# unseen tail = published), and the loss is printed for the record.
+u3="udp://239.255.78.12:26012?iface=lo&ttl=0"
+start_dump f -u "$u3" -q -n 100000 --stats --timeout 30
+"$pub" -u "$u3" -n 100000 -s 64 -r 0 2>"$tmp/pub.err"
+wait "$f_pid"
+cat "$tmp/pub.err" "$tmp/f.err" | grep -E "published|total" | sed 's/^/  /' >&2
+line=$(grep -E '^[0-9a-f]{16} ' "$tmp/f.err" | head -1)
+read -r _ _ recv lost _ _ last <<<"$line"
+check "full rate accounted" test $((recv + lost + 99999 - last)) -eq 100000
+
+# 1 MiB messages arrive whole.
+u4="udp://239.255.78.13:26013?iface=lo&ttl=0"
+start_dump m -u "$u4" -n 5 --stats --timeout 20
+"$pub" -u "$u4" -t frame -n 5 -s 1M -r 0 -q
+wait "$m_pid"
+check "1MiB exit" test $? -eq 0
+cp "$tmp/m.out" "$tmp/out"
+check "1MiB sizes" test "$(grep -c ' 1048576 B ' "$tmp/out")" -eq 5
+cp "$tmp/m.err" "$tmp/err"
+check "1MiB no loss" err_says "total: received 5 (5242880 bytes), lost 0,"
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, build with ASan+UBSan, run every test. The
+# network tests run inside a private network namespace (scripts/netns.sh), so no datagram
+# leaves this machine.
+#
+#   scripts/test.sh              all tests, sanitizer build (build/asan)
+#   scripts/test.sh --valgrind   also the unit and network suites under valgrind (build/plain)
+#   scripts/test.sh -L unit      extra arguments go to ctest (here: only the unit tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+valgrind=0
+ctest_args=()
+for a in "$@"; do
+    case "$a" in
+    --valgrind) valgrind=1 ;;
+    *) ctest_args+=("$a") ;;
+    esac
+done
+
+scripts/setup.sh
+jobs=$(nproc 2>/dev/null || echo 2)
+
+build=build/asan
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DMCL_SANITIZE=address,undefined >/dev/null
+cmake --build "$build" -j"$jobs" >/dev/null
+
+status=0
+if [[ $valgrind -eq 1 ]]; then
+    plain=build/plain
+    cmake -S . -B "$plain" -DCMAKE_BUILD_TYPE=Debug -DMCL_SANITIZE= >/dev/null
+    cmake --build "$plain" -j"$jobs" >/dev/null
+    echo "== valgrind (memcheck) =="
+    for t in "$plain"/tests/test_*; do
+        scripts/netns.sh valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+            "$t" >"$plain/$(basename "$t").valgrind.log" 2>&1 \
+            && echo "valgrind: $(basename "$t") clean" \
+            || { rc=$?; [[ $rc -eq 77 ]] && echo "valgrind: $(basename "$t") skipped" || { echo "valgrind: $(basename "$t") FAILED (see $plain/$(basename "$t").valgrind.log)"; status=1; }; }
+    done
+fi
+
+echo "== ctest (ASan+UBSan) =="
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+scripts/netns.sh ctest --test-dir "$build" --output-on-failure -j"$jobs" "${ctest_args[@]}" || status=1
+exit $status
