@@ -16,7 +16,7 @@
  * | ttl      | 0..255                        | 1       | multicast hops; 0 keeps traffic on the host |
  * | iface    | interface name or its address | (route) | interface to send on and to join on       |
  * | loop     | 0 or 1                        | 1       | deliver to listeners on the sending host  |
- * | rcvbuf   | SIZE (0 = system default)     | 8M      | socket receive buffer requested           |
+ * | rcvbuf   | SIZE (0 = system default)     | 64M     | socket receive buffer requested (capped by net.core.rmem_max without CAP_NET_ADMIN) |
  * | sndbuf   | SIZE (0 = system default)     | 0       | socket send buffer requested              |
  * | maxmsg   | SIZE, 1..4G-1                 | 64M     | largest message sent or accepted          |
  * | dgram    | SIZE, 1200..65507 (v6: 65527) | 65000   | largest datagram sent (fragment size)     |

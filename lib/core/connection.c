@@ -18,7 +18,6 @@ enum {
     MAX_DGRAM6 = 65527, // 65535 - 8 (UDP); the IPv6 header is not in the payload length
     DEF_EXPIRE_MS = 2000,
 };
-#define DEF_RCVBUF ((size_t)8 << 20)
 #define DEF_MAXMSG ((size_t)64 << 20)
 #define DEF_PARTMEM ((size_t)256 << 20)
 #define MAX_MAXMSG ((size_t)UINT32_MAX)
@@ -29,7 +28,7 @@ conn_defaults(struct mcl_connection *c)
     memset(c, 0, sizeof(*c));
     c->ttl = DEF_TTL;
     c->loop = true;
-    c->rcvbuf = DEF_RCVBUF;
+    c->rcvbuf = MCL__DEF_RCVBUF;
     c->sndbuf = 0;
     c->maxmsg = DEF_MAXMSG;
     c->dgram = DEF_DGRAM;
@@ -214,7 +213,7 @@ mcl__connection_canon(struct mcl_connection *c)
         append_size(b, cap, &n, sep, key, c->field);                                               \
         sep = '&';                                                                                 \
     }
-    OPT_SIZE(rcvbuf, "rcvbuf", DEF_RCVBUF)
+    OPT_SIZE(rcvbuf, "rcvbuf", MCL__DEF_RCVBUF)
     OPT_SIZE(sndbuf, "sndbuf", (size_t)0)
     OPT_SIZE(maxmsg, "maxmsg", DEF_MAXMSG)
     OPT_SIZE(dgram, "dgram", (size_t)DEF_DGRAM)

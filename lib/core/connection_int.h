@@ -9,6 +9,9 @@
 
 #define MCL__URL_MAX 640
 #define MCL__IFACE_MAX 64
+// Large enough that a receiver absorbs a burst of ~60 messages of 1 MiB sent at loopback
+// speed (measured: bench/throughput.c); unprivileged processes are capped at rmem_max.
+#define MCL__DEF_RCVBUF ((size_t)64 << 20)
 
 struct mcl_connection {
     int family;                   // 4 or 6

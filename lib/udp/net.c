@@ -213,7 +213,8 @@ mcl__udp_open_recv(const struct mcl_connection *c, int *fdp, uint16_t *port, siz
         // Linux reports twice the usable size (it reserves half for bookkeeping).
         *rcvbuf = (size_t)eff / 2;
         if (c->rcvbuf > 0 && *rcvbuf < c->rcvbuf)
-            mcl__log(MCL_LOG_WARN, "udp",
+            // Only a warning when the user asked for this size; the default is a wish.
+            mcl__log(c->rcvbuf == MCL__DEF_RCVBUF ? MCL_LOG_INFO : MCL_LOG_WARN, "udp",
                      "%s: receive buffer is %zu bytes, not the %zu requested (raise "
                      "net.core.rmem_max, or run with CAP_NET_ADMIN)",
                      c->url, *rcvbuf, c->rcvbuf);

@@ -1,0 +1,267 @@
+// One-way throughput and loss: a sender process pinned to one core, a receiver pinned to the
+// other, on one multicast group; mcl's raw broadcaster/listener, or raw UDP syscalls (one
+// datagram per message, the kernel's limit) for comparison. Prints one key=value line.
+//
+//   mcl-bench-throughput [--raw] [-u URL] [-s SIZE] [-n COUNT] [--timeout SEC]
+//
+// Bounded: COUNT messages, and the receiver gives up after 1 s without traffic or SEC seconds.
+#define _GNU_SOURCE
+#include <mcl/mcl.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &set);
+    sched_setaffinity(0, sizeof(set), &set);
+}
+
+typedef struct result {
+    unsigned long long received, lost, kernel_drops;
+    double first, last;
+} result;
+
+// --- raw UDP ---------------------------------------------------------------------------------
+
+static int
+raw_socket(const char *group, int port, int recv, size_t rcvbuf)
+{
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s < 0)
+        return -1;
+    struct ip_mreqn mr = {.imr_ifindex = (int)if_nametoindex("lo")};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, group, &a.sin_addr);
+    if (recv) {
+        int one = 1, sz = (int)rcvbuf;
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
+            setsockopt(s, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        if (bind(s, (struct sockaddr *)&a, sizeof(a)) != 0)
+            return -1;
+        mr.imr_multiaddr = a.sin_addr;
+        if (setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) != 0)
+            return -1;
+        struct timeval tv = {0, 200000};
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    } else {
+        unsigned char ttl = 0;
+        setsockopt(s, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl));
+        setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr));
+        if (connect(s, (struct sockaddr *)&a, sizeof(a)) != 0)
+            return -1;
+    }
+    return s;
+}
+
+static void
+raw_receive(int s, unsigned long long count, double timeout, result *r)
+{
+    enum { B = 16 };
+    static uint8_t buf[B][65536];
+    struct mmsghdr mm[B];
+    struct iovec iov[B];
+    unsigned long long next = 0;
+    double start = now_s(), idle_since = start;
+    while (r->received < count) {
+        for (int i = 0; i < B; i++) {
+            iov[i] = (struct iovec){buf[i], sizeof(buf[i])};
+            mm[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
+        }
+        int n = recvmmsg(s, mm, B, MSG_WAITFORONE, NULL);
+        double t = now_s();
+        if (n <= 0) {
+            if ((r->received > 0 && t - idle_since > 1.0) || t - start > timeout)
+                break;
+            continue;
+        }
+        idle_since = t;
+        if (r->received == 0)
+            r->first = t;
+        r->last = t;
+        for (int i = 0; i < n; i++) {
+            unsigned long long seq;
+            memcpy(&seq, buf[i], sizeof(seq));
+            if (seq > next)
+                r->lost += seq - next;
+            next = seq + 1;
+            r->received++;
+        }
+    }
+}
+
+static int
+raw_send(int s, size_t size, unsigned long long count)
+{
+    uint8_t *p = calloc(1, size < 8 ? 8 : size);
+    if (p == NULL)
+        return -1;
+    for (unsigned long long i = 0; i < count; i++) {
+        memcpy(p, &i, sizeof(i));
+        while (send(s, p, size, 0) < 0)
+            if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR) {
+                free(p);
+                return -1;
+            }
+    }
+    free(p);
+    return 0;
+}
+
+// --- mcl -------------------------------------------------------------------------------------
+
+static void
+mcl_receive(mcl_raw_listener *l, unsigned long long count, double timeout, result *r)
+{
+    double start = now_s(), idle_since = start;
+    while (r->received < count) {
+        const mcl_raw_msg *m;
+        mcl_err rv = mcl_raw_listener_recv(l, &m, 200);
+        double t = now_s();
+        if (rv != MCL_OK) {
+            if ((r->received > 0 && t - idle_since > 1.0) || t - start > timeout)
+                break;
+            continue;
+        }
+        idle_since = t;
+        if (r->received == 0)
+            r->first = t;
+        r->last = t;
+        r->received++;
+    }
+    mcl_listener_stats st;
+    mcl_raw_listener_stats(l, &st);
+    r->lost = st.lost;
+    r->kernel_drops = st.kernel_drops;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *url = "udp://239.255.90.1:26090?iface=lo&ttl=0";
+    size_t size = 64;
+    unsigned long long count = 100000;
+    double timeout = 30;
+    int raw = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--raw") == 0)
+            raw = 1;
+        else if (strcmp(argv[i], "-u") == 0 && i + 1 < argc)
+            url = argv[++i];
+        else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
+            size = strtoull(argv[++i], NULL, 0);
+        else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+            count = strtoull(argv[++i], NULL, 0);
+        else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+            timeout = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--raw] [-u URL] [-s SIZE] [-n COUNT] [--timeout SEC]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (raw && size > 65000) {
+        printf("impl=raw size=%zu n/a=1\n", size);
+        return 0;
+    }
+    mcl_connection *c = NULL;
+    char err[256];
+    if (mcl_connection_parse(&c, url, err, sizeof(err)) != MCL_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    int ready[2], res[2];
+    if (pipe(ready) != 0 || pipe(res) != 0)
+        return 1;
+    pid_t child = fork();
+    if (child == 0) { // receiver, core 0
+        pin(0);
+        result r = {0};
+        int s = -1;
+        mcl_raw_listener *l = NULL;
+        if (raw)
+            s = raw_socket(mcl_connection_group(c), mcl_connection_port(c), 1,
+                           mcl_connection_rcvbuf(c));
+        else if (mcl_raw_listener_open(&l, c, NULL, 0) != MCL_OK)
+            _exit(1);
+        if (raw && s < 0)
+            _exit(1);
+        char ok = 1;
+        if (write(ready[1], &ok, 1) != 1)
+            _exit(1);
+        if (raw)
+            raw_receive(s, count, timeout, &r);
+        else
+            mcl_receive(l, count, timeout, &r);
+        if (write(res[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
+            _exit(1);
+        mcl_raw_listener_free(l);
+        _exit(0);
+    }
+    pin(1);
+    char ok;
+    if (read(ready[0], &ok, 1) != 1) {
+        fprintf(stderr, "receiver failed to start\n");
+        return 1;
+    }
+    double t0 = now_s();
+    int rc = 0;
+    if (raw) {
+        int s = raw_socket(mcl_connection_group(c), mcl_connection_port(c), 0, 0);
+        rc = s < 0 || raw_send(s, size, count) != 0;
+        close(s);
+    } else {
+        mcl_raw_broadcaster *b;
+        uint8_t *p = calloc(1, size ? size : 1);
+        if (p == NULL || mcl_raw_broadcaster_open(&b, c, "bench") != MCL_OK)
+            return 1;
+        for (unsigned long long i = 0; i < count && rc == 0; i++) {
+            memcpy(p, &i, size < 8 ? size : 8);
+            rc = mcl_raw_broadcaster_publish(b, NULL, p, size) != MCL_OK;
+        }
+        mcl_raw_broadcaster_free(b);
+        free(p);
+    }
+    double send_s = now_s() - t0;
+    result r = {0};
+    ssize_t got = read(res[0], &r, sizeof(r));
+    int st = 0;
+    waitpid(child, &st, 0);
+    if (rc != 0 || got != (ssize_t)sizeof(r)) {
+        fprintf(stderr, "run failed\n");
+        return 1;
+    }
+    double span = r.last - r.first;
+    double rate = span > 0 ? (double)(r.received - 1) / span : 0;
+    unsigned long long missing = count - r.received;
+    printf("impl=%s size=%zu sent=%llu received=%llu lost=%llu loss_pct=%.4f msgs_per_s=%.0f "
+           "MB_per_s=%.1f send_s=%.3f kernel_drops=%llu\n",
+           raw ? "raw-udp" : "mcl", size, count, r.received, r.lost,
+           100.0 * (double)missing / (double)count, rate, rate * (double)size / 1e6, send_s,
+           r.kernel_drops);
+    mcl_connection_free(c);
+    return 0;
+}
