@@ -4,16 +4,16 @@
 # leaves this machine.
 #
 #   scripts/test.sh              all tests, sanitizer build (build/asan)
-#   scripts/test.sh --valgrind   also the unit and network suites under valgrind (build/plain)
+#   scripts/test.sh --no-valgrind   skip the second pass of the suites under valgrind (build/plain)
 #   scripts/test.sh -L unit      extra arguments go to ctest (here: only the unit tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-valgrind=0
+valgrind=1
 ctest_args=()
 for a in "$@"; do
     case "$a" in
-    --valgrind) valgrind=1 ;;
+    --no-valgrind) valgrind=0 ;;
     *) ctest_args+=("$a") ;;
     esac
 done
