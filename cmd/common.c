@@ -26,7 +26,7 @@ tool_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    // SIGPIPE keeps its default: `mcl-dump | head` ends like any filter when head exits.
 }
 
 void

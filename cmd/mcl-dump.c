@@ -83,9 +83,42 @@ is_text(const uint8_t *p, size_t n)
         size_t k = utf8_len(p + i, n - i);
         if (k == 0)
             return false;
+        if (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0) // C1 controls (U+0080..U+009F)
+            return false;
         i += k;
     }
     return true;
+}
+
+// Writes bytes for a terminal: printable UTF-8 as is, anything else as \xNN (or \n, \t...),
+// so no received byte can drive the terminal.
+static void
+print_safe(FILE *o, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = p[i] >= 0x20 && p[i] != 0x7f ? utf8_len(p + i, n - i) : 0;
+        if (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0)
+            k = 0;
+        if (k > 0) {
+            fwrite(p + i, 1, k, o);
+            i += k;
+            continue;
+        }
+        switch (p[i]) {
+        case '\n':
+            fputs("\\n", o);
+            break;
+        case '\r':
+            fputs("\\r", o);
+            break;
+        case '\t':
+            fputs("\\t", o);
+            break;
+        default:
+            fprintf(o, "\\x%02x", p[i]);
+        }
+        i++;
+    }
 }
 
 static void
@@ -152,8 +185,15 @@ print_json(FILE *o, const mcl_raw_msg *m)
     char t[40], sender[64];
     tool_format_time(m->recv_realtime_ns, t, sizeof(t));
     mcl_raw_msg_sender(m, sender, sizeof(sender));
-    fprintf(o, "{\"time\":\"%s\",\"topic\":", t);
-    json_string(o, m->topic, m->topic_len);
+    fprintf(o, "{\"time\":\"%s\",", t);
+    if (is_text((const uint8_t *)m->topic, m->topic_len)) {
+        fputs("\"topic\":", o);
+        json_string(o, m->topic, m->topic_len);
+    } else { // JSON strings must be Unicode: keep the exact bytes in base64
+        fputs("\"topic_base64\":\"", o);
+        base64(o, (const uint8_t *)m->topic, m->topic_len);
+        fputc('"', o);
+    }
     fprintf(o, ",\"size\":%zu,\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64 ",\"sender\":\"%s\",",
             m->len, m->publisher, m->seq, sender);
     if (is_text(m->payload, m->len)) {
@@ -173,22 +213,18 @@ print_human(FILE *o, const mcl_raw_msg *m, size_t width)
     char t[40];
     tool_format_time(m->recv_realtime_ns, t, sizeof(t));
     const uint8_t *p = m->payload;
-    fprintf(o, "%s  %-16s %8zu B  %08" PRIx64 "/%-6" PRIu64 "  ", t,
-            m->topic_len ? m->topic : "-", m->len, (uint64_t)(m->publisher >> 32), m->seq);
+    fprintf(o, "%s  ", t);
+    if (m->topic_len == 0)
+        fputc('-', o);
+    else
+        print_safe(o, (const uint8_t *)m->topic, m->topic_len);
+    fprintf(o, "%*s %8zu B  %08" PRIx64 "/%-6" PRIu64 "  ",
+            m->topic_len < 16 ? (int)(16 - (m->topic_len ? m->topic_len : 1)) : 0, "", m->len,
+            (uint64_t)(m->publisher >> 32), m->seq);
     size_t n = m->len < width ? m->len : width;
     if (is_text(p, m->len) || (m->len > width && is_text(p, n))) {
         fputc('"', o);
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = p[i];
-            if (c == '\n')
-                fputs("\\n", o);
-            else if (c == '\r')
-                fputs("\\r", o);
-            else if (c == '\t')
-                fputs("\\t", o);
-            else
-                fputc(c, o);
-        }
+        print_safe(o, p, n);
         fputc('"', o);
     } else {
         for (size_t i = 0; i < n; i++)
@@ -199,14 +235,15 @@ print_human(FILE *o, const mcl_raw_msg *m, size_t width)
     fputc('\n', o);
 }
 
+// Splits a comma-separated list, keeping empty entries ("" selects messages without topic).
 static int
 add_topics(char ***topics, size_t *n, const char *arg)
 {
     char *copy = strdup(arg);
     if (copy == NULL)
         return -1;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+    char *rest = copy;
+    for (char *tok = strsep(&rest, ","); tok != NULL; tok = strsep(&rest, ",")) {
         char **nt = realloc(*topics, (*n + 1) * sizeof(**topics));
         if (nt == NULL) {
             free(copy);
@@ -289,7 +326,16 @@ main(int argc, char **argv)
         case 't':
             if (add_topics(&topics, &ntopics, optarg) != 0) {
                 tool_err(prog, "out of memory");
-                return EXIT_RUNTIME;
+                status = EXIT_RUNTIME;
+                goto out;
+            }
+            for (size_t i = 0; i < ntopics; i++) {
+                size_t tl = strlen(topics[i]);
+                if (tl > (size_t)MCL_TOPIC_MAX + (tl > 0 && topics[i][tl - 1] == 0x2a ? 1u : 0u)) {
+                    tool_err(prog, "topic longer than %d bytes", MCL_TOPIC_MAX);
+                    status = EXIT_USAGE;
+                    goto out;
+                }
             }
             break;
         case 'n':
@@ -391,9 +437,17 @@ main(int argc, char **argv)
                 print_human(stdout, m, (size_t)width);
             if (tty)
                 fflush(stdout);
+            if (ferror(stdout)) {
+                tool_err(prog, "cannot write the output");
+                status = EXIT_RUNTIME;
+                break;
+            }
         }
     }
-    fflush(stdout);
+    if (fflush(stdout) != 0 && status == EXIT_OK) {
+        tool_err(prog, "cannot write the output");
+        status = EXIT_RUNTIME;
+    }
     if (have_count && got < count && status == EXIT_OK && !tool_stop) {
         tool_err(prog, "timed out after %llu of %llu messages", (unsigned long long)got,
                  (unsigned long long)count);

@@ -125,6 +125,10 @@ main(int argc, char **argv)
             break;
         case 't':
             topic = optarg;
+            if (strlen(topic) > MCL_TOPIC_MAX) {
+                tool_err(prog, "topic longer than %d bytes", MCL_TOPIC_MAX);
+                return EXIT_USAGE;
+            }
             break;
         case 'n':
             if (!tool_parse_u64(optarg, UINT64_MAX, &count)) {
@@ -141,8 +145,9 @@ main(int argc, char **argv)
             have_size = true;
             break;
         case 'r':
-            if (!tool_parse_double(optarg, 0, 1e9, &rate)) {
-                tool_err(prog, "invalid rate '%s' (Hz, 0 = as fast as possible)", optarg);
+            if (!tool_parse_double(optarg, 0, 1e9, &rate) || (rate > 0 && rate < 0.001)) {
+                tool_err(prog, "invalid rate '%s' (0.001..1e9 Hz, 0 = as fast as possible)",
+                         optarg);
                 return EXIT_USAGE;
             }
             have_rate = true;

@@ -31,7 +31,14 @@ extern "C" {
     X(EALREADY, 14, "already done (already open, or already subscribed)")                          \
     X(ENOENT, 15, "not found")                                                                     \
     X(EPERM, 16, "permission denied")                                                              \
-    X(EINTR, 17, "interrupted")
+    X(EINTR, 17, "interrupted")                                                                   \
+    X(ETYPE, 18, "value is not of the expected type")                                             \
+    X(ERANGE, 19, "value out of range for the requested type")                                    \
+    X(EREADONLY, 20, "field is read-only")                                                        \
+    X(EMISSING, 21, "mandatory field missing")                                                    \
+    X(EDECODE, 22, "payload cannot be decoded")                                                   \
+    X(ENOTMAP, 23, "payload is not a map")                                                        \
+    X(EEXIST, 24, "already exists")
 
 /** Error codes; see MCL_ERR_MAP for the texts. */
 typedef enum mcl_err {

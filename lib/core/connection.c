@@ -92,6 +92,17 @@ parse_size(const char *s, size_t n, uint64_t max, uint64_t *out)
 
 #define URL_FAIL(...) mcl__fail(MCL_EURL, errbuf, errlen, "url", __VA_ARGS__)
 
+static bool
+iface_ok(const char *v, size_t n)
+{
+    if (n == 0 || n >= MCL__IFACE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)v[i]) && strchr("._-:@", v[i]) == NULL)
+            return false;
+    return true;
+}
+
 static mcl_err
 parse_option(struct mcl_connection *c, const char *url, const char *key, size_t klen,
              const char *val, size_t vlen, bool *seen_dgram, char *errbuf, size_t errlen)
@@ -111,12 +122,12 @@ parse_option(struct mcl_connection *c, const char *url, const char *key, size_t 
         else
             return URL_FAIL("%s: loop '%.*s' must be 0 or 1", url, (int)vlen, val);
     } else if (KEY_IS("iface")) {
-        if (vlen == 0 || vlen >= MCL__IFACE_MAX)
-            return URL_FAIL("%s: iface must be an interface name or address (1..%d chars)", url,
-                            MCL__IFACE_MAX - 1);
-        for (size_t i = 0; i < vlen; i++)
-            if (!isalnum((unsigned char)val[i]) && strchr("._-:@", val[i]) == NULL)
-                return URL_FAIL("%s: iface '%.*s' has an invalid character", url, (int)vlen, val);
+        if (!iface_ok(val, vlen))
+            return URL_FAIL("%s: iface '%.*s' is not an interface name or address (1..%d of "
+                            "letters, digits and ._-:@)",
+                            url, (int)vlen, val, MCL__IFACE_MAX - 1);
+        if (c->iface[0] != '\0')
+            return URL_FAIL("%s: the interface is given twice (iface= and %%zone)", url);
         memcpy(c->iface, val, vlen);
         c->iface[vlen] = '\0';
     } else if (KEY_IS("rcvbuf") || KEY_IS("sndbuf")) {
@@ -289,8 +300,8 @@ parse_into(struct mcl_connection *c, const char *url, char *errbuf, size_t errle
         char *zone = strchr(host, '%');
         if (zone != NULL) {
             *zone++ = '\0';
-            if (*zone == '\0' || strlen(zone) >= MCL__IFACE_MAX)
-                return URL_FAIL("%s: empty or too long interface after '%%'", url);
+            if (!iface_ok(zone, strlen(zone)))
+                return URL_FAIL("%s: '%s' after '%%' is not an interface name", url, zone);
             snprintf(c->iface, sizeof(c->iface), "%s", zone);
         }
         if (inet_pton(AF_INET6, host, &c->group6) != 1)
@@ -338,12 +349,22 @@ parse_into(struct mcl_connection *c, const char *url, char *errbuf, size_t errle
     bool seen_dgram = false;
     if (*q == '?') {
         q++;
+        const char *opts = q;
         while (*q != '\0') {
             const char *amp = strchr(q, '&');
             const char *end = amp ? amp : q + strlen(q);
             const char *eq = memchr(q, '=', (size_t)(end - q));
             if (eq == NULL || eq == q)
                 return URL_FAIL("%s: option '%.*s' is not KEY=VALUE", url, (int)(end - q), q);
+            // The same option twice is an error, not "the last one wins".
+            size_t kl = (size_t)(eq - q);
+            for (const char *o = opts; o < q;) {
+                const char *oe = strchr(o, '=');
+                if (oe != NULL && (size_t)(oe - o) == kl && memcmp(o, q, kl) == 0)
+                    return URL_FAIL("%s: option '%.*s' is given twice", url, (int)kl, q);
+                const char *na = strchr(o, '&');
+                o = na ? na + 1 : q;
+            }
             mcl_err rv = parse_option(c, url, q, (size_t)(eq - q), eq + 1, (size_t)(end - eq - 1),
                                       &seen_dgram, errbuf, errlen);
             if (rv != MCL_OK)

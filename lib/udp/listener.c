@@ -5,6 +5,7 @@
 #include "../core/internal.h"
 #include "net.h"
 #include "rx.h"
+#include "../core/subs.h"
 
 #include <mcl/raw.h>
 
@@ -27,12 +28,6 @@ enum {
     IDLE_POLL_MS = 250 // the listener thread wakes at least this often to expire partials
 };
 
-typedef struct sub {
-    mcl_raw_cb cb;
-    void *user;
-    uint64_t id; // increasing: subscription order
-} sub;
-
 struct mcl_raw_listener {
     struct mcl_connection conn; // with the bound port
     int fd;
@@ -48,13 +43,12 @@ struct mcl_raw_listener {
     uint8_t ctl[BATCH][CTL];
     uint8_t *bufs;
     unsigned batch_n, batch_i;
+    uint64_t kdrops;      // kernel drops, accumulated
+    uint32_t kdrops_last; // last SO_RXQ_OVFL value
     unsigned want; // datagrams to read at most in the next recvmmsg (0: a full batch)
     int64_t batch_real, batch_mono;
-    // Subscriptions (sub_lock).
-    pthread_mutex_t sub_lock;
-    sub *subs;
-    size_t nsubs, cap;
-    uint64_t next_id;
+    mcl__subs subs;
+    bool subs_ready;
     // Listener thread.
     pthread_t thread;
     bool running;
@@ -62,8 +56,6 @@ struct mcl_raw_listener {
     int wake_fd;
 };
 
-// The listener whose callbacks this thread is running, to refuse close/stop from inside them.
-static _Thread_local const mcl_raw_listener *tls_in_callback;
 
 mcl_err
 mcl_raw_msg_sender(const mcl_raw_msg *m, char *buf, size_t len)
@@ -119,19 +111,23 @@ mcl_raw_listener_open(mcl_raw_listener **lp, const mcl_connection *conn,
         *lp = NULL;
     if (lp == NULL || conn == NULL || (topics == NULL && ntopics > 0))
         return MCL_EINVAL;
-    for (size_t i = 0; i < ntopics; i++)
-        if (topics[i] == NULL || strlen(topics[i]) > MCL_TOPIC_MAX + 1)
+    for (size_t i = 0; i < ntopics; i++) {
+        size_t n = topics[i] ? strlen(topics[i]) : 0;
+        bool prefix = n > 0 && topics[i][n - 1] == '*';
+        if (topics[i] == NULL || n > MCL_TOPIC_MAX + (prefix ? 1 : 0))
             return mcl__fail(MCL_EINVAL, NULL, 0, "listener", "topic filter entry %zu is %s", i,
                              topics[i] == NULL ? "NULL" : "too long");
+    }
     if ((l = mcl__zalloc(sizeof(*l))) == NULL)
         return MCL_ENOMEM;
     l->fd = -1;
     l->wake_fd = -1;
     l->conn = *conn;
-    if (pthread_mutex_init(&l->sub_lock, NULL) != 0) {
+    if (mcl__subs_init(&l->subs, l) != MCL_OK) {
         mcl__free(l);
         return MCL_ESYS;
     }
+    l->subs_ready = true;
     mcl__rx_cfg cfg = {.maxmsg = conn->maxmsg,
                        .expire_ns = (int64_t)conn->expire_ms * 1000000,
                        .partmem = conn->partmem};
@@ -223,8 +219,12 @@ feed_next(mcl_raw_listener *l)
                 have_drops = true;
             }
         }
-        if (have_drops)
-            mcl__rx_set_kernel_drops(&l->rx, drops);
+        if (have_drops) {
+            // A 32-bit counter since the socket opened: accumulate its increments mod 2^32.
+            l->kdrops += (uint32_t)(drops - l->kdrops_last);
+            l->kdrops_last = drops;
+            mcl__rx_set_kernel_drops(&l->rx, l->kdrops);
+        }
         const struct sockaddr_storage *a = &l->addr[i];
         if (a->ss_family == AF_INET) {
             const struct sockaddr_in *s = (const struct sockaddr_in *)a;
@@ -295,7 +295,7 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
         return MCL_EINVAL;
     if (!l->open)
         return MCL_ECLOSED;
-    if (l->running || tls_in_callback == l)
+    if (l->running || mcl__subs_running(l))
         return MCL_ESTATE;
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
     for (;;) {
@@ -343,35 +343,17 @@ mcl_raw_listener_fd(const mcl_raw_listener *l, int *fd)
     return MCL_OK;
 }
 
-// Calls every subscription that existed when the message arrived, in subscription order,
-// without holding sub_lock during a call. A subscription removed meanwhile is skipped.
+static void
+invoke_raw(mcl__fn fn, void *user, void *arg)
+{
+    ((mcl_raw_cb)fn)(arg, user);
+}
+
+// Calls the subscriptions in order, on this thread, without holding a lock during a call.
 static void
 deliver(mcl_raw_listener *l, const mcl_raw_msg *m)
 {
-    pthread_mutex_lock(&l->sub_lock);
-    uint64_t last_id = l->next_id; // subscriptions made during this delivery wait for the next
-    pthread_mutex_unlock(&l->sub_lock);
-    uint64_t after = 0;
-    const mcl_raw_listener *prev = tls_in_callback;
-    tls_in_callback = l;
-    for (;;) {
-        mcl_raw_cb cb = NULL;
-        void *user = NULL;
-        pthread_mutex_lock(&l->sub_lock);
-        for (size_t i = 0; i < l->nsubs; i++) {
-            if (l->subs[i].id > after && l->subs[i].id <= last_id) {
-                cb = l->subs[i].cb;
-                user = l->subs[i].user;
-                after = l->subs[i].id;
-                break;
-            }
-        }
-        pthread_mutex_unlock(&l->sub_lock);
-        if (cb == NULL)
-            break;
-        cb(m, user);
-    }
-    tls_in_callback = prev;
+    mcl__subs_call(&l->subs, invoke_raw, (void *)(uintptr_t)m);
 }
 
 mcl_err
@@ -383,7 +365,7 @@ mcl_raw_listener_dispatch(mcl_raw_listener *l, size_t max, size_t *delivered)
         return MCL_EINVAL;
     if (!l->open)
         return MCL_ECLOSED;
-    if (l->running || tls_in_callback == l)
+    if (l->running || mcl__subs_running(l))
         return MCL_ESTATE;
     size_t n = 0;
     mcl_raw_msg m;
@@ -457,7 +439,7 @@ mcl_raw_listener_stop(mcl_raw_listener *l)
 {
     if (l == NULL)
         return MCL_EINVAL;
-    if (!l->running || tls_in_callback == l)
+    if (!l->running || mcl__subs_running(l))
         return MCL_ESTATE;
     atomic_store_explicit(&l->stop, true, memory_order_release);
     uint64_t one = 1;
@@ -476,7 +458,7 @@ mcl_raw_listener_close(mcl_raw_listener *l)
 {
     if (l == NULL)
         return MCL_EINVAL;
-    if (tls_in_callback == l)
+    if (mcl__subs_running(l))
         return MCL_ESTATE;
     if (!l->open)
         return MCL_ECLOSED;
@@ -500,7 +482,7 @@ mcl_raw_listener_is_open(const mcl_raw_listener *l)
 void
 mcl_raw_listener_free(mcl_raw_listener *l)
 {
-    if (l == NULL || tls_in_callback == l)
+    if (l == NULL || mcl__subs_running(l))
         return;
     if (l->open)
         mcl_raw_listener_close(l);
@@ -511,8 +493,8 @@ mcl_raw_listener_free(mcl_raw_listener *l)
     if (l->rx_ready)
         mcl__rx_fini(&l->rx);
     mcl__free(l->bufs);
-    mcl__free(l->subs);
-    pthread_mutex_destroy(&l->sub_lock);
+    if (l->subs_ready)
+        mcl__subs_fini(&l->subs);
     mcl__free(l);
 }
 
@@ -533,27 +515,7 @@ mcl_raw_listener_subscribe(mcl_raw_listener *l, mcl_raw_cb cb, void *user)
 {
     if (l == NULL || cb == NULL)
         return MCL_EINVAL;
-    mcl_err rv = MCL_OK;
-    pthread_mutex_lock(&l->sub_lock);
-    for (size_t i = 0; i < l->nsubs; i++)
-        if (l->subs[i].cb == cb && l->subs[i].user == user) {
-            rv = MCL_EALREADY;
-            goto out;
-        }
-    if (l->nsubs == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 4;
-        sub *ns = mcl__realloc(l->subs, nc * sizeof(*ns));
-        if (ns == NULL) {
-            rv = MCL_ENOMEM;
-            goto out;
-        }
-        l->subs = ns;
-        l->cap = nc;
-    }
-    l->subs[l->nsubs++] = (sub){cb, user, ++l->next_id};
-out:
-    pthread_mutex_unlock(&l->sub_lock);
-    return rv;
+    return mcl__subs_add(&l->subs, (mcl__fn)cb, user);
 }
 
 mcl_err
@@ -561,17 +523,7 @@ mcl_raw_listener_unsubscribe(mcl_raw_listener *l, mcl_raw_cb cb, void *user)
 {
     if (l == NULL || cb == NULL)
         return MCL_EINVAL;
-    mcl_err rv = MCL_ENOENT;
-    pthread_mutex_lock(&l->sub_lock);
-    for (size_t i = 0; i < l->nsubs; i++)
-        if (l->subs[i].cb == cb && l->subs[i].user == user) {
-            memmove(&l->subs[i], &l->subs[i + 1], (l->nsubs - i - 1) * sizeof(*l->subs));
-            l->nsubs--;
-            rv = MCL_OK;
-            break;
-        }
-    pthread_mutex_unlock(&l->sub_lock);
-    return rv;
+    return mcl__subs_remove(&l->subs, (mcl__fn)cb, user);
 }
 
 size_t
@@ -579,11 +531,7 @@ mcl_raw_listener_subscriptions(const mcl_raw_listener *l)
 {
     if (l == NULL)
         return 0;
-    mcl_raw_listener *ml = (mcl_raw_listener *)(uintptr_t)l; // the lock is not part of the value
-    pthread_mutex_lock(&ml->sub_lock);
-    size_t n = ml->nsubs;
-    pthread_mutex_unlock(&ml->sub_lock);
-    return n;
+    return mcl__subs_count((mcl__subs *)(uintptr_t)&l->subs); // the lock is not part of the value
 }
 
 mcl_err

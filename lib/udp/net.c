@@ -164,7 +164,7 @@ mcl__udp_open_send(const struct mcl_connection *c, int *fdp)
         }
     }
     if (c->sndbuf > 0) {
-        int sz = (int)c->sndbuf;
+        int sz = c->sndbuf > INT32_MAX / 2 ? INT32_MAX / 2 : (int)c->sndbuf;
         if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) != 0 &&
             (rv = sockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz), "SO_SNDBUF", c)) != MCL_OK)
             goto fail;

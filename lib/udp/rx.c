@@ -15,6 +15,10 @@ enum {
     PART_BUCKETS = 256,
     PART_MAX = 4096,      // partial messages held at once
 };
+// A jump of the sequence number larger than this (either way) is not a gap but a publisher
+// whose numbering restarted, or a forged datagram: tracking restarts at the new number,
+// so no datagram can make later genuine messages look old.
+#define SEQ_RESET ((uint64_t)1 << 32)
 
 struct mcl__rx_pat {
     char *s;
@@ -25,6 +29,7 @@ struct mcl__rx_pat {
 struct mcl__rx_pub {
     struct mcl__rx_pub *next;
     uint64_t id;
+    bool started;
     uint64_t highest;
     uint64_t first;
     uint64_t win[WIN_WORDS];
@@ -221,7 +226,6 @@ pub_get(mcl__rx *rx, uint64_t id)
         return NULL;
     p->id = id;
     p->st.publisher = id;
-    p->first = UINT64_MAX; // "nothing seen yet"
     p->next = *head;
     *head = p;
     rx->npubs++;
@@ -251,44 +255,74 @@ win_clear(struct mcl__rx_pub *p, uint64_t seq)
 static bool
 pub_seen(const struct mcl__rx_pub *p, uint64_t seq)
 {
-    if (p->first == UINT64_MAX || seq > p->highest)
+    if (!p->started || seq > p->highest)
         return false;
-    if (p->highest - seq >= WIN_BITS)
+    uint64_t back = p->highest - seq;
+    if (back >= SEQ_RESET)
+        return false; // will restart tracking when it completes
+    if (back >= WIN_BITS)
         return true;
     return win_get(p, seq);
 }
 
 enum { SEQ_NEW, SEQ_LATE, SEQ_DUP };
 
-// Records the arrival of a complete message. Called with rx->lock held.
-static int
-pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq)
+static void
+pub_restart(struct mcl__rx_pub *p, uint64_t seq)
 {
-    if (p->first == UINT64_MAX) {
-        p->first = p->highest = seq;
-        p->st.first_seq = p->st.last_seq = seq;
-        win_set(p, seq);
+    memset(p->win, 0, sizeof(p->win));
+    p->started = true;
+    p->first = p->highest = seq;
+    p->st.first_seq = p->st.last_seq = seq;
+    win_set(p, seq);
+}
+
+// Records the arrival of a complete message. Called with rx->lock held. `undelivered` says
+// the message is known not to have been delivered before (a reassembly just completed), so
+// being older than the window does not make it a duplicate.
+static int
+pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq, bool undelivered)
+{
+    if (!p->started) {
+        pub_restart(p, seq);
         return SEQ_NEW;
     }
     if (seq > p->highest) {
         uint64_t gap = seq - p->highest - 1;
+        if (gap >= SEQ_RESET) {
+            mcl__log(MCL_LOG_INFO, "listener",
+                     "publisher %016llx jumped from seq %llu to %llu: tracking restarts",
+                     (unsigned long long)p->id, (unsigned long long)p->highest,
+                     (unsigned long long)seq);
+            pub_restart(p, seq);
+            return SEQ_NEW;
+        }
         p->st.lost += gap;
         rx->st.lost += gap;
         if (seq - p->highest >= WIN_BITS) {
             memset(p->win, 0, sizeof(p->win));
         } else {
-            for (uint64_t s = p->highest + 1; s < seq; s++)
+            for (uint64_t s = p->highest + 1; s <= seq; s++)
                 win_clear(p, s);
-            win_clear(p, seq);
         }
         p->highest = seq;
         p->st.last_seq = seq;
         win_set(p, seq);
         return SEQ_NEW;
     }
-    if (p->highest - seq >= WIN_BITS || win_get(p, seq))
-        return SEQ_DUP;
-    win_set(p, seq);
+    uint64_t back = p->highest - seq;
+    if (back >= SEQ_RESET) {
+        pub_restart(p, seq);
+        return SEQ_NEW;
+    }
+    if (back >= WIN_BITS) {
+        if (!undelivered)
+            return SEQ_DUP; // too old to tell: never deliver twice
+    } else {
+        if (win_get(p, seq))
+            return SEQ_DUP;
+        win_set(p, seq);
+    }
     p->st.reordered++;
     rx->st.reordered++;
     if (seq > p->first) { // it had been counted as lost
@@ -297,6 +331,11 @@ pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq)
         if (rx->st.lost > 0)
             rx->st.lost--;
     } else {
+        // Earlier than anything seen so far: the numbers between it and the old first are
+        // now known gaps (and are uncounted again if they turn up).
+        uint64_t gap = p->first - seq - 1;
+        p->st.lost += gap;
+        rx->st.lost += gap;
         p->first = seq;
         p->st.first_seq = seq;
     }
@@ -332,12 +371,33 @@ count(mcl__rx *rx, uint64_t *field, uint64_t n)
     pthread_mutex_unlock(&rx->lock);
 }
 
+// Remembers a dropped partial message so that its late fragments are ignored instead of
+// starting (and again dropping) a new reassembly.
+static void
+tomb_add(mcl__rx *rx, const struct mcl__rx_part *p)
+{
+    rx->tombs[rx->tomb_next].pub = p->pub;
+    rx->tombs[rx->tomb_next].seq = p->seq;
+    rx->tombs[rx->tomb_next].used = true;
+    rx->tomb_next = (rx->tomb_next + 1) % MCL__RX_TOMBS;
+}
+
+static bool
+tomb_has(const mcl__rx *rx, uint64_t pub, uint64_t seq)
+{
+    for (size_t i = 0; i < MCL__RX_TOMBS; i++)
+        if (rx->tombs[i].used && rx->tombs[i].seq == seq && rx->tombs[i].pub == pub)
+            return true;
+    return false;
+}
+
 // Drops the oldest partial (memory cap or count cap).
 static void
 part_evict_oldest(mcl__rx *rx)
 {
     struct mcl__rx_part *p = rx->oldest;
     part_unlink(rx, p);
+    tomb_add(rx, p);
     part_free(p);
     count(rx, &rx->st.evicted, 1);
 }
@@ -348,6 +408,7 @@ mcl__rx_expire(mcl__rx *rx, int64_t now)
     while (rx->oldest != NULL && now - rx->oldest->created_ns >= rx->cfg.expire_ns) {
         struct mcl__rx_part *p = rx->oldest;
         part_unlink(rx, p);
+        tomb_add(rx, p);
         part_free(p);
         count(rx, &rx->st.expired, 1);
     }
@@ -356,7 +417,7 @@ mcl__rx_expire(mcl__rx *rx, int64_t now)
 static struct mcl__rx_part *
 part_new(mcl__rx *rx, const mcl__wire_rec *r)
 {
-    size_t words = (r->count + 63) / 64;
+    size_t words = ((size_t)r->count + 63) / 64;
     size_t mem = (size_t)r->total + words * 8 + r->topic_len + sizeof(struct mcl__rx_part);
     while (rx->oldest != NULL && (rx->part_bytes + mem > rx->cfg.partmem || rx->nparts >= PART_MAX))
         part_evict_oldest(rx);
@@ -450,11 +511,11 @@ fill_msg(const mcl__rx *rx, mcl_raw_msg *m, const char *topic, size_t tlen, cons
 // Accounts a complete message (unfragmented, reassembled, filtered or oversize).
 // Returns true when it is to be delivered.
 static bool
-account(mcl__rx *rx, uint64_t seq, size_t len, bool deliver, uint64_t *why)
+account(mcl__rx *rx, uint64_t seq, size_t len, bool deliver, uint64_t *why, bool undelivered)
 {
     struct mcl__rx_pub *p = rx->cur_pub;
     pthread_mutex_lock(&rx->lock);
-    int s = pub_mark(rx, p, seq);
+    int s = pub_mark(rx, p, seq, undelivered);
     if (s == SEQ_DUP) {
         p->st.duplicates++;
         rx->st.duplicates++;
@@ -487,7 +548,7 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
         bool fits = r.total <= rx->cfg.maxmsg && (!frag || r.total <= rx->cfg.partmem);
         if (!frag) {
             uint64_t *why = !fits ? &rx->st.oversize : &rx->st.filtered;
-            if (!account(rx, r.seq, r.len, match && fits, why))
+            if (!account(rx, r.seq, r.len, match && fits, why, false))
                 continue;
             memcpy(rx->topic, r.topic, r.topic_len);
             rx->topic[r.topic_len] = '\0';
@@ -505,12 +566,13 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
                 rx->st.duplicates++;
             }
             pthread_mutex_unlock(&rx->lock);
-            if (seen)
+            if (seen || tomb_has(rx, rx->hdr.publisher, r.seq))
                 continue;
             if (!match || !fits) {
                 // Skipped whole at its first fragment: account it now; the other fragments
                 // then find the sequence number seen and are dropped quietly.
-                account(rx, r.seq, r.total, false, !fits ? &rx->st.oversize : &rx->st.filtered);
+                account(rx, r.seq, r.total, false, !fits ? &rx->st.oversize : &rx->st.filtered,
+                        false);
                 continue;
             }
             p = part_new(rx, &r);
@@ -537,7 +599,7 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
         if (++p->got < p->count)
             continue;
         part_unlink(rx, p);
-        if (!account(rx, p->seq, p->total, true, &rx->st.filtered)) {
+        if (!account(rx, p->seq, p->total, true, &rx->st.filtered, true)) {
             part_free(p);
             continue;
         }

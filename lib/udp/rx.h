@@ -28,6 +28,8 @@ struct mcl__rx_pub;
 struct mcl__rx_part;
 struct mcl__rx_pat;
 
+#define MCL__RX_TOMBS 256
+
 typedef struct mcl__rx {
     mcl__rx_cfg cfg;
     // Topic filter.
@@ -51,6 +53,11 @@ typedef struct mcl__rx {
     struct mcl__rx_part *oldest, *newest;
     size_t nparts;
     size_t part_bytes;
+    struct {
+        uint64_t pub, seq;
+        bool used;
+    } tombs[MCL__RX_TOMBS]; // recently dropped partial messages
+    size_t tomb_next;
     // Counters; `lock` guards them and the publisher table against readers on other threads.
     pthread_mutex_t lock;
     mcl_listener_stats st;

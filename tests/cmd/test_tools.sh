@@ -50,6 +50,10 @@ check "pub two sources" status_is 2 "$pub" -s 10 hello
 check "pub bad size" status_is 2 "$pub" -s 12x
 check "pub bad size message" err_says "invalid size '12x'"
 check "pub bad rate" status_is 2 "$pub" -r -1 hi
+check "pub tiny rate" status_is 2 "$pub" -r 1e-15 hi
+long=$(printf 'a%.0s' $(seq 1100))
+check "pub long topic" status_is 2 "$pub" -t "$long" hi
+check "dump long topic" status_is 2 "$dump" -t "$long"
 check "pub too big" status_is 2 "$pub" -u "udp://239.255.78.1:1?iface=lo&ttl=0&maxmsg=10" -s 11
 check "pub missing file" status_is 1 "$pub" -f "$tmp/nonexistent"
 check "dump bad count" status_is 2 "$dump" -n 0
@@ -89,6 +93,28 @@ check "json text payload" out_says '"text":"ax=1"'
 check "json escapes" out_says '"text":"lat=1\\tlon=2\\n"'
 check "json base64" out_says '"base64":"eAF5"'
 check "json filter" bash -c "! grep -q camera '$tmp/out'"
+
+# An empty topic entry selects messages published without a topic.
+u5="udp://239.255.78.14:26014?iface=lo&ttl=0"
+start_dump e -u "$u5" -t ",x" -n 2 --json --timeout 20
+"$pub" -u "$u5" -q "no topic"
+"$pub" -u "$u5" -t y -q "filtered"
+"$pub" -u "$u5" -t x -q "x topic"
+wait "$e_pid"
+check "empty topic filter exit" test $? -eq 0
+cp "$tmp/e.out" "$tmp/out"
+check "empty topic delivered" out_says '"topic":"","size":8'
+check "x delivered" out_says '"text":"x topic"'
+check "y filtered" bash -c "! grep -q filtered '$tmp/out'"
+
+# Hostile bytes in topics and payloads never reach the terminal raw, and JSON stays valid.
+u6="udp://239.255.78.15:26015?iface=lo&ttl=0"
+start_dump x -u "$u6" -n 1 --timeout 20
+"$pub" -u "$u6" -t "$(printf 'a\033[2Jb')" -q "$(printf 'c\033[31md')"
+wait "$x_pid"
+check "no raw escape" bash -c "! grep -q \$'\\033' '$tmp/x.out'"
+cp "$tmp/x.out" "$tmp/out"
+check "escaped topic" out_says 'a\\x1b\[2Jb'
 
 # Lines from stdin, the human format, and --stats at exit.
 u2="udp://239.255.78.11:26011?iface=lo&ttl=0"

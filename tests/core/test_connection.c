@@ -124,6 +124,12 @@ static const bad_case bad[] = {
     {"udp://239.255.0.1#frag", "not a numeric IPv4"},
     {"udp://239.255.0.1:1/x", "unexpected"},
     {"udp://239.255.0.1:1?ttl=1&&loop=1", "KEY=VALUE"},
+    {"udp://[ff02::1%x&ttl=9]:1", "after '%'"},
+    {"udp://[ff02::1%a/b]:1", "after '%'"},
+    {"udp://[ff02::1%]:1", "after '%'"},
+    {"udp://[ff02::1%eth0]:1?iface=lo", "given twice"},
+    {"udp://239.255.0.1:1?iface=lo&iface=eth0", "given twice"},
+    {"udp://239.255.0.1:1?ttl=1&loop=1&ttl=2", "'ttl' is given twice"},
 };
 
 static void
