@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(
     gcc make cmake pkg-config           # toolchain
-    libzmq3-dev libmsgpack-dev          # transports and message encoding (later layers)
+    libmsgpack-dev libjansson-dev       # message encoding (msgpack) and JSON
+    libzmq3-dev                         # ZeroMQ transport (later layer)
     libcunit1-dev                       # tests
     libsodium-dev                       # authentication and encryption (later layers)
     iproute2 util-linux procps          # ip, unshare, sysctl: the private test network

@@ -8,7 +8,9 @@
 #include <mcl/connection.h>
 #include <mcl/err.h>
 #include <mcl/log.h>
+#include <mcl/message.h>
 #include <mcl/raw.h>
+#include <mcl/value.h>
 #include <mcl/version.h>
 
 #endif

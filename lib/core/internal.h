@@ -81,6 +81,11 @@ mcl__get_be64(const uint8_t *p)
     return (uint64_t)mcl__get_be32(p) << 32 | mcl__get_be32(p + 4);
 }
 
+// Base64 (RFC 4648, with padding). encode: returns a NUL-terminated string (mcl__free) or NULL.
+// decode: strict (padding required, no whitespace); false on malformed input or no memory.
+char *mcl__b64_encode(const void *data, size_t len);
+bool mcl__b64_decode(const char *s, size_t slen, uint8_t **out, size_t *outlen);
+
 // A random 64-bit value from the kernel (getrandom), never 0.
 mcl_err mcl__random_u64(uint64_t *out);
 

@@ -224,3 +224,93 @@ mcl__random_u64(uint64_t *out)
     *out = v;
     return MCL_OK;
 }
+
+// --- base64 ----------------------------------------------------------------------------------
+
+static const char b64_tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *
+mcl__b64_encode(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    size_t olen = (len + 2) / 3 * 4;
+    char *o = mcl__alloc(olen + 1);
+    if (o == NULL)
+        return NULL;
+    size_t j = 0, i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        o[j++] = b64_tab[v >> 18];
+        o[j++] = b64_tab[(v >> 12) & 63];
+        o[j++] = b64_tab[(v >> 6) & 63];
+        o[j++] = b64_tab[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        o[j++] = b64_tab[v >> 18];
+        o[j++] = b64_tab[(v >> 12) & 63];
+        o[j++] = '=';
+        o[j++] = '=';
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        o[j++] = b64_tab[v >> 18];
+        o[j++] = b64_tab[(v >> 12) & 63];
+        o[j++] = b64_tab[(v >> 6) & 63];
+        o[j++] = '=';
+    }
+    o[j] = '\0';
+    return o;
+}
+
+static int
+b64_val(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+bool
+mcl__b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    if (n % 4 != 0)
+        return false;
+    size_t pad = 0;
+    if (n > 0 && s[n - 1] == '=')
+        pad++;
+    if (n > 1 && s[n - 2] == '=')
+        pad++;
+    size_t olen = n / 4 * 3 - pad;
+    uint8_t *o = mcl__alloc(olen + 1);
+    if (o == NULL)
+        return false;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        for (int k = 0; k < 4; k++) {
+            bool padpos = i + 4 == n && (size_t)k >= 4 - pad;
+            v[k] = padpos ? 0 : b64_val(s[i + (size_t)k]);
+            if (v[k] < 0) {
+                mcl__free(o);
+                return false;
+            }
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint8_t b[3] = {(uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
+        for (int k = 0; k < 3 && j < olen; k++)
+            o[j++] = b[k];
+    }
+    *out = o;
+    *outlen = olen;
+    return true;
+}

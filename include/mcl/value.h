@@ -1,0 +1,117 @@
+/**
+ * @file mcl/value.h
+ * Values: the tree of nil, booleans, integers, doubles, strings, binary, arrays and maps that a
+ * message holds (the msgpack data model, with string map keys).
+ *
+ * Values live inside a message (mcl/message.h) and are reached through pointers that the
+ * message owns. A pointer stays valid until that value is replaced or removed, or the message
+ * is freed; growing a container does not move the values already in it.
+ *
+ * Threads: a message and its values are used by one thread at a time.
+ */
+#ifndef MCL_VALUE_H
+#define MCL_VALUE_H
+
+#include <mcl/err.h>
+#include <mcl/export.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Kinds of value. MCL_TYPE_ANY is only used in field declarations ("any kind"). */
+typedef enum mcl_type {
+    MCL_TYPE_ANY = 0,
+    MCL_TYPE_NIL,
+    MCL_TYPE_BOOL,
+    MCL_TYPE_INT,   /**< signed or unsigned 64-bit integer */
+    MCL_TYPE_FLOAT, /**< double */
+    MCL_TYPE_STR,   /**< UTF-8 expected (not enforced), may contain NUL */
+    MCL_TYPE_BIN,   /**< bytes */
+    MCL_TYPE_ARRAY,
+    MCL_TYPE_MAP, /**< string keys, in insertion order */
+} mcl_type;
+
+typedef struct mcl_value mcl_value;
+
+/** "nil", "bool", "int", "float", "str", "bin", "array", "map", "any"; static text. @since 0.1 */
+MCL_API const char *mcl_type_name(mcl_type type);
+
+/** Kind of @p v (MCL_TYPE_NIL for NULL). @since 0.1 */
+MCL_API mcl_type mcl_value_type(const mcl_value *v);
+
+/**
+ * Typed reads. Each returns MCL_OK and sets the out-parameter, MCL_EINVAL for NULL arguments,
+ * MCL_ETYPE when @p v is of another kind, and for integers MCL_ERANGE when the value does not
+ * fit. mcl_value_get_double() also accepts integers (converted). Strings and binary are
+ * borrowed from the value (strings are NUL-terminated; *len excludes the NUL).
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_value_get_bool(const mcl_value *v, bool *out);
+MCL_API mcl_err mcl_value_get_int(const mcl_value *v, int64_t *out);
+MCL_API mcl_err mcl_value_get_uint(const mcl_value *v, uint64_t *out);
+MCL_API mcl_err mcl_value_get_double(const mcl_value *v, double *out);
+MCL_API mcl_err mcl_value_get_str(const mcl_value *v, const char **s, size_t *len);
+MCL_API mcl_err mcl_value_get_bin(const mcl_value *v, const void **data, size_t *len);
+
+/** Whether an integer value is stored unsigned above INT64_MAX. @since 0.1 */
+MCL_API bool mcl_value_is_big_uint(const mcl_value *v);
+
+/** Number of items of an array or entries of a map (0 for other kinds). @since 0.1 */
+MCL_API size_t mcl_value_count(const mcl_value *v);
+
+/** Array item @p i, or NULL (not an array, or out of range). @since 0.1 */
+MCL_API const mcl_value *mcl_value_item(const mcl_value *v, size_t i);
+
+/** Map entry @p i with its key (borrowed, NUL-terminated), or NULL. @since 0.1 */
+MCL_API const mcl_value *mcl_value_entry(const mcl_value *v, size_t i, const char **key);
+
+/** The value for @p key in a map, or NULL. @since 0.1 */
+MCL_API const mcl_value *mcl_value_find(const mcl_value *v, const char *key);
+
+/** Deep equality (same kinds and contents, map entries in any order). @since 0.1 */
+MCL_API bool mcl_value_equal(const mcl_value *a, const mcl_value *b);
+
+/**
+ * Building arrays: append a value to array @p arr. The _array/_map forms append an empty
+ * container and return it in @p child (owned by @p arr) for filling.
+ * @retval MCL_OK @retval MCL_EINVAL (NULL, or @p arr not an array) @retval MCL_ENOMEM
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_value_push_nil(mcl_value *arr);
+MCL_API mcl_err mcl_value_push_bool(mcl_value *arr, bool b);
+MCL_API mcl_err mcl_value_push_int(mcl_value *arr, int64_t i);
+MCL_API mcl_err mcl_value_push_uint(mcl_value *arr, uint64_t u);
+MCL_API mcl_err mcl_value_push_double(mcl_value *arr, double d);
+MCL_API mcl_err mcl_value_push_str(mcl_value *arr, const char *s);
+MCL_API mcl_err mcl_value_push_strn(mcl_value *arr, const char *s, size_t len);
+MCL_API mcl_err mcl_value_push_bin(mcl_value *arr, const void *data, size_t len);
+MCL_API mcl_err mcl_value_push_array(mcl_value *arr, mcl_value **child);
+MCL_API mcl_err mcl_value_push_map(mcl_value *arr, mcl_value **child);
+
+/**
+ * Building maps: set @p key (copied) in map @p map, replacing an existing entry in place (its
+ * position is kept) or appending a new one. Same return codes as the push functions.
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_value_put_nil(mcl_value *map, const char *key);
+MCL_API mcl_err mcl_value_put_bool(mcl_value *map, const char *key, bool b);
+MCL_API mcl_err mcl_value_put_int(mcl_value *map, const char *key, int64_t i);
+MCL_API mcl_err mcl_value_put_uint(mcl_value *map, const char *key, uint64_t u);
+MCL_API mcl_err mcl_value_put_double(mcl_value *map, const char *key, double d);
+MCL_API mcl_err mcl_value_put_str(mcl_value *map, const char *key, const char *s);
+MCL_API mcl_err mcl_value_put_strn(mcl_value *map, const char *key, const char *s, size_t len);
+MCL_API mcl_err mcl_value_put_bin(mcl_value *map, const char *key, const void *data, size_t len);
+MCL_API mcl_err mcl_value_put_array(mcl_value *map, const char *key, mcl_value **child);
+MCL_API mcl_err mcl_value_put_map(mcl_value *map, const char *key, mcl_value **child);
+/** Deep-copies @p v under @p key. @since 0.1 */
+MCL_API mcl_err mcl_value_put_copy(mcl_value *map, const char *key, const mcl_value *v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

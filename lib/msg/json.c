@@ -1,0 +1,361 @@
+// Message <-> JSON with jansson. Values JSON cannot hold become one-key tagged objects
+// ("$bin", "$float", "$str", "$uint"); a genuine map that would read back as a tag is wrapped
+// in {"$map": ...}. docs/json.md documents the mapping.
+#include "msg_int.h"
+
+#include "../core/internal.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const tags[] = {"$bin", "$float", "$str", "$uint", "$map"};
+
+static bool
+is_tag(const char *k)
+{
+    for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
+        if (strcmp(k, tags[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool
+utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t need;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            need = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            need = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            need = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i < need)
+            return false;
+        for (size_t k = 1; k < need; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) ||
+            (need == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += need;
+    }
+    return true;
+}
+
+static json_t *
+tagged(const char *tag, json_t *v)
+{
+    json_t *o = json_object();
+    if (o == NULL || v == NULL || json_object_set_new(o, tag, v) != 0) {
+        json_decref(o);
+        json_decref(v);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *
+tagged_b64(const char *tag, const char *p, size_t n)
+{
+    char *b = mcl__b64_encode(p, n);
+    if (b == NULL)
+        return NULL;
+    json_t *s = json_string(b);
+    mcl__free(b);
+    return tagged(tag, s);
+}
+
+static json_t *
+to_json(const mcl_value *v)
+{
+    switch (v->type) {
+    case MCL_TYPE_NIL:
+    case MCL_TYPE_ANY:
+        return json_null();
+    case MCL_TYPE_BOOL:
+        return json_boolean(v->b);
+    case MCL_TYPE_INT:
+        if (v->is_u && v->u > (uint64_t)INT64_MAX) {
+            char buf[32];
+            snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v->u);
+            return tagged("$uint", json_string(buf));
+        }
+        return json_integer(v->is_u ? (json_int_t)v->u : (json_int_t)v->i);
+    case MCL_TYPE_FLOAT:
+        if (isnan(v->d))
+            return tagged("$float", json_string("nan"));
+        if (isinf(v->d))
+            return tagged("$float", json_string(v->d > 0 ? "inf" : "-inf"));
+        return json_real(v->d);
+    case MCL_TYPE_STR:
+        if (utf8_valid(v->s.p, v->s.n))
+            return json_stringn(v->s.p, v->s.n);
+        return tagged_b64("$str", v->s.p, v->s.n);
+    case MCL_TYPE_BIN:
+        return tagged_b64("$bin", v->s.p, v->s.n);
+    case MCL_TYPE_ARRAY: {
+        json_t *a = json_array();
+        for (size_t i = 0; a != NULL && i < v->a.n; i++)
+            if (json_array_append_new(a, to_json(v->a.v[i])) != 0) {
+                json_decref(a);
+                a = NULL;
+            }
+        return a;
+    }
+    case MCL_TYPE_MAP: {
+        json_t *o = json_object();
+        for (size_t i = 0; o != NULL && i < v->m.n; i++) {
+            const mcl__kv *kv = &v->m.kv[i];
+            json_t *item = to_json(kv->val);
+            // JSON keys must be Unicode: invalid bytes become '?' (documented, keys only).
+            char *key = mcl__strdup(kv->key);
+            if (key != NULL && !utf8_valid(key, kv->klen))
+                for (size_t k = 0; k < kv->klen; k++)
+                    if ((unsigned char)key[k] >= 0x80)
+                        key[k] = '?';
+            if (key == NULL || item == NULL || json_object_set_new(o, key, item) != 0) {
+                if (key == NULL || item == NULL)
+                    json_decref(item);
+                json_decref(o);
+                o = NULL;
+            }
+            mcl__free(key);
+        }
+        if (o != NULL && v->m.n == 1 && is_tag(v->m.kv[0].key))
+            return tagged("$map", o);
+        return o;
+    }
+    }
+    return NULL;
+}
+
+mcl_err
+mcl_msg_to_json(const mcl_msg *m, int flags, char **jsonp)
+{
+    if (jsonp != NULL)
+        *jsonp = NULL;
+    if (m == NULL || jsonp == NULL)
+        return MCL_EINVAL;
+    json_t *j = to_json(mcl_msg_fields(m));
+    if (j == NULL)
+        return MCL_ENOMEM;
+    size_t jf = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
+    if (flags & MCL_JSON_INDENT)
+        jf |= JSON_INDENT(2);
+    else
+        jf |= JSON_COMPACT;
+    if (flags & MCL_JSON_SORT)
+        jf |= JSON_SORT_KEYS;
+    *jsonp = json_dumps(j, jf);
+    json_decref(j);
+    return *jsonp ? MCL_OK : MCL_ENOMEM;
+}
+
+// --- JSON -> value ---------------------------------------------------------------------------
+
+static mcl_err from_json(json_t *j, mcl_value **out, int depth);
+
+static mcl_err
+from_tag(const char *tag, json_t *arg, mcl_value **out, int depth)
+{
+    if (strcmp(tag, "$map") == 0) {
+        if (!json_is_object(arg))
+            return MCL_EDECODE;
+        // The wrapped object is a plain map, even if its one key looks like a tag.
+        mcl_value *m = mcl__val_new(MCL_TYPE_MAP);
+        if (m == NULL)
+            return MCL_ENOMEM;
+        const char *k;
+        json_t *item;
+        json_object_foreach(arg, k, item)
+        {
+            mcl_value *c = NULL;
+            mcl_err rv = from_json(item, &c, depth + 1);
+            if (rv == MCL_OK)
+                rv = mcl__val_put(m, k, strlen(k), c);
+            if (rv != MCL_OK) {
+                mcl__val_free(m);
+                return rv;
+            }
+        }
+        *out = m;
+        return MCL_OK;
+    }
+    if (!json_is_string(arg))
+        return MCL_EDECODE;
+    const char *s = json_string_value(arg);
+    size_t n = json_string_length(arg);
+    if (strcmp(tag, "$float") == 0) {
+        double d;
+        if (strcmp(s, "nan") == 0)
+            d = NAN;
+        else if (strcmp(s, "inf") == 0)
+            d = INFINITY;
+        else if (strcmp(s, "-inf") == 0)
+            d = -INFINITY;
+        else
+            return MCL_EDECODE;
+        mcl_value *v = mcl__val_new(MCL_TYPE_FLOAT);
+        if (v == NULL)
+            return MCL_ENOMEM;
+        v->d = d;
+        *out = v;
+        return MCL_OK;
+    }
+    if (strcmp(tag, "$uint") == 0) {
+        uint64_t u = 0;
+        if (n == 0 || n > 20)
+            return MCL_EDECODE;
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] < '0' || s[i] > '9' || u > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+                return MCL_EDECODE;
+            u = u * 10 + (uint64_t)(s[i] - '0');
+        }
+        mcl_value *v = mcl__val_new(MCL_TYPE_INT);
+        if (v == NULL)
+            return MCL_ENOMEM;
+        v->is_u = true;
+        v->u = u;
+        *out = v;
+        return MCL_OK;
+    }
+    // "$bin" and "$str": base64 bytes.
+    uint8_t *bytes;
+    size_t blen;
+    if (!mcl__b64_decode(s, n, &bytes, &blen))
+        return MCL_EDECODE;
+    mcl_value *v = mcl__val_str((const char *)bytes, blen,
+                                strcmp(tag, "$bin") == 0 ? MCL_TYPE_BIN : MCL_TYPE_STR);
+    mcl__free(bytes);
+    if (v == NULL)
+        return MCL_ENOMEM;
+    *out = v;
+    return MCL_OK;
+}
+
+static mcl_err
+from_json(json_t *j, mcl_value **out, int depth)
+{
+    *out = NULL;
+    if (depth > 64)
+        return MCL_EDECODE;
+    mcl_value *v = NULL;
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+        v = mcl__val_new(MCL_TYPE_NIL);
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        if ((v = mcl__val_new(MCL_TYPE_BOOL)) != NULL)
+            v->b = json_is_true(j);
+        break;
+    case JSON_INTEGER:
+        if ((v = mcl__val_new(MCL_TYPE_INT)) != NULL)
+            v->i = (int64_t)json_integer_value(j);
+        break;
+    case JSON_REAL:
+        if ((v = mcl__val_new(MCL_TYPE_FLOAT)) != NULL)
+            v->d = json_real_value(j);
+        break;
+    case JSON_STRING:
+        v = mcl__val_str(json_string_value(j), json_string_length(j), MCL_TYPE_STR);
+        break;
+    case JSON_ARRAY: {
+        if ((v = mcl__val_new(MCL_TYPE_ARRAY)) == NULL)
+            break;
+        size_t i;
+        json_t *item;
+        json_array_foreach(j, i, item)
+        {
+            mcl_value *c = NULL;
+            mcl_err rv = from_json(item, &c, depth + 1);
+            if (rv == MCL_OK)
+                rv = mcl__val_push(v, c);
+            if (rv != MCL_OK) {
+                mcl__val_free(v);
+                return rv;
+            }
+        }
+        break;
+    }
+    case JSON_OBJECT: {
+        if (json_object_size(j) == 1) {
+            const char *k = json_object_iter_key(json_object_iter(j));
+            if (is_tag(k))
+                return from_tag(k, json_object_get(j, k), out, depth);
+        }
+        if ((v = mcl__val_new(MCL_TYPE_MAP)) == NULL)
+            break;
+        const char *k;
+        json_t *item;
+        json_object_foreach(j, k, item)
+        {
+            mcl_value *c = NULL;
+            mcl_err rv = from_json(item, &c, depth + 1);
+            if (rv == MCL_OK)
+                rv = mcl__val_put(v, k, strlen(k), c);
+            if (rv != MCL_OK) {
+                mcl__val_free(v);
+                return rv;
+            }
+        }
+        break;
+    }
+    }
+    if (v == NULL)
+        return MCL_ENOMEM;
+    *out = v;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_msg_from_json(mcl_msg **mp, const char *text, size_t len, char *errbuf, size_t errlen)
+{
+    if (mp != NULL)
+        *mp = NULL;
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (mp == NULL || text == NULL)
+        return MCL_EINVAL;
+    json_error_t e;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (j == NULL)
+        return mcl__fail(MCL_EDECODE, errbuf, errlen, "json", "line %d, column %d: %s", e.line,
+                         e.column, e.text);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return mcl__fail(MCL_ENOTMAP, errbuf, errlen, "json", "a message must be a JSON object");
+    }
+    mcl_value *root = NULL;
+    mcl_err rv = from_json(j, &root, 0);
+    json_decref(j);
+    if (rv == MCL_EDECODE)
+        return mcl__fail(rv, errbuf, errlen, "json", "malformed tagged value ($bin, $float, "
+                                                     "$str, $uint or $map) or nesting too deep");
+    if (rv != MCL_OK)
+        return rv;
+    if (root->type != MCL_TYPE_MAP) { // a top-level tag such as {"$bin": ...}
+        mcl__val_free(root);
+        return mcl__fail(MCL_ENOTMAP, errbuf, errlen, "json", "a message must be a JSON object");
+    }
+    if ((*mp = mcl__msg_wrap(root)) == NULL)
+        return MCL_ENOMEM;
+    return MCL_OK;
+}

@@ -1,0 +1,853 @@
+// Messages (a map with the reserved keys "name" and "timestamp"), the type registry, and the
+// msgpack codec (msgpack-c, behind a structural pre-check so no length is trusted).
+#define _GNU_SOURCE
+#include "msg_int.h"
+
+#include "../core/internal.h"
+
+#include <math.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_NAME "name"
+#define KEY_TIMESTAMP "timestamp"
+
+// --- registry --------------------------------------------------------------------------------
+
+struct mcl_msgtype {
+    char *name;
+    mcl_field *fields;
+    size_t nfields;
+    mcl_connection *conn;
+    char *topic;
+    struct mcl_msgtype *next_removed;
+};
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mcl_msgtype **reg;
+static size_t reg_n, reg_cap;
+static struct mcl_msgtype *removed; // kept alive: pointers handed out stay valid
+
+static void
+type_free(struct mcl_msgtype *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->nfields; i++)
+        mcl__free((char *)(uintptr_t)t->fields[i].name);
+    mcl__free(t->fields);
+    mcl__free(t->name);
+    mcl__free(t->topic);
+    mcl_connection_free(t->conn);
+    mcl__free(t);
+}
+
+#define DEF_FAIL(code, ...) mcl__fail(code, errbuf, errlen, "msgtype", __VA_ARGS__)
+
+mcl_err
+mcl_msgtype_define(const mcl_msgtype **typep, const char *name, const mcl_field *fields,
+                   size_t nfields, const char *url, const char *topic, char *errbuf,
+                   size_t errlen)
+{
+    if (typep != NULL)
+        *typep = NULL;
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (typep == NULL || name == NULL || (fields == NULL && nfields > 0))
+        return DEF_FAIL(MCL_EINVAL, "NULL argument");
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > 255)
+        return DEF_FAIL(MCL_EINVAL, "a message type needs a name of 1..255 bytes");
+    for (size_t i = 0; i < nfields; i++) {
+        const char *f = fields[i].name;
+        if (f == NULL || f[0] == '\0')
+            return DEF_FAIL(MCL_EINVAL, "%s: field %zu has no name", name, i);
+        if (strcmp(f, KEY_NAME) == 0 || strcmp(f, KEY_TIMESTAMP) == 0)
+            return DEF_FAIL(MCL_EINVAL, "%s: '%s' is reserved (every message has it)", name, f);
+        if (fields[i].type < MCL_TYPE_ANY || fields[i].type > MCL_TYPE_MAP)
+            return DEF_FAIL(MCL_EINVAL, "%s: field '%s' has an unknown type", name, f);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(f, fields[j].name) == 0)
+                return DEF_FAIL(MCL_EINVAL, "%s: field '%s' is declared twice", name, f);
+    }
+    if (topic != NULL && strlen(topic) > MCL_TOPIC_MAX)
+        return DEF_FAIL(MCL_EINVAL, "%s: topic longer than %d bytes", name, MCL_TOPIC_MAX);
+
+    struct mcl_msgtype *t = mcl__zalloc(sizeof(*t));
+    if (t == NULL)
+        return DEF_FAIL(MCL_ENOMEM, "out of memory");
+    mcl_err rv = MCL_OK;
+    if (url != NULL && (rv = mcl_connection_parse(&t->conn, url, errbuf, errlen)) != MCL_OK) {
+        type_free(t);
+        return rv;
+    }
+    t->name = mcl__strdup(name);
+    t->topic = mcl__strdup(topic ? topic : "");
+    t->fields = mcl__zalloc((nfields ? nfields : 1) * sizeof(*t->fields));
+    if (t->name == NULL || t->topic == NULL || t->fields == NULL) {
+        type_free(t);
+        return DEF_FAIL(MCL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < nfields; i++) {
+        t->fields[i].type = fields[i].type;
+        if ((t->fields[i].name = mcl__strdup(fields[i].name)) == NULL) {
+            t->nfields = i;
+            type_free(t);
+            return DEF_FAIL(MCL_ENOMEM, "out of memory");
+        }
+        t->nfields = i + 1;
+    }
+
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < reg_n && rv == MCL_OK; i++) {
+        if (strcmp(reg[i]->name, name) == 0)
+            rv = DEF_FAIL(MCL_EEXIST, "a message type named '%s' already exists", name);
+        else if (t->conn != NULL && reg[i]->conn != NULL &&
+                 mcl_connection_equal(t->conn, reg[i]->conn))
+            rv = DEF_FAIL(MCL_EEXIST, "%s: type '%s' already uses the connection %s", name,
+                          reg[i]->name, mcl_connection_url(t->conn));
+    }
+    if (rv == MCL_OK && reg_n == reg_cap) {
+        size_t nc = reg_cap ? reg_cap * 2 : 16;
+        struct mcl_msgtype **nr = mcl__realloc(reg, nc * sizeof(*nr));
+        if (nr == NULL)
+            rv = DEF_FAIL(MCL_ENOMEM, "out of memory");
+        else {
+            reg = nr;
+            reg_cap = nc;
+        }
+    }
+    if (rv == MCL_OK)
+        reg[reg_n++] = t;
+    pthread_mutex_unlock(&reg_lock);
+    if (rv != MCL_OK) {
+        type_free(t);
+        return rv;
+    }
+    *typep = t;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_msgtype_remove(const char *name)
+{
+    if (name == NULL)
+        return MCL_EINVAL;
+    mcl_err rv = MCL_ENOENT;
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < reg_n; i++)
+        if (strcmp(reg[i]->name, name) == 0) {
+            struct mcl_msgtype *t = reg[i];
+            memmove(&reg[i], &reg[i + 1], (reg_n - i - 1) * sizeof(*reg));
+            reg_n--;
+            t->next_removed = removed;
+            removed = t;
+            rv = MCL_OK;
+            break;
+        }
+    pthread_mutex_unlock(&reg_lock);
+    return rv;
+}
+
+mcl_err
+mcl_msgtype_find(const mcl_msgtype **typep, const char *name)
+{
+    if (typep != NULL)
+        *typep = NULL;
+    if (typep == NULL || name == NULL)
+        return MCL_EINVAL;
+    mcl_err rv = MCL_ENOENT;
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < reg_n; i++)
+        if (strcmp(reg[i]->name, name) == 0) {
+            *typep = reg[i];
+            rv = MCL_OK;
+            break;
+        }
+    pthread_mutex_unlock(&reg_lock);
+    return rv;
+}
+
+static bool
+in_list(const char *name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] != NULL && strcmp(list[i], name) == 0)
+            return true;
+    return false;
+}
+
+size_t
+mcl_msgtype_list(const mcl_msgtype **out, size_t cap, const char *const *include, size_t ninc,
+                 const char *const *exclude, size_t nexc)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < reg_n; i++) {
+        if (exclude != NULL && in_list(reg[i]->name, exclude, nexc))
+            continue;
+        if (include != NULL && ninc > 0 && !in_list(reg[i]->name, include, ninc))
+            continue;
+        if (out != NULL && n < cap)
+            out[n] = reg[i];
+        n++;
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return n;
+}
+
+const char *
+mcl_msgtype_name(const mcl_msgtype *t)
+{
+    return t ? t->name : "";
+}
+size_t
+mcl_msgtype_nfields(const mcl_msgtype *t)
+{
+    return t ? t->nfields : 0;
+}
+const mcl_field *
+mcl_msgtype_field(const mcl_msgtype *t, size_t i)
+{
+    return t && i < t->nfields ? &t->fields[i] : NULL;
+}
+const mcl_connection *
+mcl_msgtype_connection(const mcl_msgtype *t)
+{
+    return t ? t->conn : NULL;
+}
+const char *
+mcl_msgtype_topic(const mcl_msgtype *t)
+{
+    return t ? t->topic : "";
+}
+
+// --- messages --------------------------------------------------------------------------------
+
+struct mcl_msg {
+    mcl_value *root;
+};
+
+mcl_msg *
+mcl__msg_wrap(mcl_value *root)
+{
+    mcl_msg *m = mcl__alloc(sizeof(*m));
+    if (m == NULL) {
+        mcl__val_free(root);
+        return NULL;
+    }
+    m->root = root;
+    return m;
+}
+
+mcl_value *
+mcl__msg_root(mcl_msg *m)
+{
+    return m->root;
+}
+
+static double
+now_s(void)
+{
+    return (double)mcl__real_ns() / 1e9;
+}
+
+mcl_err
+mcl_msg_new(mcl_msg **mp, const mcl_msgtype *t)
+{
+    if (mp != NULL)
+        *mp = NULL;
+    if (mp == NULL)
+        return MCL_EINVAL;
+    mcl_value *root = mcl__val_new(MCL_TYPE_MAP);
+    mcl_msg *m = mcl__msg_wrap(root);
+    if (root == NULL || m == NULL) {
+        mcl__free(m);
+        return MCL_ENOMEM;
+    }
+    mcl_err rv = MCL_OK;
+    if (t != NULL) {
+        rv = mcl_value_put_str(root, KEY_NAME, t->name);
+        for (size_t i = 0; i < t->nfields && rv == MCL_OK; i++)
+            rv = mcl_value_put_nil(root, t->fields[i].name);
+    }
+    if (rv == MCL_OK)
+        rv = mcl_value_put_double(root, KEY_TIMESTAMP, now_s());
+    if (rv != MCL_OK) {
+        mcl_msg_free(m);
+        return rv;
+    }
+    *mp = m;
+    return MCL_OK;
+}
+
+void
+mcl_msg_free(mcl_msg *m)
+{
+    if (m == NULL)
+        return;
+    mcl__val_free(m->root);
+    mcl__free(m);
+}
+
+void
+mcl_free(void *p)
+{
+    free(p); // buffers come from malloc (ours, or msgpack-c's and jansson's, which use malloc)
+}
+
+mcl_err
+mcl_msg_dup(mcl_msg **cp, const mcl_msg *m)
+{
+    if (cp != NULL)
+        *cp = NULL;
+    if (cp == NULL || m == NULL)
+        return MCL_EINVAL;
+    mcl_value *root = mcl__val_copy(m->root);
+    if (root == NULL)
+        return MCL_ENOMEM;
+    if ((*cp = mcl__msg_wrap(root)) == NULL)
+        return MCL_ENOMEM;
+    return MCL_OK;
+}
+
+const char *
+mcl_msg_name(const mcl_msg *m)
+{
+    const char *s;
+    if (m == NULL || mcl_value_get_str(mcl_value_find(m->root, KEY_NAME), &s, NULL) != MCL_OK)
+        return NULL;
+    return s;
+}
+
+double
+mcl_msg_timestamp(const mcl_msg *m)
+{
+    double d;
+    if (m == NULL ||
+        mcl_value_get_double(mcl_value_find(m->root, KEY_TIMESTAMP), &d) != MCL_OK)
+        return NAN;
+    return d;
+}
+
+const mcl_value *
+mcl_msg_fields(const mcl_msg *m)
+{
+    return m ? m->root : NULL;
+}
+
+const mcl_value *
+mcl_msg_get(const mcl_msg *m, const char *key)
+{
+    return m ? mcl_value_find(m->root, key) : NULL;
+}
+
+#define GET(m, key, call)                                                                          \
+    do {                                                                                           \
+        if ((m) == NULL || (key) == NULL)                                                          \
+            return MCL_EINVAL;                                                                     \
+        const mcl_value *v_ = mcl_value_find((m)->root, key);                                      \
+        if (v_ == NULL)                                                                            \
+            return MCL_ENOENT;                                                                     \
+        return call;                                                                               \
+    } while (0)
+
+mcl_err
+mcl_msg_get_bool(const mcl_msg *m, const char *key, bool *out)
+{
+    GET(m, key, mcl_value_get_bool(v_, out));
+}
+mcl_err
+mcl_msg_get_int(const mcl_msg *m, const char *key, int64_t *out)
+{
+    GET(m, key, mcl_value_get_int(v_, out));
+}
+mcl_err
+mcl_msg_get_uint(const mcl_msg *m, const char *key, uint64_t *out)
+{
+    GET(m, key, mcl_value_get_uint(v_, out));
+}
+mcl_err
+mcl_msg_get_double(const mcl_msg *m, const char *key, double *out)
+{
+    GET(m, key, mcl_value_get_double(v_, out));
+}
+mcl_err
+mcl_msg_get_str(const mcl_msg *m, const char *key, const char **s, size_t *len)
+{
+    GET(m, key, mcl_value_get_str(v_, s, len));
+}
+mcl_err
+mcl_msg_get_bin(const mcl_msg *m, const char *key, const void **d, size_t *len)
+{
+    GET(m, key, mcl_value_get_bin(v_, d, len));
+}
+
+// "name" may be set once (to a string), never changed.
+static mcl_err
+writable(const mcl_msg *m, const char *key, mcl_type newtype)
+{
+    if (m == NULL || key == NULL)
+        return MCL_EINVAL;
+    if (strcmp(key, KEY_NAME) == 0) {
+        if (mcl_value_find(m->root, KEY_NAME) != NULL)
+            return MCL_EREADONLY;
+        if (newtype != MCL_TYPE_STR)
+            return MCL_ETYPE;
+    }
+    return MCL_OK;
+}
+
+#define SET(m, key, type, call)                                                                    \
+    do {                                                                                           \
+        mcl_err rv_ = writable(m, key, type);                                                      \
+        if (rv_ != MCL_OK)                                                                         \
+            return rv_;                                                                            \
+        return call;                                                                               \
+    } while (0)
+
+mcl_err
+mcl_msg_set_nil(mcl_msg *m, const char *key)
+{
+    SET(m, key, MCL_TYPE_NIL, mcl_value_put_nil(m->root, key));
+}
+mcl_err
+mcl_msg_set_bool(mcl_msg *m, const char *key, bool b)
+{
+    SET(m, key, MCL_TYPE_BOOL, mcl_value_put_bool(m->root, key, b));
+}
+mcl_err
+mcl_msg_set_int(mcl_msg *m, const char *key, int64_t i)
+{
+    SET(m, key, MCL_TYPE_INT, mcl_value_put_int(m->root, key, i));
+}
+mcl_err
+mcl_msg_set_uint(mcl_msg *m, const char *key, uint64_t u)
+{
+    SET(m, key, MCL_TYPE_INT, mcl_value_put_uint(m->root, key, u));
+}
+mcl_err
+mcl_msg_set_double(mcl_msg *m, const char *key, double d)
+{
+    SET(m, key, MCL_TYPE_FLOAT, mcl_value_put_double(m->root, key, d));
+}
+mcl_err
+mcl_msg_set_str(mcl_msg *m, const char *key, const char *s)
+{
+    SET(m, key, MCL_TYPE_STR, mcl_value_put_str(m->root, key, s));
+}
+mcl_err
+mcl_msg_set_strn(mcl_msg *m, const char *key, const char *s, size_t len)
+{
+    SET(m, key, MCL_TYPE_STR, mcl_value_put_strn(m->root, key, s, len));
+}
+mcl_err
+mcl_msg_set_bin(mcl_msg *m, const char *key, const void *d, size_t len)
+{
+    SET(m, key, MCL_TYPE_BIN, mcl_value_put_bin(m->root, key, d, len));
+}
+mcl_err
+mcl_msg_set_array(mcl_msg *m, const char *key, mcl_value **arr)
+{
+    SET(m, key, MCL_TYPE_ARRAY, mcl_value_put_array(m->root, key, arr));
+}
+mcl_err
+mcl_msg_set_map(mcl_msg *m, const char *key, mcl_value **map)
+{
+    SET(m, key, MCL_TYPE_MAP, mcl_value_put_map(m->root, key, map));
+}
+mcl_err
+mcl_msg_set_value(mcl_msg *m, const char *key, const mcl_value *v)
+{
+    SET(m, key, mcl_value_type(v), mcl_value_put_copy(m->root, key, v));
+}
+
+mcl_err
+mcl_msg_remove(mcl_msg *m, const char *key)
+{
+    if (m == NULL || key == NULL)
+        return MCL_EINVAL;
+    if (strcmp(key, KEY_NAME) == 0 && mcl_value_find(m->root, KEY_NAME) != NULL)
+        return MCL_EREADONLY;
+    return mcl__val_remove(m->root, key) ? MCL_OK : MCL_ENOENT;
+}
+
+mcl_err
+mcl_msg_update(mcl_msg *m, const mcl_msg *src)
+{
+    if (m == NULL || src == NULL)
+        return MCL_EINVAL;
+    const mcl_value *sn = mcl_value_find(src->root, KEY_NAME);
+    const mcl_value *mn = mcl_value_find(m->root, KEY_NAME);
+    if (sn != NULL && mn != NULL && !mcl_value_equal(sn, mn))
+        return MCL_EREADONLY;
+    if (sn != NULL && mn == NULL && sn->type != MCL_TYPE_STR)
+        return MCL_ETYPE;
+    // Build the result on a copy so that a failure leaves m unchanged.
+    mcl_value *root = mcl__val_copy(m->root);
+    if (root == NULL)
+        return MCL_ENOMEM;
+    mcl_err rv = MCL_OK;
+    for (size_t i = 0; i < src->root->m.n && rv == MCL_OK; i++) {
+        const mcl__kv *kv = &src->root->m.kv[i];
+        rv = mcl__val_put(root, kv->key, kv->klen, mcl__val_copy(kv->val));
+    }
+    if (rv == MCL_OK && mcl_value_find(src->root, KEY_TIMESTAMP) == NULL)
+        rv = mcl_value_put_double(root, KEY_TIMESTAMP, now_s());
+    if (rv != MCL_OK) {
+        mcl__val_free(root);
+        return rv;
+    }
+    mcl__val_free(m->root);
+    m->root = root;
+    return MCL_OK;
+}
+
+static bool
+kind_ok(mcl_type want, const mcl_value *v)
+{
+    if (want == MCL_TYPE_ANY || v->type == MCL_TYPE_NIL || v->type == want)
+        return true;
+    return want == MCL_TYPE_FLOAT && v->type == MCL_TYPE_INT;
+}
+
+static mcl_err
+check_mandatory(const mcl_value *root, const mcl_msgtype *t, char *errbuf, size_t errlen)
+{
+    char missing[256] = "";
+    size_t ml = 0;
+    bool any = false;
+    for (size_t i = 0; i < t->nfields; i++)
+        if (mcl_value_find(root, t->fields[i].name) == NULL) {
+            any = true;
+            if (ml < sizeof(missing)) {
+                int n = snprintf(missing + ml, sizeof(missing) - ml, "%s%s", ml ? ", " : "",
+                                 t->fields[i].name);
+                if (n > 0)
+                    ml += (size_t)n;
+            }
+        }
+    if (any)
+        return mcl__fail(MCL_EMISSING, errbuf, errlen, "message",
+                         "'%s' is missing the mandatory fields: %s", t->name, missing);
+    return MCL_OK;
+}
+
+mcl_err
+mcl_msg_check(const mcl_msg *m, const mcl_msgtype *t, char *errbuf, size_t errlen)
+{
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (m == NULL || t == NULL)
+        return MCL_EINVAL;
+    const char *name = mcl_msg_name(m);
+    if (name == NULL || strcmp(name, t->name) != 0)
+        return mcl__fail(MCL_ETYPE, errbuf, errlen, "message",
+                         "message named '%s' is not a '%s'", name ? name : "(none)", t->name);
+    mcl_err rv = check_mandatory(m->root, t, errbuf, errlen);
+    if (rv != MCL_OK)
+        return rv;
+    for (size_t i = 0; i < t->nfields; i++) {
+        const mcl_value *v = mcl_value_find(m->root, t->fields[i].name);
+        if (!kind_ok(t->fields[i].type, v))
+            return mcl__fail(MCL_ETYPE, errbuf, errlen, "message",
+                             "'%s' field '%s' holds %s, declared %s", t->name, t->fields[i].name,
+                             mcl_type_name(v->type), mcl_type_name(t->fields[i].type));
+    }
+    return MCL_OK;
+}
+
+// --- msgpack encoding ------------------------------------------------------------------------
+
+static int
+pack(msgpack_packer *pk, const mcl_value *v)
+{
+    switch (v->type) {
+    case MCL_TYPE_NIL:
+    case MCL_TYPE_ANY:
+        return msgpack_pack_nil(pk);
+    case MCL_TYPE_BOOL:
+        return v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    case MCL_TYPE_INT:
+        return v->is_u ? msgpack_pack_uint64(pk, v->u) : msgpack_pack_int64(pk, v->i);
+    case MCL_TYPE_FLOAT:
+        return msgpack_pack_double(pk, v->d);
+    case MCL_TYPE_STR:
+        if (v->s.n > UINT32_MAX)
+            return -1;
+        return msgpack_pack_str(pk, v->s.n) || msgpack_pack_str_body(pk, v->s.p, v->s.n);
+    case MCL_TYPE_BIN:
+        if (v->s.n > UINT32_MAX)
+            return -1;
+        return msgpack_pack_bin(pk, v->s.n) || msgpack_pack_bin_body(pk, v->s.p, v->s.n);
+    case MCL_TYPE_ARRAY:
+        if (msgpack_pack_array(pk, v->a.n) != 0)
+            return -1;
+        for (size_t i = 0; i < v->a.n; i++)
+            if (pack(pk, v->a.v[i]) != 0)
+                return -1;
+        return 0;
+    case MCL_TYPE_MAP:
+        if (msgpack_pack_map(pk, v->m.n) != 0)
+            return -1;
+        for (size_t i = 0; i < v->m.n; i++)
+            if (msgpack_pack_str(pk, v->m.kv[i].klen) != 0 ||
+                msgpack_pack_str_body(pk, v->m.kv[i].key, v->m.kv[i].klen) != 0 ||
+                pack(pk, v->m.kv[i].val) != 0)
+                return -1;
+        return 0;
+    }
+    return -1;
+}
+
+mcl_err
+mcl_msg_encode(const mcl_msg *m, void **bufp, size_t *lenp)
+{
+    if (bufp != NULL)
+        *bufp = NULL;
+    if (lenp != NULL)
+        *lenp = 0;
+    if (m == NULL || bufp == NULL || lenp == NULL)
+        return MCL_EINVAL;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (pack(&pk, m->root) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return MCL_ENOMEM;
+    }
+    *lenp = sb.size;
+    *bufp = msgpack_sbuffer_release(&sb);
+    if (*bufp == NULL) { // an empty map still has one byte; release only fails on no data
+        *lenp = 0;
+        return MCL_ENOMEM;
+    }
+    return MCL_OK;
+}
+
+// --- msgpack decoding ------------------------------------------------------------------------
+
+enum { MAX_DEPTH = 64 };
+
+// Walks one msgpack object at p[*off] without allocating: every length must fit in what
+// remains, every container count must be plausible (each element takes at least one byte),
+// nesting is bounded. Only then is msgpack-c asked to build the object tree, so a 6-byte
+// datagram cannot make it reserve gigabytes.
+static bool
+mp_sane(const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    uint64_t pending[MAX_DEPTH + 1]; // objects still to read at each depth
+    int depth = 0;
+    pending[0] = 1;
+    while (depth >= 0) {
+        if (pending[depth] == 0) {
+            depth--;
+            continue;
+        }
+        pending[depth]--;
+        if (off >= len)
+            return false;
+        uint8_t c = p[off++];
+        uint64_t skip = 0, count = 0; // bytes to skip; elements of a new container
+        size_t left = len - off;
+#define NEED(n)                                                                                    \
+    do {                                                                                           \
+        if (left < (n))                                                                            \
+            return false;                                                                          \
+    } while (0)
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            skip = 0;
+        } else if ((c & 0xf0) == 0x80) {
+            count = 2 * (uint64_t)(c & 0x0f);
+        } else if ((c & 0xf0) == 0x90) {
+            count = c & 0x0f;
+        } else if ((c & 0xe0) == 0xa0) {
+            skip = c & 0x1f;
+        } else {
+            switch (c) {
+            case 0xc4: case 0xd9: NEED(1); skip = 1 + (uint64_t)p[off]; break;
+            case 0xc5: case 0xda: NEED(2); skip = 2 + (uint64_t)mcl__get_be16(p + off); break;
+            case 0xc6: case 0xdb: NEED(4); skip = 4 + (uint64_t)mcl__get_be32(p + off); break;
+            case 0xc7: NEED(1); skip = 2 + (uint64_t)p[off]; break;
+            case 0xc8: NEED(2); skip = 3 + (uint64_t)mcl__get_be16(p + off); break;
+            case 0xc9: NEED(4); skip = 5 + (uint64_t)mcl__get_be32(p + off); break;
+            case 0xca: case 0xce: case 0xd2: skip = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xd4: skip = 2; break;
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: NEED(2); count = mcl__get_be16(p + off); skip = 2; break;
+            case 0xdd: NEED(4); count = mcl__get_be32(p + off); skip = 4; break;
+            case 0xde: NEED(2); count = 2 * (uint64_t)mcl__get_be16(p + off); skip = 2; break;
+            case 0xdf: NEED(4); count = 2 * (uint64_t)mcl__get_be32(p + off); skip = 4; break;
+            default: return false; // 0xc1 is never used
+            }
+        }
+#undef NEED
+        if (skip > left)
+            return false;
+        off += (size_t)skip;
+        if (count > 0) {
+            if (count > len - off || depth == MAX_DEPTH)
+                return false;
+            pending[++depth] = count;
+        }
+    }
+    return off == len;
+}
+
+static mcl_err convert(const msgpack_object *o, mcl_value **out, int depth);
+
+static mcl_err
+convert_map(const msgpack_object *o, mcl_value *map, int depth)
+{
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        const char *key;
+        size_t klen;
+        if (k->type == MSGPACK_OBJECT_STR) {
+            key = k->via.str.ptr;
+            klen = k->via.str.size;
+        } else if (k->type == MSGPACK_OBJECT_BIN) {
+            key = k->via.bin.ptr;
+            klen = k->via.bin.size;
+        } else {
+            return MCL_EDECODE;
+        }
+        if (klen == 0)
+            key = "";
+        else if (memchr(key, 0, klen) != NULL)
+            return MCL_EDECODE;
+        mcl_value *v = NULL;
+        mcl_err rv = convert(&o->via.map.ptr[i].val, &v, depth + 1);
+        if (rv != MCL_OK)
+            return rv;
+        if ((rv = mcl__val_put(map, key, klen, v)) != MCL_OK)
+            return rv;
+    }
+    return MCL_OK;
+}
+
+static mcl_err
+convert(const msgpack_object *o, mcl_value **out, int depth)
+{
+    mcl_value *v = NULL;
+    mcl_err rv = MCL_OK;
+    if (depth > MAX_DEPTH)
+        return MCL_EDECODE;
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        v = mcl__val_new(MCL_TYPE_NIL);
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        if ((v = mcl__val_new(MCL_TYPE_BOOL)) != NULL)
+            v->b = o->via.boolean;
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if ((v = mcl__val_new(MCL_TYPE_INT)) != NULL) {
+            v->is_u = true;
+            v->u = o->via.u64;
+        }
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        if ((v = mcl__val_new(MCL_TYPE_INT)) != NULL)
+            v->i = o->via.i64;
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if ((v = mcl__val_new(MCL_TYPE_FLOAT)) != NULL)
+            v->d = o->via.f64;
+        break;
+    case MSGPACK_OBJECT_STR:
+        v = mcl__val_str(o->via.str.ptr, o->via.str.size, MCL_TYPE_STR);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        v = mcl__val_str(o->via.bin.ptr, o->via.bin.size, MCL_TYPE_BIN);
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        if ((v = mcl__val_new(MCL_TYPE_ARRAY)) == NULL)
+            break;
+        for (uint32_t i = 0; i < o->via.array.size && rv == MCL_OK; i++) {
+            mcl_value *item = NULL;
+            if ((rv = convert(&o->via.array.ptr[i], &item, depth + 1)) == MCL_OK)
+                rv = mcl__val_push(v, item);
+        }
+        break;
+    case MSGPACK_OBJECT_MAP:
+        if ((v = mcl__val_new(MCL_TYPE_MAP)) != NULL)
+            rv = convert_map(o, v, depth);
+        break;
+    default: // extension types have no meaning here
+        return MCL_EDECODE;
+    }
+    if (v == NULL)
+        return MCL_ENOMEM;
+    if (rv != MCL_OK) {
+        mcl__val_free(v);
+        return rv;
+    }
+    *out = v;
+    return MCL_OK;
+}
+
+mcl_err
+mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out)
+{
+    *out = NULL;
+    if (len == 0 || !mp_sane(buf, len))
+        return MCL_EDECODE;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    msgpack_unpack_return r = msgpack_unpack_next(&u, buf, len, &off);
+    mcl_err rv;
+    if (r == MSGPACK_UNPACK_NOMEM_ERROR)
+        rv = MCL_ENOMEM;
+    else if (r != MSGPACK_UNPACK_SUCCESS || off != len)
+        rv = MCL_EDECODE;
+    else
+        rv = convert(&u.data, out, 0);
+    msgpack_unpacked_destroy(&u);
+    return rv;
+}
+
+mcl_err
+mcl_msg_decode(mcl_msg **mp, const void *buf, size_t len, const mcl_msgtype *t, char *errbuf,
+               size_t errlen)
+{
+    if (mp != NULL)
+        *mp = NULL;
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (mp == NULL || (buf == NULL && len > 0))
+        return MCL_EINVAL;
+    mcl_value *root = NULL;
+    mcl_err rv = mcl__msgpack_to_value(buf, len, &root);
+    if (rv == MCL_EDECODE)
+        return mcl__fail(rv, errbuf, errlen, "message",
+                         "%zu bytes are not one msgpack object with string map keys", len);
+    if (rv != MCL_OK)
+        return rv;
+    if (root->type != MCL_TYPE_MAP) {
+        rv = mcl__fail(MCL_ENOTMAP, errbuf, errlen, "message",
+                       "the payload is a msgpack %s, not a map", mcl_type_name(root->type));
+        mcl__val_free(root);
+        return rv;
+    }
+    if (t != NULL && (rv = check_mandatory(root, t, errbuf, errlen)) != MCL_OK) {
+        mcl__val_free(root);
+        return rv;
+    }
+    if ((*mp = mcl__msg_wrap(root)) == NULL)
+        return MCL_ENOMEM;
+    return MCL_OK;
+}

@@ -1,0 +1,15 @@
+// Message internals shared by the message modules.
+#ifndef MCL_MSG_INT_H
+#define MCL_MSG_INT_H
+
+#include <mcl/message.h>
+
+#include "value_int.h"
+
+// Wraps a map value as a message (takes ownership; frees it on failure).
+mcl_msg *mcl__msg_wrap(mcl_value *root);
+mcl_value *mcl__msg_root(mcl_msg *m);
+// Decodes one msgpack object (checked structurally first). MCL_EDECODE on anything malformed.
+mcl_err mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out);
+
+#endif

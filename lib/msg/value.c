@@ -1,0 +1,609 @@
+#include "value_int.h"
+
+#include "../core/internal.h"
+
+#include <math.h>
+#include <string.h>
+
+const char *
+mcl_type_name(mcl_type t)
+{
+    switch (t) {
+    case MCL_TYPE_ANY:
+        return "any";
+    case MCL_TYPE_NIL:
+        return "nil";
+    case MCL_TYPE_BOOL:
+        return "bool";
+    case MCL_TYPE_INT:
+        return "int";
+    case MCL_TYPE_FLOAT:
+        return "float";
+    case MCL_TYPE_STR:
+        return "str";
+    case MCL_TYPE_BIN:
+        return "bin";
+    case MCL_TYPE_ARRAY:
+        return "array";
+    case MCL_TYPE_MAP:
+        return "map";
+    }
+    return "?";
+}
+
+mcl_value *
+mcl__val_new(mcl_type type)
+{
+    mcl_value *v = mcl__zalloc(sizeof(*v));
+    if (v != NULL)
+        v->type = type;
+    return v;
+}
+
+mcl_value *
+mcl__val_str(const char *s, size_t n, mcl_type type)
+{
+    mcl_value *v = mcl__val_new(type);
+    if (v == NULL)
+        return NULL;
+    v->s.p = mcl__alloc(n + 1);
+    if (v->s.p == NULL) {
+        mcl__free(v);
+        return NULL;
+    }
+    if (n > 0)
+        memcpy(v->s.p, s, n);
+    v->s.p[n] = '\0';
+    v->s.n = n;
+    return v;
+}
+
+void
+mcl__val_free(mcl_value *v)
+{
+    if (v == NULL)
+        return;
+    switch (v->type) {
+    case MCL_TYPE_STR:
+    case MCL_TYPE_BIN:
+        mcl__free(v->s.p);
+        break;
+    case MCL_TYPE_ARRAY:
+        for (size_t i = 0; i < v->a.n; i++)
+            mcl__val_free(v->a.v[i]);
+        mcl__free(v->a.v);
+        break;
+    case MCL_TYPE_MAP:
+        for (size_t i = 0; i < v->m.n; i++) {
+            mcl__free(v->m.kv[i].key);
+            mcl__val_free(v->m.kv[i].val);
+        }
+        mcl__free(v->m.kv);
+        break;
+    default:
+        break;
+    }
+    mcl__free(v);
+}
+
+mcl_value *
+mcl__val_copy(const mcl_value *v)
+{
+    if (v == NULL)
+        return NULL;
+    mcl_value *c;
+    switch (v->type) {
+    case MCL_TYPE_STR:
+    case MCL_TYPE_BIN:
+        return mcl__val_str(v->s.p, v->s.n, v->type);
+    case MCL_TYPE_ARRAY:
+        if ((c = mcl__val_new(MCL_TYPE_ARRAY)) == NULL)
+            return NULL;
+        for (size_t i = 0; i < v->a.n; i++) {
+            mcl_value *item = mcl__val_copy(v->a.v[i]);
+            if (item == NULL || mcl__val_push(c, item) != MCL_OK) {
+                mcl__val_free(c);
+                return NULL;
+            }
+        }
+        return c;
+    case MCL_TYPE_MAP:
+        if ((c = mcl__val_new(MCL_TYPE_MAP)) == NULL)
+            return NULL;
+        for (size_t i = 0; i < v->m.n; i++) {
+            mcl_value *item = mcl__val_copy(v->m.kv[i].val);
+            if (item == NULL ||
+                mcl__val_put(c, v->m.kv[i].key, v->m.kv[i].klen, item) != MCL_OK) {
+                mcl__val_free(c);
+                return NULL;
+            }
+        }
+        return c;
+    default:
+        if ((c = mcl__val_new(v->type)) != NULL)
+            *c = *v;
+        return c;
+    }
+}
+
+mcl_err
+mcl__val_push(mcl_value *arr, mcl_value *child)
+{
+    if (arr == NULL || arr->type != MCL_TYPE_ARRAY || child == NULL) {
+        mcl__val_free(child);
+        return arr == NULL || arr->type != MCL_TYPE_ARRAY ? MCL_EINVAL : MCL_ENOMEM;
+    }
+    if (arr->a.n == arr->a.cap) {
+        size_t nc = arr->a.cap ? arr->a.cap * 2 : 4;
+        mcl_value **nv = mcl__realloc(arr->a.v, nc * sizeof(*nv));
+        if (nv == NULL) {
+            mcl__val_free(child);
+            return MCL_ENOMEM;
+        }
+        arr->a.v = nv;
+        arr->a.cap = nc;
+    }
+    arr->a.v[arr->a.n++] = child;
+    return MCL_OK;
+}
+
+mcl_value *
+mcl__val_findn(const mcl_value *map, const char *key, size_t klen)
+{
+    if (map == NULL || map->type != MCL_TYPE_MAP || key == NULL)
+        return NULL;
+    for (size_t i = 0; i < map->m.n; i++)
+        if (map->m.kv[i].klen == klen && memcmp(map->m.kv[i].key, key, klen) == 0)
+            return map->m.kv[i].val;
+    return NULL;
+}
+
+mcl_err
+mcl__val_put(mcl_value *map, const char *key, size_t klen, mcl_value *child)
+{
+    if (map == NULL || map->type != MCL_TYPE_MAP || key == NULL) {
+        mcl__val_free(child);
+        return MCL_EINVAL;
+    }
+    if (child == NULL)
+        return MCL_ENOMEM;
+    for (size_t i = 0; i < map->m.n; i++)
+        if (map->m.kv[i].klen == klen && memcmp(map->m.kv[i].key, key, klen) == 0) {
+            mcl__val_free(map->m.kv[i].val);
+            map->m.kv[i].val = child;
+            return MCL_OK;
+        }
+    if (map->m.n == map->m.cap) {
+        size_t nc = map->m.cap ? map->m.cap * 2 : 8;
+        mcl__kv *nk = mcl__realloc(map->m.kv, nc * sizeof(*nk));
+        if (nk == NULL) {
+            mcl__val_free(child);
+            return MCL_ENOMEM;
+        }
+        map->m.kv = nk;
+        map->m.cap = nc;
+    }
+    char *k = mcl__alloc(klen + 1);
+    if (k == NULL) {
+        mcl__val_free(child);
+        return MCL_ENOMEM;
+    }
+    if (klen > 0)
+        memcpy(k, key, klen);
+    k[klen] = '\0';
+    map->m.kv[map->m.n++] = (mcl__kv){k, klen, child};
+    return MCL_OK;
+}
+
+bool
+mcl__val_remove(mcl_value *map, const char *key)
+{
+    if (map == NULL || map->type != MCL_TYPE_MAP || key == NULL)
+        return false;
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < map->m.n; i++)
+        if (map->m.kv[i].klen == klen && memcmp(map->m.kv[i].key, key, klen) == 0) {
+            mcl__free(map->m.kv[i].key);
+            mcl__val_free(map->m.kv[i].val);
+            memmove(&map->m.kv[i], &map->m.kv[i + 1], (map->m.n - i - 1) * sizeof(mcl__kv));
+            map->m.n--;
+            return true;
+        }
+    return false;
+}
+
+// --- reads -----------------------------------------------------------------------------------
+
+mcl_type
+mcl_value_type(const mcl_value *v)
+{
+    return v ? v->type : MCL_TYPE_NIL;
+}
+
+mcl_err
+mcl_value_get_bool(const mcl_value *v, bool *out)
+{
+    if (v == NULL || out == NULL)
+        return MCL_EINVAL;
+    if (v->type != MCL_TYPE_BOOL)
+        return MCL_ETYPE;
+    *out = v->b;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_value_get_int(const mcl_value *v, int64_t *out)
+{
+    if (v == NULL || out == NULL)
+        return MCL_EINVAL;
+    if (v->type != MCL_TYPE_INT)
+        return MCL_ETYPE;
+    if (v->is_u) {
+        if (v->u > (uint64_t)INT64_MAX)
+            return MCL_ERANGE;
+        *out = (int64_t)v->u;
+    } else {
+        *out = v->i;
+    }
+    return MCL_OK;
+}
+
+mcl_err
+mcl_value_get_uint(const mcl_value *v, uint64_t *out)
+{
+    if (v == NULL || out == NULL)
+        return MCL_EINVAL;
+    if (v->type != MCL_TYPE_INT)
+        return MCL_ETYPE;
+    if (v->is_u) {
+        *out = v->u;
+    } else {
+        if (v->i < 0)
+            return MCL_ERANGE;
+        *out = (uint64_t)v->i;
+    }
+    return MCL_OK;
+}
+
+mcl_err
+mcl_value_get_double(const mcl_value *v, double *out)
+{
+    if (v == NULL || out == NULL)
+        return MCL_EINVAL;
+    if (v->type == MCL_TYPE_FLOAT)
+        *out = v->d;
+    else if (v->type == MCL_TYPE_INT)
+        *out = v->is_u ? (double)v->u : (double)v->i;
+    else
+        return MCL_ETYPE;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_value_get_str(const mcl_value *v, const char **s, size_t *len)
+{
+    if (v == NULL || s == NULL)
+        return MCL_EINVAL;
+    if (v->type != MCL_TYPE_STR)
+        return MCL_ETYPE;
+    *s = v->s.p;
+    if (len != NULL)
+        *len = v->s.n;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_value_get_bin(const mcl_value *v, const void **data, size_t *len)
+{
+    if (v == NULL || data == NULL || len == NULL)
+        return MCL_EINVAL;
+    if (v->type != MCL_TYPE_BIN)
+        return MCL_ETYPE;
+    *data = v->s.p;
+    *len = v->s.n;
+    return MCL_OK;
+}
+
+bool
+mcl_value_is_big_uint(const mcl_value *v)
+{
+    return v != NULL && v->type == MCL_TYPE_INT && v->is_u && v->u > (uint64_t)INT64_MAX;
+}
+
+size_t
+mcl_value_count(const mcl_value *v)
+{
+    if (v == NULL)
+        return 0;
+    return v->type == MCL_TYPE_ARRAY ? v->a.n : v->type == MCL_TYPE_MAP ? v->m.n : 0;
+}
+
+const mcl_value *
+mcl_value_item(const mcl_value *v, size_t i)
+{
+    if (v == NULL || v->type != MCL_TYPE_ARRAY || i >= v->a.n)
+        return NULL;
+    return v->a.v[i];
+}
+
+const mcl_value *
+mcl_value_entry(const mcl_value *v, size_t i, const char **key)
+{
+    if (v == NULL || v->type != MCL_TYPE_MAP || i >= v->m.n)
+        return NULL;
+    if (key != NULL)
+        *key = v->m.kv[i].key;
+    return v->m.kv[i].val;
+}
+
+const mcl_value *
+mcl_value_find(const mcl_value *v, const char *key)
+{
+    return key ? mcl__val_findn(v, key, strlen(key)) : NULL;
+}
+
+static bool
+int_equal(const mcl_value *a, const mcl_value *b)
+{
+    if (a->is_u == b->is_u)
+        return a->is_u ? a->u == b->u : a->i == b->i;
+    const mcl_value *u = a->is_u ? a : b, *s = a->is_u ? b : a;
+    return s->i >= 0 && (uint64_t)s->i == u->u;
+}
+
+bool
+mcl_value_equal(const mcl_value *a, const mcl_value *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case MCL_TYPE_NIL:
+    case MCL_TYPE_ANY:
+        return true;
+    case MCL_TYPE_BOOL:
+        return a->b == b->b;
+    case MCL_TYPE_INT:
+        return int_equal(a, b);
+    case MCL_TYPE_FLOAT:
+        return a->d == b->d || (isnan(a->d) && isnan(b->d));
+    case MCL_TYPE_STR:
+    case MCL_TYPE_BIN:
+        return a->s.n == b->s.n && memcmp(a->s.p, b->s.p, a->s.n) == 0;
+    case MCL_TYPE_ARRAY:
+        if (a->a.n != b->a.n)
+            return false;
+        for (size_t i = 0; i < a->a.n; i++)
+            if (!mcl_value_equal(a->a.v[i], b->a.v[i]))
+                return false;
+        return true;
+    case MCL_TYPE_MAP:
+        if (a->m.n != b->m.n)
+            return false;
+        for (size_t i = 0; i < a->m.n; i++) {
+            const mcl_value *o = mcl__val_findn(b, a->m.kv[i].key, a->m.kv[i].klen);
+            if (o == NULL || !mcl_value_equal(a->m.kv[i].val, o))
+                return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+// --- building --------------------------------------------------------------------------------
+
+static mcl_value *
+scalar(mcl_type t)
+{
+    return mcl__val_new(t);
+}
+
+static mcl_value *
+v_bool(bool b)
+{
+    mcl_value *v = scalar(MCL_TYPE_BOOL);
+    if (v)
+        v->b = b;
+    return v;
+}
+static mcl_value *
+v_int(int64_t i)
+{
+    mcl_value *v = scalar(MCL_TYPE_INT);
+    if (v)
+        v->i = i;
+    return v;
+}
+static mcl_value *
+v_uint(uint64_t u)
+{
+    mcl_value *v = scalar(MCL_TYPE_INT);
+    if (v) {
+        v->is_u = true;
+        v->u = u;
+    }
+    return v;
+}
+static mcl_value *
+v_double(double d)
+{
+    mcl_value *v = scalar(MCL_TYPE_FLOAT);
+    if (v)
+        v->d = d;
+    return v;
+}
+
+static bool
+is_array(const mcl_value *v)
+{
+    return v != NULL && v->type == MCL_TYPE_ARRAY;
+}
+static bool
+is_map(const mcl_value *v)
+{
+    return v != NULL && v->type == MCL_TYPE_MAP;
+}
+
+#define PUSH(arr, make)                                                                            \
+    do {                                                                                           \
+        if (!is_array(arr))                                                                        \
+            return MCL_EINVAL;                                                                     \
+        return mcl__val_push(arr, make);                                                           \
+    } while (0)
+
+mcl_err
+mcl_value_push_nil(mcl_value *arr)
+{
+    PUSH(arr, scalar(MCL_TYPE_NIL));
+}
+mcl_err
+mcl_value_push_bool(mcl_value *arr, bool b)
+{
+    PUSH(arr, v_bool(b));
+}
+mcl_err
+mcl_value_push_int(mcl_value *arr, int64_t i)
+{
+    PUSH(arr, v_int(i));
+}
+mcl_err
+mcl_value_push_uint(mcl_value *arr, uint64_t u)
+{
+    PUSH(arr, v_uint(u));
+}
+mcl_err
+mcl_value_push_double(mcl_value *arr, double d)
+{
+    PUSH(arr, v_double(d));
+}
+mcl_err
+mcl_value_push_str(mcl_value *arr, const char *s)
+{
+    if (s == NULL)
+        return MCL_EINVAL;
+    PUSH(arr, mcl__val_str(s, strlen(s), MCL_TYPE_STR));
+}
+mcl_err
+mcl_value_push_strn(mcl_value *arr, const char *s, size_t len)
+{
+    if (s == NULL && len > 0)
+        return MCL_EINVAL;
+    PUSH(arr, mcl__val_str(s, len, MCL_TYPE_STR));
+}
+mcl_err
+mcl_value_push_bin(mcl_value *arr, const void *data, size_t len)
+{
+    if (data == NULL && len > 0)
+        return MCL_EINVAL;
+    PUSH(arr, mcl__val_str(data, len, MCL_TYPE_BIN));
+}
+
+static mcl_err
+push_container(mcl_value *arr, mcl_type t, mcl_value **child)
+{
+    if (child != NULL)
+        *child = NULL;
+    if (!is_array(arr) || child == NULL)
+        return MCL_EINVAL;
+    mcl_value *c = mcl__val_new(t);
+    mcl_err rv = mcl__val_push(arr, c);
+    if (rv == MCL_OK)
+        *child = c;
+    return rv;
+}
+mcl_err
+mcl_value_push_array(mcl_value *arr, mcl_value **child)
+{
+    return push_container(arr, MCL_TYPE_ARRAY, child);
+}
+mcl_err
+mcl_value_push_map(mcl_value *arr, mcl_value **child)
+{
+    return push_container(arr, MCL_TYPE_MAP, child);
+}
+
+#define PUT(map, key, make)                                                                        \
+    do {                                                                                           \
+        if (!is_map(map) || (key) == NULL)                                                         \
+            return MCL_EINVAL;                                                                     \
+        return mcl__val_put(map, key, strlen(key), make);                                          \
+    } while (0)
+
+mcl_err
+mcl_value_put_nil(mcl_value *map, const char *key)
+{
+    PUT(map, key, scalar(MCL_TYPE_NIL));
+}
+mcl_err
+mcl_value_put_bool(mcl_value *map, const char *key, bool b)
+{
+    PUT(map, key, v_bool(b));
+}
+mcl_err
+mcl_value_put_int(mcl_value *map, const char *key, int64_t i)
+{
+    PUT(map, key, v_int(i));
+}
+mcl_err
+mcl_value_put_uint(mcl_value *map, const char *key, uint64_t u)
+{
+    PUT(map, key, v_uint(u));
+}
+mcl_err
+mcl_value_put_double(mcl_value *map, const char *key, double d)
+{
+    PUT(map, key, v_double(d));
+}
+mcl_err
+mcl_value_put_str(mcl_value *map, const char *key, const char *s)
+{
+    if (s == NULL)
+        return MCL_EINVAL;
+    PUT(map, key, mcl__val_str(s, strlen(s), MCL_TYPE_STR));
+}
+mcl_err
+mcl_value_put_strn(mcl_value *map, const char *key, const char *s, size_t len)
+{
+    if (s == NULL && len > 0)
+        return MCL_EINVAL;
+    PUT(map, key, mcl__val_str(s, len, MCL_TYPE_STR));
+}
+mcl_err
+mcl_value_put_bin(mcl_value *map, const char *key, const void *data, size_t len)
+{
+    if (data == NULL && len > 0)
+        return MCL_EINVAL;
+    PUT(map, key, mcl__val_str(data, len, MCL_TYPE_BIN));
+}
+mcl_err
+mcl_value_put_copy(mcl_value *map, const char *key, const mcl_value *v)
+{
+    if (v == NULL)
+        return MCL_EINVAL;
+    PUT(map, key, mcl__val_copy(v));
+}
+
+static mcl_err
+put_container(mcl_value *map, const char *key, mcl_type t, mcl_value **child)
+{
+    if (child != NULL)
+        *child = NULL;
+    if (!is_map(map) || key == NULL || child == NULL)
+        return MCL_EINVAL;
+    mcl_value *c = mcl__val_new(t);
+    mcl_err rv = mcl__val_put(map, key, strlen(key), c);
+    if (rv == MCL_OK)
+        *child = c;
+    return rv;
+}
+mcl_err
+mcl_value_put_array(mcl_value *map, const char *key, mcl_value **child)
+{
+    return put_container(map, key, MCL_TYPE_ARRAY, child);
+}
+mcl_err
+mcl_value_put_map(mcl_value *map, const char *key, mcl_value **child)
+{
+    return put_container(map, key, MCL_TYPE_MAP, child);
+}

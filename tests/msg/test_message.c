@@ -1,0 +1,500 @@
+// Message types, messages, msgpack and JSON: Python MCL's message behaviours (research note
+// §8.2) and what MCL lacked (field kinds, decode errors that are reported, not fatal).
+#include "harness.h"
+#include "core/internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+clear_registry(void)
+{
+    const mcl_msgtype *all[64];
+    size_t n = mcl_msgtype_list(all, 64, NULL, 0, NULL, 0);
+    for (size_t i = 0; i < n && i < 64; i++)
+        MCLT_OK(mcl_msgtype_remove(mcl_msgtype_name(all[i])));
+}
+
+static const mcl_field AB[] = {{"A", MCL_TYPE_ANY}, {"B", MCL_TYPE_ANY}};
+
+static void
+test_define_errors(void)
+{
+    clear_registry();
+    const mcl_msgtype *t;
+    char err[256];
+    const mcl_field reserved[] = {{"name", MCL_TYPE_ANY}};
+    const mcl_field reserved2[] = {{"timestamp", MCL_TYPE_FLOAT}};
+    const mcl_field dup[] = {{"A", MCL_TYPE_ANY}, {"B", MCL_TYPE_ANY}, {"A", MCL_TYPE_INT}};
+    const mcl_field empty[] = {{"", MCL_TYPE_ANY}};
+    const mcl_field null[] = {{NULL, MCL_TYPE_ANY}};
+    const mcl_field badkind[] = {{"A", (mcl_type)99}};
+    MCLT_ERR(mcl_msgtype_define(&t, "", AB, 2, NULL, NULL, err, sizeof(err)), MCL_EINVAL);
+    CU_ASSERT_PTR_NULL(t);
+    MCLT_ERR(mcl_msgtype_define(&t, NULL, AB, 2, NULL, NULL, err, sizeof(err)), MCL_EINVAL);
+    MCLT_ERR(mcl_msgtype_define(&t, "R", reserved, 1, NULL, NULL, err, sizeof(err)), MCL_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "reserved"));
+    MCLT_ERR(mcl_msgtype_define(&t, "R", reserved2, 1, NULL, NULL, err, sizeof(err)), MCL_EINVAL);
+    MCLT_ERR(mcl_msgtype_define(&t, "D", dup, 3, NULL, NULL, err, sizeof(err)), MCL_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "'A' is declared twice"));
+    MCLT_ERR(mcl_msgtype_define(&t, "E", empty, 1, NULL, NULL, err, sizeof(err)), MCL_EINVAL);
+    MCLT_ERR(mcl_msgtype_define(&t, "E", null, 1, NULL, NULL, err, sizeof(err)), MCL_EINVAL);
+    MCLT_ERR(mcl_msgtype_define(&t, "K", badkind, 1, NULL, NULL, err, sizeof(err)), MCL_EINVAL);
+    MCLT_ERR(mcl_msgtype_define(&t, "U", AB, 2, "this::is::invalid", NULL, err, sizeof(err)),
+             MCL_EURL);
+    CU_ASSERT_EQUAL(mcl_msgtype_list(NULL, 0, NULL, 0, NULL, 0), 0); // nothing was added
+
+    MCLT_OK(mcl_msgtype_define(&t, "A", AB, 2, "udp://239.255.1.1:26000", "imu", NULL, 0));
+    CU_ASSERT_STRING_EQUAL(mcl_msgtype_name(t), "A");
+    CU_ASSERT_EQUAL(mcl_msgtype_nfields(t), 2);
+    CU_ASSERT_STRING_EQUAL(mcl_msgtype_field(t, 1)->name, "B");
+    CU_ASSERT_PTR_NULL(mcl_msgtype_field(t, 2));
+    CU_ASSERT_STRING_EQUAL(mcl_msgtype_topic(t), "imu");
+    CU_ASSERT_STRING_EQUAL(mcl_connection_url(mcl_msgtype_connection(t)), "udp://239.255.1.1:26000");
+    // Same name again; another name on an equal connection (written differently).
+    MCLT_ERR(mcl_msgtype_define(&t, "A", AB, 2, NULL, NULL, err, sizeof(err)), MCL_EEXIST);
+    MCLT_ERR(mcl_msgtype_define(&t, "B", AB, 2, "udp://239.255.1.1?ttl=1", NULL, err, sizeof(err)),
+             MCL_EEXIST);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "already uses the connection"));
+    clear_registry();
+}
+
+static void
+test_registry_order_filters_remove(void)
+{
+    clear_registry();
+    const mcl_msgtype *a, *b, *c, *out[8];
+    MCLT_OK(mcl_msgtype_define(&a, "A", AB, 2, NULL, NULL, NULL, 0));
+    MCLT_OK(mcl_msgtype_define(&b, "B", AB, 2, NULL, NULL, NULL, 0));
+    MCLT_OK(mcl_msgtype_define(&c, "C", NULL, 0, NULL, NULL, NULL, 0));
+    CU_ASSERT_EQUAL(mcl_msgtype_list(out, 8, NULL, 0, NULL, 0), 3);
+    CU_ASSERT(out[0] == a && out[1] == b && out[2] == c);
+    const char *inc_a[] = {"A"}, *inc_ab[] = {"A", "B"}, *exc_a[] = {"A"}, *exc_bc[] = {"B", "C"};
+    CU_ASSERT_EQUAL(mcl_msgtype_list(out, 8, inc_a, 1, NULL, 0), 1);
+    CU_ASSERT(out[0] == a);
+    CU_ASSERT_EQUAL(mcl_msgtype_list(out, 8, inc_ab, 2, NULL, 0), 2);
+    CU_ASSERT_EQUAL(mcl_msgtype_list(out, 8, NULL, 0, exc_bc, 2), 1);
+    CU_ASSERT(out[0] == a);
+    CU_ASSERT_EQUAL(mcl_msgtype_list(out, 8, inc_ab, 2, exc_a, 1), 1);
+    CU_ASSERT(out[0] == b);
+    const mcl_msgtype *f;
+    MCLT_OK(mcl_msgtype_find(&f, "B"));
+    CU_ASSERT(f == b);
+    MCLT_ERR(mcl_msgtype_find(&f, "D"), MCL_ENOENT);
+    CU_ASSERT_PTR_NULL(f);
+    MCLT_ERR(mcl_msgtype_remove("D"), MCL_ENOENT);
+    CU_ASSERT_EQUAL(mcl_msgtype_list(NULL, 0, NULL, 0, NULL, 0), 3);
+    MCLT_OK(mcl_msgtype_remove("A"));
+    MCLT_OK(mcl_msgtype_remove("B"));
+    MCLT_OK(mcl_msgtype_remove("C"));
+    CU_ASSERT_EQUAL(mcl_msgtype_list(NULL, 0, NULL, 0, NULL, 0), 0);
+    // A removed type stays usable, and its name can be defined again.
+    CU_ASSERT_STRING_EQUAL(mcl_msgtype_name(a), "A");
+    MCLT_OK(mcl_msgtype_define(&f, "A", NULL, 0, NULL, NULL, NULL, 0));
+    CU_ASSERT(f != a);
+    clear_registry();
+}
+
+static void
+test_new_message_and_reserved_keys(void)
+{
+    clear_registry();
+    const mcl_msgtype *t;
+    MCLT_OK(mcl_msgtype_define(&t, "UnitTestMessageA", AB, 2, NULL, NULL, NULL, 0));
+    double before = (double)mcl__real_ns() / 1e9;
+    mcl_msg *m;
+    MCLT_OK(mcl_msg_new(&m, t));
+    CU_ASSERT_STRING_EQUAL(mcl_msg_name(m), "UnitTestMessageA");
+    double ts = mcl_msg_timestamp(m);
+    CU_ASSERT(ts >= before - 1 && ts <= before + 5);
+    CU_ASSERT_EQUAL(mcl_value_type(mcl_msg_get(m, "A")), MCL_TYPE_NIL);
+    CU_ASSERT_PTR_NOT_NULL(mcl_msg_get(m, "B"));
+    CU_ASSERT_EQUAL(mcl_value_count(mcl_msg_fields(m)), 4);
+    // "name" is read-only.
+    MCLT_ERR(mcl_msg_set_str(m, "name", "Other"), MCL_EREADONLY);
+    MCLT_ERR(mcl_msg_set_nil(m, "name"), MCL_EREADONLY);
+    MCLT_ERR(mcl_msg_remove(m, "name"), MCL_EREADONLY);
+    mcl_msg *other;
+    MCLT_OK(mcl_msg_new(&other, NULL));
+    CU_ASSERT_PTR_NULL(mcl_msg_name(other));
+    MCLT_ERR(mcl_msg_set_int(other, "name", 5), MCL_ETYPE);
+    MCLT_OK(mcl_msg_set_str(other, "name", "Other"));
+    MCLT_ERR(mcl_msg_update(m, other), MCL_EREADONLY);
+    CU_ASSERT_STRING_EQUAL(mcl_msg_name(m), "UnitTestMessageA");
+    mcl_msg_free(other);
+    // Setting a field does not touch the timestamp; update does (unless it brings one).
+    MCLT_OK(mcl_msg_set_double(m, "timestamp", 1.5));
+    MCLT_OK(mcl_msg_set_int(m, "A", 1));
+    CU_ASSERT_EQUAL(mcl_msg_timestamp(m), 1.5);
+    mcl_msg *u;
+    MCLT_OK(mcl_msg_new(&u, NULL));
+    MCLT_OK(mcl_msg_remove(u, "timestamp"));
+    MCLT_OK(mcl_msg_set_int(u, "B", 2));
+    MCLT_OK(mcl_msg_set_str(u, "extra", "kept"));
+    MCLT_OK(mcl_msg_update(m, u));
+    CU_ASSERT(mcl_msg_timestamp(m) >= ts);
+    int64_t i;
+    MCLT_OK(mcl_msg_get_int(m, "B", &i));
+    CU_ASSERT_EQUAL(i, 2);
+    const char *s;
+    MCLT_OK(mcl_msg_get_str(m, "extra", &s, NULL));
+    CU_ASSERT_STRING_EQUAL(s, "kept");
+    MCLT_OK(mcl_msg_set_double(u, "timestamp", 0)); // an update may set an explicit timestamp
+    MCLT_OK(mcl_msg_update(m, u));
+    CU_ASSERT_EQUAL(mcl_msg_timestamp(m), 0);
+    mcl_msg_free(u);
+    // Typed reads report absence and kind.
+    MCLT_ERR(mcl_msg_get_int(m, "missing", &i), MCL_ENOENT);
+    MCLT_ERR(mcl_msg_get_str(m, "B", &s, NULL), MCL_ETYPE);
+    double d;
+    MCLT_OK(mcl_msg_get_double(m, "B", &d)); // integers read as doubles
+    CU_ASSERT_EQUAL(d, 2.0);
+    mcl_msg_free(m);
+    clear_registry();
+}
+
+// Builds a message holding every kind of value, nested.
+static mcl_msg *
+every_kind(void)
+{
+    mcl_msg *m;
+    MCLT_OK(mcl_msg_new(&m, NULL));
+    MCLT_OK(mcl_msg_set_str(m, "name", "Every"));
+    MCLT_OK(mcl_msg_set_nil(m, "nil"));
+    MCLT_OK(mcl_msg_set_bool(m, "t", true));
+    MCLT_OK(mcl_msg_set_bool(m, "f", false));
+    MCLT_OK(mcl_msg_set_int(m, "neg", -5));
+    MCLT_OK(mcl_msg_set_int(m, "min", INT64_MIN));
+    MCLT_OK(mcl_msg_set_uint(m, "max", UINT64_MAX));
+    MCLT_OK(mcl_msg_set_int(m, "zero", 0));
+    MCLT_OK(mcl_msg_set_double(m, "pi", 3.141592653589793));
+    MCLT_OK(mcl_msg_set_double(m, "tiny", 5e-324));
+    MCLT_OK(mcl_msg_set_str(m, "text", "h\xc3\xa9llo"));
+    MCLT_OK(mcl_msg_set_strn(m, "nul", "a\0b", 3));
+    MCLT_OK(mcl_msg_set_bin(m, "bin", "\x00\xff\x10", 3));
+    MCLT_OK(mcl_msg_set_bin(m, "empty", NULL, 0));
+    mcl_value *arr, *inner, *map;
+    MCLT_OK(mcl_msg_set_array(m, "arr", &arr));
+    MCLT_OK(mcl_value_push_int(arr, 1));
+    MCLT_OK(mcl_value_push_str(arr, "two"));
+    MCLT_OK(mcl_value_push_array(arr, &inner));
+    MCLT_OK(mcl_value_push_double(inner, 3.5));
+    MCLT_OK(mcl_value_push_nil(inner));
+    MCLT_OK(mcl_value_push_map(arr, &map));
+    MCLT_OK(mcl_value_put_bool(map, "deep", true));
+    MCLT_OK(mcl_value_put_bin(map, "raw", "xyz", 3));
+    MCLT_OK(mcl_msg_set_map(m, "map", &map));
+    MCLT_OK(mcl_value_put_uint(map, "u", 7));
+    MCLT_OK(mcl_value_put_array(map, "list", &inner));
+    MCLT_OK(mcl_value_push_bool(inner, false));
+    return m;
+}
+
+static void
+test_msgpack_roundtrip_every_kind(void)
+{
+    mcl_msg *m = every_kind(), *d;
+    void *buf;
+    size_t len;
+    MCLT_OK(mcl_msg_encode(m, &buf, &len));
+    CU_ASSERT(len > 50);
+    MCLT_OK(mcl_msg_decode(&d, buf, len, NULL, NULL, 0));
+    CU_ASSERT(mcl_value_equal(mcl_msg_fields(m), mcl_msg_fields(d)));
+    CU_ASSERT_EQUAL(mcl_msg_timestamp(m), mcl_msg_timestamp(d)); // bit-identical
+    uint64_t u;
+    MCLT_OK(mcl_msg_get_uint(d, "max", &u));
+    CU_ASSERT_EQUAL(u, UINT64_MAX);
+    int64_t i;
+    MCLT_ERR(mcl_msg_get_int(d, "max", &i), MCL_ERANGE);
+    MCLT_ERR(mcl_msg_get_uint(d, "neg", &u), MCL_ERANGE);
+    MCLT_OK(mcl_msg_get_int(d, "min", &i));
+    CU_ASSERT_EQUAL(i, INT64_MIN);
+    const char *s;
+    size_t sl;
+    MCLT_OK(mcl_msg_get_str(d, "nul", &s, &sl));
+    CU_ASSERT_EQUAL(sl, 3);
+    CU_ASSERT(memcmp(s, "a\0b", 3) == 0);
+    const void *b;
+    MCLT_OK(mcl_msg_get_bin(d, "bin", &b, &sl));
+    CU_ASSERT_EQUAL(sl, 3);
+    const mcl_value *arr = mcl_msg_get(d, "arr");
+    CU_ASSERT_EQUAL(mcl_value_count(arr), 4);
+    const mcl_value *deep = mcl_value_find(mcl_value_item(arr, 3), "deep");
+    bool bv = false;
+    MCLT_OK(mcl_value_get_bool(deep, &bv));
+    CU_ASSERT(bv);
+    // Field order is kept.
+    const char *k;
+    mcl_value_entry(mcl_msg_fields(d), 0, &k);
+    CU_ASSERT_STRING_EQUAL(k, "timestamp");
+    mcl_value_entry(mcl_msg_fields(d), 1, &k);
+    CU_ASSERT_STRING_EQUAL(k, "name");
+    // A copy is equal and independent.
+    mcl_msg *c;
+    MCLT_OK(mcl_msg_dup(&c, d));
+    MCLT_OK(mcl_msg_set_int(c, "neg", 6));
+    CU_ASSERT_FALSE(mcl_value_equal(mcl_msg_fields(c), mcl_msg_fields(d)));
+    mcl_msg_free(c);
+    mcl_free(buf);
+    mcl_msg_free(d);
+    mcl_msg_free(m);
+}
+
+static size_t
+unhex(const char *h, uint8_t *out)
+{
+    size_t n = strlen(h) / 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        sscanf(h + 2 * i, "%2x", &v);
+        out[i] = (uint8_t)v;
+    }
+    return n;
+}
+
+static void
+test_python_mcl_payloads(void)
+{
+    // Two records of ACFR's sample logs (UnitTestMessageA.log, UnitTestMessageB.log), written by
+    // Python MCL with msgpack-python 0.4: strings in the raw family, float64 values.
+    clear_registry();
+    const mcl_field data[] = {{"data", MCL_TYPE_FLOAT}};
+    const mcl_msgtype *ta;
+    MCLT_OK(mcl_msgtype_define(&ta, "UnitTestMessageA", data, 1, NULL, NULL, NULL, 0));
+    uint8_t b[128];
+    size_t n = unhex("83a974696d657374616d70cb3fb47ae147ae147ba464617461cb3fb47ae147ae147ba46e61"
+                     "6d65b0556e6974546573744d65737361676541",
+                     b);
+    mcl_msg *m;
+    MCLT_OK(mcl_msg_decode(&m, b, n, ta, NULL, 0));
+    CU_ASSERT_STRING_EQUAL(mcl_msg_name(m), "UnitTestMessageA");
+    CU_ASSERT_DOUBLE_EQUAL(mcl_msg_timestamp(m), 0.08, 1e-12);
+    double d;
+    MCLT_OK(mcl_msg_get_double(m, "data", &d));
+    CU_ASSERT_DOUBLE_EQUAL(d, 0.08, 1e-12);
+    MCLT_OK(mcl_msg_check(m, ta, NULL, 0));
+    // Re-encoding gives the same bytes (same key order and encodings).
+    void *enc;
+    size_t elen;
+    MCLT_OK(mcl_msg_encode(m, &enc, &elen));
+    CU_ASSERT_EQUAL(elen, n);
+    CU_ASSERT(memcmp(enc, b, n) == 0);
+    mcl_free(enc);
+    mcl_msg_free(m);
+    n = unhex("83a974696d657374616d70cb3fc999999999999aa464617461cb3fc999999999999aa46e616d65b055"
+              "6e6974546573744d65737361676542",
+              b);
+    MCLT_OK(mcl_msg_decode(&m, b, n, NULL, NULL, 0));
+    CU_ASSERT_STRING_EQUAL(mcl_msg_name(m), "UnitTestMessageB");
+    char err[200];
+    MCLT_ERR(mcl_msg_check(m, ta, err, sizeof(err)), MCL_ETYPE); // a B is not an A
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a 'UnitTestMessageA'"));
+    mcl_msg_free(m);
+    clear_registry();
+}
+
+static void
+test_decode_errors(void)
+{
+    clear_registry();
+    const mcl_msgtype *t;
+    MCLT_OK(mcl_msgtype_define(&t, "T", AB, 2, NULL, NULL, NULL, 0));
+    mcl_msg *m = (mcl_msg *)(uintptr_t)1;
+    char err[256];
+    static const uint8_t array[] = {0x92, 0x01, 0x02};
+    MCLT_ERR(mcl_msg_decode(&m, array, sizeof(array), NULL, err, sizeof(err)), MCL_ENOTMAP);
+    CU_ASSERT_PTR_NULL(m);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "array"));
+    static const uint8_t only_a[] = {0x81, 0xa1, 'A', 0x01};
+    MCLT_OK(mcl_msg_decode(&m, only_a, sizeof(only_a), NULL, NULL, 0));
+    mcl_msg_free(m);
+    MCLT_ERR(mcl_msg_decode(&m, only_a, sizeof(only_a), t, err, sizeof(err)), MCL_EMISSING);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "B"));
+    struct {
+        const char *what;
+        uint8_t b[16];
+        size_t n;
+    } bad[] = {
+        {"empty", {0}, 0},
+        {"reserved byte c1", {0xc1}, 1},
+        {"truncated map", {0x82, 0xa1, 'A'}, 3},
+        {"truncated str", {0x81, 0xa5, 'A'}, 3},
+        {"trailing byte", {0x80, 0x00}, 2},
+        {"array32 of 4G items", {0xdd, 0xff, 0xff, 0xff, 0xff}, 5},
+        {"map32 of 4G entries", {0xdf, 0xff, 0xff, 0xff, 0xff, 0x01}, 6},
+        {"str32 of 4 GB", {0xdb, 0xff, 0xff, 0xff, 0xff, 'x'}, 6},
+        {"integer key", {0x81, 0x01, 0x02}, 3},
+        {"ext type", {0x81, 0xa1, 'e', 0xd4, 0x01, 0x02}, 6},
+        {"NUL in key", {0x81, 0xa2, 'a', 0x00, 0x01}, 5},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        mcl_err rv = mcl_msg_decode(&m, bad[i].b, bad[i].n, NULL, NULL, 0);
+        if (rv != MCL_EDECODE)
+            fprintf(stderr, "\n  %s: %s\n", bad[i].what, mcl_err_name(rv));
+        CU_ASSERT_EQUAL(rv, MCL_EDECODE);
+        CU_ASSERT_PTR_NULL(m);
+    }
+    // Nesting deeper than 64 levels is refused (no unbounded recursion).
+    uint8_t deep[200];
+    size_t n = 0;
+    deep[n++] = 0x81;
+    deep[n++] = 0xa1;
+    deep[n++] = 'k';
+    for (int i = 0; i < 100; i++)
+        deep[n++] = 0x91;
+    deep[n++] = 0xc0;
+    MCLT_ERR(mcl_msg_decode(&m, deep, n, NULL, NULL, 0), MCL_EDECODE);
+    // Random bytes never crash and never decode into a non-map.
+    uint64_t seed = 3;
+    uint8_t r[64];
+    for (int k = 0; k < 100000; k++) {
+        size_t len = (size_t)(mclt_rand(&seed) % sizeof(r));
+        for (size_t i = 0; i < len; i++)
+            r[i] = (uint8_t)mclt_rand(&seed);
+        if (k % 2 && len > 0)
+            r[0] = (uint8_t)(0x80 | (r[0] & 0x0f)); // a fixmap header
+        mcl_err rv = mcl_msg_decode(&m, r, len, NULL, NULL, 0);
+        CU_ASSERT(rv == MCL_OK || rv == MCL_EDECODE || rv == MCL_ENOTMAP);
+        if (rv == MCL_OK)
+            CU_ASSERT_EQUAL(mcl_value_type(mcl_msg_fields(m)), MCL_TYPE_MAP);
+        mcl_msg_free(m);
+    }
+    clear_registry();
+}
+
+static void
+test_check_kinds(void)
+{
+    clear_registry();
+    const mcl_field f[] = {{"x", MCL_TYPE_FLOAT}, {"n", MCL_TYPE_INT}, {"s", MCL_TYPE_STR},
+                           {"any", MCL_TYPE_ANY}};
+    const mcl_msgtype *t;
+    MCLT_OK(mcl_msgtype_define(&t, "Kinds", f, 4, NULL, NULL, NULL, 0));
+    mcl_msg *m;
+    MCLT_OK(mcl_msg_new(&m, t));
+    MCLT_OK(mcl_msg_check(m, t, NULL, 0)); // nil means "not set yet"
+    MCLT_OK(mcl_msg_set_int(m, "x", 3)); // an integer where a float is declared
+    MCLT_OK(mcl_msg_set_int(m, "n", 3));
+    MCLT_OK(mcl_msg_set_str(m, "s", "ok"));
+    MCLT_OK(mcl_msg_set_bin(m, "any", "b", 1));
+    MCLT_OK(mcl_msg_check(m, t, NULL, 0));
+    char err[200];
+    MCLT_OK(mcl_msg_set_double(m, "n", 3.5));
+    MCLT_ERR(mcl_msg_check(m, t, err, sizeof(err)), MCL_ETYPE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "'n' holds float, declared int"));
+    MCLT_OK(mcl_msg_set_int(m, "n", 3));
+    MCLT_OK(mcl_msg_remove(m, "s"));
+    MCLT_ERR(mcl_msg_check(m, t, err, sizeof(err)), MCL_EMISSING);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "s"));
+    mcl_msg_free(m);
+    clear_registry();
+}
+
+static void
+test_value_misuse(void)
+{
+    mcl_msg *m;
+    MCLT_OK(mcl_msg_new(&m, NULL));
+    mcl_value *arr;
+    MCLT_OK(mcl_msg_set_array(m, "a", &arr));
+    MCLT_ERR(mcl_value_put_int(arr, "k", 1), MCL_EINVAL); // not a map
+    MCLT_ERR(mcl_value_push_int(NULL, 1), MCL_EINVAL);
+    MCLT_ERR(mcl_value_push_str(arr, NULL), MCL_EINVAL);
+    MCLT_ERR(mcl_msg_set_str(m, NULL, "x"), MCL_EINVAL);
+    bool b;
+    MCLT_ERR(mcl_value_get_bool(arr, &b), MCL_ETYPE);
+    CU_ASSERT_PTR_NULL(mcl_value_item(arr, 0));
+    CU_ASSERT_EQUAL(mcl_value_type(NULL), MCL_TYPE_NIL);
+    CU_ASSERT_STRING_EQUAL(mcl_type_name(MCL_TYPE_BIN), "bin");
+    // Replacing a key keeps its position.
+    MCLT_OK(mcl_msg_set_int(m, "z", 1));
+    MCLT_OK(mcl_msg_set_str(m, "a", "now a string"));
+    const char *k;
+    mcl_value_entry(mcl_msg_fields(m), 1, &k);
+    CU_ASSERT_STRING_EQUAL(k, "a");
+    mcl_msg_free(m);
+    mcl_msg_free(NULL);
+}
+
+// --- JSON --------------------------------------------------------------------------------------
+
+static void
+test_json_roundtrip_and_tags(void)
+{
+    mcl_msg *m = every_kind(), *back;
+    MCLT_OK(mcl_msg_set_double(m, "nan", NAN));
+    MCLT_OK(mcl_msg_set_double(m, "inf", -INFINITY));
+    MCLT_OK(mcl_msg_set_str(m, "latin1", "caf\xe9")); // not UTF-8
+    mcl_value *fake;
+    MCLT_OK(mcl_msg_set_map(m, "looks_like_tag", &fake));
+    MCLT_OK(mcl_value_put_int(fake, "$bin", 5));
+    char *json;
+    MCLT_OK(mcl_msg_to_json(m, MCL_JSON_COMPACT, &json));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"max\":{\"$uint\":\"18446744073709551615\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"bin\":{\"$bin\":\"AP8Q\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"empty\":{\"$bin\":\"\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"nan\":{\"$float\":\"nan\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"inf\":{\"$float\":\"-inf\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"latin1\":{\"$str\":\"Y2Fm6Q==\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"looks_like_tag\":{\"$map\":{\"$bin\":5}}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"text\":\"h\xc3\xa9llo\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"nul\":\"a\\u0000b\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"min\":-9223372036854775808"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"pi\":3.141592653589793"));
+    CU_ASSERT(strchr(json, '\n') == NULL);
+    MCLT_OK(mcl_msg_from_json(&back, json, strlen(json), NULL, 0));
+    CU_ASSERT(mcl_value_equal(mcl_msg_fields(m), mcl_msg_fields(back)));
+    mcl_free(json);
+    MCLT_OK(mcl_msg_to_json(m, MCL_JSON_INDENT | MCL_JSON_SORT, &json));
+    CU_ASSERT(strchr(json, '\n') != NULL);
+    mcl_free(json);
+    mcl_msg_free(back);
+    mcl_msg_free(m);
+}
+
+static void
+test_json_errors(void)
+{
+    mcl_msg *m;
+    char err[256];
+    const char *t1 = "{\"a\": 1,\n \"b\": }";
+    MCLT_ERR(mcl_msg_from_json(&m, t1, strlen(t1), err, sizeof(err)), MCL_EDECODE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 2"));
+    CU_ASSERT_PTR_NULL(m);
+    MCLT_ERR(mcl_msg_from_json(&m, "[1,2]", 5, err, sizeof(err)), MCL_ENOTMAP);
+    MCLT_ERR(mcl_msg_from_json(&m, "42", 2, err, sizeof(err)), MCL_ENOTMAP);
+    MCLT_ERR(mcl_msg_from_json(&m, "{\"$bin\":\"AA==\"}", 15, err, sizeof(err)), MCL_ENOTMAP);
+    const char *dup = "{\"a\":1,\"a\":2}";
+    MCLT_ERR(mcl_msg_from_json(&m, dup, strlen(dup), err, sizeof(err)), MCL_EDECODE);
+    const char *badtags[] = {"{\"x\":{\"$bin\":\"!!!!\"}}", "{\"x\":{\"$bin\":5}}",
+                             "{\"x\":{\"$float\":\"huge\"}}", "{\"x\":{\"$uint\":\"-1\"}}",
+                             "{\"x\":{\"$uint\":\"18446744073709551616\"}}",
+                             "{\"x\":{\"$map\":[]}}"};
+    for (size_t i = 0; i < sizeof(badtags) / sizeof(badtags[0]); i++)
+        MCLT_ERR(mcl_msg_from_json(&m, badtags[i], strlen(badtags[i]), err, sizeof(err)),
+                 MCL_EDECODE);
+    // A two-key object is an ordinary map even if a key looks like a tag.
+    const char *two = "{\"x\":{\"$bin\":1,\"y\":2}}";
+    MCLT_OK(mcl_msg_from_json(&m, two, strlen(two), NULL, 0));
+    CU_ASSERT_EQUAL(mcl_value_count(mcl_msg_get(m, "x")), 2);
+    mcl_msg_free(m);
+    // JSON from_json adds nothing: no timestamp appears.
+    MCLT_OK(mcl_msg_from_json(&m, "{}", 2, NULL, 0));
+    CU_ASSERT(isnan(mcl_msg_timestamp(m)));
+    mcl_msg_free(m);
+}
+
+static CU_TestInfo tests[] = {
+    {"define_errors", test_define_errors},
+    {"registry_order_filters_remove", test_registry_order_filters_remove},
+    {"new_message_and_reserved_keys", test_new_message_and_reserved_keys},
+    {"msgpack_roundtrip_every_kind", test_msgpack_roundtrip_every_kind},
+    {"python_mcl_payloads", test_python_mcl_payloads},
+    {"decode_errors", test_decode_errors},
+    {"check_kinds", test_check_kinds},
+    {"value_misuse", test_value_misuse},
+    {"json_roundtrip_and_tags", test_json_roundtrip_and_tags},
+    {"json_errors", test_json_errors},
+    CU_TEST_INFO_NULL};
+MCLT_SUITE("msg_message", NULL, NULL, tests);
