@@ -23,6 +23,7 @@ usage(FILE *f)
             "  -n, --count N        exit after N messages (exit 1 if the timeout comes first)\n"
             "      --timeout SEC    exit after SEC seconds\n"
             "      --json           JSON Lines instead of the human format\n"
+            "      --raw            do not decode msgpack messages (show text or hex)\n"
             "      --stats          per-publisher received/lost/duplicates on stderr at exit\n"
             "  -q, --quiet          do not print messages (with --stats: count only)\n"
             "  -w, --width N        bytes of payload shown in the human format (default 48)\n"
@@ -30,9 +31,11 @@ usage(FILE *f)
             "      --help           this text\n"
             "      --version        version\n"
             "\n"
-            "Human format: TIME TOPIC SIZE PUBLISHER/SEQ PAYLOAD, where PAYLOAD is text when it\n"
-            "is printable UTF-8, else hex. JSON: {\"time\":..., \"topic\":..., \"size\":...,\n"
-            "\"publisher\":\"<hex>\", \"seq\":..., \"sender\":..., then \"text\":... or \"base64\":...}.\n"
+            "Human format: TIME TOPIC SIZE PUBLISHER/SEQ PAYLOAD. A payload that is a msgpack map\n"
+            "(an mcl message) is shown as its name and KEY=VALUE fields; otherwise as text when\n"
+            "it is printable UTF-8, else hex.\n"
+            "JSON: {\"time\":..., \"topic\":..., \"size\":..., \"publisher\":\"<hex>\", \"seq\":...,\n"
+            "\"sender\":..., then \"msg\":{...} (docs/json.md), \"text\":... or \"base64\":...}.\n"
             "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
             MCL_DEFAULT_URL);
 }
@@ -179,8 +182,92 @@ base64(FILE *o, const uint8_t *p, size_t n)
     }
 }
 
+// A payload that is exactly one msgpack map decodes as a message; anything else is shown raw.
+static mcl_msg *
+try_decode(const mcl_raw_msg *m)
+{
+    const uint8_t *p = m->payload;
+    if (m->len == 0 || !((p[0] & 0xf0) == 0x80 || p[0] == 0xde || p[0] == 0xdf))
+        return NULL;
+    mcl_msg *msg = NULL;
+    if (mcl_msg_decode(&msg, p, m->len, NULL, NULL, 0) != MCL_OK)
+        return NULL;
+    return msg;
+}
+
 static void
-print_json(FILE *o, const mcl_raw_msg *m)
+print_value(FILE *o, const mcl_value *v, int width)
+{
+    char buf[64];
+    const char *s;
+    size_t n;
+    const void *b;
+    int64_t i;
+    uint64_t u;
+    double d;
+    bool t;
+    switch (mcl_value_type(v)) {
+    case MCL_TYPE_BOOL:
+        mcl_value_get_bool(v, &t);
+        snprintf(buf, sizeof(buf), "%s", t ? "true" : "false");
+        break;
+    case MCL_TYPE_INT:
+        if (mcl_value_get_int(v, &i) == MCL_OK)
+            snprintf(buf, sizeof(buf), "%lld", (long long)i);
+        else if (mcl_value_get_uint(v, &u) == MCL_OK)
+            snprintf(buf, sizeof(buf), "%llu", (unsigned long long)u);
+        break;
+    case MCL_TYPE_FLOAT:
+        mcl_value_get_double(v, &d);
+        snprintf(buf, sizeof(buf), "%.6g", d);
+        break;
+    case MCL_TYPE_STR:
+        mcl_value_get_str(v, &s, &n);
+        fputc('"', o);
+        print_safe(o, (const uint8_t *)s, n < 32 ? n : 32);
+        fputs(n > 32 ? "...\"" : "\"", o);
+        return;
+    case MCL_TYPE_BIN:
+        mcl_value_get_bin(v, &b, &n);
+        snprintf(buf, sizeof(buf), "<%zu B>", n);
+        break;
+    case MCL_TYPE_ARRAY:
+        snprintf(buf, sizeof(buf), "[%zu]", mcl_value_count(v));
+        break;
+    case MCL_TYPE_MAP:
+        snprintf(buf, sizeof(buf), "{%zu}", mcl_value_count(v));
+        break;
+    default:
+        snprintf(buf, sizeof(buf), "nil");
+    }
+    fprintf(o, "%-*s", width, buf);
+}
+
+// Fields as aligned KEY=VALUE columns; "name" leads, "timestamp" is left out (the line starts
+// with the receive time; --json shows everything).
+static void
+print_fields(FILE *o, const mcl_msg *msg)
+{
+    const char *name = mcl_msg_name(msg);
+    if (name != NULL) {
+        print_safe(o, (const uint8_t *)name, strlen(name));
+        fprintf(o, "%*s", strlen(name) < 12 ? (int)(12 - strlen(name)) : 1, "");
+    }
+    const mcl_value *f = mcl_msg_fields(msg);
+    for (size_t i = 0; i < mcl_value_count(f); i++) {
+        const char *k;
+        const mcl_value *v = mcl_value_entry(f, i, &k);
+        if (strcmp(k, "name") == 0 || strcmp(k, "timestamp") == 0)
+            continue;
+        fputc(' ', o);
+        print_safe(o, (const uint8_t *)k, strlen(k));
+        fputc('=', o);
+        print_value(o, v, 12);
+    }
+}
+
+static void
+print_json(FILE *o, const mcl_raw_msg *m, const mcl_msg *msg)
 {
     char t[40], sender[64];
     tool_format_time(m->recv_realtime_ns, t, sizeof(t));
@@ -196,7 +283,12 @@ print_json(FILE *o, const mcl_raw_msg *m)
     }
     fprintf(o, ",\"size\":%zu,\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64 ",\"sender\":\"%s\",",
             m->len, m->publisher, m->seq, sender);
-    if (is_text(m->payload, m->len)) {
+    char *js = NULL;
+    if (msg != NULL && mcl_msg_to_json(msg, MCL_JSON_COMPACT, &js) == MCL_OK) {
+        fputs("\"msg\":", o);
+        fputs(js, o);
+        mcl_free(js);
+    } else if (is_text(m->payload, m->len)) {
         fputs("\"text\":", o);
         json_string(o, m->payload, m->len);
     } else {
@@ -208,7 +300,7 @@ print_json(FILE *o, const mcl_raw_msg *m)
 }
 
 static void
-print_human(FILE *o, const mcl_raw_msg *m, size_t width)
+print_human(FILE *o, const mcl_raw_msg *m, const mcl_msg *msg, size_t width)
 {
     char t[40];
     tool_format_time(m->recv_realtime_ns, t, sizeof(t));
@@ -222,6 +314,11 @@ print_human(FILE *o, const mcl_raw_msg *m, size_t width)
             m->topic_len < 16 ? (int)(16 - (m->topic_len ? m->topic_len : 1)) : 0, "", m->len,
             (uint64_t)(m->publisher >> 32), m->seq);
     size_t n = m->len < width ? m->len : width;
+    if (msg != NULL) {
+        print_fields(o, msg);
+        fputc('\n', o);
+        return;
+    }
     if (is_text(p, m->len) || (m->len > width && is_text(p, n))) {
         fputc('"', o);
         print_safe(o, p, n);
@@ -301,15 +398,17 @@ main(int argc, char **argv)
     const char *url = NULL;
     char **topics = NULL;
     size_t ntopics = 0;
-    bool json = false, stats = false, quiet = false, verbose = false, have_count = false;
+    bool json = false, stats = false, quiet = false, verbose = false, have_count = false,
+         raw = false;
     uint64_t count = 0, width = 48;
     double timeout = 0;
-    enum { OPT_TIMEOUT = 256, OPT_JSON, OPT_STATS, OPT_HELP, OPT_VERSION };
+    enum { OPT_TIMEOUT = 256, OPT_JSON, OPT_STATS, OPT_HELP, OPT_VERSION, OPT_RAW };
     static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
                                          {"topic", required_argument, NULL, 't'},
                                          {"count", required_argument, NULL, 'n'},
                                          {"timeout", required_argument, NULL, OPT_TIMEOUT},
                                          {"json", no_argument, NULL, OPT_JSON},
+                                         {"raw", no_argument, NULL, OPT_RAW},
                                          {"stats", no_argument, NULL, OPT_STATS},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"width", required_argument, NULL, 'w'},
@@ -358,6 +457,9 @@ main(int argc, char **argv)
             break;
         case OPT_STATS:
             stats = true;
+            break;
+        case OPT_RAW:
+            raw = true;
             break;
         case 'q':
             quiet = true;
@@ -431,10 +533,12 @@ main(int argc, char **argv)
         }
         got++;
         if (!quiet) {
+            mcl_msg *msg = raw ? NULL : try_decode(m);
             if (json)
-                print_json(stdout, m);
+                print_json(stdout, m, msg);
             else
-                print_human(stdout, m, (size_t)width);
+                print_human(stdout, m, msg, (size_t)width);
+            mcl_msg_free(msg);
             if (tty)
                 fflush(stdout);
             if (ferror(stdout)) {

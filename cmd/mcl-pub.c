@@ -22,6 +22,8 @@ usage(FILE *f)
             "  -f, --file FILE         the contents of FILE as one message ('-' = all of stdin)\n"
             "  -l, --lines             each line of stdin as one message (newline removed)\n"
             "  -s, --size SIZE         generated payloads of SIZE bytes (k/M/G suffixes)\n"
+            "  -j, --json OBJECT       this JSON object as a message (msgpack map)\n"
+            "      --json-lines        each line of stdin as a JSON object message\n"
             "\n"
             "Options:\n"
             "  -u, --url URL           connection (default: $MCL_URL, else %s)\n"
@@ -35,7 +37,10 @@ usage(FILE *f)
             "      --version           version\n"
             "\n"
             "Generated payloads start with the message index as 8 bytes (big-endian), then bytes\n"
-            "(index + i) mod 256. Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+            "(index + i) mod 256. JSON messages get a \"timestamp\" (now) unless they have one;\n"
+            "binary and other values JSON lacks are written as in docs/json.md ({\"$bin\": ...}).\n"
+            "A JSON line that does not parse is reported with its line number and skipped.\n"
+            "Exit status: 0 success, 1 runtime failure (or a skipped line), 2 usage error.\n",
             MCL_DEFAULT_URL);
 }
 
@@ -63,6 +68,34 @@ fill_payload(uint8_t *p, size_t len, uint64_t index)
         p[i] = (uint8_t)(index + i);
     for (size_t i = 0; i < 8 && i < len; i++)
         p[i] = (uint8_t)(index >> (56 - 8 * i));
+}
+
+// Parses a JSON object into msgpack bytes; adds "timestamp" (now) when it has none.
+static int
+json_payload(const char *text, size_t len, const char *where, uint8_t **buf, size_t *blen)
+{
+    mcl_msg *m;
+    char err[256];
+    mcl_err rv = mcl_msg_from_json(&m, text, len, err, sizeof(err));
+    if (rv != MCL_OK) {
+        tool_err(prog, "%s: %s", where, err[0] ? err : mcl_strerror(rv));
+        return -1;
+    }
+    if (mcl_msg_get(m, "timestamp") == NULL) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rv = mcl_msg_set_double(m, "timestamp", (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    }
+    void *enc = NULL;
+    if (rv == MCL_OK)
+        rv = mcl_msg_encode(m, &enc, blen);
+    mcl_msg_free(m);
+    if (rv != MCL_OK) {
+        tool_err(prog, "%s: %s", where, mcl_strerror(rv));
+        return -1;
+    }
+    *buf = enc;
+    return 0;
 }
 
 static int
@@ -105,7 +138,8 @@ read_all(FILE *f, uint8_t **buf, size_t *len, size_t max)
 int
 main(int argc, char **argv)
 {
-    const char *url = NULL, *topic = NULL, *file = NULL, *message = NULL;
+    const char *url = NULL, *topic = NULL, *file = NULL, *message = NULL, *json = NULL;
+    bool json_lines = false;
     bool lines = false, quiet = false, verbose = false, have_size = false, have_n = false,
          have_rate = false;
     uint64_t count = 1, size = 0;
@@ -116,9 +150,10 @@ main(int argc, char **argv)
         {"rate", required_argument, NULL, 'r'},  {"file", required_argument, NULL, 'f'},
         {"lines", no_argument, NULL, 'l'},       {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'H'},
-        {"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, 'V'},     {"json", required_argument, NULL, 'j'},
+        {"json-lines", no_argument, NULL, 'J'},  {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "u:t:n:s:r:f:lqv", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "u:t:n:s:r:f:lqvj:", opts, NULL)) != -1) {
         switch (c) {
         case 'u':
             url = optarg;
@@ -158,6 +193,12 @@ main(int argc, char **argv)
         case 'l':
             lines = true;
             break;
+        case 'j':
+            json = optarg;
+            break;
+        case 'J':
+            json_lines = true;
+            break;
         case 'q':
             quiet = true;
             break;
@@ -181,9 +222,11 @@ main(int argc, char **argv)
         tool_err(prog, "unexpected argument '%s' (quote a message that has spaces)", argv[optind]);
         return EXIT_USAGE;
     }
-    int sources = (message != NULL) + (file != NULL) + lines + have_size;
+    int sources = (message != NULL) + (file != NULL) + lines + have_size + (json != NULL) +
+                  json_lines;
     if (sources != 1) {
-        tool_err(prog, "give exactly one of MESSAGE, --file, --lines or --size");
+        tool_err(prog, "give exactly one of MESSAGE, --file, --lines, --size, --json or "
+                       "--json-lines");
         fprintf(stderr, "Try 'mcl-pub --help'.\n");
         return EXIT_USAGE;
     }
@@ -225,7 +268,14 @@ main(int argc, char **argv)
     } else if (have_size) {
         plen = (size_t)size;
         payload = malloc(plen + 1);
+    } else if (json != NULL) {
+        if (json_payload(json, strlen(json), "--json", &payload, &plen) != 0) {
+            mcl_connection_free(conn);
+            return EXIT_USAGE;
+        }
     }
+    if (json_lines)
+        lines = true;
     if (payload == NULL && !lines) {
         tool_err(prog, "out of memory");
         mcl_connection_free(conn);
@@ -242,7 +292,7 @@ main(int argc, char **argv)
     }
 
     int status = EXIT_OK;
-    uint64_t sent = 0, bytes = 0;
+    uint64_t sent = 0, bytes = 0, lineno = 0, bad_lines = 0;
     int64_t start = now_ns();
     int64_t period = rate > 0 ? (int64_t)(1e9 / rate) : 0;
     char *line = NULL;
@@ -262,6 +312,20 @@ main(int argc, char **argv)
                 r--;
             p = line;
             n = (size_t)r;
+            lineno++;
+            if (json_lines) {
+                char where[48];
+                snprintf(where, sizeof(where), "stdin line %llu", (unsigned long long)lineno);
+                free(payload);
+                payload = NULL;
+                if (json_payload(line, n, where, &payload, &plen) != 0) {
+                    bad_lines++;
+                    i--; // a skipped line does not count as a message
+                    continue;
+                }
+                p = payload;
+                n = plen;
+            }
         } else if (have_size) {
             fill_payload(payload, plen, i);
         }
@@ -274,6 +338,8 @@ main(int argc, char **argv)
         sent++;
         bytes += n;
     }
+    if (bad_lines > 0 && status == EXIT_OK)
+        status = EXIT_RUNTIME;
     double secs = (double)(now_ns() - start) / 1e9;
     if (!quiet)
         fprintf(stderr, "%s: published %llu messages (%llu bytes) in %.3f s: %.0f msg/s, %.1f MB/s\n",

@@ -33,7 +33,7 @@ void mcl__alloc_fail_after(long n);
 bool mcl__log_enabled(mcl_log_level level);
 void mcl__log(mcl_log_level level, const char *component, const char *fmt, ...) MCL__PRINTF(3, 4);
 
-// Formats into errbuf (may be NULL) and also logs at WARN. Returns code, for `return mcl__fail(...)`.
+// Formats into errbuf (may be NULL) and logs (DEBUG when errbuf takes it, else WARN). Returns code, for `return mcl__fail(...)`.
 mcl_err mcl__fail(mcl_err code, char *errbuf, size_t errlen, const char *component,
                   const char *fmt, ...) MCL__PRINTF(5, 6);
 

@@ -145,10 +145,13 @@ mcl__fail(mcl_err code, char *errbuf, size_t errlen, const char *component, cons
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
+    // With an error buffer the caller gets the text and decides; without one, the log is the
+    // only place the detail goes, so it is a warning.
+    mcl_log_level lvl = errbuf != NULL && errlen > 0 ? MCL_LOG_DEBUG : MCL_LOG_WARN;
     if (errbuf != NULL && errlen > 0)
         snprintf(errbuf, errlen, "%s", buf);
-    if (mcl__log_enabled(MCL_LOG_WARN))
-        log_emit(MCL_LOG_WARN, component, buf);
+    if (mcl__log_enabled(lvl))
+        log_emit(lvl, component, buf);
     return code;
 }
 

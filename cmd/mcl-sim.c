@@ -1,0 +1,525 @@
+// mcl-sim: simulated sensor traffic: the demo's publisher and a load generator.
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *prog = "mcl-sim";
+
+// Kinds of simulated sensor: the message type each publishes and how it fills it.
+typedef enum kind { K_IMU, K_GNSS, K_WHEELS, K_CAMERA, K_LIDAR, K_BLOB, K_COUNT } kind;
+static const char *const kind_names[K_COUNT] = {"imu", "gnss", "wheels", "camera", "lidar", "blob"};
+static const char *const type_names[K_COUNT] = {"Imu",         "GnssFix",   "WheelSpeeds",
+                                                "CameraFrame", "LidarScan", "Blob"};
+
+typedef struct stream {
+    char name[64];
+    char topic[MCL_TOPIC_MAX + 1];
+    double rate;   // Hz
+    size_t size;   // target payload size in bytes (0: the natural size)
+    kind kind;
+    mcl_msg_broadcaster *b;
+    uint64_t sent, bytes, errors;
+    int64_t next_ns; // when the next message is due
+    uint64_t k;      // messages scheduled so far
+} stream;
+
+static const char default_config[] = "# built-in scenario: NAME = RATE_HZ, SIZE_BYTES[, TYPE[, TOPIC]]\n"
+                                     "imu    = 100, 0,      imu,    imu\n"
+                                     "gnss   = 10,  0,      gnss,   gnss\n"
+                                     "wheels = 50,  0,      wheels, wheels\n"
+                                     "camera = 5,   131072, camera, camera/front\n"
+                                     "lidar  = 10,  61440,  lidar,  lidar/top\n";
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: mcl-sim [OPTION]...\n"
+            "Publish simulated sensor messages (a vehicle driving in circles) until stopped.\n"
+            "\n"
+            "  -u, --url URL        connection (default: $MCL_URL, else %s)\n"
+            "  -c, --config FILE    streams to simulate, one per line (default: built in)\n"
+            "  -d, --duration SEC   stop after SEC seconds (default: until Ctrl-C)\n"
+            "  -s, --speed X        multiply every rate by X (default 1)\n"
+            "  -l, --list           print the streams and exit\n"
+            "  -q, --quiet          no summary at exit\n"
+            "  -v, --verbose        library debug messages on stderr\n"
+            "      --help, --version\n"
+            "\n"
+            "Config lines: NAME = RATE_HZ, SIZE_BYTES[, TYPE[, TOPIC]]   ('#' starts a comment)\n"
+            "  TYPE is imu, gnss, wheels, camera, lidar or blob (default: NAME if it is one of\n"
+            "  these, else blob); TOPIC defaults to NAME. SIZE_BYTES 0 keeps the natural size;\n"
+            "  otherwise a binary \"data\" field brings the message to about that size.\n"
+            "\n"
+            "Built-in scenario:\n%s"
+            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+            MCL_DEFAULT_URL, default_config);
+}
+
+static char *
+trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+// Parses the config text; on error prints "SOURCE:LINE: problem" and returns -1.
+static int
+parse_config(const char *src, const char *text, stream **out, size_t *n)
+{
+    char *copy = strdup(text);
+    if (copy == NULL)
+        return -1;
+    stream *v = NULL;
+    size_t cnt = 0;
+    int lineno = 0, rc = 0;
+    char *rest = copy;
+    for (char *line = strsep(&rest, "\n"); line != NULL; line = strsep(&rest, "\n")) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *l = trim(line);
+        if (*l == '\0')
+            continue;
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        fprintf(stderr, "%s: %s:%d: ", prog, src, lineno);                                         \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fputc('\n', stderr);                                                                       \
+        rc = -1;                                                                                   \
+        goto out;                                                                                  \
+    } while (0)
+        char *eq = strchr(l, '=');
+        if (eq == NULL)
+            BAD("expected 'NAME = RATE_HZ, SIZE_BYTES[, TYPE[, TOPIC]]'");
+        *eq = '\0';
+        char *name = trim(l);
+        if (*name == '\0' || strlen(name) >= 64)
+            BAD("a stream needs a name of 1..63 characters");
+        for (char *p = name; *p; p++)
+            if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '/' && *p != '.')
+                BAD("stream name '%s' has an invalid character '%c'", name, *p);
+        char *fields[5] = {0};
+        int nf = 0;
+        char *frest = eq + 1;
+        for (char *f = strsep(&frest, ","); f != NULL; f = strsep(&frest, ",")) {
+            if (nf == 4)
+                BAD("too many fields (at most RATE_HZ, SIZE_BYTES, TYPE, TOPIC)");
+            fields[nf++] = trim(f);
+        }
+        if (nf < 2)
+            BAD("'%s' needs at least a rate and a size", name);
+        stream s;
+        memset(&s, 0, sizeof(s));
+        snprintf(s.name, sizeof(s.name), "%s", name);
+        if (!tool_parse_double(fields[0], 0.001, 100000, &s.rate))
+            BAD("rate '%s' is not a number of Hz in 0.001..100000", fields[0]);
+        uint64_t size;
+        if (!tool_parse_size(fields[1], (uint64_t)1 << 30, &size))
+            BAD("size '%s' is not a byte count up to 1G (k/M suffixes allowed)", fields[1]);
+        s.size = (size_t)size;
+        const char *k = nf >= 3 && fields[2][0] ? fields[2] : NULL;
+        s.kind = K_BLOB;
+        if (k == NULL) {
+            for (int i = 0; i < K_COUNT; i++)
+                if (strcmp(name, kind_names[i]) == 0)
+                    s.kind = (kind)i;
+        } else {
+            int found = -1;
+            for (int i = 0; i < K_COUNT; i++)
+                if (strcmp(k, kind_names[i]) == 0)
+                    found = i;
+            if (found < 0)
+                BAD("unknown type '%s' (imu, gnss, wheels, camera, lidar, blob)", k);
+            s.kind = (kind)found;
+        }
+        const char *topic = nf >= 4 && fields[3][0] ? fields[3] : name;
+        if (strlen(topic) > MCL_TOPIC_MAX)
+            BAD("topic longer than %d bytes", MCL_TOPIC_MAX);
+        snprintf(s.topic, sizeof(s.topic), "%s", topic);
+        for (size_t i = 0; i < cnt; i++)
+            if (strcmp(v[i].name, s.name) == 0)
+                BAD("stream '%s' is defined twice", s.name);
+        stream *nv = realloc(v, (cnt + 1) * sizeof(*v));
+        if (nv == NULL)
+            BAD("out of memory");
+        v = nv;
+        v[cnt++] = s;
+#undef BAD
+    }
+    if (cnt == 0) {
+        fprintf(stderr, "%s: %s: no streams defined\n", prog, src);
+        rc = -1;
+    }
+out:
+    free(copy);
+    if (rc != 0) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+// --- the simulated vehicle ---------------------------------------------------------------------
+
+typedef struct vehicle {
+    double t;              // seconds since start
+    double speed, heading; // m/s, rad
+    double x, y;           // metres from the origin
+    double yaw_rate, accel_lat;
+} vehicle;
+
+static uint64_t rng = 0x2545f4914f6cdd1dULL;
+static double
+noise(double amplitude)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return amplitude * ((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static void
+vehicle_at(vehicle *v, double t)
+{
+    // A 100 m radius circle at a speed that varies between 8 and 12 m/s.
+    const double r = 100.0;
+    v->t = t;
+    v->speed = 10.0 + 2.0 * sin(t / 7.0);
+    double angle = (10.0 * t - 14.0 * cos(t / 7.0) + 14.0) / r; // integral of speed / r
+    v->heading = fmod(angle + M_PI / 2, 2 * M_PI);
+    v->x = r * cos(angle);
+    v->y = r * sin(angle);
+    v->yaw_rate = v->speed / r;
+    v->accel_lat = v->speed * v->speed / r;
+}
+
+// Adds a binary "data" field so the encoded message is about `target` bytes.
+static mcl_err
+pad_to(mcl_msg *m, size_t target, uint64_t k)
+{
+    void *buf;
+    size_t len;
+    mcl_err rv = mcl_msg_set_bin(m, "data", NULL, 0);
+    if (rv == MCL_OK)
+        rv = mcl_msg_encode(m, &buf, &len);
+    if (rv != MCL_OK)
+        return rv;
+    mcl_free(buf);
+    if (target <= len + 4)
+        return MCL_OK;
+    size_t n = target - len - 4; // bin header grows from 1 to at most 5 bytes
+    uint8_t *d = malloc(n);
+    if (d == NULL)
+        return MCL_ENOMEM;
+    for (size_t i = 0; i < n; i++) // a moving gradient, so frames differ
+        d[i] = (uint8_t)((i % 640) + (i / 640) + k * 3);
+    rv = mcl_msg_set_bin(m, "data", d, n);
+    free(d);
+    return rv;
+}
+
+static mcl_err
+fill(mcl_msg *m, const stream *s, const vehicle *v)
+{
+    mcl_err rv = mcl_msg_set_uint(m, "seq", s->k);
+    switch (s->kind) {
+    case K_IMU:
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "ax", noise(0.05) + 0.2 * cos(v->t / 7.0));
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "ay", v->accel_lat + noise(0.05));
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "az", 9.81 + noise(0.03));
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "gx", noise(0.002));
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "gy", noise(0.002));
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "gz", v->yaw_rate + noise(0.002));
+        break;
+    case K_GNSS: {
+        // Around the ACFR, Sydney; 1 degree of latitude is about 111 km.
+        double lat = -33.8888 + v->y / 111320.0;
+        double lon = 151.1943 + v->x / (111320.0 * cos(-33.8888 * M_PI / 180));
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "lat", lat + noise(2e-6));
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "lon", lon + noise(2e-6));
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "alt", 42.0 + noise(0.5));
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "speed", v->speed + noise(0.05));
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "heading", v->heading * 180 / M_PI);
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_int(m, "fix", 3);
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_int(m, "sats", 9 + (int64_t)(s->k / 50 % 4));
+        break;
+    }
+    case K_WHEELS: {
+        double w = 0.8 * v->yaw_rate; // half track times yaw rate
+        const char *names[] = {"fl", "fr", "rl", "rr"};
+        double sp[] = {v->speed - w, v->speed + w, v->speed - w, v->speed + w};
+        for (int i = 0; i < 4 && rv == MCL_OK; i++)
+            rv = mcl_msg_set_double(m, names[i], sp[i] + noise(0.02));
+        break;
+    }
+    case K_CAMERA:
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_int(m, "width", 640);
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_int(m, "height", 480);
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_str(m, "encoding", "mono8");
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "exposure_ms", 8.0 + 2.0 * sin(v->t));
+        break;
+    case K_LIDAR: {
+        mcl_value *ranges;
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "angle_min", -M_PI);
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_double(m, "angle_step", 2 * M_PI / 360);
+        if (rv == MCL_OK)
+            rv = mcl_msg_set_array(m, "ranges", &ranges);
+        for (int i = 0; i < 360 && rv == MCL_OK; i++) // walls of a 60 m square arena
+            rv = mcl_value_push_double(ranges, 30.0 / fmax(fabs(cos(i * M_PI / 180)),
+                                                           fabs(sin(i * M_PI / 180))) +
+                                                   noise(0.02));
+        break;
+    }
+    case K_BLOB:
+    case K_COUNT:
+        break;
+    }
+    if (rv == MCL_OK && s->size > 0)
+        rv = pad_to(m, s->size, s->k);
+    return rv;
+}
+
+static int64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int
+read_file(const char *path, char **text)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    while (b != NULL) {
+        if (n + 1 >= cap) {
+            char *nb = cap < (1 << 20) ? realloc(b, cap *= 2) : NULL;
+            if (nb == NULL) {
+                free(b);
+                b = NULL;
+                errno = EFBIG;
+                break;
+            }
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    fclose(f);
+    if (b == NULL)
+        return -1;
+    b[n] = '\0';
+    *text = b;
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *url = NULL, *config = NULL;
+    double duration = 0, speed = 1;
+    bool list = false, quiet = false, verbose = false;
+    enum { OPT_HELP = 256, OPT_VERSION };
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, 'u'},      {"config", required_argument, NULL, 'c'},
+        {"duration", required_argument, NULL, 'd'}, {"speed", required_argument, NULL, 's'},
+        {"list", no_argument, NULL, 'l'},           {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "u:c:d:s:lqv", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u':
+            url = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'd':
+            if (!tool_parse_double(optarg, 0.001, 1e7, &duration)) {
+                tool_err(prog, "invalid duration '%s' (seconds > 0)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 's':
+            if (!tool_parse_double(optarg, 0.001, 1000, &speed)) {
+                tool_err(prog, "invalid speed '%s' (0.001..1000)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'l':
+            list = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'v':
+            verbose = true;
+            break;
+        case OPT_HELP:
+            usage(stdout);
+            return EXIT_OK;
+        case OPT_VERSION:
+            printf("mcl-sim %s\n", mcl_version());
+            return EXIT_OK;
+        default:
+            fprintf(stderr, "Try 'mcl-sim --help'.\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        tool_err(prog, "unexpected argument '%s'", argv[optind]);
+        return EXIT_USAGE;
+    }
+    char *text = NULL;
+    if (config != NULL && read_file(config, &text) != 0) {
+        tool_err(prog, "%s: %s", config, strerror(errno));
+        return EXIT_USAGE;
+    }
+    stream *st = NULL;
+    size_t ns = 0;
+    int prc = parse_config(config ? config : "built-in", config ? text : default_config, &st, &ns);
+    free(text);
+    if (prc != 0)
+        return EXIT_USAGE;
+    if (list) {
+        printf("%-16s %10s %10s  %-8s %-12s %s\n", "stream", "rate_hz", "size_B", "type",
+               "message", "topic");
+        for (size_t i = 0; i < ns; i++)
+            printf("%-16s %10g %10zu  %-8s %-12s %s\n", st[i].name, st[i].rate * speed,
+                   st[i].size, kind_names[st[i].kind], type_names[st[i].kind], st[i].topic);
+        free(st);
+        return EXIT_OK;
+    }
+    tool_log_to_stderr(prog, verbose);
+    tool_signals();
+    mcl_connection *conn = NULL;
+    int ec = tool_connection(prog, url, &conn);
+    if (ec != EXIT_OK) {
+        free(st);
+        return ec;
+    }
+    // One message type per kind in use, one broadcaster (one publisher id) per stream.
+    const mcl_msgtype *types[K_COUNT] = {0};
+    int status = EXIT_OK;
+    for (size_t i = 0; i < ns && status == EXIT_OK; i++) {
+        kind k = st[i].kind;
+        if (types[k] == NULL && mcl_msgtype_define(&types[k], type_names[k], NULL, 0, NULL, NULL,
+                                                   NULL, 0) != MCL_OK) {
+            tool_err(prog, "cannot define message type %s", type_names[k]);
+            status = EXIT_RUNTIME;
+            break;
+        }
+        mcl_err rv = mcl_msg_broadcaster_open(&st[i].b, types[k], conn, st[i].topic);
+        if (rv != MCL_OK) {
+            tool_err(prog, "cannot open %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
+            status = EXIT_RUNTIME;
+        }
+    }
+    int64_t start = mono_ns();
+    int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;
+    for (size_t i = 0; i < ns; i++)
+        st[i].next_ns = start;
+    while (status == EXIT_OK && !tool_stop) {
+        size_t due = 0;
+        for (size_t i = 1; i < ns; i++)
+            if (st[i].next_ns < st[due].next_ns)
+                due = i;
+        int64_t t = st[due].next_ns;
+        if (t >= end)
+            break;
+        struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !tool_stop)
+            ;
+        if (tool_stop)
+            break;
+        stream *s = &st[due];
+        vehicle v;
+        vehicle_at(&v, (double)(t - start) / 1e9);
+        mcl_msg *m = NULL;
+        mcl_err rv = mcl_msg_new(&m, types[s->kind]);
+        if (rv == MCL_OK)
+            rv = fill(m, s, &v);
+        if (rv == MCL_OK)
+            rv = mcl_msg_broadcaster_publish(s->b, m, NULL);
+        if (rv == MCL_OK) {
+            s->sent++;
+        } else {
+            s->errors++;
+            if (rv == MCL_ENOMEM || s->errors == 1)
+                tool_err(prog, "%s: publish failed: %s", s->name, mcl_strerror(rv));
+            if (rv == MCL_ENOMEM || rv == MCL_EMSGSIZE) {
+                status = EXIT_RUNTIME;
+            }
+        }
+        mcl_msg_free(m);
+        // Paced against the start, so that delays never accumulate.
+        s->k++;
+        s->next_ns = start + (int64_t)((double)s->k * 1e9 / (s->rate * speed));
+    }
+    double secs = (double)(mono_ns() - start) / 1e9;
+    for (size_t i = 0; i < ns; i++) {
+        mcl_broadcaster_stats bs = {0};
+        if (st[i].b != NULL)
+            mcl_raw_broadcaster_stats(mcl_msg_broadcaster_raw(st[i].b), &bs);
+        st[i].bytes = bs.bytes;
+    }
+    if (!quiet) {
+        fprintf(stderr, "%s: %.2f s on %s\n", prog, secs, mcl_connection_url(conn));
+        fprintf(stderr, "%-16s %10s %12s %10s %8s\n", "stream", "messages", "bytes", "msg/s",
+                "errors");
+        for (size_t i = 0; i < ns; i++)
+            fprintf(stderr, "%-16s %10llu %12llu %10.1f %8llu\n", st[i].name,
+                    (unsigned long long)st[i].sent, (unsigned long long)st[i].bytes,
+                    secs > 0 ? (double)st[i].sent / secs : 0.0,
+                    (unsigned long long)st[i].errors);
+    }
+    for (size_t i = 0; i < ns; i++) {
+        if (st[i].errors > 0 && status == EXIT_OK)
+            status = EXIT_RUNTIME;
+        mcl_msg_broadcaster_free(st[i].b);
+    }
+    free(st);
+    mcl_connection_free(conn);
+    return status;
+}
