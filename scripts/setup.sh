@@ -10,7 +10,7 @@ packages=(
     libcunit1-dev                       # tests
     libsodium-dev                       # authentication and encryption (later layers)
     iproute2 util-linux procps          # ip, unshare, sysctl: the private test network
-    valgrind                            # scripts/test.sh --valgrind
+    valgrind jq                         # scripts/test.sh: memcheck pass; JSON checks
 )
 
 missing=()

@@ -150,5 +150,66 @@ check "1MiB sizes" test "$(grep -c ' 1048576 B ' "$tmp/out")" -eq 5
 cp "$tmp/m.err" "$tmp/err"
 check "1MiB no loss" err_says "total: received 5 (5242880 bytes), lost 0,"
 
+# --- messages: mcl-sim, decoding in mcl-dump, JSON publishing ---------------------------------
+sim=$bin/mcl-sim
+check "sim --help" status_is 0 "$sim" --help
+check "sim --list" status_is 0 "$sim" --list
+check "sim list has camera" out_says "camera .* 131072 .*CameraFrame .*camera/front"
+printf '# test\nfast = 200, 0, imu\nblob_a = 2.5, 2k, blob, raw/a   # comment\n\n' >"$tmp/ok.cfg"
+check "sim config list" status_is 0 "$sim" -c "$tmp/ok.cfg" --list
+check "sim config rate" out_says "fast .* 200 .* imu .*Imu .*fast"
+check "sim config blob" out_says "blob_a .* 2.5 .* 2048 .*blob .*Blob .*raw/a"
+bad_cfg() { # bad_cfg TEXT EXPECTED-MESSAGE
+    printf "$1" >"$tmp/bad.cfg"
+    status_is 2 "$sim" -c "$tmp/bad.cfg" --list && err_says "$2"
+}
+check "cfg no equals" bad_cfg 'imu = 1, 0\nthis line is wrong\n' "bad.cfg:2: expected 'NAME = RATE_HZ"
+check "cfg bad rate" bad_cfg 'imu = fast, 0\n' "bad.cfg:1: rate 'fast'"
+check "cfg zero rate" bad_cfg 'imu = 0, 0\n' "bad.cfg:1: rate '0'"
+check "cfg bad size" bad_cfg 'imu = 1, -5\n' "bad.cfg:1: size '-5'"
+check "cfg bad type" bad_cfg '\n\nx = 1, 0, radar\n' "bad.cfg:3: unknown type 'radar'"
+check "cfg twice" bad_cfg 'a = 1, 0\na = 2, 0\n' "bad.cfg:2: stream 'a' is defined twice"
+check "cfg fields" bad_cfg 'a = 1, 0, imu, t, extra\n' "bad.cfg:1: too many fields"
+check "cfg short" bad_cfg 'a = 1\n' "bad.cfg:1: 'a' needs at least a rate and a size"
+check "cfg name" bad_cfg 'a b = 1, 0\n' "bad.cfg:1: stream name 'a b'"
+check "cfg empty" bad_cfg '# nothing\n' "no streams defined"
+check "cfg missing file" status_is 2 "$sim" -c "$tmp/none.cfg"
+check "sim bad duration" status_is 2 "$sim" -d 0
+
+# mcl-sim traffic decoded by mcl-dump; every JSON line parses with jq.
+u7="udp://239.255.78.16:26016?iface=lo&ttl=0"
+start_dump s -u "$u7" --json --timeout 20 -n 40
+"$sim" -u "$u7" -d 0.6 -q
+wait "$s_pid"
+check "sim dump exit" test $? -eq 0
+check "jq parses every line" jq -e . "$tmp/s.out"
+check "jq imu fields" bash -c "jq -e 'select(.msg.name == \"Imu\") | .msg.az > 9 and .msg.az < 10.5' '$tmp/s.out' | grep -q true"
+check "jq camera binary" bash -c "jq -e 'select(.topic == \"camera/front\") | .msg.data[\"\$bin\"] | length > 100000' '$tmp/s.out' | grep -q true"
+check "jq gnss near Sydney" bash -c "jq -e 'select(.msg.name == \"GnssFix\") | (.msg.lat | floor) == -34' '$tmp/s.out' | grep -q true"
+
+# Human format: name and fields; --raw shows the bytes instead.
+u8="udp://239.255.78.17:26017?iface=lo&ttl=0"
+start_dump k -u "$u8" -n 1 --timeout 20
+"$pub" -u "$u8" -t cmd -q -j '{"name":"Cmd","speed":1.5,"mode":"auto"}'
+wait "$k_pid"
+cp "$tmp/k.out" "$tmp/out"
+check "human message" out_says 'cmd .*Cmd .* speed=1.5 .* mode="auto"'
+start_dump r -u "$u8" -n 1 --timeout 20 --raw
+"$pub" -u "$u8" -t cmd -q -j '{"name":"Cmd"}'
+wait "$r_pid"
+cp "$tmp/r.out" "$tmp/out"
+check "raw shows hex" out_says ' 82[0-9a-f]*'
+
+# JSON Lines in; a bad line is reported with its number, skipped, and exit is 1.
+start_dump l -u "$u8" -n 2 --json --timeout 20
+printf '{"n":1}\n{oops\n{"n":2,"b":{"$bin":"AAE="}}\n' | "$pub" -u "$u8" --json-lines -q 2>"$tmp/err"
+check "json-lines exit" test $? -eq 1
+check "json-lines bad line named" err_says "stdin line 2: line 1, column 5"
+wait "$l_pid"
+check "json-lines delivered" test "$(jq -s 'map(.msg.n) | add' "$tmp/l.out")" = 3
+check "json-lines binary" test "$(jq -r 'select(.msg.n == 2) | .msg.b["$bin"]' "$tmp/l.out")" = "AAE="
+check "pub bad json" status_is 2 "$pub" -j '[1,2]'
+check "pub bad json message" err_says "must be a JSON object"
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
