@@ -9,6 +9,7 @@
 #include <mcl/err.h>
 #include <mcl/log.h>
 #include <mcl/message.h>
+#include <mcl/queued.h>
 #include <mcl/raw.h>
 #include <mcl/value.h>
 #include <mcl/version.h>

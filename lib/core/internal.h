@@ -31,6 +31,8 @@ void mcl__alloc_fail_after(long n);
 
 // Logging through the optional handler (mcl/log.h). Cheap when no handler is installed.
 bool mcl__log_enabled(mcl_log_level level);
+// In a process just forked from a threaded one: make logging safe (and silent).
+void mcl__log_forked_child(void);
 void mcl__log(mcl_log_level level, const char *component, const char *fmt, ...) MCL__PRINTF(3, 4);
 
 // Formats into errbuf (may be NULL) and logs (DEBUG when errbuf takes it, else WARN). Returns code, for `return mcl__fail(...)`.

@@ -107,6 +107,18 @@ mcl_log_level_name(mcl_log_level level)
     return "?";
 }
 
+void
+mcl__log_forked_child(void)
+{
+    // Another thread may have held log_lock at fork time: re-create it, and stay silent (the
+    // user's handler belongs to the parent).
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&log_lock, &fresh, sizeof(fresh));
+    log_fn = NULL;
+    log_user = NULL;
+    atomic_store(&log_min, MCL_LOG_ERROR + 1);
+}
+
 bool
 mcl__log_enabled(mcl_log_level level)
 {

@@ -5,12 +5,14 @@
 #include "../core/internal.h"
 #include "net.h"
 #include "rx.h"
+#include "listener_int.h"
 #include "../core/subs.h"
 
 #include <mcl/raw.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -101,9 +103,36 @@ mcl_raw_msg_free(mcl_raw_msg *m)
     mcl__free(m);
 }
 
+static mcl_err open_common(mcl_raw_listener **lp, const mcl_connection *conn,
+                           const char *const *topics, size_t ntopics, int adopt_fd);
+
 mcl_err
 mcl_raw_listener_open(mcl_raw_listener **lp, const mcl_connection *conn,
                       const char *const *topics, size_t ntopics)
+{
+    return open_common(lp, conn, topics, ntopics, -1);
+}
+
+mcl_err
+mcl__raw_listener_open_fd(mcl_raw_listener **lp, const mcl_connection *conn,
+                          const char *const *topics, size_t ntopics, int fd)
+{
+    return open_common(lp, conn, topics, ntopics, fd);
+}
+
+void
+mcl__raw_listener_set_seq_hook(mcl_raw_listener *l,
+                               void (*fn)(void *ctx, uint64_t publisher, uint64_t seq,
+                                          bool delivered),
+                               void *ctx)
+{
+    l->rx.seq_hook = fn;
+    l->rx.seq_ctx = ctx;
+}
+
+static mcl_err
+open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const *topics,
+            size_t ntopics, int adopt_fd)
 {
     mcl_raw_listener *l = NULL;
     mcl_err rv;
@@ -145,8 +174,20 @@ mcl_raw_listener_open(mcl_raw_listener **lp, const mcl_connection *conn,
     }
     size_t rcvbuf = 0;
     uint16_t port = 0;
-    if ((rv = mcl__udp_open_recv(&l->conn, &l->fd, &port, &rcvbuf)) != MCL_OK)
+    if (adopt_fd >= 0) {
+        // A socket opened by mcl__udp_open_recv() elsewhere (the queued listener's parent).
+        if ((l->fd = fcntl(adopt_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            rv = mcl__sys_err(errno);
+            goto out;
+        }
+        int eff = 0;
+        socklen_t el = sizeof(eff);
+        if (getsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &eff, &el) == 0)
+            rcvbuf = (size_t)eff / 2;
+        port = l->conn.port;
+    } else if ((rv = mcl__udp_open_recv(&l->conn, &l->fd, &port, &rcvbuf)) != MCL_OK) {
         goto out;
+    }
     mcl__rx_set_rcvbuf(&l->rx, rcvbuf);
     if (port != l->conn.port) {
         l->conn.port = port;

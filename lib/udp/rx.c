@@ -531,6 +531,8 @@ account(mcl__rx *rx, uint64_t seq, size_t len, bool deliver, uint64_t *why, bool
         }
     }
     pthread_mutex_unlock(&rx->lock);
+    if (rx->seq_hook != NULL && s != SEQ_DUP)
+        rx->seq_hook(rx->seq_ctx, p->id, seq, deliver);
     return deliver;
 }
 

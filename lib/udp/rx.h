@@ -61,6 +61,10 @@ typedef struct mcl__rx {
     // Counters; `lock` guards them and the publisher table against readers on other threads.
     pthread_mutex_t lock;
     mcl_listener_stats st;
+    // Optional: told of every complete message's (publisher, seq) that is not a duplicate, and
+    // whether it is delivered (false: filtered or oversize).
+    void (*seq_hook)(void *ctx, uint64_t publisher, uint64_t seq, bool delivered);
+    void *seq_ctx;
 } mcl__rx;
 
 mcl_err mcl__rx_init(mcl__rx *rx, const mcl__rx_cfg *cfg, const char *const *topics,

@@ -1,0 +1,834 @@
+// Queued listener: a forked receiver process writes messages into a shared-memory ring, this
+// process drains it. See include/mcl/queued.h and docs/ARCHITECTURE.md.
+#define _GNU_SOURCE
+#include <mcl/queued.h>
+
+#include "../core/connection_int.h"
+#include "../core/internal.h"
+#include "../core/subs.h"
+#include "../udp/listener_int.h"
+#include "../udp/net.h"
+#include "queued_int.h"
+#include "ring.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEF_RING ((size_t)64 << 20)
+#define MIN_RING ((size_t)64 << 10)
+enum {
+    REC_MSG = 1,        // ring record kind
+    REC_BODY_HDR = 64,  // fixed part of a message record (see put_record)
+    STATS_EVERY = 256,  // the receiver publishes its counters this often (and when idle)
+    IDLE_MS = 200,      // the receiver and the callback thread wake at least this often
+    RESTART_GAP_MS = 100 // at most one restart per this many milliseconds
+};
+
+struct mcl_queued_listener {
+    struct mcl_connection conn; // with the bound port
+    const mcl_msgtype *type;
+    char **topics;
+    size_t ntopics;
+    mcl_queued_options opt;
+    int sock;
+    bool open;
+    // Shared memory.
+    void *map;
+    size_t map_len;
+    mcl__queued_shared *sh;
+    mcl__ring ring;
+    // Descriptors: receiver -> consumer wake-ups, thread stop, receiver death, user's fd.
+    int efd, wake_fd, pidfd, epfd;
+    // Receiver (guarded by `lock` for readers on other threads).
+    pthread_mutex_t lock;
+    pid_t pid;
+    bool alive;
+    int64_t last_start_ns;
+    bool restart_pending;
+    // Callback thread.
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+    pthread_cond_t started_cv;
+    bool started;
+    mcl_err start_rv;
+    mcl__subs raw_subs, msg_subs;
+    // Counters kept here (base_* under `lock`: folded from finished receivers and opens).
+    atomic_uint_fast64_t delivered, undecodable, restarts, deaths;
+    mcl_listener_stats base;
+    uint64_t sock_kdrops; // kernel drops of the current socket, as its receivers reported them
+    uint64_t base_ring_drops, base_ring_oversize, base_restart_lost, high_water;
+    // recv(): the record handed out last.
+    bool holding;
+    mcl_raw_msg cur;
+};
+
+static int
+pidfd_open_(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+// --- the receiver process --------------------------------------------------------------------
+
+// Filtered and oversize messages are handled as soon as they are accounted; delivered ones only
+// once they are in the ring (child_main).
+static void
+child_seq_hook(void *ctx, uint64_t pub, uint64_t seq, bool delivered)
+{
+    if (!delivered)
+        mcl__queued_track(ctx, pub, seq);
+}
+
+static void
+child_publish_stats(mcl__queued_shared *sh, mcl_raw_listener *l)
+{
+    mcl_listener_stats st;
+    mcl_raw_listener_stats(l, &st);
+    atomic_fetch_add_explicit(&sh->stats_seq, 1, memory_order_acq_rel); // odd: writing
+    memcpy(&sh->cur, &st, sizeof(st));
+    atomic_fetch_add_explicit(&sh->stats_seq, 1, memory_order_release); // even: done
+}
+
+static bool
+put_record(mcl__ring *ring, mcl__queued_shared *sh, const mcl_raw_msg *m)
+{
+    size_t body = REC_BODY_HDR + m->topic_len + 1 + m->len;
+    if (body > mcl__ring_max_body(ring)) {
+        atomic_fetch_add_explicit(&sh->ring_oversize, 1, memory_order_relaxed);
+        return false;
+    }
+    uint8_t *p = mcl__ring_reserve(ring, body, REC_MSG);
+    if (p == NULL) {
+        atomic_fetch_add_explicit(&sh->ring_drops, 1, memory_order_relaxed);
+        return false;
+    }
+    uint32_t tl = (uint32_t)m->topic_len, pl = (uint32_t)m->len;
+    uint8_t fam = (uint8_t)m->sender_family;
+    memcpy(p, &m->publisher, 8);
+    memcpy(p + 8, &m->seq, 8);
+    memcpy(p + 16, &m->recv_realtime_ns, 8);
+    memcpy(p + 24, &m->recv_mono_ns, 8);
+    memcpy(p + 32, &tl, 4);
+    memcpy(p + 36, &pl, 4);
+    p[40] = fam;
+    p[41] = 0;
+    memcpy(p + 42, &m->sender_port, 2);
+    memcpy(p + 44, m->sender_addr, 16);
+    memset(p + 60, 0, 4);
+    memcpy(p + REC_BODY_HDR, m->topic, m->topic_len);
+    p[REC_BODY_HDR + m->topic_len] = '\0';
+    if (m->len > 0)
+        memcpy(p + REC_BODY_HDR + m->topic_len + 1, m->payload, m->len);
+    return mcl__ring_commit(ring);
+}
+
+static void
+read_record(const uint8_t *p, mcl_raw_msg *m)
+{
+    uint32_t tl, pl;
+    memcpy(&m->publisher, p, 8);
+    memcpy(&m->seq, p + 8, 8);
+    memcpy(&m->recv_realtime_ns, p + 16, 8);
+    memcpy(&m->recv_mono_ns, p + 24, 8);
+    memcpy(&tl, p + 32, 4);
+    memcpy(&pl, p + 36, 4);
+    m->sender_family = p[40];
+    memcpy(&m->sender_port, p + 42, 2);
+    memcpy(m->sender_addr, p + 44, 16);
+    m->topic = (const char *)p + REC_BODY_HDR;
+    m->topic_len = tl;
+    m->len = pl;
+    m->payload = pl > 0 ? p + REC_BODY_HDR + tl + 1 : NULL;
+}
+
+static _Noreturn void
+child_main(mcl_queued_listener *ql, pid_t parent)
+{
+    mcl__log_forked_child();
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) // the parent died before the line above
+        _exit(0);
+    prctl(PR_SET_NAME, "mcl-recv");
+    // The receiver must win the CPU against the application's callbacks; privileged processes
+    // may raise its priority, others keep the default (EPERM is fine).
+    (void)setpriority(PRIO_PROCESS, 0, -10);
+    signal(SIGINT, SIG_IGN); // Ctrl-C is for the application; it closes us
+    mcl_raw_listener *l = NULL;
+    if (mcl__raw_listener_open_fd(&l, &ql->conn, (const char *const *)ql->topics, ql->ntopics,
+                                  ql->sock) != MCL_OK)
+        _exit(3);
+    mcl__queued_child ctx = {ql->sh, ql->sh->generation};
+    mcl__raw_listener_set_seq_hook(l, child_seq_hook, &ctx);
+    mcl__ring ring;
+    mcl__ring_attach(&ring, (uint8_t *)ql->map + ((sizeof(mcl__queued_shared) + 63) & ~(size_t)63));
+    unsigned since_stats = 0, since_wake = 0;
+    bool wake = false; // the consumer asked to be woken and has not been yet
+    uint64_t one = 1;
+    for (;;) {
+        // Wake the consumer once per burst, not once per message: while datagrams keep
+        // coming, read on (polling), and signal when the socket is empty or every 64 records.
+        const mcl_raw_msg *m;
+        mcl_err rv = mcl_raw_listener_recv(l, &m, wake ? 0 : IDLE_MS);
+        if (rv == MCL_OK) {
+            wake |= put_record(&ring, ql->sh, m);
+            mcl__queued_track(&ctx, m->publisher, m->seq);
+            if (wake && ++since_wake >= 64) {
+                ssize_t w = write(ql->efd, &one, sizeof(one));
+                (void)w; // an eventfd write cannot fail here (the counter cannot overflow)
+                wake = false;
+                since_wake = 0;
+            }
+            if (++since_stats < STATS_EVERY)
+                continue;
+        } else if (rv != MCL_ETIMEDOUT && rv != MCL_EAGAIN && rv != MCL_EINTR) {
+            _exit(4);
+        }
+        if (wake) {
+            ssize_t w = write(ql->efd, &one, sizeof(one));
+            (void)w;
+            wake = false;
+            since_wake = 0;
+        }
+        since_stats = 0;
+        child_publish_stats(ql->sh, l);
+        if (getppid() != parent)
+            _exit(0);
+    }
+}
+
+// --- this process ----------------------------------------------------------------------------
+
+static mcl_listener_stats
+read_cur(const mcl__queued_shared *sh)
+{
+    mcl_listener_stats st;
+    // Bounded: a receiver killed in the middle of an update leaves the count odd for good, and
+    // then the last copy is as good as it gets.
+    for (int tries = 0;; tries++) {
+        uint32_t s1 = atomic_load_explicit(&sh->stats_seq, memory_order_acquire);
+        if ((s1 & 1) && tries < 10000)
+            continue;
+        memcpy(&st, (const void *)&sh->cur, sizeof(st));
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&sh->stats_seq, memory_order_relaxed) == s1 || tries >= 10000)
+            return st;
+    }
+}
+
+static void
+stats_add(mcl_listener_stats *d, const mcl_listener_stats *s)
+{
+    d->messages += s->messages;
+    d->bytes += s->bytes;
+    d->filtered += s->filtered;
+    d->lost += s->lost;
+    d->duplicates += s->duplicates;
+    d->reordered += s->reordered;
+    d->datagrams += s->datagrams;
+    d->malformed += s->malformed;
+    d->expired += s->expired;
+    d->evicted += s->evicted;
+    d->oversize += s->oversize;
+    // kernel_drops is not summed: each receiver reports the socket's own running total.
+}
+
+// Folds the counters of a finished receiver into the base. Called with `lock` held.
+static void
+fold_receiver(mcl_queued_listener *ql)
+{
+    mcl_listener_stats st = read_cur(ql->sh);
+    stats_add(&ql->base, &st);
+    if (st.kernel_drops > ql->sock_kdrops)
+        ql->sock_kdrops = st.kernel_drops;
+    memset(&ql->sh->cur, 0, sizeof(ql->sh->cur));
+}
+
+static int64_t
+now_ns(void)
+{
+    return mcl__mono_ns();
+}
+
+static void
+epoll_set(int epfd, int op, int fd)
+{
+    if (epfd < 0 || fd < 0)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    (void)epoll_ctl(epfd, op, fd, &ev);
+}
+
+// Forks a receiver. Called with `lock` held (or before anyone else can see ql).
+static mcl_err
+start_receiver(mcl_queued_listener *ql)
+{
+    ql->sh->generation++;
+    memset(&ql->sh->cur, 0, sizeof(ql->sh->cur));
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        return mcl__fail(mcl__sys_err(e), NULL, 0, "queued", "fork: %s", strerror(e));
+    }
+    if (pid == 0)
+        child_main(ql, parent);
+    ql->pid = pid;
+    ql->alive = true;
+    ql->last_start_ns = now_ns();
+    ql->pidfd = pidfd_open_(pid);
+    epoll_set(ql->epfd, EPOLL_CTL_ADD, ql->pidfd);
+    return MCL_OK;
+}
+
+// Reaps the receiver if it died; restarts it unless told not to. Returns true if it died.
+static bool
+check_receiver(mcl_queued_listener *ql)
+{
+    pthread_mutex_lock(&ql->lock);
+    bool died = false;
+    if (ql->pid > 0) {
+        int status = 0;
+        pid_t r = waitpid(ql->pid, &status, WNOHANG);
+        if (r == ql->pid) {
+            died = true;
+            atomic_fetch_add(&ql->deaths, 1);
+            mcl__log(MCL_LOG_WARN, "queued", "%s: receiver %d %s %d", ql->conn.url, (int)ql->pid,
+                     WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
+                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+            fold_receiver(ql);
+            epoll_set(ql->epfd, EPOLL_CTL_DEL, ql->pidfd);
+            if (ql->pidfd >= 0)
+                close(ql->pidfd);
+            ql->pidfd = -1;
+            ql->pid = 0;
+            ql->alive = false;
+            ql->restart_pending = !ql->opt.no_restart;
+        }
+    }
+    // Restart, but not in a tight loop if receivers keep dying at once.
+    if (ql->restart_pending && now_ns() - ql->last_start_ns >= (int64_t)RESTART_GAP_MS * 1000000) {
+        ql->restart_pending = false;
+        if (start_receiver(ql) == MCL_OK)
+            atomic_fetch_add(&ql->restarts, 1);
+        else
+            ql->restart_pending = true;
+    }
+    pthread_mutex_unlock(&ql->lock);
+    return died;
+}
+
+typedef struct call_msg {
+    const mcl_msg *msg;
+    const mcl_raw_msg *raw;
+} call_msg;
+
+static void
+invoke_raw(mcl__fn fn, void *user, void *arg)
+{
+    ((mcl_raw_cb)fn)(arg, user);
+}
+
+static void
+invoke_msg(mcl__fn fn, void *user, void *arg)
+{
+    const call_msg *c = arg;
+    ((mcl_msg_cb)fn)(c->msg, c->raw, user);
+}
+
+static void
+deliver(mcl_queued_listener *ql, const mcl_raw_msg *m)
+{
+    atomic_fetch_add_explicit(&ql->delivered, 1, memory_order_relaxed);
+    mcl__subs_call(&ql->raw_subs, invoke_raw, (void *)(uintptr_t)m);
+    if (mcl__subs_count(&ql->msg_subs) == 0)
+        return;
+    mcl_msg *msg = NULL;
+    if (mcl_msg_decode(&msg, m->payload, m->len, ql->type, NULL, 0) != MCL_OK) {
+        atomic_fetch_add_explicit(&ql->undecodable, 1, memory_order_relaxed);
+        return;
+    }
+    call_msg c = {msg, m};
+    mcl__subs_call(&ql->msg_subs, invoke_msg, &c);
+    mcl_msg_free(msg);
+}
+
+// Delivers up to max records (0: all that are there). Returns how many.
+static size_t
+drain(mcl_queued_listener *ql, size_t max)
+{
+    size_t n = 0;
+    uint32_t kind;
+    size_t len;
+    const void *rec;
+    while ((max == 0 || n < max) && (rec = mcl__ring_peek(&ql->ring, &kind, &len)) != NULL) {
+        if (kind == REC_MSG && len >= REC_BODY_HDR) {
+            mcl_raw_msg m;
+            read_record(rec, &m);
+            deliver(ql, &m);
+            n++;
+        }
+        mcl__ring_release(&ql->ring);
+    }
+    return n;
+}
+
+static void
+reset_efd(int fd)
+{
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof(v));
+    (void)r; // EAGAIN: nothing was signalled
+}
+
+static void *
+callback_thread(void *arg)
+{
+    mcl_queued_listener *ql = arg;
+    // The receiver is forked from this thread: PR_SET_PDEATHSIG follows the thread that forked,
+    // and this one lives exactly as long as the listener is open.
+    pthread_mutex_lock(&ql->lock);
+    ql->start_rv = start_receiver(ql);
+    ql->started = true;
+    pthread_cond_broadcast(&ql->started_cv);
+    bool ok = ql->start_rv == MCL_OK;
+    pthread_mutex_unlock(&ql->lock);
+    if (!ok)
+        return NULL;
+    while (!atomic_load_explicit(&ql->stop, memory_order_acquire)) {
+        if (drain(ql, 0) > 0)
+            continue;
+        if (!mcl__ring_prepare_wait(&ql->ring))
+            continue;
+        struct pollfd p[3] = {{.fd = ql->efd, .events = POLLIN},
+                              {.fd = ql->wake_fd, .events = POLLIN},
+                              {.fd = ql->pidfd, .events = POLLIN}};
+        int timeout = ql->restart_pending ? RESTART_GAP_MS : (ql->pidfd >= 0 ? IDLE_MS * 5 : IDLE_MS);
+        int r = poll(p, ql->pidfd >= 0 ? 3 : 2, timeout);
+        if (r > 0 && (p[0].revents & POLLIN))
+            reset_efd(ql->efd);
+        check_receiver(ql); // cheap: waitpid(WNOHANG)
+    }
+    return NULL;
+}
+
+// --- API -------------------------------------------------------------------------------------
+
+static void
+free_topics(mcl_queued_listener *ql)
+{
+    for (size_t i = 0; i < ql->ntopics; i++)
+        mcl__free(ql->topics[i]);
+    mcl__free(ql->topics);
+    ql->topics = NULL;
+    ql->ntopics = 0;
+}
+
+static mcl_err
+open_socket(mcl_queued_listener *ql)
+{
+    size_t rcvbuf = 0;
+    uint16_t port = 0;
+    mcl_err rv = mcl__udp_open_recv(&ql->conn, &ql->sock, &port, &rcvbuf);
+    if (rv == MCL_OK && port != ql->conn.port) {
+        ql->conn.port = port; // reopening binds the same port again
+        mcl__connection_canon(&ql->conn);
+    }
+    return rv;
+}
+
+mcl_err
+mcl_queued_listener_new(mcl_queued_listener **qlp, const mcl_connection *conn,
+                        const mcl_msgtype *type, const char *const *topics, size_t ntopics,
+                        const mcl_queued_options *options)
+{
+    if (qlp != NULL)
+        *qlp = NULL;
+    if (qlp == NULL || (topics == NULL && ntopics > 0))
+        return MCL_EINVAL;
+    if (conn == NULL && (type == NULL || (conn = mcl_msgtype_connection(type)) == NULL))
+        return mcl__fail(MCL_EINVAL, NULL, 0, "queued", "a queued listener needs a connection");
+    for (size_t i = 0; i < ntopics; i++)
+        if (topics[i] == NULL || strlen(topics[i]) > MCL_TOPIC_MAX + 1)
+            return MCL_EINVAL;
+    mcl_queued_listener *ql = mcl__zalloc(sizeof(*ql));
+    if (ql == NULL)
+        return MCL_ENOMEM;
+    ql->sock = ql->efd = ql->wake_fd = ql->pidfd = ql->epfd = -1;
+    ql->conn = *conn;
+    ql->type = type;
+    if (options != NULL)
+        ql->opt = *options;
+    if (ql->opt.ring_size == 0)
+        ql->opt.ring_size = DEF_RING;
+    if (ql->opt.ring_size < MIN_RING)
+        ql->opt.ring_size = MIN_RING;
+    mcl_err rv = MCL_OK;
+    if (pthread_mutex_init(&ql->lock, NULL) != 0 || pthread_cond_init(&ql->started_cv, NULL) != 0 ||
+        mcl__subs_init(&ql->raw_subs, ql) != MCL_OK || mcl__subs_init(&ql->msg_subs, ql) != MCL_OK) {
+        mcl__free(ql); // nothing else was made yet (init failures here are out-of-resource)
+        return MCL_ESYS;
+    }
+    if (ntopics > 0) {
+        if ((ql->topics = mcl__zalloc(ntopics * sizeof(*ql->topics))) == NULL)
+            rv = MCL_ENOMEM;
+        for (size_t i = 0; rv == MCL_OK && i < ntopics; i++, ql->ntopics++)
+            if ((ql->topics[i] = mcl__strdup(topics[i])) == NULL)
+                rv = MCL_ENOMEM;
+    }
+    if (rv == MCL_OK)
+        rv = open_socket(ql); // a bad endpoint fails here, even with defer_open
+    if (rv == MCL_OK && !ql->opt.defer_open)
+        rv = mcl_queued_listener_open(ql);
+    if (rv != MCL_OK) {
+        mcl_queued_listener_free(ql);
+        return rv;
+    }
+    *qlp = ql;
+    return MCL_OK;
+}
+
+static void
+release_resources(mcl_queued_listener *ql)
+{
+    if (ql->pid > 0) {
+        kill(ql->pid, SIGKILL);
+        while (waitpid(ql->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        pthread_mutex_lock(&ql->lock);
+        fold_receiver(ql);
+        ql->pid = 0;
+        ql->alive = false;
+        pthread_mutex_unlock(&ql->lock);
+    }
+    if (ql->sh != NULL) {
+        pthread_mutex_lock(&ql->lock);
+        ql->base_ring_drops += atomic_load(&ql->sh->ring_drops);
+        ql->base_ring_oversize += atomic_load(&ql->sh->ring_oversize);
+        ql->base_restart_lost += atomic_load(&ql->sh->restart_lost);
+        uint64_t hw = atomic_load(&ql->ring.shm->high_water);
+        if (hw > ql->high_water)
+            ql->high_water = hw;
+        ql->sh = NULL;
+        pthread_mutex_unlock(&ql->lock);
+    }
+    pthread_mutex_lock(&ql->lock);
+    ql->base.kernel_drops += ql->sock_kdrops; // the socket closes below: its total is final
+    ql->sock_kdrops = 0;
+    pthread_mutex_unlock(&ql->lock);
+    int *fds[] = {&ql->pidfd, &ql->efd, &ql->wake_fd, &ql->epfd, &ql->sock};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (*fds[i] >= 0) {
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+    if (ql->map != NULL)
+        munmap(ql->map, ql->map_len);
+    ql->map = NULL;
+    ql->holding = false;
+    ql->restart_pending = false;
+}
+
+mcl_err
+mcl_queued_listener_open(mcl_queued_listener *ql)
+{
+    if (ql == NULL)
+        return MCL_EINVAL;
+    if (mcl__subs_running(ql))
+        return MCL_ESTATE;
+    if (ql->open)
+        return MCL_EALREADY;
+    mcl_err rv = MCL_OK;
+    if (ql->sock < 0 && (rv = open_socket(ql)) != MCL_OK)
+        return rv;
+    size_t hdr = (sizeof(mcl__queued_shared) + 63) & ~(size_t)63;
+    ql->map_len = hdr + mcl__ring_bytes(ql->opt.ring_size);
+    ql->map = mmap(NULL, ql->map_len, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (ql->map == MAP_FAILED) {
+        int e = errno;
+        ql->map = NULL;
+        rv = mcl__fail(mcl__sys_err(e), NULL, 0, "queued", "mmap(%zu): %s", ql->map_len,
+                       strerror(e));
+        goto fail;
+    }
+    ql->sh = ql->map;
+    mcl__ring_init((uint8_t *)ql->map + hdr, ql->opt.ring_size);
+    mcl__ring_attach(&ql->ring, (uint8_t *)ql->map + hdr);
+    ql->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ql->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (ql->efd < 0 || ql->wake_fd < 0) {
+        rv = mcl__sys_err(errno);
+        goto fail;
+    }
+    if (ql->opt.no_thread) {
+        ql->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (ql->epfd < 0) {
+            rv = mcl__sys_err(errno);
+            goto fail;
+        }
+        epoll_set(ql->epfd, EPOLL_CTL_ADD, ql->efd);
+        pthread_mutex_lock(&ql->lock);
+        rv = start_receiver(ql);
+        pthread_mutex_unlock(&ql->lock);
+        if (rv != MCL_OK)
+            goto fail;
+        mcl__ring_prepare_wait(&ql->ring); // the first message makes the fd readable
+    } else {
+        atomic_store(&ql->stop, false);
+        ql->started = false;
+        int e = pthread_create(&ql->thread, NULL, callback_thread, ql);
+        if (e != 0) {
+            rv = mcl__fail(mcl__sys_err(e), NULL, 0, "queued", "pthread_create: %s", strerror(e));
+            goto fail;
+        }
+        pthread_setname_np(ql->thread, "mcl-queued");
+        pthread_mutex_lock(&ql->lock);
+        while (!ql->started)
+            pthread_cond_wait(&ql->started_cv, &ql->lock);
+        rv = ql->start_rv;
+        pthread_mutex_unlock(&ql->lock);
+        if (rv != MCL_OK) {
+            pthread_join(ql->thread, NULL);
+            goto fail;
+        }
+        ql->running = true;
+    }
+    ql->open = true;
+    return MCL_OK;
+fail:
+    release_resources(ql);
+    return rv;
+}
+
+mcl_err
+mcl_queued_listener_close(mcl_queued_listener *ql)
+{
+    if (ql == NULL)
+        return MCL_EINVAL;
+    if (mcl__subs_running(ql))
+        return MCL_ESTATE;
+    if (!ql->open)
+        return MCL_ECLOSED;
+    if (ql->running) {
+        atomic_store_explicit(&ql->stop, true, memory_order_release);
+        uint64_t one = 1;
+        ssize_t w = write(ql->wake_fd, &one, sizeof(one));
+        (void)w;
+        pthread_join(ql->thread, NULL);
+        ql->running = false;
+    }
+    release_resources(ql);
+    ql->open = false;
+    return MCL_OK;
+}
+
+bool
+mcl_queued_listener_is_open(const mcl_queued_listener *ql)
+{
+    return ql != NULL && ql->open;
+}
+
+void
+mcl_queued_listener_free(mcl_queued_listener *ql)
+{
+    if (ql == NULL || mcl__subs_running(ql))
+        return;
+    if (ql->open)
+        mcl_queued_listener_close(ql);
+    release_resources(ql);
+    free_topics(ql);
+    mcl__subs_fini(&ql->raw_subs);
+    mcl__subs_fini(&ql->msg_subs);
+    pthread_cond_destroy(&ql->started_cv);
+    pthread_mutex_destroy(&ql->lock);
+    mcl__free(ql);
+}
+
+mcl_err
+mcl_queued_listener_subscribe(mcl_queued_listener *ql, mcl_raw_cb cb, void *user)
+{
+    return ql && cb ? mcl__subs_add(&ql->raw_subs, (mcl__fn)cb, user) : MCL_EINVAL;
+}
+
+mcl_err
+mcl_queued_listener_unsubscribe(mcl_queued_listener *ql, mcl_raw_cb cb, void *user)
+{
+    return ql && cb ? mcl__subs_remove(&ql->raw_subs, (mcl__fn)cb, user) : MCL_EINVAL;
+}
+
+mcl_err
+mcl_queued_listener_subscribe_msg(mcl_queued_listener *ql, mcl_msg_cb cb, void *user)
+{
+    return ql && cb ? mcl__subs_add(&ql->msg_subs, (mcl__fn)cb, user) : MCL_EINVAL;
+}
+
+mcl_err
+mcl_queued_listener_unsubscribe_msg(mcl_queued_listener *ql, mcl_msg_cb cb, void *user)
+{
+    return ql && cb ? mcl__subs_remove(&ql->msg_subs, (mcl__fn)cb, user) : MCL_EINVAL;
+}
+
+mcl_err
+mcl_queued_listener_fd(const mcl_queued_listener *ql, int *fd)
+{
+    if (fd != NULL)
+        *fd = -1;
+    if (ql == NULL || fd == NULL)
+        return MCL_EINVAL;
+    if (!ql->open)
+        return MCL_ECLOSED;
+    if (ql->running)
+        return MCL_ESTATE;
+    *fd = ql->epfd;
+    return MCL_OK;
+}
+
+// Common entry of dispatch and recv: release what recv handed out, handle a receiver death.
+static mcl_err
+user_drain_prologue(mcl_queued_listener *ql)
+{
+    if (!ql->open)
+        return MCL_ECLOSED;
+    if (ql->running || mcl__subs_running(ql))
+        return MCL_ESTATE;
+    if (ql->holding) {
+        mcl__ring_release(&ql->ring);
+        ql->holding = false;
+    }
+    reset_efd(ql->efd);
+    check_receiver(ql);
+    return MCL_OK;
+}
+
+// Leaves the user's fd readable if messages remain, else arms the producer's wake-up.
+static void
+user_drain_epilogue(mcl_queued_listener *ql)
+{
+    if (!mcl__ring_prepare_wait(&ql->ring) || ql->restart_pending) {
+        uint64_t one = 1;
+        ssize_t w = write(ql->efd, &one, sizeof(one));
+        (void)w;
+    }
+}
+
+mcl_err
+mcl_queued_listener_dispatch(mcl_queued_listener *ql, size_t max, size_t *delivered)
+{
+    if (delivered != NULL)
+        *delivered = 0;
+    if (ql == NULL)
+        return MCL_EINVAL;
+    mcl_err rv = user_drain_prologue(ql);
+    if (rv != MCL_OK)
+        return rv;
+    size_t n = drain(ql, max);
+    user_drain_epilogue(ql);
+    if (delivered != NULL)
+        *delivered = n;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_queued_listener_recv(mcl_queued_listener *ql, const mcl_raw_msg **msgp, int timeout_ms)
+{
+    if (msgp != NULL)
+        *msgp = NULL;
+    if (ql == NULL || msgp == NULL)
+        return MCL_EINVAL;
+    mcl_err rv = user_drain_prologue(ql);
+    if (rv != MCL_OK)
+        return rv;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        uint32_t kind;
+        size_t len;
+        const void *rec;
+        while ((rec = mcl__ring_peek(&ql->ring, &kind, &len)) != NULL) {
+            if (kind == REC_MSG && len >= REC_BODY_HDR) {
+                read_record(rec, &ql->cur);
+                ql->holding = true; // released by the next call
+                atomic_fetch_add_explicit(&ql->delivered, 1, memory_order_relaxed);
+                *msgp = &ql->cur;
+                return MCL_OK;
+            }
+            mcl__ring_release(&ql->ring);
+        }
+        int64_t left = deadline - now_ns();
+        if (left <= 0)
+            return MCL_ETIMEDOUT;
+        if (!mcl__ring_prepare_wait(&ql->ring))
+            continue;
+        int wait = left > (int64_t)IDLE_MS * 1000000 ? IDLE_MS : (int)((left + 999999) / 1000000);
+        struct pollfd p[2] = {{.fd = ql->efd, .events = POLLIN}, {.fd = ql->pidfd, .events = POLLIN}};
+        if (poll(p, ql->pidfd >= 0 ? 2 : 1, wait) > 0 && (p[0].revents & POLLIN))
+            reset_efd(ql->efd);
+        check_receiver(ql);
+    }
+}
+
+mcl_err
+mcl_queued_listener_stats(const mcl_queued_listener *cql, mcl_queued_stats *st)
+{
+    if (cql == NULL || st == NULL)
+        return MCL_EINVAL;
+    mcl_queued_listener *ql = (mcl_queued_listener *)(uintptr_t)cql; // the lock is not the value
+    memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&ql->lock);
+    st->receiver = ql->base;
+    st->ring_drops = ql->base_ring_drops;
+    st->ring_oversize = ql->base_ring_oversize;
+    st->restart_lost = ql->base_restart_lost;
+    st->ring_high_water = ql->high_water;
+    if (ql->sh != NULL) {
+        mcl_listener_stats cur = read_cur(ql->sh);
+        stats_add(&st->receiver, &cur);
+        st->receiver.kernel_drops += cur.kernel_drops > ql->sock_kdrops ? cur.kernel_drops
+                                                                         : ql->sock_kdrops;
+        st->receiver.partial_count = cur.partial_count;
+        st->receiver.partial_bytes = cur.partial_bytes;
+        st->receiver.publishers = cur.publishers;
+        st->receiver.rcvbuf = cur.rcvbuf;
+        st->ring_drops += atomic_load(&ql->sh->ring_drops);
+        st->ring_oversize += atomic_load(&ql->sh->ring_oversize);
+        st->restart_lost += atomic_load(&ql->sh->restart_lost);
+        uint64_t hw = atomic_load(&ql->ring.shm->high_water);
+        if (hw > st->ring_high_water)
+            st->ring_high_water = hw;
+    }
+    st->receiver.lost += st->restart_lost;
+    st->receiver_pid = (int)ql->pid;
+    st->receiver_alive = ql->pid > 0 && ql->alive;
+    pthread_mutex_unlock(&ql->lock);
+    st->delivered = atomic_load(&ql->delivered);
+    st->undecodable = atomic_load(&ql->undecodable);
+    st->restarts = atomic_load(&ql->restarts);
+    st->receiver_deaths = atomic_load(&ql->deaths);
+    st->ring_size = ql->opt.ring_size;
+    return MCL_OK;
+}
+
+const char *
+mcl_queued_listener_url(const mcl_queued_listener *ql)
+{
+    return ql ? ql->conn.url : "";
+}

@@ -1,0 +1,508 @@
+// Queued listener over real sockets (run inside scripts/netns.sh): MCL's QueuedListener
+// behaviours, the receiver process's life (kill -9, restart, gaps, no zombie), slow callbacks.
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int group;
+
+static mcl_connection *
+fresh(const char *extra)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "udp://239.255.80.%d:0?iface=lo&ttl=0%s", ++group, extra);
+    mcl_connection *c;
+    MCLT_OK(mcl_connection_parse(&c, url, NULL, 0));
+    return c;
+}
+
+static mcl_raw_broadcaster *
+broadcaster_for(const mcl_queued_listener *ql)
+{
+    mcl_connection *c;
+    MCLT_OK(mcl_connection_parse(&c, mcl_queued_listener_url(ql), NULL, 0));
+    mcl_raw_broadcaster *b;
+    MCLT_OK(mcl_raw_broadcaster_open(&b, c, "q"));
+    mcl_connection_free(c);
+    return b;
+}
+
+static mcl_queued_stats
+stats(const mcl_queued_listener *ql)
+{
+    mcl_queued_stats st;
+    MCLT_OK(mcl_queued_listener_stats(ql, &st));
+    return st;
+}
+
+static bool
+reaped(int pid)
+{
+    // Not our child any more (reaped), and gone from /proc: no zombie left.
+    errno = 0;
+    bool not_child = waitpid(pid, NULL, WNOHANG) < 0 && errno == ECHILD;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d", pid);
+    return not_child && access(path, F_OK) != 0;
+}
+
+static void
+test_mcl_open_close_semantics(void)
+{
+    mcl_connection *c = fresh("");
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL));
+    CU_ASSERT(mcl_queued_listener_is_open(ql));
+    MCLT_ERR(mcl_queued_listener_open(ql), MCL_EALREADY);
+    mcl_queued_stats st = stats(ql);
+    CU_ASSERT(st.receiver_pid > 0);
+    CU_ASSERT(st.receiver_alive);
+    // The receiver is recognisable.
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", st.receiver_pid);
+    FILE *f = fopen(path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_PTR_NOT_NULL(fgets(comm, sizeof(comm), f));
+    fclose(f);
+    CU_ASSERT_STRING_EQUAL(comm, "mcl-recv\n");
+    int pid = st.receiver_pid;
+    MCLT_OK(mcl_queued_listener_close(ql));
+    CU_ASSERT_FALSE(mcl_queued_listener_is_open(ql));
+    MCLT_ERR(mcl_queued_listener_close(ql), MCL_ECLOSED);
+    CU_ASSERT(reaped(pid));
+    CU_ASSERT_EQUAL(stats(ql).receiver_pid, 0);
+    // Reopen after close works, on the same port.
+    MCLT_OK(mcl_queued_listener_open(ql));
+    CU_ASSERT(mcl_queued_listener_is_open(ql));
+    MCLT_OK(mcl_queued_listener_close(ql));
+    mcl_queued_listener_free(ql);
+
+    // open_init=False: not open until asked.
+    mcl_queued_options o = {.defer_open = true};
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+    CU_ASSERT_FALSE(mcl_queued_listener_is_open(ql));
+    CU_ASSERT_EQUAL(stats(ql).receiver_pid, 0);
+    MCLT_OK(mcl_queued_listener_open(ql));
+    CU_ASSERT(mcl_queued_listener_is_open(ql));
+    mcl_queued_listener_free(ql); // free closes
+    mcl_connection_free(c);
+
+    // A bad endpoint fails at creation, even when opening is deferred.
+    MCLT_OK(mcl_connection_parse(&c, "udp://239.255.80.250:0?iface=nonexistent0", NULL, 0));
+    MCLT_ERR(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o), MCL_ENODEV);
+    CU_ASSERT_PTR_NULL(ql);
+    mcl_connection_free(c);
+}
+
+static atomic_int raw_count, msg_count;
+static char last_payload[64];
+
+static void
+on_raw(const mcl_raw_msg *m, void *u)
+{
+    (void)u;
+    if (m->len < sizeof(last_payload)) {
+        memcpy(last_payload, m->payload, m->len);
+        last_payload[m->len] = '\0';
+    }
+    atomic_fetch_add(&raw_count, 1);
+}
+
+static void
+on_msg(const mcl_msg *m, const mcl_raw_msg *raw, void *u)
+{
+    (void)u;
+    (void)raw;
+    int64_t a;
+    if (mcl_msg_get_int(m, "A", &a) == MCL_OK && a == 1)
+        atomic_fetch_add(&msg_count, 1);
+}
+
+static bool
+counts_reach(void *arg)
+{
+    int *want = arg;
+    return atomic_load(&raw_count) >= want[0] && atomic_load(&msg_count) >= want[1];
+}
+
+static void
+test_delivers_raw_and_messages(void)
+{
+    atomic_store(&raw_count, 0);
+    atomic_store(&msg_count, 0);
+    const mcl_field ab[] = {{"A", MCL_TYPE_INT}, {"B", MCL_TYPE_INT}};
+    const mcl_msgtype *t;
+    MCLT_OK(mcl_msgtype_define(&t, "QMsg", ab, 2, NULL, NULL, NULL, 0));
+    mcl_connection *c = fresh("");
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, t, NULL, 0, NULL));
+    MCLT_OK(mcl_queued_listener_subscribe(ql, on_raw, NULL));
+    MCLT_ERR(mcl_queued_listener_subscribe(ql, on_raw, NULL), MCL_EALREADY);
+    MCLT_OK(mcl_queued_listener_subscribe_msg(ql, on_msg, NULL));
+    mcl_raw_broadcaster *b = broadcaster_for(ql);
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "test", 4));
+    mcl_msg *m;
+    MCLT_OK(mcl_msg_new(&m, t));
+    MCLT_OK(mcl_msg_set_int(m, "A", 1));
+    MCLT_OK(mcl_msg_set_int(m, "B", 2));
+    void *buf;
+    size_t len;
+    MCLT_OK(mcl_msg_encode(m, &buf, &len));
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, buf, len));
+    mcl_free(buf);
+    mcl_msg_free(m);
+    int want[2] = {2, 1};
+    CU_ASSERT_FATAL(mclt_wait_until(counts_reach, want, 5000));
+    mcl_queued_stats st = stats(ql);
+    CU_ASSERT_EQUAL(st.delivered, 2);
+    CU_ASSERT_EQUAL(st.undecodable, 1); // "test" is not a message
+    CU_ASSERT_EQUAL(st.ring_drops, 0);
+    CU_ASSERT(st.ring_high_water > 0);
+    mcl_raw_broadcaster_free(b);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+    MCLT_OK(mcl_msgtype_remove("QMsg"));
+}
+
+static void
+test_no_thread_fd_dispatch_recv(void)
+{
+    atomic_store(&raw_count, 0);
+    mcl_connection *c = fresh("");
+    mcl_queued_options o = {.no_thread = true};
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+    MCLT_OK(mcl_queued_listener_subscribe(ql, on_raw, NULL));
+    int fd;
+    MCLT_OK(mcl_queued_listener_fd(ql, &fd));
+    mcl_raw_broadcaster *b = broadcaster_for(ql);
+    for (int i = 0; i < 10; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "x", 1));
+    int64_t end = mclt_now_ms() + 5000;
+    while (atomic_load(&raw_count) < 10 && mclt_now_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) > 0) {
+            size_t n;
+            MCLT_OK(mcl_queued_listener_dispatch(ql, 3, &n)); // 3 at a time: fd stays readable
+            CU_ASSERT(n <= 3);
+        }
+    }
+    CU_ASSERT_EQUAL(atomic_load(&raw_count), 10);
+    // recv on the caller's thread.
+    MCLT_OK(mcl_raw_broadcaster_publish(b, "r", "one", 3));
+    MCLT_OK(mcl_raw_broadcaster_publish(b, "r", "two", 3));
+    const mcl_raw_msg *m;
+    MCLT_OK(mcl_queued_listener_recv(ql, &m, 5000));
+    CU_ASSERT_STRING_EQUAL(m->topic, "r");
+    CU_ASSERT(m->len == 3 && memcmp(m->payload, "one", 3) == 0);
+    CU_ASSERT_EQUAL(m->seq, 10);
+    CU_ASSERT(m->recv_realtime_ns > 0);
+    MCLT_OK(mcl_queued_listener_recv(ql, &m, 5000));
+    CU_ASSERT(m->len == 3 && memcmp(m->payload, "two", 3) == 0);
+    MCLT_ERR(mcl_queued_listener_recv(ql, &m, 20), MCL_ETIMEDOUT);
+    CU_ASSERT_EQUAL(atomic_load(&raw_count), 10); // recv calls no callback
+    mcl_raw_broadcaster_free(b);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+}
+
+// --- kill -9 of the receiver during traffic ----------------------------------------------------
+
+enum { KILL_N = 30000 };
+static atomic_int seen_count;
+static unsigned char seen[KILL_N];
+
+static void
+on_seq(const mcl_raw_msg *m, void *u)
+{
+    (void)u;
+    if (m->seq < KILL_N && !seen[m->seq]) {
+        seen[m->seq] = 1;
+        atomic_fetch_add(&seen_count, 1);
+    }
+}
+
+typedef struct sender {
+    mcl_raw_broadcaster *b;
+    atomic_int sent;
+} sender;
+
+static void *
+send_thread(void *arg)
+{
+    sender *s = arg;
+    uint8_t p[64] = {0};
+    for (int i = 0; i < KILL_N; i++) {
+        if (mcl_raw_broadcaster_publish(s->b, NULL, p, sizeof(p)) != MCL_OK)
+            break;
+        atomic_store(&s->sent, i + 1);
+        if (i % 100 == 99) { // about 100k messages/s: the kill lands mid-stream
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static bool
+some_seen(void *arg)
+{
+    return atomic_load(&seen_count) >= *(int *)arg;
+}
+
+static bool
+restarted(void *arg)
+{
+    mcl_queued_stats st = stats(arg);
+    return st.restarts >= 1 && st.receiver_alive;
+}
+
+static void
+test_kill_receiver_restart_and_gaps(void)
+{
+    memset(seen, 0, sizeof(seen));
+    atomic_store(&seen_count, 0);
+    mcl_connection *c = fresh("");
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL));
+    MCLT_OK(mcl_queued_listener_subscribe(ql, on_seq, NULL));
+    sender s = {.b = broadcaster_for(ql)};
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, send_thread, &s), 0);
+    int want = 3000;
+    CU_ASSERT_FATAL(mclt_wait_until(some_seen, &want, 20000));
+    int pid = stats(ql).receiver_pid;
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT_EQUAL(kill(pid, SIGKILL), 0);
+    CU_ASSERT(mclt_wait_until(restarted, ql, 10000));
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&s.sent), KILL_N);
+    // One last message after the others, so that a loss at the end is a gap too.
+    MCLT_OK(mcl_raw_broadcaster_publish(s.b, NULL, "end", 3));
+    int64_t end = mclt_now_ms() + 20000;
+    while (mclt_now_ms() < end) {
+        mcl_queued_stats st = stats(ql);
+        if (st.delivered + st.receiver.lost + st.ring_drops >= KILL_N + 1)
+            break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    mcl_queued_stats st = stats(ql);
+    fprintf(stderr, "\n  killed receiver %d: delivered %llu, lost %llu (across restart %llu), "
+                    "ring drops %llu, restarts %llu ",
+            pid, (unsigned long long)st.delivered, (unsigned long long)st.receiver.lost,
+            (unsigned long long)st.restart_lost, (unsigned long long)st.ring_drops,
+            (unsigned long long)st.restarts);
+    CU_ASSERT(st.receiver_deaths >= 1);
+    CU_ASSERT(st.restarts >= 1);
+    CU_ASSERT(reaped(pid));
+    // Every message is accounted for: delivered once, or counted as lost or dropped.
+    CU_ASSERT_EQUAL(st.delivered, (uint64_t)atomic_load(&seen_count) + 1);
+    CU_ASSERT_EQUAL(st.delivered + st.receiver.lost + st.ring_drops, KILL_N + 1);
+    mcl_raw_broadcaster_free(s.b);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+}
+
+static bool
+delivered_at_least(void *arg)
+{
+    mcl_queued_stats st;
+    mcl_queued_listener_stats(((void **)arg)[0], &st);
+    return st.delivered >= *(uint64_t *)((void **)arg)[1];
+}
+
+static bool
+all_accounted(void *arg)
+{
+    mcl_queued_stats st;
+    mcl_queued_listener_stats(((void **)arg)[0], &st);
+    return st.delivered + st.receiver.lost >= *(uint64_t *)((void **)arg)[1];
+}
+
+static void
+test_stopped_receiver_kernel_drops_across_restart(void)
+{
+    // The receiver is stopped (SIGSTOP) while 300 messages arrive at a tiny socket buffer: the
+    // kernel drops most. It is then killed and replaced; the new receiver reads what the socket
+    // kept, and every message is accounted for: delivered, or lost (gaps) = kernel drops.
+    mcl_connection *c = fresh("&rcvbuf=4k");
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL));
+    mcl_raw_broadcaster *b = broadcaster_for(ql);
+    static uint8_t p[1000];
+    uint64_t want = 0;
+    void *arg[2] = {ql, &want};
+    for (int i = 0; i < 100; i++) { // one at a time: the tiny buffer must not overflow yet
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p, sizeof(p)));
+        want = (uint64_t)i + 1;
+        CU_ASSERT_FATAL(mclt_wait_until(delivered_at_least, arg, 10000));
+    }
+    int pid = stats(ql).receiver_pid;
+    CU_ASSERT_EQUAL_FATAL(kill(pid, SIGSTOP), 0);
+    for (int i = 0; i < 300; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p, sizeof(p)));
+    CU_ASSERT_EQUAL(kill(pid, SIGKILL), 0);
+    CU_ASSERT_FATAL(mclt_wait_until(restarted, ql, 10000));
+    // Paced again (each waits for its delivery), so these are not dropped as well.
+    for (int i = 0; i < 100; i++) {
+        want = stats(ql).delivered + 1;
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p, sizeof(p)));
+        CU_ASSERT_FATAL(mclt_wait_until(delivered_at_least, arg, 10000));
+    }
+    want = 500;
+    CU_ASSERT(mclt_wait_until(all_accounted, arg, 10000));
+    mcl_queued_stats st = stats(ql);
+    if (st.delivered + st.receiver.lost != 500)
+        fprintf(stderr, "\n  delivered %llu lost %llu kernel %llu restart_lost %llu ",
+                (unsigned long long)st.delivered, (unsigned long long)st.receiver.lost,
+                (unsigned long long)st.receiver.kernel_drops,
+                (unsigned long long)st.restart_lost);
+    CU_ASSERT(st.receiver.kernel_drops > 0);
+    CU_ASSERT_EQUAL(st.delivered + st.receiver.lost, 500);
+    CU_ASSERT_EQUAL(st.receiver.lost, st.receiver.kernel_drops);
+    CU_ASSERT(reaped(pid));
+    mcl_raw_broadcaster_free(b);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+}
+
+static void
+test_no_restart_reports_death(void)
+{
+    mcl_connection *c = fresh("");
+    mcl_queued_options o = {.no_restart = true};
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+    int pid = stats(ql).receiver_pid;
+    CU_ASSERT_EQUAL(kill(pid, SIGKILL), 0);
+    int64_t end = mclt_now_ms() + 10000;
+    while (stats(ql).receiver_alive && mclt_now_ms() < end) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    mcl_queued_stats st = stats(ql);
+    CU_ASSERT_FALSE(st.receiver_alive);
+    CU_ASSERT_EQUAL(st.receiver_deaths, 1);
+    CU_ASSERT_EQUAL(st.restarts, 0);
+    CU_ASSERT(reaped(pid));
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+}
+
+// --- slow callbacks ------------------------------------------------------------------------------
+
+enum { SLOW_N = 20000 };
+static atomic_int slow_count;
+
+static void
+on_slow(const mcl_raw_msg *m, void *u)
+{
+    (void)m;
+    (void)u;
+    if (atomic_fetch_add(&slow_count, 1) % 1000 == 999) {
+        struct timespec ts = {0, 20000000}; // the behaviour under test: a 20 ms stall
+        nanosleep(&ts, NULL);
+    }
+}
+
+static bool
+slow_done(void *arg)
+{
+    (void)arg;
+    return atomic_load(&slow_count) >= SLOW_N;
+}
+
+static void
+test_slow_callback_loses_nothing(void)
+{
+    // Full-rate 64-byte messages into a callback that stalls 20 ms every 1000 messages: the
+    // receiver keeps reading, the ring absorbs the backlog, nothing is lost. (bench/queued.c
+    // shows a plain threaded listener losing in the same situation.)
+    atomic_store(&slow_count, 0);
+    mcl_connection *c = fresh("");
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL));
+    MCLT_OK(mcl_queued_listener_subscribe(ql, on_slow, NULL));
+    mcl_raw_broadcaster *b = broadcaster_for(ql);
+    uint8_t p[64] = {0};
+    for (int i = 0; i < SLOW_N; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p, sizeof(p)));
+    CU_ASSERT(mclt_wait_until(slow_done, NULL, 30000));
+    mcl_queued_stats st = stats(ql);
+    if (st.delivered != SLOW_N)
+        fprintf(stderr, "\n  delivered %llu, kernel drops %llu, ring drops %llu, lost %llu, "
+                        "high water %llu ",
+                (unsigned long long)st.delivered, (unsigned long long)st.receiver.kernel_drops,
+                (unsigned long long)st.ring_drops, (unsigned long long)st.receiver.lost,
+                (unsigned long long)st.ring_high_water);
+    CU_ASSERT_EQUAL(st.delivered, SLOW_N);
+    CU_ASSERT_EQUAL(st.ring_drops, 0);
+    CU_ASSERT_EQUAL(st.receiver.kernel_drops, 0);
+    CU_ASSERT_EQUAL(st.receiver.lost, 0);
+    CU_ASSERT(st.ring_high_water > 64 * 100); // the ring did hold a backlog
+    mcl_raw_broadcaster_free(b);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+}
+
+static bool
+ring_handled(void *arg)
+{
+    mcl_queued_stats st;
+    mcl_queued_listener_stats(arg, &st);
+    return st.ring_oversize == 1 && st.receiver.messages == 101;
+}
+
+static void
+test_oversize_and_full_ring(void)
+{
+    atomic_store(&raw_count, 0);
+    mcl_connection *c = fresh("");
+    mcl_queued_options o = {.ring_size = 64 * 1024, .no_thread = true};
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+    mcl_raw_broadcaster *b = broadcaster_for(ql);
+    static uint8_t big[40000];
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, big, sizeof(big))); // > half the ring
+    // Nobody drains (no thread): 100 x 1 KiB fill the 64 KiB ring, the rest are dropped.
+    for (int i = 0; i < 100; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, big, 1024));
+    // The receiver has handled all 101 once the counters add up (60 records fill the ring).
+    CU_ASSERT(mclt_wait_until(ring_handled, ql, 10000));
+    size_t n = 0;
+    MCLT_OK(mcl_queued_listener_dispatch(ql, 0, &n));
+    mcl_queued_stats st = stats(ql);
+    size_t total = n;
+    CU_ASSERT_EQUAL(st.ring_oversize, 1);
+    CU_ASSERT(st.ring_drops > 0);
+    CU_ASSERT_EQUAL(st.delivered + st.ring_drops, 100);
+    CU_ASSERT(st.ring_high_water <= 64 * 1024);
+    CU_ASSERT_EQUAL(total, st.delivered);
+    mcl_raw_broadcaster_free(b);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+}
+
+static CU_TestInfo tests[] = {
+    {"mcl_open_close_semantics", test_mcl_open_close_semantics},
+    {"delivers_raw_and_messages", test_delivers_raw_and_messages},
+    {"no_thread_fd_dispatch_recv", test_no_thread_fd_dispatch_recv},
+    {"kill_receiver_restart_and_gaps", test_kill_receiver_restart_and_gaps},
+    {"stopped_receiver_kernel_drops_across_restart",
+     test_stopped_receiver_kernel_drops_across_restart},
+    {"no_restart_reports_death", test_no_restart_reports_death},
+    {"slow_callback_loses_nothing", test_slow_callback_loses_nothing},
+    {"oversize_and_full_ring", test_oversize_and_full_ring},
+    CU_TEST_INFO_NULL};
+MCLT_SUITE("queued_net", NULL, NULL, tests);
