@@ -3,7 +3,7 @@
 // messages carrying their send time; this process receives with one of the two listeners.
 //
 //   mcl-bench-queued --impl plain|queued [-u URL] [-s SIZE] [-n COUNT] [-r RATE]
-//                    [--stall-every N --stall-ms MS]
+//                    [--stall-every N --stall-ms MS] [--ring BYTES]
 // Prints one key=value line. Bounded: COUNT messages, 2 s of silence, or 60 s.
 #define _GNU_SOURCE
 #include <mcl/mcl.h>
@@ -94,6 +94,7 @@ main(int argc, char **argv)
     const char *url = "udp://239.255.91.1:26091?iface=lo&ttl=0", *impl = "queued";
     size_t size = 64;
     double rate = 0;
+    mcl_queued_options qo = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--impl") && i + 1 < argc)
             impl = argv[++i];
@@ -107,11 +108,13 @@ main(int argc, char **argv)
             rate = atof(argv[++i]);
         else if (!strcmp(argv[i], "--stall-every") && i + 1 < argc)
             stall_every = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ring") && i + 1 < argc)
+            qo.ring_size = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--stall-ms") && i + 1 < argc)
             stall_ms = (unsigned)atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: %s --impl plain|queued [-u URL] [-s SIZE] [-n COUNT] [-r "
-                            "RATE] [--stall-every N --stall-ms MS]\n",
+                            "RATE] [--stall-every N --stall-ms MS] [--ring BYTES]\n",
                     argv[0]);
             return 2;
         }
@@ -129,7 +132,7 @@ main(int argc, char **argv)
     mcl_raw_listener *l = NULL;
     mcl_queued_listener *ql = NULL;
     if (queued) {
-        if (mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL) != MCL_OK ||
+        if (mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &qo) != MCL_OK ||
             mcl_queued_listener_subscribe(ql, on_msg, NULL) != MCL_OK)
             return 1;
     } else if (mcl_raw_listener_open(&l, c, NULL, 0) != MCL_OK ||

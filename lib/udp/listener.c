@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -233,6 +234,26 @@ read_batch(mcl_raw_listener *l)
     return n > 0 ? MCL_OK : MCL_EAGAIN;
 }
 
+// The kernel reports drops with the next datagram it delivers (SO_RXQ_OVFL), so drops at the
+// end of a burst would stay invisible; when the socket is idle, ask for the total instead.
+static void
+refresh_kernel_drops(mcl_raw_listener *l)
+{
+#ifdef SO_MEMINFO
+    uint32_t mi[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(mi);
+    if (getsockopt(l->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) == 0 &&
+        len > SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+        uint32_t drops = mi[SK_MEMINFO_DROPS];
+        l->kdrops += (uint32_t)(drops - l->kdrops_last);
+        l->kdrops_last = drops;
+        mcl__rx_set_kernel_drops(&l->rx, l->kdrops);
+    }
+#else
+    (void)l;
+#endif
+}
+
 // Feeds the next datagram of the batch to the engine. False when the batch is used up.
 static bool
 feed_next(mcl_raw_listener *l)
@@ -310,6 +331,8 @@ next_message(mcl_raw_listener *l, mcl_raw_msg *m)
         mcl_err rv = read_batch(l);
         if (rv != MCL_OK) {
             mcl__rx_expire(&l->rx, mcl__mono_ns());
+            if (rv == MCL_EAGAIN)
+                refresh_kernel_drops(l);
             return rv;
         }
         mcl__rx_expire(&l->rx, l->batch_mono);
