@@ -125,11 +125,18 @@ to_json(const mcl_value *v)
             const mcl__kv *kv = &v->m.kv[i];
             json_t *item = to_json(kv->val);
             // JSON keys must be Unicode: invalid bytes become '?' (documented, keys only).
-            char *key = mcl__strdup(kv->key);
-            if (key != NULL && !utf8_valid(key, kv->klen))
-                for (size_t k = 0; k < kv->klen; k++)
-                    if ((unsigned char)key[k] >= 0x80)
-                        key[k] = '?';
+            char *key = mcl__alloc(kv->klen + 16);
+            if (key != NULL) {
+                memcpy(key, kv->key, kv->klen + 1);
+                if (!utf8_valid(key, kv->klen)) {
+                    for (size_t k = 0; k < kv->klen; k++)
+                        if ((unsigned char)key[k] >= 0x80)
+                            key[k] = '?';
+                    // Never let two keys collapse into one (and one value vanish).
+                    for (int n = 1; json_object_get(o, key) != NULL && n < 1000000; n++)
+                        snprintf(key + kv->klen, 16, "?%d", n);
+                }
+            }
             if (key == NULL || item == NULL || json_object_set_new(o, key, item) != 0) {
                 if (key == NULL || item == NULL)
                     json_decref(item);
@@ -254,7 +261,7 @@ static mcl_err
 from_json(json_t *j, mcl_value **out, int depth)
 {
     *out = NULL;
-    if (depth > 64)
+    if ((json_is_array(j) || json_is_object(j)) && depth >= MCL__MAX_NESTING)
         return MCL_EDECODE;
     mcl_value *v = NULL;
     switch (json_typeof(j)) {
@@ -309,8 +316,8 @@ from_json(json_t *j, mcl_value **out, int depth)
         {
             mcl_value *c = NULL;
             mcl_err rv = from_json(item, &c, depth + 1);
-            if (rv == MCL_OK)
-                rv = mcl__val_put(v, k, strlen(k), c);
+            if (rv == MCL_OK) // jansson already refused duplicate keys
+                rv = mcl__val_append(v, k, strlen(k), c);
             if (rv != MCL_OK) {
                 mcl__val_free(v);
                 return rv;

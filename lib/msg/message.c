@@ -563,8 +563,10 @@ mcl_msg_check(const mcl_msg *m, const mcl_msgtype *t, char *errbuf, size_t errle
 // --- msgpack encoding ------------------------------------------------------------------------
 
 static int
-pack(msgpack_packer *pk, const mcl_value *v)
+pack(msgpack_packer *pk, const mcl_value *v, int depth)
 {
+    if ((v->type == MCL_TYPE_ARRAY || v->type == MCL_TYPE_MAP) && depth >= MCL__MAX_NESTING)
+        return 1; // too deep for any decoder
     switch (v->type) {
     case MCL_TYPE_NIL:
     case MCL_TYPE_ANY:
@@ -586,18 +588,23 @@ pack(msgpack_packer *pk, const mcl_value *v)
     case MCL_TYPE_ARRAY:
         if (msgpack_pack_array(pk, v->a.n) != 0)
             return -1;
-        for (size_t i = 0; i < v->a.n; i++)
-            if (pack(pk, v->a.v[i]) != 0)
-                return -1;
+        for (size_t i = 0; i < v->a.n; i++) {
+            int r = pack(pk, v->a.v[i], depth + 1);
+            if (r != 0)
+                return r;
+        }
         return 0;
     case MCL_TYPE_MAP:
         if (msgpack_pack_map(pk, v->m.n) != 0)
             return -1;
-        for (size_t i = 0; i < v->m.n; i++)
+        for (size_t i = 0; i < v->m.n; i++) {
             if (msgpack_pack_str(pk, v->m.kv[i].klen) != 0 ||
-                msgpack_pack_str_body(pk, v->m.kv[i].key, v->m.kv[i].klen) != 0 ||
-                pack(pk, v->m.kv[i].val) != 0)
+                msgpack_pack_str_body(pk, v->m.kv[i].key, v->m.kv[i].klen) != 0)
                 return -1;
+            int r = pack(pk, v->m.kv[i].val, depth + 1);
+            if (r != 0)
+                return r;
+        }
         return 0;
     }
     return -1;
@@ -616,9 +623,12 @@ mcl_msg_encode(const mcl_msg *m, void **bufp, size_t *lenp)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (pack(&pk, m->root) != 0) {
+    int pr = pack(&pk, m->root, 0);
+    if (pr != 0) {
         msgpack_sbuffer_destroy(&sb);
-        return MCL_ENOMEM;
+        return pr > 0 ? mcl__fail(MCL_ERANGE, NULL, 0, "message",
+                                  "containers nested deeper than %d levels", MCL__MAX_NESTING)
+                      : MCL_ENOMEM;
     }
     *lenp = sb.size;
     *bufp = msgpack_sbuffer_release(&sb);
@@ -631,7 +641,7 @@ mcl_msg_encode(const mcl_msg *m, void **bufp, size_t *lenp)
 
 // --- msgpack decoding ------------------------------------------------------------------------
 
-enum { MAX_DEPTH = 64 };
+enum { MAX_DEPTH = MCL__MAX_NESTING };
 
 // Walks one msgpack object at p[*off] without allocating: every length must fit in what
 // remains, every container count must be plausible (each element takes at least one byte),
@@ -731,10 +741,12 @@ convert_map(const msgpack_object *o, mcl_value *map, int depth)
         mcl_err rv = convert(&o->via.map.ptr[i].val, &v, depth + 1);
         if (rv != MCL_OK)
             return rv;
-        if ((rv = mcl__val_put(map, key, klen, v)) != MCL_OK)
+        // Appended unchecked (a linear search per key would make big maps quadratic), then
+        // checked once: a map with a repeated key is not a valid message.
+        if ((rv = mcl__val_append(map, key, klen, v)) != MCL_OK)
             return rv;
     }
-    return MCL_OK;
+    return mcl__val_has_dup_keys(map) ? MCL_EDECODE : MCL_OK;
 }
 
 static mcl_err
@@ -742,7 +754,7 @@ convert(const msgpack_object *o, mcl_value **out, int depth)
 {
     mcl_value *v = NULL;
     mcl_err rv = MCL_OK;
-    if (depth > MAX_DEPTH)
+    if ((o->type == MSGPACK_OBJECT_ARRAY || o->type == MSGPACK_OBJECT_MAP) && depth >= MAX_DEPTH)
         return MCL_EDECODE;
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
@@ -810,8 +822,8 @@ mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out)
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack_next(&u, buf, len, &off);
     mcl_err rv;
-    if (r == MSGPACK_UNPACK_NOMEM_ERROR)
-        rv = MCL_ENOMEM;
+    if (r == MSGPACK_UNPACK_NOMEM_ERROR) // after mp_sane: only its nesting stack can run out
+        rv = MCL_EDECODE;
     else if (r != MSGPACK_UNPACK_SUCCESS || off != len)
         rv = MCL_EDECODE;
     else

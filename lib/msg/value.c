@@ -3,6 +3,7 @@
 #include "../core/internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *
@@ -158,21 +159,9 @@ mcl__val_findn(const mcl_value *map, const char *key, size_t klen)
     return NULL;
 }
 
-mcl_err
-mcl__val_put(mcl_value *map, const char *key, size_t klen, mcl_value *child)
+static mcl_err
+map_append(mcl_value *map, const char *key, size_t klen, mcl_value *child)
 {
-    if (map == NULL || map->type != MCL_TYPE_MAP || key == NULL) {
-        mcl__val_free(child);
-        return MCL_EINVAL;
-    }
-    if (child == NULL)
-        return MCL_ENOMEM;
-    for (size_t i = 0; i < map->m.n; i++)
-        if (map->m.kv[i].klen == klen && memcmp(map->m.kv[i].key, key, klen) == 0) {
-            mcl__val_free(map->m.kv[i].val);
-            map->m.kv[i].val = child;
-            return MCL_OK;
-        }
     if (map->m.n == map->m.cap) {
         size_t nc = map->m.cap ? map->m.cap * 2 : 8;
         mcl__kv *nk = mcl__realloc(map->m.kv, nc * sizeof(*nk));
@@ -193,6 +182,71 @@ mcl__val_put(mcl_value *map, const char *key, size_t klen, mcl_value *child)
     k[klen] = '\0';
     map->m.kv[map->m.n++] = (mcl__kv){k, klen, child};
     return MCL_OK;
+}
+
+mcl_err
+mcl__val_append(mcl_value *map, const char *key, size_t klen, mcl_value *child)
+{
+    if (map == NULL || map->type != MCL_TYPE_MAP || key == NULL) {
+        mcl__val_free(child);
+        return MCL_EINVAL;
+    }
+    if (child == NULL)
+        return MCL_ENOMEM;
+    return map_append(map, key, klen, child);
+}
+
+static int
+kv_cmp(const void *a, const void *b)
+{
+    const mcl__kv *x = *(const mcl__kv *const *)a, *y = *(const mcl__kv *const *)b;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int c = memcmp(x->key, y->key, n);
+    return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+bool
+mcl__val_has_dup_keys(const mcl_value *map)
+{
+    size_t n = map->m.n;
+    if (n < 2)
+        return false;
+    if (n <= 16) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (kv_cmp(&(const mcl__kv *){&map->m.kv[i]}, &(const mcl__kv *){&map->m.kv[j]}) == 0)
+                    return true;
+        return false;
+    }
+    const mcl__kv **v = mcl__alloc(n * sizeof(*v));
+    if (v == NULL)
+        return true; // cannot tell: refuse rather than accept
+    for (size_t i = 0; i < n; i++)
+        v[i] = &map->m.kv[i];
+    qsort(v, n, sizeof(*v), kv_cmp);
+    bool dup = false;
+    for (size_t i = 1; i < n && !dup; i++)
+        dup = kv_cmp(&v[i - 1], &v[i]) == 0;
+    mcl__free(v);
+    return dup;
+}
+
+mcl_err
+mcl__val_put(mcl_value *map, const char *key, size_t klen, mcl_value *child)
+{
+    if (map == NULL || map->type != MCL_TYPE_MAP || key == NULL) {
+        mcl__val_free(child);
+        return MCL_EINVAL;
+    }
+    if (child == NULL)
+        return MCL_ENOMEM;
+    for (size_t i = 0; i < map->m.n; i++)
+        if (map->m.kv[i].klen == klen && memcmp(map->m.kv[i].key, key, klen) == 0) {
+            mcl__val_free(map->m.kv[i].val);
+            map->m.kv[i].val = child;
+            return MCL_OK;
+        }
+    return map_append(map, key, klen, child);
 }
 
 bool

@@ -33,6 +33,16 @@ struct mcl_value {
     };
 };
 
+// Deepest nesting of containers (arrays and maps) in a message, the top-level map included:
+// msgpack-c's decoder stops at 32 (MSGPACK_EMBED_STACK_SIZE), so encoding, decoding and JSON
+// all keep to it and no message can be published that nobody could decode.
+enum { MCL__MAX_NESTING = 32 };
+
+// Appends to a map without looking for an equal key (the caller guarantees uniqueness).
+mcl_err mcl__val_append(mcl_value *map, const char *key, size_t klen, mcl_value *child);
+// Whether a map has two equal keys (n log n).
+bool mcl__val_has_dup_keys(const mcl_value *map);
+
 // Allocates a value of a kind (containers empty, scalars zero).
 mcl_value *mcl__val_new(mcl_type type);
 void mcl__val_free(mcl_value *v);

@@ -2,6 +2,15 @@
 // §8.2) and what MCL lacked (field kinds, decode errors that are reported, not fatal).
 #include "harness.h"
 #include "core/internal.h"
+#include "msg/msg_int.h"
+
+static mcl_value *
+mcl__msg_root_for_test(mcl_msg *m)
+{
+    // Setting 60,000 keys one by one looks for an existing key each time (quadratic): append
+    // to the root directly, so that the test measures decoding.
+    return mcl__msg_root(m);
+}
 
 #include <math.h>
 #include <stdlib.h>
@@ -485,7 +494,96 @@ test_json_errors(void)
     mcl_msg_free(m);
 }
 
+static void
+test_nesting_limit_and_duplicates(void)
+{
+    // 32 nested containers (the top map included) go through msgpack and JSON; 33 never do.
+    for (int levels = 32; levels <= 33; levels++) {
+        mcl_msg *m;
+        MCLT_OK(mcl_msg_new(&m, NULL));
+        mcl_value *v;
+        MCLT_OK(mcl_msg_set_array(m, "a", &v));
+        for (int i = 2; i < levels; i++)
+            MCLT_OK(mcl_value_push_array(v, &v));
+        void *buf = NULL;
+        size_t len = 0;
+        char *json = NULL;
+        if (levels == 32) {
+            MCLT_OK(mcl_msg_encode(m, &buf, &len));
+            mcl_msg *d;
+            MCLT_OK(mcl_msg_decode(&d, buf, len, NULL, NULL, 0));
+            CU_ASSERT(mcl_value_equal(mcl_msg_fields(m), mcl_msg_fields(d)));
+            mcl_msg_free(d);
+            MCLT_OK(mcl_msg_to_json(m, 0, &json));
+            MCLT_OK(mcl_msg_from_json(&d, json, strlen(json), NULL, 0));
+            mcl_msg_free(d);
+            // One level more, written by hand, is refused by both decoders.
+            uint8_t *deeper = malloc(len + 1);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(deeper);
+            size_t at = len - 1; // the innermost empty array (0x90) becomes [[]]
+            memcpy(deeper, buf, len);
+            CU_ASSERT_EQUAL(deeper[at], 0x90);
+            deeper[at] = 0x91;
+            deeper[len] = 0x90;
+            MCLT_ERR(mcl_msg_decode(&d, deeper, len + 1, NULL, NULL, 0), MCL_EDECODE);
+            free(deeper);
+            char *j2 = malloc(strlen(json) + 3);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(j2);
+            char *inner = strstr(json, "[]");
+            CU_ASSERT_PTR_NOT_NULL_FATAL(inner);
+            size_t pre = (size_t)(inner - json);
+            memcpy(j2, json, pre);
+            strcpy(j2 + pre, "[[]]");
+            strcat(j2, inner + 2);
+            MCLT_ERR(mcl_msg_from_json(&d, j2, strlen(j2), NULL, 0), MCL_EDECODE);
+            free(j2);
+            mcl_free(json);
+            mcl_free(buf);
+        } else {
+            MCLT_ERR(mcl_msg_encode(m, &buf, &len), MCL_ERANGE);
+            CU_ASSERT_PTR_NULL(buf);
+        }
+        mcl_msg_free(m);
+    }
+    // A msgpack map with a repeated key is not a message.
+    static const uint8_t dup[] = {0x82, 0xa1, 'a', 0x01, 0xa1, 'a', 0x02};
+    mcl_msg *d;
+    MCLT_ERR(mcl_msg_decode(&d, dup, sizeof(dup), NULL, NULL, 0), MCL_EDECODE);
+}
+
+static void
+test_big_map_decodes(void)
+{
+    // 60,000 fields: decoded in n log n (a linear search per key took seconds).
+    mcl_msg *m;
+    MCLT_OK(mcl_msg_new(&m, NULL));
+    char key[32];
+    for (int i = 0; i < 60000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        mcl_value *iv = mcl__val_new(MCL_TYPE_INT);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(iv);
+        iv->i = i;
+        MCLT_OK(mcl__val_append(mcl__msg_root_for_test(m), key, strlen(key), iv));
+    }
+    void *buf;
+    size_t len;
+    MCLT_OK(mcl_msg_encode(m, &buf, &len));
+    mcl_msg *d;
+    int64_t t0 = mclt_now_ms();
+    MCLT_OK(mcl_msg_decode(&d, buf, len, NULL, NULL, 0));
+    fprintf(stderr, "(%lld ms) ", (long long)(mclt_now_ms() - t0));
+    int64_t v;
+    MCLT_OK(mcl_msg_get_int(d, "k59999", &v));
+    CU_ASSERT_EQUAL(v, 59999);
+    CU_ASSERT_EQUAL(mcl_value_count(mcl_msg_fields(d)), 60001);
+    mcl_free(buf);
+    mcl_msg_free(d);
+    mcl_msg_free(m);
+}
+
 static CU_TestInfo tests[] = {
+    {"nesting_limit_and_duplicates", test_nesting_limit_and_duplicates},
+    {"big_map_decodes", test_big_map_decodes},
     {"define_errors", test_define_errors},
     {"registry_order_filters_remove", test_registry_order_filters_remove},
     {"new_message_and_reserved_keys", test_new_message_and_reserved_keys},
