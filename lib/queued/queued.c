@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -50,8 +51,9 @@ struct mcl_queued_listener {
     size_t map_len;
     mcl__queued_shared *sh;
     mcl__ring ring;
-    // Descriptors: receiver -> consumer wake-ups, thread stop, receiver death, user's fd.
-    int efd, wake_fd, pidfd, epfd;
+    // Descriptors: receiver -> consumer wake-ups, thread stop, receiver death, user's fd, and
+    // (no_thread) a timer for a restart that has to wait.
+    int efd, wake_fd, pidfd, epfd, tfd;
     // Receiver (guarded by `lock` for readers on other threads).
     pthread_mutex_t lock;
     pid_t pid;
@@ -161,18 +163,46 @@ read_record(const uint8_t *p, mcl_raw_msg *m)
     m->payload = pl > 0 ? p + REC_BODY_HDR + tl + 1 : NULL;
 }
 
+// The receiver keeps only what it needs: without exec, O_CLOEXEC does nothing, so every other
+// descriptor of the application (pipes, sockets, other listeners' fds) is closed, and signal
+// handlers and the mask go back to their defaults.
+static void
+child_hygiene(int keep1, int keep2)
+{
+    int a = keep1 < keep2 ? keep1 : keep2, b = keep1 < keep2 ? keep2 : keep1;
+    if (a > 3)
+        syscall(SYS_close_range, 3u, (unsigned)a - 1, 0u);
+    if (b > a + 1)
+        syscall(SYS_close_range, (unsigned)a + 1, (unsigned)b - 1, 0u);
+    syscall(SYS_close_range, (unsigned)b + 1, ~0u, 0u);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)sigaction(sig, &sa, NULL);
+    signal(SIGINT, SIG_IGN); // Ctrl-C is for the application, which closes us
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static _Noreturn void
 child_main(mcl_queued_listener *ql, pid_t parent)
 {
     mcl__log_forked_child();
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    child_hygiene(ql->sock, ql->efd);
+    // PR_SET_PDEATHSIG follows the thread that forked: set only when that is the listener's own
+    // long-lived thread. Otherwise (no_thread) the receiver notices a new parent when idle.
+    if (!ql->opt.no_thread)
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) // the parent died before the line above
         _exit(0);
     prctl(PR_SET_NAME, "mcl-recv");
     // The receiver must win the CPU against the application's callbacks; privileged processes
     // may raise its priority, others keep the default (EPERM is fine).
     (void)setpriority(PRIO_PROCESS, 0, -10);
-    signal(SIGINT, SIG_IGN); // Ctrl-C is for the application; it closes us
     mcl_raw_listener *l = NULL;
     if (mcl__raw_listener_open_fd(&l, &ql->conn, (const char *const *)ql->topics, ql->ntopics,
                                   ql->sock) != MCL_OK)
@@ -284,6 +314,7 @@ start_receiver(mcl_queued_listener *ql)
 {
     ql->sh->generation++;
     memset(&ql->sh->cur, 0, sizeof(ql->sh->cur));
+    atomic_store(&ql->sh->stats_seq, 0); // a receiver killed mid-update left it odd
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -309,12 +340,18 @@ check_receiver(mcl_queued_listener *ql)
     if (ql->pid > 0) {
         int status = 0;
         pid_t r = waitpid(ql->pid, &status, WNOHANG);
-        if (r == ql->pid) {
+        // ECHILD: someone else reaped it (SIGCHLD ignored, or a waitpid(-1) elsewhere): gone.
+        if (r == ql->pid || (r < 0 && errno == ECHILD)) {
             died = true;
             atomic_fetch_add(&ql->deaths, 1);
-            mcl__log(MCL_LOG_WARN, "queued", "%s: receiver %d %s %d", ql->conn.url, (int)ql->pid,
-                     WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
-                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+            if (r == ql->pid)
+                mcl__log(MCL_LOG_WARN, "queued", "%s: receiver %d %s %d", ql->conn.url,
+                         (int)ql->pid,
+                         WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
+                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+            else
+                mcl__log(MCL_LOG_WARN, "queued", "%s: receiver %d is gone (reaped elsewhere)",
+                         ql->conn.url, (int)ql->pid);
             fold_receiver(ql);
             epoll_set(ql->epfd, EPOLL_CTL_DEL, ql->pidfd);
             if (ql->pidfd >= 0)
@@ -415,8 +452,12 @@ callback_thread(void *arg)
     if (!ok)
         return NULL;
     while (!atomic_load_explicit(&ql->stop, memory_order_acquire)) {
-        if (drain(ql, 0) > 0)
+        // In batches, so that close() (which drops what is queued) and receiver deaths are
+        // noticed between them even when the callbacks are slow and the ring is full.
+        if (drain(ql, 64) > 0) {
+            check_receiver(ql);
             continue;
+        }
         if (!mcl__ring_prepare_wait(&ql->ring))
             continue;
         struct pollfd p[3] = {{.fd = ql->efd, .events = POLLIN},
@@ -467,13 +508,17 @@ mcl_queued_listener_new(mcl_queued_listener **qlp, const mcl_connection *conn,
         return MCL_EINVAL;
     if (conn == NULL && (type == NULL || (conn = mcl_msgtype_connection(type)) == NULL))
         return mcl__fail(MCL_EINVAL, NULL, 0, "queued", "a queued listener needs a connection");
-    for (size_t i = 0; i < ntopics; i++)
-        if (topics[i] == NULL || strlen(topics[i]) > MCL_TOPIC_MAX + 1)
-            return MCL_EINVAL;
+    for (size_t i = 0; i < ntopics; i++) { // as mcl_raw_listener_open(): the receiver must not
+        size_t n = topics[i] ? strlen(topics[i]) : 0; // fail on what was accepted here
+        bool prefix = n > 0 && topics[i][n - 1] == '*';
+        if (topics[i] == NULL || n > MCL_TOPIC_MAX + (prefix ? 1 : 0))
+            return mcl__fail(MCL_EINVAL, NULL, 0, "queued", "topic filter entry %zu is %s", i,
+                             topics[i] == NULL ? "NULL" : "too long");
+    }
     mcl_queued_listener *ql = mcl__zalloc(sizeof(*ql));
     if (ql == NULL)
         return MCL_ENOMEM;
-    ql->sock = ql->efd = ql->wake_fd = ql->pidfd = ql->epfd = -1;
+    ql->sock = ql->efd = ql->wake_fd = ql->pidfd = ql->epfd = ql->tfd = -1;
     ql->conn = *conn;
     ql->type = type;
     if (options != NULL)
@@ -511,7 +556,9 @@ static void
 release_resources(mcl_queued_listener *ql)
 {
     if (ql->pid > 0) {
-        kill(ql->pid, SIGKILL);
+        // Signal through the pidfd when there is one: never a recycled pid.
+        if (ql->pidfd < 0 || syscall(SYS_pidfd_send_signal, ql->pidfd, SIGKILL, NULL, 0) != 0)
+            kill(ql->pid, SIGKILL);
         while (waitpid(ql->pid, NULL, 0) < 0 && errno == EINTR)
             ;
         pthread_mutex_lock(&ql->lock);
@@ -535,7 +582,7 @@ release_resources(mcl_queued_listener *ql)
     ql->base.kernel_drops += ql->sock_kdrops; // the socket closes below: its total is final
     ql->sock_kdrops = 0;
     pthread_mutex_unlock(&ql->lock);
-    int *fds[] = {&ql->pidfd, &ql->efd, &ql->wake_fd, &ql->epfd, &ql->sock};
+    int *fds[] = {&ql->pidfd, &ql->efd, &ql->wake_fd, &ql->epfd, &ql->tfd, &ql->sock};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (*fds[i] >= 0) {
             close(*fds[i]);
@@ -571,9 +618,11 @@ mcl_queued_listener_open(mcl_queued_listener *ql)
                        strerror(e));
         goto fail;
     }
-    ql->sh = ql->map;
     mcl__ring_init((uint8_t *)ql->map + hdr, ql->opt.ring_size);
     mcl__ring_attach(&ql->ring, (uint8_t *)ql->map + hdr);
+    pthread_mutex_lock(&ql->lock); // stats() may look from another thread
+    ql->sh = ql->map;
+    pthread_mutex_unlock(&ql->lock);
     ql->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ql->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (ql->efd < 0 || ql->wake_fd < 0) {
@@ -587,6 +636,8 @@ mcl_queued_listener_open(mcl_queued_listener *ql)
             goto fail;
         }
         epoll_set(ql->epfd, EPOLL_CTL_ADD, ql->efd);
+        ql->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        epoll_set(ql->epfd, EPOLL_CTL_ADD, ql->tfd);
         pthread_mutex_lock(&ql->lock);
         rv = start_receiver(ql);
         pthread_mutex_unlock(&ql->lock);
@@ -716,18 +767,28 @@ user_drain_prologue(mcl_queued_listener *ql)
         ql->holding = false;
     }
     reset_efd(ql->efd);
+    if (ql->tfd >= 0)
+        reset_efd(ql->tfd); // same 8-byte counter read
     check_receiver(ql);
     return MCL_OK;
 }
 
-// Leaves the user's fd readable if messages remain, else arms the producer's wake-up.
+// Leaves the user's fd readable if messages remain, else arms the producer's wake-up; a
+// restart that must wait arms the timer in the fd's set (no busy loop meanwhile).
 static void
-user_drain_epilogue(mcl_queued_listener *ql)
+user_drain_epilogue(mcl_queued_listener *ql, bool holding)
 {
-    if (!mcl__ring_prepare_wait(&ql->ring) || ql->restart_pending) {
+    if (holding || !mcl__ring_prepare_wait(&ql->ring)) {
         uint64_t one = 1;
         ssize_t w = write(ql->efd, &one, sizeof(one));
         (void)w;
+    }
+    if (ql->restart_pending && ql->tfd >= 0) {
+        int64_t due = ql->last_start_ns + (int64_t)RESTART_GAP_MS * 1000000 - now_ns();
+        if (due < 1000000)
+            due = 1000000;
+        struct itimerspec its = {.it_value = {due / 1000000000, due % 1000000000}};
+        timerfd_settime(ql->tfd, 0, &its, NULL);
     }
 }
 
@@ -742,7 +803,7 @@ mcl_queued_listener_dispatch(mcl_queued_listener *ql, size_t max, size_t *delive
     if (rv != MCL_OK)
         return rv;
     size_t n = drain(ql, max);
-    user_drain_epilogue(ql);
+    user_drain_epilogue(ql, false);
     if (delivered != NULL)
         *delivered = n;
     return MCL_OK;
@@ -769,13 +830,16 @@ mcl_queued_listener_recv(mcl_queued_listener *ql, const mcl_raw_msg **msgp, int 
                 ql->holding = true; // released by the next call
                 atomic_fetch_add_explicit(&ql->delivered, 1, memory_order_relaxed);
                 *msgp = &ql->cur;
+                user_drain_epilogue(ql, true); // more may follow: keep the fd readable
                 return MCL_OK;
             }
             mcl__ring_release(&ql->ring);
         }
         int64_t left = deadline - now_ns();
-        if (left <= 0)
+        if (left <= 0) {
+            user_drain_epilogue(ql, false);
             return MCL_ETIMEDOUT;
+        }
         if (!mcl__ring_prepare_wait(&ql->ring))
             continue;
         int wait = left > (int64_t)IDLE_MS * 1000000 ? IDLE_MS : (int)((left + 999999) / 1000000);

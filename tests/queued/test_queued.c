@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -56,6 +57,19 @@ reaped(int pid)
     return not_child && access(path, F_OK) != 0;
 }
 
+static bool
+named_mcl_recv(void *arg)
+{
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", *(int *)arg);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    bool ok = fgets(comm, sizeof(comm), f) != NULL && strcmp(comm, "mcl-recv\n") == 0;
+    fclose(f);
+    return ok;
+}
+
 static void
 test_mcl_open_close_semantics(void)
 {
@@ -67,14 +81,8 @@ test_mcl_open_close_semantics(void)
     mcl_queued_stats st = stats(ql);
     CU_ASSERT(st.receiver_pid > 0);
     CU_ASSERT(st.receiver_alive);
-    // The receiver is recognisable.
-    char path[64], comm[32] = "";
-    snprintf(path, sizeof(path), "/proc/%d/comm", st.receiver_pid);
-    FILE *f = fopen(path, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    CU_ASSERT_PTR_NOT_NULL(fgets(comm, sizeof(comm), f));
-    fclose(f);
-    CU_ASSERT_STRING_EQUAL(comm, "mcl-recv\n");
+    // The receiver is recognisable (it names itself first thing after the fork).
+    CU_ASSERT(mclt_wait_until(named_mcl_recv, &st.receiver_pid, 5000));
     int pid = st.receiver_pid;
     MCLT_OK(mcl_queued_listener_close(ql));
     CU_ASSERT_FALSE(mcl_queued_listener_is_open(ql));
@@ -494,7 +502,127 @@ test_oversize_and_full_ring(void)
     mcl_connection_free(c);
 }
 
+static void
+test_recv_keeps_fd_level_triggered(void)
+{
+    // After recv() returns a message or times out, a later message makes the fd readable.
+    mcl_connection *c = fresh("");
+    mcl_queued_options o = {.no_thread = true};
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+    int fd;
+    MCLT_OK(mcl_queued_listener_fd(ql, &fd));
+    mcl_raw_broadcaster *b = broadcaster_for(ql);
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "1", 1));
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CU_ASSERT(poll(&p, 1, 5000) == 1);
+    const mcl_raw_msg *m;
+    MCLT_OK(mcl_queued_listener_recv(ql, &m, 0));
+    MCLT_ERR(mcl_queued_listener_recv(ql, &m, 0), MCL_ETIMEDOUT);
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "2", 1));
+    CU_ASSERT(poll(&p, 1, 5000) == 1);
+    MCLT_OK(mcl_queued_listener_recv(ql, &m, 0));
+    CU_ASSERT(m->len == 1 && ((const char *)m->payload)[0] == '2');
+    mcl_raw_broadcaster_free(b);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+}
+
+static atomic_int close_count;
+static void
+on_slow2(const mcl_raw_msg *m, void *u)
+{
+    (void)m;
+    (void)u;
+    atomic_fetch_add(&close_count, 1);
+    struct timespec ts = {0, 2000000}; // a slow consumer: 2 ms per message
+    nanosleep(&ts, NULL);
+}
+
+static bool
+one_delivered(void *arg)
+{
+    (void)arg;
+    return atomic_load(&close_count) > 0;
+}
+
+static void
+test_close_drops_the_backlog(void)
+{
+    // close() with thousands of messages queued for a slow callback returns without delivering
+    // them all (it drops what is queued, as documented).
+    atomic_store(&close_count, 0);
+    mcl_connection *c = fresh("");
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL));
+    MCLT_OK(mcl_queued_listener_subscribe(ql, on_slow2, NULL));
+    mcl_raw_broadcaster *b = broadcaster_for(ql);
+    for (int i = 0; i < 3000; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "x", 1));
+    CU_ASSERT(mclt_wait_until(one_delivered, NULL, 5000));
+    MCLT_OK(mcl_queued_listener_close(ql));
+    CU_ASSERT(atomic_load(&close_count) < 3000);
+    mcl_raw_broadcaster_free(b);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+}
+
+static void
+test_receiver_hygiene_and_bad_topics(void)
+{
+    // The receiver holds no descriptor of the application but its socket and eventfd.
+    int pipefd[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(pipefd), 0);
+    mcl_connection *c = fresh("");
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL));
+    int pid = stats(ql).receiver_pid;
+    CU_ASSERT(mclt_wait_until(named_mcl_recv, &pid, 5000));
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+    DIR *d = opendir(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    int n = 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d))
+        if (e->d_name[0] != '.' && atoi(e->d_name) < 1000) // valgrind keeps its own above
+            n++;
+    closedir(d);
+    CU_ASSERT(n <= 6); // stdin, stdout, stderr, the socket (and its listener copy), the eventfd
+    mcl_queued_listener_free(ql);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    // A topic filter the receiver would refuse is refused here, not by a crashing receiver.
+    char longtopic[MCL_TOPIC_MAX + 2];
+    memset(longtopic, 't', sizeof(longtopic) - 1);
+    longtopic[sizeof(longtopic) - 1] = '\0';
+    const char *topics[] = {longtopic};
+    MCLT_ERR(mcl_queued_listener_new(&ql, c, NULL, topics, 1, NULL), MCL_EINVAL);
+    mcl_connection_free(c);
+}
+
+static void
+test_death_seen_when_sigchld_ignored(void)
+{
+    // With SIGCHLD ignored the kernel reaps the receiver itself; the death is still noticed.
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigaction(SIGCHLD, &ign, &old);
+    mcl_connection *c = fresh("");
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL));
+    int pid = stats(ql).receiver_pid;
+    CU_ASSERT_EQUAL(kill(pid, SIGKILL), 0);
+    CU_ASSERT(mclt_wait_until(restarted, ql, 10000));
+    CU_ASSERT_EQUAL(stats(ql).receiver_deaths, 1);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+    sigaction(SIGCHLD, &old, NULL);
+}
+
 static CU_TestInfo tests[] = {
+    {"recv_keeps_fd_level_triggered", test_recv_keeps_fd_level_triggered},
+    {"close_drops_the_backlog", test_close_drops_the_backlog},
+    {"receiver_hygiene_and_bad_topics", test_receiver_hygiene_and_bad_topics},
+    {"death_seen_when_sigchld_ignored", test_death_seen_when_sigchld_ignored},
     {"mcl_open_close_semantics", test_mcl_open_close_semantics},
     {"delivers_raw_and_messages", test_delivers_raw_and_messages},
     {"no_thread_fd_dispatch_recv", test_no_thread_fd_dispatch_recv},
