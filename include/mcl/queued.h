@@ -13,8 +13,12 @@
  * noticed at once (pidfd), reaped, reported in the counters and (unless `no_restart`) started
  * again; datagrams that arrive meanwhile wait in the socket, and messages lost in the
  * receiver's hands show up as sequence gaps (`lost`, `restart_lost`). The receiver dies with
- * this process (PR_SET_PDEATHSIG). Closing kills and reaps it: no zombie, and nothing named
- * is left behind (the ring is anonymous shared memory).
+ * this process: at once through PR_SET_PDEATHSIG when it was forked by the callback thread,
+ * and within 200 ms (it checks its parent when idle) in `no_thread` mode, where the forking
+ * thread is the application's and may end before the listener. The receiver keeps no other
+ * descriptor of the application and resets its signal handlers. Closing kills and reaps it:
+ * no zombie, and nothing named is left behind (the ring is anonymous shared memory); messages
+ * still queued are dropped, not delivered.
  *
  * Threads: as mcl/raw.h (a handle is used by one thread at a time; stats and subscriptions
  * from any thread). fork() with threads: the receiver only uses async-signal-safe calls and
