@@ -38,7 +38,8 @@ extern "C" {
     X(EMISSING, 21, "mandatory field missing")                                                    \
     X(EDECODE, 22, "payload cannot be decoded")                                                   \
     X(ENOTMAP, 23, "payload is not a map")                                                        \
-    X(EEXIST, 24, "already exists")
+    X(EEXIST, 24, "already exists")                                                               \
+    X(ECANCELED, 25, "cancelled")
 
 /** Error codes; see MCL_ERR_MAP for the texts. */
 typedef enum mcl_err {

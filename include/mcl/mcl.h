@@ -8,9 +8,11 @@
 #include <mcl/connection.h>
 #include <mcl/err.h>
 #include <mcl/log.h>
+#include <mcl/logger.h>
 #include <mcl/message.h>
 #include <mcl/queued.h>
 #include <mcl/raw.h>
+#include <mcl/reactor.h>
 #include <mcl/value.h>
 #include <mcl/version.h>
 

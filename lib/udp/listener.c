@@ -44,7 +44,9 @@ struct mcl_raw_listener {
     struct iovec iov[BATCH];
     struct sockaddr_storage addr[BATCH];
     uint8_t ctl[BATCH][CTL];
-    uint8_t *bufs;
+    uint8_t *bufs;    // nslots receive slots of SLOT bytes
+    unsigned nslots;  // grows from 1 to BATCH while batches come full (1000 idle listeners
+    bool grow;        // then cost 64 KiB each, not 1 MiB)
     unsigned batch_n, batch_i;
     uint64_t kdrops;      // kernel drops, accumulated
     uint32_t kdrops_last; // last SO_RXQ_OVFL value
@@ -164,12 +166,13 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
     if ((rv = mcl__rx_init(&l->rx, &cfg, topics, ntopics)) != MCL_OK)
         goto out;
     l->rx_ready = true;
-    if ((l->bufs = mcl__alloc((size_t)BATCH * SLOT)) == NULL) {
+    if ((l->bufs = mcl__alloc(SLOT)) == NULL) {
         rv = MCL_ENOMEM;
         goto out;
     }
+    l->nslots = 1;
     for (unsigned i = 0; i < BATCH; i++) {
-        l->iov[i] = (struct iovec){l->bufs + (size_t)i * SLOT, SLOT};
+        l->iov[i] = (struct iovec){l->bufs, SLOT}; // re-pointed by slots_grow()
         l->mm[i].msg_hdr.msg_iov = &l->iov[i];
         l->mm[i].msg_hdr.msg_iovlen = 1;
     }
@@ -202,10 +205,28 @@ out:
     return rv;
 }
 
+// Doubles the receive slots. Only between batches: nothing of the last batch is in use then
+// (what recv handed out is valid until the next call, which is this one).
+static void
+slots_grow(mcl_raw_listener *l)
+{
+    l->grow = false;
+    unsigned n = l->nslots * 2 > BATCH ? BATCH : l->nslots * 2;
+    uint8_t *b = mcl__realloc(l->bufs, (size_t)n * SLOT);
+    if (b == NULL)
+        return; // keep going with fewer slots
+    l->bufs = b;
+    l->nslots = n;
+    for (unsigned i = 0; i < n; i++)
+        l->iov[i].iov_base = b + (size_t)i * SLOT;
+}
+
 // Reads a batch without blocking. MCL_OK with batch_n > 0, MCL_EAGAIN when nothing is queued.
 static mcl_err
 read_batch(mcl_raw_listener *l)
 {
+    if (l->grow)
+        slots_grow(l);
     for (unsigned i = 0; i < BATCH; i++) {
         struct msghdr *h = &l->mm[i].msg_hdr;
         h->msg_name = &l->addr[i];
@@ -216,7 +237,7 @@ read_batch(mcl_raw_listener *l)
     }
     int n;
     do {
-        n = recvmmsg(l->fd, l->mm, l->want > 0 && l->want < BATCH ? l->want : BATCH,
+        n = recvmmsg(l->fd, l->mm, l->want > 0 && l->want < l->nslots ? l->want : l->nslots,
                      MSG_DONTWAIT, NULL);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
@@ -228,6 +249,8 @@ read_batch(mcl_raw_listener *l)
     }
     l->batch_n = (unsigned)n;
     l->batch_i = 0;
+    if ((unsigned)n == l->nslots && l->nslots < BATCH)
+        l->grow = true; // the socket had more: read more at a time from now on
     l->batch_mono = mcl__mono_ns();
     l->batch_real = mcl__real_ns();
     mcl__rx_count_datagrams(&l->rx, (uint64_t)n);
@@ -386,6 +409,12 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
             return mcl__fail(mcl__sys_err(e), NULL, 0, "listener", "poll: %s", strerror(e));
         }
     }
+}
+
+bool
+mcl__raw_listener_running(const mcl_raw_listener *l)
+{
+    return l != NULL && l->running;
 }
 
 bool

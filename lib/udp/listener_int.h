@@ -16,4 +16,7 @@ void mcl__raw_listener_set_seq_hook(mcl_raw_listener *l,
                                                bool delivered),
                                     void *ctx);
 
+// Whether the listener thread runs (then only it may receive).
+bool mcl__raw_listener_running(const mcl_raw_listener *l);
+
 #endif

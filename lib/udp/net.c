@@ -194,8 +194,12 @@ mcl__udp_open_recv(const struct mcl_connection *c, int *fdp, uint16_t *port, siz
     if (rv != MCL_OK || (rv = new_socket(c, &fd)) != MCL_OK)
         return rv;
     int one = 1, zero = 0;
-    if ((rv = sockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one), "SO_REUSEADDR", c)) !=
-        MCL_OK)
+    // Port 0 asks the kernel for a port of our own: with SO_REUSEADDR already set it may hand
+    // out a port that another such socket uses, and the two would hear each other's traffic.
+    // So the flag comes after bind then (later listeners may still share the port on purpose).
+    if (c->port != 0 &&
+        (rv = sockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one), "SO_REUSEADDR", c)) !=
+            MCL_OK)
         goto fail;
     // Receive timestamps and the kernel's drop counter with every datagram (best effort).
     (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
@@ -226,6 +230,10 @@ mcl__udp_open_recv(const struct mcl_connection *c, int *fdp, uint16_t *port, siz
         rv = mcl__fail(mcl__sys_err(e), NULL, 0, "udp", "%s: bind: %s", c->url, strerror(e));
         goto fail;
     }
+    if (c->port == 0 &&
+        (rv = sockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one), "SO_REUSEADDR", c)) !=
+            MCL_OK)
+        goto fail;
     if (c->family == 4) {
         (void)setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof(zero));
         struct ip_mreqn m = {.imr_multiaddr = c->group4,
