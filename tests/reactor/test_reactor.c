@@ -90,27 +90,30 @@ test_timer_cancel_delay_reset_groups(void)
     mcl_reactor *r;
     MCLT_OK(mcl_reactor_new(&r, NULL));
     mcl_handle h, later, moved, keep, g1, g2, g3;
-    MCLT_OK(mcl_reactor_timer(r, 10, 0, 0, on_cancel_victim, NULL, &h));
-    MCLT_OK(mcl_reactor_timer(r, 10, 0, 0, on_timer_char, (void *)'V', &victim));
-    MCLT_OK(mcl_reactor_timer(r, 5, 0, 0, on_timer_char, (void *)'X', &h));
+    MCLT_OK(mcl_reactor_timer(r, 100, 0, 0, on_cancel_victim, NULL, &h));
+    MCLT_OK(mcl_reactor_timer(r, 100, 0, 0, on_timer_char, (void *)'V', &victim));
+    MCLT_OK(mcl_reactor_timer(r, 50, 0, 0, on_timer_char, (void *)'X', &h));
     MCLT_OK(mcl_reactor_remove(r, h)); // cancelled before running
     MCLT_ERR(mcl_reactor_remove(r, h), MCL_ENOENT);
-    MCLT_OK(mcl_reactor_timer(r, 15, 0, 0, on_timer_char, (void *)'D', &later));
-    MCLT_OK(mcl_reactor_timer_delay(r, later, 40)); // now at 55
-    MCLT_OK(mcl_reactor_timer(r, 80, 0, 0, on_timer_char, (void *)'R', &moved));
-    MCLT_OK(mcl_reactor_timer_reset(r, moved, 30)); // now at 30
-    MCLT_OK(mcl_reactor_timer(r, 45, 0, 0, on_timer_char, (void *)'E', &keep));
-    MCLT_ERR(mcl_reactor_timer_reset_if_earlier(r, keep, 60), MCL_EALREADY);
-    MCLT_OK(mcl_reactor_timer_reset_if_earlier(r, keep, 40)); // now at 40
-    MCLT_OK(mcl_reactor_timer(r, 20, 0, 7, on_timer_char, (void *)'G', &g1));
-    MCLT_OK(mcl_reactor_timer(r, 25, 0, 7, on_timer_char, (void *)'G', &g2));
-    MCLT_OK(mcl_reactor_timer(r, 26, 0, 8, on_timer_char, (void *)'H', &g3));
+    MCLT_OK(mcl_reactor_timer(r, 150, 0, 0, on_timer_char, (void *)'D', &later));
+    MCLT_OK(mcl_reactor_timer_delay(r, later, 400)); // now at 550
+    MCLT_OK(mcl_reactor_timer(r, 800, 0, 0, on_timer_char, (void *)'R', &moved));
+    MCLT_OK(mcl_reactor_timer_reset(r, moved, 300)); // now at 300
+    MCLT_OK(mcl_reactor_timer(r, 450, 0, 0, on_timer_char, (void *)'E', &keep));
+    MCLT_ERR(mcl_reactor_timer_reset_if_earlier(r, keep, 600), MCL_EALREADY);
+    MCLT_OK(mcl_reactor_timer_reset_if_earlier(r, keep, 400)); // now at 400
+    MCLT_OK(mcl_reactor_timer(r, 200, 0, 7, on_timer_char, (void *)'G', &g1));
+    MCLT_OK(mcl_reactor_timer(r, 250, 0, 7, on_timer_char, (void *)'G', &g2));
+    MCLT_OK(mcl_reactor_timer(r, 260, 0, 8, on_timer_char, (void *)'H', &g3));
     CU_ASSERT_EQUAL(mcl_reactor_cancel_group(r, 7), 2);
     CU_ASSERT_EQUAL(mcl_reactor_cancel_group(r, 7), 0);
-    MCLT_OK(mcl_reactor_timer(r, 1, 12, 0, on_periodic, NULL, &periodic)); // 1, 13, 25
-    MCLT_OK(mcl_reactor_timer(r, 80, 0, 0, on_stop, NULL, &h));
+    MCLT_OK(mcl_reactor_timer(r, 10, 120, 0, on_periodic, NULL, &periodic)); // 10, 130, 250
+    MCLT_OK(mcl_reactor_timer(r, 800, 0, 0, on_stop, NULL, &h));
     MCLT_OK(mcl_reactor_run(r));
-    // p@1 k@10 (V cancelled) p@13 p@25 H@26 R@30 E@40 D@55
+    // p@10 k@100 (V cancelled) p@130 p@250 H@260 R@300 E@400 D@550 (milliseconds: wide
+    // enough that the time taken to schedule them, even under valgrind, cannot reorder them)
+    if (strcmp(order, "pkppHRED") != 0)
+        fprintf(stderr, "\n  timers ran in the order %s ", order);
     CU_ASSERT_STRING_EQUAL(order, "pkppHRED");
     CU_ASSERT_EQUAL(periodic_runs, 3);
     MCLT_ERR(mcl_reactor_timer_delay(r, later, 1), MCL_ENOENT); // fired: gone
