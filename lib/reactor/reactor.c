@@ -77,6 +77,9 @@ struct mcl_reactor {
     lis **lis;
     size_t nlis, cap_lis;
     mcl_handle tick;
+    // The handle whose callback runs now: a remove() from another thread waits for it to end.
+    mcl_handle busy;
+    pthread_cond_t idle;
     // running state
     bool running;
     atomic_bool stop; // the loop returns (reset when it does)
@@ -268,6 +271,11 @@ mcl_reactor_new(mcl_reactor **rp, const mcl_reactor_options *opt)
     r->epfd = r->wake_fd = -1;
     r->use_poll = opt != NULL && opt->use_poll;
     if (pthread_mutex_init(&r->lock, NULL) != 0) {
+        mcl__free(r);
+        return MCL_ESYS;
+    }
+    if (pthread_cond_init(&r->idle, NULL) != 0) {
+        pthread_mutex_destroy(&r->lock);
         mcl__free(r);
         return MCL_ESYS;
     }
@@ -612,7 +620,6 @@ on_listener_fd(mcl_reactor *r, int fd, int events, void *user)
 static void
 on_tick(mcl_reactor *r, mcl_handle h, void *user)
 {
-    (void)h;
     (void)user;
     pthread_mutex_lock(&r->lock);
     size_t n = r->nlis;
@@ -627,13 +634,21 @@ on_tick(mcl_reactor *r, mcl_handle h, void *user)
         n = 0;
     pthread_mutex_unlock(&r->lock);
     for (size_t i = 0; i < n; i++) {
-        // A callback may have removed a listener meanwhile: check it is still registered.
+        // A callback may have removed a listener meanwhile: check it is still registered, and
+        // mark it busy so that a remove() from another thread waits for this dispatch.
         pthread_mutex_lock(&r->lock);
         slot *s = tab_find(r, ids[i]);
         bool live = s != NULL && s->obj == copy[i];
-        pthread_mutex_unlock(&r->lock);
         if (live)
-            dispatch_listener(copy[i]);
+            r->busy = ids[i];
+        pthread_mutex_unlock(&r->lock);
+        if (!live)
+            continue;
+        dispatch_listener(copy[i]);
+        pthread_mutex_lock(&r->lock);
+        r->busy = h;
+        pthread_cond_broadcast(&r->idle);
+        pthread_mutex_unlock(&r->lock);
     }
     mcl__free(copy);
     mcl__free(ids);
@@ -741,8 +756,17 @@ mcl_reactor_remove(mcl_reactor *r, mcl_handle h)
         return MCL_EINVAL;
     mcl_handle fd_h = 0;
     mcl_err rv = MCL_OK;
+    bool in_loop = mcl_reactor_in_loop(r);
     pthread_mutex_lock(&r->lock);
     slot *s = tab_find(r, h);
+    if (s != NULL && s->kind == K_LISTENER)
+        fd_h = ((lis *)s->obj)->fd_h;
+    // From another thread, wait until a running callback of this handle (or, for a listener,
+    // of its fd) has returned: afterwards it is never called again, and its data may go.
+    while (!in_loop && r->busy != 0 && (r->busy == h || (fd_h != 0 && r->busy == fd_h))) {
+        pthread_cond_wait(&r->idle, &r->lock);
+        s = tab_find(r, h);
+    }
     if (s == NULL) {
         rv = MCL_ENOENT;
     } else if (s->kind == K_FD) {
@@ -756,7 +780,6 @@ mcl_reactor_remove(mcl_reactor *r, mcl_handle h)
                 r->lis[i] = r->lis[--r->nlis];
                 break;
             }
-        fd_h = x->fd_h;
         tab_del(r, s);
         slot *fs = tab_find(r, fd_h);
         if (fs != NULL)
@@ -768,6 +791,8 @@ mcl_reactor_remove(mcl_reactor *r, mcl_handle h)
 }
 
 // --- the loop ----------------------------------------------------------------------------------
+
+static void set_idle(mcl_reactor *r);
 
 // Runs the timers due at `now` (those that become due while running wait for the next round).
 static void
@@ -798,9 +823,11 @@ run_timers(mcl_reactor *r)
             tab_del(r, tab_find(r, id));
             done = t;
         }
+        r->busy = id;
         pthread_mutex_unlock(&r->lock);
         cb(r, id, user);
         mcl__free(done);
+        set_idle(r);
     }
 }
 
@@ -820,17 +847,30 @@ run_posts(mcl_reactor *r)
 }
 
 static void
+set_idle(mcl_reactor *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->busy = 0;
+    pthread_cond_broadcast(&r->idle);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void
 fire_fd(mcl_reactor *r, uint64_t id, int events)
 {
     pthread_mutex_lock(&r->lock);
     slot *s = tab_find(r, id);
     fdh f = {0};
     bool live = s != NULL && s->kind == K_FD;
-    if (live)
+    if (live) {
         f = *(fdh *)s->obj;
+        r->busy = id;
+    }
     pthread_mutex_unlock(&r->lock);
-    if (live) // removed by an earlier callback of this round: skipped
-        f.cb(r, f.fd, events, f.user);
+    if (!live) // removed by an earlier callback of this round: skipped
+        return;
+    f.cb(r, f.fd, events, f.user);
+    set_idle(r);
 }
 
 static int
@@ -1018,6 +1058,7 @@ mcl_reactor_free(mcl_reactor *r)
         close(r->epfd);
     if (r->wake_fd >= 0)
         close(r->wake_fd);
+    pthread_cond_destroy(&r->idle);
     pthread_mutex_destroy(&r->lock);
     mcl__free(r);
 }
