@@ -38,8 +38,8 @@ typedef void (*mcl_log_fn)(mcl_log_level level, const char *component, const cha
  * @param fn         the sink, or NULL for silence.
  * @param user       passed to every call of @p fn; stored, never dereferenced.
  * @param min_level  records below this level are not formatted at all.
- * Thread-safe; a record being emitted on another thread while the handler changes goes to
- * either the old or the new handler.
+ * Thread-safe: once this returns, the previous handler is not running and is never called
+ * again (so its @p user data may be freed). A handler must not call this function.
  * @since 0.1
  */
 MCL_API void mcl_log_set_handler(mcl_log_fn fn, void *user, mcl_log_level min_level);

@@ -57,8 +57,10 @@ typedef struct mcl_reactor_options {
 MCL_API mcl_err mcl_reactor_new(mcl_reactor **rp, const mcl_reactor_options *options);
 
 /**
- * Stop (if running), join its own thread (if started), cancel everything that is left, and
- * release. Must not be called from a reactor callback. NULL-safe.
+ * Stop (if running: also a run() on another thread, which this waits for), join its own
+ * thread (if started), drop what is left (posted functions are not run; mcl_reactor_call()
+ * waiters return MCL_ECANCELED), and release. Must not be called from a reactor callback.
+ * NULL-safe.
  * @since 0.1
  */
 MCL_API void mcl_reactor_free(mcl_reactor *r);
@@ -184,6 +186,8 @@ typedef void (*mcl_canceller_fn)(mcl_promise *p, void *user);
 
 /**
  * A pending result bound to @p r. The caller holds one reference (mcl_promise_unref()).
+ * A promise must not be settled after its reactor is freed (freeing the reactor drops the
+ * references its pending callbacks and timers held).
  * @since 0.1
  */
 MCL_API mcl_err mcl_promise_new(mcl_promise **pp, mcl_reactor *r);
@@ -224,6 +228,9 @@ MCL_API bool mcl_promise_settled(const mcl_promise *p, mcl_err *status, void **v
 /**
  * A promise that resolves (value NULL) when all of @p n promises resolved, or fails with the
  * status of the first that fails (the others are left alone). n == 0 resolves at once.
+ * It takes the callback slot of every input, and a reference on each until it settles.
+ * @retval MCL_OK @retval MCL_EALREADY (an input has a callback already) @retval MCL_EINVAL
+ * @retval MCL_ENOMEM
  * @since 0.1
  */
 MCL_API mcl_err mcl_promise_all(mcl_promise **pp, mcl_reactor *r, mcl_promise *const *ps,

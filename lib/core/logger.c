@@ -52,10 +52,11 @@ mcl_logger_free(mcl_logger *l)
     if (l == NULL)
         return;
     pthread_mutex_lock(&installed_lock);
-    bool was = installed == l;
+    if (installed == l) { // after this, no record is being emitted through l
+        installed = NULL;
+        mcl_log_set_handler(NULL, NULL, MCL_LOG_DEBUG);
+    }
     pthread_mutex_unlock(&installed_lock);
-    if (was)
-        mcl_logger_install(NULL);
     for (size_t i = 0; i < l->n; i++)
         mcl__free(l->sinks[i].prefix);
     mcl__free(l->sinks);
@@ -97,10 +98,9 @@ add(mcl_logger *l, sink s, const char *prefix)
         return rv;
     }
     pthread_mutex_lock(&installed_lock);
-    bool inst = installed == l;
-    pthread_mutex_unlock(&installed_lock);
-    if (inst) // the library may now have to format lower levels
+    if (installed == l) // the library may now have to format lower levels
         mcl_log_set_handler(route, l, l->min);
+    pthread_mutex_unlock(&installed_lock);
     return MCL_OK;
 }
 
@@ -170,9 +170,9 @@ mcl_logger_install(mcl_logger *l)
 {
     pthread_mutex_lock(&installed_lock);
     installed = l;
-    pthread_mutex_unlock(&installed_lock);
     if (l == NULL)
         mcl_log_set_handler(NULL, NULL, MCL_LOG_DEBUG);
     else
         mcl_log_set_handler(route, l, l->min);
+    pthread_mutex_unlock(&installed_lock);
 }

@@ -76,7 +76,9 @@ mcl__strdup(const char *s)
 
 // --- logging ---------------------------------------------------------------------------------
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+// Readers (records being emitted) hold it across the handler call, so that once
+// mcl_log_set_handler() returns, the old handler is not running and will not run again.
+static pthread_rwlock_t log_lock = PTHREAD_RWLOCK_INITIALIZER;
 static mcl_log_fn log_fn;
 static void *log_user;
 static atomic_int log_min = MCL_LOG_ERROR + 1; // nothing is enabled without a handler
@@ -84,11 +86,11 @@ static atomic_int log_min = MCL_LOG_ERROR + 1; // nothing is enabled without a h
 void
 mcl_log_set_handler(mcl_log_fn fn, void *user, mcl_log_level min_level)
 {
-    pthread_mutex_lock(&log_lock);
+    pthread_rwlock_wrlock(&log_lock);
     log_fn = fn;
     log_user = user;
     atomic_store(&log_min, fn == NULL ? MCL_LOG_ERROR + 1 : (int)min_level);
-    pthread_mutex_unlock(&log_lock);
+    pthread_rwlock_unlock(&log_lock);
 }
 
 const char *
@@ -112,7 +114,7 @@ mcl__log_forked_child(void)
 {
     // Another thread may have held log_lock at fork time: re-create it, and stay silent (the
     // user's handler belongs to the parent).
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
     memcpy(&log_lock, &fresh, sizeof(fresh));
     log_fn = NULL;
     log_user = NULL;
@@ -128,12 +130,10 @@ mcl__log_enabled(mcl_log_level level)
 static void
 log_emit(mcl_log_level level, const char *component, const char *text)
 {
-    pthread_mutex_lock(&log_lock);
-    mcl_log_fn fn = log_fn;
-    void *user = log_user;
-    pthread_mutex_unlock(&log_lock);
-    if (fn != NULL)
-        fn(level, component, text, user);
+    pthread_rwlock_rdlock(&log_lock);
+    if (log_fn != NULL)
+        log_fn(level, component, text, log_user);
+    pthread_rwlock_unlock(&log_lock);
 }
 
 void

@@ -4,6 +4,7 @@
 #include <mcl/reactor.h>
 
 #include "../core/internal.h"
+#include "reactor_int.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -59,6 +60,13 @@ mcl_promise_unref(mcl_promise *p)
     mcl__free(p);
 }
 
+// A post or timer holding a reference is dropped unrun (its reactor is being freed).
+static void
+dispose_ref(void *arg)
+{
+    mcl_promise_unref(arg);
+}
+
 static void
 run_cb(mcl_reactor *r, void *arg)
 {
@@ -95,9 +103,9 @@ maybe_post_locked(mcl_promise *p)
         return;
     p->cb_posted = true;
     atomic_fetch_add(&p->refs, 1);
-    if (mcl_reactor_post(p->r, run_cb, p) != MCL_OK) {
+    if (mcl__reactor_post_disposable(p->r, run_cb, p, dispose_ref) != MCL_OK) {
         atomic_fetch_sub(&p->refs, 1);
-        p->cb_posted = false; // out of memory: a later then() or settle retries
+        mcl__log(MCL_LOG_ERROR, "promise", "out of memory: a promise callback is lost");
     }
 }
 
@@ -118,7 +126,7 @@ settle(mcl_promise *p, mcl_err status, void *value, bool cancel)
     p->timer = 0;
     if (cancel && p->canceller != NULL) { // the canceller runs before the callback (FIFO)
         atomic_fetch_add(&p->refs, 1);
-        if (mcl_reactor_post(p->r, run_canceller, p) != MCL_OK)
+        if (mcl__reactor_post_disposable(p->r, run_canceller, p, dispose_ref) != MCL_OK)
             atomic_fetch_sub(&p->refs, 1);
     }
     maybe_post_locked(p);
@@ -182,14 +190,13 @@ on_timeout(mcl_reactor *r, mcl_handle h, void *user)
     (void)r;
     mcl_promise *p = user;
     pthread_mutex_lock(&p->lock);
-    bool mine = p->timer == h; // settle() may be removing this very timer concurrently
+    bool mine = p->timer == h; // settle() may have cleared it (and found the timer gone)
     if (mine)
         p->timer = 0;
     pthread_mutex_unlock(&p->lock);
-    if (mine) {
+    if (mine)
         settle(p, MCL_ETIMEDOUT, NULL, false);
-        mcl_promise_unref(p);
-    }
+    mcl_promise_unref(p); // the timer's reference, whoever settled
 }
 
 mcl_err
@@ -203,7 +210,7 @@ mcl_promise_timeout(mcl_promise *p, int64_t ms)
         return MCL_EALREADY;
     }
     atomic_fetch_add(&p->refs, 1);
-    mcl_err rv = mcl_reactor_timer(p->r, ms, 0, 0, on_timeout, p, &p->timer);
+    mcl_err rv = mcl__reactor_timer_disposable(p->r, ms, on_timeout, p, dispose_ref, &p->timer);
     if (rv != MCL_OK)
         atomic_fetch_sub(&p->refs, 1);
     pthread_mutex_unlock(&p->lock);
@@ -236,9 +243,9 @@ typedef struct all_ctx {
 static void
 on_one(mcl_promise *p, mcl_err status, void *value, void *user)
 {
-    (void)p;
     (void)value;
     all_ctx *c = user;
+    mcl_promise_unref(p); // the reference all-of took on this input
     if (status != MCL_OK)
         mcl_promise_fail(c->result, status); // the first failure wins; later ones are ignored
     if (atomic_fetch_sub(&c->left, 1) == 1) {
@@ -264,6 +271,15 @@ mcl_promise_all(mcl_promise **pp, mcl_reactor *r, mcl_promise *const *ps, size_t
         *pp = res;
         return MCL_OK;
     }
+    for (size_t i = 0; i < n; i++) { // each input's one callback slot must be free
+        pthread_mutex_lock(&ps[i]->lock);
+        bool taken = ps[i]->cb != NULL;
+        pthread_mutex_unlock(&ps[i]->lock);
+        if (taken) {
+            mcl_promise_unref(res);
+            return MCL_EALREADY;
+        }
+    }
     all_ctx *c = mcl__alloc(sizeof(*c));
     if (c == NULL) {
         mcl_promise_unref(res);
@@ -273,9 +289,10 @@ mcl_promise_all(mcl_promise **pp, mcl_reactor *r, mcl_promise *const *ps, size_t
     mcl_promise_ref(res); // the context's
     atomic_store(&c->left, n);
     for (size_t i = 0; i < n; i++) {
+        mcl_promise_ref(ps[i]); // kept until its result arrives
         if (mcl_promise_then(ps[i], on_one, c) != MCL_OK) {
-            // That input has a callback already: this input cannot be watched; count it as a
-            // failure so that the result still settles.
+            // Taken meanwhile by another thread: this input cannot be watched; count it as a
+            // failure so that the result still settles (on_one posts nothing to user code).
             mcl_promise_fail(res, MCL_EALREADY);
             on_one(ps[i], MCL_EALREADY, NULL, c);
         }

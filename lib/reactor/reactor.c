@@ -5,8 +5,13 @@
 
 #include "../core/internal.h"
 #include "../udp/listener_int.h"
+#include "reactor_int.h"
+
+#include <limits.h>
+#include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,7 +39,8 @@ typedef struct timer {
     uint64_t group;
     mcl_timer_cb cb;
     void *user;
-    size_t hi; // index in the heap
+    void (*dispose)(void *user); // called if the reactor is freed with the timer pending
+    size_t hi;                   // index in the heap
 } timer;
 
 typedef struct lis {
@@ -48,6 +54,7 @@ typedef struct post {
     struct post *next;
     mcl_reactor_fn fn;
     void *arg;
+    void (*dispose)(void *arg); // called if the reactor is freed before it runs
 } post;
 
 typedef struct slot {
@@ -82,6 +89,7 @@ struct mcl_reactor {
     pthread_cond_t idle;
     // running state
     bool running;
+    bool starting;    // start() created the thread, which has not entered run() yet
     atomic_bool stop; // the loop returns (reset when it does)
     atomic_bool quit; // the reactor is being freed: its own thread must not (keep) run
     pthread_t loop_thread;
@@ -103,7 +111,8 @@ h64(uint64_t x)
 static mcl_err
 tab_grow(mcl_reactor *r)
 {
-    size_t nc = r->tab_cap ? r->tab_cap * 2 : 64;
+    // Mostly deleted entries (ids are never reused): rebuild at the same size, do not grow.
+    size_t nc = r->tab_cap == 0 ? 64 : r->tab_live * 4 < r->tab_cap ? r->tab_cap : r->tab_cap * 2;
     while (r->tab_live * 2 >= nc)
         nc *= 2;
     slot *nt = mcl__zalloc(nc * sizeof(*nt));
@@ -308,12 +317,19 @@ mcl_reactor_new(mcl_reactor **rp, const mcl_reactor_options *opt)
 mcl_err
 mcl_reactor_post(mcl_reactor *r, mcl_reactor_fn fn, void *arg)
 {
+    return mcl__reactor_post_disposable(r, fn, arg, NULL);
+}
+
+mcl_err
+mcl__reactor_post_disposable(mcl_reactor *r, mcl_reactor_fn fn, void *arg,
+                             void (*dispose)(void *arg))
+{
     if (r == NULL || fn == NULL)
         return MCL_EINVAL;
     post *p = mcl__alloc(sizeof(*p));
     if (p == NULL)
         return MCL_ENOMEM;
-    *p = (post){NULL, fn, arg};
+    *p = (post){NULL, fn, arg, dispose};
     pthread_mutex_lock(&r->lock);
     if (r->qtail)
         r->qtail->next = p;
@@ -331,7 +347,19 @@ typedef struct call_ctx {
     pthread_mutex_t m;
     pthread_cond_t c;
     bool done;
+    mcl_err rv;
 } call_ctx;
+
+static void
+call_cancel(void *arg) // the reactor was freed first: the caller must not wait forever
+{
+    call_ctx *c = arg;
+    pthread_mutex_lock(&c->m);
+    c->rv = MCL_ECANCELED;
+    c->done = true;
+    pthread_cond_signal(&c->c);
+    pthread_mutex_unlock(&c->m);
+}
 
 static void
 call_tramp(mcl_reactor *r, void *arg)
@@ -353,14 +381,15 @@ mcl_reactor_call(mcl_reactor *r, mcl_reactor_fn fn, void *arg)
         fn(r, arg);
         return MCL_OK;
     }
-    call_ctx c = {.fn = fn, .arg = arg, .done = false};
+    call_ctx c = {.fn = fn, .arg = arg, .done = false, .rv = MCL_OK};
     pthread_mutex_init(&c.m, NULL);
     pthread_cond_init(&c.c, NULL);
-    mcl_err rv = mcl_reactor_post(r, call_tramp, &c);
+    mcl_err rv = mcl__reactor_post_disposable(r, call_tramp, &c, call_cancel);
     if (rv == MCL_OK) {
         pthread_mutex_lock(&c.m);
         while (!c.done)
             pthread_cond_wait(&c.c, &c.m);
+        rv = c.rv;
         pthread_mutex_unlock(&c.m);
     }
     pthread_cond_destroy(&c.c);
@@ -383,6 +412,12 @@ mcl_reactor_add_fd(mcl_reactor *r, int fd, int events, mcl_fd_cb cb, void *user,
         *h = 0;
     if (r == NULL || fd < 0 || cb == NULL || (events & ~(MCL_EV_READ | MCL_EV_WRITE)))
         return MCL_EINVAL;
+    if (r->use_poll) { // refuse what epoll refuses, instead of spinning on POLLNVAL later
+        struct stat st;
+        if (fcntl(fd, F_GETFD) < 0 || fstat(fd, &st) != 0 || S_ISREG(st.st_mode) ||
+            S_ISDIR(st.st_mode))
+            return MCL_EINVAL;
+    }
     fdh *f = mcl__alloc(sizeof(*f));
     if (f == NULL)
         return MCL_ENOMEM;
@@ -469,13 +504,33 @@ remove_fd_locked(mcl_reactor *r, slot *s)
 
 // --- timers ------------------------------------------------------------------------------------
 
+#define MAX_MS ((int64_t)1000000000000) // 31 years: keeps every deadline in int64 nanoseconds
+
+static mcl_err timer_add(mcl_reactor *r, int64_t delay_ms, int64_t period_ms, uint64_t group,
+                         mcl_timer_cb cb, void *user, void (*dispose)(void *), mcl_handle *h);
+
 mcl_err
 mcl_reactor_timer(mcl_reactor *r, int64_t delay_ms, int64_t period_ms, uint64_t group,
                   mcl_timer_cb cb, void *user, mcl_handle *h)
 {
+    return timer_add(r, delay_ms, period_ms, group, cb, user, NULL, h);
+}
+
+mcl_err
+mcl__reactor_timer_disposable(mcl_reactor *r, int64_t delay_ms, mcl_timer_cb cb, void *user,
+                              void (*dispose)(void *user), mcl_handle *h)
+{
+    return timer_add(r, delay_ms, 0, 0, cb, user, dispose, h);
+}
+
+static mcl_err
+timer_add(mcl_reactor *r, int64_t delay_ms, int64_t period_ms, uint64_t group, mcl_timer_cb cb,
+          void *user, void (*dispose)(void *), mcl_handle *h)
+{
     if (h != NULL)
         *h = 0;
-    if (r == NULL || cb == NULL || delay_ms < 0 || period_ms < 0)
+    if (r == NULL || cb == NULL || delay_ms < 0 || period_ms < 0 || delay_ms > MAX_MS ||
+        period_ms > MAX_MS)
         return MCL_EINVAL;
     timer *t = mcl__alloc(sizeof(*t));
     if (t == NULL)
@@ -488,7 +543,8 @@ mcl_reactor_timer(mcl_reactor *r, int64_t delay_ms, int64_t period_ms, uint64_t 
                  .order = ++r->order,
                  .group = group,
                  .cb = cb,
-                 .user = user};
+                 .user = user,
+                 .dispose = dispose};
     mcl_err rv = tab_put(r, t->id, K_TIMER, t);
     if (rv == MCL_OK && (rv = heap_push(r, t)) != MCL_OK)
         tab_del(r, tab_find(r, t->id));
@@ -506,7 +562,7 @@ mcl_reactor_timer(mcl_reactor *r, int64_t delay_ms, int64_t period_ms, uint64_t 
 static mcl_err
 retime(mcl_reactor *r, mcl_handle h, int64_t ms, int how)
 {
-    if (r == NULL)
+    if (r == NULL || ms > MAX_MS || ms < (how == 0 ? -MAX_MS : 0))
         return MCL_EINVAL;
     int64_t now = mcl__mono_ns();
     mcl_err rv = MCL_ENOENT;
@@ -785,6 +841,12 @@ mcl_reactor_remove(mcl_reactor *r, mcl_handle h)
         if (fs != NULL)
             remove_fd_locked(r, fs);
         mcl__free(x);
+        if (r->nlis == 0 && r->tick != 0) { // no listener left: no housekeeping either
+            slot *ts = tab_find(r, r->tick);
+            if (ts != NULL)
+                remove_timer_locked(r, ts);
+            r->tick = 0;
+        }
     }
     pthread_mutex_unlock(&r->lock);
     return rv;
@@ -900,7 +962,8 @@ next_timeout(mcl_reactor *r)
         ms = 0;
     else if (r->nheap > 0) {
         int64_t left = r->heap[0]->due - mcl__mono_ns();
-        ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+        int64_t lms = left <= 0 ? 0 : (left + 999999) / 1000000;
+        ms = lms > INT_MAX ? INT_MAX : (int)lms; // a timer weeks away: wake, then sleep again
     }
     pthread_mutex_unlock(&r->lock);
     return ms;
@@ -971,6 +1034,7 @@ mcl_reactor_run(mcl_reactor *r)
         return MCL_ESTATE;
     }
     r->running = true;
+    r->starting = false;
     r->loop_thread = pthread_self();
     pthread_mutex_unlock(&r->lock);
     while (!atomic_load(&r->stop) && !atomic_load(&r->quit)) {
@@ -987,6 +1051,7 @@ mcl_reactor_run(mcl_reactor *r)
     pthread_mutex_lock(&r->lock);
     r->running = false;
     atomic_store(&r->stop, false); // it can run again
+    pthread_cond_broadcast(&r->idle); // mcl_reactor_free() may wait for this
     pthread_mutex_unlock(&r->lock);
     return MCL_OK;
 }
@@ -1004,13 +1069,24 @@ mcl_reactor_start(mcl_reactor *r)
     if (r == NULL)
         return MCL_EINVAL;
     pthread_mutex_lock(&r->lock);
-    bool busy = r->running || r->has_thread;
+    bool busy = r->running || r->starting;
+    bool old = r->has_thread && !busy; // a thread that ran and stopped: reap it first
+    if (!busy)
+        r->starting = true; // a stop() from now on applies to the new thread's run
     pthread_mutex_unlock(&r->lock);
     if (busy)
         return MCL_ESTATE;
+    if (old) {
+        pthread_join(r->thread, NULL);
+        r->has_thread = false;
+    }
     int e = pthread_create(&r->thread, NULL, reactor_thread, r);
-    if (e != 0)
+    if (e != 0) {
+        pthread_mutex_lock(&r->lock);
+        r->starting = false;
+        pthread_mutex_unlock(&r->lock);
         return mcl__fail(mcl__sys_err(e), NULL, 0, "reactor", "pthread_create: %s", strerror(e));
+    }
     pthread_setname_np(r->thread, "mcl-reactor");
     r->has_thread = true;
     return MCL_OK;
@@ -1022,7 +1098,7 @@ mcl_reactor_stop(mcl_reactor *r)
     if (r == NULL)
         return MCL_EINVAL;
     pthread_mutex_lock(&r->lock);
-    if (r->running)
+    if (r->running || r->starting)
         atomic_store(&r->stop, true);
     pthread_mutex_unlock(&r->lock);
     wake(r);
@@ -1034,19 +1110,28 @@ mcl_reactor_free(mcl_reactor *r)
 {
     if (r == NULL || mcl_reactor_in_loop(r))
         return;
-    if (r->has_thread) {
-        atomic_store(&r->quit, true); // also if the thread has not entered the loop yet
-        wake(r);
+    atomic_store(&r->quit, true); // also if the thread has not entered the loop yet
+    wake(r);
+    if (r->has_thread)
         pthread_join(r->thread, NULL);
+    pthread_mutex_lock(&r->lock); // a run() on another (application) thread: wait for it
+    while (r->running)
+        pthread_cond_wait(&r->idle, &r->lock);
+    pthread_mutex_unlock(&r->lock);
+    while (r->nheap > 0) {
+        timer *t = r->heap[0];
+        if (t->dispose != NULL)
+            t->dispose(t->user);
+        remove_timer_locked(r, tab_find(r, t->id));
     }
-    while (r->nheap > 0)
-        remove_timer_locked(r, tab_find(r, r->heap[0]->id));
     while (r->nfds > 0)
         remove_fd_locked(r, tab_find(r, r->fds[0]->id));
     for (size_t i = 0; i < r->nlis; i++)
         mcl__free(r->lis[i]);
     for (post *p = r->qhead; p != NULL;) {
         post *n = p->next;
+        if (p->dispose != NULL)
+            p->dispose(p->arg);
         mcl__free(p);
         p = n;
     }

@@ -186,7 +186,9 @@ test_listener_with_own_thread_is_refused(void)
     MCLT_ERR(mcl_reactor_add_raw_listener(r, l, &h), MCL_ESTATE);
     MCLT_OK(mcl_raw_listener_stop(l));
     MCLT_OK(mcl_reactor_add_raw_listener(r, l, &h));
+    CU_ASSERT_EQUAL(mcl_reactor_timers(r), 1); // the housekeeping tick
     MCLT_OK(mcl_reactor_remove(r, h));
+    CU_ASSERT_EQUAL(mcl_reactor_timers(r), 0); // gone with the last listener
     MCLT_ERR(mcl_reactor_remove(r, h), MCL_ENOENT);
     mcl_queued_listener *ql;
     MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL)); // with its thread
