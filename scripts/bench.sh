@@ -1,58 +1,85 @@
 #!/usr/bin/env bash
-# Throughput benchmark: mcl raw broadcaster/listener against raw UDP syscalls (one datagram per
-# message: the kernel's limit), in a private network namespace, sender and receiver pinned to
-# different cores, each case REPS times (default 3). Prints a Markdown table of medians.
+# Benchmarks, side by side in one run: raw UDP syscalls (the kernel's limit, one datagram per
+# message), mcl (plain and batched), raw libzmq PUB/SUB over tcp (lossless XPUB_NODROP) and LCM
+# (udpm), one-way throughput at 64 B .. 1 MiB; round trips for raw UDP, mcl and LCM. Everything
+# runs in a private network namespace, sender pinned to core 1 and receiver to core 0, each
+# case REPS times (default 3). Prints Markdown tables (medians, min-max) and writes CSV.
 #
-#   scripts/bench.sh            REPS=5 scripts/bench.sh
+#   scripts/bench.sh             REPS=5 scripts/bench.sh        CSV=out.csv scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${REPS:-3}
+csv=${CSV:-build/bench.csv}
 
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
+    # Peers for comparison only (not needed to build or test mcl).
+    for p in liblcm-dev; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; } ||
+            echo "bench: $p not available; its rows are skipped" >&2
+    done
     cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DMCL_BUILD_BENCH=ON -DMCL_BUILD_TESTS=OFF >/dev/null
     cmake --build build/release -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
     exec scripts/netns.sh "$0" "$@"
 fi
 
-bench=build/release/bench/mcl-bench-throughput
-raw_out=$(mktemp)
-trap 'rm -f "$raw_out"' EXIT
-for size in 64 1024 16384 1048576; do
-    case $size in 64 | 1024) n=200000 ;; 16384) n=50000 ;; *) n=1000 ;; esac
-    for impl in raw mcl; do
-        for _ in $(seq "$reps"); do
-            if [[ $impl == raw ]]; then
-                timeout 60 "$bench" --raw -s $size -n $n >>"$raw_out" || true
-            else
-                timeout 60 "$bench" -s $size -n $n >>"$raw_out" || true
-            fi
-        done
+b=build/release/bench
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+count() { case $1 in 64 | 1024) echo 200000 ;; 16384) echo 50000 ;; 262144) echo 4000 ;; *) echo 1000 ;; esac; }
+run() { timeout 90 "$@" >>"$out" 2>/dev/null || echo "bench: failed: $*" >&2; }
+
+for size in 64 1024 16384 262144 1048576; do
+    n=$(count $size)
+    for _ in $(seq "$reps"); do
+        run $b/mcl-bench-throughput --raw -s $size -n $n
+        run $b/mcl-bench-throughput -s $size -n $n
+        if [[ $size -le 1024 ]]; then
+            run $b/mcl-bench-throughput -u "udp://239.255.90.1:26090?iface=lo&ttl=0&batch=100" -s $size -n $((n * 10))
+            sed -i '$ s/impl=mcl /impl=mcl-batched /' "$out"
+        fi
+        run $b/mcl-bench-peers zmq $size $n
+        run $b/mcl-bench-peers lcm $size $n
+    done
+done
+for size in 64 1024; do
+    for impl in raw mcl lcm; do
+        for _ in $(seq "$reps"); do run $b/mcl-bench-peers rtt $impl $size 20000; done
     done
 done
 
-echo "| size | impl | msgs/s median (min-max) | MB/s | loss % median (max) | ratio to raw UDP |"
-echo "|---|---|---|---|---|---|"
-awk '
-function kv(line, key,   m) { if (match(line, key "=[^ ]+")) return substr(line, RSTART + length(key) + 1, RLENGTH - length(key) - 1); return "" }
-{ impl = kv($0, "impl"); size = kv($0, "size"); if (kv($0, "n/a") != "") { na[size] = 1; next }
-  k = size SUBSEP impl; n[k]++; r[k, n[k]] = kv($0, "msgs_per_s") + 0; l[k, n[k]] = kv($0, "loss_pct") + 0
-  sizes[size] = 1 }
-function median(a, k, cnt,   i, j, t, v) { for (i = 1; i <= cnt; i++) v[i] = a[k, i]
-  for (i = 1; i <= cnt; i++) for (j = i + 1; j <= cnt; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-  lo = v[1]; hi = v[cnt]; return v[int((cnt + 1) / 2)] }
+awk -v csv="$csv" '
+function kv(line, key,   m) { if (match(line, "(^| )" key "=[^ ]+")) { m = substr(line, RSTART, RLENGTH); sub(/^ /, "", m); return substr(m, length(key) + 2) } return "" }
+function sort3(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } }
+/^rtt / { if (kv($0, "n/a") != "") next; k = kv($0, "impl") SUBSEP kv($0, "size"); rn[k]++; r50[k, rn[k]] = kv($0, "p50_us") + 0; r99[k, rn[k]] = kv($0, "p99_us") + 0; r999[k, rn[k]] = kv($0, "p999_us") + 0; next }
+/impl=/ { if (kv($0, "n/a") != "") next; impl = kv($0, "impl"); size = kv($0, "size"); k = impl SUBSEP size
+          n[k]++; v[k, n[k]] = kv($0, "msgs_per_s") + 0; l[k, n[k]] = kv($0, "loss_pct") + 0 }
 END {
-  split("64 1024 16384 1048576", order, " ")
-  for (o = 1; o <= 4; o++) { s = order[o]
-    kr = s SUBSEP "raw-udp"; km = s SUBSEP "mcl"
-    rawmed = (kr in n) ? median(r, kr, n[kr]) : 0
-    if (kr in n) { med = median(r, kr, n[kr]); rlo = lo; rhi = hi; lmed = median(l, kr, n[kr]); lhi = hi
-      printf "| %d | raw UDP | %.0f (%.0f-%.0f) | %.1f | %.4f (%.4f) | 1.00 |\n", s, med, rlo, rhi, med * s / 1e6, lmed, lhi }
-    else if (s in na) printf "| %d | raw UDP | n/a (one datagram max 64 KiB) | | | |\n", s
-    if (km in n) { med = median(r, km, n[km]); rlo = lo; rhi = hi; lmed = median(l, km, n[km]); lhi = hi
-      ratio = rawmed > 0 ? sprintf("%.2f", med / rawmed) : "-"
-      printf "| %d | mcl | %.0f (%.0f-%.0f) | %.1f | %.4f (%.4f) | %s |\n", s, med, rlo, rhi, med * s / 1e6, lmed, lhi, ratio }
-  } }' "$raw_out"
+  split("64 1024 16384 262144 1048576", sizes, " "); split("raw-udp mcl mcl-batched zmq-tcp-xpub-nodrop lcm-udpm", impls, " ")
+  print "| size | implementation | msgs/s median (min-max) | MB/s | loss % median (max) | vs raw UDP | vs best peer |"
+  print "|---|---|---|---|---|---|---|"
+  print "size,impl,msgs_per_s_median,msgs_per_s_min,msgs_per_s_max,loss_pct_median,loss_pct_max" > csv
+  for (si = 1; si <= 5; si++) { s = sizes[si]
+    for (ii = 1; ii <= 5; ii++) { k = impls[ii] SUBSEP s; if (!(k in n)) continue
+      m = n[k]; for (i = 1; i <= m; i++) { a[i] = v[k, i]; c[i] = l[k, i] } sort3(a, m); sort3(c, m)
+      med[k] = a[int((m + 1) / 2)]; lo[k] = a[1]; hi[k] = a[m]; lmed[k] = c[int((m + 1) / 2)]; lmax[k] = c[m] }
+    best = 0; for (ii = 4; ii <= 5; ii++) { k = impls[ii] SUBSEP s; if ((k in med) && lmed[k] < 1 && med[k] > best) best = med[k] }
+    raw = (("raw-udp" SUBSEP s) in med) ? med["raw-udp" SUBSEP s] : 0
+    for (ii = 1; ii <= 5; ii++) { k = impls[ii] SUBSEP s; if (!(k in med)) continue
+      vr = raw > 0 ? sprintf("%.2f", med[k] / raw) : "-"; vb = best > 0 ? sprintf("%.2f", med[k] / best) : "-"
+      printf "| %d | %s | %.0f (%.0f-%.0f) | %.1f | %.4f (%.4f) | %s | %s |\n", s, impls[ii], med[k], lo[k], hi[k], med[k] * s / 1e6, lmed[k], lmax[k], vr, vb
+      printf "%d,%s,%.0f,%.0f,%.0f,%.4f,%.4f\n", s, impls[ii], med[k], lo[k], hi[k], lmed[k], lmax[k] >> csv } }
+  print ""; print "| round trip | size | p50 µs | p99 µs | p99.9 µs | p50 vs raw UDP | p50 vs LCM |"; print "|---|---|---|---|---|---|---|"
+  split("raw mcl lcm", ri, " ")
+  for (si = 1; si <= 2; si++) { s = sizes[si]
+    for (ii = 1; ii <= 3; ii++) { k = ri[ii] SUBSEP s; if (!(k in rn)) continue; m = rn[k]
+      for (i = 1; i <= m; i++) { a[i] = r50[k, i]; c[i] = r99[k, i]; d[i] = r999[k, i] } sort3(a, m); sort3(c, m); sort3(d, m)
+      p50[k] = a[int((m + 1) / 2)]; p99[k] = c[int((m + 1) / 2)]; p999[k] = d[int((m + 1) / 2)] }
+    for (ii = 1; ii <= 3; ii++) { k = ri[ii] SUBSEP s; if (!(k in p50)) continue
+      vr = (("raw" SUBSEP s) in p50) ? sprintf("%.2f", p50[k] / p50["raw" SUBSEP s]) : "-"
+      vl = (("lcm" SUBSEP s) in p50) ? sprintf("%.2f", p50[k] / p50["lcm" SUBSEP s]) : "-"
+      printf "| %s | %d | %.1f | %.1f | %.1f | %s | %s |\n", ri[ii], s, p50[k], p99[k], p999[k], vr, vl } }
+}' "$out"
 echo
-echo "raw lines:"
-sed 's/^/    /' "$raw_out"
+echo "CSV: $csv"

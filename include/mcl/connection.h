@@ -22,6 +22,7 @@
  * | dgram    | SIZE, 1200..65507 (v6: 65527) | 65000   | largest datagram sent (fragment size)     |
  * | expire   | milliseconds, 1..3600000      | 2000    | partial messages are dropped after this   |
  * | partmem  | SIZE                          | 256M    | memory cap for partial messages           |
+ * | batch    | microseconds, 0..1000000      | 0 (off) | broadcasters pack small messages into one datagram, sent when full, after this long, or on mcl_raw_broadcaster_flush() |
  *
  * SIZE is a byte count with an optional suffix k, M or G (powers of 1024).
  *

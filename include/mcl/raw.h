@@ -123,7 +123,19 @@ MCL_API mcl_err mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *
                                             const void *data, size_t len);
 
 /**
- * Close the socket; the handle stays valid for queries and free.
+ * Send now what a batching broadcaster (connection option `batch=`) holds. Messages published
+ * to a batching broadcaster wait, packed into one datagram with each keeping its own sequence
+ * number, until the datagram is full, `batch` microseconds after the first of them, this call,
+ * or close; a message that must be fragmented first sends what waits. Without batching this
+ * does nothing. Thread-safe.
+ * @retval MCL_OK @retval MCL_ECLOSED @retval MCL_EINVAL, other codes as publish
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_raw_broadcaster_flush(mcl_raw_broadcaster *b);
+
+/**
+ * Close the socket (after sending what a batching broadcaster holds); the handle stays valid
+ * for queries and free.
  * @retval MCL_OK       it was open and is now closed.
  * @retval MCL_ECLOSED  it was already closed.
  * @retval MCL_EINVAL   @p b is NULL.

@@ -153,13 +153,18 @@ parse_option(struct mcl_connection *c, const char *url, const char *key, size_t 
             return URL_FAIL("%s: expire '%.*s' is not a number of milliseconds 1..3600000", url,
                             (int)vlen, val);
         c->expire_ms = (uint32_t)v;
+    } else if (KEY_IS("batch")) {
+        if (!parse_uint(val, vlen, 1000000, &v))
+            return URL_FAIL("%s: batch '%.*s' is not a number of microseconds 0..1000000", url,
+                            (int)vlen, val);
+        c->batch_us = (uint32_t)v;
     } else if (KEY_IS("partmem")) {
         if (!parse_size(val, vlen, (uint64_t)1 << 40, &v) || v == 0)
             return URL_FAIL("%s: partmem '%.*s' is not a size", url, (int)vlen, val);
         c->partmem = (size_t)v;
     } else {
         return URL_FAIL("%s: unknown option '%.*s' (known: ttl, iface, loop, rcvbuf, sndbuf, "
-                        "maxmsg, dgram, expire, partmem)",
+                        "maxmsg, dgram, expire, partmem, batch)",
                         url, (int)klen, key);
     }
 #undef KEY_IS
@@ -233,8 +238,12 @@ mcl__connection_canon(struct mcl_connection *c)
         append(b, cap, &n, "%cexpire=%u", sep, (unsigned)c->expire_ms);
         sep = '&';
     }
-    if (c->partmem != DEF_PARTMEM)
+    if (c->partmem != DEF_PARTMEM) {
         append_size(b, cap, &n, sep, "partmem", c->partmem);
+        sep = '&';
+    }
+    if (c->batch_us != 0)
+        append(b, cap, &n, "%cbatch=%u", sep, (unsigned)c->batch_us);
 }
 
 static mcl_err

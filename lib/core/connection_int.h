@@ -27,6 +27,7 @@ struct mcl_connection {
     size_t maxmsg;
     size_t dgram;
     uint32_t expire_ms;
+    uint32_t batch_us; // broadcasters: pack small messages for up to this long (0: off)
     size_t partmem;
     char url[MCL__URL_MAX]; // canonical
 };

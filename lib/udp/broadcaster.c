@@ -8,6 +8,8 @@
 #include <mcl/raw.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -25,7 +27,78 @@ struct mcl_raw_broadcaster {
     atomic_bool open;
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t n_messages, n_bytes, n_datagrams, n_errors;
+    // Batching (conn.batch_us > 0): records accumulate in `batch` under `lock`; the
+    // "mcl-batcher" thread sends a batch batch_us after its first record.
+    bool batching;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    uint8_t *batch;
+    size_t batch_len;   // bytes used, header included
+    uint16_t batch_n;   // records
+    int64_t batch_t0;   // when the first record went in (CLOCK_MONOTONIC ns)
+    bool flusher_stop;
+    bool has_flusher;
+    pthread_t flusher;
 };
+
+static mcl_err send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n);
+
+// Sends the pending batch. Called with b->lock held.
+static mcl_err
+batch_flush_locked(mcl_raw_broadcaster *b)
+{
+    if (b->batch_n == 0)
+        return MCL_OK;
+    mcl__put_be16(b->batch + 6, b->batch_n); // the record count in the datagram header
+    struct iovec iov = {b->batch, b->batch_len};
+    struct mmsghdr mm = {.msg_hdr = {.msg_iov = &iov, .msg_iovlen = 1}};
+    mcl_err rv = send_all(b, &mm, 1);
+    if (rv != MCL_OK)
+        atomic_fetch_add_explicit(&b->n_errors, b->batch_n, memory_order_relaxed);
+    b->batch_n = 0;
+    b->batch_len = MCL__WIRE_HDR;
+    return rv;
+}
+
+static void *
+flusher_thread(void *arg)
+{
+    mcl_raw_broadcaster *b = arg;
+    pthread_mutex_lock(&b->lock);
+    while (!b->flusher_stop) {
+        if (b->batch_n == 0) {
+            pthread_cond_wait(&b->cv, &b->lock);
+            continue;
+        }
+        int64_t due = b->batch_t0 + (int64_t)b->conn.batch_us * 1000;
+        int64_t now = mcl__mono_ns();
+        if (now >= due) {
+            batch_flush_locked(b);
+            continue;
+        }
+        struct timespec ts; // the condition variable uses CLOCK_MONOTONIC (see open)
+        ts.tv_sec = (time_t)(due / 1000000000);
+        ts.tv_nsec = (long)(due % 1000000000);
+        pthread_cond_timedwait(&b->cv, &b->lock, &ts);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+mcl_err
+mcl_raw_broadcaster_flush(mcl_raw_broadcaster *b)
+{
+    if (b == NULL)
+        return MCL_EINVAL;
+    if (!atomic_load(&b->open))
+        return MCL_ECLOSED;
+    if (!b->batching)
+        return MCL_OK;
+    pthread_mutex_lock(&b->lock);
+    mcl_err rv = batch_flush_locked(b);
+    pthread_mutex_unlock(&b->lock);
+    return rv;
+}
 
 mcl_err
 mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, const char *topic)
@@ -55,6 +128,26 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         goto out;
     if ((rv = mcl__udp_open_send(&b->conn, &b->fd)) != MCL_OK)
         goto out;
+    if (b->conn.batch_us > 0) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        bool ok = pthread_mutex_init(&b->lock, NULL) == 0 && pthread_cond_init(&b->cv, &ca) == 0;
+        pthread_condattr_destroy(&ca);
+        if (!ok || (b->batch = mcl__alloc(b->conn.dgram)) == NULL) {
+            rv = ok ? MCL_ENOMEM : MCL_ESYS;
+            goto out;
+        }
+        b->batching = true;
+        b->batch_len = mcl__wire_put_hdr(b->batch, 0, 0, b->id);
+        int e = pthread_create(&b->flusher, NULL, flusher_thread, b);
+        if (e != 0) {
+            rv = mcl__sys_err(e);
+            goto out;
+        }
+        pthread_setname_np(b->flusher, "mcl-batcher");
+        b->has_flusher = true;
+    }
     atomic_store(&b->open, true);
     *bp = b;
     b = NULL;
@@ -116,6 +209,35 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
     uint32_t count;
     size_t fsize;
     mcl__wire_plan(b->conn.dgram, tl, len, &count, &fsize);
+    if (b->batching) {
+        pthread_mutex_lock(&b->lock);
+        size_t rec = MCL__WIRE_REC + tl + len;
+        mcl_err rv = MCL_OK;
+        if (count == 1) {
+            // Packed behind the records already waiting; a full datagram goes out first.
+            if (b->batch_len + rec > b->conn.dgram || b->batch_n == UINT16_MAX)
+                rv = batch_flush_locked(b);
+            uint64_t seq = atomic_fetch_add_explicit(&b->seq, 1, memory_order_relaxed);
+            size_t off = b->batch_len;
+            off += mcl__wire_put_rec(b->batch + off, seq, topic, (uint16_t)tl, (uint32_t)len);
+            if (len > 0)
+                memcpy(b->batch + off, data, len);
+            b->batch_len = off + len;
+            if (b->batch_n++ == 0) {
+                b->batch_t0 = mcl__mono_ns();
+                pthread_cond_signal(&b->cv);
+            }
+            pthread_mutex_unlock(&b->lock);
+            // A failed earlier batch was counted in `errors`; this message is queued.
+            atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
+            return rv;
+        }
+        rv = batch_flush_locked(b); // keep the order: what waits goes before this one
+        pthread_mutex_unlock(&b->lock);
+        if (rv != MCL_OK)
+            return rv;
+    }
     uint64_t seq = atomic_fetch_add_explicit(&b->seq, 1, memory_order_relaxed);
     mcl_err rv;
 
@@ -173,8 +295,20 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
 {
     if (b == NULL)
         return MCL_EINVAL;
-    if (!atomic_exchange(&b->open, false))
+    if (!atomic_load(&b->open))
         return MCL_ECLOSED;
+    if (b->has_flusher) { // what waits is sent before the socket closes
+        pthread_mutex_lock(&b->lock);
+        b->flusher_stop = true;
+        pthread_cond_signal(&b->cv);
+        pthread_mutex_unlock(&b->lock);
+        pthread_join(b->flusher, NULL);
+        b->has_flusher = false;
+        pthread_mutex_lock(&b->lock);
+        batch_flush_locked(b);
+        pthread_mutex_unlock(&b->lock);
+    }
+    atomic_store(&b->open, false);
     close(b->fd);
     b->fd = -1;
     return MCL_OK;
@@ -191,6 +325,20 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
 {
     if (b == NULL)
         return;
+    if (atomic_load(&b->open))
+        mcl_raw_broadcaster_close(b);
+    if (b->has_flusher) { // a failed open that got as far as the thread
+        pthread_mutex_lock(&b->lock);
+        b->flusher_stop = true;
+        pthread_cond_signal(&b->cv);
+        pthread_mutex_unlock(&b->lock);
+        pthread_join(b->flusher, NULL);
+    }
+    if (b->batching || b->batch != NULL) {
+        pthread_cond_destroy(&b->cv);
+        pthread_mutex_destroy(&b->lock);
+    }
+    mcl__free(b->batch);
     if (b->fd >= 0)
         close(b->fd);
     mcl__free(b->topic);

@@ -26,6 +26,8 @@ static const good_case good[] = {
      "udp://239.1.2.3:65535?loop=0&rcvbuf=4M&sndbuf=1M&maxmsg=1G&dgram=9000&expire=500&partmem=1G",
      4, 65535, 1},
     {"udp://239.1.2.3:1/?loop=true", "udp://239.1.2.3:1", 4, 1, 1},
+    {"udp://239.1.2.3:1?batch=100", "udp://239.1.2.3:1?batch=100", 4, 1, 1},
+    {"udp://239.1.2.3:1?batch=0", "udp://239.1.2.3:1", 4, 1, 1},
     {"udp://239.1.2.3:1?rcvbuf=0&iface=127.0.0.1", "udp://239.1.2.3:1?iface=127.0.0.1&rcvbuf=0",
      4, 1, 1},
 };
@@ -117,6 +119,7 @@ static const bad_case bad[] = {
     {"udp://239.255.0.1:1?dgram=100", "dgram"},
     {"udp://239.255.0.1:1?dgram=65520", "IPv4 limit"},
     {"udp://239.255.0.1:1?expire=0", "expire"},
+    {"udp://239.255.0.1:1?batch=2000000", "batch"},
     {"udp://239.255.0.1:1?iface=", "iface"},
     {"udp://239.255.0.1:1?iface=a/b", "iface"},
     {"udp://239.255.0.1:1 ", "invalid character"},

@@ -652,7 +652,71 @@ test_many_listeners_one_group(void)
     mcl_raw_broadcaster_free(b);
 }
 
+static void
+test_batching(void)
+{
+    // batch=1 s: nothing goes out by time during the test; flush, full datagrams and close do.
+    char url[128];
+    make_url(url, sizeof(url), "&batch=1000000&dgram=1200");
+    mcl_raw_listener *l;
+    mcl_raw_broadcaster *b;
+    pair(url, NULL, 0, &l, &b, "b");
+    uint8_t p[100];
+    for (int i = 0; i < 10; i++) {
+        memset(p, i, sizeof(p));
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p, sizeof(p)));
+    }
+    MCLT_OK(mcl_raw_broadcaster_flush(b));
+    const mcl_raw_msg *m;
+    for (uint64_t i = 0; i < 10; i++) {
+        MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+        CU_ASSERT_EQUAL(m->seq, i);
+        CU_ASSERT_EQUAL(m->len, 100);
+        CU_ASSERT_EQUAL(((const uint8_t *)m->payload)[99], i);
+    }
+    mcl_listener_stats st;
+    MCLT_OK(mcl_raw_listener_stats(l, &st));
+    CU_ASSERT_EQUAL(st.datagrams, 1); // ten messages, one datagram
+    mcl_broadcaster_stats bs;
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    CU_ASSERT_EQUAL(bs.datagrams, 1);
+    // 100 more: full 1200-byte datagrams leave by themselves (10 records of 114 bytes each).
+    for (int i = 0; i < 100; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p, sizeof(p)));
+    for (int i = 0; i < 90; i++)
+        MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+    // A message that must be fragmented sends what waits first: order is kept.
+    static uint8_t big[5000];
+    MCLT_OK(mcl_raw_broadcaster_publish(b, "big", big, sizeof(big)));
+    for (int i = 0; i < 10; i++) {
+        MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+        CU_ASSERT_EQUAL(m->len, 100);
+    }
+    MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+    CU_ASSERT_EQUAL(m->len, sizeof(big));
+    CU_ASSERT_EQUAL(m->seq, 110);
+    // Close sends what waits.
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "last", 4));
+    MCLT_OK(mcl_raw_broadcaster_close(b));
+    MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+    CU_ASSERT_EQUAL(m->len, 4);
+    MCLT_OK(mcl_raw_listener_stats(l, &st));
+    CU_ASSERT_EQUAL(st.messages, 112);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    mcl_raw_broadcaster_free(b);
+    mcl_raw_listener_free(l);
+    // A short batch delay sends by itself.
+    make_url(url, sizeof(url), "&batch=2000");
+    pair(url, NULL, 0, &l, &b, "t");
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "soon", 4));
+    MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+    CU_ASSERT_EQUAL(m->len, 4);
+    mcl_raw_broadcaster_free(b);
+    mcl_raw_listener_free(l);
+}
+
 static CU_TestInfo tests[] = {
+    {"batching", test_batching},
     {"roundtrip_ipv4", test_roundtrip_ipv4},
     {"roundtrip_ipv6", test_roundtrip_ipv6},
     {"iface_by_address_ipv4", test_iface_by_address_ipv4},
