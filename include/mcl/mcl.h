@@ -8,6 +8,7 @@
 #include <mcl/connection.h>
 #include <mcl/err.h>
 #include <mcl/log.h>
+#include <mcl/logfile.h>
 #include <mcl/logger.h>
 #include <mcl/message.h>
 #include <mcl/queued.h>

@@ -1,0 +1,114 @@
+/**
+ * @file mcl/logfile.h
+ * Recording and reading logs of messages (format: docs/log-format.md).
+ *
+ * A log is a file header followed by self-delimiting records (sync marker, length, CRC32C,
+ * receive time, publisher, sequence, topic, payload). A reader skips and counts a torn or
+ * corrupt record and resynchronises at the next marker; a file still being written reads up to
+ * its last complete record. Readers also read Python MCL's text `.log` files.
+ *
+ * Threads: a writer may be written from several threads at once; a reader is used by one
+ * thread at a time.
+ */
+#ifndef MCL_LOGFILE_H
+#define MCL_LOGFILE_H
+
+#include <mcl/err.h>
+#include <mcl/export.h>
+#include <mcl/raw.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Writer options; all-zero means: one file, no splitting, flushed every 100 ms. */
+typedef struct mcl_log_writer_options {
+    uint64_t split_bytes;  /**< start a new part after this many bytes (0: never) */
+    uint64_t split_count;  /**< ... after this many records (0: never) */
+    double split_seconds;  /**< ... when a record comes this long after the part's first (0: never) */
+    bool overwrite;        /**< replace existing files instead of refusing (MCL_EEXIST) */
+    int flush_ms;          /**< write buffered records to the kernel at least this often; 0: 100 ms.
+                                A kill -9 of the process loses at most this much; a power cut may
+                                lose what the kernel had not written to disk. */
+    const char *metadata;  /**< extra "key=value" lines for the header (NULL: none) */
+} mcl_log_writer_options;
+
+typedef struct mcl_log_writer mcl_log_writer;
+
+/**
+ * Create a log. Without splitting, @p path is the file. With any split rule, the parts are
+ * PATH_000.mcllog, PATH_001.mcllog, ...; each finished part is complete and closed.
+ * @retval MCL_OK
+ * @retval MCL_EEXIST  the file (or the first part) exists and `overwrite` is false.
+ * @retval MCL_EINVAL, MCL_EPERM, MCL_ENOENT, MCL_ESYS, MCL_ENOMEM
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_log_writer_open(mcl_log_writer **wp, const char *path,
+                                    const mcl_log_writer_options *options);
+
+/**
+ * Append one message (topic, payload, publisher, sequence and receive time). Thread-safe.
+ * @retval MCL_OK @retval MCL_EINVAL @retval MCL_ECLOSED @retval MCL_ESYS (disk full, ...)
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_log_writer_write(mcl_log_writer *w, const mcl_raw_msg *m);
+
+/** Write what is buffered to the kernel (and, with @p sync, to disk). @since 0.1 */
+MCL_API mcl_err mcl_log_writer_flush(mcl_log_writer *w, bool sync);
+
+/** Counters: records and bytes written, parts started. Thread-safe. @since 0.1 */
+MCL_API void mcl_log_writer_counts(const mcl_log_writer *w, uint64_t *records, uint64_t *bytes,
+                                   unsigned *parts);
+
+/** Flush, close the current part and release; NULL-safe. @since 0.1 */
+MCL_API mcl_err mcl_log_writer_close(mcl_log_writer *w);
+
+/** Reader options; all-zero means everything. */
+typedef struct mcl_log_reader_options {
+    int64_t start_ns;          /**< skip records before (CLOCK_REALTIME ns; 0: from the start) */
+    int64_t end_ns;            /**< stop at records after (0: to the end) */
+    const char *const *topics; /**< topic filter, as mcl_raw_listener_open() (NULL: all) */
+    size_t ntopics;
+} mcl_log_reader_options;
+
+typedef struct mcl_log_reader mcl_log_reader;
+
+/**
+ * Open logs for reading. Each path is a log file (mcl or Python MCL text), the PATH of a split
+ * series (PATH_000.mcllog or PATH_000.log, ...), or a directory (every *.mcllog and *.log file
+ * in it). Several sources are merged in time order.
+ * @retval MCL_OK @retval MCL_ENOENT (a path matches nothing) @retval MCL_EPROTO (not a log)
+ * @retval MCL_EINVAL @retval MCL_ENOMEM @retval MCL_ESYS
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_log_reader_open(mcl_log_reader **rp, const char *const *paths, size_t npaths,
+                                    const mcl_log_reader_options *options);
+
+/**
+ * The next record in time order, as a message (recv_realtime_ns is the recorded receive time;
+ * recv_mono_ns and the sender are 0). Borrowed until the next call on @p r.
+ * @retval MCL_OK @retval MCL_ENOENT (no more records) @retval MCL_EINVAL
+ * @since 0.1
+ */
+MCL_API mcl_err mcl_log_reader_next(mcl_log_reader *r, const mcl_raw_msg **msgp);
+
+/** Go back to the first record. @since 0.1 */
+MCL_API mcl_err mcl_log_reader_reset(mcl_log_reader *r);
+
+/** Continue from the first record at or after @p time_ns (binary search on each file). @since 0.1 */
+MCL_API mcl_err mcl_log_reader_seek(mcl_log_reader *r, int64_t time_ns);
+
+/** Records skipped as corrupt or torn so far (bytes skipped in @p bytes). @since 0.1 */
+MCL_API uint64_t mcl_log_reader_corrupt(const mcl_log_reader *r, uint64_t *bytes);
+
+/** Release; NULL-safe. @since 0.1 */
+MCL_API void mcl_log_reader_close(mcl_log_reader *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

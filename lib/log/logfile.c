@@ -1,0 +1,977 @@
+// Log files: writer (buffered, split, periodic flush) and reader (mmap, CRC32C, resync, merge,
+// seek, Python MCL text logs). docs/log-format.md is the specification.
+#define _GNU_SOURCE
+#include <mcl/logfile.h>
+
+#include "../core/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_MAGIC "MCLLOG\r\n"
+#define REC_SYNC "MREC"
+enum { LOG_VERSION = 1, REC_HDR = 12, REC_BODY = 32, FILE_HDR_FIXED = 24 };
+#define MAX_RECORD ((uint64_t)1 << 32) // a body larger than this is not believed
+
+// --- CRC32C (Castagnoli), table-driven ----------------------------------------------------------
+
+static uint32_t crc_tab[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void
+crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc_tab[i] = c;
+    }
+}
+
+static uint32_t
+crc32c_update(uint32_t crc, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++)
+        crc = crc_tab[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+uint32_t mcl__crc32c(const void *data, size_t n);
+uint32_t
+mcl__crc32c(const void *data, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+    return crc32c_update(0, data, n);
+}
+
+// --- writer ------------------------------------------------------------------------------------
+
+struct mcl_log_writer {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    char *path;
+    char *meta;
+    mcl_log_writer_options o;
+    bool split;
+    FILE *f;
+    char *fbuf;
+    unsigned part, parts;
+    uint64_t part_bytes, part_count;
+    int64_t part_t0;
+    uint64_t records, bytes;
+    bool dirty, stop, failed;
+    pthread_t flusher;
+    bool has_flusher;
+};
+
+static mcl_err
+write_header(mcl_log_writer *w)
+{
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    size_t ml = w->meta ? strlen(w->meta) : 0;
+    size_t text = 64 + strlen(host) + ml;
+    uint8_t *h = mcl__zalloc(FILE_HDR_FIXED + text + 4);
+    if (h == NULL)
+        return MCL_ENOMEM;
+    memcpy(h, LOG_MAGIC, 8);
+    mcl__put_be16(h + 8, LOG_VERSION);
+    int n = snprintf((char *)h + FILE_HDR_FIXED, text, "host=%s\npart=%u\n%s%s", host, w->part,
+                     w->meta ? w->meta : "", ml && w->meta[ml - 1] != '\n' ? "\n" : "");
+    size_t len = FILE_HDR_FIXED + (size_t)(n < 0 ? 0 : n) + 4;
+    mcl__put_be16(h + 10, (uint16_t)len);
+    mcl__put_be32(h + 12, 0);
+    mcl__put_be64(h + 16, (uint64_t)mcl__real_ns());
+    mcl__put_be32(h + len - 4, mcl__crc32c(h, len - 4));
+    mcl_err rv = fwrite(h, 1, len, w->f) == len ? MCL_OK : mcl__sys_err(errno);
+    mcl__free(h);
+    w->part_bytes = len;
+    return rv;
+}
+
+static mcl_err
+open_part(mcl_log_writer *w)
+{
+    char *name = NULL;
+    if (w->split) {
+        if (asprintf(&name, "%s_%03u.mcllog", w->path, w->part) < 0)
+            return MCL_ENOMEM;
+    } else if ((name = strdup(w->path)) == NULL) {
+        return MCL_ENOMEM;
+    }
+    int fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC | (w->o.overwrite ? O_TRUNC : O_EXCL),
+                  0644);
+    int e = errno;
+    mcl_err rv = MCL_OK;
+    if (fd < 0)
+        rv = mcl__fail(e == EEXIST ? MCL_EEXIST : mcl__sys_err(e), NULL, 0, "log", "%s: %s", name,
+                       e == EEXIST ? "exists (overwrite not allowed)" : strerror(e));
+    free(name);
+    if (rv != MCL_OK)
+        return rv;
+    w->f = fdopen(fd, "wb");
+    if (w->f == NULL) {
+        close(fd);
+        return MCL_ENOMEM;
+    }
+    setvbuf(w->f, w->fbuf, _IOFBF, 1 << 20);
+    w->part_count = 0;
+    w->part_t0 = 0;
+    w->parts++;
+    return write_header(w);
+}
+
+static mcl_err
+close_part(mcl_log_writer *w)
+{
+    if (w->f == NULL)
+        return MCL_OK;
+    mcl_err rv = fflush(w->f) == 0 ? MCL_OK : mcl__sys_err(errno);
+    if (fsync(fileno(w->f)) != 0 && rv == MCL_OK && errno != EINVAL)
+        rv = mcl__sys_err(errno);
+    if (fclose(w->f) != 0 && rv == MCL_OK)
+        rv = mcl__sys_err(errno);
+    w->f = NULL;
+    return rv;
+}
+
+static void *
+flusher_thread(void *arg)
+{
+    mcl_log_writer *w = arg;
+    pthread_mutex_lock(&w->lock);
+    while (!w->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t due = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (int64_t)w->o.flush_ms * 1000000;
+        ts.tv_sec = (time_t)(due / 1000000000);
+        ts.tv_nsec = (long)(due % 1000000000);
+        pthread_cond_timedwait(&w->cv, &w->lock, &ts);
+        if (w->dirty && w->f != NULL) {
+            fflush(w->f);
+            w->dirty = false;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+mcl_err
+mcl_log_writer_open(mcl_log_writer **wp, const char *path, const mcl_log_writer_options *o)
+{
+    if (wp != NULL)
+        *wp = NULL;
+    if (wp == NULL || path == NULL || path[0] == '\0')
+        return MCL_EINVAL;
+    mcl_log_writer *w = mcl__zalloc(sizeof(*w));
+    if (w == NULL)
+        return MCL_ENOMEM;
+    if (o != NULL)
+        w->o = *o;
+    if (w->o.flush_ms <= 0)
+        w->o.flush_ms = 100;
+    w->split = w->o.split_bytes || w->o.split_count || w->o.split_seconds > 0;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    mcl_err rv = MCL_OK;
+    w->path = mcl__strdup(path);
+    w->meta = o && o->metadata ? mcl__strdup(o->metadata) : NULL;
+    w->fbuf = mcl__alloc(1 << 20);
+    if (w->path == NULL || w->fbuf == NULL || (o && o->metadata && w->meta == NULL))
+        rv = MCL_ENOMEM;
+    if (rv == MCL_OK)
+        rv = open_part(w);
+    if (rv == MCL_OK) {
+        int e = pthread_create(&w->flusher, NULL, flusher_thread, w);
+        if (e != 0)
+            rv = mcl__sys_err(e);
+        else
+            w->has_flusher = true;
+    }
+    if (rv != MCL_OK) {
+        mcl_log_writer_close(w);
+        return rv;
+    }
+    *wp = w;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_log_writer_write(mcl_log_writer *w, const mcl_raw_msg *m)
+{
+    if (w == NULL || m == NULL || m->topic_len > 0xffff || m->len > UINT32_MAX - 1024)
+        return MCL_EINVAL;
+    uint8_t hb[REC_HDR + REC_BODY];
+    uint32_t body = (uint32_t)(REC_BODY + m->topic_len + m->len);
+    memcpy(hb, REC_SYNC, 4);
+    mcl__put_be32(hb + 4, body);
+    uint8_t *b = hb + REC_HDR;
+    mcl__put_be64(b, (uint64_t)m->recv_realtime_ns);
+    mcl__put_be64(b + 8, m->publisher);
+    mcl__put_be64(b + 16, m->seq);
+    mcl__put_be16(b + 24, (uint16_t)m->topic_len);
+    mcl__put_be16(b + 26, 0);
+    mcl__put_be32(b + 28, (uint32_t)m->len);
+    pthread_once(&crc_once, crc_init);
+    uint32_t crc = crc32c_update(0, b, REC_BODY);
+    crc = crc32c_update(crc, m->topic, m->topic_len);
+    if (m->len > 0)
+        crc = crc32c_update(crc, m->payload, m->len);
+    mcl__put_be32(hb + 8, crc);
+    size_t total = REC_HDR + (size_t)body;
+    pthread_mutex_lock(&w->lock);
+    mcl_err rv = MCL_OK;
+    if (w->f == NULL) {
+        rv = MCL_ECLOSED;
+        goto out;
+    }
+    if (w->split && w->part_count > 0 &&
+        ((w->o.split_count && w->part_count >= w->o.split_count) ||
+         (w->o.split_bytes && w->part_bytes + total > w->o.split_bytes) ||
+         (w->o.split_seconds > 0 &&
+          (double)(m->recv_realtime_ns - w->part_t0) >= w->o.split_seconds * 1e9))) {
+        if ((rv = close_part(w)) != MCL_OK)
+            goto out;
+        w->part++;
+        if ((rv = open_part(w)) != MCL_OK)
+            goto out;
+    }
+    if (fwrite(hb, 1, sizeof(hb), w->f) != sizeof(hb) ||
+        fwrite(m->topic, 1, m->topic_len, w->f) != m->topic_len ||
+        (m->len > 0 && fwrite(m->payload, 1, m->len, w->f) != m->len)) {
+        int e = errno;
+        rv = mcl__fail(mcl__sys_err(e), NULL, 0, "log", "%s: write: %s", w->path, strerror(e));
+        goto out;
+    }
+    if (w->part_count++ == 0)
+        w->part_t0 = m->recv_realtime_ns;
+    w->part_bytes += total;
+    w->records++;
+    w->bytes += total;
+    w->dirty = true;
+out:
+    pthread_mutex_unlock(&w->lock);
+    return rv;
+}
+
+mcl_err
+mcl_log_writer_flush(mcl_log_writer *w, bool sync)
+{
+    if (w == NULL)
+        return MCL_EINVAL;
+    pthread_mutex_lock(&w->lock);
+    mcl_err rv = w->f == NULL ? MCL_ECLOSED : fflush(w->f) == 0 ? MCL_OK : mcl__sys_err(errno);
+    if (rv == MCL_OK && sync && fsync(fileno(w->f)) != 0)
+        rv = mcl__sys_err(errno);
+    w->dirty = false;
+    pthread_mutex_unlock(&w->lock);
+    return rv;
+}
+
+void
+mcl_log_writer_counts(const mcl_log_writer *cw, uint64_t *records, uint64_t *bytes,
+                      unsigned *parts)
+{
+    mcl_log_writer *w = (mcl_log_writer *)(uintptr_t)cw;
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    if (records)
+        *records = w->records;
+    if (bytes)
+        *bytes = w->bytes;
+    if (parts)
+        *parts = w->parts;
+    pthread_mutex_unlock(&w->lock);
+}
+
+mcl_err
+mcl_log_writer_close(mcl_log_writer *w)
+{
+    if (w == NULL)
+        return MCL_OK;
+    if (w->has_flusher) {
+        pthread_mutex_lock(&w->lock);
+        w->stop = true;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->flusher, NULL);
+    }
+    mcl_err rv = close_part(w);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->lock);
+    mcl__free(w->fbuf);
+    mcl__free(w->path);
+    mcl__free(w->meta);
+    mcl__free(w);
+    return rv;
+}
+
+// --- reader ------------------------------------------------------------------------------------
+
+typedef struct lfile {
+    char *path;
+    const uint8_t *base; // mmap, or NULL when empty
+    size_t size;
+    bool text;           // Python MCL text log
+    size_t data_off;     // first record
+    size_t off;          // next record
+    int64_t created_ns;  // text logs: the header's "created" (0: unknown)
+} lfile;
+
+typedef struct source {
+    lfile *files;
+    size_t nfiles, cur;
+    bool have;          // a look-ahead record is in `msg`
+    bool done;
+    mcl_raw_msg msg;
+    char *topic_buf;    // text logs: the decoded topic and payload
+    uint8_t *pay_buf;
+    size_t pay_cap;
+    int64_t text_created; // created time of the series (its first file's header)
+} source;
+
+struct mcl_log_reader {
+    source *src;
+    size_t nsrc;
+    mcl_log_reader_options o;
+    char **topics;
+    uint64_t corrupt, corrupt_bytes;
+    mcl_raw_msg out;
+    int last; // source of the record handed out
+};
+
+static bool
+topic_ok(const mcl_log_reader *r, const char *t, size_t n)
+{
+    if (r->o.ntopics == 0)
+        return true;
+    for (size_t i = 0; i < r->o.ntopics; i++) {
+        const char *p = r->topics[i];
+        size_t pl = strlen(p);
+        if (pl > 0 && p[pl - 1] == '*') {
+            if (n >= pl - 1 && memcmp(t, p, pl - 1) == 0)
+                return true;
+        } else if (pl == n && memcmp(t, p, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Parses "YYYY-MM-DD HH:MM:SS[.ffffff]" (UTC) into ns; 0 on failure.
+static int64_t
+parse_created(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+    if (end == NULL)
+        return 0;
+    int64_t ns = (int64_t)timegm(&tm) * 1000000000;
+    if (*end == '.') {
+        int64_t frac = 0, scale = 100000000;
+        for (end++; *end >= '0' && *end <= '9' && scale > 0; end++, scale /= 10)
+            frac += (*end - '0') * scale;
+        ns += frac;
+    }
+    return ns;
+}
+
+static mcl_err
+map_file(lfile *f)
+{
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? MCL_ENOENT : mcl__sys_err(errno);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return MCL_EINVAL;
+    }
+    f->size = (size_t)st.st_size; // a file being written: what is there now
+    f->base = NULL;
+    if (f->size > 0) {
+        void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return mcl__sys_err(e);
+        }
+        f->base = p;
+    }
+    close(fd);
+    // Binary log: magic, header with CRC. Text log: starts with '#' or a data line.
+    if (f->size >= FILE_HDR_FIXED + 4 && memcmp(f->base, LOG_MAGIC, 8) == 0) {
+        size_t hl = mcl__get_be16(f->base + 10);
+        if (mcl__get_be16(f->base + 8) != LOG_VERSION || hl < FILE_HDR_FIXED + 4 || hl > f->size ||
+            mcl__get_be32(f->base + hl - 4) != mcl__crc32c(f->base, hl - 4))
+            return mcl__fail(MCL_EPROTO, NULL, 0, "log", "%s: damaged or unknown file header",
+                             f->path);
+        f->text = false;
+        f->data_off = f->off = hl;
+        return MCL_OK;
+    }
+    f->text = true;
+    size_t off = 0;
+    while (off < f->size && f->base[off] == '#') { // the header of a Python MCL log
+        const uint8_t *nl = memchr(f->base + off, '\n', f->size - off);
+        size_t ll = nl ? (size_t)(nl - (f->base + off)) : f->size - off;
+        char line[256];
+        size_t cl = ll < sizeof(line) - 1 ? ll : sizeof(line) - 1;
+        memcpy(line, f->base + off, cl);
+        line[cl] = '\0';
+        char *c = strstr(line, "-- created");
+        if (c != NULL) {
+            c += strlen("-- created");
+            while (*c == ' ')
+                c++;
+            f->created_ns = parse_created(c);
+        }
+        off += ll + (nl ? 1 : 0);
+    }
+    if (f->size > 0 && off == 0 && f->base[0] != ' ' && (f->base[0] < '0' || f->base[0] > '9'))
+        return mcl__fail(MCL_EPROTO, NULL, 0, "log", "%s: not a log file", f->path);
+    f->data_off = f->off = off;
+    return MCL_OK;
+}
+
+static void
+unmap_file(lfile *f)
+{
+    if (f->base != NULL)
+        munmap((void *)(uintptr_t)f->base, f->size);
+    f->base = NULL;
+}
+
+static bool probe(lfile *f, size_t at, int64_t *t, size_t *roff);
+
+// Decodes the binary record at f->off into m; on success advances f->off. Returns 1 for a
+// record, 0 at the end (a torn tail is the end: the file may still be being written), -1 for
+// a damaged record (counted, skipped to the next sync marker).
+static int
+bin_record(mcl_log_reader *r, lfile *f, mcl_raw_msg *m)
+{
+    for (;;) {
+        if (f->off + REC_HDR + REC_BODY > f->size)
+            return 0;
+        const uint8_t *p = f->base + f->off;
+        uint64_t body = memcmp(p, REC_SYNC, 4) == 0 ? mcl__get_be32(p + 4) : 0;
+        if (body != 0 && f->off + REC_HDR + body > f->size) {
+            // Runs past the end: the tail of a file being written (the end, for now), unless a
+            // valid record follows, in which case this length is damaged.
+            int64_t t;
+            size_t later;
+            if (!probe(f, f->off + 1, &t, &later))
+                return 0;
+            body = 0;
+        }
+        bool ok = body >= REC_BODY && body < MAX_RECORD;
+        if (ok) {
+            const uint8_t *b = p + REC_HDR;
+            uint32_t tl = mcl__get_be16(b + 24), pl = mcl__get_be32(b + 28);
+            ok = (uint64_t)REC_BODY + tl + pl == body && mcl__crc32c(b, (size_t)body) == mcl__get_be32(p + 8) &&
+                 memchr(b + REC_BODY, 0, tl) == NULL;
+            if (ok) {
+                memset(m, 0, sizeof(*m));
+                m->recv_realtime_ns = (int64_t)mcl__get_be64(b);
+                m->publisher = mcl__get_be64(b + 8);
+                m->seq = mcl__get_be64(b + 16);
+                // Topics are stored without NUL: copy into the reader's buffer on delivery.
+                m->topic = (const char *)(b + REC_BODY);
+                m->topic_len = tl;
+                m->payload = pl ? b + REC_BODY + tl : NULL;
+                m->len = pl;
+                f->off += REC_HDR + (size_t)body;
+                return 1;
+            }
+        }
+        // Damaged: count it and find the next marker.
+        const uint8_t *next = memmem(p + 1, f->size - f->off - 1, REC_SYNC, 4);
+        size_t skip = next ? (size_t)(next - p) : f->size - f->off;
+        r->corrupt++;
+        r->corrupt_bytes += skip;
+        f->off += skip;
+        if (next == NULL)
+            return 0;
+    }
+}
+
+static int
+hexval(uint8_t c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+// A Python MCL data line: ELAPSED 'TOPIC' HEX (exactly three tokens, as MCL reads them).
+static int
+text_record(mcl_log_reader *r, source *s, lfile *f, mcl_raw_msg *m)
+{
+    while (f->off < f->size) {
+        const uint8_t *p = f->base + f->off;
+        const uint8_t *nl = memchr(p, '\n', f->size - f->off);
+        if (nl == NULL) // a line still being written
+            return 0;
+        size_t ll = (size_t)(nl - p);
+        f->off += ll + 1;
+        const uint8_t *tok[4];
+        size_t tlen[4];
+        int nt = 0;
+        for (size_t i = 0; i < ll && nt < 4;) {
+            while (i < ll && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r'))
+                i++;
+            if (i >= ll)
+                break;
+            size_t st = i;
+            while (i < ll && p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+                i++;
+            tok[nt] = p + st;
+            tlen[nt++] = i - st;
+        }
+        if (nt == 0)
+            continue;
+        char num[64];
+        bool ok = nt == 3 && tlen[0] < sizeof(num) && tlen[1] >= 2 && tok[1][0] == '\'' &&
+                  tok[1][tlen[1] - 1] == '\'' && tlen[2] % 2 == 0;
+        double el = 0;
+        if (ok) {
+            memcpy(num, tok[0], tlen[0]);
+            num[tlen[0]] = '\0';
+            char *end;
+            el = strtod(num, &end);
+            ok = *end == '\0' && el >= 0;
+        }
+        size_t pl = ok ? tlen[2] / 2 : 0;
+        if (ok && pl > s->pay_cap) {
+            uint8_t *nb = mcl__realloc(s->pay_buf, pl);
+            if (nb == NULL)
+                return 0;
+            s->pay_buf = nb;
+            s->pay_cap = pl;
+        }
+        for (size_t i = 0; ok && i < pl; i++) {
+            int hi = hexval(tok[2][2 * i]), lo = hexval(tok[2][2 * i + 1]);
+            ok = hi >= 0 && lo >= 0;
+            if (ok)
+                s->pay_buf[i] = (uint8_t)(hi << 4 | lo);
+        }
+        if (!ok) {
+            r->corrupt++;
+            r->corrupt_bytes += ll + 1;
+            continue;
+        }
+        size_t tl = tlen[1] - 2;
+        char *tb = mcl__realloc(s->topic_buf, tl + 1);
+        if (tb == NULL)
+            return 0;
+        s->topic_buf = tb;
+        memcpy(tb, tok[1] + 1, tl);
+        tb[tl] = '\0';
+        memset(m, 0, sizeof(*m));
+        m->recv_realtime_ns = s->text_created + (int64_t)(el * 1e9 + 0.5);
+        m->topic = tb;
+        m->topic_len = tl;
+        m->payload = pl ? s->pay_buf : NULL;
+        m->len = pl;
+        return 1;
+    }
+    return 0;
+}
+
+// Loads the next record of source s (applying the filters) into s->msg.
+static void
+advance(mcl_log_reader *r, source *s)
+{
+    s->have = false;
+    while (!s->done && s->cur < s->nfiles) {
+        lfile *f = &s->files[s->cur];
+        int k = f->text ? text_record(r, s, f, &s->msg) : bin_record(r, f, &s->msg);
+        if (k <= 0) {
+            s->cur++;
+            continue;
+        }
+        if (r->o.start_ns && s->msg.recv_realtime_ns < r->o.start_ns)
+            continue;
+        if (r->o.end_ns && s->msg.recv_realtime_ns > r->o.end_ns) {
+            s->done = true; // as in MCL: the first record past the end ends the source
+            break;
+        }
+        if (!topic_ok(r, s->msg.topic, s->msg.topic_len))
+            continue;
+        s->have = true;
+        return;
+    }
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool
+exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The files of a split series PATH_000.EXT, PATH_001.EXT, ... (until one is missing).
+static mcl_err
+add_series(source *s, const char *prefix, const char *ext)
+{
+    for (unsigned i = 0;; i++) {
+        char *name;
+        if (asprintf(&name, "%s_%03u.%s", prefix, i, ext) < 0)
+            return MCL_ENOMEM;
+        if (!exists(name)) {
+            free(name);
+            return MCL_OK;
+        }
+        lfile *nf = mcl__realloc(s->files, (s->nfiles + 1) * sizeof(*nf));
+        if (nf == NULL) {
+            free(name);
+            return MCL_ENOMEM;
+        }
+        s->files = nf;
+        memset(&s->files[s->nfiles], 0, sizeof(lfile));
+        s->files[s->nfiles].path = mcl__strdup(name);
+        free(name);
+        if (s->files[s->nfiles++].path == NULL)
+            return MCL_ENOMEM;
+    }
+}
+
+static mcl_err
+add_source(mcl_log_reader *r, void (*fill)(source *, void *), void *arg)
+{
+    source *ns = mcl__realloc(r->src, (r->nsrc + 1) * sizeof(*ns));
+    if (ns == NULL)
+        return MCL_ENOMEM;
+    r->src = ns;
+    memset(&r->src[r->nsrc], 0, sizeof(source));
+    fill(&r->src[r->nsrc], arg);
+    r->nsrc++;
+    return MCL_OK;
+}
+
+static void
+fill_file(source *s, void *arg)
+{
+    s->files = mcl__zalloc(sizeof(lfile));
+    if (s->files != NULL) {
+        s->files[0].path = mcl__strdup(arg);
+        s->nfiles = s->files[0].path ? 1 : 0;
+    }
+}
+
+typedef struct series_arg {
+    const char *prefix, *ext;
+    mcl_err rv;
+} series_arg;
+
+static void
+fill_series(source *s, void *arg)
+{
+    series_arg *a = arg;
+    a->rv = add_series(s, a->prefix, a->ext);
+}
+
+// Whether name is PREFIX_NNN.EXT; sets prefix length.
+static bool
+series_name(const char *name, size_t *plen, const char **ext)
+{
+    const char *dot = strrchr(name, '.');
+    if (dot == NULL || dot - name < 5 || dot[-4] != '_')
+        return false;
+    for (int i = 1; i <= 3; i++)
+        if (dot[-i] < '0' || dot[-i] > '9')
+            return false;
+    *plen = (size_t)(dot - 4 - name);
+    *ext = dot + 1;
+    return true;
+}
+
+static mcl_err
+add_path(mcl_log_reader *r, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        return add_source(r, fill_file, (void *)(uintptr_t)path);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (d == NULL)
+            return mcl__sys_err(errno);
+        char **names = NULL;
+        size_t n = 0;
+        mcl_err rv = MCL_OK;
+        for (struct dirent *e = readdir(d); e != NULL && rv == MCL_OK; e = readdir(d)) {
+            size_t l = strlen(e->d_name);
+            if (!((l > 7 && strcmp(e->d_name + l - 7, ".mcllog") == 0) ||
+                  (l > 4 && strcmp(e->d_name + l - 4, ".log") == 0)))
+                continue;
+            char **nn = mcl__realloc(names, (n + 1) * sizeof(*nn));
+            if (nn == NULL || asprintf(&nn[n], "%s/%s", path, e->d_name) < 0) {
+                names = nn ? nn : names;
+                rv = MCL_ENOMEM;
+                break;
+            }
+            names = nn;
+            n++;
+        }
+        closedir(d);
+        if (rv == MCL_OK && n == 0)
+            rv = mcl__fail(MCL_ENOENT, NULL, 0, "log", "%s: no log files in it", path);
+        if (names != NULL)
+            qsort(names, n, sizeof(*names), cmp_str);
+        for (size_t i = 0; i < n && rv == MCL_OK; i++) {
+            size_t pl;
+            const char *ext;
+            if (series_name(names[i], &pl, &ext)) {
+                if (strncmp(names[i] + pl, "_000.", 5) != 0)
+                    continue; // a later part: read with its series
+                char *prefix = strndup(names[i], pl);
+                if (prefix == NULL) {
+                    rv = MCL_ENOMEM;
+                    break;
+                }
+                series_arg a = {prefix, ext, MCL_OK};
+                rv = add_source(r, fill_series, &a);
+                if (rv == MCL_OK)
+                    rv = a.rv;
+                free(prefix);
+            } else {
+                rv = add_source(r, fill_file, names[i]);
+            }
+        }
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        return rv;
+    }
+    const char *exts[] = {"mcllog", "log"};
+    for (int k = 0; k < 2; k++) {
+        char *first;
+        if (asprintf(&first, "%s_000.%s", path, exts[k]) < 0)
+            return MCL_ENOMEM;
+        bool there = exists(first);
+        free(first);
+        if (there) {
+            series_arg a = {path, exts[k], MCL_OK};
+            mcl_err rv = add_source(r, fill_series, &a);
+            return rv != MCL_OK ? rv : a.rv;
+        }
+    }
+    return mcl__fail(MCL_ENOENT, NULL, 0, "log", "%s: no such log, split series or directory",
+                     path);
+}
+
+void
+mcl_log_reader_close(mcl_log_reader *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->nsrc; i++) {
+        source *s = &r->src[i];
+        for (size_t k = 0; k < s->nfiles; k++) {
+            unmap_file(&s->files[k]);
+            mcl__free(s->files[k].path);
+        }
+        mcl__free(s->files);
+        mcl__free(s->topic_buf);
+        mcl__free(s->pay_buf);
+    }
+    mcl__free(r->src);
+    for (size_t i = 0; i < r->o.ntopics; i++)
+        mcl__free(r->topics[i]);
+    mcl__free(r->topics);
+    mcl__free((void *)(uintptr_t)r->out.topic);
+    mcl__free(r);
+}
+
+mcl_err
+mcl_log_reader_reset(mcl_log_reader *r)
+{
+    if (r == NULL)
+        return MCL_EINVAL;
+    for (size_t i = 0; i < r->nsrc; i++) {
+        source *s = &r->src[i];
+        s->cur = 0;
+        s->done = false;
+        for (size_t k = 0; k < s->nfiles; k++)
+            s->files[k].off = s->files[k].data_off;
+        advance(r, s);
+    }
+    return MCL_OK;
+}
+
+mcl_err
+mcl_log_reader_open(mcl_log_reader **rp, const char *const *paths, size_t npaths,
+                    const mcl_log_reader_options *o)
+{
+    if (rp != NULL)
+        *rp = NULL;
+    if (rp == NULL || paths == NULL || npaths == 0)
+        return MCL_EINVAL;
+    mcl_log_reader *r = mcl__zalloc(sizeof(*r));
+    if (r == NULL)
+        return MCL_ENOMEM;
+    r->last = -1;
+    mcl_err rv = MCL_OK;
+    if (o != NULL) {
+        r->o = *o;
+        r->o.topics = NULL;
+        r->o.ntopics = 0;
+        if (o->ntopics > 0) {
+            r->topics = mcl__zalloc(o->ntopics * sizeof(*r->topics));
+            if (r->topics == NULL)
+                rv = MCL_ENOMEM;
+            for (size_t i = 0; rv == MCL_OK && i < o->ntopics; i++, r->o.ntopics++)
+                if (o->topics[i] == NULL || (r->topics[i] = mcl__strdup(o->topics[i])) == NULL)
+                    rv = o->topics[i] == NULL ? MCL_EINVAL : MCL_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < npaths && rv == MCL_OK; i++)
+        rv = paths[i] == NULL ? MCL_EINVAL : add_path(r, paths[i]);
+    for (size_t i = 0; i < r->nsrc && rv == MCL_OK; i++) {
+        source *s = &r->src[i];
+        if (s->nfiles == 0)
+            rv = MCL_ENOMEM;
+        for (size_t k = 0; k < s->nfiles && rv == MCL_OK; k++)
+            if ((rv = map_file(&s->files[k])) == MCL_ENOENT)
+                rv = mcl__fail(MCL_ENOENT, NULL, 0, "log", "%s vanished", s->files[k].path);
+        // Python MCL writes the header (and its creation time) in the first part only.
+        if (rv == MCL_OK)
+            s->text_created = s->files[0].created_ns;
+    }
+    if (rv == MCL_OK)
+        rv = mcl_log_reader_reset(r);
+    if (rv != MCL_OK) {
+        mcl_log_reader_close(r);
+        return rv;
+    }
+    *rp = r;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_log_reader_next(mcl_log_reader *r, const mcl_raw_msg **msgp)
+{
+    if (msgp != NULL)
+        *msgp = NULL;
+    if (r == NULL || msgp == NULL)
+        return MCL_EINVAL;
+    if (r->last >= 0) { // the record handed out last: move its source on
+        advance(r, &r->src[r->last]);
+        r->last = -1;
+    }
+    int best = -1;
+    for (size_t i = 0; i < r->nsrc; i++) // merge: the earliest record first (ties: path order)
+        if (r->src[i].have &&
+            (best < 0 || r->src[i].msg.recv_realtime_ns < r->src[best].msg.recv_realtime_ns))
+            best = (int)i;
+    if (best < 0)
+        return MCL_ENOENT;
+    r->last = best;
+    // Hand out a copy whose topic is NUL-terminated.
+    const mcl_raw_msg *m = &r->src[best].msg;
+    char *t = mcl__realloc((void *)(uintptr_t)r->out.topic, m->topic_len + 1);
+    if (t == NULL)
+        return MCL_ENOMEM;
+    memcpy(t, m->topic, m->topic_len);
+    t[m->topic_len] = '\0';
+    r->out = *m;
+    r->out.topic = t;
+    *msgp = &r->out;
+    return MCL_OK;
+}
+
+// First valid binary record at or after offset `at` of f: its time, and its offset; false if
+// none. Does not count damage (a probe, not a read).
+static bool
+probe(lfile *f, size_t at, int64_t *t, size_t *roff)
+{
+    while (at + REC_HDR + REC_BODY <= f->size) {
+        const uint8_t *p = memmem(f->base + at, f->size - at, REC_SYNC, 4);
+        if (p == NULL)
+            return false;
+        size_t off = (size_t)(p - f->base);
+        uint64_t body = off + REC_HDR <= f->size ? mcl__get_be32(p + 4) : 0;
+        if (body >= REC_BODY && off + REC_HDR + body <= f->size &&
+            mcl__crc32c(p + REC_HDR, (size_t)body) == mcl__get_be32(p + 8)) {
+            *t = (int64_t)mcl__get_be64(p + REC_HDR);
+            *roff = off;
+            return true;
+        }
+        at = off + 1;
+    }
+    return false;
+}
+
+mcl_err
+mcl_log_reader_seek(mcl_log_reader *r, int64_t t)
+{
+    if (r == NULL)
+        return MCL_EINVAL;
+    mcl_log_reader_reset(r);
+    for (size_t i = 0; i < r->nsrc; i++) {
+        source *s = &r->src[i];
+        // Skip the parts that a later part starts after, then binary-search inside the part.
+        for (; s->cur < s->nfiles; s->cur++) {
+            lfile *f = &s->files[s->cur];
+            if (f->text)
+                break; // text logs: the linear scan below
+            if (s->cur + 1 < s->nfiles) {
+                lfile *n = &s->files[s->cur + 1];
+                int64_t nt;
+                size_t no;
+                if (!n->text && probe(n, n->data_off, &nt, &no) && nt <= t)
+                    continue;
+            }
+            size_t lo = f->data_off, hi = f->size;
+            while (hi - lo > 65536) {
+                size_t mid = lo + (hi - lo) / 2, off;
+                int64_t mt;
+                if (probe(f, mid, &mt, &off) && mt < t)
+                    lo = off;
+                else
+                    hi = mid;
+            }
+            f->off = lo;
+            break;
+        }
+        s->have = false;
+        s->done = false;
+        do
+            advance(r, s);
+        while (s->have && s->msg.recv_realtime_ns < t);
+    }
+    r->last = -1;
+    return MCL_OK;
+}
+
+uint64_t
+mcl_log_reader_corrupt(const mcl_log_reader *r, uint64_t *bytes)
+{
+    if (r == NULL)
+        return 0;
+    if (bytes != NULL)
+        *bytes = r->corrupt_bytes;
+    return r->corrupt;
+}

@@ -1,0 +1,338 @@
+// Log files: round trips, split rules, torn and corrupt files, filters, seek, merge, files
+// still being written, Python MCL text logs.
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static int
+suite_init(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/mcl-logtest-XXXXXX");
+    return mkdtemp(dir) ? 0 : 1;
+}
+
+static int
+suite_cleanup(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : 1;
+}
+
+// A path in the test directory (eight rotating buffers: several may be alive at once).
+static char *
+pathf(const char *name)
+{
+    static char p[8][400];
+    static int k;
+    char *b = p[k++ % 8];
+    snprintf(b, sizeof(p[0]), "%s/%s", dir, name);
+    return b;
+}
+
+static mcl_raw_msg
+rec(int64_t t, uint64_t seq, const char *topic, const void *payload, size_t len)
+{
+    mcl_raw_msg m = {.topic = topic, .topic_len = strlen(topic), .payload = payload, .len = len,
+                     .publisher = 0xabc, .seq = seq, .recv_realtime_ns = t};
+    return m;
+}
+
+static uint8_t big[1 << 20];
+
+// Writes n records: times 1e9 + i*1e6 ns, topic "t<i%3>", payload i bytes of (uint8_t)i (the
+// 7th is 1 MiB).
+static void
+write_log(const char *path, int n, const mcl_log_writer_options *o)
+{
+    mcl_log_writer *w;
+    MCLT_OK(mcl_log_writer_open(&w, path, o));
+    for (int i = 0; i < n; i++) {
+        char topic[8];
+        snprintf(topic, sizeof(topic), "t%d", i % 3);
+        size_t len = i == 7 ? sizeof(big) : (size_t)i;
+        memset(big, i, len);
+        mcl_raw_msg m = rec(1000000000LL + (int64_t)i * 1000000, (uint64_t)i, topic, big, len);
+        MCLT_OK(mcl_log_writer_write(w, &m));
+    }
+    MCLT_OK(mcl_log_writer_close(w));
+}
+
+static int
+read_all(const char *const *paths, size_t n, const mcl_log_reader_options *o, uint64_t *corrupt,
+         int64_t *first_t, int check)
+{
+    mcl_log_reader *r;
+    MCLT_OK(mcl_log_reader_open(&r, paths, n, o));
+    const mcl_raw_msg *m;
+    int count = 0;
+    int64_t prev = 0;
+    while (mcl_log_reader_next(r, &m) == MCL_OK) {
+        if (count == 0 && first_t)
+            *first_t = m->recv_realtime_ns;
+        CU_ASSERT(m->recv_realtime_ns >= prev); // merged in time order
+        prev = m->recv_realtime_ns;
+        if (check) {
+            int i = (int)m->seq;
+            char topic[8];
+            snprintf(topic, sizeof(topic), "t%d", i % 3);
+            CU_ASSERT_STRING_EQUAL(m->topic, topic);
+            CU_ASSERT_EQUAL(m->len, i == 7 ? sizeof(big) : (size_t)i);
+            const uint8_t *p = m->payload;
+            for (size_t k = 0; k < m->len; k += 997)
+                if (p[k] != (uint8_t)i) {
+                    CU_FAIL("payload");
+                    break;
+                }
+        }
+        count++;
+    }
+    if (corrupt)
+        *corrupt = mcl_log_reader_corrupt(r, NULL);
+    mcl_log_reader_close(r);
+    return count;
+}
+
+static void
+test_roundtrip_and_overwrite(void)
+{
+    const char *p = pathf("a.mcllog");
+    write_log(p, 50, NULL);
+    const char *paths[] = {p};
+    uint64_t corrupt = 1;
+    CU_ASSERT_EQUAL(read_all(paths, 1, NULL, &corrupt, NULL, 1), 50);
+    CU_ASSERT_EQUAL(corrupt, 0);
+    mcl_log_writer *w;
+    MCLT_ERR(mcl_log_writer_open(&w, p, NULL), MCL_EEXIST); // refuses to overwrite
+    mcl_log_writer_options o = {.overwrite = true};
+    write_log(p, 5, &o);
+    CU_ASSERT_EQUAL(read_all(paths, 1, NULL, NULL, NULL, 1), 5);
+    const char *none[] = {pathf("nothing-here")};
+    mcl_log_reader *r;
+    MCLT_ERR(mcl_log_reader_open(&r, none, 1, NULL), MCL_ENOENT);
+    int fd = open(pathf("junk.mcllog"), O_WRONLY | O_CREAT, 0644);
+    CU_ASSERT(write(fd, "\x01\x02garbage", 9) == 9);
+    close(fd);
+    const char *junk[] = {pathf("junk.mcllog")};
+    MCLT_ERR(mcl_log_reader_open(&r, junk, 1, NULL), MCL_EPROTO);
+    unlink(junk[0]);
+}
+
+static void
+test_split_rules(void)
+{
+    mcl_log_writer_options by_count = {.split_count = 10};
+    write_log(pathf("c"), 35, &by_count);
+    mcl_log_writer_options by_bytes = {.split_bytes = 4096};
+    write_log(pathf("b"), 60, &by_bytes);
+    mcl_log_writer_options by_time = {.split_seconds = 0.0095}; // 10 records of 1 ms per part
+    write_log(pathf("s"), 30, &by_time);
+    struct stat st;
+    CU_ASSERT_EQUAL(stat(pathf("c_003.mcllog"), &st), 0);
+    CU_ASSERT_NOT_EQUAL(stat(pathf("c_004.mcllog"), &st), 0);
+    CU_ASSERT_EQUAL(stat(pathf("s_002.mcllog"), &st), 0);
+    CU_ASSERT_NOT_EQUAL(stat(pathf("s_003.mcllog"), &st), 0);
+    // Every part but the one with the 1 MiB record keeps to 4 KiB.
+    for (int i = 0; i < 100; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "b_%03d.mcllog", i);
+        if (stat(pathf(name), &st) != 0)
+            break;
+        CU_ASSERT(st.st_size <= 4096 || st.st_size > (1 << 20));
+    }
+    const char *c[] = {pathf("c")}, *b[] = {pathf("b")}, *s[] = {pathf("s")};
+    CU_ASSERT_EQUAL(read_all(c, 1, NULL, NULL, NULL, 1), 35);
+    CU_ASSERT_EQUAL(read_all(b, 1, NULL, NULL, NULL, 1), 60);
+    CU_ASSERT_EQUAL(read_all(s, 1, NULL, NULL, NULL, 1), 30);
+}
+
+static size_t
+file_size(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+static void
+copy_prefix(const char *from, const char *to, size_t n, long flip_at)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    CU_ASSERT_FATAL(in != NULL && out != NULL);
+    for (size_t i = 0; i < n; i++) {
+        int c = fgetc(in);
+        if ((long)i == flip_at)
+            c ^= 0x10;
+        fputc(c, out);
+    }
+    fclose(in);
+    fclose(out);
+}
+
+static void
+test_torn_and_corrupt_files(void)
+{
+    // 20 small records (no 1 MiB one: n < 8 would include it; use records 8..)
+    const char *p = pathf("t.mcllog");
+    mcl_log_writer *w;
+    MCLT_OK(mcl_log_writer_open(&w, p, NULL));
+    for (int i = 0; i < 20; i++) {
+        memset(big, i, 40);
+        mcl_raw_msg m = rec(1000 + i, (uint64_t)i, "torn", big, 40);
+        MCLT_OK(mcl_log_writer_write(w, &m));
+    }
+    MCLT_OK(mcl_log_writer_close(w));
+    size_t size = file_size(p);
+    size_t recsz = 12 + 32 + 4 + 40;
+    const char *tp[] = {pathf("cut.mcllog")};
+    // Cut at every byte offset of the last three records: every complete one is read.
+    for (size_t cut = size - 3 * recsz; cut <= size; cut++) {
+        copy_prefix(p, tp[0], cut, -1);
+        uint64_t corrupt = 99;
+        int n = read_all(tp, 1, NULL, &corrupt, NULL, 0);
+        CU_ASSERT_EQUAL(n, (int)(20 - (size - cut + recsz - 1) / recsz));
+        CU_ASSERT_EQUAL(corrupt, 0); // a torn tail is the end, not damage
+    }
+    // A flipped bit in any byte of any record loses that record only (or, for a damaged
+    // length that lands inside the next record, that one too); the rest is read and the damage
+    // is counted. Never a crash, never a silent stop.
+    size_t hdr = size - 20 * recsz;
+    for (size_t at = hdr; at < size; at++) {
+        copy_prefix(p, tp[0], size, (long)at);
+        uint64_t corrupt = 0;
+        int n = read_all(tp, 1, NULL, &corrupt, NULL, 0);
+        size_t which = (at - hdr) / recsz;
+        // The last record's length pointing past the end looks exactly like a record still
+        // being written: the reader stops there (it is not counted as damage).
+        bool tail_len = which == 19 && (at - hdr) % recsz >= 4 && (at - hdr) % recsz < 8;
+        if (tail_len) {
+            CU_ASSERT_EQUAL(n, 19);
+            continue;
+        }
+        if (!(n == 19 || (n == 18 && which < 19)) || corrupt < 1)
+            fprintf(stderr, "\n  flip at record %zu byte %zu: %d read, %llu damaged ", which,
+                    (at - hdr) % recsz, n, (unsigned long long)corrupt);
+        CU_ASSERT(n == 19 || (n == 18 && which < 19));
+        CU_ASSERT(corrupt >= 1);
+    }
+    unlink(tp[0]);
+}
+
+static void
+test_filters_seek_merge(void)
+{
+    write_log(pathf("m1.mcllog"), 40, NULL);
+    // A second file whose records fall between the first's.
+    mcl_log_writer *w;
+    MCLT_OK(mcl_log_writer_open(&w, pathf("m2.mcllog"), NULL));
+    for (int i = 0; i < 40; i++) {
+        mcl_raw_msg m = rec(1000000000LL + (int64_t)i * 1000000 + 500000, 1000 + (uint64_t)i, "other", "x", 1);
+        MCLT_OK(mcl_log_writer_write(w, &m));
+    }
+    MCLT_OK(mcl_log_writer_close(w));
+    const char *both[] = {pathf("m1.mcllog"), pathf("m2.mcllog")};
+    CU_ASSERT_EQUAL(read_all(both, 2, NULL, NULL, NULL, 0), 80); // in time order (checked)
+    const char *only[] = {"t1", "oth*"};
+    mcl_log_reader_options o = {.topics = only, .ntopics = 2};
+    CU_ASSERT_EQUAL(read_all(both, 2, &o, NULL, NULL, 0), 13 + 40);
+    mcl_log_reader_options win = {.start_ns = 1000000000LL + 10000000, .end_ns = 1000000000LL + 19000000};
+    int64_t first = 0;
+    CU_ASSERT_EQUAL(read_all(both, 1, &win, NULL, &first, 1), 10);
+    CU_ASSERT_EQUAL(first, 1000000000LL + 10000000);
+    // Seek, then reset.
+    mcl_log_reader *r;
+    MCLT_OK(mcl_log_reader_open(&r, both, 2, NULL));
+    MCLT_OK(mcl_log_reader_seek(r, 1000000000LL + 30000000));
+    const mcl_raw_msg *m;
+    MCLT_OK(mcl_log_reader_next(r, &m));
+    CU_ASSERT_EQUAL(m->seq, 30);
+    MCLT_OK(mcl_log_reader_next(r, &m));
+    CU_ASSERT_EQUAL(m->seq, 1030);
+    MCLT_OK(mcl_log_reader_reset(r));
+    MCLT_OK(mcl_log_reader_next(r, &m));
+    CU_ASSERT_EQUAL(m->seq, 0);
+    mcl_log_reader_close(r);
+    // A directory: everything in it.
+    const char *d[] = {dir};
+    CU_ASSERT(read_all(d, 1, NULL, NULL, NULL, 0) >= 80);
+}
+
+static void
+test_reading_while_written(void)
+{
+    mcl_log_writer *w;
+    MCLT_OK(mcl_log_writer_open(&w, pathf("live.mcllog"), NULL));
+    for (int i = 0; i < 10; i++) {
+        mcl_raw_msg m = rec(i + 1, (uint64_t)i, "live", "abc", 3);
+        MCLT_OK(mcl_log_writer_write(w, &m));
+    }
+    MCLT_OK(mcl_log_writer_flush(w, false));
+    const char *p[] = {pathf("live.mcllog")};
+    CU_ASSERT_EQUAL(read_all(p, 1, NULL, NULL, NULL, 0), 10); // the writer is still open
+    uint64_t recs, bytes;
+    unsigned parts;
+    mcl_log_writer_counts(w, &recs, &bytes, &parts);
+    CU_ASSERT_EQUAL(recs, 10);
+    CU_ASSERT_EQUAL(parts, 1);
+    MCLT_OK(mcl_log_writer_close(w));
+}
+
+// Two records of ACFR's sample log UnitTestMessageA.log (Python MCL text format).
+static const char mcl_text[] =
+    "#-----------------------------------------------------------------\n"
+    "# MCL_LOG\n"
+    "#     -- version     1.0\n"
+    "#     -- revision    ffff000000000000000000000000000000000000\n"
+    "#     -- created     1970-01-01 00:00:00\n"
+    "#\n"
+    "#      >>> UnitTestMessageA\n"
+    "#-----------------------------------------------------------------\n"
+    "     0.01000    ''          83a974696d657374616d70cb3f847ae147ae147ba464617461cb3f847ae147ae147ba46e616d65b0556e6974546573744d65737361676541\n"
+    "     0.02000    ''          83a974696d657374616d70cb3f947ae147ae147ba464617461cb3f947ae147ae147ba46e616d65b0556e6974546573744d65737361676541\n"
+    "    not a data line at all\n"
+    "     0.03000    'topic'     83a974696d657374616d70cb3f9eb851eb851eb8a464617461cb3f9eb851eb851eb8a46e616d65b0556e6974546573744d65737361676541\n";
+
+static void
+test_python_mcl_text_logs(void)
+{
+    FILE *f = fopen(pathf("UnitTestMessageA.log"), "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs(mcl_text, f);
+    fclose(f);
+    const char *p[] = {pathf("UnitTestMessageA.log")};
+    mcl_log_reader *r;
+    MCLT_OK(mcl_log_reader_open(&r, p, 1, NULL));
+    const mcl_raw_msg *m;
+    double want[] = {0.01, 0.02, 0.03};
+    for (int i = 0; i < 3; i++) {
+        MCLT_OK(mcl_log_reader_next(r, &m));
+        CU_ASSERT_EQUAL(m->recv_realtime_ns, (int64_t)(want[i] * 1e9 + 0.5)); // created: epoch
+        mcl_msg *msg;
+        MCLT_OK(mcl_msg_decode(&msg, m->payload, m->len, NULL, NULL, 0));
+        double d;
+        MCLT_OK(mcl_msg_get_double(msg, "data", &d));
+        CU_ASSERT_DOUBLE_EQUAL(d, want[i], 1e-12);
+        CU_ASSERT_STRING_EQUAL(mcl_msg_name(msg), "UnitTestMessageA");
+        mcl_msg_free(msg);
+    }
+    CU_ASSERT_STRING_EQUAL(m->topic, "topic");
+    MCLT_ERR(mcl_log_reader_next(r, &m), MCL_ENOENT);
+    CU_ASSERT_EQUAL(mcl_log_reader_corrupt(r, NULL), 1); // the bad line, counted
+    mcl_log_reader_close(r);
+}
+
+static CU_TestInfo tests[] = {
+    {"roundtrip_and_overwrite", test_roundtrip_and_overwrite},
+    {"split_rules", test_split_rules},
+    {"torn_and_corrupt_files", test_torn_and_corrupt_files},
+    {"filters_seek_merge", test_filters_seek_merge},
+    {"reading_while_written", test_reading_while_written},
+    {"python_mcl_text_logs", test_python_mcl_text_logs},
+    CU_TEST_INFO_NULL};
+MCLT_SUITE("log_file", suite_init, suite_cleanup, tests);
