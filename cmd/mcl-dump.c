@@ -24,6 +24,10 @@ usage(FILE *f)
             "      --timeout SEC    exit after SEC seconds\n"
             "      --json           JSON Lines instead of the human format\n"
             "      --raw            do not decode msgpack messages (show text or hex)\n"
+            "  -f, --file LOG       print a log instead of live traffic (repeatable: merged in time\n"
+            "                       order; mcl or Python MCL logs, split series, directories)\n"
+            "      --csv F[,F]      one CSV line (CRLF) per message with these fields, as MCL's\n"
+            "                       dump_to_csv writes them; messages that are not maps are skipped\n"
             "      --stats          per-publisher received/lost/duplicates on stderr at exit\n"
             "  -q, --quiet          do not print messages (with --stats: count only)\n"
             "  -w, --width N        bytes of payload shown in the human format (default 48)\n"
@@ -333,6 +337,114 @@ print_human(FILE *o, const mcl_raw_msg *m, const mcl_msg *msg, size_t width)
 }
 
 // Splits a comma-separated list, keeping empty entries ("" selects messages without topic).
+// A double as Python prints it (shortest text that reads back the same; "0.0" not "0"), so
+// that --csv matches MCL's dump_to_csv byte for byte.
+static void
+print_pyfloat(FILE *o, double d)
+{
+    char buf[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    fputs(buf, o);
+    if (strspn(buf, "-0123456789") == strlen(buf))
+        fputs(".0", o);
+}
+
+static void
+print_csv(FILE *o, const mcl_msg *msg, char **fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            fputc(',', o);
+        const mcl_value *v = mcl_msg_get(msg, fields[i]);
+        const char *s;
+        size_t len;
+        int64_t iv;
+        uint64_t uv;
+        double d;
+        bool b;
+        switch (mcl_value_type(v)) {
+        case MCL_TYPE_FLOAT:
+            mcl_value_get_double(v, &d);
+            print_pyfloat(o, d);
+            break;
+        case MCL_TYPE_INT:
+            if (mcl_value_get_int(v, &iv) == MCL_OK)
+                fprintf(o, "%lld", (long long)iv);
+            else if (mcl_value_get_uint(v, &uv) == MCL_OK)
+                fprintf(o, "%llu", (unsigned long long)uv);
+            break;
+        case MCL_TYPE_STR:
+            mcl_value_get_str(v, &s, &len);
+            print_safe(o, (const uint8_t *)s, len);
+            break;
+        case MCL_TYPE_BOOL:
+            mcl_value_get_bool(v, &b);
+            fputs(b ? "True" : "False", o);
+            break;
+        case MCL_TYPE_NIL:
+            if (v != NULL)
+                fputs("None", o);
+            break;
+        default:
+            fputs("...", o);
+        }
+    }
+    fputs("\r\n", o); // RFC 4180 line ends, as Python's csv module (and MCL's files) write them
+}
+
+static void
+print_one(const mcl_raw_msg *m, bool json, size_t width, bool raw, char **csv, size_t ncsv)
+{
+    mcl_msg *msg = raw ? NULL : try_decode(m);
+    if (ncsv > 0) {
+        if (msg != NULL)
+            print_csv(stdout, msg, csv, ncsv);
+    } else if (json) {
+        print_json(stdout, m, msg);
+    } else {
+        print_human(stdout, m, msg, width);
+    }
+    mcl_msg_free(msg);
+}
+
+static int
+dump_files(const char **files, int nfiles, char **topics, size_t ntopics, bool json, bool quiet,
+           size_t width, bool raw, char **csv, size_t ncsv, uint64_t count)
+{
+    mcl_log_reader *r;
+    mcl_log_reader_options o = {.topics = (const char *const *)topics, .ntopics = ntopics};
+    mcl_err rv = mcl_log_reader_open(&r, files, (size_t)nfiles, &o);
+    if (rv != MCL_OK) {
+        tool_err(prog, "%s: %s", files[0], mcl_strerror(rv));
+        return rv == MCL_ENOENT || rv == MCL_EPROTO ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    const mcl_raw_msg *m;
+    uint64_t n = 0;
+    int status = EXIT_OK;
+    while (n < count && !tool_stop && mcl_log_reader_next(r, &m) == MCL_OK) {
+        n++;
+        if (!quiet)
+            print_one(m, json, width, raw, csv, ncsv);
+        if (ferror(stdout)) {
+            tool_err(prog, "cannot write the output");
+            status = EXIT_RUNTIME;
+            break;
+        }
+    }
+    if (fflush(stdout) != 0 && status == EXIT_OK)
+        status = EXIT_RUNTIME;
+    uint64_t bad_bytes, bad = mcl_log_reader_corrupt(r, &bad_bytes);
+    if (bad > 0)
+        tool_err(prog, "%llu damaged records skipped (%llu bytes)", (unsigned long long)bad,
+                 (unsigned long long)bad_bytes);
+    mcl_log_reader_close(r);
+    return status;
+}
+
 static int
 add_topics(char ***topics, size_t *n, const char *arg)
 {
@@ -402,13 +514,19 @@ main(int argc, char **argv)
          raw = false;
     uint64_t count = 0, width = 48;
     double timeout = 0;
-    enum { OPT_TIMEOUT = 256, OPT_JSON, OPT_STATS, OPT_HELP, OPT_VERSION, OPT_RAW };
+    enum { OPT_TIMEOUT = 256, OPT_JSON, OPT_STATS, OPT_HELP, OPT_VERSION, OPT_RAW, OPT_CSV };
+    const char *files[64];
+    int nfiles = 0;
+    char **csv = NULL;
+    size_t ncsv = 0;
     static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
                                          {"topic", required_argument, NULL, 't'},
                                          {"count", required_argument, NULL, 'n'},
                                          {"timeout", required_argument, NULL, OPT_TIMEOUT},
                                          {"json", no_argument, NULL, OPT_JSON},
                                          {"raw", no_argument, NULL, OPT_RAW},
+                                         {"file", required_argument, NULL, 'f'},
+                                         {"csv", required_argument, NULL, OPT_CSV},
                                          {"stats", no_argument, NULL, OPT_STATS},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"width", required_argument, NULL, 'w'},
@@ -417,7 +535,7 @@ main(int argc, char **argv)
                                          {"version", no_argument, NULL, OPT_VERSION},
                                          {NULL, 0, NULL, 0}};
     int c, status = EXIT_OK;
-    while ((c = getopt_long(argc, argv, "u:t:n:qw:v", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "u:t:n:qw:vf:", opts, NULL)) != -1) {
         switch (c) {
         case 'u':
             url = optarg;
@@ -461,6 +579,20 @@ main(int argc, char **argv)
         case OPT_RAW:
             raw = true;
             break;
+        case 'f':
+            if (nfiles == 64) {
+                tool_err(prog, "at most 64 logs");
+                status = EXIT_USAGE;
+                goto out;
+            }
+            files[nfiles++] = optarg;
+            break;
+        case OPT_CSV:
+            if (add_topics(&csv, &ncsv, optarg) != 0) { // the same comma splitting
+                status = EXIT_RUNTIME;
+                goto out;
+            }
+            break;
         case 'q':
             quiet = true;
             break;
@@ -493,6 +625,12 @@ main(int argc, char **argv)
     }
     tool_log_to_stderr(prog, verbose);
     tool_signals();
+
+    if (nfiles > 0) {
+        status = dump_files(files, nfiles, topics, ntopics, json, quiet, (size_t)width, raw, csv,
+                            ncsv, have_count ? count : UINT64_MAX);
+        goto out;
+    }
 
     mcl_connection *conn = NULL;
     if ((status = tool_connection(prog, url, &conn)) != EXIT_OK)
@@ -533,12 +671,7 @@ main(int argc, char **argv)
         }
         got++;
         if (!quiet) {
-            mcl_msg *msg = raw ? NULL : try_decode(m);
-            if (json)
-                print_json(stdout, m, msg);
-            else
-                print_human(stdout, m, msg, (size_t)width);
-            mcl_msg_free(msg);
+            print_one(m, json, (size_t)width, raw, csv, ncsv);
             if (tty)
                 fflush(stdout);
             if (ferror(stdout)) {
@@ -565,5 +698,8 @@ out:
     for (size_t i = 0; i < ntopics; i++)
         free(topics[i]);
     free(topics);
+    for (size_t i = 0; i < ncsv; i++)
+        free(csv[i]);
+    free(csv);
     return status;
 }

@@ -1,0 +1,298 @@
+// mcl-log: record what is published on one or more connections into a log file (or parts).
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <getopt.h>
+#include <poll.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *prog = "mcl-log";
+static volatile sig_atomic_t want_summary;
+
+static void
+on_usr1(int sig)
+{
+    (void)sig;
+    want_summary = 1;
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: mcl-log [OPTION]... -o PATH\n"
+            "Record the messages on one or more connections into a log (docs/log-format.md).\n"
+            "Reception runs in a separate process (a queued listener), so disk stalls drop nothing.\n"
+            "\n"
+            "  -o, --output PATH     the log file; with a split rule, PATH_000.mcllog, PATH_001...\n"
+            "  -u, --url URL         a connection to record (repeatable; default: $MCL_URL, else\n"
+            "                        %s)\n"
+            "  -t, --topic T[,T]     only these topics ('imu/*' matches a prefix)\n"
+            "      --split-size MB   start a new part after MB megabytes (10^6 bytes)\n"
+            "      --split-time SEC  ... after SEC seconds\n"
+            "      --split-count N   ... after N messages\n"
+            "      --duration SEC    stop after SEC seconds (default: at SIGINT or SIGTERM)\n"
+            "      --flush-ms MS     write to the kernel at least every MS ms (default 100): a kill -9\n"
+            "                        loses at most that much\n"
+            "      --ring SIZE       receive ring size (default 64M)\n"
+            "  -f, --force           overwrite existing files\n"
+            "  -q, --quiet           no summary\n"
+            "  -v, --verbose         library debug messages\n"
+            "      --help, --version\n"
+            "\n"
+            "A summary (messages, bytes, parts, losses seen as sequence gaps, ring and kernel drops)\n"
+            "is printed to stderr at exit and on SIGUSR1.\n"
+            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+            MCL_DEFAULT_URL);
+}
+
+typedef struct rec_ctx {
+    mcl_log_writer *w;
+    volatile sig_atomic_t failed;
+} rec_ctx;
+
+static void
+on_msg(const mcl_raw_msg *m, void *user)
+{
+    rec_ctx *c = user;
+    if (mcl_log_writer_write(c->w, m) != MCL_OK)
+        c->failed = 1; // reported by the main loop (the library logged the reason)
+}
+
+static void
+summary(mcl_queued_listener **ql, const char **urls, int nurls, mcl_log_writer *w, double secs)
+{
+    uint64_t recs = 0, bytes = 0;
+    unsigned parts = 0;
+    mcl_log_writer_counts(w, &recs, &bytes, &parts);
+    fprintf(stderr, "%s: %.1f s: %" PRIu64 " messages, %" PRIu64 " bytes, %u part%s\n", prog, secs,
+            recs, bytes, parts, parts == 1 ? "" : "s");
+    for (int i = 0; i < nurls; i++) {
+        mcl_queued_stats st;
+        if (ql[i] == NULL || mcl_queued_listener_stats(ql[i], &st) != MCL_OK)
+            continue;
+        fprintf(stderr,
+                "  %s: received %" PRIu64 ", lost %" PRIu64 ", ring drops %" PRIu64
+                ", kernel drops %" PRIu64 ", oversize %" PRIu64 ", ring high water %" PRIu64
+                " of %zu, receiver restarts %" PRIu64 "\n",
+                urls[i] ? urls[i] : mcl_queued_listener_url(ql[i]), st.delivered, st.receiver.lost,
+                st.ring_drops, st.receiver.kernel_drops, st.ring_oversize, st.ring_high_water,
+                st.ring_size, st.restarts);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *out = NULL;
+    const char *urls[16];
+    int nurls = 0;
+    char **topics = NULL;
+    size_t ntopics = 0;
+    bool quiet = false, verbose = false;
+    double duration = 0;
+    mcl_log_writer_options wo = {0};
+    mcl_queued_options qo = {0};
+    enum { O_SIZE = 256, O_TIME, O_COUNT, O_DUR, O_FLUSH, O_RING, O_HELP, O_VERSION };
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},   {"url", required_argument, NULL, 'u'},
+        {"topic", required_argument, NULL, 't'},    {"split-size", required_argument, NULL, O_SIZE},
+        {"split-time", required_argument, NULL, O_TIME}, {"split-count", required_argument, NULL, O_COUNT},
+        {"duration", required_argument, NULL, O_DUR}, {"flush-ms", required_argument, NULL, O_FLUSH},
+        {"ring", required_argument, NULL, O_RING},   {"force", no_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},           {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, O_HELP},         {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0}};
+    int c;
+    double d;
+    uint64_t u;
+    while ((c = getopt_long(argc, argv, "o:u:t:fqv", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            out = optarg;
+            break;
+        case 'u':
+            if (nurls == 16) {
+                tool_err(prog, "at most 16 connections");
+                return EXIT_USAGE;
+            }
+            urls[nurls++] = optarg;
+            break;
+        case 't': {
+            char *copy = strdup(optarg), *rest = copy;
+            for (char *tok = strsep(&rest, ","); copy && tok; tok = strsep(&rest, ",")) {
+                char **nt = realloc(topics, (ntopics + 1) * sizeof(*nt));
+                if (nt == NULL)
+                    return EXIT_RUNTIME;
+                topics = nt;
+                topics[ntopics++] = strdup(tok);
+            }
+            free(copy);
+            break;
+        }
+        case O_SIZE:
+            if (!tool_parse_double(optarg, 0.001, 1e9, &d)) {
+                tool_err(prog, "invalid --split-size '%s' (megabytes)", optarg);
+                return EXIT_USAGE;
+            }
+            wo.split_bytes = (uint64_t)(d * 1e6);
+            break;
+        case O_TIME:
+            if (!tool_parse_double(optarg, 0.001, 1e9, &wo.split_seconds)) {
+                tool_err(prog, "invalid --split-time '%s' (seconds)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_COUNT:
+            if (!tool_parse_u64(optarg, UINT64_MAX, &wo.split_count) || wo.split_count == 0) {
+                tool_err(prog, "invalid --split-count '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_DUR:
+            if (!tool_parse_double(optarg, 0.001, 1e9, &duration)) {
+                tool_err(prog, "invalid --duration '%s' (seconds)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_FLUSH:
+            if (!tool_parse_u64(optarg, 3600000, &u) || u == 0) {
+                tool_err(prog, "invalid --flush-ms '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            wo.flush_ms = (int)u;
+            break;
+        case O_RING:
+            if (!tool_parse_size(optarg, (uint64_t)1 << 40, &u) || u == 0) {
+                tool_err(prog, "invalid --ring '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            qo.ring_size = (size_t)u;
+            break;
+        case 'f':
+            wo.overwrite = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'v':
+            verbose = true;
+            break;
+        case O_HELP:
+            usage(stdout);
+            return EXIT_OK;
+        case O_VERSION:
+            printf("mcl-log %s\n", mcl_version());
+            return EXIT_OK;
+        default:
+            fprintf(stderr, "Try 'mcl-log --help'.\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (out == NULL || optind < argc) {
+        tool_err(prog, optind < argc ? "unexpected argument '%s'" : "give the output with -o PATH%s",
+                 optind < argc ? argv[optind] : "");
+        fprintf(stderr, "Try 'mcl-log --help'.\n");
+        return EXIT_USAGE;
+    }
+    if (nurls == 0)
+        urls[nurls++] = NULL; // the default connection
+    tool_log_to_stderr(prog, verbose);
+    tool_signals();
+    struct sigaction sa = {.sa_handler = on_usr1};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+
+    mcl_connection *conns[16] = {0};
+    for (int i = 0; i < nurls; i++) {
+        int ec = tool_connection(prog, urls[i], &conns[i]);
+        if (ec != EXIT_OK)
+            return ec;
+    }
+    char meta[4096];
+    size_t ml = (size_t)snprintf(meta, sizeof(meta), "tool=mcl-log %s\n", mcl_version());
+    for (int i = 0; i < nurls && ml < sizeof(meta); i++)
+        ml += (size_t)snprintf(meta + ml, sizeof(meta) - ml, "url=%s\n", mcl_connection_url(conns[i]));
+    for (size_t i = 0; i < ntopics && ml < sizeof(meta); i++)
+        ml += (size_t)snprintf(meta + ml, sizeof(meta) - ml, "topic=%s\n", topics[i]);
+    wo.metadata = meta;
+    rec_ctx ctx = {0};
+    mcl_err rv = mcl_log_writer_open(&ctx.w, out, &wo);
+    if (rv != MCL_OK) {
+        tool_err(prog, "%s: %s%s", out, mcl_strerror(rv),
+                 rv == MCL_EEXIST ? " (use --force to overwrite)" : "");
+        return rv == MCL_EEXIST ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    mcl_queued_listener *ql[16] = {0};
+    int status = EXIT_OK;
+    for (int i = 0; i < nurls && status == EXIT_OK; i++) {
+        mcl_queued_options o = qo;
+        o.defer_open = true;
+        o.no_thread = true; // drained here, so nothing received is dropped at exit
+        rv = mcl_queued_listener_new(&ql[i], conns[i], NULL, (const char *const *)topics, ntopics, &o);
+        if (rv == MCL_OK)
+            rv = mcl_queued_listener_subscribe(ql[i], on_msg, &ctx);
+        if (rv == MCL_OK)
+            rv = mcl_queued_listener_open(ql[i]);
+        if (rv != MCL_OK) {
+            tool_err(prog, "cannot listen on %s: %s", mcl_connection_url(conns[i]), mcl_strerror(rv));
+            status = EXIT_RUNTIME;
+        }
+    }
+    if (status == EXIT_OK && verbose)
+        for (int i = 0; i < nurls; i++)
+            tool_err(prog, "listening on %s", mcl_queued_listener_url(ql[i]));
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double secs = 0;
+    struct pollfd pfd[16];
+    for (int i = 0; i < nurls && status == EXIT_OK; i++) {
+        pfd[i].events = POLLIN;
+        mcl_queued_listener_fd(ql[i], &pfd[i].fd);
+    }
+    while (status == EXIT_OK && !tool_stop) {
+        if (poll(pfd, (nfds_t)nurls, 50) > 0)
+            for (int i = 0; i < nurls; i++)
+                if (pfd[i].revents)
+                    mcl_queued_listener_dispatch(ql[i], 0, NULL);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        secs = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        if (ctx.failed) {
+            tool_err(prog, "%s: writing failed (disk full?): stopping", out);
+            status = EXIT_RUNTIME;
+        }
+        if (want_summary) {
+            want_summary = 0;
+            summary(ql, urls, nurls, ctx.w, secs);
+        }
+        if (duration > 0 && secs >= duration)
+            break;
+    }
+    // Write what the receivers have queued, then close them.
+    for (int i = 0; i < nurls; i++) {
+        size_t n = 1;
+        while (ql[i] != NULL && status == EXIT_OK && n > 0)
+            if (mcl_queued_listener_dispatch(ql[i], 0, &n) != MCL_OK)
+                break;
+        if (ql[i] != NULL)
+            mcl_queued_listener_close(ql[i]);
+    }
+    if (!quiet)
+        summary(ql, urls, nurls, ctx.w, secs);
+    for (int i = 0; i < nurls; i++) {
+        mcl_queued_listener_free(ql[i]);
+        mcl_connection_free(conns[i]);
+    }
+    if (mcl_log_writer_close(ctx.w) != MCL_OK && status == EXIT_OK) {
+        tool_err(prog, "%s: closing failed", out);
+        status = EXIT_RUNTIME;
+    }
+    for (size_t i = 0; i < ntopics; i++)
+        free(topics[i]);
+    free(topics);
+    return status;
+}

@@ -1,0 +1,246 @@
+// mcl-replay: publish recorded messages again with their original timing.
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *prog = "mcl-replay";
+static volatile sig_atomic_t resumed;
+
+static void
+on_cont(int sig)
+{
+    (void)sig;
+    resumed = 1;
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: mcl-replay [OPTION]... LOG...\n"
+            "Publish the messages of logs (mcl or Python MCL; files, split series or directories,\n"
+            "merged in time order) with their recorded timing, on their recorded topics.\n"
+            "\n"
+            "  -u, --url URL      where to publish (default: $MCL_URL, else %s)\n"
+            "  -s, --speed X      replay X times faster (default 1; 0.5 is half speed)\n"
+            "      --start SEC    begin SEC seconds into the log\n"
+            "      --end SEC      stop SEC seconds into the log\n"
+            "  -t, --topic T[,T]  only these topics ('imu/*' matches a prefix)\n"
+            "  -l, --loop         start again at the end, until interrupted\n"
+            "  -q, --quiet        no progress and no summary\n"
+            "      --help, --version\n"
+            "\n"
+            "Sending is paced against the start time, so errors do not accumulate; after a pause\n"
+            "(Ctrl-Z, then fg) it continues from where it was. A progress line is shown when\n"
+            "stderr is a terminal; a summary with the timing error (actual - scheduled send time)\n"
+            "at the end.\n"
+            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+            MCL_DEFAULT_URL);
+}
+
+static int64_t
+mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int
+cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *url = NULL;
+    double speed = 1, start = 0, end = 0;
+    bool loop = false, quiet = false;
+    char **topics = NULL;
+    size_t ntopics = 0;
+    enum { O_START = 256, O_END, O_HELP, O_VERSION };
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, 'u'}, {"speed", required_argument, NULL, 's'},
+        {"start", required_argument, NULL, O_START}, {"end", required_argument, NULL, O_END},
+        {"topic", required_argument, NULL, 't'}, {"loop", no_argument, NULL, 'l'},
+        {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION}, {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "u:s:t:lq", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u':
+            url = optarg;
+            break;
+        case 's':
+            if (!tool_parse_double(optarg, 0.001, 1e6, &speed)) {
+                tool_err(prog, "invalid speed '%s' (0.001..1e6)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_START:
+        case O_END:
+            if (!tool_parse_double(optarg, 0, 1e9, c == O_START ? &start : &end)) {
+                tool_err(prog, "invalid %s '%s' (seconds)", c == O_START ? "--start" : "--end", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 't': {
+            char *copy = strdup(optarg), *rest = copy;
+            for (char *tok = strsep(&rest, ","); copy && tok; tok = strsep(&rest, ",")) {
+                char **nt = realloc(topics, (ntopics + 1) * sizeof(*nt));
+                if (nt == NULL)
+                    return EXIT_RUNTIME;
+                topics = nt;
+                topics[ntopics++] = strdup(tok);
+            }
+            free(copy);
+            break;
+        }
+        case 'l':
+            loop = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case O_HELP:
+            usage(stdout);
+            return EXIT_OK;
+        case O_VERSION:
+            printf("mcl-replay %s\n", mcl_version());
+            return EXIT_OK;
+        default:
+            fprintf(stderr, "Try 'mcl-replay --help'.\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        tool_err(prog, "give at least one log");
+        fprintf(stderr, "Try 'mcl-replay --help'.\n");
+        return EXIT_USAGE;
+    }
+    if (end > 0 && end <= start) {
+        tool_err(prog, "--end must come after --start");
+        return EXIT_USAGE;
+    }
+    tool_log_to_stderr(prog, false);
+    tool_signals();
+    struct sigaction sa = {.sa_handler = on_cont};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCONT, &sa, NULL);
+
+    // The log's first time, for --start/--end relative to it.
+    mcl_log_reader *r;
+    mcl_log_reader_options ro = {.topics = (const char *const *)topics, .ntopics = ntopics};
+    mcl_err rv = mcl_log_reader_open(&r, (const char *const *)argv + optind, (size_t)(argc - optind), &ro);
+    if (rv != MCL_OK) {
+        tool_err(prog, "%s: %s", argv[optind], mcl_strerror(rv));
+        return rv == MCL_ENOENT || rv == MCL_EPROTO ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    const mcl_raw_msg *m;
+    if (mcl_log_reader_next(r, &m) != MCL_OK) {
+        tool_err(prog, "no messages to replay");
+        mcl_log_reader_close(r);
+        return EXIT_RUNTIME;
+    }
+    int64_t log0 = m->recv_realtime_ns;
+    int64_t from = log0 + (int64_t)(start * 1e9), to = end > 0 ? log0 + (int64_t)(end * 1e9) : INT64_MAX;
+    mcl_connection *conn = NULL;
+    int ec = tool_connection(prog, url, &conn);
+    if (ec != EXIT_OK) {
+        mcl_log_reader_close(r);
+        return ec;
+    }
+    mcl_raw_broadcaster *b = NULL;
+    if ((rv = mcl_raw_broadcaster_open(&b, conn, NULL)) != MCL_OK) {
+        tool_err(prog, "cannot publish on %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
+        mcl_log_reader_close(r);
+        mcl_connection_free(conn);
+        return EXIT_RUNTIME;
+    }
+    bool tty = !quiet && isatty(STDERR_FILENO);
+    size_t cap = 1 << 16, nerr = 0;
+    int64_t *err = malloc(cap * sizeof(*err));
+    uint64_t sent = 0, bytes = 0;
+    int status = EXIT_OK;
+    int64_t t_start = mono(), last_progress = 0;
+    do {
+        mcl_log_reader_seek(r, from);
+        int64_t base = mono(), first = -1;
+        while (!tool_stop && mcl_log_reader_next(r, &m) == MCL_OK) {
+            if (m->recv_realtime_ns > to)
+                break;
+            if (first < 0)
+                first = m->recv_realtime_ns;
+            int64_t due = base + (int64_t)((double)(m->recv_realtime_ns - first) / speed);
+            if (resumed) { // back from a pause: continue from here, without a burst
+                resumed = 0;
+                if (mono() > due) {
+                    base += mono() - due;
+                    due = mono();
+                }
+            }
+            struct timespec ts = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !tool_stop)
+                ;
+            if (tool_stop)
+                break;
+            rv = mcl_raw_broadcaster_publish(b, m->topic, m->payload, m->len);
+            int64_t now = mono();
+            if (rv != MCL_OK) {
+                tool_err(prog, "publish failed: %s", mcl_strerror(rv));
+                status = EXIT_RUNTIME;
+                break;
+            }
+            if (nerr == cap && err != NULL) {
+                int64_t *ne = realloc(err, 2 * cap * sizeof(*err));
+                if (ne != NULL) {
+                    err = ne;
+                    cap *= 2;
+                }
+            }
+            if (err != NULL && nerr < cap)
+                err[nerr++] = now - due;
+            sent++;
+            bytes += m->len;
+            if (tty && now - last_progress > 200000000) {
+                last_progress = now;
+                double done = (double)(m->recv_realtime_ns - from) / 1e9;
+                fprintf(stderr, "\r%s: %8.1f s of log, %" PRIu64 " messages, %.0f msg/s   ", prog,
+                        done, sent, (double)sent / ((double)(now - t_start) / 1e9));
+            }
+        }
+    } while (loop && !tool_stop && status == EXIT_OK);
+    if (tty)
+        fputc('\n', stderr);
+    double secs = (double)(mono() - t_start) / 1e9;
+    if (!quiet) {
+        double p50 = 0, p99 = 0;
+        if (nerr > 0 && err != NULL) {
+            qsort(err, nerr, sizeof(*err), cmp64);
+            p50 = (double)err[nerr / 2] / 1000;
+            p99 = (double)err[nerr * 99 / 100] / 1000;
+        }
+        fprintf(stderr,
+                "%s: %" PRIu64 " messages (%" PRIu64 " bytes) in %.3f s; send time error p50 %.1f "
+                "us, p99 %.1f us; %" PRIu64 " damaged records skipped\n",
+                prog, sent, bytes, secs, p50, p99, mcl_log_reader_corrupt(r, NULL));
+    }
+    free(err);
+    mcl_raw_broadcaster_free(b);
+    mcl_connection_free(conn);
+    mcl_log_reader_close(r);
+    for (size_t i = 0; i < ntopics; i++)
+        free(topics[i]);
+    free(topics);
+    return status;
+}
