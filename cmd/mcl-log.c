@@ -209,8 +209,11 @@ main(int argc, char **argv)
     mcl_connection *conns[16] = {0};
     for (int i = 0; i < nurls; i++) {
         int ec = tool_connection(prog, urls[i], &conns[i]);
-        if (ec != EXIT_OK)
+        if (ec != EXIT_OK) {
+            for (int k = 0; k < i; k++)
+                mcl_connection_free(conns[k]);
             return ec;
+        }
     }
     char meta[4096];
     size_t ml = (size_t)snprintf(meta, sizeof(meta), "tool=mcl-log %s\n", mcl_version());
@@ -224,6 +227,11 @@ main(int argc, char **argv)
     if (rv != MCL_OK) {
         tool_err(prog, "%s: %s%s", out, mcl_strerror(rv),
                  rv == MCL_EEXIST ? " (use --force to overwrite)" : "");
+        for (int i = 0; i < nurls; i++)
+            mcl_connection_free(conns[i]);
+        for (size_t i = 0; i < ntopics; i++)
+            free(topics[i]);
+        free(topics);
         return rv == MCL_EEXIST ? EXIT_USAGE : EXIT_RUNTIME;
     }
     mcl_queued_listener *ql[16] = {0};

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# mcl-log, mcl-replay and mcl-dump -f: recording at full speed, split rules, kill -9 and
+# read-back, replay timing, Python MCL sample logs.
+#   test_log.sh BINDIR DATADIR      (inside scripts/netns.sh, as ctest runs it)
+set -uo pipefail
+bin=${1:?usage: test_log.sh BINDIR DATADIR}
+data=${2:?}
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+check() {
+    local name=$1
+    shift
+    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name" >&2; fi
+}
+status_is() {
+    local want=$1
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    [[ $rc -eq $want ]] || { echo "  '$*' exited $rc, expected $want:" >&2; cat "$tmp/err" >&2; return 1; }
+}
+err_says() { grep -q -- "$1" "$tmp/err" || { echo "  stderr lacks '$1':" >&2; cat "$tmp/err" >&2; return 1; }; }
+
+# Starts mcl-log and waits (bounded) until it listens.
+start_log() { # start_log NAME ARGS...
+    local name=$1
+    shift
+    "$bin/mcl-log" -v "$@" 2>"$tmp/$name.err" &
+    eval "${name}_pid=$!"
+    for _ in $(seq 200); do
+        grep -q "listening on" "$tmp/$name.err" 2>/dev/null && return 0
+        sleep 0.025
+    done
+    echo "  mcl-log never started: $(cat "$tmp/$name.err")" >&2
+    return 1
+}
+count_in() { "$bin/mcl-dump" -q -f "$1" --json | wc -l; } # -q prints nothing: use json
+records() { "$bin/mcl-dump" -f "$@" --json 2>/dev/null | wc -l; }
+
+check "log --help" status_is 0 "$bin/mcl-log" --help
+check "log no output" status_is 2 "$bin/mcl-log"
+check "log bad split" status_is 2 "$bin/mcl-log" -o "$tmp/x" --split-size abc
+check "replay no log" status_is 2 "$bin/mcl-replay"
+check "replay missing log" status_is 2 "$bin/mcl-replay" "$tmp/none"
+check "replay bad speed" status_is 2 "$bin/mcl-replay" -s 0 "$tmp/none"
+check "dump missing log" status_is 2 "$bin/mcl-dump" -f "$tmp/none"
+
+# Full-speed recording of 64 B, 16 KiB and 1 MiB messages: nothing lost.
+u="udp://239.255.96.1:26196?iface=lo&ttl=0"
+start_log a -u "$u" -o "$tmp/full.mcllog"
+"$bin/mcl-pub" -u "$u" -n 50000 -s 64 -r 0 -q
+"$bin/mcl-pub" -u "$u" -n 2000 -s 16k -r 0 -q
+"$bin/mcl-pub" -u "$u" -n 30 -s 1M -r 0 -q
+kill -INT "$a_pid"
+wait "$a_pid"
+check "log exit" test $? -eq 0
+cp "$tmp/a.err" "$tmp/err"
+check "log summary" err_says "52030 messages"
+check "log no loss" err_says "lost 0, ring drops 0, kernel drops 0"
+check "log read back" test "$(records "$tmp/full.mcllog")" -eq 52030
+check "log refuses overwrite" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/full.mcllog" --duration 0.1
+check "log refuses message" err_says "use --force"
+
+# Split by count: parts of 1000.
+start_log s -u "$u" -o "$tmp/split" --split-count 1000
+"$bin/mcl-pub" -u "$u" -n 3500 -s 100 -r 0 -q
+kill -TERM "$s_pid"
+wait "$s_pid"
+check "split parts" test -f "$tmp/split_003.mcllog" -a ! -f "$tmp/split_004.mcllog"
+check "split read back" test "$(records "$tmp/split")" -eq 3500
+
+# kill -9 in the middle of a recording: what reached the file reads back, nothing crashes.
+start_log k -u "$u" -o "$tmp/killed.mcllog" --flush-ms 20
+"$bin/mcl-pub" -u "$u" -n 20000 -s 200 -r 20000 -q &
+pub=$!
+sleep 0.4 # (not synchronisation: the point of the test is to kill mid-stream)
+recv_pid=$(pgrep -P "$k_pid" -x mcl-recv)
+kill -9 "$k_pid"
+wait "$k_pid" 2>/dev/null
+wait "$pub"
+n=$(records "$tmp/killed.mcllog")
+check "killed read back" test "$n" -gt 1000 -a "$n" -le 20000
+check "killed no damage" bash -c "! '$bin/mcl-dump' -f '$tmp/killed.mcllog' -q 2>&1 | grep -q damaged"
+# Its receiver process ends too (a zombie until this sandbox's init reaps it is dead).
+gone() {
+    for _ in $(seq 100); do
+        local st
+        st=$(ps -o stat= -p "$1" 2>/dev/null)
+        [[ -z "$st" || "$st" == Z* ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+check "receiver found" test -n "$recv_pid"
+check "no receiver left" gone "$recv_pid"
+
+# Replay of a 1 s recording at speed 1 and 2: every message, within 10 % of the time.
+start_log r -u "$u" -o "$tmp/second.mcllog"
+"$bin/mcl-pub" -u "$u" -t tick -n 101 -s 32 -r 100 -q
+kill -INT "$r_pid"
+wait "$r_pid"
+u2="udp://239.255.96.2:26197?iface=lo&ttl=0"
+for speed in 1 2; do
+    "$bin/mcl-dump" -u "$u2" -n 101 -q --stats --timeout 20 -v 2>"$tmp/d$speed.err" &
+    d=$!
+    for _ in $(seq 200); do grep -q "listening on" "$tmp/d$speed.err" && break; sleep 0.025; done
+    "$bin/mcl-replay" -u "$u2" -s $speed "$tmp/second.mcllog" 2>"$tmp/err"
+    check "replay x$speed exit" test $? -eq 0
+    wait $d
+    check "replay x$speed all received" test $? -eq 0
+    secs=$(sed -n 's/.* in \([0-9.]*\) s;.*/\1/p' "$tmp/err")
+    want=$(awk -v s=$speed 'BEGIN { print 1.0 / s }')
+    check "replay x$speed timing ($secs s for $want)" awk -v a="$secs" -v w="$want" 'BEGIN { exit !(a >= w * 0.9 && a <= w * 1.1) }'
+    sed 's/^/  /' "$tmp/err" >&2
+done
+
+# Python MCL sample logs: values as in MCL's own CSV export (byte for byte).
+check "mcl csv" bash -c "'$bin/mcl-dump' -f '$data/UnitTestMessageA.log' --csv name,data,timestamp | cmp -s - '$data/UnitTestMessageA.csv'"
+check "mcl dir merge" test "$("$bin/mcl-dump" -f "$data" --csv name | tr -d '\r' | uniq -c | awk '{print $1 $2}' | tr '\n' ' ')" = "10UnitTestMessageA 10UnitTestMessageB "
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
