@@ -373,6 +373,25 @@ main(int argc, char **argv)
         return 0;
 #endif
     }
+    if (argc >= 4 && !strcmp(argv[1], "lcmpub")) { // a publisher only (for lcm-logger)
+#ifdef MCL_BENCH_LCM
+        lcm_t *s = lcm_create(lcm_url);
+        size_t size = strtoul(argv[2], NULL, 0);
+        long count = atol(argv[3]);
+        char *p = calloc(1, size < 8 ? 8 : size);
+        if (s == NULL || p == NULL)
+            return 1;
+        for (long i = 0; i < count; i++) {
+            memcpy(p, &i, sizeof(i));
+            lcm_publish(s, "BENCH", p, (unsigned)size);
+        }
+        lcm_destroy(s);
+        free(p);
+        return 0;
+#else
+        return 0;
+#endif
+    }
     if (argc >= 4 && !strcmp(argv[1], "lcm")) {
 #ifdef MCL_BENCH_LCM
         return lcm_bench(strtoul(argv[2], NULL, 0), atol(argv[3]));

@@ -63,6 +63,14 @@ check "log read back" test "$(records "$tmp/full.mcllog")" -eq 52030
 check "log refuses overwrite" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/full.mcllog" --duration 0.1
 check "log refuses message" err_says "use --force"
 
+# Into a directory: a new log named after the time.
+mkdir "$tmp/dir"
+start_log dd -u "$u" -o "$tmp/dir"
+"$bin/mcl-pub" -u "$u" -n 10 -s 10 -r 0 -q
+kill -INT "$dd_pid"
+wait "$dd_pid"
+check "log into a directory" test "$(records "$tmp/dir")" -eq 10
+
 # Split by count: parts of 1000.
 start_log s -u "$u" -o "$tmp/split" --split-count 1000
 "$bin/mcl-pub" -u "$u" -n 3500 -s 100 -r 0 -q
