@@ -26,6 +26,7 @@ tool_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); // a closed terminal or ssh session: stop cleanly too
     // SIGPIPE keeps its default: `mcl-dump | head` ends like any filter when head exits.
 }
 

@@ -13,7 +13,7 @@
 // Exit codes of every tool.
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
-// Set by SIGINT/SIGTERM once tool_signals() is installed.
+// Set by SIGINT/SIGTERM/SIGHUP once tool_signals() is installed.
 extern volatile sig_atomic_t tool_stop;
 void tool_signals(void);
 

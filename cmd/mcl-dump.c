@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,20 +338,54 @@ print_human(FILE *o, const mcl_raw_msg *m, const mcl_msg *msg, size_t width)
 }
 
 // Splits a comma-separated list, keeping empty entries ("" selects messages without topic).
-// A double as Python prints it (shortest text that reads back the same; "0.0" not "0"), so
-// that --csv matches MCL's dump_to_csv byte for byte.
+// A double as Python's repr() prints it, so that --csv matches MCL's dump_to_csv byte for
+// byte: the shortest digits that read back the same, positional for exponents -4..15 ("0.01",
+// "10.0", "1000000000000000.0"), scientific otherwise ("1e+16", "1.5e-05").
 static void
 print_pyfloat(FILE *o, double d)
 {
-    char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
+    if (isnan(d) || isinf(d)) {
+        fputs(isnan(d) ? "nan" : d > 0 ? "inf" : "-inf", o);
+        return;
+    }
+    char sci[40];
+    int prec = 1;
+    for (; prec <= 17; prec++) {
+        snprintf(sci, sizeof(sci), "%.*e", prec - 1, d);
+        if (strtod(sci, NULL) == d)
             break;
     }
-    fputs(buf, o);
-    if (strspn(buf, "-0123456789") == strlen(buf))
+    int exp10 = atoi(strchr(sci, 'e') + 1);
+    if (exp10 < -4 || exp10 >= 16) {
+        fputs(sci, o); // C writes at least two exponent digits, as Python does
+        return;
+    }
+    char pos[64];
+    int decimals = prec - 1 - exp10;
+    snprintf(pos, sizeof(pos), "%.*f", decimals > 0 ? decimals : 0, d);
+    fputs(pos, o);
+    if (strchr(pos, '.') == NULL)
         fputs(".0", o);
+}
+
+// A CSV field as Python's csv module writes it (QUOTE_MINIMAL).
+static void
+print_csv_text(FILE *o, const char *s, size_t n)
+{
+    bool quote = false;
+    for (size_t i = 0; i < n && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+    if (!quote) {
+        fwrite(s, 1, n, o);
+        return;
+    }
+    fputc('"', o);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            fputc('"', o);
+        fputc(s[i], o);
+    }
+    fputc('"', o);
 }
 
 static void
@@ -379,7 +414,7 @@ print_csv(FILE *o, const mcl_msg *msg, char **fields, size_t n)
             break;
         case MCL_TYPE_STR:
             mcl_value_get_str(v, &s, &len);
-            print_safe(o, (const uint8_t *)s, len);
+            print_csv_text(o, s, len);
             break;
         case MCL_TYPE_BOOL:
             mcl_value_get_bool(v, &b);

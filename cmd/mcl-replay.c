@@ -178,9 +178,11 @@ main(int argc, char **argv)
     do {
         mcl_log_reader_seek(r, from);
         int64_t base = mono(), first = -1;
+        uint64_t pass = 0;
         while (!tool_stop && mcl_log_reader_next(r, &m) == MCL_OK) {
             if (m->recv_realtime_ns > to)
-                break;
+                continue; // records of several connections may be a little out of order
+            pass++;
             if (first < 0)
                 first = m->recv_realtime_ns;
             int64_t due = base + (int64_t)((double)(m->recv_realtime_ns - first) / speed);
@@ -221,6 +223,8 @@ main(int argc, char **argv)
                         done, sent, (double)sent / ((double)(now - t_start) / 1e9));
             }
         }
+        if (pass == 0)
+            break; // nothing in the range: looping would spin
     } while (loop && !tool_stop && status == EXIT_OK);
     if (tty)
         fputc('\n', stderr);

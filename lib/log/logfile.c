@@ -72,6 +72,7 @@ struct mcl_log_writer {
     int64_t part_t0;
     uint64_t records, bytes;
     bool dirty, stop, failed;
+    mcl_err err; // why `failed`
     pthread_t flusher;
     bool has_flusher;
 };
@@ -83,6 +84,8 @@ write_header(mcl_log_writer *w)
     gethostname(host, sizeof(host) - 1);
     size_t ml = w->meta ? strlen(w->meta) : 0;
     size_t text = 64 + strlen(host) + ml;
+    if (FILE_HDR_FIXED + text + 4 > 0xffff) // the header length field is 16 bits
+        return mcl__fail(MCL_EINVAL, NULL, 0, "log", "header metadata too long (%zu bytes)", ml);
     uint8_t *h = mcl__zalloc(FILE_HDR_FIXED + text + 4);
     if (h == NULL)
         return MCL_ENOMEM;
@@ -138,7 +141,7 @@ close_part(mcl_log_writer *w)
 {
     if (w->f == NULL)
         return MCL_OK;
-    mcl_err rv = fflush(w->f) == 0 ? MCL_OK : mcl__sys_err(errno);
+    mcl_err rv = fflush(w->f) == 0 && !ferror(w->f) ? MCL_OK : mcl__sys_err(errno ? errno : EIO);
     if (fsync(fileno(w->f)) != 0 && rv == MCL_OK && errno != EINVAL)
         rv = mcl__sys_err(errno);
     if (fclose(w->f) != 0 && rv == MCL_OK)
@@ -160,7 +163,10 @@ flusher_thread(void *arg)
         ts.tv_nsec = (long)(due % 1000000000);
         pthread_cond_timedwait(&w->cv, &w->lock, &ts);
         if (w->dirty && w->f != NULL) {
-            fflush(w->f);
+            if (fflush(w->f) != 0 && !w->failed) {
+                w->failed = true; // disk full or I/O error: reported by the next call
+                w->err = mcl__sys_err(errno);
+            }
             w->dirty = false;
         }
     }
@@ -195,6 +201,23 @@ mcl_log_writer_open(mcl_log_writer **wp, const char *path, const mcl_log_writer_
     w->fbuf = mcl__alloc(1 << 20);
     if (w->path == NULL || w->fbuf == NULL || (o && o->metadata && w->meta == NULL))
         rv = MCL_ENOMEM;
+    // Parts of an earlier recording under the same name would be read as part of this one:
+    // refuse them, or with overwrite remove them.
+    for (unsigned i = 0; rv == MCL_OK && w->split && i < 10000; i++) {
+        char *name;
+        if (asprintf(&name, "%s_%03u.mcllog", w->path, i) < 0) {
+            rv = MCL_ENOMEM;
+            break;
+        }
+        if (access(name, F_OK) == 0) {
+            if (!w->o.overwrite)
+                rv = mcl__fail(MCL_EEXIST, NULL, 0, "log", "%s: exists (overwrite not allowed)",
+                               name);
+            else if (unlink(name) != 0)
+                rv = mcl__sys_err(errno);
+        }
+        free(name);
+    }
     if (rv == MCL_OK)
         rv = open_part(w);
     if (rv == MCL_OK) {
@@ -215,7 +238,8 @@ mcl_log_writer_open(mcl_log_writer **wp, const char *path, const mcl_log_writer_
 mcl_err
 mcl_log_writer_write(mcl_log_writer *w, const mcl_raw_msg *m)
 {
-    if (w == NULL || m == NULL || m->topic_len > 0xffff || m->len > UINT32_MAX - 1024)
+    if (w == NULL || m == NULL || m->topic_len > MCL_TOPIC_MAX ||
+        m->len > (size_t)UINT32_MAX - REC_BODY - MCL_TOPIC_MAX)
         return MCL_EINVAL;
     uint8_t hb[REC_HDR + REC_BODY];
     uint32_t body = (uint32_t)(REC_BODY + m->topic_len + m->len);
@@ -241,6 +265,10 @@ mcl_log_writer_write(mcl_log_writer *w, const mcl_raw_msg *m)
         rv = MCL_ECLOSED;
         goto out;
     }
+    if (w->failed) { // an earlier flush lost data: never report success after that
+        rv = w->err;
+        goto out;
+    }
     if (w->split && w->part_count > 0 &&
         ((w->o.split_count && w->part_count >= w->o.split_count) ||
          (w->o.split_bytes && w->part_bytes + total > w->o.split_bytes) ||
@@ -252,11 +280,13 @@ mcl_log_writer_write(mcl_log_writer *w, const mcl_raw_msg *m)
         if ((rv = open_part(w)) != MCL_OK)
             goto out;
     }
-    if (fwrite(hb, 1, sizeof(hb), w->f) != sizeof(hb) ||
+    if (ferror(w->f) || fwrite(hb, 1, sizeof(hb), w->f) != sizeof(hb) ||
         fwrite(m->topic, 1, m->topic_len, w->f) != m->topic_len ||
         (m->len > 0 && fwrite(m->payload, 1, m->len, w->f) != m->len)) {
         int e = errno;
         rv = mcl__fail(mcl__sys_err(e), NULL, 0, "log", "%s: write: %s", w->path, strerror(e));
+        w->failed = true;
+        w->err = rv;
         goto out;
     }
     if (w->part_count++ == 0)
@@ -276,7 +306,10 @@ mcl_log_writer_flush(mcl_log_writer *w, bool sync)
     if (w == NULL)
         return MCL_EINVAL;
     pthread_mutex_lock(&w->lock);
-    mcl_err rv = w->f == NULL ? MCL_ECLOSED : fflush(w->f) == 0 ? MCL_OK : mcl__sys_err(errno);
+    mcl_err rv = w->f == NULL ? MCL_ECLOSED
+                 : w->failed  ? w->err
+                 : fflush(w->f) == 0 ? MCL_OK
+                              : mcl__sys_err(errno);
     if (rv == MCL_OK && sync && fsync(fileno(w->f)) != 0)
         rv = mcl__sys_err(errno);
     w->dirty = false;
@@ -314,6 +347,8 @@ mcl_log_writer_close(mcl_log_writer *w)
         pthread_join(w->flusher, NULL);
     }
     mcl_err rv = close_part(w);
+    if (w->failed && rv == MCL_OK)
+        rv = w->err;
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->lock);
     mcl__free(w->fbuf);
@@ -333,6 +368,7 @@ typedef struct lfile {
     size_t data_off;     // first record
     size_t off;          // next record
     int64_t created_ns;  // text logs: the header's "created" (0: unknown)
+    uint64_t crc_work;   // bytes checksummed so far (bounds the work on crafted files)
 } lfile;
 
 typedef struct source {
@@ -384,7 +420,10 @@ parse_created(const char *s)
     const char *end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
     if (end == NULL)
         return 0;
-    int64_t ns = (int64_t)timegm(&tm) * 1000000000;
+    time_t secs = timegm(&tm);
+    if (secs < 0 || secs > 9000000000LL) // beyond 2255: not a time we can hold in ns
+        return 0;
+    int64_t ns = (int64_t)secs * 1000000000;
     if (*end == '.') {
         int64_t frac = 0, scale = 100000000;
         for (end++; *end >= '0' && *end <= '9' && scale > 0; end++, scale /= 10)
@@ -397,7 +436,7 @@ parse_created(const char *s)
 static mcl_err
 map_file(lfile *f)
 {
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); // a FIFO must not block us
     if (fd < 0)
         return errno == ENOENT ? MCL_ENOENT : mcl__sys_err(errno);
     struct stat st;
@@ -484,6 +523,19 @@ bin_record(mcl_log_reader *r, lfile *f, mcl_raw_msg *m)
         }
         bool ok = body >= REC_BODY && body < MAX_RECORD;
         if (ok) {
+            // A record ends at the end of the file or at the next marker. When it does not,
+            // it may still be intact (the next one may be damaged), so its CRC decides; but a
+            // crafted file of overlapping fake records could make that quadratic, so once the
+            // CRC work exceeds a few times the file size such candidates are just damage.
+            size_t next = f->off + REC_HDR + (size_t)body;
+            bool ends_well = next == f->size || next + 4 > f->size ||
+                             memcmp(f->base + next, REC_SYNC, 4) == 0;
+            if (!ends_well && f->crc_work > 8 * (uint64_t)f->size + ((uint64_t)1 << 20))
+                ok = false;
+            else
+                f->crc_work += body;
+        }
+        if (ok) {
             const uint8_t *b = p + REC_HDR;
             uint32_t tl = mcl__get_be16(b + 24), pl = mcl__get_be32(b + 28);
             ok = (uint64_t)REC_BODY + tl + pl == body && mcl__crc32c(b, (size_t)body) == mcl__get_be32(p + 8) &&
@@ -555,7 +607,7 @@ text_record(mcl_log_reader *r, source *s, lfile *f, mcl_raw_msg *m)
             num[tlen[0]] = '\0';
             char *end;
             el = strtod(num, &end);
-            ok = *end == '\0' && el >= 0;
+            ok = *end == '\0' && el >= 0 && el < 1e9; // finite, under 31 years
         }
         size_t pl = ok ? tlen[2] / 2 : 0;
         if (ok && pl > s->pay_cap) {
@@ -608,10 +660,8 @@ advance(mcl_log_reader *r, source *s)
         }
         if (r->o.start_ns && s->msg.recv_realtime_ns < r->o.start_ns)
             continue;
-        if (r->o.end_ns && s->msg.recv_realtime_ns > r->o.end_ns) {
-            s->done = true; // as in MCL: the first record past the end ends the source
-            break;
-        }
+        if (r->o.end_ns && s->msg.recv_realtime_ns > r->o.end_ns)
+            continue; // not the end: records of several connections may be slightly out of order
         if (!topic_ok(r, s->msg.topic, s->msg.topic_len))
             continue;
         s->have = true;
@@ -698,12 +748,14 @@ static bool
 series_name(const char *name, size_t *plen, const char **ext)
 {
     const char *dot = strrchr(name, '.');
-    if (dot == NULL || dot - name < 5 || dot[-4] != '_')
+    if (dot == NULL)
         return false;
-    for (int i = 1; i <= 3; i++)
-        if (dot[-i] < '0' || dot[-i] > '9')
-            return false;
-    *plen = (size_t)(dot - 4 - name);
+    const char *d = dot;
+    while (d > name && d[-1] >= '0' && d[-1] <= '9')
+        d--;
+    if (dot - d < 3 || d == name || d[-1] != '_')
+        return false;
+    *plen = (size_t)(d - 1 - name);
     *ext = dot + 1;
     return true;
 }
@@ -726,6 +778,10 @@ add_path(mcl_log_reader *r, const char *path)
             if (!((l > 7 && strcmp(e->d_name + l - 7, ".mcllog") == 0) ||
                   (l > 4 && strcmp(e->d_name + l - 4, ".log") == 0)))
                 continue;
+            struct stat est; // only regular files (not FIFOs, sockets or directories)
+            if (fstatat(dirfd(d), e->d_name, &est, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISREG(est.st_mode))
+                continue;
             char **nn = mcl__realloc(names, (n + 1) * sizeof(*nn));
             if (nn == NULL || asprintf(&nn[n], "%s/%s", path, e->d_name) < 0) {
                 names = nn ? nn : names;
@@ -743,7 +799,17 @@ add_path(mcl_log_reader *r, const char *path)
         for (size_t i = 0; i < n && rv == MCL_OK; i++) {
             size_t pl;
             const char *ext;
+            bool in_series = false;
             if (series_name(names[i], &pl, &ext)) {
+                char *first;
+                if (asprintf(&first, "%.*s_000.%s", (int)pl, names[i], ext) < 0) {
+                    rv = MCL_ENOMEM;
+                    break;
+                }
+                in_series = exists(first);
+                free(first);
+            }
+            if (in_series) {
                 if (strncmp(names[i] + pl, "_000.", 5) != 0)
                     continue; // a later part: read with its series
                 char *prefix = strndup(names[i], pl);
@@ -810,6 +876,8 @@ mcl_log_reader_reset(mcl_log_reader *r)
 {
     if (r == NULL)
         return MCL_EINVAL;
+    r->corrupt = r->corrupt_bytes = 0; // counted again as the files are read again
+    r->last = -1;
     for (size_t i = 0; i < r->nsrc; i++) {
         source *s = &r->src[i];
         s->cur = 0;
@@ -929,9 +997,13 @@ mcl_log_reader_seek(mcl_log_reader *r, int64_t t)
 {
     if (r == NULL)
         return MCL_EINVAL;
-    mcl_log_reader_reset(r);
+    r->corrupt = r->corrupt_bytes = 0; // counted again as the files are read again
     for (size_t i = 0; i < r->nsrc; i++) {
         source *s = &r->src[i];
+        s->cur = 0; // no read-ahead here: the positions below are where reading resumes
+        s->done = false;
+        for (size_t k = 0; k < s->nfiles; k++)
+            s->files[k].off = s->files[k].data_off;
         // Skip the parts that a later part starts after, then binary-search inside the part.
         for (; s->cur < s->nfiles; s->cur++) {
             lfile *f = &s->files[s->cur];
@@ -941,7 +1013,7 @@ mcl_log_reader_seek(mcl_log_reader *r, int64_t t)
                 lfile *n = &s->files[s->cur + 1];
                 int64_t nt;
                 size_t no;
-                if (!n->text && probe(n, n->data_off, &nt, &no) && nt <= t)
+                if (!n->text && probe(n, n->data_off, &nt, &no) && nt < t)
                     continue;
             }
             size_t lo = f->data_off, hi = f->size;

@@ -181,7 +181,12 @@ child_hygiene(int keep1, int keep2)
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             (void)sigaction(sig, &sa, NULL);
-    signal(SIGINT, SIG_IGN); // Ctrl-C is for the application, which closes us
+    // Signals meant for the application (Ctrl-C, a hang-up, `kill -USR1 $(pidof app)`, which
+    // also finds us: we carry its command line) must not kill the receiver.
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     sigset_t none;
     sigemptyset(&none);

@@ -327,6 +327,89 @@ test_python_mcl_text_logs(void)
     mcl_log_reader_close(r);
 }
 
+static void
+test_review_regressions(void)
+{
+    // Seeking a text log keeps its first record.
+    const char *tp[] = {pathf("UnitTestMessageA.log")};
+    mcl_log_reader *r;
+    MCLT_OK(mcl_log_reader_open(&r, tp, 1, NULL));
+    MCLT_OK(mcl_log_reader_seek(r, 0));
+    const mcl_raw_msg *m;
+    MCLT_OK(mcl_log_reader_next(r, &m));
+    CU_ASSERT_EQUAL(m->recv_realtime_ns, 10000000);
+    mcl_log_reader_close(r);
+    // Seeking to a time that ends one part and starts the next loses neither record.
+    mcl_log_writer_options two = {.split_count = 2};
+    mcl_log_writer *w;
+    MCLT_OK(mcl_log_writer_open(&w, pathf("tie"), &two));
+    int64_t times[] = {1, 2, 2, 3};
+    for (int i = 0; i < 4; i++) {
+        mcl_raw_msg x = rec(times[i], (uint64_t)i, "t", "x", 1);
+        MCLT_OK(mcl_log_writer_write(w, &x));
+    }
+    MCLT_OK(mcl_log_writer_close(w));
+    const char *tie[] = {pathf("tie")};
+    MCLT_OK(mcl_log_reader_open(&r, tie, 1, NULL));
+    MCLT_OK(mcl_log_reader_seek(r, 2));
+    int n = 0;
+    while (mcl_log_reader_next(r, &m) == MCL_OK)
+        n++;
+    CU_ASSERT_EQUAL(n, 3);
+    mcl_log_reader_close(r);
+    // Stale parts of a longer earlier recording: refused, or removed with overwrite.
+    MCLT_ERR(mcl_log_writer_open(&w, pathf("tie"), &two), MCL_EEXIST);
+    two.overwrite = true;
+    MCLT_OK(mcl_log_writer_open(&w, pathf("tie"), &two));
+    mcl_raw_msg x = rec(5, 0, "t", "x", 1);
+    MCLT_OK(mcl_log_writer_write(w, &x));
+    MCLT_OK(mcl_log_writer_close(w));
+    CU_ASSERT_EQUAL(read_all(tie, 1, NULL, NULL, NULL, 0), 1);
+    // A full disk is an error, not a silent success.
+    if (access("/dev/full", W_OK) == 0) {
+        mcl_log_writer_options ow = {.overwrite = true};
+        mcl_err rv = mcl_log_writer_open(&w, "/dev/full", &ow);
+        if (rv == MCL_OK) {
+            mcl_err wr = MCL_OK;
+            static uint8_t pay[4096];
+            for (int i = 0; i < 1000 && wr == MCL_OK; i++) {
+                mcl_raw_msg y = rec(i, (uint64_t)i, "t", pay, sizeof(pay));
+                wr = mcl_log_writer_write(w, &y);
+            }
+            mcl_err cr = mcl_log_writer_close(w);
+            CU_ASSERT(wr != MCL_OK || cr != MCL_OK);
+        } else {
+            CU_ASSERT(rv != MCL_OK);
+        }
+    }
+    // A records past --end do not end reading: a later record in range is still found.
+    MCLT_OK(mcl_log_writer_open(&w, pathf("ooo.mcllog"), NULL));
+    int64_t ooo[] = {10, 30, 20, 40};
+    for (int i = 0; i < 4; i++) {
+        mcl_raw_msg y = rec(ooo[i], (uint64_t)i, "t", "x", 1);
+        MCLT_OK(mcl_log_writer_write(w, &y));
+    }
+    MCLT_OK(mcl_log_writer_close(w));
+    const char *op[] = {pathf("ooo.mcllog")};
+    mcl_log_reader_options win = {.end_ns = 25};
+    CU_ASSERT_EQUAL(read_all(op, 1, &win, NULL, NULL, 0), 2);
+    // A directory with odd entries: a subdirectory named *.log, a FIFO, a 4-digit part.
+    char sub[400];
+    snprintf(sub, sizeof(sub), "%s/odd", dir);
+    mkdir(sub, 0755);
+    char path[500];
+    snprintf(path, sizeof(path), "%s/dir.log", sub);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/fifo.log", sub);
+    mkfifo(path, 0644);
+    snprintf(path, sizeof(path), "%s/ok.mcllog", sub);
+    MCLT_OK(mcl_log_writer_open(&w, path, NULL));
+    MCLT_OK(mcl_log_writer_write(w, &x));
+    MCLT_OK(mcl_log_writer_close(w));
+    const char *dp[] = {sub};
+    CU_ASSERT_EQUAL(read_all(dp, 1, NULL, NULL, NULL, 0), 1);
+}
+
 static CU_TestInfo tests[] = {
     {"roundtrip_and_overwrite", test_roundtrip_and_overwrite},
     {"split_rules", test_split_rules},
@@ -334,5 +417,6 @@ static CU_TestInfo tests[] = {
     {"filters_seek_merge", test_filters_seek_merge},
     {"reading_while_written", test_reading_while_written},
     {"python_mcl_text_logs", test_python_mcl_text_logs},
+    {"review_regressions", test_review_regressions},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("log_file", suite_init, suite_cleanup, tests);
