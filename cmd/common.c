@@ -136,3 +136,33 @@ tool_format_time(int64_t ns, char *buf, size_t len)
     strftime(d, sizeof(d), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf, len, "%s.%06ldZ", d, usec);
 }
+
+int
+tool_add_list(char ***list, size_t *n, const char *arg)
+{
+    char *copy = strdup(arg);
+    if (copy == NULL)
+        return -1;
+    char *rest = copy;
+    for (char *tok = strsep(&rest, ","); tok != NULL; tok = strsep(&rest, ",")) {
+        char **nl = realloc(*list, (*n + 1) * sizeof(**list));
+        if (nl == NULL || (nl[*n] = strdup(tok)) == NULL) {
+            if (nl != NULL)
+                *list = nl;
+            free(copy);
+            return -1;
+        }
+        *list = nl;
+        (*n)++;
+    }
+    free(copy);
+    return 0;
+}
+
+void
+tool_free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}

@@ -31,6 +31,11 @@ bool tool_parse_double(const char *s, double min, double max, double *out);
 // Opens the connection from -u URL (NULL: MCL_URL, then the default); reports errors.
 int tool_connection(const char *prog, const char *url, mcl_connection **conn);
 
+// Appends the comma-separated entries of arg to a string list (empty entries kept: "" is the
+// empty topic). Returns -1 when out of memory. tool_free_list() releases the list.
+int tool_add_list(char ***list, size_t *n, const char *arg);
+void tool_free_list(char **list, size_t n);
+
 // "2026-11-21T23:59:01.123456Z"
 void tool_format_time(int64_t realtime_ns, char *buf, size_t len);
 

@@ -337,7 +337,6 @@ print_human(FILE *o, const mcl_raw_msg *m, const mcl_msg *msg, size_t width)
     fputc('\n', o);
 }
 
-// Splits a comma-separated list, keeping empty entries ("" selects messages without topic).
 // A double as Python's repr() prints it, so that --csv matches MCL's dump_to_csv byte for
 // byte: the shortest digits that read back the same, positional for exponents -4..15 ("0.01",
 // "10.0", "1000000000000000.0"), scientific otherwise ("1e+16", "1.5e-05").
@@ -480,30 +479,6 @@ dump_files(const char **files, int nfiles, char **topics, size_t ntopics, bool j
     return status;
 }
 
-static int
-add_topics(char ***topics, size_t *n, const char *arg)
-{
-    char *copy = strdup(arg);
-    if (copy == NULL)
-        return -1;
-    char *rest = copy;
-    for (char *tok = strsep(&rest, ","); tok != NULL; tok = strsep(&rest, ",")) {
-        char **nt = realloc(*topics, (*n + 1) * sizeof(**topics));
-        if (nt == NULL) {
-            free(copy);
-            return -1;
-        }
-        *topics = nt;
-        if (((*topics)[*n] = strdup(tok)) == NULL) {
-            free(copy);
-            return -1;
-        }
-        (*n)++;
-    }
-    free(copy);
-    return 0;
-}
-
 static void
 print_stats(const mcl_raw_listener *l)
 {
@@ -576,7 +551,7 @@ main(int argc, char **argv)
             url = optarg;
             break;
         case 't':
-            if (add_topics(&topics, &ntopics, optarg) != 0) {
+            if (tool_add_list(&topics, &ntopics, optarg) != 0) {
                 tool_err(prog, "out of memory");
                 status = EXIT_RUNTIME;
                 goto out;
@@ -623,7 +598,7 @@ main(int argc, char **argv)
             files[nfiles++] = optarg;
             break;
         case OPT_CSV:
-            if (add_topics(&csv, &ncsv, optarg) != 0) { // the same comma splitting
+            if (tool_add_list(&csv, &ncsv, optarg) != 0) { // the same comma splitting
                 status = EXIT_RUNTIME;
                 goto out;
             }
@@ -730,11 +705,7 @@ main(int argc, char **argv)
     mcl_raw_listener_free(l);
     mcl_connection_free(conn);
 out:
-    for (size_t i = 0; i < ntopics; i++)
-        free(topics[i]);
-    free(topics);
-    for (size_t i = 0; i < ncsv; i++)
-        free(csv[i]);
-    free(csv);
+    tool_free_list(topics, ntopics);
+    tool_free_list(csv, ncsv);
     return status;
 }

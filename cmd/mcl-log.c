@@ -126,18 +126,12 @@ main(int argc, char **argv)
             }
             urls[nurls++] = optarg;
             break;
-        case 't': {
-            char *copy = strdup(optarg), *rest = copy;
-            for (char *tok = strsep(&rest, ","); copy && tok; tok = strsep(&rest, ",")) {
-                char **nt = realloc(topics, (ntopics + 1) * sizeof(*nt));
-                if (nt == NULL)
-                    return EXIT_RUNTIME;
-                topics = nt;
-                topics[ntopics++] = strdup(tok);
+        case 't':
+            if (tool_add_list(&topics, &ntopics, optarg) != 0) {
+                tool_err(prog, "out of memory");
+                return EXIT_RUNTIME;
             }
-            free(copy);
             break;
-        }
         case O_SIZE:
             if (!tool_parse_double(optarg, 0.001, 1e9, &d)) {
                 tool_err(prog, "invalid --split-size '%s' (megabytes)", optarg);
@@ -247,9 +241,7 @@ main(int argc, char **argv)
                  rv == MCL_EEXIST ? " (use --force to overwrite)" : "");
         for (int i = 0; i < nurls; i++)
             mcl_connection_free(conns[i]);
-        for (size_t i = 0; i < ntopics; i++)
-            free(topics[i]);
-        free(topics);
+        tool_free_list(topics, ntopics);
         return rv == MCL_EEXIST ? EXIT_USAGE : EXIT_RUNTIME;
     }
     mcl_queued_listener *ql[16] = {0};
@@ -317,8 +309,6 @@ main(int argc, char **argv)
         tool_err(prog, "%s: closing failed", out);
         status = EXIT_RUNTIME;
     }
-    for (size_t i = 0; i < ntopics; i++)
-        free(topics[i]);
-    free(topics);
+    tool_free_list(topics, ntopics);
     return status;
 }

@@ -95,18 +95,12 @@ main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case 't': {
-            char *copy = strdup(optarg), *rest = copy;
-            for (char *tok = strsep(&rest, ","); copy && tok; tok = strsep(&rest, ",")) {
-                char **nt = realloc(topics, (ntopics + 1) * sizeof(*nt));
-                if (nt == NULL)
-                    return EXIT_RUNTIME;
-                topics = nt;
-                topics[ntopics++] = strdup(tok);
+        case 't':
+            if (tool_add_list(&topics, &ntopics, optarg) != 0) {
+                tool_err(prog, "out of memory");
+                return EXIT_RUNTIME;
             }
-            free(copy);
             break;
-        }
         case 'l':
             loop = true;
             break;
@@ -245,8 +239,6 @@ main(int argc, char **argv)
     mcl_raw_broadcaster_free(b);
     mcl_connection_free(conn);
     mcl_log_reader_close(r);
-    for (size_t i = 0; i < ntopics; i++)
-        free(topics[i]);
-    free(topics);
+    tool_free_list(topics, ntopics);
     return status;
 }
