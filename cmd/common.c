@@ -128,8 +128,15 @@ tool_connection(const char *prog, const char *url, mcl_connection **conn)
 void
 tool_format_time(int64_t ns, char *buf, size_t len)
 {
-    time_t sec = (time_t)(ns / 1000000000);
-    long usec = (long)((ns % 1000000000) / 1000);
+    // Floor division, so that times before 1970 print as the earlier second plus a positive
+    // fraction (-0.5 s is 1969-12-31T23:59:59.500000Z).
+    int64_t s = ns / 1000000000, r = ns % 1000000000;
+    if (r < 0) {
+        s--;
+        r += 1000000000;
+    }
+    time_t sec = (time_t)s;
+    long usec = (long)(r / 1000);
     struct tm tm;
     gmtime_r(&sec, &tm);
     char d[32];

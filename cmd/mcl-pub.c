@@ -297,9 +297,10 @@ main(int argc, char **argv)
     int64_t period = rate > 0 ? (int64_t)(1e9 / rate) : 0;
     char *line = NULL;
     size_t linecap = 0;
+    int64_t next = start; // when the next message may leave
     for (uint64_t i = 0; !tool_stop && (lines || i < count); i++) {
         if (period > 0 && i > 0)
-            sleep_until(start + (int64_t)i * period);
+            sleep_until(next);
         if (tool_stop)
             break;
         const void *p = payload;
@@ -337,6 +338,16 @@ main(int argc, char **argv)
         }
         sent++;
         bytes += n;
+        if (period > 0) {
+            // Counted messages keep the average rate; lines from stdin arrive when they
+            // arrive, so a pause in the input never turns into a burst afterwards.
+            if (lines) {
+                int64_t t = now_ns();
+                next = (next > t ? next : t) + period;
+            } else {
+                next = start + (int64_t)(i + 1) * period;
+            }
+        }
     }
     if (bad_lines > 0 && status == EXIT_OK)
         status = EXIT_RUNTIME;
@@ -347,6 +358,12 @@ main(int argc, char **argv)
                 secs > 0 ? (double)sent / secs : 0.0, secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
     free(line);
     free(payload);
+    // Close first: on a batching connection it sends what still waits.
+    rv = mcl_raw_broadcaster_close(b);
+    if (rv != MCL_OK) {
+        tool_err(prog, "final send failed: %s", mcl_strerror(rv));
+        status = EXIT_RUNTIME;
+    }
     mcl_raw_broadcaster_free(b);
     mcl_connection_free(conn);
     return status;

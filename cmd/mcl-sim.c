@@ -466,7 +466,7 @@ main(int argc, char **argv)
             if (st[i].next_ns < st[due].next_ns)
                 due = i;
         int64_t t = st[due].next_ns;
-        if (t >= end)
+        if (t >= end || mono_ns() >= end) // a late schedule never runs past the duration
             break;
         struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !tool_stop)
@@ -498,6 +498,14 @@ main(int argc, char **argv)
         s->next_ns = start + (int64_t)((double)s->k * 1e9 / (s->rate * speed));
     }
     double secs = (double)(mono_ns() - start) / 1e9;
+    for (size_t i = 0; i < ns; i++) {
+        // Close first: on a batching connection it sends what still waits.
+        mcl_err rv = st[i].b != NULL ? mcl_msg_broadcaster_close(st[i].b) : MCL_OK;
+        if (rv != MCL_OK) {
+            tool_err(prog, "%s: final send failed: %s", st[i].name, mcl_strerror(rv));
+            st[i].errors++;
+        }
+    }
     for (size_t i = 0; i < ns; i++) {
         mcl_broadcaster_stats bs = {0};
         if (st[i].b != NULL)

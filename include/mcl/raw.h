@@ -85,7 +85,9 @@ typedef struct mcl_broadcaster_stats {
     uint64_t messages;  /**< messages published. */
     uint64_t bytes;     /**< payload bytes published. */
     uint64_t datagrams; /**< datagrams sent (fragments count one each). */
-    uint64_t errors;    /**< publish calls that failed after validation (send errors). */
+    uint64_t errors;    /**< messages whose send failed after validation: failed publish
+                             calls, plus every record of a batch whose datagram the kernel
+                             refused (those publish calls had already returned MCL_OK). */
 } mcl_broadcaster_stats;
 
 /**
@@ -108,8 +110,11 @@ MCL_API mcl_err mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_con
 /**
  * Publish @p len bytes at @p data on @p topic (NULL: the default topic).
  * Messages larger than one datagram are fragmented. Blocks only while the socket's send
- * buffer is full. Thread-safe: several threads may publish at once (each message keeps its
- * own sequence number; fragments of concurrent messages never mix).
+ * buffer is full. Thread-safe: several threads may publish at once; they take turns, so
+ * messages leave in sequence-number order and fragments of concurrent messages never mix.
+ * On a batching connection a message that fits one datagram is queued and the call returns
+ * MCL_OK; a later send failure of its batch is counted in the `errors` statistic and
+ * reported by mcl_raw_broadcaster_flush() or mcl_raw_broadcaster_close().
  * @retval MCL_OK
  * @retval MCL_EINVAL    NULL @p b, NULL @p data with @p len > 0, or a bad topic (too long).
  * @retval MCL_EMSGSIZE  @p len exceeds the connection's maxmsg.
@@ -138,6 +143,8 @@ MCL_API mcl_err mcl_raw_broadcaster_flush(mcl_raw_broadcaster *b);
  * for queries and free.
  * @retval MCL_OK       it was open and is now closed.
  * @retval MCL_ECLOSED  it was already closed.
+ * @retval MCL_ENOMEM, MCL_ENODEV, MCL_ESYS  the last batch could not be sent (its records are
+ *                      counted in `errors`); the broadcaster is closed all the same.
  * @retval MCL_EINVAL   @p b is NULL.
  * Not to be called while another thread publishes on @p b.
  * @since 0.1

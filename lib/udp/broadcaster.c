@@ -27,9 +27,13 @@ struct mcl_raw_broadcaster {
     atomic_bool open;
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t n_messages, n_bytes, n_datagrams, n_errors;
+    // `lock` makes "take a sequence number, send the message" one step, so concurrent
+    // publishers put their messages on the wire in sequence order (a listener would
+    // otherwise count the later-sent, lower number as reordered).
     // Batching (conn.batch_us > 0): records accumulate in `batch` under `lock`; the
     // "mcl-batcher" thread sends a batch batch_us after its first record.
     bool batching;
+    bool lock_init, cv_init;
     pthread_mutex_t lock;
     pthread_cond_t cv;
     uint8_t *batch;
@@ -128,14 +132,19 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         goto out;
     if ((rv = mcl__udp_open_send(&b->conn, &b->fd)) != MCL_OK)
         goto out;
+    if (pthread_mutex_init(&b->lock, NULL) != 0) {
+        rv = MCL_ESYS;
+        goto out;
+    }
+    b->lock_init = true;
     if (b->conn.batch_us > 0) {
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        bool ok = pthread_mutex_init(&b->lock, NULL) == 0 && pthread_cond_init(&b->cv, &ca) == 0;
+        b->cv_init = pthread_cond_init(&b->cv, &ca) == 0;
         pthread_condattr_destroy(&ca);
-        if (!ok || (b->batch = mcl__alloc(b->conn.dgram)) == NULL) {
-            rv = ok ? MCL_ENOMEM : MCL_ESYS;
+        if (!b->cv_init || (b->batch = mcl__alloc(b->conn.dgram)) == NULL) {
+            rv = b->cv_init ? MCL_ENOMEM : MCL_ESYS;
             goto out;
         }
         b->batching = true;
@@ -209,14 +218,15 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
     uint32_t count;
     size_t fsize;
     mcl__wire_plan(b->conn.dgram, tl, len, &count, &fsize);
+    pthread_mutex_lock(&b->lock);
     if (b->batching) {
-        pthread_mutex_lock(&b->lock);
-        size_t rec = MCL__WIRE_REC + tl + len;
-        mcl_err rv = MCL_OK;
         if (count == 1) {
-            // Packed behind the records already waiting; a full datagram goes out first.
+            // Packed behind the records already waiting; a full datagram goes out first. If
+            // that send fails, its records are counted in `errors`; this message is queued
+            // all the same, so the call succeeds.
+            size_t rec = MCL__WIRE_REC + tl + len;
             if (b->batch_len + rec > b->conn.dgram || b->batch_n == UINT16_MAX)
-                rv = batch_flush_locked(b);
+                (void)batch_flush_locked(b);
             uint64_t seq = atomic_fetch_add_explicit(&b->seq, 1, memory_order_relaxed);
             size_t off = b->batch_len;
             off += mcl__wire_put_rec(b->batch + off, seq, topic, (uint16_t)tl, (uint32_t)len);
@@ -228,15 +238,13 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
                 pthread_cond_signal(&b->cv);
             }
             pthread_mutex_unlock(&b->lock);
-            // A failed earlier batch was counted in `errors`; this message is queued.
             atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
-            return rv;
+            return MCL_OK;
         }
-        rv = batch_flush_locked(b); // keep the order: what waits goes before this one
-        pthread_mutex_unlock(&b->lock);
-        if (rv != MCL_OK)
-            return rv;
+        // Keep the order: what waits goes before this one (a failure is counted for those
+        // records; this message is still sent and reports its own result).
+        (void)batch_flush_locked(b);
     }
     uint64_t seq = atomic_fetch_add_explicit(&b->seq, 1, memory_order_relaxed);
     mcl_err rv;
@@ -281,6 +289,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         mcl__free(iov);
         mcl__free(mm);
     }
+    pthread_mutex_unlock(&b->lock);
     if (rv != MCL_OK) {
         atomic_fetch_add_explicit(&b->n_errors, 1, memory_order_relaxed);
         return rv;
@@ -297,6 +306,7 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
         return MCL_EINVAL;
     if (!atomic_load(&b->open))
         return MCL_ECLOSED;
+    mcl_err rv = MCL_OK;
     if (b->has_flusher) { // what waits is sent before the socket closes
         pthread_mutex_lock(&b->lock);
         b->flusher_stop = true;
@@ -305,13 +315,13 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
         pthread_join(b->flusher, NULL);
         b->has_flusher = false;
         pthread_mutex_lock(&b->lock);
-        batch_flush_locked(b);
+        rv = batch_flush_locked(b);
         pthread_mutex_unlock(&b->lock);
     }
     atomic_store(&b->open, false);
     close(b->fd);
     b->fd = -1;
-    return MCL_OK;
+    return rv;
 }
 
 bool
@@ -334,10 +344,10 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
         pthread_mutex_unlock(&b->lock);
         pthread_join(b->flusher, NULL);
     }
-    if (b->batching || b->batch != NULL) {
+    if (b->cv_init)
         pthread_cond_destroy(&b->cv);
+    if (b->lock_init)
         pthread_mutex_destroy(&b->lock);
-    }
     mcl__free(b->batch);
     if (b->fd >= 0)
         close(b->fd);

@@ -372,10 +372,52 @@ test_two_publishers_interleaving_large_messages(void)
     MCLT_OK(mcl_raw_listener_stats(l, &st));
     CU_ASSERT_EQUAL(st.lost, 0);
     CU_ASSERT_EQUAL(st.malformed, 0);
+    CU_ASSERT_EQUAL(st.reordered, 0);
     CU_ASSERT_EQUAL(st.publishers, 3);
     mcl_raw_broadcaster_free(b1);
     mcl_raw_broadcaster_free(b2);
     mcl_raw_broadcaster_free(b3);
+    mcl_raw_listener_free(l);
+}
+
+static void
+test_shared_broadcaster_sends_in_sequence_order(void)
+{
+    // Two threads publish small messages through one broadcaster as fast as they can: the
+    // listener sees every sequence number once and in order (no message overtakes the one
+    // numbered before it between numbering and sending).
+    char url[128];
+    make_url(url, sizeof(url), "&rcvbuf=16M");
+    mcl_raw_listener *l;
+    mcl_raw_broadcaster *b;
+    pair(url, NULL, 0, &l, &b, NULL);
+    enum { PER = 3000, LEN = 16 };
+    pubjob jobs[2] = {{b, 1, PER, LEN}, {b, 2, PER, LEN}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, publisher_thread, &jobs[i]), 0);
+    uint64_t last = 0;
+    int got = 0, out_of_order = 0;
+    for (; got < 2 * PER; got++) {
+        const mcl_raw_msg *m;
+        if (mcl_raw_listener_recv(l, &m, 10000) != MCL_OK)
+            break;
+        if (got > 0 && m->seq != last + 1)
+            out_of_order++;
+        last = m->seq;
+    }
+    for (int i = 0; i < 2; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        CU_ASSERT_PTR_NULL(r);
+    }
+    CU_ASSERT_EQUAL(got, 2 * PER);
+    CU_ASSERT_EQUAL(out_of_order, 0);
+    mcl_listener_stats st;
+    MCLT_OK(mcl_raw_listener_stats(l, &st));
+    CU_ASSERT_EQUAL(st.reordered, 0);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    mcl_raw_broadcaster_free(b);
     mcl_raw_listener_free(l);
 }
 
@@ -726,6 +768,7 @@ static CU_TestInfo tests[] = {
     {"large_payloads_intact", test_large_payloads_intact},
     {"close_semantics_and_errors", test_close_semantics_and_errors},
     {"two_publishers_interleaving_large_messages", test_two_publishers_interleaving_large_messages},
+    {"shared_broadcaster_sends_in_sequence_order", test_shared_broadcaster_sends_in_sequence_order},
     {"listener_thread_callbacks", test_listener_thread_callbacks},
     {"fd_and_dispatch", test_fd_and_dispatch},
     {"garbage_datagrams_are_counted", test_garbage_datagrams_are_counted},
