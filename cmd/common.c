@@ -125,6 +125,22 @@ tool_connection(const char *prog, const char *url, mcl_connection **conn)
     return EXIT_OK;
 }
 
+int64_t
+tool_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void
+tool_sleep_until(int64_t t)
+{
+    struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !tool_stop)
+        ;
+}
+
 void
 tool_format_time(int64_t ns, char *buf, size_t len)
 {

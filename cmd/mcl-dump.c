@@ -655,15 +655,12 @@ main(int argc, char **argv)
     }
     if (verbose)
         tool_err(prog, "listening on %s", mcl_raw_listener_url(l));
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    int64_t start = tool_mono_ns();
     int64_t deadline = timeout > 0 ? start + (int64_t)(timeout * 1e9) : INT64_MAX;
     uint64_t got = 0;
     bool tty = isatty(STDOUT_FILENO);
     while (!tool_stop && (!have_count || got < count)) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        int64_t now = tool_mono_ns();
         if (now >= deadline)
             break;
         int64_t left_ms = (deadline - now + 999999) / 1000000;

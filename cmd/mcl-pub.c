@@ -44,23 +44,6 @@ usage(FILE *f)
             MCL_DEFAULT_URL);
 }
 
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-// Sleeps until the absolute monotonic time t (pacing against the start, so no drift).
-static void
-sleep_until(int64_t t)
-{
-    struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !tool_stop)
-        ;
-}
-
 static void
 fill_payload(uint8_t *p, size_t len, uint64_t index)
 {
@@ -293,14 +276,14 @@ main(int argc, char **argv)
 
     int status = EXIT_OK;
     uint64_t sent = 0, bytes = 0, lineno = 0, bad_lines = 0;
-    int64_t start = now_ns();
+    int64_t start = tool_mono_ns();
     int64_t period = rate > 0 ? (int64_t)(1e9 / rate) : 0;
     char *line = NULL;
     size_t linecap = 0;
     int64_t next = start; // when the next message may leave
     for (uint64_t i = 0; !tool_stop && (lines || i < count); i++) {
         if (period > 0 && i > 0)
-            sleep_until(next);
+            tool_sleep_until(next);
         if (tool_stop)
             break;
         const void *p = payload;
@@ -342,7 +325,7 @@ main(int argc, char **argv)
             // Counted messages keep the average rate; lines from stdin arrive when they
             // arrive, so a pause in the input never turns into a burst afterwards.
             if (lines) {
-                int64_t t = now_ns();
+                int64_t t = tool_mono_ns();
                 next = (next > t ? next : t) + period;
             } else {
                 next = start + (int64_t)(i + 1) * period;
@@ -351,7 +334,7 @@ main(int argc, char **argv)
     }
     if (bad_lines > 0 && status == EXIT_OK)
         status = EXIT_RUNTIME;
-    double secs = (double)(now_ns() - start) / 1e9;
+    double secs = (double)(tool_mono_ns() - start) / 1e9;
     if (!quiet)
         fprintf(stderr, "%s: published %llu messages (%llu bytes) in %.3f s: %.0f msg/s, %.1f MB/s\n",
                 prog, (unsigned long long)sent, (unsigned long long)bytes, secs,

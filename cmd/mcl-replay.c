@@ -46,14 +46,6 @@ usage(FILE *f)
             MCL_DEFAULT_URL);
 }
 
-static int64_t
-mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int
 cmp64(const void *a, const void *b)
 {
@@ -168,10 +160,10 @@ main(int argc, char **argv)
     int64_t *err = malloc(cap * sizeof(*err));
     uint64_t sent = 0, bytes = 0;
     int status = EXIT_OK;
-    int64_t t_start = mono(), last_progress = 0;
+    int64_t t_start = tool_mono_ns(), last_progress = 0;
     do {
         mcl_log_reader_seek(r, from);
-        int64_t base = mono(), first = -1;
+        int64_t base = tool_mono_ns(), first = -1;
         uint64_t pass = 0;
         while (!tool_stop && mcl_log_reader_next(r, &m) == MCL_OK) {
             if (m->recv_realtime_ns > to)
@@ -182,18 +174,16 @@ main(int argc, char **argv)
             int64_t due = base + (int64_t)((double)(m->recv_realtime_ns - first) / speed);
             if (resumed) { // back from a pause: continue from here, without a burst
                 resumed = 0;
-                if (mono() > due) {
-                    base += mono() - due;
-                    due = mono();
+                if (tool_mono_ns() > due) {
+                    base += tool_mono_ns() - due;
+                    due = tool_mono_ns();
                 }
             }
-            struct timespec ts = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
-            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !tool_stop)
-                ;
+            tool_sleep_until(due);
             if (tool_stop)
                 break;
             rv = mcl_raw_broadcaster_publish(b, m->topic, m->payload, m->len);
-            int64_t now = mono();
+            int64_t now = tool_mono_ns();
             if (rv != MCL_OK) {
                 tool_err(prog, "publish failed: %s", mcl_strerror(rv));
                 status = EXIT_RUNTIME;
@@ -222,7 +212,7 @@ main(int argc, char **argv)
     } while (loop && !tool_stop && status == EXIT_OK);
     if (tty)
         fputc('\n', stderr);
-    double secs = (double)(mono() - t_start) / 1e9;
+    double secs = (double)(tool_mono_ns() - t_start) / 1e9;
     if (!quiet) {
         double p50 = 0, p99 = 0;
         if (nerr > 0 && err != NULL) {

@@ -313,14 +313,6 @@ fill(mcl_msg *m, const stream *s, const vehicle *v)
     return rv;
 }
 
-static int64_t
-mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int
 read_file(const char *path, char **text)
 {
@@ -456,7 +448,7 @@ main(int argc, char **argv)
             status = EXIT_RUNTIME;
         }
     }
-    int64_t start = mono_ns();
+    int64_t start = tool_mono_ns();
     int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;
     for (size_t i = 0; i < ns; i++)
         st[i].next_ns = start;
@@ -466,11 +458,9 @@ main(int argc, char **argv)
             if (st[i].next_ns < st[due].next_ns)
                 due = i;
         int64_t t = st[due].next_ns;
-        if (t >= end || mono_ns() >= end) // a late schedule never runs past the duration
+        if (t >= end || tool_mono_ns() >= end) // a late schedule never runs past the duration
             break;
-        struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !tool_stop)
-            ;
+        tool_sleep_until(t);
         if (tool_stop)
             break;
         stream *s = &st[due];
@@ -497,7 +487,7 @@ main(int argc, char **argv)
         s->k++;
         s->next_ns = start + (int64_t)((double)s->k * 1e9 / (s->rate * speed));
     }
-    double secs = (double)(mono_ns() - start) / 1e9;
+    double secs = (double)(tool_mono_ns() - start) / 1e9;
     for (size_t i = 0; i < ns; i++) {
         // Close first: on a batching connection it sends what still waits.
         mcl_err rv = st[i].b != NULL ? mcl_msg_broadcaster_close(st[i].b) : MCL_OK;
