@@ -36,12 +36,12 @@ int tool_connection(const char *prog, const char *url, mcl_connection **conn);
 int tool_add_list(char ***list, size_t *n, const char *arg);
 void tool_free_list(char **list, size_t n);
 
-// "2026-11-21T23:59:01.123456Z"
 // CLOCK_MONOTONIC in nanoseconds.
 int64_t tool_mono_ns(void);
 // Sleeps until the monotonic time t (ns); returns early once tool_stop is set.
 void tool_sleep_until(int64_t t);
 
+// "2026-11-21T23:59:01.123456Z"
 void tool_format_time(int64_t realtime_ns, char *buf, size_t len);
 
 #endif

@@ -275,14 +275,14 @@ main(int argc, char **argv)
     }
 
     int status = EXIT_OK;
-    uint64_t sent = 0, bytes = 0, lineno = 0, bad_lines = 0;
+    uint64_t lineno = 0, bad_lines = 0;
     int64_t start = tool_mono_ns();
     int64_t period = rate > 0 ? (int64_t)(1e9 / rate) : 0;
     char *line = NULL;
     size_t linecap = 0;
     int64_t next = start; // when the next message may leave
     for (uint64_t i = 0; !tool_stop && (lines || i < count); i++) {
-        if (period > 0 && i > 0)
+        if (period > 0 && !lines && i > 0)
             tool_sleep_until(next);
         if (tool_stop)
             break;
@@ -313,27 +313,38 @@ main(int argc, char **argv)
         } else if (have_size) {
             fill_payload(payload, plen, i);
         }
+        if (period > 0 && lines) {
+            // A line goes out on schedule, or when it arrives if it is late: a pause in the
+            // input never turns into a burst afterwards.
+            int64_t arrived = tool_mono_ns();
+            if (next < arrived)
+                next = arrived;
+            tool_sleep_until(next);
+            if (tool_stop)
+                break;
+        }
         rv = mcl_raw_broadcaster_publish(b, NULL, p, n);
         if (rv != MCL_OK) {
             tool_err(prog, "publish failed: %s", mcl_strerror(rv));
             status = EXIT_RUNTIME;
             break;
         }
-        sent++;
-        bytes += n;
-        if (period > 0) {
-            // Counted messages keep the average rate; lines from stdin arrive when they
-            // arrive, so a pause in the input never turns into a burst afterwards.
-            if (lines) {
-                int64_t t = tool_mono_ns();
-                next = (next > t ? next : t) + period;
-            } else {
-                next = start + (int64_t)(i + 1) * period;
-            }
-        }
+        if (period > 0)
+            next = lines ? next + period : start + (int64_t)(i + 1) * period;
     }
     if (bad_lines > 0 && status == EXIT_OK)
         status = EXIT_RUNTIME;
+    // Close first: on a batching connection it sends what still waits, and reports a batch
+    // that failed to leave. The summary then counts what the kernel took.
+    mcl_err crv = mcl_raw_broadcaster_close(b);
+    mcl_broadcaster_stats bs = {0};
+    mcl_raw_broadcaster_stats(b, &bs);
+    if (crv != MCL_OK || (bs.errors > 0 && rv == MCL_OK)) {
+        tool_err(prog, "sending failed: %s (%llu messages not sent)",
+                 mcl_strerror(crv != MCL_OK ? crv : MCL_ESYS), (unsigned long long)bs.errors);
+        status = EXIT_RUNTIME;
+    }
+    uint64_t sent = bs.messages, bytes = bs.bytes;
     double secs = (double)(tool_mono_ns() - start) / 1e9;
     if (!quiet)
         fprintf(stderr, "%s: published %llu messages (%llu bytes) in %.3f s: %.0f msg/s, %.1f MB/s\n",
@@ -341,12 +352,6 @@ main(int argc, char **argv)
                 secs > 0 ? (double)sent / secs : 0.0, secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
     free(line);
     free(payload);
-    // Close first: on a batching connection it sends what still waits.
-    rv = mcl_raw_broadcaster_close(b);
-    if (rv != MCL_OK) {
-        tool_err(prog, "final send failed: %s", mcl_strerror(rv));
-        status = EXIT_RUNTIME;
-    }
     mcl_raw_broadcaster_free(b);
     mcl_connection_free(conn);
     return status;

@@ -25,7 +25,9 @@ typedef struct stream {
     size_t size;   // target payload size in bytes (0: the natural size)
     kind kind;
     mcl_msg_broadcaster *b;
-    uint64_t sent, bytes, errors;
+    uint64_t sent, bytes;
+    uint64_t errors; // publish calls that failed (and a failed close)
+    uint64_t unsent; // the broadcaster's count of messages the kernel refused
     int64_t next_ns; // when the next message is due
     uint64_t k;      // messages scheduled so far
 } stream;
@@ -59,7 +61,10 @@ usage(FILE *f)
             "  otherwise a binary \"data\" field brings the message to about that size.\n"
             "\n"
             "Built-in scenario:\n%s"
-            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+            "The summary shows per stream the messages sent, `errors' (publish calls that\n"
+            "failed) and `unsent' (messages the kernel refused, also from batches).\n"
+            "Exit status: 0 success, 1 runtime failure (any error or unsent message),\n"
+            "2 usage error.\n",
             MCL_DEFAULT_URL, default_config);
 }
 
@@ -489,31 +494,35 @@ main(int argc, char **argv)
     }
     double secs = (double)(tool_mono_ns() - start) / 1e9;
     for (size_t i = 0; i < ns; i++) {
-        // Close first: on a batching connection it sends what still waits.
+        // Close first: on a batching connection it sends what still waits, and reports a
+        // batch that failed to leave.
         mcl_err rv = st[i].b != NULL ? mcl_msg_broadcaster_close(st[i].b) : MCL_OK;
         if (rv != MCL_OK) {
-            tool_err(prog, "%s: final send failed: %s", st[i].name, mcl_strerror(rv));
+            tool_err(prog, "%s: sending failed: %s", st[i].name, mcl_strerror(rv));
             st[i].errors++;
         }
     }
     for (size_t i = 0; i < ns; i++) {
         mcl_broadcaster_stats bs = {0};
-        if (st[i].b != NULL)
-            mcl_raw_broadcaster_stats(mcl_msg_broadcaster_raw(st[i].b), &bs);
+        if (st[i].b == NULL)
+            continue;
+        mcl_raw_broadcaster_stats(mcl_msg_broadcaster_raw(st[i].b), &bs);
+        st[i].sent = bs.messages; // without the records of batches the kernel refused
         st[i].bytes = bs.bytes;
+        st[i].unsent = bs.errors;
     }
     if (!quiet) {
         fprintf(stderr, "%s: %.2f s on %s\n", prog, secs, mcl_connection_url(conn));
-        fprintf(stderr, "%-16s %10s %12s %10s %8s\n", "stream", "messages", "bytes", "msg/s",
-                "errors");
+        fprintf(stderr, "%-16s %10s %12s %10s %8s %8s\n", "stream", "messages", "bytes", "msg/s",
+                "errors", "unsent");
         for (size_t i = 0; i < ns; i++)
-            fprintf(stderr, "%-16s %10llu %12llu %10.1f %8llu\n", st[i].name,
+            fprintf(stderr, "%-16s %10llu %12llu %10.1f %8llu %8llu\n", st[i].name,
                     (unsigned long long)st[i].sent, (unsigned long long)st[i].bytes,
                     secs > 0 ? (double)st[i].sent / secs : 0.0,
-                    (unsigned long long)st[i].errors);
+                    (unsigned long long)st[i].errors, (unsigned long long)st[i].unsent);
     }
     for (size_t i = 0; i < ns; i++) {
-        if (st[i].errors > 0 && status == EXIT_OK)
+        if ((st[i].errors > 0 || st[i].unsent > 0) && status == EXIT_OK)
             status = EXIT_RUNTIME;
         mcl_msg_broadcaster_free(st[i].b);
     }

@@ -82,12 +82,13 @@ MCL_API void mcl_raw_msg_free(mcl_raw_msg *msg);
 
 /** Counters of a broadcaster (cumulative since open). Fields are only ever appended. */
 typedef struct mcl_broadcaster_stats {
-    uint64_t messages;  /**< messages published. */
-    uint64_t bytes;     /**< payload bytes published. */
+    uint64_t messages;  /**< messages sent, or queued in a batch still to be sent. */
+    uint64_t bytes;     /**< their payload bytes. */
     uint64_t datagrams; /**< datagrams sent (fragments count one each). */
     uint64_t errors;    /**< messages whose send failed after validation: failed publish
                              calls, plus every record of a batch whose datagram the kernel
-                             refused (those publish calls had already returned MCL_OK). */
+                             refused (those publish calls had already returned MCL_OK; the
+                             records move from `messages` to `errors`). */
 } mcl_broadcaster_stats;
 
 /**
@@ -113,8 +114,9 @@ MCL_API mcl_err mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_con
  * buffer is full. Thread-safe: several threads may publish at once; they take turns, so
  * messages leave in sequence-number order and fragments of concurrent messages never mix.
  * On a batching connection a message that fits one datagram is queued and the call returns
- * MCL_OK; a later send failure of its batch is counted in the `errors` statistic and
- * reported by mcl_raw_broadcaster_flush() or mcl_raw_broadcaster_close().
+ * MCL_OK; a later send failure of its batch is counted in the `errors` statistic, and the
+ * next mcl_raw_broadcaster_flush() or mcl_raw_broadcaster_close() returns the first such
+ * failure since the previous one did.
  * @retval MCL_OK
  * @retval MCL_EINVAL    NULL @p b, NULL @p data with @p len > 0, or a bad topic (too long).
  * @retval MCL_EMSGSIZE  @p len exceeds the connection's maxmsg.
@@ -133,7 +135,10 @@ MCL_API mcl_err mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *
  * number, until the datagram is full, `batch` microseconds after the first of them, this call,
  * or close; a message that must be fragmented first sends what waits. Without batching this
  * does nothing. Thread-safe.
- * @retval MCL_OK @retval MCL_ECLOSED @retval MCL_EINVAL, other codes as publish
+ * @retval MCL_OK @retval MCL_ECLOSED @retval MCL_EINVAL
+ * @retval MCL_ENOMEM, MCL_ENODEV, MCL_ESYS  this batch, or one sent earlier (when full or by the
+ *         timer) since the previous flush/close, could not be sent; its records are counted in
+ *         `errors`.
  * @since 0.1
  */
 MCL_API mcl_err mcl_raw_broadcaster_flush(mcl_raw_broadcaster *b);
@@ -143,8 +148,9 @@ MCL_API mcl_err mcl_raw_broadcaster_flush(mcl_raw_broadcaster *b);
  * for queries and free.
  * @retval MCL_OK       it was open and is now closed.
  * @retval MCL_ECLOSED  it was already closed.
- * @retval MCL_ENOMEM, MCL_ENODEV, MCL_ESYS  the last batch could not be sent (its records are
- *                      counted in `errors`); the broadcaster is closed all the same.
+ * @retval MCL_ENOMEM, MCL_ENODEV, MCL_ESYS  a batch since the previous flush, or the last one,
+ *                      could not be sent (its records are counted in `errors`); the
+ *                      broadcaster is closed all the same.
  * @retval MCL_EINVAL   @p b is NULL.
  * Not to be called while another thread publishes on @p b.
  * @since 0.1

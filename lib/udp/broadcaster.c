@@ -39,6 +39,9 @@ struct mcl_raw_broadcaster {
     uint8_t *batch;
     size_t batch_len;   // bytes used, header included
     uint16_t batch_n;   // records
+    uint64_t batch_bytes; // their payload bytes
+    mcl_err batch_err;  // first failed batch send not yet returned by flush or close
+    int unlogged_errno; // a send failure to report to the log once `lock` is released
     int64_t batch_t0;   // when the first record went in (CLOCK_MONOTONIC ns)
     bool flusher_stop;
     bool has_flusher;
@@ -47,7 +50,21 @@ struct mcl_raw_broadcaster {
 
 static mcl_err send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n);
 
-// Sends the pending batch. Called with b->lock held.
+// Releases b->lock, then reports a send failure seen under it (the application's log
+// handler never runs with the lock held, so it may publish on this broadcaster).
+static void
+unlock_and_log(mcl_raw_broadcaster *b)
+{
+    int e = b->unlogged_errno;
+    b->unlogged_errno = 0;
+    pthread_mutex_unlock(&b->lock);
+    if (e != 0)
+        (void)mcl__fail(mcl__sys_err(e), NULL, 0, "broadcaster", "%s: sendmmsg: %s", b->conn.url,
+                        strerror(e));
+}
+
+// Sends the pending batch. Called with b->lock held. A failure moves the batch's records from
+// `messages` to `errors` and is kept in batch_err for the next flush or close.
 static mcl_err
 batch_flush_locked(mcl_raw_broadcaster *b)
 {
@@ -57,10 +74,25 @@ batch_flush_locked(mcl_raw_broadcaster *b)
     struct iovec iov = {b->batch, b->batch_len};
     struct mmsghdr mm = {.msg_hdr = {.msg_iov = &iov, .msg_iovlen = 1}};
     mcl_err rv = send_all(b, &mm, 1);
-    if (rv != MCL_OK)
+    if (rv != MCL_OK) {
         atomic_fetch_add_explicit(&b->n_errors, b->batch_n, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&b->n_messages, b->batch_n, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&b->n_bytes, b->batch_bytes, memory_order_relaxed);
+        if (b->batch_err == MCL_OK)
+            b->batch_err = rv;
+    }
     b->batch_n = 0;
+    b->batch_bytes = 0;
     b->batch_len = MCL__WIRE_HDR;
+    return rv;
+}
+
+// The first batch failure since the last call (MCL_OK if none), and forgets it.
+static mcl_err
+take_batch_err_locked(mcl_raw_broadcaster *b)
+{
+    mcl_err rv = b->batch_err;
+    b->batch_err = MCL_OK;
     return rv;
 }
 
@@ -77,7 +109,11 @@ flusher_thread(void *arg)
         int64_t due = b->batch_t0 + (int64_t)b->conn.batch_us * 1000;
         int64_t now = mcl__mono_ns();
         if (now >= due) {
-            batch_flush_locked(b);
+            (void)batch_flush_locked(b); // kept in batch_err, counted in errors
+            if (b->unlogged_errno != 0) {
+                unlock_and_log(b);
+                pthread_mutex_lock(&b->lock);
+            }
             continue;
         }
         struct timespec ts; // the condition variable uses CLOCK_MONOTONIC (see open)
@@ -99,8 +135,9 @@ mcl_raw_broadcaster_flush(mcl_raw_broadcaster *b)
     if (!b->batching)
         return MCL_OK;
     pthread_mutex_lock(&b->lock);
-    mcl_err rv = batch_flush_locked(b);
-    pthread_mutex_unlock(&b->lock);
+    (void)batch_flush_locked(b);
+    mcl_err rv = take_batch_err_locked(b);
+    unlock_and_log(b);
     return rv;
 }
 
@@ -165,7 +202,8 @@ out:
     return rv;
 }
 
-// Sends all of mm[0..n), retrying partial sends and transient buffer shortages.
+// Sends all of mm[0..n), retrying partial sends and transient buffer shortages. Called with
+// b->lock held; a failure is logged by unlock_and_log().
 static mcl_err
 send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n)
 {
@@ -188,8 +226,9 @@ send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n)
             continue;
         }
         atomic_fetch_add_explicit(&b->n_datagrams, done, memory_order_relaxed);
-        return mcl__fail(mcl__sys_err(e), NULL, 0, "broadcaster", "%s: sendmmsg: %s",
-                         b->conn.url, strerror(e));
+        if (b->unlogged_errno == 0)
+            b->unlogged_errno = e;
+        return mcl__sys_err(e);
     }
     atomic_fetch_add_explicit(&b->n_datagrams, n, memory_order_relaxed);
     return MCL_OK;
@@ -233,13 +272,15 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
             if (len > 0)
                 memcpy(b->batch + off, data, len);
             b->batch_len = off + len;
+            b->batch_bytes += len;
             if (b->batch_n++ == 0) {
                 b->batch_t0 = mcl__mono_ns();
                 pthread_cond_signal(&b->cv);
             }
-            pthread_mutex_unlock(&b->lock);
+            // Counted under the lock, so that a failed flush never subtracts first.
             atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
+            unlock_and_log(b);
             return MCL_OK;
         }
         // Keep the order: what waits goes before this one (a failure is counted for those
@@ -289,7 +330,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         mcl__free(iov);
         mcl__free(mm);
     }
-    pthread_mutex_unlock(&b->lock);
+    unlock_and_log(b);
     if (rv != MCL_OK) {
         atomic_fetch_add_explicit(&b->n_errors, 1, memory_order_relaxed);
         return rv;
@@ -315,8 +356,9 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
         pthread_join(b->flusher, NULL);
         b->has_flusher = false;
         pthread_mutex_lock(&b->lock);
-        rv = batch_flush_locked(b);
-        pthread_mutex_unlock(&b->lock);
+        (void)batch_flush_locked(b);
+        rv = take_batch_err_locked(b);
+        unlock_and_log(b);
     }
     atomic_store(&b->open, false);
     close(b->fd);
