@@ -202,6 +202,27 @@ out:
     return rv;
 }
 
+static atomic_long send_fail_countdown = -1;
+static atomic_int send_fail_errno;
+
+void
+mcl__send_fail_after(long n, int e)
+{
+    atomic_store(&send_fail_errno, e);
+    atomic_store(&send_fail_countdown, n);
+}
+
+bool
+mcl__send_should_fail(int *e)
+{
+    if (MCL__LIKELY(atomic_load_explicit(&send_fail_countdown, memory_order_relaxed) < 0))
+        return false;
+    if (atomic_fetch_sub(&send_fail_countdown, 1) != 0)
+        return false;
+    *e = atomic_load(&send_fail_errno);
+    return true;
+}
+
 // Sends all of mm[0..n), retrying partial sends and transient buffer shortages. Called with
 // b->lock held; a failure is logged by unlock_and_log().
 static mcl_err
@@ -210,7 +231,9 @@ send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n)
     unsigned done = 0;
     int spins = 0;
     while (done < n) {
-        int r = sendmmsg(b->fd, mm + done, n - done, 0);
+        int seam_e;
+        int r = mcl__send_should_fail(&seam_e) ? (errno = seam_e, -1)
+                                              : sendmmsg(b->fd, mm + done, n - done, 0);
         if (r > 0) {
             done += (unsigned)r;
             spins = 0;

@@ -2,8 +2,10 @@
 // sandbox's veth pair. Run inside scripts/netns.sh (ctest does, through scripts/test.sh).
 #define _GNU_SOURCE
 #include "harness.h"
+#include "udp/net.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -757,8 +759,87 @@ test_batching(void)
     mcl_raw_listener_free(l);
 }
 
+// --- send failures on a batching broadcaster --------------------------------------------------
+
+typedef struct failstate {
+    mcl_raw_broadcaster *b;
+    atomic_int warnings;
+    atomic_int published_from_log;
+} failstate;
+
+static void
+fail_log(mcl_log_level level, const char *component, const char *message, void *user)
+{
+    (void)message;
+    failstate *f = user;
+    if (level < MCL_LOG_WARN || strcmp(component, "broadcaster") != 0)
+        return;
+    atomic_fetch_add(&f->warnings, 1);
+    // The handler runs with no broadcaster lock held: publishing on the same broadcaster from
+    // here must not deadlock.
+    if (atomic_exchange(&f->published_from_log, 1) == 0)
+        CU_ASSERT_EQUAL(mcl_raw_broadcaster_publish(f->b, NULL, "log", 3), MCL_OK);
+}
+
+static void
+test_batch_send_failures_are_reported(void)
+{
+    char url[128];
+    make_url(url, sizeof(url), "&batch=1000000&dgram=1200");
+    mcl_raw_listener *l;
+    mcl_raw_broadcaster *b;
+    pair(url, NULL, 0, &l, &b, "f");
+    static failstate f;
+    f.b = b;
+    mcl_log_set_handler(fail_log, &f, MCL_LOG_WARN);
+    uint8_t p[100] = {0};
+    mcl_broadcaster_stats bs;
+
+    // Three queued messages: publish succeeds; the flush that fails says so once, and moves
+    // them from `messages` to `errors`.
+    for (int i = 0; i < 3; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p, sizeof(p)));
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    CU_ASSERT_EQUAL(bs.messages, 3);
+    mcl__send_fail_after(0, ENETDOWN);
+    MCLT_ERR(mcl_raw_broadcaster_flush(b), MCL_ENODEV);
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    CU_ASSERT_EQUAL(bs.errors, 3);
+    CU_ASSERT_EQUAL(bs.datagrams, 0);
+    CU_ASSERT_EQUAL(atomic_load(&f.warnings), 1);
+    CU_ASSERT_EQUAL(atomic_load(&f.published_from_log), 1);
+    CU_ASSERT_EQUAL(bs.messages, 1); // the one the log handler queued (seq 3)
+
+    // A full datagram that fails to leave while a publish packs the next record: that
+    // publish succeeds, and the next flush (here: close) returns the failure.
+    mcl__send_fail_after(0, ENETDOWN);
+    // 16-byte header, "log" in 18 bytes, ten 115-byte records: 1184 of 1200 bytes. The 11th
+    // record (seq 14) no longer fits, so the datagram goes out first, and fails.
+    for (int i = 0; i < 11; i++) // seq 4..14
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p, sizeof(p)));
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    CU_ASSERT_EQUAL(bs.errors, 3 + 11); // "log" and seq 4..13
+    CU_ASSERT_EQUAL(bs.messages, 1);    // seq 14, waiting
+    MCLT_ERR(mcl_raw_broadcaster_close(b), MCL_ENODEV);
+    MCLT_ERR(mcl_raw_broadcaster_close(b), MCL_ECLOSED);
+    mcl_log_set_handler(NULL, NULL, MCL_LOG_WARN);
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    CU_ASSERT_EQUAL(bs.datagrams, 1);
+    CU_ASSERT_EQUAL(bs.messages, 1);
+    // Only the last message arrived; the failed ones never left.
+    const mcl_raw_msg *m;
+    MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+    CU_ASSERT_EQUAL(m->seq, 14);
+    CU_ASSERT_EQUAL(m->len, sizeof(p));
+    MCLT_ERR(mcl_raw_listener_recv(l, &m, 0), MCL_ETIMEDOUT);
+    mcl__send_fail_after(-1, 0);
+    mcl_raw_broadcaster_free(b);
+    mcl_raw_listener_free(l);
+}
+
 static CU_TestInfo tests[] = {
     {"batching", test_batching},
+    {"batch_send_failures_are_reported", test_batch_send_failures_are_reported},
     {"roundtrip_ipv4", test_roundtrip_ipv4},
     {"roundtrip_ipv6", test_roundtrip_ipv6},
     {"iface_by_address_ipv4", test_iface_by_address_ipv4},
