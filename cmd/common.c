@@ -125,6 +125,20 @@ tool_connection(const char *prog, const char *url, mcl_connection **conn)
     return EXIT_OK;
 }
 
+bool
+tool_close_broadcaster(const char *prog, mcl_raw_broadcaster *b, bool reported,
+                       mcl_broadcaster_stats *bs)
+{
+    mcl_err rv = mcl_raw_broadcaster_close(b);
+    *bs = (mcl_broadcaster_stats){0};
+    mcl_raw_broadcaster_stats(b, bs);
+    if (rv == MCL_OK && (bs->errors == 0 || reported))
+        return true;
+    tool_err(prog, "sending failed: %s (%llu messages not sent)",
+             mcl_strerror(rv != MCL_OK ? rv : MCL_ESYS), (unsigned long long)bs->errors);
+    return false;
+}
+
 int64_t
 tool_mono_ns(void)
 {

@@ -36,6 +36,12 @@ int tool_connection(const char *prog, const char *url, mcl_connection **conn);
 int tool_add_list(char ***list, size_t *n, const char *arg);
 void tool_free_list(char **list, size_t n);
 
+// Closes b (sending what a batching connection still holds) and reads its counters into *bs.
+// Returns false, after saying so, when the close failed or the kernel refused messages;
+// `reported` = a send failure was already reported, so counted refusals alone say nothing more.
+bool tool_close_broadcaster(const char *prog, mcl_raw_broadcaster *b, bool reported,
+                            mcl_broadcaster_stats *bs);
+
 // CLOCK_MONOTONIC in nanoseconds.
 int64_t tool_mono_ns(void);
 // Sleeps until the monotonic time t (ns); returns early once tool_stop is set.

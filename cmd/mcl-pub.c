@@ -336,14 +336,9 @@ main(int argc, char **argv)
         status = EXIT_RUNTIME;
     // Close first: on a batching connection it sends what still waits, and reports a batch
     // that failed to leave. The summary then counts what the kernel took.
-    mcl_err crv = mcl_raw_broadcaster_close(b);
-    mcl_broadcaster_stats bs = {0};
-    mcl_raw_broadcaster_stats(b, &bs);
-    if (crv != MCL_OK || (bs.errors > 0 && rv == MCL_OK)) {
-        tool_err(prog, "sending failed: %s (%llu messages not sent)",
-                 mcl_strerror(crv != MCL_OK ? crv : MCL_ESYS), (unsigned long long)bs.errors);
+    mcl_broadcaster_stats bs;
+    if (!tool_close_broadcaster(prog, b, rv != MCL_OK, &bs))
         status = EXIT_RUNTIME;
-    }
     uint64_t sent = bs.messages, bytes = bs.bytes;
     double secs = (double)(tool_mono_ns() - start) / 1e9;
     if (!quiet)

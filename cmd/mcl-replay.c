@@ -214,14 +214,9 @@ main(int argc, char **argv)
         fputc('\n', stderr);
     // Close first: on a batching connection it sends what still waits, and reports a batch
     // that failed to leave.
-    mcl_err crv = mcl_raw_broadcaster_close(b);
-    mcl_broadcaster_stats bs = {0};
-    mcl_raw_broadcaster_stats(b, &bs);
-    if (crv != MCL_OK || (bs.errors > 0 && status == EXIT_OK)) {
-        tool_err(prog, "sending failed: %s (%" PRIu64 " messages not sent)",
-                 mcl_strerror(crv != MCL_OK ? crv : MCL_ESYS), bs.errors);
+    mcl_broadcaster_stats bs;
+    if (!tool_close_broadcaster(prog, b, status != EXIT_OK, &bs))
         status = EXIT_RUNTIME;
-    }
     double secs = (double)(tool_mono_ns() - t_start) / 1e9;
     if (!quiet) {
         double p50 = 0, p99 = 0;

@@ -25,7 +25,7 @@ struct mcl_raw_broadcaster {
     uint64_t id;
     int fd;
     atomic_bool open;
-    atomic_uint_fast64_t seq;
+    uint64_t seq; // the next message's number; under `lock`
     atomic_uint_fast64_t n_messages, n_bytes, n_datagrams, n_errors;
     // `lock` makes "take a sequence number, send the message" one step, so concurrent
     // publishers put their messages on the wire in sequence order (a listener would
@@ -123,6 +123,18 @@ flusher_thread(void *arg)
     }
     pthread_mutex_unlock(&b->lock);
     return NULL;
+}
+
+// Ends the mcl-batcher thread (what it has not sent stays in the batch).
+static void
+stop_flusher(mcl_raw_broadcaster *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->flusher_stop = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->lock);
+    pthread_join(b->flusher, NULL);
+    b->has_flusher = false;
 }
 
 mcl_err
@@ -289,7 +301,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
             size_t rec = MCL__WIRE_REC + tl + len;
             if (b->batch_len + rec > b->conn.dgram || b->batch_n == UINT16_MAX)
                 (void)batch_flush_locked(b);
-            uint64_t seq = atomic_fetch_add_explicit(&b->seq, 1, memory_order_relaxed);
+            uint64_t seq = b->seq++;
             size_t off = b->batch_len;
             off += mcl__wire_put_rec(b->batch + off, seq, topic, (uint16_t)tl, (uint32_t)len);
             if (len > 0)
@@ -310,7 +322,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         // records; this message is still sent and reports its own result).
         (void)batch_flush_locked(b);
     }
-    uint64_t seq = atomic_fetch_add_explicit(&b->seq, 1, memory_order_relaxed);
+    uint64_t seq = b->seq++;
     mcl_err rv;
 
     if (count == 1) {
@@ -372,12 +384,7 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
         return MCL_ECLOSED;
     mcl_err rv = MCL_OK;
     if (b->has_flusher) { // what waits is sent before the socket closes
-        pthread_mutex_lock(&b->lock);
-        b->flusher_stop = true;
-        pthread_cond_signal(&b->cv);
-        pthread_mutex_unlock(&b->lock);
-        pthread_join(b->flusher, NULL);
-        b->has_flusher = false;
+        stop_flusher(b);
         pthread_mutex_lock(&b->lock);
         (void)batch_flush_locked(b);
         rv = take_batch_err_locked(b);
@@ -402,13 +409,8 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
         return;
     if (atomic_load(&b->open))
         mcl_raw_broadcaster_close(b);
-    if (b->has_flusher) { // a failed open that got as far as the thread
-        pthread_mutex_lock(&b->lock);
-        b->flusher_stop = true;
-        pthread_cond_signal(&b->cv);
-        pthread_mutex_unlock(&b->lock);
-        pthread_join(b->flusher, NULL);
-    }
+    if (b->has_flusher) // a failed open that got as far as the thread
+        stop_flusher(b);
     if (b->cv_init)
         pthread_cond_destroy(&b->cv);
     if (b->lock_init)
