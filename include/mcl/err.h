@@ -39,7 +39,8 @@ extern "C" {
     X(EDECODE, 22, "payload cannot be decoded")                                                   \
     X(ENOTMAP, 23, "payload is not a map")                                                        \
     X(EEXIST, 24, "already exists")                                                               \
-    X(ECANCELED, 25, "cancelled")
+    X(ECANCELED, 25, "cancelled")                                                                 \
+    X(EAUTH, 26, "authentication failed (wrong or missing key)")
 
 /** Error codes; see MCL_ERR_MAP for the texts. */
 typedef enum mcl_err {

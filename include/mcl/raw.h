@@ -89,6 +89,10 @@ typedef struct mcl_broadcaster_stats {
                              calls, plus every record of a batch whose datagram the kernel
                              refused (those publish calls had already returned MCL_OK; the
                              records move from `messages` to `errors`). */
+    uint64_t subscribers;   /**< zmq: listeners connected and subscribed, as last seen (read
+                                 every 256 publishes and by wait_for_subscribers); udp: 0. */
+    uint64_t auth_failures; /**< zmq: handshakes that failed (wrong or missing CURVE key, or
+                                 CURVE on one side only); each is also logged. */
 } mcl_broadcaster_stats;
 
 /**
@@ -128,6 +132,36 @@ MCL_API mcl_err mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_con
  */
 MCL_API mcl_err mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic,
                                             const void *data, size_t len);
+
+/**
+ * Republish a received message with its original publisher id and sequence number (what a
+ * bridge does: listeners on the far side then count loss and duplicates per original
+ * publisher, and a message that arrives twice, by two paths, is recognised as a duplicate).
+ * The message's topic is used as is (not the broadcaster's default). On a batching connection
+ * what waits is sent first and the forwarded message goes out alone (a datagram carries one
+ * publisher id). Errors and thread-safety as mcl_raw_broadcaster_publish(); the broadcaster's
+ * own sequence is not affected.
+ * Ownership: @p msg is only read during the call.
+ * @since 0.2
+ */
+MCL_API mcl_err mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_raw_msg *msg);
+
+/**
+ * Wait until at least @p count listeners are connected and subscribed to a zmq broadcaster
+ * (ZeroMQ's "slow joiner": messages published before a listener's subscription has arrived
+ * are not delivered to it). Every listener counts once, whatever its topic filter.
+ * @param timeout_ms  how long to wait (MCL_WAIT_FOREVER: no limit).
+ * @retval MCL_OK         that many subscribers (or more) are known.
+ * @retval MCL_ETIMEDOUT  fewer after @p timeout_ms.
+ * @retval MCL_EAUTH      fewer after @p timeout_ms, and handshakes failed meanwhile (a wrong
+ *                        or missing CURVE key on one side; the log callback names the peer).
+ * @retval MCL_ENOTSUP    a udp:// broadcaster (multicast has no subscriptions).
+ * @retval MCL_ECLOSED @retval MCL_EINVAL
+ * Thread-safe (publishers on other threads are delayed by at most 20 ms at a time).
+ * @since 0.2
+ */
+MCL_API mcl_err mcl_raw_broadcaster_wait_for_subscribers(mcl_raw_broadcaster *b, size_t count,
+                                                         int timeout_ms);
 
 /**
  * Send now what a batching broadcaster (connection option `batch=`) holds. Messages published
@@ -205,7 +239,9 @@ typedef struct mcl_listener_stats {
     uint64_t partial_count; /**< partial messages held now. */
     uint64_t partial_bytes; /**< memory held by partial messages now. */
     uint64_t publishers;    /**< publishers tracked now. */
-    size_t rcvbuf;          /**< effective socket receive buffer in bytes. */
+    size_t rcvbuf;          /**< effective socket receive buffer in bytes (0 for zmq). */
+    uint64_t auth_failures; /**< zmq: handshakes that failed (wrong or missing CURVE key, or
+                                 CURVE on one side only); each is also logged. */
 } mcl_listener_stats;
 
 /** Per-publisher counters, as seen by one listener. Fields are only ever appended. */

@@ -17,6 +17,8 @@ enum {
     MAX_DGRAM4 = 65507, // 65535 - 20 (IPv4) - 8 (UDP)
     MAX_DGRAM6 = 65527, // 65535 - 8 (UDP); the IPv6 header is not in the payload length
     DEF_EXPIRE_MS = 2000,
+    DEF_LINGER_MS = 1000,
+    IPC_PATH_MAX = 107, // sun_path less the NUL
 };
 #define DEF_MAXMSG ((size_t)64 << 20)
 #define DEF_PARTMEM ((size_t)256 << 20)
@@ -34,6 +36,8 @@ conn_defaults(struct mcl_connection *c)
     c->dgram = DEF_DGRAM;
     c->expire_ms = DEF_EXPIRE_MS;
     c->partmem = DEF_PARTMEM;
+    c->ztimeout_ms = -1;
+    c->linger_ms = DEF_LINGER_MS;
 }
 
 // Parses a decimal unsigned integer that must consume all of [s, s+n). No sign, no spaces.
@@ -109,7 +113,55 @@ parse_option(struct mcl_connection *c, const char *url, const char *key, size_t 
 {
     uint64_t v;
 #define KEY_IS(k) (klen == sizeof(k) - 1 && memcmp(key, k, klen) == 0)
-    if (KEY_IS("ttl")) {
+    bool udp_only = KEY_IS("ttl") || KEY_IS("loop") || KEY_IS("iface") || KEY_IS("rcvbuf") ||
+                    KEY_IS("sndbuf") || KEY_IS("dgram") || KEY_IS("expire") ||
+                    KEY_IS("batch") || KEY_IS("partmem");
+    bool zmq_only = KEY_IS("mode") || KEY_IS("hwm") || KEY_IS("drop") || KEY_IS("timeout") ||
+                    KEY_IS("linger") || KEY_IS("curve") || KEY_IS("curve_server");
+    if (udp_only && c->transport != MCL__TP_UDP)
+        return URL_FAIL("%s: option '%.*s' applies to udp:// connections only", url, (int)klen,
+                        key);
+    if (zmq_only && c->transport != MCL__TP_ZMQ)
+        return URL_FAIL("%s: option '%.*s' applies to zmq+ connections only", url, (int)klen,
+                        key);
+    if (KEY_IS("mode")) {
+        if (vlen == 4 && memcmp(val, "bind", 4) == 0)
+            c->zmode = MCL__ZMODE_BIND;
+        else if (vlen == 7 && memcmp(val, "connect", 7) == 0)
+            c->zmode = MCL__ZMODE_CONNECT;
+        else
+            return URL_FAIL("%s: mode '%.*s' must be bind or connect", url, (int)vlen, val);
+    } else if (KEY_IS("hwm")) {
+        if (!parse_uint(val, vlen, 100000000, &v))
+            return URL_FAIL("%s: hwm '%.*s' is not a number of messages 0..100000000", url,
+                            (int)vlen, val);
+        c->hwm = (int)v;
+    } else if (KEY_IS("drop")) {
+        if (vlen != 1 || (val[0] != '0' && val[0] != '1'))
+            return URL_FAIL("%s: drop '%.*s' must be 0 or 1", url, (int)vlen, val);
+        c->zdrop = val[0] == '1';
+    } else if (KEY_IS("timeout")) {
+        if (vlen == 3 && memcmp(val, "inf", 3) == 0)
+            c->ztimeout_ms = -1;
+        else if (parse_uint(val, vlen, 3600000, &v))
+            c->ztimeout_ms = (int)v;
+        else
+            return URL_FAIL("%s: timeout '%.*s' is not a number of milliseconds 0..3600000 or "
+                            "inf",
+                            url, (int)vlen, val);
+    } else if (KEY_IS("linger")) {
+        if (!parse_uint(val, vlen, 3600000, &v))
+            return URL_FAIL("%s: linger '%.*s' is not a number of milliseconds 0..3600000", url,
+                            (int)vlen, val);
+        c->linger_ms = (int)v;
+    } else if (KEY_IS("curve") || KEY_IS("curve_server")) {
+        char *dst = KEY_IS("curve") ? c->curve_key : c->curve_server;
+        if (vlen == 0 || vlen >= MCL__KEYPATH_MAX)
+            return URL_FAIL("%s: %.*s needs a key file or key (1..%d characters)", url,
+                            (int)klen, key, MCL__KEYPATH_MAX - 1);
+        memcpy(dst, val, vlen);
+        dst[vlen] = '\0';
+    } else if (KEY_IS("ttl")) {
         if (!parse_uint(val, vlen, 255, &v))
             return URL_FAIL("%s: ttl '%.*s' is not an integer 0..255", url, (int)vlen, val);
         c->ttl = (int)v;
@@ -163,6 +215,10 @@ parse_option(struct mcl_connection *c, const char *url, const char *key, size_t 
             return URL_FAIL("%s: partmem '%.*s' is not a size", url, (int)vlen, val);
         c->partmem = (size_t)v;
     } else {
+        if (c->transport == MCL__TP_ZMQ)
+            return URL_FAIL("%s: unknown option '%.*s' (known for zmq+: mode, hwm, drop, "
+                            "timeout, linger, maxmsg, curve, curve_server)",
+                            url, (int)klen, key);
         return URL_FAIL("%s: unknown option '%.*s' (known: ttl, iface, loop, rcvbuf, sndbuf, "
                         "maxmsg, dgram, expire, partmem, batch)",
                         url, (int)klen, key);
@@ -201,9 +257,58 @@ append_size(char *buf, size_t cap, size_t *len, char sep, const char *key, size_
         append(buf, cap, len, "%c%s=%zu", sep, key, v);
 }
 
+static void
+canon_zmq(struct mcl_connection *c)
+{
+    size_t n = 0;
+    char *b = c->url;
+    size_t cap = sizeof(c->url);
+    if (c->zkind == MCL__ZMQ_TCP && strchr(c->zaddr, ':') != NULL)
+        append(b, cap, &n, "zmq+tcp://[%s]:%u", c->zaddr, (unsigned)c->port);
+    else if (c->zkind == MCL__ZMQ_TCP)
+        append(b, cap, &n, "zmq+tcp://%s:%u", c->zaddr, (unsigned)c->port);
+    else
+        append(b, cap, &n, "zmq+%s://%s", c->zkind == MCL__ZMQ_IPC ? "ipc" : "inproc", c->zaddr);
+    char sep = '?';
+    if (c->zmode != MCL__ZMODE_DEFAULT) {
+        append(b, cap, &n, "%cmode=%s", sep, c->zmode == MCL__ZMODE_BIND ? "bind" : "connect");
+        sep = '&';
+    }
+    if (c->hwm != 0) {
+        append(b, cap, &n, "%chwm=%d", sep, c->hwm);
+        sep = '&';
+    }
+    if (c->zdrop) {
+        append(b, cap, &n, "%cdrop=1", sep);
+        sep = '&';
+    }
+    if (c->ztimeout_ms >= 0) {
+        append(b, cap, &n, "%ctimeout=%d", sep, c->ztimeout_ms);
+        sep = '&';
+    }
+    if (c->linger_ms != DEF_LINGER_MS) {
+        append(b, cap, &n, "%clinger=%d", sep, c->linger_ms);
+        sep = '&';
+    }
+    if (c->maxmsg != DEF_MAXMSG) {
+        append_size(b, cap, &n, sep, "maxmsg", c->maxmsg);
+        sep = '&';
+    }
+    if (c->curve_key[0] != '\0') {
+        append(b, cap, &n, "%ccurve=%s", sep, c->curve_key);
+        sep = '&';
+    }
+    if (c->curve_server[0] != '\0')
+        append(b, cap, &n, "%ccurve_server=%s", sep, c->curve_server);
+}
+
 void
 mcl__connection_canon(struct mcl_connection *c)
 {
+    if (c->transport == MCL__TP_ZMQ) {
+        canon_zmq(c);
+        return;
+    }
     size_t n = 0;
     char *b = c->url;
     size_t cap = sizeof(c->url);
@@ -246,6 +351,153 @@ mcl__connection_canon(struct mcl_connection *c)
         append(b, cap, &n, "%cbatch=%u", sep, (unsigned)c->batch_us);
 }
 
+// Parses "?KEY=VALUE&..." at q (or nothing when *q is NUL).
+static mcl_err
+parse_options(struct mcl_connection *c, const char *url, const char *q, bool *seen_dgram,
+              char *errbuf, size_t errlen)
+{
+    if (*q == '?') {
+        q++;
+        const char *opts = q;
+        while (*q != '\0') {
+            const char *amp = strchr(q, '&');
+            const char *end = amp ? amp : q + strlen(q);
+            const char *eq = memchr(q, '=', (size_t)(end - q));
+            if (eq == NULL || eq == q)
+                return URL_FAIL("%s: option '%.*s' is not KEY=VALUE", url, (int)(end - q), q);
+            // The same option twice is an error, not "the last one wins".
+            size_t kl = (size_t)(eq - q);
+            for (const char *o = opts; o < q;) {
+                const char *oe = strchr(o, '=');
+                if (oe != NULL && (size_t)(oe - o) == kl && memcmp(o, q, kl) == 0)
+                    return URL_FAIL("%s: option '%.*s' is given twice", url, (int)kl, q);
+                const char *na = strchr(o, '&');
+                o = na ? na + 1 : q;
+            }
+            mcl_err rv = parse_option(c, url, q, (size_t)(eq - q), eq + 1, (size_t)(end - eq - 1),
+                                      seen_dgram, errbuf, errlen);
+            if (rv != MCL_OK)
+                return rv;
+            q = amp ? amp + 1 : end;
+        }
+    }
+    return MCL_OK;
+}
+
+static bool
+zhost_ok(const char *h, size_t n)
+{
+    if (n == 0 || n >= MCL__ZADDR_MAX)
+        return false;
+    if (n == 1 && h[0] == '*')
+        return true;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)h[i]) && h[i] != '.' && h[i] != '-' && h[i] != '_')
+            return false;
+    return true;
+}
+
+// zmq+KIND://ADDRESS[?options]; kind points after "zmq+", rest after "://".
+static mcl_err
+parse_zmq(struct mcl_connection *c, const char *url, const char *kind, size_t klen,
+          const char *rest, char *errbuf, size_t errlen)
+{
+    c->transport = MCL__TP_ZMQ;
+    c->family = 0;
+    c->ttl = 0;
+    c->loop = false;
+    c->rcvbuf = 0;
+    c->dgram = 0;
+    if (klen == 3 && memcmp(kind, "tcp", 3) == 0)
+        c->zkind = MCL__ZMQ_TCP;
+    else if (klen == 3 && memcmp(kind, "ipc", 3) == 0)
+        c->zkind = MCL__ZMQ_IPC;
+    else if (klen == 6 && memcmp(kind, "inproc", 6) == 0)
+        c->zkind = MCL__ZMQ_INPROC;
+    else if ((klen == 4 && memcmp(kind, "epgm", 4) == 0) ||
+             (klen == 3 && memcmp(kind, "pgm", 3) == 0) ||
+             (klen == 4 && memcmp(kind, "norm", 4) == 0))
+        return URL_FAIL("%s: zmq+%.*s is not supported: Debian's libzmq aborted subscribers "
+                        "over it on this machine (docs/zmq.md); use udp:// for multicast and "
+                        "mcl-bridge to join islands over zmq+tcp",
+                        url, (int)klen, kind);
+    else
+        return URL_FAIL("%s: unknown ZeroMQ transport '%.*s' (supported: zmq+tcp, zmq+ipc, "
+                        "zmq+inproc)",
+                        url, (int)klen, kind);
+    const char *q = strchr(rest, '?');
+    const char *aend = q ? q : rest + strlen(rest);
+    size_t alen = (size_t)(aend - rest);
+    if (c->zkind == MCL__ZMQ_TCP) {
+        const char *h = rest, *he;
+        if (*h == '[') {
+            const char *close = memchr(h, ']', alen);
+            if (close == NULL)
+                return URL_FAIL("%s: '[' without ']' around the IPv6 address", url);
+            h++;
+            he = close;
+            struct in6_addr a6;
+            char tmp[INET6_ADDRSTRLEN];
+            size_t hl = (size_t)(he - h);
+            if (hl == 0 || hl >= sizeof(tmp))
+                return URL_FAIL("%s: bad IPv6 address", url);
+            memcpy(tmp, h, hl);
+            tmp[hl] = '\0';
+            if (inet_pton(AF_INET6, tmp, &a6) != 1)
+                return URL_FAIL("%s: '%s' is not an IPv6 address", url, tmp);
+            inet_ntop(AF_INET6, &a6, c->zaddr, sizeof(c->zaddr));
+            he++;
+        } else {
+            he = memchr(h, ':', alen);
+            if (he == NULL)
+                return URL_FAIL("%s: missing port (zmq+tcp://HOST:PORT; port 0 or * binds a "
+                                "free port)",
+                                url);
+            if (!zhost_ok(h, (size_t)(he - h)))
+                return URL_FAIL("%s: '%.*s' is not a host name, IPv4 address or *", url,
+                                (int)(he - h), h);
+            memcpy(c->zaddr, h, (size_t)(he - h));
+            c->zaddr[he - h] = '\0';
+        }
+        if (he >= aend || *he != ':')
+            return URL_FAIL("%s: missing port (zmq+tcp://HOST:PORT)", url);
+        const char *ps = he + 1;
+        size_t pl = (size_t)(aend - ps);
+        if (pl > 0 && ps[pl - 1] == '/')
+            pl--; // tolerate "zmq+tcp://host:port/?opts"
+        uint64_t port;
+        if (pl == 1 && ps[0] == '*')
+            port = 0;
+        else if (!parse_uint(ps, pl, 65535, &port))
+            return URL_FAIL("%s: port '%.*s' is not an integer 0..65535", url, (int)pl, ps);
+        c->port = (uint16_t)port;
+    } else {
+        if (alen == 0)
+            return URL_FAIL("%s: missing %s", url,
+                            c->zkind == MCL__ZMQ_IPC ? "socket path" : "endpoint name");
+        if (alen >= MCL__ZADDR_MAX || (c->zkind == MCL__ZMQ_IPC && alen > IPC_PATH_MAX))
+            return URL_FAIL("%s: address longer than %d bytes", url,
+                            c->zkind == MCL__ZMQ_IPC ? IPC_PATH_MAX : MCL__ZADDR_MAX - 1);
+        memcpy(c->zaddr, rest, alen);
+        c->zaddr[alen] = '\0';
+        c->port = 0;
+    }
+    bool seen_dgram = false;
+    mcl_err rv = parse_options(c, url, q ? q : aend, &seen_dgram, errbuf, errlen);
+    if (rv != MCL_OK)
+        return rv;
+    if (c->curve_server[0] != '\0' && c->zkind == MCL__ZMQ_INPROC)
+        return URL_FAIL("%s: CURVE is for zmq+tcp and zmq+ipc (inproc never leaves the "
+                        "process)",
+                        url);
+    if (c->curve_key[0] != '\0' && c->zkind == MCL__ZMQ_INPROC)
+        return URL_FAIL("%s: CURVE is for zmq+tcp and zmq+ipc (inproc never leaves the "
+                        "process)",
+                        url);
+    mcl__connection_canon(c);
+    return MCL_OK;
+}
+
 static mcl_err
 parse_into(struct mcl_connection *c, const char *url, char *errbuf, size_t errlen)
 {
@@ -265,8 +517,10 @@ parse_into(struct mcl_connection *c, const char *url, char *errbuf, size_t errle
     size_t slen = (size_t)(p - url);
     if (!(slen == 3 && memcmp(url, "udp", 3) == 0)) {
         if (slen > 4 && memcmp(url, "zmq+", 4) == 0)
-            return URL_FAIL("%s: the ZeroMQ transport is not available in this version", url);
-        return URL_FAIL("%s: unknown scheme '%.*s' (supported: udp)", url, (int)slen, url);
+            return parse_zmq(c, url, url + 4, slen - 4, p + 3, errbuf, errlen);
+        return URL_FAIL("%s: unknown scheme '%.*s' (supported: udp, zmq+tcp, zmq+ipc, "
+                        "zmq+inproc)",
+                        url, (int)slen, url);
     }
     p += 3;
 
@@ -356,31 +610,9 @@ parse_into(struct mcl_connection *c, const char *url, char *errbuf, size_t errle
 
     // Options.
     bool seen_dgram = false;
-    if (*q == '?') {
-        q++;
-        const char *opts = q;
-        while (*q != '\0') {
-            const char *amp = strchr(q, '&');
-            const char *end = amp ? amp : q + strlen(q);
-            const char *eq = memchr(q, '=', (size_t)(end - q));
-            if (eq == NULL || eq == q)
-                return URL_FAIL("%s: option '%.*s' is not KEY=VALUE", url, (int)(end - q), q);
-            // The same option twice is an error, not "the last one wins".
-            size_t kl = (size_t)(eq - q);
-            for (const char *o = opts; o < q;) {
-                const char *oe = strchr(o, '=');
-                if (oe != NULL && (size_t)(oe - o) == kl && memcmp(o, q, kl) == 0)
-                    return URL_FAIL("%s: option '%.*s' is given twice", url, (int)kl, q);
-                const char *na = strchr(o, '&');
-                o = na ? na + 1 : q;
-            }
-            mcl_err rv = parse_option(c, url, q, (size_t)(eq - q), eq + 1, (size_t)(end - eq - 1),
-                                      &seen_dgram, errbuf, errlen);
-            if (rv != MCL_OK)
-                return rv;
-            q = amp ? amp + 1 : end;
-        }
-    }
+    mcl_err orv = parse_options(c, url, q, &seen_dgram, errbuf, errlen);
+    if (orv != MCL_OK)
+        return orv;
     size_t maxd = c->family == 6 ? MAX_DGRAM6 : MAX_DGRAM4;
     if (c->dgram > maxd) {
         if (seen_dgram)

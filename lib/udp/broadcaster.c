@@ -4,6 +4,7 @@
 #include "../core/internal.h"
 #include "net.h"
 #include "wire.h"
+#include "../zmq/zsock.h"
 
 #include <mcl/raw.h>
 
@@ -24,6 +25,10 @@ struct mcl_raw_broadcaster {
     size_t topic_len;
     uint64_t id;
     int fd;
+    mcl__zsock *z; // zmq connections: the XPUB socket (fd is then -1)
+    unsigned since_sub_check; // publishes since the subscription notices were last read
+    atomic_int_fast64_t subscribers; // zmq: listeners subscribed (from their hello prefix)
+    atomic_uint_fast64_t auth_failures;
     atomic_bool open;
     uint64_t seq; // the next message's number; under `lock`
     atomic_uint_fast64_t n_messages, n_bytes, n_datagrams, n_errors;
@@ -179,7 +184,11 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
     }
     if ((rv = mcl__random_u64(&b->id)) != MCL_OK)
         goto out;
-    if ((rv = mcl__udp_open_send(&b->conn, &b->fd)) != MCL_OK)
+    if (b->conn.transport == MCL__TP_ZMQ)
+        rv = mcl__zmq_open(&b->conn, true, &b->z);
+    else
+        rv = mcl__udp_open_send(&b->conn, &b->fd);
+    if (rv != MCL_OK)
         goto out;
     if (pthread_mutex_init(&b->lock, NULL) != 0) {
         rv = MCL_ESYS;
@@ -269,6 +278,84 @@ send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n)
     return MCL_OK;
 }
 
+// Reads the XPUB socket's subscription notices and its monitor. Called with b->lock held.
+static void
+zmq_housekeeping_locked(mcl_raw_broadcaster *b)
+{
+    b->since_sub_check = 0;
+    int64_t n = atomic_load_explicit(&b->subscribers, memory_order_relaxed);
+    mcl__zmq_read_subscriptions(b->z, &n);
+    atomic_store_explicit(&b->subscribers, n, memory_order_relaxed);
+    uint64_t af = mcl__zmq_auth_failures(b->z);
+    if (af > 0)
+        atomic_fetch_add_explicit(&b->auth_failures, af, memory_order_relaxed);
+}
+
+static mcl_err
+count_result(mcl_raw_broadcaster *b, mcl_err rv, size_t len)
+{
+    if (rv != MCL_OK) {
+        atomic_fetch_add_explicit(&b->n_errors, 1, memory_order_relaxed);
+        return rv;
+    }
+    atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
+    if (b->z != NULL)
+        atomic_fetch_add_explicit(&b->n_datagrams, 1, memory_order_relaxed);
+    return MCL_OK;
+}
+
+// Sends one message as a datagram or a train of fragments, with the given publisher id and
+// sequence number. Called with b->lock held.
+static mcl_err
+send_unbatched_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const char *topic,
+                      size_t tl, const void *data, size_t len, uint32_t count, size_t fsize)
+{
+    mcl_err rv;
+
+    if (count == 1) {
+        uint8_t hdr[MCL__WIRE_HDR + MCL__WIRE_REC + MCL_TOPIC_MAX];
+        size_t hl = mcl__wire_put_hdr(hdr, 0, 1, id);
+        hl += mcl__wire_put_rec(hdr + hl, seq, topic, (uint16_t)tl, (uint32_t)len);
+        struct iovec iov[2] = {{hdr, hl}, {(void *)(uintptr_t)data, len}};
+        struct mmsghdr mm = {.msg_hdr = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1}};
+        rv = send_all(b, &mm, 1);
+    } else {
+        // One heap block per fragmented message holds the headers of a train; the payload is
+        // sent from the caller's buffer without copying.
+        size_t hsz = MCL__WIRE_HDR + MCL__WIRE_FRAGREC + tl;
+        unsigned train = count < TRAIN ? count : TRAIN;
+        uint8_t *hdrs = mcl__alloc(train * hsz);
+        struct iovec *iov = mcl__alloc(train * 2 * sizeof(*iov));
+        struct mmsghdr *mm = mcl__zalloc(train * sizeof(*mm));
+        if (hdrs == NULL || iov == NULL || mm == NULL) {
+            rv = MCL_ENOMEM;
+        } else {
+            rv = MCL_OK;
+            const uint8_t *p = data;
+            for (uint32_t i = 0; i < count && rv == MCL_OK;) {
+                unsigned n = 0;
+                for (; n < train && i < count; n++, i++) {
+                    size_t off = (size_t)i * fsize;
+                    size_t fl = len - off < fsize ? len - off : fsize;
+                    uint8_t *h = hdrs + n * hsz;
+                    size_t hl = mcl__wire_put_hdr(h, MCL__WIRE_F_FRAG, 1, id);
+                    hl += mcl__wire_put_frag(h + hl, seq, topic, (uint16_t)tl, (uint32_t)fl,
+                                             (uint32_t)len, (uint32_t)off, i, count);
+                    iov[2 * n] = (struct iovec){h, hl};
+                    iov[2 * n + 1] = (struct iovec){(void *)(uintptr_t)(p + off), fl};
+                    mm[n].msg_hdr = (struct msghdr){.msg_iov = &iov[2 * n], .msg_iovlen = 2};
+                }
+                rv = send_all(b, mm, n);
+            }
+        }
+        mcl__free(hdrs);
+        mcl__free(iov);
+        mcl__free(mm);
+    }
+    return rv;
+}
+
 mcl_err
 mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const void *data,
                             size_t len)
@@ -289,6 +376,17 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         return mcl__fail(MCL_EMSGSIZE, NULL, 0, "broadcaster",
                          "%s: message of %zu bytes exceeds maxmsg=%zu", b->conn.url, len,
                          b->conn.maxmsg);
+    if (b->z != NULL) {
+        pthread_mutex_lock(&b->lock);
+        uint64_t seq = b->seq++;
+        mcl_err rv = mcl__zmq_send(b->z, b->conn.ztimeout_ms, b->id, seq, topic, tl, data, len);
+        if (rv != MCL_OK)
+            b->seq--; // nothing left: no listener will see a gap
+        if (++b->since_sub_check >= 256)
+            zmq_housekeeping_locked(b);
+        pthread_mutex_unlock(&b->lock);
+        return count_result(b, rv, len);
+    }
     uint32_t count;
     size_t fsize;
     mcl__wire_plan(b->conn.dgram, tl, len, &count, &fsize);
@@ -323,56 +421,46 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         (void)batch_flush_locked(b);
     }
     uint64_t seq = b->seq++;
-    mcl_err rv;
-
-    if (count == 1) {
-        uint8_t hdr[MCL__WIRE_HDR + MCL__WIRE_REC + MCL_TOPIC_MAX];
-        size_t hl = mcl__wire_put_hdr(hdr, 0, 1, b->id);
-        hl += mcl__wire_put_rec(hdr + hl, seq, topic, (uint16_t)tl, (uint32_t)len);
-        struct iovec iov[2] = {{hdr, hl}, {(void *)(uintptr_t)data, len}};
-        struct mmsghdr mm = {.msg_hdr = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1}};
-        rv = send_all(b, &mm, 1);
-    } else {
-        // One heap block per fragmented message holds the headers of a train; the payload is
-        // sent from the caller's buffer without copying.
-        size_t hsz = MCL__WIRE_HDR + MCL__WIRE_FRAGREC + tl;
-        unsigned train = count < TRAIN ? count : TRAIN;
-        uint8_t *hdrs = mcl__alloc(train * hsz);
-        struct iovec *iov = mcl__alloc(train * 2 * sizeof(*iov));
-        struct mmsghdr *mm = mcl__zalloc(train * sizeof(*mm));
-        if (hdrs == NULL || iov == NULL || mm == NULL) {
-            rv = MCL_ENOMEM;
-        } else {
-            rv = MCL_OK;
-            const uint8_t *p = data;
-            for (uint32_t i = 0; i < count && rv == MCL_OK;) {
-                unsigned n = 0;
-                for (; n < train && i < count; n++, i++) {
-                    size_t off = (size_t)i * fsize;
-                    size_t fl = len - off < fsize ? len - off : fsize;
-                    uint8_t *h = hdrs + n * hsz;
-                    size_t hl = mcl__wire_put_hdr(h, MCL__WIRE_F_FRAG, 1, b->id);
-                    hl += mcl__wire_put_frag(h + hl, seq, topic, (uint16_t)tl, (uint32_t)fl,
-                                             (uint32_t)len, (uint32_t)off, i, count);
-                    iov[2 * n] = (struct iovec){h, hl};
-                    iov[2 * n + 1] = (struct iovec){(void *)(uintptr_t)(p + off), fl};
-                    mm[n].msg_hdr = (struct msghdr){.msg_iov = &iov[2 * n], .msg_iovlen = 2};
-                }
-                rv = send_all(b, mm, n);
-            }
-        }
-        mcl__free(hdrs);
-        mcl__free(iov);
-        mcl__free(mm);
-    }
+    mcl_err rv = send_unbatched_locked(b, b->id, seq, topic, tl, data, len, count, fsize);
     unlock_and_log(b);
-    if (rv != MCL_OK) {
-        atomic_fetch_add_explicit(&b->n_errors, 1, memory_order_relaxed);
-        return rv;
+    return count_result(b, rv, len);
+}
+
+mcl_err
+mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_raw_msg *m)
+{
+    if (b == NULL || m == NULL || (m->payload == NULL && m->len > 0) || m->topic == NULL)
+        return MCL_EINVAL;
+    if (!atomic_load_explicit(&b->open, memory_order_acquire))
+        return MCL_ECLOSED;
+    size_t tl = strnlen(m->topic, MCL_TOPIC_MAX + 1);
+    if (tl > MCL_TOPIC_MAX)
+        return mcl__fail(MCL_EINVAL, NULL, 0, "broadcaster", "topic longer than %d bytes",
+                         MCL_TOPIC_MAX);
+    if (m->len > b->conn.maxmsg)
+        return mcl__fail(MCL_EMSGSIZE, NULL, 0, "broadcaster",
+                         "%s: message of %zu bytes exceeds maxmsg=%zu", b->conn.url, m->len,
+                         b->conn.maxmsg);
+    pthread_mutex_lock(&b->lock);
+    mcl_err rv;
+    if (b->z != NULL) {
+        rv = mcl__zmq_send(b->z, b->conn.ztimeout_ms, m->publisher, m->seq, m->topic, tl,
+                           m->payload, m->len);
+        if (++b->since_sub_check >= 256)
+            zmq_housekeeping_locked(b);
+        pthread_mutex_unlock(&b->lock);
+        return count_result(b, rv, m->len);
     }
-    atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
-    return MCL_OK;
+    // A datagram carries one publisher id: what waits in a batch goes first, then this alone.
+    if (b->batching)
+        (void)batch_flush_locked(b);
+    uint32_t count;
+    size_t fsize;
+    mcl__wire_plan(b->conn.dgram, tl, m->len, &count, &fsize);
+    rv = send_unbatched_locked(b, m->publisher, m->seq, m->topic, tl, m->payload, m->len, count,
+                               fsize);
+    unlock_and_log(b);
+    return count_result(b, rv, m->len);
 }
 
 mcl_err
@@ -391,8 +479,13 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
         unlock_and_log(b);
     }
     atomic_store(&b->open, false);
-    close(b->fd);
-    b->fd = -1;
+    if (b->z != NULL) {
+        mcl__zmq_close(b->z);
+        b->z = NULL;
+    } else {
+        close(b->fd);
+        b->fd = -1;
+    }
     return rv;
 }
 
@@ -418,6 +511,7 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
     mcl__free(b->batch);
     if (b->fd >= 0)
         close(b->fd);
+    mcl__zmq_close(b->z);
     mcl__free(b->topic);
     mcl__free(b);
 }
@@ -449,5 +543,47 @@ mcl_raw_broadcaster_stats(const mcl_raw_broadcaster *b, mcl_broadcaster_stats *s
     st->bytes = atomic_load_explicit(&b->n_bytes, memory_order_relaxed);
     st->datagrams = atomic_load_explicit(&b->n_datagrams, memory_order_relaxed);
     st->errors = atomic_load_explicit(&b->n_errors, memory_order_relaxed);
+    int64_t subs = atomic_load_explicit(&b->subscribers, memory_order_relaxed);
+    st->subscribers = subs > 0 ? (uint64_t)subs : 0;
+    st->auth_failures = atomic_load_explicit(&b->auth_failures, memory_order_relaxed);
     return MCL_OK;
+}
+
+mcl_err
+mcl_raw_broadcaster_wait_for_subscribers(mcl_raw_broadcaster *b, size_t count, int timeout_ms)
+{
+    if (b == NULL)
+        return MCL_EINVAL;
+    if (!atomic_load(&b->open))
+        return MCL_ECLOSED;
+    if (b->z == NULL)
+        return mcl__fail(MCL_ENOTSUP, NULL, 0, "broadcaster",
+                         "%s: multicast has no subscriptions to wait for", b->conn.url);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
+    uint64_t af0 = atomic_load(&b->auth_failures);
+    for (;;) {
+        pthread_mutex_lock(&b->lock);
+        zmq_housekeeping_locked(b);
+        int64_t n = atomic_load(&b->subscribers);
+        if (n >= 0 && (uint64_t)n >= count) {
+            pthread_mutex_unlock(&b->lock);
+            return MCL_OK;
+        }
+        int64_t left = deadline - mcl__mono_ns();
+        if (left <= 0) {
+            pthread_mutex_unlock(&b->lock);
+            uint64_t af = atomic_load(&b->auth_failures) - af0;
+            if (af > 0)
+                return mcl__fail(MCL_EAUTH, NULL, 0, "broadcaster",
+                                 "%s: %lld of %zu subscribers after %d ms; %llu handshakes "
+                                 "failed (wrong or missing CURVE key?)",
+                                 b->conn.url, (long long)n, count, timeout_ms,
+                                 (unsigned long long)af);
+            return MCL_ETIMEDOUT;
+        }
+        // Short slices: the socket is only used under the lock, and publishers may want it.
+        int slice = left > 20000000 ? 20 : (int)((left + 999999) / 1000000);
+        (void)mcl__zmq_wait(b->z, -1, slice);
+        pthread_mutex_unlock(&b->lock);
+    }
 }

@@ -6,6 +6,7 @@
 #include "net.h"
 #include "rx.h"
 #include "listener_int.h"
+#include "../zmq/zsock.h"
 #include "../core/subs.h"
 
 #include <mcl/raw.h>
@@ -34,6 +35,8 @@ enum {
 struct mcl_raw_listener {
     struct mcl_connection conn; // with the bound port
     int fd;
+    mcl__zsock *z; // zmq connections: the SUB socket (fd is then -1)
+    atomic_uint_fast64_t auth_failures;
     bool open;
     mcl__rx rx;
     bool rx_ready;
@@ -166,6 +169,19 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
     if ((rv = mcl__rx_init(&l->rx, &cfg, topics, ntopics)) != MCL_OK)
         goto out;
     l->rx_ready = true;
+    if (conn->transport == MCL__TP_ZMQ) {
+        if (adopt_fd >= 0) {
+            rv = MCL_EINVAL;
+            goto out;
+        }
+        if ((rv = mcl__zmq_open(&l->conn, false, &l->z)) != MCL_OK ||
+            (rv = mcl__zmq_subscribe(l->z, topics, ntopics)) != MCL_OK)
+            goto out;
+        l->open = true;
+        *lp = l;
+        l = NULL;
+        goto out;
+    }
     if ((l->bufs = mcl__alloc(SLOT)) == NULL) {
         rv = MCL_ENOMEM;
         goto out;
@@ -334,10 +350,59 @@ feed_next(mcl_raw_listener *l)
     return false;
 }
 
+// zmq: one ZeroMQ message is one datagram, behind its topic prefix. MCL_EINTR after many
+// messages that delivered nothing: more may be queued (ZMQ_FD will not say so), the caller
+// just gets a chance to look at its clock and calls again.
+static mcl_err
+next_message_zmq(mcl_raw_listener *l, mcl_raw_msg *m)
+{
+    for (unsigned reads = 0;;) {
+        if (l->in_dgram) {
+            if (mcl__rx_next(&l->rx, m))
+                return MCL_OK;
+            l->in_dgram = false;
+        }
+        if (reads++ == 64)
+            return MCL_EINTR;
+        const uint8_t *d;
+        size_t n;
+        mcl_err rv = mcl__zmq_recv(l->z, &d, &n);
+        if (rv != MCL_OK) {
+            if (rv == MCL_EAGAIN) {
+                uint64_t af = mcl__zmq_auth_failures(l->z);
+                if (af > 0)
+                    atomic_fetch_add_explicit(&l->auth_failures, af, memory_order_relaxed);
+                mcl__rx_expire(&l->rx, mcl__mono_ns());
+            }
+            return rv;
+        }
+        mcl__rx_count_datagrams(&l->rx, 1);
+        mcl__rx_meta meta = {.real_ns = mcl__real_ns(), .mono_ns = mcl__mono_ns()};
+        const uint8_t *nul = d != NULL ? memchr(d, 0, n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1)
+                                       : NULL;
+        if (nul == NULL) { // not our framing: counted as malformed
+            mcl__rx_begin(&l->rx, NULL, 0, &meta);
+            continue;
+        }
+        size_t skip = (size_t)(nul - d) + 1;
+        if (mcl__rx_begin(&l->rx, d + skip, n - skip, &meta) == MCL_OK)
+            l->in_dgram = true;
+    }
+}
+
+static mcl_err next_message_udp(mcl_raw_listener *l, mcl_raw_msg *m);
+
 // The next message from what is already read, or from one non-blocking read.
-// MCL_OK with *m filled, MCL_EAGAIN when nothing is available now, or a socket error.
+// MCL_OK with *m filled, MCL_EAGAIN when nothing is available now, MCL_EINTR when the caller
+// should check its clock and call again, or a socket error.
 static mcl_err
 next_message(mcl_raw_listener *l, mcl_raw_msg *m)
+{
+    return l->z != NULL ? next_message_zmq(l, m) : next_message_udp(l, m);
+}
+
+static mcl_err
+next_message_udp(mcl_raw_listener *l, mcl_raw_msg *m)
 {
     // Bounded, so that a flood of datagrams that deliver nothing (filtered, malformed) still
     // lets the caller look at its deadline or stop flag.
@@ -363,7 +428,7 @@ next_message(mcl_raw_listener *l, mcl_raw_msg *m)
 }
 
 static int
-wait_readable(int fd, int extra_fd, int timeout_ms)
+wait_readable_fd(int fd, int extra_fd, int timeout_ms)
 {
     struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = extra_fd, .events = POLLIN}};
     int r;
@@ -371,6 +436,14 @@ wait_readable(int fd, int extra_fd, int timeout_ms)
         r = poll(p, extra_fd >= 0 ? 2 : 1, timeout_ms);
     } while (r < 0 && errno == EINTR);
     return r;
+}
+
+static int
+wait_readable(mcl_raw_listener *l, int extra_fd, int timeout_ms)
+{
+    if (l->z != NULL)
+        return mcl__zmq_wait(l->z, extra_fd, timeout_ms);
+    return wait_readable_fd(l->fd, extra_fd, timeout_ms);
 }
 
 mcl_err
@@ -391,6 +464,11 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
             *msgp = &l->cur;
             return MCL_OK;
         }
+        if (rv == MCL_EINTR) {
+            if (timeout_ms >= 0 && mcl__mono_ns() >= deadline)
+                return MCL_ETIMEDOUT;
+            continue;
+        }
         if (rv != MCL_EAGAIN)
             return rv;
         int wait_ms;
@@ -404,7 +482,7 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
             if (wait_ms > IDLE_POLL_MS)
                 wait_ms = IDLE_POLL_MS;
         }
-        if (wait_readable(l->fd, -1, wait_ms) < 0) {
+        if (wait_readable(l, -1, wait_ms) < 0) {
             int e = errno;
             return mcl__fail(mcl__sys_err(e), NULL, 0, "listener", "poll: %s", strerror(e));
         }
@@ -420,7 +498,13 @@ mcl__raw_listener_running(const mcl_raw_listener *l)
 bool
 mcl_raw_listener_pending(const mcl_raw_listener *l)
 {
-    return l != NULL && l->open && ((l->in_dgram && l->rx.left > 0) || l->batch_i < l->batch_n);
+    if (l == NULL || !l->open)
+        return false;
+    if (l->in_dgram && l->rx.left > 0)
+        return true;
+    if (l->z != NULL) // ZMQ_FD is edge-triggered: ask libzmq whether a message waits
+        return mcl__zmq_readable(l->z);
+    return l->batch_i < l->batch_n;
 }
 
 mcl_err
@@ -432,8 +516,8 @@ mcl_raw_listener_fd(const mcl_raw_listener *l, int *fd)
         return MCL_EINVAL;
     if (!l->open)
         return MCL_ECLOSED;
-    *fd = l->fd;
-    return MCL_OK;
+    *fd = l->z != NULL ? mcl__zmq_fd(l->z) : l->fd;
+    return *fd >= 0 ? MCL_OK : MCL_ESYS;
 }
 
 static void
@@ -469,6 +553,8 @@ mcl_raw_listener_dispatch(mcl_raw_listener *l, size_t max, size_t *delivered)
         size_t left = max == 0 ? BATCH : max - n;
         l->want = left < BATCH ? (unsigned)left : BATCH;
         rv = next_message(l, &m);
+        if (rv == MCL_EINTR)
+            continue; // zmq: more may be queued, and an edge-triggered fd must be drained
         if (rv != MCL_OK)
             break;
         deliver(l, &m);
@@ -491,13 +577,15 @@ listener_thread(void *arg)
             deliver(l, &m);
             continue;
         }
+        if (rv == MCL_EINTR)
+            continue;
         if (rv != MCL_EAGAIN) {
             // A socket error: report it and keep serving (it may be transient, e.g. ENOMEM);
             // a stop request still ends the loop at once.
             mcl__log(MCL_LOG_ERROR, "listener", "%s: receive failed: %s", l->conn.url,
                      mcl_strerror(rv));
         }
-        wait_readable(l->fd, l->wake_fd, IDLE_POLL_MS);
+        wait_readable(l, l->wake_fd, IDLE_POLL_MS);
     }
     return NULL;
 }
@@ -557,8 +645,13 @@ mcl_raw_listener_close(mcl_raw_listener *l)
         return MCL_ECLOSED;
     if (l->running)
         mcl_raw_listener_stop(l);
-    close(l->fd);
-    l->fd = -1;
+    if (l->z != NULL) {
+        mcl__zmq_close(l->z);
+        l->z = NULL;
+    } else {
+        close(l->fd);
+        l->fd = -1;
+    }
     l->open = false;
     l->in_dgram = false;
     l->batch_n = l->batch_i = 0;
@@ -581,6 +674,7 @@ mcl_raw_listener_free(mcl_raw_listener *l)
         mcl_raw_listener_close(l);
     if (l->fd >= 0)
         close(l->fd);
+    mcl__zmq_close(l->z);
     if (l->wake_fd >= 0)
         close(l->wake_fd);
     if (l->rx_ready)
@@ -633,6 +727,7 @@ mcl_raw_listener_stats(const mcl_raw_listener *l, mcl_listener_stats *st)
     if (l == NULL || st == NULL)
         return MCL_EINVAL;
     mcl__rx_stats((mcl__rx *)(uintptr_t)&l->rx, st);
+    st->auth_failures = atomic_load_explicit(&l->auth_failures, memory_order_relaxed);
     return MCL_OK;
 }
 

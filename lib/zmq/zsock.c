@@ -1,0 +1,543 @@
+// ZeroMQ transport (see zsock.h for the framing). The only file that includes <zmq.h>.
+#define _GNU_SOURCE
+#include "zsock.h"
+
+#include "../core/internal.h"
+#include "../udp/wire.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+// A listener subscribes "\0\xff" + 8 random bytes: every frame starts with a topic and a NUL,
+// and after the NUL comes the wire magic 'M', so no message ever matches it. The broadcaster
+// counts these subscriptions to know how many listeners are connected and subscribed.
+#define HELLO_LEN 10
+
+enum { MON_EVENTS = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH };
+
+struct mcl__zsock {
+    void *s;   // XPUB or SUB
+    void *mon; // PAIR connected to the socket's monitor (NULL if it could not be set up)
+    bool publisher;
+    bool have_msg;
+    zmq_msg_t msg; // the last message received (what recv handed out)
+    char url[MCL__URL_MAX];
+};
+
+// --- the process-wide context ------------------------------------------------------------------
+
+// One context per process, so that zmq+inproc works between any two handles. libzmq contexts
+// do not survive fork(): a forked child (the queued listener's receiver) that opens a socket
+// gets a new context and leaves the parent's copy alone (its threads do not exist there).
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *ctx_ptr;
+static pid_t ctx_pid;
+static unsigned ctx_refs;
+
+static mcl_err
+ctx_acquire(void **out)
+{
+    pthread_mutex_lock(&ctx_lock);
+    pid_t me = getpid();
+    if (ctx_ptr != NULL && ctx_pid != me) {
+        ctx_ptr = NULL;
+        ctx_refs = 0;
+    }
+    if (ctx_ptr == NULL) {
+        ctx_ptr = zmq_ctx_new();
+        if (ctx_ptr == NULL) {
+            int e = errno;
+            pthread_mutex_unlock(&ctx_lock);
+            return mcl__fail(mcl__sys_err(e), NULL, 0, "zmq", "zmq_ctx_new: %s",
+                             zmq_strerror(e));
+        }
+        ctx_pid = me;
+        (void)zmq_ctx_set(ctx_ptr, ZMQ_BLOCKY, 0);
+    }
+    ctx_refs++;
+    *out = ctx_ptr;
+    pthread_mutex_unlock(&ctx_lock);
+    return MCL_OK;
+}
+
+static void
+ctx_release(void)
+{
+    pthread_mutex_lock(&ctx_lock);
+    void *term = NULL;
+    if (ctx_ptr != NULL && ctx_pid == getpid() && --ctx_refs == 0) {
+        term = ctx_ptr;
+        ctx_ptr = NULL;
+    }
+    pthread_mutex_unlock(&ctx_lock);
+    if (term != NULL) // waits for sockets' linger; every socket of ours is closed by now
+        (void)zmq_ctx_term(term);
+}
+
+// --- keys ------------------------------------------------------------------------------------
+
+static bool
+z85_key_ok(const char *k)
+{
+    uint8_t bin[32];
+    return strlen(k) == 40 && zmq_z85_decode(bin, k) != NULL;
+}
+
+// Reads "public = KEY" and (when sec is not NULL) "secret = KEY" from a key file written by
+// mcl-keygen. Lines starting with '#' and blank lines are ignored.
+static mcl_err
+read_key_file(const char *url, const char *path, char pub[41], char sec[41])
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        int e = errno;
+        return mcl__fail(e == ENOENT ? MCL_ENOENT : mcl__sys_err(e), NULL, 0, "zmq",
+                         "%s: key file %s: %s", url, path, strerror(e));
+    }
+    char line[256];
+    pub[0] = '\0';
+    if (sec != NULL)
+        sec[0] = '\0';
+    unsigned lineno = 0;
+    mcl_err rv = MCL_OK;
+    while (rv == MCL_OK && fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\n' || *p == '\0')
+            continue;
+        char key[16], val[64];
+        if (sscanf(p, "%15[a-z] = %63s", key, val) != 2 || !z85_key_ok(val)) {
+            rv = mcl__fail(MCL_EAUTH, NULL, 0, "zmq",
+                           "%s: key file %s line %u: expected 'public = KEY' or "
+                           "'secret = KEY' with a 40-character Z85 key",
+                           url, path, lineno);
+        } else if (strcmp(key, "public") == 0) {
+            memcpy(pub, val, 41);
+        } else if (strcmp(key, "secret") == 0) {
+            if (sec != NULL)
+                memcpy(sec, val, 41);
+        }
+    }
+    fclose(f);
+    if (rv != MCL_OK)
+        return rv;
+    if (pub[0] == '\0' || (sec != NULL && sec[0] == '\0'))
+        return mcl__fail(MCL_EAUTH, NULL, 0, "zmq", "%s: key file %s has no %s key", url, path,
+                         pub[0] == '\0' ? "public" : "secret");
+    return MCL_OK;
+}
+
+mcl_err
+mcl__zmq_keypair(char pub[41], char sec[41])
+{
+    if (zmq_curve_keypair(pub, sec) != 0) {
+        int e = errno;
+        return mcl__fail(e == ENOTSUP ? MCL_ENOTSUP : mcl__sys_err(e), NULL, 0, "zmq",
+                         "zmq_curve_keypair: %s", zmq_strerror(e));
+    }
+    return MCL_OK;
+}
+
+// A key written as 64 hex digits (Z85 text uses characters that URLs reserve, such as & and ?).
+static bool
+hex_key_to_z85(const char *hex, char z85[41])
+{
+    if (strlen(hex) != 64)
+        return false;
+    uint8_t bin[32];
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
+            !isxdigit((unsigned char)hex[2 * i + 1]))
+            return false;
+        bin[i] = (uint8_t)v;
+    }
+    return zmq_z85_encode(z85, bin, 32) != NULL;
+}
+
+static int
+set_str(void *s, int opt, const char *v)
+{
+    return zmq_setsockopt(s, opt, v, strlen(v));
+}
+
+static mcl_err
+setup_curve(mcl__zsock *z, const struct mcl_connection *c)
+{
+    char pub[41], sec[41];
+    mcl_err rv;
+    if (c->curve_server[0] != '\0') { // a client: it knows the server's public key
+        char server[41];
+        struct stat st;
+        if (stat(c->curve_server, &st) != 0 && hex_key_to_z85(c->curve_server, server))
+            ; // given in the URL
+        else if ((rv = read_key_file(z->url, c->curve_server, server, NULL)) != MCL_OK)
+            return rv;
+        if (c->curve_key[0] != '\0')
+            rv = read_key_file(z->url, c->curve_key, pub, sec);
+        else
+            rv = mcl__zmq_keypair(pub, sec); // an anonymous client
+        if (rv != MCL_OK)
+            return rv;
+        if (set_str(z->s, ZMQ_CURVE_SERVERKEY, server) != 0 ||
+            set_str(z->s, ZMQ_CURVE_PUBLICKEY, pub) != 0 ||
+            set_str(z->s, ZMQ_CURVE_SECRETKEY, sec) != 0)
+            goto fail;
+    } else if (c->curve_key[0] != '\0') { // a server: it holds the secret key
+        if ((rv = read_key_file(z->url, c->curve_key, pub, sec)) != MCL_OK)
+            return rv;
+        int one = 1;
+        if (zmq_setsockopt(z->s, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+            set_str(z->s, ZMQ_CURVE_SECRETKEY, sec) != 0)
+            goto fail;
+    }
+    return MCL_OK;
+fail:;
+    int e = errno;
+    return mcl__fail(e == EINVAL ? MCL_ENOTSUP : mcl__sys_err(e), NULL, 0, "zmq",
+                     "%s: CURVE set-up failed: %s (is libzmq built with libsodium?)", z->url,
+                     zmq_strerror(e));
+}
+
+// --- open / close ------------------------------------------------------------------------------
+
+static void
+setup_monitor(mcl__zsock *z, void *ctx)
+{
+    char ep[64];
+    snprintf(ep, sizeof(ep), "inproc://mcl-monitor-%p", (void *)z);
+    if (zmq_socket_monitor(z->s, ep, MON_EVENTS) != 0)
+        return; // failed handshakes then go unreported, nothing else changes
+    z->mon = zmq_socket(ctx, ZMQ_PAIR);
+    int zero = 0;
+    if (z->mon != NULL)
+        (void)zmq_setsockopt(z->mon, ZMQ_LINGER, &zero, sizeof(zero));
+    if (z->mon != NULL && zmq_connect(z->mon, ep) != 0) {
+        zmq_close(z->mon);
+        z->mon = NULL;
+    }
+}
+
+mcl_err
+mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
+{
+    *sockp = NULL;
+    void *ctx;
+    mcl_err rv = ctx_acquire(&ctx);
+    if (rv != MCL_OK)
+        return rv;
+    mcl__zsock *z = mcl__zalloc(sizeof(*z));
+    if (z == NULL) {
+        ctx_release();
+        return MCL_ENOMEM;
+    }
+    z->publisher = publisher;
+    snprintf(z->url, sizeof(z->url), "%s", c->url);
+    bool bind = c->zmode == MCL__ZMODE_BIND || (c->zmode == MCL__ZMODE_DEFAULT && publisher);
+    char ep[MCL__ZADDR_MAX + 32];
+    const char *what = "zmq_socket";
+    z->s = zmq_socket(ctx, publisher ? ZMQ_XPUB : ZMQ_SUB);
+    if (z->s == NULL)
+        goto zfail;
+    what = "zmq_setsockopt";
+    int linger = c->linger_ms;
+    if (zmq_setsockopt(z->s, ZMQ_LINGER, &linger, sizeof(linger)) != 0)
+        goto zfail;
+    if (c->hwm > 0) {
+        int hwm = c->hwm;
+        if (zmq_setsockopt(z->s, publisher ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0)
+            goto zfail;
+    }
+    if (publisher) {
+        int nodrop = c->zdrop ? 0 : 1;
+        int tmo = c->ztimeout_ms;
+        if (zmq_setsockopt(z->s, ZMQ_XPUB_NODROP, &nodrop, sizeof(nodrop)) != 0 ||
+            zmq_setsockopt(z->s, ZMQ_SNDTIMEO, &tmo, sizeof(tmo)) != 0)
+            goto zfail;
+    } else {
+        // Larger messages are refused by libzmq before they are read into memory (the peer is
+        // disconnected); what gets through is still checked against maxmsg by the engine.
+        int64_t max = (int64_t)c->maxmsg + (int64_t)MCL__ZMQ_OVERHEAD(MCL_TOPIC_MAX);
+        if (zmq_setsockopt(z->s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0)
+            goto zfail;
+    }
+    if (c->zkind == MCL__ZMQ_TCP) {
+        int v6 = 1; // accept IPv6 host names and addresses (IPv4 keeps working)
+        if (zmq_setsockopt(z->s, ZMQ_IPV6, &v6, sizeof(v6)) != 0)
+            goto zfail;
+    }
+    if ((rv = setup_curve(z, c)) != MCL_OK)
+        goto out;
+    if (c->zkind == MCL__ZMQ_TCP) {
+        bool v6 = strchr(c->zaddr, ':') != NULL;
+        if (!bind && (c->port == 0 || strcmp(c->zaddr, "*") == 0)) {
+            rv = mcl__fail(MCL_EINVAL, NULL, 0, "zmq",
+                           "%s: cannot connect to %s (give the host and port of the binding side)",
+                           c->url, c->port == 0 ? "port 0" : "*");
+            goto out;
+        }
+        if (c->port == 0)
+            snprintf(ep, sizeof(ep), v6 ? "tcp://[%s]:*" : "tcp://%s:*", c->zaddr);
+        else
+            snprintf(ep, sizeof(ep), v6 ? "tcp://[%s]:%u" : "tcp://%s:%u", c->zaddr,
+                     (unsigned)c->port);
+    } else {
+        snprintf(ep, sizeof(ep), "%s://%s", c->zkind == MCL__ZMQ_IPC ? "ipc" : "inproc",
+                 c->zaddr);
+    }
+    setup_monitor(z, ctx);
+    what = bind ? "zmq_bind" : "zmq_connect";
+    if ((bind ? zmq_bind(z->s, ep) : zmq_connect(z->s, ep)) != 0)
+        goto zfail;
+    if (bind && c->zkind == MCL__ZMQ_TCP && c->port == 0) {
+        char last[MCL__ZADDR_MAX + 32];
+        size_t ll = sizeof(last);
+        if (zmq_getsockopt(z->s, ZMQ_LAST_ENDPOINT, last, &ll) == 0) {
+            const char *colon = strrchr(last, ':');
+            unsigned port = 0;
+            if (colon != NULL && sscanf(colon + 1, "%u", &port) == 1 && port > 0 && port < 65536) {
+                c->port = (uint16_t)port;
+                mcl__connection_canon(c);
+                snprintf(z->url, sizeof(z->url), "%s", c->url);
+            }
+        }
+    }
+    *sockp = z;
+    return MCL_OK;
+zfail:;
+    int e = errno;
+    mcl_err code = e == EADDRINUSE ? MCL_EADDRINUSE
+                   : e == EINVAL || e == EPROTONOSUPPORT || e == ENODEV ? MCL_EURL
+                                                                        : mcl__sys_err(e);
+    rv = mcl__fail(code, NULL, 0, "zmq", "%s: %s(%s): %s", c->url, what,
+                   strcmp(what, "zmq_bind") == 0 || strcmp(what, "zmq_connect") == 0 ? ep : "",
+                   zmq_strerror(e));
+out:
+    mcl__zmq_close(z);
+    return rv;
+}
+
+void
+mcl__zmq_close(mcl__zsock *z)
+{
+    if (z == NULL)
+        return;
+    if (z->have_msg)
+        zmq_msg_close(&z->msg);
+    if (z->mon != NULL)
+        zmq_close(z->mon);
+    if (z->s != NULL) {
+        (void)zmq_socket_monitor(z->s, NULL, 0);
+        zmq_close(z->s);
+    }
+    mcl__free(z);
+    ctx_release();
+}
+
+// --- listener ----------------------------------------------------------------------------------
+
+mcl_err
+mcl__zmq_subscribe(mcl__zsock *z, const char *const *topics, size_t ntopics)
+{
+    uint8_t hello[HELLO_LEN] = {0, 0xff};
+    uint64_t id;
+    mcl_err rv = mcl__random_u64(&id);
+    if (rv != MCL_OK)
+        return rv;
+    memcpy(hello + 2, &id, 8);
+    if (zmq_setsockopt(z->s, ZMQ_SUBSCRIBE, hello, sizeof(hello)) != 0)
+        goto fail;
+    if (ntopics == 0)
+        return zmq_setsockopt(z->s, ZMQ_SUBSCRIBE, "", 0) == 0 ? MCL_OK : MCL_ESYS;
+    for (size_t i = 0; i < ntopics; i++) {
+        // "a/b*" -> prefix "a/b"; "imu" -> "imu\0" (exactly that topic); "" -> "\0".
+        char buf[MCL_TOPIC_MAX + 2];
+        size_t n = strlen(topics[i]);
+        if (n > 0 && topics[i][n - 1] == '*') {
+            memcpy(buf, topics[i], n - 1);
+            n--;
+        } else {
+            memcpy(buf, topics[i], n);
+            buf[n++] = '\0';
+        }
+        if (zmq_setsockopt(z->s, ZMQ_SUBSCRIBE, buf, n) != 0)
+            goto fail;
+    }
+    return MCL_OK;
+fail:;
+    int e = errno;
+    return mcl__fail(mcl__sys_err(e), NULL, 0, "zmq", "%s: subscribe: %s", z->url,
+                     zmq_strerror(e));
+}
+
+mcl_err
+mcl__zmq_recv(mcl__zsock *z, const uint8_t **data, size_t *len)
+{
+    if (z->have_msg) {
+        zmq_msg_close(&z->msg);
+        z->have_msg = false;
+    }
+    zmq_msg_init(&z->msg);
+    for (;;) {
+        int r = zmq_msg_recv(&z->msg, z->s, ZMQ_DONTWAIT);
+        if (r >= 0)
+            break;
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        zmq_msg_close(&z->msg);
+        if (e == EAGAIN)
+            return MCL_EAGAIN;
+        return mcl__fail(e == ETERM ? MCL_ECLOSED : mcl__sys_err(e), NULL, 0, "zmq",
+                         "%s: zmq_msg_recv: %s", z->url, zmq_strerror(e));
+    }
+    z->have_msg = true;
+    if (zmq_msg_more(&z->msg)) {
+        // Not ours (we send single frames): skip the rest of it and report it as malformed.
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        while (zmq_msg_recv(&part, z->s, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&part))
+            ;
+        zmq_msg_close(&part);
+        *data = NULL;
+        *len = 0;
+        return MCL_OK;
+    }
+    *data = zmq_msg_data(&z->msg);
+    *len = zmq_msg_size(&z->msg);
+    return MCL_OK;
+}
+
+bool
+mcl__zmq_readable(mcl__zsock *z)
+{
+    int ev = 0;
+    size_t l = sizeof(ev);
+    return zmq_getsockopt(z->s, ZMQ_EVENTS, &ev, &l) == 0 && (ev & ZMQ_POLLIN) != 0;
+}
+
+int
+mcl__zmq_fd(mcl__zsock *z)
+{
+    int fd = -1;
+    size_t l = sizeof(fd);
+    if (zmq_getsockopt(z->s, ZMQ_FD, &fd, &l) != 0)
+        return -1;
+    return fd;
+}
+
+int
+mcl__zmq_wait(mcl__zsock *z, int extra_fd, int timeout_ms)
+{
+    zmq_pollitem_t it[2] = {{.socket = z->s, .events = ZMQ_POLLIN},
+                            {.fd = extra_fd, .events = ZMQ_POLLIN}};
+    int r;
+    do {
+        r = zmq_poll(it, extra_fd >= 0 ? 2 : 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+// --- broadcaster -------------------------------------------------------------------------------
+
+mcl_err
+mcl__zmq_send(mcl__zsock *z, int timeout_ms, uint64_t publisher, uint64_t seq, const char *topic,
+              size_t tl, const void *data, size_t len)
+{
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, MCL__ZMQ_OVERHEAD(tl) + len) != 0)
+        return MCL_ENOMEM;
+    uint8_t *p = zmq_msg_data(&m);
+    memcpy(p, topic, tl);
+    p[tl] = '\0';
+    size_t off = tl + 1;
+    off += mcl__wire_put_hdr(p + off, 0, 1, publisher);
+    off += mcl__wire_put_rec(p + off, seq, topic, (uint16_t)tl, (uint32_t)len);
+    if (len > 0)
+        memcpy(p + off, data, len);
+    for (;;) {
+        if (zmq_msg_send(&m, z->s, 0) >= 0)
+            return MCL_OK;
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        zmq_msg_close(&m);
+        if (e == EAGAIN)
+            return timeout_ms == 0 ? MCL_EAGAIN : MCL_ETIMEDOUT;
+        return mcl__fail(e == ETERM ? MCL_ECLOSED : mcl__sys_err(e), NULL, 0, "zmq",
+                         "%s: zmq_msg_send: %s", z->url, zmq_strerror(e));
+    }
+}
+
+void
+mcl__zmq_read_subscriptions(mcl__zsock *z, int64_t *subscribers)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (zmq_msg_recv(&m, z->s, ZMQ_DONTWAIT) >= 0) {
+        const uint8_t *p = zmq_msg_data(&m);
+        if (zmq_msg_size(&m) == 1 + HELLO_LEN && p[1] == 0 && p[2] == 0xff) {
+            if (p[0] == 1)
+                ++*subscribers;
+            else if (p[0] == 0 && *subscribers > 0)
+                --*subscribers;
+        }
+    }
+    zmq_msg_close(&m);
+}
+
+// --- monitor -----------------------------------------------------------------------------------
+
+uint64_t
+mcl__zmq_auth_failures(mcl__zsock *z)
+{
+    if (z->mon == NULL)
+        return 0;
+    uint64_t n = 0;
+    for (;;) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, z->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        uint16_t id = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&id, zmq_msg_data(&ev), 2);
+            memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+        }
+        char peer[128] = "";
+        zmq_msg_init(&addr);
+        if (zmq_msg_more(&ev) && zmq_msg_recv(&addr, z->mon, ZMQ_DONTWAIT) >= 0) {
+            size_t al = zmq_msg_size(&addr) < sizeof(peer) - 1 ? zmq_msg_size(&addr)
+                                                               : sizeof(peer) - 1;
+            memcpy(peer, zmq_msg_data(&addr), al);
+            peer[al] = '\0';
+        }
+        zmq_msg_close(&addr);
+        zmq_msg_close(&ev);
+        if (id & MON_EVENTS) {
+            n++;
+            const char *why = id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "authentication refused"
+                              : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
+                                  ? "wrong CURVE key"
+                              : id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                  ? "protocol error (CURVE on one side only, or a wrong key)"
+                                  : "handshake failed";
+            mcl__log(MCL_LOG_ERROR, "zmq", "%s: handshake with %s failed: %s (0x%x)", z->url,
+                     peer[0] ? peer : "a peer", why, (unsigned)value);
+        }
+    }
+    return n;
+}
