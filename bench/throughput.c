@@ -2,9 +2,17 @@
 // other, on one multicast group; mcl's raw broadcaster/listener, or raw UDP syscalls (one
 // datagram per message, the kernel's limit) for comparison. Prints one key=value line.
 //
-//   mcl-bench-throughput [--raw] [-u URL] [-s SIZE] [-n COUNT] [--timeout SEC]
+//   mcl-bench-throughput [--raw] [-u URL] [-s SIZE] [-n COUNT] [-t TOPIC] [--timeout SEC]
 //
-// Bounded: COUNT messages, and the receiver gives up after 1 s without traffic or SEC seconds.
+// With a zmq+ URL (e.g. zmq+tcp://127.0.0.1:0?hwm=1000) the sender's broadcaster binds (port 0:
+// a free port, passed to the receiver through a pipe), the receiver's listener connects, and the
+// sender waits for the subscription before it starts, as bench/peers.c does for raw libzmq: same
+// direction (XPUB binds, SUB connects), lossless (XPUB_NODROP), HWM from `hwm=`, same pinning,
+// same timing (the receiver's first to last message). The broadcaster stays open until the
+// receiver is done, so nothing depends on linger.
+//
+// Bounded: COUNT messages, and the receiver gives up after 1 s without traffic or SEC seconds;
+// the sender is killed by SIGALRM after SEC + 30 s.
 #define _GNU_SOURCE
 #include <mcl/mcl.h>
 
@@ -158,10 +166,134 @@ mcl_receive(mcl_raw_listener *l, unsigned long long count, double timeout, resul
     r->kernel_drops = st.kernel_drops;
 }
 
+static void
+print_result(const char *impl, size_t size, unsigned long long count, const result *r,
+             double send_s)
+{
+    double span = r->last - r->first;
+    double rate = span > 0 ? (double)(r->received - 1) / span : 0;
+    unsigned long long missing = count - r->received;
+    printf("impl=%s size=%zu sent=%llu received=%llu lost=%llu loss_pct=%.4f msgs_per_s=%.0f "
+           "MB_per_s=%.1f send_s=%.3f kernel_drops=%llu\n",
+           impl, size, count, r->received, r->lost, 100.0 * (double)missing / (double)count, rate,
+           rate * (double)size / 1e6, send_s, r->kernel_drops);
+}
+
+// --- mcl over ZeroMQ -------------------------------------------------------------------------
+
+// The receiver: reads the broadcaster's effective URL from url_fd, connects, says ready, counts.
+static void
+zmq_receiver(int url_fd, int ready_fd, int res_fd, unsigned long long count, double timeout)
+{
+    pin(0);
+    char url[1024];
+    size_t n = 0;
+    ssize_t k;
+    while (n < sizeof(url) - 1 && (k = read(url_fd, url + n, sizeof(url) - 1 - n)) > 0)
+        n += (size_t)k;
+    url[n] = '\0';
+    if (n == 0 || n == sizeof(url) - 1)
+        _exit(1); // the sender failed to open (or the URL does not fit)
+    mcl_connection *c = NULL;
+    mcl_raw_listener *l = NULL;
+    char err[256];
+    if (mcl_connection_parse(&c, url, err, sizeof(err)) != MCL_OK) {
+        fprintf(stderr, "receiver: %s\n", err);
+        _exit(1);
+    }
+    if (mcl_raw_listener_open(&l, c, NULL, 0) != MCL_OK) {
+        fprintf(stderr, "receiver: cannot open a listener on %s\n", url);
+        _exit(1);
+    }
+    char ok = 1;
+    if (write(ready_fd, &ok, 1) != 1)
+        _exit(1);
+    result r = {0};
+    mcl_receive(l, count, timeout, &r);
+    if (write(res_fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
+        _exit(1);
+    mcl_raw_listener_free(l);
+    mcl_connection_free(c);
+    _exit(0);
+}
+
+// Forks before the sender opens anything of libzmq (a context does not survive fork()).
+static int
+zmq_run(const mcl_connection *c, const char *impl, const char *topic, size_t size,
+        unsigned long long count, double timeout)
+{
+    int urlp[2], ready[2], res[2];
+    if (pipe(urlp) != 0 || pipe(ready) != 0 || pipe(res) != 0)
+        return 1;
+    pid_t child = fork();
+    if (child < 0)
+        return 1;
+    if (child == 0) {
+        close(urlp[1]);
+        close(ready[0]);
+        close(res[0]);
+        zmq_receiver(urlp[0], ready[1], res[1], count, timeout); // never returns
+        _exit(1);
+    }
+    close(urlp[0]);
+    close(ready[1]);
+    close(res[1]);
+    pin(1); // before the broadcaster's context starts its I/O thread, which inherits the mask
+    mcl_raw_broadcaster *b = NULL;
+    uint8_t *p = calloc(1, size ? size : 1);
+    int rc = 1;
+    double t0 = 0, send_s = 0;
+    if (p == NULL || mcl_raw_broadcaster_open(&b, c, topic) != MCL_OK) {
+        fprintf(stderr, "sender: cannot open a broadcaster on %s\n", mcl_connection_url(c));
+        goto out;
+    }
+    const char *url = mcl_connection_url(mcl_raw_broadcaster_connection(b));
+    size_t ul = strlen(url);
+    if (write(urlp[1], url, ul) != (ssize_t)ul)
+        goto out;
+    close(urlp[1]);
+    urlp[1] = -1;
+    char ok;
+    if (read(ready[0], &ok, 1) != 1) {
+        fprintf(stderr, "receiver failed to start\n");
+        goto out;
+    }
+    if (mcl_raw_broadcaster_wait_for_subscribers(b, 1, 5000) != MCL_OK) {
+        fprintf(stderr, "sender: no subscriber within 5 s\n");
+        goto out;
+    }
+    t0 = now_s();
+    rc = 0;
+    for (unsigned long long i = 0; i < count && rc == 0; i++) {
+        memcpy(p, &i, size < 8 ? size : 8);
+        rc = mcl_raw_broadcaster_publish(b, NULL, p, size) != MCL_OK;
+    }
+    send_s = now_s() - t0;
+out:;
+    result r = {0};
+    ssize_t got = -1;
+    if (rc == 0) // the receiver is done (or gave up) before the broadcaster closes
+        got = read(res[0], &r, sizeof(r));
+    if (urlp[1] >= 0)
+        close(urlp[1]); // a receiver still waiting for the URL gives up
+    mcl_raw_broadcaster_free(b);
+    free(p);
+    if (rc != 0)
+        kill(child, SIGTERM);
+    waitpid(child, NULL, 0);
+    if (rc != 0 || got != (ssize_t)sizeof(r)) {
+        fprintf(stderr, "run failed\n");
+        return 1;
+    }
+    print_result(impl, size, count, &r, send_s);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     const char *url = "udp://239.255.90.1:26090?iface=lo&ttl=0";
+    const char *topic = "bench";
     size_t size = 64;
     unsigned long long count = 100000;
     double timeout = 30;
@@ -175,23 +307,45 @@ main(int argc, char **argv)
             size = strtoull(argv[++i], NULL, 0);
         else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
             count = strtoull(argv[++i], NULL, 0);
+        else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
+            topic = argv[++i];
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
             timeout = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--raw] [-u URL] [-s SIZE] [-n COUNT] [--timeout SEC]\n",
+            fprintf(stderr,
+                    "usage: %s [--raw] [-u URL] [-s SIZE] [-n COUNT] [-t TOPIC] [--timeout SEC]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (raw && size > 65000) {
+    if (count == 0 || timeout <= 0) {
+        fprintf(stderr, "COUNT and SEC must be positive\n");
+        return 2;
+    }
+    alarm((unsigned)timeout + 30); // the whole run is bounded, whatever blocks
+    int zmq = strncmp(url, "zmq+", 4) == 0;
+    if (raw && (zmq || size > 65000)) {
         printf("impl=raw size=%zu n/a=1\n", size);
         return 0;
+    }
+    if (zmq && strstr(url, "mode=") != NULL) {
+        fprintf(stderr, "zmq: the sender binds and the receiver connects; drop mode=\n");
+        return 2;
     }
     mcl_connection *c = NULL;
     char err[256];
     if (mcl_connection_parse(&c, url, err, sizeof(err)) != MCL_OK) {
         fprintf(stderr, "%s\n", err);
         return 2;
+    }
+    if (zmq) {
+        // "zmq+tcp://..." -> "mcl-zmq-tcp"
+        char impl[32];
+        size_t kl = strcspn(url + 4, ":");
+        snprintf(impl, sizeof(impl), "mcl-zmq-%.*s", (int)(kl < 16 ? kl : 16), url + 4);
+        int rc = zmq_run(c, impl, topic, size, count, timeout);
+        mcl_connection_free(c);
+        return rc;
     }
     int ready[2], res[2];
     if (pipe(ready) != 0 || pipe(res) != 0)
@@ -236,7 +390,7 @@ main(int argc, char **argv)
     } else {
         mcl_raw_broadcaster *b;
         uint8_t *p = calloc(1, size ? size : 1);
-        if (p == NULL || mcl_raw_broadcaster_open(&b, c, "bench") != MCL_OK)
+        if (p == NULL || mcl_raw_broadcaster_open(&b, c, topic) != MCL_OK)
             return 1;
         for (unsigned long long i = 0; i < count && rc == 0; i++) {
             memcpy(p, &i, size < 8 ? size : 8);
@@ -254,14 +408,7 @@ main(int argc, char **argv)
         fprintf(stderr, "run failed\n");
         return 1;
     }
-    double span = r.last - r.first;
-    double rate = span > 0 ? (double)(r.received - 1) / span : 0;
-    unsigned long long missing = count - r.received;
-    printf("impl=%s size=%zu sent=%llu received=%llu lost=%llu loss_pct=%.4f msgs_per_s=%.0f "
-           "MB_per_s=%.1f send_s=%.3f kernel_drops=%llu\n",
-           raw ? "raw-udp" : "mcl", size, count, r.received, r.lost,
-           100.0 * (double)missing / (double)count, rate, rate * (double)size / 1e6, send_s,
-           r.kernel_drops);
+    print_result(raw ? "raw-udp" : "mcl", size, count, &r, send_s);
     mcl_connection_free(c);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "../udp/net.h"
 #include "queued_int.h"
 #include "ring.h"
+#include "../zmq/zsock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -197,7 +198,7 @@ static _Noreturn void
 child_main(mcl_queued_listener *ql, pid_t parent)
 {
     mcl__log_forked_child();
-    child_hygiene(ql->sock, ql->efd);
+    child_hygiene(ql->sock >= 0 ? ql->sock : ql->efd, ql->efd);
     // PR_SET_PDEATHSIG follows the thread that forked: set only when that is the listener's own
     // long-lived thread. Otherwise (no_thread) the receiver notices a new parent when idle.
     if (!ql->opt.no_thread)
@@ -209,8 +210,15 @@ child_main(mcl_queued_listener *ql, pid_t parent)
     // may raise its priority, others keep the default (EPERM is fine).
     (void)setpriority(PRIO_PROCESS, 0, -10);
     mcl_raw_listener *l = NULL;
-    if (mcl__raw_listener_open_fd(&l, &ql->conn, (const char *const *)ql->topics, ql->ntopics,
-                                  ql->sock) != MCL_OK)
+    // UDP: the parent's socket (datagrams wait in it while a receiver restarts). ZeroMQ: the
+    // receiver opens its own socket, in a context of its own (libzmq's do not survive fork).
+    mcl_err orv = ql->sock >= 0 ? mcl__raw_listener_open_fd(&l, &ql->conn,
+                                                            (const char *const *)ql->topics,
+                                                            ql->ntopics, ql->sock)
+                                : mcl_raw_listener_open(&l, &ql->conn,
+                                                        (const char *const *)ql->topics,
+                                                        ql->ntopics);
+    if (orv != MCL_OK)
         _exit(3);
     mcl__queued_child ctx = {ql->sh, ql->sh->generation};
     mcl__raw_listener_set_seq_hook(l, child_seq_hook, &ctx);
@@ -492,6 +500,26 @@ free_topics(mcl_queued_listener *ql)
 static mcl_err
 open_socket(mcl_queued_listener *ql)
 {
+    if (ql->conn.transport == MCL__TP_ZMQ) {
+        // The receiver process opens its own socket (see child_main), so an endpoint only this
+        // process can reach, or one the receiver cannot name again after a restart, is refused.
+        if (ql->conn.zkind == MCL__ZMQ_INPROC)
+            return mcl__fail(MCL_ENOTSUP, NULL, 0, "queued",
+                             "%s: a queued listener receives in another process; zmq+inproc "
+                             "cannot reach it (use zmq+ipc)",
+                             ql->conn.url);
+        if (ql->conn.zkind == MCL__ZMQ_TCP && ql->conn.port == 0)
+            return mcl__fail(MCL_EINVAL, NULL, 0, "queued",
+                             "%s: a queued listener needs a fixed port (its receiver binds it "
+                             "again after a restart)",
+                             ql->conn.url);
+        // Try it here, so that a bad key file or address fails the open, not the receiver.
+        mcl__zsock *z;
+        struct mcl_connection probe = ql->conn;
+        mcl_err zrv = mcl__zmq_open(&probe, false, &z);
+        mcl__zmq_close(z);
+        return zrv;
+    }
     size_t rcvbuf = 0;
     uint16_t port = 0;
     mcl_err rv = mcl__udp_open_recv(&ql->conn, &ql->sock, &port, &rcvbuf);
@@ -610,7 +638,7 @@ mcl_queued_listener_open(mcl_queued_listener *ql)
     if (ql->open)
         return MCL_EALREADY;
     mcl_err rv = MCL_OK;
-    if (ql->sock < 0 && (rv = open_socket(ql)) != MCL_OK)
+    if (ql->sock < 0 && ql->conn.transport == MCL__TP_UDP && (rv = open_socket(ql)) != MCL_OK)
         return rv;
     size_t hdr = (sizeof(mcl__queued_shared) + 63) & ~(size_t)63;
     ql->map_len = hdr + mcl__ring_bytes(ql->opt.ring_size);

@@ -8,6 +8,7 @@
 #include "udp/wire.h"
 
 #include <mcl/log.h>
+#include <mcl/queued.h>
 #include <zmq.h>
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -570,6 +572,89 @@ test_foreign_frames_are_counted(void)
     mcl_raw_listener_free(l);
 }
 
+static bool
+queued_has_subscriber(void *arg)
+{
+    return mcl_raw_broadcaster_wait_for_subscribers(arg, 1, 0) == MCL_OK;
+}
+
+// The queued listener over zmq: its receiver process opens its own socket; a killed receiver
+// is replaced, and what was published meanwhile is counted (lost or restart_lost), not hidden.
+static void
+test_queued_listener(void)
+{
+    mcl_connection *c = parse("zmq+tcp://127.0.0.1:0");
+    mcl_raw_broadcaster *b;
+    MCLT_OK(mcl_raw_broadcaster_open(&b, c, "q"));
+    mcl_connection_free(c);
+    c = parse(mcl_connection_url(mcl_raw_broadcaster_connection(b)));
+    mcl_queued_options o = {.no_thread = true};
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+    mcl_connection_free(c);
+    CU_ASSERT_FATAL(mclt_wait_until(queued_has_subscriber, b, 5000));
+    for (uint32_t i = 0; i < 1000; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i)));
+    for (uint32_t i = 0; i < 1000; i++) {
+        const mcl_raw_msg *m;
+        MCLT_OK(mcl_queued_listener_recv(ql, &m, 5000));
+        if (m == NULL)
+            break;
+        uint32_t v;
+        memcpy(&v, m->payload, sizeof(v));
+        CU_ASSERT_EQUAL(v, i);
+        CU_ASSERT_EQUAL(m->seq, i);
+    }
+    mcl_queued_stats st;
+    MCLT_OK(mcl_queued_listener_stats(ql, &st));
+    CU_ASSERT_EQUAL(st.delivered, 1000);
+    CU_ASSERT_EQUAL(st.receiver.lost, 0);
+    // Kill the receiver; publish while it is gone (those are dropped by the XPUB: no
+    // subscriber), wait for the new one, publish again.
+    CU_ASSERT_FATAL(st.receiver_pid > 0);
+    kill(st.receiver_pid, SIGKILL);
+    const mcl_raw_msg *m;
+    int64_t deadline = mclt_now_ms() + 5000;
+    do {
+        (void)mcl_queued_listener_recv(ql, &m, 10); // lets the listener notice and restart
+        MCLT_OK(mcl_queued_listener_stats(ql, &st));
+    } while (st.restarts == 0 && mclt_now_ms() < deadline);
+    CU_ASSERT_FATAL(st.restarts == 1);
+    for (uint32_t i = 1000; i < 1010; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i))); // maybe nobody hears
+    // The dead receiver's subscription goes away, the new one's arrives.
+    void *arg[2] = {b, (void *)(uintptr_t)0};
+    CU_ASSERT(mclt_wait_until(subscribers_are, arg, 5000));
+    deadline = mclt_now_ms() + 5000;
+    while (mcl_raw_broadcaster_wait_for_subscribers(b, 1, 10) != MCL_OK &&
+           mclt_now_ms() < deadline)
+        (void)mcl_queued_listener_recv(ql, &m, 0);
+    uint32_t last = 0;
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &(uint32_t){2000}, sizeof(uint32_t)));
+    uint64_t got = 0;
+    while (last != 2000 && mcl_queued_listener_recv(ql, &m, 5000) == MCL_OK) {
+        memcpy(&last, m->payload, sizeof(last));
+        got++;
+    }
+    CU_ASSERT_EQUAL(last, 2000);
+    MCLT_OK(mcl_queued_listener_stats(ql, &st));
+    // Every message is delivered or counted as lost (restart_lost is part of lost): 11 after
+    // the first 1000.
+    CU_ASSERT_EQUAL(got + st.receiver.lost, 11);
+    CU_ASSERT(st.restart_lost <= st.receiver.lost);
+    CU_ASSERT_EQUAL(st.delivered, 1000 + got);
+    mcl_queued_listener_free(ql);
+
+    // inproc cannot reach another process; a bind needs a fixed port.
+    c = parse("zmq+inproc://q");
+    MCLT_ERR(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o), MCL_ENOTSUP);
+    mcl_connection_free(c);
+    c = parse("zmq+tcp://127.0.0.1:0?mode=bind");
+    MCLT_ERR(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o), MCL_EINVAL);
+    mcl_connection_free(c);
+    mcl_raw_broadcaster_free(b);
+}
+
 static int
 suite_init(void)
 {
@@ -600,6 +685,7 @@ static CU_TestInfo tests[] = {
     {"curve", test_curve},
     {"forward_keeps_identity", test_forward_keeps_identity},
     {"foreign_frames_are_counted", test_foreign_frames_are_counted},
+    {"queued_listener", test_queued_listener},
     CU_TEST_INFO_NULL,
 };
 
