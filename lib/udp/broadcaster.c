@@ -278,17 +278,25 @@ send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n)
     return MCL_OK;
 }
 
+static void zmq_housekeeping(mcl_raw_broadcaster *b, int wait_ms);
+
 // Reads the XPUB socket's subscription notices and its monitor. Called with b->lock held.
 static void
 zmq_housekeeping_locked(mcl_raw_broadcaster *b)
 {
+    zmq_housekeeping(b, 0);
+}
+
+// Reads the socket's subscription notices and handshake failures, waiting up to wait_ms.
+static void
+zmq_housekeeping(mcl_raw_broadcaster *b, int wait_ms)
+{
     b->since_sub_check = 0;
-    int64_t n = atomic_load_explicit(&b->subscribers, memory_order_relaxed);
-    mcl__zmq_read_subscriptions(b->z, &n);
+    int64_t n;
+    uint64_t af;
+    mcl__zmq_housekeeping(b->z, wait_ms, &n, &af);
     atomic_store_explicit(&b->subscribers, n, memory_order_relaxed);
-    uint64_t af = mcl__zmq_auth_failures(b->z);
-    if (af > 0)
-        atomic_fetch_add_explicit(&b->auth_failures, af, memory_order_relaxed);
+    atomic_store_explicit(&b->auth_failures, af, memory_order_relaxed);
 }
 
 static mcl_err
@@ -561,17 +569,13 @@ mcl_raw_broadcaster_wait_for_subscribers(mcl_raw_broadcaster *b, size_t count, i
                          "%s: multicast has no subscriptions to wait for", b->conn.url);
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
     uint64_t af0 = atomic_load(&b->auth_failures);
-    for (;;) {
-        pthread_mutex_lock(&b->lock);
-        zmq_housekeeping_locked(b);
+    for (int slice = 0;;) {
+        zmq_housekeeping(b, slice); // the socket's own lock, not the publishers'
         int64_t n = atomic_load(&b->subscribers);
-        if (n >= 0 && (uint64_t)n >= count) {
-            pthread_mutex_unlock(&b->lock);
+        if (n >= 0 && (uint64_t)n >= count)
             return MCL_OK;
-        }
         int64_t left = deadline - mcl__mono_ns();
         if (left <= 0) {
-            pthread_mutex_unlock(&b->lock);
             uint64_t af = atomic_load(&b->auth_failures) - af0;
             if (af > 0)
                 return mcl__fail(MCL_EAUTH, NULL, 0, "broadcaster",
@@ -581,9 +585,7 @@ mcl_raw_broadcaster_wait_for_subscribers(mcl_raw_broadcaster *b, size_t count, i
                                  (unsigned long long)af);
             return MCL_ETIMEDOUT;
         }
-        // Short slices: the socket is only used under the lock, and publishers may want it.
-        int slice = left > 20000000 ? 20 : (int)((left + 999999) / 1000000);
-        (void)mcl__zmq_wait(b->z, -1, slice);
-        pthread_mutex_unlock(&b->lock);
+        // Short slices: publishers need the socket's lock too.
+        slice = left > 20000000 ? 20 : (int)((left + 999999) / 1000000);
     }
 }

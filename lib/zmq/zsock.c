@@ -27,6 +27,16 @@ struct mcl__zsock {
     void *s;   // XPUB or SUB
     void *mon; // PAIR connected to the socket's monitor (NULL if it could not be set up)
     bool publisher;
+    // A bound XPUB is shared by every broadcaster of this process on the same endpoint (as
+    // several UDP broadcasters share a group); `lock` serialises their use of the socket.
+    pthread_mutex_t lock;
+    bool lock_init;
+    unsigned refs;             // under ctx_lock
+    char ep[MCL__ZADDR_MAX + 32]; // the endpoint it is bound to ("" = not shared)
+    struct mcl__zsock *next;   // in `shared`, under ctx_lock
+    pid_t pid;
+    int64_t subscribers;       // under lock
+    uint64_t auth_failures;    // under lock
     bool have_msg;
     zmq_msg_t msg; // the last message received (what recv handed out)
     char url[MCL__URL_MAX];
@@ -41,15 +51,37 @@ static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *ctx_ptr;
 static pid_t ctx_pid;
 static unsigned ctx_refs;
+static mcl__zsock *shared; // bound publisher sockets, under ctx_lock
+
+// A fork (the queued listener's receiver) must not happen while another thread holds
+// ctx_lock, or the child, which takes it to make its own context, would wait forever.
+static void
+fork_prepare(void)
+{
+    pthread_mutex_lock(&ctx_lock);
+}
+static void
+fork_done(void)
+{
+    pthread_mutex_unlock(&ctx_lock);
+}
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void
+atfork_register(void)
+{
+    (void)pthread_atfork(fork_prepare, fork_done, fork_done);
+}
 
 static mcl_err
 ctx_acquire(void **out)
 {
+    pthread_once(&atfork_once, atfork_register);
     pthread_mutex_lock(&ctx_lock);
     pid_t me = getpid();
     if (ctx_ptr != NULL && ctx_pid != me) {
         ctx_ptr = NULL;
         ctx_refs = 0;
+        shared = NULL; // the parent's sockets, not usable here
     }
     if (ctx_ptr == NULL) {
         ctx_ptr = zmq_ctx_new();
@@ -232,7 +264,7 @@ mcl_err
 mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
 {
     *sockp = NULL;
-    void *ctx;
+    void *ctx = NULL;
     mcl_err rv = ctx_acquire(&ctx);
     if (rv != MCL_OK)
         return rv;
@@ -246,6 +278,13 @@ mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
     bool bind = c->zmode == MCL__ZMODE_BIND || (c->zmode == MCL__ZMODE_DEFAULT && publisher);
     char ep[MCL__ZADDR_MAX + 32];
     const char *what = "zmq_socket";
+    z->pid = getpid();
+    z->refs = 1;
+    if (pthread_mutex_init(&z->lock, NULL) != 0) {
+        rv = MCL_ESYS;
+        goto out;
+    }
+    z->lock_init = true;
     z->s = zmq_socket(ctx, publisher ? ZMQ_XPUB : ZMQ_SUB);
     if (z->s == NULL)
         goto zfail;
@@ -295,6 +334,27 @@ mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
         snprintf(ep, sizeof(ep), "%s://%s", c->zkind == MCL__ZMQ_IPC ? "ipc" : "inproc",
                  c->zaddr);
     }
+    if (publisher && bind && !(c->zkind == MCL__ZMQ_TCP && c->port == 0)) {
+        mcl__zsock *other = NULL;
+        bool same = false;
+        pthread_mutex_lock(&ctx_lock);
+        for (other = shared; other != NULL; other = other->next)
+            if (other->pid == z->pid && strcmp(other->ep, ep) == 0)
+                break;
+        if (other != NULL && (same = strcmp(other->url, c->url) == 0))
+            other->refs++;
+        pthread_mutex_unlock(&ctx_lock);
+        if (other != NULL) {
+            mcl__zmq_close(z);
+            if (!same)
+                return mcl__fail(MCL_EADDRINUSE, NULL, 0, "zmq",
+                                 "%s: %s is already bound by this process as %s (broadcasters "
+                                 "share an endpoint only with the same options)",
+                                 c->url, ep, other->url);
+            *sockp = other;
+            return MCL_OK;
+        }
+    }
     setup_monitor(z, ctx);
     what = bind ? "zmq_bind" : "zmq_connect";
     if ((bind ? zmq_bind(z->s, ep) : zmq_connect(z->s, ep)) != 0)
@@ -311,6 +371,16 @@ mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
                 snprintf(z->url, sizeof(z->url), "%s", c->url);
             }
         }
+    }
+    if (publisher && bind) { // others of this process may share it from now on
+        if (c->zkind == MCL__ZMQ_TCP && c->port != 0 && strstr(ep, ":*") != NULL)
+            snprintf(ep, sizeof(ep), strchr(c->zaddr, ':') ? "tcp://[%s]:%u" : "tcp://%s:%u",
+                     c->zaddr, (unsigned)c->port);
+        snprintf(z->ep, sizeof(z->ep), "%s", ep);
+        pthread_mutex_lock(&ctx_lock);
+        z->next = shared;
+        shared = z;
+        pthread_mutex_unlock(&ctx_lock);
     }
     *sockp = z;
     return MCL_OK;
@@ -332,6 +402,20 @@ mcl__zmq_close(mcl__zsock *z)
 {
     if (z == NULL)
         return;
+    pthread_mutex_lock(&ctx_lock);
+    if (z->refs > 1) {
+        z->refs--;
+        pthread_mutex_unlock(&ctx_lock);
+        return;
+    }
+    if (z->ep[0] != '\0') {
+        for (mcl__zsock **pp = &shared; *pp != NULL; pp = &(*pp)->next)
+            if (*pp == z) {
+                *pp = z->next;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&ctx_lock);
     if (z->have_msg)
         zmq_msg_close(&z->msg);
     if (z->mon != NULL)
@@ -340,6 +424,8 @@ mcl__zmq_close(mcl__zsock *z)
         (void)zmq_socket_monitor(z->s, NULL, 0);
         zmq_close(z->s);
     }
+    if (z->lock_init)
+        pthread_mutex_destroy(&z->lock);
     mcl__free(z);
     ctx_release();
 }
@@ -465,12 +551,16 @@ mcl__zmq_send(mcl__zsock *z, int timeout_ms, uint64_t publisher, uint64_t seq, c
     off += mcl__wire_put_rec(p + off, seq, topic, (uint16_t)tl, (uint32_t)len);
     if (len > 0)
         memcpy(p + off, data, len);
+    pthread_mutex_lock(&z->lock);
     for (;;) {
-        if (zmq_msg_send(&m, z->s, 0) >= 0)
+        if (zmq_msg_send(&m, z->s, 0) >= 0) {
+            pthread_mutex_unlock(&z->lock);
             return MCL_OK;
+        }
         int e = errno;
         if (e == EINTR)
             continue;
+        pthread_mutex_unlock(&z->lock);
         zmq_msg_close(&m);
         if (e == EAGAIN)
             return timeout_ms == 0 ? MCL_EAGAIN : MCL_ETIMEDOUT;
@@ -479,8 +569,9 @@ mcl__zmq_send(mcl__zsock *z, int timeout_ms, uint64_t publisher, uint64_t seq, c
     }
 }
 
-void
-mcl__zmq_read_subscriptions(mcl__zsock *z, int64_t *subscribers)
+// Reads the subscription notices; called with z->lock held.
+static void
+read_subscriptions_locked(mcl__zsock *z)
 {
     zmq_msg_t m;
     zmq_msg_init(&m);
@@ -488,18 +579,42 @@ mcl__zmq_read_subscriptions(mcl__zsock *z, int64_t *subscribers)
         const uint8_t *p = zmq_msg_data(&m);
         if (zmq_msg_size(&m) == 1 + HELLO_LEN && p[1] == 0 && p[2] == 0xff) {
             if (p[0] == 1)
-                ++*subscribers;
-            else if (p[0] == 0 && *subscribers > 0)
-                --*subscribers;
+                z->subscribers++;
+            else if (p[0] == 0 && z->subscribers > 0)
+                z->subscribers--;
         }
     }
     zmq_msg_close(&m);
+}
+
+static uint64_t monitor_read(mcl__zsock *z);
+
+void
+mcl__zmq_housekeeping(mcl__zsock *z, int wait_ms, int64_t *subscribers, uint64_t *auth_failures)
+{
+    pthread_mutex_lock(&z->lock);
+    if (wait_ms > 0) {
+        zmq_pollitem_t it[2] = {{.socket = z->s, .events = ZMQ_POLLIN},
+                                {.socket = z->mon, .events = ZMQ_POLLIN}};
+        (void)zmq_poll(it, z->mon != NULL ? 2 : 1, wait_ms);
+    }
+    read_subscriptions_locked(z);
+    z->auth_failures += monitor_read(z);
+    *subscribers = z->subscribers;
+    *auth_failures = z->auth_failures;
+    pthread_mutex_unlock(&z->lock);
 }
 
 // --- monitor -----------------------------------------------------------------------------------
 
 uint64_t
 mcl__zmq_auth_failures(mcl__zsock *z)
+{
+    return monitor_read(z);
+}
+
+static uint64_t
+monitor_read(mcl__zsock *z)
 {
     if (z->mon == NULL)
         return 0;

