@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side in one run: raw UDP syscalls (the kernel's limit, one datagram per
-# message), mcl (plain and batched), raw libzmq PUB/SUB over tcp (lossless XPUB_NODROP) and LCM
+# message), mcl (plain and batched), raw libzmq PUB/SUB over tcp (lossless XPUB_NODROP), mcl
+# over zmq+tcp (the same socket options: XPUB binds, SUB connects, lossless, hwm=1000) and LCM
 # (udpm), one-way throughput at 64 B .. 1 MiB; round trips for raw UDP, mcl and LCM. Everything
 # runs in a private network namespace, sender pinned to core 1 and receiver to core 0, each
-# case REPS times (default 3). Prints Markdown tables (medians, min-max) and writes CSV.
+# case REPS times (default 3), the raw zmq and mcl zmq runs back to back. Prints Markdown tables
+# (medians, min-max; "mcl zmq / raw zmq" from the back-to-back pairs) and writes CSV.
 #
 #   scripts/bench.sh             REPS=5 scripts/bench.sh        CSV=out.csv scripts/bench.sh
 set -euo pipefail
@@ -40,6 +42,7 @@ for size in 64 1024 16384 262144 1048576; do
             sed -i '$ s/impl=mcl /impl=mcl-batched /' "$out"
         fi
         run $b/mcl-bench-peers zmq $size $n
+        run $b/mcl-bench-throughput -u "zmq+tcp://127.0.0.1:0?hwm=1000" -s $size -n $n
         run $b/mcl-bench-peers lcm $size $n
     done
 done
@@ -56,20 +59,30 @@ function sort3(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= 
 /impl=/ { if (kv($0, "n/a") != "") next; impl = kv($0, "impl"); size = kv($0, "size"); k = impl SUBSEP size
           n[k]++; v[k, n[k]] = kv($0, "msgs_per_s") + 0; l[k, n[k]] = kv($0, "loss_pct") + 0 }
 END {
-  split("64 1024 16384 262144 1048576", sizes, " "); split("raw-udp mcl mcl-batched zmq-tcp-xpub-nodrop lcm-udpm", impls, " ")
+  split("64 1024 16384 262144 1048576", sizes, " "); ni = split("raw-udp mcl mcl-batched zmq-tcp-xpub-nodrop mcl-zmq-tcp lcm-udpm", impls, " ")
   print "| size | implementation | msgs/s median (min-max) | MB/s | loss % median (max) | vs raw UDP | vs best peer |"
   print "|---|---|---|---|---|---|---|"
   print "size,impl,msgs_per_s_median,msgs_per_s_min,msgs_per_s_max,loss_pct_median,loss_pct_max" > csv
   for (si = 1; si <= 5; si++) { s = sizes[si]
-    for (ii = 1; ii <= 5; ii++) { k = impls[ii] SUBSEP s; if (!(k in n)) continue
+    for (ii = 1; ii <= ni; ii++) { k = impls[ii] SUBSEP s; if (!(k in n)) continue
       m = n[k]; for (i = 1; i <= m; i++) { a[i] = v[k, i]; c[i] = l[k, i] } sort3(a, m); sort3(c, m)
       med[k] = a[int((m + 1) / 2)]; lo[k] = a[1]; hi[k] = a[m]; lmed[k] = c[int((m + 1) / 2)]; lmax[k] = c[m] }
-    best = 0; for (ii = 4; ii <= 5; ii++) { k = impls[ii] SUBSEP s; if ((k in med) && lmed[k] < 1 && med[k] > best) best = med[k] }
+    best = 0; split("zmq-tcp-xpub-nodrop lcm-udpm", peers, " ")
+    for (pi = 1; pi <= 2; pi++) { k = peers[pi] SUBSEP s; if ((k in med) && lmed[k] < 1 && med[k] > best) best = med[k] }
     raw = (("raw-udp" SUBSEP s) in med) ? med["raw-udp" SUBSEP s] : 0
-    for (ii = 1; ii <= 5; ii++) { k = impls[ii] SUBSEP s; if (!(k in med)) continue
+    for (ii = 1; ii <= ni; ii++) { k = impls[ii] SUBSEP s; if (!(k in med)) continue
       vr = raw > 0 ? sprintf("%.2f", med[k] / raw) : "-"; vb = best > 0 ? sprintf("%.2f", med[k] / best) : "-"
       printf "| %d | %s | %.0f (%.0f-%.0f) | %.1f | %.4f (%.4f) | %s | %s |\n", s, impls[ii], med[k], lo[k], hi[k], med[k] * s / 1e6, lmed[k], lmax[k], vr, vb
       printf "%d,%s,%.0f,%.0f,%.0f,%.4f,%.4f\n", s, impls[ii], med[k], lo[k], hi[k], lmed[k], lmax[k] >> csv } }
+  # mcl over zmq+tcp against raw libzmq: the ratio of each back-to-back pair (rep i of both),
+  # then the median and range of those ratios; the ratio of medians if a run failed.
+  print ""; print "| size | mcl-zmq-tcp msgs/s | zmq-tcp-xpub-nodrop msgs/s | mcl zmq / raw zmq median (min-max) |"; print "|---|---|---|---|"
+  for (si = 1; si <= 5; si++) { s = sizes[si]; km = "mcl-zmq-tcp" SUBSEP s; kz = "zmq-tcp-xpub-nodrop" SUBSEP s
+    if (!(km in med) || !(kz in med) || med[kz] <= 0) continue
+    if (n[km] == n[kz]) { m = n[km]; for (i = 1; i <= m; i++) q[i] = v[kz, i] > 0 ? v[km, i] / v[kz, i] : 0; sort3(q, m)
+      rq = sprintf("%.2f (%.2f-%.2f)", q[int((m + 1) / 2)], q[1], q[m]) }
+    else rq = sprintf("%.2f (medians)", med[km] / med[kz])
+    printf "| %d | %.0f | %.0f | %s |\n", s, med[km], med[kz], rq }
   print ""; print "| round trip | size | p50 µs | p99 µs | p99.9 µs | p50 vs raw UDP | p50 vs LCM |"; print "|---|---|---|---|---|---|---|"
   split("raw mcl lcm", ri, " ")
   for (si = 1; si <= 2; si++) { s = sizes[si]
