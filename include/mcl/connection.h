@@ -99,7 +99,31 @@ MCL_API const char *mcl_connection_url(const mcl_connection *conn);
 /** True when both connections describe the same endpoint and options. @since 0.1 */
 MCL_API bool mcl_connection_equal(const mcl_connection *a, const mcl_connection *b);
 
-/** Address family: 4 or 6. @since 0.1 */
+/**
+ * The transport: "udp", "zmq+tcp", "zmq+ipc" or "zmq+inproc" (static text).
+ * @since 0.2
+ */
+MCL_API const char *mcl_connection_scheme(const mcl_connection *conn);
+
+/**
+ * Make a CURVE key pair for zmq connections (what mcl-keygen writes to files).
+ * @param[out] public_z85  40 Z85 characters and a NUL.
+ * @param[out] secret_z85  40 Z85 characters and a NUL; keep it secret.
+ * @retval MCL_OK @retval MCL_EINVAL (NULL argument)
+ * @retval MCL_ENOTSUP  libzmq was built without CURVE (libsodium).
+ * @since 0.2
+ */
+MCL_API mcl_err mcl_curve_keypair(char public_z85[41], char secret_z85[41]);
+
+/**
+ * Write the 32-byte key in @p z85 (40 characters) as 64 lowercase hex digits and a NUL into
+ * @p hex: the form a key takes inside a URL (Z85 uses characters that URLs reserve).
+ * @retval MCL_OK @retval MCL_EINVAL (NULL argument, or not a Z85 key)
+ * @since 0.2
+ */
+MCL_API mcl_err mcl_curve_key_hex(const char *z85, char hex[65]);
+
+/** Address family: 4 or 6 (0 for zmq connections). @since 0.1 */
 MCL_API int mcl_connection_family(const mcl_connection *conn);
 /** Group address as text (no brackets). Owned by @p conn. @since 0.1 */
 MCL_API const char *mcl_connection_group(const mcl_connection *conn);

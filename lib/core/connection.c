@@ -693,6 +693,16 @@ mcl_connection_equal(const mcl_connection *a, const mcl_connection *b)
     return a != NULL && b != NULL && strcmp(a->url, b->url) == 0;
 }
 
+const char *
+mcl_connection_scheme(const mcl_connection *conn)
+{
+    if (conn == NULL || conn->transport == MCL__TP_UDP)
+        return "udp";
+    return conn->zkind == MCL__ZMQ_TCP   ? "zmq+tcp"
+           : conn->zkind == MCL__ZMQ_IPC ? "zmq+ipc"
+                                         : "zmq+inproc";
+}
+
 int
 mcl_connection_family(const mcl_connection *conn)
 {

@@ -656,3 +656,24 @@ monitor_read(mcl__zsock *z)
     }
     return n;
 }
+
+// --- public helpers ----------------------------------------------------------------------------
+
+mcl_err
+mcl_curve_keypair(char public_z85[41], char secret_z85[41])
+{
+    if (public_z85 == NULL || secret_z85 == NULL)
+        return MCL_EINVAL;
+    return mcl__zmq_keypair(public_z85, secret_z85);
+}
+
+mcl_err
+mcl_curve_key_hex(const char *z85, char hex[65])
+{
+    uint8_t bin[32];
+    if (z85 == NULL || hex == NULL || strlen(z85) != 40 || zmq_z85_decode(bin, z85) == NULL)
+        return MCL_EINVAL;
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", bin[i]);
+    return MCL_OK;
+}

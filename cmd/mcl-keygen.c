@@ -1,0 +1,122 @@
+// mcl-keygen: write a CURVE key pair for zmq connections.
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *prog = "mcl-keygen";
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: mcl-keygen [OPTION]... NAME\n"
+            "Write a CURVE key pair for zmq connections: NAME.key (public and secret key, mode\n"
+            "0600) and NAME.pub (public key only), and print the public key in hex.\n"
+            "\n"
+            "  -f, --force    overwrite existing files\n"
+            "      --help     this text\n"
+            "      --version  version\n"
+            "\n"
+            "Use: the server (usually the binding side) gets ?curve=NAME.key; every client gets\n"
+            "?curve_server=NAME.pub (or the hex key printed here) and, optionally, its own\n"
+            "?curve=CLIENT.key. A client with a wrong server key is refused: the server logs the\n"
+            "failed handshake and counts it (auth_failures), and wait_for_subscribers reports\n"
+            "MCL_EAUTH.\n"
+            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
+}
+
+static int
+write_file(const char *path, mode_t mode, bool force, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), mode);
+    if (fd < 0) {
+        tool_err(prog, "%s: %s%s", path, strerror(errno),
+                 errno == EEXIST ? " (use --force to overwrite)" : "");
+        return -1;
+    }
+    size_t len = strlen(text);
+    ssize_t w = write(fd, text, len);
+    if ((w < 0 || (size_t)w != len) | (fchmod(fd, mode) != 0) | (fsync(fd) != 0) |
+        (close(fd) != 0)) {
+        tool_err(prog, "%s: %s", path, strerror(errno ? errno : EIO));
+        return -1;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    bool force = false;
+    enum { O_HELP = 256, O_VERSION };
+    static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, O_HELP},
+                                         {"version", no_argument, NULL, O_VERSION},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            force = true;
+            break;
+        case O_HELP:
+            usage(stdout);
+            return EXIT_OK;
+        case O_VERSION:
+            printf("mcl-keygen %s\n", mcl_version());
+            return EXIT_OK;
+        default:
+            fprintf(stderr, "Try 'mcl-keygen --help'.\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1 || argv[optind][0] == '\0') {
+        tool_err(prog, "give one NAME (the files are NAME.key and NAME.pub)");
+        return EXIT_USAGE;
+    }
+    const char *name = argv[optind];
+    char pub[41], sec[41], hex[65];
+    mcl_err rv = mcl_curve_keypair(pub, sec);
+    if (rv != MCL_OK || mcl_curve_key_hex(pub, hex) != MCL_OK) {
+        tool_err(prog, "cannot make a key pair: %s", mcl_strerror(rv));
+        return EXIT_RUNTIME;
+    }
+    size_t nl = strlen(name) + 5;
+    char *kpath = malloc(nl), *ppath = malloc(nl);
+    char text[256];
+    int ec = EXIT_OK;
+    if (kpath == NULL || ppath == NULL) {
+        tool_err(prog, "out of memory");
+        ec = EXIT_RUNTIME;
+    } else {
+        snprintf(kpath, nl, "%s.key", name);
+        snprintf(ppath, nl, "%s.pub", name);
+        snprintf(text, sizeof(text),
+                 "# mcl CURVE key pair: keep this file secret\npublic = %s\nsecret = %s\n", pub,
+                 sec);
+        if (write_file(kpath, 0600, force, text) != 0) {
+            ec = EXIT_RUNTIME;
+        } else {
+            snprintf(text, sizeof(text), "# mcl CURVE public key (hex: %s)\npublic = %s\n", hex,
+                     pub);
+            if (write_file(ppath, 0644, force, text) != 0) {
+                unlink(kpath);
+                ec = EXIT_RUNTIME;
+            } else {
+                printf("%s\n", hex);
+            }
+        }
+    }
+    memset(sec, 0, sizeof(sec));
+    memset(text, 0, sizeof(text));
+    free(kpath);
+    free(ppath);
+    return ec;
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Two multicast islands bridged over zmq+tcp: this network namespace and a second one, joined
+# by a veth pair, each with multicast on its own loopback (ttl 0: nothing crosses except
+# through the bridges). A message published in one island arrives exactly once in the other,
+# and never comes back to its own island.
+#   test_bridge.sh BINDIR       (run inside scripts/netns.sh, as ctest does from scripts/test.sh)
+set -uo pipefail
+bin=${1:?usage: test_bridge.sh BINDIR}
+if [[ "${MCL_NETNS:-}" != 1 ]]; then
+    echo "test_bridge.sh: needs the private namespace of scripts/netns.sh; skipped" >&2
+    exit 77
+fi
+tmp=$(mktemp -d)
+holder=
+cleanup() {
+    kill $(jobs -p) 2>/dev/null
+    wait 2>/dev/null
+    ip link del mclb0 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+pass=0
+fail=0
+check() { # check NAME CONDITION...
+    local name=$1
+    shift
+    if "$@"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $name" >&2
+    fi
+}
+# Waits (bounded) until FILE contains TEXT.
+wait_for() { # wait_for FILE TEXT SECONDS
+    local i
+    for i in $(seq $(($3 * 40))); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.025
+    done
+    echo "  '$2' never appeared in $1:" >&2
+    cat "$1" >&2
+    return 1
+}
+
+# The second island: a namespace held open by a sleeping process, reached with nsenter.
+unshare -n sleep 300 &
+holder=$!
+for i in $(seq 200); do
+    [[ "$(readlink /proc/$holder/ns/net 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ]] && break
+    sleep 0.01
+done
+in2() { nsenter -t "$holder" -n -- "$@"; }
+if ! ip link add mclb0 type veth peer name mclb1 2>/dev/null; then
+    echo "test_bridge.sh: no veth support here; skipped" >&2
+    exit 77
+fi
+ip link set mclb1 netns "$holder"
+ip addr add 10.203.0.1/24 dev mclb0
+ip link set mclb0 up
+in2 ip addr add 10.203.0.2/24 dev mclb1
+in2 ip link set mclb1 up
+in2 ip link set lo up
+in2 ip link set lo multicast on
+in2 ip route add 224.0.0.0/4 dev lo
+
+udp="udp://239.255.90.1:26090?iface=lo&ttl=0"
+# Island 1 publishes its copies towards island 2 on 10.203.0.1:5601 and hears island 2 on
+# 10.203.0.2:5602; island 2 the other way round.
+"$bin/mcl-bridge" "$udp" "zmq+tcp://10.203.0.2:5602,zmq+tcp://10.203.0.1:5601" \
+    2>"$tmp/bridge1.err" &
+b1=$!
+# (nsenter itself, not a shell function, so that $! is the bridge: nsenter -n execs it)
+nsenter -t "$holder" -n -- "$bin/mcl-bridge" "$udp" \
+    "zmq+tcp://10.203.0.1:5601,zmq+tcp://10.203.0.2:5602" 2>"$tmp/bridge2.err" &
+b2=$!
+# Each bridge's zmq output has the other bridge as its subscriber: the link is up both ways.
+check "bridge 1 has its subscriber" wait_for "$tmp/bridge1.err" "1 subscriber" 10
+check "bridge 2 has its subscriber" wait_for "$tmp/bridge2.err" "1 subscriber" 10
+
+# One listener in each island, counting everything for a bounded time.
+"$bin/mcl-dump" -v -u "$udp" -q --stats -n 400 --timeout 20 >"$tmp/d1.out" 2>"$tmp/d1.err" &
+d1=$!
+nsenter -t "$holder" -n -- "$bin/mcl-dump" -v -u "$udp" -q --stats -n 400 --timeout 20 \
+    >"$tmp/d2.out" 2>"$tmp/d2.err" &
+d2=$!
+check "dump 1 listening" wait_for "$tmp/d1.err" "listening on" 5
+check "dump 2 listening" wait_for "$tmp/d2.err" "listening on" 5
+
+"$bin/mcl-pub" -u "$udp" -t island1 -s 100 -n 200 -r 2000 -q &
+p1=$!
+in2 "$bin/mcl-pub" -u "$udp" -t island2 -s 2000 -n 200 -r 2000 -q
+check "publisher 2 ok" test $? -eq 0
+wait "$p1"
+check "publisher 1 ok" test $? -eq 0
+wait "$d1"
+check "dump 1 got 400" test $? -eq 0
+wait "$d2"
+check "dump 2 got 400" test $? -eq 0
+# Statistics: each island received 400 (200 of its own, 200 from the other), none lost, none
+# twice (a looped copy keeps its publisher and sequence, so it would count as a duplicate).
+for d in d1 d2; do
+    check "$d totals" grep -q "total: received 400 .*lost 0, duplicates 0" "$tmp/$d.err"
+done
+# Stop the bridges (as Ctrl-C or a service manager would) and read their counts.
+kill -TERM "$b1" "$b2"
+wait "$b1"
+check "bridge 1 exit 0" test $? -eq 0
+wait "$b2"
+check "bridge 2 exit 0" test $? -eq 0
+for b in bridge1 bridge2; do
+    # A -> B: its own island's 200 went out; B -> A: the other island's 200 came in.
+    check "$b forwarded out" grep -q "A -> B: forwarded 200 " "$tmp/$b.err"
+    check "$b forwarded in" grep -q "B -> A: forwarded 200 " "$tmp/$b.err"
+    # What it put on its island came back by multicast loopback and was not sent again.
+    check "$b suppressed its own copies" grep -q "A -> B: forwarded 200 ([0-9]* bytes), loops suppressed 200," "$tmp/$b.err"
+    check "$b nothing failed" bash -c "! grep -q 'failed [1-9]' '$tmp/$b.err'"
+done
+
+echo "bridge tests: $pass passed, $fail failed"
+if [[ $fail -ne 0 ]]; then
+    for f in "$tmp"/*.err; do echo "--- $f" >&2; cat "$f" >&2; done
+fi
+[[ $fail -eq 0 ]]
