@@ -139,6 +139,31 @@ tool_close_broadcaster(const char *prog, mcl_raw_broadcaster *b, bool reported,
     return false;
 }
 
+bool
+tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, long want, double wait_s)
+{
+    const mcl_connection *c = mcl_raw_broadcaster_connection(b);
+    if (strncmp(mcl_connection_scheme(c), "zmq+", 4) != 0 || want == 0)
+        return true;
+    if (want < 0)
+        want = 1;
+    int64_t deadline = tool_mono_ns() + (int64_t)(wait_s * 1e9);
+    mcl_err rv = MCL_ETIMEDOUT;
+    while (!tool_stop && tool_mono_ns() < deadline &&
+           (rv = mcl_raw_broadcaster_wait_for_subscribers(b, (size_t)want, 100)) != MCL_OK)
+        ;
+    if (rv == MCL_OK)
+        return true;
+    if (tool_stop)
+        return false;
+    tool_err(prog, "%s: %s waiting %.3g s for %ld subscriber%s (--subscribers 0 publishes "
+                   "without waiting)",
+             mcl_connection_url(c),
+             rv == MCL_EAUTH ? "handshakes failed (wrong or missing CURVE key?)" : "timed out",
+             wait_s, want, want == 1 ? "" : "s");
+    return false;
+}
+
 int64_t
 tool_mono_ns(void)
 {

@@ -42,6 +42,12 @@ void tool_free_list(char **list, size_t n);
 bool tool_close_broadcaster(const char *prog, mcl_raw_broadcaster *b, bool reported,
                             mcl_broadcaster_stats *bs);
 
+// The --subscribers/--wait options of the publishing tools: on a zmq connection, a
+// broadcaster waits until `want` listeners have subscribed (ZeroMQ delivers nothing to a
+// listener before its subscription has arrived). want < 0: 1 for zmq, 0 for udp. Returns
+// false, after saying why, when they did not come in time (or on Ctrl-C).
+bool tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, long want, double wait_s);
+
 // CLOCK_MONOTONIC in nanoseconds.
 int64_t tool_mono_ns(void);
 // Sleeps until the monotonic time t (ns); returns early once tool_stop is set.

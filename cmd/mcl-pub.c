@@ -32,6 +32,8 @@ usage(FILE *f)
             "  -r, --rate HZ           messages per second, 0 = as fast as possible (default 0\n"
             "                          for a MESSAGE or FILE, 10 with --size)\n"
             "  -q, --quiet             no summary on stderr\n"
+            "      --subscribers N     zmq: wait for N listeners first (default 1; 0: don't)\n"
+            "      --wait SEC          how long to wait for them (default 10)\n"
             "  -v, --verbose           library debug messages on stderr\n"
             "      --help              this text\n"
             "      --version           version\n"
@@ -126,7 +128,9 @@ main(int argc, char **argv)
     bool lines = false, quiet = false, verbose = false, have_size = false, have_n = false,
          have_rate = false;
     uint64_t count = 1, size = 0;
-    double rate = 0;
+    double rate = 0, wait_s = 10;
+    uint64_t subs = 0;
+    long want_subs = -1;
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},   {"topic", required_argument, NULL, 't'},
         {"count", required_argument, NULL, 'n'}, {"size", required_argument, NULL, 's'},
@@ -134,7 +138,8 @@ main(int argc, char **argv)
         {"lines", no_argument, NULL, 'l'},       {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'H'},
         {"version", no_argument, NULL, 'V'},     {"json", required_argument, NULL, 'j'},
-        {"json-lines", no_argument, NULL, 'J'},  {NULL, 0, NULL, 0}};
+        {"json-lines", no_argument, NULL, 'J'},  {"subscribers", required_argument, NULL, 'S'},
+        {"wait", required_argument, NULL, 'W'},  {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "u:t:n:s:r:f:lqvj:", opts, NULL)) != -1) {
         switch (c) {
@@ -181,6 +186,19 @@ main(int argc, char **argv)
             break;
         case 'J':
             json_lines = true;
+            break;
+        case 'S':
+            if (!tool_parse_u64(optarg, 100000, &subs)) {
+                tool_err(prog, "invalid --subscribers '%s' (0..100000)", optarg);
+                return EXIT_USAGE;
+            }
+            want_subs = (long)subs;
+            break;
+        case 'W':
+            if (!tool_parse_double(optarg, 0, 1e6, &wait_s)) {
+                tool_err(prog, "invalid --wait '%s' (seconds)", optarg);
+                return EXIT_USAGE;
+            }
             break;
         case 'q':
             quiet = true;
@@ -269,6 +287,12 @@ main(int argc, char **argv)
     mcl_err rv = mcl_raw_broadcaster_open(&b, conn, topic);
     if (rv != MCL_OK) {
         tool_err(prog, "cannot open %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
+        free(payload);
+        mcl_connection_free(conn);
+        return EXIT_RUNTIME;
+    }
+    if (!tool_wait_subscribers(prog, b, want_subs, wait_s)) {
+        mcl_raw_broadcaster_free(b);
         free(payload);
         mcl_connection_free(conn);
         return EXIT_RUNTIME;

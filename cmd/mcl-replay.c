@@ -36,6 +36,9 @@ usage(FILE *f)
             "  -t, --topic T[,T]  only these topics ('imu/*' matches a prefix)\n"
             "  -l, --loop         start again at the end, until interrupted\n"
             "  -q, --quiet        no progress and no summary\n"
+            "      --subscribers N\n"
+            "                     zmq: wait for N listeners first (default 1; 0: don't)\n"
+            "      --wait SEC     how long to wait for them (default 10)\n"
             "      --help, --version\n"
             "\n"
             "Sending is paced against the start time, so errors do not accumulate; after a pause\n"
@@ -61,16 +64,33 @@ main(int argc, char **argv)
     bool loop = false, quiet = false;
     char **topics = NULL;
     size_t ntopics = 0;
-    enum { O_START = 256, O_END, O_HELP, O_VERSION };
+    enum { O_START = 256, O_END, O_HELP, O_VERSION, O_SUBS, O_WAIT };
+    double wait_s = 10;
+    uint64_t subs = 0;
+    long want_subs = -1;
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'}, {"speed", required_argument, NULL, 's'},
         {"start", required_argument, NULL, O_START}, {"end", required_argument, NULL, O_END},
         {"topic", required_argument, NULL, 't'}, {"loop", no_argument, NULL, 'l'},
         {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, O_HELP},
-        {"version", no_argument, NULL, O_VERSION}, {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, O_VERSION}, {"subscribers", required_argument, NULL, O_SUBS},
+        {"wait", required_argument, NULL, O_WAIT}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "u:s:t:lq", opts, NULL)) != -1) {
         switch (c) {
+        case O_SUBS:
+            if (!tool_parse_u64(optarg, 100000, &subs)) {
+                tool_err(prog, "invalid --subscribers '%s' (0..100000)", optarg);
+                return EXIT_USAGE;
+            }
+            want_subs = (long)subs;
+            break;
+        case O_WAIT:
+            if (!tool_parse_double(optarg, 0, 1e6, &wait_s)) {
+                tool_err(prog, "invalid --wait '%s' (seconds)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'u':
             url = optarg;
             break;
@@ -151,6 +171,12 @@ main(int argc, char **argv)
     mcl_raw_broadcaster *b = NULL;
     if ((rv = mcl_raw_broadcaster_open(&b, conn, NULL)) != MCL_OK) {
         tool_err(prog, "cannot publish on %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
+        mcl_log_reader_close(r);
+        mcl_connection_free(conn);
+        return EXIT_RUNTIME;
+    }
+    if (!tool_wait_subscribers(prog, b, want_subs, wait_s)) {
+        mcl_raw_broadcaster_free(b);
         mcl_log_reader_close(r);
         mcl_connection_free(conn);
         return EXIT_RUNTIME;

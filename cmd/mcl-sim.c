@@ -53,6 +53,8 @@ usage(FILE *f)
             "  -l, --list           print the streams and exit\n"
             "  -q, --quiet          no summary at exit\n"
             "  -v, --verbose        library debug messages on stderr\n"
+            "      --subscribers N  zmq: wait for N listeners first (default 1; 0: don't)\n"
+            "      --wait SEC       how long to wait for them (default 10)\n"
             "      --help, --version\n"
             "\n"
             "Config lines: NAME = RATE_HZ, SIZE_BYTES[, TYPE[, TOPIC]]   ('#' starts a comment)\n"
@@ -356,16 +358,33 @@ main(int argc, char **argv)
     const char *url = NULL, *config = NULL;
     double duration = 0, speed = 1;
     bool list = false, quiet = false, verbose = false;
-    enum { OPT_HELP = 256, OPT_VERSION };
+    enum { OPT_HELP = 256, OPT_VERSION, OPT_SUBS, OPT_WAIT };
+    double wait_s = 10;
+    uint64_t subs = 0;
+    long want_subs = -1;
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},      {"config", required_argument, NULL, 'c'},
         {"duration", required_argument, NULL, 'd'}, {"speed", required_argument, NULL, 's'},
         {"list", no_argument, NULL, 'l'},           {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, OPT_VERSION}, {"subscribers", required_argument, NULL, OPT_SUBS},
+        {"wait", required_argument, NULL, OPT_WAIT}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "u:c:d:s:lqv", opts, NULL)) != -1) {
         switch (c) {
+        case OPT_SUBS:
+            if (!tool_parse_u64(optarg, 100000, &subs)) {
+                tool_err(prog, "invalid --subscribers '%s' (0..100000)", optarg);
+                return EXIT_USAGE;
+            }
+            want_subs = (long)subs;
+            break;
+        case OPT_WAIT:
+            if (!tool_parse_double(optarg, 0, 1e6, &wait_s)) {
+                tool_err(prog, "invalid --wait '%s' (seconds)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'u':
             url = optarg;
             break;
@@ -453,6 +472,10 @@ main(int argc, char **argv)
             status = EXIT_RUNTIME;
         }
     }
+    // Every stream's broadcaster shares the connection (zmq: one socket), so one wait will do.
+    if (status == EXIT_OK && ns > 0 &&
+        !tool_wait_subscribers(prog, mcl_msg_broadcaster_raw(st[0].b), want_subs, wait_s))
+        status = EXIT_RUNTIME;
     int64_t start = tool_mono_ns();
     int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;
     for (size_t i = 0; i < ns; i++)

@@ -211,5 +211,52 @@ check "json-lines binary" test "$(jq -r 'select(.msg.n == 2) | .msg.b["$bin"]' "
 check "pub bad json" status_is 2 "$pub" -j '[1,2]'
 check "pub bad json message" err_says "must be a JSON object"
 
+# ZeroMQ: the same tools on zmq+ URLs. mcl-pub binds and waits for its subscriber (slow
+# joiner), mcl-dump connects; a publisher nobody listens to says so and exits 1.
+z1="zmq+ipc://$tmp/z1.sock"
+start_dump z -u "$z1" -n 20 --timeout 20 --stats -q
+"$pub" -u "$z1" -t zt -s 1000 -n 20 -r 0 -q
+check "zmq pub exit" test $? -eq 0
+wait "$z_pid"
+check "zmq dump exit" test $? -eq 0
+cp "$tmp/z.err" "$tmp/err"
+check "zmq dump totals" err_says "total: received 20 .*lost 0, duplicates 0"
+check "zmq pub without listener" status_is 1 "$pub" -u "zmq+ipc://$tmp/nobody.sock" --wait 0.2 hi
+check "zmq pub without listener says" err_says "timed out waiting 0.2 s for 1 subscriber"
+check "zmq epgm refused" status_is 2 "$pub" -u "zmq+epgm://127.0.0.1;239.1.1.1:5555" hi
+check "zmq epgm message" err_says "not supported"
+check "udp-only option on zmq" status_is 2 "$dump" -u "zmq+tcp://127.0.0.1:1?ttl=0" -n 1
+check "udp-only option message" err_says "applies to udp:// connections only"
+
+# CURVE through the tools: mcl-keygen's files, a right key and a wrong one.
+keygen=$bin/mcl-keygen
+check "keygen" status_is 0 "$keygen" "$tmp/srv"
+check "keygen prints hex" bash -c "grep -Eq '^[0-9a-f]{64}$' '$tmp/out'"
+check "keygen secret mode" test "$(stat -c %a "$tmp/srv.key")" = 600
+check "keygen no overwrite" status_is 1 "$keygen" "$tmp/srv"
+check "keygen no overwrite says" err_says "use --force"
+check "keygen other" status_is 0 "$keygen" "$tmp/other"
+hexkey=$(grep -o '[0-9a-f]\{64\}' "$tmp/srv.pub")
+zc="zmq+tcp://127.0.0.1:5771"
+start_dump c -u "$zc?curve_server=$hexkey" -n 1 --timeout 20
+"$pub" -u "$zc?curve=$tmp/srv.key" -q "secret hello"
+check "curve pub exit" test $? -eq 0
+wait "$c_pid"
+check "curve dump exit" test $? -eq 0
+cp "$tmp/c.out" "$tmp/out"
+check "curve delivered" out_says "secret hello"
+start_dump w -u "$zc?curve_server=$tmp/other.pub" -n 1 --timeout 3
+check "curve wrong key refused" status_is 1 "$pub" -u "$zc?curve=$tmp/srv.key" --wait 1 -v hi
+check "curve wrong key reported" err_says "handshakes failed (wrong or missing CURVE key?)"
+check "curve wrong key logged" err_says "handshake with .* failed"
+wait "$w_pid"
+check "curve wrong key: nothing received" test $? -eq 1
+
+# mcl-bridge usage errors (the two-island test is tests/cmd/test_bridge.sh).
+check "bridge one side" status_is 2 "$bin/mcl-bridge" "$u8"
+check "bridge one side says" err_says "give two sides"
+check "bridge bad url" status_is 2 "$bin/mcl-bridge" "$u8" "zmq+tcp://h"
+check "bridge bad url says" err_says "missing port"
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
