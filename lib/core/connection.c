@@ -115,7 +115,7 @@ parse_option(struct mcl_connection *c, const char *url, const char *key, size_t 
 #define KEY_IS(k) (klen == sizeof(k) - 1 && memcmp(key, k, klen) == 0)
     bool udp_only = KEY_IS("ttl") || KEY_IS("loop") || KEY_IS("iface") || KEY_IS("rcvbuf") ||
                     KEY_IS("sndbuf") || KEY_IS("dgram") || KEY_IS("expire") ||
-                    KEY_IS("batch") || KEY_IS("partmem");
+                    KEY_IS("partmem");
     bool zmq_only = KEY_IS("mode") || KEY_IS("hwm") || KEY_IS("drop") || KEY_IS("timeout") ||
                     KEY_IS("linger") || KEY_IS("curve") || KEY_IS("curve_server");
     if (udp_only && c->transport != MCL__TP_UDP)
@@ -217,7 +217,7 @@ parse_option(struct mcl_connection *c, const char *url, const char *key, size_t 
     } else {
         if (c->transport == MCL__TP_ZMQ)
             return URL_FAIL("%s: unknown option '%.*s' (known for zmq+: mode, hwm, drop, "
-                            "timeout, linger, maxmsg, curve, curve_server)",
+                            "timeout, linger, maxmsg, batch, curve, curve_server)",
                             url, (int)klen, key);
         return URL_FAIL("%s: unknown option '%.*s' (known: ttl, iface, loop, rcvbuf, sndbuf, "
                         "maxmsg, dgram, expire, partmem, batch)",
@@ -292,6 +292,10 @@ canon_zmq(struct mcl_connection *c)
     }
     if (c->maxmsg != DEF_MAXMSG) {
         append_size(b, cap, &n, sep, "maxmsg", c->maxmsg);
+        sep = '&';
+    }
+    if (c->batch_us != 0) {
+        append(b, cap, &n, "%cbatch=%u", sep, (unsigned)c->batch_us);
         sep = '&';
     }
     if (c->curve_key[0] != '\0') {

@@ -221,7 +221,11 @@ child_main(mcl_queued_listener *ql, pid_t parent)
     if (orv != MCL_OK)
         _exit(3);
     mcl__queued_child ctx = {ql->sh, ql->sh->generation};
-    mcl__raw_listener_set_seq_hook(l, child_seq_hook, &ctx);
+    // Restart losses are found as sequence gaps; a zmq publisher that filters by topic leaves
+    // gaps of its own, so a zmq receiver with a topic filter does not track them.
+    bool track = ql->conn.transport == MCL__TP_UDP || ql->ntopics == 0;
+    if (track)
+        mcl__raw_listener_set_seq_hook(l, child_seq_hook, &ctx);
     mcl__ring ring;
     mcl__ring_attach(&ring, (uint8_t *)ql->map + ((sizeof(mcl__queued_shared) + 63) & ~(size_t)63));
     unsigned since_stats = 0, since_wake = 0;
@@ -234,7 +238,8 @@ child_main(mcl_queued_listener *ql, pid_t parent)
         mcl_err rv = mcl_raw_listener_recv(l, &m, wake ? 0 : IDLE_MS);
         if (rv == MCL_OK) {
             wake |= put_record(&ring, ql->sh, m);
-            mcl__queued_track(&ctx, m->publisher, m->seq);
+            if (track)
+                mcl__queued_track(&ctx, m->publisher, m->seq);
             if (wake && ++since_wake >= 64) {
                 ssize_t w = write(ql->efd, &one, sizeof(one));
                 (void)w; // an eventfd write cannot fail here (the counter cannot overflow)

@@ -17,7 +17,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { TRAIN = 32 }; // fragments per sendmmsg call
+enum {
+    TRAIN = 32,           // fragments per sendmmsg call
+    ZMQ_BATCH_MAX = 65536 // zmq + batch=: bytes of records packed into one frame at most
+};
 
 struct mcl_raw_broadcaster {
     struct mcl_connection conn;
@@ -26,6 +29,8 @@ struct mcl_raw_broadcaster {
     uint64_t id;
     int fd;
     mcl__zsock *z; // zmq connections: the XPUB socket (fd is then -1)
+    mcl__tseq *tseq; // zmq: per (publisher, topic) message numbers, under `lock`
+    uint64_t batch_tseq; // zmq: the topic number of the batch's first record
     unsigned since_sub_check; // publishes since the subscription notices were last read
     atomic_int_fast64_t subscribers; // zmq: listeners subscribed (from their hello prefix)
     atomic_uint_fast64_t auth_failures;
@@ -43,6 +48,9 @@ struct mcl_raw_broadcaster {
     pthread_cond_t cv;
     uint8_t *batch;
     size_t batch_len;   // bytes used, header included
+    size_t batch_cap;   // the datagram limit (udp) or frame budget (zmq)
+    char batch_topic[MCL_TOPIC_MAX + 1]; // zmq: the one topic of the batch (frames are
+    size_t batch_tl;                     // filtered by their topic prefix)
     uint16_t batch_n;   // records
     uint64_t batch_bytes; // their payload bytes
     mcl_err batch_err;  // first failed batch send not yet returned by flush or close
@@ -76,9 +84,17 @@ batch_flush_locked(mcl_raw_broadcaster *b)
     if (b->batch_n == 0)
         return MCL_OK;
     mcl__put_be16(b->batch + 6, b->batch_n); // the record count in the datagram header
-    struct iovec iov = {b->batch, b->batch_len};
-    struct mmsghdr mm = {.msg_hdr = {.msg_iov = &iov, .msg_iovlen = 1}};
-    mcl_err rv = send_all(b, &mm, 1);
+    mcl_err rv;
+    if (b->z != NULL) {
+        rv = mcl__zmq_send_frame(b->z, b->conn.ztimeout_ms, b->batch_topic, b->batch_tl,
+                                 b->batch_tseq, b->batch, b->batch_len);
+        if (rv == MCL_OK)
+            atomic_fetch_add_explicit(&b->n_datagrams, 1, memory_order_relaxed);
+    } else {
+        struct iovec iov = {b->batch, b->batch_len};
+        struct mmsghdr mm = {.msg_hdr = {.msg_iov = &iov, .msg_iovlen = 1}};
+        rv = send_all(b, &mm, 1);
+    }
     if (rv != MCL_OK) {
         atomic_fetch_add_explicit(&b->n_errors, b->batch_n, memory_order_relaxed);
         atomic_fetch_sub_explicit(&b->n_messages, b->batch_n, memory_order_relaxed);
@@ -184,7 +200,9 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
     }
     if ((rv = mcl__random_u64(&b->id)) != MCL_OK)
         goto out;
-    if (b->conn.transport == MCL__TP_ZMQ)
+    if (b->conn.transport == MCL__TP_ZMQ && (b->tseq = mcl__tseq_new()) == NULL)
+        rv = MCL_ENOMEM;
+    else if (b->conn.transport == MCL__TP_ZMQ)
         rv = mcl__zmq_open(&b->conn, true, &b->z);
     else
         rv = mcl__udp_open_send(&b->conn, &b->fd);
@@ -201,7 +219,8 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         b->cv_init = pthread_cond_init(&b->cv, &ca) == 0;
         pthread_condattr_destroy(&ca);
-        if (!b->cv_init || (b->batch = mcl__alloc(b->conn.dgram)) == NULL) {
+        b->batch_cap = b->z != NULL ? ZMQ_BATCH_MAX : b->conn.dgram;
+        if (!b->cv_init || (b->batch = mcl__alloc(b->batch_cap)) == NULL) {
             rv = b->cv_init ? MCL_ENOMEM : MCL_ESYS;
             goto out;
         }
@@ -279,6 +298,24 @@ send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n)
 }
 
 static void zmq_housekeeping(mcl_raw_broadcaster *b, int wait_ms);
+static void zmq_housekeeping_locked(mcl_raw_broadcaster *b);
+
+// Sends one message on a zmq connection with its topic number. Called with b->lock held.
+static mcl_err
+zmq_send_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const char *topic, size_t tl,
+                const void *data, size_t len)
+{
+    bool created;
+    uint64_t *ctr = mcl__tseq_slot(b->tseq, id, topic, tl, &created);
+    if (ctr == NULL)
+        return MCL_ENOMEM;
+    mcl_err rv = mcl__zmq_send(b->z, b->conn.ztimeout_ms, id, seq, *ctr, topic, tl, data, len);
+    if (rv == MCL_OK)
+        ++*ctr; // a refused message used no number
+    if (++b->since_sub_check >= 256)
+        zmq_housekeeping_locked(b);
+    return rv;
+}
 
 // Reads the XPUB socket's subscription notices and its monitor. Called with b->lock held.
 static void
@@ -384,29 +421,44 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         return mcl__fail(MCL_EMSGSIZE, NULL, 0, "broadcaster",
                          "%s: message of %zu bytes exceeds maxmsg=%zu", b->conn.url, len,
                          b->conn.maxmsg);
-    if (b->z != NULL) {
+    if (b->z != NULL && !b->batching) {
         pthread_mutex_lock(&b->lock);
         uint64_t seq = b->seq++;
-        mcl_err rv = mcl__zmq_send(b->z, b->conn.ztimeout_ms, b->id, seq, topic, tl, data, len);
+        mcl_err rv = zmq_send_locked(b, b->id, seq, topic, tl, data, len);
         if (rv != MCL_OK)
             b->seq--; // nothing left: no listener will see a gap
-        if (++b->since_sub_check >= 256)
-            zmq_housekeeping_locked(b);
-        pthread_mutex_unlock(&b->lock);
+        unlock_and_log(b);
         return count_result(b, rv, len);
     }
-    uint32_t count;
-    size_t fsize;
-    mcl__wire_plan(b->conn.dgram, tl, len, &count, &fsize);
+    uint32_t count = 1;
+    size_t fsize = 0;
+    if (b->z == NULL)
+        mcl__wire_plan(b->conn.dgram, tl, len, &count, &fsize);
+    size_t rec = MCL__WIRE_REC + tl + len;
     pthread_mutex_lock(&b->lock);
     if (b->batching) {
-        if (count == 1) {
+        if (MCL__WIRE_HDR + rec <= b->batch_cap) {
             // Packed behind the records already waiting; a full datagram goes out first. If
             // that send fails, its records are counted in `errors`; this message is queued
-            // all the same, so the call succeeds.
-            size_t rec = MCL__WIRE_REC + tl + len;
-            if (b->batch_len + rec > b->conn.dgram || b->batch_n == UINT16_MAX)
+            // all the same, so the call succeeds. A zmq frame holds one topic.
+            if (b->batch_len + rec > b->batch_cap || b->batch_n == UINT16_MAX ||
+                (b->z != NULL && b->batch_n > 0 &&
+                 (tl != b->batch_tl || memcmp(topic, b->batch_topic, tl) != 0)))
                 (void)batch_flush_locked(b);
+            if (b->z != NULL) {
+                bool created;
+                uint64_t *ctr = mcl__tseq_slot(b->tseq, b->id, topic, tl, &created);
+                if (ctr == NULL) {
+                    unlock_and_log(b);
+                    return count_result(b, MCL_ENOMEM, len);
+                }
+                if (b->batch_n == 0) {
+                    memcpy(b->batch_topic, topic, tl);
+                    b->batch_tl = tl;
+                    b->batch_tseq = *ctr;
+                }
+                ++*ctr;
+            }
             uint64_t seq = b->seq++;
             size_t off = b->batch_len;
             off += mcl__wire_put_rec(b->batch + off, seq, topic, (uint16_t)tl, (uint32_t)len);
@@ -429,7 +481,14 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         (void)batch_flush_locked(b);
     }
     uint64_t seq = b->seq++;
-    mcl_err rv = send_unbatched_locked(b, b->id, seq, topic, tl, data, len, count, fsize);
+    mcl_err rv;
+    if (b->z != NULL) { // a zmq message too large for a batch frame
+        rv = zmq_send_locked(b, b->id, seq, topic, tl, data, len);
+        if (rv != MCL_OK)
+            b->seq--;
+    } else {
+        rv = send_unbatched_locked(b, b->id, seq, topic, tl, data, len, count, fsize);
+    }
     unlock_and_log(b);
     return count_result(b, rv, len);
 }
@@ -452,11 +511,10 @@ mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_raw_msg *m)
     pthread_mutex_lock(&b->lock);
     mcl_err rv;
     if (b->z != NULL) {
-        rv = mcl__zmq_send(b->z, b->conn.ztimeout_ms, m->publisher, m->seq, m->topic, tl,
-                           m->payload, m->len);
-        if (++b->since_sub_check >= 256)
-            zmq_housekeeping_locked(b);
-        pthread_mutex_unlock(&b->lock);
+        if (b->batching) // what waits goes first
+            (void)batch_flush_locked(b);
+        rv = zmq_send_locked(b, m->publisher, m->seq, m->topic, tl, m->payload, m->len);
+        unlock_and_log(b);
         return count_result(b, rv, m->len);
     }
     // A datagram carries one publisher id: what waits in a batch goes first, then this alone.
@@ -520,6 +578,7 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
     if (b->fd >= 0)
         close(b->fd);
     mcl__zmq_close(b->z);
+    mcl__tseq_free(b->tseq);
     mcl__free(b->topic);
     mcl__free(b);
 }

@@ -36,6 +36,7 @@ struct mcl_raw_listener {
     struct mcl_connection conn; // with the bound port
     int fd;
     mcl__zsock *z; // zmq connections: the SUB socket (fd is then -1)
+    mcl__tseq *tseq; // zmq: the next topic number expected per (publisher, topic)
     atomic_uint_fast64_t auth_failures;
     bool open;
     mcl__rx rx;
@@ -172,6 +173,11 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
     if (conn->transport == MCL__TP_ZMQ) {
         if (adopt_fd >= 0) {
             rv = MCL_EINVAL;
+            goto out;
+        }
+        l->rx.gaps_uncounted = true; // loss is counted per topic (see mcl__tseq)
+        if ((l->tseq = mcl__tseq_new()) == NULL) {
+            rv = MCL_ENOMEM;
             goto out;
         }
         if ((rv = mcl__zmq_open(&l->conn, false, &l->z)) != MCL_OK ||
@@ -385,8 +391,23 @@ next_message_zmq(mcl_raw_listener *l, mcl_raw_msg *m)
             continue;
         }
         size_t skip = (size_t)(nul - d) + 1;
-        if (mcl__rx_begin(&l->rx, d + skip, n - skip, &meta) == MCL_OK)
-            l->in_dgram = true;
+        if (n - skip < 8) {
+            mcl__rx_begin(&l->rx, NULL, 0, &meta);
+            continue;
+        }
+        uint64_t tseq = mcl__get_be64(d + skip);
+        if (mcl__rx_begin(&l->rx, d + skip + 8, n - skip - 8, &meta) != MCL_OK)
+            continue;
+        l->in_dgram = true;
+        // Loss per (publisher, topic): the frame's first record should be the next number.
+        bool created;
+        uint64_t *next = mcl__tseq_slot(l->tseq, l->rx.hdr.publisher, (const char *)d,
+                                        (size_t)(nul - d), &created);
+        if (next != NULL && (created || tseq >= *next)) {
+            if (!created && tseq > *next)
+                mcl__rx_add_lost(&l->rx, l->rx.hdr.publisher, tseq - *next);
+            *next = tseq + l->rx.hdr.count;
+        }
     }
 }
 
@@ -675,6 +696,7 @@ mcl_raw_listener_free(mcl_raw_listener *l)
     if (l->fd >= 0)
         close(l->fd);
     mcl__zmq_close(l->z);
+    mcl__tseq_free(l->tseq);
     if (l->wake_fd >= 0)
         close(l->wake_fd);
     if (l->rx_ready)

@@ -297,8 +297,10 @@ pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq, bool undelivered)
             pub_restart(p, seq);
             return SEQ_NEW;
         }
-        p->st.lost += gap;
-        rx->st.lost += gap;
+        if (!rx->gaps_uncounted) {
+            p->st.lost += gap;
+            rx->st.lost += gap;
+        }
         if (seq - p->highest >= WIN_BITS) {
             memset(p->win, 0, sizeof(p->win));
         } else {
@@ -325,7 +327,12 @@ pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq, bool undelivered)
     }
     p->st.reordered++;
     rx->st.reordered++;
-    if (seq > p->first) { // it had been counted as lost
+    if (rx->gaps_uncounted) {
+        if (seq < p->first) {
+            p->first = seq;
+            p->st.first_seq = seq;
+        }
+    } else if (seq > p->first) { // it had been counted as lost
         if (p->st.lost > 0)
             p->st.lost--;
         if (rx->st.lost > 0)
@@ -626,6 +633,17 @@ mcl__rx_set_rcvbuf(mcl__rx *rx, size_t rcvbuf)
 {
     pthread_mutex_lock(&rx->lock);
     rx->st.rcvbuf = rcvbuf;
+    pthread_mutex_unlock(&rx->lock);
+}
+
+void
+mcl__rx_add_lost(mcl__rx *rx, uint64_t publisher, uint64_t n)
+{
+    pthread_mutex_lock(&rx->lock);
+    struct mcl__rx_pub *p = pub_get(rx, publisher);
+    if (p != NULL)
+        p->st.lost += n;
+    rx->st.lost += n;
     pthread_mutex_unlock(&rx->lock);
 }
 

@@ -65,6 +65,10 @@ typedef struct mcl__rx {
     // whether it is delivered (false: filtered or oversize).
     void (*seq_hook)(void *ctx, uint64_t publisher, uint64_t seq, bool delivered);
     void *seq_ctx;
+    // Sequence gaps are not losses here (set for zmq: the publisher filters by topic, so a
+    // listener sees only some of a publisher's numbers; loss is counted per topic instead,
+    // through mcl__rx_add_lost()).
+    bool gaps_uncounted;
 } mcl__rx;
 
 mcl_err mcl__rx_init(mcl__rx *rx, const mcl__rx_cfg *cfg, const char *const *topics,
@@ -86,6 +90,8 @@ void mcl__rx_expire(mcl__rx *rx, int64_t now_mono_ns);
 void mcl__rx_clear_partials(mcl__rx *rx);
 
 void mcl__rx_set_kernel_drops(mcl__rx *rx, uint64_t total);
+// Counts n messages of publisher as lost (in the totals and in its per-publisher counters).
+void mcl__rx_add_lost(mcl__rx *rx, uint64_t publisher, uint64_t n);
 void mcl__rx_set_rcvbuf(mcl__rx *rx, size_t rcvbuf);
 void mcl__rx_count_datagrams(mcl__rx *rx, uint64_t n);
 

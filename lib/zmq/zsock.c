@@ -536,24 +536,13 @@ mcl__zmq_wait(mcl__zsock *z, int extra_fd, int timeout_ms)
 
 // --- broadcaster -------------------------------------------------------------------------------
 
-mcl_err
-mcl__zmq_send(mcl__zsock *z, int timeout_ms, uint64_t publisher, uint64_t seq, const char *topic,
-              size_t tl, const void *data, size_t len)
+// Sends m (its ownership passes to libzmq on success; closed here on failure).
+static mcl_err
+send_msg(mcl__zsock *z, zmq_msg_t *m, int timeout_ms)
 {
-    zmq_msg_t m;
-    if (zmq_msg_init_size(&m, MCL__ZMQ_OVERHEAD(tl) + len) != 0)
-        return MCL_ENOMEM;
-    uint8_t *p = zmq_msg_data(&m);
-    memcpy(p, topic, tl);
-    p[tl] = '\0';
-    size_t off = tl + 1;
-    off += mcl__wire_put_hdr(p + off, 0, 1, publisher);
-    off += mcl__wire_put_rec(p + off, seq, topic, (uint16_t)tl, (uint32_t)len);
-    if (len > 0)
-        memcpy(p + off, data, len);
     pthread_mutex_lock(&z->lock);
     for (;;) {
-        if (zmq_msg_send(&m, z->s, 0) >= 0) {
+        if (zmq_msg_send(m, z->s, 0) >= 0) {
             pthread_mutex_unlock(&z->lock);
             return MCL_OK;
         }
@@ -561,12 +550,46 @@ mcl__zmq_send(mcl__zsock *z, int timeout_ms, uint64_t publisher, uint64_t seq, c
         if (e == EINTR)
             continue;
         pthread_mutex_unlock(&z->lock);
-        zmq_msg_close(&m);
+        zmq_msg_close(m);
         if (e == EAGAIN)
             return timeout_ms == 0 ? MCL_EAGAIN : MCL_ETIMEDOUT;
         return mcl__fail(e == ETERM ? MCL_ECLOSED : mcl__sys_err(e), NULL, 0, "zmq",
                          "%s: zmq_msg_send: %s", z->url, zmq_strerror(e));
     }
+}
+
+mcl_err
+mcl__zmq_send(mcl__zsock *z, int timeout_ms, uint64_t publisher, uint64_t seq, uint64_t tseq,
+              const char *topic, size_t tl, const void *data, size_t len)
+{
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, MCL__ZMQ_OVERHEAD(tl) + len) != 0)
+        return MCL_ENOMEM;
+    uint8_t *p = zmq_msg_data(&m);
+    memcpy(p, topic, tl);
+    p[tl] = '\0';
+    mcl__put_be64(p + tl + 1, tseq);
+    size_t off = tl + 1 + 8;
+    off += mcl__wire_put_hdr(p + off, 0, 1, publisher);
+    off += mcl__wire_put_rec(p + off, seq, topic, (uint16_t)tl, (uint32_t)len);
+    if (len > 0)
+        memcpy(p + off, data, len);
+    return send_msg(z, &m, timeout_ms);
+}
+
+mcl_err
+mcl__zmq_send_frame(mcl__zsock *z, int timeout_ms, const char *topic, size_t tl, uint64_t tseq,
+                    const uint8_t *dgram, size_t len)
+{
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, tl + 1 + 8 + len) != 0)
+        return MCL_ENOMEM;
+    uint8_t *p = zmq_msg_data(&m);
+    memcpy(p, topic, tl);
+    p[tl] = '\0';
+    mcl__put_be64(p + tl + 1, tseq);
+    memcpy(p + tl + 1 + 8, dgram, len);
+    return send_msg(z, &m, timeout_ms);
 }
 
 // Reads the subscription notices; called with z->lock held.
@@ -655,6 +678,106 @@ monitor_read(mcl__zsock *z)
         }
     }
     return n;
+}
+
+// --- per (publisher, topic) counters ---------------------------------------------------------
+
+typedef struct tseq_entry {
+    uint64_t pub;
+    uint64_t hash;
+    char *topic; // NULL: empty slot
+    size_t tl;
+    uint64_t value;
+} tseq_entry;
+
+struct mcl__tseq {
+    tseq_entry *e;
+    size_t cap, n;
+    tseq_entry *last; // the entry of the previous call (usually asked again)
+};
+
+enum { TSEQ_MAX = 65536 };
+
+mcl__tseq *
+mcl__tseq_new(void)
+{
+    return mcl__zalloc(sizeof(mcl__tseq));
+}
+
+static void
+tseq_clear(mcl__tseq *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        mcl__free(t->e[i].topic);
+    mcl__free(t->e);
+    t->e = NULL;
+    t->cap = t->n = 0;
+    t->last = NULL;
+}
+
+void
+mcl__tseq_free(mcl__tseq *t)
+{
+    if (t == NULL)
+        return;
+    tseq_clear(t);
+    mcl__free(t);
+}
+
+static uint64_t
+tseq_hash(uint64_t pub, const char *topic, size_t tl)
+{
+    uint64_t h = pub ^ 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < tl; i++)
+        h = (h ^ (uint8_t)topic[i]) * 0x100000001b3ULL;
+    return h ^ (h >> 29);
+}
+
+uint64_t *
+mcl__tseq_slot(mcl__tseq *t, uint64_t pub, const char *topic, size_t tl, bool *created)
+{
+    *created = false;
+    tseq_entry *l = t->last;
+    if (l != NULL && l->pub == pub && l->tl == tl && memcmp(l->topic, topic, tl) == 0)
+        return &l->value;
+    if (t->n >= TSEQ_MAX) // forget all: the next message of each pair starts it afresh
+        tseq_clear(t);
+    if ((t->n + 1) * 2 > t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 16;
+        tseq_entry *ne = mcl__zalloc(ncap * sizeof(*ne));
+        if (ne == NULL)
+            return NULL;
+        for (size_t i = 0; i < t->cap; i++) {
+            if (t->e[i].topic == NULL)
+                continue;
+            size_t j = (size_t)t->e[i].hash & (ncap - 1);
+            while (ne[j].topic != NULL)
+                j = (j + 1) & (ncap - 1);
+            ne[j] = t->e[i];
+        }
+        mcl__free(t->e);
+        t->e = ne;
+        t->cap = ncap;
+    }
+    uint64_t h = tseq_hash(pub, topic, tl);
+    size_t j = (size_t)h & (t->cap - 1);
+    for (; t->e[j].topic != NULL; j = (j + 1) & (t->cap - 1)) {
+        tseq_entry *e = &t->e[j];
+        if (e->hash == h && e->pub == pub && e->tl == tl && memcmp(e->topic, topic, tl) == 0) {
+            t->last = e;
+            return &e->value;
+        }
+    }
+    char *copy = mcl__alloc(tl + 1);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, topic, tl);
+    copy[tl] = '\0';
+    t->e[j] = (tseq_entry){.pub = pub, .hash = h, .topic = copy, .tl = tl, .value = 0};
+    t->n++;
+    t->last = &t->e[j];
+    *created = true;
+    return &t->e[j].value;
 }
 
 // --- public helpers ----------------------------------------------------------------------------

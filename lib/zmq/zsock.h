@@ -24,7 +24,20 @@
 typedef struct mcl__zsock mcl__zsock;
 
 // Bytes a message adds to its payload on a zmq connection.
-#define MCL__ZMQ_OVERHEAD(tl) ((tl) + 1 + MCL__WIRE_HDR + MCL__WIRE_REC + (tl))
+#define MCL__ZMQ_OVERHEAD(tl) ((tl) + 1 + 8 + MCL__WIRE_HDR + MCL__WIRE_REC + (tl))
+
+// Per (publisher, topic) counters. A zmq publisher filters by topic for its subscribers, so a
+// listener sees only some of a publisher's sequence numbers and cannot tell a filtered
+// message from a lost one. Every frame therefore also carries the number of the message on
+// its topic (TOPIC '\0' TSEQ DATAGRAM, TSEQ a big-endian u64 for the datagram's first record,
+// the next ones counting on); listeners count loss per (publisher, topic) from it.
+typedef struct mcl__tseq mcl__tseq;
+mcl__tseq *mcl__tseq_new(void);
+void mcl__tseq_free(mcl__tseq *t);
+// The counter of (publisher, topic), 0 when new (*created is then true). NULL when out of
+// memory. Valid until the next call. The table forgets everything at 65536 entries.
+uint64_t *mcl__tseq_slot(mcl__tseq *t, uint64_t publisher, const char *topic, size_t tl,
+                         bool *created);
 
 // Opens a socket for a broadcaster (XPUB) or a listener (SUB) on c and binds or connects it.
 // Broadcasters of one process that bind the same endpoint with the same options share one
@@ -42,7 +55,12 @@ mcl_err mcl__zmq_subscribe(mcl__zsock *sock, const char *const *topics, size_t n
 // Broadcaster: sends one message (thread-safe). MCL_ETIMEDOUT (or MCL_EAGAIN with timeout=0) when a
 // lossless send could not proceed: then nothing was sent to anyone.
 mcl_err mcl__zmq_send(mcl__zsock *sock, int timeout_ms, uint64_t publisher, uint64_t seq,
-                      const char *topic, size_t tl, const void *data, size_t len);
+                      uint64_t tseq, const char *topic, size_t tl, const void *data, size_t len);
+
+// Broadcaster: sends a datagram already encoded (a batch of records, all on `topic`) behind
+// its topic prefix (thread-safe). Errors as mcl__zmq_send().
+mcl_err mcl__zmq_send_frame(mcl__zsock *sock, int timeout_ms, const char *topic, size_t tl,
+                            uint64_t tseq, const uint8_t *dgram, size_t len);
 
 // Broadcaster: waits up to wait_ms (0: not at all) for a subscription notice or a monitor
 // event, reads what the socket holds, and returns the socket's totals: listeners subscribed

@@ -46,6 +46,7 @@ static const good_case good[] = {
     {"zmq+ipc:///tmp/mcl.sock", "zmq+ipc:///tmp/mcl.sock", 0, 0, 0},
     {"zmq+ipc://rel/x?drop=0", "zmq+ipc://rel/x", 0, 0, 0},
     {"zmq+inproc://bus?hwm=100000", "zmq+inproc://bus?hwm=100000", 0, 0, 0},
+    {"zmq+inproc://b?batch=200&maxmsg=1k", "zmq+inproc://b?maxmsg=1k&batch=200", 0, 0, 0},
 };
 
 static void
@@ -121,7 +122,6 @@ static const bad_case bad[] = {
      "xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
      "longer than 107"},
     {"zmq+tcp://h:1?ttl=0", "udp:// connections only"},
-    {"zmq+tcp://h:1?batch=10", "udp:// connections only"},
     {"udp://239.1.1.1:1?mode=bind", "zmq+ connections only"},
     {"udp://239.1.1.1:1?curve=k", "zmq+ connections only"},
     {"zmq+tcp://h:1?mode=both", "bind or connect"},

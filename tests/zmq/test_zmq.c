@@ -192,6 +192,11 @@ test_topic_filter(void)
     }
     const mcl_raw_msg *m;
     MCLT_ERR(mcl_raw_listener_recv(l, &m, 100), MCL_ETIMEDOUT);
+    // The publisher filtered the other topics out: gaps in its numbers are not losses.
+    mcl_listener_stats st;
+    MCLT_OK(mcl_raw_listener_stats(l, &st));
+    CU_ASSERT_EQUAL(st.lost, 0);
+    CU_ASSERT_EQUAL(st.messages, 5);
     mcl_raw_listener_free(l);
     mcl_raw_broadcaster_free(b);
 }
@@ -239,30 +244,39 @@ test_lossless_blocks_then_times_out(void)
     mcl_raw_broadcaster_free(b);
 }
 
-// drop=1: publish never blocks; what the stalled listener missed is counted as lost.
+// drop=1: publish never blocks; what the stalled listener missed is counted as lost. The
+// listener takes one of two topics: the publisher filters the other one out, and those
+// messages are not counted as lost (loss is counted per topic).
 static void
 test_drop_mode_counts_loss(void)
 {
+    const char *topics[] = {"x"};
     mcl_raw_broadcaster *b;
     mcl_raw_listener *l;
-    zpair("ipc", "?hwm=20&drop=1", "?hwm=20", NULL, 0, &b, &l);
+    zpair("ipc", "?hwm=20&drop=1", "?hwm=20", topics, 1, &b, &l);
     char payload[1000] = {0};
     const uint64_t n = 5000;
-    for (uint64_t i = 0; i < n; i++)
-        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, payload, sizeof(payload)));
+    for (uint64_t i = 0; i < n; i++) {
+        MCLT_OK(mcl_raw_broadcaster_publish(b, "x", payload, sizeof(payload)));
+        MCLT_OK(mcl_raw_broadcaster_publish(b, "y", payload, sizeof(payload)));
+    }
     // Drain what arrived, then a marker shows the gap before it.
     uint64_t got = 0;
     const mcl_raw_msg *m;
     while (mcl_raw_listener_recv(l, &m, 200) == MCL_OK)
         got++;
     CU_ASSERT(got < n);
-    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "end", 3));
+    MCLT_OK(mcl_raw_broadcaster_publish(b, "x", "end", 3));
     MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
-    CU_ASSERT(m != NULL && m->seq == n);
+    CU_ASSERT(m != NULL && m->seq == 2 * n);
     mcl_listener_stats st;
     MCLT_OK(mcl_raw_listener_stats(l, &st));
     CU_ASSERT_EQUAL(st.messages, got + 1);
     CU_ASSERT_EQUAL(st.messages + st.lost, n + 1);
+    mcl_publisher_stats ps;
+    size_t np;
+    MCLT_OK(mcl_raw_listener_publishers(l, &ps, 1, &np));
+    CU_ASSERT(np == 1 && ps.lost == st.lost);
     mcl_raw_listener_free(l);
     mcl_raw_broadcaster_free(b);
 }
@@ -542,11 +556,14 @@ test_foreign_frames_are_counted(void)
     }
     CU_ASSERT_FATAL(got > 0);
     uint8_t frame[256];
-    // No NUL after a topic; a NUL then garbage; a truncated record; two frames.
+    // No NUL after a topic; a NUL then too short for the topic number; a NUL, a number, then
+    // garbage; a truncated record; two frames. (A frame: TOPIC NUL TSEQ(8) DATAGRAM.)
     CU_ASSERT(zmq_send(pub, "garbage without a nul", 21, 0) == 21);
-    CU_ASSERT(zmq_send(pub, "t\0MCLxgarbage", 14, 0) == 14);
-    size_t n = 3;
+    CU_ASSERT(zmq_send(pub, "t\0short", 8, 0) == 8);
+    CU_ASSERT(zmq_send(pub, "t\0\0\0\0\0\0\0\0\0MCLxgarbage", 22, 0) == 22);
+    size_t n = 3 + 8;
     memcpy(frame, "ok", 3);
+    memset(frame + 3, 0, 8);
     n += mcl__wire_put_hdr(frame + n, 0, 1, 42);
     n += mcl__wire_put_rec(frame + n, 0, "ok", 2, 100); // claims 100 bytes, has 4
     memcpy(frame + n, "good", 4);
@@ -554,7 +571,7 @@ test_foreign_frames_are_counted(void)
     CU_ASSERT(zmq_send(pub, "a", 1, ZMQ_SNDMORE) == 1);
     CU_ASSERT(zmq_send(pub, "b", 1, 0) == 1);
     // Then a good one.
-    n = 3;
+    n = 3 + 8;
     n += mcl__wire_put_hdr(frame + n, 0, 1, 42);
     n += mcl__wire_put_rec(frame + n, 1, "ok", 2, 4);
     memcpy(frame + n, "good", 4);
@@ -563,7 +580,7 @@ test_foreign_frames_are_counted(void)
     CU_ASSERT(m != NULL && m->publisher == 42 && m->seq == 1 && m->len == 4);
     mcl_listener_stats st;
     MCLT_OK(mcl_raw_listener_stats(l, &st));
-    CU_ASSERT_EQUAL(st.malformed, 4);
+    CU_ASSERT_EQUAL(st.malformed, 5);
     CU_ASSERT_EQUAL(st.messages, 1);
     int zero = 0;
     zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof(zero));
@@ -617,6 +634,70 @@ test_broadcasters_share_an_endpoint(void)
     CU_ASSERT_EQUAL(st.lost, 0);
     mcl_raw_broadcaster_free(b2);
     mcl_raw_listener_free(l);
+}
+
+// batch= on zmq: records of one topic share a frame; a topic change, a message too large
+// for a frame, flush and close end a frame. Filtering and numbering are unchanged.
+static void
+test_batching(void)
+{
+    const char *topics[] = {"a"};
+    mcl_raw_broadcaster *b;
+    mcl_raw_listener *l, *all;
+    zpair("tcp", "?batch=1000000", "", topics, 1, &b, &l);
+    const char *eff = mcl_connection_url(mcl_raw_broadcaster_connection(b));
+    char url[256];
+    snprintf(url, sizeof(url), "%.*s", (int)strcspn(eff, "?"), eff);
+    mcl_connection *c = parse(url);
+    MCLT_OK(mcl_raw_listener_open(&all, c, NULL, 0));
+    mcl_connection_free(c);
+    MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b, 2, 5000));
+    static uint8_t big[200000];
+    uint64_t n = 0;
+    for (int i = 0; i < 3000; i++, n++) {
+        const char *t = i % 1000 == 999 ? "b" : "a";
+        MCLT_OK(mcl_raw_broadcaster_publish(b, t, &i, sizeof(i)));
+        if (i == 1500) {
+            MCLT_OK(mcl_raw_broadcaster_publish(b, "a", big, sizeof(big)));
+            n++;
+        }
+    }
+    // Nothing forces the last frame out but flush (the timer is 1 s away).
+    const mcl_raw_msg *m;
+    MCLT_OK(mcl_raw_broadcaster_flush(b));
+    mcl_broadcaster_stats bs;
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    CU_ASSERT_EQUAL(bs.messages, n);
+    CU_ASSERT(bs.datagrams < n / 10); // packed
+    uint64_t got_a = 0, got_all = 0;
+    uint64_t last = UINT64_MAX;
+    while (mcl_raw_listener_recv(all, &m, 2000) == MCL_OK) {
+        CU_ASSERT(last == UINT64_MAX || m->seq == last + 1);
+        last = m->seq;
+        got_all++;
+        if (got_all == n)
+            break;
+    }
+    CU_ASSERT_EQUAL(got_all, n);
+    while (got_a < n - 3 && mcl_raw_listener_recv(l, &m, 2000) == MCL_OK) {
+        CU_ASSERT_STRING_EQUAL(m->topic, "a");
+        got_a++;
+    }
+    CU_ASSERT_EQUAL(got_a, n - 3);
+    MCLT_ERR(mcl_raw_listener_recv(l, &m, 50), MCL_ETIMEDOUT);
+    mcl_listener_stats st;
+    MCLT_OK(mcl_raw_listener_stats(l, &st));
+    CU_ASSERT_EQUAL(st.lost, 0);
+    MCLT_OK(mcl_raw_listener_stats(all, &st));
+    CU_ASSERT_EQUAL(st.lost, 0);
+    // Close sends what waits.
+    MCLT_OK(mcl_raw_broadcaster_publish(b, "a", "tail", 4));
+    MCLT_OK(mcl_raw_broadcaster_close(b));
+    MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+    CU_ASSERT(m != NULL && m->len == 4);
+    mcl_raw_broadcaster_free(b);
+    mcl_raw_listener_free(l);
+    mcl_raw_listener_free(all);
 }
 
 static bool
@@ -741,6 +822,7 @@ static CU_TestInfo tests[] = {
     {"forward_keeps_identity", test_forward_keeps_identity},
     {"foreign_frames_are_counted", test_foreign_frames_are_counted},
     {"queued_listener", test_queued_listener},
+    {"batching", test_batching},
     {"broadcasters_share_an_endpoint", test_broadcasters_share_an_endpoint},
     CU_TEST_INFO_NULL,
 };
