@@ -37,6 +37,8 @@ struct mcl_raw_listener {
     int fd;
     mcl__zsock *z; // zmq connections: the SUB socket (fd is then -1)
     mcl__tseq *tseq; // zmq: the next topic number expected per (publisher, topic)
+    int64_t real_off; // zmq: CLOCK_REALTIME - CLOCK_MONOTONIC, re-read every 1024 messages
+    unsigned real_age;
     atomic_uint_fast64_t auth_failures;
     bool open;
     mcl__rx rx;
@@ -382,21 +384,25 @@ next_message_zmq(mcl_raw_listener *l, mcl_raw_msg *m)
             }
             return rv;
         }
-        mcl__rx_count_datagrams(&l->rx, 1);
-        mcl__rx_meta meta = {.real_ns = mcl__real_ns(), .mono_ns = mcl__mono_ns()};
+        mcl__rx_meta meta = {.mono_ns = mcl__mono_ns()};
+        if (l->real_age-- == 0) { // one clock read per message; the offset moves only with
+            l->real_off = mcl__real_ns() - meta.mono_ns; // adjustments of the real-time clock
+            l->real_age = 1023;
+        }
+        meta.real_ns = meta.mono_ns + l->real_off;
         const uint8_t *nul = d != NULL ? memchr(d, 0, n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1)
                                        : NULL;
         if (nul == NULL) { // not our framing: counted as malformed
-            mcl__rx_begin(&l->rx, NULL, 0, &meta);
+            mcl__rx_begin_counted(&l->rx, NULL, 0, &meta);
             continue;
         }
         size_t skip = (size_t)(nul - d) + 1;
         if (n - skip < 8) {
-            mcl__rx_begin(&l->rx, NULL, 0, &meta);
+            mcl__rx_begin_counted(&l->rx, NULL, 0, &meta);
             continue;
         }
         uint64_t tseq = mcl__get_be64(d + skip);
-        if (mcl__rx_begin(&l->rx, d + skip + 8, n - skip - 8, &meta) != MCL_OK)
+        if (mcl__rx_begin_counted(&l->rx, d + skip + 8, n - skip - 8, &meta) != MCL_OK)
             continue;
         l->in_dgram = true;
         // Loss per (publisher, topic): the frame's first record should be the next number.
@@ -478,12 +484,18 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
         return MCL_ECLOSED;
     if (l->running || mcl__subs_running(l))
         return MCL_ESTATE;
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
+    // The deadline is computed only once nothing is ready: a busy receiver reads no clock here.
+    int64_t deadline = INT64_MAX;
+    bool have_deadline = timeout_ms < 0;
     for (;;) {
         mcl_err rv = next_message(l, &l->cur);
         if (rv == MCL_OK) {
             *msgp = &l->cur;
             return MCL_OK;
+        }
+        if (!have_deadline) {
+            deadline = mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
+            have_deadline = true;
         }
         if (rv == MCL_EINTR) {
             if (timeout_ms >= 0 && mcl__mono_ns() >= deadline)

@@ -468,15 +468,33 @@ part_new(mcl__rx *rx, const mcl__wire_rec *r)
 
 // --- datagrams -------------------------------------------------------------------------------
 
+static mcl_err begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *meta,
+                     uint64_t ndatagrams);
+
 mcl_err
 mcl__rx_begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *meta)
+{
+    return begin(rx, dg, len, meta, 0);
+}
+
+mcl_err
+mcl__rx_begin_counted(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *meta)
+{
+    return begin(rx, dg, len, meta, 1);
+}
+
+static mcl_err
+begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *meta, uint64_t ndatagrams)
 {
     part_free(rx->done);
     rx->done = NULL;
     rx->left = 0;
     mcl_err rv = mcl__wire_check(&rx->hdr, dg, len);
     if (rv != MCL_OK) {
-        count(rx, &rx->st.malformed, 1);
+        pthread_mutex_lock(&rx->lock);
+        rx->st.malformed++;
+        rx->st.datagrams += ndatagrams;
+        pthread_mutex_unlock(&rx->lock);
         if (mcl__log_enabled(MCL_LOG_DEBUG))
             mcl__log(MCL_LOG_DEBUG, "listener", "dropped a malformed datagram of %zu bytes", len);
         return rv;
@@ -487,6 +505,7 @@ mcl__rx_begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *me
     rx->left = rx->hdr.count;
     rx->meta = *meta;
     pthread_mutex_lock(&rx->lock);
+    rx->st.datagrams += ndatagrams;
     rx->cur_pub = pub_get(rx, rx->hdr.publisher);
     if (rx->cur_pub != NULL)
         pub_touch(rx, rx->cur_pub);

@@ -79,6 +79,10 @@ void mcl__rx_fini(mcl__rx *rx);
 // next begin). A malformed datagram is counted and MCL_EPROTO/MCL_ENOTSUP returned.
 mcl_err mcl__rx_begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *meta);
 
+// As mcl__rx_begin(), and counts the datagram as read (one lock, not two).
+mcl_err mcl__rx_begin_counted(mcl__rx *rx, const uint8_t *dg, size_t len,
+                              const mcl__rx_meta *meta);
+
 // The next deliverable message of the current datagram. The message borrows from the datagram
 // or from the engine, until the next begin/next/fini call.
 bool mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg);
