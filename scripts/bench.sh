@@ -43,6 +43,10 @@ for size in 64 1024 16384 262144 1048576; do
         fi
         run $b/mcl-bench-peers zmq $size $n
         run $b/mcl-bench-throughput -u "zmq+tcp://127.0.0.1:0?hwm=1000" -s $size -n $n
+        if [[ $size -le 1024 ]]; then
+            run $b/mcl-bench-throughput -u "zmq+tcp://127.0.0.1:0?hwm=1000&batch=100" -s $size -n $((n * 5))
+            sed -i '$ s/impl=mcl-zmq-tcp /impl=mcl-zmq-tcp-batched /' "$out"
+        fi
         run $b/mcl-bench-peers lcm $size $n
     done
 done
@@ -59,7 +63,7 @@ function sort3(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= 
 /impl=/ { if (kv($0, "n/a") != "") next; impl = kv($0, "impl"); size = kv($0, "size"); k = impl SUBSEP size
           n[k]++; v[k, n[k]] = kv($0, "msgs_per_s") + 0; l[k, n[k]] = kv($0, "loss_pct") + 0 }
 END {
-  split("64 1024 16384 262144 1048576", sizes, " "); ni = split("raw-udp mcl mcl-batched zmq-tcp-xpub-nodrop mcl-zmq-tcp lcm-udpm", impls, " ")
+  split("64 1024 16384 262144 1048576", sizes, " "); ni = split("raw-udp mcl mcl-batched zmq-tcp-xpub-nodrop mcl-zmq-tcp mcl-zmq-tcp-batched lcm-udpm", impls, " ")
   print "| size | implementation | msgs/s median (min-max) | MB/s | loss % median (max) | vs raw UDP | vs best peer |"
   print "|---|---|---|---|---|---|---|"
   print "size,impl,msgs_per_s_median,msgs_per_s_min,msgs_per_s_max,loss_pct_median,loss_pct_max" > csv
@@ -76,13 +80,15 @@ END {
       printf "%d,%s,%.0f,%.0f,%.0f,%.4f,%.4f\n", s, impls[ii], med[k], lo[k], hi[k], lmed[k], lmax[k] >> csv } }
   # mcl over zmq+tcp against raw libzmq: the ratio of each back-to-back pair (rep i of both),
   # then the median and range of those ratios; the ratio of medians if a run failed.
-  print ""; print "| size | mcl-zmq-tcp msgs/s | zmq-tcp-xpub-nodrop msgs/s | mcl zmq / raw zmq median (min-max) |"; print "|---|---|---|---|"
+  print ""; print "| size | mcl-zmq-tcp msgs/s | zmq-tcp-xpub-nodrop msgs/s | mcl zmq / raw zmq median (min-max) | batch=100 msgs/s | batched / raw zmq |"; print "|---|---|---|---|---|---|"
   for (si = 1; si <= 5; si++) { s = sizes[si]; km = "mcl-zmq-tcp" SUBSEP s; kz = "zmq-tcp-xpub-nodrop" SUBSEP s
     if (!(km in med) || !(kz in med) || med[kz] <= 0) continue
     if (n[km] == n[kz]) { m = n[km]; for (i = 1; i <= m; i++) q[i] = v[kz, i] > 0 ? v[km, i] / v[kz, i] : 0; sort3(q, m)
       rq = sprintf("%.2f (%.2f-%.2f)", q[int((m + 1) / 2)], q[1], q[m]) }
     else rq = sprintf("%.2f (medians)", med[km] / med[kz])
-    printf "| %d | %.0f | %.0f | %s |\n", s, med[km], med[kz], rq }
+    kb = "mcl-zmq-tcp-batched" SUBSEP s
+    rb = (kb in med) ? sprintf("%.0f | %.2f", med[kb], med[kb] / med[kz]) : "- | -"
+    printf "| %d | %.0f | %.0f | %s | %s |\n", s, med[km], med[kz], rq, rb }
   print ""; print "| round trip | size | p50 µs | p99 µs | p99.9 µs | p50 vs raw UDP | p50 vs LCM |"; print "|---|---|---|---|---|---|---|"
   split("raw mcl lcm", ri, " ")
   for (si = 1; si <= 2; si++) { s = sizes[si]
