@@ -2,7 +2,7 @@
  * @file mcl/connection.h
  * Connections: where messages go, described by a URL.
  *
- * Grammar (UDP multicast, the only transport of this version):
+ * Grammar, UDP multicast:
  *
  *     udp://GROUP[:PORT][?OPTION=VALUE[&OPTION=VALUE...]]
  *     GROUP = dotted IPv4 multicast address (224.0.0.0/4), or
@@ -25,6 +25,27 @@
  * | batch    | microseconds, 0..1000000      | 0 (off) | broadcasters pack small messages into one datagram, sent when full, after this long, or on mcl_raw_broadcaster_flush() |
  *
  * SIZE is a byte count with an optional suffix k, M or G (powers of 1024).
+ *
+ * ZeroMQ (docs/zmq.md):
+ *
+ *     zmq+tcp://HOST:PORT[?...]   HOST = name, IPv4, [IPv6] or *; PORT 0 or * = any (bind only)
+ *     zmq+ipc://PATH[?...]        Unix socket path, at most 107 bytes
+ *     zmq+inproc://NAME[?...]     within this process
+ *
+ * | option       | value                   | default   | meaning                              |
+ * |--------------|-------------------------|-----------|--------------------------------------|
+ * | mode         | bind or connect         | broadcasters bind, listeners connect | which side binds |
+ * | hwm          | messages                | 1000      | queue limit per connection           |
+ * | drop         | 0 or 1                  | 0         | 0: lossless, publish blocks while a subscriber is full; 1: drop for it |
+ * | timeout      | milliseconds, or inf    | inf       | lossless publish gives up after this (MCL_ETIMEDOUT) |
+ * | linger       | milliseconds            | 1000      | how long closing waits for unsent messages |
+ * | maxmsg       | SIZE                    | 64M       | largest message                      |
+ * | batch        | microseconds            | 0 (off)   | pack messages of one topic into one frame |
+ * | curve        | key file (mcl-keygen)   |           | our key pair; alone: this side is the CURVE server |
+ * | curve_server | key file or 64 hex digits |         | the server's public key: this side is a CURVE client |
+ *
+ * UDP options on a zmq URL (and zmq options on a udp URL) are errors; zmq+epgm and zmq+pgm are
+ * refused (Debian's libzmq aborted subscribers over them; docs/zmq.md).
  *
  * The default connection (mcl_connection_default()) is the URL in the environment variable
  * MCL_URL or else MCL_DEFAULT_URL, which keeps every datagram on this host (loopback, ttl 0)
@@ -125,11 +146,12 @@ MCL_API mcl_err mcl_curve_key_hex(const char *z85, char hex[65]);
 
 /** Address family: 4 or 6 (0 for zmq connections). @since 0.1 */
 MCL_API int mcl_connection_family(const mcl_connection *conn);
-/** Group address as text (no brackets). Owned by @p conn. @since 0.1 */
+/** Group address as text (no brackets); "" for zmq. Owned by @p conn. @since 0.1 */
 MCL_API const char *mcl_connection_group(const mcl_connection *conn);
-/** Port (0 = chosen by the kernel when a listener binds). @since 0.1 */
+/** Port (0 = chosen by the kernel when a listener binds; zmq+tcp: the TCP port; 0 for ipc
+ * and inproc). @since 0.1 */
 MCL_API uint16_t mcl_connection_port(const mcl_connection *conn);
-/** Multicast TTL / hop limit. @since 0.1 */
+/** Multicast TTL / hop limit (0 for zmq). @since 0.1 */
 MCL_API int mcl_connection_ttl(const mcl_connection *conn);
 /** Interface as given (name or address), or "" when the routing table chooses. @since 0.1 */
 MCL_API const char *mcl_connection_iface(const mcl_connection *conn);
@@ -139,7 +161,7 @@ MCL_API bool mcl_connection_loop(const mcl_connection *conn);
 MCL_API size_t mcl_connection_rcvbuf(const mcl_connection *conn);
 /** Largest message in bytes. @since 0.1 */
 MCL_API size_t mcl_connection_maxmsg(const mcl_connection *conn);
-/** Largest datagram in bytes. @since 0.1 */
+/** Largest datagram in bytes (0 for zmq, which does not fragment). @since 0.1 */
 MCL_API size_t mcl_connection_dgram(const mcl_connection *conn);
 
 #ifdef __cplusplus

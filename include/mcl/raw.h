@@ -2,9 +2,11 @@
  * @file mcl/raw.h
  * Raw broadcasters and listeners: topic + bytes over a connection.
  *
- * A broadcaster has a random 64-bit publisher id and numbers its messages 0, 1, 2, ...; a
- * message larger than one datagram is split into fragments (sent with one sendmmsg per train)
- * and reassembled by listeners. Listeners count what they cannot deliver: sequence gaps
+ * A broadcaster has a random 64-bit publisher id and numbers its messages 0, 1, 2, ...; over
+ * UDP a message larger than one datagram is split into fragments (sent with one sendmmsg per
+ * train) and reassembled by listeners. Over ZeroMQ (zmq+ URLs, docs/zmq.md) every message is
+ * one frame with the same envelope; topic filters are applied by the publisher, and loss is
+ * counted per (publisher, topic). Listeners count what they cannot deliver: sequence gaps
  * (lost), duplicates, reordering, malformed datagrams, expired partial messages, and datagrams
  * the kernel dropped because the receive buffer was full.
  *
@@ -114,8 +116,10 @@ MCL_API mcl_err mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_con
 
 /**
  * Publish @p len bytes at @p data on @p topic (NULL: the default topic).
- * Messages larger than one datagram are fragmented. Blocks only while the socket's send
- * buffer is full. Thread-safe: several threads may publish at once; they take turns, so
+ * UDP: messages larger than one datagram are fragmented; blocks only while the socket's send
+ * buffer is full. zmq (lossless, the default): blocks while a subscriber's queue is full, for
+ * at most the connection's `timeout`; then MCL_ETIMEDOUT (MCL_EAGAIN with timeout=0), the
+ * message went to no one and used no sequence number. zmq with drop=1: never blocks. Thread-safe: several threads may publish at once; they take turns, so
  * messages leave in sequence-number order and fragments of concurrent messages never mix.
  * On a batching connection a message that fits one datagram is queued and the call returns
  * MCL_OK; a later send failure of its batch is counted in the `errors` statistic, and the
@@ -125,6 +129,7 @@ MCL_API mcl_err mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_con
  * @retval MCL_EINVAL    NULL @p b, NULL @p data with @p len > 0, or a bad topic (too long).
  * @retval MCL_EMSGSIZE  @p len exceeds the connection's maxmsg.
  * @retval MCL_ECLOSED   the broadcaster was closed.
+ * @retval MCL_ETIMEDOUT, MCL_EAGAIN  zmq: a subscriber stayed full (see above).
  * @retval MCL_ENOMEM, MCL_ENODEV, MCL_ESYS  the kernel refused the datagrams (for a
  *                       fragmented message, some fragments may have left).
  * Ownership: @p data and @p topic are only read during the call.
@@ -323,8 +328,11 @@ MCL_API mcl_err mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **m
                                       int timeout_ms);
 
 /**
- * The socket file descriptor, for the caller's poll/epoll loop (level-triggered): when it is
- * readable, call mcl_raw_listener_dispatch(). The fd belongs to @p l (do not read from or
+ * The socket file descriptor, for the caller's poll/epoll loop: when it is readable, call
+ * mcl_raw_listener_dispatch(). On zmq connections this is ZMQ_FD, which is edge-triggered:
+ * dispatch with max 0 reads until libzmq has nothing left; after a dispatch with a limit,
+ * mcl_raw_listener_pending() says whether messages wait (they must be taken before waiting
+ * on the fd again). The fd belongs to @p l (do not read from or
  * close it). The listener may hold datagrams it has already read (recv reads up to 16 at a
  * time; a datagram may carry several messages): before waiting on the fd again, call
  * dispatch/recv until mcl_raw_listener_pending() is false. dispatch with max 0 always leaves
