@@ -9,6 +9,7 @@
 
 #include <mcl/log.h>
 #include <mcl/queued.h>
+#include <mcl/reactor.h>
 #include <zmq.h>
 
 #include <errno.h>
@@ -700,6 +701,48 @@ test_batching(void)
     mcl_raw_listener_free(all);
 }
 
+static atomic_int reactor_got;
+static void
+reactor_cb(const mcl_raw_msg *m, void *user)
+{
+    (void)m;
+    (void)user;
+    atomic_fetch_add(&reactor_got, 1);
+}
+
+static bool
+reactor_done(void *arg)
+{
+    return atomic_load(&reactor_got) >= *(int *)arg;
+}
+
+// A zmq listener on the reactor's own thread: its ZMQ_FD in epoll, drained on each wake-up.
+static void
+test_reactor(void)
+{
+    mcl_raw_broadcaster *b;
+    mcl_raw_listener *l;
+    zpair("tcp", "", "", NULL, 0, &b, &l);
+    MCLT_OK(mcl_raw_listener_subscribe(l, reactor_cb, NULL));
+    mcl_reactor *r;
+    MCLT_OK(mcl_reactor_new(&r, NULL));
+    mcl_handle h;
+    MCLT_OK(mcl_reactor_add_raw_listener(r, l, &h));
+    MCLT_OK(mcl_reactor_start(r));
+    atomic_store(&reactor_got, 0);
+    int want = 0;
+    for (int burst = 0; burst < 20; burst++) {
+        for (int i = 0; i < 100; i++, want++)
+            MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i)));
+        CU_ASSERT_FATAL(mclt_wait_until(reactor_done, &want, 5000));
+    }
+    CU_ASSERT_EQUAL(atomic_load(&reactor_got), 2000);
+    MCLT_OK(mcl_reactor_stop(r));
+    mcl_reactor_free(r);
+    mcl_raw_listener_free(l);
+    mcl_raw_broadcaster_free(b);
+}
+
 static bool
 queued_has_subscriber(void *arg)
 {
@@ -823,6 +866,7 @@ static CU_TestInfo tests[] = {
     {"foreign_frames_are_counted", test_foreign_frames_are_counted},
     {"queued_listener", test_queued_listener},
     {"batching", test_batching},
+    {"reactor", test_reactor},
     {"broadcasters_share_an_endpoint", test_broadcasters_share_an_endpoint},
     CU_TEST_INFO_NULL,
 };
