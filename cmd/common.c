@@ -140,6 +140,28 @@ tool_close_broadcaster(const char *prog, mcl_raw_broadcaster *b, bool reported,
 }
 
 bool
+tool_parse_subscribers(const char *prog, const char *arg, long *want)
+{
+    uint64_t v;
+    if (!tool_parse_u64(arg, 100000, &v)) {
+        tool_err(prog, "invalid --subscribers '%s' (0..100000)", arg);
+        return false;
+    }
+    *want = (long)v;
+    return true;
+}
+
+bool
+tool_parse_wait(const char *prog, const char *arg, double *wait_s)
+{
+    if (!tool_parse_double(arg, 0, 1e6, wait_s)) {
+        tool_err(prog, "invalid --wait '%s' (seconds)", arg);
+        return false;
+    }
+    return true;
+}
+
+bool
 tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, long want, double wait_s)
 {
     const mcl_connection *c = mcl_raw_broadcaster_connection(b);

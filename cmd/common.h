@@ -47,6 +47,9 @@ bool tool_close_broadcaster(const char *prog, mcl_raw_broadcaster *b, bool repor
 // listener before its subscription has arrived). want < 0: 1 for zmq, 0 for udp. Returns
 // false, after saying why, when they did not come in time (or on Ctrl-C).
 bool tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, long want, double wait_s);
+// Parse the values of --subscribers and --wait; false (after saying why) when invalid.
+bool tool_parse_subscribers(const char *prog, const char *arg, long *want);
+bool tool_parse_wait(const char *prog, const char *arg, double *wait_s);
 
 // CLOCK_MONOTONIC in nanoseconds.
 int64_t tool_mono_ns(void);

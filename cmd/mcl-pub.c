@@ -129,7 +129,6 @@ main(int argc, char **argv)
          have_rate = false;
     uint64_t count = 1, size = 0;
     double rate = 0, wait_s = 10;
-    uint64_t subs = 0;
     long want_subs = -1;
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},   {"topic", required_argument, NULL, 't'},
@@ -188,17 +187,12 @@ main(int argc, char **argv)
             json_lines = true;
             break;
         case 'S':
-            if (!tool_parse_u64(optarg, 100000, &subs)) {
-                tool_err(prog, "invalid --subscribers '%s' (0..100000)", optarg);
+            if (!tool_parse_subscribers(prog, optarg, &want_subs))
                 return EXIT_USAGE;
-            }
-            want_subs = (long)subs;
             break;
         case 'W':
-            if (!tool_parse_double(optarg, 0, 1e6, &wait_s)) {
-                tool_err(prog, "invalid --wait '%s' (seconds)", optarg);
+            if (!tool_parse_wait(prog, optarg, &wait_s))
                 return EXIT_USAGE;
-            }
             break;
         case 'q':
             quiet = true;

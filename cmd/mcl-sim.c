@@ -360,7 +360,6 @@ main(int argc, char **argv)
     bool list = false, quiet = false, verbose = false;
     enum { OPT_HELP = 256, OPT_VERSION, OPT_SUBS, OPT_WAIT };
     double wait_s = 10;
-    uint64_t subs = 0;
     long want_subs = -1;
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},      {"config", required_argument, NULL, 'c'},
@@ -373,17 +372,12 @@ main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "u:c:d:s:lqv", opts, NULL)) != -1) {
         switch (c) {
         case OPT_SUBS:
-            if (!tool_parse_u64(optarg, 100000, &subs)) {
-                tool_err(prog, "invalid --subscribers '%s' (0..100000)", optarg);
+            if (!tool_parse_subscribers(prog, optarg, &want_subs))
                 return EXIT_USAGE;
-            }
-            want_subs = (long)subs;
             break;
         case OPT_WAIT:
-            if (!tool_parse_double(optarg, 0, 1e6, &wait_s)) {
-                tool_err(prog, "invalid --wait '%s' (seconds)", optarg);
+            if (!tool_parse_wait(prog, optarg, &wait_s))
                 return EXIT_USAGE;
-            }
             break;
         case 'u':
             url = optarg;
