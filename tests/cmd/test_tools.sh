@@ -252,6 +252,32 @@ check "curve wrong key logged" err_says "handshake with .* failed"
 wait "$w_pid"
 check "curve wrong key: nothing received" test $? -eq 1
 
+# Record from zmq with mcl-log (a queued listener: its receiver process connects), then replay
+# the log onto zmq with mcl-replay, which waits for mcl-dump's subscription.
+zl="zmq+ipc://$tmp/zlog.sock"
+"$bin/mcl-log" -u "$zl" -o "$tmp/zlog.mcllog" --duration 20 2>"$tmp/zlog.err" &
+zlog_pid=$!
+"$pub" -u "$zl" -t rec -s 500 -n 50 -r 0 -q
+check "zmq log pub exit" test $? -eq 0
+for i in $(seq 200); do # the log holds all 50 once mcl-log has written them (bounded wait)
+    [[ $("$dump" -f "$tmp/zlog.mcllog" 2>/dev/null | wc -l) -eq 50 ]] && break
+    sleep 0.05
+done
+kill -INT "$zlog_pid"
+wait "$zlog_pid"
+check "zmq mcl-log exit" test $? -eq 0
+check "zmq log has all" test "$("$dump" -f "$tmp/zlog.mcllog" | wc -l)" -eq 50
+cp "$tmp/zlog.err" "$tmp/err"
+check "zmq mcl-log summary" err_says "received 50, lost 0"
+zr="zmq+ipc://$tmp/zreplay.sock"
+start_dump zr -u "$zr" -n 50 --timeout 20 --stats -q
+"$bin/mcl-replay" -u "$zr" -s 100 -q "$tmp/zlog.mcllog"
+check "zmq replay exit" test $? -eq 0
+wait "$zr_pid"
+check "zmq replay dump exit" test $? -eq 0
+cp "$tmp/zr.err" "$tmp/err"
+check "zmq replay delivered" err_says "total: received 50 .*lost 0"
+
 # mcl-bridge usage errors (the two-island test is tests/cmd/test_bridge.sh).
 check "bridge one side" status_is 2 "$bin/mcl-bridge" "$u8"
 check "bridge one side says" err_says "give two sides"
