@@ -26,9 +26,10 @@ usage(FILE *f)
             "\n"
             "Use: the server (usually the binding side) gets ?curve=NAME.key; every client gets\n"
             "?curve_server=NAME.pub (or the hex key printed here) and, optionally, its own\n"
-            "?curve=CLIENT.key. A client with a wrong server key is refused: the server logs the\n"
-            "failed handshake and counts it (auth_failures), and wait_for_subscribers reports\n"
-            "MCL_EAUTH.\n"
+            "?curve=CLIENT.key; ?curve_clients=FILE on the server (FILE: client .pub files\n"
+            "concatenated) admits only those clients. A client with a wrong key is refused; both\n"
+            "sides log the failed handshake and count it (auth_failures), and\n"
+            "wait_for_subscribers reports MCL_EAUTH.\n"
             "Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
 }
 

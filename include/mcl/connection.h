@@ -43,6 +43,7 @@
  * | batch        | microseconds            | 0 (off)   | pack messages of one topic into one frame |
  * | curve        | key file (mcl-keygen)   |           | our key pair; alone: this side is the CURVE server |
  * | curve_server | key file or 64 hex digits |         | the server's public key: this side is a CURVE client |
+ * | curve_clients| file of public keys      | any       | server: only these clients may connect |
  *
  * UDP options on a zmq URL (and zmq options on a udp URL) are errors; zmq+epgm and zmq+pgm are
  * refused (Debian's libzmq aborted subscribers over them; docs/zmq.md).

@@ -117,7 +117,8 @@ parse_option(struct mcl_connection *c, const char *url, const char *key, size_t 
                     KEY_IS("sndbuf") || KEY_IS("dgram") || KEY_IS("expire") ||
                     KEY_IS("partmem");
     bool zmq_only = KEY_IS("mode") || KEY_IS("hwm") || KEY_IS("drop") || KEY_IS("timeout") ||
-                    KEY_IS("linger") || KEY_IS("curve") || KEY_IS("curve_server");
+                    KEY_IS("linger") || KEY_IS("curve") || KEY_IS("curve_server") ||
+                    KEY_IS("curve_clients");
     if (udp_only && c->transport != MCL__TP_UDP)
         return URL_FAIL("%s: option '%.*s' applies to udp:// connections only", url, (int)klen,
                         key);
@@ -154,8 +155,10 @@ parse_option(struct mcl_connection *c, const char *url, const char *key, size_t 
             return URL_FAIL("%s: linger '%.*s' is not a number of milliseconds 0..3600000", url,
                             (int)vlen, val);
         c->linger_ms = (int)v;
-    } else if (KEY_IS("curve") || KEY_IS("curve_server")) {
-        char *dst = KEY_IS("curve") ? c->curve_key : c->curve_server;
+    } else if (KEY_IS("curve") || KEY_IS("curve_server") || KEY_IS("curve_clients")) {
+        char *dst = KEY_IS("curve") ? c->curve_key
+                    : KEY_IS("curve_server") ? c->curve_server
+                                             : c->curve_clients;
         if (vlen == 0 || vlen >= MCL__KEYPATH_MAX)
             return URL_FAIL("%s: %.*s needs a key file or key (1..%d characters)", url,
                             (int)klen, key, MCL__KEYPATH_MAX - 1);
@@ -217,7 +220,8 @@ parse_option(struct mcl_connection *c, const char *url, const char *key, size_t 
     } else {
         if (c->transport == MCL__TP_ZMQ)
             return URL_FAIL("%s: unknown option '%.*s' (known for zmq+: mode, hwm, drop, "
-                            "timeout, linger, maxmsg, batch, curve, curve_server)",
+                            "timeout, linger, maxmsg, batch, curve, curve_server, "
+                            "curve_clients)",
                             url, (int)klen, key);
         return URL_FAIL("%s: unknown option '%.*s' (known: ttl, iface, loop, rcvbuf, sndbuf, "
                         "maxmsg, dgram, expire, partmem, batch)",
@@ -302,8 +306,12 @@ canon_zmq(struct mcl_connection *c)
         append(b, cap, &n, "%ccurve=%s", sep, c->curve_key);
         sep = '&';
     }
-    if (c->curve_server[0] != '\0')
+    if (c->curve_server[0] != '\0') {
         append(b, cap, &n, "%ccurve_server=%s", sep, c->curve_server);
+        sep = '&';
+    }
+    if (c->curve_clients[0] != '\0')
+        append(b, cap, &n, "%ccurve_clients=%s", sep, c->curve_clients);
 }
 
 void
@@ -493,6 +501,10 @@ parse_zmq(struct mcl_connection *c, const char *url, const char *kind, size_t kl
     if (c->curve_server[0] != '\0' && c->zkind == MCL__ZMQ_INPROC)
         return URL_FAIL("%s: CURVE is for zmq+tcp and zmq+ipc (inproc never leaves the "
                         "process)",
+                        url);
+    if (c->curve_clients[0] != '\0' && (c->curve_key[0] == '\0' || c->curve_server[0] != '\0'))
+        return URL_FAIL("%s: curve_clients is for the CURVE server: the side with curve= and no "
+                        "curve_server=",
                         url);
     if (c->curve_key[0] != '\0' && c->zkind == MCL__ZMQ_INPROC)
         return URL_FAIL("%s: CURVE is for zmq+tcp and zmq+ipc (inproc never leaves the "

@@ -30,7 +30,8 @@ struct mcl_connection {
     int ztimeout_ms;              // lossless publish: give up after this long (-1: never)
     int linger_ms;                // what close waits for unsent messages
     char curve_key[MCL__KEYPATH_MAX];    // our key pair file (mcl-keygen), "" = none
-    char curve_server[MCL__KEYPATH_MAX]; // the server's public key: Z85 text or a file
+    char curve_server[MCL__KEYPATH_MAX]; // the server's public key: hex text or a file
+    char curve_clients[MCL__KEYPATH_MAX]; // server: file of the client keys allowed, "" = any
     int family;                   // 4 or 6 (udp); 0 for zmq
     char group[INET6_ADDRSTRLEN]; // text, no brackets
     struct in_addr group4;

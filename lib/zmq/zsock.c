@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,6 +38,7 @@ struct mcl__zsock {
     pid_t pid;
     int64_t subscribers;       // under lock
     uint64_t auth_failures;    // under lock
+    bool zap_registered;       // its ZAP domain ("mcl-<address>") lists the allowed client keys
     bool have_msg;
     zmq_msg_t msg; // the last message received (what recv handed out)
     char url[MCL__URL_MAX];
@@ -52,6 +54,21 @@ static void *ctx_ptr;
 static pid_t ctx_pid;
 static unsigned ctx_refs;
 static mcl__zsock *shared; // bound publisher sockets, under ctx_lock
+
+// The ZAP handler (curve_clients=): one REP socket at inproc://zeromq.zap.01 in the
+// process's context, served by the "mcl-zap" thread, which answers libzmq's authentication
+// requests from a table of domains (one per server socket) and their allowed client keys.
+typedef struct zap_domain {
+    char name[40];
+    uint8_t (*keys)[32];
+    size_t nkeys;
+    struct zap_domain *next;
+} zap_domain;
+static pthread_mutex_t zap_lock = PTHREAD_MUTEX_INITIALIZER; // guards zap_domains
+static zap_domain *zap_domains;
+static bool zap_running; // under ctx_lock
+static atomic_bool zap_stop;
+static pthread_t zap_thread;
 
 // A fork (the queued listener's receiver) must not happen while another thread holds
 // ctx_lock, or the child, which takes it to make its own context, would wait forever.
@@ -82,6 +99,8 @@ ctx_acquire(void **out)
         ctx_ptr = NULL;
         ctx_refs = 0;
         shared = NULL; // the parent's sockets, not usable here
+        zap_running = false; // its thread does not exist here
+        zap_domains = NULL;
     }
     if (ctx_ptr == NULL) {
         ctx_ptr = zmq_ctx_new();
@@ -105,11 +124,18 @@ ctx_release(void)
 {
     pthread_mutex_lock(&ctx_lock);
     void *term = NULL;
+    bool stop_zap = false;
     if (ctx_ptr != NULL && ctx_pid == getpid() && --ctx_refs == 0) {
         term = ctx_ptr;
         ctx_ptr = NULL;
+        stop_zap = zap_running;
+        zap_running = false;
     }
     pthread_mutex_unlock(&ctx_lock);
+    if (stop_zap) { // its socket must be closed before the context can end
+        atomic_store(&zap_stop, true);
+        pthread_join(zap_thread, NULL);
+    }
     if (term != NULL) // waits for sockets' linger; every socket of ours is closed by now
         (void)zmq_ctx_term(term);
 }
@@ -241,6 +267,218 @@ fail:;
                      zmq_strerror(e));
 }
 
+// --- ZAP: which clients a CURVE server accepts ----------------------------------------------
+
+// Reads the allowed client keys: lines "public = Z85" (so .pub files can be concatenated), a
+// bare Z85 key, or 64 hex digits; '#' comments and blank lines are ignored.
+static mcl_err
+read_client_keys(const char *url, const char *path, uint8_t (**keys)[32], size_t *n)
+{
+    *keys = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        int e = errno;
+        return mcl__fail(e == ENOENT ? MCL_ENOENT : mcl__sys_err(e), NULL, 0, "zmq",
+                         "%s: client key file %s: %s", url, path, strerror(e));
+    }
+    char line[256];
+    unsigned lineno = 0;
+    size_t cap = 0;
+    mcl_err rv = MCL_OK;
+    while (rv == MCL_OK && fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        p[strcspn(p, "\r\n")] = '\0';
+        if (*p == '#' || *p == '\0')
+            continue;
+        char val[80] = "", z85[41];
+        uint8_t bin[32];
+        if (sscanf(p, "public = %79s", val) != 1)
+            sscanf(p, "%79s", val);
+        bool ok = false;
+        if (strlen(val) == 40 && zmq_z85_decode(bin, val) != NULL)
+            ok = true;
+        else if (hex_key_to_z85(val, z85) && zmq_z85_decode(bin, z85) != NULL)
+            ok = true;
+        if (!ok) {
+            rv = mcl__fail(MCL_EAUTH, NULL, 0, "zmq",
+                           "%s: client key file %s line %u: not a public key (Z85, 'public = "
+                           "Z85' or 64 hex digits)",
+                           url, path, lineno);
+            break;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            uint8_t(*nk)[32] = mcl__realloc(*keys, cap * sizeof(**keys));
+            if (nk == NULL) {
+                rv = MCL_ENOMEM;
+                break;
+            }
+            *keys = nk;
+        }
+        memcpy((*keys)[(*n)++], bin, 32);
+    }
+    fclose(f);
+    if (rv != MCL_OK) {
+        mcl__free(*keys);
+        *keys = NULL;
+        *n = 0;
+    }
+    return rv;
+}
+
+// Answers one ZAP request: 200 unless the domain is one of ours and the key is not listed.
+static void
+zap_answer(void *rep)
+{
+    zmq_msg_t part[7];
+    int n = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, rep, 0) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        if (n < 7)
+            part[n++] = m; // ownership moves into the array
+        else
+            zmq_msg_close(&m);
+    }
+    if (n < 2) { // not a request; a REP socket must still answer
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&part[i]);
+        zmq_send(rep, "", 0, 0);
+        return;
+    }
+    const char *code = "200", *text = "OK";
+    if (n >= 7 && zmq_msg_size(&part[5]) == 5 && memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 &&
+        zmq_msg_size(&part[6]) == 32) {
+        char domain[40];
+        size_t dl = zmq_msg_size(&part[2]) < sizeof(domain) - 1 ? zmq_msg_size(&part[2])
+                                                                : sizeof(domain) - 1;
+        memcpy(domain, zmq_msg_data(&part[2]), dl);
+        domain[dl] = '\0';
+        pthread_mutex_lock(&zap_lock);
+        for (zap_domain *d = zap_domains; d != NULL; d = d->next) {
+            if (strcmp(d->name, domain) != 0)
+                continue;
+            code = "400";
+            text = "client key not allowed";
+            for (size_t k = 0; k < d->nkeys; k++)
+                if (memcmp(d->keys[k], zmq_msg_data(&part[6]), 32) == 0) {
+                    code = "200";
+                    text = "OK";
+                }
+            break;
+        }
+        pthread_mutex_unlock(&zap_lock);
+    }
+    zmq_send(rep, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(rep, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
+    zmq_send(rep, code, 3, ZMQ_SNDMORE);
+    zmq_send(rep, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(rep, "", 0, ZMQ_SNDMORE);
+    zmq_send(rep, "", 0, 0);
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&part[i]);
+}
+
+static void *
+zap_main(void *arg)
+{
+    void *rep = arg;
+    while (!atomic_load(&zap_stop)) {
+        zmq_pollitem_t it = {.socket = rep, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 100) > 0)
+            zap_answer(rep);
+    }
+    zmq_close(rep);
+    return NULL;
+}
+
+// Starts the handler if it does not run yet. Called with ctx_lock held.
+static mcl_err
+zap_start_locked(void *ctx)
+{
+    if (zap_running)
+        return MCL_OK;
+    void *rep = zmq_socket(ctx, ZMQ_REP);
+    int zero = 0;
+    if (rep == NULL || zmq_setsockopt(rep, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_bind(rep, "inproc://zeromq.zap.01") != 0) {
+        int e = errno;
+        if (rep != NULL)
+            zmq_close(rep);
+        return mcl__fail(mcl__sys_err(e), NULL, 0, "zmq", "ZAP handler: %s", zmq_strerror(e));
+    }
+    atomic_store(&zap_stop, false);
+    int e = pthread_create(&zap_thread, NULL, zap_main, rep);
+    if (e != 0) {
+        zmq_close(rep);
+        return mcl__fail(mcl__sys_err(e), NULL, 0, "zmq", "ZAP handler: pthread_create: %s",
+                         strerror(e));
+    }
+    pthread_setname_np(zap_thread, "mcl-zap");
+    zap_running = true;
+    return MCL_OK;
+}
+
+static void
+zap_unregister(mcl__zsock *z)
+{
+    if (!z->zap_registered)
+        return;
+    char name[40];
+    snprintf(name, sizeof(name), "mcl-%p", (void *)z);
+    pthread_mutex_lock(&zap_lock);
+    for (zap_domain **pp = &zap_domains; *pp != NULL; pp = &(*pp)->next)
+        if (strcmp((*pp)->name, name) == 0) {
+            zap_domain *d = *pp;
+            *pp = d->next;
+            mcl__free(d->keys);
+            mcl__free(d);
+            break;
+        }
+    pthread_mutex_unlock(&zap_lock);
+    z->zap_registered = false;
+}
+
+// A CURVE server with curve_clients=: its own ZAP domain with the keys it accepts.
+static mcl_err
+zap_register(mcl__zsock *z, void *ctx, const struct mcl_connection *c)
+{
+    zap_domain *d = mcl__zalloc(sizeof(*d));
+    if (d == NULL)
+        return MCL_ENOMEM;
+    snprintf(d->name, sizeof(d->name), "mcl-%p", (void *)z);
+    mcl_err rv = read_client_keys(z->url, c->curve_clients, &d->keys, &d->nkeys);
+    if (rv == MCL_OK && zmq_setsockopt(z->s, ZMQ_ZAP_DOMAIN, d->name, strlen(d->name)) != 0)
+        rv = mcl__fail(mcl__sys_err(errno), NULL, 0, "zmq", "%s: ZMQ_ZAP_DOMAIN: %s", z->url,
+                       zmq_strerror(errno));
+    if (rv == MCL_OK) {
+        pthread_mutex_lock(&ctx_lock);
+        rv = zap_start_locked(ctx);
+        pthread_mutex_unlock(&ctx_lock);
+    }
+    if (rv != MCL_OK) {
+        mcl__free(d->keys);
+        mcl__free(d);
+        return rv;
+    }
+    pthread_mutex_lock(&zap_lock);
+    d->next = zap_domains;
+    zap_domains = d;
+    pthread_mutex_unlock(&zap_lock);
+    z->zap_registered = true;
+    return MCL_OK;
+}
+
 // --- open / close ------------------------------------------------------------------------------
 
 static void
@@ -316,6 +554,8 @@ mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
             goto zfail;
     }
     if ((rv = setup_curve(z, c)) != MCL_OK)
+        goto out;
+    if (c->curve_clients[0] != '\0' && (rv = zap_register(z, ctx, c)) != MCL_OK)
         goto out;
     if (c->zkind == MCL__ZMQ_TCP) {
         bool v6 = strchr(c->zaddr, ':') != NULL;
@@ -418,6 +658,7 @@ mcl__zmq_close(mcl__zsock *z)
     pthread_mutex_unlock(&ctx_lock);
     if (z->have_msg)
         zmq_msg_close(&z->msg);
+    zap_unregister(z);
     if (z->mon != NULL)
         zmq_close(z->mon);
     if (z->s != NULL) {

@@ -47,6 +47,8 @@ static const good_case good[] = {
     {"zmq+ipc://rel/x?drop=0", "zmq+ipc://rel/x", 0, 0, 0},
     {"zmq+inproc://bus?hwm=100000", "zmq+inproc://bus?hwm=100000", 0, 0, 0},
     {"zmq+inproc://b?batch=200&maxmsg=1k", "zmq+inproc://b?maxmsg=1k&batch=200", 0, 0, 0},
+    {"zmq+tcp://*:5?curve_clients=ok.txt&curve=s.key", "zmq+tcp://*:5?curve=s.key&curve_clients=ok.txt",
+     0, 5, 0},
 };
 
 static void
@@ -133,6 +135,8 @@ static const bad_case bad[] = {
     {"zmq+tcp://h:1?wat=1", "known for zmq+"},
     {"zmq+tcp://h:1?hwm=1&hwm=2", "twice"},
     {"zmq+inproc://x?curve=k.key", "inproc never leaves"},
+    {"zmq+tcp://h:1?curve_clients=ok.txt", "for the CURVE server"},
+    {"zmq+tcp://h:1?curve=a.key&curve_server=s.pub&curve_clients=ok.txt", "for the CURVE server"},
     {"udp://", "missing group"},
     {"udp://10.0.0.1:26000", "not a multicast address"},
     {"udp://127.0.0.1:26000", "not a multicast address"},

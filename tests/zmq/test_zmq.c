@@ -495,6 +495,77 @@ test_curve(void)
     mcl_connection_free(c);
 }
 
+// curve_clients=: the server accepts only the client keys listed (a ZAP handler); others are
+// refused, and both sides count and log it.
+static void
+test_curve_clients(void)
+{
+    char spub[41], apub[41], mpub[41];
+    write_keys("srv2", spub);
+    write_keys("alice", apub);
+    write_keys("mallory", mpub);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/allowed", tmpdir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fprintf(f, "# who may subscribe\npublic = %s\n", apub);
+    fclose(f);
+    char url[768];
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/srv2.key&curve_clients=%s",
+             tmpdir, path);
+    mcl_connection *c = parse(url);
+    mcl_raw_broadcaster *b;
+    MCLT_OK(mcl_raw_broadcaster_open(&b, c, NULL));
+    mcl_connection_free(c);
+    uint16_t port = mcl_connection_port(mcl_raw_broadcaster_connection(b));
+    mcl_raw_listener *alice, *mallory, *anon;
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/srv2.pub&curve=%s/alice.key",
+             port, tmpdir, tmpdir);
+    c = parse(url);
+    MCLT_OK(mcl_raw_listener_open(&alice, c, NULL, 0));
+    mcl_connection_free(c);
+    snprintf(url, sizeof(url),
+             "zmq+tcp://127.0.0.1:%u?curve_server=%s/srv2.pub&curve=%s/mallory.key", port,
+             tmpdir, tmpdir);
+    c = parse(url);
+    MCLT_OK(mcl_raw_listener_open(&mallory, c, NULL, 0));
+    mcl_connection_free(c);
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/srv2.pub", port, tmpdir);
+    c = parse(url);
+    MCLT_OK(mcl_raw_listener_open(&anon, c, NULL, 0));
+    mcl_connection_free(c);
+    MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b, 1, 5000));
+    MCLT_ERR(mcl_raw_broadcaster_wait_for_subscribers(b, 2, 1000), MCL_EAUTH);
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "for alice", 9));
+    const mcl_raw_msg *m;
+    MCLT_OK(mcl_raw_listener_recv(alice, &m, 5000));
+    CU_ASSERT(m != NULL && m->len == 9);
+    MCLT_ERR(mcl_raw_listener_recv(mallory, &m, 200), MCL_ETIMEDOUT);
+    MCLT_ERR(mcl_raw_listener_recv(anon, &m, 200), MCL_ETIMEDOUT);
+    mcl_listener_stats st;
+    MCLT_OK(mcl_raw_listener_stats(mallory, &st));
+    CU_ASSERT(st.auth_failures >= 1); // the refused client knows why
+    CU_ASSERT_EQUAL(st.messages, 0);
+    mcl_broadcaster_stats bs;
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    CU_ASSERT(bs.auth_failures >= 2);
+    CU_ASSERT_EQUAL(bs.subscribers, 1);
+    mcl_raw_listener_free(alice);
+    mcl_raw_listener_free(mallory);
+    mcl_raw_listener_free(anon);
+    mcl_raw_broadcaster_free(b);
+    // A client list on a client, or a bad list, is refused.
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:1?curve_server=%s/srv2.pub&curve_clients=%s",
+             tmpdir, path);
+    mcl_connection *bad = NULL;
+    MCLT_ERR(mcl_connection_parse(&bad, url, NULL, 0), MCL_EURL);
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/srv2.key&curve_clients=%s/srv2.key",
+             tmpdir, tmpdir);
+    c = parse(url);
+    MCLT_ERR(mcl_raw_broadcaster_open(&b, c, NULL), MCL_EAUTH); // a secret line is not a key
+    mcl_connection_free(c);
+}
+
 // Forwarding keeps the original publisher id and sequence (what mcl-bridge relies on).
 static void
 test_forward_keeps_identity(void)
@@ -862,6 +933,7 @@ static CU_TestInfo tests[] = {
     {"edge_triggered_fd", test_edge_triggered_fd},
     {"wait_for_subscribers", test_wait_for_subscribers},
     {"curve", test_curve},
+    {"curve_clients", test_curve_clients},
     {"forward_keeps_identity", test_forward_keeps_identity},
     {"foreign_frames_are_counted", test_foreign_frames_are_counted},
     {"queued_listener", test_queued_listener},
