@@ -171,9 +171,12 @@ tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, long want, doubl
         want = 1;
     int64_t deadline = tool_mono_ns() + (int64_t)(wait_s * 1e9);
     mcl_err rv = MCL_ETIMEDOUT;
+    bool auth_failed = false;
     while (!tool_stop && tool_mono_ns() < deadline &&
            (rv = mcl_raw_broadcaster_wait_for_subscribers(b, (size_t)want, 100)) != MCL_OK)
-        ;
+        auth_failed |= rv == MCL_EAUTH;
+    if (rv != MCL_OK && auth_failed)
+        rv = MCL_EAUTH;
     if (rv == MCL_OK)
         return true;
     if (tool_stop)

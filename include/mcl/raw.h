@@ -158,8 +158,10 @@ MCL_API mcl_err mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_ra
  * @param timeout_ms  how long to wait (MCL_WAIT_FOREVER: no limit).
  * @retval MCL_OK         that many subscribers (or more) are known.
  * @retval MCL_ETIMEDOUT  fewer after @p timeout_ms.
- * @retval MCL_EAUTH      fewer after @p timeout_ms, and handshakes failed meanwhile (a wrong
- *                        or missing CURVE key on one side; the log callback names the peer).
+ * @retval MCL_EAUTH      fewer after @p timeout_ms, and handshakes failed since the
+ *                        broadcaster opened or the previous call that failed (a wrong or
+ *                        missing CURVE key on one side, or a client not in curve_clients; the
+ *                        log callback names the peer).
  * @retval MCL_ENOTSUP    a udp:// broadcaster (multicast has no subscriptions).
  * @retval MCL_ECLOSED @retval MCL_EINVAL
  * Thread-safe (publishers on other threads are delayed by at most 20 ms at a time).

@@ -34,6 +34,7 @@ struct mcl_raw_broadcaster {
     unsigned since_sub_check; // publishes since the subscription notices were last read
     atomic_int_fast64_t subscribers; // zmq: listeners subscribed (from their hello prefix)
     atomic_uint_fast64_t auth_failures;
+    atomic_uint_fast64_t auth_reported; // auth_failures when a wait_for_subscribers last failed
     atomic_bool open;
     uint64_t seq; // the next message's number; under `lock`
     atomic_uint_fast64_t n_messages, n_bytes, n_datagrams, n_errors;
@@ -627,15 +628,19 @@ mcl_raw_broadcaster_wait_for_subscribers(mcl_raw_broadcaster *b, size_t count, i
         return mcl__fail(MCL_ENOTSUP, NULL, 0, "broadcaster",
                          "%s: multicast has no subscriptions to wait for", b->conn.url);
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
-    uint64_t af0 = atomic_load(&b->auth_failures);
+    uint64_t since = atomic_load(&b->auth_reported);
     for (int slice = 0;;) {
         zmq_housekeeping(b, slice); // the socket's own lock, not the publishers'
         int64_t n = atomic_load(&b->subscribers);
+        uint64_t af_total = atomic_load(&b->auth_failures);
         if (n >= 0 && (uint64_t)n >= count)
             return MCL_OK;
         int64_t left = deadline - mcl__mono_ns();
         if (left <= 0) {
-            uint64_t af = atomic_load(&b->auth_failures) - af0;
+            // Failures since open or since the previous wait that ended without its
+            // subscribers (each is reported once).
+            atomic_store(&b->auth_reported, af_total);
+            uint64_t af = af_total - since;
             if (af > 0)
                 return mcl__fail(MCL_EAUTH, NULL, 0, "broadcaster",
                                  "%s: %lld of %zu subscribers after %d ms; %llu handshakes "

@@ -459,7 +459,7 @@ test_curve(void)
     c = parse(url);
     MCLT_OK(mcl_raw_listener_open(&plain, c, NULL, 0));
     mcl_connection_free(c);
-    MCLT_ERR(mcl_raw_broadcaster_wait_for_subscribers(b, 3, 1000), MCL_EAUTH);
+    MCLT_ERR(mcl_raw_broadcaster_wait_for_subscribers(b, 3, 3000), MCL_EAUTH);
     mcl_broadcaster_stats bs;
     MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
     CU_ASSERT(bs.auth_failures >= 2);
@@ -535,7 +535,7 @@ test_curve_clients(void)
     MCLT_OK(mcl_raw_listener_open(&anon, c, NULL, 0));
     mcl_connection_free(c);
     MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b, 1, 5000));
-    MCLT_ERR(mcl_raw_broadcaster_wait_for_subscribers(b, 2, 1000), MCL_EAUTH);
+    MCLT_ERR(mcl_raw_broadcaster_wait_for_subscribers(b, 2, 3000), MCL_EAUTH);
     MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "for alice", 9));
     const mcl_raw_msg *m;
     MCLT_OK(mcl_raw_listener_recv(alice, &m, 5000));
