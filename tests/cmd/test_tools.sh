@@ -278,6 +278,17 @@ check "zmq replay dump exit" test $? -eq 0
 cp "$tmp/zr.err" "$tmp/err"
 check "zmq replay delivered" err_says "total: received 50 .*lost 0"
 
+# mcl-sim over zmq: every stream's message broadcaster shares the one bound socket, and
+# mcl-dump decodes what arrives.
+zs="zmq+ipc://$tmp/zsim.sock"
+start_dump zs -u "$zs" -t imu -n 5 --timeout 20
+"$bin/mcl-sim" -u "$zs" -d 1 -q
+check "zmq sim exit" test $? -eq 0
+wait "$zs_pid"
+check "zmq sim dump exit" test $? -eq 0
+cp "$tmp/zs.out" "$tmp/out"
+check "zmq sim decoded" out_says "imu .*Imu .*ax="
+
 # mcl-bridge usage errors (the two-island test is tests/cmd/test_bridge.sh).
 check "bridge one side" status_is 2 "$bin/mcl-bridge" "$u8"
 check "bridge one side says" err_says "give two sides"
