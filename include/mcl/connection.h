@@ -46,7 +46,7 @@
  * | curve_clients| file of public keys      | any       | server: only these clients may connect |
  *
  * UDP options on a zmq URL (and zmq options on a udp URL) are errors; zmq+epgm and zmq+pgm are
- * refused (Debian's libzmq aborted subscribers over them; docs/zmq.md).
+ * refused (OpenPGM prints to stdout and has aborted subscribers here; docs/zmq.md).
  *
  * The default connection (mcl_connection_default()) is the URL in the environment variable
  * MCL_URL or else MCL_DEFAULT_URL, which keeps every datagram on this host (loopback, ttl 0)

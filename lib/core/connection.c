@@ -429,9 +429,9 @@ parse_zmq(struct mcl_connection *c, const char *url, const char *kind, size_t kl
     else if ((klen == 4 && memcmp(kind, "epgm", 4) == 0) ||
              (klen == 3 && memcmp(kind, "pgm", 3) == 0) ||
              (klen == 4 && memcmp(kind, "norm", 4) == 0))
-        return URL_FAIL("%s: zmq+%.*s is not supported: Debian's libzmq aborted subscribers "
-                        "over it on this machine (docs/zmq.md); use udp:// for multicast and "
-                        "mcl-bridge to join islands over zmq+tcp",
+        return URL_FAIL("%s: zmq+%.*s is not supported: Debian's libzmq/OpenPGM writes warnings "
+                        "to stdout and has aborted subscribers on this machine (docs/zmq.md); use "
+                        "udp:// for multicast and mcl-bridge to join islands over zmq+tcp",
                         url, (int)klen, kind);
     else
         return URL_FAIL("%s: unknown ZeroMQ transport '%.*s' (supported: zmq+tcp, zmq+ipc, "
