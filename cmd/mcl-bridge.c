@@ -4,14 +4,20 @@
 // Loop prevention: the bridge learns on which side each publisher lives (the side it was first
 // heard on). A message heard on the other side (its own forwarded copy, looped back by
 // multicast, or one that came around a ring of bridges) is never forwarded again.
+//
+// Each direction runs on its own listener thread, so a direction blocked by a full lossless
+// zmq peer never stops the other one (two bridges forwarding both ways to each other could
+// otherwise wait for each other for ever).
 #define _GNU_SOURCE
 #include "common.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *prog = "mcl-bridge";
 
@@ -35,11 +41,12 @@ usage(FILE *f)
             "      --help           this text\n"
             "      --version        version\n"
             "\n"
-            "Messages keep their publisher id and sequence number, so listeners beyond the bridge\n"
-            "count loss per original publisher, and a message that arrives by two paths is a\n"
-            "duplicate, dropped by listeners. The bridge never forwards a message back to the side\n"
-            "its publisher lives on, so two bridges (or a bridge and multicast loopback) do not\n"
-            "make loops.\n"
+            "Messages keep their publisher id and sequence number: a message that arrives by two\n"
+            "paths is a duplicate, dropped by listeners, and multicast listeners beyond the bridge\n"
+            "count gaps per original publisher. (zmq listeners count loss per topic on their own\n"
+            "link; loss before the bridge shows in the bridge's statistics.) The bridge never\n"
+            "forwards a message back to the side its publisher lives on, so two bridges (or a\n"
+            "bridge and multicast loopback) do not make loops. Each direction has its own thread.\n"
             "Example, two multicast islands joined over TCP (hosts 10.0.0.1 and 10.0.0.2):\n"
             "  on 10.0.0.1: mcl-bridge udp://239.255.26.1 zmq+tcp://10.0.0.2:5602,zmq+tcp://10.0.0.1:5601\n"
             "  on 10.0.0.2: mcl-bridge udp://239.255.26.1 zmq+tcp://10.0.0.1:5601,zmq+tcp://10.0.0.2:5602\n"
@@ -104,33 +111,36 @@ typedef struct direction {
     int from;                    // 1 = A, 2 = B
     mcl_raw_listener *l;         // listens on the `from` side
     mcl_raw_broadcaster *b;      // publishes on the other side
-    uint64_t forwarded, looped, failed, bytes;
-    uint64_t last_subscribers;
-    mcl_err last_err;
+    atomic_uint_fast64_t forwarded, looped, failed, bytes; // read by the main thread
+    uint64_t last_subscribers;   // main thread only
+    mcl_err last_err;            // its listener thread only
 } direction;
 
+static pthread_mutex_t pubs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pub_table pubs;
-static bool out_of_memory;
+static atomic_bool out_of_memory;
 
 static void
 on_message(const mcl_raw_msg *m, void *user)
 {
     direction *d = user;
+    pthread_mutex_lock(&pubs_lock);
     int side = pub_side(&pubs, m->publisher, d->from);
+    pthread_mutex_unlock(&pubs_lock);
     if (side == 0) {
-        out_of_memory = true;
+        atomic_store(&out_of_memory, true);
         return;
     }
     if (side != d->from) { // its publisher lives on the side we would send it to
-        d->looped++;
+        atomic_fetch_add(&d->looped, 1);
         return;
     }
     mcl_err rv = mcl_raw_broadcaster_forward(d->b, m);
     if (rv == MCL_OK) {
-        d->forwarded++;
-        d->bytes += m->len;
+        atomic_fetch_add(&d->forwarded, 1);
+        atomic_fetch_add(&d->bytes, m->len);
     } else {
-        if (d->failed++ == 0 || rv != d->last_err)
+        if (atomic_fetch_add(&d->failed, 1) == 0 || rv != d->last_err)
             tool_err(prog, "forwarding to %s failed: %s",
                      mcl_connection_url(mcl_raw_broadcaster_connection(d->b)), mcl_strerror(rv));
         d->last_err = rv;
@@ -155,13 +165,18 @@ print_stats(const direction *d, size_t nd)
                 "%s: %c -> %c: forwarded %llu (%llu bytes), loops suppressed %llu, failed %llu; "
                 "heard %llu, lost %llu, duplicates %llu, malformed %llu, kernel drops %llu\n",
                 prog, d[i].from == 1 ? 'A' : 'B', d[i].from == 1 ? 'B' : 'A',
-                (unsigned long long)d[i].forwarded, (unsigned long long)d[i].bytes,
-                (unsigned long long)d[i].looped, (unsigned long long)d[i].failed,
+                (unsigned long long)atomic_load(&d[i].forwarded),
+                (unsigned long long)atomic_load(&d[i].bytes),
+                (unsigned long long)atomic_load(&d[i].looped),
+                (unsigned long long)atomic_load(&d[i].failed),
                 (unsigned long long)ls.messages, (unsigned long long)ls.lost,
                 (unsigned long long)ls.duplicates, (unsigned long long)ls.malformed,
                 (unsigned long long)ls.kernel_drops);
     }
-    fprintf(stderr, "%s: publishers known: %zu\n", prog, pubs.n);
+    pthread_mutex_lock(&pubs_lock);
+    size_t known = pubs.n;
+    pthread_mutex_unlock(&pubs_lock);
+    fprintf(stderr, "%s: publishers known: %zu\n", prog, known);
 }
 
 // Splits "IN,OUT" (or "URL") into its listen and publish URLs (pointers into buf).
@@ -282,31 +297,20 @@ main(int argc, char **argv)
         ec = open_direction(&d[1], 2, b_in, a_out, topics, ntopics);
     tool_free_list(topics, ntopics);
 
-    int64_t next_stats = every > 0 ? tool_mono_ns() + (int64_t)(every * 1e9) : INT64_MAX;
-    while (ec == EXIT_OK && !tool_stop && !out_of_memory) {
-        struct pollfd p[2];
-        for (size_t i = 0; i < nd; i++) {
-            p[i] = (struct pollfd){.fd = -1, .events = POLLIN};
-            mcl_raw_listener_fd(d[i].l, &p[i].fd);
-        }
-        bool busy = false;
-        for (size_t i = 0; i < nd; i++)
-            busy |= mcl_raw_listener_pending(d[i].l);
-        // The timeout also paces the housekeeping below (partial messages expire, zmq
-        // subscriber notices).
-        int r = poll(p, nd, busy ? 0 : 250);
-        if (r < 0 && errno != EINTR) {
-            tool_err(prog, "poll: %s", strerror(errno));
+    for (size_t i = 0; ec == EXIT_OK && i < nd; i++) {
+        mcl_err rv = mcl_raw_listener_start(d[i].l);
+        if (rv != MCL_OK) {
+            tool_err(prog, "cannot start listening on %s: %s", mcl_raw_listener_url(d[i].l),
+                     mcl_strerror(rv));
             ec = EXIT_RUNTIME;
-            break;
         }
+    }
+    int64_t next_stats = every > 0 ? tool_mono_ns() + (int64_t)(every * 1e9) : INT64_MAX;
+    while (ec == EXIT_OK && !tool_stop && !atomic_load(&out_of_memory)) {
+        // The listener threads forward; this one reports. A signal cuts the sleep short.
+        struct timespec tick = {0, 250000000};
+        nanosleep(&tick, NULL);
         for (size_t i = 0; i < nd; i++) {
-            mcl_err rv = mcl_raw_listener_dispatch(d[i].l, 0, NULL);
-            if (rv != MCL_OK) {
-                tool_err(prog, "receiving on %s: %s", mcl_raw_listener_url(d[i].l),
-                         mcl_strerror(rv));
-                ec = EXIT_RUNTIME;
-            }
             // A zmq output: say when listeners come and go (the slow-joiner window).
             mcl_broadcaster_stats bs;
             const mcl_connection *oc = mcl_raw_broadcaster_connection(d[i].b);
@@ -316,7 +320,8 @@ main(int argc, char **argv)
                 bs.subscribers != d[i].last_subscribers) {
                 if (!quiet)
                     fprintf(stderr, "%s: %s: %llu subscriber%s\n", prog,
-                            mcl_connection_url(oc), (unsigned long long)bs.subscribers, bs.subscribers == 1 ? "" : "s");
+                            mcl_connection_url(oc), (unsigned long long)bs.subscribers,
+                            bs.subscribers == 1 ? "" : "s");
                 d[i].last_subscribers = bs.subscribers;
             }
         }
@@ -327,7 +332,10 @@ main(int argc, char **argv)
                 next_stats = tool_mono_ns() + (int64_t)(every * 1e9);
         }
     }
-    if (out_of_memory) {
+    for (size_t i = 0; i < nd; i++) // callbacks have ended once this returns
+        if (d[i].l != NULL)
+            (void)mcl_raw_listener_stop(d[i].l); // MCL_ESTATE when it never started
+    if (atomic_load(&out_of_memory)) {
         tool_err(prog, "out of memory");
         ec = EXIT_RUNTIME;
     }
@@ -338,7 +346,7 @@ main(int argc, char **argv)
         mcl_raw_listener_free(d[i].l);
         if (d[i].b != NULL) {
             mcl_broadcaster_stats bs;
-            if (!tool_close_broadcaster(prog, d[i].b, d[i].failed > 0, &bs))
+            if (!tool_close_broadcaster(prog, d[i].b, atomic_load(&d[i].failed) > 0, &bs))
                 ec = EXIT_RUNTIME;
             mcl_raw_broadcaster_free(d[i].b);
         }

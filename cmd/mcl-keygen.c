@@ -33,23 +33,47 @@ usage(FILE *f)
             "Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
 }
 
+// Writes text to path with the given mode. The data goes to a new file (created with that
+// mode, never through a symlink) that is renamed into place, so a secret is never readable
+// under looser permissions, even for a moment, and an existing file is only replaced with
+// --force.
 static int
 write_file(const char *path, mode_t mode, bool force, const char *text)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), mode);
+    if (!force && access(path, F_OK) == 0) {
+        tool_err(prog, "%s: %s (use --force to overwrite)", path, strerror(EEXIST));
+        return -1;
+    }
+    size_t pl = strlen(path);
+    char *tmp = malloc(pl + 16);
+    if (tmp == NULL) {
+        tool_err(prog, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, pl + 16, "%s.tmp%06d", path, (int)(getpid() % 1000000));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) {
-        tool_err(prog, "%s: %s%s", path, strerror(errno),
-                 errno == EEXIST ? " (use --force to overwrite)" : "");
+        tool_err(prog, "%s: %s", tmp, strerror(errno));
+        free(tmp);
         return -1;
     }
     size_t len = strlen(text);
     ssize_t w = write(fd, text, len);
-    if ((w < 0 || (size_t)w != len) | (fchmod(fd, mode) != 0) | (fsync(fd) != 0) |
-        (close(fd) != 0)) {
-        tool_err(prog, "%s: %s", path, strerror(errno ? errno : EIO));
-        return -1;
-    }
-    return 0;
+    int e = w < 0 ? errno : (size_t)w != len ? EIO : 0;
+    if (e == 0 && fsync(fd) != 0)
+        e = errno;
+    if (close(fd) != 0 && e == 0)
+        e = errno;
+    if (e == 0 && !force && link(tmp, path) != 0) // refuses to replace a file made meanwhile
+        e = errno;
+    else if (e == 0 && force && rename(tmp, path) != 0)
+        e = errno;
+    if (e != 0 || !force)
+        unlink(tmp);
+    if (e != 0)
+        tool_err(prog, "%s: %s%s", path, strerror(e), e == EEXIST ? " (use --force to overwrite)" : "");
+    free(tmp);
+    return e == 0 ? 0 : -1;
 }
 
 int

@@ -518,9 +518,16 @@ open_socket(mcl_queued_listener *ql)
                              "%s: a queued listener needs a fixed port (its receiver binds it "
                              "again after a restart)",
                              ql->conn.url);
-        // Try it here, so that a bad key file or address fails the open, not the receiver.
-        mcl__zsock *z;
+        // Try it here, so that a bad key file or address fails the open, not the receiver. A
+        // binding URL is tried by connecting to it: a trial bind, closed late by libzmq, could
+        // take the port from the receiver or unlink its ipc socket file.
         struct mcl_connection probe = ql->conn;
+        bool binds = probe.zmode == MCL__ZMODE_BIND;
+        if (binds && probe.zkind == MCL__ZMQ_TCP && strcmp(probe.zaddr, "*") == 0)
+            return MCL_OK; // nothing to connect to; the receiver reports a failure itself
+        if (binds)
+            probe.zmode = MCL__ZMODE_CONNECT;
+        mcl__zsock *z;
         mcl_err zrv = mcl__zmq_open(&probe, false, &z);
         mcl__zmq_close(z);
         return zrv;

@@ -17,10 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum {
-    TRAIN = 32,           // fragments per sendmmsg call
-    ZMQ_BATCH_MAX = 65536 // zmq + batch=: bytes of records packed into one frame at most
-};
+enum { TRAIN = 32 }; // fragments per sendmmsg call
 
 struct mcl_raw_broadcaster {
     struct mcl_connection conn;
@@ -220,7 +217,7 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         b->cv_init = pthread_cond_init(&b->cv, &ca) == 0;
         pthread_condattr_destroy(&ca);
-        b->batch_cap = b->z != NULL ? ZMQ_BATCH_MAX : b->conn.dgram;
+        b->batch_cap = b->z != NULL ? MCL__ZMQ_BATCH_MAX : b->conn.dgram;
         if (!b->cv_init || (b->batch = mcl__alloc(b->batch_cap)) == NULL) {
             rv = b->cv_init ? MCL_ENOMEM : MCL_ESYS;
             goto out;

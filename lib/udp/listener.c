@@ -37,6 +37,7 @@ struct mcl_raw_listener {
     int fd;
     mcl__zsock *z; // zmq connections: the SUB socket (fd is then -1)
     mcl__tseq *tseq; // zmq: the next topic number expected per (publisher, topic)
+    int zfd;         // zmq: ZMQ_FD, read once at open
     int64_t real_off; // zmq: CLOCK_REALTIME - CLOCK_MONOTONIC, re-read every 1024 messages
     unsigned real_age;
     atomic_uint_fast64_t auth_failures;
@@ -185,6 +186,10 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
         if ((rv = mcl__zmq_open(&l->conn, false, &l->z)) != MCL_OK ||
             (rv = mcl__zmq_subscribe(l->z, topics, ntopics)) != MCL_OK)
             goto out;
+        if ((l->zfd = mcl__zmq_fd(l->z)) < 0) {
+            rv = mcl__fail(MCL_ESYS, NULL, 0, "listener", "%s: no ZMQ_FD", l->conn.url);
+            goto out;
+        }
         l->open = true;
         *lp = l;
         l = NULL;
@@ -535,8 +540,10 @@ mcl_raw_listener_pending(const mcl_raw_listener *l)
         return false;
     if (l->in_dgram && l->rx.left > 0)
         return true;
-    if (l->z != NULL) // ZMQ_FD is edge-triggered: ask libzmq whether a message waits
-        return mcl__zmq_readable(l->z);
+    // ZMQ_FD is edge-triggered: ask libzmq whether a message waits (not while the listener
+    // thread uses the socket: a zmq socket belongs to one thread at a time).
+    if (l->z != NULL)
+        return !l->running && mcl__zmq_readable(l->z);
     return l->batch_i < l->batch_n;
 }
 
@@ -549,8 +556,8 @@ mcl_raw_listener_fd(const mcl_raw_listener *l, int *fd)
         return MCL_EINVAL;
     if (!l->open)
         return MCL_ECLOSED;
-    *fd = l->z != NULL ? mcl__zmq_fd(l->z) : l->fd;
-    return *fd >= 0 ? MCL_OK : MCL_ESYS;
+    *fd = l->z != NULL ? l->zfd : l->fd;
+    return MCL_OK;
 }
 
 static void

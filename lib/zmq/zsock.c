@@ -16,13 +16,15 @@
 #include <unistd.h>
 #include <zmq.h>
 
-// A listener subscribes "\0\xff" + 8 random bytes: every frame starts with a topic and a NUL,
-// and after the NUL comes the wire magic 'M', so no message ever matches it. The broadcaster
-// counts these subscriptions to know how many listeners are connected and subscribed.
-#define HELLO_LEN 10
+// A listener subscribes "\0\xff\xff\xff\xff" + 8 random bytes. Every frame starts with a topic,
+// a NUL and the big-endian TSEQ, whose first four bytes are 0xff only after 2^64 - 2^32
+// messages on one topic, so no message matches it. The broadcaster counts these
+// subscriptions to know how many listeners are connected and subscribed.
+#define HELLO_LEN 13
 
-enum { MON_EVENTS = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH };
+// Handshake failures that mean a key problem (a connection closed before its handshake, e.g.
+// a port scan, is HANDSHAKE_FAILED_NO_DETAIL and is not one).
+enum { MON_EVENTS = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH };
 
 struct mcl__zsock {
     void *s;   // XPUB or SUB
@@ -39,6 +41,8 @@ struct mcl__zsock {
     int64_t subscribers;       // under lock
     uint64_t auth_failures;    // under lock
     bool zap_registered;       // its ZAP domain ("mcl-<address>") lists the allowed client keys
+    int64_t log_after_ns;      // handshake failures are logged at most once a second;
+    uint64_t log_skipped;      // the skipped ones are counted in the next line
     bool have_msg;
     zmq_msg_t msg; // the last message received (what recv handed out)
     char url[MCL__URL_MAX];
@@ -76,10 +80,12 @@ static void
 fork_prepare(void)
 {
     pthread_mutex_lock(&ctx_lock);
+    pthread_mutex_lock(&zap_lock);
 }
 static void
 fork_done(void)
 {
+    pthread_mutex_unlock(&zap_lock);
     pthread_mutex_unlock(&ctx_lock);
 }
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -131,11 +137,14 @@ ctx_release(void)
         stop_zap = zap_running;
         zap_running = false;
     }
-    pthread_mutex_unlock(&ctx_lock);
-    if (stop_zap) { // its socket must be closed before the context can end
+    if (stop_zap) {
+        // Its socket must be closed before the context can end. Under ctx_lock, so that no
+        // new context starts a handler meanwhile (the thread takes only zap_lock; it notices
+        // the stop within 100 ms).
         atomic_store(&zap_stop, true);
         pthread_join(zap_thread, NULL);
     }
+    pthread_mutex_unlock(&ctx_lock);
     if (term != NULL) // waits for sockets' linger; every socket of ours is closed by now
         (void)zmq_ctx_term(term);
 }
@@ -490,8 +499,12 @@ setup_monitor(mcl__zsock *z, void *ctx)
         return; // failed handshakes then go unreported, nothing else changes
     z->mon = zmq_socket(ctx, ZMQ_PAIR);
     int zero = 0;
-    if (z->mon != NULL)
+    if (z->mon != NULL) {
         (void)zmq_setsockopt(z->mon, ZMQ_LINGER, &zero, sizeof(zero));
+        // No limit on the queue of events: libzmq's I/O thread blocks when the monitor's
+        // queue is full, and that would stall every socket of the process.
+        (void)zmq_setsockopt(z->mon, ZMQ_RCVHWM, &zero, sizeof(zero));
+    }
     if (z->mon != NULL && zmq_connect(z->mon, ep) != 0) {
         zmq_close(z->mon);
         z->mon = NULL;
@@ -544,7 +557,10 @@ mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
     } else {
         // Larger messages are refused by libzmq before they are read into memory (the peer is
         // disconnected); what gets through is still checked against maxmsg by the engine.
-        int64_t max = (int64_t)c->maxmsg + (int64_t)MCL__ZMQ_OVERHEAD(MCL_TOPIC_MAX);
+        // A batch frame (up to MCL__ZMQ_BATCH_MAX of records) passes too: the engine checks
+        // each record against maxmsg and counts what is larger as oversize.
+        size_t body = c->maxmsg > MCL__ZMQ_BATCH_MAX ? c->maxmsg : MCL__ZMQ_BATCH_MAX;
+        int64_t max = (int64_t)body + (int64_t)MCL__ZMQ_OVERHEAD(MCL_TOPIC_MAX);
         if (zmq_setsockopt(z->s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0)
             goto zfail;
     }
@@ -577,12 +593,15 @@ mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
     if (publisher && bind && !(c->zkind == MCL__ZMQ_TCP && c->port == 0)) {
         mcl__zsock *other = NULL;
         bool same = false;
+        char other_url[MCL__URL_MAX] = "";
         pthread_mutex_lock(&ctx_lock);
         for (other = shared; other != NULL; other = other->next)
             if (other->pid == z->pid && strcmp(other->ep, ep) == 0)
                 break;
         if (other != NULL && (same = strcmp(other->url, c->url) == 0))
             other->refs++;
+        if (other != NULL)
+            snprintf(other_url, sizeof(other_url), "%s", other->url);
         pthread_mutex_unlock(&ctx_lock);
         if (other != NULL) {
             mcl__zmq_close(z);
@@ -590,12 +609,13 @@ mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
                 return mcl__fail(MCL_EADDRINUSE, NULL, 0, "zmq",
                                  "%s: %s is already bound by this process as %s (broadcasters "
                                  "share an endpoint only with the same options)",
-                                 c->url, ep, other->url);
+                                 c->url, ep, other_url);
             *sockp = other;
             return MCL_OK;
         }
     }
-    setup_monitor(z, ctx);
+    if (c->curve_key[0] != '\0' || c->curve_server[0] != '\0')
+        setup_monitor(z, ctx); // only CURVE handshakes can fail for a key
     what = bind ? "zmq_bind" : "zmq_connect";
     if ((bind ? zmq_bind(z->s, ep) : zmq_connect(z->s, ep)) != 0)
         goto zfail;
@@ -659,12 +679,14 @@ mcl__zmq_close(mcl__zsock *z)
     if (z->have_msg)
         zmq_msg_close(&z->msg);
     zap_unregister(z);
+    // Stop the monitor before closing its reader: an event sent to a reader that is gone would
+    // block libzmq's I/O thread.
+    if (z->s != NULL && z->mon != NULL)
+        (void)zmq_socket_monitor(z->s, NULL, 0);
     if (z->mon != NULL)
         zmq_close(z->mon);
-    if (z->s != NULL) {
-        (void)zmq_socket_monitor(z->s, NULL, 0);
+    if (z->s != NULL)
         zmq_close(z->s);
-    }
     if (z->lock_init)
         pthread_mutex_destroy(&z->lock);
     mcl__free(z);
@@ -676,12 +698,12 @@ mcl__zmq_close(mcl__zsock *z)
 mcl_err
 mcl__zmq_subscribe(mcl__zsock *z, const char *const *topics, size_t ntopics)
 {
-    uint8_t hello[HELLO_LEN] = {0, 0xff};
+    uint8_t hello[HELLO_LEN] = {0, 0xff, 0xff, 0xff, 0xff};
     uint64_t id;
     mcl_err rv = mcl__random_u64(&id);
     if (rv != MCL_OK)
         return rv;
-    memcpy(hello + 2, &id, 8);
+    memcpy(hello + 5, &id, 8);
     if (zmq_setsockopt(z->s, ZMQ_SUBSCRIBE, hello, sizeof(hello)) != 0)
         goto fail;
     if (ntopics == 0)
@@ -841,7 +863,8 @@ read_subscriptions_locked(mcl__zsock *z)
     zmq_msg_init(&m);
     while (zmq_msg_recv(&m, z->s, ZMQ_DONTWAIT) >= 0) {
         const uint8_t *p = zmq_msg_data(&m);
-        if (zmq_msg_size(&m) == 1 + HELLO_LEN && p[1] == 0 && p[2] == 0xff) {
+        if (zmq_msg_size(&m) == 1 + HELLO_LEN && p[1] == 0 && p[2] == 0xff && p[3] == 0xff &&
+            p[4] == 0xff && p[5] == 0xff) {
             if (p[0] == 1)
                 z->subscribers++;
             else if (p[0] == 0 && z->subscribers > 0)
@@ -908,14 +931,21 @@ monitor_read(mcl__zsock *z)
         zmq_msg_close(&ev);
         if (id & MON_EVENTS) {
             n++;
+            int64_t now = mcl__mono_ns();
+            if (now < z->log_after_ns) { // a client retrying every 100 ms: not a line each
+                z->log_skipped++;
+                continue;
+            }
+            z->log_after_ns = now + 1000000000;
             const char *why = id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "authentication refused"
                               : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
                                   ? "wrong CURVE key"
-                              : id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-                                  ? "protocol error (CURVE on one side only, or a wrong key)"
-                                  : "handshake failed";
-            mcl__log(MCL_LOG_ERROR, "zmq", "%s: handshake with %s failed: %s (0x%x)", z->url,
-                     peer[0] ? peer : "a peer", why, (unsigned)value);
+                                  : "protocol error (CURVE on one side only, or a wrong key)";
+            mcl__log(MCL_LOG_ERROR, "zmq",
+                     "%s: handshake with %s failed: %s (0x%x; %llu more in the last second)",
+                     z->url, peer[0] ? peer : "a peer", why, (unsigned)value,
+                     (unsigned long long)z->log_skipped);
+            z->log_skipped = 0;
         }
     }
     return n;
@@ -999,6 +1029,7 @@ mcl__tseq_slot(mcl__tseq *t, uint64_t pub, const char *topic, size_t tl, bool *c
         mcl__free(t->e);
         t->e = ne;
         t->cap = ncap;
+        t->last = NULL; // it pointed into the old array
     }
     uint64_t h = tseq_hash(pub, topic, tl);
     size_t j = (size_t)h & (t->cap - 1);

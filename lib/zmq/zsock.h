@@ -23,6 +23,9 @@
 
 typedef struct mcl__zsock mcl__zsock;
 
+// The largest batch frame's datagram (zmq + batch=): records packed into one frame.
+#define MCL__ZMQ_BATCH_MAX ((size_t)65536)
+
 // Bytes a message adds to its payload on a zmq connection.
 #define MCL__ZMQ_OVERHEAD(tl) ((tl) + 1 + 8 + MCL__WIRE_HDR + MCL__WIRE_REC + (tl))
 

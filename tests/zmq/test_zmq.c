@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -566,6 +569,80 @@ test_curve_clients(void)
     mcl_connection_free(c);
 }
 
+// Connections that close before any handshake (port scans, health checks) are not key
+// failures, and many of them do not stall the process's other sockets (the handshake monitor
+// is only on CURVE sockets, only for key failures, and never blocks libzmq's I/O thread).
+static void
+test_port_scan_is_not_an_auth_failure(void)
+{
+    char pub[41];
+    write_keys("scan", pub);
+    char url[512];
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/scan.key", tmpdir);
+    mcl_connection *c = parse(url);
+    mcl_raw_broadcaster *b;
+    MCLT_OK(mcl_raw_broadcaster_open(&b, c, NULL));
+    mcl_connection_free(c);
+    uint16_t port = mcl_connection_port(mcl_raw_broadcaster_connection(b));
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/scan.pub", port, tmpdir);
+    c = parse(url);
+    mcl_raw_listener *l;
+    MCLT_OK(mcl_raw_listener_open(&l, c, NULL, 0));
+    mcl_connection_free(c);
+    MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b, 1, 5000));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int scans = 0;
+    for (int i = 0; i < 3000; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            break;
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+            scans++;
+        close(fd);
+    }
+    CU_ASSERT(scans > 2000);
+    for (int i = 0; i < 10; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i)));
+    for (int i = 0; i < 10; i++) {
+        const mcl_raw_msg *m;
+        MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+        if (m == NULL)
+            break;
+    }
+    MCLT_ERR(mcl_raw_broadcaster_wait_for_subscribers(b, 2, 200), MCL_ETIMEDOUT);
+    mcl_broadcaster_stats bs;
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    CU_ASSERT_EQUAL(bs.auth_failures, 0);
+    mcl_raw_listener_free(l);
+    mcl_raw_broadcaster_free(b);
+}
+
+// A batch frame may exceed a listener's maxmsg; each record is still within it.
+static void
+test_batch_frame_larger_than_maxmsg(void)
+{
+    mcl_raw_broadcaster *b;
+    mcl_raw_listener *l;
+    zpair("ipc", "?maxmsg=1k&batch=500000", "?maxmsg=1k", NULL, 0, &b, &l);
+    char payload[900] = {0};
+    for (int i = 0; i < 50; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, payload, sizeof(payload)));
+    MCLT_OK(mcl_raw_broadcaster_flush(b));
+    mcl_broadcaster_stats bs;
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    CU_ASSERT_EQUAL(bs.datagrams, 1); // all 50 in one frame of 46 KB
+    for (int i = 0; i < 50; i++) {
+        const mcl_raw_msg *m;
+        MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+        if (m == NULL)
+            break;
+        CU_ASSERT_EQUAL(m->seq, (uint64_t)i);
+    }
+    mcl_raw_listener_free(l);
+    mcl_raw_broadcaster_free(b);
+}
+
 // Forwarding keeps the original publisher id and sequence (what mcl-bridge relies on).
 static void
 test_forward_keeps_identity(void)
@@ -934,6 +1011,8 @@ static CU_TestInfo tests[] = {
     {"wait_for_subscribers", test_wait_for_subscribers},
     {"curve", test_curve},
     {"curve_clients", test_curve_clients},
+    {"port_scan_is_not_an_auth_failure", test_port_scan_is_not_an_auth_failure},
+    {"batch_frame_larger_than_maxmsg", test_batch_frame_larger_than_maxmsg},
     {"forward_keeps_identity", test_forward_keeps_identity},
     {"foreign_frames_are_counted", test_foreign_frames_are_counted},
     {"queued_listener", test_queued_listener},
