@@ -124,6 +124,33 @@ test_round_trip_inproc(void)
     round_trip("inproc");
 }
 
+// zmq+tcp over IPv6 loopback.
+static void
+test_round_trip_tcp6(void)
+{
+    mcl_connection *c = parse("zmq+tcp://[::1]:0");
+    mcl_raw_broadcaster *b;
+    mcl_err rv = mcl_raw_broadcaster_open(&b, c, "six");
+    mcl_connection_free(c);
+    if (rv != MCL_OK) {
+        fprintf(stderr, "\n  no IPv6 loopback here (%s): skipped ", mcl_err_name(rv));
+        return;
+    }
+    const char *eff = mcl_connection_url(mcl_raw_broadcaster_connection(b));
+    CU_ASSERT(strncmp(eff, "zmq+tcp://[::1]:", 16) == 0 && strstr(eff, ":0") == NULL);
+    c = parse(eff);
+    mcl_raw_listener *l;
+    MCLT_OK(mcl_raw_listener_open(&l, c, NULL, 0));
+    mcl_connection_free(c);
+    MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b, 1, 5000));
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "v6", 2));
+    const mcl_raw_msg *m;
+    MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+    CU_ASSERT(m != NULL && m->len == 2 && strcmp(m->topic, "six") == 0);
+    mcl_raw_listener_free(l);
+    mcl_raw_broadcaster_free(b);
+}
+
 // Listener binds, several broadcasters connect (a collector).
 static void
 test_listener_binds(void)
@@ -1003,6 +1030,7 @@ static CU_TestInfo tests[] = {
     {"round_trip_tcp", test_round_trip_tcp},
     {"round_trip_ipc", test_round_trip_ipc},
     {"round_trip_inproc", test_round_trip_inproc},
+    {"round_trip_tcp6", test_round_trip_tcp6},
     {"listener_binds", test_listener_binds},
     {"topic_filter", test_topic_filter},
     {"lossless_blocks_then_times_out", test_lossless_blocks_then_times_out},
