@@ -507,10 +507,15 @@ print_stats(const mcl_raw_listener *l)
     fprintf(stderr,
             "total: received %" PRIu64 " (%" PRIu64 " bytes), lost %" PRIu64 ", duplicates %" PRIu64
             ", reordered %" PRIu64 ", filtered %" PRIu64 ", malformed %" PRIu64 ", expired %" PRIu64
-            ", evicted %" PRIu64 ", oversize %" PRIu64 ", kernel drops %" PRIu64
-            ", receive buffer %zu bytes\n",
+            ", evicted %" PRIu64 ", oversize %" PRIu64,
             st.messages, st.bytes, st.lost, st.duplicates, st.reordered, st.filtered, st.malformed,
-            st.expired, st.evicted, st.oversize, st.kernel_drops, st.rcvbuf);
+            st.expired, st.evicted, st.oversize);
+    if (st.rcvbuf > 0) // UDP: what the kernel dropped, and the buffer it had
+        fprintf(stderr, ", kernel drops %" PRIu64 ", receive buffer %zu bytes", st.kernel_drops,
+                st.rcvbuf);
+    if (st.auth_failures > 0)
+        fprintf(stderr, ", failed handshakes %" PRIu64, st.auth_failures);
+    fputc('\n', stderr);
     free(ps);
 }
 
