@@ -158,17 +158,27 @@ z85_key_ok(const char *k)
     return strlen(k) == 40 && zmq_z85_decode(bin, k) != NULL;
 }
 
+// Opens a key file for reading; the error names the URL, the kind of file and the reason.
+static mcl_err
+open_key_file(const char *url, const char *what, const char *path, FILE **fp)
+{
+    *fp = fopen(path, "r");
+    if (*fp != NULL)
+        return MCL_OK;
+    int e = errno;
+    return mcl__fail(e == ENOENT ? MCL_ENOENT : mcl__sys_err(e), NULL, 0, "zmq", "%s: %s %s: %s",
+                     url, what, path, strerror(e));
+}
+
 // Reads "public = KEY" and (when sec is not NULL) "secret = KEY" from a key file written by
 // mcl-keygen. Lines starting with '#' and blank lines are ignored.
 static mcl_err
 read_key_file(const char *url, const char *path, char pub[41], char sec[41])
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        int e = errno;
-        return mcl__fail(e == ENOENT ? MCL_ENOENT : mcl__sys_err(e), NULL, 0, "zmq",
-                         "%s: key file %s: %s", url, path, strerror(e));
-    }
+    FILE *f;
+    mcl_err orv = open_key_file(url, "key file", path, &f);
+    if (orv != MCL_OK)
+        return orv;
     char line[256];
     pub[0] = '\0';
     if (sec != NULL)
@@ -285,12 +295,10 @@ read_client_keys(const char *url, const char *path, uint8_t (**keys)[32], size_t
 {
     *keys = NULL;
     *n = 0;
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        int e = errno;
-        return mcl__fail(e == ENOENT ? MCL_ENOENT : mcl__sys_err(e), NULL, 0, "zmq",
-                         "%s: client key file %s: %s", url, path, strerror(e));
-    }
+    FILE *f;
+    mcl_err orv = open_key_file(url, "client key file", path, &f);
+    if (orv != MCL_OK)
+        return orv;
     char line[256];
     unsigned lineno = 0;
     size_t cap = 0;
