@@ -16,10 +16,13 @@
 #include <unistd.h>
 #include <zmq.h>
 
-// A listener subscribes "\0\xff\xff\xff\xff" + 8 random bytes. Every frame starts with a topic,
-// a NUL and the big-endian TSEQ, whose first four bytes are 0xff only after 2^64 - 2^32
-// messages on one topic, so no message matches it. The broadcaster counts these
-// subscriptions to know how many listeners are connected and subscribed.
+// A listener also subscribes "\xff\xff\xff\xff\0" + 8 random bytes (its "hello"); the
+// broadcaster counts these to know how many listeners are connected and subscribed. The hello
+// is the last subscription a listener sends: it is made after the topic subscriptions, and
+// libzmq sends the subscriptions of a new connection in ascending byte order. So once the
+// broadcaster sees a listener's hello, that listener's topics are in place too. A frame could
+// match it only with the topic "\xff\xff\xff\xff" and a TSEQ equal to the 8 random bytes, and
+// even then the listener's exact topic check drops it.
 #define HELLO_LEN 13
 
 // Handshake failures that mean a key problem (a connection closed before its handshake, e.g.
@@ -706,16 +709,14 @@ mcl__zmq_close(mcl__zsock *z)
 mcl_err
 mcl__zmq_subscribe(mcl__zsock *z, const char *const *topics, size_t ntopics)
 {
-    uint8_t hello[HELLO_LEN] = {0, 0xff, 0xff, 0xff, 0xff};
+    uint8_t hello[HELLO_LEN] = {0xff, 0xff, 0xff, 0xff, 0};
     uint64_t id;
     mcl_err rv = mcl__random_u64(&id);
     if (rv != MCL_OK)
         return rv;
     memcpy(hello + 5, &id, 8);
-    if (zmq_setsockopt(z->s, ZMQ_SUBSCRIBE, hello, sizeof(hello)) != 0)
+    if (ntopics == 0 && zmq_setsockopt(z->s, ZMQ_SUBSCRIBE, "", 0) != 0)
         goto fail;
-    if (ntopics == 0)
-        return zmq_setsockopt(z->s, ZMQ_SUBSCRIBE, "", 0) == 0 ? MCL_OK : MCL_ESYS;
     for (size_t i = 0; i < ntopics; i++) {
         // "a/b*" -> prefix "a/b"; "imu" -> "imu\0" (exactly that topic); "" -> "\0".
         char buf[MCL_TOPIC_MAX + 2];
@@ -730,6 +731,8 @@ mcl__zmq_subscribe(mcl__zsock *z, const char *const *topics, size_t ntopics)
         if (zmq_setsockopt(z->s, ZMQ_SUBSCRIBE, buf, n) != 0)
             goto fail;
     }
+    if (zmq_setsockopt(z->s, ZMQ_SUBSCRIBE, hello, sizeof(hello)) != 0) // last: see HELLO_LEN
+        goto fail;
     return MCL_OK;
 fail:;
     int e = errno;
@@ -871,8 +874,8 @@ read_subscriptions_locked(mcl__zsock *z)
     zmq_msg_init(&m);
     while (zmq_msg_recv(&m, z->s, ZMQ_DONTWAIT) >= 0) {
         const uint8_t *p = zmq_msg_data(&m);
-        if (zmq_msg_size(&m) == 1 + HELLO_LEN && p[1] == 0 && p[2] == 0xff && p[3] == 0xff &&
-            p[4] == 0xff && p[5] == 0xff) {
+        if (zmq_msg_size(&m) == 1 + HELLO_LEN && p[1] == 0xff && p[2] == 0xff && p[3] == 0xff &&
+            p[4] == 0xff && p[5] == 0) {
             if (p[0] == 1)
                 z->subscribers++;
             else if (p[0] == 0 && z->subscribers > 0)
