@@ -40,7 +40,8 @@ usage(FILE *f)
             "(an mcl message) is shown as its name and KEY=VALUE fields; otherwise as text when\n"
             "it is printable UTF-8, else hex.\n"
             "JSON: {\"time\":..., \"topic\":..., \"size\":..., \"publisher\":\"<hex>\", \"seq\":...,\n"
-            "\"sender\":..., then \"msg\":{...} (docs/json.md), \"text\":... or \"base64\":...}.\n"
+            "\"sender\":\"ADDR:PORT\" (null when unknown: zmq, logs), then \"msg\":{...}\n"
+            "(docs/json.md), \"text\":... or \"base64\":...}.\n"
             "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
             MCL_DEFAULT_URL);
 }
@@ -286,8 +287,12 @@ print_json(FILE *o, const mcl_raw_msg *m, const mcl_msg *msg)
         base64(o, (const uint8_t *)m->topic, m->topic_len);
         fputc('"', o);
     }
-    fprintf(o, ",\"size\":%zu,\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64 ",\"sender\":\"%s\",",
-            m->len, m->publisher, m->seq, sender);
+    fprintf(o, ",\"size\":%zu,\"publisher\":\"%016" PRIx64 "\",\"seq\":%" PRIu64 ",\"sender\":",
+            m->len, m->publisher, m->seq);
+    if (m->sender_family == 0) // zmq, or a log: the sender's address is not known
+        fputs("null,", o);
+    else
+        fprintf(o, "\"%s\",", sender);
     char *js = NULL;
     if (msg != NULL && mcl_msg_to_json(msg, MCL_JSON_COMPACT, &js) == MCL_OK) {
         fputs("\"msg\":", o);

@@ -221,6 +221,11 @@ wait "$z_pid"
 check "zmq dump exit" test $? -eq 0
 cp "$tmp/z.err" "$tmp/err"
 check "zmq dump totals" err_says "total: received 20 .*lost 0, duplicates 0"
+start_dump zj -u "$z1" -n 1 --json --timeout 20
+"$pub" -u "$z1" -t zt -q "json over zmq"
+wait "$zj_pid"
+check "zmq json sender is null" test "$(jq -r '.sender' "$tmp/zj.out")" = null
+check "zmq json text" test "$(jq -r '.text' "$tmp/zj.out")" = "json over zmq"
 check "zmq pub without listener" status_is 1 "$pub" -u "zmq+ipc://$tmp/nobody.sock" --wait 0.2 hi
 check "zmq pub without listener says" err_says "timed out waiting 0.2 s for 1 subscriber"
 check "zmq epgm refused" status_is 2 "$pub" -u "zmq+epgm://127.0.0.1;239.1.1.1:5555" hi
