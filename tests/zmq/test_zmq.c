@@ -8,6 +8,7 @@
 #include "udp/wire.h"
 
 #include <mcl/log.h>
+#include <mcl/message.h>
 #include <mcl/queued.h>
 #include <mcl/reactor.h>
 #include <zmq.h>
@@ -918,6 +919,39 @@ test_reactor(void)
     mcl_raw_broadcaster_free(b);
 }
 
+// Typed messages over zmq: a type registered with a zmq URL, a message broadcaster and a
+// message listener, decoding on arrival.
+static void
+test_messages(void)
+{
+    const mcl_field f[] = {{"speed", MCL_TYPE_FLOAT}, {"gear", MCL_TYPE_INT}};
+    const mcl_msgtype *t;
+    char url[256];
+    snprintf(url, sizeof(url), "zmq+ipc://%s/msgs", tmpdir);
+    MCLT_OK(mcl_msgtype_define(&t, "ZmqCar", f, 2, url, "car", NULL, 0));
+    mcl_msg_broadcaster *b;
+    MCLT_OK(mcl_msg_broadcaster_open(&b, t, NULL, NULL));
+    mcl_msg_listener *l;
+    MCLT_OK(mcl_msg_listener_open(&l, t, NULL, NULL, 0));
+    MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(mcl_msg_broadcaster_raw(b), 1, 5000));
+    mcl_msg *m;
+    MCLT_OK(mcl_msg_new(&m, t));
+    MCLT_OK(mcl_msg_set_double(m, "speed", 12.5));
+    MCLT_OK(mcl_msg_set_int(m, "gear", 3));
+    MCLT_OK(mcl_msg_broadcaster_publish(b, m, NULL));
+    const mcl_msg *got;
+    const mcl_raw_msg *raw;
+    MCLT_OK(mcl_msg_listener_recv(l, &got, &raw, 5000));
+    if (got != NULL) {
+        CU_ASSERT(mcl_value_equal(mcl_msg_fields(m), mcl_msg_fields(got)));
+        CU_ASSERT_STRING_EQUAL(raw->topic, "car");
+    }
+    mcl_msg_free(m);
+    mcl_msg_listener_free(l);
+    mcl_msg_broadcaster_free(b);
+    MCLT_OK(mcl_msgtype_remove("ZmqCar"));
+}
+
 static bool
 queued_has_subscriber(void *arg)
 {
@@ -1045,6 +1079,7 @@ static CU_TestInfo tests[] = {
     {"foreign_frames_are_counted", test_foreign_frames_are_counted},
     {"queued_listener", test_queued_listener},
     {"batching", test_batching},
+    {"messages", test_messages},
     {"reactor", test_reactor},
     {"broadcasters_share_an_endpoint", test_broadcasters_share_an_endpoint},
     CU_TEST_INFO_NULL,
