@@ -140,21 +140,16 @@ tool_close_broadcaster(const char *prog, mcl_raw_broadcaster *b, bool reported,
 }
 
 bool
-tool_parse_subscribers(const char *prog, const char *arg, long *want)
+tool_wait_option(const char *prog, int c, const char *arg, tool_wait *w)
 {
     uint64_t v;
-    if (!tool_parse_u64(arg, 100000, &v)) {
-        tool_err(prog, "invalid --subscribers '%s' (0..100000)", arg);
-        return false;
-    }
-    *want = (long)v;
-    return true;
-}
-
-bool
-tool_parse_wait(const char *prog, const char *arg, double *wait_s)
-{
-    if (!tool_parse_double(arg, 0, 1e6, wait_s)) {
+    if (c == TOOL_OPT_SUBSCRIBERS) {
+        if (!tool_parse_u64(arg, 100000, &v)) {
+            tool_err(prog, "invalid --subscribers '%s' (0..100000)", arg);
+            return false;
+        }
+        w->want = (long)v;
+    } else if (!tool_parse_double(arg, 0, 1e6, &w->wait_s)) {
         tool_err(prog, "invalid --wait '%s' (seconds)", arg);
         return false;
     }
@@ -162,8 +157,10 @@ tool_parse_wait(const char *prog, const char *arg, double *wait_s)
 }
 
 bool
-tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, long want, double wait_s)
+tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, const tool_wait *w)
 {
+    long want = w->want;
+    double wait_s = w->wait_s;
     const mcl_connection *c = mcl_raw_broadcaster_connection(b);
     if (strncmp(mcl_connection_scheme(c), "zmq+", 4) != 0 || want == 0)
         return true;

@@ -44,12 +44,22 @@ bool tool_close_broadcaster(const char *prog, mcl_raw_broadcaster *b, bool repor
 
 // The --subscribers/--wait options of the publishing tools: on a zmq connection, a
 // broadcaster waits until `want` listeners have subscribed (ZeroMQ delivers nothing to a
-// listener before its subscription has arrived). want < 0: 1 for zmq, 0 for udp. Returns
-// false, after saying why, when they did not come in time (or on Ctrl-C).
-bool tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, long want, double wait_s);
-// Parse the values of --subscribers and --wait; false (after saying why) when invalid.
-bool tool_parse_subscribers(const char *prog, const char *arg, long *want);
-bool tool_parse_wait(const char *prog, const char *arg, double *wait_s);
+// listener before its subscription has arrived). want < 0: 1 for zmq, 0 for udp.
+typedef struct tool_wait {
+    long want;
+    double wait_s;
+} tool_wait;
+#define TOOL_WAIT_INIT {-1, 10}
+enum { TOOL_OPT_SUBSCRIBERS = 0x1000, TOOL_OPT_WAIT };
+#define TOOL_WAIT_LONGOPTS                                                                         \
+    {"subscribers", required_argument, NULL, TOOL_OPT_SUBSCRIBERS},                                \
+        {"wait", required_argument, NULL, TOOL_OPT_WAIT}
+// Parses the value of option c (TOOL_OPT_SUBSCRIBERS or TOOL_OPT_WAIT); false, after saying
+// why, when it is invalid.
+bool tool_wait_option(const char *prog, int c, const char *arg, tool_wait *w);
+// Waits as w says; false, after saying why, when the listeners did not come in time (or on
+// Ctrl-C).
+bool tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, const tool_wait *w);
 
 // CLOCK_MONOTONIC in nanoseconds.
 int64_t tool_mono_ns(void);

@@ -128,8 +128,8 @@ main(int argc, char **argv)
     bool lines = false, quiet = false, verbose = false, have_size = false, have_n = false,
          have_rate = false;
     uint64_t count = 1, size = 0;
-    double rate = 0, wait_s = 10;
-    long want_subs = -1;
+    double rate = 0;
+    tool_wait wait = TOOL_WAIT_INIT;
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},   {"topic", required_argument, NULL, 't'},
         {"count", required_argument, NULL, 'n'}, {"size", required_argument, NULL, 's'},
@@ -137,8 +137,8 @@ main(int argc, char **argv)
         {"lines", no_argument, NULL, 'l'},       {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'H'},
         {"version", no_argument, NULL, 'V'},     {"json", required_argument, NULL, 'j'},
-        {"json-lines", no_argument, NULL, 'J'},  {"subscribers", required_argument, NULL, 'S'},
-        {"wait", required_argument, NULL, 'W'},  {NULL, 0, NULL, 0}};
+        {"json-lines", no_argument, NULL, 'J'},  TOOL_WAIT_LONGOPTS,
+        {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "u:t:n:s:r:f:lqvj:", opts, NULL)) != -1) {
         switch (c) {
@@ -186,12 +186,9 @@ main(int argc, char **argv)
         case 'J':
             json_lines = true;
             break;
-        case 'S':
-            if (!tool_parse_subscribers(prog, optarg, &want_subs))
-                return EXIT_USAGE;
-            break;
-        case 'W':
-            if (!tool_parse_wait(prog, optarg, &wait_s))
+        case TOOL_OPT_SUBSCRIBERS:
+        case TOOL_OPT_WAIT:
+            if (!tool_wait_option(prog, c, optarg, &wait))
                 return EXIT_USAGE;
             break;
         case 'q':
@@ -285,7 +282,7 @@ main(int argc, char **argv)
         mcl_connection_free(conn);
         return EXIT_RUNTIME;
     }
-    if (!tool_wait_subscribers(prog, b, want_subs, wait_s)) {
+    if (!tool_wait_subscribers(prog, b, &wait)) {
         mcl_raw_broadcaster_free(b);
         free(payload);
         mcl_connection_free(conn);

@@ -64,25 +64,21 @@ main(int argc, char **argv)
     bool loop = false, quiet = false;
     char **topics = NULL;
     size_t ntopics = 0;
-    enum { O_START = 256, O_END, O_HELP, O_VERSION, O_SUBS, O_WAIT };
-    double wait_s = 10;
-    long want_subs = -1;
+    enum { O_START = 256, O_END, O_HELP, O_VERSION };
+    tool_wait wait = TOOL_WAIT_INIT;
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'}, {"speed", required_argument, NULL, 's'},
         {"start", required_argument, NULL, O_START}, {"end", required_argument, NULL, O_END},
         {"topic", required_argument, NULL, 't'}, {"loop", no_argument, NULL, 'l'},
         {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, O_HELP},
-        {"version", no_argument, NULL, O_VERSION}, {"subscribers", required_argument, NULL, O_SUBS},
-        {"wait", required_argument, NULL, O_WAIT}, {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, O_VERSION}, TOOL_WAIT_LONGOPTS,
+        {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "u:s:t:lq", opts, NULL)) != -1) {
         switch (c) {
-        case O_SUBS:
-            if (!tool_parse_subscribers(prog, optarg, &want_subs))
-                return EXIT_USAGE;
-            break;
-        case O_WAIT:
-            if (!tool_parse_wait(prog, optarg, &wait_s))
+        case TOOL_OPT_SUBSCRIBERS:
+        case TOOL_OPT_WAIT:
+            if (!tool_wait_option(prog, c, optarg, &wait))
                 return EXIT_USAGE;
             break;
         case 'u':
@@ -169,7 +165,7 @@ main(int argc, char **argv)
         mcl_connection_free(conn);
         return EXIT_RUNTIME;
     }
-    if (!tool_wait_subscribers(prog, b, want_subs, wait_s)) {
+    if (!tool_wait_subscribers(prog, b, &wait)) {
         mcl_raw_broadcaster_free(b);
         mcl_log_reader_close(r);
         mcl_connection_free(conn);

@@ -358,25 +358,21 @@ main(int argc, char **argv)
     const char *url = NULL, *config = NULL;
     double duration = 0, speed = 1;
     bool list = false, quiet = false, verbose = false;
-    enum { OPT_HELP = 256, OPT_VERSION, OPT_SUBS, OPT_WAIT };
-    double wait_s = 10;
-    long want_subs = -1;
+    enum { OPT_HELP = 256, OPT_VERSION };
+    tool_wait wait = TOOL_WAIT_INIT;
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},      {"config", required_argument, NULL, 'c'},
         {"duration", required_argument, NULL, 'd'}, {"speed", required_argument, NULL, 's'},
         {"list", no_argument, NULL, 'l'},           {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION}, {"subscribers", required_argument, NULL, OPT_SUBS},
-        {"wait", required_argument, NULL, OPT_WAIT}, {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, OPT_VERSION}, TOOL_WAIT_LONGOPTS,
+        {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "u:c:d:s:lqv", opts, NULL)) != -1) {
         switch (c) {
-        case OPT_SUBS:
-            if (!tool_parse_subscribers(prog, optarg, &want_subs))
-                return EXIT_USAGE;
-            break;
-        case OPT_WAIT:
-            if (!tool_parse_wait(prog, optarg, &wait_s))
+        case TOOL_OPT_SUBSCRIBERS:
+        case TOOL_OPT_WAIT:
+            if (!tool_wait_option(prog, c, optarg, &wait))
                 return EXIT_USAGE;
             break;
         case 'u':
@@ -468,7 +464,7 @@ main(int argc, char **argv)
     }
     // Every stream's broadcaster shares the connection (zmq: one socket), so one wait will do.
     if (status == EXIT_OK && ns > 0 &&
-        !tool_wait_subscribers(prog, mcl_msg_broadcaster_raw(st[0].b), want_subs, wait_s))
+        !tool_wait_subscribers(prog, mcl_msg_broadcaster_raw(st[0].b), &wait))
         status = EXIT_RUNTIME;
     int64_t start = tool_mono_ns();
     int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;

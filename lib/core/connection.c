@@ -498,15 +498,11 @@ parse_zmq(struct mcl_connection *c, const char *url, const char *kind, size_t kl
     mcl_err rv = parse_options(c, url, q ? q : aend, &seen_dgram, errbuf, errlen);
     if (rv != MCL_OK)
         return rv;
-    if (c->curve_server[0] != '\0' && c->zkind == MCL__ZMQ_INPROC)
-        return URL_FAIL("%s: CURVE is for zmq+tcp and zmq+ipc (inproc never leaves the "
-                        "process)",
-                        url);
     if (c->curve_clients[0] != '\0' && (c->curve_key[0] == '\0' || c->curve_server[0] != '\0'))
         return URL_FAIL("%s: curve_clients is for the CURVE server: the side with curve= and no "
                         "curve_server=",
                         url);
-    if (c->curve_key[0] != '\0' && c->zkind == MCL__ZMQ_INPROC)
+    if ((c->curve_key[0] != '\0' || c->curve_server[0] != '\0') && c->zkind == MCL__ZMQ_INPROC)
         return URL_FAIL("%s: CURVE is for zmq+tcp and zmq+ipc (inproc never leaves the "
                         "process)",
                         url);

@@ -296,7 +296,6 @@ send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n)
 }
 
 static void zmq_housekeeping(mcl_raw_broadcaster *b, int wait_ms);
-static void zmq_housekeeping_locked(mcl_raw_broadcaster *b);
 
 // Sends one message on a zmq connection with its topic number. Called with b->lock held.
 static mcl_err
@@ -311,15 +310,8 @@ zmq_send_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const char *t
     if (rv == MCL_OK)
         ++*ctr; // a refused message used no number
     if (++b->since_sub_check >= 256)
-        zmq_housekeeping_locked(b);
+        zmq_housekeeping(b, 0);
     return rv;
-}
-
-// Reads the XPUB socket's subscription notices and its monitor. Called with b->lock held.
-static void
-zmq_housekeeping_locked(mcl_raw_broadcaster *b)
-{
-    zmq_housekeeping(b, 0);
 }
 
 // Reads the socket's subscription notices and handshake failures, waiting up to wait_ms.

@@ -40,8 +40,6 @@ struct mcl_raw_listener {
     int zfd;         // zmq: ZMQ_FD, read once at open
     int64_t real_off; // zmq: CLOCK_REALTIME - CLOCK_MONOTONIC, re-read every 1024 messages
     unsigned real_age;
-    int64_t stamp;       // zmq: receive time of the current burst
-    unsigned stamp_left; // messages that may still use it (0: read the clock)
     atomic_uint_fast64_t auth_failures;
     bool open;
     mcl__rx rx;
@@ -383,7 +381,6 @@ next_message_zmq(mcl_raw_listener *l, mcl_raw_msg *m)
         size_t n;
         mcl_err rv = mcl__zmq_recv(l->z, &d, &n);
         if (rv != MCL_OK) {
-            l->stamp_left = 0; // the next message comes after a wait: a fresh stamp
             if (rv == MCL_EAGAIN) {
                 uint64_t af = mcl__zmq_auth_failures(l->z);
                 if (af > 0)
@@ -392,19 +389,12 @@ next_message_zmq(mcl_raw_listener *l, mcl_raw_msg *m)
             }
             return rv;
         }
-        // Messages read back to back share a stamp, 16 at most (about 5 us at full rate, as a
-        // UDP batch shares one); after the socket was found empty the clock is read again.
-        // Real time comes from an offset that moves only when the clock is adjusted.
-        if (l->stamp_left == 0) {
-            l->stamp = mcl__mono_ns();
-            l->stamp_left = 16;
-            if (l->real_age-- == 0) {
-                l->real_off = mcl__real_ns() - l->stamp;
-                l->real_age = 63;
-            }
+        mcl__rx_meta meta = {.mono_ns = mcl__mono_ns()};
+        if (l->real_age-- == 0) { // one clock read per message; the offset moves only with
+            l->real_off = mcl__real_ns() - meta.mono_ns; // adjustments of the real-time clock
+            l->real_age = 1023;
         }
-        l->stamp_left--;
-        mcl__rx_meta meta = {.mono_ns = l->stamp, .real_ns = l->stamp + l->real_off};
+        meta.real_ns = meta.mono_ns + l->real_off;
         const uint8_t *nul = d != NULL ? memchr(d, 0, n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1)
                                        : NULL;
         if (nul == NULL) { // not our framing: counted as malformed

@@ -504,18 +504,8 @@ begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *meta, uint
     rx->off = MCL__WIRE_HDR;
     rx->left = rx->hdr.count;
     rx->meta = *meta;
-    // Only this thread adds or removes publishers, so cur_pub is still valid; a fragment
-    // datagram may complete nothing, so it takes the locked path.
-    if (rx->cur_pub != NULL && rx->cur_pub->id == rx->hdr.publisher &&
-        (rx->hdr.flags & MCL__WIRE_F_FRAG) == 0) {
-        rx->pend_datagrams += ndatagrams;
-        rx->pend_touch = true;
-        return MCL_OK;
-    }
     pthread_mutex_lock(&rx->lock);
-    rx->st.datagrams += ndatagrams + rx->pend_datagrams;
-    rx->pend_datagrams = 0;
-    rx->pend_touch = false;
+    rx->st.datagrams += ndatagrams;
     rx->cur_pub = pub_get(rx, rx->hdr.publisher);
     if (rx->cur_pub != NULL)
         pub_touch(rx, rx->cur_pub);
@@ -551,12 +541,6 @@ account(mcl__rx *rx, uint64_t seq, size_t len, bool deliver, uint64_t *why, bool
 {
     struct mcl__rx_pub *p = rx->cur_pub;
     pthread_mutex_lock(&rx->lock);
-    if (rx->pend_touch) { // what begin() left for this lock
-        rx->st.datagrams += rx->pend_datagrams;
-        rx->pend_datagrams = 0;
-        rx->pend_touch = false;
-        pub_touch(rx, p);
-    }
     int s = pub_mark(rx, p, seq, undelivered);
     if (s == SEQ_DUP) {
         p->st.duplicates++;
@@ -694,8 +678,6 @@ mcl__rx_stats(mcl__rx *rx, mcl_listener_stats *st)
     pthread_mutex_lock(&rx->lock);
     *st = rx->st;
     pthread_mutex_unlock(&rx->lock);
-    // (pend_datagrams, at most one datagram's worth, is added by the receiving thread's next
-    // account(); it is not read here: it belongs to that thread.)
 }
 
 size_t

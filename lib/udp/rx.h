@@ -69,10 +69,6 @@ typedef struct mcl__rx {
     // listener sees only some of a publisher's numbers; loss is counted per topic instead,
     // through mcl__rx_add_lost()).
     bool gaps_uncounted;
-    // A datagram from the same publisher as the one before takes no lock in begin: its count
-    // and the publisher's last-heard stamp are applied under the lock account() takes anyway.
-    uint64_t pend_datagrams;
-    bool pend_touch;
 } mcl__rx;
 
 mcl_err mcl__rx_init(mcl__rx *rx, const mcl__rx_cfg *cfg, const char *const *topics,

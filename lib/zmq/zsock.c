@@ -32,7 +32,6 @@ enum { MON_EVENTS = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FA
 struct mcl__zsock {
     void *s;   // XPUB or SUB
     void *mon; // PAIR connected to the socket's monitor (NULL if it could not be set up)
-    bool publisher;
     // A bound XPUB is shared by every broadcaster of this process on the same endpoint (as
     // several UDP broadcasters share a group); `lock` serialises their use of the socket.
     pthread_mutex_t lock;
@@ -40,7 +39,6 @@ struct mcl__zsock {
     unsigned refs;             // under ctx_lock
     char ep[MCL__ZADDR_MAX + 32]; // the endpoint it is bound to ("" = not shared)
     struct mcl__zsock *next;   // in `shared`, under ctx_lock
-    pid_t pid;
     int64_t subscribers;       // under lock
     uint64_t auth_failures;    // under lock
     bool zap_registered;       // its ZAP domain ("mcl-<address>") lists the allowed client keys
@@ -535,12 +533,10 @@ mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
         ctx_release();
         return MCL_ENOMEM;
     }
-    z->publisher = publisher;
     snprintf(z->url, sizeof(z->url), "%s", c->url);
     bool bind = c->zmode == MCL__ZMODE_BIND || (c->zmode == MCL__ZMODE_DEFAULT && publisher);
     char ep[MCL__ZADDR_MAX + 32];
     const char *what = "zmq_socket";
-    z->pid = getpid();
     z->refs = 1;
     if (pthread_mutex_init(&z->lock, NULL) != 0) {
         rv = MCL_ESYS;
@@ -607,7 +603,7 @@ mcl__zmq_open(struct mcl_connection *c, bool publisher, mcl__zsock **sockp)
         char other_url[MCL__URL_MAX] = "";
         pthread_mutex_lock(&ctx_lock);
         for (other = shared; other != NULL; other = other->next)
-            if (other->pid == z->pid && strcmp(other->ep, ep) == 0)
+            if (strcmp(other->ep, ep) == 0) // (a forked child starts with an empty list)
                 break;
         if (other != NULL && (same = strcmp(other->url, c->url) == 0))
             other->refs++;

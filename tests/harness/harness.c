@@ -86,3 +86,15 @@ main(int argc, char **argv)
         s->cleanup();
     return fails ? 1 : 0;
 }
+
+mcl_connection *
+mclt_parse(const char *url)
+{
+    mcl_connection *c = NULL;
+    char err[256];
+    mcl_err rv = mcl_connection_parse(&c, url, err, sizeof(err));
+    if (rv != MCL_OK)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_EQUAL_FATAL(rv, MCL_OK);
+    return c;
+}

@@ -20,6 +20,9 @@
         CU_ASSERT_EQUAL_FATAL(mclt_rv_, (code));                                                   \
     } while (0)
 
+// Parses url, failing the test (and printing the parser's message) when it is refused.
+mcl_connection *mclt_parse(const char *url);
+
 // Polls cond(arg) until it holds or ms milliseconds pass; returns its last value.
 bool mclt_wait_until(bool (*cond)(void *), void *arg, int ms);
 

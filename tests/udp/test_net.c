@@ -25,24 +25,12 @@ make_url(char *buf, size_t len, const char *extra)
     snprintf(buf, len, "udp://239.255.77.%d:0?iface=lo&ttl=0%s", ++group_counter, extra);
 }
 
-static mcl_connection *
-parse(const char *url)
-{
-    mcl_connection *c = NULL;
-    char err[256];
-    mcl_err rv = mcl_connection_parse(&c, url, err, sizeof(err));
-    if (rv != MCL_OK)
-        fprintf(stderr, "\n  %s\n", err);
-    CU_ASSERT_EQUAL_FATAL(rv, MCL_OK);
-    return c;
-}
-
 // Opens a listener on url (port 0) and a broadcaster on the listener's effective URL.
 static void
 pair(const char *url, const char *const *topics, size_t ntopics, mcl_raw_listener **l,
      mcl_raw_broadcaster **b, const char *btopic)
 {
-    mcl_connection *c = parse(url);
+    mcl_connection *c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(l, c, topics, ntopics));
     mcl_connection_free(c);
     CU_ASSERT(mcl_connection_port(mcl_raw_listener_connection(*l)) != 0);
@@ -289,13 +277,13 @@ test_close_semantics_and_errors(void)
     mcl_raw_listener_free(NULL);
 
     // Bad arguments and unusable endpoints fail at open with clear codes.
-    mcl_connection *c = parse("udp://239.255.77.200:26000?iface=no-such-if0");
+    mcl_connection *c = mclt_parse("udp://239.255.77.200:26000?iface=no-such-if0");
     MCLT_ERR(mcl_raw_broadcaster_open(&b, c, NULL), MCL_ENODEV);
     CU_ASSERT_PTR_NULL(b);
     MCLT_ERR(mcl_raw_listener_open(&l, c, NULL, 0), MCL_ENODEV);
     CU_ASSERT_PTR_NULL(l);
     mcl_connection_free(c);
-    c = parse("udp://239.255.77.200:0?iface=lo");
+    c = mclt_parse("udp://239.255.77.200:0?iface=lo");
     MCLT_ERR(mcl_raw_broadcaster_open(&b, c, NULL), MCL_EINVAL); // port 0 is for listeners
     MCLT_ERR(mcl_raw_broadcaster_open(&b, c, longtopic), MCL_EINVAL);
     MCLT_ERR(mcl_raw_broadcaster_open(&b, NULL, NULL), MCL_EINVAL);

@@ -29,18 +29,6 @@
 static char tmpdir[128];
 static int counter;
 
-static mcl_connection *
-parse(const char *url)
-{
-    mcl_connection *c = NULL;
-    char err[256];
-    mcl_err rv = mcl_connection_parse(&c, url, err, sizeof(err));
-    if (rv != MCL_OK)
-        fprintf(stderr, "\n  %s\n", err);
-    CU_ASSERT_EQUAL_FATAL(rv, MCL_OK);
-    return c;
-}
-
 // A broadcaster that binds (port 0 for tcp) and a listener that connects to its effective URL
 // with `lopts` appended, once the broadcaster knows about the listener's subscription.
 static void
@@ -54,7 +42,7 @@ zpair(const char *kind, const char *bopts, const char *lopts, const char *const 
         snprintf(url, sizeof(url), "zmq+ipc://%s/s%d%s", tmpdir, ++counter, bopts);
     else
         snprintf(url, sizeof(url), "zmq+inproc://t%d%s", ++counter, bopts);
-    mcl_connection *c = parse(url);
+    mcl_connection *c = mclt_parse(url);
     MCLT_OK(mcl_raw_broadcaster_open(b, c, "t"));
     mcl_connection_free(c);
     const char *eff = mcl_connection_url(mcl_raw_broadcaster_connection(*b));
@@ -62,7 +50,7 @@ zpair(const char *kind, const char *bopts, const char *lopts, const char *const 
     // The listener connects to the same address with its own options.
     char lurl[512];
     snprintf(lurl, sizeof(lurl), "%.*s%s", (int)strcspn(eff, "?"), eff, lopts);
-    c = parse(lurl);
+    c = mclt_parse(lurl);
     MCLT_OK(mcl_raw_listener_open(l, c, topics, ntopics));
     mcl_connection_free(c);
     MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(*b, 1, 5000));
@@ -129,7 +117,7 @@ test_round_trip_inproc(void)
 static void
 test_round_trip_tcp6(void)
 {
-    mcl_connection *c = parse("zmq+tcp://[::1]:0");
+    mcl_connection *c = mclt_parse("zmq+tcp://[::1]:0");
     mcl_raw_broadcaster *b;
     mcl_err rv = mcl_raw_broadcaster_open(&b, c, "six");
     mcl_connection_free(c);
@@ -139,7 +127,7 @@ test_round_trip_tcp6(void)
     }
     const char *eff = mcl_connection_url(mcl_raw_broadcaster_connection(b));
     CU_ASSERT(strncmp(eff, "zmq+tcp://[::1]:", 16) == 0 && strstr(eff, ":0") == NULL);
-    c = parse(eff);
+    c = mclt_parse(eff);
     mcl_raw_listener *l;
     MCLT_OK(mcl_raw_listener_open(&l, c, NULL, 0));
     mcl_connection_free(c);
@@ -157,7 +145,7 @@ static void
 test_listener_binds(void)
 {
     mcl_raw_listener *l;
-    mcl_connection *c = parse("zmq+tcp://127.0.0.1:0?mode=bind");
+    mcl_connection *c = mclt_parse("zmq+tcp://127.0.0.1:0?mode=bind");
     MCLT_OK(mcl_raw_listener_open(&l, c, NULL, 0));
     mcl_connection_free(c);
     const char *eff = mcl_raw_listener_url(l);
@@ -166,7 +154,7 @@ test_listener_binds(void)
     snprintf(burl, sizeof(burl), "%.*s?mode=connect", (int)strcspn(eff, "?"), eff);
     mcl_raw_broadcaster *b[3];
     for (int i = 0; i < 3; i++) {
-        c = parse(burl);
+        c = mclt_parse(burl);
         MCLT_OK(mcl_raw_broadcaster_open(&b[i], c, "x"));
         mcl_connection_free(c);
         // A binding socket takes in new connections when it is used, so the listener must be
@@ -387,12 +375,12 @@ subscribers_are(void *arg)
 static void
 test_wait_for_subscribers(void)
 {
-    mcl_connection *c = parse("zmq+tcp://127.0.0.1:0");
+    mcl_connection *c = mclt_parse("zmq+tcp://127.0.0.1:0");
     mcl_raw_broadcaster *b;
     MCLT_OK(mcl_raw_broadcaster_open(&b, c, NULL));
     mcl_connection_free(c);
     MCLT_ERR(mcl_raw_broadcaster_wait_for_subscribers(b, 1, 50), MCL_ETIMEDOUT);
-    c = parse(mcl_connection_url(mcl_raw_broadcaster_connection(b)));
+    c = mclt_parse(mcl_connection_url(mcl_raw_broadcaster_connection(b)));
     const char *t1[] = {"a", "b", "c*"};
     mcl_raw_listener *l1, *l2;
     MCLT_OK(mcl_raw_listener_open(&l1, c, t1, 3)); // three subscriptions, one subscriber
@@ -410,7 +398,7 @@ test_wait_for_subscribers(void)
     CU_ASSERT(mclt_wait_until(subscribers_are, arg, 5000));
     // UDP has nothing to wait for.
     mcl_raw_broadcaster *u;
-    c = parse("udp://239.255.78.1:26001?iface=lo&ttl=0");
+    c = mclt_parse("udp://239.255.78.1:26001?iface=lo&ttl=0");
     MCLT_OK(mcl_raw_broadcaster_open(&u, c, NULL));
     mcl_connection_free(c);
     MCLT_ERR(mcl_raw_broadcaster_wait_for_subscribers(u, 1, 10), MCL_ENOTSUP);
@@ -453,7 +441,7 @@ test_curve(void)
     write_keys("other", opub);
     char url[512];
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/server.key", tmpdir);
-    mcl_connection *c = parse(url);
+    mcl_connection *c = mclt_parse(url);
     mcl_raw_broadcaster *b;
     MCLT_OK(mcl_raw_broadcaster_open(&b, c, "secret"));
     mcl_connection_free(c);
@@ -463,7 +451,7 @@ test_curve(void)
     mcl_raw_listener *good, *good2;
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/server.pub", port,
              tmpdir);
-    c = parse(url);
+    c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&good, c, NULL, 0));
     mcl_connection_free(c);
     uint8_t bin[32];
@@ -472,7 +460,7 @@ test_curve(void)
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", bin[i]);
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s", port, hex);
-    c = parse(url);
+    c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&good2, c, NULL, 0));
     mcl_connection_free(c);
     MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b, 2, 5000));
@@ -483,11 +471,11 @@ test_curve(void)
     mcl_raw_listener *wrong, *plain;
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/other.pub", port,
              tmpdir);
-    c = parse(url);
+    c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&wrong, c, NULL, 0));
     mcl_connection_free(c);
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u", port);
-    c = parse(url);
+    c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&plain, c, NULL, 0));
     mcl_connection_free(c);
     MCLT_ERR(mcl_raw_broadcaster_wait_for_subscribers(b, 3, 3000), MCL_EAUTH);
@@ -517,11 +505,11 @@ test_curve(void)
 
     // A key file that does not exist, or is not a key file, is an open error that says so.
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/none.key", tmpdir);
-    c = parse(url);
+    c = mclt_parse(url);
     MCLT_ERR(mcl_raw_broadcaster_open(&b, c, NULL), MCL_ENOENT);
     mcl_connection_free(c);
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/server.pub", tmpdir);
-    c = parse(url);
+    c = mclt_parse(url);
     MCLT_ERR(mcl_raw_broadcaster_open(&b, c, NULL), MCL_EAUTH); // no secret in it
     mcl_connection_free(c);
 }
@@ -544,7 +532,7 @@ test_curve_clients(void)
     char url[768];
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/srv2.key&curve_clients=%s",
              tmpdir, path);
-    mcl_connection *c = parse(url);
+    mcl_connection *c = mclt_parse(url);
     mcl_raw_broadcaster *b;
     MCLT_OK(mcl_raw_broadcaster_open(&b, c, NULL));
     mcl_connection_free(c);
@@ -552,17 +540,17 @@ test_curve_clients(void)
     mcl_raw_listener *alice, *mallory, *anon;
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/srv2.pub&curve=%s/alice.key",
              port, tmpdir, tmpdir);
-    c = parse(url);
+    c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&alice, c, NULL, 0));
     mcl_connection_free(c);
     snprintf(url, sizeof(url),
              "zmq+tcp://127.0.0.1:%u?curve_server=%s/srv2.pub&curve=%s/mallory.key", port,
              tmpdir, tmpdir);
-    c = parse(url);
+    c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&mallory, c, NULL, 0));
     mcl_connection_free(c);
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/srv2.pub", port, tmpdir);
-    c = parse(url);
+    c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&anon, c, NULL, 0));
     mcl_connection_free(c);
     MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b, 1, 5000));
@@ -592,7 +580,7 @@ test_curve_clients(void)
     MCLT_ERR(mcl_connection_parse(&bad, url, NULL, 0), MCL_EURL);
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/srv2.key&curve_clients=%s/srv2.key",
              tmpdir, tmpdir);
-    c = parse(url);
+    c = mclt_parse(url);
     MCLT_ERR(mcl_raw_broadcaster_open(&b, c, NULL), MCL_EAUTH); // a secret line is not a key
     mcl_connection_free(c);
 }
@@ -607,13 +595,13 @@ test_port_scan_is_not_an_auth_failure(void)
     write_keys("scan", pub);
     char url[512];
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/scan.key", tmpdir);
-    mcl_connection *c = parse(url);
+    mcl_connection *c = mclt_parse(url);
     mcl_raw_broadcaster *b;
     MCLT_OK(mcl_raw_broadcaster_open(&b, c, NULL));
     mcl_connection_free(c);
     uint16_t port = mcl_connection_port(mcl_raw_broadcaster_connection(b));
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/scan.pub", port, tmpdir);
-    c = parse(url);
+    c = mclt_parse(url);
     mcl_raw_listener *l;
     MCLT_OK(mcl_raw_listener_open(&l, c, NULL, 0));
     mcl_connection_free(c);
@@ -713,7 +701,7 @@ test_forward_keeps_identity(void)
 static void
 test_foreign_frames_are_counted(void)
 {
-    mcl_connection *c = parse("zmq+tcp://127.0.0.1:0?mode=bind");
+    mcl_connection *c = mclt_parse("zmq+tcp://127.0.0.1:0?mode=bind");
     mcl_raw_listener *l;
     MCLT_OK(mcl_raw_listener_open(&l, c, NULL, 0));
     mcl_connection_free(c);
@@ -775,13 +763,13 @@ test_broadcasters_share_an_endpoint(void)
     mcl_raw_listener *l;
     zpair("ipc", "", "", NULL, 0, &b1, &l);
     const char *url = mcl_connection_url(mcl_raw_broadcaster_connection(b1));
-    mcl_connection *c = parse(url);
+    mcl_connection *c = mclt_parse(url);
     MCLT_OK(mcl_raw_broadcaster_open(&b2, c, "two"));
     mcl_connection_free(c);
     MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b2, 1, 5000));
     char other[512];
     snprintf(other, sizeof(other), "%s?hwm=5", url);
-    c = parse(other);
+    c = mclt_parse(other);
     MCLT_ERR(mcl_raw_broadcaster_open(&b3, c, NULL), MCL_EADDRINUSE);
     mcl_connection_free(c);
     for (int i = 0; i < 5; i++) {
@@ -825,7 +813,7 @@ test_batching(void)
     const char *eff = mcl_connection_url(mcl_raw_broadcaster_connection(b));
     char url[256];
     snprintf(url, sizeof(url), "%.*s", (int)strcspn(eff, "?"), eff);
-    mcl_connection *c = parse(url);
+    mcl_connection *c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&all, c, NULL, 0));
     mcl_connection_free(c);
     MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b, 2, 5000));
@@ -967,7 +955,7 @@ test_queued_listener(void)
     // the listener connects first and the broadcaster binds afterwards (ipc allows that).
     char burl[256];
     snprintf(burl, sizeof(burl), "zmq+ipc://%s/queued", tmpdir);
-    mcl_connection *c = parse(burl);
+    mcl_connection *c = mclt_parse(burl);
     mcl_queued_options o = {.no_thread = true};
     mcl_queued_listener *ql;
     MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
@@ -1010,7 +998,7 @@ test_queued_listener(void)
         MCLT_OK(mcl_queued_listener_stats(ql, &st));
     } while (st.restarts == 0 && mclt_now_ms() < deadline);
     CU_ASSERT_FATAL(st.restarts == 1);
-    c = parse(burl);
+    c = mclt_parse(burl);
     MCLT_OK(mcl_raw_broadcaster_open(&b, c, "q"));
     mcl_connection_free(c);
     deadline = mclt_now_ms() + 5000;
@@ -1034,10 +1022,10 @@ test_queued_listener(void)
     mcl_queued_listener_free(ql);
 
     // inproc cannot reach another process; a bind needs a fixed port.
-    c = parse("zmq+inproc://q");
+    c = mclt_parse("zmq+inproc://q");
     MCLT_ERR(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o), MCL_ENOTSUP);
     mcl_connection_free(c);
-    c = parse("zmq+tcp://127.0.0.1:0?mode=bind");
+    c = mclt_parse("zmq+tcp://127.0.0.1:0?mode=bind");
     MCLT_ERR(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o), MCL_EINVAL);
     mcl_connection_free(c);
     mcl_raw_broadcaster_free(b);
