@@ -3,14 +3,14 @@
 #define _GNU_SOURCE
 #include <mcl/queued.h>
 
-#include "../core/connection_int.h"
+#include "../transport/connection_int.h"
 #include "../core/internal.h"
 #include "../core/subs.h"
-#include "../udp/listener_int.h"
-#include "../udp/net.h"
+#include "../raw/listener_int.h"
+#include "../transport/udp/net.h"
 #include "queued_int.h"
 #include "ring.h"
-#include "../zmq/zsock.h"
+#include "../transport/zmq/zmq.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -4,7 +4,7 @@
 #include <mcl/reactor.h>
 
 #include "../core/internal.h"
-#include "../udp/listener_int.h"
+#include "../raw/listener_int.h"
 #include "reactor_int.h"
 
 #include <limits.h>

@@ -2,7 +2,7 @@
 // receiving its own message; message and queued listeners; the one-thread rule.
 #define _GNU_SOURCE
 #include "harness.h"
-#include "udp/wire.h"
+#include "raw/wire.h"
 
 #include <arpa/inet.h>
 #include <net/if.h>

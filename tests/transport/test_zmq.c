@@ -3,9 +3,9 @@
 // edge-triggered fd, waiting for subscribers, CURVE with right and wrong keys, forwarding.
 #define _GNU_SOURCE
 #include "harness.h"
-#include "zmq/zsock.h"
+#include "transport/zmq/zmq.h"
 
-#include "udp/wire.h"
+#include "raw/wire.h"
 
 #include <mcl/log.h>
 #include <mcl/message.h>
@@ -1073,4 +1073,4 @@ static CU_TestInfo tests[] = {
     CU_TEST_INFO_NULL,
 };
 
-MCLT_SUITE("zmq", suite_init, suite_cleanup, tests);
+MCLT_SUITE("transport_zmq", suite_init, suite_cleanup, tests);

@@ -1,7 +1,7 @@
 #define _GNU_SOURCE
 #include "net.h"
 
-#include "../core/internal.h"
+#include "../../core/internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,10 +1,10 @@
 // Raw broadcaster: one datagram per message, or a train of fragments sent with sendmmsg.
 #define _GNU_SOURCE
-#include "../core/connection_int.h"
+#include "../transport/connection_int.h"
 #include "../core/internal.h"
-#include "net.h"
+#include "../transport/udp/net.h"
 #include "wire.h"
-#include "../zmq/zsock.h"
+#include "../transport/zmq/zmq.h"
 
 #include <mcl/raw.h>
 

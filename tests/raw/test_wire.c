@@ -1,7 +1,7 @@
 // Wire format v1: the byte-level test vectors of docs/wire-format.md, and every way a datagram
 // can be malformed.
 #include "harness.h"
-#include "udp/wire.h"
+#include "raw/wire.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -264,4 +264,4 @@ static CU_TestInfo tests[] = {{"vector1_unfragmented", test_vector1_unfragmented
                               {"plan", test_plan},
                               {"random_garbage_never_crashes", test_random_garbage_never_crashes},
                               CU_TEST_INFO_NULL};
-MCLT_SUITE("udp_wire", NULL, NULL, tests);
+MCLT_SUITE("raw_wire", NULL, NULL, tests);

@@ -2,7 +2,7 @@
 // sandbox's veth pair. Run inside scripts/netns.sh (ctest does, through scripts/test.sh).
 #define _GNU_SOURCE
 #include "harness.h"
-#include "udp/net.h"
+#include "transport/udp/net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -844,4 +844,4 @@ static CU_TestInfo tests[] = {
     {"kernel_drops_and_gaps_are_counted", test_kernel_drops_and_gaps_are_counted},
     {"many_listeners_one_group", test_many_listeners_one_group},
     CU_TEST_INFO_NULL};
-MCLT_SUITE("udp_net", suite_init, NULL, tests);
+MCLT_SUITE("raw_udp", suite_init, NULL, tests);

@@ -11,8 +11,8 @@
 #ifndef MCL_ZSOCK_H
 #define MCL_ZSOCK_H
 
-#include "../core/connection_int.h"
-#include "../udp/wire.h"
+#include "../connection_int.h"
+#include "../../raw/wire.h"
 
 #include <mcl/err.h>
 #include <mcl/raw.h>

@@ -1,12 +1,12 @@
 // Raw listener: socket reading (recvmmsg batches), the receive engine, and delivery either to
 // the caller (recv), to callbacks on the caller's thread (dispatch), or on our own thread.
 #define _GNU_SOURCE
-#include "../core/connection_int.h"
+#include "../transport/connection_int.h"
 #include "../core/internal.h"
-#include "net.h"
+#include "../transport/udp/net.h"
 #include "rx.h"
 #include "listener_int.h"
-#include "../zmq/zsock.h"
+#include "../transport/zmq/zmq.h"
 #include "../core/subs.h"
 
 #include <mcl/raw.h>

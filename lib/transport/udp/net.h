@@ -2,7 +2,7 @@
 #ifndef MCL_NET_H
 #define MCL_NET_H
 
-#include "../core/connection_int.h"
+#include "../connection_int.h"
 
 // Opens a connected sending socket for conn. On failure *fdp is -1 and the log says why.
 mcl_err mcl__udp_open_send(const struct mcl_connection *conn, int *fdp);

@@ -1,9 +1,9 @@
 // ZeroMQ transport (see zsock.h for the framing). The only file that includes <zmq.h>.
 #define _GNU_SOURCE
-#include "zsock.h"
+#include "zmq.h"
 
-#include "../core/internal.h"
-#include "../udp/wire.h"
+#include "../../core/internal.h"
+#include "../../raw/wire.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
 // The receive engine through its seam (no sockets): fragmentation and reassembly with injected
 // loss, reordering and duplication; sequence accounting; topic filters; expiry and memory caps.
 #include "harness.h"
-#include "udp/rx.h"
-#include "udp/wire.h"
+#include "raw/rx.h"
+#include "raw/wire.h"
 #include "core/internal.h"
 
 #include <stdlib.h>
@@ -718,4 +718,4 @@ static CU_TestInfo tests[] = {
     {"random_loss_reorder_duplication", test_random_loss_reorder_duplication},
     {"allocation_failures", test_allocation_failures},
     CU_TEST_INFO_NULL};
-MCLT_SUITE("udp_rx", NULL, NULL, tests);
+MCLT_SUITE("raw_rx", NULL, NULL, tests);

@@ -1,7 +1,7 @@
 // URL parsing for connections. Strict: anything not understood is an error that names the part.
 #define _GNU_SOURCE
 #include "connection_int.h"
-#include "internal.h"
+#include "../core/internal.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

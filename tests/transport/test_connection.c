@@ -293,4 +293,4 @@ static CU_TestInfo tests[] = {{"valid_urls", test_valid_urls},
                               {"default_and_env", test_default_and_env},
                               {"errors_reach_the_log_callback", test_errors_reach_the_log_callback},
                               CU_TEST_INFO_NULL};
-MCLT_SUITE("core_connection", NULL, NULL, tests);
+MCLT_SUITE("transport_connection", NULL, NULL, tests);
