@@ -162,7 +162,8 @@ tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, const tool_wait 
     long want = w->want;
     double wait_s = w->wait_s;
     const mcl_connection *c = mcl_raw_broadcaster_connection(b);
-    if (strncmp(mcl_connection_scheme(c), "zmq+", 4) != 0 || want == 0)
+    // Transports that do not count listeners (multicast) have nothing to wait for.
+    if (want == 0 || mcl_raw_broadcaster_wait_for_subscribers(b, 0, 0) == MCL_ENOTSUP)
         return true;
     if (want < 0)
         want = 1;

@@ -1,7 +1,7 @@
 // Internal helpers shared by every layer of the library: allocation seam, logging, byte order,
 // clocks and errno mapping. Never installed.
-#ifndef MCL_INTERNAL_H
-#define MCL_INTERNAL_H
+#ifndef MCL__INTERNAL_H
+#define MCL__INTERNAL_H
 
 #include <mcl/err.h>
 #include <mcl/log.h>

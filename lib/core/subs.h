@@ -1,8 +1,8 @@
 // Subscription lists shared by every listener kind: callbacks run in subscription order, no
 // lock is held during a call, subscribe/unsubscribe work from inside a callback, and an
 // unsubscribe from another thread waits until a call of that subscription in progress ends.
-#ifndef MCL_SUBS_H
-#define MCL_SUBS_H
+#ifndef MCL__SUBS_H
+#define MCL__SUBS_H
 
 #include <mcl/err.h>
 

@@ -3,6 +3,7 @@
 
 #include "../core/internal.h"
 #include "../core/subs.h"
+#include "../raw/listener_int.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -317,3 +318,18 @@ mcl_msg_listener_raw(mcl_msg_listener *l)
 {
     return l ? l->raw : NULL;
 }
+
+static mcl_err
+source_fd(const void *obj, int *fd)
+{
+    const mcl_msg_listener *l = obj;
+    return mcl__raw_listener_source.fd(l->raw, fd); // MCL_ESTATE while its thread runs
+}
+
+static void
+source_dispatch(void *obj)
+{
+    (void)mcl_msg_listener_dispatch(obj, 0, NULL);
+}
+
+const mcl__source_ops mcl__msg_listener_source = {.fd = source_fd, .dispatch = source_dispatch};

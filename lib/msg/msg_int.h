@@ -1,9 +1,10 @@
 // Message internals shared by the message modules.
-#ifndef MCL_MSG_INT_H
-#define MCL_MSG_INT_H
+#ifndef MCL__MSG_INT_H
+#define MCL__MSG_INT_H
 
 #include <mcl/message.h>
 
+#include "../core/source.h"
 #include "value_int.h"
 
 // Wraps a map value as a message (takes ownership; frees it on failure).
@@ -11,5 +12,8 @@ mcl_msg *mcl__msg_wrap(mcl_value *root);
 mcl_value *mcl__msg_root(mcl_msg *m);
 // Decodes one msgpack object (checked structurally first). MCL_EDECODE on anything malformed.
 mcl_err mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out);
+
+// The message listener as an event source (mcl_reactor_add_msg_listener()).
+extern const mcl__source_ops mcl__msg_listener_source;
 
 #endif

@@ -1,6 +1,6 @@
 // Value tree internals (shared by message.c, codec.c, json.c).
-#ifndef MCL_VALUE_INT_H
-#define MCL_VALUE_INT_H
+#ifndef MCL__VALUE_INT_H
+#define MCL__VALUE_INT_H
 
 #include <mcl/value.h>
 

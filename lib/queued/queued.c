@@ -3,14 +3,12 @@
 #define _GNU_SOURCE
 #include <mcl/queued.h>
 
-#include "../transport/connection_int.h"
 #include "../core/internal.h"
 #include "../core/subs.h"
 #include "../raw/listener_int.h"
-#include "../transport/udp/net.h"
+#include "../transport/transport.h"
 #include "queued_int.h"
 #include "ring.h"
-#include "../transport/zmq/zmq.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -45,6 +43,9 @@ struct mcl_queued_listener {
     char **topics;
     size_t ntopics;
     mcl_queued_options opt;
+    // MCL__TP_FORK_FD transports: the receiving socket, opened here and shared by every
+    // receiver (datagrams wait in it while one restarts); sock is its descriptor.
+    mcl__rxs *rxs;
     int sock;
     bool open;
     // Shared memory.
@@ -210,8 +211,9 @@ child_main(mcl_queued_listener *ql, pid_t parent)
     // may raise its priority, others keep the default (EPERM is fine).
     (void)setpriority(PRIO_PROCESS, 0, -10);
     mcl_raw_listener *l = NULL;
-    // UDP: the parent's socket (datagrams wait in it while a receiver restarts). ZeroMQ: the
-    // receiver opens its own socket, in a context of its own (libzmq's do not survive fork).
+    // MCL__TP_FORK_FD (udp): the parent's socket (datagrams wait in it while a receiver
+    // restarts). Otherwise (zmq) the receiver opens its own socket, in a context of its own
+    // (libzmq's do not survive fork).
     mcl_err orv = ql->sock >= 0 ? mcl__raw_listener_open_fd(&l, &ql->conn,
                                                             (const char *const *)ql->topics,
                                                             ql->ntopics, ql->sock)
@@ -221,9 +223,10 @@ child_main(mcl_queued_listener *ql, pid_t parent)
     if (orv != MCL_OK)
         _exit(3);
     mcl__queued_child ctx = {ql->sh, ql->sh->generation};
-    // Restart losses are found as sequence gaps; a zmq publisher that filters by topic leaves
-    // gaps of its own, so a zmq receiver with a topic filter does not track them.
-    bool track = ql->conn.transport == MCL__TP_UDP || ql->ntopics == 0;
+    // Restart losses are found as sequence gaps; a publisher that filters by topic
+    // (MCL__TP_PUBFILTER) leaves gaps of its own, so such a receiver with a topic filter does
+    // not track them.
+    bool track = !(ql->conn.tp->caps & MCL__TP_PUBFILTER) || ql->ntopics == 0;
     if (track)
         mcl__raw_listener_set_seq_hook(l, child_seq_hook, &ctx);
     mcl__ring ring;
@@ -505,41 +508,27 @@ free_topics(mcl_queued_listener *ql)
 static mcl_err
 open_socket(mcl_queued_listener *ql)
 {
-    if (ql->conn.transport == MCL__TP_ZMQ) {
-        // The receiver process opens its own socket (see child_main), so an endpoint only this
-        // process can reach, or one the receiver cannot name again after a restart, is refused.
-        if (ql->conn.zkind == MCL__ZMQ_INPROC)
-            return mcl__fail(MCL_ENOTSUP, NULL, 0, "queued",
-                             "%s: a queued listener receives in another process; zmq+inproc "
-                             "cannot reach it (use zmq+ipc)",
-                             ql->conn.url);
-        if (ql->conn.zkind == MCL__ZMQ_TCP && ql->conn.port == 0)
-            return mcl__fail(MCL_EINVAL, NULL, 0, "queued",
-                             "%s: a queued listener needs a fixed port (its receiver binds it "
-                             "again after a restart)",
-                             ql->conn.url);
-        // Try it here, so that a bad key file or address fails the open, not the receiver. A
-        // binding URL is tried by connecting to it: a trial bind, closed late by libzmq, could
-        // take the port from the receiver or unlink its ipc socket file.
-        struct mcl_connection probe = ql->conn;
-        bool binds = probe.zmode == MCL__ZMODE_BIND;
-        if (binds && probe.zkind == MCL__ZMQ_TCP && strcmp(probe.zaddr, "*") == 0)
-            return MCL_OK; // nothing to connect to; the receiver reports a failure itself
-        if (binds)
-            probe.zmode = MCL__ZMODE_CONNECT;
-        mcl__zsock *z;
-        mcl_err zrv = mcl__zmq_open(&probe, false, &z);
-        mcl__zmq_close(z);
-        return zrv;
+    const mcl__tport *tp = ql->conn.tp;
+    if (!(tp->caps & MCL__TP_XPROCESS))
+        return mcl__fail(MCL_ENOTSUP, NULL, 0, "queued",
+                         "%s: a queued listener receives in another process, which %s:// cannot "
+                         "reach (use a transport between processes, e.g. udp:// or zmq+ipc://)",
+                         ql->conn.url, tp->scheme);
+    if (!(tp->caps & MCL__TP_FORK_FD)) {
+        // The receiver process opens its own socket (see child_main): try what it will open.
+        return tp->bcast->rx_probe != NULL ? tp->bcast->rx_probe(&ql->conn) : MCL_OK;
     }
-    size_t rcvbuf = 0;
-    uint16_t port = 0;
-    mcl_err rv = mcl__udp_open_recv(&ql->conn, &ql->sock, &port, &rcvbuf);
-    if (rv == MCL_OK && port != ql->conn.port) {
-        ql->conn.port = port; // reopening binds the same port again
+    mcl__rx_opened opened = {0};
+    mcl_err rv = tp->bcast->rx_open(&ql->rxs, &ql->conn, (const char *const *)ql->topics,
+                                    ql->ntopics, -1, &opened);
+    if (rv != MCL_OK)
+        return rv;
+    ql->sock = tp->bcast->rx_fd(ql->rxs);
+    if (opened.bound_port != 0 && opened.bound_port != ql->conn.port) {
+        ql->conn.port = opened.bound_port; // reopening binds the same port again
         mcl__connection_canon(&ql->conn);
     }
-    return rv;
+    return MCL_OK;
 }
 
 mcl_err
@@ -553,13 +542,10 @@ mcl_queued_listener_new(mcl_queued_listener **qlp, const mcl_connection *conn,
         return MCL_EINVAL;
     if (conn == NULL && (type == NULL || (conn = mcl_msgtype_connection(type)) == NULL))
         return mcl__fail(MCL_EINVAL, NULL, 0, "queued", "a queued listener needs a connection");
-    for (size_t i = 0; i < ntopics; i++) { // as mcl_raw_listener_open(): the receiver must not
-        size_t n = topics[i] ? strlen(topics[i]) : 0; // fail on what was accepted here
-        bool prefix = n > 0 && topics[i][n - 1] == '*';
-        if (topics[i] == NULL || n > MCL_TOPIC_MAX + (prefix ? 1 : 0))
-            return mcl__fail(MCL_EINVAL, NULL, 0, "queued", "topic filter entry %zu is %s", i,
-                             topics[i] == NULL ? "NULL" : "too long");
-    }
+    // As mcl_raw_listener_open(): the receiver must not fail on what was accepted here.
+    mcl_err trv = mcl__raw_check_topics("queued", topics, ntopics);
+    if (trv != MCL_OK)
+        return trv;
     mcl_queued_listener *ql = mcl__zalloc(sizeof(*ql));
     if (ql == NULL)
         return MCL_ENOMEM;
@@ -627,7 +613,12 @@ release_resources(mcl_queued_listener *ql)
     ql->base.kernel_drops += ql->sock_kdrops; // the socket closes below: its total is final
     ql->sock_kdrops = 0;
     pthread_mutex_unlock(&ql->lock);
-    int *fds[] = {&ql->pidfd, &ql->efd, &ql->wake_fd, &ql->epfd, &ql->tfd, &ql->sock};
+    if (ql->rxs != NULL) {
+        ql->conn.tp->bcast->rx_close(ql->rxs);
+        ql->rxs = NULL;
+        ql->sock = -1;
+    }
+    int *fds[] = {&ql->pidfd, &ql->efd, &ql->wake_fd, &ql->epfd, &ql->tfd};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (*fds[i] >= 0) {
             close(*fds[i]);
@@ -650,7 +641,8 @@ mcl_queued_listener_open(mcl_queued_listener *ql)
     if (ql->open)
         return MCL_EALREADY;
     mcl_err rv = MCL_OK;
-    if (ql->sock < 0 && ql->conn.transport == MCL__TP_UDP && (rv = open_socket(ql)) != MCL_OK)
+    if (ql->rxs == NULL && (ql->conn.tp->caps & MCL__TP_FORK_FD) &&
+        (rv = open_socket(ql)) != MCL_OK)
         return rv;
     size_t hdr = (sizeof(mcl__queued_shared) + 63) & ~(size_t)63;
     ql->map_len = hdr + mcl__ring_bytes(ql->opt.ring_size);
@@ -941,3 +933,18 @@ mcl_queued_listener_url(const mcl_queued_listener *ql)
 {
     return ql ? ql->conn.url : "";
 }
+
+static mcl_err
+source_fd(const void *obj, int *fd)
+{
+    return mcl_queued_listener_fd(obj, fd); // MCL_ESTATE while its callback thread runs
+}
+
+static void
+source_dispatch(void *obj)
+{
+    (void)mcl_queued_listener_dispatch(obj, 0, NULL);
+}
+
+const mcl__source_ops mcl__queued_listener_source = {.fd = source_fd,
+                                                     .dispatch = source_dispatch};

@@ -1,9 +1,11 @@
 // Queued listener internals shared with the tests: the shared-memory header and the sequence
 // tracking that carries loss accounting across receiver restarts.
-#ifndef MCL_QUEUED_INT_H
-#define MCL_QUEUED_INT_H
+#ifndef MCL__QUEUED_INT_H
+#define MCL__QUEUED_INT_H
 
 #include <mcl/raw.h>
+
+#include "../core/source.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -58,5 +60,8 @@ mcl__queued_track(mcl__queued_child *c, uint64_t pub, uint64_t seq)
         return;
     }
 }
+
+// The queued listener as an event source (mcl_reactor_add_queued_listener()).
+extern const mcl__source_ops mcl__queued_listener_source;
 
 #endif

@@ -4,8 +4,8 @@
 //
 // Record framing: u32 size (bytes, header included, multiple of 8), u32 kind, then the body.
 // A record never wraps: when it does not fit before the end, a PAD record fills the rest.
-#ifndef MCL_RING_H
-#define MCL_RING_H
+#ifndef MCL__RING_H
+#define MCL__RING_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

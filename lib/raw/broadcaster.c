@@ -1,35 +1,39 @@
-// Raw broadcaster: one datagram per message, or a train of fragments sent with sendmmsg.
+// Raw broadcaster over any transport: numbering, the datagram (wire format v1), fragmentation
+// where the transport caps datagrams (MCL__TP_FRAGMENT), batching with its mcl-batcher thread,
+// and per-topic numbers where the transport filters by topic (MCL__TP_PUBFILTER). Datagrams
+// leave through the transport's tx_send, one call per datagram or train of fragments.
 #define _GNU_SOURCE
-#include "../transport/connection_int.h"
 #include "../core/internal.h"
-#include "../transport/udp/net.h"
+#include "../transport/transport.h"
+#include "tseq.h"
 #include "wire.h"
-#include "../transport/zmq/zmq.h"
 
 #include <mcl/raw.h>
 
-#include <errno.h>
 #include <pthread.h>
-#include <time.h>
-#include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <time.h>
 
-enum { TRAIN = 32 }; // fragments per sendmmsg call
+enum {
+    TRAIN = 32,       // fragments handed to the transport per tx_send
+    INFO_EVERY = 256, // publishes between two looks at the subscription count
+    WHY_MAX = 160,
+};
 
 struct mcl_raw_broadcaster {
-    struct mcl_connection conn;
+    struct mcl_connection conn; // with the bound port
+    const mcl__bcast_ops *ops;
+    unsigned caps;
+    mcl__tx *tx;
     char *topic;
     size_t topic_len;
     uint64_t id;
-    int fd;
-    mcl__zsock *z; // zmq connections: the XPUB socket (fd is then -1)
-    mcl__tseq *tseq; // zmq: per (publisher, topic) message numbers, under `lock`
-    uint64_t batch_tseq; // zmq: the topic number of the batch's first record
-    unsigned since_sub_check; // publishes since the subscription notices were last read
-    atomic_int_fast64_t subscribers; // zmq: listeners subscribed (from their hello prefix)
+    mcl__tseq *tseq;      // PUBFILTER: per (publisher, topic) message numbers, under `lock`
+    uint64_t batch_tseq;  // PUBFILTER: the topic number of the batch's first record
+    unsigned since_info;  // publishes since tx_info was last asked; under `lock`
+    atomic_int_fast64_t subscribers; // SUBCOUNT: listeners subscribed
     atomic_uint_fast64_t auth_failures;
     atomic_uint_fast64_t auth_reported; // auth_failures when a wait_for_subscribers last failed
     atomic_bool open;
@@ -45,33 +49,74 @@ struct mcl_raw_broadcaster {
     pthread_mutex_t lock;
     pthread_cond_t cv;
     uint8_t *batch;
-    size_t batch_len;   // bytes used, header included
-    size_t batch_cap;   // the datagram limit (udp) or frame budget (zmq)
-    char batch_topic[MCL_TOPIC_MAX + 1]; // zmq: the one topic of the batch (frames are
-    size_t batch_tl;                     // filtered by their topic prefix)
-    uint16_t batch_n;   // records
+    size_t batch_len; // bytes used, header included
+    size_t batch_cap; // the largest batch datagram the transport takes
+    char batch_topic[MCL_TOPIC_MAX + 1]; // PUBFILTER: the one topic of the batch (datagrams
+    size_t batch_tl;                     // are filtered by their topic)
+    uint16_t batch_n;     // records
     uint64_t batch_bytes; // their payload bytes
-    mcl_err batch_err;  // first failed batch send not yet returned by flush or close
-    int unlogged_errno; // a send failure to report to the log once `lock` is released
-    int64_t batch_t0;   // when the first record went in (CLOCK_MONOTONIC ns)
+    mcl_err batch_err;    // first failed batch send not yet returned by flush or close
+    mcl_err why_code;     // a send failure to report to the log once `lock` is released
+    char why[WHY_MAX];
+    int64_t batch_t0; // when the first record went in (CLOCK_MONOTONIC ns)
     bool flusher_stop;
     bool has_flusher;
     pthread_t flusher;
 };
-
-static mcl_err send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n);
 
 // Releases b->lock, then reports a send failure seen under it (the application's log
 // handler never runs with the lock held, so it may publish on this broadcaster).
 static void
 unlock_and_log(mcl_raw_broadcaster *b)
 {
-    int e = b->unlogged_errno;
-    b->unlogged_errno = 0;
+    char why[WHY_MAX];
+    mcl_err code = b->why_code;
+    bool have = b->why[0] != '\0';
+    if (have) {
+        memcpy(why, b->why, sizeof(why));
+        b->why[0] = '\0';
+    }
     pthread_mutex_unlock(&b->lock);
-    if (e != 0)
-        (void)mcl__fail(mcl__sys_err(e), NULL, 0, "broadcaster", "%s: sendmmsg: %s", b->conn.url,
-                        strerror(e));
+    if (have)
+        (void)mcl__fail(code, NULL, 0, "broadcaster", "%s: %s", b->conn.url, why);
+}
+
+// Hands f[0..n) to the transport. Called with b->lock held. Counts what left; a failure's
+// reason is kept for unlock_and_log(). *sent (may be NULL) = datagrams that left.
+static mcl_err
+send_frames_locked(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n, unsigned *sent)
+{
+    char why[WHY_MAX] = "";
+    unsigned done = 0;
+    mcl_err rv = b->ops->tx_send(b->tx, f, n, &done, why, sizeof(why));
+    atomic_fetch_add_explicit(&b->n_datagrams, done, memory_order_relaxed);
+    if (rv != MCL_OK && why[0] != '\0' && b->why[0] == '\0') {
+        memcpy(b->why, why, sizeof(why));
+        b->why_code = rv;
+    }
+    if (sent != NULL)
+        *sent = done;
+    return rv;
+}
+
+// The per-topic counter for PUBFILTER transports (NULL when out of memory).
+static uint64_t *
+tseq_of(mcl_raw_broadcaster *b, uint64_t publisher, const char *topic, size_t tl)
+{
+    bool created;
+    return mcl__tseq_slot(b->tseq, publisher, topic, tl, &created);
+}
+
+// Reads the transport's subscriber count and failed handshakes, waiting up to wait_ms.
+static void
+refresh_info(mcl_raw_broadcaster *b, int wait_ms)
+{
+    if (b->ops->tx_info == NULL)
+        return;
+    mcl__tx_info in = {0};
+    b->ops->tx_info(b->tx, wait_ms, &in);
+    atomic_store_explicit(&b->subscribers, in.subscribers, memory_order_relaxed);
+    atomic_store_explicit(&b->auth_failures, in.auth_failures, memory_order_relaxed);
 }
 
 // Sends the pending batch. Called with b->lock held. A failure moves the batch's records from
@@ -82,17 +127,10 @@ batch_flush_locked(mcl_raw_broadcaster *b)
     if (b->batch_n == 0)
         return MCL_OK;
     mcl__put_be16(b->batch + 6, b->batch_n); // the record count in the datagram header
-    mcl_err rv;
-    if (b->z != NULL) {
-        rv = mcl__zmq_send_frame(b->z, b->conn.ztimeout_ms, b->batch_topic, b->batch_tl,
-                                 b->batch_tseq, b->batch, b->batch_len);
-        if (rv == MCL_OK)
-            atomic_fetch_add_explicit(&b->n_datagrams, 1, memory_order_relaxed);
-    } else {
-        struct iovec iov = {b->batch, b->batch_len};
-        struct mmsghdr mm = {.msg_hdr = {.msg_iov = &iov, .msg_iovlen = 1}};
-        rv = send_all(b, &mm, 1);
-    }
+    struct iovec iov = {b->batch, b->batch_len};
+    mcl__frame f = {.iov = &iov, .niov = 1, .topic = b->batch_topic, .tl = b->batch_tl,
+                    .tseq = b->batch_tseq};
+    mcl_err rv = send_frames_locked(b, &f, 1, NULL);
     if (rv != MCL_OK) {
         atomic_fetch_add_explicit(&b->n_errors, b->batch_n, memory_order_relaxed);
         atomic_fetch_sub_explicit(&b->n_messages, b->batch_n, memory_order_relaxed);
@@ -129,7 +167,7 @@ flusher_thread(void *arg)
         int64_t now = mcl__mono_ns();
         if (now >= due) {
             (void)batch_flush_locked(b); // kept in batch_err, counted in errors
-            if (b->unlogged_errno != 0) {
+            if (b->why[0] != '\0') {
                 unlock_and_log(b);
                 pthread_mutex_lock(&b->lock);
             }
@@ -187,10 +225,14 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
     if (tl > MCL_TOPIC_MAX)
         return mcl__fail(MCL_EINVAL, NULL, 0, "broadcaster", "topic longer than %d bytes",
                          MCL_TOPIC_MAX);
+    if (conn->tp->bcast == NULL)
+        return mcl__fail(MCL_ENOTSUP, NULL, 0, "broadcaster", "%s: %s:// has no broadcasters",
+                         conn->url, conn->tp->scheme);
     if ((b = mcl__zalloc(sizeof(*b))) == NULL)
         return MCL_ENOMEM;
-    b->fd = -1;
     b->conn = *conn;
+    b->ops = conn->tp->bcast;
+    b->caps = conn->tp->caps;
     b->topic_len = tl;
     if ((b->topic = mcl__strdup(topic)) == NULL) {
         rv = MCL_ENOMEM;
@@ -198,14 +240,17 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
     }
     if ((rv = mcl__random_u64(&b->id)) != MCL_OK)
         goto out;
-    if (b->conn.transport == MCL__TP_ZMQ && (b->tseq = mcl__tseq_new()) == NULL)
+    if ((b->caps & MCL__TP_PUBFILTER) && (b->tseq = mcl__tseq_new()) == NULL) {
         rv = MCL_ENOMEM;
-    else if (b->conn.transport == MCL__TP_ZMQ)
-        rv = mcl__zmq_open(&b->conn, true, &b->z);
-    else
-        rv = mcl__udp_open_send(&b->conn, &b->fd);
-    if (rv != MCL_OK)
         goto out;
+    }
+    mcl__tx_limits lim = {0};
+    if ((rv = b->ops->tx_open(&b->tx, &b->conn, &lim)) != MCL_OK)
+        goto out;
+    if (lim.bound_port != 0 && lim.bound_port != b->conn.port) {
+        b->conn.port = lim.bound_port;
+        mcl__connection_canon(&b->conn);
+    }
     if (pthread_mutex_init(&b->lock, NULL) != 0) {
         rv = MCL_ESYS;
         goto out;
@@ -217,7 +262,7 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         b->cv_init = pthread_cond_init(&b->cv, &ca) == 0;
         pthread_condattr_destroy(&ca);
-        b->batch_cap = b->z != NULL ? MCL__ZMQ_BATCH_MAX : b->conn.dgram;
+        b->batch_cap = lim.batch_max;
         if (!b->cv_init || (b->batch = mcl__alloc(b->batch_cap)) == NULL) {
             rv = b->cv_init ? MCL_ENOMEM : MCL_ESYS;
             goto out;
@@ -240,92 +285,6 @@ out:
     return rv;
 }
 
-static atomic_long send_fail_countdown = -1;
-static atomic_int send_fail_errno;
-
-void
-mcl__send_fail_after(long n, int e)
-{
-    atomic_store(&send_fail_errno, e);
-    atomic_store(&send_fail_countdown, n);
-}
-
-bool
-mcl__send_should_fail(int *e)
-{
-    if (MCL__LIKELY(atomic_load_explicit(&send_fail_countdown, memory_order_relaxed) < 0))
-        return false;
-    if (atomic_fetch_sub(&send_fail_countdown, 1) != 0)
-        return false;
-    *e = atomic_load(&send_fail_errno);
-    return true;
-}
-
-// Sends all of mm[0..n), retrying partial sends and transient buffer shortages. Called with
-// b->lock held; a failure is logged by unlock_and_log().
-static mcl_err
-send_all(mcl_raw_broadcaster *b, struct mmsghdr *mm, unsigned n)
-{
-    unsigned done = 0;
-    int spins = 0;
-    while (done < n) {
-        int seam_e;
-        int r = mcl__send_should_fail(&seam_e) ? (errno = seam_e, -1)
-                                              : sendmmsg(b->fd, mm + done, n - done, 0);
-        if (r > 0) {
-            done += (unsigned)r;
-            spins = 0;
-            continue;
-        }
-        int e = r < 0 ? errno : EIO;
-        if (e == EINTR)
-            continue;
-        // The kernel ran out of buffers for a moment (loopback under load): let the
-        // receivers run, then retry, but not forever.
-        if ((e == ENOBUFS || e == EAGAIN) && spins++ < 1000) {
-            sched_yield();
-            continue;
-        }
-        atomic_fetch_add_explicit(&b->n_datagrams, done, memory_order_relaxed);
-        if (b->unlogged_errno == 0)
-            b->unlogged_errno = e;
-        return mcl__sys_err(e);
-    }
-    atomic_fetch_add_explicit(&b->n_datagrams, n, memory_order_relaxed);
-    return MCL_OK;
-}
-
-static void zmq_housekeeping(mcl_raw_broadcaster *b, int wait_ms);
-
-// Sends one message on a zmq connection with its topic number. Called with b->lock held.
-static mcl_err
-zmq_send_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const char *topic, size_t tl,
-                const void *data, size_t len)
-{
-    bool created;
-    uint64_t *ctr = mcl__tseq_slot(b->tseq, id, topic, tl, &created);
-    if (ctr == NULL)
-        return MCL_ENOMEM;
-    mcl_err rv = mcl__zmq_send(b->z, b->conn.ztimeout_ms, id, seq, *ctr, topic, tl, data, len);
-    if (rv == MCL_OK)
-        ++*ctr; // a refused message used no number
-    if (++b->since_sub_check >= 256)
-        zmq_housekeeping(b, 0);
-    return rv;
-}
-
-// Reads the socket's subscription notices and handshake failures, waiting up to wait_ms.
-static void
-zmq_housekeeping(mcl_raw_broadcaster *b, int wait_ms)
-{
-    b->since_sub_check = 0;
-    int64_t n;
-    uint64_t af;
-    mcl__zmq_housekeeping(b->z, wait_ms, &n, &af);
-    atomic_store_explicit(&b->subscribers, n, memory_order_relaxed);
-    atomic_store_explicit(&b->auth_failures, af, memory_order_relaxed);
-}
-
 static mcl_err
 count_result(mcl_raw_broadcaster *b, mcl_err rv, size_t len)
 {
@@ -335,59 +294,70 @@ count_result(mcl_raw_broadcaster *b, mcl_err rv, size_t len)
     }
     atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
-    if (b->z != NULL)
-        atomic_fetch_add_explicit(&b->n_datagrams, 1, memory_order_relaxed);
     return MCL_OK;
 }
 
 // Sends one message as a datagram or a train of fragments, with the given publisher id and
-// sequence number. Called with b->lock held.
+// sequence number. Called with b->lock held. *sent = datagrams that left.
 static mcl_err
 send_unbatched_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const char *topic,
-                      size_t tl, const void *data, size_t len, uint32_t count, size_t fsize)
+                      size_t tl, const void *data, size_t len, unsigned *sent)
 {
-    mcl_err rv;
-
+    uint32_t count = 1;
+    size_t fsize = 0;
+    if (b->caps & MCL__TP_FRAGMENT)
+        mcl__wire_plan(b->conn.dgram, tl, len, &count, &fsize);
+    *sent = 0;
     if (count == 1) {
         uint8_t hdr[MCL__WIRE_HDR + MCL__WIRE_REC + MCL_TOPIC_MAX];
         size_t hl = mcl__wire_put_hdr(hdr, 0, 1, id);
         hl += mcl__wire_put_rec(hdr + hl, seq, topic, (uint16_t)tl, (uint32_t)len);
         struct iovec iov[2] = {{hdr, hl}, {(void *)(uintptr_t)data, len}};
-        struct mmsghdr mm = {.msg_hdr = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1}};
-        rv = send_all(b, &mm, 1);
-    } else {
-        // One heap block per fragmented message holds the headers of a train; the payload is
-        // sent from the caller's buffer without copying.
-        size_t hsz = MCL__WIRE_HDR + MCL__WIRE_FRAGREC + tl;
-        unsigned train = count < TRAIN ? count : TRAIN;
-        uint8_t *hdrs = mcl__alloc(train * hsz);
-        struct iovec *iov = mcl__alloc(train * 2 * sizeof(*iov));
-        struct mmsghdr *mm = mcl__zalloc(train * sizeof(*mm));
-        if (hdrs == NULL || iov == NULL || mm == NULL) {
-            rv = MCL_ENOMEM;
-        } else {
-            rv = MCL_OK;
-            const uint8_t *p = data;
-            for (uint32_t i = 0; i < count && rv == MCL_OK;) {
-                unsigned n = 0;
-                for (; n < train && i < count; n++, i++) {
-                    size_t off = (size_t)i * fsize;
-                    size_t fl = len - off < fsize ? len - off : fsize;
-                    uint8_t *h = hdrs + n * hsz;
-                    size_t hl = mcl__wire_put_hdr(h, MCL__WIRE_F_FRAG, 1, id);
-                    hl += mcl__wire_put_frag(h + hl, seq, topic, (uint16_t)tl, (uint32_t)fl,
-                                             (uint32_t)len, (uint32_t)off, i, count);
-                    iov[2 * n] = (struct iovec){h, hl};
-                    iov[2 * n + 1] = (struct iovec){(void *)(uintptr_t)(p + off), fl};
-                    mm[n].msg_hdr = (struct msghdr){.msg_iov = &iov[2 * n], .msg_iovlen = 2};
-                }
-                rv = send_all(b, mm, n);
-            }
+        mcl__frame f = {.iov = iov, .niov = len ? 2 : 1, .topic = topic, .tl = tl};
+        uint64_t *ctr = NULL;
+        if (b->caps & MCL__TP_PUBFILTER) {
+            if ((ctr = tseq_of(b, id, topic, tl)) == NULL)
+                return MCL_ENOMEM;
+            f.tseq = *ctr;
         }
-        mcl__free(hdrs);
-        mcl__free(iov);
-        mcl__free(mm);
+        mcl_err rv = send_frames_locked(b, &f, 1, sent);
+        if (rv == MCL_OK && ctr != NULL)
+            ++*ctr; // a refused message used no number
+        return rv;
     }
+    // One heap block per fragmented message holds the headers of a train; the payload is
+    // sent from the caller's buffer without copying.
+    size_t hsz = MCL__WIRE_HDR + MCL__WIRE_FRAGREC + tl;
+    unsigned train = count < TRAIN ? count : TRAIN;
+    uint8_t *hdrs = mcl__alloc(train * hsz);
+    struct iovec *iov = mcl__alloc(train * 2 * sizeof(*iov));
+    mcl__frame *fr = mcl__zalloc(train * sizeof(*fr));
+    mcl_err rv = MCL_OK;
+    if (hdrs == NULL || iov == NULL || fr == NULL) {
+        rv = MCL_ENOMEM;
+    } else {
+        const uint8_t *p = data;
+        for (uint32_t i = 0; i < count && rv == MCL_OK;) {
+            unsigned n = 0;
+            for (; n < train && i < count; n++, i++) {
+                size_t off = (size_t)i * fsize;
+                size_t fl = len - off < fsize ? len - off : fsize;
+                uint8_t *h = hdrs + n * hsz;
+                size_t hl = mcl__wire_put_hdr(h, MCL__WIRE_F_FRAG, 1, id);
+                hl += mcl__wire_put_frag(h + hl, seq, topic, (uint16_t)tl, (uint32_t)fl,
+                                         (uint32_t)len, (uint32_t)off, i, count);
+                iov[2 * n] = (struct iovec){h, hl};
+                iov[2 * n + 1] = (struct iovec){(void *)(uintptr_t)(p + off), fl};
+                fr[n] = (mcl__frame){.iov = &iov[2 * n], .niov = 2, .topic = topic, .tl = tl};
+            }
+            unsigned done = 0;
+            rv = send_frames_locked(b, fr, n, &done);
+            *sent += done;
+        }
+    }
+    mcl__free(hdrs);
+    mcl__free(iov);
+    mcl__free(fr);
     return rv;
 }
 
@@ -411,43 +381,35 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         return mcl__fail(MCL_EMSGSIZE, NULL, 0, "broadcaster",
                          "%s: message of %zu bytes exceeds maxmsg=%zu", b->conn.url, len,
                          b->conn.maxmsg);
-    if (b->z != NULL && !b->batching) {
-        pthread_mutex_lock(&b->lock);
-        uint64_t seq = b->seq++;
-        mcl_err rv = zmq_send_locked(b, b->id, seq, topic, tl, data, len);
-        if (rv != MCL_OK)
-            b->seq--; // nothing left: no listener will see a gap
-        unlock_and_log(b);
-        return count_result(b, rv, len);
-    }
-    uint32_t count = 1;
-    size_t fsize = 0;
-    if (b->z == NULL)
-        mcl__wire_plan(b->conn.dgram, tl, len, &count, &fsize);
     size_t rec = MCL__WIRE_REC + tl + len;
+    bool pubfilter = (b->caps & MCL__TP_PUBFILTER) != 0;
     pthread_mutex_lock(&b->lock);
+    if (b->ops->tx_info != NULL && ++b->since_info >= INFO_EVERY) {
+        b->since_info = 0;
+        refresh_info(b, 0);
+    }
     if (b->batching) {
         if (MCL__WIRE_HDR + rec <= b->batch_cap) {
             // Packed behind the records already waiting; a full datagram goes out first. If
             // that send fails, its records are counted in `errors`; this message is queued
-            // all the same, so the call succeeds. A zmq frame holds one topic.
+            // all the same, so the call succeeds. A PUBFILTER datagram holds one topic.
             if (b->batch_len + rec > b->batch_cap || b->batch_n == UINT16_MAX ||
-                (b->z != NULL && b->batch_n > 0 &&
+                (pubfilter && b->batch_n > 0 &&
                  (tl != b->batch_tl || memcmp(topic, b->batch_topic, tl) != 0)))
                 (void)batch_flush_locked(b);
-            if (b->z != NULL) {
-                bool created;
-                uint64_t *ctr = mcl__tseq_slot(b->tseq, b->id, topic, tl, &created);
+            if (pubfilter) {
+                uint64_t *ctr = tseq_of(b, b->id, topic, tl);
                 if (ctr == NULL) {
                     unlock_and_log(b);
                     return count_result(b, MCL_ENOMEM, len);
                 }
-                if (b->batch_n == 0) {
-                    memcpy(b->batch_topic, topic, tl);
-                    b->batch_tl = tl;
+                if (b->batch_n == 0)
                     b->batch_tseq = *ctr;
-                }
                 ++*ctr;
+            }
+            if (b->batch_n == 0) {
+                memcpy(b->batch_topic, topic, tl);
+                b->batch_tl = tl;
             }
             uint64_t seq = b->seq++;
             size_t off = b->batch_len;
@@ -471,14 +433,10 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         (void)batch_flush_locked(b);
     }
     uint64_t seq = b->seq++;
-    mcl_err rv;
-    if (b->z != NULL) { // a zmq message too large for a batch frame
-        rv = zmq_send_locked(b, b->id, seq, topic, tl, data, len);
-        if (rv != MCL_OK)
-            b->seq--;
-    } else {
-        rv = send_unbatched_locked(b, b->id, seq, topic, tl, data, len, count, fsize);
-    }
+    unsigned sent;
+    mcl_err rv = send_unbatched_locked(b, b->id, seq, topic, tl, data, len, &sent);
+    if (rv != MCL_OK && sent == 0)
+        b->seq--; // nothing left: no listener will see a gap
     unlock_and_log(b);
     return count_result(b, rv, len);
 }
@@ -499,22 +457,16 @@ mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_raw_msg *m)
                          "%s: message of %zu bytes exceeds maxmsg=%zu", b->conn.url, m->len,
                          b->conn.maxmsg);
     pthread_mutex_lock(&b->lock);
-    mcl_err rv;
-    if (b->z != NULL) {
-        if (b->batching) // what waits goes first
-            (void)batch_flush_locked(b);
-        rv = zmq_send_locked(b, m->publisher, m->seq, m->topic, tl, m->payload, m->len);
-        unlock_and_log(b);
-        return count_result(b, rv, m->len);
+    if (b->ops->tx_info != NULL && ++b->since_info >= INFO_EVERY) {
+        b->since_info = 0;
+        refresh_info(b, 0);
     }
     // A datagram carries one publisher id: what waits in a batch goes first, then this alone.
     if (b->batching)
         (void)batch_flush_locked(b);
-    uint32_t count;
-    size_t fsize;
-    mcl__wire_plan(b->conn.dgram, tl, m->len, &count, &fsize);
-    rv = send_unbatched_locked(b, m->publisher, m->seq, m->topic, tl, m->payload, m->len, count,
-                               fsize);
+    unsigned sent;
+    mcl_err rv = send_unbatched_locked(b, m->publisher, m->seq, m->topic, tl, m->payload, m->len,
+                                       &sent);
     unlock_and_log(b);
     return count_result(b, rv, m->len);
 }
@@ -535,13 +487,8 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
         unlock_and_log(b);
     }
     atomic_store(&b->open, false);
-    if (b->z != NULL) {
-        mcl__zmq_close(b->z);
-        b->z = NULL;
-    } else {
-        close(b->fd);
-        b->fd = -1;
-    }
+    b->ops->tx_close(b->tx);
+    b->tx = NULL;
     return rv;
 }
 
@@ -565,9 +512,8 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
     if (b->lock_init)
         pthread_mutex_destroy(&b->lock);
     mcl__free(b->batch);
-    if (b->fd >= 0)
-        close(b->fd);
-    mcl__zmq_close(b->z);
+    if (b->tx != NULL) // a failed open
+        b->ops->tx_close(b->tx);
     mcl__tseq_free(b->tseq);
     mcl__free(b->topic);
     mcl__free(b);
@@ -613,13 +559,16 @@ mcl_raw_broadcaster_wait_for_subscribers(mcl_raw_broadcaster *b, size_t count, i
         return MCL_EINVAL;
     if (!atomic_load(&b->open))
         return MCL_ECLOSED;
-    if (b->z == NULL)
-        return mcl__fail(MCL_ENOTSUP, NULL, 0, "broadcaster",
-                         "%s: multicast has no subscriptions to wait for", b->conn.url);
+    if (!(b->caps & MCL__TP_SUBCOUNT)) { // an answer, not a fault: tools ask to find out
+        mcl__log(MCL_LOG_DEBUG, "broadcaster",
+                 "%s: %s has no subscriptions to wait for (listeners are not counted)",
+                 b->conn.url, b->conn.tp->scheme);
+        return MCL_ENOTSUP;
+    }
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
     uint64_t since = atomic_load(&b->auth_reported);
     for (int slice = 0;;) {
-        zmq_housekeeping(b, slice); // the socket's own lock, not the publishers'
+        refresh_info(b, slice); // the transport's own lock, not the publishers'
         int64_t n = atomic_load(&b->subscribers);
         uint64_t af_total = atomic_load(&b->auth_failures);
         if (n >= 0 && (uint64_t)n >= count)
@@ -638,7 +587,7 @@ mcl_raw_broadcaster_wait_for_subscribers(mcl_raw_broadcaster *b, size_t count, i
                                  (unsigned long long)af);
             return MCL_ETIMEDOUT;
         }
-        // Short slices: publishers need the socket's lock too.
+        // Short slices: publishers need the transport's lock too.
         slice = left > 20000000 ? 20 : (int)((left + 999999) / 1000000);
     }
 }

@@ -1,64 +1,48 @@
-// Raw listener: socket reading (recvmmsg batches), the receive engine, and delivery either to
-// the caller (recv), to callbacks on the caller's thread (dispatch), or on our own thread.
+// Raw listener over any transport: datagrams read through the transport's rx_read (a batch at
+// a time), the receive engine (rx.c), and delivery either to the caller (recv), to callbacks
+// on the caller's thread (dispatch), or on our own thread.
 #define _GNU_SOURCE
-#include "../transport/connection_int.h"
 #include "../core/internal.h"
-#include "../transport/udp/net.h"
-#include "rx.h"
-#include "listener_int.h"
-#include "../transport/zmq/zmq.h"
 #include "../core/subs.h"
+#include "../transport/transport.h"
+#include "listener_int.h"
+#include "rx.h"
+#include "tseq.h"
 
 #include <mcl/raw.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <linux/sock_diag.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 enum {
-    BATCH = 16,        // datagrams per recvmmsg
-    SLOT = 65536,      // largest UDP payload fits
-    CTL = 128,         // control buffer per datagram (timestamp, drop counter)
-    IDLE_POLL_MS = 250 // the listener thread wakes at least this often to expire partials
+    BATCH = 16,         // datagrams read at once
+    READS = 8,          // reads that deliver nothing before the caller gets control back
+    IDLE_POLL_MS = 250, // the listener thread wakes at least this often to expire partials
 };
 
 struct mcl_raw_listener {
     struct mcl_connection conn; // with the bound port
-    int fd;
-    mcl__zsock *z; // zmq connections: the SUB socket (fd is then -1)
-    mcl__tseq *tseq; // zmq: the next topic number expected per (publisher, topic)
-    int zfd;         // zmq: ZMQ_FD, read once at open
-    int64_t real_off; // zmq: CLOCK_REALTIME - CLOCK_MONOTONIC, re-read every 1024 messages
-    unsigned real_age;
+    const mcl__bcast_ops *ops;
+    unsigned caps;
+    mcl__rxs *rxs;
+    mcl__tseq *tseq; // PUBFILTER: the next topic number expected per (publisher, topic)
     atomic_uint_fast64_t auth_failures;
     bool open;
     mcl__rx rx;
     bool rx_ready;
-    bool in_dgram; // the engine holds a datagram with records left
+    bool in_dgram;   // the engine holds a datagram with records left
     mcl_raw_msg cur; // what mcl_raw_listener_recv() returned last
-    // recvmmsg batch.
-    struct mmsghdr mm[BATCH];
-    struct iovec iov[BATCH];
-    struct sockaddr_storage addr[BATCH];
-    uint8_t ctl[BATCH][CTL];
-    uint8_t *bufs;    // nslots receive slots of SLOT bytes
-    unsigned nslots;  // grows from 1 to BATCH while batches come full (1000 idle listeners
-    bool grow;        // then cost 64 KiB each, not 1 MiB)
+    mcl__dgram batch[BATCH]; // the last read, valid until the next
     unsigned batch_n, batch_i;
-    uint64_t kdrops;      // kernel drops, accumulated
-    uint32_t kdrops_last; // last SO_RXQ_OVFL value
-    unsigned want; // datagrams to read at most in the next recvmmsg (0: a full batch)
-    int64_t batch_real, batch_mono;
+    uint64_t kdrops; // the transport's drop total, as last reported
+    unsigned want;   // datagrams to read at most in the next read (0: a full batch)
     mcl__subs subs;
     bool subs_ready;
     // Listener thread.
@@ -67,7 +51,6 @@ struct mcl_raw_listener {
     atomic_bool stop;
     int wake_fd;
 };
-
 
 mcl_err
 mcl_raw_msg_sender(const mcl_raw_msg *m, char *buf, size_t len)
@@ -127,6 +110,8 @@ mcl_err
 mcl__raw_listener_open_fd(mcl_raw_listener **lp, const mcl_connection *conn,
                           const char *const *topics, size_t ntopics, int fd)
 {
+    if (!(conn->tp->caps & MCL__TP_FORK_FD))
+        return MCL_EINVAL;
     return open_common(lp, conn, topics, ntopics, fd);
 }
 
@@ -140,6 +125,19 @@ mcl__raw_listener_set_seq_hook(mcl_raw_listener *l,
     l->rx.seq_ctx = ctx;
 }
 
+mcl_err
+mcl__raw_check_topics(const char *component, const char *const *topics, size_t ntopics)
+{
+    for (size_t i = 0; i < ntopics; i++) {
+        size_t n = topics[i] ? strlen(topics[i]) : 0;
+        bool prefix = n > 0 && topics[i][n - 1] == '*';
+        if (topics[i] == NULL || n > MCL_TOPIC_MAX + (prefix ? 1 : 0))
+            return mcl__fail(MCL_EINVAL, NULL, 0, component, "topic filter entry %zu is %s", i,
+                             topics[i] == NULL ? "NULL" : "too long");
+    }
+    return MCL_OK;
+}
+
 static mcl_err
 open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const *topics,
             size_t ntopics, int adopt_fd)
@@ -150,18 +148,17 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
         *lp = NULL;
     if (lp == NULL || conn == NULL || (topics == NULL && ntopics > 0))
         return MCL_EINVAL;
-    for (size_t i = 0; i < ntopics; i++) {
-        size_t n = topics[i] ? strlen(topics[i]) : 0;
-        bool prefix = n > 0 && topics[i][n - 1] == '*';
-        if (topics[i] == NULL || n > MCL_TOPIC_MAX + (prefix ? 1 : 0))
-            return mcl__fail(MCL_EINVAL, NULL, 0, "listener", "topic filter entry %zu is %s", i,
-                             topics[i] == NULL ? "NULL" : "too long");
-    }
+    if ((rv = mcl__raw_check_topics("listener", topics, ntopics)) != MCL_OK)
+        return rv;
+    if (conn->tp->bcast == NULL)
+        return mcl__fail(MCL_ENOTSUP, NULL, 0, "listener", "%s: %s:// has no listeners",
+                         conn->url, conn->tp->scheme);
     if ((l = mcl__zalloc(sizeof(*l))) == NULL)
         return MCL_ENOMEM;
-    l->fd = -1;
     l->wake_fd = -1;
     l->conn = *conn;
+    l->ops = conn->tp->bcast;
+    l->caps = conn->tp->caps;
     if (mcl__subs_init(&l->subs, l) != MCL_OK) {
         mcl__free(l);
         return MCL_ESYS;
@@ -173,57 +170,19 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
     if ((rv = mcl__rx_init(&l->rx, &cfg, topics, ntopics)) != MCL_OK)
         goto out;
     l->rx_ready = true;
-    if (conn->transport == MCL__TP_ZMQ) {
-        if (adopt_fd >= 0) {
-            rv = MCL_EINVAL;
-            goto out;
-        }
-        l->rx.gaps_uncounted = true; // loss is counted per topic (see mcl__tseq)
+    if (l->caps & MCL__TP_PUBFILTER) {
+        l->rx.gaps_uncounted = true; // loss is counted per topic (see tseq.h)
         if ((l->tseq = mcl__tseq_new()) == NULL) {
             rv = MCL_ENOMEM;
             goto out;
         }
-        if ((rv = mcl__zmq_open(&l->conn, false, &l->z)) != MCL_OK ||
-            (rv = mcl__zmq_subscribe(l->z, topics, ntopics)) != MCL_OK)
-            goto out;
-        if ((l->zfd = mcl__zmq_fd(l->z)) < 0) {
-            rv = mcl__fail(MCL_ESYS, NULL, 0, "listener", "%s: no ZMQ_FD", l->conn.url);
-            goto out;
-        }
-        l->open = true;
-        *lp = l;
-        l = NULL;
+    }
+    mcl__rx_opened opened = {0};
+    if ((rv = l->ops->rx_open(&l->rxs, &l->conn, topics, ntopics, adopt_fd, &opened)) != MCL_OK)
         goto out;
-    }
-    if ((l->bufs = mcl__alloc(SLOT)) == NULL) {
-        rv = MCL_ENOMEM;
-        goto out;
-    }
-    l->nslots = 1;
-    for (unsigned i = 0; i < BATCH; i++) {
-        l->iov[i] = (struct iovec){l->bufs, SLOT}; // re-pointed by slots_grow()
-        l->mm[i].msg_hdr.msg_iov = &l->iov[i];
-        l->mm[i].msg_hdr.msg_iovlen = 1;
-    }
-    size_t rcvbuf = 0;
-    uint16_t port = 0;
-    if (adopt_fd >= 0) {
-        // A socket opened by mcl__udp_open_recv() elsewhere (the queued listener's parent).
-        if ((l->fd = fcntl(adopt_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-            rv = mcl__sys_err(errno);
-            goto out;
-        }
-        int eff = 0;
-        socklen_t el = sizeof(eff);
-        if (getsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &eff, &el) == 0)
-            rcvbuf = (size_t)eff / 2;
-        port = l->conn.port;
-    } else if ((rv = mcl__udp_open_recv(&l->conn, &l->fd, &port, &rcvbuf)) != MCL_OK) {
-        goto out;
-    }
-    mcl__rx_set_rcvbuf(&l->rx, rcvbuf);
-    if (port != l->conn.port) {
-        l->conn.port = port;
+    mcl__rx_set_rcvbuf(&l->rx, opened.rcvbuf);
+    if (opened.bound_port != 0 && opened.bound_port != l->conn.port) {
+        l->conn.port = opened.bound_port;
         mcl__connection_canon(&l->conn);
     }
     l->open = true;
@@ -234,210 +193,80 @@ out:
     return rv;
 }
 
-// Doubles the receive slots. Only between batches: nothing of the last batch is in use then
-// (what recv handed out is valid until the next call, which is this one).
-static void
-slots_grow(mcl_raw_listener *l)
-{
-    l->grow = false;
-    unsigned n = l->nslots * 2 > BATCH ? BATCH : l->nslots * 2;
-    uint8_t *b = mcl__realloc(l->bufs, (size_t)n * SLOT);
-    if (b == NULL)
-        return; // keep going with fewer slots
-    l->bufs = b;
-    l->nslots = n;
-    for (unsigned i = 0; i < n; i++)
-        l->iov[i].iov_base = b + (size_t)i * SLOT;
-}
-
-// Reads a batch without blocking. MCL_OK with batch_n > 0, MCL_EAGAIN when nothing is queued.
-static mcl_err
-read_batch(mcl_raw_listener *l)
-{
-    if (l->grow)
-        slots_grow(l);
-    for (unsigned i = 0; i < BATCH; i++) {
-        struct msghdr *h = &l->mm[i].msg_hdr;
-        h->msg_name = &l->addr[i];
-        h->msg_namelen = sizeof(l->addr[i]);
-        h->msg_control = l->ctl[i];
-        h->msg_controllen = CTL;
-        h->msg_flags = 0;
-    }
-    int n;
-    do {
-        n = recvmmsg(l->fd, l->mm, l->want > 0 && l->want < l->nslots ? l->want : l->nslots,
-                     MSG_DONTWAIT, NULL);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        int e = errno;
-        if (e == EAGAIN || e == EWOULDBLOCK)
-            return MCL_EAGAIN;
-        return mcl__fail(mcl__sys_err(e), NULL, 0, "listener", "%s: recvmmsg: %s", l->conn.url,
-                         strerror(e));
-    }
-    l->batch_n = (unsigned)n;
-    l->batch_i = 0;
-    if ((unsigned)n == l->nslots && l->nslots < BATCH)
-        l->grow = true; // the socket had more: read more at a time from now on
-    l->batch_mono = mcl__mono_ns();
-    l->batch_real = mcl__real_ns();
-    mcl__rx_count_datagrams(&l->rx, (uint64_t)n);
-    return n > 0 ? MCL_OK : MCL_EAGAIN;
-}
-
-// The kernel reports drops with the next datagram it delivers (SO_RXQ_OVFL), so drops at the
-// end of a burst would stay invisible; when the socket is idle, ask for the total instead.
-static void
-refresh_kernel_drops(mcl_raw_listener *l)
-{
-#ifdef SO_MEMINFO
-    uint32_t mi[SK_MEMINFO_VARS];
-    socklen_t len = sizeof(mi);
-    if (getsockopt(l->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) == 0 &&
-        len > SK_MEMINFO_DROPS * sizeof(uint32_t)) {
-        uint32_t drops = mi[SK_MEMINFO_DROPS];
-        l->kdrops += (uint32_t)(drops - l->kdrops_last);
-        l->kdrops_last = drops;
-        mcl__rx_set_kernel_drops(&l->rx, l->kdrops);
-    }
-#else
-    (void)l;
-#endif
-}
-
 // Feeds the next datagram of the batch to the engine. False when the batch is used up.
 static bool
 feed_next(mcl_raw_listener *l)
 {
     while (l->batch_i < l->batch_n) {
-        unsigned i = l->batch_i++;
-        struct msghdr *h = &l->mm[i].msg_hdr;
-        mcl__rx_meta meta = {.real_ns = l->batch_real, .mono_ns = l->batch_mono};
-        uint32_t drops = 0;
-        bool have_drops = false;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
-            if (c->cmsg_level != SOL_SOCKET)
-                continue;
-            if (c->cmsg_type == SO_TIMESTAMPNS && c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
-                struct timespec ts;
-                memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-                int64_t k = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-                // The datagram waited (batch_real - k) in the queue; date it back on both clocks.
-                if (k > 0 && k <= l->batch_real) {
-                    meta.mono_ns = l->batch_mono - (l->batch_real - k);
-                    meta.real_ns = k;
-                }
-            } else if (c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
-                memcpy(&drops, CMSG_DATA(c), sizeof(drops));
-                have_drops = true;
-            }
-        }
-        if (have_drops) {
-            // A 32-bit counter since the socket opened: accumulate its increments mod 2^32.
-            l->kdrops += (uint32_t)(drops - l->kdrops_last);
-            l->kdrops_last = drops;
-            mcl__rx_set_kernel_drops(&l->rx, l->kdrops);
-        }
-        const struct sockaddr_storage *a = &l->addr[i];
-        if (a->ss_family == AF_INET) {
-            const struct sockaddr_in *s = (const struct sockaddr_in *)a;
-            meta.family = 4;
-            memcpy(meta.addr, &s->sin_addr, 4);
-            meta.port = ntohs(s->sin_port);
-        } else if (a->ss_family == AF_INET6) {
-            const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
-            meta.family = 6;
-            memcpy(meta.addr, &s->sin6_addr, 16);
-            meta.port = ntohs(s->sin6_port);
-        }
-        if (h->msg_flags & MSG_TRUNC) { // cannot happen with 64 KiB slots; count, never trust
-            mcl__rx_begin(&l->rx, NULL, 0, &meta);
+        const mcl__dgram *d = &l->batch[l->batch_i++];
+        if (d->data == NULL) { // not a datagram: counted as malformed
+            mcl__rx_begin(&l->rx, NULL, 0, &d->meta);
             continue;
         }
-        if (mcl__rx_begin(&l->rx, l->iov[i].iov_base, l->mm[i].msg_len, &meta) == MCL_OK) {
-            l->in_dgram = true;
-            return true;
+        if (mcl__rx_begin(&l->rx, d->data, d->len, &d->meta) != MCL_OK)
+            continue;
+        l->in_dgram = true;
+        if (d->has_tseq) {
+            // Loss per (publisher, topic): the datagram's first record should be the next
+            // number on its topic.
+            bool created;
+            uint64_t *next =
+                mcl__tseq_slot(l->tseq, l->rx.hdr.publisher, d->topic, d->tl, &created);
+            if (next != NULL && (created || d->tseq >= *next)) {
+                if (!created && d->tseq > *next)
+                    mcl__rx_add_lost(&l->rx, l->rx.hdr.publisher, d->tseq - *next);
+                *next = d->tseq + l->rx.hdr.count;
+            }
         }
+        return true;
     }
     return false;
 }
 
-// zmq: one ZeroMQ message is one datagram, behind its topic prefix. MCL_EINTR after many
-// messages that delivered nothing: more may be queued (ZMQ_FD will not say so), the caller
-// just gets a chance to look at its clock and calls again.
+// Reads a batch without blocking. MCL_OK with batch_n > 0, MCL_EAGAIN when nothing waits.
 static mcl_err
-next_message_zmq(mcl_raw_listener *l, mcl_raw_msg *m)
+read_batch(mcl_raw_listener *l)
 {
-    for (unsigned reads = 0;;) {
-        if (l->in_dgram) {
-            if (mcl__rx_next(&l->rx, m))
-                return MCL_OK;
-            l->in_dgram = false;
-        }
-        if (reads++ == 64)
-            return MCL_EINTR;
-        const uint8_t *d;
-        size_t n;
-        mcl_err rv = mcl__zmq_recv(l->z, &d, &n);
-        if (rv != MCL_OK) {
-            if (rv == MCL_EAGAIN) {
-                uint64_t af = mcl__zmq_auth_failures(l->z);
-                if (af > 0)
-                    atomic_fetch_add_explicit(&l->auth_failures, af, memory_order_relaxed);
-                mcl__rx_expire(&l->rx, mcl__mono_ns());
-            }
-            return rv;
-        }
-        mcl__rx_meta meta = {.mono_ns = mcl__mono_ns()};
-        if (l->real_age-- == 0) { // one clock read per message; the offset moves only with
-            l->real_off = mcl__real_ns() - meta.mono_ns; // adjustments of the real-time clock
-            l->real_age = 1023;
-        }
-        meta.real_ns = meta.mono_ns + l->real_off;
-        const uint8_t *nul = d != NULL ? memchr(d, 0, n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1)
-                                       : NULL;
-        if (nul == NULL) { // not our framing: counted as malformed
-            mcl__rx_begin_counted(&l->rx, NULL, 0, &meta);
-            continue;
-        }
-        size_t skip = (size_t)(nul - d) + 1;
-        if (n - skip < 8) {
-            mcl__rx_begin_counted(&l->rx, NULL, 0, &meta);
-            continue;
-        }
-        uint64_t tseq = mcl__get_be64(d + skip);
-        if (mcl__rx_begin_counted(&l->rx, d + skip + 8, n - skip - 8, &meta) != MCL_OK)
-            continue;
-        l->in_dgram = true;
-        // Loss per (publisher, topic): the frame's first record should be the next number.
-        bool created;
-        uint64_t *next = mcl__tseq_slot(l->tseq, l->rx.hdr.publisher, (const char *)d,
-                                        (size_t)(nul - d), &created);
-        if (next != NULL && (created || tseq >= *next)) {
-            if (!created && tseq > *next)
-                mcl__rx_add_lost(&l->rx, l->rx.hdr.publisher, tseq - *next);
-            *next = tseq + l->rx.hdr.count;
-        }
+    unsigned max = l->want > 0 && l->want < BATCH ? l->want : BATCH;
+    uint64_t kd = l->kdrops;
+    unsigned n = 0;
+    l->batch_n = l->batch_i = 0;
+    mcl_err rv = l->ops->rx_read(l->rxs, l->batch, max, &n, &kd);
+    if (kd != l->kdrops) {
+        l->kdrops = kd;
+        mcl__rx_set_kernel_drops(&l->rx, kd);
     }
+    if (rv != MCL_OK)
+        return rv;
+    l->batch_n = n;
+    mcl__rx_count_datagrams(&l->rx, (uint64_t)n);
+    return n > 0 ? MCL_OK : MCL_EAGAIN;
 }
 
-static mcl_err next_message_udp(mcl_raw_listener *l, mcl_raw_msg *m);
+// Nothing to read: what the transport counted meanwhile.
+static void
+idle(mcl_raw_listener *l)
+{
+    if (l->ops->rx_idle == NULL)
+        return;
+    mcl__rx_idle in = {0};
+    l->ops->rx_idle(l->rxs, &in);
+    if (in.has_kernel_drops && in.kernel_drops != l->kdrops) {
+        l->kdrops = in.kernel_drops;
+        mcl__rx_set_kernel_drops(&l->rx, in.kernel_drops);
+    }
+    if (in.auth_failures > 0)
+        atomic_fetch_add_explicit(&l->auth_failures, in.auth_failures, memory_order_relaxed);
+}
 
-// The next message from what is already read, or from one non-blocking read.
-// MCL_OK with *m filled, MCL_EAGAIN when nothing is available now, MCL_EINTR when the caller
-// should check its clock and call again, or a socket error.
+// The next message from what is already read, or from non-blocking reads. MCL_OK with *m
+// filled, MCL_EAGAIN when nothing is available now, MCL_EINTR when the caller should check its
+// clock and call again (more may wait behind an edge-triggered fd), or a transport error.
+// Bounded, so that a flood of datagrams that deliver nothing (filtered, malformed) still lets
+// the caller look at its deadline or stop flag.
 static mcl_err
 next_message(mcl_raw_listener *l, mcl_raw_msg *m)
 {
-    return l->z != NULL ? next_message_zmq(l, m) : next_message_udp(l, m);
-}
-
-static mcl_err
-next_message_udp(mcl_raw_listener *l, mcl_raw_msg *m)
-{
-    // Bounded, so that a flood of datagrams that deliver nothing (filtered, malformed) still
-    // lets the caller look at its deadline or stop flag.
     for (unsigned reads = 0;;) {
         if (l->in_dgram) {
             if (mcl__rx_next(&l->rx, m))
@@ -446,36 +275,30 @@ next_message_udp(mcl_raw_listener *l, mcl_raw_msg *m)
         }
         if (feed_next(l))
             continue;
-        if (reads++ == 8)
-            return MCL_EAGAIN;
+        if (reads++ == READS)
+            return (l->caps & MCL__TP_EDGE_FD) ? MCL_EINTR : MCL_EAGAIN;
         mcl_err rv = read_batch(l);
+        mcl__rx_expire(&l->rx, rv == MCL_OK ? l->batch[0].meta.mono_ns : mcl__mono_ns());
         if (rv != MCL_OK) {
-            mcl__rx_expire(&l->rx, mcl__mono_ns());
             if (rv == MCL_EAGAIN)
-                refresh_kernel_drops(l);
+                idle(l);
             return rv;
         }
-        mcl__rx_expire(&l->rx, l->batch_mono);
     }
-}
-
-static int
-wait_readable_fd(int fd, int extra_fd, int timeout_ms)
-{
-    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = extra_fd, .events = POLLIN}};
-    int r;
-    do {
-        r = poll(p, extra_fd >= 0 ? 2 : 1, timeout_ms);
-    } while (r < 0 && errno == EINTR);
-    return r;
 }
 
 static int
 wait_readable(mcl_raw_listener *l, int extra_fd, int timeout_ms)
 {
-    if (l->z != NULL)
-        return mcl__zmq_wait(l->z, extra_fd, timeout_ms);
-    return wait_readable_fd(l->fd, extra_fd, timeout_ms);
+    if (l->ops->rx_wait != NULL)
+        return l->ops->rx_wait(l->rxs, extra_fd, timeout_ms);
+    struct pollfd p[2] = {{.fd = l->ops->rx_fd(l->rxs), .events = POLLIN},
+                          {.fd = extra_fd, .events = POLLIN}};
+    int r;
+    do {
+        r = poll(p, extra_fd >= 0 ? 2 : 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    return r;
 }
 
 mcl_err
@@ -540,11 +363,13 @@ mcl_raw_listener_pending(const mcl_raw_listener *l)
         return false;
     if (l->in_dgram && l->rx.left > 0)
         return true;
-    // ZMQ_FD is edge-triggered: ask libzmq whether a message waits (not while the listener
-    // thread uses the socket: a zmq socket belongs to one thread at a time).
-    if (l->z != NULL)
-        return !l->running && mcl__zmq_readable(l->z);
-    return l->batch_i < l->batch_n;
+    if (l->batch_i < l->batch_n)
+        return true;
+    // An edge-triggered fd: ask the transport whether a datagram waits (not while the
+    // listener thread reads: a zmq socket belongs to one thread at a time).
+    if (l->caps & MCL__TP_EDGE_FD)
+        return !l->running && l->ops->rx_pending(l->rxs);
+    return false;
 }
 
 mcl_err
@@ -556,7 +381,7 @@ mcl_raw_listener_fd(const mcl_raw_listener *l, int *fd)
         return MCL_EINVAL;
     if (!l->open)
         return MCL_ECLOSED;
-    *fd = l->z != NULL ? l->zfd : l->fd;
+    *fd = l->ops->rx_fd(l->rxs);
     return MCL_OK;
 }
 
@@ -589,12 +414,12 @@ mcl_raw_listener_dispatch(mcl_raw_listener *l, size_t max, size_t *delivered)
     mcl_err rv = MCL_OK;
     while (max == 0 || n < max) {
         // Read no more datagrams than can be delivered now, so that what is left stays in the
-        // socket and the fd stays readable for the caller's poll loop.
+        // transport and the fd stays readable for the caller's poll loop.
         size_t left = max == 0 ? BATCH : max - n;
         l->want = left < BATCH ? (unsigned)left : BATCH;
         rv = next_message(l, &m);
         if (rv == MCL_EINTR)
-            continue; // zmq: more may be queued, and an edge-triggered fd must be drained
+            continue; // more may wait, and an edge-triggered fd must be drained
         if (rv != MCL_OK)
             break;
         deliver(l, &m);
@@ -674,6 +499,24 @@ mcl_raw_listener_stop(mcl_raw_listener *l)
     return MCL_OK;
 }
 
+static mcl_err
+source_fd(const void *obj, int *fd)
+{
+    const mcl_raw_listener *l = obj;
+    mcl_err rv = mcl_raw_listener_fd(l, fd);
+    if (rv == MCL_OK && l->running)
+        rv = MCL_ESTATE;
+    return rv;
+}
+
+static void
+source_dispatch(void *obj)
+{
+    (void)mcl_raw_listener_dispatch(obj, 0, NULL);
+}
+
+const mcl__source_ops mcl__raw_listener_source = {.fd = source_fd, .dispatch = source_dispatch};
+
 mcl_err
 mcl_raw_listener_close(mcl_raw_listener *l)
 {
@@ -685,13 +528,8 @@ mcl_raw_listener_close(mcl_raw_listener *l)
         return MCL_ECLOSED;
     if (l->running)
         mcl_raw_listener_stop(l);
-    if (l->z != NULL) {
-        mcl__zmq_close(l->z);
-        l->z = NULL;
-    } else {
-        close(l->fd);
-        l->fd = -1;
-    }
+    l->ops->rx_close(l->rxs);
+    l->rxs = NULL;
     l->open = false;
     l->in_dgram = false;
     l->batch_n = l->batch_i = 0;
@@ -712,15 +550,13 @@ mcl_raw_listener_free(mcl_raw_listener *l)
         return;
     if (l->open)
         mcl_raw_listener_close(l);
-    if (l->fd >= 0)
-        close(l->fd);
-    mcl__zmq_close(l->z);
+    if (l->rxs != NULL) // a failed open
+        l->ops->rx_close(l->rxs);
     mcl__tseq_free(l->tseq);
     if (l->wake_fd >= 0)
         close(l->wake_fd);
     if (l->rx_ready)
         mcl__rx_fini(&l->rx);
-    mcl__free(l->bufs);
     if (l->subs_ready)
         mcl__subs_fini(&l->subs);
     mcl__free(l);

@@ -1,11 +1,12 @@
 // The receive engine: datagram validation, topic filter, reassembly, per-publisher sequence
 // tracking and counters. Pure computation on byte buffers (no sockets), so tests can feed it
 // datagrams with injected loss, reordering and duplication.
-#ifndef MCL_RX_H
-#define MCL_RX_H
+#ifndef MCL__RX_H
+#define MCL__RX_H
 
 #include <mcl/raw.h>
 
+#include "../transport/transport.h"
 #include "wire.h"
 
 #include <pthread.h>
@@ -16,13 +17,8 @@ typedef struct mcl__rx_cfg {
     size_t partmem;    // cap on memory held by partial messages
 } mcl__rx_cfg;
 
-typedef struct mcl__rx_meta {
-    int64_t real_ns;
-    int64_t mono_ns;
-    int family;
-    uint8_t addr[16];
-    uint16_t port;
-} mcl__rx_meta;
+// What is known of a datagram's arrival (from the transport).
+typedef mcl__meta mcl__rx_meta;
 
 struct mcl__rx_pub;
 struct mcl__rx_part;
@@ -65,9 +61,9 @@ typedef struct mcl__rx {
     // whether it is delivered (false: filtered or oversize).
     void (*seq_hook)(void *ctx, uint64_t publisher, uint64_t seq, bool delivered);
     void *seq_ctx;
-    // Sequence gaps are not losses here (set for zmq: the publisher filters by topic, so a
-    // listener sees only some of a publisher's numbers; loss is counted per topic instead,
-    // through mcl__rx_add_lost()).
+    // Sequence gaps are not losses here (set for MCL__TP_PUBFILTER transports: the publisher
+    // filters by topic, so a listener sees only some of a publisher's numbers; loss is counted
+    // per topic instead, through mcl__rx_add_lost()).
     bool gaps_uncounted;
 } mcl__rx;
 

@@ -1,7 +1,7 @@
 // Wire format v1 (docs/wire-format.md is the specification; keep the two in step).
 // Everything is big-endian and encoded/decoded byte by byte.
-#ifndef MCL_WIRE_H
-#define MCL_WIRE_H
+#ifndef MCL__WIRE_H
+#define MCL__WIRE_H
 
 #include <mcl/err.h>
 

@@ -4,6 +4,9 @@
 #include <mcl/reactor.h>
 
 #include "../core/internal.h"
+#include "../core/source.h"
+#include "../msg/msg_int.h"
+#include "../queued/queued_int.h"
 #include "../raw/listener_int.h"
 #include "reactor_int.h"
 
@@ -21,7 +24,6 @@
 #include <unistd.h>
 
 enum { K_FD = 1, K_TIMER, K_LISTENER };
-enum { L_RAW = 1, L_MSG, L_QUEUED };
 enum { TICK_MS = 250, MAX_EVENTS = 64 };
 
 typedef struct fdh {
@@ -43,9 +45,9 @@ typedef struct timer {
     size_t hi;                   // index in the heap
 } timer;
 
-typedef struct lis {
+typedef struct lis { // an event source (a listener of any kind)
     mcl_handle id;
-    int kind;
+    const mcl__source_ops *ops;
     void *l;
     mcl_handle fd_h;
 } lis;
@@ -650,17 +652,7 @@ mcl_reactor_timers(const mcl_reactor *cr)
 static void
 dispatch_listener(const lis *x)
 {
-    switch (x->kind) {
-    case L_RAW:
-        mcl_raw_listener_dispatch(x->l, 0, NULL);
-        break;
-    case L_MSG:
-        mcl_msg_listener_dispatch(x->l, 0, NULL);
-        break;
-    case L_QUEUED:
-        mcl_queued_listener_dispatch(x->l, 0, NULL);
-        break;
-    }
+    x->ops->dispatch(x->l);
 }
 
 static void
@@ -710,15 +702,24 @@ on_tick(mcl_reactor *r, mcl_handle h, void *user)
     mcl__free(ids);
 }
 
+// Registers an event source: its fd, and the tick that dispatches every source.
 static mcl_err
-add_listener(mcl_reactor *r, int kind, void *l, int fd, mcl_handle *h)
+add_source(mcl_reactor *r, const mcl__source_ops *ops, void *l, mcl_handle *h)
 {
+    if (h != NULL)
+        *h = 0;
+    int fd;
+    if (r == NULL || l == NULL)
+        return MCL_EINVAL;
+    mcl_err rv = ops->fd(l, &fd);
+    if (rv != MCL_OK)
+        return rv == MCL_ESTATE ? MCL_ESTATE : MCL_EINVAL;
     lis *x = mcl__zalloc(sizeof(*x));
     if (x == NULL)
         return MCL_ENOMEM;
-    x->kind = kind;
+    x->ops = ops;
     x->l = l;
-    mcl_err rv = mcl_reactor_add_fd(r, fd, MCL_EV_READ, on_listener_fd, x, &x->fd_h);
+    rv = mcl_reactor_add_fd(r, fd, MCL_EV_READ, on_listener_fd, x, &x->fd_h);
     if (rv != MCL_OK) {
         mcl__free(x);
         return rv;
@@ -763,44 +764,23 @@ add_listener(mcl_reactor *r, int kind, void *l, int fd, mcl_handle *h)
     return MCL_OK;
 }
 
+// The public entry points: one per listener type, each a source for the same loop.
 mcl_err
 mcl_reactor_add_raw_listener(mcl_reactor *r, mcl_raw_listener *l, mcl_handle *h)
 {
-    if (h != NULL)
-        *h = 0;
-    int fd;
-    if (r == NULL || l == NULL || mcl_raw_listener_fd(l, &fd) != MCL_OK)
-        return MCL_EINVAL;
-    if (mcl__raw_listener_running(l))
-        return MCL_ESTATE;
-    return add_listener(r, L_RAW, l, fd, h);
+    return add_source(r, &mcl__raw_listener_source, l, h);
 }
 
 mcl_err
 mcl_reactor_add_msg_listener(mcl_reactor *r, mcl_msg_listener *l, mcl_handle *h)
 {
-    if (h != NULL)
-        *h = 0;
-    int fd;
-    if (r == NULL || l == NULL || mcl_msg_listener_fd(l, &fd) != MCL_OK)
-        return MCL_EINVAL;
-    if (mcl__raw_listener_running(mcl_msg_listener_raw(l)))
-        return MCL_ESTATE;
-    return add_listener(r, L_MSG, l, fd, h);
+    return add_source(r, &mcl__msg_listener_source, l, h);
 }
 
 mcl_err
 mcl_reactor_add_queued_listener(mcl_reactor *r, mcl_queued_listener *l, mcl_handle *h)
 {
-    if (h != NULL)
-        *h = 0;
-    int fd;
-    if (r == NULL || l == NULL)
-        return MCL_EINVAL;
-    mcl_err rv = mcl_queued_listener_fd(l, &fd);
-    if (rv != MCL_OK)
-        return rv == MCL_ESTATE ? MCL_ESTATE : MCL_EINVAL;
-    return add_listener(r, L_QUEUED, l, fd, h);
+    return add_source(r, &mcl__queued_listener_source, l, h);
 }
 
 // --- removal -----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // Reactor entry points for the library's own layers (promises): posts and timers whose
 // argument holds a resource, released by `dispose` if the reactor is freed before they run.
-#ifndef MCL_REACTOR_INT_H
-#define MCL_REACTOR_INT_H
+#ifndef MCL__REACTOR_INT_H
+#define MCL__REACTOR_INT_H
 
 #include <mcl/reactor.h>
 

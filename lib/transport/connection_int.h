@@ -1,56 +1,43 @@
-// The layout of mcl_connection, visible to the library only.
-#ifndef MCL_CONNECTION_INT_H
-#define MCL_CONNECTION_INT_H
+// The layout of mcl_connection, visible to the library only: the transport it names, the
+// options every transport shares, its canonical URL, and the transport's own options as an
+// opaque block that only that transport reads. Still a value: copy it with `=`.
+#ifndef MCL__CONNECTION_INT_H
+#define MCL__CONNECTION_INT_H
 
 #include <mcl/connection.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define MCL__URL_MAX 640
-#define MCL__IFACE_MAX 64
-// Large enough that a receiver absorbs a burst of ~60 messages of 1 MiB sent at loopback
-// speed (measured: bench/throughput.c); unprivileged processes are capped at rmem_max.
-#define MCL__DEF_RCVBUF ((size_t)64 << 20)
+// Room for the largest transport's options (zmq: three key paths); the standing test
+// tests/transport/test_registry.c checks every transport's opts_size against it.
+#define MCL__TP_OPTS_MAX 1152
 
-enum { MCL__TP_UDP = 0, MCL__TP_ZMQ = 1 };
-enum { MCL__ZMQ_TCP = 1, MCL__ZMQ_IPC = 2, MCL__ZMQ_INPROC = 3 };
-enum { MCL__ZMODE_DEFAULT = 0, MCL__ZMODE_BIND = 1, MCL__ZMODE_CONNECT = 2 };
-#define MCL__ZADDR_MAX 256
-#define MCL__KEYPATH_MAX 256
+// Defaults of the generic options (canonical forms leave them out).
+#define MCL__DEF_MAXMSG ((size_t)64 << 20)
+#define MCL__DEF_PARTMEM ((size_t)256 << 20)
+#define MCL__DEF_DGRAM ((size_t)65000)
+#define MCL__DEF_EXPIRE_MS 2000u
+#define MCL__MIN_DGRAM ((size_t)1200)
+#define MCL__MAX_DGRAM ((size_t)65527) // 65535 - 8 (UDP over IPv6; IPv4 is 20 bytes less)
+
+struct mcl__tport;
 
 struct mcl_connection {
-    int transport;                // MCL__TP_UDP or MCL__TP_ZMQ
-    // ZeroMQ (transport MCL__TP_ZMQ): the endpoint and its socket options.
-    int zkind;                    // MCL__ZMQ_TCP, _IPC, _INPROC
-    char zaddr[MCL__ZADDR_MAX];   // tcp: host (no brackets) or "*"; ipc: path; inproc: name
-    int zmode;                    // MCL__ZMODE_*: default = broadcasters bind, listeners connect
-    int hwm;                      // high-water mark in messages (0: libzmq's default, 1000)
-    bool zdrop;                   // drop for slow subscribers instead of blocking (lossless)
-    int ztimeout_ms;              // lossless publish: give up after this long (-1: never)
-    int linger_ms;                // what close waits for unsent messages
-    char curve_key[MCL__KEYPATH_MAX];    // our key pair file (mcl-keygen), "" = none
-    char curve_server[MCL__KEYPATH_MAX]; // the server's public key: hex text or a file
-    char curve_clients[MCL__KEYPATH_MAX]; // server: file of the client keys allowed, "" = any
-    int family;                   // 4 or 6 (udp); 0 for zmq
-    char group[INET6_ADDRSTRLEN]; // text, no brackets
-    struct in_addr group4;
-    struct in6_addr group6;
-    uint16_t port;
-    int ttl;
-    bool loop;
-    char iface[MCL__IFACE_MAX]; // "" = routing table
-    size_t rcvbuf;
-    size_t sndbuf;
-    size_t maxmsg;
-    size_t dgram;
-    uint32_t expire_ms;
-    uint32_t batch_us; // broadcasters: pack small messages for up to this long (0: off)
-    size_t partmem;
+    const struct mcl__tport *tp; // the transport (lib/transport/transport.h)
+    uint16_t port;      // udp and zmq+tcp: the port (0: chosen by the kernel at bind); else 0
+    size_t maxmsg;      // largest message sent or accepted
+    size_t dgram;       // transports with MCL__TP_FRAGMENT: largest datagram; 0 otherwise
+    uint32_t expire_ms; // partial messages are dropped after this
+    size_t partmem;     // cap on memory held by partial messages
+    uint32_t batch_us;  // broadcasters: pack small messages for up to this long (0: off)
     char url[MCL__URL_MAX]; // canonical
+    alignas(max_align_t) unsigned char opts[MCL__TP_OPTS_MAX]; // the transport's own struct
 };
 
-// Rebuilds conn->url from the fields (used after a listener learns its bound port).
+// Rebuilds conn->url from the fields (after a bind learns its port).
 void mcl__connection_canon(struct mcl_connection *conn);
 
 #endif

@@ -98,3 +98,23 @@ mclt_parse(const char *url)
     CU_ASSERT_EQUAL_FATAL(rv, MCL_OK);
     return c;
 }
+
+uint8_t *
+mclt_pattern(size_t len, uint64_t seed)
+{
+    uint8_t *p = malloc(len ? len : 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)mclt_rand(&seed);
+    return p;
+}
+
+bool
+mclt_pattern_ok(const void *data, size_t len, uint64_t seed)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != (uint8_t)mclt_rand(&seed))
+            return false;
+    return true;
+}

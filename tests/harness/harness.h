@@ -32,6 +32,11 @@ int64_t mclt_now_ms(void);
 // Deterministic pseudo-random numbers for tests (xorshift), seeded per test.
 uint64_t mclt_rand(uint64_t *state);
 
+// len bytes from the generator seeded with seed (malloc'd, never NULL; free() it), and the
+// check that data holds exactly those bytes: payloads that prove they arrived whole.
+uint8_t *mclt_pattern(size_t len, uint64_t seed);
+bool mclt_pattern_ok(const void *data, size_t len, uint64_t seed);
+
 // Each test file defines its suite with this; the harness main() registers and runs it.
 // init returns 0 to run, MCLT_SKIP to skip the whole suite (exit 77), anything else to fail.
 #define MCLT_SKIP 77

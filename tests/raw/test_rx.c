@@ -82,15 +82,6 @@ sink_clear(sink *s)
     s->n = 0;
 }
 
-static uint8_t *
-pattern(size_t len, uint64_t seed)
-{
-    uint8_t *p = malloc(len ? len : 1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-    for (size_t i = 0; i < len; i++)
-        p[i] = (uint8_t)mclt_rand(&seed);
-    return p;
-}
 
 static mcl_listener_stats
 stats(mcl__rx *rx)
@@ -114,7 +105,7 @@ test_sizes_roundtrip(void)
     mcl__rx rx;
     MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-        uint8_t *p = pattern(sizes[k], k + 1);
+        uint8_t *p = mclt_pattern(sizes[k], k + 1);
         size_t n = encode(D, 4096, 77, k, "abc", p, sizes[k], dgram);
         if (sizes[k] == f * 2)
             CU_ASSERT_EQUAL(n, 2);
@@ -156,7 +147,7 @@ test_reordered_and_duplicated_fragments(void)
     MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
     uint64_t s = 99;
     size_t len = 200000;
-    uint8_t *p = pattern(len, 5);
+    uint8_t *p = mclt_pattern(len, 5);
     size_t n = encode(D, 4096, 1, 0, "", p, len, 1200); // ~170 fragments
     CU_ASSERT(n > 100);
     shuffle(D, n, &s);
@@ -184,7 +175,7 @@ test_lost_fragment_expires_and_counts_as_lost(void)
 {
     mcl__rx rx;
     MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
-    uint8_t *p = pattern(5000, 3);
+    uint8_t *p = mclt_pattern(5000, 3);
     for (uint64_t seq = 0; seq < 3; seq++) {
         size_t n = encode(D, 4096, 5, seq, "cam", p, 5000, 1200);
         for (size_t i = 0; i < n; i++)
@@ -279,7 +270,7 @@ test_interleaved_publishers_same_topic(void)
     mcl__rx rx;
     MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
     size_t len = 100000;
-    uint8_t *pa = pattern(len, 11), *pb = pattern(len, 12);
+    uint8_t *pa = mclt_pattern(len, 11), *pb = mclt_pattern(len, 12);
     static dg A[256], B[256], A2[256];
     size_t na = encode(A, 256, 0xA, 0, "img", pa, len, 9000);
     size_t nb = encode(B, 256, 0xB, 0, "img", pb, len, 9000);
@@ -314,7 +305,7 @@ test_memory_cap_and_oversize(void)
     cfg.maxmsg = 500000;
     mcl__rx rx;
     MCLT_OK(mcl__rx_init(&rx, &cfg, NULL, 0));
-    uint8_t *p = pattern(600000, 1);
+    uint8_t *p = mclt_pattern(600000, 1);
     for (uint64_t seq = 0; seq < 6; seq++) { // only the first fragment of each
         size_t n = encode(D, 4096, 3, seq, "x", p, 100000, 9000);
         feed(&rx, &D[0], &S);
@@ -376,7 +367,7 @@ test_topic_filter(void)
     CU_ASSERT_STRING_EQUAL(S.m[2]->topic, "");
     CU_ASSERT_STRING_EQUAL(S.m[3]->topic, "imu/");
     // A large filtered message is never reassembled, and its fragments are not duplicates.
-    uint8_t *p = pattern(300000, 2);
+    uint8_t *p = mclt_pattern(300000, 2);
     size_t n = encode(D, 4096, 1, 7, "cam", p, 300000, 9000);
     for (size_t i = 0; i < n; i++) {
         feed(&rx, &D[i], &S);
@@ -405,7 +396,7 @@ test_contradicting_fragments_and_garbage(void)
 {
     mcl__rx rx;
     MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
-    uint8_t *p = pattern(30000, 9);
+    uint8_t *p = mclt_pattern(30000, 9);
     static dg X[64], Y[64];
     size_t nx = encode(X, 64, 4, 0, "a", p, 30000, 9000);
     size_t ny = encode(Y, 64, 4, 0, "a", p, 20000, 9000); // same (pub, seq), other size
@@ -470,7 +461,7 @@ test_random_loss_reorder_duplication(void)
     for (uint64_t seq = 0; seq < 100; seq++) {
         for (uint64_t pub = 1; pub <= 3; pub++) {
             size_t len = (size_t)(mclt_rand(&s) % 20000);
-            uint8_t *p = pattern(len, pub << 32 | seq);
+            uint8_t *p = mclt_pattern(len, pub << 32 | seq);
             total += encode(all + total, 8192 - total, pub, seq, "r", p, len, 1500);
             free(p);
             msgs++;
@@ -502,7 +493,7 @@ test_random_loss_reorder_duplication(void)
     // Every delivered message is intact and unique.
     for (size_t i = 0; i < S.n; i++) {
         uint64_t seed = S.m[i]->publisher << 32 | S.m[i]->seq;
-        uint8_t *want = pattern(S.m[i]->len, seed);
+        uint8_t *want = mclt_pattern(S.m[i]->len, seed);
         CU_ASSERT(memcmp(S.m[i]->payload, want, S.m[i]->len) == 0);
         free(want);
         for (size_t j = 0; j < i; j++)
@@ -541,7 +532,7 @@ test_allocation_failures(void)
 {
     // Each allocation of a reassembly fails in turn: the engine drops the message (counted as
     // lost later), never crashes, and the next message is delivered.
-    uint8_t *p = pattern(20000, 4);
+    uint8_t *p = mclt_pattern(20000, 4);
     for (long k = 0; k < 6; k++) {
         mcl__rx rx;
         MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
@@ -597,7 +588,7 @@ test_late_reassembly_older_than_window(void)
     // by threads): it is delivered, late, not thrown away as a duplicate.
     mcl__rx rx;
     MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
-    uint8_t *p = pattern(3000, 1);
+    uint8_t *p = mclt_pattern(3000, 1);
     size_t n = encode(D, 4096, 1, 0, "big", p, 3000, 2000);
     CU_ASSERT_EQUAL_FATAL(n, 2);
     static dg keep;
@@ -648,7 +639,7 @@ test_dropped_partials_stay_dropped(void)
     cfg.partmem = 30000;
     mcl__rx rx;
     MCLT_OK(mcl__rx_init(&rx, &cfg, NULL, 0));
-    uint8_t *p = pattern(20000, 3);
+    uint8_t *p = mclt_pattern(20000, 3);
     static dg A[16], B[16];
     size_t na = encode(A, 16, 1, 0, "a", p, 20000, 9000);
     size_t nb = encode(B, 16, 2, 0, "b", p, 20000, 9000);

@@ -3,7 +3,7 @@
 // edge-triggered fd, waiting for subscribers, CURVE with right and wrong keys, forwarding.
 #define _GNU_SOURCE
 #include "harness.h"
-#include "transport/zmq/zmq.h"
+#include "transport/zmq/zmq_int.h"
 
 #include "raw/wire.h"
 

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
-#include "net.h"
+// Socket set-up for UDP multicast: the only code that touches multicast socket options.
+#include "udp.h"
 
 #include "../../core/internal.h"
 
@@ -20,25 +21,26 @@ typedef struct iface_info {
 static mcl_err
 resolve_iface(const struct mcl_connection *c, iface_info *ii)
 {
+    const mcl__udp_opts *u = mcl__udp_opts_of(c);
     memset(ii, 0, sizeof(*ii));
     ii->addr4.s_addr = htonl(INADDR_ANY);
-    if (c->iface[0] == '\0')
+    if (u->iface[0] == '\0')
         return MCL_OK;
     struct in_addr a4;
     struct in6_addr a6;
-    bool is4 = inet_pton(AF_INET, c->iface, &a4) == 1;
-    bool is6 = !is4 && inet_pton(AF_INET6, c->iface, &a6) == 1;
+    bool is4 = inet_pton(AF_INET, u->iface, &a4) == 1;
+    bool is6 = !is4 && inet_pton(AF_INET6, u->iface, &a6) == 1;
     if (!is4 && !is6) {
-        ii->index = if_nametoindex(c->iface);
+        ii->index = if_nametoindex(u->iface);
         if (ii->index == 0)
             return mcl__fail(MCL_ENODEV, NULL, 0, "udp", "%s: no interface named '%s'", c->url,
-                             c->iface);
-        if (c->family == 4) { // find its IPv4 address, if it has one (not required)
+                             u->iface);
+        if (u->family == 4) { // find its IPv4 address, if it has one (not required)
             struct ifaddrs *ifs = NULL;
             if (getifaddrs(&ifs) == 0) {
                 for (struct ifaddrs *i = ifs; i != NULL; i = i->ifa_next)
                     if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
-                        strcmp(i->ifa_name, c->iface) == 0) {
+                        strcmp(i->ifa_name, u->iface) == 0) {
                         ii->addr4 = ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr;
                         break;
                     }
@@ -47,10 +49,10 @@ resolve_iface(const struct mcl_connection *c, iface_info *ii)
         }
         return MCL_OK;
     }
-    if ((is4 && c->family != 4) || (is6 && c->family != 6))
+    if ((is4 && u->family != 4) || (is6 && u->family != 6))
         return mcl__fail(MCL_ENODEV, NULL, 0, "udp",
                          "%s: iface address %s is not of the group's address family", c->url,
-                         c->iface);
+                         u->iface);
     struct ifaddrs *ifs = NULL;
     if (getifaddrs(&ifs) != 0) {
         int e = errno;
@@ -75,7 +77,7 @@ resolve_iface(const struct mcl_connection *c, iface_info *ii)
     freeifaddrs(ifs);
     if (ii->index == 0)
         return mcl__fail(MCL_ENODEV, NULL, 0, "udp", "%s: no interface has the address %s",
-                         c->url, c->iface);
+                         c->url, u->iface);
     return MCL_OK;
 }
 
@@ -83,18 +85,19 @@ static socklen_t
 group_sockaddr(const struct mcl_connection *c, struct sockaddr_storage *ss, uint16_t port,
                unsigned ifindex)
 {
+    const mcl__udp_opts *u = mcl__udp_opts_of(c);
     memset(ss, 0, sizeof(*ss));
-    if (c->family == 4) {
+    if (u->family == 4) {
         struct sockaddr_in *s = (struct sockaddr_in *)ss;
         s->sin_family = AF_INET;
         s->sin_port = htons(port);
-        s->sin_addr = c->group4;
+        s->sin_addr = u->group4;
         return sizeof(*s);
     }
     struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
     s->sin6_family = AF_INET6;
     s->sin6_port = htons(port);
-    s->sin6_addr = c->group6;
+    s->sin6_addr = u->group6;
     s->sin6_scope_id = ifindex;
     return sizeof(*s);
 }
@@ -114,7 +117,8 @@ sockopt(int fd, int level, int name, const void *v, socklen_t len, const char *w
 static mcl_err
 new_socket(const struct mcl_connection *c, int *fdp)
 {
-    int fd = socket(c->family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+    const mcl__udp_opts *u = mcl__udp_opts_of(c);
+    int fd = socket(u->family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
     if (fd < 0) {
         int e = errno;
         return mcl__fail(mcl__sys_err(e), NULL, 0, "udp", "%s: socket: %s", c->url, strerror(e));
@@ -126,6 +130,7 @@ new_socket(const struct mcl_connection *c, int *fdp)
 mcl_err
 mcl__udp_open_send(const struct mcl_connection *c, int *fdp)
 {
+    const mcl__udp_opts *u = mcl__udp_opts_of(c);
     *fdp = -1;
     if (c->port == 0)
         return mcl__fail(MCL_EINVAL, NULL, 0, "udp", "%s: a broadcaster needs a port (not 0)",
@@ -135,9 +140,9 @@ mcl__udp_open_send(const struct mcl_connection *c, int *fdp)
     int fd = -1;
     if (rv != MCL_OK || (rv = new_socket(c, &fd)) != MCL_OK)
         return rv;
-    int loop = c->loop ? 1 : 0;
-    int ttl = c->ttl;
-    if (c->family == 4) {
+    int loop = u->loop ? 1 : 0;
+    int ttl = u->ttl;
+    if (u->family == 4) {
         unsigned char ttl8 = (unsigned char)ttl, loop8 = (unsigned char)loop;
         if ((rv = sockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl8, sizeof(ttl8),
                           "IP_MULTICAST_TTL", c)) != MCL_OK ||
@@ -163,8 +168,8 @@ mcl__udp_open_send(const struct mcl_connection *c, int *fdp)
                 goto fail;
         }
     }
-    if (c->sndbuf > 0) {
-        int sz = c->sndbuf > INT32_MAX / 2 ? INT32_MAX / 2 : (int)c->sndbuf;
+    if (u->sndbuf > 0) {
+        int sz = u->sndbuf > INT32_MAX / 2 ? INT32_MAX / 2 : (int)u->sndbuf;
         if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) != 0 &&
             (rv = sockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz), "SO_SNDBUF", c)) != MCL_OK)
             goto fail;
@@ -187,6 +192,7 @@ fail:
 mcl_err
 mcl__udp_open_recv(const struct mcl_connection *c, int *fdp, uint16_t *port, size_t *rcvbuf)
 {
+    const mcl__udp_opts *u = mcl__udp_opts_of(c);
     *fdp = -1;
     iface_info ii;
     mcl_err rv = resolve_iface(c, &ii);
@@ -204,8 +210,8 @@ mcl__udp_open_recv(const struct mcl_connection *c, int *fdp, uint16_t *port, siz
     // Receive timestamps and the kernel's drop counter with every datagram (best effort).
     (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
     (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
-    if (c->rcvbuf > 0) {
-        int sz = c->rcvbuf > INT32_MAX / 2 ? INT32_MAX / 2 : (int)c->rcvbuf;
+    if (u->rcvbuf > 0) {
+        int sz = u->rcvbuf > INT32_MAX / 2 ? INT32_MAX / 2 : (int)u->rcvbuf;
         // SO_RCVBUFFORCE passes rmem_max for privileged processes; otherwise the kernel caps
         // SO_RCVBUF at rmem_max, and we report the effective size.
         if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
@@ -216,12 +222,12 @@ mcl__udp_open_recv(const struct mcl_connection *c, int *fdp, uint16_t *port, siz
     if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &eff, &el) == 0) {
         // Linux reports twice the usable size (it reserves half for bookkeeping).
         *rcvbuf = (size_t)eff / 2;
-        if (c->rcvbuf > 0 && *rcvbuf < c->rcvbuf)
+        if (u->rcvbuf > 0 && *rcvbuf < u->rcvbuf)
             // Only a warning when the user asked for this size; the default is a wish.
-            mcl__log(c->rcvbuf == MCL__DEF_RCVBUF ? MCL_LOG_INFO : MCL_LOG_WARN, "udp",
+            mcl__log(u->rcvbuf == MCL__DEF_RCVBUF ? MCL_LOG_INFO : MCL_LOG_WARN, "udp",
                      "%s: receive buffer is %zu bytes, not the %zu requested (raise "
                      "net.core.rmem_max, or run with CAP_NET_ADMIN)",
-                     c->url, *rcvbuf, c->rcvbuf);
+                     c->url, *rcvbuf, u->rcvbuf);
     }
     struct sockaddr_storage ss;
     socklen_t sl = group_sockaddr(c, &ss, c->port, ii.index);
@@ -234,9 +240,9 @@ mcl__udp_open_recv(const struct mcl_connection *c, int *fdp, uint16_t *port, siz
         (rv = sockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one), "SO_REUSEADDR", c)) !=
             MCL_OK)
         goto fail;
-    if (c->family == 4) {
+    if (u->family == 4) {
         (void)setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof(zero));
-        struct ip_mreqn m = {.imr_multiaddr = c->group4,
+        struct ip_mreqn m = {.imr_multiaddr = u->group4,
                              .imr_address = ii.addr4,
                              .imr_ifindex = (int)ii.index};
         if ((rv = sockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof(m), "IP_ADD_MEMBERSHIP",
@@ -249,7 +255,7 @@ mcl__udp_open_recv(const struct mcl_connection *c, int *fdp, uint16_t *port, siz
 #ifdef IPV6_MULTICAST_ALL
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &zero, sizeof(zero));
 #endif
-        struct ipv6_mreq m = {.ipv6mr_multiaddr = c->group6, .ipv6mr_interface = ii.index};
+        struct ipv6_mreq m = {.ipv6mr_multiaddr = u->group6, .ipv6mr_interface = ii.index};
         if ((rv = sockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &m, sizeof(m),
                           "IPV6_ADD_MEMBERSHIP", c)) != MCL_OK) {
             if (rv == MCL_ESYS || rv == MCL_EINVAL)
@@ -270,7 +276,7 @@ mcl__udp_open_recv(const struct mcl_connection *c, int *fdp, uint16_t *port, siz
         rv = mcl__fail(mcl__sys_err(e), NULL, 0, "udp", "getsockname: %s", strerror(e));
         goto fail;
     }
-    *port = ntohs(c->family == 4 ? ((struct sockaddr_in *)&bound)->sin_port
+    *port = ntohs(u->family == 4 ? ((struct sockaddr_in *)&bound)->sin_port
                                  : ((struct sockaddr_in6 *)&bound)->sin6_port);
     *fdp = fd;
     return MCL_OK;

@@ -1,0 +1,520 @@
+// ZeroMQ security: key files, CURVE set-up, the ZAP handler that admits only the client keys a
+// server lists (thread mcl-zap, one per process), the handshake monitor, and the public CURVE
+// helpers of include/mcl/connection.h.
+#define _GNU_SOURCE
+#include "zmq_int.h"
+
+#include "../../core/internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+// Handshake failures that mean a key problem (a connection closed before its handshake, e.g.
+// a port scan, is HANDSHAKE_FAILED_NO_DETAIL and is not one).
+enum { MON_EVENTS = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH };
+
+// The ZAP handler (curve_clients=): one REP socket at inproc://zeromq.zap.01 in the
+// process's context, served by the "mcl-zap" thread, which answers libzmq's authentication
+// requests from a table of domains (one per server socket) and their allowed client keys.
+typedef struct zap_domain {
+    char name[40];
+    uint8_t (*keys)[32];
+    size_t nkeys;
+    struct zap_domain *next;
+} zap_domain;
+static pthread_mutex_t zap_lock = PTHREAD_MUTEX_INITIALIZER; // guards zap_domains
+static zap_domain *zap_domains;
+static bool zap_running; // under the context lock
+static atomic_bool zap_stop;
+static pthread_t zap_thread;
+
+void
+mcl__zmq_zap_fork_lock(void)
+{
+    pthread_mutex_lock(&zap_lock);
+}
+
+void
+mcl__zmq_zap_fork_unlock(void)
+{
+    pthread_mutex_unlock(&zap_lock);
+}
+
+void
+mcl__zmq_zap_forget_locked(void)
+{
+    zap_running = false; // its thread does not exist here
+    zap_domains = NULL;
+}
+
+void
+mcl__zmq_zap_stop_locked(void)
+{
+    if (!zap_running)
+        return;
+    zap_running = false;
+    // Its socket must be closed before the context can end. Under the context lock, so that
+    // no new context starts a handler meanwhile (the thread takes only zap_lock; it notices
+    // the stop within 100 ms).
+    atomic_store(&zap_stop, true);
+    pthread_join(zap_thread, NULL);
+}
+
+// --- keys ------------------------------------------------------------------------------------
+
+static bool
+z85_key_ok(const char *k)
+{
+    uint8_t bin[32];
+    return strlen(k) == 40 && zmq_z85_decode(bin, k) != NULL;
+}
+
+// Opens a key file for reading; the error names the URL, the kind of file and the reason.
+static mcl_err
+open_key_file(const char *url, const char *what, const char *path, FILE **fp)
+{
+    *fp = fopen(path, "r");
+    if (*fp != NULL)
+        return MCL_OK;
+    int e = errno;
+    return mcl__fail(e == ENOENT ? MCL_ENOENT : mcl__sys_err(e), NULL, 0, "zmq", "%s: %s %s: %s",
+                     url, what, path, strerror(e));
+}
+
+// Reads "public = KEY" and (when sec is not NULL) "secret = KEY" from a key file written by
+// mcl-keygen. Lines starting with '#' and blank lines are ignored.
+static mcl_err
+read_key_file(const char *url, const char *path, char pub[41], char sec[41])
+{
+    FILE *f;
+    mcl_err orv = open_key_file(url, "key file", path, &f);
+    if (orv != MCL_OK)
+        return orv;
+    char line[256];
+    pub[0] = '\0';
+    if (sec != NULL)
+        sec[0] = '\0';
+    unsigned lineno = 0;
+    mcl_err rv = MCL_OK;
+    while (rv == MCL_OK && fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\n' || *p == '\0')
+            continue;
+        char key[16], val[64];
+        if (sscanf(p, "%15[a-z] = %63s", key, val) != 2 || !z85_key_ok(val)) {
+            rv = mcl__fail(MCL_EAUTH, NULL, 0, "zmq",
+                           "%s: key file %s line %u: expected 'public = KEY' or "
+                           "'secret = KEY' with a 40-character Z85 key",
+                           url, path, lineno);
+        } else if (strcmp(key, "public") == 0) {
+            memcpy(pub, val, 41);
+        } else if (strcmp(key, "secret") == 0) {
+            if (sec != NULL)
+                memcpy(sec, val, 41);
+        }
+    }
+    fclose(f);
+    if (rv != MCL_OK)
+        return rv;
+    if (pub[0] == '\0' || (sec != NULL && sec[0] == '\0'))
+        return mcl__fail(MCL_EAUTH, NULL, 0, "zmq", "%s: key file %s has no %s key", url, path,
+                         pub[0] == '\0' ? "public" : "secret");
+    return MCL_OK;
+}
+
+mcl_err
+mcl__zmq_keypair(char pub[41], char sec[41])
+{
+    if (zmq_curve_keypair(pub, sec) != 0) {
+        int e = errno;
+        return mcl__fail(e == ENOTSUP ? MCL_ENOTSUP : mcl__sys_err(e), NULL, 0, "zmq",
+                         "zmq_curve_keypair: %s", zmq_strerror(e));
+    }
+    return MCL_OK;
+}
+
+// A key written as 64 hex digits (Z85 text uses characters that URLs reserve, such as & and ?).
+static bool
+hex_key_to_z85(const char *hex, char z85[41])
+{
+    if (strlen(hex) != 64)
+        return false;
+    uint8_t bin[32];
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
+            !isxdigit((unsigned char)hex[2 * i + 1]))
+            return false;
+        bin[i] = (uint8_t)v;
+    }
+    return zmq_z85_encode(z85, bin, 32) != NULL;
+}
+
+static int
+set_str(void *s, int opt, const char *v)
+{
+    return zmq_setsockopt(s, opt, v, strlen(v));
+}
+
+mcl_err
+mcl__zmq_setup_curve(mcl__zsock *z, const mcl__zmq_opts *c)
+{
+    char pub[41], sec[41];
+    mcl_err rv;
+    if (c->curve_server[0] != '\0') { // a client: it knows the server's public key
+        char server[41];
+        struct stat st;
+        if (stat(c->curve_server, &st) != 0 && hex_key_to_z85(c->curve_server, server))
+            ; // given in the URL
+        else if ((rv = read_key_file(z->url, c->curve_server, server, NULL)) != MCL_OK)
+            return rv;
+        if (c->curve_key[0] != '\0')
+            rv = read_key_file(z->url, c->curve_key, pub, sec);
+        else
+            rv = mcl__zmq_keypair(pub, sec); // an anonymous client
+        if (rv != MCL_OK)
+            return rv;
+        if (set_str(z->s, ZMQ_CURVE_SERVERKEY, server) != 0 ||
+            set_str(z->s, ZMQ_CURVE_PUBLICKEY, pub) != 0 ||
+            set_str(z->s, ZMQ_CURVE_SECRETKEY, sec) != 0)
+            goto fail;
+    } else if (c->curve_key[0] != '\0') { // a server: it holds the secret key
+        if ((rv = read_key_file(z->url, c->curve_key, pub, sec)) != MCL_OK)
+            return rv;
+        int one = 1;
+        if (zmq_setsockopt(z->s, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+            set_str(z->s, ZMQ_CURVE_SECRETKEY, sec) != 0)
+            goto fail;
+    }
+    return MCL_OK;
+fail:;
+    int e = errno;
+    return mcl__fail(e == EINVAL ? MCL_ENOTSUP : mcl__sys_err(e), NULL, 0, "zmq",
+                     "%s: CURVE set-up failed: %s (is libzmq built with libsodium?)", z->url,
+                     zmq_strerror(e));
+}
+
+// --- ZAP: which clients a CURVE server accepts ----------------------------------------------
+
+// Reads the allowed client keys: lines "public = Z85" (so .pub files can be concatenated), a
+// bare Z85 key, or 64 hex digits; '#' comments and blank lines are ignored.
+static mcl_err
+read_client_keys(const char *url, const char *path, uint8_t (**keys)[32], size_t *n)
+{
+    *keys = NULL;
+    *n = 0;
+    FILE *f;
+    mcl_err orv = open_key_file(url, "client key file", path, &f);
+    if (orv != MCL_OK)
+        return orv;
+    char line[256];
+    unsigned lineno = 0;
+    size_t cap = 0;
+    mcl_err rv = MCL_OK;
+    while (rv == MCL_OK && fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        p[strcspn(p, "\r\n")] = '\0';
+        if (*p == '#' || *p == '\0')
+            continue;
+        char val[80] = "", z85[41];
+        uint8_t bin[32];
+        if (sscanf(p, "public = %79s", val) != 1)
+            sscanf(p, "%79s", val);
+        bool ok = false;
+        if (strlen(val) == 40 && zmq_z85_decode(bin, val) != NULL)
+            ok = true;
+        else if (hex_key_to_z85(val, z85) && zmq_z85_decode(bin, z85) != NULL)
+            ok = true;
+        if (!ok) {
+            rv = mcl__fail(MCL_EAUTH, NULL, 0, "zmq",
+                           "%s: client key file %s line %u: not a public key (Z85, 'public = "
+                           "Z85' or 64 hex digits)",
+                           url, path, lineno);
+            break;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            uint8_t(*nk)[32] = mcl__realloc(*keys, cap * sizeof(**keys));
+            if (nk == NULL) {
+                rv = MCL_ENOMEM;
+                break;
+            }
+            *keys = nk;
+        }
+        memcpy((*keys)[(*n)++], bin, 32);
+    }
+    fclose(f);
+    if (rv != MCL_OK) {
+        mcl__free(*keys);
+        *keys = NULL;
+        *n = 0;
+    }
+    return rv;
+}
+
+// Answers one ZAP request: 200 unless the domain is one of ours and the key is not listed.
+static void
+zap_answer(void *rep)
+{
+    zmq_msg_t part[7];
+    int n = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, rep, 0) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        if (n < 7)
+            part[n++] = m; // ownership moves into the array
+        else
+            zmq_msg_close(&m);
+    }
+    if (n < 2) { // not a request; a REP socket must still answer
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&part[i]);
+        zmq_send(rep, "", 0, 0);
+        return;
+    }
+    const char *code = "200", *text = "OK";
+    if (n >= 7 && zmq_msg_size(&part[5]) == 5 && memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 &&
+        zmq_msg_size(&part[6]) == 32) {
+        char domain[40];
+        size_t dl = zmq_msg_size(&part[2]) < sizeof(domain) - 1 ? zmq_msg_size(&part[2])
+                                                                : sizeof(domain) - 1;
+        memcpy(domain, zmq_msg_data(&part[2]), dl);
+        domain[dl] = '\0';
+        pthread_mutex_lock(&zap_lock);
+        for (zap_domain *d = zap_domains; d != NULL; d = d->next) {
+            if (strcmp(d->name, domain) != 0)
+                continue;
+            code = "400";
+            text = "client key not allowed";
+            for (size_t k = 0; k < d->nkeys; k++)
+                if (memcmp(d->keys[k], zmq_msg_data(&part[6]), 32) == 0) {
+                    code = "200";
+                    text = "OK";
+                }
+            break;
+        }
+        pthread_mutex_unlock(&zap_lock);
+    }
+    zmq_send(rep, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(rep, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
+    zmq_send(rep, code, 3, ZMQ_SNDMORE);
+    zmq_send(rep, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(rep, "", 0, ZMQ_SNDMORE);
+    zmq_send(rep, "", 0, 0);
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&part[i]);
+}
+
+static void *
+zap_main(void *arg)
+{
+    void *rep = arg;
+    while (!atomic_load(&zap_stop)) {
+        zmq_pollitem_t it = {.socket = rep, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 100) > 0)
+            zap_answer(rep);
+    }
+    zmq_close(rep);
+    return NULL;
+}
+
+// Starts the handler if it does not run yet. Called with the context lock held.
+static mcl_err
+zap_start_locked(void *ctx)
+{
+    if (zap_running)
+        return MCL_OK;
+    void *rep = zmq_socket(ctx, ZMQ_REP);
+    int zero = 0;
+    if (rep == NULL || zmq_setsockopt(rep, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_bind(rep, "inproc://zeromq.zap.01") != 0) {
+        int e = errno;
+        if (rep != NULL)
+            zmq_close(rep);
+        return mcl__fail(mcl__sys_err(e), NULL, 0, "zmq", "ZAP handler: %s", zmq_strerror(e));
+    }
+    atomic_store(&zap_stop, false);
+    int e = pthread_create(&zap_thread, NULL, zap_main, rep);
+    if (e != 0) {
+        zmq_close(rep);
+        return mcl__fail(mcl__sys_err(e), NULL, 0, "zmq", "ZAP handler: pthread_create: %s",
+                         strerror(e));
+    }
+    pthread_setname_np(zap_thread, "mcl-zap");
+    zap_running = true;
+    return MCL_OK;
+}
+
+void
+mcl__zmq_zap_unregister(mcl__zsock *z)
+{
+    if (!z->zap_registered)
+        return;
+    char name[40];
+    snprintf(name, sizeof(name), "mcl-%p", (void *)z);
+    pthread_mutex_lock(&zap_lock);
+    for (zap_domain **pp = &zap_domains; *pp != NULL; pp = &(*pp)->next)
+        if (strcmp((*pp)->name, name) == 0) {
+            zap_domain *d = *pp;
+            *pp = d->next;
+            mcl__free(d->keys);
+            mcl__free(d);
+            break;
+        }
+    pthread_mutex_unlock(&zap_lock);
+    z->zap_registered = false;
+}
+
+// A CURVE server with curve_clients=: its own ZAP domain with the keys it accepts.
+mcl_err
+mcl__zmq_zap_register(mcl__zsock *z, void *ctx, const mcl__zmq_opts *c)
+{
+    zap_domain *d = mcl__zalloc(sizeof(*d));
+    if (d == NULL)
+        return MCL_ENOMEM;
+    snprintf(d->name, sizeof(d->name), "mcl-%p", (void *)z);
+    mcl_err rv = read_client_keys(z->url, c->curve_clients, &d->keys, &d->nkeys);
+    if (rv == MCL_OK && zmq_setsockopt(z->s, ZMQ_ZAP_DOMAIN, d->name, strlen(d->name)) != 0)
+        rv = mcl__fail(mcl__sys_err(errno), NULL, 0, "zmq", "%s: ZMQ_ZAP_DOMAIN: %s", z->url,
+                       zmq_strerror(errno));
+    if (rv == MCL_OK) {
+        mcl__zmq_ctx_lock();
+        rv = zap_start_locked(ctx);
+        mcl__zmq_ctx_unlock();
+    }
+    if (rv != MCL_OK) {
+        mcl__free(d->keys);
+        mcl__free(d);
+        return rv;
+    }
+    pthread_mutex_lock(&zap_lock);
+    d->next = zap_domains;
+    zap_domains = d;
+    pthread_mutex_unlock(&zap_lock);
+    z->zap_registered = true;
+    return MCL_OK;
+}
+
+// --- monitor -----------------------------------------------------------------------------------
+
+void
+mcl__zmq_setup_monitor(mcl__zsock *z, void *ctx)
+{
+    char ep[64];
+    snprintf(ep, sizeof(ep), "inproc://mcl-monitor-%p", (void *)z);
+    if (zmq_socket_monitor(z->s, ep, MON_EVENTS) != 0)
+        return; // failed handshakes then go unreported, nothing else changes
+    z->mon = zmq_socket(ctx, ZMQ_PAIR);
+    int zero = 0;
+    if (z->mon != NULL) {
+        (void)zmq_setsockopt(z->mon, ZMQ_LINGER, &zero, sizeof(zero));
+        // No limit on the queue of events: libzmq's I/O thread blocks when the monitor's
+        // queue is full, and that would stall every socket of the process.
+        (void)zmq_setsockopt(z->mon, ZMQ_RCVHWM, &zero, sizeof(zero));
+    }
+    if (z->mon != NULL && zmq_connect(z->mon, ep) != 0) {
+        zmq_close(z->mon);
+        z->mon = NULL;
+    }
+}
+
+void
+mcl__zmq_close_monitor(mcl__zsock *z)
+{
+    // Stop the monitor before closing its reader: an event sent to a reader that is gone would
+    // block libzmq's I/O thread.
+    if (z->s != NULL && z->mon != NULL)
+        (void)zmq_socket_monitor(z->s, NULL, 0);
+    if (z->mon != NULL)
+        zmq_close(z->mon);
+    z->mon = NULL;
+}
+
+uint64_t
+mcl__zmq_monitor_read(mcl__zsock *z)
+{
+    if (z->mon == NULL)
+        return 0;
+    uint64_t n = 0;
+    for (;;) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, z->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        uint16_t id = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&id, zmq_msg_data(&ev), 2);
+            memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+        }
+        char peer[128] = "";
+        zmq_msg_init(&addr);
+        if (zmq_msg_more(&ev) && zmq_msg_recv(&addr, z->mon, ZMQ_DONTWAIT) >= 0) {
+            size_t al = zmq_msg_size(&addr) < sizeof(peer) - 1 ? zmq_msg_size(&addr)
+                                                               : sizeof(peer) - 1;
+            memcpy(peer, zmq_msg_data(&addr), al);
+            peer[al] = '\0';
+        }
+        zmq_msg_close(&addr);
+        zmq_msg_close(&ev);
+        if (id & MON_EVENTS) {
+            n++;
+            int64_t now = mcl__mono_ns();
+            if (now < z->log_after_ns) { // a client retrying every 100 ms: not a line each
+                z->log_skipped++;
+                continue;
+            }
+            z->log_after_ns = now + 1000000000;
+            const char *why = id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "authentication refused"
+                              : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
+                                  ? "wrong CURVE key"
+                                  : "protocol error (CURVE on one side only, or a wrong key)";
+            mcl__log(MCL_LOG_ERROR, "zmq",
+                     "%s: handshake with %s failed: %s (0x%x; %llu more in the last second)",
+                     z->url, peer[0] ? peer : "a peer", why, (unsigned)value,
+                     (unsigned long long)z->log_skipped);
+            z->log_skipped = 0;
+        }
+    }
+    return n;
+}
+
+// --- public helpers ----------------------------------------------------------------------------
+
+mcl_err
+mcl_curve_keypair(char public_z85[41], char secret_z85[41])
+{
+    if (public_z85 == NULL || secret_z85 == NULL)
+        return MCL_EINVAL;
+    return mcl__zmq_keypair(public_z85, secret_z85);
+}
+
+mcl_err
+mcl_curve_key_hex(const char *z85, char hex[65])
+{
+    uint8_t bin[32];
+    if (z85 == NULL || hex == NULL || strlen(z85) != 40 || zmq_z85_decode(bin, z85) == NULL)
+        return MCL_EINVAL;
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", bin[i]);
+    return MCL_OK;
+}

@@ -1,0 +1,100 @@
+// The ZeroMQ transport's internals, shared by its files (zmq.c: context, sockets, framing and
+// the broadcast ops; zcurve.c: keys, CURVE, the ZAP handler and the handshake monitor;
+// zmq_url.c: the zmq+ grammar). Only lib/transport/zmq includes <zmq.h> (and this header).
+//
+// Framing: a ZeroMQ message is one frame
+//
+//     TOPIC '\0' TSEQ DATAGRAM
+//
+// DATAGRAM is what lib/raw encoded (wire format v1), carried as opaque bytes; TOPIC is the
+// topic of every record in it, so that ZeroMQ can filter by prefix on the publisher's side,
+// and TSEQ (a big-endian u64) is the per-(publisher, topic) number of its first record, from
+// which lib/raw counts loss per topic (docs/zmq.md).
+#ifndef MCL__ZMQ_INT_H
+#define MCL__ZMQ_INT_H
+
+#include "../transport.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#define MCL__ZADDR_MAX 256
+#define MCL__KEYPATH_MAX 256
+enum { MCL__ZMQ_TCP = 1, MCL__ZMQ_IPC = 2, MCL__ZMQ_INPROC = 3 };
+enum { MCL__ZMODE_DEFAULT = 0, MCL__ZMODE_BIND = 1, MCL__ZMODE_CONNECT = 2 };
+
+// The largest batch frame's datagram (batch=): records packed into one frame.
+#define MCL__ZMQ_BATCH_MAX ((size_t)65536)
+// Frames a listener reads at once.
+#define MCL__ZMQ_RX_BATCH 16
+
+typedef struct mcl__zmq_opts {
+    int kind;                     // MCL__ZMQ_TCP, _IPC, _INPROC
+    char addr[MCL__ZADDR_MAX];    // tcp: host (no brackets) or "*"; ipc: path; inproc: name
+    int mode;                     // MCL__ZMODE_*: default = broadcasters bind, listeners connect
+    int hwm;                      // high-water mark in messages (0: libzmq's default, 1000)
+    bool drop;                    // drop for slow subscribers instead of blocking (lossless)
+    int timeout_ms;               // lossless publish: give up after this long (-1: never)
+    int linger_ms;                // what close waits for unsent messages
+    char curve_key[MCL__KEYPATH_MAX];     // our key pair file (mcl-keygen), "" = none
+    char curve_server[MCL__KEYPATH_MAX];  // the server's public key: hex text or a file
+    char curve_clients[MCL__KEYPATH_MAX]; // server: file of the client keys allowed, "" = any
+} mcl__zmq_opts;
+
+static inline const mcl__zmq_opts *
+mcl__zmq_opts_of(const struct mcl_connection *c)
+{
+    return (const mcl__zmq_opts *)mcl__tport_copts(c);
+}
+
+// One libzmq socket: a listener's SUB, or an XPUB that the broadcasters of this process bound
+// to the same endpoint share.
+typedef struct mcl__zsock {
+    void *s;   // XPUB or SUB
+    void *mon; // PAIR connected to the socket's monitor (NULL if it could not be set up)
+    // `lock` serialises the sharing broadcasters' use of an XPUB.
+    pthread_mutex_t lock;
+    bool lock_init;
+    unsigned refs;                // under the context lock
+    char ep[MCL__ZADDR_MAX + 32]; // the endpoint it is bound to ("" = not shared)
+    struct mcl__zsock *next;      // in the shared list, under the context lock
+    int64_t subscribers;          // under lock
+    uint64_t auth_failures;       // under lock
+    bool zap_registered;          // its ZAP domain ("mcl-<address>") lists the allowed keys
+    int64_t log_after_ns;         // handshake failures are logged at most once a second;
+    uint64_t log_skipped;         // the skipped ones are counted in the next line
+    char url[MCL__URL_MAX];
+} mcl__zsock;
+
+// zmq.c: the process-wide context's lock (guards the context, the shared sockets, and the ZAP
+// handler's running state).
+void mcl__zmq_ctx_lock(void);
+void mcl__zmq_ctx_unlock(void);
+
+// zcurve.c
+// Makes a CURVE key pair (Z85 text, 40 characters and a NUL each).
+mcl_err mcl__zmq_keypair(char pub[41], char sec[41]);
+// Sets the socket's CURVE options from the URL's keys (nothing when it names none).
+mcl_err mcl__zmq_setup_curve(mcl__zsock *z, const mcl__zmq_opts *o);
+// A CURVE server with curve_clients=: registers its domain and its allowed keys with the ZAP
+// handler, starting the handler (thread mcl-zap) if it does not run. Takes the context lock.
+mcl_err mcl__zmq_zap_register(mcl__zsock *z, void *ctx, const mcl__zmq_opts *o);
+void mcl__zmq_zap_unregister(mcl__zsock *z);
+// With the context lock held: stops the handler if it runs (the last socket has closed).
+void mcl__zmq_zap_stop_locked(void);
+// With the context lock held, in a forked child: the parent's handler does not exist here.
+void mcl__zmq_zap_forget_locked(void);
+// Fork handlers: the ZAP handler's table lock is not held across fork().
+void mcl__zmq_zap_fork_lock(void);
+void mcl__zmq_zap_fork_unlock(void);
+// Connects a PAIR to the socket's monitor for failed handshakes (best effort).
+void mcl__zmq_setup_monitor(mcl__zsock *z, void *ctx);
+// Stops the monitor and closes its reader (before the socket closes).
+void mcl__zmq_close_monitor(mcl__zsock *z);
+// The failed handshakes since the last call (wrong or missing key, mechanism mismatch); each
+// is logged, at most one line a second. Only from a thread that may use the socket.
+uint64_t mcl__zmq_monitor_read(mcl__zsock *z);
+
+#endif
