@@ -46,7 +46,33 @@
  * | curve_clients| file of public keys      | any       | server: only these clients may connect |
  *
  * UDP options on a zmq URL (and zmq options on a udp URL) are errors; zmq+epgm and zmq+pgm are
- * refused (OpenPGM prints to stdout and has aborted subscribers here; docs/zmq.md).
+ * refused (OpenPGM prints to stdout and has aborted subscribers here; docs/zmq.md). A build
+ * without libzmq (MCL_WITH_ZMQ=OFF) refuses zmq+ URLs and says so.
+ *
+ * In-process, with faults for tests (no socket, no library; the fake network the layers
+ * above are tested on):
+ *
+ *     inproc://NAME[?...]         NAME = 1..127 of letters, digits and ._-/
+ *
+ * Every broadcaster and listener of this process on the same NAME is in one group: a publish
+ * reaches every listener of the group, as multicast does, through a bounded queue per
+ * listener. Messages are fragmented at `dgram` as over UDP. The fault options take effect on
+ * the listener whose URL has them (a broadcaster accepts and ignores them, so one URL serves
+ * both ends), each datagram drawn from a generator seeded by `seed`: a test that publishes
+ * from one thread sees the same faults on every run.
+ *
+ * | option   | value                      | default | meaning                                  |
+ * |----------|----------------------------|---------|------------------------------------------|
+ * | drop     | probability 0..1 (e.g. 0.1)| 0       | a datagram is lost on the way to this listener |
+ * | dup      | probability 0..1           | 0       | a datagram arrives twice                 |
+ * | reorder  | probability 0..1           | 0       | a datagram is held back behind 1..depth later ones (released early when nothing else waits) |
+ * | depth    | 1..64                      | 4       | most datagrams held back at once         |
+ * | seed     | unsigned integer           | 1       | the fault generator's seed               |
+ * | queue    | SIZE, at least 64k         | 64M     | the listener's queue; what does not fit is dropped and counted in kernel_drops |
+ * | maxmsg, dgram, expire, partmem, batch | as for udp:// | |                                |
+ *
+ * A probability has at most six decimals. inproc:// is not reachable from another process,
+ * so a queued listener (mcl/queued.h) refuses it.
  *
  * The default connection (mcl_connection_default()) is the URL in the environment variable
  * MCL_URL or else MCL_DEFAULT_URL, which keeps every datagram on this host (loopback, ttl 0)
@@ -87,8 +113,9 @@ typedef struct mcl_connection mcl_connection;
  *                     e.g. "udp://10.0.0.1:26000: 10.0.0.1 is not a multicast address".
  * @param      errlen  size of @p errbuf.
  * @retval MCL_OK      *connp is set.
- * @retval MCL_EURL    the URL is malformed, not multicast, has a bad port or an unknown or
- *                     invalid option (errbuf says which).
+ * @retval MCL_EURL    the URL is malformed, names a scheme this build lacks, is not
+ *                     multicast, has a bad port or an unknown or invalid option (errbuf says
+ *                     which).
  * @retval MCL_EINVAL  @p connp or @p url is NULL.
  * @retval MCL_ENOMEM  out of memory.
  * Ownership: the caller owns *connp and releases it with mcl_connection_free().
@@ -122,7 +149,7 @@ MCL_API const char *mcl_connection_url(const mcl_connection *conn);
 MCL_API bool mcl_connection_equal(const mcl_connection *a, const mcl_connection *b);
 
 /**
- * The transport: "udp", "zmq+tcp", "zmq+ipc" or "zmq+inproc" (static text).
+ * The transport: "udp", "zmq+tcp", "zmq+ipc", "zmq+inproc" or "inproc" (static text).
  * @since 0.2
  */
 MCL_API const char *mcl_connection_scheme(const mcl_connection *conn);
@@ -132,7 +159,7 @@ MCL_API const char *mcl_connection_scheme(const mcl_connection *conn);
  * @param[out] public_z85  40 Z85 characters and a NUL.
  * @param[out] secret_z85  40 Z85 characters and a NUL; keep it secret.
  * @retval MCL_OK @retval MCL_EINVAL (NULL argument)
- * @retval MCL_ENOTSUP  libzmq was built without CURVE (libsodium).
+ * @retval MCL_ENOTSUP  libzmq was built without CURVE (libsodium), or mcl without libzmq.
  * @since 0.2
  */
 MCL_API mcl_err mcl_curve_keypair(char public_z85[41], char secret_z85[41]);
@@ -141,18 +168,19 @@ MCL_API mcl_err mcl_curve_keypair(char public_z85[41], char secret_z85[41]);
  * Write the 32-byte key in @p z85 (40 characters) as 64 lowercase hex digits and a NUL into
  * @p hex: the form a key takes inside a URL (Z85 uses characters that URLs reserve).
  * @retval MCL_OK @retval MCL_EINVAL (NULL argument, or not a Z85 key)
+ * @retval MCL_ENOTSUP  mcl was built without libzmq.
  * @since 0.2
  */
 MCL_API mcl_err mcl_curve_key_hex(const char *z85, char hex[65]);
 
-/** Address family: 4 or 6 (0 for zmq connections). @since 0.1 */
+/** Address family: 4 or 6 (0 for zmq and inproc connections). @since 0.1 */
 MCL_API int mcl_connection_family(const mcl_connection *conn);
-/** Group address as text (no brackets); "" for zmq. Owned by @p conn. @since 0.1 */
+/** Group address as text (no brackets); "" for zmq and inproc. Owned by @p conn. @since 0.1 */
 MCL_API const char *mcl_connection_group(const mcl_connection *conn);
 /** Port (0 = chosen by the kernel when a listener binds; zmq+tcp: the TCP port; 0 for ipc
- * and inproc). @since 0.1 */
+ * and inproc, and for inproc://). @since 0.1 */
 MCL_API uint16_t mcl_connection_port(const mcl_connection *conn);
-/** Multicast TTL / hop limit (0 for zmq). @since 0.1 */
+/** Multicast TTL / hop limit (0 for zmq and inproc). @since 0.1 */
 MCL_API int mcl_connection_ttl(const mcl_connection *conn);
 /** Interface as given (name or address), or "" when the routing table chooses. @since 0.1 */
 MCL_API const char *mcl_connection_iface(const mcl_connection *conn);

@@ -77,7 +77,10 @@ typedef struct mcl_queued_listener mcl_queued_listener;
  * @retval MCL_OK
  * @retval MCL_EINVAL, MCL_ENODEV, MCL_EADDRINUSE, MCL_EPERM, MCL_ESYS, MCL_ENOMEM
  *         as mcl_raw_listener_open(); the socket is opened here, so a bad endpoint fails at
- *         once even with defer_open.
+ *         once even with defer_open. MCL_EINVAL also for a zmq+tcp URL with port 0 (a
+ *         restarted receiver must bind the same port).
+ * @retval MCL_ENOTSUP  a connection that another process cannot reach (zmq+inproc://,
+ *         inproc://): the receiver runs in a process of its own.
  * Ownership: the caller owns *qlp; mcl_queued_listener_free().
  * @since 0.1
  */

@@ -6,7 +6,9 @@
  * UDP a message larger than one datagram is split into fragments (sent with one sendmmsg per
  * train) and reassembled by listeners. Over ZeroMQ (zmq+ URLs, docs/zmq.md) every message is
  * one frame with the same envelope; topic filters are applied by the publisher, and loss is
- * counted per (publisher, topic). Listeners count what they cannot deliver: sequence gaps
+ * counted per (publisher, topic). Over inproc:// (include/mcl/connection.h) broadcasters and
+ * listeners of one process share datagrams through memory, fragmented as over UDP, with the
+ * faults their URLs ask for. Listeners count what they cannot deliver: sequence gaps
  * (lost), duplicates, reordering, malformed datagrams, expired partial messages, and datagrams
  * the kernel dropped because the receive buffer was full.
  *
@@ -91,8 +93,9 @@ typedef struct mcl_broadcaster_stats {
                              calls, plus every record of a batch whose datagram the kernel
                              refused (those publish calls had already returned MCL_OK; the
                              records move from `messages` to `errors`). */
-    uint64_t subscribers;   /**< zmq: listeners connected and subscribed, as last seen (read
-                                 every 256 publishes and by wait_for_subscribers); udp: 0. */
+    uint64_t subscribers;   /**< zmq, inproc: listeners connected and subscribed, as last seen
+                                 (read every 256 publishes and by wait_for_subscribers);
+                                 udp: 0. */
     uint64_t auth_failures; /**< zmq: handshakes that failed (wrong or missing CURVE key, or
                                  CURVE on one side only); each is also logged. */
 } mcl_broadcaster_stats;
@@ -154,7 +157,8 @@ MCL_API mcl_err mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_ra
 /**
  * Wait until at least @p count listeners are connected and subscribed to a zmq broadcaster
  * (ZeroMQ's "slow joiner": messages published before a listener's subscription has arrived
- * are not delivered to it). Every listener counts once, whatever its topic filter.
+ * are not delivered to it), or open on an inproc:// group. Every listener counts once,
+ * whatever its topic filter.
  * @param timeout_ms  how long to wait (MCL_WAIT_FOREVER: no limit).
  * @retval MCL_OK         that many subscribers (or more) are known.
  * @retval MCL_ETIMEDOUT  fewer after @p timeout_ms.
@@ -162,7 +166,8 @@ MCL_API mcl_err mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_ra
  *                        broadcaster opened or the previous call that failed (a wrong or
  *                        missing CURVE key on one side, or a client not in curve_clients; the
  *                        log callback names the peer).
- * @retval MCL_ENOTSUP    a udp:// broadcaster (multicast has no subscriptions).
+ * @retval MCL_ENOTSUP    a udp:// broadcaster (multicast has no subscriptions; logged at
+ *                        debug level only, so tools may ask to find out).
  * @retval MCL_ECLOSED @retval MCL_EINVAL
  * Thread-safe (publishers on other threads are delayed by at most 20 ms at a time).
  * @since 0.2
@@ -242,11 +247,13 @@ typedef struct mcl_listener_stats {
     uint64_t expired;       /**< partial messages dropped after the `expire` timeout. */
     uint64_t evicted;       /**< partial messages dropped to respect the `partmem` cap. */
     uint64_t oversize;      /**< messages dropped because they exceed `maxmsg` or `partmem`. */
-    uint64_t kernel_drops;  /**< datagrams the kernel dropped (receive buffer full). */
+    uint64_t kernel_drops;  /**< datagrams the kernel dropped (receive buffer full); inproc:
+                                 datagrams that did not fit the listener's queue. */
     uint64_t partial_count; /**< partial messages held now. */
     uint64_t partial_bytes; /**< memory held by partial messages now. */
     uint64_t publishers;    /**< publishers tracked now. */
-    size_t rcvbuf;          /**< effective socket receive buffer in bytes (0 for zmq). */
+    size_t rcvbuf;          /**< effective socket receive buffer in bytes (0 for zmq; inproc:
+                                 the queue). */
     uint64_t auth_failures; /**< zmq: handshakes that failed (wrong or missing CURVE key, or
                                  CURVE on one side only); each is also logged. */
 } mcl_listener_stats;
@@ -331,7 +338,8 @@ MCL_API mcl_err mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **m
 
 /**
  * The socket file descriptor, for the caller's poll/epoll loop: when it is readable, call
- * mcl_raw_listener_dispatch(). On zmq connections this is ZMQ_FD, which is edge-triggered:
+ * mcl_raw_listener_dispatch(). On inproc:// it is an eventfd, readable while datagrams wait.
+ * On zmq connections this is ZMQ_FD, which is edge-triggered:
  * dispatch with max 0 reads until libzmq has nothing left; after a dispatch with a limit,
  * mcl_raw_listener_pending() says whether messages wait (they must be taken before waiting
  * on the fd again). The fd belongs to @p l (do not read from or

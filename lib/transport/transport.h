@@ -126,7 +126,7 @@ typedef struct mcl__bcast_ops {
     mcl_err (*rx_open)(mcl__rxs **rxp, const struct mcl_connection *c, const char *const *topics,
                        size_t ntopics, int adopt_fd, mcl__rx_opened *out);
     // Optional: checks, without keeping anything open, what a receiver in another process
-    // would open (bad key files and addresses fail here). For !FORK_FD && XPROCESS.
+    // would open (bad key files and addresses fail here). Only without MCL__TP_FORK_FD.
     mcl_err (*rx_probe)(const struct mcl_connection *c);
     // Reads up to max datagrams without blocking (at least one when it returns MCL_OK);
     // MCL_EAGAIN when none waits. Where the transport counts its own drops it sets
@@ -152,6 +152,7 @@ typedef struct mcl__bcast_ops {
 typedef struct mcl__tport {
     const char *scheme; // "udp", "zmq+tcp", "zmq+ipc", "zmq+inproc", "inproc"
     const char *family; // how messages name the family: "udp://", "zmq+", "inproc://"
+    const char *example; // a URL of this scheme, for documentation and the standing test
     unsigned caps;
     size_t opts_size;       // its options struct in mcl_connection.opts (<= MCL__TP_OPTS_MAX)
     const char *const *keys; // the option keys it parses itself, NULL-terminated

@@ -49,6 +49,15 @@ static const good_case good[] = {
     {"zmq+inproc://b?batch=200&maxmsg=1k", "zmq+inproc://b?maxmsg=1k&batch=200", 0, 0, 0},
     {"zmq+tcp://*:5?curve_clients=ok.txt&curve=s.key", "zmq+tcp://*:5?curve=s.key&curve_clients=ok.txt",
      0, 5, 0},
+    // inproc: faults first, then the generic options; defaults left out.
+    {"inproc://bus", "inproc://bus", 0, 0, 0},
+    {"inproc://a/b-c.d_e?seed=5&reorder=0.10&dup=0.05&drop=0.1&depth=8&queue=1M&dgram=1200&"
+     "maxmsg=1M&expire=100&partmem=1G&batch=50",
+     "inproc://a/b-c.d_e?drop=0.1&dup=0.05&reorder=0.1&depth=8&seed=5&queue=1M&maxmsg=1M&"
+     "dgram=1200&expire=100&partmem=1G&batch=50",
+     0, 0, 0},
+    {"inproc://x?drop=1&depth=4&seed=1&queue=64M&dup=0", "inproc://x?drop=1", 0, 0, 0},
+    {"inproc://x?drop=0.000001&reorder=1.0", "inproc://x?drop=0.000001&reorder=1", 0, 0, 0},
 };
 
 static void
@@ -182,6 +191,30 @@ static const bad_case bad[] = {
     {"udp://[ff02::1%eth0]:1?iface=lo", "given twice"},
     {"udp://239.255.0.1:1?iface=lo&iface=eth0", "given twice"},
     {"udp://239.255.0.1:1?ttl=1&loop=1&ttl=2", "'ttl' is given twice"},
+    {"inproc://", "missing group name"},
+    {"inproc://a:b", "':' in the group name"},
+    {"inproc://a?b", "not KEY=VALUE"},
+    {"inproc://xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+     "longer than 127"},
+    {"inproc://x?drop=1.5", "probability"},
+    {"inproc://x?drop=0.1234567", "probability"},
+    {"inproc://x?dup=-0.1", "probability"},
+    {"inproc://x?reorder=.5", "probability"},
+    {"inproc://x?reorder=0.", "probability"},
+    {"inproc://x?depth=0", "depth"},
+    {"inproc://x?depth=65", "depth"},
+    {"inproc://x?seed=abc", "seed"},
+    {"inproc://x?queue=1k", "at least 64k"},
+    {"inproc://x?dgram=100", "dgram"},
+    {"inproc://x?ttl=1", "udp:// connections only"},
+    {"inproc://x?mode=bind", "zmq+ connections only"},
+    {"inproc://x?bogus=1", "unknown option 'bogus'"},
+    {"inproc://x?drop=0.1&drop=0.2", "twice"},
+    {"zmq+tcp://h:1?expire=5", "udp:// and inproc:// connections only"},
+    {"zmq+tcp://h:1?seed=5", "inproc:// connections only"},
+    {"udp://239.1.1.1:1?seed=1", "inproc:// connections only"},
+    {"udp://239.1.1.1:1?drop=1", "zmq+ and inproc:// connections only"},
 };
 
 static void

@@ -601,6 +601,7 @@ static const char *const inproc_keys[] = {"drop", "dup", "reorder", "depth", "se
 const mcl__tport mcl__inproc_tport = {
     .scheme = "inproc",
     .family = "inproc://",
+    .example = "inproc://example",
     .caps = MCL__TP_FRAGMENT | MCL__TP_SUBCOUNT,
     .opts_size = sizeof(inproc_opts),
     .keys = inproc_keys,

@@ -223,6 +223,7 @@ extern const mcl__bcast_ops mcl__udp_bcast_ops; // udp.c
 const mcl__tport mcl__udp_tport = {
     .scheme = "udp",
     .family = "udp://",
+    .example = "udp://239.255.26.9:0?iface=lo&ttl=0",
     .caps = MCL__TP_FRAGMENT | MCL__TP_FORK_FD | MCL__TP_XPROCESS,
     .opts_size = sizeof(mcl__udp_opts),
     .keys = udp_keys,

@@ -238,9 +238,10 @@ static const char *const zmq_keys[] = {"mode",  "hwm",          "drop",         
 
 extern const mcl__bcast_ops mcl__zmq_bcast_ops; // zmq.c
 
-#define ZMQ_TPORT(scheme_, caps_, claim_)                                                          \
+#define ZMQ_TPORT(scheme_, example_, caps_, claim_)                                                \
     {                                                                                              \
-        .scheme = scheme_, .family = "zmq+", .caps = (caps_), .opts_size = sizeof(mcl__zmq_opts), \
+        .scheme = scheme_, .family = "zmq+", .example = example_, .caps = (caps_),                 \
+        .opts_size = sizeof(mcl__zmq_opts),                                                        \
         .keys = zmq_keys,                                                                          \
         .known = "known for zmq+: mode, hwm, drop, timeout, linger, maxmsg, batch, curve, "        \
                  "curve_server, curve_clients",                                                    \
@@ -252,6 +253,10 @@ extern const mcl__bcast_ops mcl__zmq_bcast_ops; // zmq.c
 enum {
     ZCAPS = MCL__TP_PUBFILTER | MCL__TP_SUBCOUNT | MCL__TP_EDGE_FD,
 };
-const mcl__tport mcl__zmq_tcp_tport = ZMQ_TPORT("zmq+tcp", ZCAPS | MCL__TP_XPROCESS, zmq_claim);
-const mcl__tport mcl__zmq_ipc_tport = ZMQ_TPORT("zmq+ipc", ZCAPS | MCL__TP_XPROCESS, NULL);
-const mcl__tport mcl__zmq_inproc_tport = ZMQ_TPORT("zmq+inproc", ZCAPS, NULL);
+const mcl__tport mcl__zmq_tcp_tport =
+    ZMQ_TPORT("zmq+tcp", "zmq+tcp://127.0.0.1:5556", ZCAPS | MCL__TP_XPROCESS, zmq_claim);
+const mcl__tport mcl__zmq_ipc_tport =
+    ZMQ_TPORT("zmq+ipc", "zmq+ipc:///tmp/mcl.sock", ZCAPS | MCL__TP_XPROCESS,
+              NULL);
+const mcl__tport mcl__zmq_inproc_tport =
+    ZMQ_TPORT("zmq+inproc", "zmq+inproc://bus", ZCAPS, NULL);
