@@ -44,6 +44,7 @@ pin(int cpu)
     sched_setaffinity(0, sizeof(set), &set);
 }
 
+#if defined(MCL_BENCH_ZMQ) || defined(MCL_BENCH_LCM)
 static void
 report(const char *impl, size_t size, long sent, long got, long gaps, int64_t first, int64_t last)
 {
@@ -54,6 +55,7 @@ report(const char *impl, size_t size, long sent, long got, long gaps, int64_t fi
            impl, size, sent, got, gaps, 100.0 * (double)(sent - got) / (double)sent, rate,
            rate * (double)size / 1e6);
 }
+#endif
 
 // --- ZeroMQ ------------------------------------------------------------------------------------
 #ifdef MCL_BENCH_ZMQ

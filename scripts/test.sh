@@ -3,7 +3,8 @@
 # network tests run inside a private network namespace (scripts/netns.sh), so no datagram
 # leaves this machine.
 #
-#   scripts/test.sh              all tests, sanitizer build (build/asan)
+#   scripts/test.sh              all tests, sanitizer build (build/asan), valgrind (build/plain),
+#                                and a build without ZeroMQ (build/nozmq)
 #   scripts/test.sh --no-valgrind   skip the second pass of the suites under valgrind (build/plain)
 #   scripts/test.sh -L unit      extra arguments go to ctest (here: only the unit tests)
 set -euo pipefail
@@ -41,6 +42,18 @@ if [[ $valgrind -eq 1 ]]; then
             || { rc=$?; [[ $rc -eq 77 ]] && echo "valgrind: $(basename "$t") skipped" || { echo "valgrind: $(basename "$t") FAILED (see $plain/$(basename "$t").valgrind.log)"; status=1; }; }
     done
 fi
+
+# The same tree without libzmq (MCL_WITH_ZMQ=OFF): it builds, links no libzmq, and its suites
+# pass (the zmq ones are left out or skip).
+nozmq=build/nozmq
+cmake -S . -B "$nozmq" -DCMAKE_BUILD_TYPE=Debug -DMCL_WITH_ZMQ=OFF -DMCL_BUILD_BENCH=OFF >/dev/null
+cmake --build "$nozmq" -j"$jobs" >/dev/null
+echo "== ctest without ZeroMQ =="
+if ldd "$nozmq/libmcl.so" | grep -q libzmq; then
+    echo "MCL_WITH_ZMQ=OFF: libmcl.so links libzmq"
+    status=1
+fi
+scripts/netns.sh ctest --test-dir "$nozmq" --output-on-failure -j"$jobs" -L 'unit|cmd' || status=1
 
 echo "== ctest (ASan+UBSan) =="
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}

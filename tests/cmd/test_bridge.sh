@@ -7,6 +7,10 @@
 #   test_bridge.sh BINDIR       (run inside scripts/netns.sh, as ctest does from scripts/test.sh)
 set -uo pipefail
 bin=${1:?usage: test_bridge.sh BINDIR}
+if [[ "${MCL_HAVE_ZMQ:-1}" != 1 ]]; then
+    echo "test_bridge.sh: mcl is built without ZeroMQ; skipped" >&2
+    exit 77
+fi
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     echo "test_bridge.sh: needs the private namespace of scripts/netns.sh; skipped" >&2
     exit 77

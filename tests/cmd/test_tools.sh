@@ -211,6 +211,7 @@ check "json-lines binary" test "$(jq -r 'select(.msg.n == 2) | .msg.b["$bin"]' "
 check "pub bad json" status_is 2 "$pub" -j '[1,2]'
 check "pub bad json message" err_says "must be a JSON object"
 
+if [[ "${MCL_HAVE_ZMQ:-1}" == 1 ]]; then
 # ZeroMQ: the same tools on zmq+ URLs. mcl-pub binds and waits for its subscriber (slow
 # joiner), mcl-dump connects; a publisher nobody listens to says so and exits 1.
 z1="zmq+ipc://$tmp/z1.sock"
@@ -294,11 +295,18 @@ check "zmq sim dump exit" test $? -eq 0
 cp "$tmp/zs.out" "$tmp/out"
 check "zmq sim decoded" out_says "imu .*Imu .*ax="
 
+check "bridge bad url" status_is 2 "$bin/mcl-bridge" "$u8" "zmq+tcp://h"
+check "bridge bad url says" err_says "missing port"
+else
+# Built without libzmq (MCL_WITH_ZMQ=OFF): zmq+ URLs are refused as a usage error that says why.
+check "zmq refused" status_is 2 "$pub" -u "zmq+tcp://127.0.0.1:1" hi
+check "zmq refused says" err_says "no ZeroMQ"
+check "keygen without zmq" status_is 1 "$bin/mcl-keygen" "$tmp/nokey"
+fi
+
 # mcl-bridge usage errors (the two-island test is tests/cmd/test_bridge.sh).
 check "bridge one side" status_is 2 "$bin/mcl-bridge" "$u8"
 check "bridge one side says" err_says "give two sides"
-check "bridge bad url" status_is 2 "$bin/mcl-bridge" "$u8" "zmq+tcp://h"
-check "bridge bad url says" err_says "missing port"
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

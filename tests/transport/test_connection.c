@@ -30,6 +30,7 @@ static const good_case good[] = {
     {"udp://239.1.2.3:1?batch=0", "udp://239.1.2.3:1", 4, 1, 1},
     {"udp://239.1.2.3:1?rcvbuf=0&iface=127.0.0.1", "udp://239.1.2.3:1?iface=127.0.0.1&rcvbuf=0",
      4, 1, 1},
+#if MCL_HAVE_ZMQ
     // ZeroMQ: family 0, ttl 0; options in a fixed order, defaults left out.
     {"zmq+tcp://127.0.0.1:5556", "zmq+tcp://127.0.0.1:5556", 0, 5556, 0},
     {"zmq+tcp://*:0", "zmq+tcp://*:0", 0, 0, 0},
@@ -49,6 +50,7 @@ static const good_case good[] = {
     {"zmq+inproc://b?batch=200&maxmsg=1k", "zmq+inproc://b?maxmsg=1k&batch=200", 0, 0, 0},
     {"zmq+tcp://*:5?curve_clients=ok.txt&curve=s.key", "zmq+tcp://*:5?curve=s.key&curve_clients=ok.txt",
      0, 5, 0},
+#endif
     // inproc: faults first, then the generic options; defaults left out.
     {"inproc://bus", "inproc://bus", 0, 0, 0},
     {"inproc://a/b-c.d_e?seed=5&reorder=0.10&dup=0.05&drop=0.1&depth=8&queue=1M&dgram=1200&"
@@ -115,6 +117,7 @@ static const bad_case bad[] = {
     {"", "empty"},
     {"239.255.0.1:26000", "missing scheme"},
     {"tcp://239.255.0.1:26000", "unknown scheme"},
+#if MCL_HAVE_ZMQ
     {"zmq+epgm://127.0.0.1;239.1.1.1:5555", "not supported"},
     {"zmq+pgm://x", "not supported"},
     {"zmq+udp://127.0.0.1:5", "unknown ZeroMQ transport"},
@@ -146,6 +149,15 @@ static const bad_case bad[] = {
     {"zmq+inproc://x?curve=k.key", "inproc never leaves"},
     {"zmq+tcp://h:1?curve_clients=ok.txt", "for the CURVE server"},
     {"zmq+tcp://h:1?curve=a.key&curve_server=s.pub&curve_clients=ok.txt", "for the CURVE server"},
+    {"zmq+tcp://h:1?expire=5", "udp:// and inproc:// connections only"},
+    {"zmq+tcp://h:1?seed=5", "inproc:// connections only"},
+    {"udp://239.1.1.1:1?drop=1", "zmq+ and inproc:// connections only"},
+    {"inproc://x?mode=bind", "zmq+ connections only"},
+#else
+    {"zmq+tcp://127.0.0.1:5556", "no ZeroMQ transport"},
+    {"zmq+ipc:///tmp/x", "no ZeroMQ transport"},
+    {"udp://239.1.1.1:1?drop=1", "inproc:// connections only"},
+#endif
     {"udp://", "missing group"},
     {"udp://10.0.0.1:26000", "not a multicast address"},
     {"udp://127.0.0.1:26000", "not a multicast address"},
@@ -208,13 +220,9 @@ static const bad_case bad[] = {
     {"inproc://x?queue=1k", "at least 64k"},
     {"inproc://x?dgram=100", "dgram"},
     {"inproc://x?ttl=1", "udp:// connections only"},
-    {"inproc://x?mode=bind", "zmq+ connections only"},
     {"inproc://x?bogus=1", "unknown option 'bogus'"},
     {"inproc://x?drop=0.1&drop=0.2", "twice"},
-    {"zmq+tcp://h:1?expire=5", "udp:// and inproc:// connections only"},
-    {"zmq+tcp://h:1?seed=5", "inproc:// connections only"},
     {"udp://239.1.1.1:1?seed=1", "inproc:// connections only"},
-    {"udp://239.1.1.1:1?drop=1", "zmq+ and inproc:// connections only"},
 };
 
 static void
