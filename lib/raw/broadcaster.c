@@ -86,7 +86,8 @@ unlock_and_log(mcl_raw_broadcaster *b)
 static mcl_err
 send_frames_locked(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n, unsigned *sent)
 {
-    char why[WHY_MAX] = "";
+    char why[WHY_MAX];
+    why[0] = '\0'; // (not = "": that would clear all of it on every send)
     unsigned done = 0;
     mcl_err rv = b->ops->tx_send(b->tx, f, n, &done, why, sizeof(why));
     atomic_fetch_add_explicit(&b->n_datagrams, done, memory_order_relaxed);

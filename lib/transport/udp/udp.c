@@ -82,9 +82,14 @@ udp_tx_send(mcl__tx *tx, const mcl__frame *f, unsigned nf, unsigned *sent, char 
     while (done < nf) {
         unsigned n = nf - done < TRAIN ? nf - done : TRAIN;
         for (unsigned i = 0; i < n; i++) {
-            memset(&mm[i], 0, sizeof(mm[i]));
-            mm[i].msg_hdr.msg_iov = (struct iovec *)(uintptr_t)f[done + i].iov;
-            mm[i].msg_hdr.msg_iovlen = f[done + i].niov;
+            struct msghdr *h = &mm[i].msg_hdr;
+            h->msg_name = NULL; // connected: no address
+            h->msg_namelen = 0;
+            h->msg_iov = (struct iovec *)(uintptr_t)f[done + i].iov;
+            h->msg_iovlen = f[done + i].niov;
+            h->msg_control = NULL;
+            h->msg_controllen = 0;
+            h->msg_flags = 0;
         }
         int seam_e;
         int r = send_should_fail(&seam_e) ? (errno = seam_e, -1) : sendmmsg(tx->fd, mm, n, 0);
@@ -212,9 +217,14 @@ decode(mcl__rxs *rx, unsigned i, int64_t batch_real, int64_t batch_mono, mcl__dg
        bool *have_drops)
 {
     struct msghdr *h = &rx->mm[i].msg_hdr;
-    memset(d, 0, sizeof(*d));
+    d->data = NULL;
+    d->len = 0;
+    d->has_tseq = false;
     d->meta.real_ns = batch_real;
     d->meta.mono_ns = batch_mono;
+    d->meta.family = 0;
+    d->meta.port = 0;
+    memset(d->meta.addr, 0, sizeof(d->meta.addr));
     for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
         if (c->cmsg_level != SOL_SOCKET)
             continue;
