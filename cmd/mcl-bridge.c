@@ -112,6 +112,7 @@ typedef struct direction {
     mcl_raw_listener *l;         // listens on the `from` side
     mcl_raw_broadcaster *b;      // publishes on the other side
     atomic_uint_fast64_t forwarded, looped, failed, bytes; // read by the main thread
+    bool counts_subscribers;     // its output counts listeners (zmq); main thread only
     uint64_t last_subscribers;   // main thread only
     mcl_err last_err;            // its listener thread only
 } direction;
@@ -305,6 +306,10 @@ main(int argc, char **argv)
             ec = EXIT_RUNTIME;
         }
     }
+    // Outputs that count their listeners (zmq) answer; multicast says MCL_ENOTSUP once.
+    for (size_t i = 0; i < nd; i++)
+        d[i].counts_subscribers =
+            mcl_raw_broadcaster_wait_for_subscribers(d[i].b, 0, 0) != MCL_ENOTSUP;
     int64_t next_stats = every > 0 ? tool_mono_ns() + (int64_t)(every * 1e9) : INT64_MAX;
     while (ec == EXIT_OK && !tool_stop && !atomic_load(&out_of_memory)) {
         // The listener threads forward; this one reports. A signal cuts the sleep short.
@@ -312,10 +317,11 @@ main(int argc, char **argv)
         nanosleep(&tick, NULL);
         for (size_t i = 0; i < nd; i++) {
             // An output that counts its listeners (zmq): say when they come and go (the
-            // slow-joiner window). Multicast answers MCL_ENOTSUP.
+            // slow-joiner window).
             mcl_broadcaster_stats bs;
             const mcl_connection *oc = mcl_raw_broadcaster_connection(d[i].b);
-            if (mcl_raw_broadcaster_wait_for_subscribers(d[i].b, 0, 0) == MCL_OK &&
+            if (d[i].counts_subscribers &&
+                mcl_raw_broadcaster_wait_for_subscribers(d[i].b, 0, 0) == MCL_OK &&
                 mcl_raw_broadcaster_stats(d[i].b, &bs) == MCL_OK &&
                 bs.subscribers != d[i].last_subscribers) {
                 if (!quiet)

@@ -68,11 +68,16 @@
  * | reorder  | probability 0..1           | 0       | a datagram is held back behind 1..depth later ones (released early when nothing else waits) |
  * | depth    | 1..64                      | 4       | most datagrams held back at once         |
  * | seed     | unsigned integer           | 1       | the fault generator's seed               |
- * | queue    | SIZE, at least 64k         | 64M     | the listener's queue; what does not fit is dropped and counted in kernel_drops |
+ * | queue    | SIZE, at least 64k         | 64M     | the listener's queue (at most 65,536 datagrams); what does not fit is dropped and counted in kernel_drops |
  * | maxmsg, dgram, expire, partmem, batch | as for udp:// | |                                |
  *
- * A probability has at most six decimals. inproc:// is not reachable from another process,
- * so a queued listener (mcl/queued.h) refuses it.
+ * A probability has at most six decimals. drop and dup are reproducible by seed whenever one
+ * thread publishes; reorder too when the listener reads after the sends (a listener that
+ * finds its queue empty releases what is held back at once). Held back behind later
+ * datagrams, a batch datagram of many records can arrive more than 1024 messages late; the
+ * listener then cannot tell it from a copy and drops its records as duplicates (the receive
+ * engine's sequence window), as it would on a network. inproc:// is not reachable from
+ * another process, so a queued listener (mcl/queued.h) refuses it.
  *
  * The default connection (mcl_connection_default()) is the URL in the environment variable
  * MCL_URL or else MCL_DEFAULT_URL, which keeps every datagram on this host (loopback, ttl 0)

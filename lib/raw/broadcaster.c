@@ -120,6 +120,27 @@ refresh_info(mcl_raw_broadcaster *b, int wait_ms)
     atomic_store_explicit(&b->auth_failures, in.auth_failures, memory_order_relaxed);
 }
 
+// Takes turns for asking the transport about subscribers: true every INFO_EVERY publishes.
+// Called with b->lock held; the caller asks after unlocking (finish_locked()).
+static bool
+info_due_locked(mcl_raw_broadcaster *b)
+{
+    if (b->ops->tx_info == NULL || ++b->since_info < INFO_EVERY)
+        return false;
+    b->since_info = 0;
+    return true;
+}
+
+// Ends a publish: unlocks, logs a send failure, and asks for news of subscribers when due
+// (tx_info may log, so it runs with no lock of ours held).
+static void
+finish_locked(mcl_raw_broadcaster *b, bool info)
+{
+    unlock_and_log(b);
+    if (info)
+        refresh_info(b, 0);
+}
+
 // Sends the pending batch. Called with b->lock held. A failure moves the batch's records from
 // `messages` to `errors` and is kept in batch_err for the next flush or close.
 static mcl_err
@@ -385,10 +406,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
     size_t rec = MCL__WIRE_REC + tl + len;
     bool pubfilter = (b->caps & MCL__TP_PUBFILTER) != 0;
     pthread_mutex_lock(&b->lock);
-    if (b->ops->tx_info != NULL && ++b->since_info >= INFO_EVERY) {
-        b->since_info = 0;
-        refresh_info(b, 0);
-    }
+    bool info = info_due_locked(b);
     if (b->batching) {
         if (MCL__WIRE_HDR + rec <= b->batch_cap) {
             // Packed behind the records already waiting; a full datagram goes out first. If
@@ -401,7 +419,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
             if (pubfilter) {
                 uint64_t *ctr = tseq_of(b, b->id, topic, tl);
                 if (ctr == NULL) {
-                    unlock_and_log(b);
+                    finish_locked(b, info);
                     return count_result(b, MCL_ENOMEM, len);
                 }
                 if (b->batch_n == 0)
@@ -426,7 +444,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
             // Counted under the lock, so that a failed flush never subtracts first.
             atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
-            unlock_and_log(b);
+            finish_locked(b, info);
             return MCL_OK;
         }
         // Keep the order: what waits goes before this one (a failure is counted for those
@@ -438,7 +456,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
     mcl_err rv = send_unbatched_locked(b, b->id, seq, topic, tl, data, len, &sent);
     if (rv != MCL_OK && sent == 0)
         b->seq--; // nothing left: no listener will see a gap
-    unlock_and_log(b);
+    finish_locked(b, info);
     return count_result(b, rv, len);
 }
 
@@ -458,17 +476,14 @@ mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_raw_msg *m)
                          "%s: message of %zu bytes exceeds maxmsg=%zu", b->conn.url, m->len,
                          b->conn.maxmsg);
     pthread_mutex_lock(&b->lock);
-    if (b->ops->tx_info != NULL && ++b->since_info >= INFO_EVERY) {
-        b->since_info = 0;
-        refresh_info(b, 0);
-    }
+    bool info = info_due_locked(b);
     // A datagram carries one publisher id: what waits in a batch goes first, then this alone.
     if (b->batching)
         (void)batch_flush_locked(b);
     unsigned sent;
     mcl_err rv = send_unbatched_locked(b, m->publisher, m->seq, m->topic, tl, m->payload, m->len,
                                        &sent);
-    unlock_and_log(b);
+    finish_locked(b, info);
     return count_result(b, rv, m->len);
 }
 

@@ -115,7 +115,8 @@ typedef struct mcl__bcast_ops {
     mcl_err (*tx_send)(mcl__tx *tx, const mcl__frame *f, unsigned nf, unsigned *sent, char *why,
                        size_t whylen);
     // MCL__TP_SUBCOUNT (else NULL): waits up to wait_ms (0: not at all) for news of
-    // subscribers, then reports. Safe from several threads at once.
+    // subscribers, then reports. Safe from several threads at once. Called with no lock of the
+    // caller held; it may log, but not while it holds a lock of its own.
     void (*tx_info)(mcl__tx *tx, int wait_ms, mcl__tx_info *out);
     void (*tx_close)(mcl__tx *tx);
 

@@ -7,7 +7,10 @@
 
 #include <mcl/queued.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,8 +19,9 @@ static int group_counter;
 void
 rawt_make_url(char *buf, size_t len, const char *extra)
 {
-    // A fresh group per test; '?' comes from the first option given here.
-    snprintf(buf, len, "inproc://raw-%d?depth=4%s", ++group_counter, extra);
+    // A fresh group per test; extra is "&key=value...", its first '&' becomes the '?'.
+    snprintf(buf, len, "inproc://raw-%d%s%s", ++group_counter, extra[0] ? "?" : "",
+             extra[0] == '&' ? extra + 1 : extra);
 }
 
 const char *const rawt_bigbuf = "";
@@ -109,6 +113,50 @@ test_subscribers_are_counted(void)
     MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
     CU_ASSERT_EQUAL(bs.subscribers, 1);
     mcl_raw_listener_free(l[1]);
+    mcl_raw_broadcaster_free(b);
+    mcl_connection_free(c);
+}
+
+static double
+cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void *
+join_later(void *arg)
+{
+    mcl_raw_listener *l = NULL;
+    MCLT_OK(mcl_raw_listener_open(&l, arg, NULL, 0));
+    return l;
+}
+
+static void
+test_waiting_for_subscribers_sleeps(void)
+{
+    // A wait that times out sleeps (it does not spin on the group), and a wait forever ends
+    // when a listener joins from another thread.
+    char url[128];
+    rawt_make_url(url, sizeof(url), "");
+    mcl_connection *c = mclt_parse(url);
+    mcl_raw_broadcaster *b;
+    MCLT_OK(mcl_raw_broadcaster_open(&b, c, "w"));
+    double cpu0 = cpu_seconds();
+    int64_t t0 = mclt_now_ms();
+    MCLT_ERR(mcl_raw_broadcaster_wait_for_subscribers(b, 1, 400), MCL_ETIMEDOUT);
+    double wall = (double)(mclt_now_ms() - t0) / 1e3, cpu = cpu_seconds() - cpu0;
+    CU_ASSERT(wall >= 0.39);
+    CU_ASSERT(cpu < wall / 4);
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, join_later, c), 0);
+    MCLT_OK(mcl_raw_broadcaster_wait_for_subscribers(b, 1, MCL_WAIT_FOREVER));
+    void *l;
+    pthread_join(th, &l);
+    CU_ASSERT_PTR_NOT_NULL(l);
+    mcl_raw_listener_free(l);
     mcl_raw_broadcaster_free(b);
     mcl_connection_free(c);
 }
@@ -307,6 +355,54 @@ test_faults_are_deterministic(void)
     CU_ASSERT_NOT_EQUAL(a.order_hash, c.order_hash);
 }
 
+// Which of 0..N-1 arrive through a lossy listener, and its counters, when the listener reads
+// after every `every` publishes (0: only at the end).
+enum { NREAD = 4000 };
+static void
+read_every(int every, uint8_t got[NREAD], mcl_listener_stats *st)
+{
+    memset(got, 0, NREAD);
+    char url[128];
+    rawt_make_url(url, sizeof(url), "&drop=0.2&dup=0.2&reorder=0.5&depth=2&seed=11");
+    mcl_raw_listener *l;
+    mcl_raw_broadcaster *b;
+    rawt_pair(url, NULL, 0, &l, &b, "c");
+    const mcl_raw_msg *m;
+    for (int i = 0; i < NREAD; i++) {
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i)));
+        if (every > 0 && i % every == 0)
+            while (mcl_raw_listener_recv(l, &m, 0) == MCL_OK)
+                got[m->seq] = 1;
+    }
+    while (mcl_raw_listener_recv(l, &m, 0) == MCL_OK)
+        got[m->seq] = 1;
+    MCLT_OK(mcl_raw_listener_stats(l, st));
+    mcl_raw_broadcaster_free(b);
+    mcl_raw_listener_free(l);
+}
+
+static void
+test_faults_do_not_depend_on_when_the_reader_reads(void)
+{
+    // A reader that keeps up finds its queue empty and gets what was held back early, so the
+    // order changes; which datagrams are lost and which are copied does not (every datagram
+    // draws the same numbers whatever is held), so a listener thread sees the same losses
+    // on every run.
+    static uint8_t a[NREAD], b[NREAD], c[NREAD];
+    mcl_listener_stats sa, sb, sc;
+    read_every(0, a, &sa);
+    read_every(1, b, &sb);
+    read_every(7, c, &sc);
+    CU_ASSERT(memcmp(a, b, NREAD) == 0);
+    CU_ASSERT(memcmp(a, c, NREAD) == 0);
+    CU_ASSERT_EQUAL(sa.messages, sb.messages);
+    CU_ASSERT_EQUAL(sa.messages, sc.messages);
+    CU_ASSERT_EQUAL(sa.duplicates, sb.duplicates);
+    CU_ASSERT_EQUAL(sa.datagrams, sc.datagrams);
+    CU_ASSERT(sa.messages > 2900 && sa.messages < 3500);
+    CU_ASSERT(sa.reordered > sb.reordered); // held back longer when nobody reads
+}
+
 static void
 test_fault_rates(void)
 {
@@ -338,7 +434,7 @@ test_faults_are_per_listener(void)
     // One group, a clean listener and a lossy one: the faults of one do not touch the other.
     char url[128], lossy[160];
     rawt_make_url(url, sizeof(url), "");
-    snprintf(lossy, sizeof(lossy), "%s&drop=0.5&seed=3", url);
+    snprintf(lossy, sizeof(lossy), "%s?drop=0.5&seed=3", url);
     mcl_connection *cc = mclt_parse(url), *lc = mclt_parse(lossy);
     mcl_raw_listener *clean, *bad;
     mcl_raw_broadcaster *b;
@@ -369,6 +465,8 @@ test_faults_are_per_listener(void)
 static CU_TestInfo tests[] = {{"roundtrip", test_roundtrip},
                               {"groups_are_separate", test_groups_are_separate},
                               {"subscribers_are_counted", test_subscribers_are_counted},
+                              {"waiting_for_subscribers_sleeps",
+                               test_waiting_for_subscribers_sleeps},
                               {"queue_overflow_is_counted", test_queue_overflow_is_counted},
                               {"queued_listener_is_refused", test_queued_listener_is_refused},
                               RAWT_CASES,
@@ -376,6 +474,8 @@ static CU_TestInfo tests[] = {{"roundtrip", test_roundtrip},
                               {"faults_fragmented_messages", test_faults_fragmented_messages},
                               {"faults_batched_messages", test_faults_batched_messages},
                               {"faults_are_deterministic", test_faults_are_deterministic},
+                              {"faults_do_not_depend_on_when_the_reader_reads",
+                               test_faults_do_not_depend_on_when_the_reader_reads},
                               {"fault_rates", test_fault_rates},
                               {"faults_are_per_listener", test_faults_are_per_listener},
                               CU_TEST_INFO_NULL};

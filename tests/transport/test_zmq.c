@@ -514,6 +514,60 @@ test_curve(void)
     mcl_connection_free(c);
 }
 
+// The log line about a failed handshake is written while a publish asks for news of
+// subscribers (every 256 publishes); it comes with no lock held, so a log handler may publish
+// on that very broadcaster (it would deadlock under the broadcaster's or the socket's lock).
+static mcl_raw_broadcaster *log_bc;
+static atomic_int log_published, log_publish_failed;
+static void
+publishing_sink(mcl_log_level level, const char *component, const char *text, void *user)
+{
+    (void)user;
+    if (level != MCL_LOG_ERROR || strcmp(component, "zmq") != 0 || !strstr(text, "handshake"))
+        return;
+    if (mcl_raw_broadcaster_publish(log_bc, NULL, "from the log", 12) == MCL_OK)
+        atomic_fetch_add(&log_published, 1);
+    else
+        atomic_fetch_add(&log_publish_failed, 1);
+}
+
+static void
+test_log_handler_may_publish(void)
+{
+    char spub[41], opub[41];
+    write_keys("server2", spub);
+    write_keys("other2", opub);
+    char url[512];
+    for (int batched = 0; batched < 2; batched++) {
+        snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/server2.key%s", tmpdir,
+                 batched ? "&batch=100" : "");
+        mcl_connection *c = mclt_parse(url);
+        MCLT_OK(mcl_raw_broadcaster_open(&log_bc, c, "t"));
+        mcl_connection_free(c);
+        uint16_t port = mcl_connection_port(mcl_raw_broadcaster_connection(log_bc));
+        atomic_store(&log_published, 0);
+        atomic_store(&log_publish_failed, 0);
+        mcl_log_set_handler(publishing_sink, NULL, MCL_LOG_ERROR);
+        mcl_raw_listener *wrong;
+        snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/other2.pub", port,
+                 tmpdir);
+        c = mclt_parse(url);
+        MCLT_OK(mcl_raw_listener_open(&wrong, c, NULL, 0));
+        mcl_connection_free(c);
+        // Publish until the failed handshake has been logged (bounded in count and time).
+        int64_t end = mclt_now_ms() + 10000;
+        for (long i = 0; i < 10000000 && atomic_load(&log_published) == 0 &&
+                         atomic_load(&log_publish_failed) == 0 && mclt_now_ms() < end;
+             i++)
+            MCLT_OK(mcl_raw_broadcaster_publish(log_bc, NULL, "x", 1));
+        mcl_log_set_handler(NULL, NULL, MCL_LOG_ERROR);
+        CU_ASSERT_EQUAL(atomic_load(&log_published), 1);
+        CU_ASSERT_EQUAL(atomic_load(&log_publish_failed), 0);
+        mcl_raw_listener_free(wrong);
+        mcl_raw_broadcaster_free(log_bc);
+    }
+}
+
 // curve_clients=: the server accepts only the client keys listed (a ZAP handler); others are
 // refused, and both sides count and log it.
 static void
@@ -1061,6 +1115,7 @@ static CU_TestInfo tests[] = {
     {"wait_for_subscribers", test_wait_for_subscribers},
     {"curve", test_curve},
     {"curve_clients", test_curve_clients},
+    {"log_handler_may_publish", test_log_handler_may_publish},
     {"port_scan_is_not_an_auth_failure", test_port_scan_is_not_an_auth_failure},
     {"batch_frame_larger_than_maxmsg", test_batch_frame_larger_than_maxmsg},
     {"forward_keeps_identity", test_forward_keeps_identity},

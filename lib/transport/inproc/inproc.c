@@ -2,8 +2,10 @@
 // exchange datagrams through memory, with no socket and no library. Every listener has a
 // bounded queue and an eventfd (readable while it has something to read); a send copies the
 // datagram once and queues a reference to it for every listener. Faults come from the
-// listener's URL and are drawn from a seeded generator per listener, so a test that sends
-// from one thread sees the same losses, copies and reordering on every run:
+// listener's URL and are drawn from a seeded generator per listener, the same numbers for
+// every datagram whatever happens, so a test that sends from one thread sees the same losses
+// and copies on every run, and the same reordering when it reads after sending (a reader that
+// finds its queue empty releases what is held back early):
 //
 //   drop=P     each datagram is lost on the way to this listener with probability P
 //   dup=P      each datagram that arrives arrives twice with probability P
@@ -11,8 +13,9 @@
 //              released early when the listener finds nothing else to read)
 //   depth=N    most datagrams held back at once (1..64, default 4)
 //   seed=S     the generator's seed (default 1)
-//   queue=SIZE the listener's queue in bytes (default 64M); what does not fit is dropped and
-//              counted in the listener's kernel_drops, as a full socket buffer would be
+//   queue=SIZE the listener's queue in bytes (default 64M; at most 65,536 datagrams); what does
+//              not fit is dropped and counted in the listener's kernel_drops, as a full socket
+//              buffer would be
 //
 // The layers above cannot tell it from a network: it is the fake network they are tested on.
 #define _GNU_SOURCE
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -182,6 +186,7 @@ typedef struct group {
     // holds it while it queues a datagram for every listener, so each listener sees one
     // sender's datagrams in the order they were sent.
     pthread_mutex_t lock;
+    pthread_cond_t changed; // a listener joined or left (CLOCK_MONOTONIC)
     struct mcl__rxs *rxs;
     size_t nrx;
     char name[NAME_MAX_];
@@ -199,10 +204,23 @@ group_get(const char *name, group **gp)
         g = g->next;
     if (g == NULL) {
         g = mcl__zalloc(sizeof(*g));
-        if (g == NULL || pthread_mutex_init(&g->lock, NULL) != 0) {
+        if (g == NULL) {
             pthread_mutex_unlock(&groups_lock);
+            return MCL_ENOMEM;
+        }
+        pthread_condattr_t ca;
+        bool cv = false, mx = pthread_mutex_init(&g->lock, NULL) == 0;
+        if (mx && pthread_condattr_init(&ca) == 0) {
+            cv = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+                 pthread_cond_init(&g->changed, &ca) == 0;
+            pthread_condattr_destroy(&ca);
+        }
+        if (!cv) {
+            pthread_mutex_unlock(&groups_lock);
+            if (mx)
+                pthread_mutex_destroy(&g->lock);
             mcl__free(g);
-            return g == NULL ? MCL_ENOMEM : MCL_ESYS;
+            return MCL_ESYS;
         }
         snprintf(g->name, sizeof(g->name), "%s", name);
         g->next = groups;
@@ -230,6 +248,7 @@ group_put(group *g)
             break;
         }
     pthread_mutex_unlock(&groups_lock);
+    pthread_cond_destroy(&g->changed);
     pthread_mutex_destroy(&g->lock);
     mcl__free(g);
 }
@@ -277,10 +296,11 @@ next_rand(mcl__rxs *rx)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+// Whether a draw r of the generator falls under ppm parts per million.
 static bool
-chance(mcl__rxs *rx, uint32_t ppm)
+chance(uint64_t r, uint32_t ppm)
 {
-    return ppm != 0 && (ppm >= 1000000 || next_rand(rx) % 1000000 < ppm);
+    return ppm >= 1000000 || r % 1000000 < ppm;
 }
 
 // Makes efd readable (once until the reader resets it). Called with g->lock held.
@@ -328,10 +348,13 @@ enqueue_locked(mcl__rxs *rx, pkt *p)
     signal_locked(rx);
 }
 
-// Queues p, or holds it back (reorder=); releases the held datagrams that p passes.
+// Queues p, or holds it back (reorder=); releases the held datagrams that p passes. Every
+// staging draws the same two numbers whatever is held now, so what the generator decides for
+// a datagram depends only on its place in the stream, never on when the reader reads.
 static void
 stage_locked(mcl__rxs *rx, pkt *p)
 {
+    uint64_t r_hold = next_rand(rx), r_dist = next_rand(rx);
     pkt *ready[MAX_DEPTH];
     unsigned nready = 0, keep = 0;
     for (unsigned i = 0; i < rx->nheld; i++) {
@@ -341,10 +364,10 @@ stage_locked(mcl__rxs *rx, pkt *p)
             rx->held[keep++] = rx->held[i];
     }
     rx->nheld = keep;
-    if (rx->nheld < rx->depth && chance(rx, rx->reorder)) {
+    if (rx->nheld < rx->depth && chance(r_hold, rx->reorder)) {
         atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
         rx->held[rx->nheld].p = p;
-        rx->held[rx->nheld].left = 1 + (unsigned)(next_rand(rx) % rx->depth);
+        rx->held[rx->nheld].left = 1 + (unsigned)(r_dist % rx->depth);
         rx->nheld++;
         signal_locked(rx); // the reader releases it early if nothing else comes
     } else {
@@ -359,10 +382,11 @@ stage_locked(mcl__rxs *rx, pkt *p)
 static void
 deliver_locked(mcl__rxs *rx, pkt *p)
 {
-    if (chance(rx, rx->drop))
+    uint64_t r_drop = next_rand(rx), r_dup = next_rand(rx);
+    if (chance(r_drop, rx->drop))
         return;
     stage_locked(rx, p);
-    if (chance(rx, rx->dup))
+    if (chance(r_dup, rx->dup))
         stage_locked(rx, p);
 }
 
@@ -425,6 +449,7 @@ inproc_rx_open(mcl__rxs **rxp, const struct mcl_connection *c, const char *const
     rx->next = rx->g->rxs;
     rx->g->rxs = rx;
     rx->g->nrx++;
+    pthread_cond_broadcast(&rx->g->changed);
     pthread_mutex_unlock(&rx->g->lock);
     out->rcvbuf = rx->qmax;
     *rxp = rx;
@@ -484,6 +509,7 @@ inproc_rx_close(mcl__rxs *rx)
             if (*pp == rx) {
                 *pp = rx->next;
                 rx->g->nrx--;
+                pthread_cond_broadcast(&rx->g->changed);
                 break;
             }
         pthread_mutex_unlock(&rx->g->lock);
@@ -565,13 +591,24 @@ inproc_tx_send(mcl__tx *tx, const mcl__frame *f, unsigned nf, unsigned *sent, ch
     return MCL_OK;
 }
 
+// The count is exact at once; with wait_ms, waits that long for a listener to join or leave.
 static void
 inproc_tx_info(mcl__tx *tx, int wait_ms, mcl__tx_info *out)
 {
-    (void)wait_ms; // the count is exact at once: nothing to wait for
-    pthread_mutex_lock(&tx->g->lock);
-    out->subscribers = (int64_t)tx->g->nrx;
-    pthread_mutex_unlock(&tx->g->lock);
+    group *g = tx->g;
+    pthread_mutex_lock(&g->lock);
+    if (wait_ms > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t due = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (int64_t)wait_ms * 1000000;
+        ts.tv_sec = (time_t)(due / 1000000000);
+        ts.tv_nsec = (long)(due % 1000000000);
+        size_t before = g->nrx;
+        while (g->nrx == before && pthread_cond_timedwait(&g->changed, &g->lock, &ts) == 0)
+            ;
+    }
+    out->subscribers = (int64_t)g->nrx;
+    pthread_mutex_unlock(&g->lock);
     out->auth_failures = 0;
 }
 

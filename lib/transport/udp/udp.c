@@ -153,13 +153,7 @@ udp_rx_open(mcl__rxs **rxp, const struct mcl_connection *c, const char *const *t
     rx->fd = -1;
     snprintf(rx->url, sizeof(rx->url), "%s", c->url);
     mcl_err rv = MCL_OK;
-    if ((rx->bufs = mcl__alloc(SLOT)) == NULL) {
-        rv = MCL_ENOMEM;
-        goto fail;
-    }
-    rx->nslots = 1;
-    for (unsigned i = 0; i < BATCH; i++) {
-        rx->iov[i] = (struct iovec){rx->bufs, SLOT}; // re-pointed by slots_grow()
+    for (unsigned i = 0; i < BATCH; i++) { // the slots come with the first read
         rx->mm[i].msg_hdr.msg_iov = &rx->iov[i];
         rx->mm[i].msg_hdr.msg_iovlen = 1;
     }
@@ -182,25 +176,25 @@ udp_rx_open(mcl__rxs **rxp, const struct mcl_connection *c, const char *const *t
 fail:
     if (rx->fd >= 0)
         close(rx->fd);
-    mcl__free(rx->bufs);
     mcl__free(rx);
     return rv;
 }
 
-// Doubles the receive slots. Only between batches: nothing of the last batch is in use then
-// (what was handed out is valid until the next read, which is this one).
+// Doubles the receive slots (the first read makes one: a socket only shared with a queued
+// listener's receivers never reads here). Only between batches: nothing of the last batch is
+// in use then (what was handed out is valid until the next read, which is this one).
 static void
 slots_grow(mcl__rxs *rx)
 {
     rx->grow = false;
-    unsigned n = rx->nslots * 2 > BATCH ? BATCH : rx->nslots * 2;
+    unsigned n = rx->nslots == 0 ? 1 : rx->nslots * 2 > BATCH ? BATCH : rx->nslots * 2;
     uint8_t *b = mcl__realloc(rx->bufs, (size_t)n * SLOT);
     if (b == NULL)
         return; // keep going with fewer slots
     rx->bufs = b;
     rx->nslots = n;
     for (unsigned i = 0; i < n; i++)
-        rx->iov[i].iov_base = b + (size_t)i * SLOT;
+        rx->iov[i] = (struct iovec){b + (size_t)i * SLOT, SLOT};
 }
 
 static void
@@ -266,8 +260,11 @@ static mcl_err
 udp_rx_read(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64_t *kernel_drops)
 {
     *nread = 0;
-    if (rx->grow)
+    if (rx->grow || rx->nslots == 0)
         slots_grow(rx);
+    if (rx->nslots == 0)
+        return mcl__fail(MCL_ENOMEM, NULL, 0, "listener", "%s: no memory for a receive slot",
+                         rx->url);
     unsigned want = max < rx->nslots ? max : rx->nslots;
     for (unsigned i = 0; i < want; i++) {
         struct msghdr *h = &rx->mm[i].msg_hdr;

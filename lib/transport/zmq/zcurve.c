@@ -448,8 +448,10 @@ mcl__zmq_close_monitor(mcl__zsock *z)
 }
 
 uint64_t
-mcl__zmq_monitor_read(mcl__zsock *z)
+mcl__zmq_monitor_read(mcl__zsock *z, char *line, size_t len)
 {
+    if (len > 0)
+        line[0] = '\0';
     if (z->mon == NULL)
         return 0;
     uint64_t n = 0;
@@ -488,7 +490,7 @@ mcl__zmq_monitor_read(mcl__zsock *z)
                               : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
                                   ? "wrong CURVE key"
                                   : "protocol error (CURVE on one side only, or a wrong key)";
-            mcl__log(MCL_LOG_ERROR, "zmq",
+            snprintf(line, len,
                      "%s: handshake with %s failed: %s (0x%x; %llu more in the last second)",
                      z->url, peer[0] ? peer : "a peer", why, (unsigned)value,
                      (unsigned long long)z->log_skipped);

@@ -417,10 +417,13 @@ zmq_tx_info(mcl__tx *tx, int wait_ms, mcl__tx_info *out)
         (void)zmq_poll(it, z->mon != NULL ? 2 : 1, wait_ms);
     }
     read_subscriptions_locked(z);
-    z->auth_failures += mcl__zmq_monitor_read(z);
+    char line[MCL__ZMQ_LOGLINE];
+    z->auth_failures += mcl__zmq_monitor_read(z, line, sizeof(line));
     out->subscribers = z->subscribers;
     out->auth_failures = z->auth_failures;
     pthread_mutex_unlock(&z->lock);
+    if (line[0] != '\0') // not under z->lock: the handler may publish on this socket
+        mcl__log(MCL_LOG_ERROR, "zmq", "%s", line);
 }
 
 static void
@@ -515,9 +518,10 @@ release_batch(mcl__rxs *rx)
     rx->nmsg = 0;
 }
 
-// Reads one frame into slot i. MCL_OK, MCL_EAGAIN when none waits, or an error.
+// Reads one frame into slot i. MCL_OK, MCL_EAGAIN when none waits, or an error (its errno in
+// *err; not logged here).
 static mcl_err
-read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d)
+read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err)
 {
     zmq_msg_t *m = &rx->msg[i];
     zmq_msg_init(m);
@@ -528,10 +532,8 @@ read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d)
         if (e == EINTR)
             continue;
         zmq_msg_close(m);
-        if (e == EAGAIN)
-            return MCL_EAGAIN;
-        return mcl__fail(e == ETERM ? MCL_ECLOSED : mcl__sys_err(e), NULL, 0, "zmq",
-                         "%s: zmq_msg_recv: %s", rx->z->url, zmq_strerror(e));
+        *err = e;
+        return e == EAGAIN ? MCL_EAGAIN : e == ETERM ? MCL_ECLOSED : mcl__sys_err(e);
     }
     rx->nmsg = i + 1;
     memset(d, 0, sizeof(*d));
@@ -574,12 +576,16 @@ zmq_rx_read(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *n, uint64_t *
     if (max > MCL__ZMQ_RX_BATCH)
         max = MCL__ZMQ_RX_BATCH;
     unsigned i = 0;
+    int e = 0;
     mcl_err rv = MCL_OK;
-    while (i < max && (rv = read_one(rx, i, &out[i])) == MCL_OK)
+    while (i < max && (rv = read_one(rx, i, &out[i], &e)) == MCL_OK)
         i++;
     *n = i;
-    if (i > 0)
+    if (i > 0) // an error after some frames comes back with the next read
         return MCL_OK;
+    if (rv != MCL_EAGAIN)
+        return mcl__fail(rv, NULL, 0, "zmq", "%s: zmq_msg_recv: %s", rx->z->url,
+                         zmq_strerror(e));
     return rv;
 }
 
@@ -612,7 +618,10 @@ zmq_rx_wait(mcl__rxs *rx, int extra_fd, int timeout_ms)
 static void
 zmq_rx_idle(mcl__rxs *rx, mcl__rx_idle *out)
 {
-    out->auth_failures = mcl__zmq_monitor_read(rx->z);
+    char line[MCL__ZMQ_LOGLINE];
+    out->auth_failures = mcl__zmq_monitor_read(rx->z, line, sizeof(line));
+    if (line[0] != '\0')
+        mcl__log(MCL_LOG_ERROR, "zmq", "%s", line);
 }
 
 static void

@@ -93,8 +93,11 @@ void mcl__zmq_zap_fork_unlock(void);
 void mcl__zmq_setup_monitor(mcl__zsock *z, void *ctx);
 // Stops the monitor and closes its reader (before the socket closes).
 void mcl__zmq_close_monitor(mcl__zsock *z);
-// The failed handshakes since the last call (wrong or missing key, mechanism mismatch); each
-// is logged, at most one line a second. Only from a thread that may use the socket.
-uint64_t mcl__zmq_monitor_read(mcl__zsock *z);
+// The failed handshakes since the last call (wrong or missing key, mechanism mismatch). The
+// line to log about them, at most one a second, goes into line ("" when none): the caller logs
+// it once it holds no lock (a log handler may publish). Only from a thread that may use the
+// socket.
+#define MCL__ZMQ_LOGLINE 512
+uint64_t mcl__zmq_monitor_read(mcl__zsock *z, char *line, size_t len);
 
 #endif
