@@ -4,12 +4,14 @@
 // two builds with
 //
 //   scripts/netns.sh valgrind --tool=callgrind --callgrind-out-file=cg.out
-//       build/release/bench/mcl-bench-percall [URL] [SIZE] [COUNT]     (one command line)
+//       build/release/bench/mcl-bench-percall [URL [SIZE [COUNT [bfirst]]]]  (one line;
+//       bfirst: the broadcaster binds, e.g. for zmq+tcp://127.0.0.1:0)
 //   callgrind_annotate --inclusive=yes cg.out | grep -E 'publish|listener_recv'
 //
 // Prints one key=value line (received, lost) so that a run that lost messages is seen.
 #include <mcl/mcl.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +28,21 @@ main(int argc, char **argv)
         fprintf(stderr, "percall: %s\n", err);
         return 2;
     }
-    mcl_raw_listener *l;
-    mcl_raw_broadcaster *b;
-    mcl_err rv = mcl_raw_listener_open(&l, c, NULL, 0);
-    if (rv == MCL_OK)
-        rv = mcl_raw_broadcaster_open(&b, mcl_raw_listener_connection(l), "percall");
+    // The side that binds opens first (udp: the listener, for its port; zmq: the broadcaster),
+    // and the other opens on its effective connection.
+    bool bfirst = argc > 4 && strcmp(argv[4], "bfirst") == 0;
+    mcl_raw_listener *l = NULL;
+    mcl_raw_broadcaster *b = NULL;
+    mcl_err rv;
+    if (bfirst) {
+        rv = mcl_raw_broadcaster_open(&b, c, "percall");
+        if (rv == MCL_OK)
+            rv = mcl_raw_listener_open(&l, mcl_raw_broadcaster_connection(b), NULL, 0);
+    } else {
+        rv = mcl_raw_listener_open(&l, c, NULL, 0);
+        if (rv == MCL_OK)
+            rv = mcl_raw_broadcaster_open(&b, mcl_raw_listener_connection(l), "percall");
+    }
     if (rv != MCL_OK) {
         fprintf(stderr, "percall: %s: %s\n", url, mcl_strerror(rv));
         return 1;

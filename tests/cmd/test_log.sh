@@ -36,6 +36,19 @@ start_log() { # start_log NAME ARGS...
     echo "  mcl-log never started: $(cat "$tmp/$name.err")" >&2
     return 1
 }
+# Waits (bounded) until mcl-log NAME has recorded COUNT messages: its summary on SIGUSR1 says
+# so. Stopping it before then would drop what is still on its way (socket, ring, writer).
+wait_logged() { # wait_logged NAME COUNT
+    local pid
+    eval "pid=\$${1}_pid"
+    for _ in $(seq 400); do
+        kill -USR1 "$pid" 2>/dev/null
+        sleep 0.025
+        grep -q " s: $2 messages," "$tmp/$1.err" 2>/dev/null && return 0
+    done
+    echo "  mcl-log $1 did not record $2 messages: $(tail -n 2 "$tmp/$1.err")" >&2
+    return 1
+}
 count_in() { "$bin/mcl-dump" -q -f "$1" --json | wc -l; } # -q prints nothing: use json
 records() { "$bin/mcl-dump" -f "$@" --json 2>/dev/null | wc -l; }
 
@@ -53,6 +66,7 @@ start_log a -u "$u" -o "$tmp/full.mcllog"
 "$bin/mcl-pub" -u "$u" -n 50000 -s 64 -r 0 -q
 "$bin/mcl-pub" -u "$u" -n 2000 -s 16k -r 0 -q
 "$bin/mcl-pub" -u "$u" -n 30 -s 1M -r 0 -q
+wait_logged a 52030
 kill -INT "$a_pid"
 wait "$a_pid"
 check "log exit" test $? -eq 0
@@ -67,6 +81,7 @@ check "log refuses message" err_says "use --force"
 mkdir "$tmp/dir"
 start_log dd -u "$u" -o "$tmp/dir"
 "$bin/mcl-pub" -u "$u" -n 10 -s 10 -r 0 -q
+wait_logged dd 10
 kill -INT "$dd_pid"
 wait "$dd_pid"
 check "log into a directory" test "$(records "$tmp/dir")" -eq 10
@@ -74,6 +89,7 @@ check "log into a directory" test "$(records "$tmp/dir")" -eq 10
 # Split by count: parts of 1000.
 start_log s -u "$u" -o "$tmp/split" --split-count 1000
 "$bin/mcl-pub" -u "$u" -n 3500 -s 100 -r 0 -q
+wait_logged s 3500
 kill -TERM "$s_pid"
 wait "$s_pid"
 check "split parts" test -f "$tmp/split_003.mcllog" -a ! -f "$tmp/split_004.mcllog"
@@ -107,6 +123,7 @@ check "no receiver left" gone "$recv_pid"
 # Replay of a 1 s recording at speed 1 and 2: every message, within 10 % of the time.
 start_log r -u "$u" -o "$tmp/second.mcllog"
 "$bin/mcl-pub" -u "$u" -t tick -n 101 -s 32 -r 100 -q
+wait_logged r 101
 kill -INT "$r_pid"
 wait "$r_pid"
 u2="udp://239.255.96.2:26197?iface=lo&ttl=0"

@@ -254,15 +254,33 @@ test_bad_arguments_and_garbage(void)
     big[sizeof(big) - 1] = '\0';
     MCLT_ERR(mcl_connection_parse(&c, big, NULL, 0), MCL_EURL);
     uint64_t s = 42;
-    for (int i = 0; i < 5000; i++) {
-        char u[64] = "udp://";
-        size_t n = 6 + mclt_rand(&s) % 50;
-        for (size_t k = 6; k < n; k++)
-            u[k] = (char)(1 + mclt_rand(&s) % 127);
-        u[n] = '\0';
-        mcl_err rv = mcl_connection_parse(&c, u, NULL, 0);
-        CU_ASSERT(rv == MCL_OK || rv == MCL_EURL);
-        mcl_connection_free(c);
+    // Random bytes after every scheme's prefix, and printable option soup after a valid
+    // address: refused or parsed, never a crash, and what parses prints back to itself.
+    const char *prefixes[] = {"udp://", "inproc://", "zmq+tcp://", "zmq+ipc://",
+                              "udp://239.1.2.3:4?", "inproc://x?", "zmq+tcp://h:1?"};
+    const char soup[] = "abcdefghijklmnopqrstuvwxyz0123456789=&?.:-_/%[]*";
+    for (size_t pi = 0; pi < sizeof(prefixes) / sizeof(prefixes[0]); pi++) {
+        for (int i = 0; i < 3000; i++) {
+            char u[96];
+            size_t pl = strlen(prefixes[pi]);
+            memcpy(u, prefixes[pi], pl);
+            size_t n = pl + mclt_rand(&s) % 50;
+            bool printable = prefixes[pi][pl - 1] == '?';
+            for (size_t k = pl; k < n; k++)
+                u[k] = printable ? soup[mclt_rand(&s) % (sizeof(soup) - 1)]
+                                 : (char)(1 + mclt_rand(&s) % 127);
+            u[n] = '\0';
+            mcl_err rv = mcl_connection_parse(&c, u, NULL, 0);
+            CU_ASSERT(rv == MCL_OK || rv == MCL_EURL);
+            if (rv == MCL_OK) {
+                mcl_connection *c2 = NULL;
+                CU_ASSERT_EQUAL(mcl_connection_parse(&c2, mcl_connection_url(c), NULL, 0),
+                                MCL_OK);
+                CU_ASSERT(mcl_connection_equal(c, c2));
+                mcl_connection_free(c2);
+            }
+            mcl_connection_free(c);
+        }
     }
     // Free and accessors are NULL-safe.
     mcl_connection_free(NULL);

@@ -536,7 +536,12 @@ read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err)
         return e == EAGAIN ? MCL_EAGAIN : e == ETERM ? MCL_ECLOSED : mcl__sys_err(e);
     }
     rx->nmsg = i + 1;
-    memset(d, 0, sizeof(*d));
+    d->data = NULL;
+    d->len = 0;
+    d->has_tseq = false;
+    d->meta.family = 0; // no sender address through libzmq
+    d->meta.port = 0;
+    memset(d->meta.addr, 0, sizeof(d->meta.addr));
     d->meta.mono_ns = mcl__mono_ns();
     if (rx->real_age-- == 0) { // one clock read per message; the offset moves only with
         rx->real_off = mcl__real_ns() - d->meta.mono_ns; // adjustments of the real-time clock
