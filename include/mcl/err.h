@@ -25,7 +25,7 @@ extern "C" {
     X(EADDRINUSE, 8, "address in use")                                                             \
     X(EMSGSIZE, 9, "message too large")                                                            \
     X(ENODEV, 10, "no such interface or no multicast route")                                      \
-    X(EPROTO, 11, "malformed or foreign datagram")                                                 \
+    X(EPROTO, 11, "malformed or foreign datagram or packet")                                       \
     X(ESYS, 12, "operating-system error")                                                          \
     X(EURL, 13, "invalid connection URL")                                                          \
     X(EALREADY, 14, "already done (already open, or already subscribed)")                          \
@@ -40,7 +40,8 @@ extern "C" {
     X(ENOTMAP, 23, "payload is not a map")                                                        \
     X(EEXIST, 24, "already exists")                                                               \
     X(ECANCELED, 25, "cancelled")                                                                 \
-    X(EAUTH, 26, "authentication failed (wrong or missing key)")
+    X(EAUTH, 26, "authentication failed (wrong or missing key)")                                  \
+    X(EUNREACH, 27, "peer unreachable (gone, or no route to it)")
 
 /** Error codes; see MCL_ERR_MAP for the texts. */
 typedef enum mcl_err {

@@ -146,9 +146,60 @@ typedef struct mcl__bcast_ops {
     void (*rx_close)(mcl__rxs *rx);
 } mcl__bcast_ops;
 
-// Room is left here for the ordered point-to-point pipes of the packet stream (listen,
-// accept, dial, send, recv, fd, close): their table is declared with its first
-// implementations, next to bcast.
+// Pipes: ordered, reliable, bidirectional connections that carry whole packets (the packet
+// stream's transport). A server endpoint accepts any number of peers, one pipe each; a dial
+// makes one pipe. A pipe never loses, reorders or resends a packet while it is up; when the
+// peer is gone it says MCL_ECLOSED. Every op on a pipe or a server is called by one thread at
+// a time (the packet stream serialises them); ops on different pipes may run in parallel,
+// also when they share a socket (a zmq ROUTER): the transport locks what they share.
+typedef struct mcl__pipe mcl__pipe;
+typedef struct mcl__pserver mcl__pserver;
+
+typedef struct mcl__pipe_ops {
+    // A server endpoint. *bound_port: the port a bind to port 0 chose (0: nothing to learn).
+    mcl_err (*listen)(mcl__pserver **sp, const struct mcl_connection *c, uint16_t *bound_port);
+    // Readable (level-triggered) when accept may have a pipe, or the server has work to do.
+    int (*server_fd)(const mcl__pserver *s);
+    // A new peer's pipe, MCL_EAGAIN when none. Also does the server's housekeeping (zmq: reads
+    // the shared socket and hands packets to their pipes).
+    mcl_err (*accept)(mcl__pserver *s, mcl__pipe **pp);
+    void (*server_close)(mcl__pserver *s); // its pipes must be closed first
+    // One pipe to a server. The peer may not exist yet: packets wait (bounded) until it does.
+    mcl_err (*dial)(mcl__pipe **pp, const struct mcl_connection *c);
+    // Sends one whole packet, or takes none of it: MCL_EAGAIN when the pipe is full (its
+    // wfd says when to try again), MCL_ECLOSED when the peer is gone, MCL_EHOSTUNREACH when the
+    // transport cannot route to it. Never logs (the caller may hold its lock); why says more.
+    mcl_err (*send)(mcl__pipe *p, const struct iovec *iov, unsigned niov, char *why,
+                    size_t whylen);
+    // Writes what a send left buffered. MCL_OK: nothing left; MCL_EAGAIN: wait for wfd.
+    mcl_err (*flush)(mcl__pipe *p, char *why, size_t whylen);
+    // One packet without blocking, borrowed until the next recv or close; MCL_EAGAIN when none
+    // waits; MCL_ECLOSED at the peer's end; MCL_EPROTO when the framing is broken or a packet
+    // is larger than max (nothing more can be read then).
+    mcl_err (*recv)(mcl__pipe *p, const uint8_t **data, size_t *len, size_t max, char *why,
+                    size_t whylen);
+    // The descriptor that is readable (level-triggered) while recv has something to do.
+    int (*rfd)(const mcl__pipe *p);
+    // When send said MCL_EAGAIN or flush has work: the descriptor and poll events (POLLOUT or
+    // POLLIN) that say it can go on; -1 when readiness comes through rfd (then retry on it).
+    int (*wfd)(const mcl__pipe *p, short *events);
+    // Whether flush has bytes to write.
+    bool (*want_flush)(const mcl__pipe *p);
+    // Optional, for an rfd that only signals changes (ZMQ_FD): whether recv has a packet now.
+    // A reader that stops before MCL_EAGAIN asks, and comes back without waiting when true.
+    bool (*pending)(mcl__pipe *p);
+    void (*close)(mcl__pipe *p); // never closes descriptors the caller supplied
+} mcl__pipe_ops;
+
+// Byte-stream pipes over descriptors the caller owns (a socketpair, a TCP or Unix socket, or
+// a child's stdin and stdout): no URL, so no descriptor in the registry. Packets are framed
+// with a length in front: a big-endian u32 (MCL__FRAME_U32), or the BSUInt of Python's
+// cs.packetstream (MCL__FRAME_BSUINT). The descriptors are made non-blocking while the pipe
+// lives and get their flags back at close, which never closes them. A send that the kernel
+// does not take at once waits in the pipe, up to `outbuf` bytes.
+enum { MCL__FRAME_U32 = 1, MCL__FRAME_BSUINT = 2 };
+mcl_err mcl__fdpipe_open(mcl__pipe **pp, int rfd, int wfd, int framing, size_t outbuf);
+extern const mcl__pipe_ops mcl__fd_pipe_ops;
 
 typedef struct mcl__tport {
     const char *scheme; // "udp", "zmq+tcp", "zmq+ipc", "zmq+inproc", "inproc"
@@ -176,6 +227,7 @@ typedef struct mcl__tport {
     mcl_err (*claim)(const char *url, const char *scheme, size_t slen, char *errbuf,
                      size_t errlen);
     const mcl__bcast_ops *bcast; // NULL: no broadcasters or listeners
+    const mcl__pipe_ops *pipe;   // NULL: no packet streams
 } mcl__tport;
 
 // The registry (registry.c): the transport for a scheme, or NULL.

@@ -19,7 +19,7 @@
 //
 // The layers above cannot tell it from a network: it is the fake network they are tested on.
 #define _GNU_SOURCE
-#include "../transport.h"
+#include "inproc_int.h"
 
 #include "../../core/internal.h"
 #include "../../core/url.h"
@@ -34,25 +34,15 @@
 #include <unistd.h>
 
 enum {
-    NAME_MAX_ = 128,
     MAX_DEPTH = 64,
     DEF_DEPTH = 4,
     BATCH = 16,              // datagrams a read takes at most
     QSLOTS_MIN = 64,         // queue slots (pointers) at first; doubled as needed up to
     QSLOTS_MAX = 1 << 16,    // this many datagrams
 };
+#define NAME_MAX_ MCL__INPROC_NAME_MAX
 #define DEF_QUEUE ((size_t)64 << 20)
 #define DEF_SEED 1u
-
-typedef struct inproc_opts {
-    char name[NAME_MAX_];
-    uint32_t drop, dup, reorder; // parts per million
-    unsigned depth;
-    uint64_t seed;
-    size_t queue;
-} inproc_opts;
-
-extern const mcl__tport mcl__inproc_tport;
 
 static inproc_opts *
 opts(struct mcl_connection *c)
@@ -75,6 +65,7 @@ inproc_defaults(struct mcl_connection *c)
     o->depth = DEF_DEPTH;
     o->seed = DEF_SEED;
     o->queue = DEF_QUEUE;
+    o->pipeq = MCL__INPROC_DEF_PIPEQ;
 }
 
 static mcl_err
@@ -126,11 +117,22 @@ inproc_parse_option(struct mcl_connection *c, const char *url, const char *key, 
             return MCL__URL_FAIL("%s: seed '%.*s' is not an unsigned integer", url, (int)vlen,
                                  val);
         o->seed = v;
-    } else { // queue
+    } else if (KEY_IS("queue") || KEY_IS("pipeq")) {
         if (!mcl__url_size(val, vlen, (uint64_t)1 << 40, &v) || v < 65536)
-            return MCL__URL_FAIL("%s: queue '%.*s' is not a size of at least 64k", url,
-                                 (int)vlen, val);
-        o->queue = (size_t)v;
+            return MCL__URL_FAIL("%s: %.*s '%.*s' is not a size of at least 64k", url, (int)klen,
+                                 key, (int)vlen, val);
+        if (key[0] == 'q')
+            o->queue = (size_t)v;
+        else
+            o->pipeq = (size_t)v;
+    } else { // stall, cut
+        if (!mcl__url_uint(val, vlen, UINT64_MAX, &v) || v == 0)
+            return MCL__URL_FAIL("%s: %.*s '%.*s' is not a number of packets (1 or more)", url,
+                                 (int)klen, key, (int)vlen, val);
+        if (key[0] == 's')
+            o->stall = v;
+        else
+            o->cut = v;
     }
 #undef KEY_IS
     return MCL_OK;
@@ -155,6 +157,12 @@ inproc_canon(struct mcl_connection *c)
         mcl__canon_opt(&k, "seed=%llu", (unsigned long long)o->seed);
     if (o->queue != DEF_QUEUE)
         mcl__canon_size(&k, "queue", o->queue);
+    if (o->pipeq != MCL__INPROC_DEF_PIPEQ)
+        mcl__canon_size(&k, "pipeq", o->pipeq);
+    if (o->stall != 0)
+        mcl__canon_opt(&k, "stall=%llu", (unsigned long long)o->stall);
+    if (o->cut != 0)
+        mcl__canon_opt(&k, "cut=%llu", (unsigned long long)o->cut);
     if (c->maxmsg != MCL__DEF_MAXMSG)
         mcl__canon_size(&k, "maxmsg", c->maxmsg);
     if (c->dgram != MCL__DEF_DGRAM)
@@ -632,8 +640,8 @@ static const mcl__bcast_ops inproc_bcast_ops = {
     .rx_close = inproc_rx_close,
 };
 
-static const char *const inproc_keys[] = {"drop", "dup", "reorder", "depth", "seed", "queue",
-                                          NULL};
+static const char *const inproc_keys[] = {"drop", "dup",   "reorder", "depth", "seed",
+                                          "queue", "pipeq", "stall",   "cut",   NULL};
 
 const mcl__tport mcl__inproc_tport = {
     .scheme = "inproc",
@@ -642,11 +650,12 @@ const mcl__tport mcl__inproc_tport = {
     .caps = MCL__TP_FRAGMENT | MCL__TP_SUBCOUNT,
     .opts_size = sizeof(inproc_opts),
     .keys = inproc_keys,
-    .known = "known: drop, dup, reorder, depth, seed, queue, maxmsg, dgram, expire, partmem, "
-             "batch",
+    .known = "known: drop, dup, reorder, depth, seed, queue, pipeq, stall, cut, maxmsg, dgram, "
+             "expire, partmem, batch",
     .defaults = inproc_defaults,
     .parse_addr = inproc_parse_addr,
     .parse_option = inproc_parse_option,
     .canon = inproc_canon,
     .bcast = &inproc_bcast_ops,
+    .pipe = &mcl__inproc_pipe_ops,
 };

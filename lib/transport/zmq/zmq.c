@@ -59,8 +59,8 @@ atfork_register(void)
     (void)pthread_atfork(fork_prepare, fork_done, fork_done);
 }
 
-static mcl_err
-ctx_acquire(void **out)
+mcl_err
+mcl__zmq_ctx_acquire(void **out)
 {
     pthread_once(&atfork_once, atfork_register);
     pthread_mutex_lock(&ctx_lock);
@@ -88,8 +88,8 @@ ctx_acquire(void **out)
     return MCL_OK;
 }
 
-static void
-ctx_release(void)
+void
+mcl__zmq_ctx_release(void)
 {
     pthread_mutex_lock(&ctx_lock);
     void *term = NULL;
@@ -117,7 +117,98 @@ mcl__zmq_ctx_unlock(void)
 
 // --- open / close ------------------------------------------------------------------------------
 
-static void zsock_close(mcl__zsock *z);
+
+// A socket of `type` with what every socket of ours gets: linger, IPv6 for tcp, CURVE and
+// the ZAP domain. It holds a reference to the process-wide context (*ctxp, for the caller's
+// monitor and bind); on failure nothing is left open and the error is logged.
+mcl_err
+mcl__zmq_zsock_new(const struct mcl_connection *c, int type, mcl__zsock **zp, void **ctxp)
+{
+    const mcl__zmq_opts *o = mcl__zmq_opts_of(c);
+    *zp = NULL;
+    void *ctx = NULL;
+    mcl_err rv = mcl__zmq_ctx_acquire(&ctx);
+    if (rv != MCL_OK)
+        return rv;
+    mcl__zsock *z = mcl__zalloc(sizeof(*z));
+    if (z == NULL) {
+        mcl__zmq_ctx_release();
+        return MCL_ENOMEM;
+    }
+    snprintf(z->url, sizeof(z->url), "%s", c->url);
+    z->refs = 1;
+    if (pthread_mutex_init(&z->lock, NULL) != 0) {
+        mcl__free(z);
+        mcl__zmq_ctx_release();
+        return MCL_ESYS;
+    }
+    z->lock_init = true;
+    int linger = o->linger_ms, v6 = 1; // IPv6 host names and addresses (IPv4 keeps working)
+    if ((z->s = zmq_socket(ctx, type)) == NULL ||
+        zmq_setsockopt(z->s, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        (o->kind == MCL__ZMQ_TCP && zmq_setsockopt(z->s, ZMQ_IPV6, &v6, sizeof(v6)) != 0)) {
+        int e = errno;
+        rv = mcl__fail(mcl__sys_err(e), NULL, 0, "zmq", "%s: %s: %s", c->url,
+                       z->s == NULL ? "zmq_socket" : "zmq_setsockopt", zmq_strerror(e));
+    } else if ((rv = mcl__zmq_setup_curve(z, o)) == MCL_OK && o->curve_clients[0] != '\0') {
+        rv = mcl__zmq_zap_register(z, ctx, o);
+    }
+    if (rv != MCL_OK) {
+        mcl__zmq_zsock_close(z);
+        return rv;
+    }
+    *zp = z;
+    *ctxp = ctx;
+    return MCL_OK;
+}
+
+void
+mcl__zmq_endpoint(const struct mcl_connection *c, char *ep, size_t len)
+{
+    const mcl__zmq_opts *o = mcl__zmq_opts_of(c);
+    bool v6 = strchr(o->addr, ':') != NULL;
+    if (o->kind != MCL__ZMQ_TCP)
+        snprintf(ep, len, "%s://%s", o->kind == MCL__ZMQ_IPC ? "ipc" : "inproc", o->addr);
+    else if (c->port == 0)
+        snprintf(ep, len, v6 ? "tcp://[%s]:*" : "tcp://%s:*", o->addr);
+    else
+        snprintf(ep, len, v6 ? "tcp://[%s]:%u" : "tcp://%s:%u", o->addr, (unsigned)c->port);
+}
+
+mcl_err
+mcl__zmq_bind_or_connect(mcl__zsock *z, const struct mcl_connection *c, bool bind,
+                         const char *ep, uint16_t *bound_port)
+{
+    const mcl__zmq_opts *o = mcl__zmq_opts_of(c);
+    if (!bind && o->kind == MCL__ZMQ_TCP && (c->port == 0 || strcmp(o->addr, "*") == 0))
+        return mcl__fail(MCL_EINVAL, NULL, 0, "zmq",
+                         "%s: cannot connect to %s (give the host and port of the binding side)",
+                         c->url, c->port == 0 ? "port 0" : "*");
+    if ((bind ? zmq_bind(z->s, ep) : zmq_connect(z->s, ep)) != 0) {
+        int e = errno;
+        mcl_err code = e == EADDRINUSE ? MCL_EADDRINUSE
+                       : e == EINVAL || e == EPROTONOSUPPORT || e == ENODEV ? MCL_EURL
+                                                                            : mcl__sys_err(e);
+        return mcl__fail(code, NULL, 0, "zmq", "%s: %s(%s): %s", c->url,
+                         bind ? "zmq_bind" : "zmq_connect", ep, zmq_strerror(e));
+    }
+    if (bind && o->kind == MCL__ZMQ_TCP && c->port == 0) {
+        char last[MCL__ZADDR_MAX + 32];
+        size_t ll = sizeof(last);
+        if (zmq_getsockopt(z->s, ZMQ_LAST_ENDPOINT, last, &ll) == 0) {
+            const char *colon = strrchr(last, ':');
+            unsigned p = 0;
+            if (colon != NULL && sscanf(colon + 1, "%u", &p) == 1 && p > 0 && p < 65536) {
+                *bound_port = (uint16_t)p;
+                struct mcl_connection named = *c; // the URL that names this socket now
+                named.port = (uint16_t)p;
+                mcl__connection_canon(&named);
+                snprintf(z->url, sizeof(z->url), "%s", named.url);
+            }
+        }
+    }
+    return MCL_OK;
+}
 
 // Opens a socket for a broadcaster (XPUB) or a listener (SUB) on c and binds or connects it.
 // Broadcasters of one process that bind the same endpoint with the same options share one
@@ -131,77 +222,30 @@ zsock_open(const struct mcl_connection *c, bool publisher, mcl__zsock **sockp,
     const mcl__zmq_opts *o = mcl__zmq_opts_of(c);
     *sockp = NULL;
     void *ctx = NULL;
-    mcl_err rv = ctx_acquire(&ctx);
+    mcl__zsock *z;
+    mcl_err rv = mcl__zmq_zsock_new(c, publisher ? ZMQ_XPUB : ZMQ_SUB, &z, &ctx);
     if (rv != MCL_OK)
         return rv;
-    mcl__zsock *z = mcl__zalloc(sizeof(*z));
-    if (z == NULL) {
-        ctx_release();
-        return MCL_ENOMEM;
-    }
-    snprintf(z->url, sizeof(z->url), "%s", c->url);
     bool bind = o->mode == MCL__ZMODE_BIND || (o->mode == MCL__ZMODE_DEFAULT && publisher);
+    int hwm = o->hwm, nodrop = o->drop ? 0 : 1, tmo = o->timeout_ms;
+    // Larger messages are refused by libzmq before they are read into memory (the peer is
+    // disconnected); what gets through is still checked against maxmsg by the engine. A batch
+    // frame (up to MCL__ZMQ_BATCH_MAX of records) passes too: the engine checks each record
+    // against maxmsg and counts what is larger as oversize.
+    size_t body = c->maxmsg > MCL__ZMQ_BATCH_MAX ? c->maxmsg : MCL__ZMQ_BATCH_MAX;
+    int64_t max = (int64_t)body + (int64_t)FRAME_OVERHEAD;
+    if ((hwm > 0 &&
+         zmq_setsockopt(z->s, publisher ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0) ||
+        (publisher && (zmq_setsockopt(z->s, ZMQ_XPUB_NODROP, &nodrop, sizeof(nodrop)) != 0 ||
+                       zmq_setsockopt(z->s, ZMQ_SNDTIMEO, &tmo, sizeof(tmo)) != 0)) ||
+        (!publisher && zmq_setsockopt(z->s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0)) {
+        int e = errno;
+        mcl__zmq_zsock_close(z);
+        return mcl__fail(mcl__sys_err(e), NULL, 0, "zmq", "%s: zmq_setsockopt: %s", c->url,
+                         zmq_strerror(e));
+    }
     char ep[MCL__ZADDR_MAX + 32];
-    const char *what = "zmq_socket";
-    z->refs = 1;
-    if (pthread_mutex_init(&z->lock, NULL) != 0) {
-        rv = MCL_ESYS;
-        goto out;
-    }
-    z->lock_init = true;
-    z->s = zmq_socket(ctx, publisher ? ZMQ_XPUB : ZMQ_SUB);
-    if (z->s == NULL)
-        goto zfail;
-    what = "zmq_setsockopt";
-    int linger = o->linger_ms;
-    if (zmq_setsockopt(z->s, ZMQ_LINGER, &linger, sizeof(linger)) != 0)
-        goto zfail;
-    if (o->hwm > 0) {
-        int hwm = o->hwm;
-        if (zmq_setsockopt(z->s, publisher ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0)
-            goto zfail;
-    }
-    if (publisher) {
-        int nodrop = o->drop ? 0 : 1;
-        int tmo = o->timeout_ms;
-        if (zmq_setsockopt(z->s, ZMQ_XPUB_NODROP, &nodrop, sizeof(nodrop)) != 0 ||
-            zmq_setsockopt(z->s, ZMQ_SNDTIMEO, &tmo, sizeof(tmo)) != 0)
-            goto zfail;
-    } else {
-        // Larger messages are refused by libzmq before they are read into memory (the peer is
-        // disconnected); what gets through is still checked against maxmsg by the engine.
-        // A batch frame (up to MCL__ZMQ_BATCH_MAX of records) passes too: the engine checks
-        // each record against maxmsg and counts what is larger as oversize.
-        size_t body = c->maxmsg > MCL__ZMQ_BATCH_MAX ? c->maxmsg : MCL__ZMQ_BATCH_MAX;
-        int64_t max = (int64_t)body + (int64_t)FRAME_OVERHEAD;
-        if (zmq_setsockopt(z->s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0)
-            goto zfail;
-    }
-    if (o->kind == MCL__ZMQ_TCP) {
-        int v6 = 1; // accept IPv6 host names and addresses (IPv4 keeps working)
-        if (zmq_setsockopt(z->s, ZMQ_IPV6, &v6, sizeof(v6)) != 0)
-            goto zfail;
-    }
-    if ((rv = mcl__zmq_setup_curve(z, o)) != MCL_OK)
-        goto out;
-    if (o->curve_clients[0] != '\0' && (rv = mcl__zmq_zap_register(z, ctx, o)) != MCL_OK)
-        goto out;
-    if (o->kind == MCL__ZMQ_TCP) {
-        bool v6 = strchr(o->addr, ':') != NULL;
-        if (!bind && (c->port == 0 || strcmp(o->addr, "*") == 0)) {
-            rv = mcl__fail(MCL_EINVAL, NULL, 0, "zmq",
-                           "%s: cannot connect to %s (give the host and port of the binding side)",
-                           c->url, c->port == 0 ? "port 0" : "*");
-            goto out;
-        }
-        if (c->port == 0)
-            snprintf(ep, sizeof(ep), v6 ? "tcp://[%s]:*" : "tcp://%s:*", o->addr);
-        else
-            snprintf(ep, sizeof(ep), v6 ? "tcp://[%s]:%u" : "tcp://%s:%u", o->addr,
-                     (unsigned)c->port);
-    } else {
-        snprintf(ep, sizeof(ep), "%s://%s", o->kind == MCL__ZMQ_IPC ? "ipc" : "inproc", o->addr);
-    }
+    mcl__zmq_endpoint(c, ep, sizeof(ep));
     if (publisher && bind && !(o->kind == MCL__ZMQ_TCP && c->port == 0)) {
         mcl__zsock *other = NULL;
         bool same = false;
@@ -216,7 +260,7 @@ zsock_open(const struct mcl_connection *c, bool publisher, mcl__zsock **sockp,
             snprintf(other_url, sizeof(other_url), "%s", other->url);
         pthread_mutex_unlock(&ctx_lock);
         if (other != NULL) {
-            zsock_close(z);
+            mcl__zmq_zsock_close(z);
             if (!same)
                 return mcl__fail(MCL_EADDRINUSE, NULL, 0, "zmq",
                                  "%s: %s is already bound by this process as %s (broadcasters "
@@ -228,26 +272,13 @@ zsock_open(const struct mcl_connection *c, bool publisher, mcl__zsock **sockp,
     }
     if (o->curve_key[0] != '\0' || o->curve_server[0] != '\0')
         mcl__zmq_setup_monitor(z, ctx); // only CURVE handshakes can fail for a key
-    what = bind ? "zmq_bind" : "zmq_connect";
-    if ((bind ? zmq_bind(z->s, ep) : zmq_connect(z->s, ep)) != 0)
-        goto zfail;
     uint16_t port = c->port;
-    if (bind && o->kind == MCL__ZMQ_TCP && c->port == 0) {
-        char last[MCL__ZADDR_MAX + 32];
-        size_t ll = sizeof(last);
-        if (zmq_getsockopt(z->s, ZMQ_LAST_ENDPOINT, last, &ll) == 0) {
-            const char *colon = strrchr(last, ':');
-            unsigned p = 0;
-            if (colon != NULL && sscanf(colon + 1, "%u", &p) == 1 && p > 0 && p < 65536) {
-                port = (uint16_t)p;
-                *bound_port = port;
-                struct mcl_connection named = *c; // the URL that names this socket now
-                named.port = port;
-                mcl__connection_canon(&named);
-                snprintf(z->url, sizeof(z->url), "%s", named.url);
-            }
-        }
+    if ((rv = mcl__zmq_bind_or_connect(z, c, bind, ep, &port)) != MCL_OK) {
+        mcl__zmq_zsock_close(z);
+        return rv;
     }
+    if (port != c->port)
+        *bound_port = port;
     if (publisher && bind) { // others of this process may share it from now on
         if (o->kind == MCL__ZMQ_TCP && port != 0 && strstr(ep, ":*") != NULL)
             snprintf(ep, sizeof(ep), strchr(o->addr, ':') ? "tcp://[%s]:%u" : "tcp://%s:%u",
@@ -260,23 +291,12 @@ zsock_open(const struct mcl_connection *c, bool publisher, mcl__zsock **sockp,
     }
     *sockp = z;
     return MCL_OK;
-zfail:;
-    int e = errno;
-    mcl_err code = e == EADDRINUSE ? MCL_EADDRINUSE
-                   : e == EINVAL || e == EPROTONOSUPPORT || e == ENODEV ? MCL_EURL
-                                                                        : mcl__sys_err(e);
-    rv = mcl__fail(code, NULL, 0, "zmq", "%s: %s(%s): %s", c->url, what,
-                   strcmp(what, "zmq_bind") == 0 || strcmp(what, "zmq_connect") == 0 ? ep : "",
-                   zmq_strerror(e));
-out:
-    zsock_close(z);
-    return rv;
 }
 
 // Drops a reference; the last one closes the socket (pending messages are sent for up to the
 // connection's linger time).
-static void
-zsock_close(mcl__zsock *z)
+void
+mcl__zmq_zsock_close(mcl__zsock *z)
 {
     if (z == NULL)
         return;
@@ -301,7 +321,7 @@ zsock_close(mcl__zsock *z)
     if (z->lock_init)
         pthread_mutex_destroy(&z->lock);
     mcl__free(z);
-    ctx_release();
+    mcl__zmq_ctx_release();
 }
 
 // --- broadcasters ------------------------------------------------------------------------------
@@ -431,7 +451,7 @@ zmq_tx_close(mcl__tx *tx)
 {
     if (tx == NULL)
         return;
-    zsock_close(tx->z);
+    mcl__zmq_zsock_close(tx->z);
     mcl__free(tx);
 }
 
@@ -635,7 +655,7 @@ zmq_rx_close(mcl__rxs *rx)
     if (rx == NULL)
         return;
     release_batch(rx);
-    zsock_close(rx->z);
+    mcl__zmq_zsock_close(rx->z);
     mcl__free(rx);
 }
 
@@ -663,7 +683,7 @@ zmq_rx_probe(const struct mcl_connection *c)
     mcl__zsock *z;
     uint16_t port = 0;
     mcl_err rv = zsock_open(&probe, false, &z, &port);
-    zsock_close(z);
+    mcl__zmq_zsock_close(z);
     return rv;
 }
 

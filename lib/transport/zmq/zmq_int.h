@@ -72,6 +72,23 @@ typedef struct mcl__zsock {
 // handler's running state).
 void mcl__zmq_ctx_lock(void);
 void mcl__zmq_ctx_unlock(void);
+// A reference to the process-wide context (made by the first, in this process: a forked child
+// gets its own), and its release (the last one terminates it).
+mcl_err mcl__zmq_ctx_acquire(void **ctx);
+void mcl__zmq_ctx_release(void);
+// Drops a reference to a socket; the last one closes it (monitor, ZAP domain, context).
+void mcl__zmq_zsock_close(mcl__zsock *z);
+// A socket of `type` with what every socket of ours gets: linger, IPv6 for tcp, CURVE and the
+// ZAP domain; *ctxp: the context it holds a reference to. On failure nothing is left open and
+// the error is logged.
+mcl_err mcl__zmq_zsock_new(const struct mcl_connection *c, int type, mcl__zsock **zp,
+                           void **ctxp);
+// The endpoint of c for zmq_bind/zmq_connect (a tcp port 0 binds "*").
+void mcl__zmq_endpoint(const struct mcl_connection *c, char *ep, size_t len);
+// Binds or connects (a connect needs a host and a port); a bind to tcp port 0 reports the
+// port chosen in *bound_port and renames the socket's URL after it.
+mcl_err mcl__zmq_bind_or_connect(mcl__zsock *z, const struct mcl_connection *c, bool bind,
+                                 const char *ep, uint16_t *bound_port);
 
 // zcurve.c
 // Makes a CURVE key pair (Z85 text, 40 characters and a NUL each).

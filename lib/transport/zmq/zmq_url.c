@@ -237,6 +237,7 @@ static const char *const zmq_keys[] = {"mode",  "hwm",          "drop",         
                                        NULL};
 
 extern const mcl__bcast_ops mcl__zmq_bcast_ops; // zmq.c
+extern const mcl__pipe_ops mcl__zmq_pipe_ops;   // zpipe.c
 
 #define ZMQ_TPORT(scheme_, example_, caps_, claim_)                                                \
     {                                                                                              \
@@ -247,7 +248,7 @@ extern const mcl__bcast_ops mcl__zmq_bcast_ops; // zmq.c
                  "curve_server, curve_clients",                                                    \
         .defaults = zmq_defaults, .parse_addr = zmq_parse_addr,                                    \
         .parse_option = zmq_parse_option, .finish = zmq_finish, .canon = zmq_canon,               \
-        .claim = claim_, .bcast = &mcl__zmq_bcast_ops,                                             \
+        .claim = claim_, .bcast = &mcl__zmq_bcast_ops, .pipe = &mcl__zmq_pipe_ops,                 \
     }
 
 enum {
