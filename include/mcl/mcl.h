@@ -11,6 +11,7 @@
 #include <mcl/logfile.h>
 #include <mcl/logger.h>
 #include <mcl/message.h>
+#include <mcl/pstream.h>
 #include <mcl/queued.h>
 #include <mcl/raw.h>
 #include <mcl/reactor.h>

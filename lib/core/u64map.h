@@ -14,7 +14,7 @@
 typedef struct mcl__u64map {
     uint64_t *keys;
     void **vals; // NULL: empty slot (so values are never NULL)
-    size_t cap; // a power of two, or 0
+    size_t cap;  // a power of two, or 0
     size_t n;
 } mcl__u64map;
 
@@ -32,7 +32,7 @@ void mcl__u64map_each(const mcl__u64map *m, void (*fn)(uint64_t key, void *val, 
 
 // An entry of a deadline heap: embed it in the object that has the deadline.
 typedef struct mcl__heap_node {
-    int64_t due; // CLOCK_MONOTONIC ns
+    int64_t due;  // CLOCK_MONOTONIC ns
     size_t index; // its place + 1; 0 when not in a heap
 } mcl__heap_node;
 

@@ -110,7 +110,7 @@ mcl__url_options(const char *url, const char *q, mcl__url_opt_fn fn, void *ctx, 
     return MCL_OK;
 }
 
-static void
+__attribute__((format(printf, 2, 0))) static void
 vappend(mcl__canon *k, const char *fmt, va_list ap)
 {
     if (k->len >= k->cap)

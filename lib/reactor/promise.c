@@ -21,7 +21,9 @@ struct mcl_promise {
     bool cb_posted;
     mcl_canceller_fn canceller;
     void *canceller_user;
+    void (*canceller_free)(void *user); // the user data belongs to the promise (internal)
     mcl_handle timer;
+    void (*value_free)(void *value); // the value belongs to the promise (internal resolve)
 };
 
 mcl_err
@@ -56,6 +58,10 @@ mcl_promise_unref(mcl_promise *p)
 {
     if (p == NULL || atomic_fetch_sub(&p->refs, 1) != 1)
         return;
+    if (p->value_free != NULL)
+        p->value_free(p->value);
+    if (p->canceller_free != NULL)
+        p->canceller_free(p->canceller_user);
     pthread_mutex_destroy(&p->lock);
     mcl__free(p);
 }
@@ -110,7 +116,7 @@ maybe_post_locked(mcl_promise *p)
 }
 
 static mcl_err
-settle(mcl_promise *p, mcl_err status, void *value, bool cancel)
+settle(mcl_promise *p, mcl_err status, void *value, bool cancel, void (*value_free)(void *))
 {
     if (p == NULL)
         return MCL_EINVAL;
@@ -122,6 +128,7 @@ settle(mcl_promise *p, mcl_err status, void *value, bool cancel)
     p->settled = true;
     p->status = status;
     p->value = value;
+    p->value_free = value_free;
     mcl_handle timer = p->timer;
     p->timer = 0;
     if (cancel && p->canceller != NULL) { // the canceller runs before the callback (FIFO)
@@ -139,19 +146,28 @@ settle(mcl_promise *p, mcl_err status, void *value, bool cancel)
 mcl_err
 mcl_promise_resolve(mcl_promise *p, void *value)
 {
-    return settle(p, MCL_OK, value, false);
+    return settle(p, MCL_OK, value, false, NULL);
+}
+
+mcl_err
+mcl__promise_resolve_owned(mcl_promise *p, void *value, void (*value_free)(void *value))
+{
+    mcl_err rv = settle(p, MCL_OK, value, false, value_free);
+    if (rv != MCL_OK && value_free != NULL)
+        value_free(value); // settled before: nobody will see it
+    return rv;
 }
 
 mcl_err
 mcl_promise_fail(mcl_promise *p, mcl_err status)
 {
-    return settle(p, status == MCL_OK ? MCL_ESTATE : status, NULL, false);
+    return settle(p, status == MCL_OK ? MCL_ESTATE : status, NULL, false, NULL);
 }
 
 mcl_err
 mcl_promise_cancel(mcl_promise *p)
 {
-    return settle(p, MCL_ECANCELED, NULL, true);
+    return settle(p, MCL_ECANCELED, NULL, true, NULL);
 }
 
 mcl_err
@@ -172,16 +188,34 @@ mcl_promise_then(mcl_promise *p, mcl_promise_cb cb, void *user)
     return rv;
 }
 
-mcl_err
-mcl_promise_set_canceller(mcl_promise *p, mcl_canceller_fn fn, void *user)
+static mcl_err
+set_canceller(mcl_promise *p, mcl_canceller_fn fn, void *user, void (*user_free)(void *))
 {
     if (p == NULL || fn == NULL)
         return MCL_EINVAL;
     pthread_mutex_lock(&p->lock);
+    void (*old_free)(void *) = p->canceller_free;
+    void *old = p->canceller_user;
     p->canceller = fn;
     p->canceller_user = user;
+    p->canceller_free = user_free;
     pthread_mutex_unlock(&p->lock);
+    if (old_free != NULL)
+        old_free(old);
     return MCL_OK;
+}
+
+mcl_err
+mcl_promise_set_canceller(mcl_promise *p, mcl_canceller_fn fn, void *user)
+{
+    return set_canceller(p, fn, user, NULL);
+}
+
+mcl_err
+mcl__promise_set_canceller_owned(mcl_promise *p, mcl_canceller_fn fn, void *user,
+                                 void (*user_free)(void *user))
+{
+    return set_canceller(p, fn, user, user_free);
 }
 
 static void
@@ -195,7 +229,7 @@ on_timeout(mcl_reactor *r, mcl_handle h, void *user)
         p->timer = 0;
     pthread_mutex_unlock(&p->lock);
     if (mine)
-        settle(p, MCL_ETIMEDOUT, NULL, false);
+        settle(p, MCL_ETIMEDOUT, NULL, false, NULL);
     mcl_promise_unref(p); // the timer's reference, whoever settled
 }
 

@@ -703,8 +703,8 @@ on_tick(mcl_reactor *r, mcl_handle h, void *user)
 }
 
 // Registers an event source: its fd, and the tick that dispatches every source.
-static mcl_err
-add_source(mcl_reactor *r, const mcl__source_ops *ops, void *l, mcl_handle *h)
+mcl_err
+mcl__reactor_add_source(mcl_reactor *r, const mcl__source_ops *ops, void *l, mcl_handle *h)
 {
     if (h != NULL)
         *h = 0;
@@ -768,19 +768,19 @@ add_source(mcl_reactor *r, const mcl__source_ops *ops, void *l, mcl_handle *h)
 mcl_err
 mcl_reactor_add_raw_listener(mcl_reactor *r, mcl_raw_listener *l, mcl_handle *h)
 {
-    return add_source(r, &mcl__raw_listener_source, l, h);
+    return mcl__reactor_add_source(r, &mcl__raw_listener_source, l, h);
 }
 
 mcl_err
 mcl_reactor_add_msg_listener(mcl_reactor *r, mcl_msg_listener *l, mcl_handle *h)
 {
-    return add_source(r, &mcl__msg_listener_source, l, h);
+    return mcl__reactor_add_source(r, &mcl__msg_listener_source, l, h);
 }
 
 mcl_err
 mcl_reactor_add_queued_listener(mcl_reactor *r, mcl_queued_listener *l, mcl_handle *h)
 {
-    return add_source(r, &mcl__queued_listener_source, l, h);
+    return mcl__reactor_add_source(r, &mcl__queued_listener_source, l, h);
 }
 
 // --- removal -----------------------------------------------------------------------------------

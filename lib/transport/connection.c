@@ -181,10 +181,11 @@ mcl_err
 mcl_connection_default(mcl_connection **connp, char *errbuf, size_t errlen)
 {
     const char *env = getenv("MCL_URL");
-    if (env == NULL || env[0] == '\0')
+    bool from_env = env != NULL && env[0] != '\0';
+    if (!from_env)
         env = MCL_DEFAULT_URL;
     mcl_err rv = mcl_connection_parse(connp, env, errbuf, errlen);
-    if (rv == MCL_EURL && errbuf != NULL && errlen > 0 && env != (const char *)MCL_DEFAULT_URL) {
+    if (rv == MCL_EURL && errbuf != NULL && errlen > 0 && from_env) {
         char tmp[512];
         snprintf(tmp, sizeof(tmp), "MCL_URL: %s", errbuf);
         snprintf(errbuf, errlen, "%s", tmp);

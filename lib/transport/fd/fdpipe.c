@@ -20,14 +20,14 @@
 
 enum {
     CHUNK = 65536, // bytes a read asks for at least
-    HDR_MAX = 16, // longest length prefix accepted (a BSUInt may have leading 0x80 octets)
+    HDR_MAX = 16,  // longest length prefix accepted (a BSUInt may have leading 0x80 octets)
     MAX_IOV = 64,
 };
 
 struct mcl__pipe {
     int rfd, wfd;
     int rflags, wflags; // their flags before the pipe made them non-blocking
-    bool wsock; // wfd is a socket: send(MSG_NOSIGNAL) instead of blocking SIGPIPE
+    bool wsock;         // wfd is a socket: send(MSG_NOSIGNAL) instead of blocking SIGPIPE
     int framing;
     uint8_t *in;
     size_t in_cap, in_start, in_end, consumed; // consumed: the packet handed out last
@@ -255,7 +255,8 @@ fd_recv(mcl__pipe *p, const uint8_t **data, size_t *len, size_t max, char *why, 
         size_t have = p->in_end - p->in_start;
         uint64_t plen = 0;
         size_t hl = 0;
-        mcl_err lr = get_len(p->framing, p->in + p->in_start, have, &plen, &hl);
+        mcl_err lr = have == 0 ? MCL_EAGAIN // (p->in may be NULL)
+                               : get_len(p->framing, p->in + p->in_start, have, &plen, &hl);
         if (lr == MCL_EPROTO || (lr == MCL_OK && plen > max)) {
             if (lr == MCL_OK)
                 snprintf(why, whylen, "a packet of %llu bytes (at most %zu)",
@@ -276,8 +277,14 @@ fd_recv(mcl__pipe *p, const uint8_t **data, size_t *len, size_t max, char *why, 
             snprintf(why, whylen, "the stream ended inside a packet (%zu bytes of it)", have);
             return MCL_EPROTO;
         }
-        // Room for the whole packet when its length is known, else for a chunk.
-        size_t want = lr == MCL_OK ? hl + (size_t)plen : HDR_MAX;
+        // Room for the packet as its bytes arrive: doubling, so that a length announced by a
+        // stranger costs memory only in proportion to what it really sends.
+        size_t want = HDR_MAX;
+        if (lr == MCL_OK) {
+            want = hl + (size_t)plen;
+            if (want > 2 * have + CHUNK)
+                want = 2 * have + CHUNK;
+        }
         if (p->in_start > 0 && (p->in_cap - p->in_end < CHUNK || p->in_start == p->in_end)) {
             memmove(p->in, p->in + p->in_start, have);
             p->in_start = 0;
@@ -344,7 +351,8 @@ fd_pending(mcl__pipe *p)
     size_t start = p->in_start + p->consumed, have = p->in_end - start;
     uint64_t plen;
     size_t hl;
-    return get_len(p->framing, p->in + start, have, &plen, &hl) == MCL_OK && have >= hl + plen;
+    return have > 0 && get_len(p->framing, p->in + start, have, &plen, &hl) == MCL_OK &&
+           have >= hl + plen;
 }
 
 static void

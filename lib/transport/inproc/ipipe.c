@@ -31,18 +31,18 @@ typedef struct ipkt {
 typedef struct idir {
     ipkt *head, *tail;
     size_t bytes;
-    bool writer_gone; // the sending end closed: after the queue, MCL_ECLOSED
+    bool writer_gone;  // the sending end closed: after the queue, MCL_ECLOSED
     bool writer_waits; // the sender found it full and waits on its space eventfd
 } idir;
 
 typedef struct ipair {
     pthread_mutex_t lock;
-    idir dir[2]; // dir[i]: to end i (0: the dialer, 1: the accepted end)
-    int rfd[2]; // readable while dir[i] has a packet or its writer is gone
+    idir dir[2];  // dir[i]: to end i (0: the dialer, 1: the accepted end)
+    int rfd[2];   // readable while dir[i] has a packet or its writer is gone
     int space[2]; // end i may send again (the reader of dir[1 - i] made room)
     bool rsig[2], ssig[2];
     bool broken; // cut=: both ends see MCL_ECLOSED
-    size_t cap; // bytes per direction
+    size_t cap;  // bytes per direction
     uint64_t sent[2], stall[2], cut[2];
     unsigned ends; // ends still open
 } ipair;
@@ -257,8 +257,7 @@ ipipe_dial(mcl__pipe **pp, const struct mcl_connection *c)
     } else {
         pthread_mutex_lock(&s->lock);
         if (s->npending == BACKLOG) {
-            rv = mcl__fail(MCL_EAGAIN, NULL, 0, "inproc",
-                           "%s: %d dials wait to be accepted already", c->url, BACKLOG);
+            rv = MCL_EAGAIN; // (logged below, without the locks)
         } else {
             s->pending[s->npending++] = theirs;
             uint64_t one = 1;
@@ -273,6 +272,9 @@ ipipe_dial(mcl__pipe **pp, const struct mcl_connection *c)
         mcl__free(theirs);
         if (p != NULL)
             pair_free(p);
+        if (rv == MCL_EAGAIN)
+            return mcl__fail(MCL_EAGAIN, NULL, 0, "inproc",
+                             "%s: %d dials wait to be accepted already", c->url, BACKLOG);
         return rv;
     }
     *pp = mine;

@@ -19,11 +19,11 @@
 #include <unistd.h>
 
 enum {
-    HB_IVL_MS = 1000, // ZMTP PING interval
+    HB_IVL_MS = 1000,     // ZMTP PING interval
     HB_TIMEOUT_MS = 5000, // a silent connection is dropped (and a DEALER reconnects)
-    ID_MAX = 256, // routing ids libzmq makes are 5 bytes; a peer may set up to 255
-    PUMP = 64, // messages a read of the shared socket hands out at most
-    BACKLOG = 1024, // new peers waiting to be accepted
+    ID_MAX = 256,         // routing ids libzmq makes are 5 bytes; a peer may set up to 255
+    PUMP = 64,            // messages a read of the shared socket hands out at most
+    BACKLOG = 1024,       // new peers waiting to be accepted
 };
 #define PEER_QUEUE_MAX ((size_t)64 << 20) // a peer's unread packets; beyond, the socket waits
 
@@ -172,8 +172,7 @@ drop_cur(mcl__pipe *p)
     }
 }
 
-// --- dial: a DEALER
-// --------------------------------------------------------------------------------
+// --- dial: a DEALER ------------------------------------------------------------------------------
 
 static mcl_err
 zp_dial(mcl__pipe **pp, const struct mcl_connection *c)
@@ -299,7 +298,7 @@ pump_locked(struct mcl__pserver *s)
         }
         zmq_msg_close(&idm);
         zqe *e = p != NULL ? mcl__alloc(sizeof(*e)) : NULL;
-        if (e == NULL) { // no memory, or too many new peers at once: this packet is lost,
+        if (e == NULL) {       // no memory, or too many new peers at once: this packet is lost,
             zmq_msg_close(&m); // and the peer's protocol notices (its request times out)
             continue;
         }
@@ -459,6 +458,12 @@ zp_send(mcl__pipe *p, const struct iovec *iov, unsigned niov, char *why, size_t 
             ;
         e = errno;
     }
+    // A send may take in what arrived meanwhile without ZMQ_FD saying so again: look, and
+    // wake the server if something waits.
+    int ev = 0;
+    size_t el = sizeof(ev);
+    if (zmq_getsockopt(s->z->s, ZMQ_EVENTS, &ev, &el) == 0 && (ev & ZMQ_POLLIN))
+        sig_set(s->wake, &s->wsig);
     pthread_mutex_unlock(&s->z->lock);
     if (r < 0) {
         zmq_msg_close(&m);

@@ -1,0 +1,35 @@
+// The packet stream's internals shared by its files: the connection (pstream.c) and the
+// server that accepts and drives connections (pserver.c).
+#ifndef MCL__PSTREAM_INT_H
+#define MCL__PSTREAM_INT_H
+
+#include <mcl/pstream.h>
+
+#include "../transport/transport.h"
+
+// Fills in the defaults of in (NULL: all defaults); url_max: the URL's maxmsg (0: none).
+// MCL_EINVAL for values out of range.
+mcl_err mcl__pstream_resolve_options(mcl_pstream_options *o, const mcl_pstream_options *in,
+                                     size_t url_max);
+
+// A connection over a pipe the server accepted: driven by the server (its callbacks run where
+// the server's do), freed by the server when it has ended.
+mcl_err mcl__pstream_accepted(mcl_pstream **psp, mcl_pstream_server *srv, const mcl__pipe_ops *ops,
+                              mcl__pipe *pipe, const char *url, const mcl_pstream_options *o,
+                              size_t max_packet);
+// The server's side of a connection: its epoll fd, whether it has ended (and told its closed
+// callback: the server may free it), and whether it waits to write with no descriptor that
+// says when (zmq ROUTER peers: the server's socket says it).
+int mcl__pstream_epfd(const mcl_pstream *ps);
+bool mcl__pstream_finished(mcl_pstream *ps);
+bool mcl__pstream_wants_retry(mcl_pstream *ps);
+// Dispatch by the server (its driving thread): as mcl_pstream_dispatch().
+void mcl__pstream_server_dispatch(mcl_pstream *ps);
+// Starts an orderly close of a connection (the server's free).
+void mcl__pstream_begin_close(mcl_pstream *ps, int timeout_ms);
+// Whether the calling thread drives the server (its connections' callbacks run there).
+bool mcl__pstream_server_driving(const mcl_pstream_server *s);
+// Frees a connection the server owns (it has ended, or the server is being freed).
+void mcl__pstream_release(mcl_pstream *ps);
+
+#endif
