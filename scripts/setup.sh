@@ -11,6 +11,7 @@ packages=(
     libsodium-dev                       # authentication and encryption (later layers)
     iproute2 util-linux procps          # ip, unshare, sysctl: the private test network
     valgrind jq                         # scripts/test.sh: memcheck pass; JSON checks
+    clang libclang-rt-14-dev            # scripts/test.sh: libFuzzer targets (fuzz/)
 )
 
 missing=()

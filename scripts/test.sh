@@ -4,17 +4,21 @@
 # leaves this machine.
 #
 #   scripts/test.sh              all tests, sanitizer build (build/asan), valgrind (build/plain),
-#                                and a build without ZeroMQ (build/nozmq)
+#                                a build without ZeroMQ (build/nozmq), and short libFuzzer runs
+#                                (build/fuzz, clang; MCL_FUZZ_SECONDS per target, default 30)
 #   scripts/test.sh --no-valgrind   skip the second pass of the suites under valgrind (build/plain)
+#   scripts/test.sh --no-fuzz    skip the libFuzzer runs (the corpora still replay in ctest)
 #   scripts/test.sh -L unit      extra arguments go to ctest (here: only the unit tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 valgrind=1
+fuzz=1
 ctest_args=()
 for a in "$@"; do
     case "$a" in
     --no-valgrind) valgrind=0 ;;
+    --no-fuzz) fuzz=0 ;;
     *) ctest_args+=("$a") ;;
     esac
 done
@@ -59,4 +63,29 @@ echo "== ctest (ASan+UBSan) =="
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 scripts/netns.sh ctest --test-dir "$build" --output-on-failure -j"$jobs" "${ctest_args[@]}" || status=1
+
+# Every fuzz target for a short while, from its committed corpus (copied: new inputs stay in
+# build/fuzz/work). A crash, leak, timeout (5 s per input) or 2 GiB of memory fails the run; the
+# input that did it is kept in build/fuzz/work.
+if [[ $fuzz -eq 1 ]]; then
+    echo "== fuzz (libFuzzer, ${MCL_FUZZ_SECONDS:-30} s per target) =="
+    fz=build/fuzz
+    CC=clang cmake -S . -B "$fz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMCL_FUZZ=ON \
+        -DMCL_SANITIZE=address,undefined -DMCL_BUILD_TOOLS=OFF -DMCL_BUILD_BENCH=OFF \
+        -DMCL_BUILD_EXAMPLES=OFF >/dev/null
+    mapfile -t targets < <(sed -n 's/^set(MCL_FUZZ_TARGETS \(.*\))$/\1/p' fuzz/CMakeLists.txt | tr ' ' '\n')
+    cmake --build "$fz" -j"$jobs" --target "${targets[@]/#/fuzz_}" >/dev/null
+    for t in "${targets[@]}"; do
+        work="$fz/work/$t"
+        mkdir -p "$work/corpus"
+        cp -n fuzz/corpus/"$t"/* "$work/corpus/"
+        if (cd "$work" && ASAN_OPTIONS=detect_leaks=1 "../../fuzz/fuzz_$t" -max_total_time="${MCL_FUZZ_SECONDS:-30}" \
+                -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 corpus >log 2>&1); then
+            echo "fuzz: $t $(grep -o 'number_of_executed_units: *[0-9]*' "$work/log" | grep -o '[0-9]*$') runs, no crash"
+        else
+            echo "fuzz: $t FAILED (see $work/log and the crash-* input there)"
+            status=1
+        fi
+    done
+fi
 exit $status
