@@ -6,8 +6,12 @@
 # runs in a private network namespace, sender pinned to core 1 and receiver to core 0, each
 # case REPS times (default 3), the raw zmq and mcl zmq runs back to back. Prints Markdown tables
 # (medians, min-max; "mcl zmq / raw zmq" from the back-to-back pairs) and writes CSV.
+# Then the packet stream (bench/pstream.c): round trips against raw libzmq DEALER/ROUTER and
+# REQ/REP, 64 requests in flight against raw DEALER/ROUTER and nng 1.5 req/rep, round trips on
+# a socketpair against a raw write/read ping-pong, and 10,000,000 requests watching memory.
 #
 #   scripts/bench.sh             REPS=5 scripts/bench.sh        CSV=out.csv scripts/bench.sh
+#   ONLY=pstream scripts/bench.sh   (only the packet-stream rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${REPS:-3}
@@ -16,7 +20,7 @@ csv=${CSV:-build/bench.csv}
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
     # Peers for comparison only (not needed to build or test mcl).
-    for p in liblcm-dev; do
+    for p in liblcm-dev libnng-dev; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; } ||
             echo "bench: $p not available; its rows are skipped" >&2
@@ -32,6 +36,7 @@ trap 'rm -f "$out"' EXIT
 count() { case $1 in 64 | 1024) echo 200000 ;; 16384) echo 50000 ;; 262144) echo 4000 ;; *) echo 1000 ;; esac; }
 run() { timeout 90 "$@" >>"$out" 2>/dev/null || echo "bench: failed: $*" >&2; }
 
+if [[ "${ONLY:-}" != pstream ]]; then
 for size in 64 1024 16384 262144 1048576; do
     n=$(count $size)
     for _ in $(seq "$reps"); do
@@ -102,3 +107,44 @@ END {
 }' "$out"
 echo
 echo "CSV: $csv"
+fi
+
+# --- packet stream: each case REPS times, the implementations of a row back to back ---------------
+# nng resolves even numeric hosts with AI_ADDRCONFIG, which finds no address in a namespace
+# that has IPv4 on lo only: give it one (on the private veth, which leads nowhere).
+ip addr add 10.205.0.1/24 dev mcl0 2>/dev/null || true
+ps=$(mktemp)
+trap 'rm -f "$out" "$ps"' EXIT
+prun() { timeout 120 $b/mcl-bench-pstream "$@" >>"$ps" 2>/dev/null || echo "bench: failed: pstream $*" >&2; }
+for _ in $(seq "$reps"); do
+    for impl in dealer reqrep mcl; do prun rtt $impl 64 20000; done
+    for impl in dealer mcl nng; do prun win $impl 64 200000 64; done
+    for impl in sp-raw sp-mcl; do prun rtt $impl 64 50000; done
+done
+prun soak "${SOAK:-10000000}"
+echo
+awk '
+function kv(line, key,   m) { if (match(line, "(^| )" key "=[^ ]+")) { m = substr(line, RSTART, RLENGTH); sub(/^ /, "", m); return substr(m, length(key) + 2) } return "" }
+function sortn(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } }
+function med(arr, k, n,   i, a) { for (i = 1; i <= n; i++) a[i] = arr[k, i]; sortn(a, n); return a[int((n + 1) / 2)] }
+# ratio of each back-to-back pair, then their median and range
+function pr(arr, k1, k2, n1, n2,   i, q, m) { m = n1 < n2 ? n1 : n2; if (m == 0) return "-"
+  for (i = 1; i <= m; i++) q[i] = arr[k2, i] > 0 ? arr[k1, i] / arr[k2, i] : 0; sortn(q, m)
+  return sprintf("%.2f (%.2f-%.2f)", q[int((m + 1) / 2)], q[1], q[m]) }
+/case=soak/ { soak = $0; next }
+/case=rtt/ { if (kv($0, "n/a") != "") next; k = kv($0, "impl"); rn[k]++; p50[k, rn[k]] = kv($0, "p50_us") + 0; p99[k, rn[k]] = kv($0, "p99_us") + 0; next }
+/case=win/ { if (kv($0, "n/a") != "") next; k = kv($0, "impl"); wn[k]++; rps[k, wn[k]] = kv($0, "rps") + 0; next }
+END {
+  print "| packet stream, 64 B | p50 µs | p99 µs | p50 / raw (pairs) | p99 / raw (pairs) |"; print "|---|---|---|---|---|"
+  split("dealer reqrep mcl sp-raw sp-mcl", ri, " ")
+  for (i = 1; i <= 5; i++) { k = ri[i]; if (!(k in rn)) continue
+    base = (k == "sp-mcl") ? "sp-raw" : (k == "mcl" ? "dealer" : ""); r1 = "-"; r2 = "-"
+    if (base != "" && (base in rn)) { r1 = pr(p50, k, base, rn[k], rn[base]); r2 = pr(p99, k, base, rn[k], rn[base]) }
+    printf "| rtt %s | %.1f | %.1f | %s | %s |\n", k, med(p50, k, rn[k]), med(p99, k, rn[k]), r1, r2 }
+  if (("mcl" in rn) && ("reqrep" in rn)) printf "| rtt mcl vs reqrep | | | %s | %s |\n", pr(p50, "mcl", "reqrep", rn["mcl"], rn["reqrep"]), pr(p99, "mcl", "reqrep", rn["mcl"], rn["reqrep"])
+  print ""; print "| 64 in flight, 64 B | requests/s median | mcl / this (pairs) |"; print "|---|---|---|"
+  split("dealer mcl nng", wi, " ")
+  for (i = 1; i <= 3; i++) { k = wi[i]; if (!(k in wn)) continue
+    printf "| %s | %.0f | %s |\n", k, med(rps, k, wn[k]), k == "mcl" ? "-" : pr(rps, "mcl", k, wn["mcl"], wn[k]) }
+  if (soak != "") { print ""; print "soak: " soak }
+}' "$ps"

@@ -44,6 +44,9 @@ mcl_err mcl__sys_err(int errnum);
 
 // Clocks, in nanoseconds.
 int64_t mcl__mono_ns(void);
+// CLOCK_MONOTONIC_COARSE: the same clock a tick behind (some ms), at a fraction of the cost;
+// for what is measured in seconds (when a link was last heard).
+int64_t mcl__coarse_ns(void);
 int64_t mcl__real_ns(void);
 
 // Big-endian encoding, byte by byte (never by casting buffers to structs).

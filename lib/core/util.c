@@ -216,6 +216,14 @@ mcl__mono_ns(void)
 }
 
 int64_t
+mcl__coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
 mcl__real_ns(void)
 {
     struct timespec ts;

@@ -113,6 +113,12 @@ struct mcl_pstream {
     mcl_pstream_status end_why;
     bool closed_told; // the closed callback ran (or nothing was registered)
     bool end_logged;
+    bool sending_for_call; // submit() on behalf of mcl_pstream_call()
+    uint64_t sends;        // packets handed to the pipe
+    // Free lists (under lock): requests of both sides reuse their memory instead of a
+    // malloc/free pair each (at most POOL_MAX of each kind are kept).
+    void *rq_pool, *out_pool;
+    unsigned rq_pooled, out_pooled;
     char end_text[192]; // why it ended (not OK); written once, before `ended` is set
     int64_t close_due;
     mcl_pstream_closed_cb closed_cb;
@@ -137,8 +143,8 @@ struct mcl_pstream {
     // Descriptors.
     int epfd, wake, tfd;
     bool wake_sig;
-    int64_t timer_due;
-    int wfd_cur; // the write descriptor registered, -1 none
+    int64_t timer_due; // when the timerfd fires (INT64_MAX: not armed); only ever moved earlier
+    int wfd_cur;       // the write descriptor registered, -1 none
     bool wfd_is_rfd;
     int rfd_cur;
     // Driving.
@@ -186,6 +192,42 @@ key_of(uint32_t channel, uint32_t tag)
 }
 
 static void ps_unref(mcl_pstream *ps);
+
+enum { POOL_MAX = 64 };
+
+static void *
+pool_get(void **head, unsigned *n, size_t size)
+{
+    void *p = *head;
+    if (p == NULL)
+        return mcl__zalloc(size);
+    memcpy(head, p, sizeof(void *));
+    (*n)--;
+    memset(p, 0, size);
+    return p;
+}
+
+static void
+pool_put(void **head, unsigned *n, void *p)
+{
+    if (*n >= POOL_MAX) {
+        mcl__free(p);
+        return;
+    }
+    memcpy(p, head, sizeof(void *));
+    *head = p;
+    (*n)++;
+}
+
+static void
+pool_free(void **head)
+{
+    for (void *p = *head, *next; p != NULL; p = next) {
+        memcpy(&next, p, sizeof(void *));
+        mcl__free(p);
+    }
+    *head = NULL;
+}
 
 // --- descriptors ---------------------------------------------------------------------------------
 
@@ -270,7 +312,9 @@ arm_timer_locked(mcl_pstream *ps, int64_t now)
         int64_t r = now + (int64_t)RETRY_MS * 1000000;
         due = r < due ? r : due;
     }
-    if (due == ps->timer_due)
+    // Lazy: a timer armed for earlier fires, and the dispatch it causes arms the next due. So a
+    // deadline or ping moving later (every request, every packet sent) costs no system call.
+    if (due >= ps->timer_due)
         return;
     ps->timer_due = due;
     struct itimerspec its = {{0, 0}, {0, 0}}; // all zero: disarmed
@@ -371,7 +415,8 @@ flush_locked(mcl_pstream *ps)
                 size_t before = ps->qbytes;
                 ps->qbytes -= q->len;
                 ps->st.bytes_sent += q->len;
-                ps->last_tx = mcl__mono_ns();
+                ps->sends++;
+                ps->last_tx = mcl__coarse_ns();
                 mcl__free(q);
                 if (before > ps->opt.send_queue && ps->qbytes <= ps->opt.send_queue)
                     pthread_cond_broadcast(&ps->cv); // room for blocked callers
@@ -390,7 +435,12 @@ flush_locked(mcl_pstream *ps)
 static void
 sent_check_locked(mcl_pstream *ps)
 {
-    if (!ps->dispatching && ps->ops->pending != NULL && ps->ops->pending(ps->pipe))
+    if (ps->dispatching || ps->ops->pending == NULL)
+        return; // (a dispatch asks once at its end)
+    if (ps->driver == D_NONE && !ps->sending_for_call)
+        wake_locked(ps); // the caller's loop dispatches at once, and asks then: one eventfd
+                         // write per burst of submits instead of a question per packet
+    else if (ps->ops->pending(ps->pipe)) // (a blocking call is about to wait: ask now)
         wake_locked(ps);
 }
 
@@ -418,7 +468,8 @@ send_locked(mcl_pstream *ps, const mcl__pkt *k, bool force)
         rv = ps->ops->send(ps->pipe, iov, niov, why, sizeof(why));
         if (rv == MCL_OK) {
             ps->st.bytes_sent += len;
-            ps->last_tx = mcl__mono_ns();
+            ps->sends++;
+            ps->last_tx = mcl__coarse_ns();
             sent_check_locked(ps);
             if (ps->ops->want_flush(ps->pipe)) // the kernel took part of it: wait to write
                 arm_write_locked(ps);
@@ -448,8 +499,8 @@ send_locked(mcl_pstream *ps, const mcl__pkt *k, bool force)
     ps->qtail = q;
     ps->qbytes += len;
     arm_write_locked(ps);
-    if (ps->wfd_cur < 0 || !ps->dispatching)
-        wake_locked(ps); // the driver re-arms its timer (and its write interest) for it
+    if (!ps->dispatching && ps->wfd_cur < 0) // nothing will say when: the retry timer will
+        arm_timer_locked(ps, mcl__mono_ns());
     return MCL_OK;
 }
 
@@ -488,7 +539,7 @@ drop_out_locked(mcl_pstream *ps, ps_out *o)
     if (o->queued)
         o->orphan = true; // run_completions_locked frees it after the callback
     else
-        mcl__free(o);
+        pool_put(&ps->out_pool, &ps->out_pooled, o);
 }
 
 // Queues o's completion for the driving thread. Called with the lock held; o is out of
@@ -545,7 +596,7 @@ run_completions_locked(mcl_pstream *ps)
         pthread_mutex_lock(&ps->lock);
         o->queued = false;
         if (o->orphan)
-            mcl__free(o);
+            pool_put(&ps->out_pool, &ps->out_pooled, o);
     }
 }
 
@@ -686,9 +737,10 @@ on_request_locked(mcl_pstream *ps, const mcl__pkt *k)
         refuse_locked(ps, k, MCL_PSTREAM_UNIMPLEMENTED, "no request handler");
         return;
     }
-    mcl_pstream_request *rq = mcl__zalloc(sizeof(*rq));
+    mcl_pstream_request *rq = pool_get(&ps->rq_pool, &ps->rq_pooled, sizeof(*rq));
     if (rq == NULL || mcl__u64map_put(&ps->in_by_key, key, rq) != MCL_OK) {
-        mcl__free(rq);
+        if (rq != NULL)
+            pool_put(&ps->rq_pool, &ps->rq_pooled, rq);
         refuse_locked(ps, k, MCL_PSTREAM_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
@@ -711,7 +763,7 @@ on_request_locked(mcl_pstream *ps, const mcl__pkt *k)
     rq->payload = NULL; // it was the pipe's buffer: gone with the next packet
     rq->len = 0;
     if (atomic_fetch_sub(&rq->refs, 1) == 1) // replied to inside the handler
-        mcl__free(rq);
+        pool_put(&ps->rq_pool, &ps->rq_pooled, rq);
 }
 
 static void
@@ -769,10 +821,10 @@ on_response_locked(mcl_pstream *ps, const mcl__pkt *k)
                             .id = o->id};
     pthread_mutex_unlock(&ps->lock);
     deliver(ps, o, &r);
-    mcl__free(o);
     if (text != NULL && text != small)
         mcl__free(text);
     pthread_mutex_lock(&ps->lock);
+    pool_put(&ps->out_pool, &ps->out_pooled, o);
 }
 
 // The peer said EOF: this side's requests will not be answered; its own requests in progress
@@ -920,10 +972,13 @@ dispatch_locked(mcl_pstream *ps)
         drain_fd(ps->wake);
         ps->wake_sig = false;
     }
-    drain_fd(ps->tfd);
-    ps->timer_due = INT64_MAX; // expired or re-armed below
+    if (mcl__mono_ns() >= ps->timer_due) { // it fired (or is about to: then it fires once more)
+        drain_fd(ps->tfd);
+        ps->timer_due = INT64_MAX; // re-armed below
+    }
     run_completions_locked(ps);
-    bool more = false;
+    bool more = false, dry = false;
+    uint64_t sends_at_dry = 0;
     char why[WHY];
     for (unsigned n = 0; !ps->ended && ps->pipe != NULL; n++) {
         if (n == BATCH) {
@@ -937,8 +992,11 @@ dispatch_locked(mcl_pstream *ps)
         size_t len;
         why[0] = '\0';
         mcl_err rv = ps->ops->recv(ps->pipe, &data, &len, ps->max_packet, why, sizeof(why));
-        if (rv == MCL_EAGAIN)
+        if (rv == MCL_EAGAIN) {
+            dry = true; // (the pipe's rfd is re-armed: no need to ask `pending` unless we send)
+            sends_at_dry = ps->sends;
             break;
+        }
         if (rv != MCL_OK) {
             if (rv == MCL_EPROTO)
                 ps->st.protocol_errors++;
@@ -948,7 +1006,7 @@ dispatch_locked(mcl_pstream *ps)
                                            : mcl_strerror(rv));
             break;
         }
-        ps->last_rx = mcl__mono_ns();
+        ps->last_rx = mcl__coarse_ns();
         ps->st.bytes_received += len;
         mcl__pkt k;
         if (mcl__pkt_decode(ps->codec, data, len, &k, why, sizeof(why)) != MCL_OK) {
@@ -971,7 +1029,7 @@ dispatch_locked(mcl_pstream *ps)
     }
     tell_closed_locked(ps);
     if (!more && !ps->ended && ps->pipe != NULL && ps->ops->pending != NULL &&
-        ps->ops->pending(ps->pipe))
+        (!dry || ps->sends != sends_at_dry) && ps->ops->pending(ps->pipe))
         more = true; // an rfd that does not say so again: come back
     if (more || ps->dhead != NULL)
         wake_locked(ps);
@@ -1036,8 +1094,27 @@ mcl__pstream_server_dispatch(mcl_pstream *ps)
 static void
 wait_fd(mcl_pstream *ps, int ms)
 {
-    struct pollfd p = {.fd = ps->epfd, .events = POLLIN};
-    while (poll(&p, 1, ms) < 0 && errno == EINTR)
+    // The descriptors themselves rather than the epoll one that holds them: a wake-up through
+    // a nested epoll costs a few microseconds more, which a round trip on a socketpair shows.
+    struct pollfd p[4];
+    nfds_t n = 0;
+    pthread_mutex_lock(&ps->lock);
+    if (!ps->ended && ps->pipe != NULL) {
+        short wev = 0;
+        p[n++] = (struct pollfd){.fd = ps->rfd_cur, .events = POLLIN};
+        if (ps->wfd_cur >= 0) {
+            bool want = ps->qhead != NULL || ps->ops->want_flush(ps->pipe);
+            int wfd = want ? ps->ops->wfd(ps->pipe, &wev) : -1;
+            if (wfd == ps->rfd_cur)
+                p[0].events |= wev;
+            else if (wfd >= 0)
+                p[n++] = (struct pollfd){.fd = wfd, .events = wev};
+        }
+    }
+    p[n++] = (struct pollfd){.fd = ps->wake, .events = POLLIN};
+    p[n++] = (struct pollfd){.fd = ps->tfd, .events = POLLIN};
+    pthread_mutex_unlock(&ps->lock);
+    while (poll(p, n, ms) < 0 && errno == EINTR)
         ;
 }
 
@@ -1101,6 +1178,8 @@ ps_destroy(mcl_pstream *ps)
     mcl__u64map_fini(&ps->in_by_key);
     mcl__heap_fini(&ps->deadlines);
     mcl__free(ps->handlers);
+    pool_free(&ps->rq_pool);
+    pool_free(&ps->out_pool);
     if (ps->epfd >= 0)
         close(ps->epfd);
     if (ps->wake >= 0)
@@ -1376,10 +1455,20 @@ mcl_pstream_reply(mcl_pstream_request *rq, mcl_pstream_status status, uint32_t f
             wake_locked(ps); // an orderly close may be waiting for this one
     }
     rq->in_table = false;
+    if (atomic_fetch_sub(&rq->refs, 1) == 1) // (both references are dropped under the lock)
+        pool_put(&ps->rq_pool, &ps->rq_pooled, rq);
     pthread_mutex_unlock(&ps->lock);
-    if (atomic_fetch_sub(&rq->refs, 1) == 1)
-        mcl__free(rq);
     ps_unref(ps);
+    return rv;
+}
+
+// A request's packet; for_call: a blocking call waits next (see sent_check_locked).
+static mcl_err
+send_request_locked(mcl_pstream *ps, const mcl__pkt *k, bool for_call)
+{
+    ps->sending_for_call = for_call;
+    mcl_err rv = send_locked(ps, k, false);
+    ps->sending_for_call = false;
     return rv;
 }
 
@@ -1397,9 +1486,6 @@ submit(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const v
                          ps->url);
     if (len + MCL__PW_HDR > ps->max_packet)
         return MCL_EMSGSIZE;
-    ps_out *o = mcl__zalloc(sizeof(*o));
-    if (o == NULL)
-        return MCL_ENOMEM;
     pthread_mutex_lock(&ps->lock);
     mcl_err rv = MCL_OK;
     if (ps->ended)
@@ -1408,16 +1494,20 @@ submit(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const v
         rv = MCL_ESTATE;
     if (rv != MCL_OK) {
         pthread_mutex_unlock(&ps->lock);
-        mcl__free(o);
         return rv;
+    }
+    ps_out *o = pool_get(&ps->out_pool, &ps->out_pooled, sizeof(*o));
+    if (o == NULL) {
+        pthread_mutex_unlock(&ps->lock);
+        return MCL_ENOMEM;
     }
     // A tag no request of this connection holds (cs: never one used before).
     uint32_t tag = ps->next_tag;
     for (uint64_t tries = 0; mcl__u64map_get(&ps->out_by_key, key_of(channel, tag)) != NULL;
          tries++) {
         if (tries > 1000000 || (ps->codec == MCL__PS_CS && tag == UINT32_MAX)) {
+            pool_put(&ps->out_pool, &ps->out_pooled, o);
             pthread_mutex_unlock(&ps->lock);
-            mcl__free(o);
             return MCL_EAGAIN;
         }
         tag++;
@@ -1430,9 +1520,10 @@ submit(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const v
     o->promise = promise;
     o->waiter = waiter;
     int ms = timeout_ms == 0 ? ps->opt.timeout_ms : timeout_ms;
+    int64_t now = ms > 0 ? mcl__mono_ns() : 0;
     if (ms > 0) {
         o->has_deadline = true;
-        o->hn.due = mcl__mono_ns() + (int64_t)ms * 1000000;
+        o->hn.due = now + (int64_t)ms * 1000000;
     }
     mcl__pkt k = {.kind = MCL__PK_REQUEST,
                   .channel = channel,
@@ -1445,12 +1536,12 @@ submit(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const v
         mcl__u64map_put(&ps->out_by_id, o->id, o) != MCL_OK ||
         (o->has_deadline && mcl__heap_push(&ps->deadlines, &o->hn) != MCL_OK)) {
         rv = MCL_ENOMEM;
-    } else if ((rv = send_locked(ps, &k, false)) == MCL_OK) {
+    } else if ((rv = send_request_locked(ps, &k, waiter != NULL)) == MCL_OK) {
         ps->next_tag = tag + 1;
         ps->st.requests_sent++;
         ps->st.in_flight++;
-        if (o->has_deadline && mcl__heap_top(&ps->deadlines) == &o->hn && !ps->dispatching)
-            wake_locked(ps); // the earliest deadline now: the timer is re-armed
+        if (o->has_deadline && !ps->dispatching && o->hn.due < ps->timer_due)
+            arm_timer_locked(ps, now); // the earliest deadline now
         if (idp != NULL)
             *idp = o->id;
         pthread_mutex_unlock(&ps->lock);
@@ -1459,8 +1550,8 @@ submit(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const v
     mcl__heap_remove(&ps->deadlines, &o->hn);
     mcl__u64map_del(&ps->out_by_id, o->id);
     mcl__u64map_del(&ps->out_by_key, key_of(channel, tag));
+    pool_put(&ps->out_pool, &ps->out_pooled, o);
     pthread_mutex_unlock(&ps->lock);
-    mcl__free(o);
     return rv;
 }
 
@@ -1560,14 +1651,10 @@ mcl_pstream_call(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flag
         return rv;
     pthread_mutex_lock(&ps->lock);
     while (!w.done) {
-        if (self_driven && !ps->dispatching) {
-            pthread_mutex_unlock(&ps->lock);
-            (void)try_dispatch(ps);
-            pthread_mutex_lock(&ps->lock);
-            if (w.done)
-                break;
+        if (self_driven && !ps->dispatching) { // wait, then read: the answer cannot be here yet
             pthread_mutex_unlock(&ps->lock);
             wait_fd(ps, 100);
+            (void)try_dispatch(ps);
             pthread_mutex_lock(&ps->lock);
         } else {
             struct timespec ts;

@@ -186,7 +186,9 @@ typedef struct mcl__pipe_ops {
     // Whether flush has bytes to write.
     bool (*want_flush)(const mcl__pipe *p);
     // Optional, for an rfd that only signals changes (ZMQ_FD): whether recv has a packet now.
-    // A reader that stops before MCL_EAGAIN asks, and comes back without waiting when true.
+    // A reader that stops before MCL_EAGAIN asks, and comes back without waiting when true;
+    // so does a sender outside the reader's loop after each send (on zmq a send may swallow
+    // the descriptor's signal), and at the end of each round of its own.
     bool (*pending)(mcl__pipe *p);
     void (*close)(mcl__pipe *p); // never closes descriptors the caller supplied
 } mcl__pipe_ops;

@@ -32,6 +32,7 @@ struct mcl__pipe {
     uint8_t *in;
     size_t in_cap, in_start, in_end, consumed; // consumed: the packet handed out last
     bool eof;
+    bool drained; // the last read took less than it asked: the kernel had no more then
     uint8_t *out;
     size_t out_cap, out_start, out_end, out_max;
 };
@@ -246,6 +247,18 @@ fd_flush(mcl__pipe *p, char *why, size_t whylen)
     return MCL_OK;
 }
 
+// Nothing more to read for now: give back what a burst took. MCL_EAGAIN.
+static mcl_err
+in_idle(mcl__pipe *p)
+{
+    if (p->in_start == p->in_end && p->in_cap > 4 * CHUNK) {
+        mcl__free(p->in);
+        p->in = NULL;
+        p->in_cap = p->in_start = p->in_end = 0;
+    }
+    return MCL_EAGAIN;
+}
+
 static mcl_err
 fd_recv(mcl__pipe *p, const uint8_t **data, size_t *len, size_t max, char *why, size_t whylen)
 {
@@ -270,6 +283,10 @@ fd_recv(mcl__pipe *p, const uint8_t **data, size_t *len, size_t max, char *why, 
             *len = (size_t)plen;
             p->consumed = hl + (size_t)plen;
             return MCL_OK;
+        }
+        if (p->drained && !p->eof) { // no read that would say EAGAIN: the level-triggered rfd
+            p->drained = false;      // says when more comes (a system call saved per packet)
+            return in_idle(p);
         }
         if (p->eof) {
             if (have == 0)
@@ -300,9 +317,11 @@ fd_recv(mcl__pipe *p, const uint8_t **data, size_t *len, size_t max, char *why, 
             p->in = ni;
             p->in_cap = need;
         }
-        ssize_t n = read(p->rfd, p->in + p->in_end, p->in_cap - p->in_end);
+        size_t ask = p->in_cap - p->in_end;
+        ssize_t n = read(p->rfd, p->in + p->in_end, ask);
         if (n > 0) {
             p->in_end += (size_t)n;
+            p->drained = (size_t)n < ask;
             continue;
         }
         if (n == 0) {
@@ -312,14 +331,8 @@ fd_recv(mcl__pipe *p, const uint8_t **data, size_t *len, size_t max, char *why, 
         int e = errno;
         if (e == EINTR)
             continue;
-        if (e == EAGAIN || e == EWOULDBLOCK) {
-            if (p->in_start == p->in_end && p->in_cap > 4 * CHUNK) { // shrink after a burst
-                mcl__free(p->in);
-                p->in = NULL;
-                p->in_cap = p->in_start = p->in_end = 0;
-            }
-            return MCL_EAGAIN;
-        }
+        if (e == EAGAIN || e == EWOULDBLOCK)
+            return in_idle(p);
         snprintf(why, whylen, "read: %s", strerror(e));
         return e == ECONNRESET ? MCL_ECLOSED : mcl__sys_err(e);
     }

@@ -27,11 +27,6 @@ enum {
 };
 #define PEER_QUEUE_MAX ((size_t)64 << 20) // a peer's unread packets; beyond, the socket waits
 
-typedef struct zqe { // a packet waiting in a ROUTER peer's queue
-    struct zqe *next;
-    zmq_msg_t m;
-} zqe;
-
 struct mcl__pserver;
 
 struct mcl__pipe {
@@ -45,7 +40,8 @@ struct mcl__pipe {
     uint8_t id[ID_MAX];
     size_t idlen;
     uint64_t hash;
-    zqe *head, *tail;
+    zmq_msg_t *ring; // the packets waiting: a ring of rcap (a power of two), rn from rhead
+    size_t rcap, rhead, rn;
     size_t qbytes;
     int efd;
     bool sig, full, accepted;
@@ -63,6 +59,10 @@ struct mcl__pserver {
     mcl__pipe *pending[BACKLOG];
     size_t npending;
     unsigned full; // peers whose queue is full: the socket is not read until they drain
+    // The socket was read until EAGAIN (ZMQ_FD re-armed) and nothing was sent on it since:
+    // a peer's empty queue need not read it again, and nobody need ask ZMQ_EVENTS (each such
+    // question costs libzmq a poll and a getpid).
+    bool dry;
 };
 
 static uint64_t
@@ -234,13 +234,41 @@ peer_unlink(struct mcl__pserver *s, mcl__pipe *p)
 static void
 queue_free(mcl__pipe *p)
 {
-    for (zqe *e = p->head, *n; e != NULL; e = n) {
-        n = e->next;
-        zmq_msg_close(&e->m);
-        mcl__free(e);
-    }
-    p->head = p->tail = NULL;
+    for (size_t i = 0; i < p->rn; i++)
+        zmq_msg_close(&p->ring[(p->rhead + i) & (p->rcap - 1)]);
+    mcl__free(p->ring);
+    p->ring = NULL;
+    p->rcap = p->rhead = p->rn = 0;
     p->qbytes = 0;
+}
+
+// Moves m into p's ring (no allocation per packet: the ring doubles when full); m is left
+// empty. MCL_ENOMEM (m untouched).
+static mcl_err
+queue_push(mcl__pipe *p, zmq_msg_t *m)
+{
+    if (p->rn == p->rcap) {
+        size_t nc = p->rcap ? 2 * p->rcap : 16;
+        zmq_msg_t *nr = mcl__alloc(nc * sizeof(*nr));
+        if (nr == NULL)
+            return MCL_ENOMEM;
+        for (size_t i = 0; i < p->rn; i++) { // moved the documented way (no copy of the data)
+            zmq_msg_t *o = &p->ring[(p->rhead + i) & (p->rcap - 1)];
+            zmq_msg_init(&nr[i]);
+            zmq_msg_move(&nr[i], o);
+            zmq_msg_close(o);
+        }
+        mcl__free(p->ring);
+        p->ring = nr;
+        p->rcap = nc;
+        p->rhead = 0;
+    }
+    zmq_msg_t *slot = &p->ring[(p->rhead + p->rn) & (p->rcap - 1)];
+    zmq_msg_init(slot);
+    zmq_msg_move(slot, m);
+    zmq_msg_close(m);
+    p->rn++;
+    return MCL_OK;
 }
 
 // Reads up to PUMP messages from the shared socket into their peers' queues. With s->z->lock
@@ -254,6 +282,7 @@ pump_locked(struct mcl__pserver *s)
         zmq_msg_init(&idm);
         if (zmq_msg_recv(&idm, s->z->s, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&idm);
+            s->dry = true;
             return; // nothing more (or the socket is gone): ZMQ_FD signals the next
         }
         zmq_msg_init(&m);
@@ -297,19 +326,12 @@ pump_locked(struct mcl__pserver *s)
             }
         }
         zmq_msg_close(&idm);
-        zqe *e = p != NULL ? mcl__alloc(sizeof(*e)) : NULL;
-        if (e == NULL) {       // no memory, or too many new peers at once: this packet is lost,
-            zmq_msg_close(&m); // and the peer's protocol notices (its request times out)
-            continue;
+        size_t msz = zmq_msg_size(&m);
+        if (p == NULL || queue_push(p, &m) != MCL_OK) { // no memory, or too many new peers at
+            zmq_msg_close(&m); // once: this packet is lost, and the peer's protocol notices
+            continue;          // (its request times out)
         }
-        e->next = NULL;
-        e->m = m; // ownership moves into the queue
-        if (p->tail != NULL)
-            p->tail->next = e;
-        else
-            p->head = e;
-        p->tail = e;
-        p->qbytes += zmq_msg_size(&m);
+        p->qbytes += msz; // (m belongs to the queue now)
         if (!p->full && p->qbytes > PEER_QUEUE_MAX) {
             p->full = true;
             s->full++;
@@ -375,7 +397,7 @@ zp_accept(mcl__pserver *s, mcl__pipe **pp)
     *pp = NULL;
     pthread_mutex_lock(&s->z->lock);
     sig_clear(s->wake, &s->wsig);
-    pump_locked(s);
+    pump_locked(s); // (the server's descriptor said so: read whatever dry says)
     mcl_err rv = MCL_EAGAIN;
     if (s->npending > 0) {
         *pp = s->pending[0];
@@ -458,12 +480,7 @@ zp_send(mcl__pipe *p, const struct iovec *iov, unsigned niov, char *why, size_t 
             ;
         e = errno;
     }
-    // A send may take in what arrived meanwhile without ZMQ_FD saying so again: look, and
-    // wake the server if something waits.
-    int ev = 0;
-    size_t el = sizeof(ev);
-    if (zmq_getsockopt(s->z->s, ZMQ_EVENTS, &ev, &el) == 0 && (ev & ZMQ_POLLIN))
-        sig_set(s->wake, &s->wsig);
+    s->dry = false; // a send may have taken in what arrived (see zp_pending)
     pthread_mutex_unlock(&s->z->lock);
     if (r < 0) {
         zmq_msg_close(&m);
@@ -523,28 +540,34 @@ zp_recv(mcl__pipe *p, const uint8_t **data, size_t *len, size_t max, char *why, 
     if (s == NULL)
         return MCL_ECLOSED;
     pthread_mutex_lock(&s->z->lock);
-    if (p->head == NULL)
+    if (p->rn == 0 && !s->dry)
         pump_locked(s); // read the shared socket: this pipe's packet may be next
-    zqe *e = p->head;
-    if (e != NULL) {
-        p->head = e->next;
-        if (p->head == NULL)
-            p->tail = NULL;
-        p->qbytes -= zmq_msg_size(&e->m);
+    bool got = p->rn > 0;
+    if (got) {
+        zmq_msg_init(&p->cur);
+        zmq_msg_move(&p->cur, &p->ring[p->rhead]); // ownership moves out
+        zmq_msg_close(&p->ring[p->rhead]);
+        p->rhead = (p->rhead + 1) & (p->rcap - 1);
+        p->rn--;
+        p->qbytes -= zmq_msg_size(&p->cur);
         if (p->full && p->qbytes <= PEER_QUEUE_MAX / 2) {
             p->full = false;
             if (--s->full == 0)
                 sig_set(s->wake, &s->wsig); // the socket may be read again
         }
     }
-    if (p->head == NULL)
+    if (p->rn == 0) {
         sig_clear(p->efd, &p->sig);
+        if (p->rcap > 1024) { // give back what a burst took
+            mcl__free(p->ring);
+            p->ring = NULL;
+            p->rcap = p->rhead = 0;
+        }
+    }
     pthread_mutex_unlock(&s->z->lock);
-    if (e == NULL)
+    if (!got)
         return MCL_EAGAIN;
-    p->cur = e->m; // ownership moves out of the queue
     p->have_cur = true;
-    mcl__free(e);
     return check_size(p, max, data, len, why, whylen);
 }
 
@@ -581,7 +604,18 @@ zp_pending(mcl__pipe *p)
     if (s == NULL)
         return false;
     pthread_mutex_lock(&s->z->lock);
-    bool more = p->head != NULL;
+    // A send on the shared socket may have taken in what arrived without ZMQ_FD saying so
+    // again: the stream asks after its sends; what waits is read now (the server wakes for
+    // it if a queue was full).
+    int ev = 0;
+    size_t el = sizeof(ev);
+    if (!s->dry && zmq_getsockopt(s->z->s, ZMQ_EVENTS, &ev, &el) == 0) {
+        if (ev & ZMQ_POLLIN)
+            pump_locked(s);
+        else
+            s->dry = true; // (ZMQ_EVENTS processed libzmq's commands: ZMQ_FD is re-armed)
+    }
+    bool more = p->rn > 0;
     pthread_mutex_unlock(&s->z->lock);
     return more;
 }
