@@ -8,11 +8,11 @@
 #include <mcl/export.h>
 
 #define MCL_VERSION_MAJOR 0
-#define MCL_VERSION_MINOR 1
+#define MCL_VERSION_MINOR 2
 #define MCL_VERSION_PATCH 0
 /** Version as one comparable number: 0xMMmmpp. */
 #define MCL_VERSION_HEX ((MCL_VERSION_MAJOR << 16) | (MCL_VERSION_MINOR << 8) | MCL_VERSION_PATCH)
-#define MCL_VERSION_STRING "0.1.0"
+#define MCL_VERSION_STRING "0.2.0"
 
 #ifdef __cplusplus
 extern "C" {

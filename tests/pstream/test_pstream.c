@@ -21,8 +21,9 @@
 // --- a hand-driven peer: packets written and read by the test itself -----------------------------
 
 typedef struct raw_end {
-    int fd;   // the test's end
-    int mine; // the stream's end
+    int fd;    // the test's end
+    int mine;  // the stream's end
+    int codec; // MCL__PS_CS, or 0: native
     uint8_t buf[1 << 20];
     size_t have, used;
 } raw_end;
@@ -30,20 +31,26 @@ typedef struct raw_end {
 static void
 raw_send(raw_end *r, const mcl__pkt *k)
 {
-    uint8_t hdr[MCL__PW_HDR_MAX], frame[70000];
+    uint8_t hdr[MCL__PW_HDR_MAX], body[70000], frame[70016];
     struct iovec iov[3];
     unsigned n;
-    MCLT_OK(mcl__pkt_encode(MCL__PS_NATIVE, k, hdr, iov, &n));
-    size_t len = 4;
+    MCLT_OK(mcl__pkt_encode(r->codec ? r->codec : MCL__PS_NATIVE, k, hdr, iov, &n));
+    size_t blen = 0;
     for (unsigned i = 0; i < n; i++) {
-        memcpy(frame + len, iov[i].iov_base, iov[i].iov_len);
-        len += iov[i].iov_len;
+        memcpy(body + blen, iov[i].iov_base, iov[i].iov_len);
+        blen += iov[i].iov_len;
     }
-    frame[0] = (uint8_t)((len - 4) >> 24);
-    frame[1] = (uint8_t)((len - 4) >> 16);
-    frame[2] = (uint8_t)((len - 4) >> 8);
-    frame[3] = (uint8_t)(len - 4);
-    CU_ASSERT_EQUAL_FATAL(write(r->fd, frame, len), (ssize_t)len);
+    size_t hl = 4;
+    if (r->codec == MCL__PS_CS) {
+        hl = mcl__bsuint_put(frame, blen);
+    } else {
+        frame[0] = (uint8_t)(blen >> 24);
+        frame[1] = (uint8_t)(blen >> 16);
+        frame[2] = (uint8_t)(blen >> 8);
+        frame[3] = (uint8_t)blen;
+    }
+    memcpy(frame + hl, body, blen);
+    CU_ASSERT_EQUAL_FATAL(write(r->fd, frame, hl + blen), (ssize_t)(hl + blen));
 }
 
 static void
@@ -63,13 +70,24 @@ raw_recv_any(raw_end *r, mcl__pkt *k, int ms, bool skip_pings)
             r->have -= r->used;
             r->used = 0;
         }
-        if (r->have >= 4) {
-            size_t len = (size_t)r->buf[0] << 24 | (size_t)r->buf[1] << 16 |
-                         (size_t)r->buf[2] << 8 | r->buf[3];
-            if (r->have >= 4 + len) {
+        size_t len = 0, hl = 0;
+        bool have_len = false;
+        if (r->codec == MCL__PS_CS) {
+            uint64_t v = 0;
+            have_len = r->have > 0 && mcl__bsuint_get(r->buf, r->have, &v, &hl) == MCL_OK;
+            len = (size_t)v;
+        } else if (r->have >= 4) {
+            len = (size_t)r->buf[0] << 24 | (size_t)r->buf[1] << 16 | (size_t)r->buf[2] << 8 |
+                  r->buf[3];
+            hl = 4;
+            have_len = true;
+        }
+        if (have_len) {
+            if (r->have >= hl + len) {
                 char why[128];
-                MCLT_OK(mcl__pkt_decode(MCL__PS_NATIVE, r->buf + 4, len, k, why, sizeof(why)));
-                r->used = 4 + len;
+                MCLT_OK(mcl__pkt_decode(r->codec ? r->codec : MCL__PS_NATIVE, r->buf + hl, len, k,
+                                        why, sizeof(why)));
+                r->used = hl + len;
                 if (skip_pings && (k->kind == MCL__PK_PING || k->kind == MCL__PK_PONG))
                     continue;
                 return true;
@@ -1042,6 +1060,121 @@ test_over_inproc_server(void)
     mcl_pstream_server_free(srv, 1000);
 }
 
+// The frame raw_recv just returned, byte for byte.
+static bool
+last_frame_is(const raw_end *r, const char *bytes, size_t n)
+{
+    return r->used == n && memcmp(r->buf, bytes, n) == 0;
+}
+
+static void
+test_cs_compat(void)
+{
+    // cs.packetstream's behaviour over a byte stream, as the Python reference has it (see
+    // ../shared/research/cs-packetstream-wire.md): tags from 2, never reused; no cancel on the
+    // wire; channel 0 only, other channels refused with the reference's literal text; "not ok"
+    // answers are REJECTED with the reason as the message; ERQ then EOF, as 03 01 02 00 and
+    // 03 00 02 00, and the close ends at the peer's EOF.
+    raw_end *r = calloc(1, sizeof(*r));
+    mcl_pstream_options o = {.codec = MCL_PSTREAM_CS};
+    mcl_pstream *ps = stream_and_raw(r, &o);
+    r->codec = MCL__PS_CS;
+    MCLT_OK(mcl_pstream_handle(ps, MCL_PSTREAM_ANY, 1, echo, NULL));
+    MCLT_ERR(mcl_pstream_submit(ps, 1, 5, 0, NULL, 0, 0, NULL, NULL, NULL), MCL_EINVAL);
+    done_log *d = new_log();
+    uint64_t id[3];
+    for (int i = 0; i < 3; i++)
+        MCLT_OK(mcl_pstream_submit(ps, 0, 5, (uint32_t)i, "q", 1, 60000, on_done, d, &id[i]));
+    MCLT_OK(mcl_pstream_start(ps));
+    mcl__pkt k;
+    for (uint32_t t = 2; t <= 4; t++) {
+        CU_ASSERT_FATAL(raw_recv(r, &k, 5000));
+        CU_ASSERT(k.kind == MCL__PK_REQUEST && k.tag == t && k.type == 5 && k.channel == 0);
+    }
+    MCLT_OK(mcl_pstream_cancel(ps, id[1])); // tag 3: given up here, nothing on the wire
+    uint64_t id4;
+    MCLT_OK(mcl_pstream_submit(ps, 0, 5, 9, NULL, 0, 60000, on_done, d, &id4));
+    CU_ASSERT_FATAL(raw_recv(r, &k, 5000));
+    CU_ASSERT(k.kind == MCL__PK_REQUEST && k.tag == 5); // not 3 again
+    // Answers: tag 2 ok, tag 3 (cancelled: dropped, counted), tag 4 "not ok".
+    mcl__pkt a = {
+        .kind = MCL__PK_RESPONSE, .tag = 2, .flags = 1, .payload = (const uint8_t *)"a", .len = 1};
+    raw_send(r, &a);
+    a.tag = 3;
+    raw_send(r, &a);
+    mcl__pkt no = {.kind = MCL__PK_RESPONSE,
+                   .tag = 4,
+                   .status = MCL__PST_REJECTED,
+                   .msg = (const uint8_t *)"boom",
+                   .msglen = 4};
+    raw_send(r, &no);
+    int want = 3; // cancelled, ok, rejected
+    void *dw[2] = {d, &want};
+    CU_ASSERT(mclt_wait_until(done_at_least, dw, 5000));
+    int ok = -1, rej = -1, can = -1;
+    for (int i = 0; i < 3; i++) {
+        if (d->status[i] == MCL_PSTREAM_OK)
+            ok = i;
+        else if (d->status[i] == MCL_PSTREAM_REJECTED)
+            rej = i;
+        else if (d->status[i] == MCL_PSTREAM_CANCELLED)
+            can = i;
+    }
+    CU_ASSERT(ok >= 0 && rej >= 0 && can >= 0);
+    if (ok >= 0)
+        CU_ASSERT_STRING_EQUAL(d->payload[ok], "a");
+    counter_is late = {ps, offsetof(mcl_pstream_counters, late_responses), 1};
+    CU_ASSERT(mclt_wait_until(counter_reached, &late, 5000));
+    // The peer's requests: on channel 1 (refused as the reference does), of a type nobody
+    // handles, and one that is answered.
+    mcl__pkt q = {.kind = MCL__PK_REQUEST, .tag = 7, .channel = 1, .type = 1};
+    raw_send(r, &q);
+    CU_ASSERT_FATAL(raw_recv(r, &k, 5000));
+    CU_ASSERT(k.kind == MCL__PK_RESPONSE && k.tag == 7 && k.channel == 1 &&
+              k.status == MCL__PST_REJECTED);
+    CU_ASSERT(k.msglen == 18 && memcmp(k.msg, "unknown channel %d", 18) == 0);
+    q = (mcl__pkt){.kind = MCL__PK_REQUEST, .tag = 8, .type = 9};
+    raw_send(r, &q);
+    CU_ASSERT_FATAL(raw_recv(r, &k, 5000));
+    CU_ASSERT(k.kind == MCL__PK_RESPONSE && k.tag == 8 && k.status == MCL__PST_REJECTED &&
+              k.msglen > 0);
+    q = (mcl__pkt){.kind = MCL__PK_REQUEST,
+                   .tag = 9,
+                   .type = 1,
+                   .flags = 6,
+                   .payload = (const uint8_t *)"hi",
+                   .len = 2};
+    raw_send(r, &q);
+    CU_ASSERT_FATAL(raw_recv(r, &k, 5000));
+    CU_ASSERT(k.kind == MCL__PK_RESPONSE && k.tag == 9 && k.status == MCL__PST_OK && k.flags == 6 &&
+              k.len == 2 && memcmp(k.payload, "hi", 2) == 0);
+    // Close: ERQ and EOF exactly as the reference writes them; tag 5 may still be answered,
+    // and the close ends with the peer's EOF.
+    MCLT_OK(mcl_pstream_shutdown(ps));
+    CU_ASSERT_FATAL(raw_recv(r, &k, 5000));
+    CU_ASSERT(k.kind == MCL__PK_ERQ && last_frame_is(r, "\x03\x01\x02\x00", 4));
+    CU_ASSERT_FATAL(raw_recv(r, &k, 5000));
+    CU_ASSERT(k.kind == MCL__PK_EOF && last_frame_is(r, "\x03\x00\x02\x00", 4));
+    a.tag = 5;
+    raw_send(r, &a);
+    want = 4;
+    CU_ASSERT(mclt_wait_until(done_at_least, dw, 5000));
+    CU_ASSERT_TRUE(mcl_pstream_is_open(ps)); // the reference waits for the peer's EOF
+    raw_bytes(r, "\x03\x01\x02\x00\x03\x00\x02\x00", 8);
+    CU_ASSERT(mclt_wait_until(not_open, ps, 5000));
+    CU_ASSERT_STRING_EQUAL(mcl_pstream_end_reason(ps), "");
+    mcl_pstream_counters st;
+    MCLT_OK(mcl_pstream_stats(ps, &st));
+    CU_ASSERT_EQUAL(st.requests_sent, 4);
+    CU_ASSERT_EQUAL(st.cancels_sent, 0);
+    CU_ASSERT_EQUAL(st.requests_received, 3);
+    CU_ASSERT_EQUAL(st.refused, 2);
+    mcl_pstream_free(ps);
+    raw_close(r);
+    free(r);
+    free(d);
+}
+
 static CU_TestInfo tests[] = {
     {"calls_over_a_socketpair", test_calls_over_a_socketpair},
     {"both_sides_call", test_both_sides_call},
@@ -1060,5 +1193,6 @@ static CU_TestInfo tests[] = {
     {"reactor_and_promises", test_reactor_and_promises},
     {"many_requests_leave_nothing", test_many_requests_leave_nothing},
     {"over_inproc_server", test_over_inproc_server},
+    {"cs_compat", test_cs_compat},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("pstream_core", NULL, NULL, tests);
