@@ -108,7 +108,8 @@ typedef struct mcl_pstream_options {
     int codec;             /**< MCL_PSTREAM_NATIVE or MCL_PSTREAM_CS */
     int timeout_ms;        /**< a request's default deadline (0: 20000) */
     size_t max_packet;     /**< largest packet sent or accepted (0: the URL's maxmsg, 64 MiB;
-                                descriptors: 64 MiB) */
+                                descriptors: 64 MiB); at most maxmsg + 24 on a URL (more is
+                                cut to that), and below 4 GiB (more: MCL_EINVAL) */
     size_t send_queue;     /**< bytes that may wait to be sent (0: 8 MiB); beyond, a submit
                                 says MCL_EAGAIN and a blocking call waits */
     unsigned max_incoming; /**< the peer's requests in progress at once (0: 4096); more are
@@ -220,8 +221,9 @@ MCL_API mcl_err mcl_pstream_request_on_cancel(mcl_pstream_request *rq, mcl_pstre
  * then ends the cancelled request), and dropped if the connection has ended. @p rq is
  * released, whatever the result.
  * @retval MCL_OK (sent or queued) @retval MCL_ECLOSED (the connection ended: nothing sent)
- * @retval MCL_EINVAL (NULL, or a message that is not UTF-8 text or is longer than 65535)
- * @retval MCL_ENOMEM
+ * @retval MCL_EINVAL (NULL, or a message that is not UTF-8 text or is longer than 65535: the
+ * peer gets INTERNAL instead) @retval MCL_EMSGSIZE (larger than max_packet: the peer gets
+ * RESOURCE_EXHAUSTED) @retval MCL_ENOMEM (no memory to queue it: the connection ends)
  * @since 0.2
  */
 MCL_API mcl_err mcl_pstream_reply(mcl_pstream_request *rq, mcl_pstream_status status,
@@ -315,6 +317,15 @@ MCL_API const char *mcl_pstream_end_reason(const mcl_pstream *ps);
  * driving thread's callbacks. @since 0.2 */
 MCL_API void mcl_pstream_free(mcl_pstream *ps);
 
+/**
+ * Keep @p ps's memory beyond its end, for a server's connection used from other threads (the
+ * server frees its connections when they end, after their closed callback). Once it has ended
+ * every function on it stays safe and says MCL_ECLOSED (a blocking call: at once). Each
+ * mcl_pstream_ref() needs one mcl_pstream_unref(), from any thread. @since 0.2
+ */
+MCL_API void mcl_pstream_ref(mcl_pstream *ps);
+MCL_API void mcl_pstream_unref(mcl_pstream *ps);
+
 /** Drive the stream on a thread of its own named "mcl-pstream" (until free).
  * @retval MCL_OK @retval MCL_EALREADY (driven already) @retval MCL_ESYS @since 0.2 */
 MCL_API mcl_err mcl_pstream_start(mcl_pstream *ps);
@@ -348,7 +359,9 @@ MCL_API const char *mcl_pstream_url(const mcl_pstream *ps);
 /**
  * A new connection accepted by a server, on the server's driving thread: register handlers
  * (and keep @p ps if you want to make requests on it). @p ps belongs to the server, which frees
- * it when the connection ends (after its closed callback), or at mcl_pstream_server_free().
+ * it when the connection ends (after its closed callback), or at mcl_pstream_server_free()
+ * (then with no closed callback). To use it from another thread, hold it with
+ * mcl_pstream_ref() (here) and let go with mcl_pstream_unref().
  */
 typedef void (*mcl_pstream_accept_cb)(mcl_pstream_server *srv, mcl_pstream *ps, void *user);
 

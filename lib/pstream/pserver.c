@@ -41,7 +41,26 @@ struct mcl_pstream_server {
     atomic_bool dispatching;
     pthread_t dispatcher;
     bool accepting;
+    int64_t drop_logged_ns; // new connections dropped: logged at most once a second
+    unsigned long drops;
 };
+
+enum { MAX_CONNS = 4096 }; // connections at once: more (a peer with ever new identities) are
+                           // closed at once
+
+// Counts a dropped connection; logs (without locks held) at most once a second.
+static void
+dropped(mcl_pstream_server *s, mcl_err why)
+{
+    s->drops++;
+    int64_t now = mcl__mono_ns();
+    if (now - s->drop_logged_ns < 1000000000)
+        return;
+    s->drop_logged_ns = now;
+    mcl__log(MCL_LOG_ERROR, "pstream", "%s: %lu new connection(s) dropped (last: %s)", s->url,
+             s->drops, mcl_strerror(why));
+    s->drops = 0;
+}
 
 static mcl_err
 add_conn(mcl_pstream_server *s, mcl_pstream *c)
@@ -82,15 +101,17 @@ accept_all(mcl_pstream_server *s)
         mcl__pipe *pipe;
         if (s->ops->accept(s->ep, &pipe) != MCL_OK)
             return;
-        mcl_pstream *c;
-        mcl_err rv = mcl__pstream_accepted(&c, s, s->ops, pipe, s->url, &s->opt, s->max_packet);
+        mcl_pstream *c = NULL;
+        mcl_err rv = s->nconns >= MAX_CONNS
+                         ? MCL_EAGAIN
+                         : mcl__pstream_accepted(&c, s, s->ops, pipe, s->url, &s->opt,
+                                                 s->max_packet);
         if (rv == MCL_OK && (rv = add_conn(s, c)) != MCL_OK)
             mcl__pstream_release(c);
         if (rv != MCL_OK) {
             if (c == NULL)
                 s->ops->close(pipe);
-            mcl__log(MCL_LOG_ERROR, "pstream", "%s: a new connection is dropped: %s", s->url,
-                     mcl_strerror(rv));
+            dropped(s, rv);
             continue;
         }
         if (!s->accepting)

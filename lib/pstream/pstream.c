@@ -114,6 +114,14 @@ struct mcl_pstream {
     bool closed_told; // the closed callback ran (or nothing was registered)
     bool end_logged;
     bool sending_for_call; // submit() on behalf of mcl_pstream_call()
+    // The pipe failed under a send: the driver ends the connection at its next round (not
+    // the sender, who may hold a request record that ending would complete under it).
+    bool broken;
+    char broken_why[WHY];
+    bool peer_closed; // read ECLOSED after the peer's EOF: nothing more to read
+    uint32_t rfd_ev;  // the events registered for rfd_cur
+    int wfd_sep;      // a write descriptor registered apart from rfd_cur, or -1
+    uint32_t wsep_ev;
     uint64_t sends;        // packets handed to the pipe
     // Free lists (under lock): requests of both sides reuse their memory instead of a
     // malloc/free pair each (at most POOL_MAX of each kind are kept).
@@ -257,38 +265,53 @@ epoll_set(mcl_pstream *ps, int op, int fd, uint32_t events, uint64_t tag)
     (void)epoll_ctl(ps->epfd, op, fd, &ev);
 }
 
-// Registers (or drops) the interest in writing. Called with the lock held.
+// Whether this side stops reading for now: after the peer's EOF and its close, or while the
+// output waiting for a peer that does not read passes send_queue (what a peer's requests make
+// this side say, refusals and pongs included, then waits: memory stays bounded, and a peer that
+// never reads is declared dead by idle_ms).
+static bool
+read_paused(const mcl_pstream *ps)
+{
+    return ps->peer_closed || ps->qbytes > ps->opt.send_queue;
+}
+
+// Registers the interest in reading (unless paused) and in writing (while output waits) with
+// the epoll descriptor, changing only what changed. Called with the lock held.
 static void
 arm_write_locked(mcl_pstream *ps)
 {
-    bool want =
-        !ps->ended && ps->pipe != NULL && (ps->qhead != NULL || ps->ops->want_flush(ps->pipe));
+    bool live = !ps->ended && ps->pipe != NULL;
+    bool want = live && (ps->qhead != NULL || ps->ops->want_flush(ps->pipe));
     int fd = -1;
     short evs = 0;
     if (want)
         fd = ps->ops->wfd(ps->pipe, &evs);
-    uint32_t epev = (evs & POLLOUT) ? EPOLLOUT : EPOLLIN;
-    if (fd != ps->wfd_cur || (fd >= 0 && ps->wfd_is_rfd)) {
-        if (ps->wfd_cur >= 0) { // drop the old registration
-            if (ps->wfd_is_rfd)
-                epoll_set(ps, EPOLL_CTL_MOD, ps->rfd_cur, EPOLLIN, EP_RFD);
-            else
-                (void)epoll_ctl(ps->epfd, EPOLL_CTL_DEL, ps->wfd_cur, NULL);
-        }
-        ps->wfd_cur = -1;
-        ps->wfd_is_rfd = false;
-        if (fd >= 0 && fd == ps->rfd_cur) {
-            epoll_set(ps, EPOLL_CTL_MOD, fd, EPOLLIN | epev, EP_RFD);
-            ps->wfd_cur = fd;
-            ps->wfd_is_rfd = true;
-        } else if (fd >= 0) {
-            epoll_set(ps, EPOLL_CTL_ADD, fd, epev, EP_WFD);
-            ps->wfd_cur = fd;
-        }
+    uint32_t wev = (evs & POLLOUT) ? EPOLLOUT : EPOLLIN;
+    if (!live)
+        return;
+    uint32_t rev = read_paused(ps) ? 0 : EPOLLIN;
+    if (fd >= 0 && fd == ps->rfd_cur)
+        rev |= wev;
+    if (rev != ps->rfd_ev) {
+        epoll_set(ps, EPOLL_CTL_MOD, ps->rfd_cur, rev, EP_RFD);
+        ps->rfd_ev = rev;
     }
+    int sep = fd >= 0 && fd != ps->rfd_cur ? fd : -1;
+    if (sep != ps->wfd_sep) {
+        if (ps->wfd_sep >= 0)
+            (void)epoll_ctl(ps->epfd, EPOLL_CTL_DEL, ps->wfd_sep, NULL);
+        if (sep >= 0)
+            epoll_set(ps, EPOLL_CTL_ADD, sep, wev, EP_WFD);
+        ps->wfd_sep = sep;
+        ps->wsep_ev = wev;
+    } else if (sep >= 0 && wev != ps->wsep_ev) {
+        epoll_set(ps, EPOLL_CTL_MOD, sep, wev, EP_WFD);
+        ps->wsep_ev = wev;
+    }
+    ps->wfd_cur = fd;
+    ps->wfd_is_rfd = fd >= 0 && fd == ps->rfd_cur;
 }
 
-// Sets the timerfd to the earliest thing due. Called with the lock held.
 static void
 arm_timer_locked(mcl_pstream *ps, int64_t now)
 {
@@ -395,12 +418,32 @@ deliver(mcl_pstream *ps, ps_out *o, const mcl_pstream_result *r)
 
 static void end_locked(mcl_pstream *ps, mcl_pstream_status why, const char *text);
 
-// Writes what waits. Called with the lock held; a broken pipe ends the connection.
+// A send failed: the connection is over, and ends at the driver's next round.
+static void
+pipe_failed_locked(mcl_pstream *ps, const char *why)
+{
+    if (!ps->broken) {
+        ps->broken = true;
+        snprintf(ps->broken_why, sizeof(ps->broken_why), "%s", why);
+    }
+    wake_locked(ps);
+}
+
+// In the driver: a failed send ends the connection now. Whether it has ended.
+static bool
+end_if_broken_locked(mcl_pstream *ps)
+{
+    if (ps->broken && !ps->ended)
+        end_locked(ps, MCL_PSTREAM_DISCONNECTED, ps->broken_why);
+    return ps->ended;
+}
+
+// Writes what waits. Called with the lock held; a broken pipe ends the connection (later).
 static void
 flush_locked(mcl_pstream *ps)
 {
     char why[WHY] = "";
-    while (!ps->ended && ps->pipe != NULL) {
+    while (!ps->ended && !ps->broken && ps->pipe != NULL) {
         mcl_err rv = MCL_OK;
         if (ps->ops->want_flush(ps->pipe))
             rv = ps->ops->flush(ps->pipe, why, sizeof(why));
@@ -425,7 +468,7 @@ flush_locked(mcl_pstream *ps)
         }
         if (rv == MCL_EAGAIN || (rv == MCL_OK && ps->qhead == NULL))
             break;
-        end_locked(ps, MCL_PSTREAM_DISCONNECTED, why[0] ? why : mcl_strerror(rv));
+        pipe_failed_locked(ps, why[0] ? why : mcl_strerror(rv));
     }
     arm_write_locked(ps);
 }
@@ -450,7 +493,7 @@ sent_check_locked(mcl_pstream *ps)
 static mcl_err
 send_locked(mcl_pstream *ps, const mcl__pkt *k, bool force)
 {
-    if (ps->ended || ps->pipe == NULL)
+    if (ps->ended || ps->broken || ps->pipe == NULL)
         return MCL_ECLOSED;
     uint8_t hdr[MCL__PW_HDR_MAX];
     struct iovec iov[3];
@@ -476,15 +519,18 @@ send_locked(mcl_pstream *ps, const mcl__pkt *k, bool force)
             return MCL_OK;
         }
         if (rv != MCL_EAGAIN) {
-            end_locked(ps, MCL_PSTREAM_DISCONNECTED, why[0] ? why : mcl_strerror(rv));
+            pipe_failed_locked(ps, why[0] ? why : mcl_strerror(rv));
             return MCL_ECLOSED;
         }
     }
     if (!force && ps->qbytes + len > ps->opt.send_queue)
         return MCL_EAGAIN;
     qpkt *q = mcl__alloc(sizeof(*q) + len);
-    if (q == NULL)
+    if (q == NULL) {
+        if (force) // an answer or a control packet the peer waits for: the stream is broken
+            pipe_failed_locked(ps, "out of memory for output");
         return MCL_ENOMEM;
+    }
     q->next = NULL;
     q->len = len;
     size_t off = 0;
@@ -512,7 +558,7 @@ send_control_locked(mcl_pstream *ps, int kind, uint32_t channel, uint32_t tag, c
     (void)send_locked(ps, &k, true);
 }
 
-static void
+static mcl_err
 send_response_locked(mcl_pstream *ps, uint32_t channel, uint32_t tag, mcl_pstream_status st,
                      uint32_t flags, const void *payload, size_t len, const char *message)
 {
@@ -525,8 +571,10 @@ send_response_locked(mcl_pstream *ps, uint32_t channel, uint32_t tag, mcl_pstrea
                   .len = len,
                   .msg = (const uint8_t *)message,
                   .msglen = message ? strlen(message) : 0};
-    if (send_locked(ps, &k, true) == MCL_OK)
+    mcl_err rv = send_locked(ps, &k, true);
+    if (rv == MCL_OK)
         ps->st.responses_sent++;
+    return rv;
 }
 
 // --- completion of this side's requests ----------------------------------------------------------
@@ -656,9 +704,9 @@ end_locked(mcl_pstream *ps, mcl_pstream_status why, const char *text)
     ps->qbytes = 0;
     if (ps->pipe != NULL) {
         (void)epoll_ctl(ps->epfd, EPOLL_CTL_DEL, ps->rfd_cur, NULL);
-        if (ps->wfd_cur >= 0 && !ps->wfd_is_rfd)
-            (void)epoll_ctl(ps->epfd, EPOLL_CTL_DEL, ps->wfd_cur, NULL);
-        ps->wfd_cur = -1;
+        if (ps->wfd_sep >= 0)
+            (void)epoll_ctl(ps->epfd, EPOLL_CTL_DEL, ps->wfd_sep, NULL);
+        ps->wfd_cur = ps->wfd_sep = -1;
         ps->wfd_is_rfd = false;
         // Closed only when nothing of it is borrowed: not while the driver is in a callback
         // with a payload from it (the driver closes it when it returns).
@@ -696,8 +744,9 @@ static void
 refuse_locked(mcl_pstream *ps, const mcl__pkt *k, mcl_pstream_status st, const char *text)
 {
     ps->st.refused++;
-    send_response_locked(ps, k->channel, k->tag,
-                         ps->codec == MCL__PS_CS ? MCL_PSTREAM_REJECTED : st, 0, NULL, 0, text);
+    (void)send_response_locked(ps, k->channel, k->tag,
+                               ps->codec == MCL__PS_CS ? MCL_PSTREAM_REJECTED : st, 0, NULL, 0,
+                               text); // (out of memory: the stream is broken, see send_locked)
 }
 
 // A request of the peer: refused, or handed to its handler. Called with the lock held; may
@@ -779,9 +828,12 @@ on_cancel_locked(mcl_pstream *ps, const mcl__pkt *k)
         rq->cancel_pending = true;
         return;
     }
+    atomic_fetch_add(&rq->refs, 1); // a reply from another thread meanwhile must not free it
     pthread_mutex_unlock(&ps->lock);
     cb(rq, user);
     pthread_mutex_lock(&ps->lock);
+    if (atomic_fetch_sub(&rq->refs, 1) == 1)
+        pool_put(&ps->rq_pool, &ps->rq_pooled, rq);
 }
 
 static void
@@ -976,6 +1028,7 @@ dispatch_locked(mcl_pstream *ps)
         drain_fd(ps->tfd);
         ps->timer_due = INT64_MAX; // re-armed below
     }
+    (void)end_if_broken_locked(ps);
     run_completions_locked(ps);
     bool more = false, dry = false;
     uint64_t sends_at_dry = 0;
@@ -986,7 +1039,7 @@ dispatch_locked(mcl_pstream *ps)
             break;
         }
         flush_locked(ps);
-        if (ps->ended || ps->peer_eof) // nothing is read after the peer's EOF (it may close)
+        if (end_if_broken_locked(ps) || read_paused(ps))
             break;
         const uint8_t *data;
         size_t len;
@@ -995,6 +1048,10 @@ dispatch_locked(mcl_pstream *ps)
         if (rv == MCL_EAGAIN) {
             dry = true; // (the pipe's rfd is re-armed: no need to ask `pending` unless we send)
             sends_at_dry = ps->sends;
+            break;
+        }
+        if (rv == MCL_ECLOSED && ps->peer_eof) { // it said EOF, then closed: as it may
+            ps->peer_closed = true;
             break;
         }
         if (rv != MCL_OK) {
@@ -1014,6 +1071,11 @@ dispatch_locked(mcl_pstream *ps)
             end_locked(ps, MCL_PSTREAM_PROTOCOL_ERROR, why);
             break;
         }
+        if (ps->peer_eof) { // EOF means nothing more: read (a closed or flooding peer must
+            ps->st.protocol_errors++; // not make this side spin or buffer), and refuse
+            end_locked(ps, MCL_PSTREAM_PROTOCOL_ERROR, "a packet after the peer's EOF");
+            break;
+        }
         on_packet_locked(ps, &k);
         run_completions_locked(ps);
     }
@@ -1022,14 +1084,17 @@ dispatch_locked(mcl_pstream *ps)
     close_progress_locked(ps, now);
     if (!ps->ended)
         flush_locked(ps);
+    (void)end_if_broken_locked(ps);
     run_completions_locked(ps);
     if (ps->ended && ps->pipe != NULL) { // ended while a callback had its buffer: close it now
         ps->ops->close(ps->pipe);
         ps->pipe = NULL;
     }
     tell_closed_locked(ps);
+    if (more && read_paused(ps))
+        more = false; // (the descriptor says when writing can go on)
     if (!more && !ps->ended && ps->pipe != NULL && ps->ops->pending != NULL &&
-        (!dry || ps->sends != sends_at_dry) && ps->ops->pending(ps->pipe))
+        !read_paused(ps) && (!dry || ps->sends != sends_at_dry) && ps->ops->pending(ps->pipe))
         more = true; // an rfd that does not say so again: come back
     if (more || ps->dhead != NULL)
         wake_locked(ps);
@@ -1099,17 +1164,14 @@ wait_fd(mcl_pstream *ps, int ms)
     struct pollfd p[4];
     nfds_t n = 0;
     pthread_mutex_lock(&ps->lock);
-    if (!ps->ended && ps->pipe != NULL) {
-        short wev = 0;
-        p[n++] = (struct pollfd){.fd = ps->rfd_cur, .events = POLLIN};
-        if (ps->wfd_cur >= 0) {
-            bool want = ps->qhead != NULL || ps->ops->want_flush(ps->pipe);
-            int wfd = want ? ps->ops->wfd(ps->pipe, &wev) : -1;
-            if (wfd == ps->rfd_cur)
-                p[0].events |= wev;
-            else if (wfd >= 0)
-                p[n++] = (struct pollfd){.fd = wfd, .events = wev};
-        }
+    if (!ps->ended && ps->pipe != NULL) { // what the epoll descriptor holds (arm_write_locked)
+        short rev = (short)(((ps->rfd_ev & EPOLLIN) ? POLLIN : 0) |
+                            ((ps->rfd_ev & EPOLLOUT) ? POLLOUT : 0));
+        if (rev != 0)
+            p[n++] = (struct pollfd){.fd = ps->rfd_cur, .events = rev};
+        if (ps->wfd_sep >= 0)
+            p[n++] = (struct pollfd){.fd = ps->wfd_sep,
+                                     .events = (ps->wsep_ev & EPOLLOUT) ? POLLOUT : POLLIN};
     }
     p[n++] = (struct pollfd){.fd = ps->wake, .events = POLLIN};
     p[n++] = (struct pollfd){.fd = ps->tfd, .events = POLLIN};
@@ -1159,7 +1221,10 @@ mcl__pstream_resolve_options(mcl_pstream_options *o, const mcl_pstream_options *
         o->idle_ms = DEF_IDLE_MS;
     if (o->close_ms <= 0)
         o->close_ms = DEF_CLOSE_MS;
-    if (o->timeout_ms < -1 || o->ping_ms < -1 || o->idle_ms < -1 || o->max_packet < MCL__PW_HDR)
+    if (url_max > 0 && o->max_packet > url_max + MCL__PW_HDR)
+        o->max_packet = url_max + MCL__PW_HDR; // the transport refuses more (zmq: ZMQ_MAXMSGSIZE)
+    if (o->timeout_ms < -1 || o->ping_ms < -1 || o->idle_ms < -1 || o->max_packet < MCL__PW_HDR ||
+        o->max_packet > UINT32_MAX) // (the u32 length in front of a packet on a byte stream)
         return MCL_EINVAL;
     return MCL_OK;
 }
@@ -1206,7 +1271,7 @@ ps_new(mcl_pstream **psp, const mcl__pipe_ops *ops, mcl__pipe *pipe, const char 
     mcl_pstream *ps = mcl__zalloc(sizeof(*ps));
     if (ps == NULL)
         return MCL_ENOMEM;
-    ps->epfd = ps->wake = ps->tfd = ps->wfd_cur = -1;
+    ps->epfd = ps->wake = ps->tfd = ps->wfd_cur = ps->wfd_sep = -1;
     pthread_condattr_t ca;
     bool cv = false;
     if (pthread_condattr_init(&ca) == 0) {
@@ -1249,6 +1314,7 @@ ps_new(mcl_pstream **psp, const mcl__pipe_ops *ops, mcl__pipe *pipe, const char 
                          strerror(e));
     }
     ps->rfd_cur = ops->rfd(pipe);
+    ps->rfd_ev = EPOLLIN;
     epoll_set(ps, EPOLL_CTL_ADD, ps->rfd_cur, EPOLLIN, EP_RFD);
     epoll_set(ps, EPOLL_CTL_ADD, ps->wake, EPOLLIN, EP_WAKE);
     epoll_set(ps, EPOLL_CTL_ADD, ps->tfd, EPOLLIN, EP_TIMER);
@@ -1436,21 +1502,25 @@ mcl_pstream_reply(mcl_pstream_request *rq, mcl_pstream_status status, uint32_t f
         message = "the handler gave a malformed reply";
     }
     pthread_mutex_lock(&ps->lock);
-    if (!rq->in_table || ps->ended) {
+    if (!rq->in_table || ps->ended || ps->broken) {
         if (rv == MCL_OK)
             rv = MCL_ECLOSED;
     } else {
         mcl__u64map_del(&ps->in_by_key, key_of(rq->channel, rq->tag));
         ps->st.in_progress--;
         size_t total = len + MCL__PW_HDR + (message ? strlen(message) : 0);
+        mcl_err sr;
         if (total > ps->max_packet) { // too large to send: the peer gets a status instead
-            send_response_locked(ps, rq->channel, rq->tag, MCL_PSTREAM_RESOURCE_EXHAUSTED, 0, NULL,
-                                 0, "the response is larger than the largest packet");
+            sr = send_response_locked(ps, rq->channel, rq->tag, MCL_PSTREAM_RESOURCE_EXHAUSTED, 0,
+                                      NULL, 0, "the response is larger than the largest packet");
             if (rv == MCL_OK)
                 rv = MCL_EMSGSIZE;
         } else {
-            send_response_locked(ps, rq->channel, rq->tag, status, flags, payload, len, message);
+            sr = send_response_locked(ps, rq->channel, rq->tag, status, flags, payload, len,
+                                      message);
         }
+        if (sr != MCL_OK && rv == MCL_OK) // (the connection ends: the peer learns of it so)
+            rv = sr == MCL_ENOMEM ? MCL_ENOMEM : MCL_ECLOSED;
         if (!ps->dispatching)
             wake_locked(ps); // an orderly close may be waiting for this one
     }
@@ -1605,13 +1675,37 @@ mcl_pstream_submit_promise(mcl_pstream *ps, uint32_t channel, uint32_t type, uin
     }
     atomic_fetch_add(&ps->refs, 1);
     c->ps = ps;
+    uint64_t id = c->id;
     (void)mcl__promise_set_canceller_owned(p, cancel_promise, c, promise_ctx_free);
+    mcl_err st;
+    if (mcl_promise_settled(p, &st, NULL) && st == MCL_ECANCELED) // before it had a canceller
+        (void)mcl_pstream_cancel(ps, id);
     return MCL_OK;
 }
 
+static mcl_err call_held(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags,
+                         const void *payload, size_t len, int timeout_ms,
+                         mcl_pstream_result **out);
+
+// Blocking calls and closes hold a reference for as long as they wait: whoever completes them
+// (a server reaping a connection, a free on another thread) may drop the stream meanwhile.
 mcl_err
 mcl_pstream_call(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags,
                  const void *payload, size_t len, int timeout_ms, mcl_pstream_result **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (ps == NULL)
+        return MCL_EINVAL;
+    atomic_fetch_add(&ps->refs, 1);
+    mcl_err rv = call_held(ps, channel, type, flags, payload, len, timeout_ms, out);
+    ps_unref(ps);
+    return rv;
+}
+
+static mcl_err
+call_held(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const void *payload,
+          size_t len, int timeout_ms, mcl_pstream_result **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -1750,11 +1844,22 @@ mcl_pstream_shutdown(mcl_pstream *ps)
     return ps == NULL ? MCL_EINVAL : begin_close(ps, 0);
 }
 
+static mcl_err close_held(mcl_pstream *ps, int timeout_ms);
+
 mcl_err
 mcl_pstream_close(mcl_pstream *ps, int timeout_ms)
 {
     if (ps == NULL)
         return MCL_EINVAL;
+    atomic_fetch_add(&ps->refs, 1);
+    mcl_err rv = close_held(ps, timeout_ms);
+    ps_unref(ps);
+    return rv;
+}
+
+static mcl_err
+close_held(mcl_pstream *ps, int timeout_ms)
+{
     pthread_mutex_lock(&ps->lock);
     bool here = on_driver_thread(ps);
     bool self_driven = ps->driver == D_NONE;
@@ -1859,8 +1964,26 @@ mcl_pstream_free(mcl_pstream *ps)
 void
 mcl__pstream_release(mcl_pstream *ps)
 {
+    pthread_mutex_lock(&ps->lock);
+    ps->server = NULL; // (it is going: a user's reference must not reach it through here)
+    ps->driver = D_NONE;
+    pthread_mutex_unlock(&ps->lock);
     finish(ps);
     ps_unref(ps);
+}
+
+void
+mcl_pstream_ref(mcl_pstream *ps)
+{
+    if (ps != NULL)
+        atomic_fetch_add(&ps->refs, 1);
+}
+
+void
+mcl_pstream_unref(mcl_pstream *ps)
+{
+    if (ps != NULL)
+        ps_unref(ps);
 }
 
 int

@@ -1175,6 +1175,285 @@ test_cs_compat(void)
     free(d);
 }
 
+static void
+accept_hold(mcl_pstream_server *srv, mcl_pstream *ps, void *user)
+{
+    (void)srv;
+    MCLT_OK(mcl_pstream_handle(ps, MCL_PSTREAM_ANY, MCL_PSTREAM_ANY, hold, user));
+}
+
+// Replies to every held request (they go nowhere once the connection has ended).
+static void
+release_held(held *h)
+{
+    for (int i = 0; i < atomic_load(&h->n); i++)
+        (void)mcl_pstream_reply(h->rq[i], MCL_PSTREAM_OK, 0, NULL, 0, NULL);
+    atomic_store(&h->n, 0);
+}
+
+static void
+test_send_failure_completes_once(void)
+{
+    // The pipe breaks under a send (inproc cut=3: after the client's third packet). The request
+    // whose send failed is refused (MCL_ECLOSED, no callback); the three before complete once
+    // each with DISCONNECTED; nothing completes twice.
+    held h = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    mcl_pstream_options o = {.ping_ms = -1, .idle_ms = -1};
+    mcl_pstream_server *srv;
+    MCLT_OK(mcl_pstream_server_open(&srv, "inproc://cut-under-send", &o, accept_hold, &h));
+    MCLT_OK(mcl_pstream_server_start(srv));
+    mcl_pstream *c;
+    MCLT_OK(mcl_pstream_dial(&c, "inproc://cut-under-send?cut=3", &o));
+    done_log *d = new_log();
+    uint64_t id[3];
+    for (int i = 0; i < 3; i++)
+        MCLT_OK(mcl_pstream_submit(c, 0, 1, 0, "x", 1, 60000, on_done, d, &id[i]));
+    MCLT_ERR(mcl_pstream_submit(c, 0, 1, 0, "x", 1, 60000, on_done, d, NULL), MCL_ECLOSED);
+    CU_ASSERT_FATAL(drive_until(c, not_open, c, 5000));
+    for (int i = 0; i < 5; i++) // a few more rounds: nothing more may come
+        MCLT_OK(mcl_pstream_dispatch(c));
+    CU_ASSERT_EQUAL(atomic_load(&d->n), 3);
+    for (int i = 0; i < 3 && i < atomic_load(&d->n); i++) {
+        CU_ASSERT_EQUAL(d->status[i], MCL_PSTREAM_DISCONNECTED);
+        int same = 0; // each of the three, once (in any order)
+        for (int j = 0; j < 3; j++)
+            same += d->id[j] == id[i];
+        CU_ASSERT_EQUAL(same, 1);
+    }
+    mcl_pstream_result *r;
+    MCLT_ERR(mcl_pstream_call(c, 0, 1, 0, NULL, 0, 1000, &r), MCL_ECLOSED);
+    CU_ASSERT_PTR_NULL(r);
+    mcl_pstream_free(c);
+    mcl_pstream_server_free(srv, 100);
+    release_held(&h);
+    free(d);
+}
+
+static void
+test_deadline_whose_cancel_fails(void)
+{
+    // Requests pass their deadline after the peer stopped reading (shutdown(SHUT_RD): this
+    // side's writes fail, its reads do not), so the cancel packet cannot be sent: each request
+    // completes once (the first DEADLINE_EXCEEDED), and the driver ends the connection
+    // instead of going round for ever.
+    raw_end *r = calloc(1, sizeof(*r));
+    mcl_pstream_options o = {.ping_ms = -1, .idle_ms = -1};
+    mcl_pstream *ps = stream_and_raw(r, &o);
+    done_log *d = new_log();
+    for (int i = 0; i < 2; i++)
+        MCLT_OK(mcl_pstream_submit(ps, 0, 1, 0, NULL, 0, 30, on_done, d, NULL));
+    mcl__pkt k;
+    CU_ASSERT(raw_recv(r, &k, 5000) && raw_recv(r, &k, 5000));
+    CU_ASSERT_FATAL(shutdown(r->fd, SHUT_RD) == 0);
+    int want = 2;
+    void *dw[2] = {d, &want};
+    CU_ASSERT(drive_until(ps, done_at_least, dw, 5000));
+    CU_ASSERT(drive_until(ps, not_open, ps, 5000));
+    for (int i = 0; i < 5; i++)
+        MCLT_OK(mcl_pstream_dispatch(ps));
+    CU_ASSERT_EQUAL(atomic_load(&d->n), 2);
+    CU_ASSERT_EQUAL(d->status[0], MCL_PSTREAM_DEADLINE_EXCEEDED);
+    // The second passed its deadline in the same round, or the connection ended first.
+    CU_ASSERT(d->status[1] == MCL_PSTREAM_DEADLINE_EXCEEDED ||
+              d->status[1] == MCL_PSTREAM_DISCONNECTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(mcl_pstream_end_reason(ps), "DISCONNECTED"));
+    mcl_pstream_free(ps);
+    raw_close(r);
+    free(r);
+    free(d);
+}
+
+static void
+test_peer_that_never_reads(void)
+{
+    // A peer floods requests the stream refuses (no handler) and never reads the answers: the
+    // stream stops reading once its output passes send_queue (memory stays bounded), and the
+    // peer, no longer heard, is declared dead by idle_ms.
+    raw_end *r = calloc(1, sizeof(*r));
+    mcl_pstream_options o = {.send_queue = 65536, .ping_ms = -1, .idle_ms = 400};
+    mcl_pstream *ps = stream_and_raw(r, &o);
+    MCLT_OK(mcl_pstream_start(ps));
+    CU_ASSERT_FATAL(fcntl(r->fd, F_SETFL, O_NONBLOCK) == 0);
+    uint8_t frame[4 + MCL__PW_HDR];
+    mcl__pkt q = {.kind = MCL__PK_REQUEST, .type = 9};
+    uint8_t hdr[MCL__PW_HDR_MAX];
+    struct iovec iov[3];
+    unsigned n;
+    size_t sent = 0;
+    int64_t end = mclt_now_ms() + 10000, quiet_since = mclt_now_ms();
+    while (sent < 2000000 && mclt_now_ms() < end && mclt_now_ms() - quiet_since < 200) {
+        q.tag = (uint32_t)sent;
+        MCLT_OK(mcl__pkt_encode(MCL__PS_NATIVE, &q, hdr, iov, &n));
+        frame[0] = frame[1] = frame[2] = 0;
+        frame[3] = MCL__PW_HDR;
+        memcpy(frame + 4, hdr, MCL__PW_HDR);
+        if (write(r->fd, frame, sizeof(frame)) == (ssize_t)sizeof(frame)) {
+            sent++;
+            quiet_since = mclt_now_ms();
+        } else {
+            struct pollfd p = {.fd = r->fd, .events = POLLOUT};
+            (void)poll(&p, 1, 20);
+        }
+    }
+    CU_ASSERT(sent < 2000000); // it stopped taking them
+    mcl_pstream_counters st;
+    MCLT_OK(mcl_pstream_stats(ps, &st));
+    CU_ASSERT(st.send_queued <= 65536 + 64 * 64); // send_queue, and at most one batch more
+    CU_ASSERT(st.requests_received < sent);
+    CU_ASSERT(mclt_wait_until(not_open, ps, 5000));
+    CU_ASSERT_PTR_NOT_NULL(strstr(mcl_pstream_end_reason(ps), "nothing heard"));
+    mcl_pstream_free(ps);
+    raw_close(r);
+    free(r);
+}
+
+static void
+test_after_the_peers_eof(void)
+{
+    // EOF means nothing more: a packet after it fails the connection (a peer must not make the
+    // stream read and hold for ever), while a peer that says EOF and then shuts its side down
+    // ends cleanly (the stream says its own EOF and stops reading).
+    for (int c = 0; c < 2; c++) {
+        raw_end *r = calloc(1, sizeof(*r));
+        mcl_pstream_options o = {.ping_ms = -1, .idle_ms = -1};
+        mcl_pstream *ps = stream_and_raw(r, &o);
+        MCLT_OK(mcl_pstream_start(ps));
+        mcl__pkt eof = {.kind = MCL__PK_EOF};
+        raw_send(r, &eof);
+        if (c == 0) {
+            mcl__pkt q = {.kind = MCL__PK_REQUEST, .tag = 1, .type = 1};
+            raw_send(r, &q);
+        } else {
+            shutdown(r->fd, SHUT_WR);
+        }
+        CU_ASSERT(mclt_wait_until(not_open, ps, 5000));
+        const char *why = mcl_pstream_end_reason(ps);
+        if (c == 0) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(why, "after the peer's EOF"));
+        } else {
+            CU_ASSERT_STRING_EQUAL(why, "");
+        }
+        mcl__pkt k;
+        bool saw_eof = false;
+        while (raw_recv(r, &k, 200))
+            saw_eof |= k.kind == MCL__PK_EOF;
+        CU_ASSERT(c == 0 || saw_eof);
+        mcl_pstream_free(ps);
+        raw_close(r);
+        free(r);
+    }
+}
+
+typedef struct kept {
+    mcl_pstream *conn;
+    atomic_bool got;
+    held h;
+} kept;
+
+static void
+accept_keep(mcl_pstream_server *srv, mcl_pstream *ps, void *user)
+{
+    (void)srv;
+    kept *k = user;
+    mcl_pstream_ref(ps); // used from the test's thread below
+    k->conn = ps;
+    atomic_store(&k->got, true);
+}
+
+static bool
+got_conn(void *arg)
+{
+    return atomic_load(&((kept *)arg)->got);
+}
+
+static void *
+call_client(void *arg)
+{
+    kept *k = arg;
+    mcl_pstream_result *r = NULL;
+    mcl_err rv = mcl_pstream_call(k->conn, 0, 1, 0, "q", 1, 10000, &r);
+    CU_ASSERT(rv == MCL_OK || rv == MCL_ECLOSED);
+    if (rv == MCL_OK) {
+        CU_ASSERT_EQUAL(r->status, MCL_PSTREAM_DISCONNECTED);
+    }
+    mcl_pstream_result_free(r);
+    return NULL;
+}
+
+typedef struct owned_call {
+    mcl_pstream *ps;
+    mcl_err rv;
+    mcl_pstream_status st;
+} owned_call;
+
+static void *
+call_owned(void *arg)
+{
+    owned_call *oc = arg;
+    mcl_pstream_result *r = NULL;
+    oc->rv = mcl_pstream_call(oc->ps, 0, 1, 0, "q", 1, 10000, &r);
+    oc->st = r != NULL ? r->status : MCL_PSTREAM_OK;
+    mcl_pstream_result_free(r);
+    return NULL;
+}
+
+static void
+test_free_while_a_call_waits(void)
+{
+    // mcl_pstream_free() on one thread while another waits in mcl_pstream_call(): the call
+    // returns DISCONNECTED (the free completes what is pending), on memory that is still there.
+    held h = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    mcl_pstream_server *srv;
+    MCLT_OK(mcl_pstream_server_open(&srv, "inproc://free-while-call", NULL, accept_hold, &h));
+    MCLT_OK(mcl_pstream_server_start(srv));
+    mcl_pstream *c;
+    MCLT_OK(mcl_pstream_dial(&c, "inproc://free-while-call", NULL));
+    MCLT_OK(mcl_pstream_start(c));
+    owned_call oc = {.ps = c};
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, call_owned, &oc), 0);
+    int want = 1;
+    void *hw[2] = {&h, &want};
+    CU_ASSERT(mclt_wait_until(held_at_least, hw, 5000)); // the call waits for its answer
+    mcl_pstream_free(c);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(oc.rv, MCL_OK);
+    CU_ASSERT_EQUAL(oc.st, MCL_PSTREAM_DISCONNECTED);
+    mcl_pstream_server_free(srv, 100);
+    release_held(&h);
+}
+
+static void
+test_server_connection_kept(void)
+{
+    // A server's connection held with mcl_pstream_ref() and called from another thread: the
+    // client goes away, the server ends and reaps the connection, and the blocked call returns
+    // (DISCONNECTED) on memory that is still there; after it, calls say MCL_ECLOSED.
+    kept k = {.h = {.lock = PTHREAD_MUTEX_INITIALIZER}};
+    mcl_pstream_server *srv;
+    MCLT_OK(mcl_pstream_server_open(&srv, "inproc://kept", NULL, accept_keep, &k));
+    MCLT_OK(mcl_pstream_server_start(srv));
+    mcl_pstream *c;
+    MCLT_OK(mcl_pstream_dial(&c, "inproc://kept", NULL));
+    MCLT_OK(mcl_pstream_handle(c, MCL_PSTREAM_ANY, MCL_PSTREAM_ANY, hold, &k.h));
+    MCLT_OK(mcl_pstream_start(c));
+    CU_ASSERT_FATAL(mclt_wait_until(got_conn, &k, 5000));
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, call_client, &k), 0);
+    int want = 1;
+    void *hw[2] = {&k.h, &want};
+    CU_ASSERT(mclt_wait_until(held_at_least, hw, 5000)); // the call is in the client's hands
+    mcl_pstream_free(c);
+    pthread_join(th, NULL);
+    CU_ASSERT(mclt_wait_until(not_open, k.conn, 5000));
+    mcl_pstream_result *r;
+    MCLT_ERR(mcl_pstream_call(k.conn, 0, 1, 0, NULL, 0, 100, &r), MCL_ECLOSED);
+    MCLT_ERR(mcl_pstream_submit(k.conn, 0, 1, 0, NULL, 0, 0, NULL, NULL, NULL), MCL_ECLOSED);
+    mcl_pstream_server_free(srv, 100);
+    mcl_pstream_unref(k.conn);
+    release_held(&k.h);
+}
+
 static CU_TestInfo tests[] = {
     {"calls_over_a_socketpair", test_calls_over_a_socketpair},
     {"both_sides_call", test_both_sides_call},
@@ -1194,5 +1473,11 @@ static CU_TestInfo tests[] = {
     {"many_requests_leave_nothing", test_many_requests_leave_nothing},
     {"over_inproc_server", test_over_inproc_server},
     {"cs_compat", test_cs_compat},
+    {"send_failure_completes_once", test_send_failure_completes_once},
+    {"deadline_whose_cancel_fails", test_deadline_whose_cancel_fails},
+    {"peer_that_never_reads", test_peer_that_never_reads},
+    {"after_the_peers_eof", test_after_the_peers_eof},
+    {"server_connection_kept", test_server_connection_kept},
+    {"free_while_a_call_waits", test_free_while_a_call_waits},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("pstream_core", NULL, NULL, tests);

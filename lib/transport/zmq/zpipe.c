@@ -25,7 +25,8 @@ enum {
     PUMP = 64,            // messages a read of the shared socket hands out at most
     BACKLOG = 1024,       // new peers waiting to be accepted
 };
-#define PEER_QUEUE_MAX ((size_t)64 << 20) // a peer's unread packets; beyond, the socket waits
+#define PEER_QUEUE_MAX ((size_t)64 << 20) // a peer's unread packets; beyond, its pipe fails
+                                          // (one peer must not stop the shared socket)
 
 struct mcl__pserver;
 
@@ -44,7 +45,8 @@ struct mcl__pipe {
     size_t rcap, rhead, rn;
     size_t qbytes;
     int efd;
-    bool sig, full, accepted;
+    bool sig, accepted;
+    bool overflow; // sent more than PEER_QUEUE_MAX that was not read: its pipe has failed
     // The packet handed out last.
     zmq_msg_t cur;
     bool have_cur;
@@ -58,7 +60,6 @@ struct mcl__pserver {
     mcl__u64map peers; // hash of id -> first pipe of that hash (chained through hnext)
     mcl__pipe *pending[BACKLOG];
     size_t npending;
-    unsigned full; // peers whose queue is full: the socket is not read until they drain
     // The socket was read until EAGAIN (ZMQ_FD re-armed) and nothing was sent on it since:
     // a peer's empty queue need not read it again, and nobody need ask ZMQ_EVENTS (each such
     // question costs libzmq a poll and a getpid).
@@ -277,7 +278,7 @@ static void
 pump_locked(struct mcl__pserver *s)
 {
     unsigned n = 0;
-    for (; n < PUMP && s->full == 0; n++) {
+    for (; n < PUMP; n++) {
         zmq_msg_t idm, m;
         zmq_msg_init(&idm);
         if (zmq_msg_recv(&idm, s->z->s, ZMQ_DONTWAIT) < 0) {
@@ -327,18 +328,23 @@ pump_locked(struct mcl__pserver *s)
         }
         zmq_msg_close(&idm);
         size_t msz = zmq_msg_size(&m);
+        if (p != NULL && (p->overflow || p->qbytes + msz > PEER_QUEUE_MAX)) {
+            if (!p->overflow) { // its stream reads no more (it does not read our answers):
+                p->overflow = true; // what it sent is dropped, and its pipe fails
+                queue_free(p);
+                sig_set(p->efd, &p->sig);
+            }
+            zmq_msg_close(&m);
+            continue;
+        }
         if (p == NULL || queue_push(p, &m) != MCL_OK) { // no memory, or too many new peers at
             zmq_msg_close(&m); // once: this packet is lost, and the peer's protocol notices
             continue;          // (its request times out)
         }
         p->qbytes += msz; // (m belongs to the queue now)
-        if (!p->full && p->qbytes > PEER_QUEUE_MAX) {
-            p->full = true;
-            s->full++;
-        }
         sig_set(p->efd, &p->sig);
     }
-    if (n == PUMP || s->full > 0)
+    if (n == PUMP)
         sig_set(s->wake, &s->wsig);
 }
 
@@ -540,6 +546,12 @@ zp_recv(mcl__pipe *p, const uint8_t **data, size_t *len, size_t max, char *why, 
     if (s == NULL)
         return MCL_ECLOSED;
     pthread_mutex_lock(&s->z->lock);
+    if (p->overflow) {
+        pthread_mutex_unlock(&s->z->lock);
+        snprintf(why, whylen, "the peer sent more than %zu bytes that were not read",
+                 PEER_QUEUE_MAX);
+        return MCL_ECLOSED;
+    }
     if (p->rn == 0 && !s->dry)
         pump_locked(s); // read the shared socket: this pipe's packet may be next
     bool got = p->rn > 0;
@@ -550,11 +562,6 @@ zp_recv(mcl__pipe *p, const uint8_t **data, size_t *len, size_t max, char *why, 
         p->rhead = (p->rhead + 1) & (p->rcap - 1);
         p->rn--;
         p->qbytes -= zmq_msg_size(&p->cur);
-        if (p->full && p->qbytes <= PEER_QUEUE_MAX / 2) {
-            p->full = false;
-            if (--s->full == 0)
-                sig_set(s->wake, &s->wsig); // the socket may be read again
-        }
     }
     if (p->rn == 0) {
         sig_clear(p->efd, &p->sig);
@@ -605,8 +612,7 @@ zp_pending(mcl__pipe *p)
         return false;
     pthread_mutex_lock(&s->z->lock);
     // A send on the shared socket may have taken in what arrived without ZMQ_FD saying so
-    // again: the stream asks after its sends; what waits is read now (the server wakes for
-    // it if a queue was full).
+    // again: the stream asks after its sends, and what waits is read now.
     int ev = 0;
     size_t el = sizeof(ev);
     if (!s->dry && zmq_getsockopt(s->z->s, ZMQ_EVENTS, &ev, &el) == 0) {
@@ -635,8 +641,6 @@ zp_close(mcl__pipe *p)
     if (s != NULL) {
         pthread_mutex_lock(&s->z->lock);
         peer_unlink(s, p);
-        if (p->full)
-            s->full--;
         pthread_mutex_unlock(&s->z->lock);
     }
     peer_free(p);
