@@ -147,6 +147,12 @@ mcl__heap_fini(mcl__heap *h)
     memset(h, 0, sizeof(*h));
 }
 
+static bool
+before(const mcl__heap_node *a, const mcl__heap_node *b)
+{
+    return a->due < b->due || (a->due == b->due && a->order < b->order);
+}
+
 static void
 place(mcl__heap *h, size_t i, mcl__heap_node *x)
 {
@@ -160,7 +166,7 @@ sift_up(mcl__heap *h, size_t i)
     mcl__heap_node *x = h->a[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (h->a[p]->due <= x->due)
+        if (!before(x, h->a[p]))
             break;
         place(h, i, h->a[p]);
         i = p;
@@ -176,9 +182,9 @@ sift_down(mcl__heap *h, size_t i)
         size_t c = 2 * i + 1;
         if (c >= h->n)
             break;
-        if (c + 1 < h->n && h->a[c + 1]->due < h->a[c]->due)
+        if (c + 1 < h->n && before(h->a[c + 1], h->a[c]))
             c++;
-        if (x->due <= h->a[c]->due)
+        if (!before(h->a[c], x))
             break;
         place(h, i, h->a[c]);
         i = c;
@@ -214,10 +220,7 @@ mcl__heap_remove(mcl__heap *h, mcl__heap_node *x)
         return;
     h->a[i] = last;
     last->index = i + 1;
-    if (i > 0 && h->a[(i - 1) / 2]->due > last->due)
-        sift_up(h, i);
-    else
-        sift_down(h, i);
+    mcl__heap_fix(h, last);
     if (h->cap > 64 && h->n * 8 < h->cap) { // give a burst's memory back
         mcl__heap_node **na = mcl__realloc(h->a, (h->cap / 2) * sizeof(*na));
         if (na != NULL) {
@@ -225,4 +228,14 @@ mcl__heap_remove(mcl__heap *h, mcl__heap_node *x)
             h->cap /= 2;
         }
     }
+}
+
+void
+mcl__heap_fix(mcl__heap *h, mcl__heap_node *x)
+{
+    size_t i = x->index - 1;
+    if (i > 0 && before(x, h->a[(i - 1) / 2]))
+        sift_up(h, i);
+    else
+        sift_down(h, i);
 }

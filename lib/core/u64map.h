@@ -30,10 +30,12 @@ void *mcl__u64map_del(mcl__u64map *m, uint64_t key);
 void mcl__u64map_each(const mcl__u64map *m, void (*fn)(uint64_t key, void *val, void *arg),
                       void *arg);
 
-// An entry of a deadline heap: embed it in the object that has the deadline.
+// An entry of a deadline heap: embed it in the object that has the deadline. Entries with the
+// same due come out in the order of `order` (the owner numbers them, or leaves 0).
 typedef struct mcl__heap_node {
-    int64_t due;  // CLOCK_MONOTONIC ns
-    size_t index; // its place + 1; 0 when not in a heap
+    int64_t due;    // CLOCK_MONOTONIC ns
+    uint64_t order; // breaks ties
+    size_t index;   // its place + 1; 0 when not in a heap
 } mcl__heap_node;
 
 typedef struct mcl__heap {
@@ -47,6 +49,8 @@ void mcl__heap_fini(mcl__heap *h);
 mcl_err mcl__heap_push(mcl__heap *h, mcl__heap_node *x);
 // Removes x if it is in the heap.
 void mcl__heap_remove(mcl__heap *h, mcl__heap_node *x);
+// Puts x (in the heap) back in its place after its due or order changed.
+void mcl__heap_fix(mcl__heap *h, mcl__heap_node *x);
 // The earliest entry, or NULL.
 static inline mcl__heap_node *
 mcl__heap_top(const mcl__heap *h)

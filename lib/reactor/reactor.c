@@ -4,6 +4,7 @@
 #include <mcl/reactor.h>
 
 #include "../core/internal.h"
+#include "../core/u64map.h"
 #include "../core/source.h"
 #include "../msg/msg_int.h"
 #include "../queued/queued_int.h"
@@ -34,15 +35,13 @@ typedef struct fdh {
 } fdh;
 
 typedef struct timer {
+    mcl__heap_node hn; // due (ns, CLOCK_MONOTONIC), order (scheduling order, breaks ties); first
     mcl_handle id;
-    int64_t due;    // ns, CLOCK_MONOTONIC
     int64_t period; // ns, 0: once
-    uint64_t order; // scheduling order, breaks ties
     uint64_t group;
     mcl_timer_cb cb;
     void *user;
     void (*dispose)(void *user); // called if the reactor is freed with the timer pending
-    size_t hi;                   // index in the heap
 } timer;
 
 typedef struct lis { // an event source (a listener of any kind)
@@ -77,8 +76,7 @@ struct mcl_reactor {
     fdh **fds;
     size_t nfds, cap_fds;
     // timer heap
-    timer **heap;
-    size_t nheap, cap_heap;
+    mcl__heap timers;
     uint64_t order;
     // posted functions (FIFO)
     post *qhead, *qtail;
@@ -173,84 +171,12 @@ tab_del(mcl_reactor *r, slot *s)
     r->tab_live--;
 }
 
-// --- timer heap --------------------------------------------------------------------------------
+// --- timer heap (lib/core/u64map.h) ------------------------------------------------------------
 
-static bool
-earlier(const timer *a, const timer *b)
+static timer *
+top_timer(const mcl_reactor *r)
 {
-    return a->due < b->due || (a->due == b->due && a->order < b->order);
-}
-
-static void
-heap_swap(mcl_reactor *r, size_t i, size_t j)
-{
-    timer *t = r->heap[i];
-    r->heap[i] = r->heap[j];
-    r->heap[j] = t;
-    r->heap[i]->hi = i;
-    r->heap[j]->hi = j;
-}
-
-static void
-heap_up(mcl_reactor *r, size_t i)
-{
-    while (i > 0 && earlier(r->heap[i], r->heap[(i - 1) / 2])) {
-        heap_swap(r, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-}
-
-static void
-heap_down(mcl_reactor *r, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        if (l < r->nheap && earlier(r->heap[l], r->heap[m]))
-            m = l;
-        if (l + 1 < r->nheap && earlier(r->heap[l + 1], r->heap[m]))
-            m = l + 1;
-        if (m == i)
-            return;
-        heap_swap(r, i, m);
-        i = m;
-    }
-}
-
-static mcl_err
-heap_push(mcl_reactor *r, timer *t)
-{
-    if (r->nheap == r->cap_heap) {
-        size_t nc = r->cap_heap ? r->cap_heap * 2 : 64;
-        timer **nh = mcl__realloc(r->heap, nc * sizeof(*nh));
-        if (nh == NULL)
-            return MCL_ENOMEM;
-        r->heap = nh;
-        r->cap_heap = nc;
-    }
-    t->hi = r->nheap;
-    r->heap[r->nheap++] = t;
-    heap_up(r, t->hi);
-    return MCL_OK;
-}
-
-static void
-heap_remove(mcl_reactor *r, timer *t)
-{
-    size_t i = t->hi;
-    r->nheap--;
-    if (i != r->nheap) {
-        r->heap[i] = r->heap[r->nheap];
-        r->heap[i]->hi = i;
-        heap_up(r, i);
-        heap_down(r, r->heap[i]->hi);
-    }
-}
-
-static void
-heap_fix(mcl_reactor *r, timer *t)
-{
-    heap_up(r, t->hi);
-    heap_down(r, t->hi);
+    return (timer *)mcl__heap_top(&r->timers); // (hn is the first member)
 }
 
 // --- basics ------------------------------------------------------------------------------------
@@ -539,18 +465,17 @@ timer_add(mcl_reactor *r, int64_t delay_ms, int64_t period_ms, uint64_t group, m
         return MCL_ENOMEM;
     int64_t now = mcl__mono_ns();
     pthread_mutex_lock(&r->lock);
-    *t = (timer){.id = ++r->next_id,
-                 .due = now + delay_ms * 1000000,
+    *t = (timer){.hn = {.due = now + delay_ms * 1000000, .order = ++r->order},
+                 .id = ++r->next_id,
                  .period = period_ms * 1000000,
-                 .order = ++r->order,
                  .group = group,
                  .cb = cb,
                  .user = user,
                  .dispose = dispose};
     mcl_err rv = tab_put(r, t->id, K_TIMER, t);
-    if (rv == MCL_OK && (rv = heap_push(r, t)) != MCL_OK)
+    if (rv == MCL_OK && (rv = mcl__heap_push(&r->timers, &t->hn)) != MCL_OK)
         tab_del(r, tab_find(r, t->id));
-    bool first = rv == MCL_OK && r->heap[0] == t;
+    bool first = rv == MCL_OK && top_timer(r) == t;
     if (rv == MCL_OK && h != NULL)
         *h = t->id;
     pthread_mutex_unlock(&r->lock);
@@ -572,12 +497,12 @@ retime(mcl_reactor *r, mcl_handle h, int64_t ms, int how)
     slot *s = tab_find(r, h);
     if (s != NULL && s->kind == K_TIMER) {
         timer *t = s->obj;
-        int64_t due = how == 0 ? t->due + ms * 1000000 : now + ms * 1000000;
-        if (how == 2 && due >= t->due) {
+        int64_t due = how == 0 ? t->hn.due + ms * 1000000 : now + ms * 1000000;
+        if (how == 2 && due >= t->hn.due) {
             rv = MCL_EALREADY;
         } else {
-            t->due = due;
-            heap_fix(r, t);
+            t->hn.due = due;
+            mcl__heap_fix(&r->timers, &t->hn);
             rv = MCL_OK;
         }
     }
@@ -609,7 +534,7 @@ static void
 remove_timer_locked(mcl_reactor *r, slot *s)
 {
     timer *t = s->obj;
-    heap_remove(r, t);
+    mcl__heap_remove(&r->timers, &t->hn);
     tab_del(r, s);
     mcl__free(t);
 }
@@ -621,8 +546,8 @@ mcl_reactor_cancel_group(mcl_reactor *r, uint64_t group)
         return 0;
     size_t n = 0;
     pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < r->nheap;) {
-        timer *t = r->heap[i];
+    for (size_t i = 0; i < r->timers.n;) {
+        timer *t = (timer *)r->timers.a[i];
         if (t->group == group) {
             remove_timer_locked(r, tab_find(r, t->id));
             n++;
@@ -642,7 +567,7 @@ mcl_reactor_timers(const mcl_reactor *cr)
     if (r == NULL)
         return 0;
     pthread_mutex_lock(&r->lock);
-    size_t n = r->nheap;
+    size_t n = r->timers.n;
     pthread_mutex_unlock(&r->lock);
     return n;
 }
@@ -843,11 +768,11 @@ run_timers(mcl_reactor *r)
     int64_t now = mcl__mono_ns();
     for (;;) {
         pthread_mutex_lock(&r->lock);
-        if (r->nheap == 0 || r->heap[0]->due > now || atomic_load(&r->stop)) {
+        timer *t = top_timer(r);
+        if (t == NULL || t->hn.due > now || atomic_load(&r->stop)) {
             pthread_mutex_unlock(&r->lock);
             return;
         }
-        timer *t = r->heap[0];
         mcl_timer_cb cb = t->cb;
         void *user = t->user;
         mcl_handle id = t->id;
@@ -855,13 +780,13 @@ run_timers(mcl_reactor *r)
         if (t->period > 0) { // reschedule before the call, so the callback may cancel it
             // Missed periods run late, in order; after a stall of over a second the timer skips
             // ahead instead of firing a burst of catch-ups.
-            t->due += t->period;
-            if (t->due < now - 1000000000)
-                t->due = now + t->period;
-            t->order = ++r->order;
-            heap_fix(r, t);
+            t->hn.due += t->period;
+            if (t->hn.due < now - 1000000000)
+                t->hn.due = now + t->period;
+            t->hn.order = ++r->order;
+            mcl__heap_fix(&r->timers, &t->hn);
         } else {
-            heap_remove(r, t);
+            mcl__heap_remove(&r->timers, &t->hn);
             tab_del(r, tab_find(r, id));
             done = t;
         }
@@ -940,8 +865,8 @@ next_timeout(mcl_reactor *r)
     int ms = -1;
     if (r->qhead != NULL)
         ms = 0;
-    else if (r->nheap > 0) {
-        int64_t left = r->heap[0]->due - mcl__mono_ns();
+    else if (top_timer(r) != NULL) {
+        int64_t left = top_timer(r)->hn.due - mcl__mono_ns();
         int64_t lms = left <= 0 ? 0 : (left + 999999) / 1000000;
         ms = lms > INT_MAX ? INT_MAX : (int)lms; // a timer weeks away: wake, then sleep again
     }
@@ -1098,8 +1023,7 @@ mcl_reactor_free(mcl_reactor *r)
     while (r->running)
         pthread_cond_wait(&r->idle, &r->lock);
     pthread_mutex_unlock(&r->lock);
-    while (r->nheap > 0) {
-        timer *t = r->heap[0];
+    for (timer *t; (t = top_timer(r)) != NULL;) {
         if (t->dispose != NULL)
             t->dispose(t->user);
         remove_timer_locked(r, tab_find(r, t->id));
@@ -1117,7 +1041,7 @@ mcl_reactor_free(mcl_reactor *r)
     }
     mcl__free(r->lis);
     mcl__free(r->fds);
-    mcl__free(r->heap);
+    mcl__heap_fini(&r->timers);
     mcl__free(r->tab);
     if (r->epfd >= 0)
         close(r->epfd);
