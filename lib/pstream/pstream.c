@@ -265,6 +265,14 @@ epoll_set(mcl_pstream *ps, int op, int fd, uint32_t events, uint64_t tag)
     (void)epoll_ctl(ps->epfd, op, fd, &ev);
 }
 
+// Whether the pipe holds part of a packet the kernel did not take (never on pipes whose send
+// takes a whole packet or none).
+static bool
+want_flush(const mcl_pstream *ps)
+{
+    return ps->ops->want_flush != NULL && ps->ops->want_flush(ps->pipe);
+}
+
 // Whether this side stops reading for now: after the peer's EOF and its close, or while the
 // output waiting for a peer that does not read passes send_queue (what a peer's requests make
 // this side say, refusals and pongs included, then waits: memory stays bounded, and a peer that
@@ -281,7 +289,7 @@ static void
 arm_write_locked(mcl_pstream *ps)
 {
     bool live = !ps->ended && ps->pipe != NULL;
-    bool want = live && (ps->qhead != NULL || ps->ops->want_flush(ps->pipe));
+    bool want = live && (ps->qhead != NULL || want_flush(ps));
     int fd = -1;
     short evs = 0;
     if (want)
@@ -445,7 +453,7 @@ flush_locked(mcl_pstream *ps)
     char why[WHY] = "";
     while (!ps->ended && !ps->broken && ps->pipe != NULL) {
         mcl_err rv = MCL_OK;
-        if (ps->ops->want_flush(ps->pipe))
+        if (want_flush(ps))
             rv = ps->ops->flush(ps->pipe, why, sizeof(why));
         if (rv == MCL_OK && ps->qhead != NULL) {
             qpkt *q = ps->qhead;
@@ -507,14 +515,14 @@ send_locked(mcl_pstream *ps, const mcl__pkt *k, bool force)
     if (len > ps->max_packet)
         return MCL_EMSGSIZE;
     char why[WHY] = "";
-    if (ps->qhead == NULL && !ps->ops->want_flush(ps->pipe)) {
+    if (ps->qhead == NULL && !want_flush(ps)) {
         rv = ps->ops->send(ps->pipe, iov, niov, why, sizeof(why));
         if (rv == MCL_OK) {
             ps->st.bytes_sent += len;
             ps->sends++;
             ps->last_tx = mcl__coarse_ns();
             sent_check_locked(ps);
-            if (ps->ops->want_flush(ps->pipe)) // the kernel took part of it: wait to write
+            if (want_flush(ps)) // the kernel took part of it: wait to write
                 arm_write_locked(ps);
             return MCL_OK;
         }
@@ -970,7 +978,7 @@ close_progress_locked(mcl_pstream *ps, int64_t now)
         ps->erq_sent = true;
     }
     if (!ps->eof_sent && ps->st.in_progress == 0 && ps->qhead == NULL &&
-        !ps->ops->want_flush(ps->pipe)) {
+        !want_flush(ps)) {
         send_control_locked(ps, MCL__PK_EOF, 0, 0, NULL, 0);
         ps->eof_sent = true;
         flush_locked(ps);

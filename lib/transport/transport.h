@@ -183,7 +183,8 @@ typedef struct mcl__pipe_ops {
     // When send said MCL_EAGAIN or flush has work: the descriptor and poll events (POLLOUT or
     // POLLIN) that say it can go on; -1 when readiness comes through rfd (then retry on it).
     int (*wfd)(const mcl__pipe *p, short *events);
-    // Whether flush has bytes to write.
+    // Whether flush has bytes to write. flush and want_flush are NULL for a pipe whose send
+    // takes a whole packet or none (then nothing is ever left to flush).
     bool (*want_flush)(const mcl__pipe *p);
     // Optional, for an rfd that only signals changes (ZMQ_FD): whether recv has a packet now.
     // A reader that stops before MCL_EAGAIN asks, and comes back without waiting when true;

@@ -335,15 +335,6 @@ ipipe_send(mcl__pipe *e, const struct iovec *iov, unsigned niov, char *why, size
 }
 
 static mcl_err
-ipipe_flush(mcl__pipe *e, char *why, size_t whylen)
-{
-    (void)e;
-    (void)why;
-    (void)whylen;
-    return MCL_OK; // a send takes a whole packet or none
-}
-
-static mcl_err
 ipipe_recv(mcl__pipe *e, const uint8_t **data, size_t *len, size_t max, char *why, size_t whylen)
 {
     ipair *p = e->p;
@@ -401,13 +392,6 @@ ipipe_wfd(const mcl__pipe *e, short *events)
     return p->space[e->side];
 }
 
-static bool
-ipipe_want_flush(const mcl__pipe *e)
-{
-    (void)e;
-    return false;
-}
-
 static void
 ipipe_close(mcl__pipe *e)
 {
@@ -434,10 +418,8 @@ const mcl__pipe_ops mcl__inproc_pipe_ops = {
     .server_close = ipipe_server_close,
     .dial = ipipe_dial,
     .send = ipipe_send,
-    .flush = ipipe_flush,
     .recv = ipipe_recv,
     .rfd = ipipe_rfd,
     .wfd = ipipe_wfd,
-    .want_flush = ipipe_want_flush,
     .close = ipipe_close,
 };

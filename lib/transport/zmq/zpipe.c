@@ -496,15 +496,6 @@ zp_send(mcl__pipe *p, const struct iovec *iov, unsigned niov, char *why, size_t 
 }
 
 static mcl_err
-zp_flush(mcl__pipe *p, char *why, size_t whylen)
-{
-    (void)p;
-    (void)why;
-    (void)whylen;
-    return MCL_OK; // a send takes the whole packet or none
-}
-
-static mcl_err
 check_size(mcl__pipe *p, size_t max, const uint8_t **data, size_t *len, char *why, size_t whylen)
 {
     size_t n = zmq_msg_size(&p->cur);
@@ -593,13 +584,6 @@ zp_wfd(const mcl__pipe *p, short *events)
 }
 
 static bool
-zp_want_flush(const mcl__pipe *p)
-{
-    (void)p;
-    return false;
-}
-
-static bool
 zp_pending(mcl__pipe *p)
 {
     if (p->z != NULL) {
@@ -653,11 +637,9 @@ const mcl__pipe_ops mcl__zmq_pipe_ops = {
     .server_close = zp_server_close,
     .dial = zp_dial,
     .send = zp_send,
-    .flush = zp_flush,
     .recv = zp_recv,
     .rfd = zp_rfd,
     .wfd = zp_wfd,
-    .want_flush = zp_want_flush,
     .pending = zp_pending,
     .close = zp_close,
 };
