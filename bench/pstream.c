@@ -157,23 +157,36 @@ run_mcl_zmq(size_t size, size_t n, unsigned window, uint64_t *lat)
     return dt;
 }
 
-static uint64_t
-run_mcl_sp(size_t size, size_t n, unsigned window, uint64_t *lat)
+// A stream on each end of a socketpair: a for the caller, b echoing on its own thread.
+static void
+sp_streams(int sv[2], mcl_pstream **a, mcl_pstream **b)
 {
-    int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         die("socketpair");
-    mcl_pstream *a, *b;
-    if (mcl_pstream_open_fd(&a, sv[0], sv[0], NULL) != MCL_OK ||
-        mcl_pstream_open_fd(&b, sv[1], sv[1], NULL) != MCL_OK)
+    if (mcl_pstream_open_fd(a, sv[0], sv[0], NULL) != MCL_OK ||
+        mcl_pstream_open_fd(b, sv[1], sv[1], NULL) != MCL_OK)
         die("open_fd");
-    mcl_pstream_handle(b, MCL_PSTREAM_ANY, MCL_PSTREAM_ANY, echo, NULL);
-    mcl_pstream_start(b);
-    uint64_t dt = mcl_client(a, size, n, window, lat);
+    mcl_pstream_handle(*b, MCL_PSTREAM_ANY, MCL_PSTREAM_ANY, echo, NULL);
+    mcl_pstream_start(*b);
+}
+
+static void
+sp_free(int sv[2], mcl_pstream *a, mcl_pstream *b)
+{
     mcl_pstream_free(a);
     mcl_pstream_free(b);
     close(sv[0]);
     close(sv[1]);
+}
+
+static uint64_t
+run_mcl_sp(size_t size, size_t n, unsigned window, uint64_t *lat)
+{
+    int sv[2];
+    mcl_pstream *a, *b;
+    sp_streams(sv, &a, &b);
+    uint64_t dt = mcl_client(a, size, n, window, lat);
+    sp_free(sv, a, b);
     return dt;
 }
 
@@ -194,14 +207,8 @@ static void
 soak(size_t n)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        die("socketpair");
     mcl_pstream *a, *b;
-    if (mcl_pstream_open_fd(&a, sv[0], sv[0], NULL) != MCL_OK ||
-        mcl_pstream_open_fd(&b, sv[1], sv[1], NULL) != MCL_OK)
-        die("open_fd");
-    mcl_pstream_handle(b, MCL_PSTREAM_ANY, MCL_PSTREAM_ANY, echo, NULL);
-    mcl_pstream_start(b);
+    sp_streams(sv, &a, &b);
     (void)mcl_client(a, 16, 200000, 64, NULL); // warm: tables and buffers at their size
     long before = rss_kb();
     uint64_t dt = mcl_client(a, 16, n, 64, NULL);
@@ -214,10 +221,7 @@ soak(size_t n)
            n, (double)n * 1e9 / (double)dt, before, after, (unsigned long long)sa.in_flight,
            (unsigned long long)sb.in_progress, (unsigned long long)sa.requests_sent,
            (unsigned long long)sa.responses_received);
-    mcl_pstream_free(a);
-    mcl_pstream_free(b);
-    close(sv[0]);
-    close(sv[1]);
+    sp_free(sv, a, b);
 }
 
 // --- socketpair ping-pong ------------------------------------------------------------------------

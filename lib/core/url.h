@@ -12,6 +12,8 @@
 
 // A failure inside a URL parser: MCL_EURL with the detail in errbuf (or the log).
 #define MCL__URL_FAIL(...) mcl__fail(MCL_EURL, errbuf, errlen, "url", __VA_ARGS__)
+// In an option parser (key, klen in scope): whether the key is the literal k.
+#define MCL__KEY_IS(k) (klen == sizeof(k) - 1 && memcmp(key, k, klen) == 0)
 
 // A decimal unsigned integer that must consume all of [s, s+n): no sign, no spaces, <= max.
 bool mcl__url_uint(const char *s, size_t n, uint64_t max, uint64_t *out);

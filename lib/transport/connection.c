@@ -71,22 +71,21 @@ generic_option(struct mcl_connection *c, const char *url, const char *key, size_
                const char *val, size_t vlen, char *errbuf, size_t errlen)
 {
     uint64_t v;
-#define KEY_IS(k) (klen == sizeof(k) - 1 && memcmp(key, k, klen) == 0)
-    if (KEY_IS("maxmsg")) {
+    if (MCL__KEY_IS("maxmsg")) {
         if (!mcl__url_size(val, vlen, MAX_MAXMSG, &v) || v == 0)
             return MCL__URL_FAIL("%s: maxmsg '%.*s' is not a size 1..4G-1", url, (int)vlen, val);
         c->maxmsg = (size_t)v;
-    } else if (KEY_IS("batch")) {
+    } else if (MCL__KEY_IS("batch")) {
         if (!mcl__url_uint(val, vlen, 1000000, &v))
             return MCL__URL_FAIL("%s: batch '%.*s' is not a number of microseconds 0..1000000",
                                  url, (int)vlen, val);
         c->batch_us = (uint32_t)v;
-    } else if (KEY_IS("dgram")) {
+    } else if (MCL__KEY_IS("dgram")) {
         if (!mcl__url_size(val, vlen, MCL__MAX_DGRAM, &v) || v < MCL__MIN_DGRAM)
             return MCL__URL_FAIL("%s: dgram '%.*s' is not a size %zu..%zu", url, (int)vlen, val,
                                  MCL__MIN_DGRAM, MCL__MAX_DGRAM);
         c->dgram = (size_t)v;
-    } else if (KEY_IS("expire")) {
+    } else if (MCL__KEY_IS("expire")) {
         if (!mcl__url_uint(val, vlen, 3600000, &v) || v == 0)
             return MCL__URL_FAIL("%s: expire '%.*s' is not a number of milliseconds 1..3600000",
                                  url, (int)vlen, val);
@@ -96,7 +95,6 @@ generic_option(struct mcl_connection *c, const char *url, const char *key, size_
             return MCL__URL_FAIL("%s: partmem '%.*s' is not a size", url, (int)vlen, val);
         c->partmem = (size_t)v;
     }
-#undef KEY_IS
     return MCL_OK;
 }
 

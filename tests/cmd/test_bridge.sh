@@ -24,29 +24,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0
-fail=0
-check() { # check NAME CONDITION...
-    local name=$1
-    shift
-    if "$@"; then
-        pass=$((pass + 1))
-    else
-        fail=$((fail + 1))
-        echo "FAIL: $name" >&2
-    fi
-}
-# Waits (bounded) until FILE contains TEXT.
-wait_for() { # wait_for FILE TEXT SECONDS
-    local i
-    for i in $(seq $(($3 * 40))); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.025
-    done
-    echo "  '$2' never appeared in $1:" >&2
-    cat "$1" >&2
-    return 1
-}
+. "$(dirname "$0")/lib.sh" # check, wait_for, has
 
 # The second island: a namespace held open by a sleeping process, reached with nsenter.
 unshare -n sleep 300 &

@@ -7,13 +7,7 @@ bin=${1:?usage: test_log.sh BINDIR DATADIR}
 data=${2:?}
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() {
-    local name=$1
-    shift
-    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name" >&2; fi
-}
+. "$(dirname "$0")/lib.sh" # check, wait_for, has
 status_is() {
     local want=$1
     shift

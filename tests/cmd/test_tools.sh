@@ -7,19 +7,7 @@ pub=$bin/mcl-pub
 dump=$bin/mcl-dump
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-
-check() { # check NAME CONDITION...
-    local name=$1
-    shift
-    if "$@"; then
-        pass=$((pass + 1))
-    else
-        fail=$((fail + 1))
-        echo "FAIL: $name" >&2
-    fi
-}
+. "$(dirname "$0")/lib.sh" # check, wait_for, has
 status_is() { # status_is EXPECTED COMMAND...
     local want=$1
     shift

@@ -118,3 +118,24 @@ mclt_pattern_ok(const void *data, size_t len, uint64_t seed)
             return false;
     return true;
 }
+
+#if MCL_HAVE_ZMQ
+#include "transport/zmq/zmq_int.h"
+
+void
+mclt_write_curve_keys(const char *dir, const char *name, char pub[41])
+{
+    char sec[41], path[256];
+    MCLT_OK(mcl__zmq_keypair(pub, sec));
+    snprintf(path, sizeof(path), "%s/%s.key", dir, name);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fprintf(f, "# test keys\npublic = %s\nsecret = %s\n", pub, sec);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/%s.pub", dir, name);
+    f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fprintf(f, "public = %s\n", pub);
+    fclose(f);
+}
+#endif

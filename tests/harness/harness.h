@@ -50,6 +50,12 @@ extern const mclt_suite mclt_the_suite;
 #define MCLT_SUITE(name_, init_, cleanup_, tests_)                                                 \
     const mclt_suite mclt_the_suite = {name_, init_, cleanup_, tests_}
 
+#if MCL_HAVE_ZMQ
+// A new CURVE key pair in dir/name.key (public and secret, with a comment line) and
+// dir/name.pub (public only); pub receives the public key (Z85).
+void mclt_write_curve_keys(const char *dir, const char *name, char pub[41]);
+#endif
+
 // True inside the private network namespace made by scripts/netns.sh.
 bool mclt_in_netns(void);
 

@@ -1,7 +1,6 @@
 // Packet streams over zmq+ pipes: a ROUTER server with many DEALER peers over tcp and ipc,
 // descriptors that never miss a wake-up, an unroutable peer, and CURVE.
 #include "harness.h"
-#include "transport/zmq/zmq_int.h"
 
 #include <mcl/log.h>
 #include <mcl/pstream.h>
@@ -323,28 +322,11 @@ test_unroutable_peer(void)
 }
 
 static void
-write_keys(const char *name, char pub[41])
-{
-    char sec[41], path[256];
-    MCLT_OK(mcl__zmq_keypair(pub, sec));
-    snprintf(path, sizeof(path), "%s/%s.key", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "public = %s\nsecret = %s\n", pub, sec);
-    fclose(f);
-    snprintf(path, sizeof(path), "%s/%s.pub", tmpdir, name);
-    f = fopen(path, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "public = %s\n", pub);
-    fclose(f);
-}
-
-static void
 test_curve(void)
 {
     char spub[41], opub[41];
-    write_keys("server", spub);
-    write_keys("other", opub);
+    mclt_write_curve_keys(tmpdir, "server", spub);
+    mclt_write_curve_keys(tmpdir, "other", opub);
     char url[512];
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/server.key", tmpdir);
     mcl_pstream_server *srv;

@@ -13,15 +13,15 @@
 #include <mcl/reactor.h>
 #include <zmq.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -233,8 +233,8 @@ test_lossless_blocks_then_times_out(void)
     mcl_err rv = MCL_OK;
     int64_t t0 = mclt_now_ms();
     char payload[1000] = {0};
-    while (sent < 1000000 && (rv = mcl_raw_broadcaster_publish(b, NULL, payload,
-                                                                sizeof(payload))) == MCL_OK)
+    while (sent < 1000000 &&
+           (rv = mcl_raw_broadcaster_publish(b, NULL, payload, sizeof(payload))) == MCL_OK)
         sent++;
     int64_t took = mclt_now_ms() - t0;
     CU_ASSERT_EQUAL(rv, MCL_ETIMEDOUT);
@@ -406,23 +406,6 @@ test_wait_for_subscribers(void)
     mcl_raw_broadcaster_free(b);
 }
 
-static void
-write_keys(const char *name, char pub[41])
-{
-    char sec[41], path[256];
-    MCLT_OK(mcl__zmq_keypair(pub, sec));
-    snprintf(path, sizeof(path), "%s/%s.key", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "# test keys\npublic = %s\nsecret = %s\n", pub, sec);
-    fclose(f);
-    snprintf(path, sizeof(path), "%s/%s.pub", tmpdir, name);
-    f = fopen(path, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "public = %s\n", pub);
-    fclose(f);
-}
-
 static atomic_int logged_auth;
 static void
 log_sink(mcl_log_level level, const char *component, const char *text, void *user)
@@ -437,8 +420,8 @@ static void
 test_curve(void)
 {
     char spub[41], opub[41];
-    write_keys("server", spub);
-    write_keys("other", opub);
+    mclt_write_curve_keys(tmpdir, "server", spub);
+    mclt_write_curve_keys(tmpdir, "other", opub);
     char url[512];
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/server.key", tmpdir);
     mcl_connection *c = mclt_parse(url);
@@ -449,8 +432,7 @@ test_curve(void)
 
     // Right key (file), and right key given as text: both receive.
     mcl_raw_listener *good, *good2;
-    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/server.pub", port,
-             tmpdir);
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/server.pub", port, tmpdir);
     c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&good, c, NULL, 0));
     mcl_connection_free(c);
@@ -469,8 +451,7 @@ test_curve(void)
     mcl_log_set_handler(log_sink, NULL, MCL_LOG_ERROR);
     atomic_store(&logged_auth, 0);
     mcl_raw_listener *wrong, *plain;
-    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/other.pub", port,
-             tmpdir);
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/other.pub", port, tmpdir);
     c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&wrong, c, NULL, 0));
     mcl_connection_free(c);
@@ -535,8 +516,8 @@ static void
 test_log_handler_may_publish(void)
 {
     char spub[41], opub[41];
-    write_keys("server2", spub);
-    write_keys("other2", opub);
+    mclt_write_curve_keys(tmpdir, "server2", spub);
+    mclt_write_curve_keys(tmpdir, "other2", opub);
     char url[512];
     for (int batched = 0; batched < 2; batched++) {
         snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/server2.key%s", tmpdir,
@@ -574,9 +555,9 @@ static void
 test_curve_clients(void)
 {
     char spub[41], apub[41], mpub[41];
-    write_keys("srv2", spub);
-    write_keys("alice", apub);
-    write_keys("mallory", mpub);
+    mclt_write_curve_keys(tmpdir, "srv2", spub);
+    mclt_write_curve_keys(tmpdir, "alice", apub);
+    mclt_write_curve_keys(tmpdir, "mallory", mpub);
     char path[256];
     snprintf(path, sizeof(path), "%s/allowed", tmpdir);
     FILE *f = fopen(path, "w");
@@ -584,8 +565,8 @@ test_curve_clients(void)
     fprintf(f, "# who may subscribe\npublic = %s\n", apub);
     fclose(f);
     char url[768];
-    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/srv2.key&curve_clients=%s",
-             tmpdir, path);
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/srv2.key&curve_clients=%s", tmpdir,
+             path);
     mcl_connection *c = mclt_parse(url);
     mcl_raw_broadcaster *b;
     MCLT_OK(mcl_raw_broadcaster_open(&b, c, NULL));
@@ -598,8 +579,8 @@ test_curve_clients(void)
     MCLT_OK(mcl_raw_listener_open(&alice, c, NULL, 0));
     mcl_connection_free(c);
     snprintf(url, sizeof(url),
-             "zmq+tcp://127.0.0.1:%u?curve_server=%s/srv2.pub&curve=%s/mallory.key", port,
-             tmpdir, tmpdir);
+             "zmq+tcp://127.0.0.1:%u?curve_server=%s/srv2.pub&curve=%s/mallory.key", port, tmpdir,
+             tmpdir);
     c = mclt_parse(url);
     MCLT_OK(mcl_raw_listener_open(&mallory, c, NULL, 0));
     mcl_connection_free(c);
@@ -646,7 +627,7 @@ static void
 test_port_scan_is_not_an_auth_failure(void)
 {
     char pub[41];
-    write_keys("scan", pub);
+    mclt_write_curve_keys(tmpdir, "scan", pub);
     char url[512];
     snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/scan.key", tmpdir);
     mcl_connection *c = mclt_parse(url);
@@ -1056,8 +1037,7 @@ test_queued_listener(void)
     MCLT_OK(mcl_raw_broadcaster_open(&b, c, "q"));
     mcl_connection_free(c);
     deadline = mclt_now_ms() + 5000;
-    while (mcl_raw_broadcaster_wait_for_subscribers(b, 1, 10) != MCL_OK &&
-           mclt_now_ms() < deadline)
+    while (mcl_raw_broadcaster_wait_for_subscribers(b, 1, 10) != MCL_OK && mclt_now_ms() < deadline)
         got += mcl_queued_listener_recv(ql, &m, 0) == MCL_OK;
     uint32_t last = 0;
     // The new broadcaster is a new publisher: its first message arrives with nothing lost.

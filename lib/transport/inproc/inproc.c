@@ -100,24 +100,23 @@ inproc_parse_option(struct mcl_connection *c, const char *url, const char *key, 
 {
     inproc_opts *o = opts(c);
     uint64_t v;
-#define KEY_IS(k) (klen == sizeof(k) - 1 && memcmp(key, k, klen) == 0)
-    if (KEY_IS("drop") || KEY_IS("dup") || KEY_IS("reorder")) {
-        uint32_t *dst = KEY_IS("drop") ? &o->drop : KEY_IS("dup") ? &o->dup : &o->reorder;
+    if (MCL__KEY_IS("drop") || MCL__KEY_IS("dup") || MCL__KEY_IS("reorder")) {
+        uint32_t *dst = MCL__KEY_IS("drop") ? &o->drop : MCL__KEY_IS("dup") ? &o->dup : &o->reorder;
         if (!mcl__url_ppm(val, vlen, dst))
             return MCL__URL_FAIL("%s: %.*s '%.*s' is not a probability 0..1 (at most six "
                                  "decimals, e.g. 0.05)",
                                  url, (int)klen, key, (int)vlen, val);
-    } else if (KEY_IS("depth")) {
+    } else if (MCL__KEY_IS("depth")) {
         if (!mcl__url_uint(val, vlen, MAX_DEPTH, &v) || v == 0)
             return MCL__URL_FAIL("%s: depth '%.*s' is not a number of datagrams 1..%d", url,
                                  (int)vlen, val, MAX_DEPTH);
         o->depth = (unsigned)v;
-    } else if (KEY_IS("seed")) {
+    } else if (MCL__KEY_IS("seed")) {
         if (!mcl__url_uint(val, vlen, UINT64_MAX, &v))
             return MCL__URL_FAIL("%s: seed '%.*s' is not an unsigned integer", url, (int)vlen,
                                  val);
         o->seed = v;
-    } else if (KEY_IS("queue") || KEY_IS("pipeq")) {
+    } else if (MCL__KEY_IS("queue") || MCL__KEY_IS("pipeq")) {
         if (!mcl__url_size(val, vlen, (uint64_t)1 << 40, &v) || v < 65536)
             return MCL__URL_FAIL("%s: %.*s '%.*s' is not a size of at least 64k", url, (int)klen,
                                  key, (int)vlen, val);
@@ -134,7 +133,6 @@ inproc_parse_option(struct mcl_connection *c, const char *url, const char *key, 
         else
             o->cut = v;
     }
-#undef KEY_IS
     return MCL_OK;
 }
 

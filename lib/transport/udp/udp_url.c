@@ -138,12 +138,11 @@ udp_parse_option(struct mcl_connection *c, const char *url, const char *key, siz
 {
     mcl__udp_opts *u = opts(c);
     uint64_t v;
-#define KEY_IS(k) (klen == sizeof(k) - 1 && memcmp(key, k, klen) == 0)
-    if (KEY_IS("ttl")) {
+    if (MCL__KEY_IS("ttl")) {
         if (!mcl__url_uint(val, vlen, 255, &v))
             return MCL__URL_FAIL("%s: ttl '%.*s' is not an integer 0..255", url, (int)vlen, val);
         u->ttl = (int)v;
-    } else if (KEY_IS("loop")) {
+    } else if (MCL__KEY_IS("loop")) {
         if (vlen == 1 && (val[0] == '0' || val[0] == '1'))
             u->loop = val[0] == '1';
         else if ((vlen == 4 && memcmp(val, "true", 4) == 0) ||
@@ -151,7 +150,7 @@ udp_parse_option(struct mcl_connection *c, const char *url, const char *key, siz
             u->loop = val[0] == 't';
         else
             return MCL__URL_FAIL("%s: loop '%.*s' must be 0 or 1", url, (int)vlen, val);
-    } else if (KEY_IS("iface")) {
+    } else if (MCL__KEY_IS("iface")) {
         if (!iface_ok(val, vlen))
             return MCL__URL_FAIL("%s: iface '%.*s' is not an interface name or address (1..%d "
                                  "of letters, digits and ._-:@)",
@@ -169,7 +168,6 @@ udp_parse_option(struct mcl_connection *c, const char *url, const char *key, siz
         else
             u->sndbuf = (size_t)v;
     }
-#undef KEY_IS
     return MCL_OK;
 }
 

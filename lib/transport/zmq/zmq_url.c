@@ -118,24 +118,23 @@ zmq_parse_option(struct mcl_connection *c, const char *url, const char *key, siz
 {
     mcl__zmq_opts *o = opts(c);
     uint64_t v;
-#define KEY_IS(k) (klen == sizeof(k) - 1 && memcmp(key, k, klen) == 0)
-    if (KEY_IS("mode")) {
+    if (MCL__KEY_IS("mode")) {
         if (vlen == 4 && memcmp(val, "bind", 4) == 0)
             o->mode = MCL__ZMODE_BIND;
         else if (vlen == 7 && memcmp(val, "connect", 7) == 0)
             o->mode = MCL__ZMODE_CONNECT;
         else
             return MCL__URL_FAIL("%s: mode '%.*s' must be bind or connect", url, (int)vlen, val);
-    } else if (KEY_IS("hwm")) {
+    } else if (MCL__KEY_IS("hwm")) {
         if (!mcl__url_uint(val, vlen, 100000000, &v))
             return MCL__URL_FAIL("%s: hwm '%.*s' is not a number of messages 0..100000000", url,
                                  (int)vlen, val);
         o->hwm = (int)v;
-    } else if (KEY_IS("drop")) {
+    } else if (MCL__KEY_IS("drop")) {
         if (vlen != 1 || (val[0] != '0' && val[0] != '1'))
             return MCL__URL_FAIL("%s: drop '%.*s' must be 0 or 1", url, (int)vlen, val);
         o->drop = val[0] == '1';
-    } else if (KEY_IS("timeout")) {
+    } else if (MCL__KEY_IS("timeout")) {
         if (vlen == 3 && memcmp(val, "inf", 3) == 0)
             o->timeout_ms = -1;
         else if (mcl__url_uint(val, vlen, 3600000, &v))
@@ -144,14 +143,14 @@ zmq_parse_option(struct mcl_connection *c, const char *url, const char *key, siz
             return MCL__URL_FAIL("%s: timeout '%.*s' is not a number of milliseconds "
                                  "0..3600000 or inf",
                                  url, (int)vlen, val);
-    } else if (KEY_IS("linger")) {
+    } else if (MCL__KEY_IS("linger")) {
         if (!mcl__url_uint(val, vlen, 3600000, &v))
             return MCL__URL_FAIL("%s: linger '%.*s' is not a number of milliseconds 0..3600000",
                                  url, (int)vlen, val);
         o->linger_ms = (int)v;
     } else { // curve, curve_server, curve_clients
-        char *dst = KEY_IS("curve")          ? o->curve_key
-                    : KEY_IS("curve_server") ? o->curve_server
+        char *dst = MCL__KEY_IS("curve")          ? o->curve_key
+                    : MCL__KEY_IS("curve_server") ? o->curve_server
                                              : o->curve_clients;
         if (vlen == 0 || vlen >= MCL__KEYPATH_MAX)
             return MCL__URL_FAIL("%s: %.*s needs a key file or key (1..%d characters)", url,
@@ -159,7 +158,6 @@ zmq_parse_option(struct mcl_connection *c, const char *url, const char *key, siz
         memcpy(dst, val, vlen);
         dst[vlen] = '\0';
     }
-#undef KEY_IS
     return MCL_OK;
 }
 
