@@ -122,7 +122,7 @@ struct mcl_pstream {
     uint32_t rfd_ev;  // the events registered for rfd_cur
     int wfd_sep;      // a write descriptor registered apart from rfd_cur, or -1
     uint32_t wsep_ev;
-    uint64_t sends;        // packets handed to the pipe
+    uint64_t sends; // packets handed to the pipe
     // Free lists (under lock): requests of both sides reuse their memory instead of a
     // malloc/free pair each (at most POOL_MAX of each kind are kept).
     void *rq_pool, *out_pool;
@@ -152,8 +152,7 @@ struct mcl_pstream {
     int epfd, wake, tfd;
     bool wake_sig;
     int64_t timer_due; // when the timerfd fires (INT64_MAX: not armed); only ever moved earlier
-    int wfd_cur;       // the write descriptor registered, -1 none
-    bool wfd_is_rfd;
+    int wfd_cur;       // the write descriptor asked for (it may be rfd_cur), -1 none
     int rfd_cur;
     // Driving.
     int driver;
@@ -317,7 +316,6 @@ arm_write_locked(mcl_pstream *ps)
         ps->wsep_ev = wev;
     }
     ps->wfd_cur = fd;
-    ps->wfd_is_rfd = fd >= 0 && fd == ps->rfd_cur;
 }
 
 static void
@@ -715,7 +713,6 @@ end_locked(mcl_pstream *ps, mcl_pstream_status why, const char *text)
         if (ps->wfd_sep >= 0)
             (void)epoll_ctl(ps->epfd, EPOLL_CTL_DEL, ps->wfd_sep, NULL);
         ps->wfd_cur = ps->wfd_sep = -1;
-        ps->wfd_is_rfd = false;
         // Closed only when nothing of it is borrowed: not while the driver is in a callback
         // with a payload from it (the driver closes it when it returns).
         if (!ps->dispatching) {
@@ -977,8 +974,7 @@ close_progress_locked(mcl_pstream *ps, int64_t now)
         send_control_locked(ps, MCL__PK_ERQ, 0, 0, NULL, 0);
         ps->erq_sent = true;
     }
-    if (!ps->eof_sent && ps->st.in_progress == 0 && ps->qhead == NULL &&
-        !want_flush(ps)) {
+    if (!ps->eof_sent && ps->st.in_progress == 0 && ps->qhead == NULL && !want_flush(ps)) {
         send_control_locked(ps, MCL__PK_EOF, 0, 0, NULL, 0);
         ps->eof_sent = true;
         flush_locked(ps);
@@ -1101,8 +1097,8 @@ dispatch_locked(mcl_pstream *ps)
     tell_closed_locked(ps);
     if (more && read_paused(ps))
         more = false; // (the descriptor says when writing can go on)
-    if (!more && !ps->ended && ps->pipe != NULL && ps->ops->pending != NULL &&
-        !read_paused(ps) && (!dry || ps->sends != sends_at_dry) && ps->ops->pending(ps->pipe))
+    if (!more && !ps->ended && ps->pipe != NULL && ps->ops->pending != NULL && !read_paused(ps) &&
+        (!dry || ps->sends != sends_at_dry) && ps->ops->pending(ps->pipe))
         more = true; // an rfd that does not say so again: come back
     if (more || ps->dhead != NULL)
         wake_locked(ps);
@@ -1692,8 +1688,7 @@ mcl_pstream_submit_promise(mcl_pstream *ps, uint32_t channel, uint32_t type, uin
 }
 
 static mcl_err call_held(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags,
-                         const void *payload, size_t len, int timeout_ms,
-                         mcl_pstream_result **out);
+                         const void *payload, size_t len, int timeout_ms, mcl_pstream_result **out);
 
 // Blocking calls and closes hold a reference for as long as they wait: whoever completes them
 // (a server reaping a connection, a free on another thread) may drop the stream meanwhile.

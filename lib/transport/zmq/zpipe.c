@@ -45,7 +45,7 @@ struct mcl__pipe {
     size_t rcap, rhead, rn;
     size_t qbytes;
     int efd;
-    bool sig, accepted;
+    bool sig;
     bool overflow; // sent more than PEER_QUEUE_MAX that was not read: its pipe has failed
     // The packet handed out last.
     zmq_msg_t cur;
@@ -407,7 +407,6 @@ zp_accept(mcl__pserver *s, mcl__pipe **pp)
     mcl_err rv = MCL_EAGAIN;
     if (s->npending > 0) {
         *pp = s->pending[0];
-        (*pp)->accepted = true;
         memmove(s->pending, s->pending + 1, --s->npending * sizeof(s->pending[0]));
         rv = MCL_OK;
     }
