@@ -15,6 +15,7 @@
 #include <mcl/queued.h>
 #include <mcl/raw.h>
 #include <mcl/reactor.h>
+#include <mcl/rpc.h>
 #include <mcl/value.h>
 #include <mcl/version.h>
 

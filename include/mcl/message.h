@@ -218,19 +218,12 @@ MCL_API mcl_err mcl_msg_encode(const mcl_msg *msg, void **bufp, size_t *lenp);
 MCL_API mcl_err mcl_msg_decode(mcl_msg **msgp, const void *buf, size_t len,
                                const mcl_msgtype *type, char *errbuf, size_t errlen);
 
-/** Release a buffer allocated by the library (mcl_msg_encode(), mcl_msg_to_json()). @since 0.1 */
-MCL_API void mcl_free(void *p);
 
 /* ------------------------------------------------------------------------------------------ */
 /* JSON (docs/json.md gives the mapping)                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-/** Flags of mcl_msg_to_json(). */
-enum {
-    MCL_JSON_COMPACT = 0, /**< one line */
-    MCL_JSON_INDENT = 1,  /**< indented, several lines */
-    MCL_JSON_SORT = 2,    /**< keys sorted (default: message order) */
-};
+/* The flags MCL_JSON_COMPACT, MCL_JSON_INDENT and MCL_JSON_SORT are in mcl/value.h. */
 
 /**
  * Message -> JSON text (UTF-8, NUL-terminated). Values JSON cannot hold are tagged objects:

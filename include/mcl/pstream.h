@@ -150,6 +150,8 @@ typedef struct mcl_pstream_result {
     size_t len;
     const char *message; /**< the status message, NUL-terminated ("" when none) */
     uint64_t id;         /**< the request's handle (mcl_pstream_submit()) */
+    bool local;          /**< the status was decided on this side (cancel, deadline, the
+                              connection's end), not sent by the peer. @since 0.3 */
 } mcl_pstream_result;
 
 /**

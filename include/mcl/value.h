@@ -110,6 +110,68 @@ MCL_API mcl_err mcl_value_put_array(mcl_value *map, const char *key, mcl_value *
 MCL_API mcl_err mcl_value_put_map(mcl_value *map, const char *key, mcl_value **child);
 /** Deep-copies @p v under @p key. @since 0.1 */
 MCL_API mcl_err mcl_value_put_copy(mcl_value *map, const char *key, const mcl_value *v);
+/** Appends a deep copy of @p v to array @p arr. @since 0.3 */
+MCL_API mcl_err mcl_value_push_copy(mcl_value *arr, const mcl_value *v);
+
+/* --- standalone values ----------------------------------------------------------------------- */
+
+/**
+ * A value of your own, outside any message (RPC arguments and results, mcl/rpc.h): an empty
+ * map or array, or a nil, false, 0, 0.0, "" or empty binary of @p type (not MCL_TYPE_ANY).
+ * Ownership: the caller owns *vp (a "root"); mcl_value_free(). Values inside it belong to it.
+ * @retval MCL_OK @retval MCL_EINVAL @retval MCL_ENOMEM
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_value_new(mcl_value **vp, mcl_type type);
+/** Deep copy of any value, as a new root. @retval MCL_OK @retval MCL_EINVAL @retval MCL_ENOMEM
+ * @since 0.3 */
+MCL_API mcl_err mcl_value_dup(mcl_value **copyp, const mcl_value *v);
+/** Release a root (from mcl_value_new(), _dup(), _decode() or _from_json()); NULL-safe. A value
+ * that is not a root (one inside a message or container) is left alone. @since 0.3 */
+MCL_API void mcl_value_free(mcl_value *v);
+
+/**
+ * Encode @p v as one msgpack object.
+ * @param[out] bufp  a buffer allocated by the library: release it with mcl_free().
+ * @retval MCL_OK @retval MCL_ERANGE (containers nested deeper than 32) @retval MCL_EINVAL
+ * @retval MCL_ENOMEM
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_value_encode(const mcl_value *v, void **bufp, size_t *lenp);
+/**
+ * Decode one msgpack object (any kind; map keys must be strings) into a new root.
+ * @retval MCL_OK @retval MCL_EDECODE (not one valid object, trailing bytes, nesting deeper than
+ * 32, a key that is not a string) @retval MCL_EINVAL @retval MCL_ENOMEM
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_value_decode(mcl_value **vp, const void *buf, size_t len, char *errbuf,
+                                 size_t errlen);
+
+/** Flags of the JSON functions (mcl_value_to_json(), mcl_msg_to_json()). */
+enum {
+    MCL_JSON_COMPACT = 0, /**< one line */
+    MCL_JSON_INDENT = 1,  /**< indented, several lines */
+    MCL_JSON_SORT = 2,    /**< keys sorted (default: insertion order) */
+};
+
+/**
+ * Any value -> JSON text, with the tagged objects of mcl_msg_to_json() (docs/json.md).
+ * @param[out] jsonp  release with mcl_free().
+ * @retval MCL_OK @retval MCL_EINVAL @retval MCL_ENOMEM
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_value_to_json(const mcl_value *v, int flags, char **jsonp);
+/**
+ * JSON text (any JSON value) -> a new root; tagged objects become what they stand for.
+ * @retval MCL_OK @retval MCL_EDECODE (errbuf gives line and column, or names the bad tag)
+ * @retval MCL_EINVAL @retval MCL_ENOMEM
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_value_from_json(mcl_value **vp, const char *json, size_t len, char *errbuf,
+                                    size_t errlen);
+
+/** Release a buffer allocated by the library (encodings, JSON text). @since 0.1 */
+MCL_API void mcl_free(void *p);
 
 #ifdef __cplusplus
 }

@@ -160,7 +160,17 @@ mcl_msg_to_json(const mcl_msg *m, int flags, char **jsonp)
         *jsonp = NULL;
     if (m == NULL || jsonp == NULL)
         return MCL_EINVAL;
-    json_t *j = to_json(mcl_msg_fields(m));
+    return mcl_value_to_json(mcl_msg_fields(m), flags, jsonp);
+}
+
+mcl_err
+mcl_value_to_json(const mcl_value *v, int flags, char **jsonp)
+{
+    if (jsonp != NULL)
+        *jsonp = NULL;
+    if (v == NULL || jsonp == NULL)
+        return MCL_EINVAL;
+    json_t *j = to_json(v);
     if (j == NULL)
         return MCL_ENOMEM;
     size_t jf = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
@@ -330,6 +340,30 @@ from_json(json_t *j, mcl_value **out, int depth)
         return MCL_ENOMEM;
     *out = v;
     return MCL_OK;
+}
+
+mcl_err
+mcl_value_from_json(mcl_value **vp, const char *text, size_t len, char *errbuf, size_t errlen)
+{
+    if (vp != NULL)
+        *vp = NULL;
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (vp == NULL || text == NULL)
+        return MCL_EINVAL;
+    json_error_t e;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (j == NULL)
+        return mcl__fail(MCL_EDECODE, errbuf, errlen, "json", "line %d, column %d: %s", e.line,
+                         e.column, e.text);
+    mcl_err rv = from_json(j, vp, 0);
+    json_decref(j);
+    if (rv == MCL_EDECODE)
+        return mcl__fail(rv, errbuf, errlen, "json", "malformed tagged value ($bin, $float, "
+                                                     "$str, $uint or $map) or nesting too deep");
+    if (rv == MCL_OK)
+        (*vp)->root = true;
+    return rv;
 }
 
 mcl_err

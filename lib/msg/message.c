@@ -580,11 +580,15 @@ pack(msgpack_packer *pk, const mcl_value *v, int depth)
     case MCL_TYPE_STR:
         if (v->s.n > UINT32_MAX)
             return -1;
-        return msgpack_pack_str(pk, v->s.n) || msgpack_pack_str_body(pk, v->s.p, v->s.n);
+        return msgpack_pack_str(pk, v->s.n) != 0 || msgpack_pack_str_body(pk, v->s.p, v->s.n) != 0
+                   ? -1
+                   : 0;
     case MCL_TYPE_BIN:
         if (v->s.n > UINT32_MAX)
             return -1;
-        return msgpack_pack_bin(pk, v->s.n) || msgpack_pack_bin_body(pk, v->s.p, v->s.n);
+        return msgpack_pack_bin(pk, v->s.n) != 0 || msgpack_pack_bin_body(pk, v->s.p, v->s.n) != 0
+                   ? -1
+                   : 0;
     case MCL_TYPE_ARRAY:
         if (msgpack_pack_array(pk, v->a.n) != 0)
             return -1;
@@ -611,6 +615,19 @@ pack(msgpack_packer *pk, const mcl_value *v, int depth)
 }
 
 mcl_err
+mcl__val_pack(msgpack_packer *pk, const mcl_value *v)
+{
+    int pr = pack(pk, v, 0);
+    if (pr == 0)
+        return MCL_OK;
+    return pr > 0 ? mcl__fail(MCL_ERANGE, NULL, 0, "message", "containers nested deeper than %d levels",
+                              MCL__MAX_NESTING)
+                  : MCL_ENOMEM;
+}
+
+static mcl_err encode_value(const mcl_value *v, void **bufp, size_t *lenp);
+
+mcl_err
 mcl_msg_encode(const mcl_msg *m, void **bufp, size_t *lenp)
 {
     if (bufp != NULL)
@@ -619,16 +636,32 @@ mcl_msg_encode(const mcl_msg *m, void **bufp, size_t *lenp)
         *lenp = 0;
     if (m == NULL || bufp == NULL || lenp == NULL)
         return MCL_EINVAL;
+    return encode_value(m->root, bufp, lenp);
+}
+
+mcl_err
+mcl_value_encode(const mcl_value *v, void **bufp, size_t *lenp)
+{
+    if (bufp != NULL)
+        *bufp = NULL;
+    if (lenp != NULL)
+        *lenp = 0;
+    if (v == NULL || bufp == NULL || lenp == NULL)
+        return MCL_EINVAL;
+    return encode_value(v, bufp, lenp);
+}
+
+static mcl_err
+encode_value(const mcl_value *v, void **bufp, size_t *lenp)
+{
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int pr = pack(&pk, m->root, 0);
-    if (pr != 0) {
+    mcl_err rv = mcl__val_pack(&pk, v);
+    if (rv != MCL_OK) {
         msgpack_sbuffer_destroy(&sb);
-        return pr > 0 ? mcl__fail(MCL_ERANGE, NULL, 0, "message",
-                                  "containers nested deeper than %d levels", MCL__MAX_NESTING)
-                      : MCL_ENOMEM;
+        return rv;
     }
     *lenp = sb.size;
     *bufp = msgpack_sbuffer_release(&sb);
@@ -829,6 +862,24 @@ mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out)
     else
         rv = convert(&u.data, out, 0);
     msgpack_unpacked_destroy(&u);
+    return rv;
+}
+
+mcl_err
+mcl_value_decode(mcl_value **vp, const void *buf, size_t len, char *errbuf, size_t errlen)
+{
+    if (vp != NULL)
+        *vp = NULL;
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (vp == NULL || (buf == NULL && len > 0))
+        return MCL_EINVAL;
+    mcl_err rv = mcl__msgpack_to_value(buf, len, vp);
+    if (rv == MCL_EDECODE)
+        return mcl__fail(rv, errbuf, errlen, "value",
+                         "%zu bytes are not one msgpack object with string map keys", len);
+    if (rv == MCL_OK)
+        (*vp)->root = true;
     return rv;
 }
 

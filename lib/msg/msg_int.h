@@ -13,6 +13,10 @@ mcl_value *mcl__msg_root(mcl_msg *m);
 // Decodes one msgpack object (checked structurally first). MCL_EDECODE on anything malformed.
 mcl_err mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out);
 
+// Packs v (depth-checked: MCL_ERANGE beyond MCL__MAX_NESTING) with msgpack-c's packer.
+struct msgpack_packer;
+mcl_err mcl__val_pack(struct msgpack_packer *pk, const mcl_value *v);
+
 // The message listener as an event source (mcl_reactor_add_msg_listener()).
 extern const mcl__source_ops mcl__msg_listener_source;
 

@@ -121,8 +121,10 @@ mcl__val_copy(const mcl_value *v)
         }
         return c;
     default:
-        if ((c = mcl__val_new(v->type)) != NULL)
+        if ((c = mcl__val_new(v->type)) != NULL) {
             *c = *v;
+            c->root = false;
+        }
         return c;
     }
 }
@@ -636,6 +638,50 @@ mcl_value_put_copy(mcl_value *map, const char *key, const mcl_value *v)
     if (v == NULL)
         return MCL_EINVAL;
     PUT(map, key, mcl__val_copy(v));
+}
+
+mcl_err
+mcl_value_push_copy(mcl_value *arr, const mcl_value *v)
+{
+    if (v == NULL)
+        return MCL_EINVAL;
+    PUSH(arr, mcl__val_copy(v));
+}
+
+mcl_err
+mcl_value_new(mcl_value **vp, mcl_type type)
+{
+    if (vp != NULL)
+        *vp = NULL;
+    if (vp == NULL || type <= MCL_TYPE_ANY || type > MCL_TYPE_MAP)
+        return MCL_EINVAL;
+    mcl_value *v = type == MCL_TYPE_STR || type == MCL_TYPE_BIN ? mcl__val_str("", 0, type)
+                                                                : mcl__val_new(type);
+    if (v == NULL)
+        return MCL_ENOMEM;
+    v->root = true;
+    *vp = v;
+    return MCL_OK;
+}
+
+mcl_err
+mcl_value_dup(mcl_value **copyp, const mcl_value *v)
+{
+    if (copyp != NULL)
+        *copyp = NULL;
+    if (copyp == NULL || v == NULL)
+        return MCL_EINVAL;
+    if ((*copyp = mcl__val_copy(v)) == NULL)
+        return MCL_ENOMEM;
+    (*copyp)->root = true;
+    return MCL_OK;
+}
+
+void
+mcl_value_free(mcl_value *v)
+{
+    if (v != NULL && v->root)
+        mcl__val_free(v);
 }
 
 static mcl_err

@@ -12,7 +12,8 @@ typedef struct mcl__kv {
 
 struct mcl_value {
     mcl_type type;
-    bool is_u; // MCL_TYPE_INT: stored in u (non-negative), else in i
+    bool is_u;  // MCL_TYPE_INT: stored in u (non-negative), else in i
+    bool root;  // made by mcl_value_new/_dup/_decode/_from_json: mcl_value_free() releases it
     union {
         bool b;
         int64_t i;

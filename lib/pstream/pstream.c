@@ -95,6 +95,8 @@ struct mcl_pstream_request {
     mcl_pstream_cancel_cb cancel_cb; // under ps->lock
     void *cancel_user;
     bool cancel_pending; // cancelled before on_cancel was set: call it at once then
+    void (*release)(void *); // mcl__pstream_request_on_release(): called as it is released
+    void *release_user;
 };
 
 struct mcl_pstream {
@@ -356,6 +358,26 @@ arm_timer_locked(mcl_pstream *ps, int64_t now)
         flags = TFD_TIMER_ABSTIME;
     }
     (void)timerfd_settime(ps->tfd, flags, &its, NULL);
+}
+
+// A request handle's last reference is gone (under ps->lock): its release hook runs, then it
+// goes back to the pool.
+static void
+rq_put(mcl_pstream *ps, mcl_pstream_request *rq)
+{
+    if (rq->release != NULL) {
+        void (*fn)(void *) = rq->release;
+        rq->release = NULL;
+        fn(rq->release_user);
+    }
+    pool_put(&ps->rq_pool, &ps->rq_pooled, rq);
+}
+
+void
+mcl__pstream_request_on_release(mcl_pstream_request *rq, void (*fn)(void *), void *user)
+{
+    rq->release = fn;
+    rq->release_user = user;
 }
 
 // --- results -------------------------------------------------------------------------------------
@@ -644,7 +666,8 @@ run_completions_locked(mcl_pstream *ps)
                                 .channel = o->channel,
                                 .tag = o->tag,
                                 .message = o->dmsg,
-                                .id = o->id};
+                                .id = o->id,
+                                .local = true};
         pthread_mutex_unlock(&ps->lock);
         deliver(ps, o, &r);
         pthread_mutex_lock(&ps->lock);
@@ -794,7 +817,7 @@ on_request_locked(mcl_pstream *ps, const mcl__pkt *k)
     mcl_pstream_request *rq = pool_get(&ps->rq_pool, &ps->rq_pooled, sizeof(*rq));
     if (rq == NULL || mcl__u64map_put(&ps->in_by_key, key, rq) != MCL_OK) {
         if (rq != NULL)
-            pool_put(&ps->rq_pool, &ps->rq_pooled, rq);
+            rq_put(ps, rq);
         refuse_locked(ps, k, MCL_PSTREAM_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
@@ -817,7 +840,7 @@ on_request_locked(mcl_pstream *ps, const mcl__pkt *k)
     rq->payload = NULL; // it was the pipe's buffer: gone with the next packet
     rq->len = 0;
     if (atomic_fetch_sub(&rq->refs, 1) == 1) // replied to inside the handler
-        pool_put(&ps->rq_pool, &ps->rq_pooled, rq);
+        rq_put(ps, rq);
 }
 
 static void
@@ -838,7 +861,7 @@ on_cancel_locked(mcl_pstream *ps, const mcl__pkt *k)
     cb(rq, user);
     pthread_mutex_lock(&ps->lock);
     if (atomic_fetch_sub(&rq->refs, 1) == 1)
-        pool_put(&ps->rq_pool, &ps->rq_pooled, rq);
+        rq_put(ps, rq);
 }
 
 static void
@@ -1530,7 +1553,7 @@ mcl_pstream_reply(mcl_pstream_request *rq, mcl_pstream_status status, uint32_t f
     }
     rq->in_table = false;
     if (atomic_fetch_sub(&rq->refs, 1) == 1) // (both references are dropped under the lock)
-        pool_put(&ps->rq_pool, &ps->rq_pooled, rq);
+        rq_put(ps, rq);
     pthread_mutex_unlock(&ps->lock);
     ps_unref(ps);
     return rv;

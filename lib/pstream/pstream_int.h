@@ -31,5 +31,9 @@ void mcl__pstream_begin_close(mcl_pstream *ps, int timeout_ms);
 bool mcl__pstream_server_driving(const mcl_pstream_server *s);
 // Frees a connection the server owns (it has ended, or the server is being freed).
 void mcl__pstream_release(mcl_pstream *ps);
+// Calls fn(user) once, when the handle of rq is released: after its reply, and after any
+// cancel callback still running on it has returned. fn runs under the stream's lock and must
+// not call the stream. From rq's handler (the driving thread), before it replies.
+void mcl__pstream_request_on_release(mcl_pstream_request *rq, void (*fn)(void *), void *user);
 
 #endif
