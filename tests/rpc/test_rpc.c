@@ -7,6 +7,8 @@
 
 #include <mcl/rpc.h>
 
+#include "rpc/rpc_int.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -228,6 +230,39 @@ test_values_standalone(void)
     mcl_value_free(m);
     mcl_value_free(copy);
     mcl_value_free(fromj);
+}
+
+// The vector of docs/rpc.md, byte for byte.
+static void
+test_wire_vector(void)
+{
+    mcl_value *a = json("{\"a\": 1, \"b\": 2}");
+    mcl__rbuf b;
+    mcl__rbuf_init(&b, 0);
+    MCLT_OK(mcl__renv_encode(&b, 2000, a));
+    static const uint8_t want[] = {0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0xd0, 0x82,
+                                   0xa1, 0x61, 0x01, 0xa1, 0x62, 0x02};
+    CU_ASSERT_EQUAL_FATAL(b.n, sizeof(want));
+    CU_ASSERT_EQUAL(memcmp(b.p, want, sizeof(want)), 0);
+    uint32_t budget;
+    const void *args;
+    size_t alen;
+    MCLT_OK(mcl__renv_decode(b.p, b.n, &budget, &args, &alen, NULL, 0));
+    CU_ASSERT_EQUAL(budget, 2000);
+    mcl_value *back;
+    MCLT_OK(mcl__rpc_decode_map(args, alen, &back, NULL, 0));
+    CU_ASSERT_TRUE(mcl_value_equal(a, back));
+    mcl_value_free(back);
+    mcl__rbuf_fini(&b);
+    mcl_value_free(a);
+    mcl_value *r = json("{\"sum\": 3.0}");
+    mcl__rbuf_init(&b, 0);
+    MCLT_OK(mcl__rbuf_pack(&b, r));
+    static const uint8_t rwant[] = {0x81, 0xa3, 's', 'u', 'm', 0xcb, 0x40, 0x08, 0, 0, 0, 0, 0, 0};
+    CU_ASSERT_EQUAL(b.n, sizeof(rwant));
+    CU_ASSERT_EQUAL(memcmp(b.p, rwant, sizeof(rwant)), 0);
+    mcl__rbuf_fini(&b);
+    mcl_value_free(r);
 }
 
 // --- registration --------------------------------------------------------------------------
@@ -1037,6 +1072,7 @@ test_ids_released_on_every_path(void)
 
 static CU_TestInfo tests[] = {
     {"standalone values: new, dup, encode, decode, JSON, roots", test_values_standalone},
+    {"the envelope and result bytes of docs/rpc.md", test_wire_vector},
     {"registration refuses duplicate ids and names, bad ids, names, defaults", test_registration_refuses},
     {"the description: ids, names, schemas, defaults, docs, built-ins", test_description},
     {"calls by name and by id, defaults filled in, open schemas", test_call_by_name_and_id},
