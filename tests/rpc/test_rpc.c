@@ -48,9 +48,14 @@ h_div(mcl_rpc_req *rq, const mcl_value *args, void *user)
     mcl_rpc_reply(rq);
 }
 
-// "wait": deferred; the test answers it (or it is cancelled).
+// "wait": deferred; the test answers it (or it is cancelled). `held` is the latest; every one
+// is also kept in `all_held`, answered at the end of each test (a deferred call must be
+// answered once, also after a cancel answered it for the handler).
 static mcl_rpc_req *_Atomic held;
 static atomic_int held_count;
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static mcl_rpc_req *all_held[8192];
+static size_t nall_held;
 
 static void
 h_wait(mcl_rpc_req *rq, const mcl_value *args, void *user)
@@ -58,8 +63,38 @@ h_wait(mcl_rpc_req *rq, const mcl_value *args, void *user)
     (void)args;
     (void)user;
     MCLT_OK(mcl_rpc_defer(rq));
+    pthread_mutex_lock(&held_mu);
+    if (nall_held < sizeof(all_held) / sizeof(all_held[0]))
+        all_held[nall_held++] = rq;
+    pthread_mutex_unlock(&held_mu);
     atomic_store(&held, rq);
     atomic_fetch_add(&held_count, 1);
+}
+
+// Answers every held call the test has not answered (`answered`: those it did).
+static void
+drain_held(mcl_rpc_req *const *answered, size_t n)
+{
+    pthread_mutex_lock(&held_mu);
+    for (size_t i = 0; i < nall_held; i++) {
+        bool done = false;
+        for (size_t j = 0; j < n; j++)
+            done = done || answered[j] == all_held[i];
+        if (!done)
+            (void)mcl_rpc_fail(all_held[i], MCL_PSTREAM_ABORTED, "the test is over");
+    }
+    nall_held = 0;
+    pthread_mutex_unlock(&held_mu);
+}
+
+// The test answered rq itself: drain_held() must leave it alone.
+static mcl_rpc_req *answered_by_test[64];
+static size_t nanswered;
+static void
+mark_answered(mcl_rpc_req *rq)
+{
+    if (nanswered < 64)
+        answered_by_test[nanswered++] = rq;
 }
 
 static void
@@ -155,6 +190,8 @@ fx_open(fixture *f, const mcl_rpc_service_options *so, const mcl_rpc_client_opti
 static void
 fx_close(fixture *f)
 {
+    drain_held(answered_by_test, nanswered);
+    nanswered = 0;
     mcl_rpc_client_free(f->cli, 1000);
     mcl_rpc_service_free(f->svc, 1000);
 }
@@ -215,6 +252,7 @@ test_values_standalone(void)
     MCLT_OK(mcl_value_encode(m, &buf, &len));
     MCLT_OK(mcl_value_decode(&back, buf, len, NULL, 0));
     CU_ASSERT_TRUE(mcl_value_equal(m, back));
+    mcl_value_free(back);
     mcl_free(buf);
     char *js;
     MCLT_OK(mcl_value_to_json(m, MCL_JSON_SORT, &js));
@@ -559,9 +597,14 @@ test_deadline_fires_and_cancels(void)
         mcl_rpc_req *rq = atomic_load(&held);
         CU_ASSERT_TRUE(mcl_rpc_req_cancelled(rq));
         CU_ASSERT_EQUAL(mcl_rpc_req_remaining_ms(rq), 0);
+        mark_answered(rq);
         CU_ASSERT_EQUAL(mcl_rpc_reply(rq), MCL_ECANCELED); // late: sends nothing, frees it
     }
     CU_ASSERT(best < 1000000); // within 1 ms of the deadline, at least once in ten
+    mcl_pstream_counters pc;
+    MCLT_OK(mcl_pstream_stats(mcl_rpc_client_stream(f.cli), &pc));
+    CU_ASSERT_EQUAL(pc.cancels_sent, 10);
+    CU_ASSERT_EQUAL(pc.late_responses, 10); // the service's answers to the cancels: dropped
     mcl_rpc_method_stats st;
     MCLT_OK(mcl_rpc_service_stats(f.svc, M_WAIT, &st));
     CU_ASSERT_EQUAL(st.timeouts, 10);
@@ -642,6 +685,7 @@ test_cancel(void)
     CU_ASSERT_TRUE(mclt_wait_until(method_settled, &f, 5000));
     mcl_rpc_req *rq = atomic_load(&held);
     CU_ASSERT_TRUE(mcl_rpc_req_cancelled(rq));
+    mark_answered(rq);
     CU_ASSERT_EQUAL(mcl_rpc_fail(rq, MCL_PSTREAM_ABORTED, "too late"), MCL_ECANCELED);
     CU_ASSERT_EQUAL(mcl_rpc_cancel(f.cli, id), MCL_ENOENT); // ended already
     CU_ASSERT_TRUE(mclt_wait_until(no_ids_in_use, f.cli, 5000));
@@ -656,10 +700,51 @@ test_cancel(void)
     CU_ASSERT_TRUE_FATAL(mclt_wait_until(held_present, NULL, 5000));
     rq = atomic_load(&held);
     CU_ASSERT_FALSE(mcl_rpc_req_cancelled(rq));
+    mark_answered(rq);
     MCLT_OK(mcl_rpc_reply(rq));
     CU_ASSERT_TRUE(mclt_wait_until(done_once, &d2, 5000));
     CU_ASSERT_EQUAL(d2.st, MCL_PSTREAM_OK);
     fx_close(&f);
+}
+
+// Cancelling a promise cancels its call: the service hears of it and answers for the handler.
+static void
+test_promise_cancel(void)
+{
+    fixture f;
+    fx_open(&f, NULL, NULL);
+    mcl_reactor *rx;
+    MCLT_OK(mcl_reactor_new(&rx, NULL));
+    MCLT_OK(mcl_reactor_start(rx));
+    mcl_promise *p;
+    MCLT_OK(mcl_promise_new(&p, rx));
+    MCLT_OK(mcl_rpc_submit_promise(f.cli, mcl_rpc_client_method(f.cli, "wait"), NULL, -1, p));
+    CU_ASSERT_TRUE_FATAL(mclt_wait_until(held_present, NULL, 5000));
+    MCLT_OK(mcl_promise_cancel(p));
+    mcl_err st;
+    CU_ASSERT_TRUE(mcl_promise_settled(p, &st, NULL));
+    CU_ASSERT_EQUAL(st, MCL_ECANCELED);
+    CU_ASSERT_TRUE(mclt_wait_until(method_settled, &f, 5000));
+    CU_ASSERT_TRUE(mcl_rpc_req_cancelled(atomic_load(&held)));
+    mcl_rpc_method_stats ms;
+    MCLT_OK(mcl_rpc_service_stats(f.svc, M_WAIT, &ms));
+    CU_ASSERT_EQUAL(ms.cancelled, 1);
+    CU_ASSERT_TRUE(mclt_wait_until(no_ids_in_use, f.cli, 5000));
+    // And a promise that resolves: the result belongs to it.
+    mcl_promise *q;
+    MCLT_OK(mcl_promise_new(&q, rx));
+    mcl_value *a = json("{\"a\": 2, \"b\": 3}");
+    MCLT_OK(mcl_rpc_submit_promise(f.cli, mcl_rpc_client_method(f.cli, "calc.add"), a, 0, q));
+    mcl_value_free(a);
+    CU_ASSERT_TRUE(mclt_wait_until(promise_settled, q, 5000));
+    void *val = NULL;
+    CU_ASSERT_TRUE(mcl_promise_settled(q, &st, &val));
+    CU_ASSERT_EQUAL_FATAL(st, MCL_OK);
+    CU_ASSERT_DOUBLE_EQUAL(num(val, "sum"), 5, 0);
+    mcl_promise_unref(q);
+    mcl_promise_unref(p);
+    fx_close(&f);
+    mcl_reactor_free(rx);
 }
 
 static struct sum_check {
@@ -709,6 +794,7 @@ test_many_in_flight(void)
     CU_ASSERT_TRUE(mclt_wait_until(all_256, NULL, 10000));
     CU_ASSERT_EQUAL(atomic_load(&sums.bad), 0);
     CU_ASSERT_EQUAL(atomic_load(&gate.n), 0);
+    mark_answered(atomic_load(&held));
     MCLT_OK(mcl_rpc_reply(atomic_load(&held)));
     CU_ASSERT_TRUE(mclt_wait_until(done_once, &gate, 5000));
     CU_ASSERT_TRUE(mclt_wait_until(no_ids_in_use, f.cli, 5000));
@@ -763,6 +849,7 @@ test_service_shutdown(void)
     CU_ASSERT_EQUAL(r->status, MCL_PSTREAM_NO_MORE_REQUESTS);
     mcl_rpc_result_free(r);
     // The call in progress is still answered.
+    mark_answered(atomic_load(&held));
     MCLT_OK(mcl_rpc_reply(atomic_load(&held)));
     CU_ASSERT_TRUE(mclt_wait_until(done_once, &d, 5000));
     CU_ASSERT_EQUAL(d.st, MCL_PSTREAM_OK);
@@ -775,6 +862,8 @@ test_service_shutdown(void)
     mcl_rpc_result_free(r);
     CU_ASSERT_TRUE(mclt_wait_until(no_ids_in_use, f.cli, 5000));
     mcl_rpc_client_free(f.cli, 100);
+    drain_held(answered_by_test, nanswered);
+    nanswered = 0;
 }
 
 // A service and a client on the two ends of a socketpair (each stream on its own thread).
@@ -826,7 +915,10 @@ test_connection_lost(void)
     CU_ASSERT_EQUAL(cc.disconnected, 1);
     // The held call outlives its connection and its service: answering is safe.
     mcl_rpc_service_free(p.svc, 100);
+    mark_answered(rq);
     CU_ASSERT_EQUAL(mcl_rpc_reply(rq), MCL_ECLOSED);
+    drain_held(answered_by_test, nanswered);
+    nanswered = 0;
     mcl_rpc_client_free(p.cli, 100);
     mcl_pstream_free(p.cps);
     close(p.sv[1]);
@@ -1082,6 +1174,7 @@ static CU_TestInfo tests[] = {
     {"a deadline fires on time, cancels, and the handler sees it", test_deadline_fires_and_cancels},
     {"the remaining time travels; expired work is refused", test_remaining_time_travels},
     {"cancel: completes once, the service answers for the handler", test_cancel},
+    {"cancelling a promise cancels its call; a resolved one holds the result", test_promise_cancel},
     {"256 calls in flight at once, each answered with its own result", test_many_in_flight},
     {"a shutting-down service: NO_MORE_REQUESTS, then DISCONNECTED", test_service_shutdown},
     {"a connection lost mid-call: DISCONNECTED, ids released", test_connection_lost},
