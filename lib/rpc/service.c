@@ -74,6 +74,7 @@ struct mcl_rpc_req {
     mcl_pstream_request *rq;
     mcl_value *args, *result;
     int64_t t0, deadline; // CLOCK_MONOTONIC ns; INT64_MAX: no deadline
+    int64_t budget_ns;    // what the caller gave it
 };
 
 // --- lifetime --------------------------------------------------------------------------------
@@ -402,7 +403,12 @@ count_answer(mcl_rpc_req *c, mcl_rpc_status st, bool by_cancel)
     pthread_mutex_lock(&m->mu);
     m->st.in_progress--;
     if (by_cancel) {
-        if (now >= c->deadline - 1000000) // the caller gave up at its deadline
+        // The caller's deadline fires before the service's (the budget left the caller before
+        // the call arrived here), so a cancel in the last fifth of the budget (at least 5 ms,
+        // at most 1 s) is the caller giving up at its deadline.
+        int64_t slack = c->budget_ns / 5;
+        slack = slack < 5000000 ? 5000000 : slack > 1000000000 ? 1000000000 : slack;
+        if (c->deadline != INT64_MAX && now >= c->deadline - slack)
             m->st.timeouts++;
         else
             m->st.cancelled++;
@@ -718,7 +724,8 @@ on_request(mcl_pstream *ps, mcl_pstream_request *rq, void *user)
     c->rq = rq;
     c->args = args;
     c->t0 = t0;
-    c->deadline = budget == MCL__RPC_NO_BUDGET ? INT64_MAX : t0 + (int64_t)budget * 1000000;
+    c->budget_ns = budget == MCL__RPC_NO_BUDGET ? INT64_MAX : (int64_t)budget * 1000000;
+    c->deadline = budget == MCL__RPC_NO_BUDGET ? INT64_MAX : t0 + c->budget_ns;
     mcl__pstream_request_on_release(rq, call_rq_released, c);
     pthread_mutex_lock(&m->mu);
     m->st.calls++;

@@ -575,6 +575,13 @@ no_ids_in_use(void *arg)
            mcl_rpc_client_stats(c, &cc) == MCL_OK && cc.in_flight == 0;
 }
 
+static bool
+ten_late(void *arg)
+{
+    mcl_pstream_counters pc;
+    return mcl_pstream_stats(mcl_rpc_client_stream(arg), &pc) == MCL_OK && pc.late_responses >= 10;
+}
+
 static void
 test_deadline_fires_and_cancels(void)
 {
@@ -596,15 +603,17 @@ test_deadline_fires_and_cancels(void)
         CU_ASSERT_TRUE(mclt_wait_until(method_settled, &f, 5000));
         mcl_rpc_req *rq = atomic_load(&held);
         CU_ASSERT_TRUE(mcl_rpc_req_cancelled(rq));
-        CU_ASSERT_EQUAL(mcl_rpc_req_remaining_ms(rq), 0);
+        CU_ASSERT(mcl_rpc_req_remaining_ms(rq) <= 5); // (its deadline is the caller's + transit)
         mark_answered(rq);
         CU_ASSERT_EQUAL(mcl_rpc_reply(rq), MCL_ECANCELED); // late: sends nothing, frees it
     }
     CU_ASSERT(best < 1000000); // within 1 ms of the deadline, at least once in ten
+    // The service's answers to the cancels arrive late, and are counted and dropped.
+    CU_ASSERT_TRUE(mclt_wait_until(ten_late, f.cli, 5000));
     mcl_pstream_counters pc;
     MCLT_OK(mcl_pstream_stats(mcl_rpc_client_stream(f.cli), &pc));
     CU_ASSERT_EQUAL(pc.cancels_sent, 10);
-    CU_ASSERT_EQUAL(pc.late_responses, 10); // the service's answers to the cancels: dropped
+    CU_ASSERT_EQUAL(pc.late_responses, 10);
     mcl_rpc_method_stats st;
     MCLT_OK(mcl_rpc_service_stats(f.svc, M_WAIT, &st));
     CU_ASSERT_EQUAL(st.timeouts, 10);
