@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The live demo: sets everything up, builds, and in a private network namespace runs mcl-sim
-# (simulated sensor messages) while mcl-dump decodes and shows what arrives.
+# (simulated sensor messages) while mcl-dump decodes and shows what arrives; then an RPC
+# service (mcl-call --serve-demo) listed and called by mcl-call.
 #
 #   scripts/demo.sh [SECONDS]     (default 4)
 set -euo pipefail
@@ -39,3 +40,27 @@ echo "mcl-dump statistics:"
 grep -v "listening on" "$err" || true
 echo
 cat "$simlog"
+
+# RPC: a demo service, its published methods, a call, a call refused before sending, a deadline.
+if [[ -x "$bin/mcl-call" ]] && "$bin/mcl-call" --help | grep -q serve-demo; then
+    srv=$(mktemp)
+    trap 'rm -f "$err" "$simlog" "$srv"; [[ -n "${rpc:-}" ]] && kill "$rpc" 2>/dev/null' EXIT
+    "$bin/mcl-call" --serve-demo "zmq+tcp://127.0.0.1:0" >"$srv" 2>/dev/null &
+    rpc=$!
+    for _ in $(seq 100); do grep -q "serving demo on" "$srv" 2>/dev/null && break; sleep 0.05; done
+    u=$(sed -n 's/^serving demo on //p' "$srv")
+    if [[ -n "$u" ]]; then
+        show() { echo "\$ $*"; "$@" || echo "(exit status $?)"; echo; }
+        echo
+        echo "demo: an RPC service on $u (mcl-call --serve-demo), called with mcl-call:"
+        echo
+        show "$bin/mcl-call" "$u" --list
+        show "$bin/mcl-call" "$u" calc.add '{"a": 1.5, "b": 2}'
+        show "$bin/mcl-call" "$u" calc.add '{"a": 1.5, "b": "two"}'
+        show "$bin/mcl-call" --timeout 200 "$u" demo.sleep '{"ms": 2000}'
+        show "$bin/mcl-call" --json "$u" rpc.stats '{"method": "calc.add"}'
+    fi
+    kill "$rpc" 2>/dev/null
+    wait "$rpc" 2>/dev/null || true
+    rpc=
+fi
