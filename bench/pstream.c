@@ -13,6 +13,8 @@
 // tcp is on 127.0.0.1 (scripts/bench.sh runs it in a private network namespace).
 // Output: one line of key=value pairs.
 #define _GNU_SOURCE
+#include "common.h"
+
 #include <mcl/mcl.h>
 
 #include <errno.h>
@@ -27,7 +29,7 @@
 #include <unistd.h>
 
 #ifdef MCL_BENCH_ZMQ
-#include <zmq.h>
+#include <zmq.h> // (the socket types for run_zmq())
 #endif
 #ifdef MCL_BENCH_NNG
 #include <nng/nng.h>
@@ -35,42 +37,11 @@
 #include <nng/protocol/reqrep0/req.h>
 #endif
 
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void
-report_rtt(const char *impl, size_t size, uint64_t *lat, size_t n)
-{
-    qsort(lat, n, sizeof(*lat), cmp_u64);
-    printf("pstream case=rtt impl=%s size=%zu n=%zu p50_us=%.2f p99_us=%.2f p999_us=%.2f\n", impl,
-           size, n, (double)lat[n / 2] / 1e3, (double)lat[n * 99 / 100] / 1e3,
-           (double)lat[n * 999 / 1000] / 1e3);
-}
-
 static void
 report_win(const char *impl, size_t size, size_t n, unsigned w, uint64_t ns)
 {
     printf("pstream case=win impl=%s size=%zu n=%zu window=%u rps=%.0f\n", impl, size, n, w,
            (double)n * 1e9 / (double)ns);
-}
-
-static void
-die(const char *what)
-{
-    fprintf(stderr, "mcl-bench-pstream: %s\n", what);
-    exit(1);
 }
 
 // --- mcl -----------------------------------------------------------------------------------------
@@ -107,15 +78,15 @@ mcl_client(mcl_pstream *c, size_t size, size_t n, unsigned window, uint64_t *lat
 {
     uint8_t *buf = calloc(1, size + 1);
     if (lat != NULL) {
-        for (size_t i = 0; i < n + 1000; i++) { // 1,000 to warm up
+        for (size_t i = 0; i < n + RTT_WARMUP; i++) {
             uint64_t t = now_ns();
             mcl_pstream_result *r;
             if (mcl_pstream_call(c, 0, 1, 0, buf, size, 5000, &r) != MCL_OK ||
                 r->status != MCL_PSTREAM_OK || r->len != size)
                 die("call failed");
             mcl_pstream_result_free(r);
-            if (i >= 1000)
-                lat[i - 1000] = now_ns() - t;
+            if (i >= RTT_WARMUP)
+                lat[i - RTT_WARMUP] = now_ns() - t;
         }
         free(buf);
         return 0;
@@ -190,19 +161,6 @@ run_mcl_sp(size_t size, size_t n, unsigned window, uint64_t *lat)
     return dt;
 }
 
-static long
-rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, res = 0;
-    if (f != NULL) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static void
 soak(size_t n)
 {
@@ -266,16 +224,16 @@ rtt_sp_raw(size_t size, size_t n, uint64_t *lat)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         die("socketpair");
-    sp_peer peer = {sv[1], size, n + 1000};
+    sp_peer peer = {sv[1], size, n + RTT_WARMUP};
     pthread_t th;
     pthread_create(&th, NULL, sp_echo, &peer);
     char *buf = calloc(1, size + 1);
-    for (size_t i = 0; i < n + 1000; i++) {
+    for (size_t i = 0; i < n + RTT_WARMUP; i++) {
         uint64_t t = now_ns();
         full_io(sv[0], buf, size, true);
         full_io(sv[0], buf, size, false);
-        if (i >= 1000)
-            lat[i - 1000] = now_ns() - t;
+        if (i >= RTT_WARMUP)
+            lat[i - RTT_WARMUP] = now_ns() - t;
     }
     pthread_join(th, NULL);
     free(buf);
@@ -283,89 +241,7 @@ rtt_sp_raw(size_t size, size_t n, uint64_t *lat)
     close(sv[1]);
 }
 
-// --- raw libzmq ----------------------------------------------------------------------------------
-
-#ifdef MCL_BENCH_ZMQ
-typedef struct zsrv {
-    void *ctx, *s;
-    int type;
-} zsrv;
-
-static void *
-zmq_echo(void *arg)
-{
-    zsrv *z = arg;
-    zmq_msg_t id, m;
-    for (;;) {
-        if (z->type == ZMQ_ROUTER) {
-            zmq_msg_init(&id);
-            if (zmq_msg_recv(&id, z->s, 0) < 0)
-                break;
-        }
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, z->s, 0) < 0)
-            break;
-        if (z->type == ZMQ_ROUTER && zmq_msg_send(&id, z->s, ZMQ_SNDMORE) < 0)
-            break;
-        if (zmq_msg_send(&m, z->s, 0) < 0)
-            break;
-    }
-    zmq_close(z->s);
-    return NULL;
-}
-
-static uint64_t
-run_zmq(int stype, int ctype, size_t size, size_t n, unsigned window, uint64_t *lat)
-{
-    zsrv z = {.ctx = zmq_ctx_new(), .type = stype};
-    z.s = zmq_socket(z.ctx, stype);
-    int zero = 0;
-    zmq_setsockopt(z.s, ZMQ_LINGER, &zero, sizeof(zero));
-    if (zmq_bind(z.s, "tcp://127.0.0.1:*") != 0)
-        die("zmq_bind");
-    char ep[256];
-    size_t el = sizeof(ep);
-    zmq_getsockopt(z.s, ZMQ_LAST_ENDPOINT, ep, &el);
-    pthread_t th;
-    pthread_create(&th, NULL, zmq_echo, &z);
-    void *c = zmq_socket(z.ctx, ctype);
-    zmq_setsockopt(c, ZMQ_LINGER, &zero, sizeof(zero));
-    if (zmq_connect(c, ep) != 0)
-        die("zmq_connect");
-    char *buf = calloc(1, size + 1);
-    uint64_t dt = 0;
-    if (lat != NULL) {
-        for (size_t i = 0; i < n + 1000; i++) {
-            uint64_t t = now_ns();
-            if (zmq_send(c, buf, size, 0) < 0 || zmq_recv(c, buf, size + 1, 0) < 0)
-                die("zmq round trip");
-            if (i >= 1000)
-                lat[i - 1000] = now_ns() - t;
-        }
-    } else {
-        size_t sent = 0, done = 0;
-        uint64_t t0 = now_ns();
-        for (; sent < window && sent < n; sent++)
-            zmq_send(c, buf, size, 0);
-        while (done < n) {
-            if (zmq_recv(c, buf, size + 1, 0) < 0)
-                die("zmq recv");
-            done++;
-            if (sent < n) {
-                zmq_send(c, buf, size, 0);
-                sent++;
-            }
-        }
-        dt = now_ns() - t0;
-    }
-    zmq_close(c);
-    zmq_ctx_shutdown(z.ctx); // the echo thread's recv ends with ETERM
-    pthread_join(th, NULL);
-    zmq_ctx_term(z.ctx);
-    free(buf);
-    return dt;
-}
-#endif
+// (raw libzmq: run_zmq() in bench/common.c)
 
 // --- nng -----------------------------------------------------------------------------------------
 
@@ -524,7 +400,7 @@ main(int argc, char **argv)
             printf("pstream case=rtt impl=%s n/a=1\n", impl);
             return 0;
         }
-        report_rtt(impl, size, lat, n);
+        report_rtt("pstream", impl, size, lat, n, NULL);
         free(lat);
         return 0;
     }

@@ -9,13 +9,20 @@
 # Then the packet stream (bench/pstream.c): round trips against raw libzmq DEALER/ROUTER and
 # REQ/REP, 64 requests in flight against raw DEALER/ROUTER and nng 1.5 req/rep, round trips on
 # a socketpair against a raw write/read ping-pong, and 10,000,000 requests watching memory.
+# Then RPC (bench/rpc.c): 64-byte-argument calls, one in flight, against raw libzmq REQ/REP and
+# the packet stream alone, the error paths the service decides (UNIMPLEMENTED, INVALID_ARGUMENT)
+# against the success path, and 1,000,000 calls with 5 % timeouts and 5 % cancels watching
+# transaction ids and memory.
 #
 #   scripts/bench.sh             REPS=5 scripts/bench.sh        CSV=out.csv scripts/bench.sh
 #   ONLY=pstream scripts/bench.sh   (only the packet-stream rows)
+#   ONLY=rpc scripts/bench.sh       (only the RPC rows; RPC_SOAK=N calls in the soak)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${REPS:-3}
 csv=${CSV:-build/bench.csv}
+only=${ONLY:-}
+case $only in "" | pstream | rpc) ;; *) echo "bench: ONLY must be pstream or rpc" >&2; exit 2 ;; esac
 
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
@@ -36,7 +43,20 @@ trap 'rm -f "$out"' EXIT
 count() { case $1 in 64 | 1024) echo 200000 ;; 16384) echo 50000 ;; 262144) echo 4000 ;; *) echo 1000 ;; esac; }
 run() { timeout 90 "$@" >>"$out" 2>/dev/null || echo "bench: failed: $*" >&2; }
 
-if [[ "${ONLY:-}" != pstream ]]; then
+# awk helpers of the pstream and rpc tables: key=value fields, medians, ratios of back-to-back
+# pairs (rep i of one against rep i of the other: their median and range).
+awk_pairs='
+function kv(line, key,   m) { if (match(line, "(^| )" key "=[^ ]+")) { m = substr(line, RSTART, RLENGTH); sub(/^ /, "", m); return substr(m, length(key) + 2) } return "" }
+function sortn(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } }
+function med(arr, k, n,   i, a) { for (i = 1; i <= n; i++) a[i] = arr[k, i]; sortn(a, n); return a[int((n + 1) / 2)] }
+function pmed(arr, k1, k2, n1, n2,   i, q, m) { m = n1 < n2 ? n1 : n2; if (m == 0) return -1
+  for (i = 1; i <= m; i++) q[i] = arr[k2, i] > 0 ? arr[k1, i] / arr[k2, i] : 0; sortn(q, m); return q[int((m + 1) / 2)] }
+function pr(arr, k1, k2, n1, n2,   i, q, m) { m = n1 < n2 ? n1 : n2; if (m == 0) return "-"
+  for (i = 1; i <= m; i++) q[i] = arr[k2, i] > 0 ? arr[k1, i] / arr[k2, i] : 0; sortn(q, m)
+  return sprintf("%.2f (%.2f-%.2f)", q[int((m + 1) / 2)], q[1], q[m]) }
+'
+
+if [[ -z $only ]]; then
 for size in 64 1024 16384 262144 1048576; do
     n=$(count $size)
     for _ in $(seq "$reps"); do
@@ -110,11 +130,12 @@ echo "CSV: $csv"
 fi
 
 # --- packet stream: each case REPS times, the implementations of a row back to back ---------------
+if [[ -z $only || $only == pstream ]]; then
 # nng resolves even numeric hosts with AI_ADDRCONFIG, which finds no address in a namespace
 # that has IPv4 on lo only: give it one (on the private veth, which leads nowhere).
 ip addr add 10.205.0.1/24 dev mcl0 2>/dev/null || true
 ps=$(mktemp)
-trap 'rm -f "$out" "$ps"' EXIT
+trap 'rm -f "$out" "${ps:-}" "${rp:-}"' EXIT
 prun() { timeout 120 $b/mcl-bench-pstream "$@" >>"$ps" 2>/dev/null || echo "bench: failed: pstream $*" >&2; }
 for _ in $(seq "$reps"); do
     for impl in dealer reqrep mcl; do prun rtt $impl 64 20000; done
@@ -123,14 +144,7 @@ for _ in $(seq "$reps"); do
 done
 prun soak "${SOAK:-10000000}"
 echo
-awk '
-function kv(line, key,   m) { if (match(line, "(^| )" key "=[^ ]+")) { m = substr(line, RSTART, RLENGTH); sub(/^ /, "", m); return substr(m, length(key) + 2) } return "" }
-function sortn(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } }
-function med(arr, k, n,   i, a) { for (i = 1; i <= n; i++) a[i] = arr[k, i]; sortn(a, n); return a[int((n + 1) / 2)] }
-# ratio of each back-to-back pair, then their median and range
-function pr(arr, k1, k2, n1, n2,   i, q, m) { m = n1 < n2 ? n1 : n2; if (m == 0) return "-"
-  for (i = 1; i <= m; i++) q[i] = arr[k2, i] > 0 ? arr[k1, i] / arr[k2, i] : 0; sortn(q, m)
-  return sprintf("%.2f (%.2f-%.2f)", q[int((m + 1) / 2)], q[1], q[m]) }
+awk "$awk_pairs"'
 /case=soak/ { soak = $0; next }
 /case=rtt/ { if (kv($0, "n/a") != "") next; k = kv($0, "impl"); rn[k]++; p50[k, rn[k]] = kv($0, "p50_us") + 0; p99[k, rn[k]] = kv($0, "p99_us") + 0; next }
 /case=win/ { if (kv($0, "n/a") != "") next; k = kv($0, "impl"); wn[k]++; rps[k, wn[k]] = kv($0, "rps") + 0; next }
@@ -148,3 +162,38 @@ END {
     printf "| %s | %.0f | %s |\n", k, med(rps, k, wn[k]), k == "mcl" ? "-" : pr(rps, "mcl", k, wn["mcl"], wn[k]) }
   if (soak != "") { print ""; print "soak: " soak }
 }' "$ps"
+fi
+
+# --- RPC (bench/rpc.c): each case REPS times; in a rep the raw peer, the packet stream alone and
+# the RPC cases back to back (ratios are of those pairs) --------------------------------------------
+if [[ -z $only || $only == rpc ]]; then
+rp=$(mktemp)
+trap 'rm -f "$out" "${ps:-}" "$rp"' EXIT
+rrun() { timeout "$1" "${@:2}" >>"$rp" 2>/dev/null || echo "bench: failed: ${*:2}" >&2; }
+for _ in $(seq "$reps"); do
+    rrun 120 $b/mcl-bench-rpc rtt reqrep 20000
+    rrun 120 $b/mcl-bench-pstream rtt mcl 64 20000
+    for impl in call call-thread ok unimpl invalid; do rrun 120 $b/mcl-bench-rpc rtt $impl 20000; done
+done
+rrun 330 $b/mcl-bench-rpc soak "${RPC_SOAK:-1000000}" 64 5 # (it fails itself past 300 s)
+echo
+awk "$awk_pairs"'
+/^rpc case=soak/ { soak = $0; next }
+/case=rtt/ { if (kv($0, "n/a") != "") next; k = $1 "/" kv($0, "impl"); rn[k]++; p50[k, rn[k]] = kv($0, "p50_us") + 0; p99[k, rn[k]] = kv($0, "p99_us") + 0; next }
+function row(k, what, base, target, lim,   r1, r2, m) { if (!(k in rn)) return; r1 = "-"; r2 = "-"; m = ""
+  if (base != "" && (base in rn)) { r1 = pr(p50, k, base, rn[k], rn[base]); r2 = pr(p99, k, base, rn[k], rn[base])
+    if (lim > 0) m = pmed(p50, k, base, rn[k], rn[base]) <= lim ? " (met)" : " (not met)" }
+  printf "| %s | %.1f | %.1f | %s | %s | %s%s |\n", what, med(p50, k, rn[k]), med(p99, k, rn[k]), r1, r2, target, m }
+END {
+  print "| RPC round trip, 64 B arguments, one in flight, tcp | p50 µs | p99 µs | p50 / base (pairs) | p99 / base (pairs) | base, target |"; print "|---|---|---|---|---|---|"
+  row("rpc/reqrep", "raw libzmq REQ -> REP echo thread, 64 B", "", "-", 0)
+  row("pstream/mcl", "packet stream alone (mcl_pstream_call, 64 B)", "rpc/reqrep", "REQ/REP", 0)
+  row("rpc/call", "mcl_rpc_call, calling thread drives the stream", "rpc/reqrep", "REQ/REP, p50 <= 1.15", 1.15)
+  row("rpc/call-thread", "mcl_rpc_call, mcl_rpc_client_open (stream thread)", "rpc/reqrep", "REQ/REP, p50 <= 1.15", 1.15)
+  row("rpc/call", "mcl_rpc_call against the packet stream alone", "pstream/mcl", "packet stream", 0)
+  row("rpc/ok", "mcl_rpc_submit, OK (caller dispatches)", "rpc/reqrep", "REQ/REP", 0)
+  row("rpc/unimpl", "mcl_rpc_submit, UNIMPLEMENTED from the service", "rpc/ok", "OK path, p50 <= 1.1", 1.1)
+  row("rpc/invalid", "mcl_rpc_submit, INVALID_ARGUMENT from the service", "rpc/ok", "OK path, p50 <= 1.1", 1.1)
+  if (soak != "") { print ""; print "soak: " soak }
+}' "$rp"
+fi
