@@ -371,31 +371,17 @@ mcl_msg_from_json(mcl_msg **mp, const char *text, size_t len, char *errbuf, size
 {
     if (mp != NULL)
         *mp = NULL;
-    if (errbuf != NULL && errlen > 0)
-        errbuf[0] = '\0';
-    if (mp == NULL || text == NULL)
+    if (mp == NULL)
         return MCL_EINVAL;
-    json_error_t e;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-    if (j == NULL)
-        return mcl__fail(MCL_EDECODE, errbuf, errlen, "json", "line %d, column %d: %s", e.line,
-                         e.column, e.text);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return mcl__fail(MCL_ENOTMAP, errbuf, errlen, "json", "a message must be a JSON object");
-    }
     mcl_value *root = NULL;
-    mcl_err rv = from_json(j, &root, 0);
-    json_decref(j);
-    if (rv == MCL_EDECODE)
-        return mcl__fail(rv, errbuf, errlen, "json", "malformed tagged value ($bin, $float, "
-                                                     "$str, $uint or $map) or nesting too deep");
+    mcl_err rv = mcl_value_from_json(&root, text, len, errbuf, errlen);
     if (rv != MCL_OK)
         return rv;
-    if (root->type != MCL_TYPE_MAP) { // a top-level tag such as {"$bin": ...}
+    if (root->type != MCL_TYPE_MAP) { // (also a top-level tag such as {"$bin": ...})
         mcl__val_free(root);
         return mcl__fail(MCL_ENOTMAP, errbuf, errlen, "json", "a message must be a JSON object");
     }
+    root->root = false; // the message's from now on
     if ((*mp = mcl__msg_wrap(root)) == NULL)
         return MCL_ENOMEM;
     return MCL_OK;

@@ -625,19 +625,13 @@ mcl__val_pack(msgpack_packer *pk, const mcl_value *v)
                   : MCL_ENOMEM;
 }
 
-static mcl_err encode_value(const mcl_value *v, void **bufp, size_t *lenp);
-
 mcl_err
 mcl_msg_encode(const mcl_msg *m, void **bufp, size_t *lenp)
 {
-    if (bufp != NULL)
-        *bufp = NULL;
-    if (lenp != NULL)
-        *lenp = 0;
-    if (m == NULL || bufp == NULL || lenp == NULL)
-        return MCL_EINVAL;
-    return encode_value(m->root, bufp, lenp);
+    return mcl_value_encode(m != NULL ? m->root : NULL, bufp, lenp);
 }
+
+static mcl_err encode_value(const mcl_value *v, void **bufp, size_t *lenp);
 
 mcl_err
 mcl_value_encode(const mcl_value *v, void **bufp, size_t *lenp)

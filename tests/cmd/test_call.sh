@@ -17,7 +17,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh" # check, wait_for, has
+. "$(dirname "$0")/lib.sh" # check, wait_for, has, second_namespace
 
 # Usage errors say so and exit 2; --help and --version exit 0.
 "$call" >/dev/null 2>"$tmp/u"
@@ -141,19 +141,7 @@ if [[ -n "$examples" && -x "$examples/rpc_calc" ]]; then
 fi
 
 # Two namespaces joined by a veth pair: the service in the second.
-if [[ "${MCL_NETNS:-}" == 1 ]] && ip link add mclc0 type veth peer name mclc1 2>/dev/null; then
-    unshare -n sleep 300 &
-    holder=$!
-    for i in $(seq 200); do
-        [[ "$(readlink /proc/$holder/ns/net 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ]] && break
-        sleep 0.01
-    done
-    ip link set mclc1 netns "$holder"
-    ip addr add 10.205.0.1/24 dev mclc0
-    ip link set mclc0 up
-    nsenter -t "$holder" -n -- ip addr add 10.205.0.2/24 dev mclc1
-    nsenter -t "$holder" -n -- ip link set mclc1 up
-    nsenter -t "$holder" -n -- ip link set lo up
+if [[ "${MCL_NETNS:-}" == 1 ]] && second_namespace mclc 10.205.0; then
     run_demo veth "zmq+tcp://10.205.0.2:0" 10.205.0.2 nsenter -t "$holder" -n --
 else
     echo "test_call.sh: no private namespace with veth support; the two-namespace run is skipped" >&2

@@ -16,7 +16,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh" # check, wait_for, has
+. "$(dirname "$0")/lib.sh" # check, wait_for, has, second_namespace
 
 # Usage errors say so and exit 2.
 "$echo_" >/dev/null 2>"$tmp/u"
@@ -69,19 +69,7 @@ run_pair() {
 run_pair host "zmq+tcp://127.0.0.1:0" 127.0.0.1
 
 # Two namespaces joined by a veth pair: the server in the second.
-if [[ "${MCL_NETNS:-}" == 1 ]] && ip link add mclp0 type veth peer name mclp1 2>/dev/null; then
-    unshare -n sleep 300 &
-    holder=$!
-    for i in $(seq 200); do
-        [[ "$(readlink /proc/$holder/ns/net 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ]] && break
-        sleep 0.01
-    done
-    ip link set mclp1 netns "$holder"
-    ip addr add 10.204.0.1/24 dev mclp0
-    ip link set mclp0 up
-    nsenter -t "$holder" -n -- ip addr add 10.204.0.2/24 dev mclp1
-    nsenter -t "$holder" -n -- ip link set mclp1 up
-    nsenter -t "$holder" -n -- ip link set lo up
+if [[ "${MCL_NETNS:-}" == 1 ]] && second_namespace mclp 10.204.0; then
     run_pair veth "zmq+tcp://10.204.0.2:0" 10.204.0.2 nsenter -t "$holder" -n --
 else
     echo "test_pstream.sh: no private namespace with veth support; the two-namespace run is skipped" >&2
