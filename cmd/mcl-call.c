@@ -18,35 +18,35 @@ enum { EXIT_STATUS_BASE = 10 }; // a call that ended with status S exits 10 + S
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: mcl-call [OPTION]... URL --list\n"
-            "       mcl-call [OPTION]... URL METHOD ['{\"json\": \"arguments\"}']\n"
-            "       mcl-call [OPTION]... --serve-demo URL\n"
-            "Call a method of the mcl RPC service at URL (zmq+tcp://HOST:PORT, zmq+ipc://PATH)\n"
-            "and print its result as JSON. METHOD is a name (calc.add) or #ID. The arguments\n"
-            "(default {}) are checked against the schema the service publishes before anything\n"
-            "is sent; a refusal names the field.\n"
-            "\n"
-            "  -l, --list          list the methods: ids, names, argument and result schemas\n"
-            "  -t, --timeout MS    the call's deadline (default 20000; also bounds connecting)\n"
-            "  -j, --json          machine-readable output: the whole outcome as one JSON object\n"
-            "                      ({\"status\", \"code\", \"message\", \"field\", \"local\",\n"
-            "                      \"result\", \"latency_us\"});\n"
-            "                      with --list, the service's description\n"
-            "  -p, --pretty        indent the JSON\n"
-            "      --serve-demo URL  serve a demo service (calc.add, calc.div, text.upper,\n"
-            "                      demo.sleep, demo.echo, clock.now) until Ctrl-C\n"
-            "  -v, --verbose       the library's warnings on stderr\n"
-            "      --help          this text\n"
-            "      --version       version\n"
-            "\n"
-            "Try it: mcl-call --serve-demo zmq+tcp://127.0.0.1:5600 &\n"
-            "        mcl-call zmq+tcp://127.0.0.1:5600 --list\n"
-            "        mcl-call zmq+tcp://127.0.0.1:5600 calc.add '{\"a\": 1, \"b\": 2}'\n"
-            "Exit status: 0 the call succeeded, 1 runtime failure (no service, lost connection\n"
-            "before the call), 2 usage error (options, JSON that does not parse), 10+S the call\n"
-            "ended with RPC status S (13 INVALID_ARGUMENT, also when refused before sending;\n"
-            "14 DEADLINE_EXCEEDED; 22 UNIMPLEMENTED; 31 NO_MORE_REQUESTS; 32 DISCONNECTED; ...).\n");
+    fprintf(
+        f, "Usage: mcl-call [OPTION]... URL --list\n"
+           "       mcl-call [OPTION]... URL METHOD ['{\"json\": \"arguments\"}']\n"
+           "       mcl-call [OPTION]... --serve-demo URL\n"
+           "Call a method of the mcl RPC service at URL (zmq+tcp://HOST:PORT, zmq+ipc://PATH)\n"
+           "and print its result as JSON. METHOD is a name (calc.add) or #ID. The arguments\n"
+           "(default {}) are checked against the schema the service publishes before anything\n"
+           "is sent; a refusal names the field.\n"
+           "\n"
+           "  -l, --list          list the methods: ids, names, argument and result schemas\n"
+           "  -t, --timeout MS    the call's deadline (default 20000; also bounds connecting)\n"
+           "  -j, --json          machine-readable output: the whole outcome as one JSON object\n"
+           "                      ({\"status\", \"code\", \"message\", \"field\", \"local\",\n"
+           "                      \"result\", \"latency_us\"});\n"
+           "                      with --list, the service's description\n"
+           "  -p, --pretty        indent the JSON\n"
+           "      --serve-demo URL  serve a demo service (calc.add, calc.div, text.upper,\n"
+           "                      demo.sleep, demo.echo, clock.now) until Ctrl-C\n"
+           "  -v, --verbose       the library's warnings on stderr\n"
+           "      --help          this text\n"
+           "      --version       version\n"
+           "\n"
+           "Try it: mcl-call --serve-demo zmq+tcp://127.0.0.1:5600 &\n"
+           "        mcl-call zmq+tcp://127.0.0.1:5600 --list\n"
+           "        mcl-call zmq+tcp://127.0.0.1:5600 calc.add '{\"a\": 1, \"b\": 2}'\n"
+           "Exit status: 0 the call succeeded, 1 runtime failure (no service, lost connection\n"
+           "before the call), 2 usage error (options, JSON that does not parse), 10+S the call\n"
+           "ended with RPC status S (13 INVALID_ARGUMENT, also when refused before sending;\n"
+           "14 DEADLINE_EXCEEDED; 22 UNIMPLEMENTED; 31 NO_MORE_REQUESTS; 32 DISCONNECTED; ...).\n");
 }
 
 // --- listing -----------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ print_outcome(const char *method, const mcl_rpc_result *r, bool as_json, int jfl
                         r->status == MCL_PSTREAM_UNIMPLEMENTED
                     ? " (refused before sending)"
                 : r->status == MCL_PSTREAM_DEADLINE_EXCEEDED ? " (no answer in time)"
-                                                              : " (on this side)";
+                                                             : " (on this side)";
     tool_err(prog, "%s: %s%s: %s", method, mcl_rpc_status_name(r->status), where,
              r->message[0] ? r->message : mcl_pstream_status_text(r->status));
     return ec;
@@ -238,8 +238,8 @@ run_call(const char *url, const char *method, const char *args_json, bool list, 
         return EXIT_USAGE;
     }
     mcl_rpc_client_options o = {.timeout_ms = timeout_ms,
-                                .describe_ms = timeout_ms > 0 && timeout_ms < 5000 ? timeout_ms
-                                                                                    : 5000};
+                                .describe_ms =
+                                    timeout_ms > 0 && timeout_ms < 5000 ? timeout_ms : 5000};
     mcl_rpc_client *c;
     mcl_err rv = mcl_rpc_client_open(&c, url, &o, why, sizeof(why));
     if (rv != MCL_OK) {
@@ -280,7 +280,7 @@ typedef struct demo {
         int64_t ms;
         struct sleeper *next, *prev;
         struct demo *d;
-    } *sleeping; // deferred demo.sleep calls (the reactor thread's, until it stops)
+    } * sleeping; // deferred demo.sleep calls (the reactor thread's, until it stops)
 } demo;
 
 static double

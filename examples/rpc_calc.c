@@ -114,8 +114,8 @@ call(const char *url, double a, double b)
             mcl_value_get_double(mcl_value_find(r->value, keys[i]), &v) == MCL_OK) {
             printf("%s(%g, %g) = %g\n", names[i], a, b, v);
         } else {
-            printf("%s(%g, %g) failed: %s: %s\n", names[i], a, b,
-                   mcl_rpc_status_name(r->status), r->message);
+            printf("%s(%g, %g) failed: %s: %s\n", names[i], a, b, mcl_rpc_status_name(r->status),
+                   r->message);
             ec = 1;
         }
         mcl_rpc_result_free(r);

@@ -126,9 +126,9 @@ typedef struct mcl_rpc_method {
 
 /** Service options; all-zero means the defaults. */
 typedef struct mcl_rpc_service_options {
-    size_t max_args;         /**< largest encoded arguments accepted (0: 1 MiB); published,
+    size_t max_args;            /**< largest encoded arguments accepted (0: 1 MiB); published,
                                   so clients refuse larger ones before sending */
-    mcl_reactor *reactor;    /**< drive listening servers from this reactor (NULL: a thread
+    mcl_reactor *reactor;       /**< drive listening servers from this reactor (NULL: a thread
                                   of their own) */
     mcl_pstream_options stream; /**< for the servers mcl_rpc_service_listen() opens */
 } mcl_rpc_service_options;
@@ -257,7 +257,7 @@ typedef struct mcl_rpc_client mcl_rpc_client;
 typedef struct mcl_rpc_method_info {
     uint32_t id;
     const char *name;
-    const char *doc; /**< "" when none */
+    const char *doc;           /**< "" when none */
     const mcl_rpc_field *args; /**< defaults as JSON text; docs "" when none */
     size_t nargs;
     const mcl_rpc_field *result;
@@ -268,13 +268,13 @@ typedef struct mcl_rpc_method_info {
 /** How a call ended. Borrowed in callbacks; from mcl_rpc_call(): mcl_rpc_result_free(). */
 typedef struct mcl_rpc_result {
     mcl_rpc_status status;
-    bool local;            /**< decided on this side, not by the service */
-    const char *message;   /**< the status message ("" when none), NUL-terminated */
-    const char *field;     /**< INVALID_ARGUMENT: the field refused ("" when none) */
+    bool local;             /**< decided on this side, not by the service */
+    const char *message;    /**< the status message ("" when none), NUL-terminated */
+    const char *field;      /**< INVALID_ARGUMENT: the field refused ("" when none) */
     const mcl_value *value; /**< OK: the result map; otherwise NULL */
-    uint32_t method;       /**< the method's id */
-    uint64_t call_id;      /**< as mcl_rpc_submit() gave it (0 for a call refused locally) */
-    int64_t latency_ns;    /**< from the call to its end */
+    uint32_t method;        /**< the method's id */
+    uint64_t call_id;       /**< as mcl_rpc_submit() gave it (0 for a call refused locally) */
+    int64_t latency_ns;     /**< from the call to its end */
 } mcl_rpc_result;
 
 /** Called exactly once per submitted call, on the client stream's driving thread. */
@@ -320,8 +320,7 @@ MCL_API const char *mcl_rpc_client_service_doc(const mcl_rpc_client *c);
 MCL_API size_t mcl_rpc_client_nmethods(const mcl_rpc_client *c);
 MCL_API const mcl_rpc_method_info *mcl_rpc_client_method_at(const mcl_rpc_client *c, size_t i);
 /** A method by name or by id; NULL when the service has none. @since 0.3 */
-MCL_API const mcl_rpc_method_info *mcl_rpc_client_method(const mcl_rpc_client *c,
-                                                         const char *name);
+MCL_API const mcl_rpc_method_info *mcl_rpc_client_method(const mcl_rpc_client *c, const char *name);
 MCL_API const mcl_rpc_method_info *mcl_rpc_client_method_by_id(const mcl_rpc_client *c,
                                                                uint32_t id);
 /** The largest encoded arguments the service accepts. @since 0.3 */
@@ -389,8 +388,8 @@ MCL_API const char *mcl_rpc_last_error(void);
 
 /** Counters of a client. */
 typedef struct mcl_rpc_client_counters {
-    uint64_t calls;     /**< submitted (sent) */
-    uint64_t refused;   /**< refused before sending (schema, size, unknown method) */
+    uint64_t calls;      /**< submitted (sent) */
+    uint64_t refused;    /**< refused before sending (schema, size, unknown method) */
     uint64_t ok, errors; /**< completed OK / with another status */
     uint64_t timeouts, cancelled, disconnected;
     uint64_t in_flight; /**< sent, not yet completed: 0 when idle, whatever happened */

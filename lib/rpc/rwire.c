@@ -11,8 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void
-say(char *errbuf, size_t errlen, const char *fmt, ...) MCL__PRINTF(3, 4);
+static void say(char *errbuf, size_t errlen, const char *fmt, ...) MCL__PRINTF(3, 4);
 static void
 say(char *errbuf, size_t errlen, const char *fmt, ...)
 {
@@ -337,8 +336,8 @@ mcl__renv_decode(const void *p, size_t len, uint32_t *budget_ms, const void **ar
         return MCL_EPROTO;
     }
     if (q[0] != MCL__RPC_VERSION) {
-        say(errbuf, errlen, "malformed call: envelope version %u (this service speaks %d)",
-            q[0], MCL__RPC_VERSION);
+        say(errbuf, errlen, "malformed call: envelope version %u (this service speaks %d)", q[0],
+            MCL__RPC_VERSION);
         return MCL_EPROTO;
     }
     if (q[1] != 0 || q[2] != 0 || q[3] != 0) {
@@ -429,7 +428,8 @@ decode_schema(mcl__rschema *s, const mcl_value *arr, const char *what, const cha
         const mcl_value *opt = mcl_value_find(e, "optional"), *def = mcl_value_find(e, "default");
         bool optional = false;
         mcl_type t;
-        if (mcl_value_type(e) != MCL_TYPE_MAP || !get_str(e, "name", true, MCL__RPC_MAX_NAME, &name) ||
+        if (mcl_value_type(e) != MCL_TYPE_MAP ||
+            !get_str(e, "name", true, MCL__RPC_MAX_NAME, &name) ||
             !get_str(e, "type", true, 16, &type) || !type_from_name(type, &t) ||
             !get_str(e, "doc", false, MCL__RPC_MAX_DOC, &doc) ||
             (opt != NULL && mcl_value_get_bool(opt, &optional) != MCL_OK)) {
@@ -439,8 +439,11 @@ decode_schema(mcl__rschema *s, const mcl_value *arr, const char *what, const cha
         }
         if (def != NULL && (rv = mcl_value_to_json(def, MCL_JSON_COMPACT, &defs[i])) != MCL_OK)
             break;
-        tmp[i] = (mcl_rpc_field){
-            .name = name, .type = t, .optional = optional || def != NULL, .def = defs[i], .doc = doc};
+        tmp[i] = (mcl_rpc_field){.name = name,
+                                 .type = t,
+                                 .optional = optional || def != NULL,
+                                 .def = defs[i],
+                                 .doc = doc};
     }
     if (rv == MCL_OK) {
         char why[200];
@@ -475,24 +478,24 @@ decode_method(mcl__rinfo *ri, const mcl_value *e, size_t i, char *errbuf, size_t
         say(errbuf, errlen, "method %zu is malformed (it needs an id, a dotted name)", i);
         return MCL_EPROTO;
     }
-    mcl_err rv = decode_schema(&ri->args, mcl_value_find(e, "args"), "arguments", name, errbuf,
-                               errlen);
+    mcl_err rv =
+        decode_schema(&ri->args, mcl_value_find(e, "args"), "arguments", name, errbuf, errlen);
     if (rv == MCL_OK)
-        rv = decode_schema(&ri->result, mcl_value_find(e, "result"), "result", name, errbuf,
-                           errlen);
+        rv =
+            decode_schema(&ri->result, mcl_value_find(e, "result"), "result", name, errbuf, errlen);
     ri->name = mcl__strdup(name);
     ri->doc = dup_or_empty(doc);
     if (rv == MCL_OK && (ri->name == NULL || ri->doc == NULL))
         rv = MCL_ENOMEM;
-    ri->info = (mcl_rpc_method_info){.id = (uint32_t)id,
-                                     .name = ri->name,
-                                     .doc = ri->doc,
-                                     .args = ri->args.f,
-                                     .nargs = ri->args.n,
-                                     .result = ri->result.f,
-                                     .nresult = ri->result.n,
-                                     .flags = (unsigned)flags &
-                                              (MCL_RPC_OPEN_ARGS | MCL_RPC_OPEN_RESULT)};
+    ri->info =
+        (mcl_rpc_method_info){.id = (uint32_t)id,
+                              .name = ri->name,
+                              .doc = ri->doc,
+                              .args = ri->args.f,
+                              .nargs = ri->args.n,
+                              .result = ri->result.f,
+                              .nresult = ri->result.n,
+                              .flags = (unsigned)flags & (MCL_RPC_OPEN_ARGS | MCL_RPC_OPEN_RESULT)};
     return rv;
 }
 
@@ -558,8 +561,9 @@ mcl__rdesc_decode(mcl__rdesc *d, const void *p, size_t len, char *errbuf, size_t
         !get_str(v, "doc", false, MCL__RPC_MAX_DOC, &doc) ||
         mcl_value_get_uint(mcl_value_find(v, "max_args"), &max_args) != MCL_OK ||
         mcl_value_type(ms) != MCL_TYPE_ARRAY || n > MCL__RPC_MAX_METHODS) {
-        say(errbuf, errlen, "the description is malformed (it needs protocol 1, a service name, "
-                            "max_args and at most %d methods)",
+        say(errbuf, errlen,
+            "the description is malformed (it needs protocol 1, a service name, "
+            "max_args and at most %d methods)",
             MCL__RPC_MAX_METHODS);
         mcl_value_free(v);
         return MCL_EPROTO;

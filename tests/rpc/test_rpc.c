@@ -18,8 +18,15 @@
 
 // --- a test service ----------------------------------------------------------------------------
 
-enum { M_ADD = 7, M_DIV = 3, M_WAIT = 40, M_BADRES = 41, M_NOREPLY = 42, M_ECHO = 100,
-       M_LEFT = 101 };
+enum {
+    M_ADD = 7,
+    M_DIV = 3,
+    M_WAIT = 40,
+    M_BADRES = 41,
+    M_NOREPLY = 42,
+    M_ECHO = 100,
+    M_LEFT = 101
+};
 
 static void
 h_add(mcl_rpc_req *rq, const mcl_value *args, void *user)
@@ -156,8 +163,7 @@ static const mcl_rpc_method methods[] = {
     {M_DIV, "calc.div", "a / b", div_args, 2, div_result, 1, 0, h_div, NULL},
     {M_WAIT, "wait", "answered by the test", wait_args, 1, NULL, 0, MCL_RPC_OPEN_RESULT, h_wait,
      NULL},
-    {M_BADRES, "bad.result", "breaks its result schema", NULL, 0, add_result, 1, 0, h_badres,
-     NULL},
+    {M_BADRES, "bad.result", "breaks its result schema", NULL, 0, add_result, 1, 0, h_badres, NULL},
     {M_NOREPLY, "bad.noreply", "forgets to reply", NULL, 0, NULL, 0, 0, h_noreply, NULL},
     {M_LEFT, "util.left", "the time the caller gave", NULL, 0, left_result, 1, 0, h_left, NULL},
 };
@@ -278,8 +284,8 @@ test_wire_vector(void)
     mcl__rbuf b;
     mcl__rbuf_init(&b, 0);
     MCLT_OK(mcl__renv_encode(&b, 2000, a));
-    static const uint8_t want[] = {0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0xd0, 0x82,
-                                   0xa1, 0x61, 0x01, 0xa1, 0x62, 0x02};
+    static const uint8_t want[] = {0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0xd0,
+                                   0x82, 0xa1, 0x61, 0x01, 0xa1, 0x62, 0x02};
     CU_ASSERT_EQUAL_FATAL(b.n, sizeof(want));
     CU_ASSERT_EQUAL(memcmp(b.p, want, sizeof(want)), 0);
     uint32_t budget;
@@ -325,8 +331,10 @@ test_registration_refuses(void)
     const struct {
         uint32_t id;
         const char *name;
-    } bad[] = {{0, "zero"}, {MCL_RPC_ID_MAX + 1, "big"}, {9, "rpc.mine"}, {9, "a..b"},
-               {9, ".a"},   {9, "a."},                 {9, "1a"},       {9, ""}};
+    } bad[] = {{0, "zero"},     {MCL_RPC_ID_MAX + 1, "big"},
+               {9, "rpc.mine"}, {9, "a..b"},
+               {9, ".a"},       {9, "a."},
+               {9, "1a"},       {9, ""}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         m = methods[2];
         m.id = bad[i].id;
@@ -411,7 +419,8 @@ test_call_by_name_and_id(void)
     CU_ASSERT_EQUAL(r->status, MCL_PSTREAM_OK);
     CU_ASSERT_DOUBLE_EQUAL(num(r, "sum"), 30, 1e-12);
     mcl_rpc_result_free(r);
-    r = call(f.cli, "util.echo", "{\"x\": [1, \"two\", {\"three\": null}], \"b\": {\"$bin\": \"AA==\"}}", 0);
+    r = call(f.cli, "util.echo",
+             "{\"x\": [1, \"two\", {\"three\": null}], \"b\": {\"$bin\": \"AA==\"}}", 0);
     CU_ASSERT_EQUAL_FATAL(r->status, MCL_PSTREAM_OK);
     mcl_value *want = json("{\"x\": [1, \"two\", {\"three\": null}], \"b\": {\"$bin\": \"AA==\"}}");
     CU_ASSERT_TRUE(mcl_value_equal(r->value, want));
@@ -789,8 +798,8 @@ test_many_in_flight(void)
     atomic_store(&sums.bad, 0);
     // A deferred call stays in progress meanwhile: it holds up nothing.
     done_log gate = {0};
-    MCLT_OK(mcl_rpc_submit(f.cli, mcl_rpc_client_method(f.cli, "wait"), NULL, 0, on_done, &gate,
-                           NULL));
+    MCLT_OK(
+        mcl_rpc_submit(f.cli, mcl_rpc_client_method(f.cli, "wait"), NULL, 0, on_done, &gate, NULL));
     CU_ASSERT_TRUE_FATAL(mclt_wait_until(held_present, NULL, 5000));
     for (int i = 0; i < 256; i++) {
         mcl_value *a;
@@ -846,8 +855,8 @@ test_service_shutdown(void)
     fixture f;
     fx_open(&f, NULL, NULL);
     done_log d = {0};
-    MCLT_OK(mcl_rpc_submit(f.cli, mcl_rpc_client_method(f.cli, "wait"), NULL, 0, on_done, &d,
-                           NULL));
+    MCLT_OK(
+        mcl_rpc_submit(f.cli, mcl_rpc_client_method(f.cli, "wait"), NULL, 0, on_done, &d, NULL));
     CU_ASSERT_TRUE_FATAL(mclt_wait_until(held_present, NULL, 5000));
     freer fr = {.svc = f.svc};
     pthread_t t;
@@ -908,8 +917,8 @@ test_connection_lost(void)
     CU_ASSERT_DOUBLE_EQUAL(num(r, "sum"), 3, 0);
     mcl_rpc_result_free(r);
     done_log d = {0};
-    MCLT_OK(mcl_rpc_submit(p.cli, mcl_rpc_client_method(p.cli, "wait"), NULL, 0, on_done, &d,
-                           NULL));
+    MCLT_OK(
+        mcl_rpc_submit(p.cli, mcl_rpc_client_method(p.cli, "wait"), NULL, 0, on_done, &d, NULL));
     CU_ASSERT_TRUE_FATAL(mclt_wait_until(held_present, NULL, 5000));
     // The service's side goes away mid-call.
     mcl_rpc_req *rq = atomic_load(&held);
@@ -954,12 +963,13 @@ test_malformed_calls(void)
         {"\x01\x00\x00\x00\x00\x00\x10\x00\xc1", 9, MCL_PSTREAM_INVALID_ARGUMENT, "not readable"},
         {"\x01\x00\x00\x00\x00\x00\x10\x00\x92\x01\x02", 11, MCL_PSTREAM_INVALID_ARGUMENT,
          "not a map"},
-        {"\x01\x00\x00\x00\x00\x00\x10\x00\x81\xa1" "a", 10, MCL_PSTREAM_INVALID_ARGUMENT,
-         "not readable"},                                                 // truncated
+        {"\x01\x00\x00\x00\x00\x00\x10\x00\x81\xa1"
+         "a",
+         10, MCL_PSTREAM_INVALID_ARGUMENT, "not readable"}, // truncated
         {"\x01\x00\x00\x00\x00\x00\x10\x00\x80\x80", 10, MCL_PSTREAM_INVALID_ARGUMENT,
-         "not readable"},                                                 // trailing bytes
+         "not readable"}, // trailing bytes
         {"\x01\x00\x00\x00\x00\x00\x10\x00\xdf\xff\xff\xff\xff", 13, MCL_PSTREAM_INVALID_ARGUMENT,
-         "not readable"},                                                 // 4G entries claimed
+         "not readable"}, // 4G entries claimed
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         mcl_pstream_result *r;
@@ -982,12 +992,12 @@ test_malformed_calls(void)
     CU_ASSERT_EQUAL(rr->status, MCL_PSTREAM_RESOURCE_EXHAUSTED);
     CU_ASSERT_TRUE(rr->local);
     mcl_rpc_result_free(rr);
-    CU_ASSERT_EQUAL(mcl_rpc_submit(f.cli, mcl_rpc_client_method(f.cli, "util.echo"), a, 0, NULL,
-                                   NULL, NULL),
-                    MCL_EMSGSIZE);
+    CU_ASSERT_EQUAL(
+        mcl_rpc_submit(f.cli, mcl_rpc_client_method(f.cli, "util.echo"), a, 0, NULL, NULL, NULL),
+        MCL_EMSGSIZE);
     mcl_value_free(a);
-    uint8_t raw[8 + 2200] = {1, 0, 0, 0, 0, 0, 0x10, 0, 0x81, 0xa4, 'b', 'l', 'o', 'b', 0xda,
-                             0x08, 0x34};
+    uint8_t raw[8 + 2200] = {1,    0,   0,   0,   0,   0,    0x10, 0,   0x81,
+                             0xa4, 'b', 'l', 'o', 'b', 0xda, 0x08, 0x34};
     memset(raw + 17, 'x', 0x834);
     mcl_pstream_result *r;
     MCLT_OK(mcl_pstream_call(ps, 0, M_ECHO, 0, raw, 17 + 0x834, 0, &r));
@@ -1174,11 +1184,13 @@ test_ids_released_on_every_path(void)
 static CU_TestInfo tests[] = {
     {"standalone values: new, dup, encode, decode, JSON, roots", test_values_standalone},
     {"the envelope and result bytes of docs/rpc.md", test_wire_vector},
-    {"registration refuses duplicate ids and names, bad ids, names, defaults", test_registration_refuses},
+    {"registration refuses duplicate ids and names, bad ids, names, defaults",
+     test_registration_refuses},
     {"the description: ids, names, schemas, defaults, docs, built-ins", test_description},
     {"calls by name and by id, defaults filled in, open schemas", test_call_by_name_and_id},
     {"arguments that break the schema are refused before sending", test_refused_before_sending},
-    {"the service checks arguments too; unknown ids are UNIMPLEMENTED", test_refused_by_the_service},
+    {"the service checks arguments too; unknown ids are UNIMPLEMENTED",
+     test_refused_by_the_service},
     {"handler errors, forgotten replies and bad results all answer", test_handler_errors},
     {"a deadline fires on time, cancels, and the handler sees it", test_deadline_fires_and_cancels},
     {"the remaining time travels; expired work is refused", test_remaining_time_travels},
