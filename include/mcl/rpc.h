@@ -397,8 +397,14 @@ typedef struct mcl_rpc_client_counters {
 /** Read the client's counters (thread-safe). @since 0.3 */
 MCL_API mcl_err mcl_rpc_client_stats(const mcl_rpc_client *c, mcl_rpc_client_counters *st);
 
-/** Close the connection in order (at most @p timeout_ms, 0: 5 s; calls still in flight complete
- * DISCONNECTED) and release the client; NULL-safe. Not from a callback. @since 0.3 */
+/**
+ * Release the client; NULL-safe; not from a callback. A client that dialled its stream closes it
+ * in order (at most @p timeout_ms, 0: 5 s), and calls still in flight complete DISCONNECTED
+ * before this returns. A client made with mcl_rpc_client_over() only lets go of the caller's
+ * stream: its calls still in flight complete when that stream answers or ends them, possibly
+ * after this returns (their callbacks still run, once).
+ * @since 0.3
+ */
 MCL_API void mcl_rpc_client_free(mcl_rpc_client *c, int timeout_ms);
 
 #ifdef __cplusplus

@@ -22,6 +22,8 @@ struct mcl_rpc_client {
     mcl__rdesc d;
     const mcl__rinfo **by_name; // sorted by name
     atomic_uint_fast64_t calls, refused, ok, errors, timeouts, cancelled, disconnected, in_flight;
+    atomic_int refs; // the owner's, and one per call in flight (a stream of the caller's may
+                     // complete them after mcl_rpc_client_free())
 };
 
 static _Thread_local char last_error[512];
@@ -111,6 +113,13 @@ client_release(mcl_rpc_client *c)
     mcl__free(c);
 }
 
+static void
+client_unref(mcl_rpc_client *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        client_release(c);
+}
+
 static mcl_err
 client_init(mcl_rpc_client **cp, mcl_rpc_client *c, const mcl_rpc_client_options *o,
             const char *where, char *errbuf, size_t errlen)
@@ -137,6 +146,7 @@ mcl_rpc_client_open(mcl_rpc_client **cp, const char *url, const mcl_rpc_client_o
     mcl_rpc_client *c = mcl__zalloc(sizeof(*c));
     if (c == NULL)
         return MCL_ENOMEM;
+    atomic_init(&c->refs, 1);
     c->own = true;
     mcl_err rv = mcl_pstream_dial(&c->ps, url, o != NULL ? &o->stream : NULL);
     if (rv != MCL_OK) {
@@ -170,6 +180,7 @@ mcl_rpc_client_over(mcl_rpc_client **cp, mcl_pstream *ps, const mcl_rpc_client_o
     mcl_rpc_client *c = mcl__zalloc(sizeof(*c));
     if (c == NULL)
         return MCL_ENOMEM;
+    atomic_init(&c->refs, 1);
     c->ps = ps;
     mcl_pstream_ref(ps);
     mcl_err rv = client_init(cp, c, o, mcl_pstream_url(ps)[0] ? mcl_pstream_url(ps) : "stream",
@@ -192,7 +203,7 @@ mcl_rpc_client_free(mcl_rpc_client *c, int timeout_ms)
     } else {
         mcl_pstream_unref(c->ps);
     }
-    client_release(c);
+    client_unref(c);
 }
 
 const char *
@@ -440,7 +451,9 @@ on_done(const mcl_pstream_result *r, void *user)
         mcl_value_free(value);
     }
     mcl_value_free(details);
+    mcl_rpc_client *c = p->c;
     mcl__free(p);
+    client_unref(c); // (the last use of the client by this call)
 }
 
 static mcl_err
@@ -468,6 +481,7 @@ submit(mcl_rpc_client *c, const mcl_rpc_method_info *m, const mcl_value *args, i
     uint64_t id = 0;
     atomic_fetch_add(&c->in_flight, 1);
     atomic_fetch_add(&c->calls, 1);
+    atomic_fetch_add(&c->refs, 1); // the call's, until on_done()
     if (promise != NULL)
         mcl_promise_ref(promise);
     rv = mcl_pstream_submit(c->ps, c->channel, m->id, 0, b.p, b.n, timeout_ms == 0 ? c->timeout_ms
@@ -477,6 +491,7 @@ submit(mcl_rpc_client *c, const mcl_rpc_method_info *m, const mcl_value *args, i
     if (rv != MCL_OK) {
         atomic_fetch_sub(&c->in_flight, 1);
         atomic_fetch_sub(&c->calls, 1);
+        atomic_fetch_sub(&c->refs, 1); // (never the last: the caller holds the client)
         if (promise != NULL)
             mcl_promise_unref(promise);
         mcl__free(p);

@@ -16,6 +16,7 @@
 #include "../core/internal.h"
 #include "../core/u64map.h"
 #include "../pstream/pstream_int.h"
+#include "../pstream/pwire.h" // mcl__utf8_ok
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -424,11 +425,42 @@ count_answer(mcl_rpc_req *c, mcl_rpc_status st, bool by_cancel)
     pthread_mutex_unlock(&m->mu);
 }
 
+// A status message as valid UTF-8, which the stream requires (it answers INTERNAL instead of
+// a message that is not): a caller's field names are any bytes, and a message cut to its buffer
+// may end inside a character. Bytes that start no valid character become '?' (in buf).
+static const char *
+clean_msg(const char *msg, char *buf, size_t cap)
+{
+    size_t n = msg != NULL ? strlen(msg) : 0;
+    if (msg == NULL || (n < cap && mcl__utf8_ok((const uint8_t *)msg, n)))
+        return msg;
+    if (n >= cap)
+        n = cap - 1;
+    for (size_t i = 0; i < n;) {
+        uint8_t c = (uint8_t)msg[i];
+        size_t k = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 1;
+        if (k <= n - i && mcl__utf8_ok((const uint8_t *)msg + i, k)) {
+            memcpy(buf + i, msg + i, k);
+            i += k;
+        } else {
+            buf[i++] = '?';
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 // Sends the answer if the call is still open (as `how`: ANSWERED or CANCELLED).
 static mcl_err
 answer(mcl_rpc_req *c, int how, mcl_rpc_status st, const void *payload, size_t len,
        const char *msg)
 {
+    char clean[1024];
+    msg = clean_msg(msg, clean, sizeof(clean));
     int expect = OPEN;
     if (!atomic_compare_exchange_strong(&c->state, &expect, how))
         return expect == CANCELLED ? MCL_ECANCELED : MCL_EALREADY;
@@ -624,6 +656,8 @@ count_refusal(rmethod *m, bool invalid, bool expired)
 static void
 refuse(mcl_pstream_request *rq, mcl_rpc_status st, const char *field, const char *msg)
 {
+    char clean[1024];
+    msg = clean_msg(msg, clean, sizeof(clean));
     mcl__rbuf b;
     mcl__rbuf_init(&b, 0);
     if (field != NULL && field[0] != '\0')
