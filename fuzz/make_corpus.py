@@ -274,3 +274,24 @@ for name, methods in {
         "desc_id_zero": [method(0, "a")],
         "desc_id_too_big": [method(2**32, "a")]}.items():
     write(R, name, b"\x00" + mp({"protocol": 1, "service": "d", "max_args": 1, "methods": methods}))
+
+# The msgpack decoder against msgpack-c (fuzz_msgpack.c): one object per file.
+M = "fuzz/corpus/msgpack"
+for name, data in {
+        "map": mp({"name": "Imu", "timestamp": 1764630000.5, "q": [0.0, 0.25, -1, 2**40], "ok": True}),
+        "scalars": mp([None, False, True, 0, 127, -32, -33, 255, 65535, 2**32, 2**64 - 1, -2**63, 1.5, "", b""]),
+        "float32": b"\x92\xca\x3f\xc0\x00\x00\xca\x7f\xc0\x00\x01",
+        "signed_positive": b"\x94\xd0\x05\xd1\x00\x05\xd2\x00\x00\x00\x05\xd3\x00\x00\x00\x00\x00\x00\x00\x05",
+        "str8_bin_key": b"\x82\xd9\x03abc\x01\xc4\x02xy\x02",
+        "nested_32": mp(nested(32)),
+        "nested_33": mp(nested(33)),
+        "dup_key": b"\x82\xa1k\x01\xa1k\x02",
+        "nul_key": b"\x81\xa2a\x00\x01",
+        "int_key": b"\x81\x01\x02",
+        "ext": b"\xd4\x01\x02",
+        "huge_count": b"\xdf\xff\xff\xff\xff",
+        "trailing": b"\x80\x80",
+        "truncated": b"\x92\x01",
+        "big_map": mp({"field%02d" % i: i for i in range(40)}),
+}.items():
+    write(M, name, data)

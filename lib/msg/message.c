@@ -670,166 +670,141 @@ encode_value(const mcl_value *v, void **bufp, size_t *lenp)
 
 enum { MAX_DEPTH = MCL__MAX_NESTING };
 
-// Walks one msgpack object at p[*off] without allocating: every length must fit in what
-// remains, every container count must be plausible (each element takes at least one byte),
-// nesting is bounded. Only then is msgpack-c asked to build the object tree, so a 6-byte
-// datagram cannot make it reserve gigabytes.
+// A decoder straight from the bytes into a value tree: every length is checked against what
+// remains before it is used, a container's count must be plausible (each element takes at
+// least one byte) before anything is allocated for it, and nesting is bounded, so a 6-byte
+// datagram cannot make it reserve gigabytes or recurse without end.
+typedef struct mp_in {
+    const uint8_t *p;
+    size_t len, off;
+} mp_in;
+
 static bool
-mp_sane(const uint8_t *p, size_t len)
+mp_take(mp_in *in, size_t n, const uint8_t **out)
 {
-    size_t off = 0;
-    uint64_t pending[MAX_DEPTH + 1]; // objects still to read at each depth
-    int depth = 0;
-    pending[0] = 1;
-    while (depth >= 0) {
-        if (pending[depth] == 0) {
-            depth--;
-            continue;
-        }
-        pending[depth]--;
-        if (off >= len)
-            return false;
-        uint8_t c = p[off++];
-        uint64_t skip = 0, count = 0; // bytes to skip; elements of a new container
-        size_t left = len - off;
-#define NEED(n)                                                                                    \
-    do {                                                                                           \
-        if (left < (n))                                                                            \
-            return false;                                                                          \
-    } while (0)
-        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-            skip = 0;
-        } else if ((c & 0xf0) == 0x80) {
-            count = 2 * (uint64_t)(c & 0x0f);
-        } else if ((c & 0xf0) == 0x90) {
-            count = c & 0x0f;
-        } else if ((c & 0xe0) == 0xa0) {
-            skip = c & 0x1f;
-        } else {
-            switch (c) {
-            case 0xc4: case 0xd9: NEED(1); skip = 1 + (uint64_t)p[off]; break;
-            case 0xc5: case 0xda: NEED(2); skip = 2 + (uint64_t)mcl__get_be16(p + off); break;
-            case 0xc6: case 0xdb: NEED(4); skip = 4 + (uint64_t)mcl__get_be32(p + off); break;
-            case 0xc7: NEED(1); skip = 2 + (uint64_t)p[off]; break;
-            case 0xc8: NEED(2); skip = 3 + (uint64_t)mcl__get_be16(p + off); break;
-            case 0xc9: NEED(4); skip = 5 + (uint64_t)mcl__get_be32(p + off); break;
-            case 0xca: case 0xce: case 0xd2: skip = 4; break;
-            case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xd4: skip = 2; break;
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;
-            case 0xdc: NEED(2); count = mcl__get_be16(p + off); skip = 2; break;
-            case 0xdd: NEED(4); count = mcl__get_be32(p + off); skip = 4; break;
-            case 0xde: NEED(2); count = 2 * (uint64_t)mcl__get_be16(p + off); skip = 2; break;
-            case 0xdf: NEED(4); count = 2 * (uint64_t)mcl__get_be32(p + off); skip = 4; break;
-            default: return false; // 0xc1 is never used
-            }
-        }
-#undef NEED
-        if (skip > left)
-            return false;
-        off += (size_t)skip;
-        if (count > 0) {
-            if (count > len - off || depth == MAX_DEPTH)
-                return false;
-            pending[++depth] = count;
-        }
-    }
-    return off == len;
+    if (n > in->len - in->off)
+        return false;
+    *out = in->p + in->off;
+    in->off += n;
+    return true;
 }
 
-static mcl_err convert(const msgpack_object *o, mcl_value **out, int depth);
-
-static mcl_err
-convert_map(const msgpack_object *o, mcl_value *map, int depth)
+static bool
+mp_uint(mp_in *in, unsigned bytes, uint64_t *v)
 {
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key;
-        const char *key;
-        size_t klen;
-        if (k->type == MSGPACK_OBJECT_STR) {
-            key = k->via.str.ptr;
-            klen = k->via.str.size;
-        } else if (k->type == MSGPACK_OBJECT_BIN) {
-            key = k->via.bin.ptr;
-            klen = k->via.bin.size;
-        } else {
-            return MCL_EDECODE;
-        }
-        if (klen == 0)
-            key = "";
-        else if (memchr(key, 0, klen) != NULL)
-            return MCL_EDECODE;
-        mcl_value *v = NULL;
-        mcl_err rv = convert(&o->via.map.ptr[i].val, &v, depth + 1);
-        if (rv != MCL_OK)
-            return rv;
-        // Appended unchecked (a linear search per key would make big maps quadratic), then
-        // checked once: a map with a repeated key is not a valid message.
-        if ((rv = mcl__val_append(map, key, klen, v)) != MCL_OK)
-            return rv;
+    const uint8_t *q;
+    if (!mp_take(in, bytes, &q))
+        return false;
+    uint64_t x = 0;
+    for (unsigned i = 0; i < bytes; i++)
+        x = x << 8 | q[i];
+    *v = x;
+    return true;
+}
+
+static mcl_err mp_value(mp_in *in, mcl_value **out, int depth);
+
+static mcl_value *
+mp_int_value(bool is_u, uint64_t u, int64_t i)
+{
+    mcl_value *v = mcl__val_new(MCL_TYPE_INT);
+    if (v != NULL) {
+        v->is_u = is_u;
+        if (is_u)
+            v->u = u;
+        else
+            v->i = i;
     }
-    return mcl__val_has_dup_keys(map) ? MCL_EDECODE : MCL_OK;
+    return v;
+}
+
+// A signed integer of 1..8 bytes: non-negative values are stored unsigned (as msgpack-c does).
+static mcl_value *
+mp_signed(uint64_t raw, unsigned bytes)
+{
+    int64_t x;
+    if (bytes == 8) {
+        x = (int64_t)raw; // (two's complement on every platform we build for)
+    } else {
+        uint64_t sign = (uint64_t)1 << (bytes * 8 - 1);
+        x = (int64_t)(raw ^ sign) - (int64_t)sign;
+    }
+    return x >= 0 ? mp_int_value(true, (uint64_t)x, 0) : mp_int_value(false, 0, x);
+}
+
+// A string or binary of n bytes (a map key included).
+static mcl_err
+mp_bytes(mp_in *in, uint64_t n, const uint8_t **out)
+{
+    return n <= in->len - in->off && mp_take(in, (size_t)n, out) ? MCL_OK : MCL_EDECODE;
+}
+
+// The length of a str or bin header at c (false: not a str or bin).
+static bool
+mp_strlen(mp_in *in, uint8_t c, uint64_t *n, bool *bin, bool *ok)
+{
+    *bin = false;
+    *ok = true;
+    if ((c & 0xe0) == 0xa0) {
+        *n = c & 0x1f;
+        return true;
+    }
+    switch (c) {
+    case 0xc4: case 0xc5: case 0xc6:
+        *bin = true;
+        *ok = mp_uint(in, 1u << (c - 0xc4), n);
+        return true;
+    case 0xd9: case 0xda: case 0xdb:
+        *ok = mp_uint(in, 1u << (c - 0xd9), n);
+        return true;
+    default:
+        return false;
+    }
 }
 
 static mcl_err
-convert(const msgpack_object *o, mcl_value **out, int depth)
+mp_container(mp_in *in, bool map, uint64_t count, mcl_value **out, int depth)
 {
-    mcl_value *v = NULL;
-    mcl_err rv = MCL_OK;
-    if ((o->type == MSGPACK_OBJECT_ARRAY || o->type == MSGPACK_OBJECT_MAP) && depth >= MAX_DEPTH)
+    if (depth >= MAX_DEPTH || count > (in->len - in->off) / (map ? 2 : 1))
         return MCL_EDECODE;
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        v = mcl__val_new(MCL_TYPE_NIL);
-        break;
-    case MSGPACK_OBJECT_BOOLEAN:
-        if ((v = mcl__val_new(MCL_TYPE_BOOL)) != NULL)
-            v->b = o->via.boolean;
-        break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        if ((v = mcl__val_new(MCL_TYPE_INT)) != NULL) {
-            v->is_u = true;
-            v->u = o->via.u64;
-        }
-        break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        if ((v = mcl__val_new(MCL_TYPE_INT)) != NULL)
-            v->i = o->via.i64;
-        break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        if ((v = mcl__val_new(MCL_TYPE_FLOAT)) != NULL)
-            v->d = o->via.f64;
-        break;
-    case MSGPACK_OBJECT_STR:
-        v = mcl__val_str(o->via.str.ptr, o->via.str.size, MCL_TYPE_STR);
-        break;
-    case MSGPACK_OBJECT_BIN:
-        v = mcl__val_str(o->via.bin.ptr, o->via.bin.size, MCL_TYPE_BIN);
-        break;
-    case MSGPACK_OBJECT_ARRAY:
-        if ((v = mcl__val_new(MCL_TYPE_ARRAY)) == NULL)
-            break;
-        for (uint32_t i = 0; i < o->via.array.size && rv == MCL_OK; i++) {
-            mcl_value *item = NULL;
-            if ((rv = convert(&o->via.array.ptr[i], &item, depth + 1)) == MCL_OK)
-                rv = mcl__val_push(v, item);
-        }
-        break;
-    case MSGPACK_OBJECT_MAP:
-        if ((v = mcl__val_new(MCL_TYPE_MAP)) != NULL)
-            rv = convert_map(o, v, depth);
-        break;
-    default: // extension types have no meaning here
-        return MCL_EDECODE;
-    }
+    mcl_value *v = mcl__val_new(map ? MCL_TYPE_MAP : MCL_TYPE_ARRAY);
     if (v == NULL)
         return MCL_ENOMEM;
+    mcl_err rv = MCL_OK;
+    if (count > 0) { // sized once: count is bounded by the bytes that remain
+        if (map) {
+            v->m.kv = mcl__alloc((size_t)count * sizeof(*v->m.kv));
+            v->m.cap = (size_t)count;
+        } else {
+            v->a.v = mcl__alloc((size_t)count * sizeof(*v->a.v));
+            v->a.cap = (size_t)count;
+        }
+        if ((map ? (void *)v->m.kv : (void *)v->a.v) == NULL) {
+            v->m.cap = v->a.cap = 0;
+            rv = MCL_ENOMEM;
+        }
+    }
+    for (uint64_t i = 0; i < count && rv == MCL_OK; i++) {
+        const uint8_t *key = (const uint8_t *)"";
+        uint64_t klen = 0;
+        if (map) {
+            const uint8_t *c;
+            bool bin, ok;
+            if (!mp_take(in, 1, &c) || !mp_strlen(in, *c, &klen, &bin, &ok) || !ok ||
+                mp_bytes(in, klen, &key) != MCL_OK || memchr(key, 0, (size_t)klen) != NULL) {
+                rv = MCL_EDECODE; // keys are strings (or binary) without NUL
+                break;
+            }
+        }
+        mcl_value *item = NULL;
+        if ((rv = mp_value(in, &item, depth + 1)) != MCL_OK)
+            break;
+        // A map's entries are appended unchecked (a search per key would make big maps
+        // quadratic) and checked once below: a map with a repeated key is not valid.
+        rv = map ? mcl__val_append(v, (const char *)key, (size_t)klen, item) : mcl__val_push(v, item);
+    }
+    if (rv == MCL_OK && map && mcl__val_has_dup_keys(v))
+        rv = MCL_EDECODE;
     if (rv != MCL_OK) {
         mcl__val_free(v);
         return rv;
@@ -838,24 +813,100 @@ convert(const msgpack_object *o, mcl_value **out, int depth)
     return MCL_OK;
 }
 
+static mcl_err
+mp_value(mp_in *in, mcl_value **out, int depth)
+{
+    const uint8_t *q;
+    if (!mp_take(in, 1, &q))
+        return MCL_EDECODE;
+    uint8_t c = *q;
+    mcl_value *v = NULL;
+    uint64_t n;
+    if (c <= 0x7f) {
+        v = mp_int_value(true, c, 0);
+    } else if (c >= 0xe0) {
+        v = mp_int_value(false, 0, (int64_t)c - 256);
+    } else if ((c & 0xf0) == 0x80) {
+        return mp_container(in, true, c & 0x0f, out, depth);
+    } else if ((c & 0xf0) == 0x90) {
+        return mp_container(in, false, c & 0x0f, out, depth);
+    } else {
+        bool bin, ok;
+        if (mp_strlen(in, c, &n, &bin, &ok)) {
+            const uint8_t *s;
+            if (!ok || mp_bytes(in, n, &s) != MCL_OK)
+                return MCL_EDECODE;
+            v = mcl__val_str((const char *)s, (size_t)n, bin ? MCL_TYPE_BIN : MCL_TYPE_STR);
+        } else {
+            switch (c) {
+            case 0xc0:
+                v = mcl__val_new(MCL_TYPE_NIL);
+                break;
+            case 0xc2:
+            case 0xc3:
+                if ((v = mcl__val_new(MCL_TYPE_BOOL)) != NULL)
+                    v->b = c == 0xc3;
+                break;
+            case 0xca: { // float32
+                if (!mp_uint(in, 4, &n))
+                    return MCL_EDECODE;
+                uint32_t b32 = (uint32_t)n;
+                float f;
+                memcpy(&f, &b32, sizeof(f));
+                if ((v = mcl__val_new(MCL_TYPE_FLOAT)) != NULL)
+                    v->d = f;
+                break;
+            }
+            case 0xcb:
+                if (!mp_uint(in, 8, &n))
+                    return MCL_EDECODE;
+                if ((v = mcl__val_new(MCL_TYPE_FLOAT)) != NULL)
+                    memcpy(&v->d, &n, sizeof(v->d));
+                break;
+            case 0xcc: case 0xcd: case 0xce: case 0xcf:
+                if (!mp_uint(in, 1u << (c - 0xcc), &n))
+                    return MCL_EDECODE;
+                v = mp_int_value(true, n, 0);
+                break;
+            case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+                if (!mp_uint(in, 1u << (c - 0xd0), &n))
+                    return MCL_EDECODE;
+                v = mp_signed(n, 1u << (c - 0xd0));
+                break;
+            case 0xdc: case 0xdd:
+                if (!mp_uint(in, 2u << (c - 0xdc), &n))
+                    return MCL_EDECODE;
+                return mp_container(in, false, n, out, depth);
+            case 0xde: case 0xdf:
+                if (!mp_uint(in, 2u << (c - 0xde), &n))
+                    return MCL_EDECODE;
+                return mp_container(in, true, n, out, depth);
+            default: // extension types have no meaning here; 0xc1 is never used
+                return MCL_EDECODE;
+            }
+        }
+    }
+    if (v == NULL)
+        return MCL_ENOMEM;
+    *out = v;
+    return MCL_OK;
+}
+
 mcl_err
 mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out)
 {
     *out = NULL;
-    if (len == 0 || !mp_sane(buf, len))
+    if (len == 0)
         return MCL_EDECODE;
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    size_t off = 0;
-    msgpack_unpack_return r = msgpack_unpack_next(&u, buf, len, &off);
-    mcl_err rv;
-    if (r == MSGPACK_UNPACK_NOMEM_ERROR) // after mp_sane: only its nesting stack can run out
+    mp_in in = {buf, len, 0};
+    mcl_value *v = NULL;
+    mcl_err rv = mp_value(&in, &v, 0);
+    if (rv == MCL_OK && in.off != len) { // trailing bytes
+        mcl__val_free(v);
         rv = MCL_EDECODE;
-    else if (r != MSGPACK_UNPACK_SUCCESS || off != len)
-        rv = MCL_EDECODE;
-    else
-        rv = convert(&u.data, out, 0);
-    msgpack_unpacked_destroy(&u);
+    }
+    if (rv == MCL_OK)
+        *out = v;
     return rv;
 }
 

@@ -1,0 +1,148 @@
+// Fuzz target: the msgpack decoder of lib/msg (mcl__msgpack_to_value, under mcl_msg_decode,
+// mcl_value_decode and every RPC call), against msgpack-c's own unpacker as the reference.
+// The input is one msgpack object from a stranger. The two must agree: whatever msgpack-c reads
+// in full that is a valid mcl value (no extension types, map keys that are strings or binary
+// without NUL and not repeated, containers nested at most 32 deep) is decoded, to the same
+// value; anything else is refused; and what is decoded encodes to bytes that decode to it again.
+#include "msg/msg_int.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+// Whether o is a valid mcl value (depth: of o, the top at 0).
+static bool
+acceptable(const msgpack_object *o, int depth)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_ARRAY:
+        if (depth >= MCL__MAX_NESTING)
+            return false;
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            if (!acceptable(&o->via.array.ptr[i], depth + 1))
+                return false;
+        return true;
+    case MSGPACK_OBJECT_MAP:
+        if (depth >= MCL__MAX_NESTING)
+            return false;
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            if (k->type != MSGPACK_OBJECT_STR && k->type != MSGPACK_OBJECT_BIN)
+                return false;
+            const char *kp = k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : k->via.bin.ptr;
+            uint32_t kn = k->type == MSGPACK_OBJECT_STR ? k->via.str.size : k->via.bin.size;
+            if (kn > 0 && memchr(kp, 0, kn) != NULL)
+                return false;
+            for (uint32_t j = 0; j < i; j++) {
+                const msgpack_object *k2 = &o->via.map.ptr[j].key;
+                const char *p2 = k2->type == MSGPACK_OBJECT_STR ? k2->via.str.ptr : k2->via.bin.ptr;
+                uint32_t n2 = k2->type == MSGPACK_OBJECT_STR ? k2->via.str.size : k2->via.bin.size;
+                if (n2 == kn && (kn == 0 || memcmp(p2, kp, kn) == 0))
+                    return false; // repeated
+            }
+            if (!acceptable(&o->via.map.ptr[i].val, depth + 1))
+                return false;
+        }
+        return true;
+    case MSGPACK_OBJECT_EXT:
+        return false;
+    default:
+        return true;
+    }
+}
+
+// Whether value v is what o says.
+static bool
+same(const mcl_value *v, const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return v->type == MCL_TYPE_NIL;
+    case MSGPACK_OBJECT_BOOLEAN:
+        return v->type == MCL_TYPE_BOOL && v->b == o->via.boolean;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return v->type == MCL_TYPE_INT && v->is_u && v->u == o->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return v->type == MCL_TYPE_INT && !v->is_u && v->i == o->via.i64;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return v->type == MCL_TYPE_FLOAT && memcmp(&v->d, &o->via.f64, sizeof(double)) == 0;
+    case MSGPACK_OBJECT_STR:
+        return v->type == MCL_TYPE_STR && v->s.n == o->via.str.size &&
+               (v->s.n == 0 || memcmp(v->s.p, o->via.str.ptr, v->s.n) == 0);
+    case MSGPACK_OBJECT_BIN:
+        return v->type == MCL_TYPE_BIN && v->s.n == o->via.bin.size &&
+               (v->s.n == 0 || memcmp(v->s.p, o->via.bin.ptr, v->s.n) == 0);
+    case MSGPACK_OBJECT_ARRAY:
+        if (v->type != MCL_TYPE_ARRAY || v->a.n != o->via.array.size)
+            return false;
+        for (size_t i = 0; i < v->a.n; i++)
+            if (!same(v->a.v[i], &o->via.array.ptr[i]))
+                return false;
+        return true;
+    case MSGPACK_OBJECT_MAP:
+        if (v->type != MCL_TYPE_MAP || v->m.n != o->via.map.size)
+            return false;
+        for (size_t i = 0; i < v->m.n; i++) { // in the order of the bytes
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            const char *kp = k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : k->via.bin.ptr;
+            uint32_t kn = k->type == MSGPACK_OBJECT_STR ? k->via.str.size : k->via.bin.size;
+            if (v->m.kv[i].klen != kn || (kn > 0 && memcmp(v->m.kv[i].key, kp, kn) != 0) ||
+                !same(v->m.kv[i].val, &o->via.map.ptr[i].val))
+                return false;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    // A copy of exactly size bytes, so that a read past the end is caught by the sanitizer.
+    uint8_t *p = malloc(size ? size : 1);
+    if (p == NULL)
+        return 0;
+    memcpy(p, data, size);
+    mcl_value *v = NULL;
+    mcl_err rv = mcl__msgpack_to_value(p, size, &v);
+    if (rv != MCL_OK && rv != MCL_EDECODE && rv != MCL_ENOMEM)
+        abort();
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    msgpack_unpack_return r =
+        size > 0 ? msgpack_unpack_next(&u, (const char *)p, size, &off) : MSGPACK_UNPACK_CONTINUE;
+    bool ref_ok = r == MSGPACK_UNPACK_SUCCESS && off == size && acceptable(&u.data, 0);
+    if (rv == MCL_OK && !ref_ok && r != MSGPACK_UNPACK_NOMEM_ERROR)
+        abort(); // accepted what is not a valid value
+    if (rv == MCL_EDECODE && ref_ok)
+        abort(); // refused a valid value
+    if (rv == MCL_OK && ref_ok && !same(v, &u.data))
+        abort(); // decoded to something else
+    msgpack_unpacked_destroy(&u);
+    if (rv == MCL_OK) { // and it encodes to bytes that decode to it again
+        void *buf;
+        size_t len;
+        mcl_err er = mcl_value_encode(v, &buf, &len);
+        if (er != MCL_OK && er != MCL_ENOMEM)
+            abort();
+        if (er == MCL_OK) {
+            mcl_value *back = NULL;
+            mcl_err dr = mcl__msgpack_to_value(buf, len, &back);
+            if (dr != MCL_OK && dr != MCL_ENOMEM)
+                abort();
+            if (dr == MCL_OK && !mcl_value_equal(v, back))
+                abort();
+            if (back != NULL)
+                mcl__val_free(back);
+            mcl_free(buf);
+        }
+        mcl__val_free(v);
+    }
+    free(p);
+    return 0;
+}
