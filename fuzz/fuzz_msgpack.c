@@ -12,6 +12,91 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static uint64_t
+be16(const uint8_t *p)
+{
+    return (uint64_t)p[0] << 8 | p[1];
+}
+
+static uint64_t
+be32(const uint8_t *p)
+{
+    return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+}
+
+// Whether the bytes are one msgpack object whose lengths fit what remains, whose container
+// counts are plausible (an element takes at least a byte) and whose nesting is bounded: what
+// msgpack-c can be asked to read without reserving gigabytes for a 5-byte input.
+// clang-format off
+static bool
+plausible(const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    uint64_t pending[MCL__MAX_NESTING + 1]; // objects still to read at each depth
+    int depth = 0;
+    pending[0] = 1;
+    while (depth >= 0) {
+        if (pending[depth] == 0) {
+            depth--;
+            continue;
+        }
+        pending[depth]--;
+        if (off >= len)
+            return false;
+        uint8_t c = p[off++];
+        uint64_t skip = 0, count = 0; // bytes to skip; elements of a new container
+        size_t left = len - off;
+#define NEED(n)                                                                                    \
+    do {                                                                                           \
+        if (left < (n))                                                                            \
+            return false;                                                                          \
+    } while (0)
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            skip = 0;
+        } else if ((c & 0xf0) == 0x80) {
+            count = 2 * (uint64_t)(c & 0x0f);
+        } else if ((c & 0xf0) == 0x90) {
+            count = c & 0x0f;
+        } else if ((c & 0xe0) == 0xa0) {
+            skip = c & 0x1f;
+        } else {
+            switch (c) {
+            case 0xc4: case 0xd9: NEED(1); skip = 1 + (uint64_t)p[off]; break;
+            case 0xc5: case 0xda: NEED(2); skip = 2 + (uint64_t)be16(p + off); break;
+            case 0xc6: case 0xdb: NEED(4); skip = 4 + (uint64_t)be32(p + off); break;
+            case 0xc7: NEED(1); skip = 2 + (uint64_t)p[off]; break;
+            case 0xc8: NEED(2); skip = 3 + (uint64_t)be16(p + off); break;
+            case 0xc9: NEED(4); skip = 5 + (uint64_t)be32(p + off); break;
+            case 0xca: case 0xce: case 0xd2: skip = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xd4: skip = 2; break;
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: NEED(2); count = be16(p + off); skip = 2; break;
+            case 0xdd: NEED(4); count = be32(p + off); skip = 4; break;
+            case 0xde: NEED(2); count = 2 * (uint64_t)be16(p + off); skip = 2; break;
+            case 0xdf: NEED(4); count = 2 * (uint64_t)be32(p + off); skip = 4; break;
+            default: return false; // 0xc1 is never used
+            }
+        }
+#undef NEED
+        if (skip > left)
+            return false;
+        off += (size_t)skip;
+        if (count > 0) {
+            if (count > len - off || depth == MCL__MAX_NESTING)
+                return false;
+            pending[++depth] = count;
+        }
+    }
+    return off == len;
+}
+// clang-format on
+
 // Whether o is a valid mcl value (depth: of o, the top at 0).
 static bool
 acceptable(const msgpack_object *o, int depth)
@@ -111,11 +196,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mcl_err rv = mcl__msgpack_to_value(p, size, &v);
     if (rv != MCL_OK && rv != MCL_EDECODE && rv != MCL_ENOMEM)
         abort();
+    if (size == 0 || !plausible(p, size)) { // never a valid value: refused, msgpack-c not asked
+        if (rv == MCL_OK)
+            abort();
+        free(p);
+        return 0;
+    }
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
-    msgpack_unpack_return r =
-        size > 0 ? msgpack_unpack_next(&u, (const char *)p, size, &off) : MSGPACK_UNPACK_CONTINUE;
+    msgpack_unpack_return r = msgpack_unpack_next(&u, (const char *)p, size, &off);
     bool ref_ok = r == MSGPACK_UNPACK_SUCCESS && off == size && acceptable(&u.data, 0);
     if (rv == MCL_OK && !ref_ok && r != MSGPACK_UNPACK_NOMEM_ERROR)
         abort(); // accepted what is not a valid value
