@@ -118,6 +118,10 @@ typedef struct mcl_pstream_options {
     int idle_ms;           /**< the peer is dead after this long without a packet (0: 10000;
                                 -1: never); cs: never */
     int close_ms;          /**< what mcl_pstream_close() waits at most (0: 5000) */
+    int spin_us;           /**< a blocking call (mcl_pstream_call(), mcl_rpc_call()) polls for
+                                its answer this long before it sleeps (0: 50; -1: never): at
+                                most that much CPU per call, for a wake-up that costs less than
+                                a sleeping thread's (on virtual machines above all). @since 0.3 */
 } mcl_pstream_options;
 
 /** Counters of one connection; fields are only ever appended. */

@@ -33,6 +33,7 @@ enum {
     DEF_PING_MS = 2000,
     DEF_IDLE_MS = 10000,
     DEF_CLOSE_MS = 5000,
+    DEF_SPIN_US = 50, // a blocking call looks for its answer this long before it sleeps
     DEF_MAX_INCOMING = 4096,
     ZOMBIE_MS = 60000, // a cancelled request's tag waits this long at most for the peer's answer
     RETRY_MS = 10,     // output waiting with no descriptor that says when: look again this soon
@@ -66,7 +67,7 @@ typedef struct ps_out {
 
 // A blocking call's result slot.
 typedef struct call_wait {
-    bool done;
+    atomic_bool done;
     mcl_pstream_result *res;
     mcl_err err; // MCL_ENOMEM when the copy failed
 } call_wait;
@@ -1248,6 +1249,10 @@ mcl__pstream_resolve_options(mcl_pstream_options *o, const mcl_pstream_options *
         o->idle_ms = DEF_IDLE_MS;
     if (o->close_ms <= 0)
         o->close_ms = DEF_CLOSE_MS;
+    if (o->spin_us == 0)
+        o->spin_us = DEF_SPIN_US;
+    if (o->spin_us < -1 || o->spin_us > 1000000)
+        return MCL_EINVAL;
     if (url_max > 0 && o->max_packet > url_max + MCL__PW_HDR)
         o->max_packet = url_max + MCL__PW_HDR; // the transport refuses more (zmq: ZMQ_MAXMSGSIZE)
     if (o->timeout_ms < -1 || o->ping_ms < -1 || o->idle_ms < -1 || o->max_packet < MCL__PW_HDR ||
@@ -1769,14 +1774,30 @@ call_held(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, cons
     }
     if (rv != MCL_OK)
         return rv;
+    // A blocking call looks for its answer for spin_us before it sleeps: on a virtual machine
+    // above all, a sleeping thread (and its idle CPU) takes longer to wake than a round trip
+    // on this host takes.
+    int64_t spin_until = mcl__mono_ns() + (ps->opt.spin_us > 0 ? ps->opt.spin_us * 1000LL : 0);
     pthread_mutex_lock(&ps->lock);
     while (!w.done) {
         if (self_driven && !ps->dispatching) { // wait, then read: the answer cannot be here yet
             pthread_mutex_unlock(&ps->lock);
-            wait_fd(ps, 100);
+            if (mcl__mono_ns() < spin_until)
+                wait_fd(ps, 0); // (a moment of polling first, as below)
+            else
+                wait_fd(ps, 100);
             (void)try_dispatch(ps);
             pthread_mutex_lock(&ps->lock);
         } else {
+            // Another thread drives the stream: look for the answer (as above) before sleeping.
+            if (mcl__mono_ns() < spin_until) {
+                pthread_mutex_unlock(&ps->lock);
+                while (!atomic_load_explicit(&w.done, memory_order_acquire) &&
+                       mcl__mono_ns() < spin_until)
+                    ;
+                pthread_mutex_lock(&ps->lock);
+                continue;
+            }
             struct timespec ts;
             int64_t until = mcl__mono_ns() + 100000000;
             ts.tv_sec = (time_t)(until / 1000000000);
