@@ -216,7 +216,8 @@ MCL_API mcl_value *mcl_rpc_req_result(mcl_rpc_req *call);
  * mcl_rpc_defer(): then it lives until the handler returns).
  * @retval MCL_OK @retval MCL_ETYPE @retval MCL_ECANCELED (answered already: the caller
  * cancelled, nothing sent) @retval MCL_ECLOSED (the connection ended) @retval MCL_EALREADY
- * (answered twice) @retval MCL_EINVAL
+ * (answered twice inside the handler; a deferred call must not be touched after its answer)
+ * @retval MCL_EINVAL
  * @since 0.3
  */
 MCL_API mcl_err mcl_rpc_reply(mcl_rpc_req *call);
@@ -231,15 +232,17 @@ MCL_API mcl_err mcl_rpc_fail(mcl_rpc_req *call, mcl_rpc_status st, const char *f
 
 /**
  * Keep the call to answer after the handler returns, from any thread. Every deferred call must
- * be answered once (its memory lives until then). When the caller cancels it, or its deadline
- * passes, the library answers it at once (CANCELLED); the later answer then returns
- * MCL_ECANCELED and sends nothing.
- * @retval MCL_OK @retval MCL_EALREADY @retval MCL_EINVAL
+ * be answered once (its memory lives until then), and not touched after its answer. When the
+ * caller cancels it (as the caller does when its deadline passes), the library answers it at
+ * once (CANCELLED); the later answer then returns MCL_ECANCELED and sends nothing. When the
+ * connection ends, mcl_rpc_req_cancelled() says so, and the answer returns MCL_ECLOSED.
+ * @retval MCL_OK @retval MCL_EALREADY (deferred or answered already) @retval MCL_EINVAL
  * @since 0.3
  */
 MCL_API mcl_err mcl_rpc_defer(mcl_rpc_req *call);
 
-/** Whether the caller cancelled (or gave up at its deadline). Thread-safe. @since 0.3 */
+/** Whether the call is no longer wanted: the caller cancelled it (or gave up at its deadline),
+ * or the connection ended. Thread-safe. @since 0.3 */
 MCL_API bool mcl_rpc_req_cancelled(const mcl_rpc_req *call);
 /** Milliseconds left before the caller's deadline (0: passed; -1: the call has none). @since 0.3 */
 MCL_API int64_t mcl_rpc_req_remaining_ms(const mcl_rpc_req *call);

@@ -668,12 +668,13 @@ encode_value(const mcl_value *v, void **bufp, size_t *lenp)
 
 // --- msgpack decoding ------------------------------------------------------------------------
 
-enum { MAX_DEPTH = MCL__MAX_NESTING };
+enum { MAX_DEPTH = MCL__MAX_NESTING, RESERVE_MAX = 64 };
 
 // A decoder straight from the bytes into a value tree: every length is checked against what
 // remains before it is used, a container's count must be plausible (each element takes at
-// least one byte) before anything is allocated for it, and nesting is bounded, so a 6-byte
-// datagram cannot make it reserve gigabytes or recurse without end.
+// least one byte) before anything is allocated for it, at most 64 elements are reserved ahead,
+// and nesting is bounded, so a 6-byte datagram cannot make it reserve gigabytes or recurse
+// without end.
 typedef struct mp_in {
     const uint8_t *p;
     size_t len, off;
@@ -771,13 +772,17 @@ mp_container(mp_in *in, bool map, uint64_t count, mcl_value **out, int depth)
     if (v == NULL)
         return MCL_ENOMEM;
     mcl_err rv = MCL_OK;
-    if (count > 0) { // sized once: count is bounded by the bytes that remain
+    if (count > 0) {
+        // Sized once for the usual small container; a larger one grows as its elements
+        // arrive, so that 32 nested containers each claiming the whole input cannot make it
+        // reserve 32 times the input's size before anything is read.
+        size_t want = count < RESERVE_MAX ? (size_t)count : RESERVE_MAX;
         if (map) {
-            v->m.kv = mcl__alloc((size_t)count * sizeof(*v->m.kv));
-            v->m.cap = (size_t)count;
+            v->m.kv = mcl__alloc(want * sizeof(*v->m.kv));
+            v->m.cap = want;
         } else {
-            v->a.v = mcl__alloc((size_t)count * sizeof(*v->a.v));
-            v->a.cap = (size_t)count;
+            v->a.v = mcl__alloc(want * sizeof(*v->a.v));
+            v->a.cap = want;
         }
         if ((map ? (void *)v->m.kv : (void *)v->a.v) == NULL) {
             v->m.cap = v->a.cap = 0;

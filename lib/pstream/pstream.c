@@ -1144,6 +1144,15 @@ on_driver_thread(const mcl_pstream *ps)
     return ps->server != NULL && mcl__pstream_server_driving(ps->server);
 }
 
+bool
+mcl__pstream_on_driver(mcl_pstream *ps)
+{
+    pthread_mutex_lock(&ps->lock);
+    bool here = on_driver_thread(ps);
+    pthread_mutex_unlock(&ps->lock);
+    return here;
+}
+
 // Dispatches unless another thread does. Returns false then.
 static bool
 try_dispatch(mcl_pstream *ps)
@@ -1753,7 +1762,12 @@ call_held(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, cons
     call_wait w = {0};
     mcl_err rv;
     for (;;) { // room in the send queue, within the same time
-        rv = submit(ps, channel, type, flags, payload, len, timeout_ms, NULL, NULL, NULL, &w, NULL);
+        int left_ms = timeout_ms;
+        if (ms >= 0) { // what is left of the deadline (the first try: all of it)
+            int64_t left = deadline - mcl__mono_ns();
+            left_ms = left <= 0 ? 1 : (int)((left + 999999) / 1000000);
+        }
+        rv = submit(ps, channel, type, flags, payload, len, left_ms, NULL, NULL, NULL, &w, NULL);
         if (rv != MCL_EAGAIN)
             break;
         int64_t left = deadline - mcl__mono_ns();

@@ -31,6 +31,8 @@ void mcl__pstream_begin_close(mcl_pstream *ps, int timeout_ms);
 bool mcl__pstream_server_driving(const mcl_pstream_server *s);
 // Frees a connection the server owns (it has ended, or the server is being freed).
 void mcl__pstream_release(mcl_pstream *ps);
+// Whether the calling thread drives ps (runs its callbacks): blocking calls are refused there.
+bool mcl__pstream_on_driver(mcl_pstream *ps);
 // Calls fn(user) once, when the handle of rq is released: after its reply, and after any
 // cancel callback still running on it has returned. fn runs under the stream's lock and must
 // not call the stream. From rq's handler (the driving thread), before it replies.

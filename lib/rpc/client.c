@@ -5,6 +5,7 @@
 #include "rpc_int.h"
 
 #include "../core/internal.h"
+#include "../pstream/pstream_int.h"
 #include "../reactor/reactor_int.h"
 
 #include <stdatomic.h>
@@ -67,8 +68,8 @@ fetch_description(mcl_rpc_client *c, int ms, const char *where, char *errbuf, si
     uint8_t env[MCL__RPC_HDR + 1] = {MCL__RPC_VERSION, 0, 0, 0, 0, 0, 0, 0, 0x80};
     mcl__put_be32(env + 4, (uint32_t)ms);
     mcl_pstream_result *r = NULL;
-    mcl_err rv = mcl_pstream_call(c->ps, c->channel, MCL_RPC_ID_DESCRIBE, 0, env, sizeof(env), ms,
-                                  &r);
+    mcl_err rv =
+        mcl_pstream_call(c->ps, c->channel, MCL_RPC_ID_DESCRIBE, 0, env, sizeof(env), ms, &r);
     if (rv != MCL_OK)
         return mcl__fail(rv, errbuf, errlen, "rpc", "%s: the description call failed: %s", where,
                          mcl_strerror(rv));
@@ -77,8 +78,8 @@ fetch_description(mcl_rpc_client *c, int ms, const char *where, char *errbuf, si
         rv = mcl__rdesc_decode(&c->d, r->payload, r->len, errbuf, errlen);
         break;
     case MCL_PSTREAM_DEADLINE_EXCEEDED:
-        rv = mcl__fail(MCL_ETIMEDOUT, errbuf, errlen, "rpc",
-                       "%s: no service answered within %d ms", where, ms);
+        rv = mcl__fail(MCL_ETIMEDOUT, errbuf, errlen, "rpc", "%s: no service answered within %d ms",
+                       where, ms);
         break;
     case MCL_PSTREAM_UNIMPLEMENTED:
         rv = mcl__fail(MCL_EPROTO, errbuf, errlen, "rpc",
@@ -91,8 +92,7 @@ fetch_description(mcl_rpc_client *c, int ms, const char *where, char *errbuf, si
         break;
     default:
         rv = mcl__fail(MCL_EPROTO, errbuf, errlen, "rpc", "%s: rpc.describe said %s%s%s", where,
-                       mcl_pstream_status_name(r->status), r->message[0] ? ": " : "",
-                       r->message);
+                       mcl_pstream_status_name(r->status), r->message[0] ? ": " : "", r->message);
     }
     mcl_pstream_result_free(r);
     if (rv != MCL_OK)
@@ -235,8 +235,8 @@ mcl_rpc_client_method(const mcl_rpc_client *c, const char *name)
 {
     if (c == NULL || name == NULL)
         return NULL;
-    const mcl__rinfo *const *r = bsearch(name, c->by_name, c->d.n, sizeof(*c->by_name),
-                                         key_by_name);
+    const mcl__rinfo *const *r =
+        bsearch(name, c->by_name, c->d.n, sizeof(*c->by_name), key_by_name);
     return r ? &(*r)->info : NULL;
 }
 
@@ -268,19 +268,19 @@ mcl_rpc_client_stats(const mcl_rpc_client *c, mcl_rpc_client_counters *st)
         return MCL_EINVAL;
     mcl_rpc_client *w = (mcl_rpc_client *)c; // (atomics: loads only)
     *st = (mcl_rpc_client_counters){.calls = atomic_load(&w->calls),
-                                 .refused = atomic_load(&w->refused),
-                                 .ok = atomic_load(&w->ok),
-                                 .errors = atomic_load(&w->errors),
-                                 .timeouts = atomic_load(&w->timeouts),
-                                 .cancelled = atomic_load(&w->cancelled),
-                                 .disconnected = atomic_load(&w->disconnected),
-                                 .in_flight = atomic_load(&w->in_flight)};
+                                    .refused = atomic_load(&w->refused),
+                                    .ok = atomic_load(&w->ok),
+                                    .errors = atomic_load(&w->errors),
+                                    .timeouts = atomic_load(&w->timeouts),
+                                    .cancelled = atomic_load(&w->cancelled),
+                                    .disconnected = atomic_load(&w->disconnected),
+                                    .in_flight = atomic_load(&w->in_flight)};
     return MCL_OK;
 }
 
 mcl_err
-mcl_rpc_check(const mcl_rpc_method_info *m, const mcl_value *args, const char **field,
-              char *errbuf, size_t errlen)
+mcl_rpc_check(const mcl_rpc_method_info *m, const mcl_value *args, const char **field, char *errbuf,
+              size_t errlen)
 {
     if (errbuf != NULL && errlen > 0)
         errbuf[0] = '\0';
@@ -299,8 +299,8 @@ static mcl_err
 prepare(mcl_rpc_client *c, const mcl_rpc_method_info *m, const mcl_value *args, int timeout_ms,
         mcl__rbuf *b, char *msg, size_t msglen, const char **field)
 {
-    mcl_err rv = mcl__rpc_check(m->args, m->nargs, m->flags & MCL_RPC_OPEN_ARGS, args, field, msg,
-                                msglen);
+    mcl_err rv =
+        mcl__rpc_check(m->args, m->nargs, m->flags & MCL_RPC_OPEN_ARGS, args, field, msg, msglen);
     if (rv != MCL_OK)
         return rv;
     int ms = timeout_ms == 0 ? c->timeout_ms : timeout_ms;
@@ -367,8 +367,8 @@ result_free_void(void *r)
 // Turns a stream result into a call's: decodes the result map (OK) or the details of a
 // refusal ({"field": name}); a reply that cannot be read is INTERNAL (local).
 static void
-convert(const mcl_pstream_result *r, mcl_rpc_status *st, bool *local, const char **msg,
-        char *why, size_t whylen, mcl_value **value, const char **field, mcl_value **details)
+convert(const mcl_pstream_result *r, mcl_rpc_status *st, bool *local, const char **msg, char *why,
+        size_t whylen, mcl_value **value, const char **field, mcl_value **details)
 {
     *st = r->status;
     *local = r->local;
@@ -383,8 +383,8 @@ convert(const mcl_pstream_result *r, mcl_rpc_status *st, bool *local, const char
             *local = true;
             *msg = why;
         }
-    } else if (r->len > 0 && mcl__rpc_decode_map(r->payload, r->len, details, why, whylen) ==
-                                 MCL_OK) {
+    } else if (r->len > 0 &&
+               mcl__rpc_decode_map(r->payload, r->len, details, why, whylen) == MCL_OK) {
         size_t n;
         if (mcl_value_get_str(mcl_value_find(*details, "field"), field, &n) != MCL_OK)
             *field = "";
@@ -484,9 +484,8 @@ submit(mcl_rpc_client *c, const mcl_rpc_method_info *m, const mcl_value *args, i
     atomic_fetch_add(&c->refs, 1); // the call's, until on_done()
     if (promise != NULL)
         mcl_promise_ref(promise);
-    rv = mcl_pstream_submit(c->ps, c->channel, m->id, 0, b.p, b.n, timeout_ms == 0 ? c->timeout_ms
-                                                                                  : timeout_ms,
-                            on_done, p, &id);
+    rv = mcl_pstream_submit(c->ps, c->channel, m->id, 0, b.p, b.n,
+                            timeout_ms == 0 ? c->timeout_ms : timeout_ms, on_done, p, &id);
     mcl__rbuf_fini(&b);
     if (rv != MCL_OK) {
         atomic_fetch_sub(&c->in_flight, 1);
@@ -584,6 +583,8 @@ mcl_rpc_call(mcl_rpc_client *c, const char *method, const mcl_value *args, int t
         *out = NULL;
     if (c == NULL || method == NULL || out == NULL || timeout_ms < -1)
         return MCL_EINVAL;
+    if (mcl__pstream_on_driver(c->ps))
+        return MCL_ESTATE; // (so that MCL_ESTATE from the stream below means: it is ending)
     const mcl_rpc_method_info *m;
     mcl_rpc_method_info byid; // "#ID" of a method the description does not list: unchecked
     if (method[0] == '#') {
@@ -593,8 +594,8 @@ mcl_rpc_call(mcl_rpc_client *c, const char *method, const mcl_value *args, int t
             return MCL_EINVAL;
         m = mcl_rpc_client_method_by_id(c, (uint32_t)id);
         if (m == NULL) {
-            byid = (mcl_rpc_method_info){.id = (uint32_t)id, .name = method, .doc = "",
-                                         .flags = MCL_RPC_OPEN_ARGS};
+            byid = (mcl_rpc_method_info){
+                .id = (uint32_t)id, .name = method, .doc = "", .flags = MCL_RPC_OPEN_ARGS};
             m = &byid;
         }
     } else if ((m = mcl_rpc_client_method(c, method)) == NULL) {
@@ -630,13 +631,24 @@ mcl_rpc_call(mcl_rpc_client *c, const char *method, const mcl_value *args, int t
         atomic_fetch_sub(&c->calls, 1);
         if (rv == MCL_ECLOSED) { // the connection had ended: say so as a status
             atomic_fetch_add(&c->refused, 1);
-            return local_result(out, MCL_PSTREAM_DISCONNECTED, mcl_pstream_end_reason(c->ps),
-                                NULL, m->id);
+            return local_result(out, MCL_PSTREAM_DISCONNECTED, mcl_pstream_end_reason(c->ps), NULL,
+                                m->id);
         }
         if (rv == MCL_ETIMEDOUT) {
             atomic_fetch_add(&c->refused, 1);
             return local_result(out, MCL_PSTREAM_DEADLINE_EXCEEDED,
                                 "no room in the send queue before the deadline", NULL, m->id);
+        }
+        if (rv == MCL_ESTATE) { // (not the driving thread: checked above) the stream is ending
+            atomic_fetch_add(&c->refused, 1);
+            return local_result(out, MCL_PSTREAM_NO_MORE_REQUESTS,
+                                "the connection is closing: no more calls on it", NULL, m->id);
+        }
+        if (rv == MCL_EMSGSIZE) {
+            atomic_fetch_add(&c->refused, 1);
+            return local_result(out, MCL_PSTREAM_RESOURCE_EXHAUSTED,
+                                "the call is larger than the connection's largest packet", NULL,
+                                m->id);
         }
         return rv;
     }

@@ -56,7 +56,7 @@ struct mcl_rpc_service {
     struct served {
         mcl_pstream *ps;
         uint32_t channel;
-    } *served;
+    } * served;
     size_t nserved;
     char *url;
     atomic_uint_fast64_t unknown, malformed; // calls of no method; calls not readable
@@ -120,6 +120,7 @@ call_unref(mcl_rpc_req *c)
     mcl_value_free(c->args);
     mcl_value_free(c->result);
     mcl_rpc_service *s = c->svc;
+    mcl_pstream_unref(c->ps);
     mcl__free(c);
     svc_unref(s);
 }
@@ -285,32 +286,32 @@ mcl_rpc_service_add(mcl_rpc_service *s, const mcl_rpc_method *ms, size_t n, char
     pthread_mutex_lock(&s->mu);
     mcl_err rv = MCL_OK;
     if (atomic_load(&s->frozen))
-        rv = mcl__fail(MCL_ESTATE, errbuf, errlen, "rpc", "the service serves already: its "
-                                                          "methods are fixed");
+        rv = mcl__fail(MCL_ESTATE, errbuf, errlen, "rpc",
+                       "the service serves already: its "
+                       "methods are fixed");
     else if (s->n + n > MCL__RPC_MAX_METHODS)
         rv = mcl__fail(MCL_EINVAL, errbuf, errlen, "rpc", "at most %d methods",
                        MCL__RPC_MAX_METHODS);
     for (size_t i = 0; i < n && rv == MCL_OK; i++) {
         const mcl_rpc_method *m = &ms[i];
         if (m->id == 0 || m->id > MCL_RPC_ID_MAX)
-            rv = mcl__fail(MCL_EINVAL, errbuf, errlen, "rpc",
-                           "method %zu: id %u is outside 1..%u", i, (unsigned)m->id,
-                           (unsigned)MCL_RPC_ID_MAX);
+            rv = mcl__fail(MCL_EINVAL, errbuf, errlen, "rpc", "method %zu: id %u is outside 1..%u",
+                           i, (unsigned)m->id, (unsigned)MCL_RPC_ID_MAX);
         else if (!mcl__rpc_name_ok(m->name))
-            rv = mcl__fail(MCL_EINVAL, errbuf, errlen, "rpc",
-                           "method %u: the name must be identifiers joined by '.'",
-                           (unsigned)m->id);
+            rv =
+                mcl__fail(MCL_EINVAL, errbuf, errlen, "rpc",
+                          "method %u: the name must be identifiers joined by '.'", (unsigned)m->id);
         else if (strncmp(m->name, "rpc.", 4) == 0)
             rv = mcl__fail(MCL_EINVAL, errbuf, errlen, "rpc",
                            "method '%s': names starting 'rpc.' are reserved", m->name);
         else if (m->handler == NULL)
-            rv = mcl__fail(MCL_EINVAL, errbuf, errlen, "rpc", "method '%s' has no handler",
-                           m->name);
+            rv =
+                mcl__fail(MCL_EINVAL, errbuf, errlen, "rpc", "method '%s' has no handler", m->name);
         else if ((m->doc != NULL && strlen(m->doc) > MCL__RPC_MAX_DOC) ||
                  (m->flags & ~(unsigned)(MCL_RPC_OPEN_ARGS | MCL_RPC_OPEN_RESULT)))
             rv = mcl__fail(MCL_EINVAL, errbuf, errlen, "rpc",
-                           "method '%s': unknown flags, or a description over %d bytes",
-                           m->name, MCL__RPC_MAX_DOC);
+                           "method '%s': unknown flags, or a description over %d bytes", m->name,
+                           MCL__RPC_MAX_DOC);
         else if (mcl__u64map_get(&s->by_id, m->id) != NULL || name_taken(s, m->name))
             rv = mcl__fail(MCL_EEXIST, errbuf, errlen, "rpc",
                            "method '%s' (id %u): the id or the name is taken", m->name,
@@ -318,8 +319,7 @@ mcl_rpc_service_add(mcl_rpc_service *s, const mcl_rpc_method *ms, size_t n, char
         for (size_t j = 0; j < i && rv == MCL_OK; j++)
             if (ms[j].id == m->id || strcmp(ms[j].name, m->name) == 0)
                 rv = mcl__fail(MCL_EEXIST, errbuf, errlen, "rpc",
-                               "methods '%s' and '%s' share an id or a name", ms[j].name,
-                               m->name);
+                               "methods '%s' and '%s' share an id or a name", ms[j].name, m->name);
     }
     rmethod **made = NULL;
     if (rv == MCL_OK && n > 0 && (made = mcl__zalloc(n * sizeof(*made))) == NULL)
@@ -456,8 +456,7 @@ clean_msg(const char *msg, char *buf, size_t cap)
 
 // Sends the answer if the call is still open (as `how`: ANSWERED or CANCELLED).
 static mcl_err
-answer(mcl_rpc_req *c, int how, mcl_rpc_status st, const void *payload, size_t len,
-       const char *msg)
+answer(mcl_rpc_req *c, int how, mcl_rpc_status st, const void *payload, size_t len, const char *msg)
 {
     char clean[1024];
     msg = clean_msg(msg, clean, sizeof(clean));
@@ -558,8 +557,8 @@ fail_msg(mcl_rpc_req *c, mcl_rpc_status st, const char *field, const char *msg)
     mcl__rbuf_init(&b, 0);
     if (field != NULL && field[0] != '\0')
         field_details(&b, field);
-    mcl_err rv = answer(c, ANSWERED, st, b.err == MCL_OK ? b.p : NULL, b.err == MCL_OK ? b.n : 0,
-                        msg);
+    mcl_err rv =
+        answer(c, ANSWERED, st, b.err == MCL_OK ? b.p : NULL, b.err == MCL_OK ? b.n : 0, msg);
     mcl__rbuf_fini(&b);
     return rv;
 }
@@ -608,7 +607,8 @@ mcl_rpc_defer(mcl_rpc_req *c)
 bool
 mcl_rpc_req_cancelled(const mcl_rpc_req *c)
 {
-    return c != NULL && atomic_load(&((mcl_rpc_req *)c)->state) == CANCELLED;
+    return c != NULL &&
+           (atomic_load(&((mcl_rpc_req *)c)->state) == CANCELLED || !mcl_pstream_is_open(c->ps));
 }
 
 int64_t
@@ -707,7 +707,7 @@ on_request(mcl_pstream *ps, mcl_pstream_request *rq, void *user)
     if (budget == 0) {
         count_refusal(m, false, true);
         refuse(rq, MCL_PSTREAM_DEADLINE_EXCEEDED, NULL,
-                "the call's deadline passed before it reached the service");
+               "the call's deadline passed before it reached the service");
         return;
     }
     if (alen > s->max_args) {
@@ -755,6 +755,7 @@ on_request(mcl_pstream *ps, mcl_pstream_request *rq, void *user)
     c->svc = s;
     c->m = m;
     c->ps = ps;
+    mcl_pstream_ref(ps); // (mcl_rpc_req_cancelled() asks it whether it is still open)
     c->rq = rq;
     c->args = args;
     c->t0 = t0;
@@ -804,9 +805,14 @@ put_stats(mcl_value *arr, rmethod *m)
     const struct {
         const char *k;
         uint64_t v;
-    } u[] = {{"id", m->info.id},         {"calls", st.calls},         {"ok", st.ok},
-             {"errors", st.errors},      {"invalid", st.invalid},     {"timeouts", st.timeouts},
-             {"cancelled", st.cancelled}, {"in_progress", st.in_progress}};
+    } u[] = {{"id", m->info.id},
+             {"calls", st.calls},
+             {"ok", st.ok},
+             {"errors", st.errors},
+             {"invalid", st.invalid},
+             {"timeouts", st.timeouts},
+             {"cancelled", st.cancelled},
+             {"in_progress", st.in_progress}};
     if (rv == MCL_OK)
         rv = mcl_value_put_str(e, "name", m->name);
     for (size_t i = 0; i < sizeof(u) / sizeof(u[0]) && rv == MCL_OK; i++)
@@ -844,8 +850,7 @@ builtin_stats(mcl_rpc_req *c, const mcl_value *args, void *user)
         char msg[MCL__RPC_MAX_NAME + 64];
         snprintf(msg, sizeof(msg), "no method named '%s'", only);
         (void)fail_msg(c, MCL_PSTREAM_NOT_FOUND, "method", msg);
-    }
-    else if (rv != MCL_OK)
+    } else if (rv != MCL_OK)
         (void)mcl_rpc_fail(c, MCL_PSTREAM_INTERNAL, "out of memory for the statistics");
     else
         (void)mcl_rpc_reply(c);
@@ -921,8 +926,7 @@ mcl_rpc_service_serve(mcl_rpc_service *s, mcl_pstream *ps, uint32_t channel)
     pthread_mutex_lock(&s->mu);
     mcl_err rv = freeze_locked(s);
     struct served *nsv = NULL;
-    if (rv == MCL_OK &&
-        (nsv = mcl__realloc(s->served, (s->nserved + 1) * sizeof(*nsv))) == NULL)
+    if (rv == MCL_OK && (nsv = mcl__realloc(s->served, (s->nserved + 1) * sizeof(*nsv))) == NULL)
         rv = MCL_ENOMEM;
     if (nsv != NULL)
         s->served = nsv;

@@ -931,6 +931,8 @@ test_connection_lost(void)
     mcl_rpc_client_counters cc;
     MCLT_OK(mcl_rpc_client_stats(p.cli, &cc));
     CU_ASSERT_EQUAL(cc.disconnected, 1);
+    // The handler can tell its call is no longer wanted.
+    CU_ASSERT_TRUE(mcl_rpc_req_cancelled(rq));
     // The held call outlives its connection and its service: answering is safe.
     mcl_rpc_service_free(p.svc, 100);
     mark_answered(rq);
