@@ -240,9 +240,14 @@ child_main(mcl_queued_listener *ql, pid_t parent)
         const mcl_raw_msg *m;
         mcl_err rv = mcl_raw_listener_recv(l, &m, wake ? 0 : IDLE_MS);
         if (rv == MCL_OK) {
-            wake |= put_record(&ring, ql->sh, m);
             if (track)
+                mcl__queued_inflight(ql->sh, m->publisher, m->seq,
+                                     atomic_load_explicit(&ring.shm->head, memory_order_relaxed));
+            wake |= put_record(&ring, ql->sh, m);
+            if (track) {
                 mcl__queued_track(&ctx, m->publisher, m->seq);
+                mcl__queued_inflight_done(ql->sh);
+            }
             if (wake && ++since_wake >= 64) {
                 ssize_t w = write(ql->efd, &one, sizeof(one));
                 (void)w; // an eventfd write cannot fail here (the counter cannot overflow)
@@ -374,6 +379,9 @@ check_receiver(mcl_queued_listener *ql)
                 mcl__log(MCL_LOG_WARN, "queued", "%s: receiver %d is gone (reaped elsewhere)",
                          ql->conn.url, (int)ql->pid);
             fold_receiver(ql);
+            // (dead: the ring's head no longer moves, and the table is the parent's until the
+            // next fork)
+            mcl__queued_settle(ql->sh, atomic_load(&ql->ring.shm->head));
             epoll_set(ql->epfd, EPOLL_CTL_DEL, ql->pidfd);
             if (ql->pidfd >= 0)
                 close(ql->pidfd);

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { MCL__QUEUED_PUBTAB = 4096 }; // publishers tracked across receiver restarts
+enum { MCL__QUEUED_PUBTAB = 4096 };              // publishers tracked across receiver restarts
 #define MCL__QUEUED_SEQ_JUMP ((uint64_t)1 << 32) // as the receive engine: larger jumps restart
 
 // Shared between this process and the receiver; the ring follows it in the same mapping.
@@ -20,6 +20,11 @@ typedef struct mcl__queued_shared {
     mcl_listener_stats cur;     // the current receiver's counters
     _Atomic uint64_t ring_drops, ring_oversize, restart_lost;
     uint32_t generation; // which receiver this is (set before each fork)
+    // The message the receiver is handling now (pub 0: none): it is put in the ring (or
+    // counted as dropped) and then tracked, and a receiver killed between the two would leave
+    // a delivered message looking lost to the next one. mcl__queued_settle() decides it.
+    _Atomic uint64_t inflight_pub;
+    uint64_t inflight_seq, inflight_head, inflight_drops;
     struct {
         uint64_t pub, last;
         uint32_t gen;
@@ -59,6 +64,42 @@ mcl__queued_track(mcl__queued_child *c, uint64_t pub, uint64_t seq)
         }
         return;
     }
+}
+
+// The receiver is about to put (pub, seq) in the ring whose head is at `head` (drops: the ring
+// drop counters now).
+static inline void
+mcl__queued_inflight(mcl__queued_shared *sh, uint64_t pub, uint64_t seq, uint64_t head)
+{
+    sh->inflight_seq = seq;
+    sh->inflight_head = head;
+    sh->inflight_drops = atomic_load_explicit(&sh->ring_drops, memory_order_relaxed) +
+                         atomic_load_explicit(&sh->ring_oversize, memory_order_relaxed);
+    atomic_store_explicit(&sh->inflight_pub, pub, memory_order_release);
+}
+
+static inline void
+mcl__queued_inflight_done(mcl__queued_shared *sh)
+{
+    atomic_store_explicit(&sh->inflight_pub, 0, memory_order_release);
+}
+
+// After a receiver died, before the next one starts: the message it was handling counts as
+// handled (tracked) if it reached the ring (the ring's head moved past `inflight_head`) or was
+// counted as dropped; otherwise it was lost in the dead receiver's hands and is left a gap.
+static inline void
+mcl__queued_settle(mcl__queued_shared *sh, uint64_t ring_head)
+{
+    uint64_t pub = atomic_load_explicit(&sh->inflight_pub, memory_order_acquire);
+    if (pub == 0)
+        return;
+    uint64_t drops = atomic_load_explicit(&sh->ring_drops, memory_order_relaxed) +
+                     atomic_load_explicit(&sh->ring_oversize, memory_order_relaxed);
+    if (ring_head > sh->inflight_head || drops > sh->inflight_drops) {
+        mcl__queued_child dead = {sh, sh->generation};
+        mcl__queued_track(&dead, pub, sh->inflight_seq);
+    }
+    atomic_store_explicit(&sh->inflight_pub, 0, memory_order_relaxed);
 }
 
 // The queued listener as an event source (mcl_reactor_add_queued_listener()).

@@ -198,8 +198,47 @@ test_restart_gap_tracking(void)
     CU_ASSERT_EQUAL(atomic_load(&sh.restart_lost), 3 + 1000);
 }
 
+// A receiver killed between putting a message in the ring (or dropping it) and tracking it:
+// the message counts as handled, so the next receiver sees no gap; one killed before either
+// leaves the gap (the message was lost in its hands).
+static void
+test_restart_inflight_settled(void)
+{
+    static mcl__queued_shared sh;
+    for (int committed = 0; committed < 3; committed++) {
+        memset(&sh, 0, sizeof(sh));
+        sh.generation = 1;
+        mcl__queued_child r1 = {&sh, 1};
+        for (uint64_t s = 0; s <= 10; s++)
+            mcl__queued_track(&r1, 7, s);
+        mcl__queued_inflight(&sh, 7, 11, 4096); // the ring's head was at 4096
+        uint64_t head = 4096;
+        if (committed == 1)
+            head = 4096 + 128; // it reached the ring
+        else if (committed == 2)
+            atomic_fetch_add(&sh.ring_drops, 1); // the ring was full: counted as dropped
+        mcl__queued_settle(&sh, head); // (then the receiver died)
+        CU_ASSERT_EQUAL(atomic_load(&sh.inflight_pub), 0);
+        sh.generation = 2;
+        mcl__queued_child r2 = {&sh, 2};
+        mcl__queued_track(&r2, 7, 12);
+        CU_ASSERT_EQUAL(atomic_load(&sh.restart_lost), committed ? 0 : 1);
+    }
+    // Nothing in flight: settling changes nothing.
+    memset(&sh, 0, sizeof(sh));
+    mcl__queued_child r1 = {&sh, 1};
+    mcl__queued_track(&r1, 9, 5);
+    mcl__queued_inflight(&sh, 9, 6, 0);
+    mcl__queued_inflight_done(&sh);
+    mcl__queued_settle(&sh, 999);
+    mcl__queued_child r2 = {&sh, 2};
+    mcl__queued_track(&r2, 9, 7);
+    CU_ASSERT_EQUAL(atomic_load(&sh.restart_lost), 1); // 6 was not tracked: a gap
+}
+
 static CU_TestInfo tests[] = {
-    {"restart_gap_tracking", test_restart_gap_tracking},{"wraparound_variable_sizes", test_wraparound_variable_sizes},
+    {"restart_gap_tracking", test_restart_gap_tracking},
+    {"restart_inflight_settled", test_restart_inflight_settled},{"wraparound_variable_sizes", test_wraparound_variable_sizes},
                               {"full_and_oversize", test_full_and_oversize},
                               {"concurrent_producer_consumer", test_concurrent_producer_consumer},
                               CU_TEST_INFO_NULL};
