@@ -26,8 +26,9 @@ mcl_connection *mclt_parse(const char *url);
 // Polls cond(arg) until it holds or ms milliseconds pass; returns its last value.
 bool mclt_wait_until(bool (*cond)(void *), void *arg, int ms);
 
-// Monotonic milliseconds.
+// Monotonic milliseconds, nanoseconds.
 int64_t mclt_now_ms(void);
+int64_t mclt_now_ns(void);
 
 // Deterministic pseudo-random numbers for tests (xorshift), seeded per test.
 uint64_t mclt_rand(uint64_t *state);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 // --- a test service ----------------------------------------------------------------------------
@@ -616,7 +617,22 @@ test_deadline_fires_and_cancels(void)
         mark_answered(rq);
         CU_ASSERT_EQUAL(mcl_rpc_reply(rq), MCL_ECANCELED); // late: sends nothing, frees it
     }
-    CU_ASSERT(best < 1000000); // within 1 ms of the deadline, at least once in ten
+    // Within 1 ms of the deadline plus this machine's scheduling delay (under valgrind or a
+    // loaded CI host that is more than a millisecond): the best of ten against the best of ten
+    // plain 30 ms sleeps of this thread.
+    int64_t sched = INT64_MAX;
+    for (int i = 0; i < 10; i++) {
+        int64_t t0 = mclt_now_ns();
+        struct timespec ts = {0, 30000000};
+        nanosleep(&ts, NULL);
+        int64_t late = mclt_now_ns() - t0 - 30000000;
+        if (late < sched)
+            sched = late;
+    }
+    if (best >= 1000000 + sched)
+        fprintf(stderr, "\n  deadline late by %lld ns at best; a sleep by %lld ns\n",
+                (long long)best, (long long)sched);
+    CU_ASSERT(best < 1000000 + sched);
     // The service's answers to the cancels arrive late, and are counted and dropped.
     CU_ASSERT_TRUE(mclt_wait_until(ten_late, f.cli, 5000));
     mcl_pstream_counters pc;
