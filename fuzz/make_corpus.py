@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of fuzz/ (packets, streams, RPC calls and descriptions): run from the
-repository root after a format change. The files are committed; nothing runs this in the tests."""
+"""Writes the seed corpora of fuzz/ (packets, streams, RPC calls and descriptions, msgpack
+objects, datagrams, JSON texts and URLs): run from the repository root after a format change.
+The files are committed; nothing runs this in the tests."""
 import os
 import struct
 
@@ -295,3 +296,167 @@ for name, data in {
         "big_map": mp({"field%02d" % i: i for i in range(40)}),
 }.items():
     write(M, name, data)
+
+# The datagram decoder and receive engine (fuzz_raw_wire.c): a configuration byte (bits 0-1
+# the topic filter: all, "imu", "a*" and "b", "*"; 2-3 maxmsg/partmem: 1M/1M, 16/4096, 4096/512,
+# 64k/64k; 4 gaps uncounted; 5-7 ms between datagrams, partials expire after 3 ms), then
+# datagrams, each with a 2-byte length. The encoders are those of lib/raw/wire.c.
+WIRE_MAGIC, WIRE_FRAG, WIRE_AUTH = 0x4D434C01, 0x01, 0x02
+
+
+def wire_hdr(publisher, count=1, flags=0, reserved=0):
+    return struct.pack(">IBBHQ", WIRE_MAGIC, flags, reserved, count, publisher)
+
+
+def wire_rec(seq, topic=b"", payload=b""):
+    return struct.pack(">QHI", seq, len(topic), len(payload)) + topic + payload
+
+
+def wire_frag(seq, total, offset, index, count, topic=b"", payload=b""):
+    return struct.pack(">QHIIIII", seq, len(topic), len(payload), total, offset, index, count) + topic + payload
+
+
+def wire_dgram(publisher, *recs):
+    return wire_hdr(publisher, count=len(recs)) + b"".join(wire_rec(*r) for r in recs)
+
+
+def wire_pieces(publisher, seq, msg, fsize, topic=b""):  # a message cut as the broadcaster does
+    count = (len(msg) + fsize - 1) // fsize
+    return [wire_hdr(publisher, flags=WIRE_FRAG) +
+            wire_frag(seq, len(msg), i * fsize, i, count, topic, msg[i * fsize:(i + 1) * fsize])
+            for i in range(count)]
+
+
+def rx_input(cfg, *dgrams):
+    return bytes([cfg]) + b"".join(struct.pack(">H", len(d)) + d for d in dgrams)
+
+
+def cfg(filt=0, limits=0, uncounted=False, step_ms=0):
+    return filt | limits << 2 | (0x10 if uncounted else 0) | step_ms << 5
+
+
+# The test vectors of docs/wire-format.md.
+vec1 = wire_dgram(0x0102030405060708, (5, b"imu", b"hi"))
+vec2 = wire_hdr(0x1122334455667788, flags=WIRE_FRAG) + wire_frag(0x100000001, 10, 8, 2, 3, b"", b"ij")
+vec3 = wire_dgram(1, (7, b"a", b"x"), (8, b"b", b""))
+assert len(vec1) == 35 and len(vec2) == 48 and len(vec3) == 47
+msg10 = b"abcdefghij"
+frags10 = wire_pieces(0x1122334455667788, 0x100000001, msg10, 4)
+assert frags10[2] == vec2
+big = bytes(range(256)) * 2 + b"tail"
+W = "fuzz/corpus/raw_wire"
+for name, data in {
+        "vec1": rx_input(cfg(), vec1),
+        "vec2_alone": rx_input(cfg(), vec2),
+        "vec3": rx_input(cfg(), vec3),
+        "vec1_filter_imu": rx_input(cfg(filt=1), vec1, wire_dgram(0x0102030405060708, (6, b"gps", b"no"))),
+        "vec3_filter_ab": rx_input(cfg(filt=2), vec3, wire_dgram(1, (9, b"ab", b"y"), (10, b"c", b"z"))),
+        "frags_in_order": rx_input(cfg(), *frags10),
+        "frags_reversed": rx_input(cfg(), *reversed(frags10)),
+        "frags_dup_and_interleaved": rx_input(cfg(), frags10[0], *wire_pieces(2, 0, b"other message", 5, b"t"),
+                                              frags10[0], frags10[2], frags10[1], frags10[1]),
+        "frags_expire": rx_input(cfg(step_ms=2), frags10[0], frags10[1], vec1, frags10[2]),
+        "frags_contradict": rx_input(cfg(), frags10[0], wire_hdr(0x1122334455667788, flags=WIRE_FRAG) +
+                                     wire_frag(0x100000001, 12, 4, 1, 3, b"", b"efgh"), frags10[1], frags10[2]),
+        "frags_topic_filtered": rx_input(cfg(filt=1), *wire_pieces(3, 1, big, 100, b"cam"),
+                                         *wire_pieces(3, 2, big, 300, b"imu")),
+        "frags_exact_multiple": rx_input(cfg(), *wire_pieces(4, 0, b"12345678", 4, b"a")),
+        "oversize": rx_input(cfg(limits=1), wire_dgram(5, (0, b"", b"0123456789abcdefXYZ")),
+                             *wire_pieces(5, 1, big[:40], 16), wire_dgram(5, (2, b"", b"small"))),
+        "partmem_evicts": rx_input(cfg(limits=2), *(wire_pieces(6, s, big[:300], 100)[0] for s in range(4)),
+                                   *wire_pieces(6, 0, big[:300], 100)[1:], *wire_pieces(6, 3, big[:300], 100)[1:]),
+        "sequence": rx_input(cfg(), *(wire_dgram(7, (s, b"imu", bytes([s]))) for s in (0, 1, 3, 2, 2, 6, 5, 0))),
+        "sequence_uncounted": rx_input(cfg(uncounted=True), *(wire_dgram(7, (s, b"imu", b"")) for s in (4, 9, 2, 9, 5))),
+        "sequence_window": rx_input(cfg(), wire_dgram(8, (10, b"", b"a")), wire_dgram(8, (3000, b"", b"b")),
+                                    wire_dgram(8, (11, b"", b"c")), wire_dgram(8, (2990, b"", b"d"))),
+        "sequence_restart": rx_input(cfg(), wire_dgram(9, (5, b"", b"a")), wire_dgram(9, (5 + 2**33, b"", b"b")),
+                                     wire_dgram(9, (6, b"", b"c")), wire_dgram(9, (2**64 - 1, b"", b"d"))),
+        "batch": rx_input(cfg(), wire_dgram(10, *((s, b"imu", b"p" * s) for s in range(12)))),
+        "publishers": rx_input(cfg(), *(wire_dgram(p, (0, b"t", b"x")) for p in range(1, 7))),
+        "malformed": rx_input(cfg(), wire_hdr(11, flags=WIRE_AUTH) + wire_rec(0, b"a", b"x"),
+                              b"XCL\x01" + vec1[4:], vec1[:-1], vec1 + b"\x00", wire_hdr(11, count=0),
+                              wire_hdr(11, reserved=1) + wire_rec(0), wire_hdr(11, flags=0x04) + wire_rec(0),
+                              wire_hdr(11) + wire_rec(0, b"a\x00b"), wire_hdr(11, count=2) + wire_rec(0), vec1),
+        "bad_geometry": rx_input(cfg(), *(wire_hdr(12, flags=WIRE_FRAG) + wire_frag(1, t, o, i, c, b"t", b"z" * n)
+                                          for n, t, o, i, c in ((4, 10, 0, 0, 1), (4, 10, 0, 3, 3), (4, 10, 1, 0, 3),
+                                                                (2, 10, 7, 2, 3), (4, 20, 0, 0, 3), (4, 8, 0, 0, 3)))),
+        "empty_and_short": rx_input(cfg(), b"", b"MCL", wire_hdr(13), vec3),
+}.items():
+    write(W, name, data)
+
+# JSON into values and messages (fuzz_json.c): the text, examples of docs/json.md.
+J = "fuzz/corpus/json"
+for name, text in {
+        "message": '{"name": "Imu", "timestamp": 1764630000.5, "q": [0.0, 0.25, -1, 1099511627776], "ok": true}',
+        "uint": '{"big": {"$uint": "18446744073709551615"}, "zero": {"$uint": "0"}, "max": 9223372036854775807}',
+        "floats": '{"f": [{"$float": "nan"}, {"$float": "inf"}, {"$float": "-inf"}, -0.0, 1e300, 5e-324, 0.1]}',
+        "str_nul": '{"s": "a\\u0000b", "u": "\\u00e9\\ud83d\\ude00", "e": "\\"\\\\\\/\\b\\f\\n\\r\\t"}',
+        "str_not_utf8": '{"raw": {"$str": "/w=="}, "ok": {"$str": "aGk="}}',
+        "bin": '{"b": {"$bin": "AAE="}, "empty": {"$bin": ""}, "three": {"$bin": "AQID"}}',
+        "map_wrapped": '{"m": {"$map": {"$bin": "not a tag"}}, "n": {"$map": {"$map": {}}}}',
+        "tag_with_more_keys": '{"$bin": "AA==", "x": 1}',
+        "array": '[1, "two", {"three": null}, {"$bin": "AA=="}]',
+        "scalar_int": "42",
+        "scalar_str": '"text"',
+        "scalar_null": "null",
+        "top_tag": '{"$bin": "AA=="}',
+        "indented": '{\n  "a": [\n    1,\n    2\n  ],\n  "b": {\n    "c": true\n  }\n}\n',
+        "empty": "{}",
+        "empty_key": '{"": [], "k": {}}',
+        "nested_31": "[" * 31 + "]" * 31,
+        "nested_32": '{"k": ' * 32 + "0" + "}" * 32,
+        "nested_33": "[" * 33 + "]" * 33,
+        "bad_float_tag": '{"x": {"$float": "huge"}}',
+        "bad_uint_tag": '{"x": {"$uint": "-1"}}',
+        "uint_overflow": '{"x": {"$uint": "18446744073709551616"}}',
+        "bad_base64": '{"x": {"$bin": "A"}}',
+        "int_too_big": '{"n": 9223372036854775808}',
+        "dup_keys": '{"a": 1, "a": 2}',
+        "truncated": '{"a": [1, 2',
+        "not_json": "{a: 1}",
+}.items():
+    write(J, name, text.encode())
+
+# Connection URLs (fuzz_url.c): those of README.md, docs/transports.md, docs/zmq.md and
+# include/mcl/connection.h, and a few that break one rule each.
+U = "fuzz/corpus/url"
+for name, url in {
+        "udp_default": "udp://239.255.26.1:26000?iface=lo&ttl=0",
+        "udp_group": "udp://239.255.26.1",
+        "udp_port": "udp://239.255.26.1:26000",
+        "udp_iface": "udp://239.255.26.1:26000?iface=eth0&ttl=1",
+        "udp_v6": "udp://[ff15::1]:26000?iface=eth0",
+        "udp_v6_zone": "udp://[ff02::1%lo]:0",
+        "udp_options": "udp://239.1.2.3:65535?loop=0&rcvbuf=4M&sndbuf=1m&maxmsg=1G&dgram=9000&expire=500&partmem=1G",
+        "udp_slash": "udp://239.1.2.3:1/?loop=true&batch=100",
+        "udp_iface_addr": "udp://239.1.2.3:1?iface=127.0.0.1&rcvbuf=0",
+        "udp_mdns": "udp://224.0.0.251:5353?ttl=255",
+        "udp_not_multicast": "udp://10.0.0.1:26000",
+        "udp_bad_port": "udp://239.255.0.1:12ab",
+        "udp_dgram_v4_limit": "udp://239.255.0.1:1?dgram=65520",
+        "udp_misplaced": "udp://239.1.1.1:1?mode=bind",
+        "tcp_bind": "zmq+tcp://*:5601",
+        "tcp_connect": "zmq+tcp://robot1:5601?curve_server=server.pub",
+        "tcp_curve": "zmq+tcp://*:5601?curve=server.key&curve_clients=clients",
+        "tcp_curve_client": "zmq+tcp://host:5601?curve_server=server.pub&curve=alice.key",
+        "tcp_v6": "zmq+tcp://[::1]:5600?mode=connect&hwm=10&timeout=250&linger=0",
+        "tcp_any_port": "zmq+tcp://127.0.0.1:*/?drop=1&maxmsg=1k&batch=5",
+        "ipc": "zmq+ipc:///run/mcl/bus?hwm=10000&drop=1",
+        "zmq_inproc": "zmq+inproc://bus?timeout=inf",
+        "epgm": "zmq+epgm://eth0;239.1.1.1:5555",
+        "inproc": "inproc://bus",
+        "inproc_faults": "inproc://bus?drop=0.1&dup=0.1&reorder=0.1&seed=42",
+        "inproc_all": "inproc://a/b-c.d_e?seed=5&reorder=0.10&dup=0.05&drop=0.1&depth=8&queue=1M&dgram=1200&",
+        "inproc_pipe": "inproc://p?pipeq=64k&stall=3&cut=100",
+        "inproc_bad": "inproc://x?drop=0.1234567",
+        "unknown_scheme": "http://239.1.1.1:80",
+        "dup_option": "inproc://x?drop=0.1&drop=0.2",
+}.items():
+    write(U, name, url.encode())
+# Found with fuzz_raw_wire: seq 100 arrives as a fragment, then unfragmented (delivered), then
+# seq 2100 moves the window past it, then its last fragment completes the reassembly, which was
+# delivered as a late message a second time (lib/raw/rx.c now drops the reassembly when the
+# same number arrives unfragmented).
+dup_frags = wire_pieces(0x77, 100, b"0123456789", 5, b"x")
+write(W, "regress_dup_after_window", rx_input(cfg(), dup_frags[0], wire_dgram(0x77, (100, b"x", b"unfragmented")),
+                                              wire_dgram(0x77, (2100, b"x", b"later")), dup_frags[1]))

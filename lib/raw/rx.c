@@ -575,6 +575,14 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
         bool match = mcl__rx_match(rx, (const char *)r.topic, r.topic_len);
         bool fits = r.total <= rx->cfg.maxmsg && (!frag || r.total <= rx->cfg.partmem);
         if (!frag) {
+            // This number unfragmented settles it: a reassembly of the same number under way
+            // must not complete later and deliver it again (completed beyond the window, a
+            // reassembly counts as never delivered). Its fragments still to come are seen.
+            struct mcl__rx_part *stale;
+            if (rx->nparts > 0 && (stale = part_find(rx, rx->hdr.publisher, r.seq)) != NULL) {
+                part_unlink(rx, stale);
+                part_free(stale);
+            }
             uint64_t *why = !fits ? &rx->st.oversize : &rx->st.filtered;
             if (!account(rx, r.seq, r.len, match && fits, why, false))
                 continue;
