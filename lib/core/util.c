@@ -329,6 +329,12 @@ mcl__b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
             }
         }
         uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        // The bits a padded group does not use must be 0 ("QR==" is not another "QQ=="): one
+        // text per binary value, never a silent guess.
+        if (i + 4 == n && ((pad == 2 && (w & 0xFFFF) != 0) || (pad == 1 && (w & 0xFF) != 0))) {
+            mcl__free(o);
+            return false;
+        }
         uint8_t b[3] = {(uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
         for (int k = 0; k < 3 && j < olen; k++)
             o[j++] = b[k];

@@ -121,20 +121,43 @@ to_json(const mcl_value *v)
     }
     case MCL_TYPE_MAP: {
         json_t *o = json_object();
+        // JSON keys must be Unicode: invalid bytes become '?' (documented, keys only), and a
+        // key so made gets a "?N" suffix until no other key of the map has its name, so that
+        // no value vanishes. `taken` (only when some key needs it) holds every name in use:
+        // the valid keys from the start, the made ones as they are made; the suffixes count on
+        // through the map, so many keys that collapse alike cost one probe each.
+        json_t *taken = NULL;
+        size_t suffix = 0;
+        for (size_t i = 0; o != NULL && taken == NULL && i < v->m.n; i++)
+            if (!utf8_valid(v->m.kv[i].key, v->m.kv[i].klen)) {
+                taken = json_object();
+                for (size_t k = 0; taken != NULL && k < v->m.n; k++)
+                    if (utf8_valid(v->m.kv[k].key, v->m.kv[k].klen) &&
+                        json_object_set_new(taken, v->m.kv[k].key, json_null()) != 0) {
+                        json_decref(taken);
+                        taken = NULL;
+                    }
+                if (taken == NULL) {
+                    json_decref(o);
+                    o = NULL;
+                }
+            }
         for (size_t i = 0; o != NULL && i < v->m.n; i++) {
             const mcl__kv *kv = &v->m.kv[i];
             json_t *item = to_json(kv->val);
-            // JSON keys must be Unicode: invalid bytes become '?' (documented, keys only).
-            char *key = mcl__alloc(kv->klen + 16);
+            char *key = mcl__alloc(kv->klen + 24);
             if (key != NULL) {
                 memcpy(key, kv->key, kv->klen + 1);
                 if (!utf8_valid(key, kv->klen)) {
                     for (size_t k = 0; k < kv->klen; k++)
                         if ((unsigned char)key[k] >= 0x80)
                             key[k] = '?';
-                    // Never let two keys collapse into one (and one value vanish).
-                    for (int n = 1; json_object_get(o, key) != NULL && n < 1000000; n++)
-                        snprintf(key + kv->klen, 16, "?%d", n);
+                    while (json_object_get(taken, key) != NULL)
+                        snprintf(key + kv->klen, 24, "?%zu", ++suffix);
+                    if (json_object_set_new(taken, key, json_null()) != 0) {
+                        mcl__free(key);
+                        key = NULL;
+                    }
                 }
             }
             if (key == NULL || item == NULL || json_object_set_new(o, key, item) != 0) {
@@ -145,6 +168,7 @@ to_json(const mcl_value *v)
             }
             mcl__free(key);
         }
+        json_decref(taken);
         if (o != NULL && v->m.n == 1 && is_tag(v->m.kv[0].key))
             return tagged("$map", o);
         return o;

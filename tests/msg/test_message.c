@@ -462,6 +462,34 @@ test_json_roundtrip_and_tags(void)
     mcl_msg_free(m);
 }
 
+// Map keys that are not UTF-8 become '?' in JSON, and keys that collapse alike get their own
+// "?N" suffixes: no value vanishes.
+static void
+test_json_keys_not_utf8(void)
+{
+    mcl_value *v;
+    MCLT_OK(mcl_value_new(&v, MCL_TYPE_MAP));
+    MCLT_OK(mcl_value_put_int(v, "\xff", 1));
+    MCLT_OK(mcl_value_put_int(v, "\xfe", 2));
+    MCLT_OK(mcl_value_put_int(v, "??1", 3)); // (already the name the second would get)
+    MCLT_OK(mcl_value_put_int(v, "\xfd", 4));
+    char *json;
+    MCLT_OK(mcl_value_to_json(v, MCL_JSON_COMPACT, &json));
+    mcl_value *back;
+    MCLT_OK(mcl_value_from_json(&back, json, strlen(json), NULL, 0));
+    CU_ASSERT_EQUAL(mcl_value_count(back), 4);
+    int64_t sum = 0;
+    for (size_t i = 0; i < mcl_value_count(back); i++) {
+        int64_t x = 0;
+        mcl_value_get_int(mcl_value_entry(back, i, NULL), &x);
+        sum += x;
+    }
+    CU_ASSERT_EQUAL(sum, 1 + 2 + 3 + 4);
+    mcl_free(json);
+    mcl_value_free(back);
+    mcl_value_free(v);
+}
+
 static void
 test_json_errors(void)
 {
@@ -479,7 +507,8 @@ test_json_errors(void)
     const char *badtags[] = {"{\"x\":{\"$bin\":\"!!!!\"}}", "{\"x\":{\"$bin\":5}}",
                              "{\"x\":{\"$float\":\"huge\"}}", "{\"x\":{\"$uint\":\"-1\"}}",
                              "{\"x\":{\"$uint\":\"18446744073709551616\"}}",
-                             "{\"x\":{\"$map\":[]}}"};
+                             "{\"x\":{\"$map\":[]}}", "{\"x\":{\"$bin\":\"QR==\"}}",
+                             "{\"x\":{\"$bin\":\"QUF=\"}}"}; // (padding bits not 0)
     for (size_t i = 0; i < sizeof(badtags) / sizeof(badtags[0]); i++)
         MCLT_ERR(mcl_msg_from_json(&m, badtags[i], strlen(badtags[i]), err, sizeof(err)),
                  MCL_EDECODE);
@@ -594,5 +623,6 @@ static CU_TestInfo tests[] = {
     {"value_misuse", test_value_misuse},
     {"json_roundtrip_and_tags", test_json_roundtrip_and_tags},
     {"json_errors", test_json_errors},
+    {"json_keys_not_utf8", test_json_keys_not_utf8},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("msg_message", NULL, NULL, tests);
