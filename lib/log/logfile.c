@@ -368,7 +368,7 @@ typedef struct lfile {
     size_t data_off;     // first record
     size_t off;          // next record
     int64_t created_ns;  // text logs: the header's "created" (0: unknown)
-    uint64_t crc_work;   // bytes checksummed so far (bounds the work on crafted files)
+    uint64_t crc_work;   // bytes checksummed in this pass (crc_budget(): bounds crafted files)
 } lfile;
 
 typedef struct source {
@@ -501,6 +501,17 @@ unmap_file(lfile *f)
 
 static bool probe(lfile *f, size_t at, int64_t *t, size_t *roff);
 
+// Whether f may still checksum `body` more bytes in this pass (8 times the file and 1 MiB in
+// all), and if so counts them.
+static bool
+crc_budget(lfile *f, uint64_t body)
+{
+    if (f->crc_work + body > 8 * (uint64_t)f->size + ((uint64_t)1 << 20))
+        return false;
+    f->crc_work += body;
+    return true;
+}
+
 // Decodes the binary record at f->off into m; on success advances f->off. Returns 1 for a
 // record, 0 at the end (a torn tail is the end: the file may still be being written), -1 for
 // a damaged record (counted, skipped to the next sync marker).
@@ -523,22 +534,15 @@ bin_record(mcl_log_reader *r, lfile *f, mcl_raw_msg *m)
         }
         bool ok = body >= REC_BODY && body < MAX_RECORD;
         if (ok) {
-            // A record ends at the end of the file or at the next marker. When it does not,
-            // it may still be intact (the next one may be damaged), so its CRC decides; but a
-            // crafted file of overlapping fake records could make that quadratic, so once the
-            // CRC work exceeds a few times the file size such candidates are just damage.
-            size_t next = f->off + REC_HDR + (size_t)body;
-            bool ends_well = next == f->size || next + 4 > f->size ||
-                             memcmp(f->base + next, REC_SYNC, 4) == 0;
-            if (!ends_well && f->crc_work > 8 * (uint64_t)f->size + ((uint64_t)1 << 20))
-                ok = false;
-            else
-                f->crc_work += body;
-        }
-        if (ok) {
+            // Its lengths must add up before its CRC is worth computing; and since a crafted
+            // file of overlapping fake records (each claiming to run to the end of the file)
+            // would make that quadratic, checksumming stops once it has covered a few times
+            // the file: candidates after that are damage. A genuine file checksums each record
+            // once per pass (plus probes), far below the bound.
             const uint8_t *b = p + REC_HDR;
             uint32_t tl = mcl__get_be16(b + 24), pl = mcl__get_be32(b + 28);
-            ok = (uint64_t)REC_BODY + tl + pl == body && mcl__crc32c(b, (size_t)body) == mcl__get_be32(p + 8) &&
+            ok = (uint64_t)REC_BODY + tl + pl == body && crc_budget(f, body) &&
+                 mcl__crc32c(b, (size_t)body) == mcl__get_be32(p + 8) &&
                  memchr(b + REC_BODY, 0, tl) == NULL;
             if (ok) {
                 memset(m, 0, sizeof(*m));
@@ -882,8 +886,10 @@ mcl_log_reader_reset(mcl_log_reader *r)
         source *s = &r->src[i];
         s->cur = 0;
         s->done = false;
-        for (size_t k = 0; k < s->nfiles; k++)
+        for (size_t k = 0; k < s->nfiles; k++) {
             s->files[k].off = s->files[k].data_off;
+            s->files[k].crc_work = 0; // a new pass
+        }
         advance(r, s);
     }
     return MCL_OK;
@@ -981,8 +987,10 @@ probe(lfile *f, size_t at, int64_t *t, size_t *roff)
             return false;
         size_t off = (size_t)(p - f->base);
         uint64_t body = off + REC_HDR <= f->size ? mcl__get_be32(p + 4) : 0;
+        const uint8_t *b = p + REC_HDR;
         if (body >= REC_BODY && off + REC_HDR + body <= f->size &&
-            mcl__crc32c(p + REC_HDR, (size_t)body) == mcl__get_be32(p + 8)) {
+            (uint64_t)REC_BODY + mcl__get_be16(b + 24) + mcl__get_be32(b + 28) == body &&
+            crc_budget(f, body) && mcl__crc32c(b, (size_t)body) == mcl__get_be32(p + 8)) {
             *t = (int64_t)mcl__get_be64(p + REC_HDR);
             *roff = off;
             return true;
@@ -1002,8 +1010,10 @@ mcl_log_reader_seek(mcl_log_reader *r, int64_t t)
         source *s = &r->src[i];
         s->cur = 0; // no read-ahead here: the positions below are where reading resumes
         s->done = false;
-        for (size_t k = 0; k < s->nfiles; k++)
+        for (size_t k = 0; k < s->nfiles; k++) {
             s->files[k].off = s->files[k].data_off;
+            s->files[k].crc_work = 0; // a new pass
+        }
         // Skip the parts that a later part starts after, then binary-search inside the part.
         for (; s->cur < s->nfiles; s->cur++) {
             lfile *f = &s->files[s->cur];

@@ -40,8 +40,13 @@ pathf(const char *name)
 static mcl_raw_msg
 rec(int64_t t, uint64_t seq, const char *topic, const void *payload, size_t len)
 {
-    mcl_raw_msg m = {.topic = topic, .topic_len = strlen(topic), .payload = payload, .len = len,
-                     .publisher = 0xabc, .seq = seq, .recv_realtime_ns = t};
+    mcl_raw_msg m = {.topic = topic,
+                     .topic_len = strlen(topic),
+                     .payload = payload,
+                     .len = len,
+                     .publisher = 0xabc,
+                     .seq = seq,
+                     .recv_realtime_ns = t};
     return m;
 }
 
@@ -232,7 +237,8 @@ test_filters_seek_merge(void)
     mcl_log_writer *w;
     MCLT_OK(mcl_log_writer_open(&w, pathf("m2.mcllog"), NULL));
     for (int i = 0; i < 40; i++) {
-        mcl_raw_msg m = rec(1000000000LL + (int64_t)i * 1000000 + 500000, 1000 + (uint64_t)i, "other", "x", 1);
+        mcl_raw_msg m =
+            rec(1000000000LL + (int64_t)i * 1000000 + 500000, 1000 + (uint64_t)i, "other", "x", 1);
         MCLT_OK(mcl_log_writer_write(w, &m));
     }
     MCLT_OK(mcl_log_writer_close(w));
@@ -241,7 +247,8 @@ test_filters_seek_merge(void)
     const char *only[] = {"t1", "oth*"};
     mcl_log_reader_options o = {.topics = only, .ntopics = 2};
     CU_ASSERT_EQUAL(read_all(both, 2, &o, NULL, NULL, 0), 13 + 40);
-    mcl_log_reader_options win = {.start_ns = 1000000000LL + 10000000, .end_ns = 1000000000LL + 19000000};
+    mcl_log_reader_options win = {.start_ns = 1000000000LL + 10000000,
+                                  .end_ns = 1000000000LL + 19000000};
     int64_t first = 0;
     CU_ASSERT_EQUAL(read_all(both, 1, &win, NULL, &first, 1), 10);
     CU_ASSERT_EQUAL(first, 1000000000LL + 10000000);
@@ -293,10 +300,16 @@ static const char mcl_text[] =
     "#\n"
     "#      >>> UnitTestMessageA\n"
     "#-----------------------------------------------------------------\n"
-    "     0.01000    ''          83a974696d657374616d70cb3f847ae147ae147ba464617461cb3f847ae147ae147ba46e616d65b0556e6974546573744d65737361676541\n"
-    "     0.02000    ''          83a974696d657374616d70cb3f947ae147ae147ba464617461cb3f947ae147ae147ba46e616d65b0556e6974546573744d65737361676541\n"
+    "     0.01000    ''          "
+    "83a974696d657374616d70cb3f847ae147ae147ba464617461cb3f847ae147ae147ba46e616d65b0556e6974546573"
+    "744d65737361676541\n"
+    "     0.02000    ''          "
+    "83a974696d657374616d70cb3f947ae147ae147ba464617461cb3f947ae147ae147ba46e616d65b0556e6974546573"
+    "744d65737361676541\n"
     "    not a data line at all\n"
-    "     0.03000    'topic'     83a974696d657374616d70cb3f9eb851eb851eb8a464617461cb3f9eb851eb851eb8a46e616d65b0556e6974546573744d65737361676541\n";
+    "     0.03000    'topic'     "
+    "83a974696d657374616d70cb3f9eb851eb851eb8a464617461cb3f9eb851eb851eb8a46e616d65b0556e6974546573"
+    "744d65737361676541\n";
 
 static void
 test_python_mcl_text_logs(void)
@@ -410,13 +423,54 @@ test_review_regressions(void)
     CU_ASSERT_EQUAL(read_all(dp, 1, NULL, NULL, NULL, 0), 1);
 }
 
-static CU_TestInfo tests[] = {
-    {"roundtrip_and_overwrite", test_roundtrip_and_overwrite},
-    {"split_rules", test_split_rules},
-    {"torn_and_corrupt_files", test_torn_and_corrupt_files},
-    {"filters_seek_merge", test_filters_seek_merge},
-    {"reading_while_written", test_reading_while_written},
-    {"python_mcl_text_logs", test_python_mcl_text_logs},
-    {"review_regressions", test_review_regressions},
-    CU_TEST_INFO_NULL};
+// Fake records that overlap, each claiming to run exactly to the end of the file with lengths
+// that add up: checking each one's CRC would cost the rest of the file each time, quadratic in
+// the file (1.3 MB took a minute before the bound). With the bound this 4 MiB file reads at
+// once (the old reader would outlast this suite's ctest timeout); its one genuine record is
+// read and every fake one is counted as damage.
+static void
+test_crafted_overlapping_records(void)
+{
+    const char *p = pathf("crafted.mcllog");
+    mcl_log_writer *w;
+    MCLT_OK(mcl_log_writer_open(&w, p, NULL));
+    mcl_raw_msg m = rec(1000, 1, "real", "hello", 5);
+    MCLT_OK(mcl_log_writer_write(w, &m));
+    MCLT_OK(mcl_log_writer_close(w));
+    size_t base = file_size(p);
+    enum { BLOCK = 48, NFAKE = (4 << 20) / BLOCK };
+    size_t total = base + (size_t)NFAKE * BLOCK;
+    uint8_t *fake = calloc(NFAKE, BLOCK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fake);
+    for (size_t i = 0; i < NFAKE; i++) {
+        uint8_t *q = fake + i * BLOCK;
+        uint32_t body = (uint32_t)(total - (base + i * BLOCK) - 12);
+        memcpy(q, "MREC", 4);
+        q[4] = (uint8_t)(body >> 24), q[5] = (uint8_t)(body >> 16), q[6] = (uint8_t)(body >> 8),
+        q[7] = (uint8_t)body;    // CRC (bytes 8..11) left 0: wrong, but only a CRC can tell
+        uint32_t pl = body - 32; // topic length 0 (bytes 36..37), payload length: the rest
+        q[40] = (uint8_t)(pl >> 24), q[41] = (uint8_t)(pl >> 16), q[42] = (uint8_t)(pl >> 8),
+        q[43] = (uint8_t)pl;
+    }
+    FILE *f = fopen(p, "ab");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fwrite(fake, BLOCK, NFAKE, f), (size_t)NFAKE);
+    fclose(f);
+    free(fake);
+    const char *paths[] = {p};
+    uint64_t corrupt = 0;
+    CU_ASSERT_EQUAL(read_all(paths, 1, NULL, &corrupt, NULL, 0), 1);
+    CU_ASSERT_EQUAL(corrupt, NFAKE);
+    unlink(p);
+}
+
+static CU_TestInfo tests[] = {{"roundtrip_and_overwrite", test_roundtrip_and_overwrite},
+                              {"split_rules", test_split_rules},
+                              {"torn_and_corrupt_files", test_torn_and_corrupt_files},
+                              {"crafted_overlapping_records", test_crafted_overlapping_records},
+                              {"filters_seek_merge", test_filters_seek_merge},
+                              {"reading_while_written", test_reading_while_written},
+                              {"python_mcl_text_logs", test_python_mcl_text_logs},
+                              {"review_regressions", test_review_regressions},
+                              CU_TEST_INFO_NULL};
 MCLT_SUITE("log_file", suite_init, suite_cleanup, tests);
