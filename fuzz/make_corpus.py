@@ -460,3 +460,44 @@ for name, url in {
 dup_frags = wire_pieces(0x77, 100, b"0123456789", 5, b"x")
 write(W, "regress_dup_after_window", rx_input(cfg(), dup_frags[0], wire_dgram(0x77, (100, b"x", b"unfragmented")),
                                               wire_dgram(0x77, (2100, b"x", b"later")), dup_frags[1]))
+
+# The log reader (fuzz_logread.c): whole files. A valid mcl log is built here byte by byte
+# (docs/log-format.md): the file header, then records behind "MREC" markers with CRC32C.
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def log_record(t, pub, seq, topic, payload):
+    body = struct.pack(">QQQHHI", t, pub, seq, len(topic), 0, len(payload)) + topic + payload
+    return b"MREC" + struct.pack(">II", len(body), crc32c(body)) + body
+
+
+def log_header(meta=b"host=fuzz\npart=0\n", created=1764630000000000000):
+    h = 28 + len(meta)
+    head = b"MCLLOG\r\n" + struct.pack(">HHIQ", 1, h, 0, created) + meta
+    return head + struct.pack(">I", crc32c(head))
+
+
+L = "fuzz/corpus/logread"
+recs = [log_record(1764630000000000000 + i * 1000000, 7, i, b"imu", bytes(range(i % 50))) for i in range(20)]
+good = log_header() + b"".join(recs)
+for name, data in {
+        "good": good,
+        "empty_body": log_header(b""),
+        "torn_tail": good[:-7],
+        "flipped_crc": good[:200] + bytes([good[200] ^ 0x40]) + good[201:],
+        "bad_length": good[:len(log_header()) + 4] + b"\xff\xff\xff\x00" + good[len(log_header()) + 8:],
+        "backwards_time": log_header() + b"".join(reversed(recs)),
+        "fake_markers": log_header() + recs[0] + b"".join(
+            b"MREC" + struct.pack(">II", 4096 - 48 * i - 12, 0) +
+            struct.pack(">QQQHHI", 0, 1, i, 0, 0, 4096 - 48 * i - 44) + b"\0" * 4 for i in range(85)),
+        "not_a_log": b"hello, this is not a log\n",
+        "bad_header_crc": good[:20] + b"X" + good[21:],
+        "python_text": open("tests/data/mcl/UnitTestMessageA.log", "rb").read()[:4000],
+}.items():
+    write(L, name, data)
