@@ -304,8 +304,9 @@ pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq, bool undelivered)
         if (seq - p->highest >= WIN_BITS) {
             memset(p->win, 0, sizeof(p->win));
         } else {
-            for (uint64_t s = p->highest + 1; s <= seq; s++)
-                win_clear(p, s);
+            // (counted, not compared: seq may be UINT64_MAX, which s <= seq never passes)
+            for (uint64_t k = 1, n = seq - p->highest; k <= n; k++)
+                win_clear(p, p->highest + k);
         }
         p->highest = seq;
         p->st.last_seq = seq;
