@@ -218,7 +218,8 @@ check_desc(const mcl__rdesc *d)
     }
 }
 
-// Describes d again as a service would (make_description in lib/rpc/service.c): it must decode
+// Describes d again as a service does (make_description in lib/rpc/service.c, with the same
+// mcl__rinfo_describe): it must decode
 // to the same description.
 static void
 redescribe(const mcl__rdesc *d)
@@ -235,23 +236,8 @@ redescribe(const mcl__rdesc *d)
         rv = mcl_value_put_uint(v, "max_args", d->max_args);
     if (rv == MCL_OK)
         rv = mcl_value_put_array(v, "methods", &ms);
-    for (size_t i = 0; i < d->n && rv == MCL_OK; i++) {
-        const mcl__rinfo *m = &d->m[i];
-        mcl_value *e, *a, *r;
-        rv = mcl_value_push_map(ms, &e);
-        if (rv == MCL_OK)
-            rv = mcl_value_put_uint(e, "id", m->info.id);
-        if (rv == MCL_OK)
-            rv = mcl_value_put_str(e, "name", m->name);
-        if (rv == MCL_OK && m->doc[0] != '\0')
-            rv = mcl_value_put_str(e, "doc", m->doc);
-        if (rv == MCL_OK && m->info.flags != 0)
-            rv = mcl_value_put_uint(e, "flags", m->info.flags);
-        if (rv == MCL_OK && (rv = mcl_value_put_array(e, "args", &a)) == MCL_OK)
-            rv = mcl__rschema_describe(&m->args, a);
-        if (rv == MCL_OK && (rv = mcl_value_put_array(e, "result", &r)) == MCL_OK)
-            rv = mcl__rschema_describe(&m->result, r);
-    }
+    for (size_t i = 0; i < d->n && rv == MCL_OK; i++)
+        rv = mcl__rinfo_describe(&d->m[i], ms);
     void *buf = NULL;
     size_t len = 0;
     if (rv == MCL_OK)

@@ -78,6 +78,14 @@ typedef struct mcl__rinfo {
     mcl__rschema args, result;
 } mcl__rinfo;
 
+// Points m->info at m's own strings and schemas, with its id and flags.
+void mcl__rinfo_link(mcl__rinfo *m, uint32_t id, unsigned flags);
+// Releases what m holds (not m).
+void mcl__rinfo_fini(mcl__rinfo *m);
+// Appends m's entry of a description ({"id", "name", "doc", "flags", "args", "result"}) to
+// the array `methods`.
+mcl_err mcl__rinfo_describe(const mcl__rinfo *m, mcl_value *methods);
+
 // A decoded description.
 typedef struct mcl__rdesc {
     char *service, *doc;

@@ -375,14 +375,53 @@ mcl__rpc_decode_map(const void *p, size_t len, mcl_value **out, char *errbuf, si
 // --- descriptions ----------------------------------------------------------------------------
 
 void
+mcl__rinfo_link(mcl__rinfo *m, uint32_t id, unsigned flags)
+{
+    m->info = (mcl_rpc_method_info){.id = id,
+                                    .name = m->name,
+                                    .doc = m->doc,
+                                    .args = m->args.f,
+                                    .nargs = m->args.n,
+                                    .result = m->result.f,
+                                    .nresult = m->result.n,
+                                    .flags = flags};
+}
+
+void
+mcl__rinfo_fini(mcl__rinfo *m)
+{
+    mcl__free(m->name);
+    mcl__free(m->doc);
+    mcl__rschema_free(&m->args);
+    mcl__rschema_free(&m->result);
+    *m = (mcl__rinfo){0};
+}
+
+mcl_err
+mcl__rinfo_describe(const mcl__rinfo *m, mcl_value *methods)
+{
+    mcl_value *e, *a, *r;
+    mcl_err rv = mcl_value_push_map(methods, &e);
+    if (rv == MCL_OK)
+        rv = mcl_value_put_uint(e, "id", m->info.id);
+    if (rv == MCL_OK)
+        rv = mcl_value_put_str(e, "name", m->name);
+    if (rv == MCL_OK && m->doc[0] != '\0')
+        rv = mcl_value_put_str(e, "doc", m->doc);
+    if (rv == MCL_OK && m->info.flags != 0)
+        rv = mcl_value_put_uint(e, "flags", m->info.flags);
+    if (rv == MCL_OK && (rv = mcl_value_put_array(e, "args", &a)) == MCL_OK)
+        rv = mcl__rschema_describe(&m->args, a);
+    if (rv == MCL_OK && (rv = mcl_value_put_array(e, "result", &r)) == MCL_OK)
+        rv = mcl__rschema_describe(&m->result, r);
+    return rv;
+}
+
+void
 mcl__rdesc_free(mcl__rdesc *d)
 {
-    for (size_t i = 0; i < d->n; i++) {
-        mcl__free(d->m[i].name);
-        mcl__free(d->m[i].doc);
-        mcl__rschema_free(&d->m[i].args);
-        mcl__rschema_free(&d->m[i].result);
-    }
+    for (size_t i = 0; i < d->n; i++)
+        mcl__rinfo_fini(&d->m[i]);
     mcl__free(d->m);
     mcl__free(d->service);
     mcl__free(d->doc);
@@ -487,15 +526,7 @@ decode_method(mcl__rinfo *ri, const mcl_value *e, size_t i, char *errbuf, size_t
     ri->doc = dup_or_empty(doc);
     if (rv == MCL_OK && (ri->name == NULL || ri->doc == NULL))
         rv = MCL_ENOMEM;
-    ri->info =
-        (mcl_rpc_method_info){.id = (uint32_t)id,
-                              .name = ri->name,
-                              .doc = ri->doc,
-                              .args = ri->args.f,
-                              .nargs = ri->args.n,
-                              .result = ri->result.f,
-                              .nresult = ri->result.n,
-                              .flags = (unsigned)flags & (MCL_RPC_OPEN_ARGS | MCL_RPC_OPEN_RESULT)};
+    mcl__rinfo_link(ri, (uint32_t)id, (unsigned)flags & (MCL_RPC_OPEN_ARGS | MCL_RPC_OPEN_RESULT));
     return rv;
 }
 

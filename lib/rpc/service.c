@@ -28,9 +28,7 @@
 enum { DEF_MAX_ARGS = 1 << 20, DEF_CLOSE_MS = 5000 };
 
 typedef struct rmethod {
-    mcl_rpc_method_info info;
-    char *name, *doc;
-    mcl__rschema args, result;
+    mcl__rinfo ri;           // what the description says of it (ids, names, schemas)
     mcl_rpc_handler handler; // (the built-in methods' take the service as user)
     void *user;
     pthread_mutex_t mu; // the counters
@@ -85,10 +83,7 @@ method_free(rmethod *m)
 {
     if (m == NULL)
         return;
-    mcl__free(m->name);
-    mcl__free(m->doc);
-    mcl__rschema_free(&m->args);
-    mcl__rschema_free(&m->result);
+    mcl__rinfo_fini(&m->ri);
     pthread_mutex_destroy(&m->mu);
     mcl__free(m);
 }
@@ -142,15 +137,15 @@ method_new(rmethod **mp, const mcl_rpc_method *src, char *errbuf, size_t errlen)
         return MCL_ENOMEM;
     pthread_mutex_init(&m->mu, NULL);
     char why[200] = "";
-    mcl_err rv = mcl__rschema_copy(&m->args, src->args, src->nargs, why, sizeof(why));
+    mcl_err rv = mcl__rschema_copy(&m->ri.args, src->args, src->nargs, why, sizeof(why));
     if (rv == MCL_EINVAL)
         mcl__fail(rv, errbuf, errlen, "rpc", "method '%s': arguments: %s", src->name, why);
-    if (rv == MCL_OK && (rv = mcl__rschema_copy(&m->result, src->result, src->nresult, why,
+    if (rv == MCL_OK && (rv = mcl__rschema_copy(&m->ri.result, src->result, src->nresult, why,
                                                 sizeof(why))) == MCL_EINVAL)
         mcl__fail(rv, errbuf, errlen, "rpc", "method '%s': result: %s", src->name, why);
-    m->name = mcl__strdup(src->name);
-    m->doc = mcl__strdup(src->doc != NULL ? src->doc : "");
-    if (rv == MCL_OK && (m->name == NULL || m->doc == NULL))
+    m->ri.name = mcl__strdup(src->name);
+    m->ri.doc = mcl__strdup(src->doc != NULL ? src->doc : "");
+    if (rv == MCL_OK && (m->ri.name == NULL || m->ri.doc == NULL))
         rv = MCL_ENOMEM;
     if (rv != MCL_OK) {
         method_free(m);
@@ -158,14 +153,7 @@ method_new(rmethod **mp, const mcl_rpc_method *src, char *errbuf, size_t errlen)
     }
     m->handler = src->handler;
     m->user = src->user;
-    m->info = (mcl_rpc_method_info){.id = src->id,
-                                    .name = m->name,
-                                    .doc = m->doc,
-                                    .args = m->args.f,
-                                    .nargs = m->args.n,
-                                    .result = m->result.f,
-                                    .nresult = m->result.n,
-                                    .flags = src->flags};
+    mcl__rinfo_link(&m->ri, src->id, src->flags);
     *mp = m;
     return MCL_OK;
 }
@@ -200,7 +188,7 @@ static const mcl_rpc_method builtins[] = {
 static int
 cmp_method(const void *a, const void *b)
 {
-    uint32_t x = (*(rmethod *const *)a)->info.id, y = (*(rmethod *const *)b)->info.id;
+    uint32_t x = (*(rmethod *const *)a)->ri.info.id, y = (*(rmethod *const *)b)->ri.info.id;
     return x < y ? -1 : x > y;
 }
 
@@ -213,9 +201,9 @@ table_add(mcl_rpc_service *s, rmethod **add, size_t n)
         return MCL_ENOMEM;
     s->m = nm;
     for (size_t i = 0; i < n; i++) {
-        if (mcl__u64map_put(&s->by_id, add[i]->info.id, add[i]) != MCL_OK) {
+        if (mcl__u64map_put(&s->by_id, add[i]->ri.info.id, add[i]) != MCL_OK) {
             for (size_t j = 0; j < i; j++)
-                mcl__u64map_del(&s->by_id, add[j]->info.id);
+                mcl__u64map_del(&s->by_id, add[j]->ri.info.id);
             return MCL_ENOMEM;
         }
     }
@@ -229,7 +217,7 @@ static bool
 name_taken(const mcl_rpc_service *s, const char *name)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->m[i]->name, name) == 0)
+        if (strcmp(s->m[i]->ri.name, name) == 0)
             return true;
     return false;
 }
@@ -353,23 +341,8 @@ make_description(mcl_rpc_service *s)
         rv = mcl_value_put_uint(d, "max_args", s->max_args);
     if (rv == MCL_OK)
         rv = mcl_value_put_array(d, "methods", &ms);
-    for (size_t i = 0; i < s->n && rv == MCL_OK; i++) {
-        const rmethod *m = s->m[i];
-        mcl_value *e, *a, *r;
-        rv = mcl_value_push_map(ms, &e);
-        if (rv == MCL_OK)
-            rv = mcl_value_put_uint(e, "id", m->info.id);
-        if (rv == MCL_OK)
-            rv = mcl_value_put_str(e, "name", m->name);
-        if (rv == MCL_OK && m->doc[0] != '\0')
-            rv = mcl_value_put_str(e, "doc", m->doc);
-        if (rv == MCL_OK && m->info.flags != 0)
-            rv = mcl_value_put_uint(e, "flags", m->info.flags);
-        if (rv == MCL_OK && (rv = mcl_value_put_array(e, "args", &a)) == MCL_OK)
-            rv = mcl__rschema_describe(&m->args, a);
-        if (rv == MCL_OK && (rv = mcl_value_put_array(e, "result", &r)) == MCL_OK)
-            rv = mcl__rschema_describe(&m->result, r);
-    }
+    for (size_t i = 0; i < s->n && rv == MCL_OK; i++)
+        rv = mcl__rinfo_describe(&s->m[i]->ri, ms);
     void *buf = NULL;
     size_t len = 0;
     if (rv == MCL_OK)
@@ -529,8 +502,9 @@ mcl_rpc_reply(mcl_rpc_req *c)
         rv = answer(c, ANSWERED, MCL_PSTREAM_INTERNAL, NULL, 0, "out of memory for the result");
         return user_done(c, rv == MCL_OK ? MCL_ENOMEM : rv);
     }
-    if (mcl__rpc_check(c->m->result.f, c->m->result.n, c->m->info.flags & MCL_RPC_OPEN_RESULT,
-                       c->result, &field, why, sizeof(why)) != MCL_OK) {
+    if (mcl__rpc_check(c->m->ri.result.f, c->m->ri.result.n,
+                       c->m->ri.info.flags & MCL_RPC_OPEN_RESULT, c->result, &field, why,
+                       sizeof(why)) != MCL_OK) {
         char msg[300];
         snprintf(msg, sizeof(msg), "the handler's result breaks its schema: %s", why);
         rv = answer(c, ANSWERED, MCL_PSTREAM_INTERNAL, NULL, 0, msg);
@@ -623,13 +597,13 @@ mcl_rpc_req_remaining_ms(const mcl_rpc_req *c)
 uint32_t
 mcl_rpc_req_method_id(const mcl_rpc_req *c)
 {
-    return c ? c->m->info.id : 0;
+    return c ? c->m->ri.info.id : 0;
 }
 
 const char *
 mcl_rpc_req_method_name(const mcl_rpc_req *c)
 {
-    return c ? c->m->name : "";
+    return c ? c->m->ri.name : "";
 }
 
 mcl_pstream *
@@ -733,16 +707,16 @@ on_request(mcl_pstream *ps, mcl_pstream_request *rq, void *user)
         return;
     }
     const char *field;
-    if (mcl__rpc_check(m->args.f, m->args.n, m->info.flags & MCL_RPC_OPEN_ARGS, args, &field, dwhy,
-                       sizeof(dwhy)) != MCL_OK) {
+    if (mcl__rpc_check(m->ri.args.f, m->ri.args.n, m->ri.info.flags & MCL_RPC_OPEN_ARGS, args,
+                       &field, dwhy, sizeof(dwhy)) != MCL_OK) {
         count_refusal(m, true, false);
-        snprintf(why, sizeof(why), "%s: %s", m->name, dwhy);
+        snprintf(why, sizeof(why), "%s: %s", m->ri.name, dwhy);
         refuse(rq, MCL_PSTREAM_INVALID_ARGUMENT, field, why);
         mcl_value_free(args);
         return;
     }
     mcl_rpc_req *c = mcl__zalloc(sizeof(*c));
-    if (c == NULL || fill_defaults(&m->args, args) != MCL_OK) {
+    if (c == NULL || fill_defaults(&m->ri.args, args) != MCL_OK) {
         mcl__free(c);
         mcl_value_free(args);
         count_refusal(m, false, false);
@@ -805,7 +779,7 @@ put_stats(mcl_value *arr, rmethod *m)
     const struct {
         const char *k;
         uint64_t v;
-    } u[] = {{"id", m->info.id},
+    } u[] = {{"id", m->ri.info.id},
              {"calls", st.calls},
              {"ok", st.ok},
              {"errors", st.errors},
@@ -814,7 +788,7 @@ put_stats(mcl_value *arr, rmethod *m)
              {"cancelled", st.cancelled},
              {"in_progress", st.in_progress}};
     if (rv == MCL_OK)
-        rv = mcl_value_put_str(e, "name", m->name);
+        rv = mcl_value_put_str(e, "name", m->ri.name);
     for (size_t i = 0; i < sizeof(u) / sizeof(u[0]) && rv == MCL_OK; i++)
         rv = mcl_value_put_uint(e, u[i].k, u[i].v);
     if (rv == MCL_OK)
@@ -837,7 +811,7 @@ builtin_stats(mcl_rpc_req *c, const mcl_value *args, void *user)
     mcl_err rv = mcl_value_put_array(res, "methods", &arr);
     bool found = only == NULL;
     for (size_t i = 0; i < s->n && rv == MCL_OK; i++) {
-        if (only != NULL && strcmp(only, s->m[i]->name) != 0)
+        if (only != NULL && strcmp(only, s->m[i]->ri.name) != 0)
             continue;
         found = true;
         rv = put_stats(arr, s->m[i]);

@@ -24,26 +24,14 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh" # check, wait_for, has
+. "$(dirname "$0")/lib.sh" # check, wait_for, has, second_namespace
 
 # The second island: a namespace held open by a sleeping process, reached with nsenter.
-unshare -n sleep 300 &
-holder=$!
-for i in $(seq 200); do
-    [[ "$(readlink /proc/$holder/ns/net 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ]] && break
-    sleep 0.01
-done
-in2() { nsenter -t "$holder" -n -- "$@"; }
-if ! ip link add mclb0 type veth peer name mclb1 2>/dev/null; then
+if ! second_namespace mclb 10.203.0; then
     echo "test_bridge.sh: no veth support here; skipped" >&2
     exit 77
 fi
-ip link set mclb1 netns "$holder"
-ip addr add 10.203.0.1/24 dev mclb0
-ip link set mclb0 up
-in2 ip addr add 10.203.0.2/24 dev mclb1
-in2 ip link set mclb1 up
-in2 ip link set lo up
+in2() { nsenter -t "$holder" -n -- "$@"; }
 in2 ip link set lo multicast on
 in2 ip route add 224.0.0.0/4 dev lo
 
