@@ -142,6 +142,10 @@ typedef struct mcl_pstream_counters {
     uint64_t in_flight;   /**< requests of this side waiting for their response now */
     uint64_t in_progress; /**< requests of the peer being handled now */
     uint64_t send_queued; /**< bytes waiting to be sent now */
+    uint64_t messages_sent;      /**< one-way messages (mcl_pstream_send()). @since 0.3 */
+    uint64_t messages_received;  /**< @since 0.3 */
+    uint64_t unhandled_messages; /**< received with no handler for their channel:
+                                      counted, dropped. @since 0.3 */
 } mcl_pstream_counters;
 
 /** How a request ended: its response, or a local status. */
@@ -207,6 +211,36 @@ MCL_API mcl_err mcl_pstream_open_fd(mcl_pstream **psp, int rfd, int wfd,
  */
 MCL_API mcl_err mcl_pstream_handle(mcl_pstream *ps, uint32_t channel, uint32_t type,
                                    mcl_pstream_handler fn, void *user);
+
+/**
+ * A one-way message of the peer (mcl_pstream_send()), on the driving thread. @p payload (no
+ * alignment promised; NULL when @p len is 0) is borrowed for the call.
+ */
+typedef void (*mcl_pstream_message_cb)(mcl_pstream *ps, uint32_t channel, uint32_t type,
+                                       uint32_t flags, const void *payload, size_t len,
+                                       void *user);
+
+/**
+ * Register @p fn for the one-way messages of @p channel (MCL_PSTREAM_ANY: of channels with no
+ * handler of their own). Messages with no handler are counted (unhandled_messages) and
+ * dropped. NULL @p fn removes. From any thread.
+ * @retval MCL_OK @retval MCL_EINVAL @retval MCL_ENOMEM
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_pstream_handle_messages(mcl_pstream *ps, uint32_t channel,
+                                            mcl_pstream_message_cb fn, void *user);
+
+/**
+ * Send a one-way message: no response, no deadline, no tag; messages of one side reach the
+ * peer in order, interleaved with its requests and responses as sent. Allowed until this side
+ * sends EOF (after end-of-requests too). Native codec only.
+ * @retval MCL_OK (sent or queued) @retval MCL_EAGAIN (the send queue is full: nothing sent)
+ * @retval MCL_ESTATE (EOF sent) @retval MCL_ECLOSED @retval MCL_EMSGSIZE (beyond max_packet)
+ * @retval MCL_ENOTSUP (MCL_PSTREAM_CS) @retval MCL_EINVAL
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_pstream_send(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags,
+                                 const void *payload, size_t len);
 
 /** Accessors of a peer's request (valid until it is replied to; the payload, with no
  * alignment promised, until its handler returns). @since 0.2 */

@@ -85,6 +85,12 @@ typedef struct handler {
     void *user;
 } handler;
 
+typedef struct msg_handler {
+    uint32_t channel;
+    mcl_pstream_message_cb fn;
+    void *user;
+} msg_handler;
+
 struct mcl_pstream_request {
     mcl_pstream *ps;
     atomic_int refs; // the handle's, and the driver's while its handler runs
@@ -143,6 +149,8 @@ struct mcl_pstream {
     mcl__u64map in_by_key;
     handler *handlers;
     size_t nhandlers;
+    msg_handler *mhandlers; // one-way messages, by channel
+    size_t nmhandlers;
     // Output.
     qpkt *qhead, *qtail;
     size_t qbytes;
@@ -525,7 +533,7 @@ send_locked(mcl_pstream *ps, const mcl__pkt *k, bool force)
     if (ps->ended || ps->broken || ps->pipe == NULL)
         return MCL_ECLOSED;
     uint8_t hdr[MCL__PW_HDR_MAX];
-    struct iovec iov[3];
+    struct iovec iov[4];
     unsigned niov = 0;
     mcl_err rv = mcl__pkt_encode(ps->codec, k, hdr, iov, &niov);
     if (rv != MCL_OK)
@@ -921,6 +929,28 @@ on_eof_locked(mcl_pstream *ps)
     }
 }
 
+// A one-way message of the peer: to the handler of its channel (else that of any channel), or
+// counted and dropped.
+static void
+on_message_locked(mcl_pstream *ps, const mcl__pkt *k)
+{
+    ps->st.messages_received++;
+    const msg_handler *h = NULL;
+    for (size_t i = 0; i < ps->nmhandlers; i++)
+        if (ps->mhandlers[i].channel == k->channel ||
+            (h == NULL && ps->mhandlers[i].channel == MCL_PSTREAM_ANY))
+            h = &ps->mhandlers[i];
+    if (h == NULL) {
+        ps->st.unhandled_messages++;
+        return;
+    }
+    mcl_pstream_message_cb fn = h->fn;
+    void *user = h->user;
+    pthread_mutex_unlock(&ps->lock);
+    fn(ps, k->channel, k->type, k->flags, k->len ? k->payload : NULL, k->len, user);
+    pthread_mutex_lock(&ps->lock);
+}
+
 // One packet from the peer. Called with the lock held (released for callbacks).
 static void
 on_packet_locked(mcl_pstream *ps, const mcl__pkt *k)
@@ -934,6 +964,9 @@ on_packet_locked(mcl_pstream *ps, const mcl__pkt *k)
         break;
     case MCL__PK_CANCEL:
         on_cancel_locked(ps, k);
+        break;
+    case MCL__PK_MESSAGE:
+        on_message_locked(ps, k);
         break;
     case MCL__PK_ERQ:
         ps->peer_erq = true;
@@ -1284,6 +1317,7 @@ ps_destroy(mcl_pstream *ps)
     mcl__u64map_fini(&ps->in_by_key);
     mcl__heap_fini(&ps->deadlines);
     mcl__free(ps->handlers);
+    mcl__free(ps->mhandlers);
     pool_free(&ps->rq_pool);
     pool_free(&ps->out_pool);
     if (ps->epfd >= 0)
@@ -1473,6 +1507,78 @@ mcl_pstream_handle(mcl_pstream *ps, uint32_t channel, uint32_t type, mcl_pstream
     }
     pthread_mutex_unlock(&ps->lock);
     return rv;
+}
+
+mcl_err
+mcl_pstream_handle_messages(mcl_pstream *ps, uint32_t channel, mcl_pstream_message_cb fn,
+                            void *user)
+{
+    if (ps == NULL)
+        return MCL_EINVAL;
+    pthread_mutex_lock(&ps->lock);
+    size_t i = 0;
+    while (i < ps->nmhandlers && ps->mhandlers[i].channel != channel)
+        i++;
+    mcl_err rv = MCL_OK;
+    if (fn == NULL) {
+        if (i < ps->nmhandlers)
+            ps->mhandlers[i] = ps->mhandlers[--ps->nmhandlers];
+    } else if (i < ps->nmhandlers) {
+        ps->mhandlers[i].fn = fn;
+        ps->mhandlers[i].user = user;
+    } else {
+        msg_handler *nh = mcl__realloc(ps->mhandlers, (ps->nmhandlers + 1) * sizeof(*nh));
+        if (nh == NULL) {
+            rv = MCL_ENOMEM;
+        } else {
+            ps->mhandlers = nh;
+            nh[ps->nmhandlers++] = (msg_handler){channel, fn, user};
+        }
+    }
+    pthread_mutex_unlock(&ps->lock);
+    return rv;
+}
+
+mcl_err
+mcl__pstream_send2(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags,
+                   const void *pre, size_t prelen, const void *payload, size_t len)
+{
+    if (ps == NULL || (payload == NULL && len > 0) || (pre == NULL && prelen > 0))
+        return MCL_EINVAL;
+    if (ps->codec == MCL__PS_CS)
+        return MCL_ENOTSUP;
+    if (prelen + len + MCL__PW_HDR > ps->max_packet)
+        return MCL_EMSGSIZE;
+    mcl__pkt k = {.kind = MCL__PK_MESSAGE,
+                  .channel = channel,
+                  .type = type,
+                  .flags = flags,
+                  .pre = pre,
+                  .prelen = prelen,
+                  .payload = payload,
+                  .len = len};
+    pthread_mutex_lock(&ps->lock);
+    mcl_err rv = ps->ended ? MCL_ECLOSED : ps->eof_sent ? MCL_ESTATE : send_locked(ps, &k, false);
+    if (rv == MCL_OK)
+        ps->st.messages_sent++;
+    pthread_mutex_unlock(&ps->lock);
+    return rv;
+}
+
+mcl_err
+mcl_pstream_send(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags,
+                 const void *payload, size_t len)
+{
+    return mcl__pstream_send2(ps, channel, type, flags, NULL, 0, payload, len);
+}
+
+size_t
+mcl__pstream_send_room(mcl_pstream *ps)
+{
+    pthread_mutex_lock(&ps->lock);
+    size_t room = ps->qbytes < ps->opt.send_queue ? ps->opt.send_queue - ps->qbytes : 0;
+    pthread_mutex_unlock(&ps->lock);
+    return room;
 }
 
 uint32_t

@@ -38,4 +38,12 @@ bool mcl__pstream_on_driver(mcl_pstream *ps);
 // not call the stream. From rq's handler (the driving thread), before it replies.
 void mcl__pstream_request_on_release(mcl_pstream_request *rq, void (*fn)(void *), void *user);
 
+// A one-way message whose payload is pre then payload (sent as one, without joining them
+// first): as mcl_pstream_send().
+mcl_err mcl__pstream_send2(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags,
+                           const void *pre, size_t prelen, const void *payload, size_t len);
+// Bytes the send queue takes now before a send says MCL_EAGAIN (a send to an empty queue
+// may go straight to the pipe whatever its size).
+size_t mcl__pstream_send_room(mcl_pstream *ps);
+
 #endif

@@ -114,6 +114,10 @@ native_decode(const uint8_t *p, size_t n, mcl__pkt *k, char *why, size_t whylen)
         if (!mcl__utf8_ok(k->msg, k->msglen))
             return FAIL("a status message that is not UTF-8 text");
         break;
+    case MCL__PK_MESSAGE:
+        if (has_status || k->tag != 0)
+            return FAIL("a message with a status or a tag");
+        break;
     case MCL__PK_CANCEL:
         if (has_status || k->type != 0 || k->flags != 0 || k->len != 0)
             return FAIL("a cancel with fields other than channel and tag");
@@ -155,6 +159,8 @@ native_encode(const mcl__pkt *k, uint8_t *h, struct iovec *iov, unsigned *niov)
     iov[n++] = (struct iovec){h, MCL__PW_HDR};
     if (k->msglen > 0)
         iov[n++] = (struct iovec){(void *)(uintptr_t)k->msg, k->msglen};
+    if (k->prelen > 0)
+        iov[n++] = (struct iovec){(void *)(uintptr_t)k->pre, k->prelen};
     if (k->len > 0)
         iov[n++] = (struct iovec){(void *)(uintptr_t)k->payload, k->len};
     *niov = n;

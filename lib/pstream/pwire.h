@@ -25,6 +25,7 @@ enum {
     MCL__PK_EOF = 5, // the sender sends nothing more
     MCL__PK_PING = 6,
     MCL__PK_PONG = 7,
+    MCL__PK_MESSAGE = 8, // one-way: no response (native only)
 };
 
 #define MCL__PW_VERSION 1
@@ -46,6 +47,8 @@ typedef struct mcl__pkt {
     uint32_t flags;
     const uint8_t *msg; // responses: the status message (UTF-8), msglen bytes (not terminated)
     size_t msglen;
+    const uint8_t *pre; // sending only: bytes sent before the payload, as part of it
+    size_t prelen;
     const uint8_t *payload;
     size_t len;
 } mcl__pkt;
@@ -56,8 +59,8 @@ mcl_err mcl__pkt_decode(int codec, const uint8_t *p, size_t n, mcl__pkt *k, char
                         size_t whylen);
 
 // The pieces of packet k: its header (written into hdr, MCL__PW_HDR_MAX bytes), then the
-// message and the payload (pointing into k). *niov is 1 to 3. MCL_ENOTSUP for what the codec
-// cannot say (cs.packetstream has no cancel and no ping), MCL_EINVAL for a message longer than
+// message, the prefix and the payload (pointing into k). *niov is 1 to 4. MCL_ENOTSUP for what the codec
+// cannot say (cs.packetstream has no cancel, no ping and no message), MCL_EINVAL for a message longer than
 // 65535 bytes.
 mcl_err mcl__pkt_encode(int codec, const mcl__pkt *k, uint8_t *hdr, struct iovec *iov,
                         unsigned *niov);

@@ -297,6 +297,92 @@ pair_free(mcl_pstream *a, mcl_pstream *b)
 
 // --- tests ---------------------------------------------------------------------------------------
 
+typedef struct msg_log {
+    pthread_mutex_t lock;
+    unsigned n;
+    uint32_t channel[8], type[8], flags[8];
+    size_t len[8];
+    bool pattern_ok[8];
+} msg_log;
+
+static void
+on_message(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const void *payload,
+           size_t len, void *user)
+{
+    (void)ps;
+    msg_log *m = user;
+    pthread_mutex_lock(&m->lock);
+    if (m->n < 8) {
+        m->channel[m->n] = channel;
+        m->type[m->n] = type;
+        m->flags[m->n] = flags;
+        m->len[m->n] = len;
+        m->pattern_ok[m->n] = mclt_pattern_ok(payload, len, type);
+    }
+    m->n++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static bool
+msgs_at_least(void *user)
+{
+    msg_log *m = user;
+    pthread_mutex_lock(&m->lock);
+    unsigned n = m->n;
+    pthread_mutex_unlock(&m->lock);
+    return n >= 3;
+}
+
+static void
+test_one_way_messages(void)
+{
+    mcl_pstream *a, *b;
+    stream_pair(&a, &b, NULL);
+    msg_log m = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    MCLT_OK(mcl_pstream_handle_messages(b, 4, on_message, &m));
+    MCLT_OK(mcl_pstream_start(b));
+    size_t sizes[] = {0, 10, 70000, 5};
+    uint32_t chans[] = {4, 4, 4, 9}; // channel 9 has no handler
+    for (unsigned i = 0; i < 4; i++) {
+        uint8_t *p = mclt_pattern(sizes[i], i);
+        MCLT_OK(mcl_pstream_send(a, chans[i], i, 100 + i, p, sizes[i]));
+        free(p);
+    }
+    // A request after them still works, and comes after them (one order per side).
+    MCLT_OK(mcl_pstream_handle(b, MCL_PSTREAM_ANY, MCL_PSTREAM_ANY, echo, NULL));
+    mcl_pstream_result *r;
+    MCLT_OK(mcl_pstream_call(a, 0, 5, 0, "x", 1, 5000, &r));
+    CU_ASSERT_EQUAL(r->status, MCL_PSTREAM_OK);
+    mcl_pstream_result_free(r);
+    CU_ASSERT_FATAL(mclt_wait_until(msgs_at_least, &m, 5000));
+    pthread_mutex_lock(&m.lock);
+    CU_ASSERT_EQUAL(m.n, 3);
+    for (unsigned i = 0; i < 3 && i < m.n; i++) {
+        CU_ASSERT_EQUAL(m.channel[i], 4);
+        CU_ASSERT_EQUAL(m.type[i], i);
+        CU_ASSERT_EQUAL(m.flags[i], 100 + i);
+        CU_ASSERT_EQUAL(m.len[i], sizes[i]);
+        CU_ASSERT(m.pattern_ok[i]);
+    }
+    pthread_mutex_unlock(&m.lock);
+    mcl_pstream_counters st;
+    MCLT_OK(mcl_pstream_stats(a, &st));
+    CU_ASSERT_EQUAL(st.messages_sent, 4);
+    CU_ASSERT_EQUAL(st.requests_sent, 1);
+    MCLT_OK(mcl_pstream_stats(b, &st));
+    CU_ASSERT_EQUAL(st.messages_received, 4);
+    CU_ASSERT_EQUAL(st.unhandled_messages, 1);
+    CU_ASSERT_EQUAL(st.responses_sent, 1); // a message is never answered
+    // Too large, bad arguments.
+    MCLT_ERR(mcl_pstream_send(a, 4, 0, 0, NULL, 3), MCL_EINVAL);
+    pair_free(a, b);
+    // cs.packetstream has no one-way messages.
+    mcl_pstream_options cs = {.codec = MCL_PSTREAM_CS};
+    stream_pair(&a, &b, &cs);
+    MCLT_ERR(mcl_pstream_send(a, 0, 0, 0, "x", 1), MCL_ENOTSUP);
+    pair_free(a, b);
+}
+
 static void
 test_calls_over_a_socketpair(void)
 {
@@ -1489,5 +1575,6 @@ static CU_TestInfo tests[] = {
     {"after_the_peers_eof", test_after_the_peers_eof},
     {"server_connection_kept", test_server_connection_kept},
     {"free_while_a_call_waits", test_free_while_a_call_waits},
+    {"one_way_messages", test_one_way_messages},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("pstream_core", NULL, NULL, tests);

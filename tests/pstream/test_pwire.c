@@ -92,6 +92,14 @@ static const native_vec native[] = {
       .payload = (const uint8_t *)"\0\0\0\0\0\0\x05\x39",
       .len = 8}},
     {"01 07 0000 00000000 00000001 00000000 00000000 0000 0000", {.kind = MCL__PK_PONG, .tag = 1}},
+    // A one-way message: channel 7, type 3, flags 2, payload "hi"; no tag.
+    {"01 08 0000 00000007 00000000 00000003 00000002 0000 0000 6869",
+     {.kind = MCL__PK_MESSAGE,
+      .channel = 7,
+      .type = 3,
+      .flags = 2,
+      .payload = (const uint8_t *)"hi",
+      .len = 2}},
 };
 
 static void
@@ -135,7 +143,9 @@ test_native_refuses_bad_fields(void)
         {"01 01 0000 00000000 00000002 00000001 00000007 0000", "header alone"},
         {"02 01 0000 00000000 00000002 00000001 00000007 0000 0000", "version 2"},
         {"01 00 0000 00000000 00000002 00000001 00000007 0000 0000", "unknown packet kind 0"},
-        {"01 08 0000 00000000 00000002 00000001 00000007 0000 0000", "unknown packet kind 8"},
+        {"01 09 0000 00000000 00000002 00000001 00000007 0000 0000", "unknown packet kind 9"},
+        {"01 08 0000 00000000 00000002 00000001 00000007 0000 0000", "message with a status or a tag"},
+        {"01 08 0003 00000000 00000000 00000001 00000007 0000 0000", "message with a status or a tag"},
         {"01 01 0000 00000000 00000002 00000001 00000007 0000 0001", "reserved"},
         {"01 01 0005 00000000 00000002 00000001 00000007 0000 0000", "request with a status"},
         {"01 02 0000 00000000 00000002 00000001 00000000 0000 0000", "request type"},
