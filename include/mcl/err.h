@@ -41,7 +41,8 @@ extern "C" {
     X(EEXIST, 24, "already exists")                                                               \
     X(ECANCELED, 25, "cancelled")                                                                 \
     X(EAUTH, 26, "authentication failed (wrong or missing key)")                                  \
-    X(EUNREACH, 27, "peer unreachable (gone, or no route to it)")
+    X(EUNREACH, 27, "peer unreachable (gone, or no route to it)")                                 \
+    X(EEOF, 28, "end of stream")
 
 /** Error codes; see MCL_ERR_MAP for the texts. */
 typedef enum mcl_err {

@@ -16,6 +16,7 @@
 #include <mcl/raw.h>
 #include <mcl/reactor.h>
 #include <mcl/rpc.h>
+#include <mcl/stream.h>
 #include <mcl/value.h>
 #include <mcl/version.h>
 
