@@ -219,7 +219,8 @@ mem_write(void *self, uint64_t pos, const mcl_stream_elem *elems, size_t n)
         mcl__free(o);
         return MCL_ENOMEM;
     }
-    memcpy(d, m->data, head);
+    if (head > 0)
+        memcpy(d, m->data, head);
     memcpy(o, m->off, ((size_t)pos + 1) * sizeof(*o));
     size_t at = head;
     for (size_t i = 0; i < n; i++) {
