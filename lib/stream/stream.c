@@ -431,6 +431,26 @@ here_locked(const mcl_stream *s, uint64_t *pos)
     return true;
 }
 
+// Starts a context of direction dir (held lock). Without a pending seek, switching direction
+// goes on where this side is (the reader's position, not where the streamer's read-ahead got
+// to; the writer's); before that is known, where the current context was asked to start.
+static void
+switch_locked(mcl_stream *s, int dir)
+{
+    uint64_t here;
+    if (!s->seek_pending && s->ctx != 0 && s->ctx_err == MCL_OK) {
+        if (here_locked(s, &here)) {
+            s->last_pos = here;
+            s->last_pos_known = true;
+        } else {
+            s->seek_pending = true;
+            s->sk_whence = s->cx_whence;
+            s->sk_off = s->cx_off;
+        }
+    }
+    start_ctx_locked(s, dir);
+}
+
 static void
 run_observer(mcl_stream *s, unsigned ev)
 {
@@ -933,7 +953,7 @@ wait_readable(mcl_stream *s, size_t want, int ms)
         if (rv != MCL_OK)
             return rv;
         if (s->dir != DIR_READ || s->seek_pending)
-            start_ctx_locked(s, DIR_READ);
+            switch_locked(s, DIR_READ);
         if (s->ctx_err != MCL_OK)
             return s->ctx_err;
         if (s->head != NULL)
@@ -1088,20 +1108,8 @@ wait_writable(mcl_stream *s, int ms)
         mcl_err rv = state_err(s);
         if (rv != MCL_OK)
             return rv;
-        if (s->dir != DIR_WRITE || s->seek_pending) {
-            // Switching from reading: write where the reader is (not where the streamer's
-            // read-ahead got to); before its position is known, where it was asked to be.
-            uint64_t here;
-            if (!s->seek_pending && here_locked(s, &here)) {
-                s->last_pos = here;
-                s->last_pos_known = true;
-            } else if (!s->seek_pending && s->dir == DIR_READ && s->ctx_err == MCL_OK) {
-                s->seek_pending = true;
-                s->sk_whence = s->cx_whence;
-                s->sk_off = s->cx_off;
-            }
-            start_ctx_locked(s, DIR_WRITE);
-        }
+        if (s->dir != DIR_WRITE || s->seek_pending)
+            switch_locked(s, DIR_WRITE);
         if (s->ctx_err != MCL_OK)
             return s->ctx_err;
         if (s->pos_known && s->wul > s->w_sent && s->wpl > s->w_pushes)

@@ -494,6 +494,11 @@ test_write_read_back_truncate(void)
     MCLT_OK(mcl_stream_seek(s, MCL_STREAM_FROM_START, 0));
     MCLT_OK(mcl_stream_read(s, b, 13, &k, 5000));
     CU_ASSERT(memcmp(b, data, 5) == 0 && memcmp(b + 5, "!!", 2) == 0);
+    // And a read after a write reads on where the writer stopped.
+    MCLT_OK(mcl_stream_seek(s, MCL_STREAM_ABS, 3));
+    MCLT_OK(mcl_stream_write(s, "ab", 2, 5000));
+    MCLT_OK(mcl_stream_read(s, b, 3, &k, 5000));
+    CU_ASSERT(k == 3 && memcmp(b, "!!", 2) == 0 && b[2] == data[7]);
     mcl_stream_free(s);
     mcl_stream_server_free(srv);
     free(got);
@@ -1028,6 +1033,58 @@ test_resolver_params_and_list(void)
     mcl_stream_server_free(srv);
 }
 
+// The same over zmq+tcp on loopback: a byte file read with seeks, and an entity stream, while
+// another stream shares the connection's server.
+static void
+test_over_zmq_tcp(void)
+{
+#if MCL_HAVE_ZMQ
+    size_t n = 4 * 1024 * 1024;
+    uint8_t *data = positional(n);
+    mcl_stream_source src;
+    MCLT_OK(mcl_stream_source_memory(&src, data, n, false));
+    mcl_stream_server *srv;
+    MCLT_OK(mcl_stream_server_new(&srv, NULL, NULL, NULL, NULL));
+    MCLT_OK(mcl_stream_server_offer(srv, "bytes", &src));
+    counter_it c = {.limit = 100000};
+    MCLT_OK(mcl_stream_source_iterator(&src, it_next, it_done, &c));
+    MCLT_OK(mcl_stream_server_offer(srv, "count", &src));
+    MCLT_OK(mcl_stream_server_listen(srv, "zmq+tcp://127.0.0.1:0"));
+    const char *url = mcl_stream_server_url(srv);
+    mcl_stream *a, *b;
+    MCLT_OK(mcl_stream_open(&a, url, "bytes", NULL));
+    MCLT_OK(mcl_stream_open(&b, url, "count", NULL));
+    uint8_t *got = malloc(n);
+    read_all_bytes(a, got, n);
+    CU_ASSERT(from(got, n, 0));
+    MCLT_OK(mcl_stream_seek(a, MCL_STREAM_FROM_END, -1000));
+    size_t k;
+    MCLT_OK(mcl_stream_read(a, got, 2000, &k, 5000));
+    CU_ASSERT(k == 1000 && from(got, k, n - 1000));
+    mcl_stream_elem out[512];
+    size_t total = 0;
+    mcl_err rv;
+    while ((rv = mcl_stream_recv_elems(b, out, 512, &k, 5000)) == MCL_OK) {
+        for (size_t i = 0; i < k; i++) {
+            const uint8_t *p = out[i].data;
+            CU_ASSERT_FATAL(((uint32_t)p[1] << 24 | p[2] << 16 | p[3] << 8 | p[4]) == total + i);
+        }
+        total += k;
+    }
+    CU_ASSERT_EQUAL(rv, MCL_EEOF);
+    CU_ASSERT_EQUAL(total, 100000);
+    CU_ASSERT_EQUAL(mcl_stream_server_streams(srv), 2);
+    MCLT_OK(mcl_stream_close(a, 5000));
+    MCLT_OK(mcl_stream_close(b, 5000));
+    mcl_stream_free(a);
+    mcl_stream_free(b);
+    CU_ASSERT(mclt_wait_until(no_streams, srv, 5000));
+    mcl_stream_server_free(srv);
+    free(got);
+    free(data);
+#endif
+}
+
 static CU_TestInfo tests[] = {
     {"read_bytes_to_the_end", test_read_bytes_to_the_end},
     {"readahead_is_bounded", test_readahead_is_bounded},
@@ -1044,5 +1101,6 @@ static CU_TestInfo tests[] = {
     {"streamer_refuses_violations", test_streamer_refuses_violations},
     {"observers_and_the_end", test_observers_and_the_end},
     {"resolver_params_and_list", test_resolver_params_and_list},
+    {"over_zmq_tcp", test_over_zmq_tcp},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("stream_core", NULL, NULL, tests);
