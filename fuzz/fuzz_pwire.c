@@ -41,7 +41,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     uint8_t hdr[MCL__PW_HDR_MAX];
-    struct iovec iov[3];
+    struct iovec iov[4];
     unsigned niov;
     if (mcl__pkt_encode(codec, &k, hdr, iov, &niov) != MCL_OK)
         abort(); // what decodes can be said again

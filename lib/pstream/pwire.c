@@ -88,6 +88,7 @@ native_decode(const uint8_t *p, size_t n, mcl__pkt *k, char *why, size_t whylen)
         return FAIL("a packet of %zu bytes (the header alone is %d)", n, MCL__PW_HDR);
     if (p[0] != MCL__PW_VERSION)
         return FAIL("packet format version %u (this is version %d)", p[0], MCL__PW_VERSION);
+    memset(k, 0, sizeof(*k));
     k->kind = p[1];
     k->status = mcl__get_be16(p + 2);
     k->channel = mcl__get_be32(p + 4);

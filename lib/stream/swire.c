@@ -183,7 +183,7 @@ mcl__smsg_decode(int type, const uint8_t *p, size_t n, bool entities, mcl__smsg 
         if (type == MCL__SM_CTXERR && m->code != MCL__SW_GENERAL && m->code != MCL__SW_INVALID_POS)
             return FAIL("CTXERR: code %u", (unsigned)m->code);
         if (type != MCL__SM_CTXERR && m->code != 0)
-            return FAIL("FAIL: code %u", (unsigned)m->code);
+            return FAIL("%s: code %u", tn, (unsigned)m->code);
         break;
     case MCL__SM_TRUNC:
         m->pos = mcl__get_be64(b);
@@ -263,7 +263,7 @@ get_text(const uint8_t *p, size_t n, size_t *off, const uint8_t **t, size_t *tl,
     *tl = mcl__get_be16(p + *off);
     *off += 2;
     if (*tl > n - *off)
-        return FAIL("OPEN: a %s of %zu bytes in %zu", what, *tl, n - *off);
+        return FAIL("OPEN: %s of %zu bytes in %zu", what, *tl, n - *off);
     *t = p + *off;
     if (*tl > max || !mcl__utf8_ok(*t, *tl))
         return FAIL("OPEN: its %s is not UTF-8 text of at most %zu bytes", what, max);
@@ -274,6 +274,8 @@ get_text(const uint8_t *p, size_t n, size_t *off, const uint8_t **t, size_t *tl,
 mcl_err
 mcl__sopen_decode_req(const uint8_t *p, size_t n, mcl__sopen *o, char *why, size_t whylen)
 {
+    if (why != NULL && whylen > 0)
+        why[0] = '\0';
     memset(o, 0, sizeof(*o));
     if (n < 24)
         return FAIL("OPEN: %zu bytes", n);
@@ -324,6 +326,8 @@ mcl__sopen_encode_req(const mcl__sopen *o, uint8_t *buf, size_t cap)
 mcl_err
 mcl__sopen_decode_ans(const uint8_t *p, size_t n, mcl__sopen *o, char *why, size_t whylen)
 {
+    if (why != NULL && whylen > 0)
+        why[0] = '\0';
     memset(o, 0, sizeof(*o));
     if (n < 42)
         return FAIL("OPEN answer: %zu bytes", n);
@@ -341,9 +345,9 @@ mcl__sopen_decode_ans(const uint8_t *p, size_t n, mcl__sopen *o, char *why, size
         return rv;
     if (off != n || p[5] != 0)
         return FAIL("OPEN answer: trailing or reserved bytes");
-    if ((o->kind != 1 && o->kind != 2) || o->window == 0 || o->max_pushes == 0 ||
+    if (o->sid == 0 || (o->kind != 1 && o->kind != 2) || o->window == 0 || o->max_pushes == 0 ||
         o->max_push < 64 || !(o->mode & 3) || o->start > o->end)
-        return FAIL("OPEN answer: kind %u, limits or mode 0x%x out of range", (unsigned)o->kind,
+        return FAIL("OPEN answer: stream id, kind %u, limits or mode 0x%x out of range", (unsigned)o->kind,
                     o->mode);
     return MCL_OK;
 }
@@ -374,6 +378,8 @@ mcl__slist_decode(const uint8_t *p, size_t n,
                   void (*cb)(void *user, const char *name, const char *info), void *user,
                   char *why, size_t whylen)
 {
+    if (why != NULL && whylen > 0)
+        why[0] = '\0';
     size_t off = 0;
     while (off < n) {
         const uint8_t *t[2];

@@ -32,7 +32,7 @@ static void
 raw_send(raw_end *r, const mcl__pkt *k)
 {
     uint8_t hdr[MCL__PW_HDR_MAX], body[70000], frame[70016];
-    struct iovec iov[3];
+    struct iovec iov[4];
     unsigned n;
     MCLT_OK(mcl__pkt_encode(r->codec ? r->codec : MCL__PS_NATIVE, k, hdr, iov, &n));
     size_t blen = 0;
@@ -1363,7 +1363,7 @@ test_peer_that_never_reads(void)
     uint8_t frame[4 + MCL__PW_HDR];
     mcl__pkt q = {.kind = MCL__PK_REQUEST, .type = 9};
     uint8_t hdr[MCL__PW_HDR_MAX];
-    struct iovec iov[3];
+    struct iovec iov[4];
     unsigned n;
     size_t sent = 0;
     int64_t end = mclt_now_ms() + 10000, quiet_since = mclt_now_ms();

@@ -12,7 +12,7 @@ static size_t
 encode(int codec, const mcl__pkt *k, uint8_t *out)
 {
     uint8_t hdr[MCL__PW_HDR_MAX];
-    struct iovec iov[3];
+    struct iovec iov[4];
     unsigned n = 0;
     MCLT_OK(mcl__pkt_encode(codec, k, hdr, iov, &n));
     size_t len = 0;
@@ -307,7 +307,7 @@ test_cs_vectors(void)
     // What cs.packetstream cannot say.
     mcl__pkt c = {.kind = MCL__PK_CANCEL, .tag = 3};
     uint8_t hdr[MCL__PW_HDR_MAX];
-    struct iovec iov[3];
+    struct iovec iov[4];
     unsigned ni;
     MCLT_ERR(mcl__pkt_encode(MCL__PS_CS, &c, hdr, iov, &ni), MCL_ENOTSUP);
     c.kind = MCL__PK_PING;
