@@ -141,7 +141,9 @@ MCL_API mcl_err mcl_stream_open(mcl_stream **sp, const char *loc, const char *na
 
 /**
  * Open the stream @p name on a connection you have, driven by @p r (mcl_pstream_attach(ps,
- * r)). @p ps must outlive the stream. Not from @p r's thread (it blocks for the handshake).
+ * r)), which must be running while the stream lives (its functions run there). The stream holds
+ * a reference on @p ps (mcl_pstream_ref()): if the connection ends or is freed first, the stream
+ * fails (MCL_ECLOSED). Not from @p r's thread (it blocks for the handshake).
  * @since 0.3
  */
 MCL_API mcl_err mcl_stream_open_over(mcl_stream **sp, mcl_pstream *ps, mcl_reactor *r,
@@ -369,8 +371,9 @@ MCL_API mcl_err mcl_stream_server_new(mcl_stream_server **sp, mcl_stream_resolve
  */
 MCL_API mcl_err mcl_stream_server_offer(mcl_stream_server *srv, const char *name,
                                         const mcl_stream_source *src);
-/** Serve on @p ps, driven by @p r (mcl_pstream_attach()). Until the connection ends or the
- * server is freed. @since 0.3 */
+/** Serve on @p ps, driven by @p r (mcl_pstream_attach()), which must be running. Until the
+ * connection ends or the server is freed; holds a reference on @p ps meanwhile. One server per
+ * (connection, channel): another says MCL_EALREADY. @since 0.3 */
 MCL_API mcl_err mcl_stream_serve(mcl_stream_server *srv, mcl_pstream *ps, mcl_reactor *r);
 /** Listen on @p url (mcl_pstream_server_open()) and serve every connection, on a reactor
  * thread of the server's own. mcl_stream_server_url() says where. @since 0.3 */

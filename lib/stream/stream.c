@@ -714,6 +714,7 @@ err_status(mcl_err e)
 static void
 peer_free_mem(mcl_stream *s)
 {
+    mcl_pstream_unref(s->ps); // NULL-safe
     buf_drop(s);
     mcl__free(s->info);
     mcl__free(s->wbuf);
@@ -781,6 +782,7 @@ mcl_stream_open_over(mcl_stream **sp, mcl_pstream *ps, mcl_reactor *r, const cha
         return rv;
     }
     s->ps = ps;
+    mcl_pstream_ref(ps); // (dropped by peer_free_mem)
     s->r = r;
     s->channel = s->o.channel;
     s->eos = s->o.eos;
@@ -2520,7 +2522,11 @@ mcl_stream_serve(mcl_stream_server *srv, mcl_pstream *ps, mcl_reactor *r)
 {
     if (srv == NULL || ps == NULL || r == NULL)
         return MCL_EINVAL;
-    return serve(srv, ps, r, false);
+    mcl_pstream_ref(ps); // the binding's: its memory stays valid whoever frees it first
+    mcl_err rv = serve(srv, ps, r, true);
+    if (rv != MCL_OK)
+        mcl_pstream_unref(ps);
+    return rv;
 }
 
 static void
