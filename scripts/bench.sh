@@ -13,16 +13,24 @@
 # the packet stream alone, the error paths the service decides (UNIMPLEMENTED, INVALID_ARGUMENT)
 # against the success path, and 1,000,000 calls with 5 % timeouts and 5 % cancels watching
 # transaction ids and memory.
+# Then streams (bench/stream.c): a byte stream read in 64 KiB pieces over zmq+tcp, with the
+# default options and a few others, against a raw tcp write/read loop and raw libzmq DEALER ->
+# ROUTER (64 KiB messages, HWM 64), and as a diagnostic both again with glibc's malloc told to
+# keep what is freed (GLIBC_TUNABLES); an entity stream of 1 KiB elements (recv_elems, 256 at a
+# time) against raw libzmq DEALER -> ROUTER and PUSH -> PULL; and a reader that pauses 10 s
+# (STREAM_PAUSE_MS) on a 1 GB stream, watching its memory and buffered bytes against the
+# window-plus-one-push bound, and the server's memory and CPU.
 #
 #   scripts/bench.sh             REPS=5 scripts/bench.sh        CSV=out.csv scripts/bench.sh
 #   ONLY=pstream scripts/bench.sh   (only the packet-stream rows)
 #   ONLY=rpc scripts/bench.sh       (only the RPC rows; RPC_SOAK=N calls in the soak)
+#   ONLY=stream scripts/bench.sh    (only the stream rows; STREAM_PAUSE_MS=2000 for a quick run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${REPS:-3}
 csv=${CSV:-build/bench.csv}
 only=${ONLY:-}
-case $only in "" | pstream | rpc) ;; *) echo "bench: ONLY must be pstream or rpc" >&2; exit 2 ;; esac
+case $only in "" | pstream | rpc | stream) ;; *) echo "bench: ONLY must be pstream, rpc or stream" >&2; exit 2 ;; esac
 
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
@@ -196,4 +204,66 @@ END {
   row("rpc/invalid", "mcl_rpc_submit, INVALID_ARGUMENT from the service", "rpc/ok", "OK path, p50 <= 1.1", 1.1)
   if (soak != "") { print ""; print "soak: " soak }
 }' "$rp"
+fi
+
+# --- streams (bench/stream.c): each case REPS times; in a rep the raw peers and the mcl rows back
+# to back (ratios are of those pairs) ----------------------------------------------------------------
+if [[ -z $only || $only == stream ]]; then
+sr=$(mktemp)
+trap 'rm -f "$out" "${ps:-}" "${rp:-}" "$sr"' EXIT
+srun() { timeout "$1" $b/mcl-bench-stream "${@:2}" >>"$sr" 2>/dev/null || echo "bench: failed: stream ${*:2}" >&2; }
+# mcl options: WINDOW MAX_PUSH PUSHES (0 0 0: the library's defaults, 4M 256K 16).
+stream_opts=("0 0 0" "4M 1M 16" "16M 256K 64")
+for _ in $(seq "$reps"); do
+    srun 60 bytes tcp 64K 2000 8
+    srun 60 bytes dealer 64K 2000 8 0 0 0 64
+    for o in "${stream_opts[@]}"; do srun 60 bytes mcl 64K 2000 8 $o; done
+    srun 60 bytes mcl-mem 64K 1000 8
+    for impl in dealer push mcl mcl-ops; do srun 60 elems $impl 1024 1000000 8 256; done
+done
+srun 120 paused 1000 "${STREAM_PAUSE_MS:-10000}"
+echo
+awk "$awk_pairs"'
+function rng(arr, k, n,   i, a) { for (i = 1; i <= n; i++) a[i] = arr[k, i]; sortn(a, n); return sprintf("%.0f (%.0f-%.0f)", a[int((n + 1) / 2)], a[1], a[n]) }
+function tgt(k, base, lim, n1, n2) { return pmed(v, k, base, n1, n2) >= lim ? "met" : "not met" }
+function mib(x) { return x >= 1048576 && x % 1048576 == 0 ? (x / 1048576) " MiB" : (x / 1024) " KiB" }
+/case=paused/ { paused = $0; next }
+/case=bytes/ { if (kv($0, "n/a") != "") next; k = "b/" kv($0, "impl"); w = kv($0, "window")
+  k = k "/" (w != "" ? w "/" kv($0, "max_push") "/" kv($0, "pushes") : "-/-/-") "/" kv($0, "malloc")
+  if (!(k in n)) order[++no] = k; n[k]++; v[k, n[k]] = kv($0, "mbps") + 0; fl[k, n[k]] = kv($0, "minflt") / (kv($0, "bytes") / 1e6); next }
+/case=elems/ { if (kv($0, "n/a") != "") next; k = "e/" kv($0, "impl"); if (!(k in n)) order[++no] = k; n[k]++; v[k, n[k]] = kv($0, "eps") + 0; next }
+END {
+  tcp = "b/tcp/-/-/-/default"
+  print "| byte stream, 64 KiB reads, tcp on 127.0.0.1 | MB/s median (min-max) | / raw TCP (pairs) | / raw DEALER (pairs) | page faults per MB | targets: ≥ 0.8× TCP, ≥ 0.9× DEALER |"; print "|---|---|---|---|---|---|"
+  for (i = 1; i <= no; i++) { k = order[i]; if (substr(k, 1, 2) != "b/") continue
+    split(k, f, "/"); what = f[2]; tuned = f[6] == "tuned"; dl = "b/dealer/-/-/-/" f[6]
+    if (what == "tcp") what = "raw tcp write/read loop, two threads"
+    else if (what == "dealer") what = "raw libzmq DEALER -> ROUTER, HWM 64, zmq_msg_recv (no copy out)"
+    else { src = what == "mcl" ? "synthesising source ops" : "memory source"
+      what = (f[3] == 0 && f[4] == 0 && f[5] == 0) ? "mcl, " src ", defaults (4 MiB, 256 KiB, 16)" : sprintf("mcl, %s, window %s, max_push %s, %d pushes", src, mib(f[3]), mib(f[4]), f[5]) }
+    if (tuned) what = what ", malloc tuned (diagnostic)"
+    rt = (k != tcp && (tcp in n)) ? pr(v, k, tcp, n[k], n[tcp]) : "-"; rd = (k != dl && f[2] != "tcp" && (dl in n)) ? pr(v, k, dl, n[k], n[dl]) : "-"
+    t = (f[2] ~ /^mcl/ && (tcp in n) && (dl in n)) ? tgt(k, tcp, 0.8, n[k], n[tcp]) ", " tgt(k, dl, 0.9, n[k], n[dl]) : ""
+    printf "| %s | %s | %s | %s | %.0f | %s |\n", what, rng(v, k, n[k]), rt, rd, med(fl, k, n[k]), t }
+  ed = "e/dealer"; ep = "e/push"
+  print ""; print "| entity stream, 1 KiB elements, tcp on 127.0.0.1 | elements/s median (min-max) | / raw DEALER (pairs) | / raw PUSH (pairs) | target: ≥ 0.8× raw |"; print "|---|---|---|---|---|"
+  for (i = 1; i <= no; i++) { k = order[i]; if (substr(k, 1, 2) != "e/") continue
+    split(k, f, "/"); what = f[2]
+    if (what == "dealer") what = "raw libzmq DEALER -> ROUTER, 1 KiB messages, HWM 4096"
+    else if (what == "push") what = "raw libzmq PUSH -> PULL, 1 KiB messages, HWM 4096"
+    else if (what == "mcl") what = "mcl, mcl_stream_source_iterator (one element per next()), recv_elems 256, defaults"
+    else what = "mcl, entity source ops (a push filled per read), recv_elems 256, defaults"
+    rd = (k != ed && (ed in n)) ? pr(v, k, ed, n[k], n[ed]) : "-"; rp = (k != ep && k != ed && (ep in n)) ? pr(v, k, ep, n[k], n[ep]) : "-"
+    t = (f[2] ~ /^mcl/ && (ed in n) && (ep in n)) ? tgt(k, ed, 0.8, n[k], n[ed]) ", " tgt(k, ep, 0.8, n[k], n[ep]) : ""
+    printf "| %s | %s | %s | %s | %s |\n", what, rng(v, k, n[k]), rd, rp, t }
+  if (paused != "") { p = paused
+    print ""; printf "| paused reader: 1 GB byte stream, one 64 KiB chunk read, then %.0f s asleep | value |\n", kv(p, "pause_ms") / 1000; print "|---|---|"
+    printf "| buffered_bytes after the first chunk / max in the pause / bound (window + one push) | %.0f / %.0f / %.0f: %s |\n", kv(p, "buffered_bytes_first"), kv(p, "buffered_bytes_max"), kv(p, "bound_bytes"), kv(p, "within_bound") == 1 ? "within" : "beyond"
+    printf "| units received after the first chunk / at the end of the pause | %.0f / %.0f |\n", kv(p, "received_first"), kv(p, "received_pause_end")
+    printf "| reader VmRSS before open / after the first chunk / max in the pause / after it (KiB) | %d / %d / %d / %d: +%d KiB in the pause |\n", kv(p, "rss_before_open_kb"), kv(p, "rss_first_kb"), kv(p, "rss_pause_max_kb"), kv(p, "rss_pause_end_kb"), kv(p, "rss_pause_max_kb") - kv(p, "rss_first_kb")
+    printf "| server VmRSS before the open / after the first chunk / max in the pause before the probe / after the probe (KiB) | %d / %d / %d / %d |\n", kv(p, "srv_rss_before_kb"), kv(p, "srv_rss_first_kb"), kv(p, "srv_rss_pause_max_kb"), kv(p, "srv_rss_after_probe_kb")
+    printf "| server CPU in the first half of the pause | %.1f ms |\n", kv(p, "srv_cpu_pause_ms")
+    printf "| another reader of the same server during the pause (256 MB) | %.0f MB/s |\n", kv(p, "probe_mbps")
+    printf "| the paused reader after the pause (every byte checked) | %.0f MB/s, %.0f bytes, verified=%d |\n", kv(p, "resume_mbps"), kv(p, "resumed_bytes"), kv(p, "verified") }
+}' "$sr"
 fi

@@ -107,7 +107,8 @@ typedef struct mcl_stream_options {
     bool no_readahead;     /**< credit only for what recv() asks (default: read ahead) */
     uint64_t window;       /**< read-ahead, in units (0: 4 MiB of bytes, or 4096 elements) */
     uint32_t max_pushes;   /**< pushes in flight (0: 16) */
-    size_t max_push;       /**< largest push, in bytes (0: 256 KiB; an element must fit) */
+    size_t max_push;       /**< largest push's data, in bytes (0: 256 KiB; at least 256); an
+                                element needs its length + 4; the packet adds 32 + 24 */
     mcl_stream_eos eos;    /**< policy of the read contexts started (mcl_stream_set_eos()) */
     int timeout_ms;        /**< open, and blocking calls given 0 (0: 10000) */
     int heartbeat_ms;      /**< re-send credit when nothing came for this long (0: 250) */
@@ -277,6 +278,9 @@ typedef struct mcl_stream_sink mcl_stream_sink;
  * fails the context) @retval MCL_ENOMEM
  */
 MCL_API mcl_err mcl_stream_sink_put(mcl_stream_sink *k, const void *data, size_t len);
+/** What @p k still takes: bytes (byte streams: also units), or the bytes an element may have
+ * (entity streams: 0 when no element fits, or the unit budget is used up). @since 0.3 */
+MCL_API size_t mcl_stream_sink_room(const mcl_stream_sink *k);
 
 /**
  * A data source. Every operation runs on the reactor's thread, one at a time. Optional
@@ -288,9 +292,10 @@ typedef struct mcl_stream_source_ops {
     unsigned (*mode)(void *self);
     /** The data's start and end now (end: MCL_STREAM_NOEND when unbounded or unknown). */
     void (*bounds)(void *self, uint64_t *start, uint64_t *end);
-    /** Read from @p pos at most @p max units into @p k. MCL_OK with nothing put: at the end
-     * for now (follow polls again); MCL_ERANGE: @p pos is outside the data; another error:
-     * a context error. */
+    /** Read from @p pos at most @p max units into @p k (byte sources: at most
+     * mcl_stream_sink_room() bytes). MCL_OK with nothing put: at the end for now (follow polls
+     * again; before the end that bounds() says, a context error, never a false end);
+     * MCL_ERANGE: @p pos is outside the data; another error: a context error. */
     mcl_err (*read)(void *self, uint64_t pos, uint64_t max, mcl_stream_sink *k);
     /** Write @p n units at @p pos (byte streams: one run, elems[0]; entity streams: @p n
      * elements); all or an error. */
@@ -349,7 +354,7 @@ typedef struct mcl_stream_server_options {
     uint32_t channel;     /**< 0: MCL_STREAM_CHANNEL */
     uint64_t max_window;  /**< clamp on a peer's read-ahead, in bytes (0: 16 MiB) */
     uint32_t max_pushes;  /**< clamp on pushes in flight (0: 64) */
-    size_t max_push;      /**< clamp on a push's bytes (0: 1 MiB) */
+    size_t max_push;      /**< clamp on a push's data bytes (0: 1 MiB) */
     unsigned max_streams; /**< streams open at once per connection (0: 64) */
     int follow_ms;        /**< how often a following context polls its source (0: 50) */
     int heartbeat_ms;     /**< re-send write credit when idle (0: 250) */

@@ -101,6 +101,18 @@ sink_left(const mcl_stream_sink *k)
     return u < b ? (size_t)u : b;
 }
 
+size_t
+mcl_stream_sink_room(const mcl_stream_sink *k)
+{
+    if (k == NULL)
+        return 0;
+    if (k->kind != MCL_STREAM_ENTITIES)
+        return sink_left(k);
+    if (k->units >= k->max_units || k->max - k->len <= 4)
+        return 0;
+    return k->max - k->len - 4;
+}
+
 // --- memory --------------------------------------------------------------------------------------
 
 // Bytes: data holds them. Elements: data holds them back to back, off[i] where element i starts

@@ -33,6 +33,7 @@
 #define DEFAULT_PUSHES 16u
 #define DEFAULT_PUSH (256u << 10)
 #define PUMP_BURST 64 // pushes per turn of the reactor, then the others get a turn
+#define PBUF_POOL 4   // push buffers a peer keeps for reuse
 
 typedef struct mux mux;
 typedef struct binding binding;
@@ -201,6 +202,7 @@ enum { DIR_NONE, DIR_READ, DIR_WRITE };
 typedef struct pbuf {
     struct pbuf *next;
     uint32_t n, i; // units, units read
+    size_t cap;    // bytes of data it holds at most (pooled buffers are reused)
     size_t len;
     size_t off; // bytes: read offset; entities: offset of element i
     uint8_t data[];
@@ -243,6 +245,8 @@ struct mcl_stream {
     uint32_t lseq;
     bool eos_seen, rx_since_tick;
     pbuf *head, *tail, *lent;
+    pbuf *pool; // push buffers kept for reuse (at most PBUF_POOL): no allocation per push
+    unsigned npool;
     // Writing.
     uint64_t w_sent, w_pushes, wul, wpl, wdone;
     uint32_t wlseq;
@@ -285,15 +289,59 @@ wait_until(mcl_stream *s, int ms, const struct timespec *dl)
     return pthread_cond_timedwait(&s->cv, &s->lock, dl) != ETIMEDOUT;
 }
 
+// A buffer for a push of len bytes: a pooled one of about that size, or a new one. Reusing
+// them matters: buffers of this size come from mmap, and a fresh one per push spends more
+// time in page faults than in copying.
+static pbuf *
+pbuf_get(mcl_stream *s, size_t len)
+{
+    for (pbuf **pp = &s->pool; *pp != NULL; pp = &(*pp)->next) {
+        pbuf *b = *pp;
+        if (b->cap >= len && b->cap <= 2 * len + 65536) {
+            *pp = b->next;
+            s->npool--;
+            return b;
+        }
+    }
+    pbuf *b = mcl__alloc(sizeof(*b) + len);
+    if (b != NULL)
+        b->cap = len;
+    return b;
+}
+
+static void
+pbuf_put(mcl_stream *s, pbuf *b)
+{
+    if (b == NULL)
+        return;
+    if (s->npool >= PBUF_POOL) { // full: the smallest goes
+        pbuf **small = &s->pool;
+        for (pbuf **pp = &s->pool; *pp != NULL; pp = &(*pp)->next)
+            if ((*pp)->cap < (*small)->cap)
+                small = pp;
+        if ((*small)->cap >= b->cap) {
+            mcl__free(b);
+            return;
+        }
+        pbuf *x = *small;
+        *small = x->next;
+        mcl__free(x);
+        s->npool--;
+    }
+    b->next = s->pool;
+    s->pool = b;
+    s->npool++;
+}
+
 static void
 buf_drop(mcl_stream *s)
 {
     for (pbuf *b = s->head, *n; b != NULL; b = n) {
         n = b->next;
-        mcl__free(b);
+        pbuf_put(s, b);
     }
     s->head = s->tail = NULL;
-    mcl__free(s->lent);
+    pbuf_put(s, s->lent);
     s->lent = NULL;
     s->c.buffered = s->c.buffered_bytes = 0;
 }
@@ -519,9 +567,9 @@ peer_message(mcl_stream *s, const mcl__smsg *m)
         } else if (m->pushno > s->pl || s->rx_units + m->nunits > s->ul) {
             fail_locked(s, true, &ev, "a push beyond credit (%llu units, %llu pushes granted)",
                         (unsigned long long)s->ul, (unsigned long long)s->pl);
-        } else if (m->len + MCL__SW_PUSH_HDR > s->max_push) {
-            fail_locked(s, true, &ev, "a push of %zu bytes (at most %u)",
-                        m->len + MCL__SW_PUSH_HDR, (unsigned)s->max_push);
+        } else if (m->len > s->max_push) {
+            fail_locked(s, true, &ev, "a push of %zu bytes (at most %u)", m->len,
+                        (unsigned)s->max_push);
         } else {
             s->rx_pushes++;
             s->rx_units += m->nunits;
@@ -532,7 +580,7 @@ peer_message(mcl_stream *s, const mcl__smsg *m)
                 s->eos_seen = true;
             bool was_empty = s->head == NULL;
             if (m->nunits > 0) {
-                pbuf *b = mcl__alloc(sizeof(*b) + m->len);
+                pbuf *b = pbuf_get(s, m->len);
                 if (b == NULL) {
                     fail_locked(s, true, &ev, "out of memory for a push");
                     break;
@@ -716,6 +764,10 @@ peer_free_mem(mcl_stream *s)
 {
     mcl_pstream_unref(s->ps); // NULL-safe
     buf_drop(s);
+    for (pbuf *b = s->pool, *n; b != NULL; b = n) {
+        n = b->next;
+        mcl__free(b);
+    }
     mcl__free(s->info);
     mcl__free(s->wbuf);
     mcl__free((void *)(uintptr_t)s->o.params);
@@ -979,10 +1031,10 @@ consumed_push_locked(mcl_stream *s, bool lend)
     s->pushes_done++;
     s->c.buffered_bytes -= b->len;
     if (lend) {
-        mcl__free(s->lent);
+        pbuf_put(s, s->lent);
         s->lent = b;
     } else {
-        mcl__free(b);
+        pbuf_put(s, b);
     }
 }
 
@@ -1043,7 +1095,7 @@ mcl_stream_recv_elems(mcl_stream *s, mcl_stream_elem *out, size_t max, size_t *g
     if (rv != MCL_OK)
         return rv;
     pthread_mutex_lock(&s->lock);
-    mcl__free(s->lent); // the elements handed out last are no longer borrowed
+    pbuf_put(s, s->lent); // the elements handed out last are no longer borrowed
     s->lent = NULL;
     rv = wait_readable(s, max, timeout_of(s, timeout_ms));
     size_t n = 0;
@@ -1130,7 +1182,7 @@ send_common(mcl_stream *s, const mcl_stream_elem *elems, size_t n, const void *b
     if (!(s->mode & MCL_STREAM_WRITABLE) ||
         s->kind != (bytes != NULL ? MCL_STREAM_BYTES : MCL_STREAM_ENTITIES))
         return MCL_ENOTSUP;
-    size_t room = s->max_push - MCL__SW_PUSH_HDR;
+    size_t room = s->max_push;
     for (size_t i = 0; i < n; i++)
         if (elems[i].len == 0 || elems[i].data == NULL)
             return MCL_EINVAL;
@@ -1330,7 +1382,7 @@ mcl_stream_seek(mcl_stream *s, mcl_stream_whence whence, int64_t offset)
     pthread_mutex_lock(&s->lock);
     mcl_err rv = state_err(s);
     if (rv == MCL_OK && whence == MCL_STREAM_FROM_HERE) {
-        uint64_t here;
+        uint64_t here = 0;
         if (!here_locked(s, &here)) {
             if (mcl_reactor_in_loop(s->r))
                 rv = MCL_ESTATE;
@@ -1719,7 +1771,7 @@ st_pump(streamer *st)
         if (!st->pending) {
             if (au == 0 || ap == 0)
                 return;
-            size_t room = st->max_push - MCL__SW_PUSH_HDR;
+            size_t room = st->max_push;
             mcl__sink_reset(&st->sink, room, au);
             uint64_t pos = st->cstart + st->sent;
             mcl_err rv = st->src.ops->read(st->src.self, pos, au, &st->sink);
@@ -1739,6 +1791,15 @@ st_pump(streamer *st)
                 return;
             }
             if (st->sink.units == 0) {
+                uint64_t s0, e0;
+                st->src.ops->bounds(st->src.self, &s0, &e0);
+                if (e0 != MCL_STREAM_NOEND && pos < e0) {
+                    // Nothing read before the end the source says: never a false end.
+                    st_ctx_error(st, st->ctx, MCL__SW_GENERAL,
+                                 "the source read nothing at %llu, before its end %llu",
+                                 (unsigned long long)pos, (unsigned long long)e0);
+                    return;
+                }
                 if (st->eos == MCL_STREAM_EOS_FOLLOW) {
                     st_arm(st, true, srv->o.follow_ms);
                     return;
@@ -1912,8 +1973,8 @@ st_wpush(streamer *st, const mcl__smsg *m)
                 (unsigned long long)st->wul, (unsigned long long)st->wpl);
         return;
     }
-    if (m->len + MCL__SW_PUSH_HDR > st->max_push) {
-        st_fail(st, "a write push of %zu bytes (at most %u)", m->len + MCL__SW_PUSH_HDR,
+    if (m->len > st->max_push) {
+        st_fail(st, "a write push of %zu bytes (at most %u)", m->len,
                 (unsigned)st->max_push);
         return;
     }
@@ -2586,11 +2647,25 @@ mcl_stream_server_streams(const mcl_stream_server *csrv)
     return n;
 }
 
+typedef struct unbind_arg {
+    mcl_stream_server *srv;
+    binding *b;
+} unbind_arg;
+
+// On b's reactor: b may have gone meanwhile (its connection ended): only a binding still on
+// the server's list is removed.
 static void
 unbind_one(mcl_reactor *r, void *arg)
 {
     (void)r;
-    binding_remove(arg);
+    unbind_arg *a = arg;
+    pthread_mutex_lock(&a->srv->lock);
+    binding *x = a->srv->bindings;
+    while (x != NULL && x != a->b)
+        x = x->next;
+    pthread_mutex_unlock(&a->srv->lock);
+    if (x != NULL)
+        binding_remove(x);
 }
 
 void
@@ -2608,7 +2683,8 @@ mcl_stream_server_free(mcl_stream_server *srv)
             pthread_mutex_unlock(&srv->lock);
             if (b == NULL)
                 break;
-            if (mcl_reactor_call(r, unbind_one, b) != MCL_OK)
+            unbind_arg ua = {srv, b};
+            if (mcl_reactor_call(r, unbind_one, &ua) != MCL_OK)
                 binding_remove(b); // its reactor is not running: nothing else touches it
         }
         if (round == 0 && srv->psrv != NULL)
