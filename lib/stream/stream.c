@@ -542,8 +542,7 @@ peer_message(mcl_stream *s, const mcl__smsg *m)
         } else if (!stale && m->ctx == s->ctx) {
             s->ctx_err = m->code == MCL__SW_INVALID_POS ? MCL_ERANGE : MCL_ESTATE;
             snprintf(s->err, sizeof(s->err), "%.*s", (int)m->textlen, (const char *)m->text);
-            buf_drop(s);
-            ev |= MCL_STREAM_CTX_ERROR;
+            ev |= MCL_STREAM_CTX_ERROR; // (what came before it stays readable)
             pthread_cond_broadcast(&s->cv);
         }
         break;
@@ -1008,10 +1007,10 @@ wait_readable(mcl_stream *s, size_t want, int ms)
             return rv;
         if (s->dir != DIR_READ || s->seek_pending)
             switch_locked(s, DIR_READ);
+        if (s->head != NULL) // what came before a context error is read first
+            return MCL_OK;
         if (s->ctx_err != MCL_OK)
             return s->ctx_err;
-        if (s->head != NULL)
-            return MCL_OK;
         if (s->eos_seen)
             return MCL_EEOF;
         credit_locked(s, want); // without read-ahead: ask for what is wanted

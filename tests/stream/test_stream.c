@@ -1085,6 +1085,74 @@ test_over_zmq_tcp(void)
 #endif
 }
 
+// A source that says it has 100 bytes and reads none: a context error, never a false end.
+static unsigned
+liar_mode(void *self)
+{
+    (void)self;
+    return MCL_STREAM_READABLE | MCL_STREAM_BOUNDED_END;
+}
+static void
+liar_bounds(void *self, uint64_t *start, uint64_t *end)
+{
+    (void)self;
+    *start = 0;
+    *end = 100;
+}
+static mcl_err
+liar_read(void *self, uint64_t pos, uint64_t max, mcl_stream_sink *k)
+{
+    (void)self;
+    (void)max;
+    return pos < 10 ? mcl_stream_sink_put(k, "0123456789" + pos, 10 - pos) : MCL_OK;
+}
+static const mcl_stream_source_ops liar_ops = {
+    .kind = MCL_STREAM_BYTES, .mode = liar_mode, .bounds = liar_bounds, .read = liar_read};
+
+static void
+test_no_false_end(void)
+{
+    mcl_stream_source src = {&liar_ops, NULL};
+    char url[128];
+    mcl_stream_server *srv = server_with(&src, NULL, url, sizeof(url));
+    mcl_stream *s = open_s(url, NULL);
+    char b[200];
+    size_t k;
+    MCLT_OK(mcl_stream_read(s, b, 10, &k, 5000));
+    CU_ASSERT(k == 10 && memcmp(b, "0123456789", 10) == 0);
+    MCLT_ERR(mcl_stream_recv(s, b, sizeof(b), &k, 5000), MCL_ESTATE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(mcl_stream_error(s), "read nothing at 10, before its end 100"));
+    mcl_stream_free(s);
+    mcl_stream_server_free(srv);
+}
+
+// Streams freed before their server, and servers freed under open streams, many times: no
+// hang, no double free (the server's teardown meets bindings its reactor removes meanwhile).
+static void
+test_teardown_orders(void)
+{
+    for (int i = 0; i < 40; i++) {
+        uint8_t *d = mclt_pattern(100000, (uint64_t)i);
+        mcl_stream_source src;
+        MCLT_OK(mcl_stream_source_memory(&src, d, 100000, false));
+        char url[128];
+        mcl_stream_server_options so = {.heartbeat_ms = 1 + i % 5};
+        mcl_stream_server *srv = server_with(&src, &so, url, sizeof(url));
+        mcl_stream *s = open_s(url, NULL);
+        uint8_t b[1000];
+        size_t k;
+        MCLT_OK(mcl_stream_recv(s, b, sizeof(b), &k, 5000));
+        if (i % 2 == 0) {
+            mcl_stream_free(s);
+            mcl_stream_server_free(srv);
+        } else {
+            mcl_stream_server_free(srv);
+            mcl_stream_free(s);
+        }
+        free(d);
+    }
+}
+
 static CU_TestInfo tests[] = {
     {"read_bytes_to_the_end", test_read_bytes_to_the_end},
     {"readahead_is_bounded", test_readahead_is_bounded},
@@ -1102,5 +1170,7 @@ static CU_TestInfo tests[] = {
     {"observers_and_the_end", test_observers_and_the_end},
     {"resolver_params_and_list", test_resolver_params_and_list},
     {"over_zmq_tcp", test_over_zmq_tcp},
+    {"no_false_end", test_no_false_end},
+    {"teardown_orders", test_teardown_orders},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("stream_core", NULL, NULL, tests);
