@@ -251,3 +251,265 @@ tool_free_list(char **list, size_t n)
         free(list[i]);
     free(list);
 }
+
+// --- logs, local or remote -----------------------------------------------------------------------
+
+enum { LOG_BATCH = 64, LOG_POLL_MS = 50 };
+
+struct tool_log {
+    tool_log_options o;
+    int64_t first_ns;
+    bool have_first;
+    // local
+    mcl_log_reader *r;
+    // remote
+    char *loc;
+    mcl_stream *s;
+    mcl_stream_elem batch[LOG_BATCH];
+    size_t nbatch, at;
+    mcl_raw_msg msg;
+    char topic[MCL_TOPIC_MAX + 1];
+    uint64_t corrupt;
+    char err[256];
+};
+
+bool
+tool_log_is_remote(const char *path)
+{
+    return strstr(path, "://") != NULL;
+}
+
+// The value of KEY= in info's lines.
+static bool
+info_i64(const char *info, const char *key, int64_t *out)
+{
+    size_t kl = strlen(key);
+    for (const char *l = info; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, key, kl) == 0 && l[kl] == '=') {
+            char *end;
+            errno = 0;
+            long long v = strtoll(l + kl + 1, &end, 10);
+            if (errno == 0 && end != l + kl + 1 && (*end == '\n' || *end == '\0')) {
+                *out = v;
+                return true;
+            }
+        }
+    return false;
+}
+
+static int
+log_open_local(const char *prog, tool_log *l, const char *const *paths, int npaths)
+{
+    mcl_log_reader_options ro = {.topics = (const char *const *)l->o.topics, .ntopics = l->o.ntopics};
+    mcl_err rv = mcl_log_reader_open(&l->r, paths, (size_t)npaths, &ro);
+    const mcl_raw_msg *m;
+    if (rv == MCL_OK && mcl_log_reader_next(l->r, &m) == MCL_OK) {
+        l->first_ns = m->recv_realtime_ns;
+        l->have_first = true;
+    }
+    if (rv == MCL_OK && (l->o.start_s > 0 || l->o.end_s > 0)) {
+        if (!l->have_first) {
+            tool_err(prog, "%s: no records: --start/--end count from the first", paths[0]);
+            return EXIT_RUNTIME;
+        }
+        mcl_log_reader_close(l->r);
+        l->r = NULL;
+        ro.start_ns = l->o.start_s > 0 ? l->first_ns + (int64_t)(l->o.start_s * 1e9) : 0;
+        ro.end_ns = l->o.end_s > 0 ? l->first_ns + (int64_t)(l->o.end_s * 1e9) : 0;
+        rv = mcl_log_reader_open(&l->r, paths, (size_t)npaths, &ro);
+    } else if (rv == MCL_OK) {
+        rv = mcl_log_reader_reset(l->r);
+    }
+    if (rv != MCL_OK) {
+        tool_err(prog, "%s: %s", paths[0], mcl_strerror(rv));
+        return rv == MCL_ENOENT || rv == MCL_EPROTO ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+// Opens the remote log with the filters as params (start_ns/end_ns: absolute, 0: none).
+static mcl_err
+log_dial(tool_log *l, int64_t start_ns, int64_t end_ns)
+{
+    mcl_log_reader_options fo = {.topics = (const char *const *)l->o.topics,
+                                 .ntopics = l->o.ntopics,
+                                 .start_ns = start_ns,
+                                 .end_ns = end_ns};
+    char params[1100];
+    size_t len;
+    mcl_err rv = mcl_log_params_format(&fo, params, sizeof(params), &len);
+    if (rv != MCL_OK) {
+        snprintf(l->err, sizeof(l->err), "the filters are too long for a remote log");
+        return rv;
+    }
+    mcl_stream_options so = {.params = params,
+                             .require_mode = MCL_STREAM_READABLE | MCL_STREAM_SEEK_BACK,
+                             .eos = l->o.follow ? MCL_STREAM_EOS_FOLLOW : MCL_STREAM_EOS_STOP};
+    if ((rv = mcl_stream_open(&l->s, l->loc, NULL, &so)) != MCL_OK) {
+        snprintf(l->err, sizeof(l->err), "%s", mcl_strerror(rv));
+        return rv;
+    }
+    if (mcl_stream_kind_of(l->s) != MCL_STREAM_ENTITIES) {
+        snprintf(l->err, sizeof(l->err), "not a log (a byte stream)");
+        return MCL_EPROTO;
+    }
+    int64_t v;
+    if (info_i64(mcl_stream_info(l->s), "corrupt", &v) && v > 0)
+        l->corrupt = (uint64_t)v;
+    return MCL_OK;
+}
+
+static int
+log_open_remote(const char *prog, tool_log *l, const char *loc)
+{
+    if ((l->loc = strdup(loc)) == NULL) {
+        tool_err(prog, "out of memory");
+        return EXIT_RUNTIME;
+    }
+    mcl_err rv = log_dial(l, 0, 0);
+    int64_t v;
+    if (rv == MCL_OK && info_i64(mcl_stream_info(l->s), "first_ns", &v)) {
+        l->first_ns = v;
+        l->have_first = true;
+    }
+    if (rv == MCL_OK && (l->o.start_s > 0 || l->o.end_s > 0)) {
+        if (!l->have_first) {
+            tool_err(prog, "%s: no records: --start/--end count from the first", loc);
+            return EXIT_RUNTIME;
+        }
+        // The server filters by absolute times: open again with them.
+        mcl_stream_close(l->s, 2000);
+        mcl_stream_free(l->s);
+        l->s = NULL;
+        rv = log_dial(l, l->o.start_s > 0 ? l->first_ns + (int64_t)(l->o.start_s * 1e9) : 0,
+                      l->o.end_s > 0 ? l->first_ns + (int64_t)(l->o.end_s * 1e9) : 0);
+    }
+    if (rv != MCL_OK) {
+        tool_err(prog, "%s: %s", loc, l->err);
+        return rv == MCL_ENOENT || rv == MCL_EPERM || rv == MCL_EURL || rv == MCL_EINVAL
+                   ? EXIT_USAGE
+                   : EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+int
+tool_log_open(const char *prog, tool_log **lp, const char *const *paths, int npaths,
+              const tool_log_options *o)
+{
+    *lp = NULL;
+    int remote = 0;
+    for (int i = 0; i < npaths; i++)
+        remote += tool_log_is_remote(paths[i]);
+    if (remote > 0 && npaths > 1) {
+        tool_err(prog, "a remote log is read alone (not merged with other logs)");
+        return EXIT_USAGE;
+    }
+    tool_log *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        tool_err(prog, "out of memory");
+        return EXIT_RUNTIME;
+    }
+    if (o != NULL)
+        l->o = *o;
+    int ec = remote ? log_open_remote(prog, l, paths[0]) : log_open_local(prog, l, paths, npaths);
+    if (ec != EXIT_OK) {
+        tool_log_close(l);
+        return ec;
+    }
+    *lp = l;
+    return EXIT_OK;
+}
+
+mcl_err
+tool_log_next(tool_log *l, const mcl_raw_msg **m, int timeout_ms)
+{
+    *m = NULL;
+    if (l->r != NULL) {
+        int64_t deadline = tool_mono_ns() + (int64_t)timeout_ms * 1000000;
+        for (;;) {
+            mcl_err rv = mcl_log_reader_next(l->r, m);
+            if (rv != MCL_ENOENT || !l->o.follow)
+                return rv;
+            // Following: pick up what the recorder wrote since, or wait a little for it.
+            mcl_log_reader_refresh(l->r);
+            if ((rv = mcl_log_reader_next(l->r, m)) != MCL_ENOENT)
+                return rv;
+            int64_t now = tool_mono_ns();
+            if (now >= deadline || tool_stop)
+                return MCL_ETIMEDOUT;
+            int64_t wake = now + LOG_POLL_MS * 1000000LL;
+            tool_sleep_until(wake < deadline ? wake : deadline);
+        }
+    }
+    if (l->at == l->nbatch) {
+        l->at = l->nbatch = 0;
+        size_t got;
+        mcl_err rv = mcl_stream_recv_elems(l->s, l->batch, LOG_BATCH, &got, timeout_ms > 0 ? timeout_ms : 1);
+        if (rv == MCL_EEOF)
+            return MCL_ENOENT;
+        if (rv == MCL_ETIMEDOUT)
+            return rv;
+        if (rv != MCL_OK) {
+            const char *why = mcl_stream_error(l->s);
+            snprintf(l->err, sizeof(l->err), "%s%s%s", mcl_strerror(rv), why[0] ? ": " : "", why);
+            return rv;
+        }
+        l->nbatch = got;
+    }
+    const mcl_stream_elem *e = &l->batch[l->at++];
+    mcl_err rv = mcl_log_elem_decode(e->data, e->len, &l->msg);
+    if (rv != MCL_OK) {
+        snprintf(l->err, sizeof(l->err), "a record from the server does not decode");
+        return rv;
+    }
+    memcpy(l->topic, l->msg.topic, l->msg.topic_len); // (decoded in place: not terminated)
+    l->topic[l->msg.topic_len] = '\0';
+    l->msg.topic = l->topic;
+    *m = &l->msg;
+    return MCL_OK;
+}
+
+mcl_err
+tool_log_rewind(tool_log *l)
+{
+    if (l->r != NULL)
+        return mcl_log_reader_reset(l->r);
+    l->at = l->nbatch = 0;
+    return mcl_stream_seek(l->s, MCL_STREAM_ABS, 0);
+}
+
+bool
+tool_log_first_ns(const tool_log *l, int64_t *t)
+{
+    *t = l->first_ns;
+    return l->have_first;
+}
+
+uint64_t
+tool_log_corrupt(const tool_log *l, uint64_t *bytes)
+{
+    if (bytes != NULL)
+        *bytes = 0;
+    return l->r != NULL ? mcl_log_reader_corrupt(l->r, bytes) : l->corrupt;
+}
+
+const char *
+tool_log_error(tool_log *l)
+{
+    return l->err[0] ? l->err : "failed";
+}
+
+void
+tool_log_close(tool_log *l)
+{
+    if (l == NULL)
+        return;
+    mcl_log_reader_close(l->r);
+    if (l->s != NULL) {
+        mcl_stream_close(l->s, 2000);
+        mcl_stream_free(l->s);
+    }
+    free(l->loc);
+    free(l);
+}

@@ -69,4 +69,33 @@ void tool_sleep_until(int64_t t);
 // "2026-11-21T23:59:01.123456Z"
 void tool_format_time(int64_t realtime_ns, char *buf, size_t len);
 
+// A log to read (mcl-dump -f, mcl-replay): local logs (files, split series, directories:
+// mcl_log_reader) or one remote log, a location with "://" ("zmq+tcp://HOST:PORT/NAME": a log
+// server's entity stream of records, mcl/logstream.h). Filters travel to the server as params.
+typedef struct tool_log tool_log;
+typedef struct tool_log_options {
+    char **topics; // topic filter (NULL: all)
+    size_t ntopics;
+    double start_s, end_s; // seconds after the log's first record (0: from the start / to the end)
+    bool follow;           // at the end, wait for more (a log still being recorded)
+} tool_log_options;
+// Whether path names a remote log.
+bool tool_log_is_remote(const char *path);
+// Opens the logs; returns EXIT_OK, or an exit code after saying why (EXIT_USAGE: no such log).
+int tool_log_open(const char *prog, tool_log **lp, const char *const *paths, int npaths,
+                  const tool_log_options *o);
+// The next record, borrowed until the next call (its topic NUL-terminated). MCL_ENOENT: the
+// end (never when following); MCL_ETIMEDOUT: nothing within timeout_ms (following, or a slow
+// server); anything else: failed (tool_log_error() says why).
+mcl_err tool_log_next(tool_log *l, const mcl_raw_msg **m, int timeout_ms);
+// Back to the first record (after the filters).
+mcl_err tool_log_rewind(tool_log *l);
+// The time of the log's first record after the topic filter, before --start/--end; false when
+// it has none (yet).
+bool tool_log_first_ns(const tool_log *l, int64_t *t);
+// Records skipped as damaged (remote: as the server counted them at open).
+uint64_t tool_log_corrupt(const tool_log *l, uint64_t *bytes);
+const char *tool_log_error(tool_log *l);
+void tool_log_close(tool_log *l);
+
 #endif

@@ -17,7 +17,9 @@ usage(FILE *f)
 {
     fprintf(f,
             "Usage: mcl-dump [OPTION]...\n"
-            "Print the messages published on an mcl connection, one line each.\n"
+            "       mcl-dump -f LOG [-F] [--start SEC] [--end SEC] [OPTION]...\n"
+            "       mcl-dump --list URL\n"
+            "Print the messages published on an mcl connection, or those of a log, one line each.\n"
             "\n"
             "  -u, --url URL        connection (default: $MCL_URL, else %s)\n"
             "  -t, --topic T[,T]    only these topics; 'imu/*' matches a prefix (repeatable)\n"
@@ -26,7 +28,12 @@ usage(FILE *f)
             "      --json           JSON Lines instead of the human format\n"
             "      --raw            do not decode msgpack messages (show text or hex)\n"
             "  -f, --file LOG       print a log instead of live traffic (repeatable: merged in time\n"
-            "                       order; mcl or Python MCL logs, split series, directories)\n"
+            "                       order; mcl or Python MCL logs, split series, directories), or a\n"
+            "                       remote log: zmq+tcp://HOST:PORT/NAME (mcl-log --serve; alone)\n"
+            "  -F, --follow         with -f: at the end, wait for more (a log being recorded)\n"
+            "      --start SEC      with -f: begin SEC seconds after the log's first message\n"
+            "      --end SEC        with -f: stop SEC seconds after it\n"
+            "      --list URL       list the logs a log server offers (name, then its info)\n"
             "      --csv F[,F]      one CSV line (CRLF) per message with these fields, as MCL's\n"
             "                       dump_to_csv writes them; messages that are not maps are skipped\n"
             "      --stats          per-publisher received/lost/duplicates on stderr at exit\n"
@@ -42,6 +49,8 @@ usage(FILE *f)
             "JSON: {\"time\":..., \"topic\":..., \"size\":..., \"publisher\":\"<hex>\", \"seq\":...,\n"
             "\"sender\":\"ADDR:PORT\" (null when unknown: zmq, logs), then \"msg\":{...}\n"
             "(docs/json.md), \"text\":... or \"base64\":...}.\n"
+            "A remote log is filtered by its server (-t, --start, --end); --count and --timeout\n"
+            "apply to logs too.\n"
             "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
             MCL_DEFAULT_URL);
 }
@@ -451,23 +460,44 @@ print_one(const mcl_raw_msg *m, bool json, size_t width, bool raw, char **csv, s
 }
 
 static int
-dump_files(const char **files, int nfiles, char **topics, size_t ntopics, bool json, bool quiet,
-           size_t width, bool raw, char **csv, size_t ncsv, uint64_t count)
+dump_logs(const char **files, int nfiles, const tool_log_options *lo, bool json, bool quiet,
+          size_t width, bool raw, char **csv, size_t ncsv, bool have_count, uint64_t count,
+          double timeout)
 {
-    mcl_log_reader *r;
-    mcl_log_reader_options o = {.topics = (const char *const *)topics, .ntopics = ntopics};
-    mcl_err rv = mcl_log_reader_open(&r, files, (size_t)nfiles, &o);
-    if (rv != MCL_OK) {
-        tool_err(prog, "%s: %s", files[0], mcl_strerror(rv));
-        return rv == MCL_ENOENT || rv == MCL_EPROTO ? EXIT_USAGE : EXIT_RUNTIME;
-    }
-    const mcl_raw_msg *m;
+    tool_log *l;
+    int status = tool_log_open(prog, &l, files, nfiles, lo);
+    if (status != EXIT_OK)
+        return status;
+    int64_t deadline = timeout > 0 ? tool_mono_ns() + (int64_t)(timeout * 1e9) : INT64_MAX;
+    bool tty = isatty(STDOUT_FILENO);
     uint64_t n = 0;
-    int status = EXIT_OK;
-    while (n < count && !tool_stop && mcl_log_reader_next(r, &m) == MCL_OK) {
+    bool ended = false;
+    while ((!have_count || n < count) && !tool_stop) {
+        int64_t now = tool_mono_ns();
+        if (now >= deadline)
+            break;
+        int64_t left_ms = (deadline - now + 999999) / 1000000;
+        const mcl_raw_msg *m;
+        mcl_err rv = tool_log_next(l, &m, left_ms > 200 ? 200 : (int)left_ms); // wake for signals
+        if (rv == MCL_ENOENT) {
+            ended = true;
+            break;
+        }
+        if (rv == MCL_ETIMEDOUT) { // following (or a slow server): show what came so far
+            fflush(stdout);
+            continue;
+        }
+        if (rv != MCL_OK) {
+            tool_err(prog, "%s: %s", files[0], tool_log_error(l));
+            status = EXIT_RUNTIME;
+            break;
+        }
         n++;
-        if (!quiet)
+        if (!quiet) {
             print_one(m, json, width, raw, csv, ncsv);
+            if (tty)
+                fflush(stdout);
+        }
         if (ferror(stdout)) {
             tool_err(prog, "cannot write the output");
             status = EXIT_RUNTIME;
@@ -476,12 +506,53 @@ dump_files(const char **files, int nfiles, char **topics, size_t ntopics, bool j
     }
     if (fflush(stdout) != 0 && status == EXIT_OK)
         status = EXIT_RUNTIME;
-    uint64_t bad_bytes, bad = mcl_log_reader_corrupt(r, &bad_bytes);
-    if (bad > 0)
+    if (have_count && n < count && !ended && status == EXIT_OK && !tool_stop) {
+        tool_err(prog, "timed out after %llu of %llu messages", (unsigned long long)n,
+                 (unsigned long long)count);
+        status = EXIT_RUNTIME;
+    }
+    uint64_t bad_bytes, bad = tool_log_corrupt(l, &bad_bytes);
+    if (bad > 0 && bad_bytes > 0)
         tool_err(prog, "%llu damaged records skipped (%llu bytes)", (unsigned long long)bad,
                  (unsigned long long)bad_bytes);
-    mcl_log_reader_close(r);
+    else if (bad > 0)
+        tool_err(prog, "%llu damaged records skipped", (unsigned long long)bad);
+    tool_log_close(l);
     return status;
+}
+
+// --list: one line per log, its name and then its info's key=value lines, space-separated.
+static void
+on_listed(void *user, const char *name, const char *info)
+{
+    (*(unsigned long *)user)++;
+    print_safe(stdout, (const uint8_t *)name, strlen(name));
+    for (const char *p = info ? info : ""; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n > 0) {
+            fputc(' ', stdout);
+            print_safe(stdout, (const uint8_t *)p, n);
+        }
+        p += n + (nl ? 1 : 0);
+    }
+    fputc('\n', stdout);
+}
+
+static int
+list_logs(const char *url, double timeout)
+{
+    unsigned long n = 0;
+    mcl_err rv = mcl_stream_list(url, on_listed, &n, timeout > 0 ? (int)(timeout * 1000) : 10000);
+    if (fflush(stdout) != 0) {
+        tool_err(prog, "cannot write the output");
+        return EXIT_RUNTIME;
+    }
+    if (rv != MCL_OK) {
+        tool_err(prog, "%s: %s", url, mcl_strerror(rv));
+        return rv == MCL_EURL ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    return EXIT_OK;
 }
 
 static void
@@ -534,7 +605,20 @@ main(int argc, char **argv)
          raw = false;
     uint64_t count = 0, width = 48;
     double timeout = 0;
-    enum { OPT_TIMEOUT = 256, OPT_JSON, OPT_STATS, OPT_HELP, OPT_VERSION, OPT_RAW, OPT_CSV };
+    enum {
+        OPT_TIMEOUT = 256,
+        OPT_JSON,
+        OPT_STATS,
+        OPT_HELP,
+        OPT_VERSION,
+        OPT_RAW,
+        OPT_CSV,
+        OPT_START,
+        OPT_END,
+        OPT_LIST
+    };
+    tool_log_options lo = {0};
+    const char *list_url = NULL;
     const char *files[64];
     int nfiles = 0;
     char **csv = NULL;
@@ -546,6 +630,10 @@ main(int argc, char **argv)
                                          {"json", no_argument, NULL, OPT_JSON},
                                          {"raw", no_argument, NULL, OPT_RAW},
                                          {"file", required_argument, NULL, 'f'},
+                                         {"follow", no_argument, NULL, 'F'},
+                                         {"start", required_argument, NULL, OPT_START},
+                                         {"end", required_argument, NULL, OPT_END},
+                                         {"list", required_argument, NULL, OPT_LIST},
                                          {"csv", required_argument, NULL, OPT_CSV},
                                          {"stats", no_argument, NULL, OPT_STATS},
                                          {"quiet", no_argument, NULL, 'q'},
@@ -555,7 +643,7 @@ main(int argc, char **argv)
                                          {"version", no_argument, NULL, OPT_VERSION},
                                          {NULL, 0, NULL, 0}};
     int c, status = EXIT_OK;
-    while ((c = getopt_long(argc, argv, "u:t:n:qw:vf:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "u:t:n:qw:vf:F", opts, NULL)) != -1) {
         switch (c) {
         case 'u':
             url = optarg;
@@ -607,6 +695,21 @@ main(int argc, char **argv)
             }
             files[nfiles++] = optarg;
             break;
+        case 'F':
+            lo.follow = true;
+            break;
+        case OPT_START:
+        case OPT_END:
+            if (!tool_parse_double(optarg, 0, 1e9, c == OPT_START ? &lo.start_s : &lo.end_s)) {
+                tool_err(prog, "invalid %s '%s' (seconds)", c == OPT_START ? "--start" : "--end",
+                         optarg);
+                status = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case OPT_LIST:
+            list_url = optarg;
+            break;
         case OPT_CSV:
             if (tool_add_list(&csv, &ncsv, optarg) != 0) { // the same comma splitting
                 status = EXIT_RUNTIME;
@@ -643,12 +746,33 @@ main(int argc, char **argv)
         status = EXIT_USAGE;
         goto out;
     }
+    if (nfiles == 0 && (lo.follow || lo.start_s > 0 || lo.end_s > 0)) {
+        tool_err(prog, "--follow, --start and --end read a log: give it with -f LOG");
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (lo.end_s > 0 && lo.end_s <= lo.start_s) {
+        tool_err(prog, "--end must come after --start");
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (list_url != NULL && nfiles > 0) {
+        tool_err(prog, "--list and -f do not go together");
+        status = EXIT_USAGE;
+        goto out;
+    }
     tool_log_to_stderr(prog, verbose);
     tool_signals();
 
+    if (list_url != NULL) {
+        status = list_logs(list_url, timeout);
+        goto out;
+    }
     if (nfiles > 0) {
-        status = dump_files(files, nfiles, topics, ntopics, json, quiet, (size_t)width, raw, csv,
-                            ncsv, have_count ? count : UINT64_MAX);
+        lo.topics = topics;
+        lo.ntopics = ntopics;
+        status = dump_logs(files, nfiles, &lo, json, quiet, (size_t)width, raw, csv, ncsv,
+                           have_count, count, timeout);
         goto out;
     }
 

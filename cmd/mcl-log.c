@@ -24,9 +24,12 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-            "Usage: mcl-log [OPTION]... -o PATH\n"
+            "Usage: mcl-log [OPTION]... -o PATH [--serve URL [--root DIR]]\n"
+            "       mcl-log --serve URL --root DIR\n"
             "Record the messages on one or more connections into a log (docs/log-format.md).\n"
             "Reception runs in a separate process (a queued listener), so disk stalls drop nothing.\n"
+            "With --serve, also serve the recording as a remote log (mcl-dump -f URL/NAME, mcl-replay\n"
+            "URL/NAME), and with --root every log under DIR; without -o, only serve until SIGINT.\n"
             "\n"
             "  -o, --output PATH     the log file; with a split rule, PATH_000.mcllog, PATH_001...;\n"
             "                        an existing directory: a new log named after the time in it\n"
@@ -41,13 +44,19 @@ usage(FILE *f)
             "                        loses at most that much\n"
             "      --ring SIZE       receive ring size (default 1G: absorbs bursts faster than the\n"
             "                        disk; memory is used only as far as a burst fills it)\n"
+            "      --serve URL       serve logs on URL (zmq+tcp://HOST:PORT; port 0: any): the\n"
+            "                        recording as NAME, the basename of PATH, followed live; a\n"
+            "                        slow reader never slows the recording down\n"
+            "      --root DIR        with --serve: also serve every log under DIR by its path\n"
+            "                        relative to DIR (mcl-dump --list URL lists them)\n"
             "  -f, --force           overwrite existing files\n"
-            "  -q, --quiet           no summary\n"
+            "  -q, --quiet           no summary (nor the locations served)\n"
             "  -v, --verbose         library debug messages\n"
             "      --help, --version\n"
             "\n"
             "A summary (messages, bytes, parts, losses seen as sequence gaps, ring and kernel drops)\n"
-            "is printed to stderr at exit and on SIGUSR1.\n"
+            "is printed to stderr at exit and on SIGUSR1; with --serve, the locations served at\n"
+            "start (unless -q).\n"
             "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
             MCL_DEFAULT_URL);
 }
@@ -87,6 +96,61 @@ summary(mcl_queued_listener **ql, const char **urls, int nurls, mcl_log_writer *
     }
 }
 
+// Starts serving logs on url: the recording `out` (NULL: none) under its basename, and those
+// under root (NULL: none). Returns NULL, after saying why, when it cannot (*ec: the exit code).
+static mcl_log_server *
+start_server(const char *url, const char *root, const char *out, bool quiet, int *ec)
+{
+    mcl_log_server *srv;
+    *ec = EXIT_RUNTIME;
+    mcl_err rv = mcl_log_server_new(&srv, root);
+    if (rv != MCL_OK) {
+        tool_err(prog, "--root %s: %s", root,
+                 rv == MCL_ENOENT ? "not a directory" : mcl_strerror(rv));
+        *ec = rv == MCL_ENOENT ? EXIT_USAGE : EXIT_RUNTIME;
+        return NULL;
+    }
+    const char *name = NULL;
+    if (out != NULL) {
+        name = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;
+        if ((rv = mcl_log_server_add(srv, name, out)) != MCL_OK) {
+            tool_err(prog, "cannot serve %s: %s", out, mcl_strerror(rv));
+            mcl_log_server_free(srv);
+            return NULL;
+        }
+    }
+    if ((rv = mcl_log_server_listen(srv, url, NULL)) != MCL_OK) {
+        tool_err(prog, "cannot serve on %s: %s", url, mcl_strerror(rv));
+        *ec = rv == MCL_EURL ? EXIT_USAGE : EXIT_RUNTIME;
+        mcl_log_server_free(srv);
+        return NULL;
+    }
+    const char *at = mcl_log_server_url(srv);
+    if (!quiet && name != NULL)
+        tool_err(prog, "serving %s/%s", at, name);
+    if (!quiet && root != NULL)
+        tool_err(prog, "serving the logs under %s on %s", root, at);
+    return srv;
+}
+
+static int
+serve_only(const char *url, const char *root, double duration, bool quiet, bool verbose)
+{
+    tool_log_to_stderr(prog, verbose);
+    tool_signals();
+    int ec;
+    mcl_log_server *srv = start_server(url, root, NULL, quiet, &ec);
+    if (srv == NULL)
+        return ec;
+    int64_t end = duration > 0 ? tool_mono_ns() + (int64_t)(duration * 1e9) : INT64_MAX;
+    while (!tool_stop && tool_mono_ns() < end) {
+        int64_t wake = tool_mono_ns() + 200000000; // wake for signals
+        tool_sleep_until(wake < end ? wake : end);
+    }
+    mcl_log_server_free(srv);
+    return EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -101,13 +165,15 @@ main(int argc, char **argv)
     // A deep ring: bursts faster than the disk (4 GB/s on loopback) wait in memory instead of
     // being dropped. MAP_NORESERVE: only what a burst uses is ever touched.
     mcl_queued_options qo = {.ring_size = (size_t)1 << 30};
-    enum { O_SIZE = 256, O_TIME, O_COUNT, O_DUR, O_FLUSH, O_RING, O_HELP, O_VERSION };
+    enum { O_SIZE = 256, O_TIME, O_COUNT, O_DUR, O_FLUSH, O_RING, O_HELP, O_VERSION, O_SERVE, O_ROOT };
+    const char *serve = NULL, *root = NULL;
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},   {"url", required_argument, NULL, 'u'},
         {"topic", required_argument, NULL, 't'},    {"split-size", required_argument, NULL, O_SIZE},
         {"split-time", required_argument, NULL, O_TIME}, {"split-count", required_argument, NULL, O_COUNT},
         {"duration", required_argument, NULL, O_DUR}, {"flush-ms", required_argument, NULL, O_FLUSH},
         {"ring", required_argument, NULL, O_RING},   {"force", no_argument, NULL, 'f'},
+        {"serve", required_argument, NULL, O_SERVE}, {"root", required_argument, NULL, O_ROOT},
         {"quiet", no_argument, NULL, 'q'},           {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, O_HELP},         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0}};
@@ -174,6 +240,12 @@ main(int argc, char **argv)
         case 'f':
             wo.overwrite = true;
             break;
+        case O_SERVE:
+            serve = optarg;
+            break;
+        case O_ROOT:
+            root = optarg;
+            break;
         case 'q':
             quiet = true;
             break;
@@ -191,12 +263,19 @@ main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (out == NULL || optind < argc) {
-        tool_err(prog, optind < argc ? "unexpected argument '%s'" : "give the output with -o PATH%s",
-                 optind < argc ? argv[optind] : "");
+    if ((out == NULL && (serve == NULL || root == NULL)) || optind < argc ||
+        (root != NULL && serve == NULL)) {
+        if (optind < argc)
+            tool_err(prog, "unexpected argument '%s'", argv[optind]);
+        else if (root != NULL && serve == NULL)
+            tool_err(prog, "--root serves logs: give the URL with --serve URL");
+        else
+            tool_err(prog, "give the output with -o PATH (or serve logs with --serve URL --root DIR)");
         fprintf(stderr, "Try 'mcl-log --help'.\n");
         return EXIT_USAGE;
     }
+    if (out == NULL)
+        return serve_only(serve, root, duration, quiet, verbose);
     if (nurls == 0)
         urls[nurls++] = NULL; // the default connection
     tool_log_to_stderr(prog, verbose);
@@ -234,11 +313,26 @@ main(int argc, char **argv)
                  wo.split_bytes || wo.split_count || wo.split_seconds > 0 ? "" : ".mcllog");
         out = dirpath;
     }
+    // Serving: the server first (a bad --serve or --root leaves no empty recording behind), on
+    // its own reactor thread; a slow reader costs the recorder nothing (credit). Then the log,
+    // its header flushed at once (a reader that opens it now sees a log).
+    mcl_log_server *srv = NULL;
+    int sec = EXIT_RUNTIME;
+    if (serve != NULL && (srv = start_server(serve, root, out, quiet, &sec)) == NULL) {
+        for (int i = 0; i < nurls; i++)
+            mcl_connection_free(conns[i]);
+        tool_free_list(topics, ntopics);
+        return sec;
+    }
     rec_ctx ctx = {0};
     mcl_err rv = mcl_log_writer_open(&ctx.w, out, &wo);
+    if (rv == MCL_OK && srv != NULL)
+        rv = mcl_log_writer_flush(ctx.w, false);
     if (rv != MCL_OK) {
         tool_err(prog, "%s: %s%s", out, mcl_strerror(rv),
                  rv == MCL_EEXIST ? " (use --force to overwrite)" : "");
+        mcl_log_server_free(srv);
+        mcl_log_writer_close(ctx.w);
         for (int i = 0; i < nurls; i++)
             mcl_connection_free(conns[i]);
         tool_free_list(topics, ntopics);
@@ -305,6 +399,7 @@ main(int argc, char **argv)
         mcl_queued_listener_free(ql[i]);
         mcl_connection_free(conns[i]);
     }
+    mcl_log_server_free(srv); // (its readers end before the recording is closed)
     if (mcl_log_writer_close(ctx.w) != MCL_OK && status == EXIT_OK) {
         tool_err(prog, "%s: closing failed", out);
         status = EXIT_RUNTIME;

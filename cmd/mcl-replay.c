@@ -27,12 +27,14 @@ usage(FILE *f)
     fprintf(f,
             "Usage: mcl-replay [OPTION]... LOG...\n"
             "Publish the messages of logs (mcl or Python MCL; files, split series or directories,\n"
-            "merged in time order) with their recorded timing, on their recorded topics.\n"
+            "merged in time order) with their recorded timing, on their recorded topics. A LOG\n"
+            "may also be a remote log, zmq+tcp://HOST:PORT/NAME (mcl-log --serve), read alone:\n"
+            "its server applies the filters.\n"
             "\n"
             "  -u, --url URL      where to publish (default: $MCL_URL, else %s)\n"
             "  -s, --speed X      replay X times faster (default 1; 0.5 is half speed)\n"
-            "      --start SEC    begin SEC seconds into the log\n"
-            "      --end SEC      stop SEC seconds into the log\n"
+            "      --start SEC    begin SEC seconds after the log's first message\n"
+            "      --end SEC      stop SEC seconds after it\n"
             "  -t, --topic T[,T]  only these topics ('imu/*' matches a prefix)\n"
             "  -l, --loop         start again at the end, until interrupted\n"
             "  -q, --quiet        no progress and no summary\n"
@@ -136,38 +138,37 @@ main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGCONT, &sa, NULL);
 
-    // The log's first time, for --start/--end relative to it.
-    mcl_log_reader *r;
-    mcl_log_reader_options ro = {.topics = (const char *const *)topics, .ntopics = ntopics};
-    mcl_err rv = mcl_log_reader_open(&r, (const char *const *)argv + optind, (size_t)(argc - optind), &ro);
-    if (rv != MCL_OK) {
-        tool_err(prog, "%s: %s", argv[optind], mcl_strerror(rv));
-        return rv == MCL_ENOENT || rv == MCL_EPROTO ? EXIT_USAGE : EXIT_RUNTIME;
-    }
-    const mcl_raw_msg *m;
-    if (mcl_log_reader_next(r, &m) != MCL_OK) {
+    // The log (local or remote), filtered by topic and by --start/--end, which count from its
+    // first record.
+    tool_log *in;
+    tool_log_options lo = {.topics = topics, .ntopics = ntopics, .start_s = start, .end_s = end};
+    int ec = tool_log_open(prog, &in, (const char *const *)argv + optind, argc - optind, &lo);
+    if (ec != EXIT_OK)
+        return ec;
+    int64_t log0;
+    if (!tool_log_first_ns(in, &log0)) {
         tool_err(prog, "no messages to replay");
-        mcl_log_reader_close(r);
+        tool_log_close(in);
         return EXIT_RUNTIME;
     }
-    int64_t log0 = m->recv_realtime_ns;
     int64_t from = log0 + (int64_t)(start * 1e9), to = end > 0 ? log0 + (int64_t)(end * 1e9) : INT64_MAX;
     mcl_connection *conn = NULL;
-    int ec = tool_connection(prog, url, &conn);
+    ec = tool_connection(prog, url, &conn);
     if (ec != EXIT_OK) {
-        mcl_log_reader_close(r);
+        tool_log_close(in);
         return ec;
     }
     mcl_raw_broadcaster *b = NULL;
+    mcl_err rv;
     if ((rv = mcl_raw_broadcaster_open(&b, conn, NULL)) != MCL_OK) {
         tool_err(prog, "cannot publish on %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
-        mcl_log_reader_close(r);
+        tool_log_close(in);
         mcl_connection_free(conn);
         return EXIT_RUNTIME;
     }
     if (!tool_wait_subscribers(prog, b, &wait)) {
         mcl_raw_broadcaster_free(b);
-        mcl_log_reader_close(r);
+        tool_log_close(in);
         mcl_connection_free(conn);
         return EXIT_RUNTIME;
     }
@@ -177,11 +178,28 @@ main(int argc, char **argv)
     uint64_t sent = 0, bytes = 0;
     int status = EXIT_OK;
     int64_t t_start = tool_mono_ns(), last_progress = 0;
+    const mcl_raw_msg *m;
+    bool again = false;
     do {
-        mcl_log_reader_seek(r, from);
+        if (again && (rv = tool_log_rewind(in)) != MCL_OK) {
+            tool_err(prog, "cannot start again: %s", mcl_strerror(rv));
+            status = EXIT_RUNTIME;
+            break;
+        }
+        again = true;
         int64_t base = tool_mono_ns(), first = -1;
         uint64_t pass = 0;
-        while (!tool_stop && mcl_log_reader_next(r, &m) == MCL_OK) {
+        while (!tool_stop) {
+            rv = tool_log_next(in, &m, 200);
+            if (rv == MCL_ETIMEDOUT)
+                continue; // a remote log's server is slow: wait for it (or for Ctrl-C)
+            if (rv == MCL_ENOENT)
+                break;
+            if (rv != MCL_OK) {
+                tool_err(prog, "%s: %s", argv[optind], tool_log_error(in));
+                status = EXIT_RUNTIME;
+                break;
+            }
             if (m->recv_realtime_ns > to)
                 continue; // records of several connections may be a little out of order
             pass++;
@@ -223,7 +241,7 @@ main(int argc, char **argv)
                         done, sent, (double)sent / ((double)(now - t_start) / 1e9));
             }
         }
-        if (pass == 0)
+        if (pass == 0 || status != EXIT_OK)
             break; // nothing in the range: looping would spin
     } while (loop && !tool_stop && status == EXIT_OK);
     if (tty)
@@ -244,12 +262,12 @@ main(int argc, char **argv)
         fprintf(stderr,
                 "%s: %" PRIu64 " messages (%" PRIu64 " bytes) in %.3f s; send time error p50 %.1f "
                 "us, p99 %.1f us; %" PRIu64 " damaged records skipped\n",
-                prog, sent, bytes, secs, p50, p99, mcl_log_reader_corrupt(r, NULL));
+                prog, sent, bytes, secs, p50, p99, tool_log_corrupt(in, NULL));
     }
     free(err);
     mcl_raw_broadcaster_free(b);
     mcl_connection_free(conn);
-    mcl_log_reader_close(r);
+    tool_log_close(in);
     tool_free_list(topics, ntopics);
     return status;
 }

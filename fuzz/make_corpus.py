@@ -501,3 +501,137 @@ for name, data in {
         "python_text": open("tests/data/mcl/UnitTestMessageA.log", "rb").read()[:4000],
 }.items():
     write(L, name, data)
+
+# The stream layer's messages (fuzz_swire.c): the packet-stream type (0x81: an OPEN answer; 2:
+# a LIST answer), a byte whose low bit says a push carries entities, then the message, as
+# lib/stream/swire.c writes it: sid and ctx, then the type's fields, big-endian.
+SM_OPEN, SM_LIST, SM_OPEN_ANSWER = 1, 2, 0x81
+(SM_READ, SM_WRITE, SM_LIMIT, SM_WLIMIT, SM_PUSH, SM_WPUSH, SM_POS, SM_CTXERR, SM_TRUNC, SM_CLOSE,
+ SM_CLOSED, SM_FAIL, SM_SFAIL) = range(10, 23)
+SW_EOS = 1
+
+
+def sw(sm_type, body, entities=False):
+    return bytes([sm_type, 1 if entities else 0]) + body
+
+
+def sw_hdr(sid, ctx):
+    return struct.pack(">II", sid, ctx)
+
+
+def sw_push(sid, ctx, units, data, flags=0, pushno=0, offset=0):
+    return sw_hdr(sid, ctx) + struct.pack(">B3xIQQ", flags, units, pushno, offset) + data
+
+
+def sw_elems(*elems):
+    return b"".join(struct.pack(">I", len(e)) + e for e in elems)
+
+
+def sw_text(sid, ctx, code, text):
+    t = text.encode()
+    return sw_hdr(sid, ctx) + struct.pack(">HH", code, len(t)) + t
+
+
+def sw_open(sid, mode, window, pushes, push, name, params=b""):
+    return (struct.pack(">IHHQII", sid, mode, 0, window, pushes, push) + struct.pack(">H", len(name)) + name +
+            struct.pack(">H", len(params)) + params)
+
+
+def sw_answer(sid, kind, mode, window, pushes, push, start, end, info=b""):
+    return struct.pack(">IBBHQIIQQ", sid, kind, 0, mode, window, pushes, push, start, end) + struct.pack(">H", len(info)) + info
+
+
+def sw_list(*entries):
+    return b"".join(struct.pack(">H", len(n)) + n + struct.pack(">H", len(i)) + i for n, i in entries)
+
+
+S = "fuzz/corpus/swire"
+for name, data in {
+        "read": sw(SM_READ, sw_hdr(1, 2) + struct.pack(">BBHqQQ", 1, 1, 0, 5, 100, 3)),
+        "read_at_time": sw(SM_READ, sw_hdr(1, 3) + struct.pack(">BBHqQQ", 5, 0, 0, 1764630000000000000, 2**32, 16)),
+        "write_from_end": sw(SM_WRITE, sw_hdr(7, 3) + struct.pack(">BBHq", 3, 0, 0, -1)),
+        "limit": sw(SM_LIMIT, sw_hdr(1, 2) + struct.pack(">IQQ", 9, 4096, 16)),
+        "wlimit": sw(SM_WLIMIT, sw_hdr(1, 2) + struct.pack(">IQQQ", 10, 4096, 16, 2048)),
+        "push_bytes": sw(SM_PUSH, sw_push(1, 2, 3, b"abc", pushno=7, offset=16)),
+        "push_bytes_eos": sw(SM_PUSH, sw_push(1, 2, 0, b"", flags=SW_EOS, pushno=8, offset=19)),
+        "push_entities": sw(SM_PUSH, sw_push(1, 2, 3, sw_elems(b"a", b"bc", b"\x93\x01\x02\x03"), flags=SW_EOS),
+                            entities=True),
+        "push_entities_eos": sw(SM_PUSH, sw_push(1, 2, 0, b"", flags=SW_EOS, pushno=1, offset=2), entities=True),
+        "wpush_bytes": sw(SM_WPUSH, sw_push(1, 3, 2, b"hi")),
+        "wpush_entities": sw(SM_WPUSH, sw_push(1, 3, 1, sw_elems(b"\x01\x02\x03"), pushno=5, offset=9), entities=True),
+        "push_entities_cut": sw(SM_PUSH, sw_push(1, 2, 2, sw_elems(b"a") + b"\x00\x00\x00"), entities=True),
+        "pos": sw(SM_POS, sw_hdr(1, 2) + struct.pack(">QQQ", 5, 0, 10)),
+        "pos_unbounded": sw(SM_POS, sw_hdr(1, 2) + struct.pack(">QQQ", 3, 3, 2**64 - 1)),
+        "ctxerr": sw(SM_CTXERR, sw_text(1, 2, 2, "bad pos")),
+        "trunc": sw(SM_TRUNC, sw_hdr(1, 4) + struct.pack(">Q", 32)),
+        "close": sw(SM_CLOSE, sw_hdr(1, 0)),
+        "closed": sw(SM_CLOSED, sw_hdr(9, 0)),
+        "fail": sw(SM_FAIL, sw_text(1, 5, 0, "gone \u00e9")),
+        "sfail": sw(SM_SFAIL, sw_text(3, 0, 0, "error")),
+        "open": sw(SM_OPEN, sw_open(1, 1, 65536, 4, 32768, b"log", b"a=1")),
+        "open_utf8": sw(SM_OPEN, sw_open(2**32 - 1, 0, 2**64 - 1, 2**32 - 1, 1, "ca\u00e9".encode())),
+        "open_answer": sw(SM_OPEN_ANSWER, sw_answer(1, 2, 0x35, 32768, 4, 4096, 0, 2**64 - 1, b"{}")),
+        "open_answer_bytes": sw(SM_OPEN_ANSWER, sw_answer(2, 1, 2, 1, 1, 64, 7, 7)),
+        "list": sw(SM_LIST, sw_list((b"log", b'{"b": 1}\n'), (b"b", b""), ("\u00e9".encode(), b"x"))),
+        "list_empty": sw(SM_LIST, b""),
+}.items():
+    write(S, name, data)
+
+# The log stream (fuzz_logelem.c): the first byte says what follows. 0: an element, the msgpack
+# array [time_ns, topic (str), publisher, seq, payload (bin)] of lib/log/logstream.c; 1: params
+# text for the log server; 2: a log file for the log source (its last byte also sets the push
+# size). Built with mp() and the log records above.
+E = "fuzz/corpus/logelem"
+
+
+def log_elem(t, topic, pub, seq, payload):
+    return mp([t, topic, pub, seq, payload])
+
+
+good_elem = log_elem(1764630000123456789, "imu/raw", 0xABC, 7, b"\x81\xa1a\x01")
+dup_recs = [log_record(1764630000000000000 + (i // 3) * 1000, 1, i, b"t%d" % (i % 2), b"x" * i) for i in range(60)]
+for name, data in {
+        "elem": b"\x00" + good_elem,
+        "elem_empty": b"\x00" + log_elem(0, "", 0, 0, b""),
+        "elem_negative_time": b"\x00" + log_elem(-5, "t", 2**64 - 1, 2**32, bytes(300)),
+        "elem_min_time": b"\x00" + log_elem(-2**63, "a" * 40, 255, 65536, bytes(range(256))),
+        "elem_long_forms": b"\x00" + b"\xdd\x00\x00\x00\x05\xd3\xff\xff\xff\xff\xff\xff\xff\xfe\xdb\x00\x00\x00\x01t"
+                           b"\xcf\x00\x00\x00\x00\x00\x00\x00\x07\xd2\x00\x00\x00\x09\xc5\x00\x01z",
+        "elem_topic_max": b"\x00" + log_elem(1, "a" * 1024, 2, 3, b""),
+        "elem_topic_too_long": b"\x00" + log_elem(1, "a" * 1025, 2, 3, b""),
+        "elem_truncated": b"\x00" + good_elem[:-2],
+        "elem_extra_byte": b"\x00" + good_elem + b"\xc0",
+        "elem_topic_nul": b"\x00" + b"\x95\x01\xa3t\x00x\x02\x03\xc4\x00",
+        "elem_payload_str": b"\x00" + b"\x95\x01\xa1t\x02\x03\xa2hi",
+        "elem_negative_seq": b"\x00" + b"\x95\x01\xa1t\x02\xd0\x80\xc4\x00",
+        "elem_four": b"\x00" + mp([1, "t", 2, 3]),
+        "elem_huge_bin": b"\x00" + b"\x95\x01\xa1t\x02\x03\xc6\xff\xff\xff\xffhi",
+        "params": b"\x01topic=imu/*&topic=gps&start=1764630000000000000&end=1764630060000000000",
+        "params_escapes": b"\x01topic=a%20b%26c%3D%25%C3%A9&topic=",
+        "params_empty": b"\x01",
+        "params_bad_escape": b"\x01topic=%zz",
+        "params_nul_escape": b"\x01topic=a%00",
+        "params_twice": b"\x01start=1&start=2",
+        "params_overflow": b"\x01end=9223372036854775808",
+        "params_backwards": b"\x01start=10&end=9",
+        "params_trailing": b"\x01topic=a&",
+        "params_unknown": b"\x01rm=-rf",
+        "params_many": b"\x01" + b"&".join([b"topic=x"] * 257),
+        "log_good": b"\x02" + good,
+        "log_torn": b"\x02" + good[:-7],
+        "log_backwards": b"\x02" + log_header() + b"".join(reversed(recs)),
+        "log_dup_times": b"\x02" + log_header() + b"".join(dup_recs),
+        "log_flipped_crc": b"\x02" + good[:200] + bytes([good[200] ^ 0x40]) + good[201:],
+        "log_header_only": b"\x02" + log_header(),
+        "log_partial_header": b"\x02" + log_header()[:20],
+        "log_python_text": b"\x02" + open("tests/data/mcl/UnitTestMessageA.log", "rb").read()[:3000],
+}.items():
+    write(E, name, data)
+# 3: a log file written in pieces (the first byte sets their size: 1 + 4 * it), refreshed.
+for name, data in {
+        "grow_good": b"\x03\x07" + good,
+        "grow_bytewise": b"\x03\x00" + good[:600],
+        "grow_torn": b"\x03\x20" + good[:-7],
+        "grow_python_text": b"\x03\x05" + open("tests/data/mcl/UnitTestMessageA.log", "rb").read()[:2000],
+}.items():
+    write(E, name, data)

@@ -5,7 +5,9 @@
  * A log is a file header followed by self-delimiting records (sync marker, length, CRC32C,
  * receive time, publisher, sequence, topic, payload). A reader skips and counts a torn or
  * corrupt record and resynchronises at the next marker; a file still being written reads up to
- * its last complete record. Readers also read Python MCL's text `.log` files.
+ * its last complete record, and mcl_log_reader_refresh() goes on with what was written since.
+ * Readers also read Python MCL's text `.log` files. Logs served as remote streams:
+ * mcl/logstream.h.
  *
  * Threads: a writer may be written from several threads at once; a reader is used by one
  * thread at a time.
@@ -80,7 +82,9 @@ typedef struct mcl_log_reader mcl_log_reader;
 /**
  * Open logs for reading. Each path is a log file (mcl or Python MCL text), the PATH of a split
  * series (PATH_000.mcllog or PATH_000.log, ...), or a directory (every *.mcllog and *.log file
- * in it). Several sources are merged in time order.
+ * in it). Several sources are merged in time order. A file that is empty or holds only the
+ * start of a header (a recording being created) opens as an empty log (mcl_log_reader_refresh()
+ * reads it once its header is there).
  * @retval MCL_OK @retval MCL_ENOENT (a path matches nothing) @retval MCL_EPROTO (not a log)
  * @retval MCL_EINVAL @retval MCL_ENOMEM @retval MCL_ESYS
  * @since 0.1
@@ -101,6 +105,26 @@ MCL_API mcl_err mcl_log_reader_reset(mcl_log_reader *r);
 
 /** Continue from the first record at or after @p time_ns (binary search on each file). @since 0.1 */
 MCL_API mcl_err mcl_log_reader_seek(mcl_log_reader *r, int64_t time_ns);
+
+/**
+ * Pick up what was written since the files were opened (or last refreshed): a file whose size
+ * changed is mapped again, a file that was still empty (or held only part of its header) is
+ * recognised once its header is complete, and a split series gets its new parts (PATH_NNN+1,
+ * ...). A source that had reached its end goes on: the next mcl_log_reader_next() returns the
+ * records that came since (MCL_ENOENT again when nothing came). Call it after MCL_ENOENT to
+ * follow a log being recorded (tail -f), as often as you like: it stats the current file of
+ * each source and those after it, nothing else.
+ *
+ * What is not picked up: new files in a directory given to mcl_log_reader_open(), growth of
+ * parts of a series before the one being read (a writer finishes a part before it starts the
+ * next). Damage rules are unchanged: a torn tail is the end for now and reads as a record once
+ * it is complete; a file that grows into something that is not a log is skipped, never read.
+ * The record last returned by mcl_log_reader_next() is invalid after this call (as after any
+ * call on @p r).
+ * @retval MCL_OK @retval MCL_EINVAL (@p r is NULL)
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_log_reader_refresh(mcl_log_reader *r);
 
 /** Records skipped as corrupt or torn so far (bytes skipped in @p bytes). @since 0.1 */
 MCL_API uint64_t mcl_log_reader_corrupt(const mcl_log_reader *r, uint64_t *bytes);

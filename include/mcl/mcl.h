@@ -10,6 +10,7 @@
 #include <mcl/log.h>
 #include <mcl/logfile.h>
 #include <mcl/logger.h>
+#include <mcl/logstream.h>
 #include <mcl/message.h>
 #include <mcl/pstream.h>
 #include <mcl/queued.h>

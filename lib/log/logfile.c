@@ -369,6 +369,10 @@ typedef struct lfile {
     size_t off;          // next record
     int64_t created_ns;  // text logs: the header's "created" (0: unknown)
     uint64_t crc_work;   // bytes checksummed in this pass (crc_budget(): bounds crafted files)
+    size_t rec_off;      // where the record last decoded starts (a mark's position)
+    bool pending;        // no complete header yet (a file just created): no records, detected
+                         // again by mcl_log_reader_refresh() once it grows
+    bool bad;            // grew into something that is not a log: never read
 } lfile;
 
 typedef struct source {
@@ -381,6 +385,8 @@ typedef struct source {
     uint8_t *pay_buf;
     size_t pay_cap;
     int64_t text_created; // created time of the series (its first file's header)
+    char *prefix, *ext;   // a split series PATH_NNN.EXT: its parts (refresh looks for more)
+    size_t la_cur, la_off; // where the look-ahead record starts (file, offset): marks
 } source;
 
 struct mcl_log_reader {
@@ -433,10 +439,14 @@ parse_created(const char *s)
     return ns;
 }
 
+// Maps what the file at path holds now (a file being written: its size now). MCL_EALREADY
+// (nothing mapped) when its size is still `same`.
 static mcl_err
-map_file(lfile *f)
+map_now(const char *path, const uint8_t **basep, size_t *sizep, size_t same)
 {
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); // a FIFO must not block us
+    *basep = NULL;
+    *sizep = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); // a FIFO must not block us
     if (fd < 0)
         return errno == ENOENT ? MCL_ENOENT : mcl__sys_err(errno);
     struct stat st;
@@ -444,26 +454,48 @@ map_file(lfile *f)
         close(fd);
         return MCL_EINVAL;
     }
-    f->size = (size_t)st.st_size; // a file being written: what is there now
-    f->base = NULL;
-    if (f->size > 0) {
-        void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    size_t size = (size_t)st.st_size;
+    if (size == same) {
+        close(fd);
+        return MCL_EALREADY;
+    }
+    if (size > 0) {
+        void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
             int e = errno;
             close(fd);
             return mcl__sys_err(e);
         }
-        f->base = p;
+        *basep = p;
     }
     close(fd);
+    *sizep = size;
+    return MCL_OK;
+}
+
+// Finds f's format and first record. MCL_EAGAIN: no complete header yet (an empty file, a
+// prefix of the binary header, a text header line without its newline): the file is just being
+// created; no records until it grows.
+static mcl_err
+detect(lfile *f)
+{
+    f->pending = false;
+    f->text = false;
+    f->data_off = f->off = 0;
+    if (f->size == 0)
+        return MCL_EAGAIN;
     // Binary log: magic, header with CRC. Text log: starts with '#' or a data line.
-    if (f->size >= FILE_HDR_FIXED + 4 && memcmp(f->base, LOG_MAGIC, 8) == 0) {
+    size_t mn = f->size < 8 ? f->size : 8;
+    if (memcmp(f->base, LOG_MAGIC, mn) == 0) {
+        if (f->size < FILE_HDR_FIXED + 4)
+            return MCL_EAGAIN;
         size_t hl = mcl__get_be16(f->base + 10);
-        if (mcl__get_be16(f->base + 8) != LOG_VERSION || hl < FILE_HDR_FIXED + 4 || hl > f->size ||
+        if (mcl__get_be16(f->base + 8) == LOG_VERSION && hl >= FILE_HDR_FIXED + 4 && hl > f->size)
+            return MCL_EAGAIN; // the header is still being written
+        if (mcl__get_be16(f->base + 8) != LOG_VERSION || hl < FILE_HDR_FIXED + 4 ||
             mcl__get_be32(f->base + hl - 4) != mcl__crc32c(f->base, hl - 4))
             return mcl__fail(MCL_EPROTO, NULL, 0, "log", "%s: damaged or unknown file header",
                              f->path);
-        f->text = false;
         f->data_off = f->off = hl;
         return MCL_OK;
     }
@@ -471,7 +503,9 @@ map_file(lfile *f)
     size_t off = 0;
     while (off < f->size && f->base[off] == '#') { // the header of a Python MCL log
         const uint8_t *nl = memchr(f->base + off, '\n', f->size - off);
-        size_t ll = nl ? (size_t)(nl - (f->base + off)) : f->size - off;
+        if (nl == NULL)
+            return MCL_EAGAIN; // a header line still being written
+        size_t ll = (size_t)(nl - (f->base + off));
         char line[256];
         size_t cl = ll < sizeof(line) - 1 ? ll : sizeof(line) - 1;
         memcpy(line, f->base + off, cl);
@@ -483,12 +517,26 @@ map_file(lfile *f)
                 c++;
             f->created_ns = parse_created(c);
         }
-        off += ll + (nl ? 1 : 0);
+        off += ll + 1;
     }
-    if (f->size > 0 && off == 0 && f->base[0] != ' ' && (f->base[0] < '0' || f->base[0] > '9'))
+    if (off == 0 && f->base[0] != ' ' && (f->base[0] < '0' || f->base[0] > '9'))
         return mcl__fail(MCL_EPROTO, NULL, 0, "log", "%s: not a log file", f->path);
     f->data_off = f->off = off;
     return MCL_OK;
+}
+
+static mcl_err
+map_file(lfile *f)
+{
+    mcl_err rv = map_now(f->path, &f->base, &f->size, SIZE_MAX);
+    if (rv != MCL_OK)
+        return rv;
+    rv = detect(f);
+    if (rv == MCL_EAGAIN) { // being created: read as empty for now
+        f->pending = true;
+        rv = MCL_OK;
+    }
+    return rv;
 }
 
 static void
@@ -554,6 +602,7 @@ bin_record(mcl_log_reader *r, lfile *f, mcl_raw_msg *m)
                 m->topic_len = tl;
                 m->payload = pl ? b + REC_BODY + tl : NULL;
                 m->len = pl;
+                f->rec_off = f->off;
                 f->off += REC_HDR + (size_t)body;
                 return 1;
             }
@@ -585,6 +634,7 @@ text_record(mcl_log_reader *r, source *s, lfile *f, mcl_raw_msg *m)
         if (nl == NULL) // a line still being written
             return 0;
         size_t ll = (size_t)(nl - p);
+        f->rec_off = f->off;
         f->off += ll + 1;
         const uint8_t *tok[4];
         size_t tlen[4];
@@ -657,7 +707,9 @@ advance(mcl_log_reader *r, source *s)
     s->have = false;
     while (!s->done && s->cur < s->nfiles) {
         lfile *f = &s->files[s->cur];
-        int k = f->text ? text_record(r, s, f, &s->msg) : bin_record(r, f, &s->msg);
+        int k = f->pending || f->bad ? 0
+                : f->text            ? text_record(r, s, f, &s->msg)
+                                     : bin_record(r, f, &s->msg);
         if (k <= 0) {
             s->cur++;
             continue;
@@ -669,6 +721,8 @@ advance(mcl_log_reader *r, source *s)
         if (!topic_ok(r, s->msg.topic, s->msg.topic_len))
             continue;
         s->have = true;
+        s->la_cur = s->cur;
+        s->la_off = f->rec_off;
         return;
     }
 }
@@ -744,7 +798,9 @@ static void
 fill_series(source *s, void *arg)
 {
     series_arg *a = arg;
-    a->rv = add_series(s, a->prefix, a->ext);
+    s->prefix = mcl__strdup(a->prefix); // mcl_log_reader_refresh() looks for later parts
+    s->ext = mcl__strdup(a->ext);
+    a->rv = s->prefix == NULL || s->ext == NULL ? MCL_ENOMEM : add_series(s, a->prefix, a->ext);
 }
 
 // Whether name is PREFIX_NNN.EXT; sets prefix length.
@@ -866,6 +922,8 @@ mcl_log_reader_close(mcl_log_reader *r)
         mcl__free(s->files);
         mcl__free(s->topic_buf);
         mcl__free(s->pay_buf);
+        mcl__free(s->prefix);
+        mcl__free(s->ext);
     }
     mcl__free(r->src);
     for (size_t i = 0; i < r->o.ntopics; i++)
@@ -1056,4 +1114,224 @@ mcl_log_reader_corrupt(const mcl_log_reader *r, uint64_t *bytes)
     if (bytes != NULL)
         *bytes = r->corrupt_bytes;
     return r->corrupt;
+}
+
+// --- following files that grow ------------------------------------------------------------------
+
+// File f of s was mapped again (old mapping ob/os, new nb/ns): the look-ahead record, when it
+// is f's (binary records point into the mapping; text records into the source's buffers), and
+// the record handed out, when it is that one, point at the same bytes of the new mapping. A
+// look-ahead no longer inside (the file shrank) is dropped and read again from where it
+// started; returns true then.
+static bool
+relocate(mcl_log_reader *r, source *s, lfile *f, const uint8_t *ob, const uint8_t *nb, size_t ns)
+{
+    if (!s->have || f->text || &s->files[s->la_cur] != f || ob == NULL)
+        return false;
+    bool out = r->last >= 0 && &r->src[r->last] == s; // r->out is a copy of this look-ahead
+    size_t to = (size_t)((uintptr_t)s->msg.topic - (uintptr_t)ob);
+    if (to + s->msg.topic_len + s->msg.len <= ns) {
+        s->msg.topic = (const char *)(nb + to);
+        if (s->msg.payload != NULL)
+            s->msg.payload = nb + to + s->msg.topic_len;
+        if (out)
+            r->out.payload = s->msg.payload; // (its topic is a copy)
+        return false;
+    }
+    s->have = false;
+    s->cur = s->la_cur;
+    f->off = s->la_off < ns ? s->la_off : ns;
+    if (out) {
+        r->last = -1;
+        r->out.payload = NULL;
+        r->out.len = 0;
+    }
+    return true;
+}
+
+// Maps f again if its size changed; a file that was still being created is detected now.
+// Returns true when it holds more than before. Errors keep what was mapped (a file gone for a
+// moment, a failed mmap: tried again at the next refresh).
+static bool
+refresh_file(mcl_log_reader *r, source *s, lfile *f, bool *dropped)
+{
+    if (f->bad)
+        return false;
+    const uint8_t *nb;
+    size_t ns;
+    if (map_now(f->path, &nb, &ns, f->size) != MCL_OK)
+        return false;
+    const uint8_t *ob = f->base;
+    size_t os = f->size;
+    if (relocate(r, s, f, ob, nb, ns))
+        *dropped = true;
+    if (ob != NULL)
+        munmap((void *)(uintptr_t)ob, os);
+    f->base = nb;
+    f->size = ns;
+    if (f->off > ns) // shrank (rewritten?): read on from its new end
+        f->off = ns;
+    if (f->data_off > ns)
+        f->data_off = ns;
+    if (f->pending) {
+        mcl_err rv = detect(f);
+        if (rv == MCL_EAGAIN) {
+            f->pending = true;
+            return false;
+        }
+        if (rv != MCL_OK) {
+            f->bad = true;
+            return false;
+        }
+        if (f == &s->files[0])
+            s->text_created = f->created_ns;
+    }
+    return ns > os;
+}
+
+// New parts of a split series (PATH_NNN+1.EXT, ...): returns the index of the first one added,
+// or SIZE_MAX when there is none.
+static size_t
+refresh_series(source *s)
+{
+    size_t first = SIZE_MAX;
+    while (s->prefix != NULL && s->nfiles < 1000000) {
+        char *name;
+        if (asprintf(&name, "%s_%03zu.%s", s->prefix, s->nfiles, s->ext) < 0)
+            break;
+        if (!exists(name)) {
+            free(name);
+            break;
+        }
+        lfile *nf = mcl__realloc(s->files, (s->nfiles + 1) * sizeof(*nf));
+        if (nf == NULL) {
+            free(name);
+            break;
+        }
+        s->files = nf;
+        lfile *f = &s->files[s->nfiles];
+        memset(f, 0, sizeof(*f));
+        f->path = mcl__strdup(name);
+        free(name);
+        if (f->path == NULL)
+            break;
+        mcl_err rv = map_file(f);
+        if (rv == MCL_ENOENT || rv == MCL_ENOMEM || rv == MCL_ESYS) { // try again next time
+            unmap_file(f);
+            mcl__free(f->path);
+            break;
+        }
+        if (rv != MCL_OK)
+            f->bad = true; // not a log (or not a file): skipped, later parts still read
+        if (first == SIZE_MAX)
+            first = s->nfiles;
+        s->nfiles++;
+    }
+    return first;
+}
+
+mcl_err
+mcl_log_reader_refresh(mcl_log_reader *r)
+{
+    if (r == NULL)
+        return MCL_EINVAL;
+    for (size_t i = 0; i < r->nsrc; i++) {
+        source *s = &r->src[i];
+        if (s->nfiles == 0)
+            continue;
+        // Parts before the current one are finished (a writer closes a part before it starts
+        // the next): only the current one and those after it can grow.
+        size_t from = s->cur < s->nfiles ? s->cur : s->nfiles - 1, grown = SIZE_MAX;
+        bool dropped = false;
+        for (size_t k = from; k < s->nfiles; k++)
+            if (refresh_file(r, s, &s->files[k], &dropped) && grown == SIZE_MAX)
+                grown = k;
+        size_t added = refresh_series(s);
+        if (grown == SIZE_MAX)
+            grown = added;
+        if (!s->have && (grown != SIZE_MAX || dropped)) { // it had reached its end: go on
+            if (grown < s->cur)
+                s->cur = grown;
+            advance(r, s);
+        }
+    }
+    return MCL_OK;
+}
+
+// --- marks (lib/log/logstream.c) -----------------------------------------------------------------
+
+// A mark records where each source's next record starts, so that the log stream can come back
+// to a record index without reading from the start: words [nsrc, last + 1, then per source
+// have, file, offset]. Declared again in logstream.c (lib/log has no internal header).
+size_t mcl__log_mark_words(const mcl_log_reader *r);
+void mcl__log_reader_mark(const mcl_log_reader *r, uint64_t *mark);
+mcl_err mcl__log_reader_restore(mcl_log_reader *r, const uint64_t *mark);
+void mcl__log_reader_size(const mcl_log_reader *r, size_t *files, uint64_t *bytes);
+
+size_t
+mcl__log_mark_words(const mcl_log_reader *r)
+{
+    return 2 + 3 * r->nsrc;
+}
+
+void
+mcl__log_reader_mark(const mcl_log_reader *r, uint64_t *mark)
+{
+    mark[0] = r->nsrc;
+    mark[1] = (uint64_t)(r->last + 1);
+    for (size_t i = 0; i < r->nsrc; i++) {
+        const source *s = &r->src[i];
+        uint64_t *m = mark + 2 + 3 * i;
+        size_t c = s->cur < s->nfiles ? s->cur : s->nfiles - 1; // (at its end: the last file)
+        m[0] = s->have;
+        m[1] = s->have ? s->la_cur : c;
+        m[2] = s->have ? s->la_off : s->nfiles ? s->files[c].off : 0;
+    }
+}
+
+mcl_err
+mcl__log_reader_restore(mcl_log_reader *r, const uint64_t *mark)
+{
+    if (mark[0] != r->nsrc || mark[1] > r->nsrc)
+        return MCL_EINVAL;
+    for (size_t i = 0; i < r->nsrc; i++) {
+        source *s = &r->src[i];
+        const uint64_t *m = mark + 2 + 3 * i;
+        if (s->nfiles == 0 || m[1] >= s->nfiles)
+            return MCL_EINVAL;
+    }
+    int last = (int)mark[1] - 1;
+    for (size_t i = 0; i < r->nsrc; i++) {
+        source *s = &r->src[i];
+        const uint64_t *m = mark + 2 + 3 * i;
+        s->cur = (size_t)m[1];
+        s->done = false;
+        for (size_t k = 0; k < s->nfiles; k++) {
+            lfile *f = &s->files[k];
+            f->crc_work = 0; // a new pass
+            if (k > s->cur)
+                f->off = f->data_off;
+        }
+        lfile *f = &s->files[s->cur];
+        f->off = m[2] < f->data_off ? f->data_off : m[2] > f->size ? f->size : (size_t)m[2];
+        advance(r, s); // the look-ahead again (or, at the end, what came since)
+        if ((int)i == last && !s->have)
+            last = -1; // (the file changed under us)
+    }
+    r->last = last;
+    return MCL_OK;
+}
+
+void
+mcl__log_reader_size(const mcl_log_reader *r, size_t *files, uint64_t *bytes)
+{
+    size_t n = 0;
+    uint64_t b = 0;
+    for (size_t i = 0; i < r->nsrc; i++) {
+        n += r->src[i].nfiles;
+        for (size_t k = 0; k < r->src[i].nfiles; k++)
+            b += r->src[i].files[k].size;
+    }
+    *files = n;
+    *bytes = b;
 }
