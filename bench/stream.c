@@ -7,6 +7,7 @@
 //   mcl-bench-stream elems dealer|push|mcl|mcl-ops SIZE N SECONDS [BATCH WINDOW MAX_PUSH
 //                    PUSHES HWM]
 //   mcl-bench-stream paused MB PAUSE_MS
+//   mcl-bench-stream mklog PATH MB SIZE
 //
 // bytes: MB megabytes (10^6) one way, or what SECONDS allow, counted by the receiver from its
 //   first read on (MB/s: 10^6 bytes/s). Sizes take K and M suffixes (KiB, MiB).
@@ -35,6 +36,9 @@
 //   server's VmRSS and CPU time; halfway through the pause a third process opens a second
 //   stream on the same server and reads PROBE_MB from it (the streamer is not held up by the
 //   paused reader). Then the reader reads on for at most RESUME_S, checking every byte.
+// mklog: a log of MB megabytes of records with SIZE-byte payloads on four topics, 1 ms apart,
+//   for the remote-against-local reading of a recording (scripts/bench.sh times mcl-dump -f on
+//   the file and on mcl-log --serve's stream of it).
 // Output: one line of key=value pairs (bytes and elems: the process's minor page faults while
 // it received, minflt, and malloc=tuned when GLIBC_TUNABLES is set); exit status 1 on a failure.
 #define _GNU_SOURCE
@@ -934,10 +938,55 @@ run_paused(int argc, char **argv)
     return ok ? 0 : 1;
 }
 
+static int
+run_mklog(int argc, char **argv)
+{
+    if (argc != 5)
+        die("usage: mklog PATH MB SIZE");
+    uint64_t total = strtoull(argv[3], NULL, 10) * 1000000ull;
+    size_t size = (size_t)strtoull(argv[4], NULL, 10);
+    if (size == 0 || size > (1u << 20))
+        die("mklog: SIZE must be 1..1048576");
+    mcl_log_writer_options wo = {.overwrite = true};
+    mcl_log_writer *w;
+    if (mcl_log_writer_open(&w, argv[2], &wo) != MCL_OK)
+        die("mklog: cannot create the log");
+    uint8_t *payload = malloc(size);
+    if (payload == NULL)
+        die("mklog: out of memory");
+    for (size_t i = 0; i < size; i++)
+        payload[i] = (uint8_t)(i * 31 + 7);
+    static const char *const topics[] = {"imu", "gps", "camera/left", "lidar"};
+    int64_t t0 = 1796000000000000000LL;
+    uint64_t n = 0, bytes = 0;
+    while (bytes < total) {
+        const char *tp = topics[n % 4];
+        mcl_raw_msg m = {.topic = tp,
+                         .topic_len = strlen(tp),
+                         .payload = payload,
+                         .len = size,
+                         .publisher = 0x1234,
+                         .seq = n,
+                         .recv_realtime_ns = t0 + (int64_t)n * 1000000};
+        if (mcl_log_writer_write(w, &m) != MCL_OK)
+            die("mklog: write failed");
+        n++;
+        bytes += size;
+    }
+    if (mcl_log_writer_close(w) != MCL_OK)
+        die("mklog: close failed");
+    free(payload);
+    printf("case=mklog records=%llu payload_bytes=%llu\n", (unsigned long long)n,
+           (unsigned long long)bytes);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (argc >= 2 && strcmp(argv[1], "mklog") == 0)
+        return run_mklog(argc, argv);
     pat_init();
     if (argc >= 2 && strcmp(argv[1], "bytes") == 0)
         return run_bytes(argc, argv);
@@ -945,5 +994,5 @@ main(int argc, char **argv)
         return run_elems(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "paused") == 0)
         return run_paused(argc, argv);
-    die("usage: bytes ... | elems ... | paused MB PAUSE_MS (see bench/stream.c)");
+    die("usage: bytes ... | elems ... | paused MB PAUSE_MS | mklog PATH MB SIZE (see bench/stream.c)");
 }

@@ -24,7 +24,8 @@
 #   scripts/bench.sh             REPS=5 scripts/bench.sh        CSV=out.csv scripts/bench.sh
 #   ONLY=pstream scripts/bench.sh   (only the packet-stream rows)
 #   ONLY=rpc scripts/bench.sh       (only the RPC rows; RPC_SOAK=N calls in the soak)
-#   ONLY=stream scripts/bench.sh    (only the stream rows; STREAM_PAUSE_MS=2000 for a quick run)
+#   ONLY=stream scripts/bench.sh    (only the stream rows; STREAM_PAUSE_MS=2000 and
+#                                    STREAM_LOG_MB=200 for a quick run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${REPS:-3}
@@ -266,4 +267,28 @@ END {
     printf "| another reader of the same server during the pause (256 MB) | %.0f MB/s |\n", kv(p, "probe_mbps")
     printf "| the paused reader after the pause (every byte checked) | %.0f MB/s, %.0f bytes, verified=%d |\n", kv(p, "resume_mbps"), kv(p, "resumed_bytes"), kv(p, "verified") }
 }' "$sr"
+# A recording read remotely against locally: mcl-dump -f -q (every record decoded, nothing
+# printed) of a 1 GB log (1 KiB payloads), the file itself and mcl-log --serve's stream of it,
+# back to back, REPS times.
+lg=$(mktemp -d build/bench-log.XXXXXX)
+trap 'rm -rf "$out" "${ps:-}" "${rp:-}" "$sr" "$lg"' EXIT
+$b/mcl-bench-stream mklog "$lg/big.mcllog" "${STREAM_LOG_MB:-1000}" 1024 >/dev/null
+c=build/release/cmd
+$c/mcl-log --serve zmq+tcp://127.0.0.1:5790 --root "$lg" -q </dev/null >/dev/null 2>&1 &
+lpid=$!
+trap 'kill "$lpid" 2>/dev/null; rm -rf "$out" "${ps:-}" "${rp:-}" "$sr" "$lg"' EXIT
+for _ in $(seq 100); do $c/mcl-dump --list zmq+tcp://127.0.0.1:5790 >/dev/null 2>&1 && break; sleep 0.1; done
+secs() { local t0 t1; t0=$(date +%s.%N); timeout 120 "$@" >/dev/null 2>&1 || echo "bench: failed: $*" >&2; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'; }
+mb=$(stat -c %s "$lg/big.mcllog")
+echo
+echo "| 1 GB recording, mcl-dump -f -q | MB/s median (min-max) | remote / local (pairs) | target ≥ 0.8× local |"
+echo "|---|---|---|---|"
+for _ in $(seq "$reps"); do
+    echo "local $(secs $c/mcl-dump -f "$lg/big.mcllog" -q) remote $(secs $c/mcl-dump -f zmq+tcp://127.0.0.1:5790/big.mcllog -q)"
+done | awk -v mb="$mb" '{ l[NR] = mb / $2 / 1e6; r[NR] = mb / $4 / 1e6; q[NR] = $2 / $4 }
+function s(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } }
+END { n = NR; s(l, n); s(r, n); s(q, n); m = int((n + 1) / 2)
+  printf "| local file | %.0f (%.0f-%.0f) | | |\n", l[m], l[1], l[n]
+  printf "| remote (zmq+tcp, mcl-log --serve --root) | %.0f (%.0f-%.0f) | %.2f (%.2f-%.2f) | %s |\n", r[m], r[1], r[n], q[m], q[1], q[n], (q[m] >= 0.8 ? "met" : "not met") }'
+kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null || true
 fi

@@ -64,3 +64,34 @@ if [[ -x "$bin/mcl-call" ]] && "$bin/mcl-call" --help | grep -q serve-demo; then
     wait "$rpc" 2>/dev/null || true
     rpc=
 fi
+
+# Streams: a recording served while it is made (mcl-log --serve), listed, read with a filter,
+# and followed live from the other end of a connection.
+if "$bin/mcl-log" --help | grep -q -- --serve; then
+    rec=$(mktemp -d)
+    lg=$(mktemp)
+    trap 'rm -rf "$err" "$simlog" "${srv:-}" "$rec" "$lg"; [[ -n "${logp:-}" ]] && kill "$logp" 2>/dev/null' EXIT
+    "$bin/mcl-log" -u "$url" -o "$rec/drive.mcllog" --serve "zmq+tcp://127.0.0.1:0" 2>"$lg" &
+    logp=$!
+    for _ in $(seq 100); do grep -q "serving" "$lg" 2>/dev/null && break; sleep 0.05; done
+    loc=$(sed -n 's/^mcl-log: serving //p' "$lg" | head -1)
+    if [[ -n "$loc" ]]; then
+        base=${loc%/*}
+        echo
+        echo "demo: mcl-log records the simulation into $rec/drive.mcllog and serves it as $loc;"
+        echo "demo: while it records, the recording is listed, filtered and followed remotely:"
+        echo
+        "$bin/mcl-sim" -u "$url" -d "$secs" -q &
+        sim=$!
+        # Follow the recording live: the first 5 GNSS fixes, as they are recorded.
+        show() { echo "\$ $*"; "$@" || echo "(exit status $?)"; echo; }
+        show "$bin/mcl-dump" -f "$loc" -F -t gnss -n 5 --timeout "$((secs + 5))"
+        wait "$sim" || true
+        show "$bin/mcl-dump" --list "$base"
+        show "$bin/mcl-dump" -f "$loc" -t wheels --start 1 -n 3
+    fi
+    kill "$logp" 2>/dev/null
+    wait "$logp" 2>/dev/null || true
+    logp=
+fi
+
