@@ -5,6 +5,7 @@
 #ifndef MCL_MCL_H
 #define MCL_MCL_H
 
+#include <mcl/broker.h>
 #include <mcl/connection.h>
 #include <mcl/err.h>
 #include <mcl/log.h>

@@ -174,6 +174,9 @@ MCL_API const char *mcl_rpc_service_url(const mcl_rpc_service *s);
  * @since 0.3
  */
 MCL_API mcl_err mcl_rpc_service_serve(mcl_rpc_service *s, mcl_pstream *ps, uint32_t channel);
+/** Stop serving @p ps's @p channel and drop the reference (streams that have ended are also
+ * let go by the next mcl_rpc_service_serve()). @retval MCL_OK @retval MCL_ENOENT @since 0.3 */
+MCL_API mcl_err mcl_rpc_service_unserve(mcl_rpc_service *s, mcl_pstream *ps, uint32_t channel);
 
 /** Per-method counters of a service (the "rpc.stats" method gives the same). */
 typedef struct mcl_rpc_method_stats {

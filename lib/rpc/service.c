@@ -898,6 +898,18 @@ mcl_rpc_service_serve(mcl_rpc_service *s, mcl_pstream *ps, uint32_t channel)
     if (s == NULL || ps == NULL || channel == MCL_PSTREAM_ANY)
         return MCL_EINVAL;
     pthread_mutex_lock(&s->mu);
+    // Streams that have ended are let go here, so that serving connection after connection
+    // keeps only the live ones.
+    for (size_t i = 0; i < s->nserved;) {
+        if (!mcl_pstream_is_open(s->served[i].ps)) {
+            (void)mcl_pstream_handle(s->served[i].ps, s->served[i].channel, MCL_PSTREAM_ANY, NULL,
+                                     NULL);
+            mcl_pstream_unref(s->served[i].ps);
+            s->served[i] = s->served[--s->nserved];
+        } else {
+            i++;
+        }
+    }
     mcl_err rv = freeze_locked(s);
     struct served *nsv = NULL;
     if (rv == MCL_OK && (nsv = mcl__realloc(s->served, (s->nserved + 1) * sizeof(*nsv))) == NULL)
@@ -910,6 +922,25 @@ mcl_rpc_service_serve(mcl_rpc_service *s, mcl_pstream *ps, uint32_t channel)
         mcl_pstream_ref(ps);
         s->served[s->nserved++] = (struct served){ps, channel};
     }
+    pthread_mutex_unlock(&s->mu);
+    return rv;
+}
+
+mcl_err
+mcl_rpc_service_unserve(mcl_rpc_service *s, mcl_pstream *ps, uint32_t channel)
+{
+    if (s == NULL || ps == NULL)
+        return MCL_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    mcl_err rv = MCL_ENOENT;
+    for (size_t i = 0; i < s->nserved; i++)
+        if (s->served[i].ps == ps && s->served[i].channel == channel) {
+            (void)mcl_pstream_handle(ps, channel, MCL_PSTREAM_ANY, NULL, NULL);
+            mcl_pstream_unref(ps);
+            s->served[i] = s->served[--s->nserved];
+            rv = MCL_OK;
+            break;
+        }
     pthread_mutex_unlock(&s->mu);
     return rv;
 }

@@ -1,0 +1,506 @@
+// The channel broker end to end over zmq+tcp on loopback: channels (names, owners, private
+// keys, single and multi writer, lifetimes, keep), delivery, decimation, the four overrun
+// policies with a stalled reader, writer gating and credit, and clients that go away.
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <mcl/broker.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static mcl_broker *
+broker(const mcl_broker_options *o)
+{
+    mcl_broker *b;
+    MCLT_OK(mcl_broker_open(&b, "zmq+tcp://127.0.0.1:0", o));
+    return b;
+}
+
+static mcl_broker_client *
+client(mcl_broker *b, const char *name)
+{
+    mcl_broker_client_options o = {.name = name};
+    mcl_broker_client *c;
+    MCLT_OK(mcl_broker_connect(&c, mcl_broker_url(b), &o));
+    return c;
+}
+
+// A reader's log: frames in order, and a gate that can stall its callback.
+typedef struct rlog {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    uint64_t n, last_seq, gaps, bytes;
+    bool in_order;
+    bool stall;
+    unsigned stalled_in; // callbacks now waiting at the gate
+} rlog;
+
+static void
+rlog_init(rlog *l)
+{
+    memset(l, 0, sizeof(*l));
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->in_order = true;
+}
+
+static void
+on_frame(mcl_broker_client *c, uint32_t sub, uint64_t seq, const void *data, size_t len,
+         void *user)
+{
+    (void)c;
+    (void)sub;
+    (void)data;
+    rlog *l = user;
+    pthread_mutex_lock(&l->lock);
+    while (l->stall) {
+        l->stalled_in++;
+        pthread_cond_wait(&l->cv, &l->lock);
+        l->stalled_in--;
+    }
+    if (seq <= l->last_seq)
+        l->in_order = false;
+    if (l->n > 0 && seq != l->last_seq + 1)
+        l->gaps++;
+    l->last_seq = seq;
+    l->n++;
+    l->bytes += len;
+    pthread_mutex_unlock(&l->lock);
+}
+
+static uint64_t
+rlog_n(rlog *l)
+{
+    pthread_mutex_lock(&l->lock);
+    uint64_t n = l->n;
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+typedef struct want {
+    rlog *l;
+    uint64_t n;
+} want;
+
+static bool
+has_n(void *arg)
+{
+    want *w = arg;
+    return rlog_n(w->l) >= w->n;
+}
+
+static void
+gate(rlog *l, bool stall)
+{
+    pthread_mutex_lock(&l->lock);
+    l->stall = stall;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->lock);
+}
+
+static bool
+is_stalled(void *arg)
+{
+    rlog *l = arg;
+    pthread_mutex_lock(&l->lock);
+    bool y = l->stalled_in > 0;
+    pthread_mutex_unlock(&l->lock);
+    return y;
+}
+
+typedef struct active_log {
+    atomic_int active, inactive;
+} active_log;
+
+static void
+on_active(mcl_broker_client *c, uint32_t wid, bool active, void *user)
+{
+    (void)c;
+    (void)wid;
+    active_log *a = user;
+    atomic_fetch_add(active ? &a->active : &a->inactive, 1);
+}
+
+typedef struct wa {
+    mcl_broker_client *c;
+    uint32_t wid;
+    bool want;
+} wa;
+
+static bool
+writer_is(void *arg)
+{
+    wa *w = arg;
+    return mcl_broker_writer_active(w->c, w->wid) == w->want;
+}
+
+// The reader's counters at the broker, from broker.stats.
+static bool
+reader_stat(mcl_broker_client *c, const char *chan, uint32_t sub, const char *key, uint64_t *out)
+{
+    mcl_value *a = NULL;
+    (void)mcl_value_new(&a, MCL_TYPE_MAP);
+    (void)mcl_value_put_str(a, "name", chan);
+    mcl_rpc_result *r;
+    bool ok = false;
+    if (mcl_rpc_call(mcl_broker_rpc(c), "broker.stats", a, 5000, &r) == MCL_OK) {
+        if (r->status == MCL_PSTREAM_OK) {
+            const mcl_value *chans = mcl_value_find(r->value, "channels");
+            for (size_t i = 0; i < mcl_value_count(chans); i++) {
+                const mcl_value *rs = mcl_value_find(mcl_value_item(chans, i), "reader_stats");
+                for (size_t k = 0; k < mcl_value_count(rs); k++) {
+                    const mcl_value *e = mcl_value_item(rs, k);
+                    uint64_t id = 0;
+                    (void)mcl_value_get_uint(mcl_value_find(e, "sub"), &id);
+                    if (id == sub)
+                        ok = mcl_value_get_uint(mcl_value_find(e, key), out) == MCL_OK;
+                }
+            }
+        }
+        mcl_rpc_result_free(r);
+    }
+    mcl_value_free(a);
+    return ok;
+}
+
+// Puts n frames, waiting for credit; returns how many went.
+static uint64_t
+put_n(mcl_broker_client *c, uint32_t wid, uint64_t n, int timeout_ms)
+{
+    uint8_t f[64] = {1, 2, 3};
+    uint64_t i = 0;
+    for (; i < n; i++)
+        if (mcl_broker_put_wait(c, wid, f, sizeof(f), timeout_ms) != MCL_OK)
+            break;
+    return i;
+}
+
+// --- tests ---------------------------------------------------------------------------------------
+
+static void
+test_channels_and_owners(void)
+{
+    mcl_broker *b = broker(NULL);
+    mcl_broker_client *a = client(b, "a"), *o = client(b, "other");
+    MCLT_OK(mcl_broker_create(a, "imu", NULL));
+    MCLT_ERR(mcl_broker_create(o, "imu", NULL), MCL_EEXIST);
+    MCLT_ERR(mcl_broker_create(a, "", NULL), MCL_EINVAL);
+    mcl_broker_channel_options nokey = {.private_ = true};
+    MCLT_ERR(mcl_broker_create(a, "p", &nokey), MCL_EINVAL);
+    CU_ASSERT_EQUAL(mcl_broker_channels(b), 1);
+    MCLT_ERR(mcl_broker_delete(o, "imu"), MCL_EPERM);
+    MCLT_ERR(mcl_broker_delete(o, "nothing"), MCL_ENOENT);
+    uint32_t w;
+    MCLT_ERR(mcl_broker_writer(o, "nothing", NULL, NULL, NULL, &w), MCL_ENOENT);
+    // Single writer unless multi_writer.
+    MCLT_OK(mcl_broker_writer(a, "imu", NULL, NULL, NULL, &w));
+    uint32_t w2;
+    MCLT_ERR(mcl_broker_writer(o, "imu", NULL, NULL, NULL, &w2), MCL_EALREADY);
+    mcl_broker_channel_options multi = {.multi_writer = true};
+    MCLT_OK(mcl_broker_create(a, "many", &multi));
+    MCLT_OK(mcl_broker_writer(a, "many", NULL, NULL, NULL, &w2));
+    MCLT_OK(mcl_broker_writer(o, "many", NULL, NULL, NULL, &w2));
+    // Private: the key is checked; it is not listed to others.
+    mcl_broker_channel_options priv = {.private_ = true, .key = "s3cret"};
+    MCLT_OK(mcl_broker_create(a, "secret", &priv));
+    rlog l;
+    rlog_init(&l);
+    uint32_t sub;
+    mcl_broker_reader_options wrong = {.key = "guess"}, right = {.key = "s3cret"};
+    MCLT_ERR(mcl_broker_subscribe(o, "secret", &wrong, on_frame, &l, &sub), MCL_EPERM);
+    MCLT_ERR(mcl_broker_subscribe(o, "secret", NULL, on_frame, &l, &sub), MCL_EPERM);
+    MCLT_ERR(mcl_broker_writer(o, "secret", "guess", NULL, NULL, &w2), MCL_EPERM);
+    MCLT_OK(mcl_broker_subscribe(o, "secret", &right, on_frame, &l, &sub));
+    mcl_rpc_result *r;
+    MCLT_OK(mcl_rpc_call(mcl_broker_rpc(o), "broker.channels", NULL, 5000, &r));
+    CU_ASSERT_EQUAL(r->status, MCL_PSTREAM_OK);
+    const mcl_value *chans = mcl_value_find(r->value, "channels");
+    CU_ASSERT_EQUAL(mcl_value_count(chans), 2); // imu, many: not secret
+    for (size_t i = 0; i < mcl_value_count(chans); i++) {
+        const char *nm;
+        size_t nl;
+        MCLT_OK(mcl_value_get_str(mcl_value_find(mcl_value_item(chans, i), "name"), &nm, &nl));
+        CU_ASSERT(strcmp(nm, "secret") != 0);
+    }
+    mcl_rpc_result_free(r);
+    // The owner deletes: the reader hears it.
+    MCLT_OK(mcl_broker_delete(a, "imu"));
+    CU_ASSERT_EQUAL(mcl_broker_channels(b), 2);
+    mcl_broker_client_free(a);
+    mcl_broker_client_free(o);
+    mcl_broker_free(b);
+}
+
+static void
+test_gating_and_delivery(void)
+{
+    mcl_broker *b = broker(NULL);
+    mcl_broker_client *w = client(b, "writer"), *rd = client(b, "reader");
+    MCLT_OK(mcl_broker_create(w, "data", NULL));
+    active_log al = {0};
+    uint32_t wid;
+    MCLT_OK(mcl_broker_writer(w, "data", NULL, on_active, &al, &wid));
+    CU_ASSERT(!mcl_broker_writer_active(w, wid)); // inactive at creation
+    MCLT_ERR(mcl_broker_put(w, wid, "x", 1), MCL_EAGAIN);
+    mcl_broker_counts n;
+    MCLT_OK(mcl_broker_counts_of(w, wid, &n));
+    CU_ASSERT_EQUAL(n.refused_inactive, 1);
+    rlog l;
+    rlog_init(&l);
+    uint32_t sub;
+    mcl_broker_reader_options lossless = {.policy = MCL_BROKER_BLOCK};
+    MCLT_OK(mcl_broker_subscribe(rd, "data", &lossless, on_frame, &l, &sub));
+    wa want_on = {w, wid, true};
+    CU_ASSERT_FATAL(mclt_wait_until(writer_is, &want_on, 3000));
+    CU_ASSERT_EQUAL(atomic_load(&al.active), 1);
+    // 5000 frames as fast as the writer goes: lossless with BLOCK (credit holds it back).
+    CU_ASSERT_EQUAL(put_n(w, wid, 5000, 5000), 5000);
+    want wn = {&l, 5000};
+    CU_ASSERT(mclt_wait_until(has_n, &wn, 10000));
+    pthread_mutex_lock(&l.lock);
+    CU_ASSERT_EQUAL(l.n, 5000);
+    CU_ASSERT(l.in_order);
+    CU_ASSERT_EQUAL(l.gaps, 0);
+    pthread_mutex_unlock(&l.lock);
+    // The last reader leaves: inactive.
+    MCLT_OK(mcl_broker_unsubscribe(rd, sub));
+    wa want_off = {w, wid, false};
+    CU_ASSERT(mclt_wait_until(writer_is, &want_off, 3000));
+    CU_ASSERT_EQUAL(atomic_load(&al.inactive), 1);
+    // A reader that dies (its client goes): inactive again, within a heartbeat.
+    MCLT_OK(mcl_broker_subscribe(rd, "data", NULL, on_frame, &l, &sub));
+    CU_ASSERT(mclt_wait_until(writer_is, &want_on, 3000));
+    mcl_broker_client_free(rd);
+    CU_ASSERT(mclt_wait_until(writer_is, &want_off, 5000));
+    mcl_broker_client_free(w);
+    mcl_broker_free(b);
+}
+
+static void
+test_decimation(void)
+{
+    mcl_broker *b = broker(NULL);
+    mcl_broker_client *w = client(b, "writer"), *rd = client(b, "reader");
+    MCLT_OK(mcl_broker_create(w, "d", NULL));
+    uint32_t wid, sub, sub_all;
+    MCLT_OK(mcl_broker_writer(w, "d", NULL, NULL, NULL, &wid));
+    rlog tenth, all;
+    rlog_init(&tenth);
+    rlog_init(&all);
+    mcl_broker_reader_options every10 = {.buffer = 2000, .every = 10}, keep = {.buffer = 2000};
+    MCLT_OK(mcl_broker_subscribe(rd, "d", &every10, on_frame, &tenth, &sub));
+    MCLT_OK(mcl_broker_subscribe(rd, "d", &keep, on_frame, &all, &sub_all));
+    wa on = {w, wid, true};
+    CU_ASSERT_FATAL(mclt_wait_until(writer_is, &on, 3000));
+    CU_ASSERT_EQUAL(put_n(w, wid, 1003, 5000), 1003);
+    want wa_ = {&all, 1003};
+    CU_ASSERT(mclt_wait_until(has_n, &wa_, 10000));
+    want wt = {&tenth, 100};
+    CU_ASSERT(mclt_wait_until(has_n, &wt, 5000));
+    uint64_t dec = 0;
+    CU_ASSERT(reader_stat(rd, "d", sub, "decimated", &dec));
+    CU_ASSERT_EQUAL(rlog_n(&tenth), 101); // frames 1, 11, ..., 1001: floor(1003/10) + 1
+    CU_ASSERT_EQUAL(dec, 1003 - 101);
+    pthread_mutex_lock(&tenth.lock);
+    CU_ASSERT_EQUAL(tenth.gaps, 100); // every delivered frame after the first skips 9
+    pthread_mutex_unlock(&tenth.lock);
+    // At most 20 per second.
+    rlog slow;
+    rlog_init(&slow);
+    uint32_t sub_rate;
+    mcl_broker_reader_options rate = {.buffer = 2000, .max_rate = 20};
+    MCLT_OK(mcl_broker_subscribe(rd, "d", &rate, on_frame, &slow, &sub_rate));
+    int64_t t0 = mclt_now_ms();
+    uint64_t put = 0;
+    while (mclt_now_ms() - t0 < 500)
+        put += put_n(w, wid, 10, 5000);
+    int64_t el = mclt_now_ms() - t0;
+    want wsl = {&slow, 1};
+    CU_ASSERT(mclt_wait_until(has_n, &wsl, 3000));
+    uint64_t got = rlog_n(&slow);
+    CU_ASSERT(put > 100);
+    CU_ASSERT(got >= 1 && got <= 2 + (uint64_t)(el * 20 / 1000));
+    mcl_broker_client_free(rd);
+    mcl_broker_client_free(w);
+    mcl_broker_free(b);
+}
+
+typedef struct offered_arg {
+    mcl_broker_client *c;
+    uint32_t sub;
+    uint64_t n;
+} offered_arg;
+
+static bool
+offered_all(void *arg)
+{
+    offered_arg *o = arg;
+    uint64_t n = 0;
+    return reader_stat(o->c, "c", o->sub, "offered", &n) && n >= o->n;
+}
+
+// One writer, a fast reader, and a stalled reader with each policy.
+static void
+test_policies_with_a_stalled_reader(void)
+{
+    mcl_broker_options bo = {.max_window = 8, .writer_credit = 16};
+    mcl_broker *b = broker(&bo);
+    mcl_broker_client *w = client(b, "writer"), *fast = client(b, "fast");
+    MCLT_OK(mcl_broker_create(w, "c", NULL));
+    uint32_t wid;
+    MCLT_OK(mcl_broker_writer(w, "c", NULL, NULL, NULL, &wid));
+    rlog fl;
+    rlog_init(&fl);
+    uint32_t fsub;
+    mcl_broker_reader_options big = {.buffer = 10000};
+    MCLT_OK(mcl_broker_subscribe(fast, "c", &big, on_frame, &fl, &fsub));
+    wa on = {w, wid, true};
+    CU_ASSERT_FATAL(mclt_wait_until(writer_is, &on, 3000));
+    uint64_t total = 0;
+    for (int p = MCL_BROKER_RING; p <= MCL_BROKER_ERROR; p++) {
+        mcl_broker_client *slow = client(b, "slow");
+        rlog sl;
+        rlog_init(&sl);
+        sl.stall = true;
+        uint32_t ssub;
+        mcl_broker_reader_options ro = {.buffer = 50, .policy = (mcl_broker_policy)p};
+        MCLT_OK(mcl_broker_subscribe(slow, "c", &ro, on_frame, &sl, &ssub));
+        // Put 500: the stalled reader takes 1 into its callback, 8 in flight, 50 buffered.
+        uint64_t went = put_n(w, wid, 500, p == MCL_BROKER_BLOCK ? 1500 : 5000);
+        total += went;
+        CU_ASSERT(mclt_wait_until(is_stalled, &sl, 3000));
+        if (p == MCL_BROKER_RING || p == MCL_BROKER_DROP_NEW) { // the broker has had them all
+            offered_arg oa = {fast, ssub, went};
+            CU_ASSERT(mclt_wait_until(offered_all, &oa, 5000));
+        }
+        uint64_t dropped = 0, depth = 0;
+        if (p == MCL_BROKER_BLOCK) {
+            // Nothing dropped: the writer was held back once the buffer filled.
+            CU_ASSERT(went < 500);
+            CU_ASSERT(reader_stat(fast, "c", ssub, "dropped", &dropped));
+            CU_ASSERT_EQUAL(dropped, 0);
+            gate(&sl, false); // resumes: the writer gets credit, the rest goes, nothing lost
+            uint64_t more = put_n(w, wid, 500 - went, 5000);
+            total += more;
+            CU_ASSERT_EQUAL(went + more, 500);
+            want ws = {&sl, 500};
+            CU_ASSERT(mclt_wait_until(has_n, &ws, 10000));
+            pthread_mutex_lock(&sl.lock);
+            CU_ASSERT_EQUAL(sl.n, 500);
+            CU_ASSERT_EQUAL(sl.gaps, 0);
+            pthread_mutex_unlock(&sl.lock);
+        } else if (p == MCL_BROKER_ERROR) {
+            CU_ASSERT_EQUAL(went, 500); // never holds the writer
+            // The subscription ended: the broker no longer lists it.
+            CU_ASSERT(!reader_stat(fast, "c", ssub, "dropped", &dropped));
+            gate(&sl, false);
+        } else {
+            CU_ASSERT_EQUAL(went, 500); // never holds the writer
+            CU_ASSERT(reader_stat(fast, "c", ssub, "dropped", &dropped));
+            CU_ASSERT(reader_stat(fast, "c", ssub, "depth", &depth));
+            CU_ASSERT_EQUAL(depth, 50);
+            CU_ASSERT(dropped >= 500 - 50 - 8 - 1);
+            gate(&sl, false);
+            want ws = {&sl, 500 - dropped};
+            CU_ASSERT(mclt_wait_until(has_n, &ws, 10000));
+            pthread_mutex_lock(&sl.lock);
+            CU_ASSERT_EQUAL(sl.n + dropped, 500); // every frame delivered or counted
+            // ring keeps the newest (the channel's last frame came); drop_new the oldest.
+            if (p == MCL_BROKER_RING) {
+                CU_ASSERT_EQUAL(sl.last_seq, total);
+            } else {
+                CU_ASSERT(sl.last_seq < total);
+            }
+            pthread_mutex_unlock(&sl.lock);
+        }
+        mcl_broker_client_free(slow);
+    }
+    // The fast reader lost nothing through all of it.
+    want wf = {&fl, total};
+    CU_ASSERT(mclt_wait_until(has_n, &wf, 10000));
+    pthread_mutex_lock(&fl.lock);
+    CU_ASSERT_EQUAL(fl.n, total);
+    CU_ASSERT_EQUAL(fl.gaps, 0);
+    pthread_mutex_unlock(&fl.lock);
+    mcl_broker_client_free(fast);
+    mcl_broker_client_free(w);
+    mcl_broker_free(b);
+}
+
+typedef struct ended_log {
+    atomic_int n;
+    char why[128];
+} ended_log;
+
+static void
+on_ended(mcl_broker_client *c, uint32_t id, const char *why, void *user)
+{
+    (void)c;
+    (void)id;
+    ended_log *e = user;
+    snprintf(e->why, sizeof(e->why), "%s", why);
+    atomic_fetch_add(&e->n, 1);
+}
+
+static bool
+ended_once(void *arg)
+{
+    return atomic_load(&((ended_log *)arg)->n) >= 1;
+}
+
+static bool
+no_channels(void *arg)
+{
+    return mcl_broker_channels(arg) == 0;
+}
+
+static bool
+one_channel(void *arg)
+{
+    return mcl_broker_channels(arg) == 1;
+}
+
+static void
+test_lifetimes_and_owners_leaving(void)
+{
+    mcl_broker *b = broker(NULL);
+    mcl_broker_client *a = client(b, "a");
+    ended_log el = {0};
+    mcl_broker_client_options ro = {.name = "reader", .ended = on_ended, .user = &el};
+    mcl_broker_client *rd;
+    MCLT_OK(mcl_broker_connect(&rd, mcl_broker_url(b), &ro));
+    // A temporary channel nobody uses goes after its lifetime; one in use stays.
+    mcl_broker_channel_options tmp = {.lifetime_ms = 200, .keep = true};
+    MCLT_OK(mcl_broker_create(a, "tmp", &tmp));
+    MCLT_OK(mcl_broker_create(a, "used", &tmp));
+    rlog l;
+    rlog_init(&l);
+    uint32_t sub;
+    MCLT_OK(mcl_broker_subscribe(rd, "used", NULL, on_frame, &l, &sub));
+    int64_t t0 = mclt_now_ms();
+    CU_ASSERT(mclt_wait_until(one_channel, b, 3000));
+    CU_ASSERT(mclt_now_ms() - t0 >= 150); // not before its lifetime
+    MCLT_OK(mcl_broker_unsubscribe(rd, sub));
+    CU_ASSERT(mclt_wait_until(no_channels, b, 3000)); // unused now: it goes too
+    // A creator that disconnects takes its channel (keep: false), and its readers hear it.
+    MCLT_OK(mcl_broker_create(a, "mine", NULL));
+    MCLT_OK(mcl_broker_subscribe(rd, "mine", NULL, on_frame, &l, &sub));
+    mcl_broker_client_free(a);
+    CU_ASSERT(mclt_wait_until(ended_once, &el, 5000));
+    CU_ASSERT_PTR_NOT_NULL(strstr(el.why, "creator disconnected"));
+    CU_ASSERT(mclt_wait_until(no_channels, b, 3000));
+    mcl_broker_client_free(rd);
+    mcl_broker_free(b);
+}
+
+static CU_TestInfo tests[] = {
+    {"channels_and_owners", test_channels_and_owners},
+    {"gating_and_delivery", test_gating_and_delivery},
+    {"decimation", test_decimation},
+    {"policies_with_a_stalled_reader", test_policies_with_a_stalled_reader},
+    {"lifetimes_and_owners_leaving", test_lifetimes_and_owners_leaving},
+    CU_TEST_INFO_NULL};
+MCLT_SUITE("broker_core", NULL, NULL, tests);
