@@ -635,3 +635,18 @@ for name, data in {
         "grow_python_text": b"\x03\x05" + open("tests/data/mcl/UnitTestMessageA.log", "rb").read()[:2000],
 }.items():
     write(E, name, data)
+
+# The broker's data plane (fuzz_bwire.c): the packet-stream type, then the message
+# (lib/broker/bwire.c: u32 id, then the type's fields, big-endian).
+B = "fuzz/corpus/bwire"
+for name, data in {
+        "put": bytes([1]) + struct.pack(">I", 7) + b"frame data",
+        "put_empty": bytes([1]) + struct.pack(">I", 7),
+        "deliver": bytes([2]) + struct.pack(">IQ", 3, 42) + b"payload",
+        "ack": bytes([3]) + struct.pack(">IQ", 3, 40),
+        "active": bytes([4]) + struct.pack(">IB", 9, 1),
+        "credit": bytes([5]) + struct.pack(">IQ", 9, 512),
+        "ended": bytes([6]) + struct.pack(">IB", 3, 1) + b"the channel was deleted",
+        "bad_active": bytes([4]) + struct.pack(">IB", 9, 2),
+}.items():
+    write(B, name, data)
