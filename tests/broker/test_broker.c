@@ -496,11 +496,80 @@ test_lifetimes_and_owners_leaving(void)
     mcl_broker_free(b);
 }
 
+// Strangers: garbage on both channels, ids that are not theirs, puts beyond credit, a flood of
+// creates and deletes. The broker answers or counts, and serves the others as before.
+static void
+test_hostile_clients(void)
+{
+    mcl_broker *b = broker(NULL);
+    mcl_broker_client *w = client(b, "writer"), *rd = client(b, "reader");
+    MCLT_OK(mcl_broker_create(w, "c", NULL));
+    uint32_t wid, sub;
+    MCLT_OK(mcl_broker_writer(w, "c", NULL, NULL, NULL, &wid));
+    rlog l;
+    rlog_init(&l);
+    mcl_broker_reader_options lossless = {.policy = MCL_BROKER_BLOCK};
+    MCLT_OK(mcl_broker_subscribe(rd, "c", &lossless, on_frame, &l, &sub));
+    mcl_pstream *raw;
+    MCLT_OK(mcl_pstream_dial(&raw, mcl_broker_url(b), NULL));
+    MCLT_OK(mcl_pstream_start(raw));
+    uint64_t rng = 99;
+    uint8_t junk[64];
+    for (int i = 0; i < 2000; i++) {
+        size_t n = mclt_rand(&rng) % sizeof(junk);
+        for (size_t k = 0; k < n; k++)
+            junk[k] = (uint8_t)mclt_rand(&rng);
+        if (i % 3 == 0 && n >= 4) { // a put on the writer's id, from a stranger
+            junk[0] = (uint8_t)(wid >> 24), junk[1] = (uint8_t)(wid >> 16);
+            junk[2] = (uint8_t)(wid >> 8), junk[3] = (uint8_t)wid;
+        }
+        (void)mcl_pstream_send(raw, MCL_BROKER_DATA_CHANNEL, (uint32_t)(mclt_rand(&rng) % 8), 0,
+                               junk, n);
+        if (i % 50 == 0) { // and garbage calls
+            mcl_pstream_result *r = NULL; // answered (refused), never left hanging
+            MCLT_OK(mcl_pstream_call(raw, MCL_BROKER_RPC_CHANNEL, (uint32_t)(i % 12), 0, junk, n,
+                                     2000, &r));
+            CU_ASSERT(r->status != MCL_PSTREAM_DEADLINE_EXCEEDED);
+            mcl_pstream_result_free(r);
+        }
+    }
+    // A flood of creates and deletes leaves nothing behind.
+    for (int i = 0; i < 300; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "flood%d", i % 7);
+        mcl_err rv = mcl_broker_create(w, name, NULL);
+        CU_ASSERT(rv == MCL_OK || rv == MCL_EEXIST);
+        if (i % 2 == 1)
+            (void)mcl_broker_delete(w, name);
+    }
+    for (int i = 0; i < 7; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "flood%d", i);
+        (void)mcl_broker_delete(w, name);
+    }
+    CU_ASSERT_EQUAL(mcl_broker_channels(b), 1);
+    // The stranger's puts never reached the reader; the writer's do, all of them.
+    CU_ASSERT_EQUAL(rlog_n(&l), 0);
+    CU_ASSERT_EQUAL(put_n(w, wid, 300, 5000), 300);
+    want wn = {&l, 300};
+    CU_ASSERT(mclt_wait_until(has_n, &wn, 10000));
+    pthread_mutex_lock(&l.lock);
+    CU_ASSERT_EQUAL(l.n, 300);
+    CU_ASSERT_EQUAL(l.gaps, 0);
+    pthread_mutex_unlock(&l.lock);
+    CU_ASSERT_EQUAL(mcl_broker_clients(b), 3);
+    mcl_pstream_free(raw);
+    mcl_broker_client_free(rd);
+    mcl_broker_client_free(w);
+    mcl_broker_free(b);
+}
+
 static CU_TestInfo tests[] = {
     {"channels_and_owners", test_channels_and_owners},
     {"gating_and_delivery", test_gating_and_delivery},
     {"decimation", test_decimation},
     {"policies_with_a_stalled_reader", test_policies_with_a_stalled_reader},
     {"lifetimes_and_owners_leaving", test_lifetimes_and_owners_leaving},
+    {"hostile_clients", test_hostile_clients},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("broker_core", NULL, NULL, tests);
