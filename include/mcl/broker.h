@@ -195,6 +195,26 @@ MCL_API mcl_err mcl_broker_counts_of(mcl_broker_client *c, uint32_t id, mcl_brok
  * methods (broker.channels, broker.stats, broker.clients); owned by @p c. @since 0.3 */
 MCL_API mcl_rpc_client *mcl_broker_rpc(mcl_broker_client *c);
 
+/**
+ * Offer @p svc to the broker's other clients under @p name: their calls reach it through the
+ * broker (on a relay channel of this client's connection), its answers go back. @p svc must
+ * outlive this client's connection, or be freed after mcl_broker_client_free().
+ * @retval MCL_OK @retval MCL_EALREADY (another client serves that name) @retval MCL_EINVAL
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_broker_serve_rpc(mcl_broker_client *c, const char *name, mcl_rpc_service *svc);
+
+/**
+ * An RPC client of the service another client offers as @p name, through the broker: its
+ * description, schemas checked before sending, deadlines and cancels work as on a direct
+ * connection. A call whose responder disconnects ends at once with UNAVAILABLE ("no
+ * responder"). The caller frees *out (mcl_rpc_client_free()) before mcl_broker_client_free().
+ * @retval MCL_OK @retval MCL_ENOENT (nobody serves @p name: no responder) @retval MCL_EINVAL
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_broker_rpc_client(mcl_broker_client *c, const char *name,
+                                      mcl_rpc_client **out);
+
 /** Disconnect and release; NULL-safe. Not from a callback. @since 0.3 */
 MCL_API void mcl_broker_client_free(mcl_broker_client *c);
 

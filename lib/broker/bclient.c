@@ -629,6 +629,64 @@ mcl_broker_rpc(mcl_broker_client *c)
     return c ? c->rpc : NULL;
 }
 
+// The relay channel of a service: broker.register (serve) or broker.lookup (call).
+static mcl_err
+relay_channel(mcl_broker_client *c, const char *method, const char *name, uint32_t *channel)
+{
+    mcl_value *a = args_new(), *res = NULL;
+    if (a == NULL || mcl_value_put_str(a, "name", name) != MCL_OK) {
+        mcl_value_free(a);
+        return MCL_ENOMEM;
+    }
+    mcl_err rv = call(c, method, a, NULL, NULL, &res);
+    *channel = rv == MCL_OK ? (uint32_t)get_uint(res, "channel") : 0;
+    mcl_value_free(res);
+    if (rv == MCL_OK && *channel == 0)
+        rv = MCL_EPROTO;
+    return rv;
+}
+
+mcl_err
+mcl_broker_serve_rpc(mcl_broker_client *c, const char *name, mcl_rpc_service *svc)
+{
+    if (c == NULL || name == NULL || svc == NULL)
+        return MCL_EINVAL;
+    uint32_t ch;
+    mcl_err rv = relay_channel(c, "broker.register", name, &ch);
+    if (rv == MCL_EEXIST)
+        rv = MCL_EALREADY;
+    if (rv != MCL_OK)
+        return rv;
+    rv = mcl_rpc_service_serve(svc, c->ps, ch);
+    if (rv != MCL_OK) {
+        mcl_value *a = args_new();
+        if (a != NULL && mcl_value_put_str(a, "name", name) == MCL_OK)
+            (void)call(c, "broker.unregister", a, NULL, NULL, NULL);
+        else
+            mcl_value_free(a);
+    }
+    return rv;
+}
+
+mcl_err
+mcl_broker_rpc_client(mcl_broker_client *c, const char *name, mcl_rpc_client **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (c == NULL || name == NULL || out == NULL)
+        return MCL_EINVAL;
+    uint32_t ch;
+    mcl_err rv = relay_channel(c, "broker.lookup", name, &ch);
+    if (rv != MCL_OK)
+        return rv;
+    mcl_rpc_client_options ro = {.timeout_ms = c->o.timeout_ms,
+                                 .describe_ms = c->o.timeout_ms,
+                                 .channel = ch,
+                                 .reactor = c->r};
+    rv = mcl_rpc_client_over(out, c->ps, &ro, NULL, 0);
+    return rv == MCL_ECLOSED || rv == MCL_ETIMEDOUT ? MCL_ENOENT : rv;
+}
+
 static void
 free_each(uint64_t key, void *val, void *arg)
 {

@@ -86,8 +86,20 @@ struct conn {
     bool gone;
 };
 
+// A client's RPC service offered to the others under a name: requests on its relay channel, from
+// any other client, are forwarded to it on the same channel and its answers back.
+typedef struct relsvc {
+    struct relsvc *next;
+    char name[NAME_MAX_ + 1];
+    uint32_t channel;
+    conn *c;
+} relsvc;
+
 struct mcl_broker {
     mcl_broker_options o;
+    relsvc *svcs;
+    uint32_t next_relay;
+    uint64_t relayed, no_responder;
     mcl_reactor *r;
     mcl_pstream_server *psrv;
     mcl_rpc_service *svc;
@@ -469,12 +481,112 @@ on_data(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const 
     }
 }
 
+// --- client-to-client RPC ------------------------------------------------------------------------
+
+#define RELAY_BASE 0x10000u // relay channels: RELAY_BASE + n
+
+typedef struct relay {
+    mcl_pstream_request *rq; // the caller's request (answered once, by relay_done)
+    mcl_pstream *to;         // the responder's connection
+    uint64_t fid;            // the forwarded request
+} relay;
+
+static relsvc *
+svc_by_channel(mcl_broker *b, uint32_t ch)
+{
+    for (relsvc *v = b->svcs; v != NULL; v = v->next)
+        if (v->channel == ch)
+            return v;
+    return NULL;
+}
+
+static relsvc *
+svc_by_name(mcl_broker *b, const char *name)
+{
+    for (relsvc *v = b->svcs; v != NULL; v = v->next)
+        if (strcmp(v->name, name) == 0)
+            return v;
+    return NULL;
+}
+
+static void
+relay_done(const mcl_pstream_result *r, void *user)
+{
+    relay *x = user;
+    if (r->local) // the responder's connection ended, or the forward was cancelled
+        (void)mcl_pstream_reply(x->rq, r->status == MCL_PSTREAM_CANCELLED ? MCL_PSTREAM_CANCELLED
+                                                                          : MCL_PSTREAM_UNAVAILABLE,
+                                0, NULL, 0,
+                                r->status == MCL_PSTREAM_CANCELLED
+                                    ? "cancelled"
+                                    : "no responder: the responder disconnected");
+    else
+        (void)mcl_pstream_reply(x->rq, r->status, r->flags, r->payload, r->len,
+                                r->message[0] ? r->message : NULL);
+    mcl_pstream_unref(x->to);
+    mcl__free(x);
+}
+
+static void
+relay_cancel(mcl_pstream_request *rq, void *user)
+{
+    (void)rq;
+    relay *x = user;
+    (void)mcl_pstream_cancel(x->to, x->fid); // (its completion answers the caller)
+}
+
+// A request on a channel no handler of the broker's own takes: a relay channel, or nothing.
+static void
+on_relay(mcl_pstream *ps, mcl_pstream_request *rq, void *user)
+{
+    (void)ps;
+    mcl_broker *b = user;
+    relsvc *v = svc_by_channel(b, mcl_pstream_request_channel(rq));
+    if (v == NULL) {
+        b->no_responder++;
+        (void)mcl_pstream_reply(rq, MCL_PSTREAM_UNAVAILABLE, 0, NULL, 0,
+                                "no responder on this channel");
+        return;
+    }
+    relay *x = mcl__zalloc(sizeof(*x));
+    if (x == NULL) {
+        (void)mcl_pstream_reply(rq, MCL_PSTREAM_RESOURCE_EXHAUSTED, 0, NULL, 0, "out of memory");
+        return;
+    }
+    x->rq = rq;
+    x->to = v->c->ps;
+    mcl_pstream_ref(x->to);
+    size_t len;
+    const void *p = mcl_pstream_request_payload(rq, &len);
+    mcl_err rv = mcl_pstream_submit(x->to, v->channel, mcl_pstream_request_type(rq),
+                                    mcl_pstream_request_flags(rq), p, len, 600000, relay_done, x,
+                                    &x->fid);
+    if (rv != MCL_OK) {
+        mcl_pstream_unref(x->to);
+        mcl__free(x);
+        (void)mcl_pstream_reply(rq, MCL_PSTREAM_UNAVAILABLE, 0, NULL, 0,
+                                "no responder: its connection does not take requests");
+        return;
+    }
+    b->relayed++;
+    (void)mcl_pstream_request_on_cancel(rq, relay_cancel, x);
+}
+
 // --- connections ---------------------------------------------------------------------------------
 
 static void
 conn_remove(mcl_broker *b, conn *c)
 {
     c->gone = true;
+    for (relsvc **pp = &b->svcs; *pp != NULL;) {
+        relsvc *v = *pp;
+        if (v->c == c) {
+            *pp = v->next;
+            mcl__free(v);
+        } else {
+            pp = &v->next;
+        }
+    }
     for (chan *ch = b->chans, *nch; ch != NULL; ch = nch) {
         nch = ch->next;
         for (reader *r = ch->readers, *n; r != NULL; r = n) {
@@ -501,6 +613,7 @@ conn_remove(mcl_broker *b, conn *c)
         }
     (void)mcl_rpc_service_unserve(b->svc, c->ps, MCL_BROKER_RPC_CHANNEL);
     (void)mcl_pstream_handle_messages(c->ps, MCL_BROKER_DATA_CHANNEL, NULL, NULL);
+    (void)mcl_pstream_handle(c->ps, MCL_PSTREAM_ANY, MCL_PSTREAM_ANY, NULL, NULL);
     mcl_pstream_unref(c->ps);
     mcl__free(c);
     counts(b, 0, -1);
@@ -535,6 +648,7 @@ on_accept(mcl_pstream_server *srv, mcl_pstream *ps, void *user)
     mcl_pstream_ref(ps);
     if (mcl_rpc_service_serve(b->svc, ps, MCL_BROKER_RPC_CHANNEL) != MCL_OK ||
         mcl_pstream_handle_messages(ps, MCL_BROKER_DATA_CHANNEL, on_data, b) != MCL_OK ||
+        mcl_pstream_handle(ps, MCL_PSTREAM_ANY, MCL_PSTREAM_ANY, on_relay, b) != MCL_OK ||
         mcl_pstream_on_closed(ps, on_closed, b) != MCL_OK) {
         (void)mcl_rpc_service_unserve(b->svc, ps, MCL_BROKER_RPC_CHANNEL);
         mcl_pstream_unref(ps);
@@ -936,6 +1050,8 @@ m_stats(mcl_rpc_req *call, const mcl_value *args, void *user)
     const char *name = arg_str(args, "name", "");
     mcl_value *res = mcl_rpc_req_result(call), *arr;
     (void)mcl_value_put_uint(res, "temporary_removed", b->temporary_removed);
+    (void)mcl_value_put_uint(res, "relayed", b->relayed);
+    (void)mcl_value_put_uint(res, "no_responder", b->no_responder);
     if (mcl_value_put_array(res, "channels", &arr) == MCL_OK)
         for (const chan *ch = b->chans; ch != NULL; ch = ch->next) {
             mcl_value *e;
@@ -965,6 +1081,74 @@ m_clients(mcl_rpc_req *call, const mcl_value *args, void *user)
             }
         }
     (void)mcl_rpc_reply(call);
+}
+
+static void
+m_register(mcl_rpc_req *call, const mcl_value *args, void *user)
+{
+    mcl_broker *b = user;
+    conn *c = caller(b, call);
+    if (c == NULL)
+        return;
+    const char *name = arg_str(args, "name", NULL);
+    if (!name_ok(name)) {
+        (void)mcl_rpc_fail(call, MCL_PSTREAM_INVALID_ARGUMENT, "a service name is 1..255 bytes");
+        return;
+    }
+    if (svc_by_name(b, name) != NULL) {
+        (void)mcl_rpc_fail(call, MCL_PSTREAM_ALREADY_EXISTS, "%s has its responder", name);
+        return;
+    }
+    relsvc *v = mcl__zalloc(sizeof(*v));
+    if (v == NULL) {
+        (void)mcl_rpc_fail(call, MCL_PSTREAM_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    snprintf(v->name, sizeof(v->name), "%s", name);
+    do
+        v->channel = RELAY_BASE + (++b->next_relay & 0xFFFFFFu);
+    while (svc_by_channel(b, v->channel) != NULL);
+    v->c = c;
+    v->next = b->svcs;
+    b->svcs = v;
+    (void)mcl_value_put_uint(mcl_rpc_req_result(call), "channel", v->channel);
+    (void)mcl_rpc_reply(call);
+}
+
+static void
+m_lookup(mcl_rpc_req *call, const mcl_value *args, void *user)
+{
+    mcl_broker *b = user;
+    if (caller(b, call) == NULL)
+        return;
+    relsvc *v = svc_by_name(b, arg_str(args, "name", ""));
+    if (v == NULL) {
+        b->no_responder++;
+        (void)mcl_rpc_fail(call, MCL_PSTREAM_NOT_FOUND, "no responder for %s",
+                           arg_str(args, "name", ""));
+        return;
+    }
+    (void)mcl_value_put_uint(mcl_rpc_req_result(call), "channel", v->channel);
+    (void)mcl_rpc_reply(call);
+}
+
+static void
+m_unregister(mcl_rpc_req *call, const mcl_value *args, void *user)
+{
+    mcl_broker *b = user;
+    conn *c = caller(b, call);
+    if (c == NULL)
+        return;
+    const char *name = arg_str(args, "name", "");
+    for (relsvc **pp = &b->svcs; *pp != NULL; pp = &(*pp)->next)
+        if (strcmp((*pp)->name, name) == 0 && (*pp)->c == c) {
+            relsvc *v = *pp;
+            *pp = v->next;
+            mcl__free(v);
+            (void)mcl_rpc_reply(call);
+            return;
+        }
+    (void)mcl_rpc_fail(call, MCL_PSTREAM_NOT_FOUND, "this client has no service %s", name);
 }
 
 #define F(n, t, opt, d, doc) {n, t, opt, d, doc}
@@ -1001,8 +1185,12 @@ static const mcl_rpc_field a_stats[] = {F("name", MCL_TYPE_STR, true, "\"\"", "o
                                         F("key", MCL_TYPE_STR, true, "\"\"", "its key, if private")};
 static const mcl_rpc_field r_stats[] = {
     F("channels", MCL_TYPE_ARRAY, false, NULL, "per channel, and per reader: offered, sent, dropped, decimated, depth, high_water, bytes"),
-    F("temporary_removed", MCL_TYPE_INT, false, NULL, "temporary channels removed so far")};
+    F("temporary_removed", MCL_TYPE_INT, false, NULL, "temporary channels removed so far"),
+    F("relayed", MCL_TYPE_INT, false, NULL, "client-to-client calls forwarded"),
+    F("no_responder", MCL_TYPE_INT, false, NULL, "calls and lookups that found no responder")};
 static const mcl_rpc_field r_clients[] = {F("clients", MCL_TYPE_ARRAY, false, NULL, "id, name, url")};
+static const mcl_rpc_field a_svc[] = {F("name", MCL_TYPE_STR, false, NULL, "the service's name")};
+static const mcl_rpc_field r_svc[] = {F("channel", MCL_TYPE_INT, false, NULL, "its relay channel on every client's connection")};
 #undef F
 #define N(a) a, sizeof(a) / sizeof(a[0])
 
@@ -1020,6 +1208,9 @@ add_methods(mcl_broker *b)
         {8, "broker.channels", "the public channels (and this client's own)", NULL, 0, N(r_list), MCL_RPC_OPEN_RESULT, m_channels, b},
         {9, "broker.stats", "counters per channel and per reader", N(a_stats), N(r_stats), MCL_RPC_OPEN_RESULT, m_stats, b},
         {10, "broker.clients", "the connected clients", NULL, 0, N(r_clients), MCL_RPC_OPEN_RESULT, m_clients, b},
+        {11, "broker.register", "offer this client's RPC service to the others", N(a_svc), N(r_svc), 0, m_register, b},
+        {12, "broker.lookup", "the relay channel of a service (NOT_FOUND: no responder)", N(a_svc), N(r_svc), 0, m_lookup, b},
+        {13, "broker.unregister", "withdraw a service of this client", N(a_svc), NULL, 0, 0, m_unregister, b},
     };
     return mcl_rpc_service_add(b->svc, m, sizeof(m) / sizeof(m[0]), NULL, 0);
 }

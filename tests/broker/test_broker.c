@@ -564,6 +564,113 @@ test_hostile_clients(void)
     mcl_broker_free(b);
 }
 
+// --- client-to-client RPC through the broker -------------------------------------------------------
+
+static void
+h_add(mcl_rpc_req *call, const mcl_value *args, void *user)
+{
+    (void)user;
+    int64_t a = 0, b2 = 0;
+    (void)mcl_value_get_int(mcl_value_find(args, "a"), &a);
+    (void)mcl_value_get_int(mcl_value_find(args, "b"), &b2);
+    (void)mcl_value_put_int(mcl_rpc_req_result(call), "sum", a + b2);
+    (void)mcl_rpc_reply(call);
+}
+
+static mcl_rpc_req *held_call;
+
+static void
+h_hold(mcl_rpc_req *call, const mcl_value *args, void *user)
+{
+    (void)args;
+    (void)user;
+    held_call = call; // answered at the end of the test
+    (void)mcl_rpc_defer(call);
+}
+
+static bool
+call_is_held(void *arg)
+{
+    (void)arg;
+    return __atomic_load_n(&held_call, __ATOMIC_SEQ_CST) != NULL;
+}
+
+typedef struct done_box {
+    atomic_int done;
+    mcl_rpc_status st;
+    char msg[128];
+} done_box;
+
+static void
+on_rpc_done(const mcl_rpc_result *r, void *user)
+{
+    done_box *d = user;
+    d->st = r->status;
+    snprintf(d->msg, sizeof(d->msg), "%s", r->message);
+    atomic_store(&d->done, 1);
+}
+
+static bool
+box_done(void *arg)
+{
+    return atomic_load(&((done_box *)arg)->done) != 0;
+}
+
+static void
+test_rpc_between_clients(void)
+{
+    mcl_broker *b = broker(NULL);
+    mcl_broker_client *resp = client(b, "responder"), *caller = client(b, "caller");
+    mcl_rpc_service *svc;
+    MCLT_OK(mcl_rpc_service_new(&svc, "calc", NULL, NULL));
+    const mcl_rpc_field ab[] = {{"a", MCL_TYPE_INT, false, NULL, NULL},
+                                {"b", MCL_TYPE_INT, false, NULL, NULL}};
+    const mcl_rpc_field sum[] = {{"sum", MCL_TYPE_INT, false, NULL, NULL}};
+    const mcl_rpc_method m[] = {{1, "calc.add", NULL, ab, 2, sum, 1, 0, h_add, NULL},
+                                {2, "calc.hold", NULL, NULL, 0, NULL, 0, 0, h_hold, NULL}};
+    MCLT_OK(mcl_rpc_service_add(svc, m, 2, NULL, 0));
+    MCLT_OK(mcl_broker_serve_rpc(resp, "calc", svc));
+    MCLT_ERR(mcl_broker_serve_rpc(caller, "calc", svc), MCL_EALREADY);
+    // Nobody serves "nothing": refused at once.
+    mcl_rpc_client *rc;
+    int64_t t0 = mclt_now_ms();
+    MCLT_ERR(mcl_broker_rpc_client(caller, "nothing", &rc), MCL_ENOENT);
+    CU_ASSERT(mclt_now_ms() - t0 < 1000);
+    MCLT_OK(mcl_broker_rpc_client(caller, "calc", &rc));
+    CU_ASSERT_PTR_NOT_NULL(mcl_rpc_client_method(rc, "calc.add")); // the responder's description
+    mcl_value *a;
+    const char *json = "{\"a\": 40, \"b\": 2}";
+    MCLT_OK(mcl_value_from_json(&a, json, strlen(json), NULL, 0));
+    mcl_rpc_result *r;
+    MCLT_OK(mcl_rpc_call(rc, "calc.add", a, 5000, &r));
+    CU_ASSERT_EQUAL(r->status, MCL_PSTREAM_OK);
+    int64_t got = 0;
+    (void)mcl_value_get_int(mcl_value_find(r->value, "sum"), &got);
+    CU_ASSERT_EQUAL(got, 42);
+    mcl_rpc_result_free(r);
+    mcl_value_free(a);
+    // A call in progress when its responder disconnects ends at once: no responder.
+    held_call = NULL;
+    done_box d = {0};
+    MCLT_OK(mcl_rpc_submit(rc, mcl_rpc_client_method(rc, "calc.hold"), NULL, 20000, on_rpc_done,
+                           &d, NULL));
+    CU_ASSERT_FATAL(mclt_wait_until(call_is_held, NULL, 5000));
+    t0 = mclt_now_ms();
+    mcl_broker_client_free(resp);
+    CU_ASSERT(mclt_wait_until(box_done, &d, 5000));
+    CU_ASSERT(mclt_now_ms() - t0 < 3000);
+    CU_ASSERT_EQUAL(d.st, MCL_PSTREAM_UNAVAILABLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "no responder"));
+    (void)mcl_rpc_reply(held_call); // (its connection is gone: nothing is sent)
+    // And the name is free again, with no responder behind it.
+    mcl_rpc_client *again;
+    MCLT_ERR(mcl_broker_rpc_client(caller, "calc", &again), MCL_ENOENT);
+    mcl_rpc_client_free(rc, 500);
+    mcl_broker_client_free(caller);
+    mcl_rpc_service_free(svc, 0);
+    mcl_broker_free(b);
+}
+
 static CU_TestInfo tests[] = {
     {"channels_and_owners", test_channels_and_owners},
     {"gating_and_delivery", test_gating_and_delivery},
@@ -571,5 +678,6 @@ static CU_TestInfo tests[] = {
     {"policies_with_a_stalled_reader", test_policies_with_a_stalled_reader},
     {"lifetimes_and_owners_leaving", test_lifetimes_and_owners_leaving},
     {"hostile_clients", test_hostile_clients},
+    {"rpc_between_clients", test_rpc_between_clients},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("broker_core", NULL, NULL, tests);
