@@ -43,6 +43,12 @@ extern "C" {
 /** The packet-stream channels of a broker connection ('BC', 'BD'). */
 #define MCL_BROKER_RPC_CHANNEL 0x4243u
 #define MCL_BROKER_DATA_CHANNEL 0x4244u
+/** The statistics channel every broker has and writes: while someone reads it, one msgpack map
+ * every stats_ms (time_ns, clients, relayed, no_responder, temporary_removed, and channels: per
+ * channel its counters and reader_stats: per reader sub, client, policy, buffer, offered, sent,
+ * dropped, decimated, depth, high_water, bytes, in_flight). Read it like any channel (a reader
+ * with max_rate or every decimates it). Nobody writes or deletes it. */
+#define MCL_BROKER_STATS_CHANNEL "mcl.broker.stats"
 
 typedef struct mcl_broker mcl_broker;
 typedef struct mcl_broker_client mcl_broker_client;
@@ -56,6 +62,7 @@ typedef struct mcl_broker_options {
     uint32_t writer_credit; /**< frames a writer may have unaccepted (0: 256) */
     size_t max_frame;       /**< largest frame (0: 1 MiB) */
     int heartbeat_ms;       /**< a client silent this long is dead (0: 3000) */
+    int stats_ms;           /**< the statistics channel's period (0: 1000) */
 } mcl_broker_options;
 
 /**

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define NAME_MAX_ 255
 #define KEY_MAX 255
@@ -107,7 +108,8 @@ struct mcl_broker {
     conn *conns;
     mcl__u64map readers, writers; // id -> reader, writer
     uint32_t next_id;
-    mcl_handle tick;
+    mcl_handle tick, stats_t;
+    chan *stats; // the statistics channel (the broker writes it)
     bool retry_armed;
     mcl_handle retry;
     pthread_mutex_t lock; // the two counts below
@@ -417,6 +419,28 @@ arm_retry(mcl_broker *b)
 
 // --- the data plane ------------------------------------------------------------------------------
 
+// One frame into channel ch: stored once, offered to every reader.
+static void
+publish(mcl_broker *b, chan *ch, const void *data, size_t len)
+{
+    frame *f = mcl__alloc(sizeof(*f) + len);
+    if (f == NULL) {
+        ch->dropped++;
+        return;
+    }
+    f->refs = 1;
+    f->seq = ++ch->seq;
+    f->len = len;
+    if (len)
+        memcpy(f->data, data, len);
+    int64_t now = now_ns();
+    for (reader *r = ch->readers, *next; r != NULL; r = next) {
+        next = r->next; // (an ERROR overrun removes r)
+        offer(b, r, f, now);
+    }
+    frame_unref(f);
+}
+
 static void
 on_put(mcl_broker *b, conn *c, const mcl__bmsg *m)
 {
@@ -437,23 +461,7 @@ on_put(mcl_broker *b, conn *c, const mcl__bmsg *m)
         grant(b, w, false);
         return;
     }
-    frame *f = mcl__alloc(sizeof(*f) + m->len);
-    if (f == NULL) {
-        ch->dropped++;
-        grant(b, w, false);
-        return;
-    }
-    f->refs = 1;
-    f->seq = ++ch->seq;
-    f->len = m->len;
-    if (m->len)
-        memcpy(f->data, m->data, m->len);
-    int64_t now = now_ns();
-    for (reader *r = ch->readers, *next; r != NULL; r = next) {
-        next = r->next; // (an ERROR overrun removes r)
-        offer(b, r, f, now);
-    }
-    frame_unref(f);
+    publish(b, ch, m->data, m->len);
     grant(b, w, false);
 }
 
@@ -943,6 +951,10 @@ m_writer(mcl_rpc_req *call, const mcl_value *args, void *user)
     chan *ch = chan_for(b, call, args);
     if (ch == NULL)
         return;
+    if (ch == b->stats) {
+        (void)mcl_rpc_fail(call, MCL_PSTREAM_PERMISSION_DENIED, "the broker writes %s", ch->name);
+        return;
+    }
     if (!ch->multi && ch->nwriters > 0) {
         (void)mcl_rpc_fail(call, MCL_PSTREAM_ALREADY_EXISTS, "%s has its writer", ch->name);
         return;
@@ -1020,6 +1032,44 @@ put_chan(mcl_value *m, const chan *ch, bool readers)
         (void)mcl_value_put_uint(e, "bytes", r->bytes);
         (void)mcl_value_put_uint(e, "in_flight", r->sent - r->acked);
     }
+}
+
+// The statistics channel: while someone reads it, a msgpack map every stats_ms: the time, and
+// every channel's counters with its readers' (private channels too: the statistics channel
+// is the broker operator's view; names and counts only, never data or keys).
+static void
+on_stats(mcl_reactor *r, mcl_handle t, void *user)
+{
+    (void)r;
+    (void)t;
+    mcl_broker *b = user;
+    if (b->stats == NULL || b->stats->nreaders == 0)
+        return;
+    mcl_value *v = NULL, *arr;
+    if (mcl_value_new(&v, MCL_TYPE_MAP) != MCL_OK)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    (void)mcl_value_put_int(v, "time_ns", (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    (void)mcl_value_put_uint(v, "clients", b->nconns);
+    (void)mcl_value_put_uint(v, "relayed", b->relayed);
+    (void)mcl_value_put_uint(v, "no_responder", b->no_responder);
+    (void)mcl_value_put_uint(v, "temporary_removed", b->temporary_removed);
+    if (mcl_value_put_array(v, "channels", &arr) == MCL_OK)
+        for (const chan *ch = b->chans; ch != NULL; ch = ch->next) {
+            mcl_value *e;
+            if (ch != b->stats && mcl_value_push_map(arr, &e) == MCL_OK)
+                put_chan(e, ch, true);
+        }
+    void *buf = NULL;
+    size_t len = 0;
+    if (mcl_value_encode(v, &buf, &len) == MCL_OK) {
+        b->stats->offered++;
+        b->stats->bytes += len;
+        publish(b, b->stats, buf, len);
+    }
+    mcl_free(buf);
+    mcl_value_free(v);
 }
 
 static void
@@ -1248,6 +1298,8 @@ mcl_broker_open(mcl_broker **bp, const char *url, const mcl_broker_options *o)
         b->o.max_frame = 1u << 20;
     if (!b->o.heartbeat_ms)
         b->o.heartbeat_ms = 3000;
+    if (b->o.stats_ms <= 0)
+        b->o.stats_ms = 1000;
     pthread_mutex_init(&b->lock, NULL);
     mcl__u64map_init(&b->readers);
     mcl__u64map_init(&b->writers);
@@ -1267,6 +1319,16 @@ mcl_broker_open(mcl_broker **bp, const char *url, const mcl_broker_options *o)
         rv = mcl_pstream_server_attach(b->psrv, b->r);
     if (rv == MCL_OK)
         rv = mcl_reactor_timer(b->r, 100, 100, 0, on_tick, b, &b->tick);
+    if (rv == MCL_OK && (b->stats = mcl__zalloc(sizeof(*b->stats))) == NULL)
+        rv = MCL_ENOMEM;
+    if (rv == MCL_OK) {
+        snprintf(b->stats->name, sizeof(b->stats->name), "%s", MCL_BROKER_STATS_CHANNEL);
+        b->stats->keep = true; // (no owner: nobody deletes it)
+        b->stats->next = b->chans;
+        b->chans = b->stats;
+        counts(b, 1, 0);
+        rv = mcl_reactor_timer(b->r, b->o.stats_ms, b->o.stats_ms, 0, on_stats, b, &b->stats_t);
+    }
     if (rv == MCL_OK)
         rv = mcl_reactor_start(b->r);
     if (rv != MCL_OK) {
@@ -1319,6 +1381,8 @@ teardown(mcl_reactor *r, void *arg)
     if (b->retry_armed)
         (void)mcl_reactor_remove(b->r, b->retry);
     (void)mcl_reactor_remove(b->r, b->tick);
+    (void)mcl_reactor_remove(b->r, b->stats_t);
+    b->stats = NULL;
 }
 
 void
@@ -1332,6 +1396,7 @@ mcl_broker_free(mcl_broker *b)
     mcl_reactor_free(b->r);
     // What came after the teardown (a connection accepted as the server stopped: it gets no
     // closed callback), on this thread now that no other runs.
+    b->stats = NULL;
     while (b->chans != NULL)
         chan_remove(b, b->chans, "the broker is stopping");
     while (b->conns != NULL)

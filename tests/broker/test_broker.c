@@ -190,11 +190,13 @@ test_channels_and_owners(void)
     MCLT_ERR(mcl_broker_create(a, "", NULL), MCL_EINVAL);
     mcl_broker_channel_options nokey = {.private_ = true};
     MCLT_ERR(mcl_broker_create(a, "p", &nokey), MCL_EINVAL);
-    CU_ASSERT_EQUAL(mcl_broker_channels(b), 1);
+    CU_ASSERT_EQUAL(mcl_broker_channels(b), 2); // and the statistics channel
     MCLT_ERR(mcl_broker_delete(o, "imu"), MCL_EPERM);
+    MCLT_ERR(mcl_broker_delete(a, MCL_BROKER_STATS_CHANNEL), MCL_EPERM);
     MCLT_ERR(mcl_broker_delete(o, "nothing"), MCL_ENOENT);
     uint32_t w;
     MCLT_ERR(mcl_broker_writer(o, "nothing", NULL, NULL, NULL, &w), MCL_ENOENT);
+    MCLT_ERR(mcl_broker_writer(a, MCL_BROKER_STATS_CHANNEL, NULL, NULL, NULL, &w), MCL_EPERM);
     // Single writer unless multi_writer.
     MCLT_OK(mcl_broker_writer(a, "imu", NULL, NULL, NULL, &w));
     uint32_t w2;
@@ -218,7 +220,7 @@ test_channels_and_owners(void)
     MCLT_OK(mcl_rpc_call(mcl_broker_rpc(o), "broker.channels", NULL, 5000, &r));
     CU_ASSERT_EQUAL(r->status, MCL_PSTREAM_OK);
     const mcl_value *chans = mcl_value_find(r->value, "channels");
-    CU_ASSERT_EQUAL(mcl_value_count(chans), 2); // imu, many: not secret
+    CU_ASSERT_EQUAL(mcl_value_count(chans), 3); // imu, many, the statistics: not secret
     for (size_t i = 0; i < mcl_value_count(chans); i++) {
         const char *nm;
         size_t nl;
@@ -228,7 +230,7 @@ test_channels_and_owners(void)
     mcl_rpc_result_free(r);
     // The owner deletes: the reader hears it.
     MCLT_OK(mcl_broker_delete(a, "imu"));
-    CU_ASSERT_EQUAL(mcl_broker_channels(b), 2);
+    CU_ASSERT_EQUAL(mcl_broker_channels(b), 3);
     mcl_broker_client_free(a);
     mcl_broker_client_free(o);
     mcl_broker_free(b);
@@ -454,13 +456,13 @@ ended_once(void *arg)
 static bool
 no_channels(void *arg)
 {
-    return mcl_broker_channels(arg) == 0;
+    return mcl_broker_channels(arg) == 1; // (the statistics channel stays)
 }
 
 static bool
 one_channel(void *arg)
 {
-    return mcl_broker_channels(arg) == 1;
+    return mcl_broker_channels(arg) == 2; // one, and the statistics channel
 }
 
 static void
@@ -547,7 +549,7 @@ test_hostile_clients(void)
         snprintf(name, sizeof(name), "flood%d", i);
         (void)mcl_broker_delete(w, name);
     }
-    CU_ASSERT_EQUAL(mcl_broker_channels(b), 1);
+    CU_ASSERT_EQUAL(mcl_broker_channels(b), 2);
     // The stranger's puts never reached the reader; the writer's do, all of them.
     CU_ASSERT_EQUAL(rlog_n(&l), 0);
     CU_ASSERT_EQUAL(put_n(w, wid, 300, 5000), 300);
@@ -671,6 +673,81 @@ test_rpc_between_clients(void)
     mcl_broker_free(b);
 }
 
+typedef struct stats_box {
+    pthread_mutex_t lock;
+    int frames;
+    bool saw_reader; // a reader of channel "c" with offered == 20 and policy ring
+} stats_box;
+
+static void
+on_stats_frame(mcl_broker_client *c, uint32_t sub, uint64_t seq, const void *data, size_t len,
+               void *user)
+{
+    (void)c;
+    (void)sub;
+    (void)seq;
+    stats_box *sb = user;
+    mcl_value *v;
+    if (mcl_value_decode(&v, data, len, NULL, 0) != MCL_OK)
+        return;
+    const mcl_value *chans = mcl_value_find(v, "channels");
+    bool saw = false;
+    for (size_t i = 0; i < mcl_value_count(chans); i++) {
+        const mcl_value *ch = mcl_value_item(chans, i);
+        const char *nm;
+        size_t nl;
+        if (mcl_value_get_str(mcl_value_find(ch, "name"), &nm, &nl) != MCL_OK || strcmp(nm, "c"))
+            continue;
+        const mcl_value *rs = mcl_value_find(ch, "reader_stats");
+        for (size_t k = 0; k < mcl_value_count(rs); k++) {
+            uint64_t off = 0;
+            (void)mcl_value_get_uint(mcl_value_find(mcl_value_item(rs, k), "offered"), &off);
+            saw = saw || off == 20;
+        }
+    }
+    mcl_value_free(v);
+    pthread_mutex_lock(&sb->lock);
+    sb->frames++;
+    sb->saw_reader = sb->saw_reader || saw;
+    pthread_mutex_unlock(&sb->lock);
+}
+
+static bool
+stats_seen(void *arg)
+{
+    stats_box *sb = arg;
+    pthread_mutex_lock(&sb->lock);
+    bool y = sb->saw_reader;
+    pthread_mutex_unlock(&sb->lock);
+    return y;
+}
+
+static void
+test_statistics_channel(void)
+{
+    mcl_broker_options bo = {.stats_ms = 50};
+    mcl_broker *b = broker(&bo);
+    mcl_broker_client *w = client(b, "writer"), *rd = client(b, "reader"),
+                      *mon = client(b, "monitor");
+    MCLT_OK(mcl_broker_create(w, "c", NULL));
+    uint32_t wid, sub, ssub;
+    MCLT_OK(mcl_broker_writer(w, "c", NULL, NULL, NULL, &wid));
+    rlog l;
+    rlog_init(&l);
+    mcl_broker_reader_options lossless = {.policy = MCL_BROKER_BLOCK};
+    MCLT_OK(mcl_broker_subscribe(rd, "c", &lossless, on_frame, &l, &sub));
+    wa on = {w, wid, true};
+    CU_ASSERT_FATAL(mclt_wait_until(writer_is, &on, 3000));
+    CU_ASSERT_EQUAL(put_n(w, wid, 20, 5000), 20);
+    stats_box sb = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    MCLT_OK(mcl_broker_subscribe(mon, MCL_BROKER_STATS_CHANNEL, NULL, on_stats_frame, &sb, &ssub));
+    CU_ASSERT(mclt_wait_until(stats_seen, &sb, 5000));
+    mcl_broker_client_free(mon);
+    mcl_broker_client_free(rd);
+    mcl_broker_client_free(w);
+    mcl_broker_free(b);
+}
+
 static CU_TestInfo tests[] = {
     {"channels_and_owners", test_channels_and_owners},
     {"gating_and_delivery", test_gating_and_delivery},
@@ -679,5 +756,6 @@ static CU_TestInfo tests[] = {
     {"lifetimes_and_owners_leaving", test_lifetimes_and_owners_leaving},
     {"hostile_clients", test_hostile_clients},
     {"rpc_between_clients", test_rpc_between_clients},
+    {"statistics_channel", test_statistics_channel},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("broker_core", NULL, NULL, tests);
