@@ -5,6 +5,7 @@
 
 #include <mcl/rpc.h>
 
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ usage(FILE *f)
            "\n"
            "  -l, --list          list the methods: ids, names, argument and result schemas\n"
            "  -t, --timeout MS    the call's deadline (default 20000; also bounds connecting)\n"
+           "      --channel N     the service's packet-stream channel, decimal or 0x hex (default 0;\n"
+           "                      an mcl-broker's control methods: 0x4243)\n"
            "  -j, --json          machine-readable output: the whole outcome as one JSON object\n"
            "                      ({\"status\", \"code\", \"message\", \"field\", \"local\",\n"
            "                      \"result\", \"latency_us\"});\n"
@@ -220,6 +223,8 @@ print_outcome(const char *method, const mcl_rpc_result *r, bool as_json, int jfl
     return ec;
 }
 
+static uint32_t rpc_channel; // --channel: the service's packet-stream channel (0 by default)
+
 static int
 run_call(const char *url, const char *method, const char *args_json, bool list, int timeout_ms,
          bool as_json, int jflags)
@@ -239,7 +244,8 @@ run_call(const char *url, const char *method, const char *args_json, bool list, 
     }
     mcl_rpc_client_options o = {.timeout_ms = timeout_ms,
                                 .describe_ms =
-                                    timeout_ms > 0 && timeout_ms < 5000 ? timeout_ms : 5000};
+                                    timeout_ms > 0 && timeout_ms < 5000 ? timeout_ms : 5000,
+                                .channel = rpc_channel};
     mcl_rpc_client *c;
     mcl_err rv = mcl_rpc_client_open(&c, url, &o, why, sizeof(why));
     if (rv != MCL_OK) {
@@ -494,13 +500,14 @@ main(int argc, char **argv)
     bool list = false, as_json = false, pretty = false, verbose = false;
     const char *demo_url = NULL;
     uint64_t timeout = 0;
-    enum { O_HELP = 256, O_VERSION, O_DEMO };
+    enum { O_HELP = 256, O_VERSION, O_DEMO, O_CHANNEL };
     static const struct option opts[] = {{"list", no_argument, NULL, 'l'},
                                          {"timeout", required_argument, NULL, 't'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"pretty", no_argument, NULL, 'p'},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"serve-demo", required_argument, NULL, O_DEMO},
+                                         {"channel", required_argument, NULL, O_CHANNEL},
                                          {"help", no_argument, NULL, O_HELP},
                                          {"version", no_argument, NULL, O_VERSION},
                                          {NULL, 0, NULL, 0}};
@@ -529,6 +536,22 @@ main(int argc, char **argv)
         case O_DEMO:
             demo_url = optarg;
             break;
+        case O_CHANNEL: {
+            uint64_t ch = 0;
+            char *end = NULL;
+            bool hex = strncmp(optarg, "0x", 2) == 0 || strncmp(optarg, "0X", 2) == 0;
+            if (hex) {
+                errno = 0;
+                ch = strtoull(optarg + 2, &end, 16);
+            }
+            if (hex ? (errno != 0 || end == optarg + 2 || *end != '\0' || ch > UINT32_MAX - 1)
+                    : !tool_parse_u64(optarg, UINT32_MAX - 1, &ch)) {
+                tool_err(prog, "--channel: '%s' is not a channel number", optarg);
+                return EXIT_USAGE;
+            }
+            rpc_channel = (uint32_t)ch;
+            break;
+        }
         case O_HELP:
             usage(stdout);
             return EXIT_OK;

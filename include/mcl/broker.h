@@ -5,7 +5,8 @@
  * policy, decimates per reader before sending, and tells writers whether anyone reads.
  *
  * Control calls are RPC methods of the broker (service "mcl.broker" on channel
- * MCL_BROKER_RPC_CHANNEL of each connection: `mcl-call URL --list` shows them); data travels
+ * MCL_BROKER_RPC_CHANNEL of each connection: `mcl-call --channel 0x4243 URL --list` shows
+ * them); data travels
  * as one-way packet-stream messages on MCL_BROKER_DATA_CHANNEL, forwarded without re-encoding.
  *
  * Flow control: a writer may send only within the credit the broker grants it (frames,
@@ -79,6 +80,20 @@ MCL_API const char *mcl_broker_url(const mcl_broker *b);
 /** Channels and connections now. @since 0.3 */
 MCL_API size_t mcl_broker_channels(const mcl_broker *b);
 MCL_API size_t mcl_broker_clients(const mcl_broker *b);
+/**
+ * Bridges between channels and the multicast (or any mcl) network, so the broker and the other
+ * tools meet. Out: every frame of @p channel is republished on @p url with the channel's name as
+ * its topic (a reader at the broker with a ring of 1000 frames; it keeps the channel's writers
+ * active). In: every message received on @p url is a frame of @p channel (a multicast sender
+ * cannot be held back: frames offered while nobody reads are counted as unread). The channel is
+ * made (public, kept, multi-writer) if it does not exist. Until the broker is freed.
+ * @retval MCL_OK @retval MCL_EURL @retval MCL_EINVAL @retval MCL_ENOMEM (and the errors of
+ * opening a broadcaster or a listener)
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_broker_bridge_out(mcl_broker *b, const char *channel, const char *url);
+MCL_API mcl_err mcl_broker_bridge_in(mcl_broker *b, const char *url, const char *channel);
+
 /** Stop, end every connection and release; NULL-safe. @since 0.3 */
 MCL_API void mcl_broker_free(mcl_broker *b);
 
@@ -110,6 +125,9 @@ typedef struct mcl_broker_reader_options {
     uint32_t every;           /**< deliver 1 of every N frames offered (0, 1: all) */
     double max_rate;          /**< deliver at most this many per second (0: no limit) */
     const char *key;          /**< a private channel's key */
+    uint32_t window;          /**< frames in flight to this reader before it acknowledges (0:
+                                   the broker's max_window; more is cut to it): a small window
+                                   makes the buffer and its policy act sooner */
 } mcl_broker_reader_options;
 
 /** A frame for a reader: @p seq is the channel's number of the frame (frames it did not get,
@@ -181,7 +199,8 @@ MCL_API mcl_err mcl_broker_writer(mcl_broker_client *c, const char *name, const 
  * @since 0.3
  */
 MCL_API mcl_err mcl_broker_put(mcl_broker_client *c, uint32_t wid, const void *data, size_t len);
-/** As mcl_broker_put(), waiting at most @p timeout_ms for credit (not for activity). @since 0.3 */
+/** As mcl_broker_put(), but waits at most @p timeout_ms (0: the client's timeout) for credit
+ * (not for activity): MCL_ETIMEDOUT when none came. @since 0.3 */
 MCL_API mcl_err mcl_broker_put_wait(mcl_broker_client *c, uint32_t wid, const void *data,
                                     size_t len, int timeout_ms);
 /** Whether the writer is active now. @since 0.3 */

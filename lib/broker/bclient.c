@@ -408,6 +408,8 @@ mcl_broker_subscribe(mcl_broker_client *c, const char *name, const mcl_broker_re
         rv = mcl_value_put_int(a, "every", o->every ? o->every : 1);
     if (rv == MCL_OK)
         rv = mcl_value_put_double(a, "max_rate", o->max_rate);
+    if (rv == MCL_OK && o->window > 0)
+        rv = mcl_value_put_int(a, "window", o->window);
     if (rv != MCL_OK) {
         mcl_value_free(a);
         mcl__free(s);

@@ -9,7 +9,9 @@
 // whose buffer is full withholds credit from every writer of its channel until it drains.
 #define _GNU_SOURCE
 #include <mcl/broker.h>
+#include <mcl/connection.h>
 #include <mcl/pstream.h>
+#include <mcl/raw.h>
 #include <mcl/reactor.h>
 #include <mcl/rpc.h>
 
@@ -52,6 +54,7 @@ typedef struct reader {
     uint64_t offered, delivered, dropped, decimated, bytes;
     uint32_t high_water;
     bool stalled; // the connection's send queue was full
+    mcl_raw_broadcaster *out; // a bridge out: frames republished there (c is NULL)
 } reader;
 
 typedef struct writer {
@@ -96,8 +99,18 @@ typedef struct relsvc {
     conn *c;
 } relsvc;
 
+// A bridge in: a listener whose messages feed a channel.
+typedef struct bridge_in {
+    struct bridge_in *next;
+    mcl_broker *b;
+    char chan[NAME_MAX_ + 1];
+    mcl_raw_listener *l;
+    mcl_handle h;
+} bridge_in;
+
 struct mcl_broker {
     mcl_broker_options o;
+    bridge_in *bins;
     relsvc *svcs;
     uint32_t next_relay;
     uint64_t relayed, no_responder;
@@ -265,6 +278,16 @@ static void
 pump(mcl_broker *b, reader *r)
 {
     bool was_full = r->policy == MCL_BROKER_BLOCK && r->n >= r->cap;
+    while (r->out != NULL && r->n > 0) { // a bridge: republished at once
+        frame *f = q_pop(r);
+        if (mcl_raw_broadcaster_publish(r->out, r->ch->name, f->data, f->len) == MCL_OK) {
+            r->delivered++;
+            r->bytes += f->len;
+        } else {
+            r->dropped++; // (the bridge's network refused it: counted)
+        }
+        frame_unref(f);
+    }
     while (r->n > 0 && r->sent - r->acked < r->window) {
         frame *f = r->q[r->head];
         mcl__bmsg m = {.type = MCL__BM_DELIVER, .id = r->id, .num = f->seq};
@@ -350,10 +373,11 @@ reader_remove(mcl_broker *b, reader *r, const char *ended)
         }
     ch->nreaders--;
     mcl__u64map_del(&b->readers, r->id);
-    if (ended != NULL && !r->c->gone)
+    if (ended != NULL && r->c != NULL && !r->c->gone)
         send_ended(r->c, r->id, MCL__BE_SUB, ended);
     while (r->n > 0)
         frame_unref(q_pop(r));
+    mcl_raw_broadcaster_free(r->out);
     mcl__free(r->q);
     mcl__free(r);
     if (ch->nreaders == 0)
@@ -909,7 +933,8 @@ m_subscribe(mcl_rpc_req *call, const mcl_value *args, void *user)
     r->cap = (uint32_t)buf;
     r->every = (uint32_t)every;
     r->rate = rate;
-    r->window = b->o.max_window;
+    int64_t win = arg_int(args, "window", 0);
+    r->window = win > 0 && win < b->o.max_window ? (uint32_t)win : b->o.max_window;
     if (mcl__u64map_put(&b->readers, r->id, r) != MCL_OK) {
         mcl__free(r);
         (void)mcl_rpc_fail(call, MCL_PSTREAM_RESOURCE_EXHAUSTED, "out of memory");
@@ -1020,7 +1045,7 @@ put_chan(mcl_value *m, const chan *ch, bool readers)
         if (mcl_value_push_map(arr, &e) != MCL_OK)
             return;
         (void)mcl_value_put_uint(e, "sub", r->id);
-        (void)mcl_value_put_str(e, "client", r->c->name);
+        (void)mcl_value_put_str(e, "client", r->c ? r->c->name : "bridge");
         (void)mcl_value_put_str(e, "policy", pol[r->policy]);
         (void)mcl_value_put_uint(e, "buffer", r->cap);
         (void)mcl_value_put_uint(e, "offered", r->offered);
@@ -1218,7 +1243,8 @@ static const mcl_rpc_field a_subscribe[] = {
     F("buffer", MCL_TYPE_INT, true, "100", "frames buffered at the broker for this reader"),
     F("policy", MCL_TYPE_STR, true, "\"ring\"", "ring, drop_new, block or error"),
     F("every", MCL_TYPE_INT, true, "1", "deliver 1 of every N frames"),
-    F("max_rate", MCL_TYPE_FLOAT, true, "0.0", "at most this many per second (0: no limit)")};
+    F("max_rate", MCL_TYPE_FLOAT, true, "0.0", "at most this many per second (0: no limit)"),
+    F("window", MCL_TYPE_INT, true, "0", "frames in flight before an acknowledgement (0: the broker's)")};
 static const mcl_rpc_field r_subscribe[] = {
     F("sub", MCL_TYPE_INT, false, NULL, "the subscription's id"),
     F("window", MCL_TYPE_INT, false, NULL, "frames in flight before an acknowledgement")};
@@ -1265,6 +1291,154 @@ add_methods(mcl_broker *b)
     return mcl_rpc_service_add(b->svc, m, sizeof(m) / sizeof(m[0]), NULL, 0);
 }
 #undef N
+
+// --- bridges -------------------------------------------------------------------------------------
+
+typedef struct bridge_arg {
+    mcl_broker *b;
+    const char *chan, *url;
+    mcl_err rv;
+} bridge_arg;
+
+// The channel a bridge uses, made (public, kept, ownerless) if it does not exist.
+static chan *
+bridge_chan(mcl_broker *b, const char *name)
+{
+    chan *ch = find_chan(b, name);
+    if (ch != NULL || !name_ok(name))
+        return ch;
+    if ((ch = mcl__zalloc(sizeof(*ch))) == NULL)
+        return NULL;
+    snprintf(ch->name, sizeof(ch->name), "%s", name);
+    ch->keep = true;
+    ch->multi = true;
+    ch->next = b->chans;
+    b->chans = ch;
+    counts(b, 1, 0);
+    return ch;
+}
+
+static void
+do_bridge_out(mcl_reactor *rr, void *arg)
+{
+    (void)rr;
+    bridge_arg *a = arg;
+    mcl_broker *b = a->b;
+    chan *ch = bridge_chan(b, a->chan);
+    mcl_connection *cn = NULL;
+    reader *r = NULL;
+    a->rv = ch == NULL ? MCL_EINVAL : mcl_connection_parse(&cn, a->url, NULL, 0);
+    if (a->rv == MCL_OK && (r = mcl__zalloc(sizeof(*r))) == NULL)
+        a->rv = MCL_ENOMEM;
+    if (a->rv == MCL_OK)
+        a->rv = mcl_raw_broadcaster_open(&r->out, cn, NULL);
+    mcl_connection_free(cn);
+    if (a->rv == MCL_OK) {
+        r->ch = ch;
+        r->id = new_id(b);
+        r->policy = MCL_BROKER_RING;
+        r->cap = 1000;
+        r->every = 1;
+        r->window = 0;
+        a->rv = mcl__u64map_put(&b->readers, r->id, r);
+    }
+    if (a->rv != MCL_OK) {
+        if (r != NULL)
+            mcl_raw_broadcaster_free(r->out);
+        mcl__free(r);
+        return;
+    }
+    r->next = ch->readers;
+    ch->readers = r;
+    if (++ch->nreaders == 1)
+        tell_active(ch);
+}
+
+static void
+on_bridged(const mcl_raw_msg *m, void *user)
+{
+    bridge_in *bi = user;
+    // Not what a bridge out of this broker published (a channel bridged out and in on one
+    // group would go round for ever).
+    for (chan *x = bi->b->chans; x != NULL; x = x->next)
+        for (reader *r = x->readers; r != NULL; r = r->next)
+            if (r->out != NULL && mcl_raw_broadcaster_id(r->out) == m->publisher)
+                return;
+    chan *ch = find_chan(bi->b, bi->chan);
+    if (ch == NULL)
+        return; // (deleted meanwhile: the bridge feeds nothing)
+    ch->offered++;
+    ch->bytes += m->len;
+    if (ch->nreaders == 0) {
+        ch->unread++;
+        return;
+    }
+    publish(bi->b, ch, m->payload, m->len);
+}
+
+static void
+do_bridge_in(mcl_reactor *rr, void *arg)
+{
+    bridge_arg *a = arg;
+    mcl_broker *b = a->b;
+    chan *ch = bridge_chan(b, a->chan);
+    mcl_connection *cn = NULL;
+    bridge_in *bi = NULL;
+    a->rv = ch == NULL ? MCL_EINVAL : mcl_connection_parse(&cn, a->url, NULL, 0);
+    if (a->rv == MCL_OK && (bi = mcl__zalloc(sizeof(*bi))) == NULL)
+        a->rv = MCL_ENOMEM;
+    if (a->rv == MCL_OK)
+        a->rv = mcl_raw_listener_open(&bi->l, cn, NULL, 0);
+    mcl_connection_free(cn);
+    if (a->rv == MCL_OK) {
+        bi->b = b;
+        snprintf(bi->chan, sizeof(bi->chan), "%s", ch->name);
+        a->rv = mcl_raw_listener_subscribe(bi->l, on_bridged, bi);
+    }
+    if (a->rv == MCL_OK)
+        a->rv = mcl_reactor_add_raw_listener(rr, bi->l, &bi->h);
+    if (a->rv != MCL_OK) {
+        if (bi != NULL)
+            mcl_raw_listener_free(bi->l);
+        mcl__free(bi);
+        return;
+    }
+    bi->next = b->bins;
+    b->bins = bi;
+}
+
+mcl_err
+mcl_broker_bridge_out(mcl_broker *b, const char *channel, const char *url)
+{
+    if (b == NULL || channel == NULL || url == NULL)
+        return MCL_EINVAL;
+    bridge_arg a = {b, channel, url, MCL_OK};
+    mcl_err rv = mcl_reactor_call(b->r, do_bridge_out, &a);
+    return rv != MCL_OK ? rv : a.rv;
+}
+
+mcl_err
+mcl_broker_bridge_in(mcl_broker *b, const char *url, const char *channel)
+{
+    if (b == NULL || channel == NULL || url == NULL)
+        return MCL_EINVAL;
+    bridge_arg a = {b, channel, url, MCL_OK};
+    mcl_err rv = mcl_reactor_call(b->r, do_bridge_in, &a);
+    return rv != MCL_OK ? rv : a.rv;
+}
+
+static void
+bridges_free(mcl_broker *b, bool on_reactor)
+{
+    while (b->bins != NULL) {
+        bridge_in *bi = b->bins;
+        b->bins = bi->next;
+        if (on_reactor)
+            (void)mcl_reactor_remove(b->r, bi->h);
+        mcl_raw_listener_free(bi->l);
+        mcl__free(bi);
+    }
+}
 
 // --- the broker ----------------------------------------------------------------------------------
 
@@ -1374,6 +1548,7 @@ teardown(mcl_reactor *r, void *arg)
 {
     (void)r;
     mcl_broker *b = arg;
+    bridges_free(b, true);
     while (b->chans != NULL)
         chan_remove(b, b->chans, "the broker is stopping");
     while (b->conns != NULL)
@@ -1397,6 +1572,7 @@ mcl_broker_free(mcl_broker *b)
     // What came after the teardown (a connection accepted as the server stopped: it gets no
     // closed callback), on this thread now that no other runs.
     b->stats = NULL;
+    bridges_free(b, false);
     while (b->chans != NULL)
         chan_remove(b, b->chans, "the broker is stopping");
     while (b->conns != NULL)

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static mcl_broker *
 broker(const mcl_broker_options *o)
@@ -334,6 +335,7 @@ typedef struct offered_arg {
     mcl_broker_client *c;
     uint32_t sub;
     uint64_t n;
+    const char *chan;
 } offered_arg;
 
 static bool
@@ -341,7 +343,13 @@ offered_all(void *arg)
 {
     offered_arg *o = arg;
     uint64_t n = 0;
-    return reader_stat(o->c, "c", o->sub, "offered", &n) && n >= o->n;
+    return reader_stat(o->c, o->chan ? o->chan : "c", o->sub, "offered", &n) && n >= o->n;
+}
+
+static bool
+offered_more(void *arg)
+{
+    return offered_all(arg);
 }
 
 // One writer, a fast reader, and a stalled reader with each policy.
@@ -375,7 +383,7 @@ test_policies_with_a_stalled_reader(void)
         total += went;
         CU_ASSERT(mclt_wait_until(is_stalled, &sl, 3000));
         if (p == MCL_BROKER_RING || p == MCL_BROKER_DROP_NEW) { // the broker has had them all
-            offered_arg oa = {fast, ssub, went};
+            offered_arg oa = {fast, ssub, went, "c"};
             CU_ASSERT(mclt_wait_until(offered_all, &oa, 5000));
         }
         uint64_t dropped = 0, depth = 0;
@@ -748,6 +756,86 @@ test_statistics_channel(void)
     mcl_broker_free(b);
 }
 
+typedef struct raw_box {
+    atomic_int n;
+    char topic[64];
+} raw_box;
+
+static void
+on_raw(const mcl_raw_msg *m, void *user)
+{
+    raw_box *rb = user;
+    snprintf(rb->topic, sizeof(rb->topic), "%s", m->topic);
+    atomic_fetch_add(&rb->n, 1);
+}
+
+static bool
+raw_has(void *arg)
+{
+    return atomic_load(&((raw_box *)arg)->n) >= 50;
+}
+
+// Bridges: a channel republished on an in-process group, and a group feeding a channel; a
+// channel bridged out and in on one group does not go round.
+static void
+test_bridges(void)
+{
+    mcl_broker *b = broker(NULL);
+    char out_url[64], in_url[64];
+    snprintf(out_url, sizeof(out_url), "inproc://broker-out-%d", (int)getpid());
+    snprintf(in_url, sizeof(in_url), "inproc://broker-in-%d", (int)getpid());
+    mcl_connection *cn;
+    MCLT_OK(mcl_connection_parse(&cn, out_url, NULL, 0));
+    mcl_raw_listener *l;
+    MCLT_OK(mcl_raw_listener_open(&l, cn, NULL, 0));
+    mcl_connection_free(cn);
+    raw_box rb = {0};
+    MCLT_OK(mcl_raw_listener_subscribe(l, on_raw, &rb));
+    MCLT_OK(mcl_raw_listener_start(l));
+    MCLT_OK(mcl_broker_bridge_out(b, "out", out_url));
+    mcl_broker_client *w = client(b, "writer");
+    uint32_t wid;
+    MCLT_OK(mcl_broker_writer(w, "out", NULL, NULL, NULL, &wid));
+    wa on = {w, wid, true};
+    CU_ASSERT_FATAL(mclt_wait_until(writer_is, &on, 3000)); // the bridge reads
+    CU_ASSERT_EQUAL(put_n(w, wid, 50, 5000), 50);
+    CU_ASSERT(mclt_wait_until(raw_has, &rb, 5000));
+    CU_ASSERT_STRING_EQUAL(rb.topic, "out");
+    // In: what is published on the group reaches the channel's readers.
+    MCLT_OK(mcl_broker_bridge_in(b, in_url, "fed"));
+    rlog fl;
+    rlog_init(&fl);
+    uint32_t sub;
+    mcl_broker_reader_options big = {.buffer = 1000};
+    MCLT_OK(mcl_broker_subscribe(w, "fed", &big, on_frame, &fl, &sub));
+    MCLT_OK(mcl_connection_parse(&cn, in_url, NULL, 0));
+    mcl_raw_broadcaster *pub;
+    MCLT_OK(mcl_raw_broadcaster_open(&pub, cn, "t"));
+    mcl_connection_free(cn);
+    for (int i = 0; i < 100; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(pub, NULL, "hello", 5));
+    want wf = {&fl, 100};
+    CU_ASSERT(mclt_wait_until(has_n, &wf, 5000));
+    pthread_mutex_lock(&fl.lock);
+    CU_ASSERT_EQUAL(fl.n, 100);
+    CU_ASSERT_EQUAL(fl.bytes, 500);
+    pthread_mutex_unlock(&fl.lock);
+    // Out and in on one group: the broker's own frames come back and are ignored.
+    MCLT_OK(mcl_broker_bridge_in(b, out_url, "out"));
+    rlog ol;
+    rlog_init(&ol);
+    MCLT_OK(mcl_broker_subscribe(w, "out", &big, on_frame, &ol, &sub));
+    CU_ASSERT_EQUAL(put_n(w, wid, 10, 5000), 10);
+    want wo = {&ol, 10};
+    CU_ASSERT(mclt_wait_until(has_n, &wo, 5000));
+    offered_arg more = {w, sub, 11, "out"};
+    CU_ASSERT(!mclt_wait_until(offered_more, &more, 300)); // none of them came round again
+    mcl_raw_broadcaster_free(pub);
+    mcl_broker_client_free(w);
+    mcl_broker_free(b);
+    mcl_raw_listener_free(l);
+}
+
 static CU_TestInfo tests[] = {
     {"channels_and_owners", test_channels_and_owners},
     {"gating_and_delivery", test_gating_and_delivery},
@@ -757,5 +845,6 @@ static CU_TestInfo tests[] = {
     {"hostile_clients", test_hostile_clients},
     {"rpc_between_clients", test_rpc_between_clients},
     {"statistics_channel", test_statistics_channel},
+    {"bridges", test_bridges},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("broker_core", NULL, NULL, tests);
