@@ -36,6 +36,8 @@ usage(FILE *f)
         "      --window N          frames in flight to a reader (default 256)\n"
         "      --credit N          frames a writer may have unaccepted (default 256)\n"
         "      --max-frame SIZE    the largest frame (k/M suffixes; default 1M)\n"
+        "      --max-reader-bytes SIZE  a reader's buffer is full at this many bytes too\n"
+        "                          (default 64M): bounds the broker's memory\n"
         "      --heartbeat-ms MS   a client silent this long is dead (default 3000)\n"
         "      --stats-ms MS       the period of the statistics channel %s\n"
         "                          (default 1000)\n"
@@ -96,6 +98,7 @@ main(int argc, char **argv)
         O_STATS,
         O_BRIDGE_OUT,
         O_BRIDGE_IN,
+        O_READER_BYTES,
         O_HELP,
         O_VERSION
     };
@@ -106,6 +109,7 @@ main(int argc, char **argv)
                                          {"window", required_argument, NULL, O_WINDOW},
                                          {"credit", required_argument, NULL, O_CREDIT},
                                          {"max-frame", required_argument, NULL, O_FRAME},
+                                         {"max-reader-bytes", required_argument, NULL, O_READER_BYTES},
                                          {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
                                          {"stats-ms", required_argument, NULL, O_STATS},
                                          {"bridge-out", required_argument, NULL, O_BRIDGE_OUT},
@@ -154,6 +158,13 @@ main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             bo.max_frame = (size_t)u;
+            break;
+        case O_READER_BYTES:
+            if (!tool_parse_size(optarg, (uint64_t)1 << 40, &u) || u == 0) {
+                tool_err(prog, "invalid --max-reader-bytes '%s' (bytes, k/M/G suffixes)", optarg);
+                return EXIT_USAGE;
+            }
+            bo.max_reader_bytes = (size_t)u;
             break;
         case O_HEARTBEAT:
             if (!count_option("heartbeat-ms", optarg, 3600000, &u))

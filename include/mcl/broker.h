@@ -64,6 +64,11 @@ typedef struct mcl_broker_options {
     size_t max_frame;       /**< largest frame (0: 1 MiB) */
     int heartbeat_ms;       /**< a client silent this long is dead (0: 3000) */
     int stats_ms;           /**< the statistics channel's period (0: 1000) */
+    size_t max_reader_bytes; /**< a reader's buffer is full at this many bytes too, whatever
+                                  its frames (0: 64 MiB). The broker's memory stays below the
+                                  readers' buffers (each at most this), plus each BLOCK
+                                  channel's writers' credit and each reader's window of frames
+                                  in flight, plus about 1 KiB per channel, reader and client. */
 } mcl_broker_options;
 
 /**

@@ -50,6 +50,7 @@ typedef struct reader {
     int64_t next_ok_ns;
     frame **q; // ring: qcap slots, n from head
     uint32_t qcap, head, n;
+    size_t qbytes; // bytes of the frames in the ring
     uint64_t sent, acked;
     uint64_t offered, delivered, dropped, decimated, bytes;
     uint32_t high_water;
@@ -223,13 +224,15 @@ grant(mcl_broker *b, writer *w, bool force)
     }
 }
 
+static bool q_full(const mcl_broker *b, const reader *r, size_t more);
+
 // Whether a BLOCK reader of ch has a full buffer; when that ends, the writers get credit.
 static void
 update_blocked(mcl_broker *b, chan *ch)
 {
     bool blocked = false;
     for (reader *r = ch->readers; r != NULL && !blocked; r = r->next)
-        blocked = r->policy == MCL_BROKER_BLOCK && r->n >= r->cap;
+        blocked = r->policy == MCL_BROKER_BLOCK && q_full(b, r, 0);
     bool was = ch->blocked;
     ch->blocked = blocked;
     if (was && !blocked)
@@ -247,7 +250,15 @@ q_pop(reader *r)
     frame *f = r->q[r->head];
     r->head = (r->head + 1) % r->qcap;
     r->n--;
+    r->qbytes -= f->len;
     return f;
+}
+
+// Whether the reader's buffer is full: its frames, or its bytes (max_reader_bytes).
+static bool
+q_full(const mcl_broker *b, const reader *r, size_t more)
+{
+    return r->n >= r->cap || r->qbytes + more > b->o.max_reader_bytes;
 }
 
 static bool
@@ -267,6 +278,7 @@ q_push(reader *r, frame *f)
     }
     r->q[(r->head + r->n) % r->qcap] = f;
     r->n++;
+    r->qbytes += f->len;
     f->refs++;
     if (r->n > r->high_water)
         r->high_water = r->n;
@@ -277,7 +289,7 @@ q_push(reader *r, frame *f)
 static void
 pump(mcl_broker *b, reader *r)
 {
-    bool was_full = r->policy == MCL_BROKER_BLOCK && r->n >= r->cap;
+    bool was_full = r->policy == MCL_BROKER_BLOCK && q_full(b, r, 0);
     while (r->out != NULL && r->n > 0) { // a bridge: republished at once
         frame *f = q_pop(r);
         if (mcl_raw_broadcaster_publish(r->out, r->ch->name, f->data, f->len) == MCL_OK) {
@@ -308,7 +320,7 @@ pump(mcl_broker *b, reader *r)
         r->delivered++;
         r->bytes += flen;
     }
-    if (was_full && r->n < r->cap)
+    if (was_full && !q_full(b, r, 0))
         update_blocked(b, r->ch);
 }
 
@@ -332,12 +344,14 @@ offer(mcl_broker *b, reader *r, frame *f, int64_t now)
         r->next_ok_ns = (r->next_ok_ns == 0 || now - r->next_ok_ns > gap) ? now + gap
                                                                             : r->next_ok_ns + gap;
     }
-    if (r->n >= r->cap) {
+    if (q_full(b, r, f->len)) {
         switch (r->policy) {
         case MCL_BROKER_RING:
-            frame_unref(q_pop(r));
-            r->dropped++;
-            r->ch->dropped++;
+            while (r->n > 0 && q_full(b, r, f->len)) {
+                frame_unref(q_pop(r));
+                r->dropped++;
+                r->ch->dropped++;
+            }
             break;
         case MCL_BROKER_DROP_NEW:
             r->dropped++;
@@ -357,7 +371,7 @@ offer(mcl_broker *b, reader *r, frame *f, int64_t now)
         r->ch->dropped++;
         return;
     }
-    if (r->policy == MCL_BROKER_BLOCK && r->n >= r->cap)
+    if (r->policy == MCL_BROKER_BLOCK && q_full(b, r, 0))
         r->ch->blocked = true;
     pump(b, r);
 }
@@ -1470,6 +1484,8 @@ mcl_broker_open(mcl_broker **bp, const char *url, const mcl_broker_options *o)
         b->o.writer_credit = 256;
     if (!b->o.max_frame)
         b->o.max_frame = 1u << 20;
+    if (!b->o.max_reader_bytes)
+        b->o.max_reader_bytes = 64u << 20;
     if (!b->o.heartbeat_ms)
         b->o.heartbeat_ms = 3000;
     if (b->o.stats_ms <= 0)

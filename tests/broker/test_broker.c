@@ -836,6 +836,39 @@ test_bridges(void)
     mcl_raw_listener_free(l);
 }
 
+// A reader's buffer is bounded in bytes too: a stalled ring reader never holds more.
+static void
+test_reader_bytes_bound(void)
+{
+    mcl_broker_options bo = {.max_reader_bytes = 10000, .max_window = 2};
+    mcl_broker *b = broker(&bo);
+    mcl_broker_client *w = client(b, "writer"), *slow = client(b, "slow");
+    MCLT_OK(mcl_broker_create(w, "big", NULL));
+    uint32_t wid, sub;
+    MCLT_OK(mcl_broker_writer(w, "big", NULL, NULL, NULL, &wid));
+    rlog sl;
+    rlog_init(&sl);
+    sl.stall = true;
+    mcl_broker_reader_options ro = {.buffer = 1000};
+    MCLT_OK(mcl_broker_subscribe(slow, "big", &ro, on_frame, &sl, &sub));
+    wa on = {w, wid, true};
+    CU_ASSERT_FATAL(mclt_wait_until(writer_is, &on, 3000));
+    uint8_t frame[1000] = {0};
+    for (int i = 0; i < 100; i++)
+        MCLT_OK(mcl_broker_put_wait(w, wid, frame, sizeof(frame), 5000));
+    offered_arg oa = {w, sub, 100, "big"};
+    CU_ASSERT(mclt_wait_until(offered_all, &oa, 5000));
+    uint64_t depth = 0, dropped = 0;
+    CU_ASSERT(reader_stat(w, "big", sub, "depth", &depth));
+    CU_ASSERT(reader_stat(w, "big", sub, "dropped", &dropped));
+    CU_ASSERT(depth <= 10); // 10,000 bytes of 1000-byte frames, not 1000 frames
+    CU_ASSERT(dropped >= 100 - 10 - 2 - 1);
+    gate(&sl, false);
+    mcl_broker_client_free(slow);
+    mcl_broker_client_free(w);
+    mcl_broker_free(b);
+}
+
 static CU_TestInfo tests[] = {
     {"channels_and_owners", test_channels_and_owners},
     {"gating_and_delivery", test_gating_and_delivery},
@@ -846,5 +879,6 @@ static CU_TestInfo tests[] = {
     {"rpc_between_clients", test_rpc_between_clients},
     {"statistics_channel", test_statistics_channel},
     {"bridges", test_bridges},
+    {"reader_bytes_bound", test_reader_bytes_bound},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("broker_core", NULL, NULL, tests);
