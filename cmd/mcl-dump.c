@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <pthread.h>
+
 #include <getopt.h>
 #include <math.h>
 #include <inttypes.h>
@@ -34,6 +36,9 @@ usage(FILE *f)
             "      --start SEC      with -f: begin SEC seconds after the log's first message\n"
             "      --end SEC        with -f: stop SEC seconds after it\n"
             "      --list URL       list the logs a log server offers (name, then its info)\n"
+            "      --broker URL/CH  read channel CH of an mcl-broker (e.g. its statistics:\n"
+            "                       zmq+tcp://HOST:5800/mcl.broker.stats); with --every N,\n"
+            "                       --max-rate R (decimated at the broker), --key K (private)\n"
             "      --csv F[,F]      one CSV line (CRLF) per message with these fields, as MCL's\n"
             "                       dump_to_csv writes them; messages that are not maps are skipped\n"
             "      --stats          per-publisher received/lost/duplicates on stderr at exit\n"
@@ -595,6 +600,110 @@ print_stats(const mcl_raw_listener *l)
     free(ps);
 }
 
+// --broker URL/CHANNEL: a channel of an mcl-broker, read as a client (the broker decimates).
+typedef struct bdump {
+    pthread_mutex_t lock;
+    uint64_t n, count;
+    bool have_count, quiet, json, raw;
+    size_t width;
+    char **csv;
+    size_t ncsv;
+    const char *channel;
+    char ended[256];
+} bdump;
+
+static void
+on_bframe(mcl_broker_client *c, uint32_t sub, uint64_t seq, const void *data, size_t len,
+          void *user)
+{
+    (void)c;
+    (void)sub;
+    bdump *d = user;
+    pthread_mutex_lock(&d->lock);
+    if (!d->have_count || d->n < d->count) {
+        d->n++;
+        if (!d->quiet) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            mcl_raw_msg m = {.topic = d->channel,
+                             .topic_len = strlen(d->channel),
+                             .payload = data,
+                             .len = len,
+                             .seq = seq,
+                             .recv_realtime_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec};
+            print_one(&m, d->json, d->width, d->raw, d->csv, d->ncsv);
+            fflush(stdout);
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void
+on_bended(mcl_broker_client *c, uint32_t id, const char *why, void *user)
+{
+    (void)c;
+    (void)id;
+    bdump *d = user;
+    pthread_mutex_lock(&d->lock);
+    snprintf(d->ended, sizeof(d->ended), "%s", why);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static int
+dump_broker(const char *loc, const mcl_broker_reader_options *ro, bdump *d, double timeout)
+{
+    char url[512];
+    const char *slash = strstr(loc, "://");
+    slash = slash ? strchr(slash + 3, '/') : NULL;
+    if (slash == NULL || slash[1] == '\0' || (size_t)(slash - loc) >= sizeof(url)) {
+        tool_err(prog, "--broker: '%s' is not URL/CHANNEL", loc);
+        return EXIT_USAGE;
+    }
+    memcpy(url, loc, (size_t)(slash - loc));
+    url[slash - loc] = '\0';
+    d->channel = slash + 1;
+    mcl_broker_client_options co = {.name = "mcl-dump", .ended = on_bended, .user = d};
+    mcl_broker_client *c;
+    mcl_err rv = mcl_broker_connect(&c, url, &co);
+    if (rv != MCL_OK) {
+        tool_err(prog, "%s: no broker: %s", url, mcl_strerror(rv));
+        return EXIT_RUNTIME;
+    }
+    uint32_t sub;
+    if ((rv = mcl_broker_subscribe(c, d->channel, ro, on_bframe, d, &sub)) != MCL_OK) {
+        tool_err(prog, "%s: %s: %s", url, d->channel,
+                 rv == MCL_ENOENT ? "no such channel"
+                 : rv == MCL_EPERM ? "wrong key"
+                                   : mcl_strerror(rv));
+        mcl_broker_client_free(c);
+        return rv == MCL_ENOENT || rv == MCL_EPERM ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    int64_t deadline = timeout > 0 ? tool_mono_ns() + (int64_t)(timeout * 1e9) : INT64_MAX;
+    int status = EXIT_OK;
+    while (!tool_stop && tool_mono_ns() < deadline) {
+        pthread_mutex_lock(&d->lock);
+        bool done = d->have_count && d->n >= d->count;
+        bool ended = d->ended[0] != '\0';
+        pthread_mutex_unlock(&d->lock);
+        if (done)
+            break;
+        if (ended) {
+            tool_err(prog, "%s: %s", d->channel, d->ended);
+            status = EXIT_RUNTIME;
+            break;
+        }
+        struct timespec ts = {0, 50 * 1000000}; // (polls the tally and signals)
+        nanosleep(&ts, NULL);
+    }
+    mcl_broker_client_free(c);
+    if (d->have_count && d->n < d->count && status == EXIT_OK && !tool_stop) {
+        tool_err(prog, "timed out after %llu of %llu messages", (unsigned long long)d->n,
+                 (unsigned long long)d->count);
+        status = EXIT_RUNTIME;
+    }
+    return status;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -615,8 +724,14 @@ main(int argc, char **argv)
         OPT_CSV,
         OPT_START,
         OPT_END,
-        OPT_LIST
+        OPT_LIST,
+        OPT_BROKER,
+        OPT_EVERY,
+        OPT_MAX_RATE,
+        OPT_KEY
     };
+    const char *broker_loc = NULL;
+    mcl_broker_reader_options bro = {0};
     tool_log_options lo = {0};
     const char *list_url = NULL;
     const char *files[64];
@@ -634,6 +749,10 @@ main(int argc, char **argv)
                                          {"start", required_argument, NULL, OPT_START},
                                          {"end", required_argument, NULL, OPT_END},
                                          {"list", required_argument, NULL, OPT_LIST},
+                                         {"broker", required_argument, NULL, OPT_BROKER},
+                                         {"every", required_argument, NULL, OPT_EVERY},
+                                         {"max-rate", required_argument, NULL, OPT_MAX_RATE},
+                                         {"key", required_argument, NULL, OPT_KEY},
                                          {"csv", required_argument, NULL, OPT_CSV},
                                          {"stats", no_argument, NULL, OPT_STATS},
                                          {"quiet", no_argument, NULL, 'q'},
@@ -694,6 +813,29 @@ main(int argc, char **argv)
                 goto out;
             }
             files[nfiles++] = optarg;
+            break;
+        case OPT_BROKER:
+            broker_loc = optarg;
+            break;
+        case OPT_EVERY: {
+            uint64_t e;
+            if (!tool_parse_u64(optarg, UINT32_MAX, &e) || e == 0) {
+                tool_err(prog, "invalid --every '%s' (1 of every N frames)", optarg);
+                status = EXIT_USAGE;
+                goto out;
+            }
+            bro.every = (uint32_t)e;
+            break;
+        }
+        case OPT_MAX_RATE:
+            if (!tool_parse_double(optarg, 0.001, 1e9, &bro.max_rate)) {
+                tool_err(prog, "invalid --max-rate '%s' (frames per second)", optarg);
+                status = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case OPT_KEY:
+            bro.key = optarg;
             break;
         case 'F':
             lo.follow = true;
@@ -766,6 +908,24 @@ main(int argc, char **argv)
 
     if (list_url != NULL) {
         status = list_logs(list_url, timeout);
+        goto out;
+    }
+    if (broker_loc != NULL) {
+        if (nfiles > 0 || ntopics > 0) {
+            tool_err(prog, "--broker reads one channel: not with -f or -t");
+            status = EXIT_USAGE;
+            goto out;
+        }
+        bdump d = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                   .count = count,
+                   .have_count = have_count,
+                   .quiet = quiet,
+                   .json = json,
+                   .raw = raw,
+                   .width = (size_t)width,
+                   .csv = csv,
+                   .ncsv = ncsv};
+        status = dump_broker(broker_loc, &bro, &d, timeout);
         goto out;
     }
     if (nfiles > 0) {

@@ -142,6 +142,13 @@ rs='[r for r in d["channels"][0]["reader_stats"] if r["client"]=="display"][0]'
 check "broker.stats: the display reads with policy ring" test "$(json_get "$tmp/stats" "$rs[\"policy\"]")" = ring
 check "broker.stats: the display's frames are decimated at the broker" \
     test "$(json_get "$tmp/stats" "$rs[\"decimated\"] > 0")" = True
+# mcl-dump reads a broker channel: the statistics channel, as JSON, while the lab runs.
+timeout $T "$bin/mcl-dump" --broker "$url/mcl.broker.stats" -n 1 --json --timeout 8 >"$tmp/sdump" 2>&1
+check "mcl-dump --broker URL/mcl.broker.stats: exit 0" test $? -eq 0
+check "... one frame, the broker's statistics of channel lab" has "$tmp/sdump" '"name":"lab"'
+timeout $T "$bin/mcl-dump" --broker "$url/no-such-channel" -n 1 --timeout 3 >"$tmp/sdump2" 2>&1
+check "mcl-dump --broker on a missing channel: exit 2" test $? -eq 2
+check "... says so" has "$tmp/sdump2" "no such channel"
 wait "$dpid"
 check "display: exit 0" test $? -eq 0
 n=$(received "$tmp/display" display)
