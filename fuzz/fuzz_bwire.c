@@ -1,5 +1,5 @@
 // Fuzz target: the broker's data-plane messages (lib/broker/bwire.c). The first byte is the
-// packet-stream type of the message (MCL__BM_PUT..MCL__BM_ENDED; anything else must be
+// packet-stream type of the message (MCL__BM_PUT..MCL__BM_MARK; anything else must be
 // refused), the rest is the message. Whatever decodes must point inside the input and encode
 // back to the same bytes; a refusal always says why; nothing may read outside the input.
 #include "broker/bwire.h"
@@ -29,7 +29,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rv != MCL_EPROTO || why[0] == '\0')
             abort();
     } else {
-        if (m.type != type || (type < MCL__BM_PUT || type > MCL__BM_ENDED))
+        if (m.type != type || (type < MCL__BM_PUT || type > MCL__BM_MARK))
             abort();
         if (m.len > 0 && (m.data < in || m.data + m.len > in + n))
             abort();

@@ -648,5 +648,7 @@ for name, data in {
         "credit": bytes([5]) + struct.pack(">IQ", 9, 512),
         "ended": bytes([6]) + struct.pack(">IB", 3, 1) + b"the channel was deleted",
         "bad_active": bytes([4]) + struct.pack(">IB", 9, 2),
+        "end": bytes([7]) + struct.pack(">I", 7),
+        "mark": bytes([8]) + struct.pack(">IQ", 3, 30),
 }.items():
     write(B, name, data)

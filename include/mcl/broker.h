@@ -130,6 +130,10 @@ typedef struct mcl_broker_reader_options {
     uint32_t every;           /**< deliver 1 of every N frames offered (0, 1: all) */
     double max_rate;          /**< deliver at most this many per second (0: no limit) */
     const char *key;          /**< a private channel's key */
+    void (*on_end)(mcl_broker_client *c, uint32_t sub, uint64_t seq, void *user);
+                              /**< a writer ended a transfer (mcl_broker_end_transfer()) after
+                                   the channel's frame @p seq; marks are never decimated or
+                                   dropped by a policy (NULL: not told); the subscribe's user */
     uint32_t window;          /**< frames in flight to this reader before it acknowledges (0:
                                    the broker's max_window; more is cut to it): a small window
                                    makes the buffer and its policy act sooner */
@@ -208,6 +212,10 @@ MCL_API mcl_err mcl_broker_put(mcl_broker_client *c, uint32_t wid, const void *d
  * (not for activity): MCL_ETIMEDOUT when none came. @since 0.3 */
 MCL_API mcl_err mcl_broker_put_wait(mcl_broker_client *c, uint32_t wid, const void *data,
                                     size_t len, int timeout_ms);
+/** Mark the end of a transfer: every reader of the channel is told (its on_end), in order with
+ * the frames, whatever its decimation or policy. Needs no credit; an inactive writer's mark
+ * goes nowhere (MCL_EAGAIN). @since 0.3 */
+MCL_API mcl_err mcl_broker_end_transfer(mcl_broker_client *c, uint32_t wid);
 /** Whether the writer is active now. @since 0.3 */
 MCL_API bool mcl_broker_writer_active(mcl_broker_client *c, uint32_t wid);
 /** Stop writing. @since 0.3 */

@@ -23,6 +23,7 @@
 
 typedef struct csub {
     uint32_t id;
+    void (*on_end)(mcl_broker_client *c, uint32_t sub, uint64_t seq, void *user);
     mcl_broker_data_cb cb;
     void *user;
     uint32_t window;
@@ -195,6 +196,24 @@ on_data(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const 
         cb(c, m.id, m.num, m.len ? m.data : NULL, m.len, u);
         pthread_mutex_lock(&c->lock);
         if ((s = mcl__u64map_get(&c->subs, m.id)) != NULL) { // (it may have ended meanwhile)
+            s->taken++;
+            if (s->taken - s->acked >= (s->window / 4 ? s->window / 4 : 1))
+                send_ack(c, s);
+        }
+        break;
+    }
+    case MCL__BM_MARK: {
+        csub *s = mcl__u64map_get(&c->subs, m.id);
+        if (s == NULL)
+            break;
+        void (*fn)(mcl_broker_client *, uint32_t, uint64_t, void *) = s->on_end;
+        void *u = s->user;
+        if (fn != NULL) {
+            pthread_mutex_unlock(&c->lock);
+            fn(c, m.id, m.num, u);
+            pthread_mutex_lock(&c->lock);
+        }
+        if ((s = mcl__u64map_get(&c->subs, m.id)) != NULL) { // a mark counts in the window
             s->taken++;
             if (s->taken - s->acked >= (s->window / 4 ? s->window / 4 : 1))
                 send_ack(c, s);
@@ -416,6 +435,7 @@ mcl_broker_subscribe(mcl_broker_client *c, const char *name, const mcl_broker_re
         return rv;
     }
     s->cb = cb;
+    s->on_end = o->on_end;
     s->user = user;
     rv = call(c, "broker.subscribe", a, sub_hook, s, NULL);
     if (rv != MCL_OK || s->id == 0) {
@@ -579,6 +599,24 @@ mcl_broker_put_wait(mcl_broker_client *c, uint32_t wid, const void *data, size_t
         }
         rv = mcl_pstream_is_open(c->ps) ? put_locked(c, w, data, len) : MCL_ECLOSED;
         break;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rv;
+}
+
+mcl_err
+mcl_broker_end_transfer(mcl_broker_client *c, uint32_t wid)
+{
+    if (c == NULL)
+        return MCL_EINVAL;
+    pthread_mutex_lock(&c->lock);
+    cwr *w = mcl__u64map_get(&c->wrs, wid);
+    mcl_err rv = w == NULL ? MCL_ENOENT : !w->active ? MCL_EAGAIN : MCL_OK;
+    if (rv == MCL_OK) {
+        uint8_t h[16];
+        mcl__bmsg m = {.type = MCL__BM_END, .id = wid};
+        size_t hn = mcl__bmsg_encode(&m, h);
+        rv = mcl__pstream_send2(c->ps, MCL_BROKER_DATA_CHANNEL, MCL__BM_END, 0, h, hn, NULL, 0);
     }
     pthread_mutex_unlock(&c->lock);
     return rv;

@@ -31,6 +31,7 @@
 
 typedef struct frame {
     unsigned refs;
+    bool mark; // an end-of-transfer mark: never decimated or dropped by a policy
     uint64_t seq;
     size_t len;
     uint8_t data[];
@@ -254,6 +255,26 @@ q_pop(reader *r)
     return f;
 }
 
+// Drops the oldest frame that is not a mark (marks pass through); false when there is none.
+static bool
+q_drop_oldest_data(reader *r)
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        uint32_t at = (r->head + i) % r->qcap;
+        frame *f = r->q[at];
+        if (f->mark)
+            continue;
+        for (uint32_t k = i; k > 0; k--) // close the gap: the marks before it move up one
+            r->q[(r->head + k) % r->qcap] = r->q[(r->head + k - 1) % r->qcap];
+        r->head = (r->head + 1) % r->qcap;
+        r->n--;
+        r->qbytes -= f->len;
+        frame_unref(f);
+        return true;
+    }
+    return false;
+}
+
 // Whether the reader's buffer is full: its frames, or its bytes (max_reader_bytes).
 static bool
 q_full(const mcl_broker *b, const reader *r, size_t more)
@@ -292,6 +313,10 @@ pump(mcl_broker *b, reader *r)
     bool was_full = r->policy == MCL_BROKER_BLOCK && q_full(b, r, 0);
     while (r->out != NULL && r->n > 0) { // a bridge: republished at once
         frame *f = q_pop(r);
+        if (f->mark) { // (a multicast group has no transfers)
+            frame_unref(f);
+            continue;
+        }
         if (mcl_raw_broadcaster_publish(r->out, r->ch->name, f->data, f->len) == MCL_OK) {
             r->delivered++;
             r->bytes += f->len;
@@ -302,10 +327,11 @@ pump(mcl_broker *b, reader *r)
     }
     while (r->n > 0 && r->sent - r->acked < r->window) {
         frame *f = r->q[r->head];
-        mcl__bmsg m = {.type = MCL__BM_DELIVER, .id = r->id, .num = f->seq};
+        mcl__bmsg m = {.type = f->mark ? MCL__BM_MARK : MCL__BM_DELIVER, .id = r->id,
+                       .num = f->seq};
         uint8_t h[16];
         size_t hn = mcl__bmsg_encode(&m, h);
-        mcl_err rv = mcl__pstream_send2(r->c->ps, MCL_BROKER_DATA_CHANNEL, MCL__BM_DELIVER, 0, h,
+        mcl_err rv = mcl__pstream_send2(r->c->ps, MCL_BROKER_DATA_CHANNEL, (uint32_t)m.type, 0, h,
                                         hn, f->data, f->len);
         if (rv == MCL_EAGAIN) {
             r->stalled = true;
@@ -330,6 +356,12 @@ static void reader_remove(mcl_broker *b, reader *r, const char *ended);
 static void
 offer(mcl_broker *b, reader *r, frame *f, int64_t now)
 {
+    if (f->mark) { // passes through: no decimation, no policy
+        if (!q_push(r, f))
+            r->dropped++;
+        pump(b, r);
+        return;
+    }
     r->offered++;
     if (r->every > 1 && (r->offered - 1) % r->every != 0) {
         r->decimated++;
@@ -347,8 +379,7 @@ offer(mcl_broker *b, reader *r, frame *f, int64_t now)
     if (q_full(b, r, f->len)) {
         switch (r->policy) {
         case MCL_BROKER_RING:
-            while (r->n > 0 && q_full(b, r, f->len)) {
-                frame_unref(q_pop(r));
+            while (r->n > 0 && q_full(b, r, f->len) && q_drop_oldest_data(r)) {
                 r->dropped++;
                 r->ch->dropped++;
             }
@@ -467,6 +498,7 @@ publish(mcl_broker *b, chan *ch, const void *data, size_t len)
         return;
     }
     f->refs = 1;
+    f->mark = false;
     f->seq = ++ch->seq;
     f->len = len;
     if (len)
@@ -476,6 +508,26 @@ publish(mcl_broker *b, chan *ch, const void *data, size_t len)
         next = r->next; // (an ERROR overrun removes r)
         offer(b, r, f, now);
     }
+    frame_unref(f);
+}
+
+static void
+on_end(mcl_broker *b, conn *c, const mcl__bmsg *m)
+{
+    writer *w = mcl__u64map_get(&b->writers, m->id);
+    if (w == NULL || w->c != c)
+        return;
+    chan *ch = w->ch;
+    frame *f = mcl__zalloc(sizeof(*f));
+    if (f == NULL) {
+        ch->dropped++;
+        return;
+    }
+    f->refs = 1;
+    f->mark = true;
+    f->seq = ch->seq; // the seq of the transfer's last frame
+    for (reader *r = ch->readers; r != NULL; r = r->next)
+        offer(b, r, f, 0);
     frame_unref(f);
 }
 
@@ -518,6 +570,8 @@ on_data(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const 
         return; // garbage: dropped (the packet stream counts it as a message)
     if (type == MCL__BM_PUT) {
         on_put(b, c, &m);
+    } else if (type == MCL__BM_END) {
+        on_end(b, c, &m);
     } else if (type == MCL__BM_ACK) {
         reader *r = mcl__u64map_get(&b->readers, m.id);
         if (r != NULL && r->c == c && m.num > r->acked && m.num <= r->sent) {

@@ -36,9 +36,14 @@ mcl__bmsg_decode(int type, const uint8_t *p, size_t n, mcl__bmsg *m, char *why, 
         m->data = p + 4;
         m->len = n - 4;
         return MCL_OK;
+    case MCL__BM_END:
+        if (n != 4)
+            return fail(why, whylen, "an END message of %zu bytes", n);
+        return MCL_OK;
     case MCL__BM_DELIVER:
     case MCL__BM_ACK:
     case MCL__BM_CREDIT:
+    case MCL__BM_MARK:
         if (n < 12 || (type != MCL__BM_DELIVER && n != 12))
             return fail(why, whylen, "a broker message of type %d with %zu bytes", type, n);
         m->num = mcl__get_be64(p + 4);
@@ -72,6 +77,7 @@ mcl__bmsg_encode(const mcl__bmsg *m, uint8_t *h)
     case MCL__BM_DELIVER:
     case MCL__BM_ACK:
     case MCL__BM_CREDIT:
+    case MCL__BM_MARK:
         mcl__put_be64(h + 4, m->num);
         return 12;
     case MCL__BM_ACTIVE:

@@ -17,6 +17,8 @@ enum {
     MCL__BM_ACTIVE = 4,  // broker -> client: u32 wid, u8 active (0/1)
     MCL__BM_CREDIT = 5,  // broker -> client: u32 wid, u64 limit (cumulative frames)
     MCL__BM_ENDED = 6,   // broker -> client: u32 id, u8 what (1 subscription, 2 writer), text
+    MCL__BM_END = 7,     // client -> broker: u32 wid: the end of a transfer (a mark)
+    MCL__BM_MARK = 8,    // broker -> client: u32 sub, u64 seq: the end of a transfer
 };
 
 enum { MCL__BE_SUB = 1, MCL__BE_WRITER = 2 };

@@ -869,6 +869,73 @@ test_reader_bytes_bound(void)
     mcl_broker_free(b);
 }
 
+typedef struct marks {
+    atomic_int n;
+    atomic_ullong seq;
+} marks;
+
+typedef struct rlog_m {
+    rlog l; // first: the frames go to on_frame with it
+    marks m;
+} rlog_m;
+
+static void
+on_mark_m(mcl_broker_client *c, uint32_t sub, uint64_t seq, void *user)
+{
+    (void)c;
+    (void)sub;
+    rlog_m *x = user;
+    atomic_store(&x->m.seq, seq);
+    atomic_fetch_add(&x->m.n, 1);
+}
+
+static bool
+marked(void *arg)
+{
+    return atomic_load(&((rlog_m *)arg)->m.n) >= 1;
+}
+
+// End-of-transfer marks pass through decimation and overrun policies, in order.
+static void
+test_end_of_transfer(void)
+{
+    mcl_broker_options bo = {.max_window = 2};
+    mcl_broker *b = broker(&bo);
+    mcl_broker_client *w = client(b, "writer"), *rd = client(b, "reader"),
+                      *slow = client(b, "slow");
+    MCLT_OK(mcl_broker_create(w, "t", NULL));
+    uint32_t wid, s1, s2;
+    MCLT_OK(mcl_broker_writer(w, "t", NULL, NULL, NULL, &wid));
+    rlog_m dec, st;
+    rlog_init(&dec.l);
+    rlog_init(&st.l);
+    atomic_init(&dec.m.n, 0);
+    atomic_init(&st.m.n, 0);
+    mcl_broker_reader_options every10 = {.every = 10, .on_end = on_mark_m};
+    MCLT_OK(mcl_broker_subscribe(rd, "t", &every10, on_frame, &dec, &s1));
+    st.l.stall = true;
+    mcl_broker_reader_options small = {.buffer = 5, .on_end = on_mark_m};
+    MCLT_OK(mcl_broker_subscribe(slow, "t", &small, on_frame, &st, &s2));
+    wa on = {w, wid, true};
+    CU_ASSERT_FATAL(mclt_wait_until(writer_is, &on, 3000));
+    CU_ASSERT_EQUAL(put_n(w, wid, 30, 5000), 30);
+    MCLT_OK(mcl_broker_end_transfer(w, wid));
+    CU_ASSERT(mclt_wait_until(marked, &dec, 5000));
+    CU_ASSERT_EQUAL(rlog_n(&dec.l), 3); // frames 1, 11, 21: and the mark after them
+    CU_ASSERT_EQUAL(atomic_load(&dec.m.seq), 30);
+    // The stalled ring reader dropped data, but not the mark.
+    offered_arg oa = {w, s2, 30, "t"};
+    CU_ASSERT(mclt_wait_until(offered_all, &oa, 5000));
+    gate(&st.l, false);
+    CU_ASSERT(mclt_wait_until(marked, &st, 5000));
+    CU_ASSERT_EQUAL(atomic_load(&st.m.seq), 30);
+    CU_ASSERT(rlog_n(&st.l) < 30);
+    mcl_broker_client_free(slow);
+    mcl_broker_client_free(rd);
+    mcl_broker_client_free(w);
+    mcl_broker_free(b);
+}
+
 static CU_TestInfo tests[] = {
     {"channels_and_owners", test_channels_and_owners},
     {"gating_and_delivery", test_gating_and_delivery},
@@ -880,5 +947,6 @@ static CU_TestInfo tests[] = {
     {"statistics_channel", test_statistics_channel},
     {"bridges", test_bridges},
     {"reader_bytes_bound", test_reader_bytes_bound},
+    {"end_of_transfer", test_end_of_transfer},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("broker_core", NULL, NULL, tests);
