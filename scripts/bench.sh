@@ -20,23 +20,34 @@
 # time) against raw libzmq DEALER -> ROUTER and PUSH -> PULL; and a reader that pauses 10 s
 # (STREAM_PAUSE_MS) on a 1 GB stream, watching its memory and buffered bytes against the
 # window-plus-one-push bound, and the server's memory and CPU.
+# Then the channel broker (bench/broker.c): 1 writer -> 4 readers of 64-byte messages, lossless,
+# through mcl-broker (readers BLOCK, writer put_wait) against nats-server (core NATS, libnats),
+# Mosquitto (QoS 0) and raw libzmq XPUB -> SUB (XPUB_NODROP); 3 readers with and without a paused
+# RING reader; a 1/10 reader (delivered = floor(N/10) +- 1); brokered RPC round trips against NATS
+# request-reply; and writer gating (unsubscribe -> inactive, no frames from an inactive writer).
+# The brokers run pinned to core 0, the clients to core 1 (taskset); each case is its own process.
 #
 #   scripts/bench.sh             REPS=5 scripts/bench.sh        CSV=out.csv scripts/bench.sh
 #   ONLY=pstream scripts/bench.sh   (only the packet-stream rows)
 #   ONLY=rpc scripts/bench.sh       (only the RPC rows; RPC_SOAK=N calls in the soak)
 #   ONLY=stream scripts/bench.sh    (only the stream rows; STREAM_PAUSE_MS=2000 and
 #                                    STREAM_LOG_MB=200 for a quick run)
+#   ONLY=broker scripts/bench.sh    (only the broker rows; BROKER_N=N messages per fan-out run,
+#                                    default 500000; installs nats-server, libnats-dev,
+#                                    mosquitto and libmosquitto-dev when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${REPS:-3}
 csv=${CSV:-build/bench.csv}
 only=${ONLY:-}
-case $only in "" | pstream | rpc | stream) ;; *) echo "bench: ONLY must be pstream, rpc or stream" >&2; exit 2 ;; esac
+case $only in "" | pstream | rpc | stream | broker) ;; *) echo "bench: ONLY must be pstream, rpc, stream or broker" >&2; exit 2 ;; esac
 
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
     # Peers for comparison only (not needed to build or test mcl).
-    for p in liblcm-dev libnng-dev; do
+    peers=(liblcm-dev libnng-dev)
+    [[ -z $only || $only == broker ]] && peers+=(nats-server libnats-dev mosquitto libmosquitto-dev)
+    for p in "${peers[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; } ||
             echo "bench: $p not available; its rows are skipped" >&2
@@ -291,4 +302,82 @@ END { n = NR; s(l, n); s(r, n); s(q, n); m = int((n + 1) / 2)
   printf "| local file | %.0f (%.0f-%.0f) | | |\n", l[m], l[1], l[n]
   printf "| remote (zmq+tcp, mcl-log --serve --root) | %.0f (%.0f-%.0f) | %.2f (%.2f-%.2f) | %s |\n", r[m], r[1], r[n], q[m], q[1], q[n], (q[m] >= 0.8 ? "met" : "not met") }'
 kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null || true
+fi
+
+# --- the channel broker (bench/broker.c): each case its own process, REPS times; in a rep the
+# four fan-out rows back to back (ratios are of those pairs). Brokers on core 0, clients on core 1.
+if [[ -z $only || $only == broker ]]; then
+br=$(mktemp)
+bdir=$(mktemp -d)
+bpids=()
+trap 'for p in "${bpids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$out" "${ps:-}" "${rp:-}" "${sr:-}" "${lg:-}" "$br" "$bdir"' EXIT
+c=build/release/cmd
+bn=${BROKER_N:-500000}
+on0=(); on1=()
+command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]] && { on0=(taskset -c 0); on1=(taskset -c 1); }
+brun() { timeout "$1" "${@:2}" >>"$br" 2>/dev/null || echo "bench: failed: ${*:2}" >&2; }
+# A server in the background (its PID kept, killed at the end), then wait until its port answers.
+bstart() { "${on0[@]}" "$@" >/dev/null 2>&1 & bpids+=($!); }
+bwait() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "bench: nothing listens on port $1" >&2; return 1; }
+murl=zmq+tcp://127.0.0.1:5810
+# heartbeat 60 s: the paused reader's client (its reactor thread asleep in the callback) stays.
+bstart $c/mcl-broker -u $murl -q --heartbeat-ms 60000
+bwait 5810
+nurl=-
+if command -v nats-server >/dev/null; then
+    bstart nats-server -a 127.0.0.1 -p 14222
+    bwait 14222 && nurl=nats://127.0.0.1:14222
+else echo "bench: nats-server not available; its rows are skipped" >&2; fi
+qurl=-
+mosq=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null || true)
+if [[ -n $mosq ]]; then
+    # max_queued_messages 0: no per-client queue limit, so QoS 0 is not cut there.
+    printf 'listener 11883 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' >"$bdir/mosquitto.conf"
+    bstart "$mosq" -c "$bdir/mosquitto.conf"
+    bwait 11883 && qurl=127.0.0.1:11883
+else echo "bench: mosquitto not available; its rows are skipped" >&2; fi
+for _ in $(seq "$reps"); do
+    brun 30 "${on1[@]}" $b/mcl-bench-broker fanout mcl $murl "$bn" 10
+    [[ $nurl != - ]] && brun 30 "${on1[@]}" $b/mcl-bench-broker fanout nats $nurl "$bn" 10
+    [[ $qurl != - ]] && brun 30 "${on1[@]}" $b/mcl-bench-broker fanout mosq $qurl "$bn" 10
+    # XPUB is its own fan-out point: the program pins it to core 0, the SUB threads stay on 1.
+    brun 30 "${on1[@]}" $b/mcl-bench-broker fanout xpub - "$bn" 10
+    brun 30 "${on1[@]}" $b/mcl-bench-broker paused $murl "$bn" 10
+done
+brun 40 "${on1[@]}" $b/mcl-bench-broker decimate $murl 100000
+brun 60 "${on1[@]}" $b/mcl-bench-broker rpc $murl $nurl 20000
+brun 30 "${on1[@]}" $b/mcl-bench-broker gating $murl 20
+for p in "${bpids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+bpids=()
+echo
+awk "$awk_pairs"'
+function rng(arr, k, n,   i, a) { for (i = 1; i <= n; i++) a[i] = arr[k, i]; sortn(a, n); return sprintf("%.0f (%.0f-%.0f)", a[int((n + 1) / 2)], a[1], a[n]) }
+/case=fanout/ { if (kv($0, "n/a") != "") next; k = kv($0, "impl"); n[k]++; v[k, n[k]] = kv($0, "dps") + 0; lost[k] += kv($0, "lost"); d = kv($0, "client_dropped"); if (d != "") cd[k] += d; next }
+/case=paused/ { k = "p/" kv($0, "impl"); n[k]++; v[k, n[k]] = kv($0, "dps") + 0; lost[k] += kv($0, "lost"); next }
+/case=decimate/ { dec = $0; next }
+/case=rtt/ { if (kv($0, "n/a") != "") next; k = "r/" kv($0, "impl"); rn[k]++; p50[k, rn[k]] = kv($0, "p50_us") + 0; p99[k, rn[k]] = kv($0, "p99_us") + 0; next }
+/case=gating/ { gat = $0; next }
+function tg(k, base, lim,   q) { if (!(k in n) || !(base in n)) return "-"; q = pmed(v, k, base, n[k], n[base]); return sprintf("%s ≥ %.1f: %s", pr(v, k, base, n[k], n[base]), lim, q >= lim ? "met" : "not met") }
+END {
+  print "| fan-out, 1 writer -> 4 readers, 64 B | deliveries/s median (min-max) | lost (all reps) | mcl / this (pairs), target |"; print "|---|---|---|---|"
+  split("mcl nats mosq xpub", fi, " "); split("mcl broker (mcl-broker, readers BLOCK, put_wait)|nats-server 2.9, core NATS (libnats)|Mosquitto 2.0, QoS 0 (libmosquitto)|raw libzmq XPUB (NODROP, HWM 1000) -> 4 SUB", fw, "|")
+  split("0 1.0 1.5 0.5", lim, " ")
+  for (i = 1; i <= 4; i++) { k = fi[i]; if (!(k in n)) continue
+    extra = (k in cd) ? sprintf(", client-dropped %d", cd[k]) : ""
+    printf "| %s | %s | %d%s | %s |\n", fw[i], rng(v, k, n[k]), lost[k], extra, k == "mcl" ? "-" : tg("mcl", k, lim[i]) }
+  if (("p/without" in n) && ("p/with" in n)) {
+    print ""; print "| 3 BLOCK readers, 64 B | deliveries/s of the 3, median (min-max) | lost | change with the paused reader (pairs), target ≤ 5 % |"; print "|---|---|---|---|"
+    printf "| alone | %s | %d | - |\n", rng(v, "p/without", n["p/without"]), lost["p/without"]
+    q = pmed(v, "p/with", "p/without", n["p/with"], n["p/without"])
+    printf "| with a 4th reader (RING, buffer 100, window 16) paused in its callback | %s | %d | %s: %+.1f %%, %s |\n", rng(v, "p/with", n["p/with"]), lost["p/with"], pr(v, "p/with", "p/without", n["p/with"], n["p/without"]), (q - 1) * 100, (q - 1 <= 0.05 && 1 - q <= 0.05) ? "met" : "not met" }
+  if (dec != "") { print ""; printf "fill rate 1/10 (every=10, BLOCK): offered %d, delivered %d, expected floor(N/10) = %d ± 1: %s\n", kv(dec, "offered"), kv(dec, "delivered"), kv(dec, "expected"), kv(dec, "ok") == 1 ? "exact (ok)" : "NOT ok" }
+  if ("r/mcl" in rn) { print ""; print "| round trip, 64 B, one in flight, 20k calls | p50 µs | p99 µs | mcl / NATS p50, target ≤ 1.0 |"; print "|---|---|---|---|"
+    q = ("r/nats" in rn) ? p50["r/mcl", 1] / p50["r/nats", 1] : -1
+    printf "| mcl: mcl_rpc_call -> broker -> responder client (mcl_broker_serve_rpc) | %.1f | %.1f | %s |\n", p50["r/mcl", 1], p99["r/mcl", 1], q < 0 ? "-" : sprintf("%.2f: %s", q, q <= 1.0 ? "met" : "not met")
+    if ("r/nats" in rn) printf "| NATS: natsConnection_Request -> nats-server -> subscriber (SendAsap) | %.1f | %.1f | - |\n", p50["r/nats", 1], p99["r/nats", 1] }
+  if (gat != "") { g = gat; print ""; print "| writer gating, " kv(g, "rounds") " rounds | value |"; print "|---|---|"
+    printf "| unsubscribe call -> mcl_broker_writer_active() false, p50 / max | %s / %s µs (inactive before unsubscribe returned: %d of %d) |\n", kv(g, "inactive_p50_us"), kv(g, "inactive_max_us"), kv(g, "inactive_by_unsubscribe_return"), kv(g, "rounds")
+    printf "| puts while inactive: MCL_EAGAIN / refused_inactive / other results | %d / %d / %d |\n", kv(g, "puts") - kv(g, "not_eagain"), kv(g, "refused_inactive"), kv(g, "not_eagain")
+    printf "| frames the broker took from the inactive writer (broker.stats offered) | %d: %s |\n", kv(g, "broker_offered_while_inactive"), kv(g, "ok") == 1 ? "ok" : "NOT ok" }
+}' "$br"
 fi
