@@ -1,5 +1,5 @@
 // Fuzz target: the broker's data-plane messages (lib/broker/bwire.c). The first byte is the
-// packet-stream type of the message (MCL__BM_PUT..MCL__BM_MARK; anything else must be
+// packet-stream type of the message (MCL__BM_PUT..MCL__BM_DELIVERN; anything else must be
 // refused), the rest is the message. Whatever decodes must point inside the input and encode
 // back to the same bytes; a refusal always says why; nothing may read outside the input.
 #include "broker/bwire.h"
@@ -29,10 +29,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rv != MCL_EPROTO || why[0] == '\0')
             abort();
     } else {
-        if (m.type != type || (type < MCL__BM_PUT || type > MCL__BM_MARK))
+        if (m.type != type || (type < MCL__BM_PUT || type > MCL__BM_DELIVERN))
             abort();
         if (m.len > 0 && (m.data < in || m.data + m.len > in + n))
             abort();
+        if (type == MCL__BM_DELIVERN) { // its frames walk to its end, inside it
+            size_t off = 0;
+            for (uint64_t i = 0; i < m.num; i++) {
+                uint64_t seq;
+                size_t fl;
+                const uint8_t *f = mcl__bmsg_next(m.data, &off, &seq, &fl);
+                if (f < m.data || f + fl > m.data + m.len)
+                    abort();
+            }
+            if (off != m.len)
+                abort();
+        }
         uint8_t h[16];
         size_t hn = mcl__bmsg_encode(&m, h);
         if (hn + m.len != n || memcmp(h, in, hn) != 0 ||

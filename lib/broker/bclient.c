@@ -202,6 +202,30 @@ on_data(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const 
         }
         break;
     }
+    case MCL__BM_DELIVERN: {
+        csub *s = mcl__u64map_get(&c->subs, m.id);
+        if (s == NULL)
+            break;
+        mcl_broker_data_cb cb = s->cb;
+        void *u = s->user;
+        s->n.frames += m.num;
+        s->n.bytes += m.len - 12 * (size_t)m.num;
+        pthread_mutex_unlock(&c->lock);
+        size_t off = 0;
+        for (uint64_t i = 0; i < m.num; i++) {
+            uint64_t seq;
+            size_t fl;
+            const uint8_t *f = mcl__bmsg_next(m.data, &off, &seq, &fl);
+            cb(c, m.id, seq, fl ? f : NULL, fl, u);
+        }
+        pthread_mutex_lock(&c->lock);
+        if ((s = mcl__u64map_get(&c->subs, m.id)) != NULL) {
+            s->taken += m.num;
+            if (s->taken - s->acked >= (s->window / 4 ? s->window / 4 : 1))
+                send_ack(c, s);
+        }
+        break;
+    }
     case MCL__BM_MARK: {
         csub *s = mcl__u64map_get(&c->subs, m.id);
         if (s == NULL)

@@ -56,6 +56,7 @@ typedef struct reader {
     uint64_t offered, delivered, dropped, decimated, bytes;
     uint32_t high_water;
     bool stalled; // the connection's send queue was full
+    bool dirty;   // frames came since the last pump: pumped by the flush after this round
     mcl_raw_broadcaster *out; // a bridge out: frames republished there (c is NULL)
 } reader;
 
@@ -127,6 +128,9 @@ struct mcl_broker {
     chan *stats; // the statistics channel (the broker writes it)
     bool retry_armed;
     mcl_handle retry;
+    uint8_t *batch; // a DELIVERN being built
+    size_t batch_cap;
+    bool flush_posted; // a flush of dirty readers is posted
     pthread_mutex_t lock; // the two counts below
     size_t nchans, nconns;
     uint64_t temporary_removed;
@@ -326,31 +330,106 @@ pump(mcl_broker *b, reader *r)
         frame_unref(f);
     }
     while (r->n > 0 && r->sent - r->acked < r->window) {
-        frame *f = r->q[r->head];
-        mcl__bmsg m = {.type = f->mark ? MCL__BM_MARK : MCL__BM_DELIVER, .id = r->id,
-                       .num = f->seq};
-        uint8_t h[16];
-        size_t hn = mcl__bmsg_encode(&m, h);
-        mcl_err rv = mcl__pstream_send2(r->c->ps, MCL_BROKER_DATA_CHANNEL, (uint32_t)m.type, 0, h,
-                                        hn, f->data, f->len);
+        // Consecutive data frames go in one DELIVERN (up to 64 KiB or 256 frames): one
+        // message, one wake-up of the reader, instead of one per frame.
+        uint32_t k = 0;
+        size_t bytes = 0;
+        while (k < r->n && r->sent + k - r->acked < r->window && k < 256) {
+            frame *f = r->q[(r->head + k) % r->qcap];
+            if (f->mark || (k > 0 && bytes + 12 + f->len > 65536))
+                break;
+            bytes += 12 + f->len;
+            k++;
+        }
+        frame *f0 = r->q[r->head];
+        mcl_err rv;
+        if (k >= 2) {
+            if (bytes > b->batch_cap) {
+                uint8_t *nb = mcl__realloc(b->batch, bytes);
+                if (nb == NULL)
+                    k = 1; // (no memory for a batch: one at a time)
+                else {
+                    b->batch = nb;
+                    b->batch_cap = bytes;
+                }
+            }
+        }
+        if (k >= 2) {
+            size_t o = 0;
+            for (uint32_t i = 0; i < k; i++) {
+                frame *f = r->q[(r->head + i) % r->qcap];
+                mcl__put_be64(b->batch + o, f->seq);
+                mcl__put_be32(b->batch + o + 8, (uint32_t)f->len);
+                if (f->len)
+                    memcpy(b->batch + o + 12, f->data, f->len);
+                o += 12 + f->len;
+            }
+            mcl__bmsg m = {.type = MCL__BM_DELIVERN, .id = r->id, .num = k};
+            uint8_t h[16];
+            size_t hn = mcl__bmsg_encode(&m, h);
+            rv = mcl__pstream_send2(r->c->ps, MCL_BROKER_DATA_CHANNEL, MCL__BM_DELIVERN, 0, h, hn,
+                                    b->batch, o);
+        } else {
+            k = 1;
+            mcl__bmsg m = {.type = f0->mark ? MCL__BM_MARK : MCL__BM_DELIVER, .id = r->id,
+                           .num = f0->seq};
+            uint8_t h[16];
+            size_t hn = mcl__bmsg_encode(&m, h);
+            rv = mcl__pstream_send2(r->c->ps, MCL_BROKER_DATA_CHANNEL, (uint32_t)m.type, 0, h, hn,
+                                    f0->data, f0->len);
+        }
         if (rv == MCL_EAGAIN) {
             r->stalled = true;
             arm_retry(b);
             break;
         }
-        size_t flen = f->len;
-        frame_unref(q_pop(r));
-        if (rv != MCL_OK)
-            continue; // the connection is gone: its end removes the reader
-        r->sent++;
-        r->delivered++;
-        r->bytes += flen;
+        for (uint32_t i = 0; i < k; i++) {
+            frame *f = q_pop(r);
+            if (rv == MCL_OK) {
+                r->sent++;
+                r->delivered++;
+                r->bytes += f->len;
+            }
+            frame_unref(f);
+        }
     }
     if (was_full && !q_full(b, r, 0))
         update_blocked(b, r->ch);
 }
 
 static void reader_remove(mcl_broker *b, reader *r, const char *ended);
+
+// Readers that got frames are pumped once the messages that arrived together are handled, so
+// that consecutive frames leave in one DELIVERN.
+static void
+on_flush(mcl_reactor *rr, void *arg)
+{
+    (void)rr;
+    mcl_broker *b = arg;
+    b->flush_posted = false;
+    for (chan *ch = b->chans; ch != NULL; ch = ch->next)
+        for (reader *r = ch->readers; r != NULL; r = r->next)
+            if (r->dirty) {
+                r->dirty = false;
+                pump(b, r);
+            }
+}
+
+static void
+mark_dirty(mcl_broker *b, reader *r)
+{
+    if (r->out != NULL) { // a bridge: at once
+        pump(b, r);
+        return;
+    }
+    r->dirty = true;
+    if (!b->flush_posted) {
+        if (mcl_reactor_post(b->r, on_flush, b) == MCL_OK)
+            b->flush_posted = true;
+        else
+            pump(b, r); // (no memory to post: now)
+    }
+}
 
 // Offers frame f to reader r: decimation, then the buffer and its policy.
 static void
@@ -359,7 +438,7 @@ offer(mcl_broker *b, reader *r, frame *f, int64_t now)
     if (f->mark) { // passes through: no decimation, no policy
         if (!q_push(r, f))
             r->dropped++;
-        pump(b, r);
+        mark_dirty(b, r);
         return;
     }
     r->offered++;
@@ -404,7 +483,7 @@ offer(mcl_broker *b, reader *r, frame *f, int64_t now)
     }
     if (r->policy == MCL_BROKER_BLOCK && q_full(b, r, 0))
         r->ch->blocked = true;
-    pump(b, r);
+    mark_dirty(b, r);
 }
 
 static void
@@ -1650,6 +1729,7 @@ mcl_broker_free(mcl_broker *b)
     mcl_rpc_service_free(b->svc, 0);
     mcl__u64map_fini(&b->readers);
     mcl__u64map_fini(&b->writers);
+    mcl__free(b->batch);
     pthread_mutex_destroy(&b->lock);
     mcl__free(b);
 }

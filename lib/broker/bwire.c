@@ -50,6 +50,28 @@ mcl__bmsg_decode(int type, const uint8_t *p, size_t n, mcl__bmsg *m, char *why, 
         m->data = p + 12;
         m->len = n - 12;
         return MCL_OK;
+    case MCL__BM_DELIVERN: {
+        if (n < 8)
+            return fail(why, whylen, "a DELIVERN message of %zu bytes", n);
+        m->num = mcl__get_be32(p + 4);
+        m->data = p + 8;
+        m->len = n - 8;
+        size_t off = 0;
+        for (uint64_t i = 0; i < m->num; i++) {
+            if (m->len - off < 12)
+                return fail(why, whylen, "DELIVERN: frame %llu of %llu cut short",
+                            (unsigned long long)i, (unsigned long long)m->num);
+            uint32_t fl = mcl__get_be32(m->data + off + 8);
+            if (fl > m->len - off - 12)
+                return fail(why, whylen, "DELIVERN: frame %llu of %u bytes in %zu",
+                            (unsigned long long)i, (unsigned)fl, m->len - off - 12);
+            off += 12 + (size_t)fl;
+        }
+        if (m->num == 0 || off != m->len)
+            return fail(why, whylen, "DELIVERN: %llu frames, %zu bytes after them",
+                        (unsigned long long)m->num, m->len - off);
+        return MCL_OK;
+    }
     case MCL__BM_ACTIVE:
         if (n != 5 || p[4] > 1)
             return fail(why, whylen, "an ACTIVE message of %zu bytes or flag %u", n,
@@ -69,6 +91,16 @@ mcl__bmsg_decode(int type, const uint8_t *p, size_t n, mcl__bmsg *m, char *why, 
     }
 }
 
+const uint8_t *
+mcl__bmsg_next(const uint8_t *data, size_t *off, uint64_t *seq, size_t *len)
+{
+    *seq = mcl__get_be64(data + *off);
+    *len = mcl__get_be32(data + *off + 8);
+    const uint8_t *f = data + *off + 12;
+    *off += 12 + *len;
+    return f;
+}
+
 size_t
 mcl__bmsg_encode(const mcl__bmsg *m, uint8_t *h)
 {
@@ -84,6 +116,9 @@ mcl__bmsg_encode(const mcl__bmsg *m, uint8_t *h)
     case MCL__BM_ENDED:
         h[4] = m->flag;
         return 5;
+    case MCL__BM_DELIVERN:
+        mcl__put_be32(h + 4, (uint32_t)m->num);
+        return 8;
     default:
         return 4;
     }

@@ -19,7 +19,11 @@ enum {
     MCL__BM_ENDED = 6,   // broker -> client: u32 id, u8 what (1 subscription, 2 writer), text
     MCL__BM_END = 7,     // client -> broker: u32 wid: the end of a transfer (a mark)
     MCL__BM_MARK = 8,    // broker -> client: u32 sub, u64 seq: the end of a transfer
+    MCL__BM_DELIVERN = 9, // broker -> client: u32 sub, u32 n, n x (u64 seq, u32 len, frame)
 };
+
+// Walks the frames of a DELIVERN (validated by mcl__bmsg_decode): the next one at *off.
+const uint8_t *mcl__bmsg_next(const uint8_t *data, size_t *off, uint64_t *seq, size_t *len);
 
 enum { MCL__BE_SUB = 1, MCL__BE_WRITER = 2 };
 
