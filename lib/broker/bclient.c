@@ -335,7 +335,7 @@ mcl_broker_connect(mcl_broker_client **cp, const char *url, const mcl_broker_cli
     pthread_condattr_destroy(&ca);
     mcl__u64map_init(&c->subs);
     mcl__u64map_init(&c->wrs);
-    mcl_pstream_options po = {.ping_ms = 1000, .timeout_ms = c->o.timeout_ms};
+    mcl_pstream_options po = {.ping_ms = 1000, .timeout_ms = c->o.timeout_ms, .spin_us = -1};
     mcl_err rv = mcl_reactor_new(&c->r, NULL);
     if (rv == MCL_OK)
         rv = mcl_pstream_dial(&c->ps, url, &po);
