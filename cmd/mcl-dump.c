@@ -652,16 +652,12 @@ on_bended(mcl_broker_client *c, uint32_t id, const char *why, void *user)
 static int
 dump_broker(const char *loc, const mcl_broker_reader_options *ro, bdump *d, double timeout)
 {
-    char url[512];
-    const char *slash = strstr(loc, "://");
-    slash = slash ? strchr(slash + 3, '/') : NULL;
-    if (slash == NULL || slash[1] == '\0' || (size_t)(slash - loc) >= sizeof(url)) {
+    char url[512], name[1025];
+    if (mcl_stream_split_location(loc, url, sizeof(url), name, sizeof(name)) != MCL_OK) {
         tool_err(prog, "--broker: '%s' is not URL/CHANNEL", loc);
         return EXIT_USAGE;
     }
-    memcpy(url, loc, (size_t)(slash - loc));
-    url[slash - loc] = '\0';
-    d->channel = slash + 1;
+    d->channel = name;
     mcl_broker_client_options co = {.name = "mcl-dump", .ended = on_bended, .user = d};
     mcl_broker_client *c;
     mcl_err rv = mcl_broker_connect(&c, url, &co);

@@ -171,6 +171,19 @@ send_ack(mcl_broker_client *c, csub *s)
         s->acked = s->taken;
 }
 
+// The callbacks have taken n more frames (or marks) of subscription id (held lock, after them:
+// the subscription may have ended meanwhile); acknowledged every quarter window.
+static void
+took(mcl_broker_client *c, uint32_t id, uint64_t n)
+{
+    csub *s = mcl__u64map_get(&c->subs, id);
+    if (s == NULL)
+        return;
+    s->taken += n;
+    if (s->taken - s->acked >= (s->window / 4 ? s->window / 4 : 1))
+        send_ack(c, s);
+}
+
 static void
 on_data(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const void *payload,
         size_t len, void *user)
@@ -195,11 +208,7 @@ on_data(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const 
         pthread_mutex_unlock(&c->lock);
         cb(c, m.id, m.num, m.len ? m.data : NULL, m.len, u);
         pthread_mutex_lock(&c->lock);
-        if ((s = mcl__u64map_get(&c->subs, m.id)) != NULL) { // (it may have ended meanwhile)
-            s->taken++;
-            if (s->taken - s->acked >= (s->window / 4 ? s->window / 4 : 1))
-                send_ack(c, s);
-        }
+        took(c, m.id, 1);
         break;
     }
     case MCL__BM_DELIVERN: {
@@ -219,11 +228,7 @@ on_data(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const 
             cb(c, m.id, seq, fl ? f : NULL, fl, u);
         }
         pthread_mutex_lock(&c->lock);
-        if ((s = mcl__u64map_get(&c->subs, m.id)) != NULL) {
-            s->taken += m.num;
-            if (s->taken - s->acked >= (s->window / 4 ? s->window / 4 : 1))
-                send_ack(c, s);
-        }
+        took(c, m.id, m.num);
         break;
     }
     case MCL__BM_MARK: {
@@ -237,11 +242,7 @@ on_data(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const 
             fn(c, m.id, m.num, u);
             pthread_mutex_lock(&c->lock);
         }
-        if ((s = mcl__u64map_get(&c->subs, m.id)) != NULL) { // a mark counts in the window
-            s->taken++;
-            if (s->taken - s->acked >= (s->window / 4 ? s->window / 4 : 1))
-                send_ack(c, s);
-        }
+        took(c, m.id, 1); // a mark counts in the window
         break;
     }
     case MCL__BM_ACTIVE:

@@ -114,6 +114,8 @@ typedef struct bridge_in {
 struct mcl_broker {
     mcl_broker_options o;
     bridge_in *bins;
+    uint64_t *out_ids; // the publisher ids of the bridges out (never removed before the end)
+    size_t nout_ids;
     relsvc *svcs;
     uint32_t next_relay;
     uint64_t relayed, no_responder;
@@ -590,6 +592,19 @@ publish(mcl_broker *b, chan *ch, const void *data, size_t len)
     frame_unref(f);
 }
 
+// A frame a writer or a bridge puts into ch: counted, and published when someone reads.
+static void
+channel_put(mcl_broker *b, chan *ch, const void *data, size_t len)
+{
+    ch->offered++;
+    ch->bytes += len;
+    if (ch->nreaders == 0) {
+        ch->unread++; // (in flight while the writer was told inactive, or from a bridge)
+        return;
+    }
+    publish(b, ch, data, len);
+}
+
 static void
 on_end(mcl_broker *b, conn *c, const mcl__bmsg *m)
 {
@@ -623,14 +638,7 @@ on_put(mcl_broker *b, conn *c, const mcl__bmsg *m)
         return;
     }
     w->accepted++;
-    ch->offered++;
-    ch->bytes += m->len;
-    if (ch->nreaders == 0) {
-        ch->unread++; // in flight while the writer was told inactive
-        grant(b, w, false);
-        return;
-    }
-    publish(b, ch, m->data, m->len);
+    channel_put(b, ch, m->data, m->len);
     grant(b, w, false);
 }
 
@@ -1480,7 +1488,12 @@ do_bridge_out(mcl_reactor *rr, void *arg)
     if (a->rv == MCL_OK)
         a->rv = mcl_raw_broadcaster_open(&r->out, cn, NULL);
     mcl_connection_free(cn);
+    uint64_t *ids = NULL;
+    if (a->rv == MCL_OK &&
+        (ids = mcl__realloc(b->out_ids, (b->nout_ids + 1) * sizeof(*ids))) == NULL)
+        a->rv = MCL_ENOMEM;
     if (a->rv == MCL_OK) {
+        b->out_ids = ids;
         r->ch = ch;
         r->id = new_id(b);
         r->policy = MCL_BROKER_RING;
@@ -1495,6 +1508,7 @@ do_bridge_out(mcl_reactor *rr, void *arg)
         mcl__free(r);
         return;
     }
+    b->out_ids[b->nout_ids++] = mcl_raw_broadcaster_id(r->out);
     r->next = ch->readers;
     ch->readers = r;
     if (++ch->nreaders == 1)
@@ -1507,20 +1521,13 @@ on_bridged(const mcl_raw_msg *m, void *user)
     bridge_in *bi = user;
     // Not what a bridge out of this broker published (a channel bridged out and in on one
     // group would go round for ever).
-    for (chan *x = bi->b->chans; x != NULL; x = x->next)
-        for (reader *r = x->readers; r != NULL; r = r->next)
-            if (r->out != NULL && mcl_raw_broadcaster_id(r->out) == m->publisher)
-                return;
+    for (size_t i = 0; i < bi->b->nout_ids; i++)
+        if (bi->b->out_ids[i] == m->publisher)
+            return;
     chan *ch = find_chan(bi->b, bi->chan);
     if (ch == NULL)
         return; // (deleted meanwhile: the bridge feeds nothing)
-    ch->offered++;
-    ch->bytes += m->len;
-    if (ch->nreaders == 0) {
-        ch->unread++;
-        return;
-    }
-    publish(bi->b, ch, m->payload, m->len);
+    channel_put(bi->b, ch, m->payload, m->len);
 }
 
 static void
@@ -1730,6 +1737,7 @@ mcl_broker_free(mcl_broker *b)
     mcl__u64map_fini(&b->readers);
     mcl__u64map_fini(&b->writers);
     mcl__free(b->batch);
+    mcl__free(b->out_ids);
     pthread_mutex_destroy(&b->lock);
     mcl__free(b);
 }
