@@ -765,6 +765,10 @@ mcl_broker_client_free(mcl_broker_client *c)
 {
     if (c == NULL)
         return;
+    // The tick sends acknowledgements through the connection: it stops (and a running tick
+    // returns) before the connection goes.
+    if (c->r != NULL && c->tick != 0)
+        (void)mcl_reactor_remove(c->r, c->tick);
     mcl_rpc_client_free(c->rpc, 500);
     if (c->ps != NULL) {
         (void)mcl_pstream_close(c->ps, 500);
