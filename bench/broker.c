@@ -5,7 +5,8 @@
 //
 //   mcl-bench-broker fanout mcl|nats|mosq|xpub URL N SECONDS
 //       1 writer -> 4 readers, 64-byte messages, N messages or SECONDS, whichever ends first:
-//       deliveries/s summed over the readers. mcl: readers BLOCK (lossless), writer put_wait.
+//       deliveries/s summed over the readers. mcl: readers BLOCK (lossless), writer put_wait;
+//       it reports as impl=mcl over tcp:// or unix://, impl=mclz over zmq+tcp://.
 //       nats: core NATS, unlimited client pending limits, drops counted. mosq: QoS 0.
 //       xpub: XPUB (ZMQ_XPUB_NODROP, HWM 1000) in a forked child pinned to CPU 0 (the broker's
 //       core in the brokered rows), SUB sockets here (URL is ignored).
@@ -124,6 +125,13 @@ report_fanout(const char *cas, const char *impl, unsigned long offered, int k, c
 
 // --- mcl ---------------------------------------------------------------------------------------
 
+// The row a broker URL reports under: "mcl" over tcp:// or unix://, "mclz" over zmq+.
+static const char *
+impl_of(const char *url)
+{
+    return strncmp(url, "zmq+", 4) == 0 ? "mclz" : "mcl";
+}
+
 static mcl_broker_client *
 connect_c(const char *url, const char *name)
 {
@@ -229,7 +237,7 @@ case_fanout_mcl(const char *url, unsigned long n, double secs)
     mcl_broker_reader_options ro[READERS];
     for (int i = 0; i < READERS; i++)
         ro[i] = (mcl_broker_reader_options){.buffer = 1024, .policy = MCL_BROKER_BLOCK};
-    mcl_fanout("fanout", url, READERS, READERS, ro, n, secs, "mcl");
+    mcl_fanout("fanout", url, READERS, READERS, ro, n, secs, impl_of(url));
 }
 
 static void
@@ -373,7 +381,7 @@ case_rpc(const char *url, const char *nats_url, size_t n)
         mcl_value_put_bin(b.args, "d", d, sizeof(d)) != MCL_OK)
         die("arguments");
     rtt_loop(n, lat, once_mcl, &b);
-    report_rtt("broker", "mcl", MSG, lat, n, NULL);
+    report_rtt("broker", impl_of(url), MSG, lat, n, NULL);
     fflush(stdout);
     mcl_value_free(b.args);
     mcl_rpc_client_free(b.rc, 1000);

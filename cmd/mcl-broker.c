@@ -14,7 +14,7 @@
 
 static const char *prog = "mcl-broker";
 
-#define DEFAULT_BROKER_URL "zmq+tcp://127.0.0.1:5800"
+#define DEFAULT_BROKER_URL "tcp://127.0.0.1:5800"
 
 static void
 usage(FILE *f)
@@ -28,8 +28,9 @@ usage(FILE *f)
         "tells writers whether anyone reads. Control calls are RPC methods of the service\n"
         "\"mcl.broker\" on packet-stream channel 0x%04X of each connection.\n"
         "\n"
-        "  -u, --url URL           listen on URL (default %s;\n"
-        "                          zmq+tcp://HOST:0 picks a port; zmq+ipc://PATH)\n"
+        "  -u, --url URL           listen on URL (default %s; tcp://HOST:0 picks a\n"
+        "                          port; unix://PATH; zmq+tcp:// and zmq+ipc:// too,\n"
+        "                          with CURVE, at about half the throughput)\n"
         "      --max-channels N    channels at once (default 1024)\n"
         "      --max-clients N     connections at once (default 256)\n"
         "      --max-buffer N      the largest reader buffer, in frames (default 65536)\n"
@@ -53,9 +54,9 @@ usage(FILE *f)
         "\n"
         "Prints \"mcl-broker: listening on URL\" (the port chosen) to stderr at start and a\n"
         "summary (channels and clients at exit) when it stops (unless -q).\n"
-        "Try: mcl-broker -u zmq+tcp://127.0.0.1:5800 &\n"
-        "     broker_lab writer zmq+tcp://127.0.0.1:5800 AnalogInput1 100 5 &\n"
-        "     broker_lab reader zmq+tcp://127.0.0.1:5800 AnalogInput1 --policy ring --buffer 10 5\n"
+        "Try: mcl-broker -u tcp://127.0.0.1:5800 &\n"
+        "     broker_lab writer tcp://127.0.0.1:5800 AnalogInput1 100 5 &\n"
+        "     broker_lab reader tcp://127.0.0.1:5800 AnalogInput1 --policy ring --buffer 10 5\n"
         "Exit status: 0 stopped by a signal, 1 runtime failure, 2 usage error.\n",
         MCL_BROKER_RPC_CHANNEL, DEFAULT_BROKER_URL, MCL_BROKER_STATS_CHANNEL);
 }

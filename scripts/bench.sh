@@ -319,10 +319,14 @@ brun() { timeout "$1" "${@:2}" >>"$br" 2>/dev/null || echo "bench: failed: ${*:2
 # A server in the background (its PID kept, killed at the end), then wait until its port answers.
 bstart() { "${on0[@]}" "$@" >/dev/null 2>&1 & bpids+=($!); }
 bwait() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "bench: nothing listens on port $1" >&2; return 1; }
-murl=zmq+tcp://127.0.0.1:5810
+# The broker on tcp:// (its own sockets, read and written on its reactor thread) for every
+# case, and on zmq+tcp:// (libzmq's I/O thread between) for the fan-out and the round trip.
+murl=tcp://127.0.0.1:5811
+zurl=zmq+tcp://127.0.0.1:5810
 # heartbeat 60 s: the paused reader's client (its reactor thread asleep in the callback) stays.
 bstart $c/mcl-broker -u $murl -q --heartbeat-ms 60000
-bwait 5810
+bstart $c/mcl-broker -u $zurl -q --heartbeat-ms 60000
+bwait 5811 && bwait 5810
 nurl=-
 if command -v nats-server >/dev/null; then
     bstart nats-server -a 127.0.0.1 -p 14222
@@ -338,6 +342,7 @@ if [[ -n $mosq ]]; then
 else echo "bench: mosquitto not available; its rows are skipped" >&2; fi
 for _ in $(seq "$reps"); do
     brun 30 "${on1[@]}" $b/mcl-bench-broker fanout mcl $murl "$bn" 10
+    brun 30 "${on1[@]}" $b/mcl-bench-broker fanout mcl $zurl "$bn" 10
     [[ $nurl != - ]] && brun 30 "${on1[@]}" $b/mcl-bench-broker fanout nats $nurl "$bn" 10
     [[ $qurl != - ]] && brun 30 "${on1[@]}" $b/mcl-bench-broker fanout mosq $qurl "$bn" 10
     # XPUB is its own fan-out point: the program pins it to core 0, the SUB threads stay on 1.
@@ -346,6 +351,7 @@ for _ in $(seq "$reps"); do
 done
 brun 40 "${on1[@]}" $b/mcl-bench-broker decimate $murl 100000
 brun 60 "${on1[@]}" $b/mcl-bench-broker rpc $murl $nurl 20000
+brun 60 "${on1[@]}" $b/mcl-bench-broker rpc $zurl - 20000
 brun 30 "${on1[@]}" $b/mcl-bench-broker gating $murl 20
 for p in "${bpids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
 bpids=()
@@ -360,11 +366,12 @@ function rng(arr, k, n,   i, a) { for (i = 1; i <= n; i++) a[i] = arr[k, i]; sor
 function tg(k, base, lim,   q) { if (!(k in n) || !(base in n)) return "-"; q = pmed(v, k, base, n[k], n[base]); return sprintf("%s ≥ %.1f: %s", pr(v, k, base, n[k], n[base]), lim, q >= lim ? "met" : "not met") }
 END {
   print "| fan-out, 1 writer -> 4 readers, 64 B | deliveries/s median (min-max) | lost (all reps) | mcl / this (pairs), target |"; print "|---|---|---|---|"
-  split("mcl nats mosq xpub", fi, " "); split("mcl broker (mcl-broker, readers BLOCK, put_wait)|nats-server 2.9, core NATS (libnats)|Mosquitto 2.0, QoS 0 (libmosquitto)|raw libzmq XPUB (NODROP, HWM 1000) -> 4 SUB", fw, "|")
-  split("0 1.0 1.5 0.5", lim, " ")
-  for (i = 1; i <= 4; i++) { k = fi[i]; if (!(k in n)) continue
+  split("mcl mclz nats mosq xpub", fi, " "); split("mcl broker on tcp:// (mcl-broker, readers BLOCK, put_wait)|mcl broker on zmq+tcp:// (the same, through libzmq)|nats-server 2.9, core NATS (libnats)|Mosquitto 2.0, QoS 0 (libmosquitto)|raw libzmq XPUB (NODROP, HWM 1000) -> 4 SUB", fw, "|")
+  split("0 0 1.0 1.5 0.5", lim, " ")
+  for (i = 1; i <= 5; i++) { k = fi[i]; if (!(k in n)) continue
     extra = (k in cd) ? sprintf(", client-dropped %d", cd[k]) : ""
-    printf "| %s | %s | %d%s | %s |\n", fw[i], rng(v, k, n[k]), lost[k], extra, k == "mcl" ? "-" : tg("mcl", k, lim[i]) }
+    col = k == "mcl" ? "-" : k == "mclz" ? pr(v, "mcl", k, n["mcl"], n[k]) " (tcp:// / zmq+tcp://)" : tg("mcl", k, lim[i])
+    printf "| %s | %s | %d%s | %s |\n", fw[i], rng(v, k, n[k]), lost[k], extra, col }
   if (("p/without" in n) && ("p/with" in n)) {
     print ""; print "| 3 BLOCK readers, 64 B | deliveries/s of the 3, median (min-max) | lost | change with the paused reader (pairs), target ≤ 5 % |"; print "|---|---|---|---|"
     printf "| alone | %s | %d | - |\n", rng(v, "p/without", n["p/without"]), lost["p/without"]
@@ -373,7 +380,8 @@ END {
   if (dec != "") { print ""; printf "fill rate 1/10 (every=10, BLOCK): offered %d, delivered %d, expected floor(N/10) = %d ± 1: %s\n", kv(dec, "offered"), kv(dec, "delivered"), kv(dec, "expected"), kv(dec, "ok") == 1 ? "exact (ok)" : "NOT ok" }
   if ("r/mcl" in rn) { print ""; print "| round trip, 64 B, one in flight, 20k calls | p50 µs | p99 µs | mcl / NATS p50, target ≤ 1.0 |"; print "|---|---|---|---|"
     q = ("r/nats" in rn) ? p50["r/mcl", 1] / p50["r/nats", 1] : -1
-    printf "| mcl: mcl_rpc_call -> broker -> responder client (mcl_broker_serve_rpc) | %.1f | %.1f | %s |\n", p50["r/mcl", 1], p99["r/mcl", 1], q < 0 ? "-" : sprintf("%.2f: %s", q, q <= 1.0 ? "met" : "not met")
+    printf "| mcl: mcl_rpc_call -> broker on tcp:// -> responder client (mcl_broker_serve_rpc) | %.1f | %.1f | %s |\n", p50["r/mcl", 1], p99["r/mcl", 1], q < 0 ? "-" : sprintf("%.2f: %s", q, q <= 1.0 ? "met" : "not met")
+    if ("r/mclz" in rn) printf "| mcl: the same through the broker on zmq+tcp:// | %.1f | %.1f | %s |\n", p50["r/mclz", 1], p99["r/mclz", 1], ("r/nats" in rn) ? sprintf("%.2f", p50["r/mclz", 1] / p50["r/nats", 1]) : "-"
     if ("r/nats" in rn) printf "| NATS: natsConnection_Request -> nats-server -> subscriber (SendAsap) | %.1f | %.1f | - |\n", p50["r/nats", 1], p99["r/nats", 1] }
   if (gat != "") { g = gat; print ""; print "| writer gating, " kv(g, "rounds") " rounds | value |"; print "|---|---|"
     printf "| unsubscribe call -> mcl_broker_writer_active() false, p50 / max | %s / %s µs (inactive before unsubscribe returned: %d of %d) |\n", kv(g, "inactive_p50_us"), kv(g, "inactive_max_us"), kv(g, "inactive_by_unsubscribe_return"), kv(g, "rounds")

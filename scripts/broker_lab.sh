@@ -53,7 +53,7 @@ bound=$((secs + 20))
 
 # A small window (frames in flight to a reader) makes the broker's buffer the one that counts
 # for a slow reader: with the default 256, a slow analyser would be 256 frames behind first.
-timeout "$bound" "$bin/mcl-broker" --window 16 -u zmq+tcp://127.0.0.1:0 2>"$tmp/broker" &
+timeout "$bound" "$bin/mcl-broker" --window 16 -u tcp://127.0.0.1:0 2>"$tmp/broker" &
 broker=$!
 pids+=("$broker")
 wait_for "$tmp/broker" "listening on" 10

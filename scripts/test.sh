@@ -38,7 +38,7 @@ if [[ $valgrind -eq 1 ]]; then
     echo "== valgrind (memcheck) =="
     # The suites ctest knows (not stale binaries of suites renamed since).
     mapfile -t suites < <(grep -o '^add_test(\[=\[[a-z_0-9]*\]=\] "[^"]*/test_[a-z_0-9]*"' \
-        "$plain/tests/CTestTestfile.cmake" | sed 's/.* "\(.*\)"$/\1/')
+        "$plain/tests/CTestTestfile.cmake" | sed 's/.* "\(.*\)"$/\1/' | sort -u)
     for t in "${suites[@]}"; do
         scripts/netns.sh valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
             "$t" >"$plain/$(basename "$t").valgrind.log" 2>&1 \

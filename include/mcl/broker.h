@@ -72,8 +72,8 @@ typedef struct mcl_broker_options {
 } mcl_broker_options;
 
 /**
- * A broker listening on @p url (zmq+tcp://HOST:PORT, port 0: any; zmq+ipc://PATH), on a
- * reactor thread of its own.
+ * A broker listening on @p url (tcp://HOST:PORT, port 0: any; unix://PATH; or zmq+tcp://,
+ * zmq+ipc:// for CURVE), on a reactor thread of its own.
  * @retval MCL_OK @retval MCL_EURL @retval MCL_EADDRINUSE @retval MCL_EINVAL @retval MCL_ENOMEM
  * @retval MCL_ESYS
  * Ownership: the caller owns *bp; mcl_broker_free().

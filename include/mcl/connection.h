@@ -49,6 +49,17 @@
  * refused (OpenPGM prints to stdout and has aborted subscribers here; docs/zmq.md). A build
  * without libzmq (MCL_WITH_ZMQ=OFF) refuses zmq+ URLs and says so.
  *
+ * Packet streams over plain sockets (request/response, streams, RPC and the broker; no
+ * broadcasters or listeners: publish on udp:// or zmq+; docs/transports.md):
+ *
+ *     tcp://HOST:PORT[?...]       HOST = name, IPv4, [IPv6] or * (listen); PORT 0 or * = any
+ *     unix://PATH[?...]           Unix socket path, at most 107 bytes
+ *
+ * | option  | value                 | default | meaning                                   |
+ * |---------|-----------------------|---------|-------------------------------------------|
+ * | timeout | milliseconds 1..3600000 | 5000  | how long a dial may take to connect       |
+ * | maxmsg  | SIZE                  | 64M     | largest packet                             |
+ *
  * In-process, with faults for tests (no socket, no library; the fake network the layers
  * above are tested on):
  *
@@ -154,7 +165,8 @@ MCL_API const char *mcl_connection_url(const mcl_connection *conn);
 MCL_API bool mcl_connection_equal(const mcl_connection *a, const mcl_connection *b);
 
 /**
- * The transport: "udp", "zmq+tcp", "zmq+ipc", "zmq+inproc" or "inproc" (static text).
+ * The transport: "udp", "zmq+tcp", "zmq+ipc", "zmq+inproc", "inproc", "tcp" or "unix"
+ * (static text).
  * @since 0.2
  */
 MCL_API const char *mcl_connection_scheme(const mcl_connection *conn);

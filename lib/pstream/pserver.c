@@ -130,9 +130,13 @@ dispatch_once(mcl_pstream_server *s)
         ssize_t r = read(s->wake, &v, sizeof(v));
         (void)r;
     }
-    accept_all(s);
     struct epoll_event ev[64];
     int n = epoll_wait(s->epfd, ev, 64, 0);
+    bool ready = !s->ops->accept_when_ready;
+    for (int i = 0; i < n && !ready; i++)
+        ready = ev[i].data.ptr == NULL; // the server's descriptor (or the wake-up)
+    if (ready)
+        accept_all(s);
     for (int i = 0; i < n; i++)
         if (ev[i].data.ptr != NULL)
             mcl__pstream_server_dispatch(ev[i].data.ptr);
@@ -230,8 +234,8 @@ mcl_pstream_server_open(mcl_pstream_server **sp, const char *url,
         rv = mcl__fail(MCL_EURL, NULL, 0, "pstream", "%s: %s", c->url,
                        s->opt.codec != MCL_PSTREAM_NATIVE
                            ? "the cs.packetstream format goes over descriptors only"
-                           : "this transport has no packet-stream servers (use zmq+tcp, zmq+ipc "
-                             "or inproc)");
+                           : "this transport has no packet-stream servers (use tcp, unix, zmq+tcp, "
+                             "zmq+ipc or inproc)");
         goto fail;
     }
     s->ops = c->tp->pipe;

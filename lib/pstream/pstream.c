@@ -283,6 +283,15 @@ want_flush(const mcl_pstream *ps)
     return ps->ops->want_flush != NULL && ps->ops->want_flush(ps->pipe);
 }
 
+// Output waiting: the queue's packets and what the pipe holds (a write the kernel took in
+// part, packets being coalesced).
+static size_t
+out_bytes(const mcl_pstream *ps)
+{
+    size_t held = ps->pipe != NULL && ps->ops->held != NULL ? ps->ops->held(ps->pipe) : 0;
+    return ps->qbytes + held;
+}
+
 // Whether this side stops reading for now: after the peer's EOF and its close, or while the
 // output waiting for a peer that does not read passes send_queue (what a peer's requests make
 // this side say, refusals and pongs included, then waits: memory stays bounded, and a peer that
@@ -290,7 +299,7 @@ want_flush(const mcl_pstream *ps)
 static bool
 read_paused(const mcl_pstream *ps)
 {
-    return ps->peer_closed || ps->qbytes > ps->opt.send_queue;
+    return ps->peer_closed || out_bytes(ps) > ps->opt.send_queue;
 }
 
 // Registers the interest in reading (unless paused) and in writing (while output waits) with
@@ -480,6 +489,7 @@ static void
 flush_locked(mcl_pstream *ps)
 {
     char why[WHY] = "";
+    bool was_full = out_bytes(ps) > ps->opt.send_queue;
     while (!ps->ended && !ps->broken && ps->pipe != NULL) {
         mcl_err rv = MCL_OK;
         if (want_flush(ps))
@@ -492,14 +502,11 @@ flush_locked(mcl_pstream *ps)
                 ps->qhead = q->next;
                 if (ps->qhead == NULL)
                     ps->qtail = NULL;
-                size_t before = ps->qbytes;
                 ps->qbytes -= q->len;
                 ps->st.bytes_sent += q->len;
                 ps->sends++;
                 ps->last_tx = mcl__coarse_ns();
                 mcl__free(q);
-                if (before > ps->opt.send_queue && ps->qbytes <= ps->opt.send_queue)
-                    pthread_cond_broadcast(&ps->cv); // room for blocked callers
                 continue;
             }
         }
@@ -507,6 +514,8 @@ flush_locked(mcl_pstream *ps)
             break;
         pipe_failed_locked(ps, why[0] ? why : mcl_strerror(rv));
     }
+    if (was_full && out_bytes(ps) <= ps->opt.send_queue)
+        pthread_cond_broadcast(&ps->cv); // room for blocked callers
     arm_write_locked(ps);
 }
 
@@ -544,15 +553,22 @@ send_locked(mcl_pstream *ps, const mcl__pkt *k, bool force)
     if (len > ps->max_packet)
         return MCL_EMSGSIZE;
     char why[WHY] = "";
-    if (ps->qhead == NULL && !want_flush(ps)) {
+    // Straight to the pipe unless packets queue; a pipe holding bytes takes more behind
+    // them within send_queue (answers and control packets: always), or says EAGAIN.
+    if (ps->qhead == NULL &&
+        (force || !want_flush(ps) || out_bytes(ps) + len <= ps->opt.send_queue)) {
         rv = ps->ops->send(ps->pipe, iov, niov, why, sizeof(why));
         if (rv == MCL_OK) {
             ps->st.bytes_sent += len;
             ps->sends++;
             ps->last_tx = mcl__coarse_ns();
             sent_check_locked(ps);
-            if (want_flush(ps)) // the kernel took part of it: wait to write
-                arm_write_locked(ps);
+            if (want_flush(ps)) { // held back (coalescing), or the kernel took only part
+                if (ps->driver == D_NONE && !ps->dispatching)
+                    flush_locked(ps); // (nobody may dispatch soon: write what it can now)
+                else
+                    arm_write_locked(ps); // the driver writes on its next round
+            }
             return MCL_OK;
         }
         if (rv != MCL_EAGAIN) {
@@ -560,7 +576,7 @@ send_locked(mcl_pstream *ps, const mcl__pkt *k, bool force)
             return MCL_ECLOSED;
         }
     }
-    if (!force && ps->qbytes + len > ps->opt.send_queue)
+    if (!force && out_bytes(ps) + len > ps->opt.send_queue)
         return MCL_EAGAIN;
     qpkt *q = mcl__alloc(sizeof(*q) + len);
     if (q == NULL) {
@@ -1576,7 +1592,8 @@ size_t
 mcl__pstream_send_room(mcl_pstream *ps)
 {
     pthread_mutex_lock(&ps->lock);
-    size_t room = ps->qbytes < ps->opt.send_queue ? ps->opt.send_queue - ps->qbytes : 0;
+    size_t out = out_bytes(ps);
+    size_t room = out < ps->opt.send_queue ? ps->opt.send_queue - out : 0;
     pthread_mutex_unlock(&ps->lock);
     return room;
 }
@@ -2257,7 +2274,7 @@ mcl_pstream_stats(const mcl_pstream *ps, mcl_pstream_counters *st)
     mcl_pstream *m = (mcl_pstream *)(uintptr_t)ps; // the lock is not the value
     pthread_mutex_lock(&m->lock);
     *st = m->st;
-    st->send_queued = m->qbytes;
+    st->send_queued = out_bytes(m);
     pthread_mutex_unlock(&m->lock);
     return MCL_OK;
 }

@@ -248,7 +248,8 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         return mcl__fail(MCL_EINVAL, NULL, 0, "broadcaster", "topic longer than %d bytes",
                          MCL_TOPIC_MAX);
     if (conn->tp->bcast == NULL)
-        return mcl__fail(MCL_ENOTSUP, NULL, 0, "broadcaster", "%s: %s:// has no broadcasters",
+        return mcl__fail(MCL_ENOTSUP, NULL, 0, "broadcaster", "%s: %s:// has no broadcasters (it carries packet "
+                         "streams only: calls, streams, the broker); publish on udp:// or zmq+",
                          conn->url, conn->tp->scheme);
     if ((b = mcl__zalloc(sizeof(*b))) == NULL)
         return MCL_ENOMEM;

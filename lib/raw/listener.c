@@ -152,7 +152,8 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
     if ((rv = mcl__raw_check_topics("listener", topics, ntopics)) != MCL_OK)
         return rv;
     if (conn->tp->bcast == NULL)
-        return mcl__fail(MCL_ENOTSUP, NULL, 0, "listener", "%s: %s:// has no listeners",
+        return mcl__fail(MCL_ENOTSUP, NULL, 0, "listener", "%s: %s:// has no listeners (it carries packet "
+                         "streams only: calls, streams, the broker); listen on udp:// or zmq+",
                          conn->url, conn->tp->scheme);
     if ((l = mcl__zalloc(sizeof(*l))) == NULL)
         return MCL_ENOMEM;

@@ -913,7 +913,8 @@ mcl_stream_split_location(const char *loc, char *url, size_t urlsize, char *name
         return MCL_EURL;
     const char *auth = sch + 3;
     const char *slash = strchr(auth, '/');
-    if (strncmp(loc, "zmq+ipc://", 10) == 0 || strncmp(loc, "fd:", 3) == 0)
+    if (strncmp(loc, "zmq+ipc://", 10) == 0 || strncmp(loc, "unix://", 7) == 0 ||
+        strncmp(loc, "fd:", 3) == 0)
         slash = strrchr(auth, '/'); // a socket path: the last part is the name
     if (slash == NULL || slash[1] == '\0' || slash == auth)
         return MCL_EURL;

@@ -9,6 +9,7 @@
 
 extern const mcl__tport mcl__udp_tport;
 extern const mcl__tport mcl__inproc_tport;
+extern const mcl__tport mcl__tcp_tport, mcl__unix_tport;
 #if MCL_HAVE_ZMQ
 extern const mcl__tport mcl__zmq_tcp_tport, mcl__zmq_ipc_tport, mcl__zmq_inproc_tport;
 #endif
@@ -21,6 +22,8 @@ static const mcl__tport *const builtin[] = {
     &mcl__zmq_inproc_tport,
 #endif
     &mcl__inproc_tport,
+    &mcl__tcp_tport,
+    &mcl__unix_tport,
 };
 enum { NBUILTIN = sizeof(builtin) / sizeof(builtin[0]) };
 

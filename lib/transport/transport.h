@@ -186,12 +186,17 @@ typedef struct mcl__pipe_ops {
     // Whether flush has bytes to write. flush and want_flush are NULL for a pipe whose send
     // takes a whole packet or none (then nothing is ever left to flush).
     bool (*want_flush)(const mcl__pipe *p);
+    // With flush: the bytes it holds (the caller counts them against its own output limit).
+    size_t (*held)(const mcl__pipe *p);
     // Optional, for an rfd that only signals changes (ZMQ_FD): whether recv has a packet now.
     // A reader that stops before MCL_EAGAIN asks, and comes back without waiting when true;
     // so does a sender outside the reader's loop after each send (on zmq a send may swallow
     // the descriptor's signal), and at the end of each round of its own.
     bool (*pending)(mcl__pipe *p);
     void (*close)(mcl__pipe *p); // never closes descriptors the caller supplied
+    // Whether accept has work only when server_fd is readable (a listening socket); false:
+    // the server calls it every round (zmq: it also reads the shared socket).
+    bool accept_when_ready;
 } mcl__pipe_ops;
 
 // Byte-stream pipes over descriptors the caller owns (a socketpair, a TCP or Unix socket, or
@@ -203,6 +208,14 @@ typedef struct mcl__pipe_ops {
 enum { MCL__FRAME_U32 = 1, MCL__FRAME_BSUINT = 2 };
 mcl_err mcl__fdpipe_open(mcl__pipe **pp, int rfd, int wfd, int framing, size_t outbuf);
 extern const mcl__pipe_ops mcl__fd_pipe_ops;
+// The same pipe on a stream socket it owns (closed at close), u32 framing: tcp:// and unix://.
+mcl_err mcl__fdpipe_adopt(mcl__pipe **pp, int fd, size_t outbuf);
+// tcp:// and unix:// servers and dials (sock/sock.c), in mcl__sock_pipe_ops (fdpipe.c).
+mcl_err mcl__sock_listen(mcl__pserver **sp, const struct mcl_connection *c, uint16_t *bound_port);
+int mcl__sock_server_fd(const mcl__pserver *s);
+mcl_err mcl__sock_accept(mcl__pserver *s, mcl__pipe **pp);
+void mcl__sock_server_close(mcl__pserver *s);
+mcl_err mcl__sock_dial(mcl__pipe **pp, const struct mcl_connection *c);
 
 typedef struct mcl__tport {
     const char *scheme; // "udp", "zmq+tcp", "zmq+ipc", "zmq+inproc", "inproc"

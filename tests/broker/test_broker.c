@@ -1,4 +1,5 @@
-// The channel broker end to end over zmq+tcp on loopback: channels (names, owners, private
+// The channel broker end to end over tcp:// on loopback (zmq+tcp:// when MCL_TEST_BROKER_URL
+// says so: ctest runs both): channels (names, owners, private
 // keys, single and multi writer, lifetimes, keep), delivery, decimation, the four overrun
 // policies with a stalled reader, writer gating and credit, and clients that go away.
 #define _GNU_SOURCE
@@ -15,8 +16,9 @@
 static mcl_broker *
 broker(const mcl_broker_options *o)
 {
+    const char *url = getenv("MCL_TEST_BROKER_URL");
     mcl_broker *b;
-    MCLT_OK(mcl_broker_open(&b, "zmq+tcp://127.0.0.1:0", o));
+    MCLT_OK(mcl_broker_open(&b, url != NULL && url[0] != '\0' ? url : "tcp://127.0.0.1:0", o));
     return b;
 }
 

@@ -81,9 +81,9 @@ json_get() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(
 
 # --- one broker on this host: a small window (frames in flight to a reader) and little credit
 # per writer, so that readers' buffers and policies act within seconds.
-start_broker host "$broker" --window 4 --credit 16 -u zmq+tcp://127.0.0.1:0
+start_broker host "$broker" --window 4 --credit 16 -u tcp://127.0.0.1:0
 check "mcl-broker says where it listens, with the port chosen" \
-    test -n "$burl" -a "${burl##*:}" != 0 -a "${burl%:*}" = "zmq+tcp://127.0.0.1"
+    test -n "$burl" -a "${burl##*:}" != 0 -a "${burl%:*}" = "tcp://127.0.0.1"
 hpid=$bpid
 url=$burl
 
@@ -283,18 +283,20 @@ kill -INT "$bpid"
 wait "$bpid"
 check "ipc: SIGINT: exit 0" test $? -eq 0
 # (-q prints nothing to wait for: wait until it answers a call instead.)
-timeout $T "$broker" -q -u "zmq+ipc://$tmp/quiet.sock" 2>"$tmp/quiet" &
+# On a unix:// socket (no libzmq between): the socket file is made, served, and removed.
+timeout $T "$broker" -q -u "unix://$tmp/quiet.sock" 2>"$tmp/quiet" &
 qpid=$!
 for _ in $(seq 100); do
-    [[ -S "$tmp/quiet.sock" ]] && timeout $T "$lab" call "zmq+ipc://$tmp/quiet.sock" \
+    [[ -S "$tmp/quiet.sock" ]] && timeout $T "$lab" call "unix://$tmp/quiet.sock" \
         broker.channels >/dev/null 2>&1 && break
     sleep 0.05
 done
-check "-q: it serves" bash -c "timeout $T '$lab' call 'zmq+ipc://$tmp/quiet.sock' broker.channels >/dev/null"
+check "-q: it serves (unix://)" bash -c "timeout $T '$lab' call 'unix://$tmp/quiet.sock' broker.channels >/dev/null"
 kill -TERM "$qpid"
 wait "$qpid"
 check "-q: exit 0 at SIGTERM" test $? -eq 0
 check "-q: prints nothing" test ! -s "$tmp/quiet"
+check "unix://: the socket file is gone after the broker" test ! -e "$tmp/quiet.sock"
 
 echo "test_broker.sh: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

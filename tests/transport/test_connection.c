@@ -116,7 +116,7 @@ typedef struct bad_case {
 static const bad_case bad[] = {
     {"", "empty"},
     {"239.255.0.1:26000", "missing scheme"},
-    {"tcp://239.255.0.1:26000", "unknown scheme"},
+    {"sctp://239.255.0.1:26000", "unknown scheme"},
 #if MCL_HAVE_ZMQ
     {"zmq+epgm://127.0.0.1;239.1.1.1:5555", "not supported"},
     {"zmq+pgm://x", "not supported"},

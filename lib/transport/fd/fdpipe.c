@@ -20,6 +20,11 @@
 
 enum {
     CHUNK = 65536, // bytes a read asks for at least
+    // Coalescing: a packet sent within this long of the one before waits in the output buffer
+    // for the packet stream's next flush (its driver is told to write at once), so that a
+    // burst leaves in few writes; a lone packet is written at once. Up to COALESCE_MAX bytes.
+    COALESCE_NS = 20000,
+    COALESCE_MAX = 65536,
     HDR_MAX = 16,  // longest length prefix accepted (a BSUInt may have leading 0x80 octets)
     MAX_IOV = 64,
 };
@@ -29,6 +34,9 @@ struct mcl__pipe {
     int rflags, wflags; // their flags before the pipe made them non-blocking
     bool wsock;         // wfd is a socket: send(MSG_NOSIGNAL) instead of blocking SIGPIPE
     int framing;
+    bool owned; // mcl__fdpipe_adopt: the descriptor is the pipe's, closed at close
+    bool coalesce;        // (adopted sockets) packets sent in quick succession share a write
+    int64_t last_send_ns; // when send was called last (coalesce)
     uint8_t *in;
     size_t in_cap, in_start, in_end, consumed; // consumed: the packet handed out last
     bool eof;
@@ -76,6 +84,15 @@ mcl__fdpipe_open(mcl__pipe **pp, int rfd, int wfd, int framing, size_t outbuf)
     p->wsock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
     *pp = p;
     return MCL_OK;
+}
+
+mcl_err
+mcl__fdpipe_adopt(mcl__pipe **pp, int fd, size_t outbuf)
+{
+    mcl_err rv = mcl__fdpipe_open(pp, fd, fd, MCL__FRAME_U32, outbuf);
+    if (rv == MCL_OK)
+        (*pp)->owned = (*pp)->coalesce = true;
+    return rv;
 }
 
 // writev that never raises SIGPIPE (the peer's end may be gone: that is an error, not a kill).
@@ -160,9 +177,15 @@ fd_send(mcl__pipe *p, const struct iovec *iov, unsigned niov, char *why, size_t 
     size_t hl = put_len(p->framing, hdr, len), total = hl + len;
     size_t queued = p->out_end - p->out_start;
     size_t done = 0;
+    bool hold = false;
+    if (p->coalesce) {
+        int64_t now = mcl__mono_ns();
+        hold = now - p->last_send_ns < COALESCE_NS && queued + total <= COALESCE_MAX;
+        p->last_send_ns = now;
+    }
     if (queued > 0 && queued + total > p->out_max)
         return MCL_EAGAIN;
-    if (queued == 0) { // straight to the kernel; buffer only what it leaves
+    if (queued == 0 && !hold) { // straight to the kernel; buffer only what it leaves
         struct iovec v[MAX_IOV];
         v[0] = (struct iovec){hdr, hl};
         memcpy(v + 1, iov, niov * sizeof(*iov));
@@ -357,6 +380,12 @@ fd_want_flush(const mcl__pipe *p)
     return p->out_end > p->out_start;
 }
 
+static size_t
+fd_held(const mcl__pipe *p)
+{
+    return p->out_end - p->out_start;
+}
+
 // Whether a whole packet is buffered (the reader stopped early; the fd may not say so).
 static bool
 fd_pending(mcl__pipe *p)
@@ -373,9 +402,13 @@ fd_close(mcl__pipe *p)
 {
     if (p == NULL)
         return;
-    (void)fcntl(p->rfd, F_SETFL, p->rflags); // the caller's descriptors, as they were
-    if (p->wfd != p->rfd)
-        (void)fcntl(p->wfd, F_SETFL, p->wflags);
+    if (p->owned) {
+        close(p->rfd);
+    } else {
+        (void)fcntl(p->rfd, F_SETFL, p->rflags); // the caller's descriptors, as they were
+        if (p->wfd != p->rfd)
+            (void)fcntl(p->wfd, F_SETFL, p->wflags);
+    }
     mcl__free(p->in);
     mcl__free(p->out);
     mcl__free(p);
@@ -388,6 +421,26 @@ const mcl__pipe_ops mcl__fd_pipe_ops = {
     .rfd = fd_rfd,
     .wfd = fd_wfd,
     .want_flush = fd_want_flush,
+    .held = fd_held,
+    .pending = fd_pending,
+    .close = fd_close,
+};
+
+// tcp:// and unix:// (sock/sock.c): the same pipe, on a socket the transport made.
+const mcl__pipe_ops mcl__sock_pipe_ops = {
+    .listen = mcl__sock_listen,
+    .server_fd = mcl__sock_server_fd,
+    .accept = mcl__sock_accept,
+    .server_close = mcl__sock_server_close,
+    .dial = mcl__sock_dial,
+    .accept_when_ready = true,
+    .send = fd_send,
+    .flush = fd_flush,
+    .recv = fd_recv,
+    .rfd = fd_rfd,
+    .wfd = fd_wfd,
+    .want_flush = fd_want_flush,
+    .held = fd_held,
     .pending = fd_pending,
     .close = fd_close,
 };
