@@ -50,6 +50,13 @@ extern "C" {
  * dropped, decimated, depth, high_water, bytes, in_flight). Read it like any channel (a reader
  * with max_rate or every decimates it). Nobody writes or deletes it. */
 #define MCL_BROKER_STATS_CHANNEL "mcl.broker.stats"
+/** The events channel, written by the broker: one msgpack map per event while someone reads
+ * it: {time_ns, event, channel, private, lifetime_ms, client, reason}; event "created",
+ * "adopted" (a kept channel whose creator left, created again by a client that now owns it)
+ * or "removed" (deleted by its owner, its creator disconnected, or its lifetime ended: the
+ * reason says which). Names and flags only, never keys. Nobody writes or deletes it.
+ * @since 0.3 */
+#define MCL_BROKER_EVENTS_CHANNEL "mcl.broker.events"
 
 typedef struct mcl_broker mcl_broker;
 typedef struct mcl_broker_client mcl_broker_client;
@@ -65,10 +72,12 @@ typedef struct mcl_broker_options {
     int heartbeat_ms;       /**< a client silent this long is dead (0: 3000) */
     int stats_ms;           /**< the statistics channel's period (0: 1000) */
     size_t max_reader_bytes; /**< a reader's buffer is full at this many bytes too, whatever
-                                  its frames (0: 64 MiB). The broker's memory stays below the
-                                  readers' buffers (each at most this), plus each BLOCK
-                                  channel's writers' credit and each reader's window of frames
-                                  in flight, plus about 1 KiB per channel, reader and client. */
+                                  its frames (0: 64 MiB). Over its idle use, the broker's
+                                  memory stays below the readers' buffers (each at most this),
+                                  plus each BLOCK channel's writers' credit, plus 8 MiB per
+                                  connection (its output and a packet being read; 4 MiB each,
+                                  or max_frame + 64 if larger), plus about 1 KiB per channel,
+                                  reader and client (docs/broker.md, Limits). */
 } mcl_broker_options;
 
 /**

@@ -50,6 +50,7 @@ struct mcl_broker_client {
     pthread_cond_t cv;    // credit for put_wait
     mcl__u64map subs, wrs;
     mcl_handle tick;
+    size_t max_frame; // the broker's, from broker.hello (0: not said: no check here)
 };
 
 // --- calls ---------------------------------------------------------------------------------------
@@ -312,6 +313,16 @@ on_tick(mcl_reactor *r, mcl_handle t, void *user)
 
 // --- the client ----------------------------------------------------------------------------------
 
+static void
+hello_hook(mcl_broker_client *c, const mcl_value *v, void *arg)
+{
+    (void)arg;
+    uint64_t mf = get_uint(v, "max_frame");
+    pthread_mutex_lock(&c->lock);
+    c->max_frame = mf > SIZE_MAX ? SIZE_MAX : (size_t)mf;
+    pthread_mutex_unlock(&c->lock);
+}
+
 mcl_err
 mcl_broker_connect(mcl_broker_client **cp, const char *url, const mcl_broker_client_options *o)
 {
@@ -358,7 +369,8 @@ mcl_broker_connect(mcl_broker_client **cp, const char *url, const mcl_broker_cli
     if (rv == MCL_OK) {
         mcl_value *a = args_new();
         rv = a == NULL ? MCL_ENOMEM : mcl_value_put_str(a, "name", c->name);
-        rv = rv == MCL_OK ? call(c, "broker.hello", a, NULL, NULL, NULL) : (mcl_value_free(a), rv);
+        rv = rv == MCL_OK ? call(c, "broker.hello", a, hello_hook, NULL, NULL)
+                          : (mcl_value_free(a), rv);
     }
     if (rv != MCL_OK) {
         mcl_broker_client_free(c);
@@ -564,6 +576,8 @@ put_locked(mcl_broker_client *c, cwr *w, const void *data, size_t len)
         w->n.refused_credit++;
         return MCL_EAGAIN;
     }
+    if (c->max_frame > 0 && len > c->max_frame)
+        return MCL_EMSGSIZE; // (the broker would drop it)
     uint8_t h[16];
     mcl__bmsg m = {.type = MCL__BM_PUT, .id = w->id};
     size_t hn = mcl__bmsg_encode(&m, h);

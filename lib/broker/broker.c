@@ -29,6 +29,11 @@
 #define NAME_MAX_ 255
 #define KEY_MAX 255
 
+// A connection's share of the memory bound (docs/broker.md, Limits): output waiting for it,
+// and the largest packet it may send (a put, a control call, a relayed call or answer).
+#define CONN_QUEUE ((size_t)4 << 20)
+#define CONN_PACKET ((size_t)4 << 20)
+
 typedef struct frame {
     unsigned refs;
     bool mark; // an end-of-transfer mark: never decimated or dropped by a policy
@@ -57,6 +62,7 @@ typedef struct reader {
     uint32_t high_water;
     bool stalled; // the connection's send queue was full
     bool dirty;   // frames came since the last pump: pumped by the flush after this round
+    struct reader *dirty_next; // the broker's list of dirty readers
     mcl_raw_broadcaster *out; // a bridge out: frames republished there (c is NULL)
 } reader;
 
@@ -127,12 +133,15 @@ struct mcl_broker {
     mcl__u64map readers, writers; // id -> reader, writer
     uint32_t next_id;
     mcl_handle tick, stats_t;
-    chan *stats; // the statistics channel (the broker writes it)
+    chan *stats;  // the statistics channel (the broker writes it)
+    chan *events; // the events channel: channels made and removed (the broker writes it)
+    bool stopping; // (no events while everything goes)
     bool retry_armed;
     mcl_handle retry;
     uint8_t *batch; // a DELIVERN being built
     size_t batch_cap;
     bool flush_posted; // a flush of dirty readers is posted
+    struct reader *dirty; // readers to pump at the flush (each once)
     pthread_mutex_t lock; // the two counts below
     size_t nchans, nconns;
     uint64_t temporary_removed;
@@ -409,12 +418,11 @@ on_flush(mcl_reactor *rr, void *arg)
     (void)rr;
     mcl_broker *b = arg;
     b->flush_posted = false;
-    for (chan *ch = b->chans; ch != NULL; ch = ch->next)
-        for (reader *r = ch->readers; r != NULL; r = r->next)
-            if (r->dirty) {
-                r->dirty = false;
-                pump(b, r);
-            }
+    for (reader *r; (r = b->dirty) != NULL;) { // (only the readers that got frames)
+        b->dirty = r->dirty_next;
+        r->dirty = false;
+        pump(b, r);
+    }
 }
 
 static void
@@ -424,7 +432,11 @@ mark_dirty(mcl_broker *b, reader *r)
         pump(b, r);
         return;
     }
-    r->dirty = true;
+    if (!r->dirty) {
+        r->dirty = true;
+        r->dirty_next = b->dirty;
+        b->dirty = r;
+    }
     if (!b->flush_posted) {
         if (mcl_reactor_post(b->r, on_flush, b) == MCL_OK)
             b->flush_posted = true;
@@ -492,6 +504,12 @@ static void
 reader_remove(mcl_broker *b, reader *r, const char *ended)
 {
     chan *ch = r->ch;
+    if (r->dirty) // (off the flush's list)
+        for (reader **pp = &b->dirty; *pp != NULL; pp = &(*pp)->dirty_next)
+            if (*pp == r) {
+                *pp = r->dirty_next;
+                break;
+            }
     for (reader **pp = &ch->readers; *pp != NULL; pp = &(*pp)->next)
         if (*pp == r) {
             *pp = r->next;
@@ -527,9 +545,44 @@ writer_remove(mcl_broker *b, writer *w, const char *ended)
     mcl__free(w);
 }
 
+static void publish(mcl_broker *b, chan *ch, const void *data, size_t len);
+
+// An event on the events channel (while someone reads it): a msgpack map {time_ns, event
+// ("created", "adopted", "removed"), channel, private, temporary, client, reason}.
+static void
+announce(mcl_broker *b, const char *event, const chan *ch, const char *client, const char *why)
+{
+    chan *ev = b->events;
+    if (ev == NULL || ev->nreaders == 0 || ch == ev || ch == b->stats)
+        return;
+    mcl_value *v = NULL;
+    if (mcl_value_new(&v, MCL_TYPE_MAP) != MCL_OK)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    (void)mcl_value_put_int(v, "time_ns", (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    (void)mcl_value_put_str(v, "event", event);
+    (void)mcl_value_put_str(v, "channel", ch->name);
+    (void)mcl_value_put_bool(v, "private", ch->priv);
+    (void)mcl_value_put_int(v, "lifetime_ms", ch->lifetime_ms);
+    (void)mcl_value_put_str(v, "client", client != NULL ? client : "");
+    (void)mcl_value_put_str(v, "reason", why != NULL ? why : "");
+    void *buf = NULL;
+    size_t len = 0;
+    if (mcl_value_encode(v, &buf, &len) == MCL_OK) {
+        ev->offered++;
+        ev->bytes += len;
+        publish(b, ev, buf, len);
+    }
+    mcl_free(buf);
+    mcl_value_free(v);
+}
+
 static void
 chan_remove(mcl_broker *b, chan *ch, const char *why)
 {
+    if (!b->stopping)
+        announce(b, "removed", ch, ch->owner != NULL ? ch->owner->name : NULL, why);
     while (ch->readers != NULL)
         reader_remove(b, ch->readers, why);
     while (ch->writers != NULL)
@@ -957,6 +1010,7 @@ m_hello(mcl_rpc_req *call, const mcl_value *args, void *user)
     snprintf(c->name, sizeof(c->name), "%s", arg_str(args, "name", "client"));
     mcl_value *res = mcl_rpc_req_result(call);
     (void)mcl_value_put_uint(res, "client", c->id);
+    (void)mcl_value_put_uint(res, "max_frame", b->o.max_frame);
     (void)mcl_rpc_reply(call);
 }
 
@@ -979,7 +1033,18 @@ m_create(mcl_rpc_req *call, const mcl_value *args, void *user)
                            "a private channel needs a key of 1..255 bytes; lifetime_ms >= 0");
         return;
     }
-    if (find_chan(b, name) != NULL) {
+    chan *old = find_chan(b, name);
+    if (old != NULL && old->owner == NULL && old != b->stats && old != b->events &&
+        old->priv == priv && (!priv || key_ok(old, key))) {
+        // A kept channel whose creator left: a client creating it again (with its key, if
+        // private) becomes its owner, and may delete it.
+        old->owner = c;
+        announce(b, "adopted", old, c->name, NULL);
+        (void)mcl_value_put_bool(mcl_rpc_req_result(call), "adopted", true);
+        (void)mcl_rpc_reply(call);
+        return;
+    }
+    if (old != NULL) {
         (void)mcl_rpc_fail(call, MCL_PSTREAM_ALREADY_EXISTS, "channel %s exists", name);
         return;
     }
@@ -1002,6 +1067,7 @@ m_create(mcl_rpc_req *call, const mcl_value *args, void *user)
     ch->next = b->chans;
     b->chans = ch;
     counts(b, 1, 0);
+    announce(b, "created", ch, c->name, NULL);
     (void)mcl_rpc_reply(call);
 }
 
@@ -1131,7 +1197,7 @@ m_writer(mcl_rpc_req *call, const mcl_value *args, void *user)
     chan *ch = chan_for(b, call, args);
     if (ch == NULL)
         return;
-    if (ch == b->stats) {
+    if (ch == b->stats || ch == b->events) {
         (void)mcl_rpc_fail(call, MCL_PSTREAM_PERMISSION_DENIED, "the broker writes %s", ch->name);
         return;
     }
@@ -1238,7 +1304,7 @@ on_stats(mcl_reactor *r, mcl_handle t, void *user)
     if (mcl_value_put_array(v, "channels", &arr) == MCL_OK)
         for (const chan *ch = b->chans; ch != NULL; ch = ch->next) {
             mcl_value *e;
-            if (ch != b->stats && mcl_value_push_map(arr, &e) == MCL_OK)
+            if (ch != b->stats && ch != b->events && mcl_value_push_map(arr, &e) == MCL_OK)
                 put_chan(e, ch, true);
         }
     void *buf = NULL;
@@ -1383,7 +1449,9 @@ m_unregister(mcl_rpc_req *call, const mcl_value *args, void *user)
 
 #define F(n, t, opt, d, doc) {n, t, opt, d, doc}
 static const mcl_rpc_field a_hello[] = {F("name", MCL_TYPE_STR, true, "\"client\"", "shown in the client list")};
-static const mcl_rpc_field r_hello[] = {F("client", MCL_TYPE_INT, false, NULL, "this client's id")};
+static const mcl_rpc_field r_hello[] = {
+    F("client", MCL_TYPE_INT, false, NULL, "this client's id"),
+    F("max_frame", MCL_TYPE_INT, true, "0", "the largest frame this broker takes, in bytes")};
 static const mcl_rpc_field a_create[] = {
     F("name", MCL_TYPE_STR, false, NULL, "1..255 bytes"),
     F("private", MCL_TYPE_BOOL, true, "false", "not listed; reading and writing need the key"),
@@ -1391,6 +1459,9 @@ static const mcl_rpc_field a_create[] = {
     F("multi_writer", MCL_TYPE_BOOL, true, "false", "more than one writer"),
     F("lifetime_ms", MCL_TYPE_INT, true, "0", "removed once unused this long (0: never)"),
     F("keep", MCL_TYPE_BOOL, true, "false", "kept when its creator disconnects")};
+static const mcl_rpc_field r_create[] = {
+    F("adopted", MCL_TYPE_BOOL, true, "false",
+      "the channel existed, kept after its creator left: this client owns it now")};
 static const mcl_rpc_field a_name[] = {F("name", MCL_TYPE_STR, false, NULL, "the channel")};
 static const mcl_rpc_field a_subscribe[] = {
     F("name", MCL_TYPE_STR, false, NULL, "the channel"),
@@ -1430,7 +1501,7 @@ add_methods(mcl_broker *b)
 {
     const mcl_rpc_method m[] = {
         {1, "broker.hello", "name this client", N(a_hello), N(r_hello), 0, m_hello, b},
-        {2, "broker.create", "create a channel (this client owns it)", N(a_create), NULL, 0, 0, m_create, b},
+        {2, "broker.create", "create a channel (this client owns it)", N(a_create), N(r_create), 0, m_create, b},
         {3, "broker.delete", "delete a channel this client created", N(a_name), NULL, 0, 0, m_delete, b},
         {4, "broker.subscribe", "read a channel through a buffer at the broker", N(a_subscribe), N(r_subscribe), 0, m_subscribe, b},
         {5, "broker.unsubscribe", "stop reading", N(a_sub), NULL, 0, 0, m_unsubscribe, b},
@@ -1633,10 +1704,14 @@ mcl_broker_open(mcl_broker **bp, const char *url, const mcl_broker_options *o)
     pthread_mutex_init(&b->lock, NULL);
     mcl__u64map_init(&b->readers);
     mcl__u64map_init(&b->writers);
+    // Per connection at most CONN_QUEUE bytes wait to be sent (deliveries, answers) and one
+    // packet of at most max_packet is read at a time: the per-client part of the memory bound.
     mcl_pstream_options po = {.ping_ms = b->o.heartbeat_ms / 3 ? b->o.heartbeat_ms / 3 : 1,
                               .idle_ms = b->o.heartbeat_ms,
-                              .max_packet = b->o.max_frame + 64 < (64u << 20) ? 64u << 20
-                                                                              : b->o.max_frame + 64};
+                              .send_queue = CONN_QUEUE,
+                              .max_packet = b->o.max_frame + 64 < CONN_PACKET
+                                                ? CONN_PACKET
+                                                : b->o.max_frame + 64};
     mcl_rpc_service_options so = {0};
     mcl_err rv = mcl_reactor_new(&b->r, NULL);
     if (rv == MCL_OK)
@@ -1649,14 +1724,21 @@ mcl_broker_open(mcl_broker **bp, const char *url, const mcl_broker_options *o)
         rv = mcl_pstream_server_attach(b->psrv, b->r);
     if (rv == MCL_OK)
         rv = mcl_reactor_timer(b->r, 100, 100, 0, on_tick, b, &b->tick);
-    if (rv == MCL_OK && (b->stats = mcl__zalloc(sizeof(*b->stats))) == NULL)
+    if (rv == MCL_OK && ((b->stats = mcl__zalloc(sizeof(*b->stats))) == NULL ||
+                         (b->events = mcl__zalloc(sizeof(*b->events))) == NULL)) {
+        mcl__free(b->stats);
+        b->stats = NULL;
         rv = MCL_ENOMEM;
+    }
     if (rv == MCL_OK) {
+        // The broker's own channels: no owner, so nobody deletes them; nobody writes them.
         snprintf(b->stats->name, sizeof(b->stats->name), "%s", MCL_BROKER_STATS_CHANNEL);
-        b->stats->keep = true; // (no owner: nobody deletes it)
-        b->stats->next = b->chans;
+        snprintf(b->events->name, sizeof(b->events->name), "%s", MCL_BROKER_EVENTS_CHANNEL);
+        b->stats->keep = b->events->keep = true;
+        b->events->next = b->chans;
+        b->stats->next = b->events;
         b->chans = b->stats;
-        counts(b, 1, 0);
+        counts(b, 2, 0);
         rv = mcl_reactor_timer(b->r, b->o.stats_ms, b->o.stats_ms, 0, on_stats, b, &b->stats_t);
     }
     if (rv == MCL_OK)
@@ -1704,6 +1786,7 @@ teardown(mcl_reactor *r, void *arg)
 {
     (void)r;
     mcl_broker *b = arg;
+    b->stopping = true;
     bridges_free(b, true);
     while (b->chans != NULL)
         chan_remove(b, b->chans, "the broker is stopping");
@@ -1713,7 +1796,7 @@ teardown(mcl_reactor *r, void *arg)
         (void)mcl_reactor_remove(b->r, b->retry);
     (void)mcl_reactor_remove(b->r, b->tick);
     (void)mcl_reactor_remove(b->r, b->stats_t);
-    b->stats = NULL;
+    b->stats = b->events = NULL;
 }
 
 void
@@ -1727,7 +1810,8 @@ mcl_broker_free(mcl_broker *b)
     mcl_reactor_free(b->r);
     // What came after the teardown (a connection accepted as the server stopped: it gets no
     // closed callback), on this thread now that no other runs.
-    b->stats = NULL;
+    b->stopping = true;
+    b->stats = b->events = NULL;
     bridges_free(b, false);
     while (b->chans != NULL)
         chan_remove(b, b->chans, "the broker is stopping");

@@ -193,13 +193,16 @@ test_channels_and_owners(void)
     MCLT_ERR(mcl_broker_create(a, "", NULL), MCL_EINVAL);
     mcl_broker_channel_options nokey = {.private_ = true};
     MCLT_ERR(mcl_broker_create(a, "p", &nokey), MCL_EINVAL);
-    CU_ASSERT_EQUAL(mcl_broker_channels(b), 2); // and the statistics channel
+    CU_ASSERT_EQUAL(mcl_broker_channels(b), 3); // and the statistics and events channels
     MCLT_ERR(mcl_broker_delete(o, "imu"), MCL_EPERM);
     MCLT_ERR(mcl_broker_delete(a, MCL_BROKER_STATS_CHANNEL), MCL_EPERM);
+    MCLT_ERR(mcl_broker_delete(a, MCL_BROKER_EVENTS_CHANNEL), MCL_EPERM);
+    MCLT_ERR(mcl_broker_create(a, MCL_BROKER_EVENTS_CHANNEL, NULL), MCL_EEXIST);
     MCLT_ERR(mcl_broker_delete(o, "nothing"), MCL_ENOENT);
     uint32_t w;
     MCLT_ERR(mcl_broker_writer(o, "nothing", NULL, NULL, NULL, &w), MCL_ENOENT);
     MCLT_ERR(mcl_broker_writer(a, MCL_BROKER_STATS_CHANNEL, NULL, NULL, NULL, &w), MCL_EPERM);
+    MCLT_ERR(mcl_broker_writer(a, MCL_BROKER_EVENTS_CHANNEL, NULL, NULL, NULL, &w), MCL_EPERM);
     // Single writer unless multi_writer.
     MCLT_OK(mcl_broker_writer(a, "imu", NULL, NULL, NULL, &w));
     uint32_t w2;
@@ -223,7 +226,7 @@ test_channels_and_owners(void)
     MCLT_OK(mcl_rpc_call(mcl_broker_rpc(o), "broker.channels", NULL, 5000, &r));
     CU_ASSERT_EQUAL(r->status, MCL_PSTREAM_OK);
     const mcl_value *chans = mcl_value_find(r->value, "channels");
-    CU_ASSERT_EQUAL(mcl_value_count(chans), 3); // imu, many, the statistics: not secret
+    CU_ASSERT_EQUAL(mcl_value_count(chans), 4); // imu, many, statistics, events: not secret
     for (size_t i = 0; i < mcl_value_count(chans); i++) {
         const char *nm;
         size_t nl;
@@ -233,7 +236,7 @@ test_channels_and_owners(void)
     mcl_rpc_result_free(r);
     // The owner deletes: the reader hears it.
     MCLT_OK(mcl_broker_delete(a, "imu"));
-    CU_ASSERT_EQUAL(mcl_broker_channels(b), 3);
+    CU_ASSERT_EQUAL(mcl_broker_channels(b), 4);
     mcl_broker_client_free(a);
     mcl_broker_client_free(o);
     mcl_broker_free(b);
@@ -270,6 +273,16 @@ test_gating_and_delivery(void)
     CU_ASSERT(l.in_order);
     CU_ASSERT_EQUAL(l.gaps, 0);
     pthread_mutex_unlock(&l.lock);
+    // A frame over the broker's max_frame (1 MiB) is refused here, not dropped there; one of
+    // exactly max_frame goes.
+    size_t big = (size_t)1 << 20;
+    uint8_t *huge = calloc(1, big + 1);
+    CU_ASSERT_FATAL(huge != NULL);
+    MCLT_ERR(mcl_broker_put_wait(w, wid, huge, big + 1, 5000), MCL_EMSGSIZE);
+    MCLT_OK(mcl_broker_put_wait(w, wid, huge, big, 5000));
+    free(huge);
+    wn.n = 5001;
+    CU_ASSERT(mclt_wait_until(has_n, &wn, 10000));
     // The last reader leaves: inactive.
     MCLT_OK(mcl_broker_unsubscribe(rd, sub));
     wa want_off = {w, wid, false};
@@ -466,20 +479,68 @@ ended_once(void *arg)
 static bool
 no_channels(void *arg)
 {
-    return mcl_broker_channels(arg) == 1; // (the statistics channel stays)
+    return mcl_broker_channels(arg) == 2; // (the statistics and events channels stay)
 }
 
 static bool
 one_channel(void *arg)
 {
-    return mcl_broker_channels(arg) == 2; // one, and the statistics channel
+    return mcl_broker_channels(arg) == 3; // one, and the statistics and events channels
+}
+
+// The events channel's maps, as "event channel client reason" lines.
+typedef struct events_log {
+    pthread_mutex_t lock;
+    char text[4096];
+} events_log;
+
+static void
+on_event(mcl_broker_client *c, uint32_t sub, uint64_t seq, const void *data, size_t len,
+         void *user)
+{
+    (void)c;
+    (void)sub;
+    (void)seq;
+    events_log *e = user;
+    mcl_value *v = NULL;
+    if (mcl_value_decode(&v, data, len, NULL, 0) != MCL_OK)
+        return;
+    const char *f[4] = {"", "", "", ""};
+    const char *keys[4] = {"event", "channel", "client", "reason"};
+    for (int i = 0; i < 4; i++) {
+        size_t n;
+        (void)mcl_value_get_str(mcl_value_find(v, keys[i]), &f[i], &n);
+    }
+    pthread_mutex_lock(&e->lock);
+    size_t used = strlen(e->text);
+    snprintf(e->text + used, sizeof(e->text) - used, "%s %s %s %s\n", f[0], f[1], f[2], f[3]);
+    pthread_mutex_unlock(&e->lock);
+    mcl_value_free(v);
+}
+
+typedef struct saw_arg {
+    events_log *e;
+    const char *line;
+} saw_arg;
+
+static bool
+saw_event(void *arg)
+{
+    saw_arg *a = arg;
+    pthread_mutex_lock(&a->e->lock);
+    bool y = strstr(a->e->text, a->line) != NULL;
+    pthread_mutex_unlock(&a->e->lock);
+    return y;
 }
 
 static void
 test_lifetimes_and_owners_leaving(void)
 {
     mcl_broker *b = broker(NULL);
-    mcl_broker_client *a = client(b, "a");
+    mcl_broker_client *a = client(b, "a"), *mon = client(b, "monitor");
+    events_log ev = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint32_t esub;
+    MCLT_OK(mcl_broker_subscribe(mon, MCL_BROKER_EVENTS_CHANNEL, NULL, on_event, &ev, &esub));
     ended_log el = {0};
     mcl_broker_client_options ro = {.name = "reader", .ended = on_ended, .user = &el};
     mcl_broker_client *rd;
@@ -495,8 +556,31 @@ test_lifetimes_and_owners_leaving(void)
     int64_t t0 = mclt_now_ms();
     CU_ASSERT(mclt_wait_until(one_channel, b, 3000));
     CU_ASSERT(mclt_now_ms() - t0 >= 150); // not before its lifetime
+    saw_arg sa = {&ev, "created tmp a \n"};
+    CU_ASSERT(mclt_wait_until(saw_event, &sa, 3000));
+    sa.line = "removed tmp a its lifetime ended\n"; // announced
+    CU_ASSERT(mclt_wait_until(saw_event, &sa, 3000));
     MCLT_OK(mcl_broker_unsubscribe(rd, sub));
     CU_ASSERT(mclt_wait_until(no_channels, b, 3000)); // unused now: it goes too
+    sa.line = "removed used a its lifetime ended\n";
+    CU_ASSERT(mclt_wait_until(saw_event, &sa, 3000));
+    // A kept channel whose creator left has no owner: creating it again adopts it (with the
+    // key, when private), and the new owner may delete it.
+    mcl_broker_client *k = client(b, "keeper");
+    mcl_broker_channel_options kept = {.keep = true, .private_ = true, .key = "k1"};
+    MCLT_OK(mcl_broker_create(k, "kept", &kept));
+    mcl_broker_client_free(k);
+    mcl_broker_client *k2 = client(b, "keeper2");
+    MCLT_ERR(mcl_broker_delete(k2, "kept"), MCL_ENOENT); // (private: not even seen)
+    mcl_broker_channel_options wrongkey = {.keep = true, .private_ = true, .key = "k2"};
+    MCLT_ERR(mcl_broker_create(k2, "kept", &wrongkey), MCL_EEXIST);
+    MCLT_OK(mcl_broker_create(k2, "kept", &kept));
+    sa.line = "adopted kept keeper2 \n";
+    CU_ASSERT(mclt_wait_until(saw_event, &sa, 3000));
+    MCLT_OK(mcl_broker_delete(k2, "kept"));
+    sa.line = "removed kept keeper2 the channel was deleted\n";
+    CU_ASSERT(mclt_wait_until(saw_event, &sa, 3000));
+    mcl_broker_client_free(k2);
     // A creator that disconnects takes its channel (keep: false), and its readers hear it.
     MCLT_OK(mcl_broker_create(a, "mine", NULL));
     MCLT_OK(mcl_broker_subscribe(rd, "mine", NULL, on_frame, &l, &sub));
@@ -504,7 +588,10 @@ test_lifetimes_and_owners_leaving(void)
     CU_ASSERT(mclt_wait_until(ended_once, &el, 5000));
     CU_ASSERT_PTR_NOT_NULL(strstr(el.why, "creator disconnected"));
     CU_ASSERT(mclt_wait_until(no_channels, b, 3000));
+    sa.line = "removed mine a its creator disconnected\n";
+    CU_ASSERT(mclt_wait_until(saw_event, &sa, 3000));
     mcl_broker_client_free(rd);
+    mcl_broker_client_free(mon);
     mcl_broker_free(b);
 }
 
@@ -559,7 +646,7 @@ test_hostile_clients(void)
         snprintf(name, sizeof(name), "flood%d", i);
         (void)mcl_broker_delete(w, name);
     }
-    CU_ASSERT_EQUAL(mcl_broker_channels(b), 2);
+    CU_ASSERT_EQUAL(mcl_broker_channels(b), 3);
     // The stranger's puts never reached the reader; the writer's do, all of them.
     CU_ASSERT_EQUAL(rlog_n(&l), 0);
     CU_ASSERT_EQUAL(put_n(w, wid, 300, 5000), 300);
