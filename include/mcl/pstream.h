@@ -395,6 +395,10 @@ MCL_API mcl_err mcl_pstream_stats(const mcl_pstream *ps, mcl_pstream_counters *s
 
 /** The URL dialled or accepted on ("" for descriptors). Owned by @p ps. @since 0.2 */
 MCL_API const char *mcl_pstream_url(const mcl_pstream *ps);
+/** The peer's address where the transport knows it, fixed at connection: "tcp://IP:PORT" (tcp://),
+ * "unix:pid=P,uid=U" (unix://, and descriptors that are Unix sockets: the peer's credentials),
+ * else "" (zmq+, inproc, pipes). Owned by @p ps. @since 0.3 */
+MCL_API const char *mcl_pstream_peer(const mcl_pstream *ps);
 
 /**
  * A new connection accepted by a server, on the server's driving thread: register handlers

@@ -1374,6 +1374,7 @@ m_clients(mcl_rpc_req *call, const mcl_value *args, void *user)
                 (void)mcl_value_put_uint(e, "client", c->id);
                 (void)mcl_value_put_str(e, "name", c->name);
                 (void)mcl_value_put_str(e, "url", mcl_pstream_url(c->ps));
+                (void)mcl_value_put_str(e, "peer", mcl_pstream_peer(c->ps));
             }
         }
     (void)mcl_rpc_reply(call);
@@ -1490,7 +1491,7 @@ static const mcl_rpc_field r_stats[] = {
     F("temporary_removed", MCL_TYPE_INT, false, NULL, "temporary channels removed so far"),
     F("relayed", MCL_TYPE_INT, false, NULL, "client-to-client calls forwarded"),
     F("no_responder", MCL_TYPE_INT, false, NULL, "calls and lookups that found no responder")};
-static const mcl_rpc_field r_clients[] = {F("clients", MCL_TYPE_ARRAY, false, NULL, "id, name, url")};
+static const mcl_rpc_field r_clients[] = {F("clients", MCL_TYPE_ARRAY, false, NULL, "id, name, url (the broker's), peer (the client's address, where the transport knows it)")};
 static const mcl_rpc_field a_svc[] = {F("name", MCL_TYPE_STR, false, NULL, "the service's name")};
 static const mcl_rpc_field r_svc[] = {F("channel", MCL_TYPE_INT, false, NULL, "its relay channel on every client's connection")};
 #undef F

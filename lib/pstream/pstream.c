@@ -116,6 +116,7 @@ struct mcl_pstream {
     const mcl__pipe_ops *ops;
     mcl__pipe *pipe;
     char url[MCL__URL_MAX];
+    char peer[128]; // the peer's address, as the pipe knows it ("" when it does not)
     mcl_pstream_server *server; // it owns and drives this connection (accepted)
     // Ending.
     bool erq_sent, eof_sent, peer_erq, peer_eof, closing, ended;
@@ -1388,6 +1389,8 @@ ps_new(mcl_pstream **psp, const mcl__pipe_ops *ops, mcl__pipe *pipe, const char 
     ps->ops = ops;
     ps->pipe = pipe;
     snprintf(ps->url, sizeof(ps->url), "%s", url);
+    if (ops->peer != NULL)
+        ops->peer(pipe, ps->peer, sizeof(ps->peer));
     mcl__u64map_init(&ps->out_by_id);
     mcl__u64map_init(&ps->out_by_key);
     mcl__u64map_init(&ps->in_by_key);
@@ -2283,4 +2286,10 @@ const char *
 mcl_pstream_url(const mcl_pstream *ps)
 {
     return ps ? ps->url : "";
+}
+
+const char *
+mcl_pstream_peer(const mcl_pstream *ps)
+{
+    return ps ? ps->peer : "";
 }

@@ -194,6 +194,8 @@ typedef struct mcl__pipe_ops {
     // the descriptor's signal), and at the end of each round of its own.
     bool (*pending)(mcl__pipe *p);
     void (*close)(mcl__pipe *p); // never closes descriptors the caller supplied
+    // Optional: the peer's address, for people ("tcp://IP:PORT", "unix:pid=P,uid=U").
+    void (*peer)(const mcl__pipe *p, char *buf, size_t n);
     // Whether accept has work only when server_fd is readable (a listening socket); false:
     // the server calls it every round (zmq: it also reads the shared socket).
     bool accept_when_ready;

@@ -137,6 +137,7 @@ wait_for "$tmp/w" "writer active" 10
 timeout $T "$lab" call "$url" broker.clients >"$tmp/clients" 2>&1
 check "broker.clients names the writer" test "$(json_get "$tmp/clients" '"daq" in [c["name"] for c in d["clients"]]')" = True
 check "broker.clients names the display" test "$(json_get "$tmp/clients" '"display" in [c["name"] for c in d["clients"]]')" = True
+check "broker.clients gives each client's address (tcp://)" test "$(json_get "$tmp/clients" 'all(c["peer"].startswith("tcp://127.0.0.1:") and c["peer"] != c["url"] for c in d["clients"])')" = True
 timeout $T "$lab" call "$url" broker.stats '{"name": "lab"}' >"$tmp/stats" 2>&1
 rs='[r for r in d["channels"][0]["reader_stats"] if r["client"]=="display"][0]'
 check "broker.stats: the display reads with policy ring" test "$(json_get "$tmp/stats" "$rs[\"policy\"]")" = ring

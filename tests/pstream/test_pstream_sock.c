@@ -69,12 +69,14 @@ on_msg(mcl_pstream *ps, uint32_t channel, uint32_t type, uint32_t flags, const v
 }
 
 static inbox server_inbox;
+static char last_peer[128]; // of the connection accepted last
 
 static void
 accept_echo(mcl_pstream_server *s, mcl_pstream *ps, void *user)
 {
     (void)s;
     (void)user;
+    snprintf(last_peer, sizeof(last_peer), "%s", mcl_pstream_peer(ps));
     MCLT_OK(mcl_pstream_handle(ps, MCL_PSTREAM_ANY, MCL_PSTREAM_ANY, echo, NULL));
     MCLT_OK(mcl_pstream_handle_messages(ps, 7, on_msg, &server_inbox));
 }
@@ -131,6 +133,18 @@ many_peers(const char *url)
     int want = PEERS * EACH;
     void *arg[2] = {&t, &want};
     CU_ASSERT(mclt_wait_until(tally_reached, arg, 30000));
+    // The server knows who its peers are: an address and port, or a process and user.
+    char me[64];
+    if (strncmp(url, "tcp://", 6) == 0)
+        snprintf(me, sizeof(me), "tcp://127.0.0.1:");
+    else
+        snprintf(me, sizeof(me), "unix:pid=%d,uid=%u", (int)getpid(), (unsigned)getuid());
+    CU_ASSERT(strncmp(last_peer, me, strlen(me)) == 0);
+    if (strncmp(url, "tcp://", 6) == 0) {
+        CU_ASSERT_STRING_EQUAL(mcl_pstream_peer(c[0]), bound);
+    } else {
+        CU_ASSERT(strncmp(mcl_pstream_peer(c[0]), me, strlen(me)) == 0);
+    }
     CU_ASSERT_EQUAL(atomic_load(&t.ok), want);
     CU_ASSERT_EQUAL(atomic_load(&t.bad), 0);
     CU_ASSERT_EQUAL(mcl_pstream_server_connections(srv), PEERS);

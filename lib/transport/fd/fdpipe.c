@@ -12,6 +12,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -380,6 +382,31 @@ fd_want_flush(const mcl__pipe *p)
     return p->out_end > p->out_start;
 }
 
+static void
+fd_peer(const mcl__pipe *p, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getpeername(p->rfd, (struct sockaddr *)&ss, &sl) != 0)
+        return; // (not a socket)
+    char ip[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        snprintf(buf, n, "tcp://%s:%u", ip, (unsigned)ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+        snprintf(buf, n, "tcp://[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+    } else if (ss.ss_family == AF_UNIX) {
+        struct ucred cr;
+        socklen_t cl = sizeof(cr);
+        if (getsockopt(p->rfd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
+            snprintf(buf, n, "unix:pid=%d,uid=%u", (int)cr.pid, (unsigned)cr.uid);
+    }
+}
+
 static size_t
 fd_held(const mcl__pipe *p)
 {
@@ -422,6 +449,7 @@ const mcl__pipe_ops mcl__fd_pipe_ops = {
     .wfd = fd_wfd,
     .want_flush = fd_want_flush,
     .held = fd_held,
+    .peer = fd_peer,
     .pending = fd_pending,
     .close = fd_close,
 };
@@ -441,6 +469,7 @@ const mcl__pipe_ops mcl__sock_pipe_ops = {
     .wfd = fd_wfd,
     .want_flush = fd_want_flush,
     .held = fd_held,
+    .peer = fd_peer,
     .pending = fd_pending,
     .close = fd_close,
 };
