@@ -611,15 +611,7 @@ mcl_broker_put_wait(mcl_broker_client *c, uint32_t wid, const void *data, size_t
         return MCL_EINVAL;
     if (mcl_reactor_in_loop(c->r))
         return MCL_ESTATE;
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    int ms = timeout_ms > 0 ? timeout_ms : c->o.timeout_ms;
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    struct timespec dl = {0, 0}; // (read from the clock only when it has to wait)
     pthread_mutex_lock(&c->lock);
     mcl_err rv;
     for (;;) {
@@ -629,6 +621,16 @@ mcl_broker_put_wait(mcl_broker_client *c, uint32_t wid, const void *data, size_t
             break;
         }
         if (w->active && w->put >= w->limit && mcl_pstream_is_open(c->ps)) {
+            if (dl.tv_sec == 0) {
+                clock_gettime(CLOCK_MONOTONIC, &dl);
+                int ms = timeout_ms > 0 ? timeout_ms : c->o.timeout_ms;
+                dl.tv_sec += ms / 1000;
+                dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+                if (dl.tv_nsec >= 1000000000L) {
+                    dl.tv_sec++;
+                    dl.tv_nsec -= 1000000000L;
+                }
+            }
             if (pthread_cond_timedwait(&c->cv, &c->lock, &dl) == ETIMEDOUT) {
                 w->n.refused_credit++;
                 rv = MCL_ETIMEDOUT;
