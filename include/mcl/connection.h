@@ -23,6 +23,8 @@
  * | expire   | milliseconds, 1..3600000      | 2000    | partial messages are dropped after this   |
  * | partmem  | SIZE                          | 256M    | memory cap for partial messages           |
  * | batch    | microseconds, 0..1000000      | 0 (off) | broadcasters pack small messages into one datagram, sent when full, after this long, or on mcl_raw_broadcaster_flush() |
+ * | heartbeat| milliseconds, 10..3600000, or 0 | 1000  | broadcasters announce themselves this often (docs/wire-format.md, heartbeats); 0: never (listeners older than 0.3 count heartbeats as malformed) |
+ * | silent   | missed heartbeats, 1..1000    | 3       | listeners: a publisher not heard for this many of its heartbeat periods is reported silent |
  *
  * SIZE is a byte count with an optional suffix k, M or G (powers of 1024).
  *
@@ -41,6 +43,7 @@
  * | linger       | milliseconds            | 1000      | how long closing waits for unsent messages |
  * | maxmsg       | SIZE                    | 64M       | largest message                      |
  * | batch        | microseconds            | 0 (off)   | pack messages of one topic into one frame |
+ * | heartbeat, silent | as for udp://      |           | heartbeats travel as frames of their own topic |
  * | curve        | key file (mcl-keygen)   |           | our key pair; alone: this side is the CURVE server |
  * | curve_server | key file or 64 hex digits |         | the server's public key: this side is a CURVE client |
  * | curve_clients| file of public keys      | any       | server: only these clients may connect |
@@ -80,7 +83,7 @@
  * | depth    | 1..64                      | 4       | most datagrams held back at once         |
  * | seed     | unsigned integer           | 1       | the fault generator's seed               |
  * | queue    | SIZE, at least 64k         | 64M     | the listener's queue (at most 65,536 datagrams); what does not fit is dropped and counted in kernel_drops |
- * | maxmsg, dgram, expire, partmem, batch | as for udp:// | |                                |
+ * | maxmsg, dgram, expire, partmem, batch, heartbeat, silent | as for udp:// | |          |
  *
  * A probability has at most six decimals. drop and dup are reproducible by seed whenever one
  * thread publishes; reorder too when the listener reads after the sends (a listener that
@@ -207,6 +210,8 @@ MCL_API bool mcl_connection_loop(const mcl_connection *conn);
 MCL_API size_t mcl_connection_rcvbuf(const mcl_connection *conn);
 /** Largest message in bytes. @since 0.1 */
 MCL_API size_t mcl_connection_maxmsg(const mcl_connection *conn);
+/** Broadcasters' heartbeat period in ms (`heartbeat=`, default 1000; 0: none). @since 0.3 */
+MCL_API uint32_t mcl_connection_heartbeat_ms(const mcl_connection *conn);
 /** Largest datagram in bytes (0 for zmq, which does not fragment). @since 0.1 */
 MCL_API size_t mcl_connection_dgram(const mcl_connection *conn);
 

@@ -14,7 +14,8 @@
  *
  * Threads: a broadcaster may publish from several threads at once. A listener is used by one
  * thread at a time, except that mcl_raw_listener_stats(), mcl_raw_listener_publishers(),
- * mcl_raw_listener_subscribe() and mcl_raw_listener_unsubscribe() may be called from any thread
+ * mcl_raw_listener_subscribe(), mcl_raw_listener_unsubscribe() and the per-topic statistics
+ * (mcl_raw_listener_topics() and the functions after it) may be called from any thread
  * (also while the listener thread runs, and from inside a callback).
  *
  * Lifetime: *_open() allocates and opens; *_close() releases the socket (and stops the listener
@@ -98,6 +99,8 @@ typedef struct mcl_broadcaster_stats {
                                  udp: 0. */
     uint64_t auth_failures; /**< zmq: handshakes that failed (wrong or missing CURVE key, or
                                  CURVE on one side only); each is also logged. */
+    uint64_t heartbeats;    /**< heartbeats sent (connection option heartbeat=; not counted in
+                                 `datagrams`). @since 0.3 */
 } mcl_broadcaster_stats;
 
 /**
@@ -256,6 +259,9 @@ typedef struct mcl_listener_stats {
                                  the queue). */
     uint64_t auth_failures; /**< zmq: handshakes that failed (wrong or missing CURVE key, or
                                  CURVE on one side only); each is also logged. */
+    uint64_t heartbeats;    /**< heartbeats received (never delivered as messages). @since 0.3 */
+    uint64_t lost_at_end;   /**< of `lost`: messages a heartbeat said were sent that never came
+                                 (loss after a publisher's last received message). @since 0.3 */
 } mcl_listener_stats;
 
 /** Per-publisher counters, as seen by one listener. Fields are only ever appended. */
@@ -272,6 +278,16 @@ typedef struct mcl_publisher_stats {
     int family;              /**< 4 or 6. */
     uint8_t addr[16];        /**< its address (network order). */
     uint16_t port;           /**< its UDP port. */
+    /* From its heartbeats (connection option heartbeat=, docs/wire-format.md), @since 0.3: */
+    char host[64];           /**< its host name ("" until a heartbeat is heard) */
+    char program[64];        /**< its program name ("" until a heartbeat is heard) */
+    uint32_t pid;            /**< its process id (0: unknown) */
+    uint32_t heartbeat_ms;   /**< its heartbeat period (0: no heartbeat heard) */
+    uint64_t heartbeats;     /**< heartbeats received from it */
+    bool silent;             /**< it said goodbye (closed), or nothing came from it for the
+                                  listener's `silent` (default 3) heartbeat periods */
+    uint32_t topics;         /**< topics it says it has published */
+    int64_t last_heartbeat_mono_ns; /**< when its last heartbeat came (CLOCK_MONOTONIC) */
 } mcl_publisher_stats;
 
 /**
@@ -417,6 +433,120 @@ MCL_API mcl_err mcl_raw_listener_stats(const mcl_raw_listener *l, mcl_listener_s
  */
 MCL_API mcl_err mcl_raw_listener_publishers(const mcl_raw_listener *l, mcl_publisher_stats *out,
                                             size_t cap, size_t *n);
+
+/**
+ * Presence: told when a publisher appears (its first datagram or heartbeat, or its first after
+ * it was silent: @p alive true) and when it goes silent (it said goodbye as it closed, or
+ * nothing came from it for the connection's `silent` heartbeat periods, default 3: @p alive
+ * false). Publishers that send no heartbeats (heartbeat=0, or older than 0.3) appear but never
+ * go silent. @p p is a snapshot, valid during the call.
+ * Runs on the thread that receives: the listener thread, or the caller of
+ * mcl_raw_listener_dispatch() or mcl_raw_listener_recv(), with no library lock held; silence
+ * is noticed within about 100 ms of being due while that thread runs (the listener thread
+ * wakes at least every 250 ms). At most 64 events wait between two chances to deliver them;
+ * more are dropped (the publisher table still says the truth).
+ * @param cb  NULL: no more presence callbacks.
+ * @retval MCL_OK @retval MCL_EINVAL
+ * @since 0.3
+ */
+typedef void (*mcl_presence_cb)(mcl_raw_listener *l, const mcl_publisher_stats *p, bool alive,
+                                void *user);
+MCL_API mcl_err mcl_raw_listener_on_presence(mcl_raw_listener *l, mcl_presence_cb cb, void *user);
+
+/**
+ * The type name of a payload that is an mcl typed message (a msgpack map with a "name" string
+ * among its first 32 entries; mcl/message.h), as the per-topic statistics find it: copied into
+ * @p out (NUL-terminated, cut to @p outsz - 1 bytes). Bounded work on any bytes; a name with a
+ * NUL in it is none.
+ * @return its length, 0 when the payload is no typed message (then @p out is "").
+ * @since 0.3
+ */
+MCL_API size_t mcl_raw_type_name(const void *payload, size_t len, char *out, size_t outsz);
+
+/* -- Per-topic statistics (docs/topics.md) ------------------------------------------------- */
+
+/**
+ * Per-topic counters of one listener, or of one (publisher, topic) pair. Every message the
+ * listener delivers (it passed the topic filter; to callbacks, on the listener thread or by
+ * mcl_raw_listener_recv()) is counted, by its receive time (recv_mono_ns). A message is seen
+ * by readers once the listener has delivered everything it had read with it (messages packed
+ * in one read are counted together), so a callback may not yet see its own message.
+ *
+ * Windowed figures (rate_hz, bandwidth_bps, period_ms, jitter_ms) come from one-second
+ * buckets: the last W whole seconds plus the current partial one (W = window_ms / 1000), or,
+ * for a row first seen inside that span, the time since its first message. A topic that
+ * stops decays to 0 within W + 1 seconds. Gaps longer than the window are pauses, not
+ * inter-arrival times.
+ *
+ * Loss: over transports that filter by topic at the publisher (zmq+), a gap in a
+ * (publisher, topic) numbering is loss of that topic, and the duplicates of a datagram (one
+ * topic each) are that topic's; over udp:// and inproc:// a publisher's gap cannot be told
+ * apart by topic: `lost` and `duplicates` stay 0 there (the listener's and publisher's
+ * counters have them). `reordered` counts, on every transport, messages that arrived after a
+ * later one of the same publisher on the same topic.
+ *
+ * `type` is looked at on the first message of a row and every 64th; names longer than 63
+ * bytes are cut. Fields are only ever appended (docs/topics.md).
+ * @since 0.3
+ */
+typedef struct mcl_topic_stats {
+    char topic[MCL_TOPIC_MAX + 1]; /* the topic ("" for messages published without one) */
+    uint64_t publisher;      /* mcl_raw_listener_topic_publishers(): the publisher id; 0 in per-topic rows */
+    uint32_t publishers;     /* per-topic rows: publishers tracked on this topic now; pair rows: 1 */
+    char type[64];           /* the payload's type name when it is an mcl typed message (a msgpack map with a "name" string), else "" ("(mixed)" when it varies) */
+    uint64_t messages;       /* delivered since first seen */
+    uint64_t bytes;          /* payload bytes delivered since first seen */
+    double rate_hz;          /* messages per second over the sliding window */
+    double bandwidth_bps;    /* payload bytes per second over the window */
+    uint64_t size_min, size_max; /* payload sizes since first seen */
+    double size_mean;
+    double period_ms;        /* mean inter-arrival time over the window (0: fewer than 2 messages) */
+    double jitter_ms;        /* standard deviation of the inter-arrival time over the window */
+    uint64_t lost;           /* messages missing, where they can be attributed to this topic (see below) */
+    uint64_t duplicates;     /* duplicates attributed to this topic */
+    uint64_t reordered;      /* late messages on this topic */
+    int64_t first_seen_ns;   /* CLOCK_REALTIME of the first message */
+    int64_t last_seen_ns;    /* CLOCK_REALTIME of the last message */
+    uint32_t rate_history[16]; /* messages received in each of the last 16 whole seconds, oldest first (for sparklines) */
+} mcl_topic_stats;
+
+/**
+ * Per-topic rows of @p l: fills out[0..cap) with the rows sorted by topic (strcmp order).
+ * @param[out] out  @p cap rows (NULL with cap 0: only count).
+ * @return how many topics are tracked (may be > cap); 0 for a NULL @p l.
+ * Also after close (until free). Thread-safe: any thread, also inside callbacks.
+ * @since 0.3
+ */
+MCL_API size_t mcl_raw_listener_topics(mcl_raw_listener *l, mcl_topic_stats *out, size_t cap);
+/**
+ * Rows of the (publisher, topic) pairs of @p topic (NULL: of every topic), sorted by topic
+ * then publisher id; each has `publisher` set and `publishers` 1.
+ * @return how many pairs match (may be > cap); 0 for a NULL @p l or an unknown topic.
+ * Thread-safe, as mcl_raw_listener_topics().
+ * @since 0.3
+ */
+MCL_API size_t mcl_raw_listener_topic_publishers(mcl_raw_listener *l, const char *topic, mcl_topic_stats *out, size_t cap);
+/**
+ * Options of the per-topic statistics: the window (default 5 s) and the caps on topics
+ * (default 1024) and on pairs (default 4096) tracked. Messages of topics or pairs beyond the
+ * caps are delivered as usual but not tracked; they are counted in `untracked` (a message
+ * whose topic has a row but whose pair has none still counts in the topic row). A full table
+ * evicts, when a new row needs room, every row not seen within the window (never one seen
+ * within it). Memory: about 1.5 KiB per row (plus the topic's length for topic rows), so at
+ * most about 7.5 MiB with the default caps, plus the topics' names (docs/topics.md).
+ *
+ * A field 0 keeps (or restores) its default. window_ms is rounded down to whole seconds.
+ * Call at any time after open, from any thread; the window applies at once to every row
+ * read, the caps to rows made from then on.
+ * @retval MCL_OK
+ * @retval MCL_EINVAL  NULL argument, window_ms outside 1000..16000 (and not 0), or a cap
+ *                     above 1048576.
+ * @since 0.3
+ */
+typedef struct mcl_topic_stats_options { int window_ms; size_t max_topics; size_t max_pairs; } mcl_topic_stats_options;
+MCL_API mcl_err mcl_raw_listener_topic_options(mcl_raw_listener *l, const mcl_topic_stats_options *o);
+/** Messages not tracked because a cap was reached (thread-safe; 0 for NULL). @since 0.3 */
+MCL_API uint64_t mcl_raw_listener_topics_untracked(mcl_raw_listener *l);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "../core/internal.h"
 #include "../transport/transport.h"
+#include "heartbeat.h"
 #include "tseq.h"
 #include "wire.h"
 
@@ -20,7 +21,19 @@ enum {
     TRAIN = 32,       // fragments handed to the transport per tx_send
     INFO_EVERY = 256, // publishes between two looks at the subscription count
     WHY_MAX = 160,
+    HB_TOPICS = 256, // topics a broadcaster remembers for its heartbeats (more: counted only)
+    HB_MAX = 4096,   // bytes of a heartbeat datagram at most (the topic list rotates)
 };
+
+// The topic of heartbeat frames on transports that filter by topic (zmq): not a topic anyone
+// publishes (0xff is no UTF-8 lead byte); listeners subscribe to it besides their filter.
+const char mcl__hb_topic[] = "\xffmcl.hb";
+
+typedef struct bc_topic {
+    char *name;
+    uint16_t tl;
+    uint64_t count; // messages published on it
+} bc_topic;
 
 struct mcl_raw_broadcaster {
     struct mcl_connection conn; // with the bound port
@@ -62,7 +75,107 @@ struct mcl_raw_broadcaster {
     bool flusher_stop;
     bool has_flusher;
     pthread_t flusher;
+    // Heartbeats: the topics published (under `lock`), and whether the heartbeat thread knows b.
+    bc_topic *topics;
+    size_t ntopics, topics_cap, topic_last, topic_first;
+    uint64_t topics_more; // messages on topics beyond HB_TOPICS
+    bool hb_on;
+    atomic_uint_fast64_t n_heartbeats;
 };
+
+static mcl_err batch_flush_locked(mcl_raw_broadcaster *b);
+static void unlock_and_log(mcl_raw_broadcaster *b);
+
+// Counts a message on its topic, for heartbeats. Called with b->lock held; never fails (a
+// topic that finds no room is counted in topics_more).
+static void
+note_topic_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl)
+{
+    if (!b->hb_on)
+        return;
+    bc_topic *t = b->ntopics > 0 ? &b->topics[b->topic_last] : NULL;
+    if (t != NULL && t->tl == tl && memcmp(t->name, topic, tl) == 0) {
+        t->count++;
+        return;
+    }
+    for (size_t i = 0; i < b->ntopics; i++)
+        if (b->topics[i].tl == tl && memcmp(b->topics[i].name, topic, tl) == 0) {
+            b->topics[i].count++;
+            b->topic_last = i;
+            return;
+        }
+    char *name = b->ntopics < HB_TOPICS ? mcl__alloc(tl + 1) : NULL;
+    if (name != NULL && b->ntopics == b->topics_cap) {
+        size_t nc = b->topics_cap ? b->topics_cap * 2 : 8;
+        bc_topic *nt = mcl__realloc(b->topics, nc * sizeof(*nt));
+        if (nt == NULL) {
+            mcl__free(name);
+            name = NULL;
+        } else {
+            b->topics = nt;
+            b->topics_cap = nc;
+        }
+    }
+    if (name == NULL) {
+        b->topics_more++;
+        return;
+    }
+    memcpy(name, topic, tl);
+    name[tl] = '\0';
+    b->topics[b->ntopics] = (bc_topic){name, (uint16_t)tl, 1};
+    b->topic_last = b->ntopics++;
+}
+
+void
+mcl__bcast_heartbeat(mcl_raw_broadcaster *b, bool bye)
+{
+    uint8_t buf[HB_MAX];
+    const char *host, *prog;
+    uint32_t pid;
+    mcl__hb_identity(&host, &prog, &pid);
+    pthread_mutex_lock(&b->lock);
+    if (b->tx == NULL) {
+        pthread_mutex_unlock(&b->lock);
+        return;
+    }
+    if (b->batching) // what waits is numbered already: it goes before the count that says so
+        (void)batch_flush_locked(b);
+    mcl__wire_hb hb = {.next_seq = b->seq,
+                       .interval_ms = b->conn.heartbeat_ms,
+                       .pid = pid,
+                       .flags = bye ? MCL__WIRE_HB_BYE : 0,
+                       .host = (const uint8_t *)host,
+                       .host_len = (uint8_t)strlen(host),
+                       .prog = (const uint8_t *)prog,
+                       .prog_len = (uint8_t)strlen(prog)};
+    const char *names[HB_TOPICS];
+    uint16_t tls[HB_TOPICS];
+    uint64_t counts[HB_TOPICS];
+    for (size_t i = 0; i < b->ntopics; i++) {
+        names[i] = b->topics[i].name;
+        tls[i] = b->topics[i].tl;
+        counts[i] = b->topics[i].count;
+    }
+    size_t cap = b->conn.dgram > 0 && b->conn.dgram < HB_MAX ? b->conn.dgram : HB_MAX;
+    size_t n = mcl__wire_put_hb(buf, cap, b->id, &hb, names, tls, counts, b->ntopics,
+                                b->topic_first);
+    if (n > 0) {
+        size_t listed = mcl__get_be16(buf + MCL__WIRE_HDR + 20);
+        if (b->ntopics > 0)
+            b->topic_first = (b->topic_first + listed) % b->ntopics; // the rest next time
+        struct iovec iov = {buf, n};
+        mcl__frame f = {.iov = &iov, .niov = 1, .nowait = true};
+        if (b->caps & MCL__TP_PUBFILTER) {
+            f.topic = mcl__hb_topic;
+            f.tl = sizeof(mcl__hb_topic) - 1;
+        }
+        char why[WHY_MAX];
+        unsigned done = 0;
+        if (b->ops->tx_send(b->tx, &f, 1, &done, why, sizeof(why)) == MCL_OK && done == 1)
+            atomic_fetch_add_explicit(&b->n_heartbeats, 1, memory_order_relaxed);
+    }
+    unlock_and_log(b);
+}
 
 // Releases b->lock, then reports a send failure seen under it (the application's log
 // handler never runs with the lock held, so it may publish on this broadcaster).
@@ -301,6 +414,13 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         b->has_flusher = true;
     }
     atomic_store(&b->open, true);
+    if (b->conn.heartbeat_ms > 0) {
+        b->hb_on = true;
+        if ((rv = mcl__hb_add(b, b->conn.heartbeat_ms)) != MCL_OK) {
+            b->hb_on = false;
+            goto out;
+        }
+    }
     *bp = b;
     b = NULL;
 out:
@@ -442,6 +562,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
                 b->batch_t0 = mcl__mono_ns();
                 pthread_cond_signal(&b->cv);
             }
+            note_topic_locked(b, topic, tl);
             // Counted under the lock, so that a failed flush never subtracts first.
             atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
@@ -457,6 +578,8 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
     mcl_err rv = send_unbatched_locked(b, b->id, seq, topic, tl, data, len, &sent);
     if (rv != MCL_OK && sent == 0)
         b->seq--; // nothing left: no listener will see a gap
+    else
+        note_topic_locked(b, topic, tl);
     finish_locked(b, info);
     return count_result(b, rv, len);
 }
@@ -496,6 +619,10 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
     if (!atomic_load(&b->open))
         return MCL_ECLOSED;
     mcl_err rv = MCL_OK;
+    if (b->hb_on) { // no more periodic ones; the last says the publisher is leaving
+        mcl__hb_remove(b);
+        b->hb_on = false;
+    }
     if (b->has_flusher) { // what waits is sent before the socket closes
         stop_flusher(b);
         pthread_mutex_lock(&b->lock);
@@ -503,6 +630,8 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
         rv = take_batch_err_locked(b);
         unlock_and_log(b);
     }
+    if (b->conn.heartbeat_ms > 0)
+        mcl__bcast_heartbeat(b, true);
     atomic_store(&b->open, false);
     b->ops->tx_close(b->tx);
     b->tx = NULL;
@@ -531,7 +660,12 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
     mcl__free(b->batch);
     if (b->tx != NULL) // a failed open
         b->ops->tx_close(b->tx);
+    if (b->hb_on) // a failed open after the registration
+        mcl__hb_remove(b);
     mcl__tseq_free(b->tseq);
+    for (size_t i = 0; i < b->ntopics; i++)
+        mcl__free(b->topics[i].name);
+    mcl__free(b->topics);
     mcl__free(b->topic);
     mcl__free(b);
 }
@@ -566,6 +700,7 @@ mcl_raw_broadcaster_stats(const mcl_raw_broadcaster *b, mcl_broadcaster_stats *s
     int64_t subs = atomic_load_explicit(&b->subscribers, memory_order_relaxed);
     st->subscribers = subs > 0 ? (uint64_t)subs : 0;
     st->auth_failures = atomic_load_explicit(&b->auth_failures, memory_order_relaxed);
+    st->heartbeats = atomic_load_explicit(&b->n_heartbeats, memory_order_relaxed);
     return MCL_OK;
 }
 

@@ -8,6 +8,8 @@
 #include "listener_int.h"
 #include "rx.h"
 #include "tseq.h"
+#include "topics.h"
+#include "wire.h"
 
 #include <mcl/raw.h>
 
@@ -33,6 +35,7 @@ struct mcl_raw_listener {
     unsigned caps;
     mcl__rxs *rxs;
     mcl__tseq *tseq; // PUBFILTER: the next topic number expected per (publisher, topic)
+    mcl__topics *topics; // per-topic statistics of what is delivered (topics.c)
     atomic_uint_fast64_t auth_failures;
     bool open;
     mcl__rx rx;
@@ -51,7 +54,53 @@ struct mcl_raw_listener {
     bool running;
     atomic_bool stop;
     int wake_fd;
+    // Presence callback (mcl_raw_listener_on_presence), set from any thread.
+    pthread_mutex_t pres_lock;
+    bool pres_lock_ready;
+    mcl_presence_cb pres_cb;
+    void *pres_user;
+    unsigned since_presence; // messages delivered since presence was last looked at
 };
+
+extern const char mcl__hb_topic[]; // broadcaster.c: the topic of heartbeat frames (zmq)
+
+// Delivers the presence events waiting, on this (the receiving) thread, no lock held.
+static void
+presence_deliver(mcl_raw_listener *l)
+{
+    l->since_presence = 0;
+    mcl__rx_presence_check(&l->rx, mcl__mono_ns());
+    mcl_publisher_stats ps;
+    bool alive;
+    while (mcl__rx_presence_event(&l->rx, &ps, &alive)) {
+        pthread_mutex_lock(&l->pres_lock);
+        mcl_presence_cb cb = l->pres_cb;
+        void *user = l->pres_user;
+        pthread_mutex_unlock(&l->pres_lock);
+        if (cb != NULL)
+            cb(l, &ps, alive, user);
+    }
+}
+
+// After each message delivered: presence is looked at every 256 (and whenever reading idles).
+static inline void
+presence_tick(mcl_raw_listener *l)
+{
+    if (++l->since_presence >= 256)
+        presence_deliver(l);
+}
+
+mcl_err
+mcl_raw_listener_on_presence(mcl_raw_listener *l, mcl_presence_cb cb, void *user)
+{
+    if (l == NULL)
+        return MCL_EINVAL;
+    pthread_mutex_lock(&l->pres_lock);
+    l->pres_cb = cb;
+    l->pres_user = user;
+    pthread_mutex_unlock(&l->pres_lock);
+    return MCL_OK;
+}
 
 mcl_err
 mcl_raw_msg_sender(const mcl_raw_msg *m, char *buf, size_t len)
@@ -161,17 +210,28 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
     l->conn = *conn;
     l->ops = conn->tp->bcast;
     l->caps = conn->tp->caps;
+    if (pthread_mutex_init(&l->pres_lock, NULL) != 0) {
+        mcl__free(l);
+        return MCL_ESYS;
+    }
+    l->pres_lock_ready = true;
     if (mcl__subs_init(&l->subs, l) != MCL_OK) {
+        pthread_mutex_destroy(&l->pres_lock);
         mcl__free(l);
         return MCL_ESYS;
     }
     l->subs_ready = true;
+    if ((l->topics = mcl__topics_new()) == NULL) {
+        rv = MCL_ENOMEM;
+        goto out;
+    }
     mcl__rx_cfg cfg = {.maxmsg = conn->maxmsg,
                        .expire_ns = (int64_t)conn->expire_ms * 1000000,
                        .partmem = conn->partmem};
     if ((rv = mcl__rx_init(&l->rx, &cfg, topics, ntopics)) != MCL_OK)
         goto out;
     l->rx_ready = true;
+    l->rx.silent_after = conn->silent_after;
     if (l->caps & MCL__TP_PUBFILTER) {
         l->rx.gaps_uncounted = true; // loss is counted per topic (see tseq.h)
         if ((l->tseq = mcl__tseq_new()) == NULL) {
@@ -180,7 +240,21 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
         }
     }
     mcl__rx_opened opened = {0};
-    if ((rv = l->ops->rx_open(&l->rxs, &l->conn, topics, ntopics, adopt_fd, &opened)) != MCL_OK)
+    // A transport that filters by topic also passes heartbeats, which have a topic of their own.
+    const char **with_hb = NULL;
+    if ((l->caps & MCL__TP_PUBFILTER) && ntopics > 0) {
+        if ((with_hb = mcl__alloc((ntopics + 1) * sizeof(*with_hb))) == NULL) {
+            rv = MCL_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < ntopics; i++)
+            with_hb[i] = topics[i];
+        with_hb[ntopics] = mcl__hb_topic;
+    }
+    rv = l->ops->rx_open(&l->rxs, &l->conn, with_hb ? with_hb : (const char **)topics,
+                         with_hb ? ntopics + 1 : ntopics, adopt_fd, &opened);
+    mcl__free(with_hb);
+    if (rv != MCL_OK)
         goto out;
     mcl__rx_set_rcvbuf(&l->rx, opened.rcvbuf);
     if (opened.bound_port != 0 && opened.bound_port != l->conn.port) {
@@ -193,6 +267,37 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
 out:
     mcl_raw_listener_free(l);
     return rv;
+}
+
+// A heartbeat over a transport that filters by topic: for each topic it lists that this
+// listener takes and has numbers for, what it says was sent beyond the next number expected
+// is lost (within a window: a forged claim cannot make genuine messages look old).
+static void
+topic_ends(mcl_raw_listener *l)
+{
+    const mcl__wire_hb *hb = &l->rx.hb;
+    size_t off = 0;
+    for (unsigned i = 0; i < hb->ntopics; i++) {
+        const uint8_t *t;
+        uint16_t tl;
+        uint64_t count;
+        mcl__wire_hb_topic(hb->topics, &off, &t, &tl, &count);
+        if (!mcl__rx_match(&l->rx, (const char *)t, tl))
+            continue;
+        bool created;
+        uint64_t *next = mcl__tseq_slot(l->tseq, l->rx.hdr.publisher, (const char *)t, tl,
+                                        &created);
+        if (next == NULL || created) { // (nothing received on it yet: nothing to claim)
+            if (next != NULL)
+                *next = count;
+            continue;
+        }
+        if (count > *next && count - *next <= 1024) {
+            mcl__rx_add_lost_at_end(&l->rx, l->rx.hdr.publisher, count - *next);
+            mcl__topics_lost(l->topics, l->rx.hdr.publisher, (const char *)t, tl, count - *next);
+            *next = count;
+        }
+    }
 }
 
 // Feeds the next datagram of the batch to the engine. False when the batch is used up.
@@ -208,17 +313,27 @@ feed_next(mcl_raw_listener *l)
         if (mcl__rx_begin(&l->rx, d->data, d->len, &d->meta) != MCL_OK)
             continue;
         l->in_dgram = true;
+        if (l->rx.is_hb) {
+            if (d->has_tseq)
+                topic_ends(l);
+            continue; // (nothing in it to deliver)
+        }
         if (d->has_tseq) {
             // Loss per (publisher, topic): the datagram's first record should be the next
             // number on its topic.
             bool created;
             uint64_t *next =
                 mcl__tseq_slot(l->tseq, l->rx.hdr.publisher, d->topic, d->tl, &created);
+            uint64_t gap = 0;
             if (next != NULL && (created || d->tseq >= *next)) {
                 if (!created && d->tseq > *next)
-                    mcl__rx_add_lost(&l->rx, l->rx.hdr.publisher, d->tseq - *next);
+                    mcl__rx_add_lost(&l->rx, l->rx.hdr.publisher, gap = d->tseq - *next);
                 *next = d->tseq + l->rx.hdr.count;
             }
+            // The same loss, and the datagram's duplicates, per topic (this thread alone
+            // writes the counters it reads here).
+            mcl__topics_dgram(l->topics, l->rx.hdr.publisher, d->topic, d->tl, gap,
+                              l->rx.st.duplicates);
         }
         return true;
     }
@@ -272,9 +387,14 @@ next_message(mcl_raw_listener *l, mcl_raw_msg *m)
 {
     for (unsigned reads = 0;;) {
         if (l->in_dgram) {
-            if (mcl__rx_next(&l->rx, m))
+            if (mcl__rx_next(&l->rx, m)) {
+                // (published to readers once nothing read is left to deliver)
+                mcl__topics_count(l->topics, m, l->rx.left == 0 && l->batch_i >= l->batch_n);
+                presence_tick(l);
                 return MCL_OK;
+            }
             l->in_dgram = false;
+            mcl__topics_dgram_end(l->topics, l->rx.st.duplicates, l->batch_i >= l->batch_n);
         }
         if (feed_next(l))
             continue;
@@ -283,8 +403,10 @@ next_message(mcl_raw_listener *l, mcl_raw_msg *m)
         mcl_err rv = read_batch(l);
         mcl__rx_expire(&l->rx, rv == MCL_OK ? l->batch_mono : mcl__mono_ns());
         if (rv != MCL_OK) {
-            if (rv == MCL_EAGAIN)
+            if (rv == MCL_EAGAIN) {
                 idle(l);
+                presence_deliver(l);
+            }
             return rv;
         }
     }
@@ -537,6 +659,7 @@ mcl_raw_listener_close(mcl_raw_listener *l)
     l->in_dgram = false;
     l->batch_n = l->batch_i = 0;
     mcl__rx_clear_partials(&l->rx);
+    mcl__topics_publish(l->topics);
     return MCL_OK;
 }
 
@@ -556,12 +679,15 @@ mcl_raw_listener_free(mcl_raw_listener *l)
     if (l->rxs != NULL) // a failed open
         l->ops->rx_close(l->rxs);
     mcl__tseq_free(l->tseq);
+    mcl__topics_free(l->topics);
     if (l->wake_fd >= 0)
         close(l->wake_fd);
     if (l->rx_ready)
         mcl__rx_fini(&l->rx);
     if (l->subs_ready)
         mcl__subs_fini(&l->subs);
+    if (l->pres_lock_ready)
+        pthread_mutex_destroy(&l->pres_lock);
     mcl__free(l);
 }
 
@@ -623,4 +749,31 @@ mcl_raw_listener_publishers(const mcl_raw_listener *l, mcl_publisher_stats *out,
     if (n != NULL)
         *n = k;
     return MCL_OK;
+}
+
+// Per-topic statistics (topics.c).
+
+size_t
+mcl_raw_listener_topics(mcl_raw_listener *l, mcl_topic_stats *out, size_t cap)
+{
+    return l != NULL ? mcl__topics_rows(l->topics, mcl__mono_ns(), false, NULL, out, cap) : 0;
+}
+
+size_t
+mcl_raw_listener_topic_publishers(mcl_raw_listener *l, const char *topic, mcl_topic_stats *out,
+                                  size_t cap)
+{
+    return l != NULL ? mcl__topics_rows(l->topics, mcl__mono_ns(), true, topic, out, cap) : 0;
+}
+
+mcl_err
+mcl_raw_listener_topic_options(mcl_raw_listener *l, const mcl_topic_stats_options *o)
+{
+    return l != NULL ? mcl__topics_set_options(l->topics, o) : MCL_EINVAL;
+}
+
+uint64_t
+mcl_raw_listener_topics_untracked(mcl_raw_listener *l)
+{
+    return l != NULL ? mcl__topics_untracked(l->topics) : 0;
 }

@@ -36,6 +36,17 @@ struct mcl__rx_pub {
     mcl_publisher_stats st;
 };
 
+// Queues a presence event (under rx->lock); beyond the queue's room it is dropped.
+static void
+presence_event(mcl__rx *rx, uint64_t id, bool alive)
+{
+    if (rx->nev < sizeof(rx->ev) / sizeof(rx->ev[0])) {
+        rx->ev[rx->nev].id = id;
+        rx->ev[rx->nev].alive = alive;
+        rx->nev++;
+    }
+}
+
 struct mcl__rx_part {
     struct mcl__rx_part *hnext;
     struct mcl__rx_part *older, *newer;
@@ -469,6 +480,8 @@ part_new(mcl__rx *rx, const mcl__wire_rec *r)
 
 // --- datagrams -------------------------------------------------------------------------------
 
+static void heartbeat_locked(mcl__rx *rx, struct mcl__rx_pub *p);
+
 static mcl_err begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *meta,
                      uint64_t ndatagrams);
 
@@ -505,17 +518,108 @@ begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *meta, uint
     rx->off = MCL__WIRE_HDR;
     rx->left = rx->hdr.count;
     rx->meta = *meta;
+    rx->is_hb = (rx->hdr.flags & MCL__WIRE_F_HB) != 0;
+    if (rx->is_hb) {
+        mcl__wire_hb_get(dg, len, &rx->hb);
+        rx->left = 0; // nothing to deliver
+    }
     pthread_mutex_lock(&rx->lock);
     rx->st.datagrams += ndatagrams;
     rx->cur_pub = pub_get(rx, rx->hdr.publisher);
-    if (rx->cur_pub != NULL)
-        pub_touch(rx, rx->cur_pub);
+    if (rx->cur_pub != NULL) {
+        struct mcl__rx_pub *p = rx->cur_pub;
+        bool fresh = p->st.last_mono_ns == 0;
+        pub_touch(rx, p);
+        if (fresh || (p->st.silent && !(rx->is_hb && (rx->hb.flags & MCL__WIRE_HB_BYE)))) {
+            p->st.silent = false;
+            presence_event(rx, p->id, true);
+        }
+        if (rx->is_hb)
+            heartbeat_locked(rx, p);
+    }
     pthread_mutex_unlock(&rx->lock);
     if (rx->cur_pub == NULL) { // out of memory: nothing can be tracked, drop the datagram
         rx->left = 0;
         return MCL_ENOMEM;
     }
     return MCL_OK;
+}
+
+// A heartbeat of p (under rx->lock): who it is, and what it says it sent. Messages numbered
+// below its next number that never came are lost: counted here, and uncounted as late if
+// they come after all (pub_mark). A claim more than the window ahead of what was received is
+// not believed (a forged or restarted publisher must not make genuine messages look old), and
+// nothing is claimed for a publisher none of whose messages arrived yet.
+static void
+heartbeat_locked(mcl__rx *rx, struct mcl__rx_pub *p)
+{
+    const mcl__wire_hb *hb = &rx->hb;
+    rx->st.heartbeats++;
+    p->st.heartbeats++;
+    p->st.last_heartbeat_mono_ns = rx->meta.mono_ns;
+    p->st.heartbeat_ms = hb->interval_ms;
+    p->st.pid = hb->pid;
+    p->st.topics = hb->topics_total;
+    memcpy(p->st.host, hb->host, hb->host_len);
+    p->st.host[hb->host_len] = '\0';
+    memcpy(p->st.program, hb->prog, hb->prog_len);
+    p->st.program[hb->prog_len] = '\0';
+    if (!rx->gaps_uncounted && p->started && hb->next_seq > 0) {
+        uint64_t last = hb->next_seq - 1;
+        if (last > p->highest && last - p->highest <= WIN_BITS) {
+            uint64_t gap = last - p->highest;
+            p->st.lost += gap;
+            rx->st.lost += gap;
+            rx->st.lost_at_end += gap;
+            for (uint64_t k = 1; k <= gap; k++)
+                win_clear(p, p->highest + k);
+            p->highest = last;
+            p->st.last_seq = last;
+        }
+    }
+    if ((hb->flags & MCL__WIRE_HB_BYE) && !p->st.silent) {
+        p->st.silent = true;
+        presence_event(rx, p->id, false);
+    }
+}
+
+void
+mcl__rx_presence_check(mcl__rx *rx, int64_t now)
+{
+    if (now < rx->next_presence_check)
+        return;
+    rx->next_presence_check = now + 100000000;
+    uint32_t k = rx->silent_after ? rx->silent_after : 3;
+    pthread_mutex_lock(&rx->lock);
+    for (size_t i = 0; i < PUB_BUCKETS; i++)
+        for (struct mcl__rx_pub *p = rx->pub_tab[i]; p != NULL; p = p->next)
+            if (!p->st.silent && p->st.heartbeat_ms > 0 &&
+                now - p->st.last_mono_ns > (int64_t)k * p->st.heartbeat_ms * 1000000) {
+                p->st.silent = true;
+                presence_event(rx, p->id, false);
+            }
+    pthread_mutex_unlock(&rx->lock);
+}
+
+bool
+mcl__rx_presence_event(mcl__rx *rx, mcl_publisher_stats *out, bool *alive)
+{
+    pthread_mutex_lock(&rx->lock);
+    bool got = false;
+    while (!got && rx->nev > 0) {
+        uint64_t id = rx->ev[0].id;
+        *alive = rx->ev[0].alive;
+        memmove(rx->ev, rx->ev + 1, --rx->nev * sizeof(rx->ev[0]));
+        for (struct mcl__rx_pub *p = rx->pub_tab[pub_hash(id) % PUB_BUCKETS]; p != NULL;
+             p = p->next)
+            if (p->id == id) {
+                *out = p->st;
+                got = true; // (a publisher forgotten meanwhile: its event goes too)
+                break;
+            }
+    }
+    pthread_mutex_unlock(&rx->lock);
+    return got;
 }
 
 static void
@@ -672,6 +776,18 @@ mcl__rx_add_lost(mcl__rx *rx, uint64_t publisher, uint64_t n)
     if (p != NULL)
         p->st.lost += n;
     rx->st.lost += n;
+    pthread_mutex_unlock(&rx->lock);
+}
+
+void
+mcl__rx_add_lost_at_end(mcl__rx *rx, uint64_t publisher, uint64_t n)
+{
+    pthread_mutex_lock(&rx->lock);
+    struct mcl__rx_pub *p = pub_get(rx, publisher);
+    if (p != NULL)
+        p->st.lost += n;
+    rx->st.lost += n;
+    rx->st.lost_at_end += n;
     pthread_mutex_unlock(&rx->lock);
 }
 

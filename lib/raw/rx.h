@@ -61,6 +61,17 @@ typedef struct mcl__rx {
     // whether it is delivered (false: filtered or oversize).
     void (*seq_hook)(void *ctx, uint64_t publisher, uint64_t seq, bool delivered);
     void *seq_ctx;
+    // Heartbeats: the listener's `silent` option, the current datagram's heartbeat (when it is
+    // one: rx_next delivers nothing from it), and presence events waiting for delivery.
+    uint32_t silent_after;
+    bool is_hb;
+    mcl__wire_hb hb;
+    struct {
+        uint64_t id;
+        bool alive;
+    } ev[64];
+    unsigned nev;
+    int64_t next_presence_check;
     // Sequence gaps are not losses here (set for MCL__TP_PUBFILTER transports: the publisher
     // filters by topic, so a listener sees only some of a publisher's numbers; loss is counted
     // per topic instead, through mcl__rx_add_lost()).
@@ -92,12 +103,20 @@ void mcl__rx_clear_partials(mcl__rx *rx);
 void mcl__rx_set_kernel_drops(mcl__rx *rx, uint64_t total);
 // Counts n messages of publisher as lost (in the totals and in its per-publisher counters).
 void mcl__rx_add_lost(mcl__rx *rx, uint64_t publisher, uint64_t n);
+// The same, for messages a heartbeat says were sent after the last one received.
+void mcl__rx_add_lost_at_end(mcl__rx *rx, uint64_t publisher, uint64_t n);
 void mcl__rx_set_rcvbuf(mcl__rx *rx, size_t rcvbuf);
 void mcl__rx_count_datagrams(mcl__rx *rx, uint64_t n);
 
 // Readers, safe from any thread.
 void mcl__rx_stats(mcl__rx *rx, mcl_listener_stats *st);
 size_t mcl__rx_publishers(mcl__rx *rx, mcl_publisher_stats *out, size_t cap);
+
+// Presence (under the engine's lock): publishers whose silence is due are marked silent
+// (an event each); at most every 100 ms.
+void mcl__rx_presence_check(mcl__rx *rx, int64_t now_mono_ns);
+// The next presence event: true with *alive and a snapshot of the publisher.
+bool mcl__rx_presence_event(mcl__rx *rx, mcl_publisher_stats *p, bool *alive);
 
 // True when the topic passes the filter.
 bool mcl__rx_match(const mcl__rx *rx, const char *topic, size_t len);

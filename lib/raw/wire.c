@@ -33,6 +33,47 @@ check_frag_geometry(uint32_t total, uint32_t offset, uint32_t index, uint32_t co
     return true;
 }
 
+static bool
+name_ok(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] == 0x7f)
+            return false; // (names are shown on terminals: no control bytes)
+    return true;
+}
+
+// A heartbeat record: every length against the datagram, names printable, topics as for
+// records, and nothing after the last topic.
+static mcl_err
+check_hb(const uint8_t *p, size_t len)
+{
+    size_t off = MCL__WIRE_HDR;
+    if (len - off < MCL__WIRE_HB_FIXED)
+        return MCL_EPROTO;
+    const uint8_t *r = p + off;
+    uint32_t interval = mcl__get_be32(r + 8);
+    uint16_t flags = mcl__get_be16(r + 16);
+    uint8_t hl = r[18], pl = r[19];
+    uint16_t n = mcl__get_be16(r + 20), total = mcl__get_be16(r + 22);
+    if (interval == 0 || interval > 3600000 || (flags & ~MCL__WIRE_HB_BYE) != 0 ||
+        hl > MCL__WIRE_HB_NAME_MAX || pl > MCL__WIRE_HB_NAME_MAX || n > total)
+        return MCL_EPROTO;
+    off += MCL__WIRE_HB_FIXED;
+    if (len - off < (size_t)hl + pl || !name_ok(p + off, hl) || !name_ok(p + off + hl, pl))
+        return MCL_EPROTO;
+    off += (size_t)hl + pl;
+    for (unsigned i = 0; i < n; i++) {
+        if (len - off < MCL__WIRE_HB_TOPIC_REC)
+            return MCL_EPROTO;
+        uint16_t tl = mcl__get_be16(p + off);
+        if (tl > 1024 || len - off - MCL__WIRE_HB_TOPIC_REC < tl ||
+            memchr(p + off + MCL__WIRE_HB_TOPIC_REC, 0, tl) != NULL)
+            return MCL_EPROTO;
+        off += MCL__WIRE_HB_TOPIC_REC + tl;
+    }
+    return off == len ? MCL_OK : MCL_EPROTO;
+}
+
 mcl_err
 mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len)
 {
@@ -43,12 +84,14 @@ mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len)
         return MCL_EPROTO;
     h->count = mcl__get_be16(p + 6);
     h->publisher = mcl__get_be64(p + 8);
-    if (h->flags & ~(MCL__WIRE_F_FRAG | MCL__WIRE_F_AUTH))
+    if (h->flags & ~(MCL__WIRE_F_FRAG | MCL__WIRE_F_AUTH | MCL__WIRE_F_HB))
         return MCL_EPROTO;
     if (h->flags & MCL__WIRE_F_AUTH)
         return MCL_ENOTSUP;
     if (h->count == 0)
         return MCL_EPROTO;
+    if (h->flags & MCL__WIRE_F_HB)
+        return h->flags == MCL__WIRE_F_HB && h->count == 1 ? check_hb(p, len) : MCL_EPROTO;
     bool frag = (h->flags & MCL__WIRE_F_FRAG) != 0;
     if (frag && h->count != 1)
         return MCL_EPROTO;
@@ -156,4 +199,69 @@ mcl__wire_plan(size_t dgram, size_t topic_len, size_t len, uint32_t *count, size
     size_t f = dgram - MCL__WIRE_HDR - MCL__WIRE_FRAGREC - topic_len;
     *fsize = f;
     *count = (uint32_t)((len + f - 1) / f); // no empty trailing fragment on exact multiples
+}
+
+void
+mcl__wire_hb_get(const uint8_t *p, size_t len, mcl__wire_hb *hb)
+{
+    (void)len;
+    const uint8_t *r = p + MCL__WIRE_HDR;
+    hb->next_seq = mcl__get_be64(r);
+    hb->interval_ms = mcl__get_be32(r + 8);
+    hb->pid = mcl__get_be32(r + 12);
+    hb->flags = mcl__get_be16(r + 16);
+    hb->host_len = r[18];
+    hb->prog_len = r[19];
+    hb->ntopics = mcl__get_be16(r + 20);
+    hb->topics_total = mcl__get_be16(r + 22);
+    hb->host = r + MCL__WIRE_HB_FIXED;
+    hb->prog = hb->host + hb->host_len;
+    hb->topics = hb->prog + hb->prog_len;
+}
+
+void
+mcl__wire_hb_topic(const uint8_t *topics, size_t *off, const uint8_t **topic, uint16_t *tl,
+                   uint64_t *count)
+{
+    const uint8_t *b = topics + *off;
+    *tl = mcl__get_be16(b);
+    *count = mcl__get_be64(b + 2);
+    *topic = b + MCL__WIRE_HB_TOPIC_REC;
+    *off += MCL__WIRE_HB_TOPIC_REC + *tl;
+}
+
+size_t
+mcl__wire_put_hb(uint8_t *p, size_t cap, uint64_t publisher, const mcl__wire_hb *hb,
+                 const char *const *topics, const uint16_t *tls, const uint64_t *counts,
+                 size_t n, size_t first)
+{
+    size_t hl = hb->host_len, pl = hb->prog_len;
+    size_t need = MCL__WIRE_HDR + MCL__WIRE_HB_FIXED + hl + pl;
+    if (cap < need)
+        return 0;
+    mcl__wire_put_hdr(p, MCL__WIRE_F_HB, 1, publisher);
+    uint8_t *r = p + MCL__WIRE_HDR;
+    mcl__put_be64(r, hb->next_seq);
+    mcl__put_be32(r + 8, hb->interval_ms);
+    mcl__put_be32(r + 12, hb->pid);
+    mcl__put_be16(r + 16, hb->flags);
+    r[18] = (uint8_t)hl;
+    r[19] = (uint8_t)pl;
+    memcpy(r + MCL__WIRE_HB_FIXED, hb->host, hl);
+    memcpy(r + MCL__WIRE_HB_FIXED + hl, hb->prog, pl);
+    size_t off = need;
+    uint16_t listed = 0;
+    for (size_t k = 0; k < n && listed < UINT16_MAX; k++) {
+        size_t i = (first + k) % n;
+        if (cap - off < MCL__WIRE_HB_TOPIC_REC + (size_t)tls[i])
+            break;
+        mcl__put_be16(p + off, tls[i]);
+        mcl__put_be64(p + off + 2, counts[i]);
+        memcpy(p + off + MCL__WIRE_HB_TOPIC_REC, topics[i], tls[i]);
+        off += MCL__WIRE_HB_TOPIC_REC + tls[i];
+        listed++;
+    }
+    mcl__put_be16(r + 20, listed);
+    mcl__put_be16(r + 22, (uint16_t)(n > UINT16_MAX ? UINT16_MAX : n));
+    return off;
 }

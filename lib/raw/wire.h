@@ -17,7 +17,40 @@ enum {
 };
 #define MCL__WIRE_F_FRAG 0x01u // the datagram holds exactly one fragment record
 #define MCL__WIRE_F_AUTH 0x02u // reserved: an authentication trailer ends the datagram
-#define MCL__WIRE_F_KNOWN (MCL__WIRE_F_FRAG)
+#define MCL__WIRE_F_HB 0x04u   // the datagram holds exactly one heartbeat record
+#define MCL__WIRE_F_KNOWN (MCL__WIRE_F_FRAG | MCL__WIRE_F_HB)
+
+// Heartbeats (docs/wire-format.md): a fixed part, host and program names, then topics.
+enum {
+    MCL__WIRE_HB_FIXED = 24, // next_seq, interval, pid, flags, host_len, prog_len, n, total
+    MCL__WIRE_HB_NAME_MAX = 63, // (so that a name and its NUL fit 64 bytes)
+    MCL__WIRE_HB_TOPIC_REC = 10, // u16 topic_len + u64 count, then the topic
+};
+#define MCL__WIRE_HB_BYE 0x0001u // the publisher is closing: nothing follows this heartbeat
+
+typedef struct mcl__wire_hb {
+    uint64_t next_seq;    // the number its next message will get (= messages it numbered)
+    uint32_t interval_ms; // its heartbeat period
+    uint32_t pid;
+    uint16_t flags;       // MCL__WIRE_HB_BYE
+    const uint8_t *host, *prog;
+    uint8_t host_len, prog_len;
+    uint16_t ntopics;      // topics listed in this heartbeat
+    uint16_t topics_total; // topics it has published (the list rotates when they do not fit)
+    const uint8_t *topics; // ntopics records: u16 len, u64 count, topic
+} mcl__wire_hb;
+
+// Decodes the heartbeat of a datagram that mcl__wire_check() accepted with MCL__WIRE_F_HB.
+void mcl__wire_hb_get(const uint8_t *p, size_t len, mcl__wire_hb *hb);
+// The next topic of hb->topics at *off: its name and the messages published on it.
+void mcl__wire_hb_topic(const uint8_t *topics, size_t *off, const uint8_t **topic,
+                        uint16_t *tl, uint64_t *count);
+// Writes a heartbeat datagram (header included) into p[0..cap): the fixed part and names,
+// then as many of the n topics as fit, starting at topic `first` and wrapping; returns its
+// length (0 when not even the fixed part fits).
+size_t mcl__wire_put_hb(uint8_t *p, size_t cap, uint64_t publisher, const mcl__wire_hb *hb,
+                        const char *const *topics, const uint16_t *tls, const uint64_t *counts,
+                        size_t n, size_t first);
 
 typedef struct mcl__wire_hdr {
     uint8_t flags;

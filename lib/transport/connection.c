@@ -31,7 +31,7 @@ key_in(const char *const *keys, const char *key, size_t klen)
 static bool
 generic_key(const char *key, size_t klen, bool *frag_only)
 {
-    static const char *const all[] = {"maxmsg", "batch", NULL};
+    static const char *const all[] = {"maxmsg", "batch", "heartbeat", "silent", NULL};
     static const char *const frag[] = {"dgram", "expire", "partmem", NULL};
     *frag_only = key_in(frag, key, klen);
     return *frag_only || key_in(all, key, klen);
@@ -80,6 +80,17 @@ generic_option(struct mcl_connection *c, const char *url, const char *key, size_
             return MCL__URL_FAIL("%s: batch '%.*s' is not a number of microseconds 0..1000000",
                                  url, (int)vlen, val);
         c->batch_us = (uint32_t)v;
+    } else if (MCL__KEY_IS("heartbeat")) {
+        if (!mcl__url_uint(val, vlen, 3600000, &v) || (v > 0 && v < 10))
+            return MCL__URL_FAIL("%s: heartbeat '%.*s' is not milliseconds 10..3600000, or 0 "
+                                 "(no heartbeats)",
+                                 url, (int)vlen, val);
+        c->heartbeat_ms = (uint32_t)v;
+    } else if (MCL__KEY_IS("silent")) {
+        if (!mcl__url_uint(val, vlen, 1000, &v) || v == 0)
+            return MCL__URL_FAIL("%s: silent '%.*s' is not a number of missed heartbeats 1..1000",
+                                 url, (int)vlen, val);
+        c->silent_after = (uint32_t)v;
     } else if (MCL__KEY_IS("dgram")) {
         if (!mcl__url_size(val, vlen, MCL__MAX_DGRAM, &v) || v < MCL__MIN_DGRAM)
             return MCL__URL_FAIL("%s: dgram '%.*s' is not a size %zu..%zu", url, (int)vlen, val,
@@ -140,6 +151,8 @@ parse_into(struct mcl_connection *c, const char *url, char *errbuf, size_t errle
     c->dgram = (c->tp->caps & MCL__TP_FRAGMENT) ? MCL__DEF_DGRAM : 0;
     c->expire_ms = MCL__DEF_EXPIRE_MS;
     c->partmem = MCL__DEF_PARTMEM;
+    c->heartbeat_ms = MCL__DEF_HEARTBEAT_MS;
+    c->silent_after = MCL__DEF_SILENT;
     c->tp->defaults(c);
     const char *q = NULL;
     mcl_err rv = c->tp->parse_addr(c, url, p + 3, &q, errbuf, errlen);
@@ -246,4 +259,19 @@ size_t
 mcl_connection_dgram(const mcl_connection *conn)
 {
     return conn ? conn->dgram : 0;
+}
+
+void
+mcl__canon_bcast_opts(struct mcl__canon *k, const struct mcl_connection *c)
+{
+    if (c->heartbeat_ms != MCL__DEF_HEARTBEAT_MS)
+        mcl__canon_opt(k, "heartbeat=%u", (unsigned)c->heartbeat_ms);
+    if (c->silent_after != MCL__DEF_SILENT)
+        mcl__canon_opt(k, "silent=%u", (unsigned)c->silent_after);
+}
+
+uint32_t
+mcl_connection_heartbeat_ms(const mcl_connection *conn)
+{
+    return conn ? conn->heartbeat_ms : 0;
 }

@@ -20,6 +20,8 @@
 #define MCL__DEF_PARTMEM ((size_t)256 << 20)
 #define MCL__DEF_DGRAM ((size_t)65000)
 #define MCL__DEF_EXPIRE_MS 2000u
+#define MCL__DEF_HEARTBEAT_MS 1000u
+#define MCL__DEF_SILENT 3u
 #define MCL__MIN_DGRAM ((size_t)1200)
 #define MCL__MAX_DGRAM ((size_t)65527) // 65535 - 8 (UDP over IPv6; IPv4 is 20 bytes less)
 
@@ -33,11 +35,18 @@ struct mcl_connection {
     uint32_t expire_ms; // partial messages are dropped after this
     size_t partmem;     // cap on memory held by partial messages
     uint32_t batch_us;  // broadcasters: pack small messages for up to this long (0: off)
+    uint32_t heartbeat_ms; // broadcasters: announce themselves this often (0: never)
+    uint32_t silent_after; // listeners: a publisher that misses this many heartbeats is silent
     char url[MCL__URL_MAX]; // canonical
     alignas(max_align_t) unsigned char opts[MCL__TP_OPTS_MAX]; // the transport's own struct
 };
 
 // Rebuilds conn->url from the fields (after a bind learns its port).
 void mcl__connection_canon(struct mcl_connection *conn);
+
+struct mcl__canon;
+// The broadcast options every transport with broadcasters prints the same way (heartbeat=,
+// silent=), when they differ from their defaults.
+void mcl__canon_bcast_opts(struct mcl__canon *k, const struct mcl_connection *c);
 
 #endif

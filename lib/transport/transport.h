@@ -65,6 +65,9 @@ typedef struct mcl__frame {
     const char *topic;
     size_t tl;
     uint64_t tseq;
+    // The transport drops it (MCL_EAGAIN) rather than wait for room (heartbeats: a peer that
+    // does not read must not hold the process's heartbeat thread).
+    bool nowait;
 } mcl__frame;
 
 // One datagram received, the transport's own framing removed. Valid until the next rx_read

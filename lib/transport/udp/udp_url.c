@@ -212,6 +212,7 @@ udp_canon(struct mcl_connection *c)
         mcl__canon_size(&k, "partmem", c->partmem);
     if (c->batch_us != 0)
         mcl__canon_opt(&k, "batch=%u", (unsigned)c->batch_us);
+    mcl__canon_bcast_opts(&k, c);
 }
 
 static const char *const udp_keys[] = {"ttl", "loop", "iface", "rcvbuf", "sndbuf", NULL};

@@ -351,11 +351,11 @@ zmq_tx_open(mcl__tx **txp, const struct mcl_connection *c, mcl__tx_limits *lim)
 
 // Sends m (its ownership passes to libzmq on success; closed here on failure).
 static mcl_err
-send_msg(mcl__zsock *z, zmq_msg_t *m, int timeout_ms, char *why, size_t whylen)
+send_msg(mcl__zsock *z, zmq_msg_t *m, int timeout_ms, bool nowait, char *why, size_t whylen)
 {
     pthread_mutex_lock(&z->lock);
     for (;;) {
-        if (zmq_msg_send(m, z->s, 0) >= 0) {
+        if (zmq_msg_send(m, z->s, nowait ? ZMQ_DONTWAIT : 0) >= 0) {
             pthread_mutex_unlock(&z->lock);
             return MCL_OK;
         }
@@ -365,7 +365,7 @@ send_msg(mcl__zsock *z, zmq_msg_t *m, int timeout_ms, char *why, size_t whylen)
         pthread_mutex_unlock(&z->lock);
         zmq_msg_close(m);
         if (e == EAGAIN) // a lossless queue stayed full: nothing was sent to anyone
-            return timeout_ms == 0 ? MCL_EAGAIN : MCL_ETIMEDOUT;
+            return timeout_ms == 0 || nowait ? MCL_EAGAIN : MCL_ETIMEDOUT;
         snprintf(why, whylen, "zmq_msg_send: %s", zmq_strerror(e));
         return e == ETERM ? MCL_ECLOSED : mcl__sys_err(e);
     }
@@ -397,7 +397,7 @@ zmq_tx_send(mcl__tx *tx, const mcl__frame *f, unsigned nf, unsigned *sent, char 
                 memcpy(p + off, f[i].iov[k].iov_base, f[i].iov[k].iov_len);
             off += f[i].iov[k].iov_len;
         }
-        mcl_err rv = send_msg(tx->z, &m, tx->timeout_ms, why, whylen);
+        mcl_err rv = send_msg(tx->z, &m, tx->timeout_ms, f[i].nowait, why, whylen);
         if (rv != MCL_OK)
             return rv;
         ++*sent;

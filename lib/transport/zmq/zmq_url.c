@@ -202,6 +202,7 @@ zmq_canon(struct mcl_connection *c)
         mcl__canon_size(&k, "maxmsg", c->maxmsg);
     if (c->batch_us != 0)
         mcl__canon_opt(&k, "batch=%u", (unsigned)c->batch_us);
+    mcl__canon_bcast_opts(&k, c);
     if (o->curve_key[0] != '\0')
         mcl__canon_opt(&k, "curve=%s", o->curve_key);
     if (o->curve_server[0] != '\0')
