@@ -6,9 +6,28 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 volatile sig_atomic_t tool_stop;
+
+// The status whose line is on the screen now (NULL: none); read and written only with
+// stderr locked (flockfile), so that library threads' messages can clear it too.
+static tool_status *status_shown;
+
+static void
+status_clear_locked(void)
+{
+    tool_status *s = status_shown;
+    if (s == NULL)
+        return;
+    if (s->dumb)
+        fprintf(stderr, "\r%*s\r", s->len, "");
+    else
+        fputs("\r\033[K", stderr);
+    status_shown = NULL;
+}
 
 static void
 on_signal(int sig)
@@ -35,17 +54,97 @@ tool_err(const char *prog, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    flockfile(stderr);
+    status_clear_locked();
     fprintf(stderr, "%s: ", prog);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    funlockfile(stderr);
     va_end(ap);
 }
 
 static void
 log_sink(mcl_log_level level, const char *component, const char *message, void *user)
 {
+    flockfile(stderr);
+    status_clear_locked();
     fprintf(stderr, "%s: %s: %s: %s\n", (const char *)user, mcl_log_level_name(level), component,
             message);
+    funlockfile(stderr);
+}
+
+void
+tool_status_init(tool_status *s, bool enable)
+{
+    const char *term = getenv("TERM");
+    *s = (tool_status){.on = enable && isatty(STDERR_FILENO),
+                       .next_ns = tool_mono_ns() + TOOL_STATUS_PERIOD_MS * 1000000LL,
+                       .dumb = term == NULL || *term == '\0' || strcmp(term, "dumb") == 0};
+}
+
+bool
+tool_status_due(const tool_status *s)
+{
+    return s->on && tool_mono_ns() >= s->next_ns;
+}
+
+void
+tool_status_show(tool_status *s, const char *fmt, ...)
+{
+    if (!s->on)
+        return;
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    size_t n = r < 0 ? 0 : (size_t)r < sizeof(text) ? (size_t)r : sizeof(text) - 1;
+    for (size_t i = 0; i < n; i++) // (a file name's control characters would move the cursor)
+        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+            text[i] = '?';
+    // One row: a line wider than the terminal would wrap, and '\r' rewrite only its last row.
+    // (Bytes, not columns: a UTF-8 name is cut a little early, never in a character.)
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && n > (size_t)ws.ws_col - 1) {
+        n = (size_t)ws.ws_col - 1;
+        while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80)
+            n--;
+    }
+    flockfile(stderr);
+    fputc('\r', stderr);
+    fwrite(text, 1, n, stderr);
+    if (!s->dumb)
+        fputs("\033[K", stderr);
+    else if (status_shown == s && (size_t)s->len > n)
+        fprintf(stderr, "%*s", (int)((size_t)s->len - n), "");
+    fflush(stderr);
+    status_shown = s;
+    s->len = (int)n;
+    funlockfile(stderr);
+    s->ever = true;
+    s->next_ns = tool_mono_ns() + TOOL_STATUS_PERIOD_MS * 1000000LL;
+}
+
+void
+tool_status_end(tool_status *s)
+{
+    if (!s->on)
+        return;
+    flockfile(stderr);
+    if (status_shown == s) {
+        fputc('\n', stderr);
+        status_shown = NULL;
+    }
+    funlockfile(stderr);
+    s->on = false;
+}
+
+void
+tool_status_clear(void)
+{
+    flockfile(stderr);
+    status_clear_locked();
+    funlockfile(stderr);
 }
 
 void
@@ -222,6 +321,22 @@ tool_format_time(int64_t ns, char *buf, size_t len)
     snprintf(buf, len, "%s.%06ldZ", d, usec);
 }
 
+void
+tool_format_duration(double seconds, char *buf, size_t len)
+{
+    if (!isfinite(seconds) || seconds < 0)
+        seconds = 0;
+    if (seconds < 59.95) {
+        snprintf(buf, len, "%.1f s", seconds);
+        return;
+    }
+    unsigned long long t = seconds < 1e15 ? (unsigned long long)(seconds + 0.5) : 1000000000000000ULL;
+    if (t < 3600)
+        snprintf(buf, len, "%llu:%02llu", t / 60, t % 60);
+    else
+        snprintf(buf, len, "%llu:%02llu:%02llu", t / 3600, t / 60 % 60, t % 60);
+}
+
 int
 tool_add_list(char ***list, size_t *n, const char *arg)
 {
@@ -244,6 +359,23 @@ tool_add_list(char ***list, size_t *n, const char *arg)
     return 0;
 }
 
+int
+tool_add_topics(const char *prog, char ***list, size_t *n, const char *arg)
+{
+    if (tool_add_list(list, n, arg) != 0) {
+        tool_err(prog, "out of memory");
+        return EXIT_RUNTIME;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        size_t tl = strlen((*list)[i]);
+        if (tl > (size_t)MCL_TOPIC_MAX + (tl > 0 && (*list)[i][tl - 1] == '*' ? 1u : 0u)) {
+            tool_err(prog, "topic longer than %d bytes", MCL_TOPIC_MAX);
+            return EXIT_USAGE;
+        }
+    }
+    return EXIT_OK;
+}
+
 void
 tool_free_list(char **list, size_t n)
 {
@@ -260,6 +392,14 @@ struct tool_log {
     tool_log_options o;
     int64_t first_ns;
     bool have_first;
+    bool empty;                 // the filters selected no record (at open)
+    int64_t start_ns, end_ns;   // --start/--end as absolute times (0: none)
+    char **paths;               // (copies) local: for the readers of span and count
+    size_t npaths;
+    int64_t last_ns;            // remote: the server's last_ns (topic filter, no times)
+    bool have_last;
+    uint64_t records;           // remote: the server's records= of the selection
+    bool have_records;
     // local
     mcl_log_reader *r;
     // remote
@@ -301,22 +441,37 @@ static int
 log_open_local(const char *prog, tool_log *l, const char *const *paths, int npaths)
 {
     mcl_log_reader_options ro = {.topics = (const char *const *)l->o.topics, .ntopics = l->o.ntopics};
+    if ((l->paths = calloc((size_t)npaths, sizeof(*l->paths))) == NULL) {
+        tool_err(prog, "out of memory");
+        return EXIT_RUNTIME;
+    }
+    for (; l->npaths < (size_t)npaths; l->npaths++)
+        if ((l->paths[l->npaths] = strdup(paths[l->npaths])) == NULL) {
+            tool_err(prog, "out of memory");
+            return EXIT_RUNTIME;
+        }
     mcl_err rv = mcl_log_reader_open(&l->r, paths, (size_t)npaths, &ro);
     const mcl_raw_msg *m;
     if (rv == MCL_OK && mcl_log_reader_next(l->r, &m) == MCL_OK) {
         l->first_ns = m->recv_realtime_ns;
         l->have_first = true;
     }
-    if (rv == MCL_OK && (l->o.start_s > 0 || l->o.end_s > 0)) {
+    l->empty = !l->have_first && !l->o.follow;
+    if (rv == MCL_OK && (l->o.start_s > 0 || l->o.end_s > 0) && !(l->empty && l->o.empty_ok)) {
         if (!l->have_first) {
             tool_err(prog, "%s: no records: --start/--end count from the first", paths[0]);
             return EXIT_RUNTIME;
         }
         mcl_log_reader_close(l->r);
         l->r = NULL;
-        ro.start_ns = l->o.start_s > 0 ? l->first_ns + (int64_t)(l->o.start_s * 1e9) : 0;
-        ro.end_ns = l->o.end_s > 0 ? l->first_ns + (int64_t)(l->o.end_s * 1e9) : 0;
+        ro.start_ns = l->start_ns = l->o.start_s > 0 ? l->first_ns + (int64_t)(l->o.start_s * 1e9) : 0;
+        ro.end_ns = l->end_ns = l->o.end_s > 0 ? l->first_ns + (int64_t)(l->o.end_s * 1e9) : 0;
         rv = mcl_log_reader_open(&l->r, paths, (size_t)npaths, &ro);
+        // Whether the range selects anything: its first record (then back before it).
+        if (rv == MCL_OK && !l->o.follow) {
+            l->empty = mcl_log_reader_next(l->r, &m) != MCL_OK;
+            rv = mcl_log_reader_reset(l->r);
+        }
     } else if (rv == MCL_OK) {
         rv = mcl_log_reader_reset(l->r);
     }
@@ -327,12 +482,14 @@ log_open_local(const char *prog, tool_log *l, const char *const *paths, int npat
     return EXIT_OK;
 }
 
-// Opens the remote log with the filters as params (start_ns/end_ns: absolute, 0: none).
+// Opens the remote log as *sp with these filters as params (start_ns/end_ns: absolute, 0:
+// none).
 static mcl_err
-log_dial(tool_log *l, int64_t start_ns, int64_t end_ns)
+log_dial_as(tool_log *l, mcl_stream **sp, char **topics, size_t ntopics, int64_t start_ns,
+            int64_t end_ns)
 {
-    mcl_log_reader_options fo = {.topics = (const char *const *)l->o.topics,
-                                 .ntopics = l->o.ntopics,
+    mcl_log_reader_options fo = {.topics = (const char *const *)topics,
+                                 .ntopics = ntopics,
                                  .start_ns = start_ns,
                                  .end_ns = end_ns};
     char params[1100];
@@ -345,17 +502,32 @@ log_dial(tool_log *l, int64_t start_ns, int64_t end_ns)
     mcl_stream_options so = {.params = params,
                              .require_mode = MCL_STREAM_READABLE | MCL_STREAM_SEEK_BACK,
                              .eos = l->o.follow ? MCL_STREAM_EOS_FOLLOW : MCL_STREAM_EOS_STOP};
-    if ((rv = mcl_stream_open(&l->s, l->loc, NULL, &so)) != MCL_OK) {
+    if ((rv = mcl_stream_open(sp, l->loc, NULL, &so)) != MCL_OK) {
         snprintf(l->err, sizeof(l->err), "%s", mcl_strerror(rv));
         return rv;
     }
-    if (mcl_stream_kind_of(l->s) != MCL_STREAM_ENTITIES) {
+    if (mcl_stream_kind_of(*sp) != MCL_STREAM_ENTITIES) {
         snprintf(l->err, sizeof(l->err), "not a log (a byte stream)");
         return MCL_EPROTO;
     }
+    return MCL_OK;
+}
+
+// Opens the remote log with the tool's filters (and these times) as l->s.
+static mcl_err
+log_dial(tool_log *l, int64_t start_ns, int64_t end_ns)
+{
+    mcl_err rv = log_dial_as(l, &l->s, l->o.topics, l->o.ntopics, start_ns, end_ns);
+    if (rv != MCL_OK)
+        return rv;
+    const char *info = mcl_stream_info(l->s);
     int64_t v;
-    if (info_i64(mcl_stream_info(l->s), "corrupt", &v) && v > 0)
+    if (info_i64(info, "corrupt", &v) && v > 0)
         l->corrupt = (uint64_t)v;
+    l->have_records = info_i64(info, "records", &v) && v >= 0;
+    l->records = l->have_records ? (uint64_t)v : 0;
+    // (The server's first record is the first that passes the filters.)
+    l->empty = !l->o.follow && !info_i64(info, "first_ns", &v);
     return MCL_OK;
 }
 
@@ -372,7 +544,11 @@ log_open_remote(const char *prog, tool_log *l, const char *loc)
         l->first_ns = v;
         l->have_first = true;
     }
-    if (rv == MCL_OK && (l->o.start_s > 0 || l->o.end_s > 0)) {
+    if (rv == MCL_OK && info_i64(mcl_stream_info(l->s), "last_ns", &v)) {
+        l->last_ns = v;
+        l->have_last = true;
+    }
+    if (rv == MCL_OK && (l->o.start_s > 0 || l->o.end_s > 0) && !(l->empty && l->o.empty_ok)) {
         if (!l->have_first) {
             tool_err(prog, "%s: no records: --start/--end count from the first", loc);
             return EXIT_RUNTIME;
@@ -381,8 +557,9 @@ log_open_remote(const char *prog, tool_log *l, const char *loc)
         mcl_stream_close(l->s, 2000);
         mcl_stream_free(l->s);
         l->s = NULL;
-        rv = log_dial(l, l->o.start_s > 0 ? l->first_ns + (int64_t)(l->o.start_s * 1e9) : 0,
-                      l->o.end_s > 0 ? l->first_ns + (int64_t)(l->o.end_s * 1e9) : 0);
+        l->start_ns = l->o.start_s > 0 ? l->first_ns + (int64_t)(l->o.start_s * 1e9) : 0;
+        l->end_ns = l->o.end_s > 0 ? l->first_ns + (int64_t)(l->o.end_s * 1e9) : 0;
+        rv = log_dial(l, l->start_ns, l->end_ns);
     }
     if (rv != MCL_OK) {
         tool_err(prog, "%s: %s", loc, l->err);
@@ -486,6 +663,111 @@ tool_log_first_ns(const tool_log *l, int64_t *t)
     return l->have_first;
 }
 
+bool
+tool_log_empty(const tool_log *l)
+{
+    return l->empty;
+}
+
+enum { SPAN_BUDGET_MS = 1000 };
+
+bool
+tool_log_span(tool_log *l, bool topics, int64_t *first, int64_t *last, bool *last_known)
+{
+    *first = *last = 0;
+    *last_known = false;
+    char **tl = topics ? l->o.topics : NULL;
+    size_t tn = topics ? l->o.ntopics : 0;
+    if (l->r == NULL) { // remote: what the server says
+        if (topics || l->o.ntopics == 0) {
+            *first = l->first_ns;
+            *last = l->last_ns;
+            *last_known = l->have_last;
+            return l->have_first;
+        }
+        mcl_stream *s = NULL;
+        int64_t v;
+        bool have = false;
+        if (log_dial_as(l, &s, NULL, 0, 0, 0) == MCL_OK &&
+            info_i64(mcl_stream_info(s), "first_ns", &v)) {
+            have = true;
+            *first = v;
+            if ((*last_known = info_i64(mcl_stream_info(s), "last_ns", &v)))
+                *last = v;
+        }
+        l->err[0] = '\0';
+        if (s != NULL) {
+            mcl_stream_close(s, 2000);
+            mcl_stream_free(s);
+        }
+        return have;
+    }
+    mcl_log_reader_options ro = {.topics = (const char *const *)tl, .ntopics = tn};
+    mcl_log_reader *r;
+    if (mcl_log_reader_open(&r, (const char *const *)l->paths, l->npaths, &ro) != MCL_OK)
+        return false;
+    const mcl_raw_msg *m;
+    bool have = mcl_log_reader_next(r, &m) == MCL_OK;
+    if (have) {
+        // The last time: the largest t with a record at or after it, by seeks (each a binary
+        // search in the files), not by reading every record.
+        *first = m->recv_realtime_ns;
+        int64_t lo = *first, hi = INT64_MAX; // a record at or after lo; none found at hi
+        int64_t deadline = tool_mono_ns() + SPAN_BUDGET_MS * 1000000LL;
+        bool late = false;
+        while (hi - lo > 1 && !(late = tool_mono_ns() > deadline)) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (mcl_log_reader_seek(r, mid) == MCL_OK && mcl_log_reader_next(r, &m) == MCL_OK)
+                lo = m->recv_realtime_ns > mid && m->recv_realtime_ns < hi ? m->recv_realtime_ns
+                                                                           : mid;
+            else
+                hi = mid;
+        }
+        *last = lo;
+        *last_known = !late;
+    }
+    mcl_log_reader_close(r);
+    return have;
+}
+
+bool
+tool_log_count(tool_log *l, int budget_ms, uint64_t *n)
+{
+    *n = 0;
+    if (l->r == NULL) {
+        *n = l->records;
+        return l->have_records;
+    }
+    if (l->empty) // (and not following)
+        return true;
+    if (l->o.follow)
+        return false; // still growing
+    mcl_log_reader_options ro = {.topics = (const char *const *)l->o.topics,
+                                 .ntopics = l->o.ntopics,
+                                 .start_ns = l->start_ns,
+                                 .end_ns = l->end_ns};
+    mcl_log_reader *r;
+    if (mcl_log_reader_open(&r, (const char *const *)l->paths, l->npaths, &ro) != MCL_OK)
+        return false;
+    int64_t deadline = tool_mono_ns() + (int64_t)budget_ms * 1000000;
+    const mcl_raw_msg *m;
+    uint64_t k = 0;
+    bool done = false;
+    while (!tool_stop) {
+        if ((k & 1023) == 1023 && tool_mono_ns() > deadline)
+            break;
+        mcl_err rv = mcl_log_reader_next(r, &m);
+        if (rv != MCL_OK) {
+            done = rv == MCL_ENOENT;
+            break;
+        }
+        k++;
+    }
+    mcl_log_reader_close(r);
+    *n = k;
+    return done;
+}
+
 uint64_t
 tool_log_corrupt(const tool_log *l, uint64_t *bytes)
 {
@@ -511,5 +793,6 @@ tool_log_close(tool_log *l)
         mcl_stream_free(l->s);
     }
     free(l->loc);
+    tool_free_list(l->paths, l->npaths);
     free(l);
 }

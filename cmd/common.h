@@ -34,6 +34,10 @@ int tool_connection(const char *prog, const char *url, mcl_connection **conn);
 // Appends the comma-separated entries of arg to a string list (empty entries kept: "" is the
 // empty topic). Returns -1 when out of memory. tool_free_list() releases the list.
 int tool_add_list(char ***list, size_t *n, const char *arg);
+// -t TOPICS: appends them (tool_add_list) and checks each against MCL_TOPIC_MAX (a filter
+// entry ending in '*' may be one byte longer). Says what is wrong; returns EXIT_OK,
+// EXIT_USAGE or EXIT_RUNTIME (out of memory).
+int tool_add_topics(const char *prog, char ***list, size_t *n, const char *arg);
 void tool_free_list(char **list, size_t n);
 
 // Closes b (sending what a batching connection still holds) and reads its counters into *bs.
@@ -68,6 +72,36 @@ void tool_sleep_until(int64_t t);
 
 // "2026-11-21T23:59:01.123456Z"
 void tool_format_time(int64_t realtime_ns, char *buf, size_t len);
+// A duration for people: "12.3 s" under a minute, else "4:05" (m:ss) or "1:02:03" (h:mm:ss).
+void tool_format_duration(double seconds, char *buf, size_t len);
+
+// A one-line status (progress) on stderr, only when stderr is a terminal: each show rewrites
+// the line in place ('\r', the text cut to the terminal's width, then clear to its end; with
+// TERM=dumb, spaces), tool_status_due() says when a show is due (at most about once a second),
+// and tool_status_end() ends a line that was shown with a newline, so that what follows starts
+// on a line of its own. Nothing is ever written when stderr is not a terminal (a pipe, a file):
+// no '\r', no escape. tool_err() and the library's messages (tool_log_to_stderr()) clear a line
+// that is shown before they print; the next show draws it again. One status at a time per
+// process; shows come from one thread.
+typedef struct tool_status {
+    bool on;         // stderr is a terminal and the tool was not asked to be quiet
+    bool ever;       // a line was shown (then tool_status_end() writes the newline)
+    int64_t next_ns; // when the next show is due (CLOCK_MONOTONIC)
+    int len;         // the width of the line shown last (TERM=dumb: what spaces clear)
+    bool dumb;       // TERM is unset or "dumb": no escape sequences
+} tool_status;
+enum { TOOL_STATUS_PERIOD_MS = 1000 };
+// enable: the tool wants a status (not -q); it is on only if stderr is also a terminal. The
+// first show is due after TOOL_STATUS_PERIOD_MS (a short job shows nothing).
+void tool_status_init(tool_status *s, bool enable);
+// Whether s is on and a show is due.
+bool tool_status_due(const tool_status *s);
+// Draws the line now (when s is on), and makes the next one due a period later.
+void tool_status_show(tool_status *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Ends a line that was shown with a newline (it stays on the screen); then s is off.
+void tool_status_end(tool_status *s);
+// Clears the line shown now, if any (before other output to stderr).
+void tool_status_clear(void);
 
 // A log to read (mcl-dump -f, mcl-replay): local logs (files, split series, directories:
 // mcl_log_reader) or one remote log, a location with "://" ("zmq+tcp://HOST:PORT/NAME": a log
@@ -78,6 +112,8 @@ typedef struct tool_log_options {
     size_t ntopics;
     double start_s, end_s; // seconds after the log's first record (0: from the start / to the end)
     bool follow;           // at the end, wait for more (a log still being recorded)
+    bool empty_ok;         // filters that select no record open (tool_log_empty() says so)
+                           // instead of failing when --start/--end have no first record
 } tool_log_options;
 // Whether path names a remote log.
 bool tool_log_is_remote(const char *path);
@@ -93,6 +129,19 @@ mcl_err tool_log_rewind(tool_log *l);
 // The time of the log's first record after the topic filter, before --start/--end; false when
 // it has none (yet).
 bool tool_log_first_ns(const tool_log *l, int64_t *t);
+// Whether the filters (topics, --start/--end) selected no record at open (never when
+// following).
+bool tool_log_empty(const tool_log *l);
+// The times of the first and last records (ns) of the log after the topic filter (topics
+// true) or of all its records, before --start/--end; false when there are none. *last_known is
+// false when the end could not be found: a remote log whose server did not count it (over
+// 16 MiB), or a local search that took longer than about a second. Local logs: another
+// reader, a binary search by time (mcl_log_reader_seek()); remote: the server's info (a
+// second stream without the topic filter, when asked for all the records).
+bool tool_log_span(tool_log *l, bool topics, int64_t *first, int64_t *last, bool *last_known);
+// The number of records that pass every filter: a local log is counted by another reader for
+// at most budget_ms, a remote one as its server counted it at open; false when not known.
+bool tool_log_count(tool_log *l, int budget_ms, uint64_t *n);
 // Records skipped as damaged (remote: as the server counted them at open).
 uint64_t tool_log_corrupt(const tool_log *l, uint64_t *bytes);
 const char *tool_log_error(tool_log *l);

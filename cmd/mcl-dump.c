@@ -1,6 +1,7 @@
 // mcl-dump: print the messages on a connection, one line each (or JSON Lines).
 #define _GNU_SOURCE
 #include "common.h"
+#include "logsum.h"
 
 #include <pthread.h>
 
@@ -41,7 +42,9 @@ usage(FILE *f)
             "                       --max-rate R (decimated at the broker), --key K (private)\n"
             "      --csv F[,F]      one CSV line (CRLF) per message with these fields, as MCL's\n"
             "                       dump_to_csv writes them; messages that are not maps are skipped\n"
-            "      --stats          per-publisher received/lost/duplicates on stderr at exit\n"
+            "      --stats          on stderr at exit: per publisher received/lost/duplicates,\n"
+            "                       then per topic (with -f: the log's topics: count, rate,\n"
+            "                       type, sizes; as mcl-stat -f)\n"
             "  -q, --quiet          do not print messages (with --stats: count only)\n"
             "  -w, --width N        bytes of payload shown in the human format (default 48)\n"
             "  -v, --verbose        library debug messages on stderr\n"
@@ -467,12 +470,18 @@ print_one(const mcl_raw_msg *m, bool json, size_t width, bool raw, char **csv, s
 static int
 dump_logs(const char **files, int nfiles, const tool_log_options *lo, bool json, bool quiet,
           size_t width, bool raw, char **csv, size_t ncsv, bool have_count, uint64_t count,
-          double timeout)
+          double timeout, bool stats)
 {
     tool_log *l;
     int status = tool_log_open(prog, &l, files, nfiles, lo);
     if (status != EXIT_OK)
         return status;
+    logsum *sum = NULL; // --stats: the per-topic table of what was read
+    if (stats && (sum = logsum_new()) == NULL) {
+        tool_err(prog, "out of memory");
+        tool_log_close(l);
+        return EXIT_RUNTIME;
+    }
     int64_t deadline = timeout > 0 ? tool_mono_ns() + (int64_t)(timeout * 1e9) : INT64_MAX;
     bool tty = isatty(STDOUT_FILENO);
     uint64_t n = 0;
@@ -498,6 +507,11 @@ dump_logs(const char **files, int nfiles, const tool_log_options *lo, bool json,
             break;
         }
         n++;
+        if (sum != NULL && !logsum_add(sum, m)) {
+            tool_err(prog, "out of memory");
+            status = EXIT_RUNTIME;
+            break;
+        }
         if (!quiet) {
             print_one(m, json, width, raw, csv, ncsv);
             if (tty)
@@ -522,6 +536,16 @@ dump_logs(const char **files, int nfiles, const tool_log_options *lo, bool json,
                  (unsigned long long)bad_bytes);
     else if (bad > 0)
         tool_err(prog, "%llu damaged records skipped", (unsigned long long)bad);
+    if (sum != NULL) {
+        fprintf(stderr, "%llu records", (unsigned long long)logsum_records(sum));
+        int64_t first, last;
+        if (logsum_span(sum, &first, &last))
+            fprintf(stderr, " in %.3f s", (double)(last - first) / 1e9);
+        fprintf(stderr, ", %llu damaged\n", (unsigned long long)bad);
+        if (logsum_records(sum) > 0)
+            logsum_print_topics(sum, stderr);
+        logsum_free(sum);
+    }
     tool_log_close(l);
     return status;
 }
@@ -560,8 +584,50 @@ list_logs(const char *url, double timeout)
     return EXIT_OK;
 }
 
+// The per-topic table of --stats: what the listener counted per topic (since it opened; HZ
+// over the last seconds).
 static void
-print_stats(const mcl_raw_listener *l)
+print_topic_stats(mcl_raw_listener *l)
+{
+    size_t n = mcl_raw_listener_topics(l, NULL, 0), cap = n;
+    mcl_topic_stats *ts = calloc(cap ? cap : 1, sizeof(*ts));
+    if (ts == NULL)
+        return;
+    n = mcl_raw_listener_topics(l, ts, cap ? cap : 1);
+    n = n < cap ? n : cap;
+    size_t tw = 5, yw = 4;
+    for (size_t i = 0; i < n; i++) {
+        size_t tl = strlen(ts[i].topic), yl = strlen(ts[i].type);
+        tw = tl > tw ? tl : tw;
+        yw = yl > yw ? yl : yw;
+    }
+    tw = tw > 40 ? 40 : tw;
+    yw = yw > 20 ? 20 : yw;
+    char cell[4 * 40 + 42], tcell[4 * 20 + 22];
+    fprintf(stderr, "%-*s %-*s %4s %12s %14s %9s %10s %10s %10s %8s %9s %8s\n", (int)tw, "topic",
+            (int)yw, "type", "pubs", "received", "bytes", "Hz", "lost", "duplicates", "reordered",
+            "min size", "mean", "max");
+    for (size_t i = 0; i < n; i++) {
+        const mcl_topic_stats *t = &ts[i];
+        const char *name = t->topic[0] ? t->topic : "(none)";
+        logsum_safe_text(cell, name, strlen(name), tw, tw, false);
+        logsum_safe_text(tcell, t->type[0] ? t->type : "-", t->type[0] ? strlen(t->type) : 1, yw,
+                         yw, false);
+        fprintf(stderr,
+                "%s %s %4" PRIu32 " %12" PRIu64 " %14" PRIu64 " %9.1f %10" PRIu64 " %10" PRIu64
+                " %10" PRIu64 " %8" PRIu64 " %9.1f %8" PRIu64 "\n",
+                cell, tcell, t->publishers, t->messages, t->bytes, t->rate_hz, t->lost,
+                t->duplicates, t->reordered, t->messages ? t->size_min : 0, t->size_mean,
+                t->size_max);
+    }
+    uint64_t untracked = mcl_raw_listener_topics_untracked(l);
+    if (untracked > 0)
+        fprintf(stderr, "(%" PRIu64 " messages of topics beyond the tracking cap)\n", untracked);
+    free(ts);
+}
+
+static void
+print_stats(mcl_raw_listener *l)
 {
     mcl_listener_stats st;
     mcl_raw_listener_stats(l, &st);
@@ -598,6 +664,7 @@ print_stats(const mcl_raw_listener *l)
         fprintf(stderr, ", failed handshakes %" PRIu64, st.auth_failures);
     fputc('\n', stderr);
     free(ps);
+    print_topic_stats(l);
 }
 
 // --broker URL/CHANNEL: a channel of an mcl-broker, read as a client (the broker decimates).
@@ -764,19 +831,8 @@ main(int argc, char **argv)
             url = optarg;
             break;
         case 't':
-            if (tool_add_list(&topics, &ntopics, optarg) != 0) {
-                tool_err(prog, "out of memory");
-                status = EXIT_RUNTIME;
+            if ((status = tool_add_topics(prog, &topics, &ntopics, optarg)) != EXIT_OK)
                 goto out;
-            }
-            for (size_t i = 0; i < ntopics; i++) {
-                size_t tl = strlen(topics[i]);
-                if (tl > (size_t)MCL_TOPIC_MAX + (tl > 0 && topics[i][tl - 1] == 0x2a ? 1u : 0u)) {
-                    tool_err(prog, "topic longer than %d bytes", MCL_TOPIC_MAX);
-                    status = EXIT_USAGE;
-                    goto out;
-                }
-            }
             break;
         case 'n':
             if (!tool_parse_u64(optarg, UINT64_MAX, &count) || count == 0) {
@@ -928,7 +984,7 @@ main(int argc, char **argv)
         lo.topics = topics;
         lo.ntopics = ntopics;
         status = dump_logs(files, nfiles, &lo, json, quiet, (size_t)width, raw, csv, ncsv,
-                           have_count, count, timeout);
+                           have_count, count, timeout, stats);
         goto out;
     }
 

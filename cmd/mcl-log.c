@@ -50,10 +50,15 @@ usage(FILE *f)
             "      --root DIR        with --serve: also serve every log under DIR by its path\n"
             "                        relative to DIR (mcl-dump --list URL lists them)\n"
             "  -f, --force           overwrite existing files\n"
-            "  -q, --quiet           no summary (nor the locations served)\n"
+            "  -q, --quiet           no status line, no summary (nor the locations served)\n"
             "  -v, --verbose         library debug messages\n"
             "      --help, --version\n"
             "\n"
+            "When stderr is a terminal, a status line shows, once a second, the current file (or\n"
+            "part), the time recording, messages and megabytes written, the rates over the last\n"
+            "second, and what the listeners counted: lost (sequence gaps), kernel drops, ring\n"
+            "drops (ring full or message too large for it) and malformed datagrams; never when\n"
+            "stderr is a pipe or a file.\n"
             "A summary (messages, bytes, parts, losses seen as sequence gaps, ring and kernel drops)\n"
             "is printed to stderr at exit and on SIGUSR1; with --serve, the locations served at\n"
             "start (unless -q).\n"
@@ -94,6 +99,48 @@ summary(mcl_queued_listener **ql, const char **urls, int nurls, mcl_log_writer *
                 st.ring_drops, st.receiver.kernel_drops, st.ring_oversize, st.ring_high_water,
                 st.ring_size, st.restarts);
     }
+}
+
+// The status line's last sample, for the rates over the last second.
+typedef struct rec_sample {
+    uint64_t recs, bytes;
+    int64_t t_ns;
+} rec_sample;
+
+// One status line: the current file (part), time, counts, rates and the listeners' losses.
+static void
+status_line(tool_status *st, mcl_queued_listener **ql, int nurls, mcl_log_writer *w,
+            const char *out, bool split, double secs, rec_sample *prev)
+{
+    uint64_t recs = 0, bytes = 0, lost = 0, kdrops = 0, rdrops = 0, malformed = 0;
+    unsigned parts = 0;
+    mcl_log_writer_counts(w, &recs, &bytes, &parts);
+    for (int i = 0; i < nurls; i++) {
+        mcl_queued_stats qs;
+        if (ql[i] == NULL || mcl_queued_listener_stats(ql[i], &qs) != MCL_OK)
+            continue;
+        lost += qs.receiver.lost;
+        kdrops += qs.receiver.kernel_drops;
+        rdrops += qs.ring_drops + qs.ring_oversize;
+        malformed += qs.receiver.malformed;
+    }
+    int64_t now = tool_mono_ns();
+    double dt = (double)(now - prev->t_ns) / 1e9;
+    double mps = dt > 0 && prev->t_ns > 0 ? (double)(recs - prev->recs) / dt : 0;
+    double bps = dt > 0 && prev->t_ns > 0 ? (double)(bytes - prev->bytes) / dt : 0;
+    *prev = (rec_sample){recs, bytes, now};
+    const char *base = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;
+    char name[300], el[32];
+    if (split)
+        snprintf(name, sizeof(name), "%s_%03u.mcllog", base, parts > 0 ? parts - 1 : 0);
+    else
+        snprintf(name, sizeof(name), "%s", base);
+    tool_format_duration(secs, el, sizeof(el));
+    tool_status_show(st,
+                     "%s: %s: %s, %" PRIu64 " msgs, %.1f MB, %.0f msg/s, %.2f MB/s, lost %" PRIu64
+                     ", kernel drops %" PRIu64 ", ring drops %" PRIu64 ", malformed %" PRIu64,
+                     prog, name, el, recs, (double)bytes / 1e6, mps, bps / 1e6, lost, kdrops,
+                     rdrops, malformed);
 }
 
 // Starts serving logs on url: the recording `out` (NULL: none) under its basename, and those
@@ -365,6 +412,11 @@ main(int argc, char **argv)
         pfd[i].events = POLLIN;
         mcl_queued_listener_fd(ql[i], &pfd[i].fd);
     }
+    bool split = wo.split_bytes || wo.split_count || wo.split_seconds > 0;
+    tool_status st;
+    rec_sample sample = {0};
+    tool_status_init(&st, !quiet && status == EXIT_OK);
+    status_line(&st, ql, nurls, ctx.w, out, split, 0, &sample); // recording: say so at once
     while (status == EXIT_OK && !tool_stop) {
         if (poll(pfd, (nfds_t)nurls, 50) > 0)
             for (int i = 0; i < nurls; i++)
@@ -379,10 +431,13 @@ main(int argc, char **argv)
         }
         if (want_summary) {
             want_summary = 0;
+            tool_status_clear(); // (drawn again when due)
             summary(ql, urls, nurls, ctx.w, secs);
         }
         if (duration > 0 && secs >= duration)
             break;
+        if (tool_status_due(&st))
+            status_line(&st, ql, nurls, ctx.w, out, split, secs, &sample);
     }
     // Write what the receivers have queued, then close them.
     for (int i = 0; i < nurls; i++) {
@@ -393,6 +448,9 @@ main(int argc, char **argv)
         if (ql[i] != NULL)
             mcl_queued_listener_close(ql[i]);
     }
+    if (st.ever) // the final counts, then the summary on a line of its own
+        status_line(&st, ql, nurls, ctx.w, out, split, secs, &sample);
+    tool_status_end(&st);
     if (!quiet)
         summary(ql, urls, nurls, ctx.w, secs);
     for (int i = 0; i < nurls; i++) {

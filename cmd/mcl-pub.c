@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,7 +32,7 @@ usage(FILE *f)
             "  -n, --count N           messages to publish (default 1; 10 with --size)\n"
             "  -r, --rate HZ           messages per second, 0 = as fast as possible (default 0\n"
             "                          for a MESSAGE or FILE, 10 with --size)\n"
-            "  -q, --quiet             no summary on stderr\n"
+            "  -q, --quiet             no progress line and no summary on stderr\n"
             "      --subscribers N     zmq: wait for N listeners first (default 1; 0: don't)\n"
             "      --wait SEC          how long to wait for them (default 10)\n"
             "  -v, --verbose           library debug messages on stderr\n"
@@ -42,6 +43,10 @@ usage(FILE *f)
             "(index + i) mod 256. JSON messages get a \"timestamp\" (now) unless they have one;\n"
             "binary and other values JSON lacks are written as in docs/json.md ({\"$bin\": ...}).\n"
             "A JSON line that does not parse is reported with its line number and skipped.\n"
+            "When stderr is a terminal and COUNT messages take longer than a second, a progress\n"
+            "line shows, once a second, the messages sent of COUNT, the percentage, the rate and\n"
+            "the time left (not for --lines and --json-lines; never when stderr is a pipe or a\n"
+            "file).\n"
             "Exit status: 0 success, 1 runtime failure (or a skipped line), 2 usage error.\n",
             MCL_DEFAULT_URL);
 }
@@ -118,6 +123,23 @@ read_all(FILE *f, uint8_t **buf, size_t *len, size_t max)
     *buf = b;
     *len = n;
     return 0;
+}
+
+// "mcl-pub: 1200/2000 msgs (60.0 %), 1000 msg/s, elapsed 1.2 s, left 0.8 s"
+static void
+show_progress(tool_status *st, uint64_t done, uint64_t count, int64_t start, double rate)
+{
+    double secs = (double)(tool_mono_ns() - start) / 1e9;
+    double mps = secs > 0 ? (double)done / secs : 0;
+    // Paced: what is left at the rate asked for; else at the rate so far.
+    double r = rate > 0 ? rate : mps;
+    char el[32], left[32];
+    tool_format_duration(secs, el, sizeof(el));
+    tool_format_duration(r > 0 ? (double)(count - done) / r : 0, left, sizeof(left));
+    tool_status_show(st, "%s: %llu/%llu msgs (%.1f %%), %.0f msg/s, elapsed %s, left %s", prog,
+                     (unsigned long long)done, (unsigned long long)count,
+                     done >= count ? 100.0 : floor((double)done / (double)count * 1000) / 10, mps,
+                     el, left);
 }
 
 int
@@ -292,6 +314,9 @@ main(int argc, char **argv)
     int status = EXIT_OK;
     uint64_t lineno = 0, bad_lines = 0;
     int64_t start = tool_mono_ns();
+    tool_status st;
+    tool_status_init(&st, !quiet && !lines && count > 1);
+    uint64_t done = 0; // messages published
     int64_t period = rate > 0 ? (int64_t)(1e9 / rate) : 0;
     char *line = NULL;
     size_t linecap = 0;
@@ -346,7 +371,14 @@ main(int argc, char **argv)
         }
         if (period > 0)
             next = lines ? next + period : start + (int64_t)(i + 1) * period;
+        done = i + 1;
+        // (At full speed the clock is read every 256 messages only.)
+        if (st.on && (period > 0 || (done & 255) == 0) && tool_status_due(&st))
+            show_progress(&st, done, count, start, rate);
     }
+    if (st.ever)
+        show_progress(&st, done, count, start, rate);
+    tool_status_end(&st);
     if (bad_lines > 0 && status == EXIT_OK)
         status = EXIT_RUNTIME;
     // Close first: on a batching connection it sends what still waits, and reports a batch

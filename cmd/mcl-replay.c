@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <sys/prctl.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -33,22 +34,126 @@ usage(FILE *f)
             "\n"
             "  -u, --url URL      where to publish (default: $MCL_URL, else %s)\n"
             "  -s, --speed X      replay X times faster (default 1; 0.5 is half speed)\n"
-            "      --start SEC    begin SEC seconds after the log's first message\n"
-            "      --end SEC      stop SEC seconds after it\n"
+            "      --start SEC    begin SEC seconds after the log's first message (the first\n"
+            "                     of the topics given with -t)\n"
+            "      --end SEC      stop SEC seconds after that first message\n"
             "  -t, --topic T[,T]  only these topics ('imu/*' matches a prefix)\n"
             "  -l, --loop         start again at the end, until interrupted\n"
-            "  -q, --quiet        no progress and no summary\n"
+            "  -q, --quiet        no progress line and no summary\n"
             "      --subscribers N\n"
             "                     zmq: wait for N listeners first (default 1; 0: don't)\n"
             "      --wait SEC     how long to wait for them (default 10)\n"
             "      --help, --version\n"
             "\n"
             "Sending is paced against the start time, so errors do not accumulate; after a pause\n"
-            "(Ctrl-Z, then fg) it continues from where it was. A progress line is shown when\n"
-            "stderr is a terminal; a summary with the timing error (actual - scheduled send time)\n"
-            "at the end.\n"
-            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+            "(Ctrl-Z, then fg) it continues from where it was. When stderr is a terminal, a\n"
+            "progress line shows, once a second, the messages sent of the total (when the log\n"
+            "could be counted in half a second; a remote log: when its server counted it), the\n"
+            "percentage, where the replay is (seconds after the log's first message) of where it\n"
+            "ends, the time elapsed and the time left at this speed; never when stderr is a pipe\n"
+            "or a file. At the end, a summary with the timing error (actual - scheduled send\n"
+            "time). When -t, --start and --end select no message, it says so, with the time span\n"
+            "of the log's messages, and exits 1.\n"
+            "Exit status: 0 success, 1 runtime failure (or nothing to replay), 2 usage error.\n",
             MCL_DEFAULT_URL);
+}
+
+// Says why nothing is selected, in the terms of --start/--end: seconds after the first
+// record (of the topics given).
+static void
+nothing_selected(tool_log *in, const char *name, double start, double end, char **topics,
+                 size_t ntopics)
+{
+    int64_t first, last;
+    bool known;
+    char tl[256] = "", at[40], span[400];
+    for (size_t i = 0, n = 0; i < ntopics && n < sizeof(tl); i++)
+        n += (size_t)snprintf(tl + n, sizeof(tl) - n, "%s%s", i ? "," : "", topics[i]);
+    if (!tool_log_span(in, false, &first, &last, &known)) {
+        tool_err(prog, "%s has no records: nothing to replay", name);
+        return;
+    }
+    int64_t tf, tl_ns;
+    bool tk;
+    bool on_topics = ntopics > 0 && tool_log_span(in, true, &tf, &tl_ns, &tk);
+    if (on_topics) { // --start/--end count from the first record on the topics
+        first = tf;
+        last = tl_ns;
+        known = tk;
+    }
+    tool_format_time(first, at, sizeof(at));
+    if (known)
+        snprintf(span, sizeof(span),
+                 "its records%s%s span 0.0 to %.1f s (seconds after its first record%s, %s)",
+                 on_topics ? " on " : "", on_topics ? tl : "", (double)(last - first) / 1e9,
+                 on_topics ? " on them" : "", at);
+    else
+        snprintf(span, sizeof(span), "its records%s%s start at %s (its end is not known)",
+                 on_topics ? " on " : "", on_topics ? tl : "", at);
+    if (ntopics > 0 && !on_topics)
+        tool_err(prog, "-t %s matches no record of %s: %s: nothing to replay", tl, name, span);
+    else if (start > 0 && known && start * 1e9 > (double)(last - first))
+        tool_err(prog, "--start %g is past the end of %s: %s: nothing to replay", start, name, span);
+    else if (end > 0)
+        tool_err(prog, "--start %g --end %g select no record of %s: %s: nothing to replay", start,
+                 end, name, span);
+    else
+        tool_err(prog, "--start %g selects no record of %s: %s: nothing to replay", start, name,
+                 span);
+}
+
+// What the progress line shows.
+typedef struct progress {
+    uint64_t sent, pass_sent; // messages sent in all, in this pass
+    uint64_t total;           // messages in a pass (when have_total)
+    bool have_total;
+    int64_t log0;             // the first record's time (--start and --end count from it)
+    int64_t pass_first, pos;  // the times of this pass's first record and of the last sent
+    int64_t last;             // the time of the last record in the range (when have_last)
+    bool have_last;
+    double speed;
+    int64_t t_start;          // CLOCK_MONOTONIC at the start
+    unsigned pass;            // 1, 2, ... (--loop)
+    bool loop;
+} progress;
+
+static void
+show_progress(tool_status *st, const progress *p)
+{
+    char buf[400], d[32], e[32];
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "%s: ", prog);
+    if (p->loop)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "pass %u, ", p->pass);
+    double frac = -1;
+    if (p->have_total && p->total > 0)
+        frac = (double)p->pass_sent / (double)p->total;
+    else if (p->have_last && p->pass_sent > 0)
+        frac = p->last > p->pass_first
+                   ? (double)(p->pos - p->pass_first) / (double)(p->last - p->pass_first)
+                   : 1;
+    if (p->have_total)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%" PRIu64 "/%" PRIu64 " msgs",
+                              p->pass_sent, p->total);
+    else
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%" PRIu64 " msgs", p->pass_sent);
+    if (frac >= 0) // (99.9 until the very end, never 100.0 too early)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, " (%.1f %%)",
+                              frac >= 1 ? 100.0 : floor(frac * 1000) / 10);
+    tool_format_duration(p->pass_sent ? (double)(p->pos - p->log0) / 1e9 : 0, d, sizeof(d));
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ", at %s", d);
+    if (p->have_last) {
+        tool_format_duration((double)(p->last - p->log0) / 1e9, d, sizeof(d));
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, " of %s", d);
+    }
+    tool_format_duration((double)(tool_mono_ns() - p->t_start) / 1e9, e, sizeof(e));
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ", elapsed %s", e);
+    if (p->have_last) {
+        int64_t from = p->pass_sent ? p->pos : p->pass_first;
+        tool_format_duration(p->last > from ? (double)(p->last - from) / 1e9 / p->speed : 0, d,
+                             sizeof(d));
+        snprintf(buf + n, sizeof(buf) - n, ", left %s", d);
+    }
+    tool_status_show(st, "%s", buf);
 }
 
 static int
@@ -141,17 +246,37 @@ main(int argc, char **argv)
     // The log (local or remote), filtered by topic and by --start/--end, which count from its
     // first record.
     tool_log *in;
-    tool_log_options lo = {.topics = topics, .ntopics = ntopics, .start_s = start, .end_s = end};
+    tool_log_options lo = {
+        .topics = topics, .ntopics = ntopics, .start_s = start, .end_s = end, .empty_ok = true};
     int ec = tool_log_open(prog, &in, (const char *const *)argv + optind, argc - optind, &lo);
-    if (ec != EXIT_OK)
+    if (ec != EXIT_OK) {
+        tool_free_list(topics, ntopics);
         return ec;
+    }
     int64_t log0;
-    if (!tool_log_first_ns(in, &log0)) {
-        tool_err(prog, "no messages to replay");
+    if (tool_log_empty(in) || !tool_log_first_ns(in, &log0)) {
+        char name[4200];
+        snprintf(name, sizeof(name), "%s%s", argv[optind],
+                 argc - optind > 1 ? " (and the other logs)" : "");
+        nothing_selected(in, name, start, end, topics, ntopics);
         tool_log_close(in);
+        tool_free_list(topics, ntopics);
         return EXIT_RUNTIME;
     }
-    int64_t from = log0 + (int64_t)(start * 1e9), to = end > 0 ? log0 + (int64_t)(end * 1e9) : INT64_MAX;
+    int64_t to = end > 0 ? log0 + (int64_t)(end * 1e9) : INT64_MAX;
+    // The progress line's total and end: a count (bounded in time) and the last record's time.
+    tool_status st;
+    tool_status_init(&st, !quiet);
+    progress pr = {.log0 = log0, .speed = speed, .loop = loop};
+    if (st.on) {
+        int64_t f, l;
+        bool known;
+        pr.have_total = tool_log_count(in, 500, &pr.total);
+        if (tool_log_span(in, true, &f, &l, &known) && known) {
+            pr.have_last = true;
+            pr.last = l < to ? l : to;
+        }
+    }
     mcl_connection *conn = NULL;
     ec = tool_connection(prog, url, &conn);
     if (ec != EXIT_OK) {
@@ -172,12 +297,13 @@ main(int argc, char **argv)
         mcl_connection_free(conn);
         return EXIT_RUNTIME;
     }
-    bool tty = !quiet && isatty(STDERR_FILENO);
     size_t cap = 1 << 16, nerr = 0;
     int64_t *err = malloc(cap * sizeof(*err));
     uint64_t sent = 0, bytes = 0;
     int status = EXIT_OK;
-    int64_t t_start = tool_mono_ns(), last_progress = 0;
+    int64_t t_start = tool_mono_ns();
+    pr.t_start = t_start;
+    st.next_ns = t_start + TOOL_STATUS_PERIOD_MS * 1000000LL;
     const mcl_raw_msg *m;
     bool again = false;
     do {
@@ -189,6 +315,8 @@ main(int argc, char **argv)
         again = true;
         int64_t base = tool_mono_ns(), first = -1;
         uint64_t pass = 0;
+        pr.pass++;
+        pr.pass_sent = 0;
         while (!tool_stop) {
             rv = tool_log_next(in, &m, 200);
             if (rv == MCL_ETIMEDOUT)
@@ -204,7 +332,7 @@ main(int argc, char **argv)
                 continue; // records of several connections may be a little out of order
             pass++;
             if (first < 0)
-                first = m->recv_realtime_ns;
+                pr.pass_first = first = m->recv_realtime_ns;
             int64_t due = base + (int64_t)((double)(m->recv_realtime_ns - first) / speed);
             if (resumed) { // back from a pause: continue from here, without a burst
                 resumed = 0;
@@ -212,6 +340,11 @@ main(int argc, char **argv)
                     base += tool_mono_ns() - due;
                     due = tool_mono_ns();
                 }
+            }
+            while (st.on && !tool_stop && st.next_ns < due && tool_mono_ns() < due) {
+                tool_sleep_until(st.next_ns); // a long gap in the log: the line goes on
+                if (tool_status_due(&st))
+                    show_progress(&st, &pr);
             }
             tool_sleep_until(due);
             if (tool_stop)
@@ -234,18 +367,18 @@ main(int argc, char **argv)
                 err[nerr++] = now - due;
             sent++;
             bytes += m->len;
-            if (tty && now - last_progress > 200000000) {
-                last_progress = now;
-                double done = (double)(m->recv_realtime_ns - from) / 1e9;
-                fprintf(stderr, "\r%s: %8.1f s of log, %" PRIu64 " messages, %.0f msg/s   ", prog,
-                        done, sent, (double)sent / ((double)(now - t_start) / 1e9));
-            }
+            pr.sent = sent;
+            pr.pass_sent++;
+            pr.pos = m->recv_realtime_ns;
+            if (tool_status_due(&st))
+                show_progress(&st, &pr);
         }
         if (pass == 0 || status != EXIT_OK)
             break; // nothing in the range: looping would spin
     } while (loop && !tool_stop && status == EXIT_OK);
-    if (tty)
-        fputc('\n', stderr);
+    if (st.ever) // where it ended (100 % when it ran through), then the summary below it
+        show_progress(&st, &pr);
+    tool_status_end(&st);
     // Close first: on a batching connection it sends what still waits, and reports a batch
     // that failed to leave.
     mcl_broadcaster_stats bs;

@@ -32,6 +32,7 @@
 #   ONLY=rpc scripts/bench.sh       (only the RPC rows; RPC_SOAK=N calls in the soak)
 #   ONLY=stream scripts/bench.sh    (only the stream rows; STREAM_PAUSE_MS=2000 and
 #                                    STREAM_LOG_MB=200 for a quick run)
+#   ONLY=heartbeat scripts/bench.sh (64 B throughput with heartbeats on and off, back to back)
 #   ONLY=broker scripts/bench.sh    (only the broker rows; BROKER_N=N messages per fan-out run,
 #                                    default 500000; installs nats-server, libnats-dev,
 #                                    mosquitto and libmosquitto-dev when missing)
@@ -40,7 +41,7 @@ cd "$(dirname "$0")/.."
 reps=${REPS:-3}
 csv=${CSV:-build/bench.csv}
 only=${ONLY:-}
-case $only in "" | pstream | rpc | stream | broker) ;; *) echo "bench: ONLY must be pstream, rpc, stream or broker" >&2; exit 2 ;; esac
+case $only in "" | pstream | rpc | stream | broker | heartbeat) ;; *) echo "bench: ONLY must be pstream, rpc, stream, broker or heartbeat" >&2; exit 2 ;; esac
 
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
@@ -75,6 +76,27 @@ function pr(arr, k1, k2, n1, n2,   i, q, m) { m = n1 < n2 ? n1 : n2; if (m == 0)
   for (i = 1; i <= m; i++) q[i] = arr[k2, i] > 0 ? arr[k1, i] / arr[k2, i] : 0; sortn(q, m)
   return sprintf("%.2f (%.2f-%.2f)", q[int((m + 1) / 2)], q[1], q[m]) }
 '
+
+# Heartbeats cost nothing measurable: 64-byte throughput with heartbeat=100 (ten times the
+# default rate, so any cost shows) and heartbeat=0, back to back, over udp and zmq+tcp.
+if [[ $only == heartbeat ]]; then
+hbo=$(mktemp)
+for _ in $(seq "$reps"); do
+    for hbv in 100 0; do
+        timeout 90 $b/mcl-bench-throughput -u "udp://239.255.90.3:26093?iface=lo&ttl=0&heartbeat=$hbv" -s 64 -n 400000 2>/dev/null | sed "s/impl=[^ ]*/impl=udp-hb$hbv/" >>"$hbo"
+        timeout 90 $b/mcl-bench-throughput -u "zmq+tcp://127.0.0.1:0?hwm=1000&heartbeat=$hbv" -s 64 -n 400000 2>/dev/null | sed "s/impl=[^ ]*/impl=zmq-hb$hbv/" >>"$hbo"
+    done
+done
+echo
+awk "$awk_pairs"'
+/impl=/ { k = kv($0, "impl"); n[k]++; v[k, n[k]] = kv($0, "msgs_per_s") + 0 }
+END { print "| 64 B, one sender, one listener | heartbeat=100 msg/s (median) | heartbeat=0 | on / off (pairs), target ≥ 0.98 |"; print "|---|---|---|---|"
+  split("udp zmq", t, " ")
+  for (i = 1; i <= 2; i++) { on = t[i] "-hb100"; off = t[i] "-hb0"; if (!(on in n) || !(off in n)) continue
+    q = pmed(v, on, off, n[on], n[off])
+    printf "| %s | %.0f | %.0f | %s: %s |\n", t[i], med(v, on, n[on]), med(v, off, n[off]), pr(v, on, off, n[on], n[off]), (q >= 0.98 ? "met" : "not met") } }' "$hbo"
+rm -f "$hbo"
+fi
 
 if [[ -z $only ]]; then
 for size in 64 1024 16384 262144 1048576; do

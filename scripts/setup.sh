@@ -10,7 +10,9 @@ packages=(
     libcunit1-dev                       # tests
     libsodium-dev                       # authentication and encryption (later layers)
     iproute2 util-linux procps          # ip, unshare, sysctl: the private test network
+    bsdutils                            # script: the tools' progress tests run on a pty
     valgrind jq                         # scripts/test.sh: memcheck pass; JSON checks
+    libncurses-dev tmux                 # mcl-stat's monitor; its test drives it under tmux
     clang libclang-rt-14-dev            # scripts/test.sh: libFuzzer targets (fuzz/)
 )
 
