@@ -1053,7 +1053,7 @@ close_progress_locked(mcl_pstream *ps, int64_t now)
         ps->eof_sent = true;
         flush_locked(ps);
     }
-    if (ps->eof_sent && ps->peer_eof && ps->qhead == NULL && !ps->ended) {
+    if (ps->eof_sent && ps->peer_eof && ps->qhead == NULL && !want_flush(ps) && !ps->ended) {
         end_locked(ps, MCL_PSTREAM_OK, NULL);
         return;
     }

@@ -29,6 +29,7 @@ static pthread_cond_t cv;      // the thread's wake-up (CLOCK_MONOTONIC), and "n
 static bool cv_ready;
 static hb_entry *entries;
 static bool running, stopping;
+static bool exiting; // the last broadcaster went: its close is joining the thread
 static pthread_t thread;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
@@ -39,7 +40,7 @@ after_fork_child(void)
 {
     pthread_mutex_init(&lock, NULL);
     entries = NULL;
-    running = stopping = false;
+    running = stopping = exiting = false;
 }
 
 static void
@@ -106,6 +107,8 @@ mcl__hb_add(mcl_raw_broadcaster *b, uint32_t every_ms)
             return MCL_ESYS;
         }
     }
+    while (exiting) // (a new thread only once the old one has ended)
+        pthread_cond_wait(&cv, &lock);
     if (!running) {
         stopping = false;
         int rc = pthread_create(&thread, NULL, hb_thread, NULL);
@@ -143,17 +146,22 @@ mcl__hb_remove(mcl_raw_broadcaster *b)
         pp = &(*pp)->next;
     *pp = e->next;
     bool last = entries == NULL && running;
+    pthread_t t = thread;
     if (last) {
         stopping = true;
         running = false;
+        exiting = true;
         pthread_cond_broadcast(&cv);
     }
     pthread_mutex_unlock(&lock);
     mcl__free(e);
-    if (last && !pthread_equal(pthread_self(), thread))
-        pthread_join(thread, NULL);
-    else if (last)
-        pthread_detach(thread); // (removed from a heartbeat: cannot happen, but never self-join)
+    if (!last)
+        return;
+    pthread_join(t, NULL);
+    pthread_mutex_lock(&lock);
+    exiting = false;
+    pthread_cond_broadcast(&cv); // (an add waiting to start a new thread)
+    pthread_mutex_unlock(&lock);
 }
 
 // --- identity ------------------------------------------------------------------------------------

@@ -432,6 +432,38 @@ test_killed_publisher(void)
     mcl_connection_free(c);
 }
 
+// Broadcasters opened and closed from several threads at once: the heartbeat thread ends with
+// the last and starts with the next, and no close waits for a thread that another open kept
+// alive (a bounded churn; a deadlock shows as the suite's timeout).
+static void *
+churn(void *arg)
+{
+    const mcl_connection *c = arg;
+    for (int i = 0; i < 150; i++) {
+        mcl_raw_broadcaster *b;
+        if (mcl_raw_broadcaster_open(&b, c, "t") != MCL_OK)
+            return (void *)1;
+        (void)mcl_raw_broadcaster_publish(b, NULL, "x", 1);
+        mcl_raw_broadcaster_free(b);
+    }
+    return NULL;
+}
+
+static void
+test_thread_churn(void)
+{
+    mcl_connection *c = mclt_parse("inproc://hbchurn?heartbeat=10");
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_FATAL(pthread_create(&t[i], NULL, churn, c) == 0);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        CU_ASSERT_PTR_NULL(r);
+    }
+    mcl_connection_free(c);
+}
+
 static void
 test_off(void)
 {
@@ -467,6 +499,7 @@ static CU_TestInfo tests[] = {{"vector", test_vector},
                               {"inproc", test_inproc},
                               {"zmq_topic_filter", test_zmq_topic_filter},
                               {"killed_publisher", test_killed_publisher},
+                              {"thread_churn", test_thread_churn},
                               {"off", test_off},
                               CU_TEST_INFO_NULL};
 MCLT_SUITE("raw_heartbeat", NULL, NULL, tests);

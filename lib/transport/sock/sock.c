@@ -166,6 +166,11 @@ sock_canon(struct mcl_connection *c)
         mcl__canon_opt(&k, "timeout=%d", o->timeout_ms);
     if (c->maxmsg != MCL__DEF_MAXMSG)
         mcl__canon_size(&k, "maxmsg", c->maxmsg);
+    // (the generic options every URL takes; they mean nothing to a packet stream, but a
+    // canonical URL says what was parsed)
+    if (c->batch_us != 0)
+        mcl__canon_opt(&k, "batch=%u", (unsigned)c->batch_us);
+    mcl__canon_bcast_opts(&k, c);
 }
 
 // --- sockets ---------------------------------------------------------------------------------
