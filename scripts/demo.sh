@@ -95,3 +95,18 @@ if "$bin/mcl-log" --help | grep -q -- --serve; then
     logp=
 fi
 
+
+# What is on the bus: mcl-stat's table (it prints one instead of the live screen when its
+# output is no terminal), the topics with their rates and the publisher's program from its
+# heartbeats.
+if [[ -x "$bin/mcl-stat" ]]; then
+    echo
+    echo "demo: mcl-stat watches the bus for 3 s while mcl-sim runs (run it in a terminal for"
+    echo "demo: the live screen: s sorts, / filters, Enter shows a topic's publishers, q quits):"
+    echo
+    "$bin/mcl-sim" -u "$url" -d 5 -q &
+    sim=$!
+    echo "\$ mcl-stat -u $url --once 3"
+    "$bin/mcl-stat" -u "$url" --once 3 || echo "(exit status $?)"
+    wait "$sim" || true
+fi
