@@ -638,18 +638,23 @@ print_stats(mcl_raw_listener *l)
         mcl_raw_listener_publishers(l, ps, n, &n);
     else
         n = 0;
-    fprintf(stderr, "%-16s  %-24s %12s %10s %10s %10s %12s\n", "publisher", "sender", "received",
-            "lost", "duplicates", "reordered", "last seq");
+    fprintf(stderr, "%-16s  %-24s %12s %10s %10s %10s %12s  %s\n", "publisher", "sender",
+            "received", "lost", "duplicates", "reordered", "last seq", "program[pid]@host");
     for (size_t i = 0; i < n; i++) {
         mcl_raw_msg tmp = {.sender_family = ps[i].family, .sender_port = ps[i].port};
         memcpy(tmp.sender_addr, ps[i].addr, sizeof(tmp.sender_addr));
         char sender[64];
         mcl_raw_msg_sender(&tmp, sender, sizeof(sender));
+        // Who it is, from its heartbeats (names are printable: the library checks them).
+        char who[160] = "-";
+        if (ps[i].program[0] != '\0' || ps[i].host[0] != '\0')
+            snprintf(who, sizeof(who), "%s[%" PRIu32 "]@%s%s", ps[i].program, ps[i].pid,
+                     ps[i].host, ps[i].silent ? " (silent)" : "");
         fprintf(stderr,
                 "%016" PRIx64 "  %-24s %12" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64
-                " %12" PRIu64 "\n",
+                " %12" PRIu64 "  %s\n",
                 ps[i].publisher, sender, ps[i].messages, ps[i].lost, ps[i].duplicates,
-                ps[i].reordered, ps[i].last_seq);
+                ps[i].reordered, ps[i].last_seq, who);
     }
     fprintf(stderr,
             "total: received %" PRIu64 " (%" PRIu64 " bytes), lost %" PRIu64 ", duplicates %" PRIu64

@@ -106,6 +106,7 @@ check "once 80 columns" test "$(awk '{ if (length($0) > m) m = length($0) } END 
 wait "$dstats_pid"
 check "dump --stats exit" test $? -eq 0
 check "dump --stats publishers" has "$tmp/dstats.err" "^publisher "
+check "dump --stats names its publishers (heartbeats)" has "$tmp/dstats.err" " mcl-pub\[[0-9]*\]@"
 python3 - "$tmp/dstats.err" >"$tmp/dstats.cols" <<'EOF'
 import sys
 lines = open(sys.argv[1], errors="replace").read().splitlines()
