@@ -796,3 +796,41 @@ tool_log_close(tool_log *l)
     tool_free_list(l->paths, l->npaths);
     free(l);
 }
+
+size_t
+tool_utf8_len(const uint8_t *p, size_t n, uint32_t *cpp)
+{
+    uint8_t c = p[0];
+    if (c < 0x80) {
+        if (cpp != NULL)
+            *cpp = c;
+        return 1;
+    }
+    size_t need;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+        need = 2;
+        cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        need = 3;
+        cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        need = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < need)
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    if (cpp != NULL)
+        *cpp = cp;
+    return need;
+}

@@ -38,6 +38,10 @@ int tool_add_list(char ***list, size_t *n, const char *arg);
 // entry ending in '*' may be one byte longer). Says what is wrong; returns EXIT_OK,
 // EXIT_USAGE or EXIT_RUNTIME (out of memory).
 int tool_add_topics(const char *prog, char ***list, size_t *n, const char *arg);
+
+// Length of the valid UTF-8 sequence at p[0..n) (1..4: no overlong forms, surrogates or values
+// above U+10FFFF), or 0 if invalid; *cp (may be NULL) gets its code point.
+size_t tool_utf8_len(const uint8_t *p, size_t n, uint32_t *cp);
 void tool_free_list(char **list, size_t n);
 
 // Closes b (sending what a batching connection still holds) and reads its counters into *bs.

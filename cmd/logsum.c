@@ -271,32 +271,9 @@ logsum_peek_type(const void *payload, size_t n, char *out, size_t outsz)
 size_t
 logsum_utf8_seq(const uint8_t *p, size_t n)
 {
-    uint8_t c = p[0];
-    size_t need;
     uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-        need = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        need = 3;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        need = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
-        return 0;
-    return need;
+    size_t k = tool_utf8_len(p, n, &cp);
+    return k >= 2 && !(cp >= 0x80 && cp < 0xa0) ? k : 0; // (multi-byte only, no C1 controls)
 }
 
 size_t

@@ -63,40 +63,6 @@ usage(FILE *f)
             MCL_DEFAULT_URL);
 }
 
-// Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid.
-static size_t
-utf8_len(const uint8_t *p, size_t n)
-{
-    uint8_t c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t need;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-        need = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        need = 3;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        need = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return need;
-}
-
 // Printable text: valid UTF-8 with no control characters other than tab, CR and LF.
 static bool
 is_text(const uint8_t *p, size_t n)
@@ -106,7 +72,7 @@ is_text(const uint8_t *p, size_t n)
             return false;
         if (p[i] == 0x7f)
             return false;
-        size_t k = utf8_len(p + i, n - i);
+        size_t k = tool_utf8_len(p + i, n - i, NULL);
         if (k == 0)
             return false;
         if (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0) // C1 controls (U+0080..U+009F)
@@ -122,7 +88,7 @@ static void
 print_safe(FILE *o, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n;) {
-        size_t k = p[i] >= 0x20 && p[i] != 0x7f ? utf8_len(p + i, n - i) : 0;
+        size_t k = p[i] >= 0x20 && p[i] != 0x7f ? tool_utf8_len(p + i, n - i, NULL) : 0;
         if (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0)
             k = 0;
         if (k > 0) {
