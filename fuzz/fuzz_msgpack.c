@@ -3,7 +3,10 @@
 // The input is one msgpack object from a stranger. The two must agree: whatever msgpack-c reads
 // in full that is a valid mcl value (no extension types, map keys that are strings or binary
 // without NUL and not repeated, containers nested at most 32 deep) is decoded, to the same
-// value; anything else is refused; and what is decoded encodes to bytes that decode to it again.
+// value, when it is within the decoding bounds (at most MCL_DECODE_MAX_VALUES values, a tree
+// costing at most 8 x the input + 1 MiB, counted here from msgpack-c's objects); anything else
+// is refused; and what is decoded encodes to bytes that decode to it again, of the length the
+// encoder's own measure (mcl__val_measure, which its budget check uses) predicts.
 #include "msg/msg_int.h"
 
 #include <msgpack.h>
@@ -138,6 +141,38 @@ acceptable(const msgpack_object *o, int depth)
     }
 }
 
+// What the decoder's tree for o costs (mcl/value.h's bounds), added to c.
+static void
+cost(const msgpack_object *o, mcl__dcost *c)
+{
+    c->values++;
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        c->bytes += mcl__val_cost(MCL_TYPE_STR, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        c->bytes += mcl__val_cost(MCL_TYPE_BIN, o->via.bin.size);
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        c->bytes += mcl__val_cost(MCL_TYPE_ARRAY, o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            cost(&o->via.array.ptr[i], c);
+        break;
+    case MSGPACK_OBJECT_MAP:
+        c->bytes += mcl__val_cost(MCL_TYPE_MAP, o->via.map.size);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            c->bytes += mcl__alloc_cost(
+                (k->type == MSGPACK_OBJECT_STR ? k->via.str.size : k->via.bin.size) + 1);
+            cost(&o->via.map.ptr[i].val, c);
+        }
+        break;
+    default:
+        c->bytes += mcl__val_cost(MCL_TYPE_NIL, 0);
+        break;
+    }
+}
+
 // Whether value v is what o says.
 static bool
 same(const mcl_value *v, const msgpack_object *o)
@@ -207,6 +242,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack_next(&u, (const char *)p, size, &off);
     bool ref_ok = r == MSGPACK_UNPACK_SUCCESS && off == size && acceptable(&u.data, 0);
+    if (ref_ok) { // and within the decoding bounds
+        mcl__dcost c = {0, 0, 0};
+        char why[160];
+        cost(&u.data, &c);
+        ref_ok = mcl__decode_check(&c, size, why, sizeof(why)) == MCL_OK;
+    }
     if (rv == MCL_OK && !ref_ok && r != MSGPACK_UNPACK_NOMEM_ERROR)
         abort(); // accepted what is not a valid value
     if (rv == MCL_EDECODE && ref_ok)
@@ -221,6 +262,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (er != MCL_OK && er != MCL_ENOMEM)
             abort();
         if (er == MCL_OK) {
+            mcl__dcost m;
+            mcl__val_measure(v, &m);
+            if (m.packed != len)
+                abort(); // the encoder's measure (its budget check) is not what it packs
             mcl_value *back = NULL;
             mcl_err dr = mcl__msgpack_to_value(buf, len, &back);
             if (dr != MCL_OK && dr != MCL_ENOMEM)

@@ -200,6 +200,8 @@ MCL_API mcl_err mcl_msg_check(const mcl_msg *msg, const mcl_msgtype *type, char 
  * Encode as a msgpack map.
  * @param[out] bufp  receives a buffer allocated by the library; release it with mcl_free().
  * @retval MCL_OK @retval MCL_EINVAL @retval MCL_ENOMEM
+ * @retval MCL_ERANGE    containers nested deeper than 32.
+ * @retval MCL_EMSGSIZE  no receiver could decode it (the decoding bounds of mcl/value.h).
  * @since 0.1
  */
 MCL_API mcl_err mcl_msg_encode(const mcl_msg *msg, void **bufp, size_t *lenp);
@@ -208,8 +210,9 @@ MCL_API mcl_err mcl_msg_encode(const mcl_msg *msg, void **bufp, size_t *lenp);
  * Decode a msgpack map. With a @p type, its mandatory fields must be present (the name is not
  * checked, as in MCL; use mcl_msg_check() for that).
  * @retval MCL_OK
- * @retval MCL_EDECODE   not valid msgpack, trailing bytes, nesting deeper than 64, or a map
- *                       key that is not a string.
+ * @retval MCL_EDECODE   not valid msgpack, trailing bytes, nesting deeper than 32, a map
+ *                       key that is not a string, or beyond the decoding bounds
+ *                       (MCL_DECODE_MAX_VALUES, MCL_DECODE_MEM_FACTOR in mcl/value.h).
  * @retval MCL_ENOTMAP   valid msgpack, but not a map.
  * @retval MCL_EMISSING  a mandatory field of @p type is missing.
  * @retval MCL_EINVAL @retval MCL_ENOMEM
@@ -239,7 +242,8 @@ MCL_API mcl_err mcl_msg_to_json(const mcl_msg *msg, int flags, char **jsonp);
  * JSON object -> message; the tagged objects above become the values they stand for.
  * No field is added (not even a timestamp).
  * @retval MCL_OK
- * @retval MCL_EDECODE  not valid JSON (errbuf gives line and column), or a malformed tag.
+ * @retval MCL_EDECODE  not valid JSON (errbuf gives line and column), a malformed tag, or
+ *                      beyond the decoding bounds (as mcl_value_from_json()).
  * @retval MCL_ENOTMAP  valid JSON, but not an object.
  * @retval MCL_EINVAL @retval MCL_ENOMEM
  * @since 0.1

@@ -131,17 +131,41 @@ MCL_API mcl_err mcl_value_dup(mcl_value **copyp, const mcl_value *v);
 MCL_API void mcl_value_free(mcl_value *v);
 
 /**
+ * Bounds of decoding, so that a payload from a stranger costs memory in proportion to its size
+ * (mcl_value_decode(), mcl_msg_decode() and so every message listener and RPC call, and the
+ * JSON readers). A payload of len bytes decodes only if its tree holds at most
+ * MCL_DECODE_MAX_VALUES values (every value, containers included; map keys are not values)
+ * and takes at most MCL_DECODE_MEM_FACTOR * len + MCL_DECODE_MEM_SLACK bytes of memory,
+ * counted as the decoder allocates it (a node of about 48 bytes per value, a string's or
+ * binary's bytes, 8 bytes per array element, 24 per map entry and its key, each allocation
+ * rounded as glibc's malloc does); beyond either it is refused as MCL_EDECODE, before anything
+ * is allocated, with errbuf saying which bound. Small values are what the budget limits: an
+ * array element costs at least 56 bytes, so an array of nils, bools or small integers (1 byte
+ * each) decodes up to about 300,000 elements (16 MiB / 56 B), and of doubles (9 bytes) up to
+ * the value cap; large numeric arrays belong in a binary. Containers nest at most 32 deep (the top included).
+ * Encoders refuse what these bounds would refuse (MCL_EMSGSIZE), so what encodes decodes.
+ * @since 0.4
+ */
+enum {
+    MCL_DECODE_MAX_VALUES = 1048576, /**< values in one decoded tree (2^20) */
+    MCL_DECODE_MEM_FACTOR = 8,       /**< bytes of memory per byte of payload */
+    MCL_DECODE_MEM_SLACK = 16777216, /**< bytes of memory any payload may take besides (16 MiB) */
+};
+
+/**
  * Encode @p v as one msgpack object.
  * @param[out] bufp  a buffer allocated by the library: release it with mcl_free().
- * @retval MCL_OK @retval MCL_ERANGE (containers nested deeper than 32) @retval MCL_EINVAL
- * @retval MCL_ENOMEM
+ * @retval MCL_OK @retval MCL_ERANGE (containers nested deeper than 32)
+ * @retval MCL_EMSGSIZE (the decoding bounds above would refuse the encoding)
+ * @retval MCL_EINVAL @retval MCL_ENOMEM
  * @since 0.3
  */
 MCL_API mcl_err mcl_value_encode(const mcl_value *v, void **bufp, size_t *lenp);
 /**
  * Decode one msgpack object (any kind; map keys must be strings) into a new root.
  * @retval MCL_OK @retval MCL_EDECODE (not one valid object, trailing bytes, nesting deeper than
- * 32, a key that is not a string) @retval MCL_EINVAL @retval MCL_ENOMEM
+ * 32, a key that is not a string, beyond the decoding bounds above) @retval MCL_EINVAL
+ * @retval MCL_ENOMEM
  * @since 0.3
  */
 MCL_API mcl_err mcl_value_decode(mcl_value **vp, const void *buf, size_t len, char *errbuf,
@@ -162,8 +186,12 @@ enum {
  */
 MCL_API mcl_err mcl_value_to_json(const mcl_value *v, int flags, char **jsonp);
 /**
- * JSON text (any JSON value) -> a new root; tagged objects become what they stand for.
- * @retval MCL_OK @retval MCL_EDECODE (errbuf gives line and column, or names the bad tag)
+ * JSON text (any JSON value) -> a new root; tagged objects become what they stand for. The
+ * decoding bounds above apply: a text with more than MCL_DECODE_MAX_VALUES values (counted
+ * before it is parsed, so the parser's own memory is bounded too), or whose value's msgpack
+ * encoding would be refused, is MCL_EDECODE.
+ * @retval MCL_OK @retval MCL_EDECODE (errbuf gives line and column, names the bad tag, or the
+ * bound)
  * @retval MCL_EINVAL @retval MCL_ENOMEM
  * @since 0.3
  */

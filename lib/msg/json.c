@@ -366,6 +366,94 @@ from_json(json_t *j, mcl_value **out, int depth)
     return MCL_OK;
 }
 
+// Counts the values of a JSON text before jansson parses it, so that its memory (tens of bytes
+// per value) is bounded by MCL_DECODE_MAX_VALUES whatever the text: the top, each element of
+// an array and each member of an object, except the one member of a tagged object (whose
+// first key, as written, is a tag: it and its argument are one value). Strings are skipped;
+// nothing else is checked (jansson does that). Returns false (and says why) for too many
+// values, or brackets nested deeper than any text that could be read (a value nests at most 32
+// deep, and a "$map" wrapper adds a level to each).
+static bool
+json_count(const char *t, size_t len, char *why, size_t whylen)
+{
+    enum { MAX_TEXT_DEPTH = 2 * MCL__MAX_NESTING + 2 };
+    struct {
+        bool array;   // else an object
+        bool tag;     // an object whose first key is a tag
+        int members;  // of an object, counted up to 2
+    } lv[MAX_TEXT_DEPTH];
+    int depth = 0;
+    bool first = false; // just after '[' or '{': the next token opens the first element or key
+    uint64_t values = 1;
+    for (size_t i = 0; i < len; i++) {
+        char c = t[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+            continue;
+        bool was_first = first;
+        first = false;
+        if (was_first && depth > 0 && lv[depth - 1].array && c != ']')
+            values++;
+        switch (c) {
+        case '"': {
+            size_t start = ++i;
+            for (; i < len && t[i] != '"'; i++)
+                if (t[i] == '\\')
+                    i++;
+            if (was_first && depth > 0 && !lv[depth - 1].array && i < len) {
+                char key[8];
+                size_t n = i - start;
+                if (n < sizeof(key)) {
+                    memcpy(key, t + start, n);
+                    key[n] = '\0';
+                    lv[depth - 1].tag = is_tag(key);
+                }
+            }
+            break;
+        }
+        case '[':
+        case '{':
+            if (depth == MAX_TEXT_DEPTH) {
+                snprintf(why, whylen, "containers nested deeper than %d levels", MCL__MAX_NESTING);
+                return false;
+            }
+            lv[depth].array = c == '[';
+            lv[depth].tag = false;
+            lv[depth].members = 0;
+            depth++;
+            first = true;
+            break;
+        case ']':
+        case '}':
+            if (depth > 0)
+                depth--;
+            break;
+        case ',':
+            if (depth > 0 && lv[depth - 1].array)
+                values++;
+            break;
+        case ':':
+            if (depth > 0 && !lv[depth - 1].array && lv[depth - 1].members < 2) {
+                int m = ++lv[depth - 1].members;
+                if (lv[depth - 1].tag) // the tag's member is no value; a second makes it a map
+                    values += m == 2 ? 2 : 0;
+                else
+                    values++;
+            } else {
+                values++;
+            }
+            break;
+        default:
+            break;
+        }
+        if (values > MCL_DECODE_MAX_VALUES) {
+            snprintf(why, whylen, "more than %d values (MCL_DECODE_MAX_VALUES)",
+                     MCL_DECODE_MAX_VALUES);
+            return false;
+        }
+    }
+    return true;
+}
+
 mcl_err
 mcl_value_from_json(mcl_value **vp, const char *text, size_t len, char *errbuf, size_t errlen)
 {
@@ -375,6 +463,9 @@ mcl_value_from_json(mcl_value **vp, const char *text, size_t len, char *errbuf, 
         errbuf[0] = '\0';
     if (vp == NULL || text == NULL)
         return MCL_EINVAL;
+    char why[200];
+    if (!json_count(text, len, why, sizeof(why)))
+        return mcl__fail(MCL_EDECODE, errbuf, errlen, "json", "%s", why);
     json_error_t e;
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
     if (j == NULL)
@@ -385,6 +476,17 @@ mcl_value_from_json(mcl_value **vp, const char *text, size_t len, char *errbuf, 
     if (rv == MCL_EDECODE)
         return mcl__fail(rv, errbuf, errlen, "json", "malformed tagged value ($bin, $float, "
                                                      "$str, $uint or $map) or nesting too deep");
+    // What is read must be what a receiver can decode: its msgpack, in the decoding budget.
+    mcl__dcost cost;
+    if (rv == MCL_OK) {
+        mcl__val_measure(*vp, &cost);
+        if (mcl__decode_check(&cost, cost.packed, why, sizeof(why)) != MCL_OK) {
+            mcl__val_free(*vp);
+            *vp = NULL;
+            return mcl__fail(MCL_EDECODE, errbuf, errlen, "json", "%llu bytes as msgpack: %s",
+                             (unsigned long long)cost.packed, why);
+        }
+    }
     if (rv == MCL_OK)
         (*vp)->root = true;
     return rv;

@@ -617,6 +617,13 @@ pack(msgpack_packer *pk, const mcl_value *v, int depth)
 mcl_err
 mcl__val_pack(msgpack_packer *pk, const mcl_value *v)
 {
+    // What nobody could decode is not packed (like nesting deeper than any decoder reads).
+    mcl__dcost cost;
+    char why[160];
+    mcl__val_measure(v, &cost);
+    if (mcl__decode_check(&cost, cost.packed, why, sizeof(why)) != MCL_OK)
+        return mcl__fail(MCL_EMSGSIZE, NULL, 0, "message", "%llu bytes of msgpack that no one "
+                         "could decode: %s", (unsigned long long)cost.packed, why);
     int pr = pack(pk, v, 0);
     if (pr == 0)
         return MCL_OK;
@@ -668,13 +675,16 @@ encode_value(const mcl_value *v, void **bufp, size_t *lenp)
 
 // --- msgpack decoding ------------------------------------------------------------------------
 
-enum { MAX_DEPTH = MCL__MAX_NESTING, RESERVE_MAX = 64 };
+enum { MAX_DEPTH = MCL__MAX_NESTING };
 
-// A decoder straight from the bytes into a value tree: every length is checked against what
-// remains before it is used, a container's count must be plausible (each element takes at
-// least one byte) before anything is allocated for it, at most 64 elements are reserved ahead,
-// and nesting is bounded, so a 6-byte datagram cannot make it reserve gigabytes or recurse
-// without end.
+// A decoder straight from the bytes into a value tree, in two passes. The first (mp_scan)
+// walks the bytes without allocating: every length is checked against what remains, a
+// container's count must be plausible (each element takes at least one byte), nesting is
+// bounded, map keys are strings or binary without NUL, and the values are counted and what
+// their tree will cost (mcl__val_cost) is added up; a payload with more than
+// MCL_DECODE_MAX_VALUES values, or needing more than its budget (mcl__decode_budget: 8 bytes of
+// memory per byte of payload, plus 16 MiB), is refused before anything is allocated. The second
+// (mp_value) builds the tree, reserving every container exactly, so it costs what was counted.
 typedef struct mp_in {
     const uint8_t *p;
     size_t len, off;
@@ -704,6 +714,8 @@ mp_uint(mp_in *in, unsigned bytes, uint64_t *v)
 }
 
 static mcl_err mp_value(mp_in *in, mcl_value **out, int depth);
+
+
 
 static mcl_value *
 mp_int_value(bool is_u, uint64_t u, int64_t i)
@@ -763,6 +775,92 @@ mp_strlen(mp_in *in, uint8_t c, uint64_t *n, bool *bin, bool *ok)
     }
 }
 
+// The first pass (above). On MCL_EDECODE, why says what is wrong when it is the budget.
+// clang-format off
+static mcl_err
+mp_scan(const uint8_t *p, size_t len, mcl__dcost *cost, char *why, size_t whylen)
+{
+    uint64_t pending[MAX_DEPTH + 1]; // elements still to read at each level (maps: entries)
+    bool inmap[MAX_DEPTH + 1];
+    uint64_t budget = mcl__decode_budget(len);
+    mp_in in = {p, len, 0};
+    int level = 0;
+    *cost = (mcl__dcost){0, 0, 0};
+    pending[0] = 1;
+    inmap[0] = false;
+    while (level >= 0) {
+        if (pending[level] == 0) {
+            level--;
+            continue;
+        }
+        pending[level]--;
+        const uint8_t *q;
+        uint64_t n = 0;
+        bool bin, ok;
+        if (inmap[level]) { // a key: a string or binary without NUL
+            const uint8_t *key;
+            if (!mp_take(&in, 1, &q) || !mp_strlen(&in, *q, &n, &bin, &ok) || !ok ||
+                mp_bytes(&in, n, &key) != MCL_OK || memchr(key, 0, (size_t)n) != NULL)
+                return MCL_EDECODE;
+            cost->bytes += mcl__alloc_cost(n + 1);
+        }
+        if (!mp_take(&in, 1, &q))
+            return MCL_EDECODE;
+        uint8_t c = *q;
+        mcl_type t = MCL_TYPE_NIL;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            n = 0;
+        } else if ((c & 0xe0) == 0x80) { // fixmap, fixarray
+            t = (c & 0xf0) == 0x80 ? MCL_TYPE_MAP : MCL_TYPE_ARRAY;
+            n = c & 0x0f;
+        } else if (mp_strlen(&in, c, &n, &bin, &ok)) {
+            const uint8_t *s;
+            if (!ok || mp_bytes(&in, n, &s) != MCL_OK)
+                return MCL_EDECODE;
+            t = MCL_TYPE_STR;
+        } else {
+            unsigned skip;
+            switch (c) {
+            case 0xca: case 0xce: case 0xd2: skip = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xdc: case 0xdd:
+                t = MCL_TYPE_ARRAY;
+                skip = 0;
+                if (!mp_uint(&in, 2u << (c - 0xdc), &n))
+                    return MCL_EDECODE;
+                break;
+            case 0xde: case 0xdf:
+                t = MCL_TYPE_MAP;
+                skip = 0;
+                if (!mp_uint(&in, 2u << (c - 0xde), &n))
+                    return MCL_EDECODE;
+                break;
+            default: // extension types have no meaning here; 0xc1 is never used
+                return MCL_EDECODE;
+            }
+            if (skip > 0 && !mp_take(&in, skip, &q))
+                return MCL_EDECODE;
+        }
+        cost->values++;
+        cost->bytes += mcl__val_cost(t, n);
+        if (cost->values > MCL_DECODE_MAX_VALUES || cost->bytes > budget)
+            return mcl__decode_check(cost, len, why, whylen);
+        if (t == MCL_TYPE_ARRAY || t == MCL_TYPE_MAP) {
+            if (level >= MAX_DEPTH || n > (in.len - in.off) / (t == MCL_TYPE_MAP ? 2 : 1))
+                return MCL_EDECODE;
+            if (n > 0) {
+                level++;
+                pending[level] = n;
+                inmap[level] = t == MCL_TYPE_MAP;
+            }
+        }
+    }
+    return in.off == len ? MCL_OK : MCL_EDECODE; // (trailing bytes)
+}
+// clang-format on
+
 static mcl_err
 mp_container(mp_in *in, bool map, uint64_t count, mcl_value **out, int depth)
 {
@@ -773,10 +871,8 @@ mp_container(mp_in *in, bool map, uint64_t count, mcl_value **out, int depth)
         return MCL_ENOMEM;
     mcl_err rv = MCL_OK;
     if (count > 0) {
-        // Sized once for the usual small container; a larger one grows as its elements
-        // arrive, so that 32 nested containers each claiming the whole input cannot make it
-        // reserve 32 times the input's size before anything is read.
-        size_t want = count < RESERVE_MAX ? (size_t)count : RESERVE_MAX;
+        // Reserved exactly: mp_scan has seen every element and counted this in the budget.
+        size_t want = (size_t)count;
         if (map) {
             v->m.kv = mcl__alloc(want * sizeof(*v->m.kv));
             v->m.cap = want;
@@ -898,14 +994,20 @@ mp_value(mp_in *in, mcl_value **out, int depth)
 }
 
 mcl_err
-mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out)
+mcl__msgpack_decode(const void *buf, size_t len, mcl_value **out, char *why, size_t whylen)
 {
     *out = NULL;
+    if (whylen > 0)
+        why[0] = '\0';
     if (len == 0)
         return MCL_EDECODE;
+    mcl__dcost cost;
+    mcl_err rv = mp_scan(buf, len, &cost, why, whylen);
+    if (rv != MCL_OK)
+        return rv;
     mp_in in = {buf, len, 0};
     mcl_value *v = NULL;
-    mcl_err rv = mp_value(&in, &v, 0);
+    rv = mp_value(&in, &v, 0);
     if (rv == MCL_OK && in.off != len) { // trailing bytes
         mcl__val_free(v);
         rv = MCL_EDECODE;
@@ -913,6 +1015,24 @@ mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out)
     if (rv == MCL_OK)
         *out = v;
     return rv;
+}
+
+mcl_err
+mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out)
+{
+    char why[160];
+    return mcl__msgpack_decode(buf, len, out, why, sizeof(why));
+}
+
+// The text of a refusal: what the budget says, or that the bytes are not a valid object.
+static mcl_err
+decode_fail(char *errbuf, size_t errlen, const char *component, size_t len, const char *why)
+{
+    if (why[0] != '\0')
+        return mcl__fail(MCL_EDECODE, errbuf, errlen, component, "%zu bytes of msgpack: %s", len,
+                         why);
+    return mcl__fail(MCL_EDECODE, errbuf, errlen, component,
+                     "%zu bytes are not one msgpack object with string map keys", len);
 }
 
 mcl_err
@@ -924,10 +1044,10 @@ mcl_value_decode(mcl_value **vp, const void *buf, size_t len, char *errbuf, size
         errbuf[0] = '\0';
     if (vp == NULL || (buf == NULL && len > 0))
         return MCL_EINVAL;
-    mcl_err rv = mcl__msgpack_to_value(buf, len, vp);
+    char why[160];
+    mcl_err rv = mcl__msgpack_decode(buf, len, vp, why, sizeof(why));
     if (rv == MCL_EDECODE)
-        return mcl__fail(rv, errbuf, errlen, "value",
-                         "%zu bytes are not one msgpack object with string map keys", len);
+        return decode_fail(errbuf, errlen, "value", len, why);
     if (rv == MCL_OK)
         (*vp)->root = true;
     return rv;
@@ -944,10 +1064,10 @@ mcl_msg_decode(mcl_msg **mp, const void *buf, size_t len, const mcl_msgtype *t, 
     if (mp == NULL || (buf == NULL && len > 0))
         return MCL_EINVAL;
     mcl_value *root = NULL;
-    mcl_err rv = mcl__msgpack_to_value(buf, len, &root);
+    char why[160];
+    mcl_err rv = mcl__msgpack_decode(buf, len, &root, why, sizeof(why));
     if (rv == MCL_EDECODE)
-        return mcl__fail(rv, errbuf, errlen, "message",
-                         "%zu bytes are not one msgpack object with string map keys", len);
+        return decode_fail(errbuf, errlen, "message", len, why);
     if (rv != MCL_OK)
         return rv;
     if (root->type != MCL_TYPE_MAP) {

@@ -10,10 +10,16 @@
 // Wraps a map value as a message (takes ownership; frees it on failure).
 mcl_msg *mcl__msg_wrap(mcl_value *root);
 mcl_value *mcl__msg_root(mcl_msg *m);
-// Decodes one msgpack object (checked structurally first). MCL_EDECODE on anything malformed.
+// Decodes one msgpack object (checked structurally, and against the decoding budget, first).
+// MCL_EDECODE on anything malformed or beyond the budget; then why (NUL-terminated, whylen >
+// 0) says how the budget was exceeded, or is empty for malformed bytes.
+mcl_err mcl__msgpack_decode(const void *buf, size_t len, mcl_value **out, char *why,
+                            size_t whylen);
+// The same without the reason.
 mcl_err mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out);
 
-// Packs v (depth-checked: MCL_ERANGE beyond MCL__MAX_NESTING) with msgpack-c's packer.
+// Packs v (depth-checked: MCL_ERANGE beyond MCL__MAX_NESTING; MCL_EMSGSIZE if the decoding
+// budget would refuse what it packs to) with msgpack-c's packer.
 struct msgpack_packer;
 mcl_err mcl__val_pack(struct msgpack_packer *pk, const mcl_value *v);
 

@@ -3,6 +3,7 @@
 #include "../core/internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -706,4 +707,127 @@ mcl_err
 mcl_value_put_map(mcl_value *map, const char *key, mcl_value **child)
 {
     return put_container(map, key, MCL_TYPE_MAP, child);
+}
+
+// --- the decoding budget ---------------------------------------------------------------------
+
+uint64_t
+mcl__val_cost(mcl_type type, uint64_t n)
+{
+    uint64_t c = mcl__alloc_cost(sizeof(mcl_value));
+    switch (type) {
+    case MCL_TYPE_STR:
+    case MCL_TYPE_BIN:
+        return c + mcl__alloc_cost(n + 1);
+    case MCL_TYPE_ARRAY:
+        return n == 0 ? c : c + mcl__alloc_cost(n * sizeof(mcl_value *));
+    case MCL_TYPE_MAP:
+        if (n == 0)
+            return c;
+        c += mcl__alloc_cost(n * sizeof(mcl__kv));
+        return n > 16 ? c + mcl__alloc_cost(n * sizeof(mcl__kv *)) : c; // mcl__val_has_dup_keys
+    default:
+        return c;
+    }
+}
+
+uint64_t
+mcl__decode_budget(uint64_t len)
+{
+    if (len > (UINT64_MAX - MCL_DECODE_MEM_SLACK) / MCL_DECODE_MEM_FACTOR)
+        return UINT64_MAX;
+    return len * MCL_DECODE_MEM_FACTOR + MCL_DECODE_MEM_SLACK;
+}
+
+mcl_err
+mcl__decode_check(const mcl__dcost *c, uint64_t len, char *why, size_t whylen)
+{
+    if (c->values > MCL_DECODE_MAX_VALUES) {
+        snprintf(why, whylen, "more than %d values (MCL_DECODE_MAX_VALUES)",
+                 MCL_DECODE_MAX_VALUES);
+        return MCL_EDECODE;
+    }
+    if (c->bytes > mcl__decode_budget(len)) {
+        snprintf(why, whylen,
+                 "decoding would take more memory (%llu bytes so far) than its budget of %d x %llu "
+                 "+ %d bytes (MCL_DECODE_MEM_FACTOR, MCL_DECODE_MEM_SLACK)",
+                 (unsigned long long)c->bytes, MCL_DECODE_MEM_FACTOR, (unsigned long long)len,
+                 MCL_DECODE_MEM_SLACK);
+        return MCL_EDECODE;
+    }
+    return MCL_OK;
+}
+
+// The length of a msgpack header for a str (fix up to 31), bin (no fix form), array or map
+// (fix up to 15) of n, as msgpack-c's packer writes it.
+static uint64_t
+mp_hdr(mcl_type t, uint64_t n)
+{
+    uint64_t fix = t == MCL_TYPE_STR ? 31 : t == MCL_TYPE_BIN ? 0 : 15;
+    if (t == MCL_TYPE_BIN ? false : n <= fix)
+        return 1;
+    if ((t == MCL_TYPE_STR || t == MCL_TYPE_BIN) && n <= 0xff)
+        return 2;
+    return n <= 0xffff ? 3 : 5;
+}
+
+static uint64_t
+mp_int_len(const mcl_value *v)
+{
+    if (v->is_u || v->i >= 0) {
+        uint64_t u = v->is_u ? v->u : (uint64_t)v->i;
+        return u < 128 ? 1 : u <= 0xff ? 2 : u <= 0xffff ? 3 : u <= 0xffffffffu ? 5 : 9;
+    }
+    int64_t i = v->i;
+    return i >= -32 ? 1 : i >= -128 ? 2 : i >= -32768 ? 3 : i >= -2147483648LL ? 5 : 9;
+}
+
+static void
+measure(const mcl_value *v, mcl__dcost *c, int depth)
+{
+    c->values++;
+    if ((v->type == MCL_TYPE_ARRAY || v->type == MCL_TYPE_MAP) && depth >= MCL__MAX_NESTING)
+        return; // the encoder refuses it anyway: do not recurse into what a caller built deeper
+    switch (v->type) {
+    case MCL_TYPE_INT:
+        c->packed += mp_int_len(v);
+        c->bytes += mcl__val_cost(v->type, 0);
+        return;
+    case MCL_TYPE_FLOAT:
+        c->packed += 9; // msgpack-c packs every double as float64
+        c->bytes += mcl__val_cost(v->type, 0);
+        return;
+    case MCL_TYPE_STR:
+    case MCL_TYPE_BIN:
+        c->packed += mp_hdr(v->type, v->s.n) + v->s.n;
+        c->bytes += mcl__val_cost(v->type, v->s.n);
+        return;
+    case MCL_TYPE_ARRAY:
+        c->packed += mp_hdr(v->type, v->a.n);
+        c->bytes += mcl__val_cost(v->type, v->a.n);
+        for (size_t i = 0; i < v->a.n; i++)
+            measure(v->a.v[i], c, depth + 1);
+        return;
+    case MCL_TYPE_MAP:
+        c->packed += mp_hdr(v->type, v->m.n);
+        c->bytes += mcl__val_cost(v->type, v->m.n);
+        for (size_t i = 0; i < v->m.n; i++) {
+            c->packed += mp_hdr(MCL_TYPE_STR, v->m.kv[i].klen) + v->m.kv[i].klen;
+            c->bytes += mcl__alloc_cost(v->m.kv[i].klen + 1);
+            measure(v->m.kv[i].val, c, depth + 1);
+        }
+        return;
+    default: // nil, bool
+        c->packed += 1;
+        c->bytes += mcl__val_cost(v->type, 0);
+        return;
+    }
+}
+
+void
+mcl__val_measure(const mcl_value *v, mcl__dcost *c)
+{
+    *c = (mcl__dcost){0, 0, 0};
+    if (v != NULL)
+        measure(v, c, 0);
 }

@@ -39,6 +39,35 @@ struct mcl_value {
 // all keep to it and no message can be published that nobody could decode.
 enum { MCL__MAX_NESTING = 32 };
 
+// The decoding budget (mcl/value.h: MCL_DECODE_MAX_VALUES, MCL_DECODE_MEM_FACTOR,
+// MCL_DECODE_MEM_SLACK). What a tree costs is what the decoder allocates for it, each
+// allocation counted as glibc's malloc lays it out on 64-bit (n + 8 bytes rounded up to 16, at
+// least 32): a node per value; a string's or binary's bytes (+ NUL); an array's pointers; a
+// map's entries, each key (+ NUL), and for more than 16 entries the duplicate check's pointers.
+// Containers are reserved exactly (the count is known), so nothing is counted twice.
+typedef struct mcl__dcost {
+    uint64_t values; // every value, containers and the top included (keys are not values)
+    uint64_t bytes;  // memory, as above
+    uint64_t packed; // the msgpack encoding's length (measured trees only)
+} mcl__dcost;
+
+static inline uint64_t
+mcl__alloc_cost(uint64_t n)
+{
+    uint64_t c = n > UINT64_MAX / 2 ? UINT64_MAX / 2 : (n + 8 + 15) & ~(uint64_t)15;
+    return c < 32 ? 32 : c;
+}
+// What one value costs itself (its node and own buffer; not its children, but a container's
+// slots and a map's keys are the caller's to add): for STR/BIN n is the length, for
+// ARRAY/MAP the count.
+uint64_t mcl__val_cost(mcl_type type, uint64_t n);
+// The budget for len bytes of msgpack, saturating.
+uint64_t mcl__decode_budget(uint64_t len);
+// MCL_OK if c fits the budget of len bytes, else MCL_EDECODE with the reason in why.
+mcl_err mcl__decode_check(const mcl__dcost *c, uint64_t len, char *why, size_t whylen);
+// What decoding v's msgpack encoding would cost, and its length (c is zeroed first).
+void mcl__val_measure(const mcl_value *v, mcl__dcost *c);
+
 // Appends to a map without looking for an equal key (the caller guarantees uniqueness).
 mcl_err mcl__val_append(mcl_value *map, const char *key, size_t klen, mcl_value *child);
 // Whether a map has two equal keys (n log n).

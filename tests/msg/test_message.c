@@ -344,7 +344,7 @@ test_decode_errors(void)
         CU_ASSERT_EQUAL(rv, MCL_EDECODE);
         CU_ASSERT_PTR_NULL(m);
     }
-    // Nesting deeper than 64 levels is refused (no unbounded recursion).
+    // Nesting deeper than 32 levels is refused (no unbounded recursion).
     uint8_t deep[200];
     size_t n = 0;
     deep[n++] = 0x81;
@@ -589,9 +589,9 @@ test_big_map_decodes(void)
     char key[32];
     for (int i = 0; i < 60000; i++) {
         snprintf(key, sizeof(key), "k%d", i);
-        mcl_value *iv = mcl__val_new(MCL_TYPE_INT);
+        mcl_value *iv = mcl__val_new(MCL_TYPE_FLOAT); // (small ints: beyond the budget)
         CU_ASSERT_PTR_NOT_NULL_FATAL(iv);
-        iv->i = i;
+        iv->d = i;
         MCLT_OK(mcl__val_append(mcl__msg_root_for_test(m), key, strlen(key), iv));
     }
     void *buf;
@@ -601,12 +601,251 @@ test_big_map_decodes(void)
     int64_t t0 = mclt_now_ms();
     MCLT_OK(mcl_msg_decode(&d, buf, len, NULL, NULL, 0));
     fprintf(stderr, "(%lld ms) ", (long long)(mclt_now_ms() - t0));
-    int64_t v;
-    MCLT_OK(mcl_msg_get_int(d, "k59999", &v));
+    double v;
+    MCLT_OK(mcl_msg_get_double(d, "k59999", &v));
     CU_ASSERT_EQUAL(v, 59999);
     CU_ASSERT_EQUAL(mcl_value_count(mcl_msg_fields(d)), 60001);
     mcl_free(buf);
     mcl_msg_free(d);
+    mcl_msg_free(m);
+}
+
+
+// --- bounded decoding (issue 18) -------------------------------------------------------------
+
+// The process's peak resident memory since the last peak_reset(), in bytes above what was
+// resident then; -1 where Linux cannot reset the peak (then the memory checks are skipped).
+static long long rss_base = -1;
+
+static long long
+status_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    long long kb = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            kb = strtoll(line + n + 1, NULL, 10);
+    fclose(f);
+    return kb;
+}
+
+static void
+peak_reset(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    rss_base = -1;
+    if (f == NULL)
+        return;
+    bool ok = fputs("5", f) >= 0; // 5: reset the peak resident set size (VmHWM) to now
+    ok = fclose(f) == 0 && ok;
+    if (ok)
+        rss_base = status_kb("VmRSS");
+}
+
+static long long
+peak_growth(void)
+{
+    long long hwm = status_kb("VmHWM");
+    return rss_base < 0 || hwm < 0 ? -1 : (hwm - rss_base) * 1024;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_SLOP 4 // ASan's redzones and quarantine: real memory is a few times glibc's
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEM_SLOP 4
+#endif
+#endif
+#ifndef MEM_SLOP
+#define MEM_SLOP 1
+#endif
+
+// A message {"name": "Nil", "data": [n elements, each the `elem` bytes]} in msgpack.
+static uint8_t *
+array_msg(uint32_t n, const uint8_t *elem, size_t elen, size_t *lenp)
+{
+    static const uint8_t head[] = {0x82, 0xa4, 'n', 'a', 'm', 'e', 0xa3, 'N', 'i', 'l',
+                                   0xa4, 'd', 'a', 't', 'a', 0xdd};
+    size_t len = sizeof(head) + 4 + (size_t)n * elen;
+    uint8_t *b = malloc(len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    memcpy(b, head, sizeof(head));
+    mcl__put_be32(b + sizeof(head), n);
+    for (size_t i = 0; i < n; i++)
+        memcpy(b + sizeof(head) + 4 + i * elen, elem, elen);
+    *lenp = len;
+    return b;
+}
+
+static void
+test_decode_budget_nil_array(void)
+{
+    // 4 MiB of nils: a valid message whose tree would take 56 bytes per byte (~235 MB) is
+    // refused, before anything is allocated, with a text that names the budget.
+    static const uint8_t nil = 0xc0;
+    size_t len;
+    uint8_t *b = array_msg(4u << 20, &nil, 1, &len);
+    mcl_msg *m = NULL;
+    char err[256] = "";
+    peak_reset();
+    mcl__alloc_fail_after(0); // the decoder's first allocation would fail: it makes none
+    mcl_err rv = mcl_msg_decode(&m, b, len, NULL, err, sizeof(err));
+    mcl__alloc_fail_after(-1);
+    CU_ASSERT_EQUAL(rv, MCL_EDECODE);
+    CU_ASSERT_PTR_NULL(m);
+    mcl_msg_free(m);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "budget of 8 x"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "MCL_DECODE_MEM_FACTOR"));
+    mcl_value *v = NULL;
+    peak_reset();
+    rv = mcl_value_decode(&v, b, len, err, sizeof(err));
+    long long grew = peak_growth();
+    CU_ASSERT_EQUAL(rv, MCL_EDECODE);
+    mcl_value_free(v);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "budget"));
+    if (grew >= 0) {
+        fprintf(stderr, "(peak +%lld KiB) ", grew / 1024);
+        CU_ASSERT(grew < 8 << 20);
+    }
+    free(b);
+
+    // What the budget allows: 200,000 nils (56 B each: 11.2 MB, under 8 x 200 KB + 16 MiB)
+    // decode; 400,000 (22.4 MB, over 8 x 400 KB + 16 MiB) do not.
+    b = array_msg(200000, &nil, 1, &len);
+    MCLT_OK(mcl_msg_decode(&m, b, len, NULL, err, sizeof(err)));
+    CU_ASSERT_EQUAL(mcl_value_count(mcl_msg_get(m, "data")), 200000);
+    mcl_msg_free(m);
+    free(b);
+    b = array_msg(400000, &nil, 1, &len);
+    MCLT_ERR(mcl_msg_decode(&m, b, len, NULL, err, sizeof(err)), MCL_EDECODE);
+    free(b);
+
+    // ... and the encoder will not make what no one can decode.
+    MCLT_OK(mcl_msg_new(&m, NULL));
+    mcl_value *arr;
+    MCLT_OK(mcl_msg_set_array(m, "data", &arr));
+    for (int i = 0; i < 400000; i++)
+        MCLT_OK(mcl_value_push_nil(arr));
+    void *enc = (void *)1;
+    MCLT_ERR(mcl_msg_encode(m, &enc, &len), MCL_EMSGSIZE);
+    CU_ASSERT_PTR_NULL(enc);
+    mcl_msg_free(m);
+}
+
+static void
+test_decode_budget_legal_payload(void)
+{
+    // 2 MiB of doubles (233,016 of them, 9 bytes each, 56 B of tree each: 6.2x) decode, and
+    // the peak memory stays in the budget (ASan's allocator gets some slop).
+    uint8_t dbl[9] = {0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0}; // 1.5
+    size_t len;
+    uint8_t *b = array_msg((2u << 20) / 9, dbl, sizeof(dbl), &len);
+    mcl_msg *m = NULL;
+    char err[256] = "";
+    peak_reset();
+    mcl_err rv = mcl_msg_decode(&m, b, len, NULL, err, sizeof(err));
+    long long grew = peak_growth();
+    MCLT_OK(rv);
+    const mcl_value *data = mcl_msg_get(m, "data");
+    CU_ASSERT_EQUAL(mcl_value_count(data), (2u << 20) / 9);
+    double d = 0;
+    MCLT_OK(mcl_value_get_double(mcl_value_item(data, 1000), &d));
+    CU_ASSERT_EQUAL(d, 1.5);
+    // The accounting says what the tree takes, within its budget.
+    mcl__dcost c;
+    mcl__val_measure(mcl_msg_fields(m), &c);
+    CU_ASSERT_EQUAL(c.packed, len);
+    CU_ASSERT(c.bytes <= mcl__decode_budget(len));
+    CU_ASSERT(c.bytes >= 56ull * ((2u << 20) / 9));
+    if (grew >= 0) {
+        fprintf(stderr, "(peak +%lld KiB, counted %llu KiB) ", grew / 1024,
+                (unsigned long long)c.bytes / 1024);
+        CU_ASSERT(grew <= (long long)mcl__decode_budget(len) * MEM_SLOP);
+    }
+    // It encodes back to the same bytes.
+    void *enc;
+    size_t elen;
+    MCLT_OK(mcl_msg_encode(m, &enc, &elen));
+    CU_ASSERT(elen == len && memcmp(enc, b, len) == 0);
+    mcl_free(enc);
+    mcl_msg_free(m);
+    free(b);
+}
+
+static void
+test_decode_value_cap(void)
+{
+    // Doubles are within the memory budget; the count of values is capped anyway: the top map,
+    // "name", its string, "data", and MCL_DECODE_MAX_VALUES - 3 doubles is one too many.
+    uint8_t dbl[9] = {0xcb, 0x40, 0, 0, 0, 0, 0, 0, 0}; // 2.0
+    uint32_t most = MCL_DECODE_MAX_VALUES - 3; // the top, "Nil" and the array are values too
+    size_t len;
+    uint8_t *b = array_msg(most + 1, dbl, sizeof(dbl), &len);
+    mcl_msg *m = NULL;
+    char err[256] = "";
+    mcl__alloc_fail_after(0);
+    mcl_err rv = mcl_msg_decode(&m, b, len, NULL, err, sizeof(err));
+    mcl__alloc_fail_after(-1);
+    CU_ASSERT_EQUAL(rv, MCL_EDECODE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "more than 1048576 values"));
+    free(b);
+    b = array_msg(most, dbl, sizeof(dbl), &len);
+    MCLT_OK(mcl_msg_decode(&m, b, len, NULL, err, sizeof(err)));
+    CU_ASSERT_EQUAL(mcl_value_count(mcl_msg_get(m, "data")), most);
+    // One more value cannot be encoded either.
+    mcl_value *data = (mcl_value *)(uintptr_t)mcl_msg_get(m, "data");
+    MCLT_OK(mcl_value_push_double(data, 1.0));
+    void *enc = NULL;
+    MCLT_ERR(mcl_msg_encode(m, &enc, &len), MCL_EMSGSIZE);
+    mcl_msg_free(m);
+    free(b);
+}
+
+static void
+test_json_bomb_bounded(void)
+{
+    // 2 million nulls (10 MB of text): refused by counting, before jansson builds anything.
+    size_t n = 2000000;
+    size_t len = 6 + 5 * n + 1; // {"a":[null,...,null]}
+    char *t = malloc(len + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    memcpy(t, "{\"a\":[", 6);
+    for (size_t i = 0; i < n; i++)
+        memcpy(t + 6 + 5 * i, "null,", 5);
+    memcpy(t + len - 2, "]}", 3);
+    mcl_msg *m = NULL;
+    char err[256] = "";
+    peak_reset();
+    mcl_err rv = mcl_msg_from_json(&m, t, len, err, sizeof(err));
+    long long grew = peak_growth();
+    CU_ASSERT_EQUAL(rv, MCL_EDECODE);
+    CU_ASSERT_PTR_NULL(m);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "more than 1048576 values"));
+    if (grew >= 0) {
+        fprintf(stderr, "(peak +%lld KiB) ", grew / 1024);
+        CU_ASSERT(grew < 8 << 20);
+    }
+    // Under the cap but over the budget: 400,000 zeros read as a tree of 22.4 MB, more than
+    // their msgpack's budget (8 x 400 KB + 16 MiB): refused too, as a receiver would.
+    n = 400000;
+    len = 6 + 2 * n + 1; // {"a":[0,0,...,0]}
+    for (size_t i = 0; i < n; i++)
+        memcpy(t + 6 + 2 * i, "0,", 2);
+    memcpy(t + len - 2, "]}", 3);
+    MCLT_ERR(mcl_msg_from_json(&m, t, len, err, sizeof(err)), MCL_EDECODE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "budget"));
+    free(t);
+    // Tagged values count once: a JSON message is read as the values it holds.
+    static const char tagged[] = "{\"b\":{\"$bin\":\"AAE=\"},\"m\":{\"$map\":{\"$uint\":1}},"
+                                 "\"u\":{\"$uint\":\"18446744073709551615\"}}";
+    MCLT_OK(mcl_msg_from_json(&m, tagged, strlen(tagged), err, sizeof(err)));
+    mcl__dcost c;
+    mcl__val_measure(mcl_msg_fields(m), &c);
+    CU_ASSERT_EQUAL(c.values, 5); // the map, the bin, the map in $map, its 1, the uint
     mcl_msg_free(m);
 }
 
@@ -624,5 +863,9 @@ static CU_TestInfo tests[] = {
     {"json_roundtrip_and_tags", test_json_roundtrip_and_tags},
     {"json_errors", test_json_errors},
     {"json_keys_not_utf8", test_json_keys_not_utf8},
+    {"decode_budget_nil_array", test_decode_budget_nil_array},
+    {"decode_budget_legal_payload", test_decode_budget_legal_payload},
+    {"decode_value_cap", test_decode_value_cap},
+    {"json_bomb_bounded", test_json_bomb_bounded},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("msg_message", NULL, NULL, tests);
