@@ -101,6 +101,10 @@ typedef struct mcl_broadcaster_stats {
                                  CURVE on one side only); each is also logged. */
     uint64_t heartbeats;    /**< heartbeats sent (connection option heartbeat=; not counted in
                                  `datagrams`). @since 0.3 */
+    uint64_t peers_dropped; /**< zmq: subscribers disconnected by the broadcaster (one that
+                                 took nothing for `stall` ms while a lossless publish waited,
+                                 or whose subscriptions passed the cap); each is also logged.
+                                 As last seen, like `subscribers`. @since 0.3 */
 } mcl_broadcaster_stats;
 
 /**
@@ -262,6 +266,17 @@ typedef struct mcl_listener_stats {
     uint64_t heartbeats;    /**< heartbeats received (never delivered as messages). @since 0.3 */
     uint64_t lost_at_end;   /**< of `lost`: messages a heartbeat said were sent that never came
                                  (loss after a publisher's last received message). @since 0.3 */
+    uint64_t auth_rejected; /**< datagrams dropped because they failed authentication: no
+                                 trailer on a listener with `key=`, an unknown key, a wrong tag,
+                                 or encrypted for a listener without the key (docs/security.md).
+                                 @since 0.4 */
+    uint64_t replayed;      /**< authenticated datagrams dropped as replays: seen before, older
+                                 than the signer's window, or stamped more than `skew` away
+                                 from this host's clock. @since 0.4 */
+    uint64_t suspect;       /**< datagrams dropped as probably forged by the sequence tracking,
+                                 with or without keys: a publisher id from another address than
+                                 its own, or fragments contradicting a message that completed
+                                 (docs/security.md). @since 0.4 */
 } mcl_listener_stats;
 
 /** Per-publisher counters, as seen by one listener. Fields are only ever appended. */

@@ -94,4 +94,13 @@ bool mcl__b64_decode(const char *s, size_t slen, uint8_t **out, size_t *outlen);
 // A random 64-bit value from the kernel (getrandom), never 0.
 mcl_err mcl__random_u64(uint64_t *out);
 
+// Reads a small file that came from a user (key files and the like), bounded: only a regular
+// file (a FIFO, device or directory is refused without blocking: opened O_NONBLOCK and checked
+// with fstat), at most `max` bytes (a larger one is refused, MCL_EMSGSIZE), never following it
+// past what fstat said. On success *out is a NUL-terminated buffer (mcl__free) of *len bytes.
+// On failure *why is a static text for the message (e.g. "not a regular file") and the error is
+// MCL_ENOENT, MCL_EMSGSIZE, MCL_EINVAL (not a regular file) or a system error.
+mcl_err mcl__read_small_file(const char *path, size_t max, char **out, size_t *len,
+                             const char **why);
+
 #endif

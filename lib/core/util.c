@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static atomic_long alloc_fail_countdown = -1;
 
@@ -245,6 +248,60 @@ mcl__random_u64(uint64_t *out)
         }
     } while (v == 0);
     *out = v;
+    return MCL_OK;
+}
+
+// --- small files ---------------------------------------------------------------------------
+
+mcl_err
+mcl__read_small_file(const char *path, size_t max, char **out, size_t *len, const char **why)
+{
+    *out = NULL;
+    *len = 0;
+    *why = "";
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        *why = strerror(e);
+        return e == ENOENT ? MCL_ENOENT : e == EACCES ? MCL_EPERM : mcl__sys_err(e);
+    }
+    struct stat sb;
+    mcl_err rv = MCL_OK;
+    if (fstat(fd, &sb) != 0) {
+        *why = strerror(errno);
+        rv = mcl__sys_err(errno);
+    } else if (!S_ISREG(sb.st_mode)) {
+        *why = S_ISDIR(sb.st_mode) ? "a directory, not a regular file" : "not a regular file";
+        rv = MCL_EINVAL;
+    } else if ((uint64_t)sb.st_size > max) {
+        *why = "too large for a key file";
+        rv = MCL_EMSGSIZE;
+    }
+    char *buf = NULL;
+    size_t got = 0;
+    if (rv == MCL_OK && (buf = mcl__alloc((size_t)sb.st_size + 1)) == NULL)
+        rv = MCL_ENOMEM;
+    while (rv == MCL_OK && got < (size_t)sb.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            *why = strerror(errno);
+            rv = mcl__sys_err(errno);
+        } else if (n == 0) {
+            break; // shrank meanwhile: what is there
+        } else {
+            got += (size_t)n;
+        }
+    }
+    close(fd);
+    if (rv != MCL_OK) {
+        mcl__free(buf);
+        return rv;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
     return MCL_OK;
 }
 

@@ -91,6 +91,7 @@ typedef struct mcl__tx_limits {
 typedef struct mcl__tx_info {
     int64_t subscribers;    // MCL__TP_SUBCOUNT: listeners subscribed now
     uint64_t auth_failures; // failed handshakes since open (wrong or missing keys)
+    uint64_t peers_dropped; // subscribers the transport disconnected since open (zmq)
 } mcl__tx_info;
 
 typedef struct mcl__rx_opened {

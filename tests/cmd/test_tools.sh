@@ -221,6 +221,10 @@ check "zmq epgm refused" status_is 2 "$pub" -u "zmq+epgm://127.0.0.1;239.1.1.1:5
 check "zmq epgm message" err_says "not supported"
 check "udp-only option on zmq" status_is 2 "$dump" -u "zmq+tcp://127.0.0.1:1?ttl=0" -n 1
 check "udp-only option message" err_says "applies to udp:// connections only"
+check "zmq unresolvable host" status_is 1 timeout 5 "$dump" -u 'zmq+tcp://no-such-host.invalid:5555' -n 1
+check "zmq unresolvable host says" err_says "cannot resolve host 'no-such-host.invalid'"
+check "zmq key file /dev/zero fails fast" status_is 1 timeout 1 "$pub" -u 'zmq+tcp://127.0.0.1:0?curve=/dev/zero' hi
+check "zmq key file /dev/zero says" err_says "/dev/zero: not a regular file"
 
 # CURVE through the tools: mcl-keygen's files, a right key and a wrong one.
 keygen=$bin/mcl-keygen
@@ -295,6 +299,12 @@ fi
 # mcl-bridge usage errors (the two-island test is tests/cmd/test_bridge.sh).
 check "bridge one side" status_is 2 "$bin/mcl-bridge" "$u8"
 check "bridge one side says" err_says "give two sides"
+
+# A valid message of 4 Mi nils (a Python MCL text log) is beyond the decoding budget: mcl-dump
+# says so and shows it raw, its peak memory bounded (the old decoder took over 300 MB).
+python3 -c 'import sys; n=4<<20; p=b"\x81\xa1a\xdd"+n.to_bytes(4,"big")+b"\xc0"*n; sys.stdout.write("#\n 0.0 \x27t\x27 %s\n" % p.hex())' >"$tmp/nils.log"
+check "dump nil bomb memory" status_is 0 python3 -c 'import resource as r,subprocess as s,sys; s.run(sys.argv[1:],stdout=s.DEVNULL); m=r.getrusage(r.RUSAGE_CHILDREN).ru_maxrss; print("peak KiB", m, file=sys.stderr); sys.exit(m > 200000)' "$dump" -f "$tmp/nils.log" --json
+check "dump nil bomb says" err_says "is undecodable, shown raw: .*budget of 8 x"
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

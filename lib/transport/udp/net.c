@@ -179,7 +179,11 @@ mcl__udp_open_send(const struct mcl_connection *c, int *fdp)
     if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
         int e = errno;
         rv = mcl__fail(mcl__sys_err(e), NULL, 0, "udp", "%s: connect: %s%s", c->url, strerror(e),
-                       e == ENETUNREACH ? " (no multicast route: give iface=)" : "");
+                       e != ENETUNREACH ? ""
+                       : ii.index == 0  ? " (no multicast route: give iface=)"
+                                        : " (no route to the group on that interface: it may be "
+                                          "down, or have no multicast route for the group's "
+                                          "family)");
         goto fail;
     }
     *fdp = fd;

@@ -14,6 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+// Key files are small: a key pair file is two lines; a client list of 1 MiB holds about 15,000
+// keys.
+#define KEYFILE_MAX ((size_t)64 << 10)
+#define CLIENTS_FILE_MAX ((size_t)1 << 20)
+
 // Handshake failures that mean a key problem (a connection closed before its handshake, e.g.
 // a port scan, is HANDSHAKE_FAILED_NO_DETAIL and is not one).
 enum { MON_EVENTS = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH };
@@ -74,73 +79,6 @@ z85_key_ok(const char *k)
     return strlen(k) == 40 && zmq_z85_decode(bin, k) != NULL;
 }
 
-// Opens a key file for reading; the error names the URL, the kind of file and the reason.
-static mcl_err
-open_key_file(const char *url, const char *what, const char *path, FILE **fp)
-{
-    *fp = fopen(path, "r");
-    if (*fp != NULL)
-        return MCL_OK;
-    int e = errno;
-    return mcl__fail(e == ENOENT ? MCL_ENOENT : mcl__sys_err(e), NULL, 0, "zmq", "%s: %s %s: %s",
-                     url, what, path, strerror(e));
-}
-
-// Reads "public = KEY" and (when sec is not NULL) "secret = KEY" from a key file written by
-// mcl-keygen. Lines starting with '#' and blank lines are ignored.
-static mcl_err
-read_key_file(const char *url, const char *path, char pub[41], char sec[41])
-{
-    FILE *f;
-    mcl_err orv = open_key_file(url, "key file", path, &f);
-    if (orv != MCL_OK)
-        return orv;
-    char line[256];
-    pub[0] = '\0';
-    if (sec != NULL)
-        sec[0] = '\0';
-    unsigned lineno = 0;
-    mcl_err rv = MCL_OK;
-    while (rv == MCL_OK && fgets(line, sizeof(line), f) != NULL) {
-        lineno++;
-        char *p = line;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p == '#' || *p == '\n' || *p == '\0')
-            continue;
-        char key[16], val[64];
-        if (sscanf(p, "%15[a-z] = %63s", key, val) != 2 || !z85_key_ok(val)) {
-            rv = mcl__fail(MCL_EAUTH, NULL, 0, "zmq",
-                           "%s: key file %s line %u: expected 'public = KEY' or "
-                           "'secret = KEY' with a 40-character Z85 key",
-                           url, path, lineno);
-        } else if (strcmp(key, "public") == 0) {
-            memcpy(pub, val, 41);
-        } else if (strcmp(key, "secret") == 0) {
-            if (sec != NULL)
-                memcpy(sec, val, 41);
-        }
-    }
-    fclose(f);
-    if (rv != MCL_OK)
-        return rv;
-    if (pub[0] == '\0' || (sec != NULL && sec[0] == '\0'))
-        return mcl__fail(MCL_EAUTH, NULL, 0, "zmq", "%s: key file %s has no %s key", url, path,
-                         pub[0] == '\0' ? "public" : "secret");
-    return MCL_OK;
-}
-
-mcl_err
-mcl__zmq_keypair(char pub[41], char sec[41])
-{
-    if (zmq_curve_keypair(pub, sec) != 0) {
-        int e = errno;
-        return mcl__fail(e == ENOTSUP ? MCL_ENOTSUP : mcl__sys_err(e), NULL, 0, "zmq",
-                         "zmq_curve_keypair: %s", zmq_strerror(e));
-    }
-    return MCL_OK;
-}
-
 // A key written as 64 hex digits (Z85 text uses characters that URLs reserve, such as & and ?).
 static bool
 hex_key_to_z85(const char *hex, char z85[41])
@@ -156,6 +94,157 @@ hex_key_to_z85(const char *hex, char z85[41])
         bin[i] = (uint8_t)v;
     }
     return zmq_z85_encode(z85, bin, 32) != NULL;
+}
+
+// Reads a key file the URL names, bounded (a regular file of at most max bytes: /dev/zero or
+// a FIFO is refused at once, nothing blocks), and parses it. The error names the URL, the kind
+// of file, the path and the reason (the line at fault for a parse error).
+static mcl_err
+load_keys(const char *url, const char *what, const char *path, int kind, size_t max,
+          mcl__zkeys *k)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    const char *why = "";
+    memset(k, 0, sizeof(*k));
+    mcl_err rv = mcl__read_small_file(path, max, &buf, &len, &why);
+    if (rv != MCL_OK)
+        return mcl__fail(rv, NULL, 0, "zmq", "%s: %s %s: %s", url, what, path,
+                         rv == MCL_ENOMEM ? "out of memory" : why);
+    rv = mcl__zmq_parse_keys(buf, len, kind, k);
+    mcl__free(buf);
+    if (rv == MCL_ENOMEM)
+        return rv;
+    if (rv != MCL_OK && k->line > 0)
+        return mcl__fail(rv, NULL, 0, "zmq", "%s: %s %s line %u: %s", url, what, path, k->line,
+                         k->why);
+    if (rv != MCL_OK)
+        return mcl__fail(rv, NULL, 0, "zmq", "%s: %s %s: %s", url, what, path, k->why);
+    return MCL_OK;
+}
+
+// One line of a key file, NUL-terminated in out (false: longer than the buffer).
+static bool
+next_line(const char *buf, size_t len, size_t *pos, char *out, size_t outlen)
+{
+    size_t s = *pos, e = s;
+    while (e < len && buf[e] != '\n')
+        e++;
+    *pos = e < len ? e + 1 : e;
+    size_t n = e - s;
+    if (n > 0 && buf[s + n - 1] == '\r')
+        n--;
+    if (n >= outlen)
+        return false;
+    memcpy(out, buf + s, n);
+    out[n] = '\0';
+    return true;
+}
+
+mcl_err
+mcl__zmq_parse_keys(const char *buf, size_t len, int kind, mcl__zkeys *k)
+{
+    bool clients = kind == MCL__ZKEYS_CLIENTS;
+    memset(k, 0, sizeof(*k));
+    k->why = "";
+    char line[256];
+    size_t pos = 0, cap = 0;
+    unsigned lineno = 0;
+    while (pos < len) {
+        lineno++;
+        if (!next_line(buf, len, &pos, line, sizeof(line))) {
+            k->line = lineno;
+            k->why = "line longer than 255 bytes";
+            goto fail;
+        }
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\0')
+            continue;
+        if (!clients) {
+            char key[16], val[64];
+            if (sscanf(p, "%15[a-z] = %63s", key, val) != 2 || !z85_key_ok(val)) {
+                k->line = lineno;
+                k->why = "expected 'public = KEY' or 'secret = KEY' with a 40-character Z85 key";
+                goto fail;
+            }
+            if (strcmp(key, "public") == 0)
+                memcpy(k->pub, val, 41);
+            else if (strcmp(key, "secret") == 0)
+                memcpy(k->sec, val, 41);
+            continue;
+        }
+        char val[80] = "", z85[41];
+        uint8_t bin[32];
+        if (sscanf(p, "public = %79s", val) != 1)
+            (void)sscanf(p, "%79s", val);
+        bool ok = (strlen(val) == 40 && zmq_z85_decode(bin, val) != NULL) ||
+                  (hex_key_to_z85(val, z85) && zmq_z85_decode(bin, z85) != NULL);
+        if (!ok) {
+            k->line = lineno;
+            k->why = "not a public key (Z85, 'public = Z85' or 64 hex digits)";
+            goto fail;
+        }
+        if (k->nkeys == cap) {
+            cap = cap ? cap * 2 : 8;
+            uint8_t(*nk)[32] = mcl__realloc(k->keys, cap * sizeof(*k->keys));
+            if (nk == NULL) {
+                mcl__zmq_keys_fini(k);
+                return MCL_ENOMEM;
+            }
+            k->keys = nk;
+        }
+        memcpy(k->keys[k->nkeys++], bin, 32);
+    }
+    if (!clients && (k->pub[0] == '\0' || (kind == MCL__ZKEYS_PAIR && k->sec[0] == '\0'))) {
+        k->why = k->pub[0] == '\0' ? "no public key" : "no secret key";
+        goto fail;
+    }
+    return MCL_OK;
+fail:;
+    unsigned l = k->line;
+    const char *w = k->why;
+    mcl__zmq_keys_fini(k);
+    k->line = l;
+    k->why = w;
+    return MCL_EAUTH;
+}
+
+void
+mcl__zmq_keys_fini(mcl__zkeys *k)
+{
+    mcl__free(k->keys);
+    memset(k, 0, sizeof(*k));
+    k->why = "";
+}
+
+// Reads "public = KEY" and (when sec is not NULL) "secret = KEY" from a key file written by
+// mcl-keygen. Lines starting with '#' and blank lines are ignored.
+static mcl_err
+read_key_file(const char *url, const char *path, char pub[41], char sec[41])
+{
+    mcl__zkeys k;
+    mcl_err rv = load_keys(url, "key file", path, sec != NULL ? MCL__ZKEYS_PAIR : MCL__ZKEYS_PUBLIC,
+                           KEYFILE_MAX, &k);
+    if (rv == MCL_OK) {
+        memcpy(pub, k.pub, 41);
+        if (sec != NULL)
+            memcpy(sec, k.sec, 41);
+    }
+    mcl__zmq_keys_fini(&k);
+    return rv;
+}
+
+mcl_err
+mcl__zmq_keypair(char pub[41], char sec[41])
+{
+    if (zmq_curve_keypair(pub, sec) != 0) {
+        int e = errno;
+        return mcl__fail(e == ENOTSUP ? MCL_ENOTSUP : mcl__sys_err(e), NULL, 0, "zmq",
+                         "zmq_curve_keypair: %s", zmq_strerror(e));
+    }
+    return MCL_OK;
 }
 
 static int
@@ -209,57 +298,10 @@ fail:;
 static mcl_err
 read_client_keys(const char *url, const char *path, uint8_t (**keys)[32], size_t *n)
 {
-    *keys = NULL;
-    *n = 0;
-    FILE *f;
-    mcl_err orv = open_key_file(url, "client key file", path, &f);
-    if (orv != MCL_OK)
-        return orv;
-    char line[256];
-    unsigned lineno = 0;
-    size_t cap = 0;
-    mcl_err rv = MCL_OK;
-    while (rv == MCL_OK && fgets(line, sizeof(line), f) != NULL) {
-        lineno++;
-        char *p = line;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        p[strcspn(p, "\r\n")] = '\0';
-        if (*p == '#' || *p == '\0')
-            continue;
-        char val[80] = "", z85[41];
-        uint8_t bin[32];
-        if (sscanf(p, "public = %79s", val) != 1)
-            sscanf(p, "%79s", val);
-        bool ok = false;
-        if (strlen(val) == 40 && zmq_z85_decode(bin, val) != NULL)
-            ok = true;
-        else if (hex_key_to_z85(val, z85) && zmq_z85_decode(bin, z85) != NULL)
-            ok = true;
-        if (!ok) {
-            rv = mcl__fail(MCL_EAUTH, NULL, 0, "zmq",
-                           "%s: client key file %s line %u: not a public key (Z85, 'public = "
-                           "Z85' or 64 hex digits)",
-                           url, path, lineno);
-            break;
-        }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            uint8_t(*nk)[32] = mcl__realloc(*keys, cap * sizeof(**keys));
-            if (nk == NULL) {
-                rv = MCL_ENOMEM;
-                break;
-            }
-            *keys = nk;
-        }
-        memcpy((*keys)[(*n)++], bin, 32);
-    }
-    fclose(f);
-    if (rv != MCL_OK) {
-        mcl__free(*keys);
-        *keys = NULL;
-        *n = 0;
-    }
+    mcl__zkeys k;
+    mcl_err rv = load_keys(url, "client key file", path, MCL__ZKEYS_CLIENTS, CLIENTS_FILE_MAX, &k);
+    *keys = k.keys; // NULL on failure
+    *n = k.nkeys;
     return rv;
 }
 
@@ -490,10 +532,20 @@ mcl__zmq_monitor_read(mcl__zsock *z, char *line, size_t len)
                               : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
                                   ? "wrong CURVE key"
                                   : "protocol error (CURVE on one side only, or a wrong key)";
-            snprintf(line, len,
-                     "%s: handshake with %s failed: %s (0x%x; %llu more in the last second)",
-                     z->url, peer[0] ? peer : "a peer", why, (unsigned)value,
-                     (unsigned long long)z->log_skipped);
+            // libzmq 4.3's event names the endpoint: for a socket that binds that is our own
+            // address (the peer's is not told), for one that connects the server's.
+            if (z->bound)
+                snprintf(line, len,
+                         "%s: handshake with a peer on %s failed: %s (0x%x; %llu more in the "
+                         "last second)",
+                         z->url, peer[0] ? peer : "this endpoint", why, (unsigned)value,
+                         (unsigned long long)z->log_skipped);
+            else
+                snprintf(line, len,
+                         "%s: handshake with the server at %s failed: %s (0x%x; %llu more in "
+                         "the last second)",
+                         z->url, peer[0] ? peer : "this endpoint", why, (unsigned)value,
+                         (unsigned long long)z->log_skipped);
             z->log_skipped = 0;
         }
     }

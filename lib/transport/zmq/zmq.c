@@ -5,11 +5,25 @@
 
 #include "../../core/internal.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#ifndef ZMQ_METADATA
+#define ZMQ_METADATA 95 // libzmq 4.3 takes it, though its header lists it as a draft
+#endif
 
 // A listener also subscribes "\xff\xff\xff\xff\0" + 8 random bytes (its "hello"); the
 // broadcaster counts these to know how many listeners are connected and subscribed. The hello
@@ -18,7 +32,25 @@
 // broadcaster sees a listener's hello, that listener's topics are in place too. A frame could
 // match it only with the topic "\xff\xff\xff\xff" and a TSEQ equal to the 8 random bytes, and
 // even then the listener's exact topic check drops it.
+//
+// The same 8 bytes travel in the connection's ZMTP handshake (metadata HELLO_PROP, 16 hex
+// digits), which libzmq attaches to every subscription notice of that connection. The
+// broadcaster counts a hello only when the two agree, and each id once: a connection has one
+// handshake, so one connection counts at most one listener, however many hellos it
+// subscribes, and a plain subscription (or a copied hello) counts nothing. Without CURVE this
+// is no authentication: a program that imitates the handshake on purpose counts one per
+// connection it holds (docs/zmq.md).
 #define HELLO_LEN 13
+#define HELLO_PROP "X-Mcl-Hello"
+
+// What a broadcaster takes from one subscriber, in libzmq's notices: subscriptions of at most
+// XPUB_MSG_MAX bytes (a topic prefix, or a hello; larger frames make libzmq drop the
+// connection before reading them; the CURVE handshake fits too), and in all, over every
+// connection of the socket, SUBS_MAX distinct prefixes and SUBS_BYTES_MAX bytes of them (the
+// subscriber whose subscription goes beyond is disconnected).
+#define XPUB_MSG_MAX ((int64_t)MCL_TOPIC_MAX + 1024)
+#define SUBS_MAX 4096
+#define SUBS_BYTES_MAX ((int64_t)256 << 10)
 
 // Bytes a frame adds in front of its datagram: TOPIC '\0' TSEQ.
 #define PREFIX_LEN(tl) ((tl) + 1 + 8)
@@ -137,6 +169,7 @@ mcl__zmq_zsock_new(const struct mcl_connection *c, int type, mcl__zsock **zp, vo
     }
     snprintf(z->url, sizeof(z->url), "%s", c->url);
     z->refs = 1;
+    z->kind = o->kind;
     if (pthread_mutex_init(&z->lock, NULL) != 0) {
         mcl__free(z);
         mcl__zmq_ctx_release();
@@ -184,11 +217,17 @@ mcl__zmq_bind_or_connect(mcl__zsock *z, const struct mcl_connection *c, bool bin
         return mcl__fail(MCL_EINVAL, NULL, 0, "zmq",
                          "%s: cannot connect to %s (give the host and port of the binding side)",
                          c->url, c->port == 0 ? "port 0" : "*");
+    z->bound = bind;
     if ((bind ? zmq_bind(z->s, ep) : zmq_connect(z->s, ep)) != 0) {
         int e = errno;
         mcl_err code = e == EADDRINUSE ? MCL_EADDRINUSE
                        : e == EINVAL || e == EPROTONOSUPPORT || e == ENODEV ? MCL_EURL
                                                                             : mcl__sys_err(e);
+        if (bind && e == ENODEV && o->kind == MCL__ZMQ_TCP) // libzmq's word for a bad host
+            return mcl__fail(code, NULL, 0, "zmq",
+                             "%s: cannot bind '%s': not an address of this machine, an "
+                             "interface name, or a host name that resolves to one",
+                             c->url, o->addr);
         return mcl__fail(code, NULL, 0, "zmq", "%s: %s(%s): %s", c->url,
                          bind ? "zmq_bind" : "zmq_connect", ep, zmq_strerror(e));
     }
@@ -206,6 +245,57 @@ mcl__zmq_bind_or_connect(mcl__zsock *z, const struct mcl_connection *c, bool bin
                 snprintf(z->url, sizeof(z->url), "%s", named.url);
             }
         }
+    }
+    return MCL_OK;
+}
+
+// What a connect can know before libzmq tries (it retries for ever, in silence): a tcp host
+// name that does not resolve (also when the lookup fails only for now: the caller may try
+// again), and an ipc path in a directory that does not exist or that is not a socket, fail
+// here. An ipc socket not made yet (its broadcaster may start later) is only logged.
+static mcl_err
+check_connect_target(const struct mcl_connection *c)
+{
+    const mcl__zmq_opts *o = mcl__zmq_opts_of(c);
+    if (o->kind == MCL__ZMQ_TCP && strcmp(o->addr, "*") != 0) {
+        struct in6_addr a6;
+        if (inet_pton(AF_INET, o->addr, &a6) == 1 || inet_pton(AF_INET6, o->addr, &a6) == 1)
+            return MCL_OK;
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+        int r = getaddrinfo(o->addr, NULL, &hints, &res);
+        if (res != NULL)
+            freeaddrinfo(res);
+        if (r == 0)
+            return MCL_OK;
+        return mcl__fail(MCL_ENOENT, NULL, 0, "zmq", "%s: cannot resolve host '%s': %s", c->url,
+                         o->addr, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+    }
+    if (o->kind == MCL__ZMQ_IPC) {
+        struct stat st;
+        if (stat(o->addr, &st) == 0) {
+            if (!S_ISSOCK(st.st_mode))
+                return mcl__fail(MCL_EINVAL, NULL, 0, "zmq", "%s: %s is not a socket", c->url,
+                                 o->addr);
+            return MCL_OK;
+        }
+        int e = errno;
+        char dir[MCL__ZADDR_MAX];
+        snprintf(dir, sizeof(dir), "%s", o->addr);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+            slash[1] = '\0';
+        else if (slash != NULL)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof(dir), ".");
+        if (e == ENOENT && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+            mcl__log(MCL_LOG_WARN, "zmq", "%s: no socket at %s yet; waiting for a broadcaster "
+                     "to bind it", c->url, o->addr);
+            return MCL_OK;
+        }
+        return mcl__fail(e == ENOENT ? MCL_ENOENT : mcl__sys_err(e), NULL, 0, "zmq",
+                         "%s: no socket at %s: %s", c->url, o->addr,
+                         e == ENOENT ? "its directory does not exist" : strerror(e));
     }
     return MCL_OK;
 }
@@ -234,11 +324,26 @@ zsock_open(const struct mcl_connection *c, bool publisher, mcl__zsock **sockp,
     // against maxmsg and counts what is larger as oversize.
     size_t body = c->maxmsg > MCL__ZMQ_BATCH_MAX ? c->maxmsg : MCL__ZMQ_BATCH_MAX;
     int64_t max = (int64_t)body + (int64_t)FRAME_OVERHEAD;
+    if (publisher)
+        max = XPUB_MSG_MAX; // it receives only subscriptions
+    char meta[sizeof(HELLO_PROP) + 1 + 16 + 1];
+    if (!publisher) { // the listener's hello id, also in its handshake (see HELLO_LEN)
+        uint64_t id;
+        if ((rv = mcl__random_u64(&id)) != MCL_OK) {
+            mcl__zmq_zsock_close(z);
+            return rv;
+        }
+        memcpy(z->hello_id, &id, 8);
+        int n = snprintf(meta, sizeof(meta), "%s:", HELLO_PROP);
+        for (int i = 0; i < 8; i++)
+            n += snprintf(meta + n, sizeof(meta) - (size_t)n, "%02x", z->hello_id[i]);
+    }
     if ((hwm > 0 &&
          zmq_setsockopt(z->s, publisher ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0) ||
         (publisher && (zmq_setsockopt(z->s, ZMQ_XPUB_NODROP, &nodrop, sizeof(nodrop)) != 0 ||
                        zmq_setsockopt(z->s, ZMQ_SNDTIMEO, &tmo, sizeof(tmo)) != 0)) ||
-        (!publisher && zmq_setsockopt(z->s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0)) {
+        (!publisher && zmq_setsockopt(z->s, ZMQ_METADATA, meta, strlen(meta)) != 0) ||
+        zmq_setsockopt(z->s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0) {
         int e = errno;
         mcl__zmq_zsock_close(z);
         return mcl__fail(mcl__sys_err(e), NULL, 0, "zmq", "%s: zmq_setsockopt: %s", c->url,
@@ -273,12 +378,20 @@ zsock_open(const struct mcl_connection *c, bool publisher, mcl__zsock **sockp,
     if (o->curve_key[0] != '\0' || o->curve_server[0] != '\0')
         mcl__zmq_setup_monitor(z, ctx); // only CURVE handshakes can fail for a key
     uint16_t port = c->port;
+    if (!bind && (rv = check_connect_target(c)) != MCL_OK) {
+        mcl__zmq_zsock_close(z);
+        return rv;
+    }
     if ((rv = mcl__zmq_bind_or_connect(z, c, bind, ep, &port)) != MCL_OK) {
         mcl__zmq_zsock_close(z);
         return rv;
     }
     if (port != c->port)
         *bound_port = port;
+    if (bind && o->kind == MCL__ZMQ_TCP)
+        z->lport = port;
+    else if (bind && o->kind == MCL__ZMQ_IPC)
+        snprintf(z->lpath, sizeof(z->lpath), "%s", o->addr);
     if (publisher && bind) { // others of this process may share it from now on
         if (o->kind == MCL__ZMQ_TCP && port != 0 && strstr(ep, ":*") != NULL)
             snprintf(ep, sizeof(ep), strchr(o->addr, ':') ? "tcp://[%s]:%u" : "tcp://%s:%u",
@@ -320,6 +433,7 @@ mcl__zmq_zsock_close(mcl__zsock *z)
         zmq_close(z->s);
     if (z->lock_init)
         pthread_mutex_destroy(&z->lock);
+    mcl__free(z->hellos);
     mcl__free(z);
     mcl__zmq_ctx_release();
 }
@@ -329,7 +443,186 @@ mcl__zmq_zsock_close(mcl__zsock *z)
 struct mcl__tx {
     mcl__zsock *z; // possibly shared with other broadcasters of this process
     int timeout_ms;
+    int stall_ms;
 };
+
+// --- peers of a bound XPUB ---------------------------------------------------------------------
+//
+// libzmq does not tell which connection a full queue belongs to, nor lets one disconnect a
+// peer of a bound socket. So the process's sockets are looked at, only when needed (a lossless
+// publish has waited `stall` ms; the subscription cap was passed): those whose local address
+// is the bound endpoint (tcp: its port; ipc: its path) and that have a peer are the socket's
+// connections. One is disconnected with shutdown(), after checking that the descriptor is
+// still the socket seen (its inode); libzmq then closes it, drops its queue and its
+// subscriptions, and a listener of ours reconnects. A socket that connects (mode=connect)
+// chose its peers, and inproc peers have no descriptor: neither is ever disconnected.
+
+typedef struct zpeer {
+    int fd;
+    ino_t ino;
+    char addr[INET6_ADDRSTRLEN + 8]; // for people: "IP:PORT", or "pid P" for ipc
+    char key[INET6_ADDRSTRLEN + 40]; // as libzmq's Peer-Address property says it
+    int outq;                        // bytes sent to it and not taken yet
+    uint64_t rx_bytes;               // tcp: bytes it sent us
+} zpeer;
+
+enum { PEERS_MAX = 1024 };
+
+static bool
+peer_of(const mcl__zsock *z, int fd, zpeer *p)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return false;
+    struct sockaddr_storage la, pa;
+    socklen_t ll = sizeof(la), pl = sizeof(pa);
+    if (getsockname(fd, (struct sockaddr *)&la, &ll) != 0 ||
+        getpeername(fd, (struct sockaddr *)&pa, &pl) != 0)
+        return false;
+    memset(p, 0, sizeof(*p));
+    p->fd = fd;
+    p->ino = st.st_ino;
+    if (z->kind == MCL__ZMQ_TCP && (la.ss_family == AF_INET || la.ss_family == AF_INET6)) {
+        uint16_t port = la.ss_family == AF_INET
+                            ? ntohs(((struct sockaddr_in *)&la)->sin_port)
+                            : ntohs(((struct sockaddr_in6 *)&la)->sin6_port);
+        if (port != z->lport)
+            return false;
+        char host[INET6_ADDRSTRLEN], serv[8];
+        if (getnameinfo((struct sockaddr *)&pa, pl, host, sizeof(host), serv, sizeof(serv),
+                        NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+            return false;
+        snprintf(p->key, sizeof(p->key), "%s", host);
+        snprintf(p->addr, sizeof(p->addr), "%s:%s", host, serv);
+        struct tcp_info ti;
+        socklen_t tl = sizeof(ti);
+        memset(&ti, 0, sizeof(ti));
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0)
+            p->rx_bytes = ti.tcpi_bytes_received;
+    } else if (z->kind == MCL__ZMQ_IPC && la.ss_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&la;
+        if (ll <= offsetof(struct sockaddr_un, sun_path) ||
+            strncmp(un->sun_path, z->lpath, sizeof(un->sun_path)) != 0)
+            return false;
+        struct ucred cr;
+        socklen_t cl = sizeof(cr);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0)
+            return false;
+        snprintf(p->key, sizeof(p->key), ":%u:%u:%d", (unsigned)cr.uid, (unsigned)cr.gid,
+                 (int)cr.pid);
+        snprintf(p->addr, sizeof(p->addr), "pid %d", (int)cr.pid);
+    } else {
+        return false;
+    }
+    if (ioctl(fd, SIOCOUTQ, &p->outq) != 0)
+        p->outq = 0;
+    return true;
+}
+
+// The connections of a bound tcp or ipc socket (at most max).
+static size_t
+find_peers(const mcl__zsock *z, zpeer *out, size_t max)
+{
+    if (!z->bound || (z->kind == MCL__ZMQ_TCP && z->lport == 0) ||
+        (z->kind == MCL__ZMQ_IPC && z->lpath[0] == '\0') || z->kind == MCL__ZMQ_INPROC)
+        return 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return 0;
+    size_t n = 0;
+    struct dirent *de;
+    int self = dirfd(d);
+    while (n < max && (de = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(de->d_name, &end, 10);
+        if (*end != '\0' || end == de->d_name || fd < 0 || fd == self)
+            continue;
+        if (peer_of(z, (int)fd, &out[n]))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+// Disconnects p (still the socket seen), counts it and keeps a line to log. Under z->lock.
+static void
+drop_peer_locked(mcl__zsock *z, const zpeer *p, const char *why)
+{
+    struct stat st;
+    if (fstat(p->fd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_ino != p->ino)
+        return; // gone meanwhile (libzmq closed it)
+    if (shutdown(p->fd, SHUT_RDWR) != 0)
+        return;
+    z->peers_dropped++;
+    int64_t now = mcl__mono_ns();
+    if (z->drop_line[0] != '\0' || now < z->drop_log_after_ns) {
+        z->drop_skipped++;
+        return;
+    }
+    z->drop_log_after_ns = now + 1000000000;
+    snprintf(z->drop_line, sizeof(z->drop_line), "%s: disconnected the subscriber at %s: %s",
+             z->url, p->addr, why);
+}
+
+// A lossless publish has waited stall_ms: every connection that has not taken what was sent
+// to it is disconnected (while a publish waits nothing new is queued, so a subscriber that
+// reads has taken everything by now). Under z->lock.
+static void
+drop_stalled_locked(mcl__zsock *z, int stall_ms)
+{
+    zpeer *p = mcl__alloc(PEERS_MAX * sizeof(*p));
+    if (p == NULL)
+        return;
+    size_t n = find_peers(z, p, PEERS_MAX);
+    char why[160];
+    for (size_t i = 0; i < n; i++) {
+        if (p[i].outq <= 0)
+            continue;
+        snprintf(why, sizeof(why),
+                 "it took nothing for %d ms while a lossless publish waited for room in its "
+                 "queue (%d bytes unread; stall=)",
+                 stall_ms, p[i].outq);
+        drop_peer_locked(z, &p[i], why);
+    }
+    mcl__free(p);
+}
+
+// A subscription went beyond the socket's cap: the connection it came from is disconnected
+// (tcp: of those from its address, the one that sent the most; ipc: those of its process).
+// Under z->lock.
+static void
+drop_over_cap_locked(mcl__zsock *z, const char *peer_key)
+{
+    int64_t now = mcl__mono_ns();
+    if (now < z->cap_grace_ns || peer_key == NULL)
+        return; // the prefixes of the peer dropped last are still being removed
+    zpeer *p = mcl__alloc(PEERS_MAX * sizeof(*p));
+    if (p == NULL)
+        return;
+    size_t n = find_peers(z, p, PEERS_MAX), best = n;
+    char why[160];
+    snprintf(why, sizeof(why),
+             "its subscriptions took the socket over %d distinct prefixes or %lld bytes of them",
+             SUBS_MAX, (long long)SUBS_BYTES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(p[i].key, peer_key) != 0)
+            continue;
+        if (z->kind == MCL__ZMQ_IPC)
+            drop_peer_locked(z, &p[i], why);
+        else if (best == n || p[i].rx_bytes > p[best].rx_bytes)
+            best = i;
+    }
+    if (best < n)
+        drop_peer_locked(z, &p[best], why);
+    z->cap_grace_ns = now + 1000000000;
+    mcl__free(p);
+}
+
+static bool
+sndtimeo(mcl__zsock *z, int ms)
+{
+    return zmq_setsockopt(z->s, ZMQ_SNDTIMEO, &ms, sizeof(ms)) == 0;
+}
 
 static mcl_err
 zmq_tx_open(mcl__tx **txp, const struct mcl_connection *c, mcl__tx_limits *lim)
@@ -339,6 +632,7 @@ zmq_tx_open(mcl__tx **txp, const struct mcl_connection *c, mcl__tx_limits *lim)
     if (tx == NULL)
         return MCL_ENOMEM;
     tx->timeout_ms = mcl__zmq_opts_of(c)->timeout_ms;
+    tx->stall_ms = mcl__zmq_opts_of(c)->drop ? -1 : mcl__zmq_opts_of(c)->stall_ms;
     mcl_err rv = zsock_open(c, true, &tx->z, &lim->bound_port);
     if (rv != MCL_OK) {
         mcl__free(tx);
@@ -349,26 +643,56 @@ zmq_tx_open(mcl__tx **txp, const struct mcl_connection *c, mcl__tx_limits *lim)
     return MCL_OK;
 }
 
-// Sends m (its ownership passes to libzmq on success; closed here on failure).
+// Sends m (its ownership passes to libzmq on success; closed here on failure). A lossless
+// send that waits: in slices of at most stall_ms (the socket's ZMQ_SNDTIMEO), after each of
+// which the connections that took nothing are disconnected, until timeout_ms.
 static mcl_err
-send_msg(mcl__zsock *z, zmq_msg_t *m, int timeout_ms, bool nowait, char *why, size_t whylen)
+send_msg(mcl__tx *tx, zmq_msg_t *m, bool nowait, char *why, size_t whylen)
 {
+    mcl__zsock *z = tx->z;
+    int timeout_ms = tx->timeout_ms, stall_ms = tx->stall_ms;
     pthread_mutex_lock(&z->lock);
+    int64_t start = 0, deadline = INT64_MAX, stall_at = INT64_MAX;
+    int flags = ZMQ_DONTWAIT, e = 0;
     for (;;) {
-        if (zmq_msg_send(m, z->s, nowait ? ZMQ_DONTWAIT : 0) >= 0) {
-            pthread_mutex_unlock(&z->lock);
-            return MCL_OK;
+        if (zmq_msg_send(m, z->s, flags) >= 0) {
+            e = 0;
+            break;
         }
-        int e = errno;
+        e = errno;
         if (e == EINTR)
             continue;
-        pthread_mutex_unlock(&z->lock);
-        zmq_msg_close(m);
-        if (e == EAGAIN) // a lossless queue stayed full: nothing was sent to anyone
-            return timeout_ms == 0 || nowait ? MCL_EAGAIN : MCL_ETIMEDOUT;
-        snprintf(why, whylen, "zmq_msg_send: %s", zmq_strerror(e));
-        return e == ETERM ? MCL_ECLOSED : mcl__sys_err(e);
+        if (e != EAGAIN || nowait || timeout_ms == 0)
+            break;
+        int64_t now = mcl__mono_ns();
+        if (start == 0) { // the queue of some subscriber is full: wait
+            start = now;
+            deadline = timeout_ms < 0 ? INT64_MAX : now + (int64_t)timeout_ms * 1000000;
+            stall_at = stall_ms < 0 ? INT64_MAX : now + (int64_t)stall_ms * 1000000;
+        } else if (now >= stall_at) {
+            drop_stalled_locked(z, stall_ms);
+            stall_at = now + (int64_t)stall_ms * 1000000;
+        }
+        if (now >= deadline)
+            break;
+        int64_t until = deadline < stall_at ? deadline : stall_at;
+        int64_t ms = (until - now + 999999) / 1000000;
+        if (!sndtimeo(z, until == INT64_MAX ? -1 : ms > INT32_MAX ? INT32_MAX : (int)ms)) {
+            e = errno;
+            break;
+        }
+        flags = 0;
     }
+    if (flags == 0)
+        (void)sndtimeo(z, timeout_ms); // as it was
+    pthread_mutex_unlock(&z->lock);
+    if (e == 0)
+        return MCL_OK;
+    zmq_msg_close(m);
+    if (e == EAGAIN) // a lossless queue stayed full: nothing was sent to anyone
+        return timeout_ms == 0 || nowait ? MCL_EAGAIN : MCL_ETIMEDOUT;
+    snprintf(why, whylen, "zmq_msg_send: %s", zmq_strerror(e));
+    return e == ETERM ? MCL_ECLOSED : mcl__sys_err(e);
 }
 
 // Every datagram becomes one frame behind its TOPIC '\0' TSEQ prefix (one copy into the
@@ -397,7 +721,7 @@ zmq_tx_send(mcl__tx *tx, const mcl__frame *f, unsigned nf, unsigned *sent, char 
                 memcpy(p + off, f[i].iov[k].iov_base, f[i].iov[k].iov_len);
             off += f[i].iov[k].iov_len;
         }
-        mcl_err rv = send_msg(tx->z, &m, tx->timeout_ms, f[i].nowait, why, whylen);
+        mcl_err rv = send_msg(tx, &m, f[i].nowait, why, whylen);
         if (rv != MCL_OK)
             return rv;
         ++*sent;
@@ -405,7 +729,29 @@ zmq_tx_send(mcl__tx *tx, const mcl__frame *f, unsigned nf, unsigned *sent, char 
     return MCL_OK;
 }
 
-// Reads the subscription notices; called with z->lock held.
+// Whether the hello id (8 bytes at id) is the one in the connection's handshake.
+static bool
+hello_matches(zmq_msg_t *m, const uint8_t *id)
+{
+    const char *v = zmq_msg_gets(m, HELLO_PROP);
+    char hex[17];
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    return v != NULL && strcmp(v, hex) == 0;
+}
+
+static size_t
+hello_find(const mcl__zsock *z, uint64_t id)
+{
+    for (size_t i = 0; i < z->nhellos; i++)
+        if (z->hellos[i] == id)
+            return i;
+    return z->nhellos;
+}
+
+// Reads the subscription notices; called with z->lock held. libzmq gives one when a prefix is
+// subscribed by its first connection and one when its last connection leaves, so the counts
+// of distinct prefixes are exact.
 static void
 read_subscriptions_locked(mcl__zsock *z)
 {
@@ -413,13 +759,43 @@ read_subscriptions_locked(mcl__zsock *z)
     zmq_msg_init(&m);
     while (zmq_msg_recv(&m, z->s, ZMQ_DONTWAIT) >= 0) {
         const uint8_t *p = zmq_msg_data(&m);
-        if (zmq_msg_size(&m) == 1 + HELLO_LEN && p[1] == 0xff && p[2] == 0xff && p[3] == 0xff &&
-            p[4] == 0xff && p[5] == 0) {
-            if (p[0] == 1)
-                z->subscribers++;
-            else if (p[0] == 0 && z->subscribers > 0)
-                z->subscribers--;
+        size_t n = zmq_msg_size(&m);
+        if (n == 0 || p[0] > 1)
+            continue; // not a notice
+        bool sub = p[0] == 1;
+        int64_t bytes = (int64_t)n - 1;
+        if (sub) {
+            z->nsubs++;
+            z->subs_bytes += bytes;
+        } else if (z->nsubs > 0) {
+            z->nsubs--;
+            z->subs_bytes = z->subs_bytes > bytes ? z->subs_bytes - bytes : 0;
         }
+        if (n == 1 + HELLO_LEN && p[1] == 0xff && p[2] == 0xff && p[3] == 0xff && p[4] == 0xff &&
+            p[5] == 0) {
+            uint64_t id;
+            memcpy(&id, p + 6, 8);
+            size_t at = hello_find(z, id);
+            // inproc has no handshake: its peers are in this process
+            bool ok = z->kind == MCL__ZMQ_INPROC || hello_matches(&m, p + 6);
+            if (sub && at == z->nhellos && z->nhellos < SUBS_MAX && ok) {
+                if (z->nhellos == z->hellos_cap) {
+                    size_t nc = z->hellos_cap ? 2 * z->hellos_cap : 8;
+                    uint64_t *nh = mcl__realloc(z->hellos, nc * sizeof(*nh));
+                    if (nh == NULL)
+                        continue; // not counted
+                    z->hellos = nh;
+                    z->hellos_cap = nc;
+                }
+                z->hellos[z->nhellos++] = id;
+                z->subscribers++;
+            } else if (!sub && at < z->nhellos) {
+                z->hellos[at] = z->hellos[--z->nhellos];
+                z->subscribers--;
+            }
+        }
+        if (sub && (z->nsubs > SUBS_MAX || z->subs_bytes > SUBS_BYTES_MAX))
+            drop_over_cap_locked(z, zmq_msg_gets(&m, "Peer-Address"));
     }
     zmq_msg_close(&m);
 }
@@ -441,9 +817,22 @@ zmq_tx_info(mcl__tx *tx, int wait_ms, mcl__tx_info *out)
     z->auth_failures += mcl__zmq_monitor_read(z, line, sizeof(line));
     out->subscribers = z->subscribers;
     out->auth_failures = z->auth_failures;
+    out->peers_dropped = z->peers_dropped;
+    char dline[sizeof(z->drop_line)];
+    uint64_t dskipped = z->drop_skipped;
+    snprintf(dline, sizeof(dline), "%s", z->drop_line);
+    if (dline[0] != '\0') {
+        z->drop_line[0] = '\0';
+        z->drop_skipped = 0;
+    }
     pthread_mutex_unlock(&z->lock);
     if (line[0] != '\0') // not under z->lock: the handler may publish on this socket
         mcl__log(MCL_LOG_ERROR, "zmq", "%s", line);
+    if (dline[0] != '\0' && dskipped > 0)
+        mcl__log(MCL_LOG_WARN, "zmq", "%s (and %llu more disconnected)", dline,
+                 (unsigned long long)dskipped);
+    else if (dline[0] != '\0')
+        mcl__log(MCL_LOG_WARN, "zmq", "%s", dline);
 }
 
 static void
@@ -471,11 +860,7 @@ static mcl_err
 subscribe(mcl__zsock *z, const char *const *topics, size_t ntopics)
 {
     uint8_t hello[HELLO_LEN] = {0xff, 0xff, 0xff, 0xff, 0};
-    uint64_t id;
-    mcl_err rv = mcl__random_u64(&id);
-    if (rv != MCL_OK)
-        return rv;
-    memcpy(hello + 5, &id, 8);
+    memcpy(hello + 5, z->hello_id, 8); // also in the handshake (zsock_open)
     if (ntopics == 0 && zmq_setsockopt(z->s, ZMQ_SUBSCRIBE, "", 0) != 0)
         goto fail;
     for (size_t i = 0; i < ntopics; i++) {

@@ -37,6 +37,8 @@ typedef struct mcl__zmq_opts {
     int hwm;                      // high-water mark in messages (0: libzmq's default, 1000)
     bool drop;                    // drop for slow subscribers instead of blocking (lossless)
     int timeout_ms;               // lossless publish: give up after this long (-1: never)
+    int stall_ms;                 // lossless: a subscriber that takes nothing this long while
+                                  // a publish waits for it is disconnected (-1: never)
     int linger_ms;                // what close waits for unsent messages
     char curve_key[MCL__KEYPATH_MAX];     // our key pair file (mcl-keygen), "" = none
     char curve_server[MCL__KEYPATH_MAX];  // the server's public key: hex text or a file
@@ -62,6 +64,22 @@ typedef struct mcl__zsock {
     struct mcl__zsock *next;      // in the shared list, under the context lock
     int64_t subscribers;          // under lock
     uint64_t auth_failures;       // under lock
+    // An XPUB, under lock: the distinct prefixes subscribed and their bytes (from libzmq's
+    // notices), the hellos counted (their ids), the peers disconnected (stalled, or over the
+    // subscription cap), and a line to log about it (logged by tx_info, not under the lock).
+    int64_t nsubs, subs_bytes;
+    uint64_t *hellos;
+    size_t nhellos, hellos_cap;
+    uint64_t peers_dropped;
+    int64_t cap_grace_ns;         // after a drop for the cap: the prefixes are not gone yet
+    char drop_line[MCL__URL_MAX + 256];
+    uint64_t drop_skipped;
+    int64_t drop_log_after_ns;
+    bool bound;                   // bound (peers are found by the local address) or connected
+    int kind;                     // MCL__ZMQ_TCP, _IPC, _INPROC
+    uint16_t lport;               // bound tcp: the port
+    char lpath[MCL__ZADDR_MAX];   // bound ipc: the path
+    uint8_t hello_id[8];          // a SUB: its hello (also in its ZMTP metadata)
     bool zap_registered;          // its ZAP domain ("mcl-<address>") lists the allowed keys
     int64_t log_after_ns;         // handshake failures are logged at most once a second;
     uint64_t log_skipped;         // the skipped ones are counted in the next line
@@ -91,6 +109,23 @@ mcl_err mcl__zmq_bind_or_connect(mcl__zsock *z, const struct mcl_connection *c, 
                                  const char *ep, uint16_t *bound_port);
 
 // zcurve.c
+// Key files, parsed from their text (pure: no file system, no libzmq state; fuzz/fuzz_keyfile.c).
+// MCL__ZKEYS_PAIR: "public = Z85" and "secret = Z85" lines, both required (mcl-keygen's .key);
+// MCL__ZKEYS_PUBLIC: the same, only "public" required (a .pub file); MCL__ZKEYS_CLIENTS: one
+// public key a line ("public = Z85", bare Z85 or 64 hex digits). '#' comments and blank lines
+// are skipped; a line is at most 255 bytes. MCL_OK, MCL_ENOMEM, or MCL_EAUTH with k->line (the
+// line at fault, 0: the file as a whole) and k->why (static text). k->keys: release with
+// mcl__zmq_keys_fini (also after a failure).
+enum { MCL__ZKEYS_PAIR = 0, MCL__ZKEYS_PUBLIC = 1, MCL__ZKEYS_CLIENTS = 2 };
+typedef struct mcl__zkeys {
+    char pub[41], sec[41]; // pair and public files: Z85 text ("" when absent)
+    uint8_t (*keys)[32];   // client files: the keys, binary
+    size_t nkeys;
+    unsigned line;
+    const char *why;
+} mcl__zkeys;
+mcl_err mcl__zmq_parse_keys(const char *buf, size_t len, int kind, mcl__zkeys *k);
+void mcl__zmq_keys_fini(mcl__zkeys *k);
 // Makes a CURVE key pair (Z85 text, 40 characters and a NUL each).
 mcl_err mcl__zmq_keypair(char pub[41], char sec[41]);
 // Sets the socket's CURVE options from the URL's keys (nothing when it names none).

@@ -11,6 +11,7 @@
 
 enum {
     DEF_LINGER_MS = 1000,
+    DEF_STALL_MS = 5000,
     IPC_PATH_MAX = 107, // sun_path less the NUL
 };
 
@@ -30,6 +31,7 @@ zmq_defaults(struct mcl_connection *c)
               : c->tp == &mcl__zmq_ipc_tport ? MCL__ZMQ_IPC
                                              : MCL__ZMQ_INPROC;
     o->timeout_ms = -1;
+    o->stall_ms = DEF_STALL_MS;
     o->linger_ms = DEF_LINGER_MS;
 }
 
@@ -143,6 +145,15 @@ zmq_parse_option(struct mcl_connection *c, const char *url, const char *key, siz
             return MCL__URL_FAIL("%s: timeout '%.*s' is not a number of milliseconds "
                                  "0..3600000 or inf",
                                  url, (int)vlen, val);
+    } else if (MCL__KEY_IS("stall")) {
+        if (vlen == 3 && memcmp(val, "inf", 3) == 0)
+            o->stall_ms = -1;
+        else if (mcl__url_uint(val, vlen, 3600000, &v) && v > 0)
+            o->stall_ms = (int)v;
+        else
+            return MCL__URL_FAIL("%s: stall '%.*s' is not a number of milliseconds "
+                                 "1..3600000 or inf",
+                                 url, (int)vlen, val);
     } else if (MCL__KEY_IS("linger")) {
         if (!mcl__url_uint(val, vlen, 3600000, &v))
             return MCL__URL_FAIL("%s: linger '%.*s' is not a number of milliseconds 0..3600000",
@@ -196,6 +207,10 @@ zmq_canon(struct mcl_connection *c)
         mcl__canon_opt(&k, "drop=1");
     if (o->timeout_ms >= 0)
         mcl__canon_opt(&k, "timeout=%d", o->timeout_ms);
+    if (o->stall_ms != DEF_STALL_MS && o->stall_ms < 0)
+        mcl__canon_opt(&k, "stall=inf");
+    else if (o->stall_ms != DEF_STALL_MS)
+        mcl__canon_opt(&k, "stall=%d", o->stall_ms);
     if (o->linger_ms != DEF_LINGER_MS)
         mcl__canon_opt(&k, "linger=%d", o->linger_ms);
     if (c->maxmsg != MCL__DEF_MAXMSG)
@@ -231,9 +246,9 @@ zmq_claim(const char *url, const char *scheme, size_t slen, char *errbuf, size_t
                          url, (int)klen, kind);
 }
 
-static const char *const zmq_keys[] = {"mode",  "hwm",          "drop",          "timeout",
-                                       "linger", "curve", "curve_server", "curve_clients",
-                                       NULL};
+static const char *const zmq_keys[] = {"mode",   "hwm",   "drop",         "timeout",
+                                       "stall",  "linger", "curve",       "curve_server",
+                                       "curve_clients", NULL};
 
 extern const mcl__bcast_ops mcl__zmq_bcast_ops; // zmq.c
 extern const mcl__pipe_ops mcl__zmq_pipe_ops;   // zpipe.c
@@ -243,8 +258,8 @@ extern const mcl__pipe_ops mcl__zmq_pipe_ops;   // zpipe.c
         .scheme = scheme_, .family = "zmq+", .example = example_, .caps = (caps_),                 \
         .opts_size = sizeof(mcl__zmq_opts),                                                        \
         .keys = zmq_keys,                                                                          \
-        .known = "known for zmq+: mode, hwm, drop, timeout, linger, maxmsg, batch, curve, "        \
-                 "curve_server, curve_clients",                                                    \
+        .known = "known for zmq+: mode, hwm, drop, timeout, stall, linger, maxmsg, batch, "        \
+                 "heartbeat, silent, key, encrypt, skew, curve, curve_server, curve_clients",       \
         .defaults = zmq_defaults, .parse_addr = zmq_parse_addr,                                    \
         .parse_option = zmq_parse_option, .finish = zmq_finish, .canon = zmq_canon,               \
         .claim = claim_, .bcast = &mcl__zmq_bcast_ops, .pipe = &mcl__zmq_pipe_ops,                 \
