@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Two multicast islands bridged over zmq+tcp: this network namespace and a second one, joined
-# by a veth pair, each with multicast on its own loopback (ttl 0: nothing crosses except
-# through the bridges). A message published in one island arrives exactly once in the other,
-# and never comes back to its own island. Run twice: over plain TCP, then over CURVE with
-# mcl-keygen's keys, each link admitting only the other bridge's key.
+# mcl-bridge.
+# 1. Two multicast groups of this namespace joined by one bridge, with datagrams made by hand
+#    (bridge_forge.py): forged copies of a publisher on one island do not make the bridge hold
+#    back that publisher's real traffic from the other, and a flood of publisher ids leaves
+#    the bridge's memory bounded (a cap, then forgetting after --forget seconds).
+# 2. Two multicast islands bridged over zmq+tcp: this network namespace and a second one,
+#    joined by a veth pair, each with multicast on its own loopback (ttl 0: nothing crosses
+#    except through the bridges). A message published in one island arrives exactly once in
+#    the other, and never comes back to its own island. Run twice: over plain TCP, then over
+#    CURVE with mcl-keygen's keys, each link admitting only the other bridge's key.
 #   test_bridge.sh BINDIR       (run inside scripts/netns.sh, as ctest does from scripts/test.sh)
 set -uo pipefail
 bin=${1:?usage: test_bridge.sh BINDIR}
-if [[ "${MCL_HAVE_ZMQ:-1}" != 1 ]]; then
-    echo "test_bridge.sh: mcl is built without ZeroMQ; skipped" >&2
-    exit 77
-fi
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     echo "test_bridge.sh: needs the private namespace of scripts/netns.sh; skipped" >&2
     exit 77
@@ -25,11 +26,105 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh" # check, wait_for, has, second_namespace
+forge=$(dirname "$0")/bridge_forge.py
 
+report() { # report: the failures' files, then the verdict
+    echo "bridge tests: $pass passed, $fail failed"
+    if [[ $fail -ne 0 ]]; then
+        for f in "$tmp"/*.err; do echo "--- $f" >&2; cat "$f" >&2; done
+    fi
+    [[ $fail -eq 0 ]]
+}
+# wait_later FILE LINE TEXT SECONDS: bounded wait until TEXT is in FILE after its first LINE lines
+wait_later() {
+    local i
+    for i in $(seq $(($4 * 40))); do
+        tail -n +$(($2 + 1)) "$1" 2>/dev/null | grep -q -- "$3" && return 0
+        sleep 0.025
+    done
+    echo "  '$3' never appeared in $1 after line $2:" >&2
+    tail -n +$(($2 + 1)) "$1" >&2
+    return 1
+}
+
+# --- 1. One bridge between two groups of this namespace, hand-made datagrams --------------------
+ga=239.255.90.2:26091
+gb=239.255.90.3:26092
+ua="udp://$ga?iface=lo&ttl=0"
+ub="udp://$gb?iface=lo&ttl=0"
+
+# Forgery: a freshly (re)started bridge hears, on island B, a datagram carrying the id of a
+# publisher of island A (seq 0), before any of that publisher's real messages; it forwards it
+# (nothing tells a forgery from the real thing without keys), then the publisher's real 499
+# messages (seq 1..499) on A must all cross to B, as they would have without the forgery.
+"$bin/mcl-bridge" --stats 0.2 "$ua" "$ub" 2>"$tmp/forge-bridge.err" &
+bf=$!
+check "forge: bridge reports" wait_for "$tmp/forge-bridge.err" "B -> A: forwarded" 5
+"$bin/mcl-dump" -v -u "$ub" -q --stats -n 500 --timeout 10 >"$tmp/forge-d.out" 2>"$tmp/forge-d.err" &
+df=$!
+check "forge: dump on B listening" wait_for "$tmp/forge-d.err" "listening on" 5
+python3 "$forge" forge --real "$ga" --forged "$gb" --id 5eed5eed5eed5eed -n 500 2>"$tmp/forge-py.err"
+check "forge: the forgery crossed to A (the bridge cannot tell)" test $? -eq 0
+wait "$df"
+check "forge: B got the forgery and the 499 real messages" test $? -eq 0
+check "forge: B lost none, twice none" has "$tmp/forge-d.err" "total: received 500 .*lost 0, duplicates 0"
+check "forge: B saw the publisher up to its last number" \
+    grep -Eq "^5eed5eed5eed5eed .* 500 +0 +0 +[0-9]+ +499 " "$tmp/forge-d.err"
+kill -TERM "$bf"
+wait "$bf"
+check "forge: bridge exit 0" test $? -eq 0
+# A -> B: the 499 real ones; the forgery's copy on A came back and was stopped as its own.
+check "forge: bridge forwarded the real ones" \
+    has "$tmp/forge-bridge.err" "A -> B: forwarded 499 ([0-9]* bytes), loops suppressed 1, failed 0"
+check "forge: bridge forwarded the forgery" \
+    has "$tmp/forge-bridge.err" "B -> A: forwarded 1 ([0-9]* bytes), loops suppressed 499, failed 0"
+
+# Flood: 12000 publisher ids on B, one message each. The bridge forwards them all and
+# remembers at most 4096 (the default --publishers) per direction; its own copies still stop
+# at A. (Before the cap, this bridge printed "publishers known: N", which grew with every id.)
+"$bin/mcl-bridge" --stats 0.2 "$ua" "$ub" 2>"$tmp/flood-bridge.err" &
+bfl=$!
+check "flood: bridge reports" wait_for "$tmp/flood-bridge.err" "B -> A: forwarded" 5
+python3 "$forge" flood --group "$gb" --base f100d00000000000 -n 12000 2>"$tmp/flood-py.err"
+check "flood: sent" test $? -eq 0
+check "flood: forwarded" wait_for "$tmp/flood-bridge.err" "B -> A: forwarded [0-9]\{5\} " 5
+kill -TERM "$bfl"
+wait "$bfl"
+check "flood: bridge exit 0" test $? -eq 0
+most=$(sed -n -e 's/.*publishers remembered: A -> B [0-9]*, B -> A \([0-9]*\) .*/\1/p' \
+    -e 's/.*publishers known: \([0-9]*\)/\1/p' "$tmp/flood-bridge.err" | sort -n | tail -1)
+check "flood: never more than 4096 remembered (most: ${most:-none})" test "${most:-99999}" -le 4096
+check "flood: up to the cap" has "$tmp/flood-bridge.err" "B -> A 4096 (at most 4096 each"
+heard=$(sed -n 's/.*B -> A: forwarded \([0-9]*\) .*/\1/p' "$tmp/flood-bridge.err" | tail -1)
+check "flood: far more than the cap were forwarded (${heard:-none})" test "${heard:-0}" -gt 8000
+check "flood: evictions counted" grep -Eq "forgotten [1-9][0-9]* for room" "$tmp/flood-bridge.err"
+check "flood: nothing came back from A" has "$tmp/flood-bridge.err" "A -> B: forwarded 0 "
+
+# Silence: with --forget 1, publishers nothing was forwarded of for a second are forgotten.
+"$bin/mcl-bridge" --stats 0.2 --forget 1 "$ua" "$ub" 2>"$tmp/forget-bridge.err" &
+bfg=$!
+check "forget: bridge reports" wait_for "$tmp/forget-bridge.err" "B -> A: forwarded" 5
+python3 "$forge" flood --group "$gb" --base f0f0000000000000 -n 300 2>"$tmp/forget-py.err"
+check "forget: sent" test $? -eq 0
+check "forget: remembered" wait_for "$tmp/forget-bridge.err" "B -> A 300 (at most 4096 each" 5
+seen=$(wc -l <"$tmp/forget-bridge.err")
+check "forget: then forgotten" \
+    wait_later "$tmp/forget-bridge.err" "$seen" "remembered: A -> B 0, B -> A 0 .*, 300 silent" 5
+kill -TERM "$bfg"
+wait "$bfg"
+check "forget: bridge exit 0" test $? -eq 0
+
+# --- 2. Two islands over zmq+tcp ----------------------------------------------------------------
+if [[ "${MCL_HAVE_ZMQ:-1}" != 1 ]]; then
+    echo "test_bridge.sh: mcl is built without ZeroMQ; the zmq islands are skipped" >&2
+    report
+    exit
+fi
 # The second island: a namespace held open by a sleeping process, reached with nsenter.
 if ! second_namespace mclb 10.203.0; then
-    echo "test_bridge.sh: no veth support here; skipped" >&2
-    exit 77
+    echo "test_bridge.sh: no veth support here; the zmq islands are skipped" >&2
+    report
+    exit
 fi
 in2() { nsenter -t "$holder" -n -- "$@"; }
 in2 ip link set lo multicast on
@@ -105,9 +200,4 @@ cli1="?curve_server=$tmp/island1.pub&curve=$tmp/island2.key"
 srv2="?curve=$tmp/island2.key&curve_clients=$tmp/island1.pub"
 cli2="?curve_server=$tmp/island2.pub&curve=$tmp/island1.key"
 run_islands curve
-
-echo "bridge tests: $pass passed, $fail failed"
-if [[ $fail -ne 0 ]]; then
-    for f in "$tmp"/*.err; do echo "--- $f" >&2; cat "$f" >&2; done
-fi
-[[ $fail -eq 0 ]]
+report
