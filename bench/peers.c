@@ -230,6 +230,16 @@ raw_sock(const char *group, int port, bool recv)
     return s;
 }
 
+// The mcl URLs of the round trip, with MCL_BENCH_OPTS appended (e.g. "&key=FILE").
+static mcl_err
+rtt_url(mcl_connection **c, const char *base)
+{
+    char url[700];
+    const char *extra = getenv("MCL_BENCH_OPTS");
+    snprintf(url, sizeof(url), "%s%s", base, extra ? extra : "");
+    return mcl_connection_parse(c, url, NULL, 0);
+}
+
 static int
 rtt_bench(const char *impl, size_t size, long count)
 {
@@ -256,8 +266,8 @@ rtt_bench(const char *impl, size_t size, long count)
             mcl_connection *ci, *co;
             mcl_raw_listener *l;
             mcl_raw_broadcaster *b;
-            if (mcl_connection_parse(&ci, "udp://239.255.94.3:27596?iface=lo&ttl=0", NULL, 0) ||
-                mcl_connection_parse(&co, "udp://239.255.94.4:27597?iface=lo&ttl=0", NULL, 0) ||
+            if (rtt_url(&ci, "udp://239.255.94.3:27596?iface=lo&ttl=0") ||
+                rtt_url(&co, "udp://239.255.94.4:27597?iface=lo&ttl=0") ||
                 mcl_raw_listener_open(&l, ci, NULL, 0) || mcl_raw_broadcaster_open(&b, co, "pong"))
                 _exit(1);
             if (write(ready[1], "r", 1) != 1)
@@ -308,8 +318,8 @@ rtt_bench(const char *impl, size_t size, long count)
         mcl_connection *ci, *co;
         mcl_raw_listener *l;
         mcl_raw_broadcaster *b;
-        if (mcl_connection_parse(&co, "udp://239.255.94.3:27596?iface=lo&ttl=0", NULL, 0) ||
-            mcl_connection_parse(&ci, "udp://239.255.94.4:27597?iface=lo&ttl=0", NULL, 0) ||
+        if (rtt_url(&co, "udp://239.255.94.3:27596?iface=lo&ttl=0") ||
+            rtt_url(&ci, "udp://239.255.94.4:27597?iface=lo&ttl=0") ||
             mcl_raw_listener_open(&l, ci, NULL, 0) || mcl_raw_broadcaster_open(&b, co, "ping"))
             return 1;
         for (long i = 0; i < count + warm; i++) {

@@ -179,8 +179,11 @@ try_decode(const mcl_raw_msg *m)
     if (m->len == 0 || !((p[0] & 0xf0) == 0x80 || p[0] == 0xde || p[0] == 0xdf))
         return NULL;
     mcl_msg *msg = NULL;
-    if (mcl_msg_decode(&msg, p, m->len, NULL, NULL, 0) != MCL_OK)
+    char why[256];
+    if (mcl_msg_decode(&msg, p, m->len, NULL, why, sizeof(why)) != MCL_OK) {
+        tool_err(prog, "message %" PRIu64 " is undecodable, shown raw: %s", m->seq, why);
         return NULL;
+    }
     return msg;
 }
 
@@ -633,6 +636,10 @@ print_stats(mcl_raw_listener *l)
                 st.rcvbuf);
     if (st.auth_failures > 0)
         fprintf(stderr, ", failed handshakes %" PRIu64, st.auth_failures);
+    if (st.auth_rejected > 0 || st.replayed > 0 || st.suspect > 0) // (docs/security.md)
+        fprintf(stderr,
+                ", failed authentication %" PRIu64 ", replayed %" PRIu64 ", suspect %" PRIu64,
+                st.auth_rejected, st.replayed, st.suspect);
     fputc('\n', stderr);
     free(ps);
     print_topic_stats(l);

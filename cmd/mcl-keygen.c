@@ -1,4 +1,5 @@
-// mcl-keygen: write a CURVE key pair for zmq connections.
+// mcl-keygen: write a CURVE key pair for zmq connections, or a group key for authenticated
+// multicast.
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -7,6 +8,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,9 +19,18 @@ usage(FILE *f)
 {
     fprintf(f,
             "Usage: mcl-keygen [OPTION]... NAME\n"
+            "       mcl-keygen --group [--rotate] NAME\n"
             "Write a CURVE key pair for zmq connections: NAME.key (public and secret key, mode\n"
             "0600) and NAME.pub (public key only), and print the public key in hex.\n"
+            "With --group, write a group key for authenticated multicast instead: NAME.gkey\n"
+            "(mode 0600), for ?key=NAME.gkey on every broadcaster and listener of the group\n"
+            "(add &encrypt=1 on broadcasters to encrypt too; docs/security.md).\n"
             "\n"
+            "  -g, --group    a group key (NAME.gkey)\n"
+            "      --rotate   with --group: put a new key first in an existing NAME.gkey and\n"
+            "                 keep the old ones after it (at most 8): listeners with the new\n"
+            "                 file accept both while broadcasters move to the new key; drop\n"
+            "                 the old lines once every broadcaster has the new file\n"
             "  -f, --force    overwrite existing files\n"
             "      --help     this text\n"
             "      --version  version\n"
@@ -76,20 +87,81 @@ write_file(const char *path, mode_t mode, bool force, const char *text)
     return e == 0 ? 0 : -1;
 }
 
+// A group key: NAME.gkey with a new random key (first) and, with --rotate, the keys the file
+// had after it.
+static int
+group_key(const char *name, bool force, bool rotate)
+{
+    uint8_t raw[32];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+        tool_err(prog, "cannot read random bytes: %s", strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    size_t nl = strlen(name) + 6;
+    char *path = malloc(nl);
+    char text[1024];
+    if (path == NULL) {
+        tool_err(prog, "out of memory");
+        return EXIT_RUNTIME;
+    }
+    snprintf(path, nl, "%s.gkey", name);
+    int n = snprintf(text, sizeof(text),
+                     "# mcl group key: keep this file secret (anyone with it can publish on the "
+                     "group)\nkey = ");
+    for (size_t i = 0; i < sizeof(raw); i++)
+        n += snprintf(text + n, sizeof(text) - (size_t)n, "%02x", raw[i]);
+    n += snprintf(text + n, sizeof(text) - (size_t)n, "\n");
+    memset(raw, 0, sizeof(raw));
+    int kept = 0;
+    if (rotate) {
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            tool_err(prog, "%s: %s (--rotate adds a key to an existing file)", path,
+                     strerror(errno));
+            free(path);
+            return EXIT_RUNTIME;
+        }
+        char line[256];
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (strncmp(line, "key", 3) == 0 && kept < 7 &&
+                (size_t)n + strlen(line) + 1 < sizeof(text)) {
+                n += snprintf(text + n, sizeof(text) - (size_t)n, "%s", line);
+                kept++;
+            }
+        fclose(f);
+        force = true;
+    }
+    int ec = write_file(path, 0600, force, text) == 0 ? EXIT_OK : EXIT_RUNTIME;
+    if (ec == EXIT_OK)
+        printf("%s: a new group key%s\n", path,
+               rotate ? (kept ? " first, the previous ones kept after it" : "") : "");
+    memset(text, 0, sizeof(text));
+    free(path);
+    return ec;
+}
+
 int
 main(int argc, char **argv)
 {
-    bool force = false;
-    enum { O_HELP = 256, O_VERSION };
+    bool force = false, group = false, rotate = false;
+    enum { O_HELP = 256, O_VERSION, O_ROTATE };
     static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
+                                         {"group", no_argument, NULL, 'g'},
+                                         {"rotate", no_argument, NULL, O_ROTATE},
                                          {"help", no_argument, NULL, O_HELP},
                                          {"version", no_argument, NULL, O_VERSION},
                                          {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "fg", opts, NULL)) != -1) {
         switch (c) {
         case 'f':
             force = true;
+            break;
+        case 'g':
+            group = true;
+            break;
+        case O_ROTATE:
+            rotate = true;
             break;
         case O_HELP:
             usage(stdout);
@@ -103,10 +175,17 @@ main(int argc, char **argv)
         }
     }
     if (argc - optind != 1 || argv[optind][0] == '\0') {
-        tool_err(prog, "give one NAME (the files are NAME.key and NAME.pub)");
+        tool_err(prog, group ? "give one NAME (the file is NAME.gkey)"
+                             : "give one NAME (the files are NAME.key and NAME.pub)");
+        return EXIT_USAGE;
+    }
+    if (rotate && !group) {
+        tool_err(prog, "--rotate is for group keys: give --group too");
         return EXIT_USAGE;
     }
     const char *name = argv[optind];
+    if (group)
+        return group_key(name, force, rotate);
     char pub[41], sec[41], hex[65];
     mcl_err rv = mcl_curve_keypair(pub, sec);
     if (rv != MCL_OK || mcl_curve_key_hex(pub, hex) != MCL_OK) {

@@ -9,9 +9,11 @@
 // the same getters, and the same fields byte for byte (two connections with the same canonical
 // URL are equal, so the canonical form must carry every option that was set).
 //
-// Parsing touches neither the network nor the file system: interface names stay text until a
-// socket is opened, and curve=, curve_server= and curve_clients= key files are read only when a
-// zmq socket is set up (lib/transport/zmq/zcurve.c), so no input needs to be kept out.
+// Parsing touches no network: interface names stay text until a socket is opened, and curve=,
+// curve_server= and curve_clients= key files are read only when a zmq socket is set up
+// (lib/transport/zmq/zcurve.c). A group key (key=FILE) is read at parse time, bounded
+// (mcl__read_small_file: regular files only, never blocking, 64 KiB at most), so an input
+// naming any path is harmless.
 #include <mcl/connection.h>
 
 #include "transport/connection_int.h"

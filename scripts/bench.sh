@@ -33,6 +33,8 @@
 #   ONLY=stream scripts/bench.sh    (only the stream rows; STREAM_PAUSE_MS=2000 and
 #                                    STREAM_LOG_MB=200 for a quick run)
 #   ONLY=heartbeat scripts/bench.sh (64 B throughput with heartbeats on and off, back to back)
+#   ONLY=auth scripts/bench.sh      (authenticated and encrypted udp against plain, back to back:
+#                                    64 B and 1 KiB throughput, round trip p50)
 #   ONLY=broker scripts/bench.sh    (only the broker rows; BROKER_N=N messages per fan-out run,
 #                                    default 500000; installs nats-server, libnats-dev,
 #                                    mosquitto and libmosquitto-dev when missing)
@@ -41,7 +43,7 @@ cd "$(dirname "$0")/.."
 reps=${REPS:-3}
 csv=${CSV:-build/bench.csv}
 only=${ONLY:-}
-case $only in "" | pstream | rpc | stream | broker | heartbeat) ;; *) echo "bench: ONLY must be pstream, rpc, stream, broker or heartbeat" >&2; exit 2 ;; esac
+case $only in "" | pstream | rpc | stream | broker | heartbeat | auth | logread) ;; *) echo "bench: ONLY must be pstream, rpc, stream, broker, heartbeat, auth or logread" >&2; exit 2 ;; esac
 
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
@@ -96,6 +98,43 @@ END { print "| 64 B, one sender, one listener | heartbeat=100 msg/s (median) | h
     q = pmed(v, on, off, n[on], n[off])
     printf "| %s | %.0f | %.0f | %s: %s |\n", t[i], med(v, on, n[on]), med(v, off, n[off]), pr(v, on, off, n[on], n[off]), (q >= 0.98 ? "met" : "not met") } }' "$hbo"
 rm -f "$hbo"
+fi
+
+# Authentication costs (docs/security.md): the same udp throughput and round trip with no key,
+# with key= (BLAKE2b MAC) and with key=&encrypt=1 (XChaCha20-Poly1305), back to back.
+if [[ $only == auth ]]; then
+ao=$(mktemp)
+kd=$(mktemp -d)
+build/release/cmd/mcl-keygen --group "$kd/bench" >/dev/null
+K="&key=$kd/bench.gkey"
+for _ in $(seq "$reps"); do
+    for size in 64 1024; do
+        for mode in plain mac enc; do
+            case $mode in plain) o="" ;; mac) o="$K" ;; enc) o="$K&encrypt=1" ;; esac
+            # (the listener needs only the key: it reads both kinds)
+            timeout 90 $b/mcl-bench-throughput -u "udp://239.255.90.4:26094?iface=lo&ttl=0$o" -s $size -n 300000 2>/dev/null | sed "s/impl=[^ ]*/impl=$mode-$size/" >>"$ao"
+        done
+    done
+    for mode in plain mac; do
+        o=""; [[ $mode == mac ]] && o="$K"
+        MCL_BENCH_OPTS="$o" timeout 90 $b/mcl-bench-peers rtt mcl 1024 20000 2>/dev/null | sed "s/impl=[^ ]*/impl=rtt-$mode/" >>"$ao"
+    done
+done
+rm -rf "$kd"
+echo
+awk "$awk_pairs"'
+/^rtt / { k = kv($0, "impl"); n[k]++; v[k, n[k]] = kv($0, "p50_us") + 0; next }
+/impl=/ { k = kv($0, "impl"); n[k]++; v[k, n[k]] = kv($0, "msgs_per_s") + 0 }
+END { print "| udp, one sender, one listener | msg/s or p50 µs (median) | no key | ratio (pairs) | target |"; print "|---|---|---|---|---|"
+  split("mac-64 mac-1024 enc-1024 enc-64", t, " "); split("0.85 0.9 0.8 -", want, " ")
+  for (i = 1; i <= 4; i++) { k = t[i]; split(k, kk, "-"); p = "plain-" kk[2]; if (!(k in n) || !(p in n)) continue
+    q = pmed(v, k, p, n[k], n[p])
+    printf "| %s B %s | %.0f | %.0f | %s | %s |
+", kk[2], (kk[1] == "mac" ? "key=" : "key=, encrypt=1"), med(v, k, n[k]), med(v, p, n[p]), pr(v, k, p, n[k], n[p]), (want[i] == "-" ? "-" : (q >= want[i] ? "≥ " want[i] " met" : "≥ " want[i] " not met")) }
+  if (("rtt-mac" in n) && ("rtt-plain" in n)) { q = pmed(v, "rtt-mac", "rtt-plain", n["rtt-mac"], n["rtt-plain"])
+    printf "| round trip 1 KiB p50 key= | %.1f µs | %.1f µs | %s | ≤ 1.05 %s |
+", med(v, "rtt-mac", n["rtt-mac"]), med(v, "rtt-plain", n["rtt-plain"]), pr(v, "rtt-mac", "rtt-plain", n["rtt-mac"], n["rtt-plain"]), (q <= 1.05 ? "met" : "not met") } }' "$ao"
+rm -f "$ao"
 fi
 
 if [[ -z $only ]]; then

@@ -68,24 +68,7 @@ scripts/netns.sh ctest --test-dir "$build" --output-on-failure -j"$jobs" "${ctes
 # build/fuzz/work). A crash, leak, timeout (5 s per input) or 2 GiB of memory fails the run; the
 # input that did it is kept in build/fuzz/work.
 if [[ $fuzz -eq 1 ]]; then
-    echo "== fuzz (libFuzzer, ${MCL_FUZZ_SECONDS:-30} s per target) =="
-    fz=build/fuzz
-    CC=clang cmake -S . -B "$fz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMCL_FUZZ=ON \
-        -DMCL_SANITIZE=address,undefined -DMCL_BUILD_TOOLS=OFF -DMCL_BUILD_BENCH=OFF \
-        -DMCL_BUILD_EXAMPLES=OFF >/dev/null
-    mapfile -t targets < <(sed -n 's/^set(MCL_FUZZ_TARGETS \(.*\))$/\1/p' fuzz/CMakeLists.txt | tr ' ' '\n')
-    cmake --build "$fz" -j"$jobs" --target "${targets[@]/#/fuzz_}" >/dev/null
-    for t in "${targets[@]}"; do
-        work="$fz/work/$t"
-        mkdir -p "$work/corpus"
-        cp -n fuzz/corpus/"$t"/* "$work/corpus/"
-        if (cd "$work" && ASAN_OPTIONS=detect_leaks=1 "../../fuzz/fuzz_$t" -max_total_time="${MCL_FUZZ_SECONDS:-30}" \
-                -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 corpus >log 2>&1); then
-            echo "fuzz: $t $(grep -o 'number_of_executed_units: *[0-9]*' "$work/log" | grep -o '[0-9]*$') runs, no crash"
-        else
-            echo "fuzz: $t FAILED (see $work/log and the crash-* input there)"
-            status=1
-        fi
-    done
+    echo "== fuzz (libFuzzer, ${MCL_FUZZ_SECONDS:-30} s per target: scripts/fuzz.sh) =="
+    scripts/fuzz.sh all "${MCL_FUZZ_SECONDS:-30}" || status=1
 fi
 exit $status

@@ -25,6 +25,9 @@
  * | batch    | microseconds, 0..1000000      | 0 (off) | broadcasters pack small messages into one datagram, sent when full, after this long, or on mcl_raw_broadcaster_flush() |
  * | heartbeat| milliseconds, 10..3600000, or 0 | 1000  | broadcasters announce themselves this often (docs/wire-format.md, heartbeats); 0: never (listeners older than 0.3 count heartbeats as malformed) |
  * | silent   | missed heartbeats, 1..1000    | 3       | listeners: a publisher not heard for this many of its heartbeat periods is reported silent |
+ * | key      | group key file (`mcl-keygen --group NAME`) | (none) | authenticated datagrams (docs/security.md): broadcasters sign every datagram with the file's first key; listeners accept only datagrams signed with one of its keys (up to 8: rotation), refuse replays and captures stamped more than `skew` away, and count the rest (auth_rejected, replayed). Read when the URL is parsed: a regular file of at most 64 KiB |
+ * | encrypt  | 0 or 1 (needs key)            | 0       | broadcasters also encrypt the records (XChaCha20-Poly1305); listeners with the key read both kinds |
+ * | skew     | seconds, 1..86400             | 60      | listeners with a key: refuse datagrams stamped further than this from their own clock |
  *
  * SIZE is a byte count with an optional suffix k, M or G (powers of 1024).
  *
@@ -40,13 +43,18 @@
  * | hwm          | messages                | 1000      | queue limit per connection           |
  * | drop         | 0 or 1                  | 0         | 0: lossless, publish blocks while a subscriber is full; 1: drop for it |
  * | timeout      | milliseconds, or inf    | inf       | lossless publish gives up after this (MCL_ETIMEDOUT) |
+ * | stall        | milliseconds, or inf    | 5000      | lossless, binding tcp/ipc: a subscriber that takes nothing this long while a publish waits for it is disconnected (stats peers_dropped, logged) |
  * | linger       | milliseconds            | 1000      | how long closing waits for unsent messages |
  * | maxmsg       | SIZE                    | 64M       | largest message                      |
  * | batch        | microseconds            | 0 (off)   | pack messages of one topic into one frame |
  * | heartbeat, silent | as for udp://      |           | heartbeats travel as frames of their own topic |
+ * | key, encrypt, skew | as for udp://     |           | frames are signed (and encrypted) as datagrams are; independent of CURVE |
  * | curve        | key file (mcl-keygen)   |           | our key pair; alone: this side is the CURVE server |
  * | curve_server | key file or 64 hex digits |         | the server's public key: this side is a CURVE client |
  * | curve_clients| file of public keys      | any       | server: only these clients may connect |
+ *
+ * Key files must be regular files (at most 64 KiB; a client list 1 MiB): anything else fails
+ * the open with MCL_EINVAL at once. A listener's host must resolve when it opens (MCL_ENOENT).
  *
  * UDP options on a zmq URL (and zmq options on a udp URL) are errors; zmq+epgm and zmq+pgm are
  * refused (OpenPGM prints to stdout and has aborted subscribers here; docs/zmq.md). A build
@@ -83,7 +91,7 @@
  * | depth    | 1..64                      | 4       | most datagrams held back at once         |
  * | seed     | unsigned integer           | 1       | the fault generator's seed               |
  * | queue    | SIZE, at least 64k         | 64M     | the listener's queue (at most 65,536 datagrams); what does not fit is dropped and counted in kernel_drops |
- * | maxmsg, dgram, expire, partmem, batch, heartbeat, silent | as for udp:// | |          |
+ * | maxmsg, dgram, expire, partmem, batch, heartbeat, silent, key, encrypt, skew | as for udp:// | | |
  *
  * A probability has at most six decimals. drop and dup are reproducible by seed whenever one
  * thread publishes; reorder too when the listener reads after the sends (a listener that

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "../core/internal.h"
 #include "../transport/transport.h"
+#include "auth.h"
 #include "heartbeat.h"
 #include "tseq.h"
 #include "wire.h"
@@ -48,6 +49,7 @@ struct mcl_raw_broadcaster {
     unsigned since_info;  // publishes since tx_info was last asked; under `lock`
     atomic_int_fast64_t subscribers; // SUBCOUNT: listeners subscribed
     atomic_uint_fast64_t auth_failures;
+    atomic_uint_fast64_t peers_dropped; // the transport's count, as last seen
     atomic_uint_fast64_t auth_reported; // auth_failures when a wait_for_subscribers last failed
     atomic_bool open;
     uint64_t seq; // the next message's number; under `lock`
@@ -81,9 +83,18 @@ struct mcl_raw_broadcaster {
     uint64_t topics_more; // messages on topics beyond HB_TOPICS
     bool hb_on;
     atomic_uint_fast64_t n_heartbeats;
+    // Authentication (conn.keys.n > 0, lib/raw/auth.h): every datagram sealed under `lock`;
+    // `dgram` is the room a datagram has before its trailer.
+    size_t dgram;
+    bool keyed;
+    mcl__auth_tx auth;
+    uint8_t *seal; // encrypted mode: the datagram being sealed
+    size_t seal_cap;
 };
 
 static mcl_err batch_flush_locked(mcl_raw_broadcaster *b);
+static mcl_err tx_send_sealed(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n,
+                              unsigned *done, char *why, size_t whylen);
 static void unlock_and_log(mcl_raw_broadcaster *b);
 
 // Counts a message on its topic, for heartbeats. Called with b->lock held; never fails (a
@@ -156,7 +167,7 @@ mcl__bcast_heartbeat(mcl_raw_broadcaster *b, bool bye)
         tls[i] = b->topics[i].tl;
         counts[i] = b->topics[i].count;
     }
-    size_t cap = b->conn.dgram > 0 && b->conn.dgram < HB_MAX ? b->conn.dgram : HB_MAX;
+    size_t cap = b->dgram > 0 && b->dgram < HB_MAX ? b->dgram : HB_MAX;
     size_t n = mcl__wire_put_hb(buf, cap, b->id, &hb, names, tls, counts, b->ntopics,
                                 b->topic_first);
     if (n > 0) {
@@ -171,7 +182,7 @@ mcl__bcast_heartbeat(mcl_raw_broadcaster *b, bool bye)
         }
         char why[WHY_MAX];
         unsigned done = 0;
-        if (b->ops->tx_send(b->tx, &f, 1, &done, why, sizeof(why)) == MCL_OK && done == 1)
+        if (tx_send_sealed(b, &f, 1, &done, why, sizeof(why)) == MCL_OK && done == 1)
             atomic_fetch_add_explicit(&b->n_heartbeats, 1, memory_order_relaxed);
     }
     unlock_and_log(b);
@@ -194,6 +205,65 @@ unlock_and_log(mcl_raw_broadcaster *b)
         (void)mcl__fail(code, NULL, 0, "broadcaster", "%s: %s", b->conn.url, why);
 }
 
+// Hands f[0..n) to the transport, each sealed with the group key when there is one (a MAC
+// trailer as one more iovec; encrypted: through b->seal, one datagram per call). Called with
+// b->lock held (the counter of the trailers is under it).
+static mcl_err
+tx_send_sealed(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n, unsigned *done,
+               char *why, size_t whylen)
+{
+    if (!b->keyed)
+        return b->ops->tx_send(b->tx, f, n, done, why, whylen);
+    int64_t now = mcl__real_ns();
+    *done = 0;
+    for (unsigned s = 0; s < n;) {
+        struct iovec iov[TRAIN * 4];
+        mcl__frame fr[TRAIN];
+        uint8_t tr[TRAIN][MCL__AUTH_TRAILER];
+        unsigned k = 0, used = 0;
+        if (!b->auth.encrypt) {
+            for (; s < n && k < TRAIN && used + f[s].niov + 1 <= TRAIN * 4; s++, k++) {
+                fr[k] = f[s];
+                memcpy(iov + used, f[s].iov, f[s].niov * sizeof(*iov));
+                ((uint8_t *)iov[used].iov_base)[4] |= MCL__WIRE_F_AUTH; // (our own header)
+                mcl__auth_mac(&b->auth, iov + used, f[s].niov, now, tr[k]);
+                iov[used + f[s].niov] = (struct iovec){tr[k], MCL__AUTH_TRAILER};
+                fr[k].iov = iov + used;
+                fr[k].niov = f[s].niov + 1;
+                used += f[s].niov + 1;
+            }
+        } else {
+            size_t len = 0;
+            for (unsigned i = 0; i < f[s].niov; i++)
+                len += f[s].iov[i].iov_len;
+            if (b->seal_cap < len + MCL__AUTH_TRAILER) {
+                uint8_t *nb = mcl__realloc(b->seal, len + MCL__AUTH_TRAILER);
+                if (nb == NULL)
+                    return MCL_ENOMEM;
+                b->seal = nb;
+                b->seal_cap = len + MCL__AUTH_TRAILER;
+            }
+            size_t off = 0;
+            for (unsigned i = 0; i < f[s].niov; i++) {
+                memcpy(b->seal + off, f[s].iov[i].iov_base, f[s].iov[i].iov_len);
+                off += f[s].iov[i].iov_len;
+            }
+            iov[0] = (struct iovec){b->seal, mcl__auth_seal(&b->auth, b->seal, len, now)};
+            fr[0] = f[s];
+            fr[0].iov = iov;
+            fr[0].niov = 1;
+            k = 1;
+            s++;
+        }
+        unsigned d = 0;
+        mcl_err rv = b->ops->tx_send(b->tx, fr, k, &d, why, whylen);
+        *done += d;
+        if (rv != MCL_OK || d < k)
+            return rv;
+    }
+    return MCL_OK;
+}
+
 // Hands f[0..n) to the transport. Called with b->lock held. Counts what left; a failure's
 // reason is kept for unlock_and_log(). *sent (may be NULL) = datagrams that left.
 static mcl_err
@@ -202,7 +272,7 @@ send_frames_locked(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n, unsi
     char why[WHY_MAX];
     why[0] = '\0'; // (not = "": that would clear all of it on every send)
     unsigned done = 0;
-    mcl_err rv = b->ops->tx_send(b->tx, f, n, &done, why, sizeof(why));
+    mcl_err rv = tx_send_sealed(b, f, n, &done, why, sizeof(why));
     atomic_fetch_add_explicit(&b->n_datagrams, done, memory_order_relaxed);
     if (rv != MCL_OK && why[0] != '\0' && b->why[0] == '\0') {
         memcpy(b->why, why, sizeof(why));
@@ -231,6 +301,7 @@ refresh_info(mcl_raw_broadcaster *b, int wait_ms)
     b->ops->tx_info(b->tx, wait_ms, &in);
     atomic_store_explicit(&b->subscribers, in.subscribers, memory_order_relaxed);
     atomic_store_explicit(&b->auth_failures, in.auth_failures, memory_order_relaxed);
+    atomic_store_explicit(&b->peers_dropped, in.peers_dropped, memory_order_relaxed);
 }
 
 // Takes turns for asking the transport about subscribers: true every INFO_EVERY publishes.
@@ -380,6 +451,14 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         rv = MCL_ENOMEM;
         goto out;
     }
+    b->dgram = b->conn.dgram;
+    if (b->conn.keys.n > 0) {
+        b->keyed = true;
+        b->auth = (mcl__auth_tx){.key = &b->conn.keys.k[0], .encrypt = b->conn.encrypt,
+                                 .signer = b->id};
+        if (b->dgram > 0)
+            b->dgram -= MCL__AUTH_TRAILER;
+    }
     mcl__tx_limits lim = {0};
     if ((rv = b->ops->tx_open(&b->tx, &b->conn, &lim)) != MCL_OK)
         goto out;
@@ -398,7 +477,7 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         b->cv_init = pthread_cond_init(&b->cv, &ca) == 0;
         pthread_condattr_destroy(&ca);
-        b->batch_cap = lim.batch_max;
+        b->batch_cap = lim.batch_max - (b->keyed ? MCL__AUTH_TRAILER : 0);
         if (!b->cv_init || (b->batch = mcl__alloc(b->batch_cap)) == NULL) {
             rv = b->cv_init ? MCL_ENOMEM : MCL_ESYS;
             goto out;
@@ -449,7 +528,7 @@ send_unbatched_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const c
     uint32_t count = 1;
     size_t fsize = 0;
     if (b->caps & MCL__TP_FRAGMENT)
-        mcl__wire_plan(b->conn.dgram, tl, len, &count, &fsize);
+        mcl__wire_plan(b->dgram, tl, len, &count, &fsize);
     *sent = 0;
     if (count == 1) {
         uint8_t hdr[MCL__WIRE_HDR + MCL__WIRE_REC + MCL_TOPIC_MAX];
@@ -667,6 +746,8 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
         mcl__free(b->topics[i].name);
     mcl__free(b->topics);
     mcl__free(b->topic);
+    mcl__free(b->seal);
+    mcl__gkeys_wipe(&b->conn.keys);
     mcl__free(b);
 }
 
@@ -701,6 +782,7 @@ mcl_raw_broadcaster_stats(const mcl_raw_broadcaster *b, mcl_broadcaster_stats *s
     st->subscribers = subs > 0 ? (uint64_t)subs : 0;
     st->auth_failures = atomic_load_explicit(&b->auth_failures, memory_order_relaxed);
     st->heartbeats = atomic_load_explicit(&b->n_heartbeats, memory_order_relaxed);
+    st->peers_dropped = atomic_load_explicit(&b->peers_dropped, memory_order_relaxed);
     return MCL_OK;
 }
 

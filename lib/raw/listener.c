@@ -5,6 +5,7 @@
 #include "../core/internal.h"
 #include "../core/subs.h"
 #include "../transport/transport.h"
+#include "auth.h"
 #include "listener_int.h"
 #include "rx.h"
 #include "tseq.h"
@@ -40,6 +41,8 @@ struct mcl_raw_listener {
     bool open;
     mcl__rx rx;
     bool rx_ready;
+    mcl__auth_rx auth; // the AUTH trailers (with conn.keys, or none: MAC-only ones unverified)
+    bool auth_ready;
     bool in_dgram;   // the engine holds a datagram with records left
     mcl_raw_msg cur; // what mcl_raw_listener_recv() returned last
     mcl__dgram batch[BATCH]; // the last read, valid until the next
@@ -231,6 +234,8 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
     if ((rv = mcl__rx_init(&l->rx, &cfg, topics, ntopics)) != MCL_OK)
         goto out;
     l->rx_ready = true;
+    mcl__auth_rx_init(&l->auth, &l->conn.keys, l->conn.skew_s);
+    l->auth_ready = true;
     l->rx.silent_after = conn->silent_after;
     if (l->caps & MCL__TP_PUBFILTER) {
         l->rx.gaps_uncounted = true; // loss is counted per topic (see tseq.h)
@@ -269,6 +274,13 @@ out:
     return rv;
 }
 
+// Topic numbers (PUBFILTER): a jump of more than TSEQ_JUMP is a candidate until a second
+// datagram (or a heartbeat) confirms it; a confirmed jump counts at most TSEQ_LOSS_MAX lost.
+#define TSEQ_JUMP 1024u
+#define TSEQ_LOSS_MAX ((uint64_t)1 << 24)
+#define TSEQ_CAND_SALT 0x6d636c2d63616e64ULL // the slots of a candidate jump: other keys
+#define TSEQ_CAND_SALT2 0x6d636c2d6e657874ULL
+
 // A heartbeat over a transport that filters by topic: for each topic it lists that this
 // listener takes and has numbers for, what it says was sent beyond the next number expected
 // is lost (within a window: a forged claim cannot make genuine messages look old).
@@ -292,12 +304,100 @@ topic_ends(mcl_raw_listener *l)
                 *next = count;
             continue;
         }
+        uint64_t want = *next;
+        if (count > want && count - want > 1024) {
+            // Beyond the window: believed only as the confirmation of a candidate jump (it
+            // says it sent past the candidate, within the window of it).
+            uint64_t c = 0, cnext = 0;
+            uint64_t *cp = mcl__tseq_slot(l->tseq, l->rx.hdr.publisher ^ TSEQ_CAND_SALT,
+                                          (const char *)t, tl, &created);
+            if (cp != NULL && !created)
+                c = *cp;
+            uint64_t *cn = mcl__tseq_slot(l->tseq, l->rx.hdr.publisher ^ TSEQ_CAND_SALT2,
+                                          (const char *)t, tl, &created);
+            if (cn != NULL && !created)
+                cnext = *cn;
+            if (c == 0 || cnext < c || count < cnext || count - cnext > 1024)
+                continue;
+            uint64_t before = c - 1 - want, after = count - cnext;
+            if (before > TSEQ_LOSS_MAX)
+                before = TSEQ_LOSS_MAX;
+            if (before > 0)
+                mcl__rx_add_lost(&l->rx, l->rx.hdr.publisher, before);
+            if (after > 0)
+                mcl__rx_add_lost_at_end(&l->rx, l->rx.hdr.publisher, after);
+            if (before + after > 0)
+                mcl__topics_lost(l->topics, l->rx.hdr.publisher, (const char *)t, tl,
+                                 before + after);
+            if ((cp = mcl__tseq_slot(l->tseq, l->rx.hdr.publisher ^ TSEQ_CAND_SALT,
+                                     (const char *)t, tl, &created)) != NULL)
+                *cp = 0;
+            if ((next = mcl__tseq_slot(l->tseq, l->rx.hdr.publisher, (const char *)t, tl,
+                                       &created)) != NULL)
+                *next = count;
+            continue;
+        }
         if (count > *next && count - *next <= 1024) {
             mcl__rx_add_lost_at_end(&l->rx, l->rx.hdr.publisher, count - *next);
             mcl__topics_lost(l->topics, l->rx.hdr.publisher, (const char *)t, tl, count - *next);
             *next = count;
         }
     }
+}
+
+// The loss a datagram's topic number shows (PUBFILTER), and the next number expected moved on.
+// A number more than TSEQ_JUMP ahead moves nothing until a second datagram confirms it (a
+// forged frame cannot make later genuine ones look old or claim 2^64 losses), and a confirmed
+// jump counts at most TSEQ_LOSS_MAX as lost (docs/security.md).
+static uint64_t
+tseq_gap(mcl_raw_listener *l, const mcl__dgram *d)
+{
+    uint64_t pub = l->rx.hdr.publisher, count = l->rx.hdr.count;
+    bool created;
+    uint64_t *next = mcl__tseq_slot(l->tseq, pub, d->topic, d->tl, &created);
+    if (next == NULL)
+        return 0;
+    if (created) {
+        *next = d->tseq + count;
+        return 0;
+    }
+    if (d->tseq < *next)
+        return 0; // (a duplicate or a late one: the engine judges its records)
+    uint64_t gap = d->tseq - *next;
+    if (gap > TSEQ_JUMP && !l->rx.authed) {
+        uint64_t want = *next;
+        // The candidate: its first number + 1 (0: none), and the number after it.
+        uint64_t *cand = mcl__tseq_slot(l->tseq, pub ^ TSEQ_CAND_SALT, d->topic, d->tl, &created);
+        if (cand == NULL)
+            return 0;
+        uint64_t c = created ? 0 : *cand;
+        if (c == 0 || d->tseq <= c - 1 || d->tseq - (c - 1) > TSEQ_JUMP) {
+            *cand = d->tseq + 1;
+            uint64_t *cn = mcl__tseq_slot(l->tseq, pub ^ TSEQ_CAND_SALT2, d->topic, d->tl, &created);
+            if (cn != NULL)
+                *cn = d->tseq + count;
+            return 0;
+        }
+        *cand = 0;
+        uint64_t *cn = mcl__tseq_slot(l->tseq, pub ^ TSEQ_CAND_SALT2, d->topic, d->tl, &created);
+        uint64_t cnext = cn != NULL && !created ? *cn : c;
+        next = mcl__tseq_slot(l->tseq, pub, d->topic, d->tl, &created); // (moved)
+        if (next == NULL)
+            return 0;
+        // Lost: before the candidate, and between it and this one.
+        gap = (c - 1 - want) + (d->tseq > cnext ? d->tseq - cnext : 0);
+        if (gap > TSEQ_LOSS_MAX) {
+            mcl__log(MCL_LOG_INFO, "listener",
+                     "publisher %016llx topic %.*s jumped by %llu messages: counting %llu",
+                     (unsigned long long)pub, (int)d->tl, d->topic, (unsigned long long)gap,
+                     (unsigned long long)TSEQ_LOSS_MAX);
+            gap = TSEQ_LOSS_MAX;
+        }
+    }
+    if (gap > 0)
+        mcl__rx_add_lost(&l->rx, pub, gap);
+    *next = d->tseq + count;
+    return gap;
 }
 
 // Feeds the next datagram of the batch to the engine. False when the batch is used up.
@@ -310,7 +410,16 @@ feed_next(mcl_raw_listener *l)
             mcl__rx_begin(&l->rx, NULL, 0, &d->meta);
             continue;
         }
-        if (mcl__rx_begin(&l->rx, d->data, d->len, &d->meta) != MCL_OK)
+        const uint8_t *data = d->data;
+        size_t len = d->len;
+        int a = mcl__auth_open(&l->auth, d->data, d->len, d->meta.real_ns, &data, &len);
+        if (a != MCL__AUTH_PASS) {
+            mcl__rx_count_auth(&l->rx, a == MCL__AUTH_REPLAYED);
+            continue;
+        }
+        // (verified by a key: its numbers are the publisher's own, no confirmation needed)
+        l->rx.authed = l->conn.keys.n > 0;
+        if (mcl__rx_begin(&l->rx, data, len, &d->meta) != MCL_OK)
             continue;
         l->in_dgram = true;
         if (l->rx.is_hb) {
@@ -321,15 +430,7 @@ feed_next(mcl_raw_listener *l)
         if (d->has_tseq) {
             // Loss per (publisher, topic): the datagram's first record should be the next
             // number on its topic.
-            bool created;
-            uint64_t *next =
-                mcl__tseq_slot(l->tseq, l->rx.hdr.publisher, d->topic, d->tl, &created);
-            uint64_t gap = 0;
-            if (next != NULL && (created || d->tseq >= *next)) {
-                if (!created && d->tseq > *next)
-                    mcl__rx_add_lost(&l->rx, l->rx.hdr.publisher, gap = d->tseq - *next);
-                *next = d->tseq + l->rx.hdr.count;
-            }
+            uint64_t gap = tseq_gap(l, d);
             // The same loss, and the datagram's duplicates, per topic (this thread alone
             // writes the counters it reads here).
             mcl__topics_dgram(l->topics, l->rx.hdr.publisher, d->topic, d->tl, gap,
@@ -684,6 +785,9 @@ mcl_raw_listener_free(mcl_raw_listener *l)
         close(l->wake_fd);
     if (l->rx_ready)
         mcl__rx_fini(&l->rx);
+    if (l->auth_ready)
+        mcl__auth_rx_fini(&l->auth);
+    mcl__gkeys_wipe(&l->conn.keys);
     if (l->subs_ready)
         mcl__subs_fini(&l->subs);
     if (l->pres_lock_ready)

@@ -15,10 +15,18 @@ enum {
     PART_BUCKETS = 256,
     PART_MAX = 4096,      // partial messages held at once
 };
-// A jump of the sequence number larger than this (either way) is not a gap but a publisher
-// whose numbering restarted, or a forged datagram: tracking restarts at the new number,
-// so no datagram can make later genuine messages look old.
-#define SEQ_RESET ((uint64_t)1 << 32)
+// Forgery-proof tracking (docs/security.md):
+// - a message more than the window ahead of the highest number is delivered but does not move
+//   the window until a second one confirms it (a number above it, within the window of it):
+//   one forged datagram cannot make later genuine messages look old;
+// - a confirmed jump counts as loss at most what the publisher could have sent meanwhile, at
+//   MAX_RATE messages per ns since it was last heard; beyond that it is counted as a resync;
+// - a publisher id is bound to the address its first datagram came from: datagrams of the same
+//   id from elsewhere are suspect and dropped, until the bound address has been quiet for
+//   REBIND_NS (a publisher that really moved is followed then);
+// - the table keeps confirmed publishers before unconfirmed ones when it is full.
+#define MAX_RATE_PER_US 10u
+#define REBIND_NS ((int64_t)2000000000)
 
 struct mcl__rx_pat {
     char *s;
@@ -28,9 +36,16 @@ struct mcl__rx_pat {
 
 struct mcl__rx_pub {
     struct mcl__rx_pub *next;
+    struct mcl__rx_pub *pnewer, *polder; // the unconfirmed, oldest first (rx->prob_*)
     uint64_t id;
     bool started;
+    bool confirmed; // a second message in sequence came: not evicted before unconfirmed ones
+    // Messages delivered beyond the window, waiting for a confirmation (OUTLIERS at most,
+    // the oldest replaced); each is marked received once the window reaches it.
+    uint64_t outl[4];
+    unsigned noutl, outl_next;
     uint64_t highest;
+    int64_t highest_mono; // when the window last moved
     uint64_t first;
     uint64_t win[WIN_WORDS];
     mcl_publisher_stats st;
@@ -206,18 +221,50 @@ mcl__rx_fini(mcl__rx *rx)
 // --- publishers ------------------------------------------------------------------------------
 
 static void
-pub_forget_stalest(mcl__rx *rx)
+prob_unlink(mcl__rx *rx, struct mcl__rx_pub *p)
 {
-    struct mcl__rx_pub **victim = NULL;
-    for (size_t i = 0; i < PUB_BUCKETS; i++)
-        for (struct mcl__rx_pub **pp = &rx->pub_tab[i]; *pp != NULL; pp = &(*pp)->next)
-            if (victim == NULL || (*pp)->st.last_mono_ns < (*victim)->st.last_mono_ns)
-                victim = pp;
-    if (victim != NULL) {
-        struct mcl__rx_pub *p = *victim;
-        *victim = p->next;
-        mcl__free(p);
-        rx->npubs--;
+    if (p->polder)
+        p->polder->pnewer = p->pnewer;
+    else if (rx->prob_oldest == p)
+        rx->prob_oldest = p->pnewer;
+    if (p->pnewer)
+        p->pnewer->polder = p->polder;
+    else if (rx->prob_newest == p)
+        rx->prob_newest = p->polder;
+    p->pnewer = p->polder = NULL;
+}
+
+// Makes room: the oldest unconfirmed publisher goes first (a flood of forged ids, each heard
+// once, only ever replaces its own kind), else the least recently heard.
+static void
+pub_forget_one(mcl__rx *rx)
+{
+    struct mcl__rx_pub *victim = rx->prob_oldest;
+    if (victim == NULL) {
+        for (size_t i = 0; i < PUB_BUCKETS; i++)
+            for (struct mcl__rx_pub *p = rx->pub_tab[i]; p != NULL; p = p->next)
+                if (victim == NULL || p->st.last_mono_ns < victim->st.last_mono_ns)
+                    victim = p;
+    }
+    if (victim == NULL)
+        return;
+    struct mcl__rx_pub **pp = &rx->pub_tab[pub_hash(victim->id) % PUB_BUCKETS];
+    while (*pp != victim)
+        pp = &(*pp)->next;
+    *pp = victim->next;
+    if (!victim->confirmed)
+        prob_unlink(rx, victim);
+    mcl__free(victim);
+    rx->npubs--;
+    rx->st.publishers = rx->npubs;
+}
+
+static void
+pub_confirm(mcl__rx *rx, struct mcl__rx_pub *p)
+{
+    if (!p->confirmed) {
+        p->confirmed = true;
+        prob_unlink(rx, p);
     }
 }
 
@@ -231,7 +278,7 @@ pub_get(mcl__rx *rx, uint64_t id)
         if (p->id == id)
             return p;
     if (rx->npubs >= PUB_MAX)
-        pub_forget_stalest(rx);
+        pub_forget_one(rx);
     struct mcl__rx_pub *p = mcl__zalloc(sizeof(*p));
     if (p == NULL)
         return NULL;
@@ -239,6 +286,12 @@ pub_get(mcl__rx *rx, uint64_t id)
     p->st.publisher = id;
     p->next = *head;
     *head = p;
+    p->polder = rx->prob_newest;
+    if (rx->prob_newest)
+        rx->prob_newest->pnewer = p;
+    else
+        rx->prob_oldest = p;
+    rx->prob_newest = p;
     rx->npubs++;
     rx->st.publishers = rx->npubs;
     return p;
@@ -269,8 +322,6 @@ pub_seen(const struct mcl__rx_pub *p, uint64_t seq)
     if (!p->started || seq > p->highest)
         return false;
     uint64_t back = p->highest - seq;
-    if (back >= SEQ_RESET)
-        return false; // will restart tracking when it completes
     if (back >= WIN_BITS)
         return true;
     return win_get(p, seq);
@@ -278,12 +329,33 @@ pub_seen(const struct mcl__rx_pub *p, uint64_t seq)
 
 enum { SEQ_NEW, SEQ_LATE, SEQ_DUP };
 
+// The window moved: outliers it reached are marked received (they were delivered), and
+// leave the list, as do those it passed by (older than the window: duplicates from now on).
 static void
-pub_restart(struct mcl__rx_pub *p, uint64_t seq)
+outliers_settle(struct mcl__rx_pub *p)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < p->noutl; k++) {
+        uint64_t o = p->outl[k];
+        if (o > p->highest && o - p->highest > WIN_BITS) {
+            p->outl[n++] = o; // still beyond
+        } else if (o <= p->highest && p->highest - o < WIN_BITS) {
+            win_set(p, o);
+        } else if (o > p->highest) { // now within the window, ahead of the highest
+            p->outl[n++] = o;        // (stays: a later move marks it)
+        }
+    }
+    p->noutl = n;
+    p->outl_next = 0;
+}
+
+static void
+pub_restart(struct mcl__rx_pub *p, uint64_t seq, int64_t now)
 {
     memset(p->win, 0, sizeof(p->win));
     p->started = true;
     p->first = p->highest = seq;
+    p->highest_mono = now;
     p->st.first_seq = p->st.last_seq = seq;
     win_set(p, seq);
 }
@@ -295,19 +367,77 @@ static int
 pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq, bool undelivered)
 {
     if (!p->started) {
-        pub_restart(p, seq);
+        pub_restart(p, seq, rx->meta.mono_ns);
         return SEQ_NEW;
     }
-    if (seq > p->highest) {
+    if (seq > p->highest && seq - p->highest > WIN_BITS && rx->authed) {
+        // Verified: the publisher's own numbers. The skipped ones are lost.
         uint64_t gap = seq - p->highest - 1;
-        if (gap >= SEQ_RESET) {
-            mcl__log(MCL_LOG_INFO, "listener",
-                     "publisher %016llx jumped from seq %llu to %llu: tracking restarts",
-                     (unsigned long long)p->id, (unsigned long long)p->highest,
-                     (unsigned long long)seq);
-            pub_restart(p, seq);
+        if (!rx->gaps_uncounted) {
+            p->st.lost += gap;
+            rx->st.lost += gap;
+        }
+        memset(p->win, 0, sizeof(p->win));
+        p->highest = seq;
+        p->highest_mono = rx->meta.mono_ns;
+        p->st.last_seq = seq;
+        win_set(p, seq);
+        if (p->noutl > 0)
+            outliers_settle(p);
+        return SEQ_NEW;
+    }
+    if (seq > p->highest && seq - p->highest > WIN_BITS) {
+        // Beyond the window: delivered, but the window moves only once a second message
+        // confirms the jump.
+        unsigned k = 0;
+        for (; k < p->noutl; k++) {
+            if (seq == p->outl[k])
+                return SEQ_DUP;
+            if (seq > p->outl[k] && seq - p->outl[k] <= WIN_BITS)
+                break;
+        }
+        if (k == p->noutl) {
+            if (p->noutl < 4) {
+                p->outl[p->noutl++] = seq;
+            } else {
+                p->outl[p->outl_next] = seq;
+                p->outl_next = (p->outl_next + 1) % 4;
+            }
             return SEQ_NEW;
         }
+        // Confirmed: jump to the candidate (counting what the publisher can have sent since
+        // its window last moved as lost), then take seq as usual.
+        uint64_t c = p->outl[k];
+        uint64_t gap = c - p->highest - 1;
+        int64_t quiet = rx->meta.mono_ns - p->highest_mono;
+        uint64_t could = quiet > 0 ? (uint64_t)quiet / 1000 * MAX_RATE_PER_US : 0;
+        if (could < WIN_BITS)
+            could = WIN_BITS;
+        if (!rx->gaps_uncounted) {
+            uint64_t l = gap < could ? gap : could;
+            p->st.lost += l;
+            rx->st.lost += l;
+        }
+        if (gap > could)
+            mcl__log(MCL_LOG_INFO, "listener",
+                     "publisher %016llx jumped from seq %llu to %llu, more than it can have "
+                     "sent: %llu counted as lost, tracking resumes there",
+                     (unsigned long long)p->id, (unsigned long long)p->highest,
+                     (unsigned long long)c, (unsigned long long)could);
+        memset(p->win, 0, sizeof(p->win));
+        p->highest = c;
+        p->highest_mono = rx->meta.mono_ns;
+        p->st.last_seq = c;
+        win_set(p, c);
+        outliers_settle(p);
+    }
+    if (seq > p->highest) {
+        for (unsigned k = 0; k < p->noutl; k++)
+            if (p->outl[k] == seq)
+                return SEQ_DUP; // delivered as an outlier already
+        uint64_t gap = seq - p->highest - 1;
+        if (seq - p->highest == 1)
+            pub_confirm(rx, p);
         if (!rx->gaps_uncounted) {
             p->st.lost += gap;
             rx->st.lost += gap;
@@ -320,15 +450,14 @@ pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq, bool undelivered)
                 win_clear(p, p->highest + k);
         }
         p->highest = seq;
+        p->highest_mono = rx->meta.mono_ns;
         p->st.last_seq = seq;
         win_set(p, seq);
+        if (p->noutl > 0)
+            outliers_settle(p);
         return SEQ_NEW;
     }
     uint64_t back = p->highest - seq;
-    if (back >= SEQ_RESET) {
-        pub_restart(p, seq);
-        return SEQ_NEW;
-    }
     if (back >= WIN_BITS) {
         if (!undelivered)
             return SEQ_DUP; // too old to tell: never deliver twice
@@ -372,14 +501,43 @@ pub_touch(mcl__rx *rx, struct mcl__rx_pub *p)
 
 // --- partial messages ------------------------------------------------------------------------
 
+// The partial message (pub, seq) of the record's shape, or (r NULL) of any shape.
 static struct mcl__rx_part *
-part_find(mcl__rx *rx, uint64_t pub, uint64_t seq)
+part_find(mcl__rx *rx, uint64_t pub, uint64_t seq, const mcl__wire_rec *r)
 {
     for (struct mcl__rx_part *p = rx->part_tab[part_hash(pub, seq) % PART_BUCKETS]; p != NULL;
          p = p->hnext)
-        if (p->pub == pub && p->seq == seq)
+        if (p->pub == pub && p->seq == seq &&
+            (r == NULL ||
+             (p->total == r->total && p->count == r->count && p->fsize == r->fsize &&
+              p->topic_len == r->topic_len && memcmp(p->topic, r->topic, r->topic_len) == 0)))
             return p;
     return NULL;
+}
+
+// Partial messages under (pub, seq) (shapes competing for one number).
+static unsigned
+part_count(mcl__rx *rx, uint64_t pub, uint64_t seq)
+{
+    unsigned n = 0;
+    for (struct mcl__rx_part *p = rx->part_tab[part_hash(pub, seq) % PART_BUCKETS]; p != NULL;
+         p = p->hnext)
+        n += p->pub == pub && p->seq == seq;
+    return n;
+}
+
+// Drops every partial message under (pub, seq); returns how many.
+static unsigned
+part_drop_all(mcl__rx *rx, uint64_t pub, uint64_t seq)
+{
+    unsigned n = 0;
+    struct mcl__rx_part *p;
+    while ((p = part_find(rx, pub, seq, NULL)) != NULL) {
+        part_unlink(rx, p);
+        part_free(p);
+        n++;
+    }
+    return n;
 }
 
 static void
@@ -390,24 +548,64 @@ count(mcl__rx *rx, uint64_t *field, uint64_t n)
     pthread_mutex_unlock(&rx->lock);
 }
 
-// Remembers a dropped partial message so that its late fragments are ignored instead of
-// starting (and again dropping) a new reassembly.
-static void
-tomb_add(mcl__rx *rx, const struct mcl__rx_part *p)
+// What a fragmented message claims to be (its length, fragments, fragment size and topic):
+// fragments of one message all agree, so a forged fragment that disagrees is kept apart.
+static uint32_t
+shape_of(uint32_t total, uint32_t count, uint32_t fsize, const uint8_t *topic, size_t tl)
 {
-    rx->tombs[rx->tomb_next].pub = p->pub;
-    rx->tombs[rx->tomb_next].seq = p->seq;
-    rx->tombs[rx->tomb_next].used = true;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    uint32_t v[3] = {total, count, fsize};
+    const uint8_t *b = (const uint8_t *)v;
+    for (size_t i = 0; i < sizeof(v); i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    for (size_t i = 0; i < tl; i++)
+        h = (h ^ topic[i]) * 0x100000001b3ULL;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static uint32_t
+rec_shape(const mcl__wire_rec *r)
+{
+    return shape_of(r->total, r->count, r->fsize, r->topic, r->topic_len);
+}
+
+static uint32_t
+part_shape(const struct mcl__rx_part *p)
+{
+    return shape_of(p->total, p->count, p->fsize, (const uint8_t *)p->topic, p->topic_len);
+}
+
+// Remembers a message whose fragments are to be ignored: a dropped partial (TOMB_DROPPED), or
+// one skipped whole at its first fragment (TOMB_FILTERED, TOMB_OVERSIZE: its number is then
+// marked as received, and a genuine message of another shape under that number still
+// completes: see mcl__rx_next).
+enum { TOMB_DROPPED = 1, TOMB_FILTERED, TOMB_OVERSIZE };
+
+static void
+tomb_put(mcl__rx *rx, uint64_t pub, uint64_t seq, uint32_t shape, uint8_t kind)
+{
+    rx->tombs[rx->tomb_next].pub = pub;
+    rx->tombs[rx->tomb_next].seq = seq;
+    rx->tombs[rx->tomb_next].shape = shape;
+    rx->tombs[rx->tomb_next].kind = kind;
     rx->tomb_next = (rx->tomb_next + 1) % MCL__RX_TOMBS;
 }
 
-static bool
-tomb_has(const mcl__rx *rx, uint64_t pub, uint64_t seq)
+static void
+tomb_add(mcl__rx *rx, const struct mcl__rx_part *p)
+{
+    tomb_put(rx, p->pub, p->seq, part_shape(p), TOMB_DROPPED);
+}
+
+// The kind of the tomb of (pub, seq): of that shape (same) or of another one (!same); 0: none.
+static uint8_t
+tomb_find(const mcl__rx *rx, uint64_t pub, uint64_t seq, uint32_t shape, bool same)
 {
     for (size_t i = 0; i < MCL__RX_TOMBS; i++)
-        if (rx->tombs[i].used && rx->tombs[i].seq == seq && rx->tombs[i].pub == pub)
-            return true;
-    return false;
+        if (rx->tombs[i].kind != 0 && rx->tombs[i].seq == seq && rx->tombs[i].pub == pub &&
+            (rx->tombs[i].shape == shape) == same)
+            return rx->tombs[i].kind;
+    return 0;
 }
 
 // Drops the oldest partial (memory cap or count cap).
@@ -529,6 +727,24 @@ begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_meta *meta, uint
     if (rx->cur_pub != NULL) {
         struct mcl__rx_pub *p = rx->cur_pub;
         bool fresh = p->st.last_mono_ns == 0;
+        if (!fresh && !rx->authed && meta->family != 0 && p->st.family != 0 &&
+            (meta->family != p->st.family || meta->port != p->st.port ||
+             memcmp(meta->addr, p->st.addr, sizeof(p->st.addr)) != 0)) {
+            // Its id from another address: forged, unless its own address has gone quiet.
+            if (meta->mono_ns - p->st.last_mono_ns < REBIND_NS) {
+                rx->st.suspect++;
+                rx->cur_pub = NULL;
+                pthread_mutex_unlock(&rx->lock);
+                rx->left = 0;
+                rx->is_hb = false;
+                return MCL_EPROTO;
+            }
+            mcl__log(MCL_LOG_INFO, "listener",
+                     "publisher %016llx now sends from another address (its own was quiet "
+                     "for %lld ms)",
+                     (unsigned long long)p->id,
+                     (long long)((meta->mono_ns - p->st.last_mono_ns) / 1000000));
+        }
         pub_touch(rx, p);
         if (fresh || (p->st.silent && !(rx->is_hb && (rx->hb.flags & MCL__WIRE_HB_BYE)))) {
             p->st.silent = false;
@@ -564,8 +780,36 @@ heartbeat_locked(mcl__rx *rx, struct mcl__rx_pub *p)
     p->st.host[hb->host_len] = '\0';
     memcpy(p->st.program, hb->prog, hb->prog_len);
     p->st.program[hb->prog_len] = '\0';
+    if (p->started && hb->next_seq > 0 && p->noutl > 0) {
+        // It says it sent beyond an outlier (within the window of it): the jump was real.
+        uint64_t last = hb->next_seq - 1;
+        for (unsigned k = 0; k < p->noutl; k++) {
+            uint64_t o = p->outl[k];
+            if (o > p->highest && last >= o && last - o <= WIN_BITS) {
+                uint64_t gap = o - p->highest - 1;
+                if (!rx->gaps_uncounted) {
+                    int64_t quiet = rx->meta.mono_ns - p->highest_mono;
+                    uint64_t could = quiet > 0 ? (uint64_t)quiet / 1000 * MAX_RATE_PER_US : 0;
+                    if (could < WIN_BITS)
+                        could = WIN_BITS;
+                    uint64_t l = gap < could ? gap : could;
+                    p->st.lost += l;
+                    rx->st.lost += l;
+                }
+                memset(p->win, 0, sizeof(p->win));
+                p->highest = o;
+                p->highest_mono = rx->meta.mono_ns;
+                p->st.last_seq = o;
+                win_set(p, o);
+                outliers_settle(p);
+                break;
+            }
+        }
+    }
     if (!rx->gaps_uncounted && p->started && hb->next_seq > 0) {
         uint64_t last = hb->next_seq - 1;
+        if (last == p->highest)
+            pub_confirm(rx, p); // it says what was received: consistent
         if (last > p->highest && last - p->highest <= WIN_BITS) {
             uint64_t gap = last - p->highest;
             p->st.lost += gap;
@@ -683,11 +927,8 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
             // This number unfragmented settles it: a reassembly of the same number under way
             // must not complete later and deliver it again (completed beyond the window, a
             // reassembly counts as never delivered). Its fragments still to come are seen.
-            struct mcl__rx_part *stale;
-            if (rx->nparts > 0 && (stale = part_find(rx, rx->hdr.publisher, r.seq)) != NULL) {
-                part_unlink(rx, stale);
-                part_free(stale);
-            }
+            if (rx->nparts > 0)
+                (void)part_drop_all(rx, rx->hdr.publisher, r.seq);
             uint64_t *why = !fits ? &rx->st.oversize : &rx->st.filtered;
             if (!account(rx, r.seq, r.len, match && fits, why, false))
                 continue;
@@ -697,23 +938,40 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
             return true;
         }
 
-        // A fragment.
-        struct mcl__rx_part *p = part_find(rx, rx->hdr.publisher, r.seq);
+        // A fragment. Fragments that disagree on what the message is (a forged one among
+        // them) reassemble apart; the first to complete wins and the others are dropped.
+        uint64_t pub = rx->hdr.publisher;
+        struct mcl__rx_part *p = rx->nparts > 0 ? part_find(rx, pub, r.seq, &r) : NULL;
         if (p == NULL) {
+            uint32_t shape = rec_shape(&r);
+            if (tomb_find(rx, pub, r.seq, shape, true) != 0)
+                continue; // of a message dropped or skipped already
+            // Its number taken by a message skipped whole at its first fragment of another
+            // shape: that claim may be forged, so this one reassembles all the same.
+            bool contested = tomb_find(rx, pub, r.seq, shape, false) >= TOMB_FILTERED;
             pthread_mutex_lock(&rx->lock);
-            bool seen = pub_seen(rx->cur_pub, r.seq);
+            bool seen = !contested && pub_seen(rx->cur_pub, r.seq);
             if (seen && match && fits) { // a fragment of a message already delivered
                 rx->cur_pub->st.duplicates++;
                 rx->st.duplicates++;
             }
             pthread_mutex_unlock(&rx->lock);
-            if (seen || tomb_has(rx, rx->hdr.publisher, r.seq))
+            if (seen)
                 continue;
             if (!match || !fits) {
+                if (contested) { // a second claim to skip that number
+                    count(rx, &rx->st.suspect, 1);
+                    continue;
+                }
                 // Skipped whole at its first fragment: account it now; the other fragments
-                // then find the sequence number seen and are dropped quietly.
+                // of its shape then find its tomb and are dropped quietly.
                 account(rx, r.seq, r.total, false, !fits ? &rx->st.oversize : &rx->st.filtered,
                         false);
+                tomb_put(rx, pub, r.seq, shape, !fits ? TOMB_OVERSIZE : TOMB_FILTERED);
+                continue;
+            }
+            if (part_count(rx, pub, r.seq) >= 4) { // shapes competing for one number
+                count(rx, &rx->st.suspect, 1);
                 continue;
             }
             p = part_new(rx, &r);
@@ -722,10 +980,6 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
                          (unsigned)r.total);
                 continue; // counted as lost when later messages arrive
             }
-        } else if (p->total != r.total || p->count != r.count || p->fsize != r.fsize ||
-                   p->topic_len != r.topic_len || memcmp(p->topic, r.topic, r.topic_len) != 0) {
-            count(rx, &rx->st.malformed, 1); // contradicts the fragments already held
-            continue;
         }
         uint64_t bit = (uint64_t)1 << (r.index % 64);
         if (p->bits[r.index / 64] & bit) {
@@ -740,7 +994,28 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
         if (++p->got < p->count)
             continue;
         part_unlink(rx, p);
-        if (!account(rx, p->seq, p->total, true, &rx->st.filtered, true)) {
+        unsigned rivals = part_drop_all(rx, p->pub, p->seq);
+        uint8_t skipped = tomb_find(rx, p->pub, p->seq, part_shape(p), false);
+        if (rivals > 0)
+            count(rx, &rx->st.suspect, rivals);
+        if (skipped >= TOMB_FILTERED) {
+            // Its number was marked by a skip claim of another shape (forged: this message
+            // completed): undo that claim's count and deliver.
+            pthread_mutex_lock(&rx->lock);
+            uint64_t *why = skipped == TOMB_OVERSIZE ? &rx->st.oversize : &rx->st.filtered;
+            if (*why > 0)
+                (*why)--;
+            rx->st.suspect++;
+            rx->st.messages++;
+            rx->st.bytes += p->total;
+            rx->cur_pub->st.bytes += p->total;
+            pthread_mutex_unlock(&rx->lock);
+            for (size_t i = 0; i < MCL__RX_TOMBS; i++) // (settled: no second override)
+                if (rx->tombs[i].pub == p->pub && rx->tombs[i].seq == p->seq)
+                    rx->tombs[i].kind = TOMB_DROPPED;
+            if (rx->seq_hook != NULL)
+                rx->seq_hook(rx->seq_ctx, p->pub, p->seq, true);
+        } else if (!account(rx, p->seq, p->total, true, &rx->st.filtered, true)) {
             part_free(p);
             continue;
         }
@@ -789,6 +1064,12 @@ mcl__rx_add_lost_at_end(mcl__rx *rx, uint64_t publisher, uint64_t n)
     rx->st.lost += n;
     rx->st.lost_at_end += n;
     pthread_mutex_unlock(&rx->lock);
+}
+
+void
+mcl__rx_count_auth(mcl__rx *rx, bool replayed)
+{
+    count(rx, replayed ? &rx->st.replayed : &rx->st.auth_rejected, 1);
 }
 
 void

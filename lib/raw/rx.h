@@ -45,14 +45,16 @@ typedef struct mcl__rx {
     // Publishers (hash chains) and partial messages (hash chains + FIFO by age).
     struct mcl__rx_pub **pub_tab;
     size_t npubs;
+    struct mcl__rx_pub *prob_oldest, *prob_newest; // unconfirmed publishers, oldest first
     struct mcl__rx_part **part_tab;
     struct mcl__rx_part *oldest, *newest;
     size_t nparts;
     size_t part_bytes;
     struct {
         uint64_t pub, seq;
-        bool used;
-    } tombs[MCL__RX_TOMBS]; // recently dropped partial messages
+        uint32_t shape; // of the message (rx.c shape_of)
+        uint8_t kind;   // 0: unused; rx.c TOMB_*
+    } tombs[MCL__RX_TOMBS]; // recently dropped or skipped fragmented messages
     size_t tomb_next;
     // Counters; `lock` guards them and the publisher table against readers on other threads.
     pthread_mutex_t lock;
@@ -76,6 +78,9 @@ typedef struct mcl__rx {
     // filters by topic, so a listener sees only some of a publisher's numbers; loss is counted
     // per topic instead, through mcl__rx_add_lost()).
     bool gaps_uncounted;
+    // The current datagram was verified with a group key (set by the caller before begin):
+    // a jump of its numbers needs no confirmation, and a publisher id may change address.
+    bool authed;
 } mcl__rx;
 
 mcl_err mcl__rx_init(mcl__rx *rx, const mcl__rx_cfg *cfg, const char *const *topics,
@@ -107,6 +112,8 @@ void mcl__rx_add_lost(mcl__rx *rx, uint64_t publisher, uint64_t n);
 void mcl__rx_add_lost_at_end(mcl__rx *rx, uint64_t publisher, uint64_t n);
 void mcl__rx_set_rcvbuf(mcl__rx *rx, size_t rcvbuf);
 void mcl__rx_count_datagrams(mcl__rx *rx, uint64_t n);
+// Counts a datagram that failed authentication (replayed: a valid one seen before or stale).
+void mcl__rx_count_auth(mcl__rx *rx, bool replayed);
 
 // Readers, safe from any thread.
 void mcl__rx_stats(mcl__rx *rx, mcl_listener_stats *st);

@@ -79,15 +79,15 @@ mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len)
 {
     if (len < MCL__WIRE_HDR || mcl__get_be32(p) != MCL__WIRE_MAGIC)
         return MCL_EPROTO;
-    h->flags = p[4];
+    // AUTH: the caller has checked and removed the trailer (lib/raw/auth.c); the flag says
+    // nothing more about the records.
+    h->flags = p[4] & (uint8_t)~MCL__WIRE_F_AUTH;
     if (p[5] != 0)
         return MCL_EPROTO;
     h->count = mcl__get_be16(p + 6);
     h->publisher = mcl__get_be64(p + 8);
-    if (h->flags & ~(MCL__WIRE_F_FRAG | MCL__WIRE_F_AUTH | MCL__WIRE_F_HB))
+    if (h->flags & ~(MCL__WIRE_F_FRAG | MCL__WIRE_F_HB))
         return MCL_EPROTO;
-    if (h->flags & MCL__WIRE_F_AUTH)
-        return MCL_ENOTSUP;
     if (h->count == 0)
         return MCL_EPROTO;
     if (h->flags & MCL__WIRE_F_HB)

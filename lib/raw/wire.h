@@ -16,7 +16,7 @@ enum {
     MCL__WIRE_FRAGREC = 30 // header of a fragment record
 };
 #define MCL__WIRE_F_FRAG 0x01u // the datagram holds exactly one fragment record
-#define MCL__WIRE_F_AUTH 0x02u // reserved: an authentication trailer ends the datagram
+#define MCL__WIRE_F_AUTH 0x02u // an authentication trailer ends the datagram (auth.h)
 #define MCL__WIRE_F_HB 0x04u   // the datagram holds exactly one heartbeat record
 #define MCL__WIRE_F_KNOWN (MCL__WIRE_F_FRAG | MCL__WIRE_F_HB)
 
@@ -73,8 +73,9 @@ typedef struct mcl__wire_rec {
 } mcl__wire_rec;
 
 // Validates a whole datagram (header and every record, all lengths against the buffer) and fills
-// the header. MCL_EPROTO for anything malformed or foreign, MCL_ENOTSUP for a v1 datagram that
-// uses a flag this receiver does not implement. Never reads outside [p, p+len).
+// the header (its flags without MCL__WIRE_F_AUTH: an authenticated datagram comes here with
+// its trailer already checked and cut off, lib/raw/auth.c). MCL_EPROTO for anything malformed
+// or foreign (an unknown flag included). Never reads outside [p, p+len).
 mcl_err mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len);
 
 // Decodes the record at *off (after a successful mcl__wire_check of the same datagram) and

@@ -31,7 +31,8 @@ key_in(const char *const *keys, const char *key, size_t klen)
 static bool
 generic_key(const char *key, size_t klen, bool *frag_only)
 {
-    static const char *const all[] = {"maxmsg", "batch", "heartbeat", "silent", NULL};
+    static const char *const all[] = {"maxmsg", "batch", "heartbeat", "silent",
+                                      "key",    "encrypt", "skew", NULL};
     static const char *const frag[] = {"dgram", "expire", "partmem", NULL};
     *frag_only = key_in(frag, key, klen);
     return *frag_only || key_in(all, key, klen);
@@ -91,6 +92,25 @@ generic_option(struct mcl_connection *c, const char *url, const char *key, size_
             return MCL__URL_FAIL("%s: silent '%.*s' is not a number of missed heartbeats 1..1000",
                                  url, (int)vlen, val);
         c->silent_after = (uint32_t)v;
+    } else if (MCL__KEY_IS("key")) {
+        if (vlen == 0 || vlen >= MCL__KEY_PATH_MAX)
+            return MCL__URL_FAIL("%s: key '%.*s' is not a key file path (1..%d bytes)", url,
+                                 (int)vlen, val, MCL__KEY_PATH_MAX - 1);
+        memcpy(c->key_path, val, vlen);
+        c->key_path[vlen] = '\0';
+        char why[400];
+        mcl_err rv = mcl__gkeys_load(&c->keys, c->key_path, why, sizeof(why));
+        if (rv != MCL_OK)
+            return mcl__fail(rv, errbuf, errlen, "url", "%s: %s", url, why);
+    } else if (MCL__KEY_IS("encrypt")) {
+        if (vlen != 1 || (val[0] != '0' && val[0] != '1'))
+            return MCL__URL_FAIL("%s: encrypt '%.*s' is not 0 or 1", url, (int)vlen, val);
+        c->encrypt = val[0] == '1';
+    } else if (MCL__KEY_IS("skew")) {
+        if (!mcl__url_uint(val, vlen, 86400, &v) || v == 0)
+            return MCL__URL_FAIL("%s: skew '%.*s' is not a number of seconds 1..86400", url,
+                                 (int)vlen, val);
+        c->skew_s = (uint32_t)v;
     } else if (MCL__KEY_IS("dgram")) {
         if (!mcl__url_size(val, vlen, MCL__MAX_DGRAM, &v) || v < MCL__MIN_DGRAM)
             return MCL__URL_FAIL("%s: dgram '%.*s' is not a size %zu..%zu", url, (int)vlen, val,
@@ -123,6 +143,13 @@ one_option(void *arg, const char *key, size_t klen, const char *val, size_t vlen
     if (key_in(tp->keys, key, klen))
         return tp->parse_option(o->c, o->url, key, klen, val, vlen, errbuf, errlen);
     bool frag_only;
+    bool auth = (klen == 3 && memcmp(key, "key", 3) == 0) ||
+                (klen == 7 && memcmp(key, "encrypt", 7) == 0) ||
+                (klen == 4 && memcmp(key, "skew", 4) == 0);
+    if (auth && tp->bcast == NULL)
+        return MCL__URL_FAIL("%s: option '%.*s' applies to connections with broadcasters (udp, "
+                             "inproc, zmq+), not to %s://",
+                             o->url, (int)klen, key, tp->scheme);
     if (generic_key(key, klen, &frag_only) && (!frag_only || (tp->caps & MCL__TP_FRAGMENT)))
         return generic_option(o->c, o->url, key, klen, val, vlen, errbuf, errlen);
     return misplaced_option(o->c, o->url, key, klen, errbuf, errlen);
@@ -153,6 +180,7 @@ parse_into(struct mcl_connection *c, const char *url, char *errbuf, size_t errle
     c->partmem = MCL__DEF_PARTMEM;
     c->heartbeat_ms = MCL__DEF_HEARTBEAT_MS;
     c->silent_after = MCL__DEF_SILENT;
+    c->skew_s = MCL__DEF_SKEW_S;
     c->tp->defaults(c);
     const char *q = NULL;
     mcl_err rv = c->tp->parse_addr(c, url, p + 3, &q, errbuf, errlen);
@@ -163,6 +191,9 @@ parse_into(struct mcl_connection *c, const char *url, char *errbuf, size_t errle
         return rv;
     if (c->tp->finish != NULL && (rv = c->tp->finish(c, url, errbuf, errlen)) != MCL_OK)
         return rv;
+    if (c->encrypt && c->keys.n == 0)
+        return MCL__URL_FAIL("%s: encrypt=1 needs key=FILE (a group key: mcl-keygen --group NAME)",
+                             url);
     mcl__connection_canon(c);
     return MCL_OK;
 }
@@ -222,6 +253,8 @@ mcl_connection_dup(mcl_connection **connp, const mcl_connection *conn)
 void
 mcl_connection_free(mcl_connection *conn)
 {
+    if (conn != NULL)
+        mcl__gkeys_wipe(&conn->keys);
     mcl__free(conn);
 }
 
@@ -268,6 +301,12 @@ mcl__canon_bcast_opts(struct mcl__canon *k, const struct mcl_connection *c)
         mcl__canon_opt(k, "heartbeat=%u", (unsigned)c->heartbeat_ms);
     if (c->silent_after != MCL__DEF_SILENT)
         mcl__canon_opt(k, "silent=%u", (unsigned)c->silent_after);
+    if (c->keys.n > 0)
+        mcl__canon_opt(k, "key=%s", c->key_path);
+    if (c->encrypt)
+        mcl__canon_opt(k, "encrypt=1");
+    if (c->skew_s != MCL__DEF_SKEW_S)
+        mcl__canon_opt(k, "skew=%u", (unsigned)c->skew_s);
 }
 
 uint32_t

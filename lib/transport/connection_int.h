@@ -6,6 +6,8 @@
 
 #include <mcl/connection.h>
 
+#include "../core/gkey.h"
+
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +24,8 @@
 #define MCL__DEF_EXPIRE_MS 2000u
 #define MCL__DEF_HEARTBEAT_MS 1000u
 #define MCL__DEF_SILENT 3u
+#define MCL__DEF_SKEW_S 60u
+#define MCL__KEY_PATH_MAX 256
 #define MCL__MIN_DGRAM ((size_t)1200)
 #define MCL__MAX_DGRAM ((size_t)65527) // 65535 - 8 (UDP over IPv6; IPv4 is 20 bytes less)
 
@@ -37,6 +41,12 @@ struct mcl_connection {
     uint32_t batch_us;  // broadcasters: pack small messages for up to this long (0: off)
     uint32_t heartbeat_ms; // broadcasters: announce themselves this often (0: never)
     uint32_t silent_after; // listeners: a publisher that misses this many heartbeats is silent
+    // Authenticated datagrams (key=FILE; lib/raw/auth.c): the group keys read from the file at
+    // parse time (keys.n == 0: none), encrypt=1, and the accepted clock difference skew= in s.
+    mcl__gkeys keys;
+    bool encrypt;
+    uint32_t skew_s;
+    char key_path[MCL__KEY_PATH_MAX];
     char url[MCL__URL_MAX]; // canonical
     alignas(max_align_t) unsigned char opts[MCL__TP_OPTS_MAX]; // the transport's own struct
 };

@@ -231,14 +231,19 @@ test_sequence_accounting(void)
     st = stats(&rx);
     CU_ASSERT_EQUAL(st.duplicates, 2);
     feed_seq(&rx, 1, 14);
-    feed_seq(&rx, 1, 5000); // big jump: 4985 lost
+    fake_now += 1000000;    // 1 ms later (it could have sent 10,000 meanwhile)
+    feed_seq(&rx, 1, 5000); // a jump beyond the window: delivered, counted once confirmed
+    st = stats(&rx);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    feed_seq(&rx, 1, 5000); // (a duplicate of it is still one)
+    feed_seq(&rx, 1, 5001); // confirms: 4984 lost
     feed_seq(&rx, 1, 20);   // older than the window: treated as a duplicate
     st = stats(&rx);
     CU_ASSERT_EQUAL(st.lost, 4984);
     CU_ASSERT_EQUAL(st.reordered, 2);
-    CU_ASSERT_EQUAL(st.duplicates, 3);
-    CU_ASSERT_EQUAL(st.messages, 7);
-    CU_ASSERT_EQUAL(S.n, 7);
+    CU_ASSERT_EQUAL(st.duplicates, 4);
+    CU_ASSERT_EQUAL(st.messages, 8);
+    CU_ASSERT_EQUAL(S.n, 8);
     // A second publisher has its own sequence.
     feed_seq(&rx, 2, 0);
     feed_seq(&rx, 2, 1);
@@ -247,11 +252,11 @@ test_sequence_accounting(void)
     CU_ASSERT_EQUAL_FATAL(np, 2);
     for (size_t i = 0; i < np; i++) {
         if (ps[i].publisher == 1) {
-            CU_ASSERT_EQUAL(ps[i].messages, 7);
+            CU_ASSERT_EQUAL(ps[i].messages, 8);
             CU_ASSERT_EQUAL(ps[i].lost, 4984);
-            CU_ASSERT_EQUAL(ps[i].duplicates, 3);
+            CU_ASSERT_EQUAL(ps[i].duplicates, 4);
             CU_ASSERT_EQUAL(ps[i].first_seq, 10);
-            CU_ASSERT_EQUAL(ps[i].last_seq, 5000);
+            CU_ASSERT_EQUAL(ps[i].last_seq, 5001);
         } else {
             CU_ASSERT_EQUAL(ps[i].publisher, 2);
             CU_ASSERT_EQUAL(ps[i].messages, 2);
@@ -401,7 +406,7 @@ test_contradicting_fragments_and_garbage(void)
     size_t nx = encode(X, 64, 4, 0, "a", p, 30000, 9000);
     size_t ny = encode(Y, 64, 4, 0, "a", p, 20000, 9000); // same (pub, seq), other size
     feed(&rx, &X[0], &S);
-    feed(&rx, &Y[1], &S); // contradicts what is held: malformed, the partial stays
+    feed(&rx, &Y[1], &S); // contradicts what is held: reassembled apart, the partial stays
     uint8_t junk[100];
     memset(junk, 0xab, sizeof(junk));
     dg j = {junk, sizeof(junk)};
@@ -413,7 +418,9 @@ test_contradicting_fragments_and_garbage(void)
     CU_ASSERT_EQUAL_FATAL(S.n, 1);
     CU_ASSERT_EQUAL(S.m[0]->len, 30000);
     CU_ASSERT(memcmp(S.m[0]->payload, p, 30000) == 0);
-    CU_ASSERT_EQUAL(stats(&rx).malformed, 3);
+    CU_ASSERT_EQUAL(stats(&rx).malformed, 2);
+    CU_ASSERT_EQUAL(stats(&rx).suspect, 1); // the rival dropped when X completed
+    CU_ASSERT_EQUAL(stats(&rx).partial_count, 0);
     free_dgs(X, nx);
     free_dgs(Y, ny);
     free(p);
@@ -581,6 +588,185 @@ test_hostile_sequence_numbers(void)
     mcl__rx_fini(&rx);
 }
 
+
+// The same as feed(), from another UDP port (another sender).
+static void
+feed_from(mcl__rx *rx, const dg *d, uint16_t port, sink *s)
+{
+    mcl__rx_meta meta = {.real_ns = fake_now, .mono_ns = fake_now, .family = 4, .port = port};
+    if (mcl__rx_begin(rx, d->b, d->n, &meta) != MCL_OK)
+        return;
+    mcl_raw_msg m;
+    while (mcl__rx_next(rx, &m)) {
+        CU_ASSERT_FATAL(s->n < 4096);
+        MCLT_OK(mcl_raw_msg_dup(&s->m[s->n++], &m));
+    }
+}
+
+static void
+test_forged_jump_does_not_blackhole(void)
+{
+    // One forged datagram with the victim's id and a number up to 2^32 ahead used to make
+    // every later genuine message a "duplicate" (4,000 sent, 2 delivered, lost 4294967294).
+    uint64_t ahead[] = {100000, (uint64_t)1 << 31, ((uint64_t)1 << 32) - 2};
+    for (size_t k = 0; k < 3; k++) {
+        mcl__rx rx;
+        MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+        feed_seq(&rx, 1, 0);
+        feed_seq(&rx, 1, 1 + ahead[k]); // forged
+        for (uint64_t seq = 1; seq < 4000; seq++)
+            feed_seq(&rx, 1, seq);
+        CU_ASSERT_EQUAL(S.n, 4001); // (the forged one too: without keys it cannot be told)
+        mcl_listener_stats st = stats(&rx);
+        CU_ASSERT_EQUAL(st.lost, 0);
+        CU_ASSERT_EQUAL(st.duplicates, 0);
+        sink_clear(&S);
+        mcl__rx_fini(&rx);
+    }
+}
+
+static void
+test_random_numbers_cannot_inflate_lost(void)
+{
+    // Random sequence numbers on a genuine publisher's id (mcl-log showed lost 757436925505).
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (uint64_t seq = 0; seq < 2000; seq++) {
+        feed_seq(&rx, 1, seq);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        feed_seq(&rx, 1, x);
+        fake_now += 1000; // 1 µs
+    }
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    CU_ASSERT(S.n >= 2000);
+    // Two forged numbers in a row do confirm a jump, but the loss it counts is bounded by
+    // what the publisher can have sent since its window last moved (10 per microsecond).
+    fake_now += 1000000; // 1 ms
+    feed_seq(&rx, 1, (uint64_t)1 << 40);
+    feed_seq(&rx, 1, ((uint64_t)1 << 40) + 1);
+    st = stats(&rx);
+    CU_ASSERT(st.lost >= 1024 && st.lost <= 10010);
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+}
+
+static void
+test_publisher_bound_to_its_address(void)
+{
+    // Forged datagrams with a real id from another address do not replace its messages.
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    uint8_t real = 'R', fake = 'F';
+    for (uint64_t seq = 0; seq < 10; seq++) {
+        size_t n = encode(D, 4096, 7, seq, "t", &fake, 1, 65000);
+        feed_from(&rx, &D[0], 666, &S); // the forger, first each time
+        free_dgs(D, n);
+        n = encode(D, 4096, 7, seq, "t", &real, 1, 65000);
+        feed_from(&rx, &D[0], seq == 0 ? 666 : 1, &S);
+        free_dgs(D, n);
+        if (seq == 0) { // (the forger got there first: the id is bound to it)
+            sink_clear(&S);
+            mcl__rx_fini(&rx);
+            MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+            n = encode(D, 4096, 7, seq, "t", &real, 1, 65000);
+            feed_from(&rx, &D[0], 1, &S);
+            free_dgs(D, n);
+        }
+    }
+    CU_ASSERT_EQUAL_FATAL(S.n, 10);
+    for (size_t i = 0; i < S.n; i++)
+        CU_ASSERT_EQUAL(((const uint8_t *)S.m[i]->payload)[0], 'R');
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT_EQUAL(st.suspect, 9);
+    CU_ASSERT_EQUAL(st.duplicates, 0);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    // A publisher that really moved is followed once its old address has been quiet 2 s.
+    fake_now += 2100000000;
+    size_t n = encode(D, 4096, 7, 10, "t", &real, 1, 65000);
+    feed_from(&rx, &D[0], 2, &S);
+    free_dgs(D, n);
+    CU_ASSERT_EQUAL(S.n, 11);
+    CU_ASSERT_EQUAL(stats(&rx).suspect, 9);
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+}
+
+static void
+test_forged_fragments_cannot_veto(void)
+{
+    uint8_t *p = mclt_pattern(30000, 3);
+    static dg G[64], F[64];
+    // A contradicting first fragment (other total) arrives before the genuine ones.
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    size_t ng = encode(G, 64, 5, 0, "cam", p, 30000, 9000);
+    size_t nf = encode(F, 64, 5, 0, "cam", p, 20000, 9000);
+    feed(&rx, &F[0], &S);
+    for (size_t i = 0; i < ng; i++)
+        feed(&rx, &G[i], &S);
+    CU_ASSERT_EQUAL_FATAL(S.n, 1);
+    CU_ASSERT_EQUAL(S.m[0]->len, 30000);
+    CU_ASSERT(memcmp(S.m[0]->payload, p, 30000) == 0);
+    CU_ASSERT_EQUAL(stats(&rx).suspect, 1);
+    CU_ASSERT_EQUAL(stats(&rx).partial_count, 0);
+    for (size_t i = 1; i < nf; i++) // the rest of the forgery: dropped quietly
+        feed(&rx, &F[i], &S);
+    CU_ASSERT_EQUAL(S.n, 1);
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+    free_dgs(F, nf);
+    // A false claim that the message is too large (or of a filtered topic) at its first
+    // fragment: the genuine message still completes, and the oversize count is undone.
+    mcl__rx_cfg small = default_cfg;
+    small.maxmsg = 100000;
+    MCLT_OK(mcl__rx_init(&rx, &small, NULL, 0));
+    uint8_t *big = mclt_pattern(200000, 4);
+    nf = encode(F, 64, 5, 0, "cam", big, 200000, 9000);
+    feed(&rx, &F[0], &S);
+    CU_ASSERT_EQUAL(stats(&rx).oversize, 1);
+    for (size_t i = 0; i < ng; i++)
+        feed(&rx, &G[i], &S);
+    CU_ASSERT_EQUAL_FATAL(S.n, 1);
+    CU_ASSERT(memcmp(S.m[0]->payload, p, 30000) == 0);
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT_EQUAL(st.oversize, 0);
+    CU_ASSERT_EQUAL(st.suspect, 1);
+    CU_ASSERT_EQUAL(st.messages, 1);
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+    free_dgs(F, nf);
+    free_dgs(G, ng);
+    free(big);
+    free(p);
+}
+
+static void
+test_fake_id_flood_keeps_real_publishers(void)
+{
+    // 4,096+ fake ids used to evict (and so reset) a slow genuine publisher.
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    for (uint64_t seq = 0; seq < 5; seq++)
+        feed_seq(&rx, 1, seq);
+    fake_now += 1000000;
+    for (uint64_t id = 1000; id < 11000; id++) {
+        feed_seq(&rx, id, 42);
+        fake_now += 1000;
+        sink_clear(&S);
+    }
+    feed_seq(&rx, 1, 5);
+    mcl_publisher_stats ps[1];
+    CU_ASSERT(mcl__rx_publishers(&rx, ps, 1) <= 4096);
+    CU_ASSERT_EQUAL(ps[0].publisher, 1);
+    CU_ASSERT_EQUAL(ps[0].messages, 6);
+    CU_ASSERT_EQUAL(ps[0].first_seq, 0);
+    CU_ASSERT_EQUAL(stats(&rx).lost, 0);
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+}
+
 static void
 test_late_reassembly_older_than_window(void)
 {
@@ -693,6 +879,11 @@ test_huge_fragment_count(void)
 
 static CU_TestInfo tests[] = {
     {"hostile_sequence_numbers", test_hostile_sequence_numbers},
+    {"forged_jump_does_not_blackhole", test_forged_jump_does_not_blackhole},
+    {"random_numbers_cannot_inflate_lost", test_random_numbers_cannot_inflate_lost},
+    {"publisher_bound_to_its_address", test_publisher_bound_to_its_address},
+    {"forged_fragments_cannot_veto", test_forged_fragments_cannot_veto},
+    {"fake_id_flood_keeps_real_publishers", test_fake_id_flood_keeps_real_publishers},
     {"late_reassembly_older_than_window", test_late_reassembly_older_than_window},
     {"late_message_before_first", test_late_message_before_first},
     {"dropped_partials_stay_dropped", test_dropped_partials_stay_dropped},

@@ -6,12 +6,16 @@
 #include "core/internal.h"
 #include "harness.h"
 #include "raw/topics.h"
+#include "raw/wire.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if MCL_HAVE_ZMQ
+#include <zmq.h>
+#endif
 
 #define NS 1000000000LL
 #define MS 1000000LL
@@ -772,7 +776,11 @@ test_zmq_loss_per_topic(void)
     while (mcl_raw_listener_recv(l, &m, 200) == MCL_OK) {
     }
     // Markers show the gaps; then one of them again, forwarded: a duplicate of "y".
+    // (a gap of more than 1024 counts once a second message confirms it: "end2" for x; for y
+    // the forwarded copy, which has the next topic number, does)
     MCLT_OK(mcl_raw_broadcaster_publish(b, "x", "end", 3));
+    MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+    MCLT_OK(mcl_raw_broadcaster_publish(b, "x", "end2", 4));
     MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
     MCLT_OK(mcl_raw_broadcaster_publish(b, "y", "end", 3));
     MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
@@ -787,7 +795,7 @@ test_zmq_loss_per_topic(void)
     CU_ASSERT(st.lost > 0);
     CU_ASSERT(x.lost > 0 && y.lost > 0);
     CU_ASSERT_EQUAL(x.lost + y.lost, st.lost);
-    CU_ASSERT_EQUAL(x.messages + x.lost, (uint64_t)n + 1);
+    CU_ASSERT_EQUAL(x.messages + x.lost, (uint64_t)n + 2);
     CU_ASSERT_EQUAL(y.messages + y.lost, (uint64_t)n + 2);
     CU_ASSERT_EQUAL(st.duplicates, 1);
     CU_ASSERT_EQUAL(y.duplicates, 1);
@@ -797,6 +805,66 @@ test_zmq_loss_per_topic(void)
     CU_ASSERT(pr.lost == y.lost && pr.duplicates == 1);
     mcl_raw_listener_free(l);
     mcl_raw_broadcaster_free(b);
+}
+
+static void
+test_zmq_forged_topic_number(void)
+{
+    // One forged frame with a topic number 2^40 ahead used to count 2^40 messages as lost
+    // (and a number 2^64 - 4 ahead, 18446744073709551612).
+    mcl_raw_listener *l;
+    mcl_connection *c = mclt_parse("zmq+tcp://127.0.0.1:0?mode=bind&heartbeat=0");
+    MCLT_OK(mcl_raw_listener_open(&l, c, NULL, 0));
+    mcl_connection_free(c);
+    char url[96];
+    snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?mode=connect&heartbeat=0",
+             (unsigned)mcl_connection_port(mcl_raw_listener_connection(l)));
+    c = mclt_parse(url);
+    mcl_raw_broadcaster *b;
+    MCLT_OK(mcl_raw_broadcaster_open(&b, c, NULL));
+    mcl_connection_free(c);
+    const mcl_raw_msg *m = NULL;
+    int64_t t1 = mclt_now_ms();
+    do { // (until the connection is up: what is published before is not for anyone)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, "x", "first", 5));
+    } while (mcl_raw_listener_recv(l, &m, 50) != MCL_OK && mclt_now_ms() - t1 < 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    while (mcl_raw_listener_recv(l, &m, 50) == MCL_OK) {
+    }
+    // The forger: a plain zmq PUB connected to the listener, sending frames in mcl's framing
+    // (topic, NUL, topic number, datagram) with the genuine publisher's id.
+    void *ctx = zmq_ctx_new();
+    void *pub = zmq_socket(ctx, ZMQ_PUB);
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%u",
+             (unsigned)mcl_connection_port(mcl_raw_listener_connection(l)));
+    CU_ASSERT_EQUAL_FATAL(zmq_connect(pub, url), 0);
+    uint8_t f[2 + 8 + MCL__WIRE_HDR + MCL__WIRE_REC + 1 + 6];
+    memcpy(f, "x", 2);
+    mcl__put_be64(f + 2, (uint64_t)1 << 40);
+    size_t n = 10 + mcl__wire_put_hdr(f + 10, 0, 1, mcl_raw_broadcaster_id(b));
+    n += mcl__wire_put_rec(f + n, (uint64_t)1 << 40, "x", 1, 6);
+    memcpy(f + n, "forged", 6);
+    n += 6;
+    mcl_listener_stats st;
+    int64_t t0 = mclt_now_ms();
+    do { // (until the listener's subscription has reached the forger)
+        zmq_send(pub, f, n, 0);
+        if (mcl_raw_listener_recv(l, &m, 20) == MCL_OK && m->len == 6)
+            break;
+    } while (mclt_now_ms() - t0 < 5000);
+    for (int i = 0; i < 100; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, "x", "genuine", 7));
+    int genuine = 0;
+    while (genuine < 100 && mcl_raw_listener_recv(l, &m, 2000) == MCL_OK)
+        genuine += m->len == 7;
+    CU_ASSERT_EQUAL(genuine, 100);
+    MCLT_OK(mcl_raw_listener_stats(l, &st));
+    CU_ASSERT_EQUAL(st.lost, 0);
+    CU_ASSERT_EQUAL(st.duplicates, 0);
+    zmq_close(pub);
+    zmq_ctx_term(ctx);
+    mcl_raw_broadcaster_free(b);
+    mcl_raw_listener_free(l);
 }
 #endif
 
@@ -814,6 +882,7 @@ static CU_TestInfo tests[] = {
     {"listener_thread", test_listener_thread},
 #if MCL_HAVE_ZMQ
     {"zmq_loss_per_topic", test_zmq_loss_per_topic},
+    {"zmq_forged_topic_number", test_zmq_forged_topic_number},
 #endif
     CU_TEST_INFO_NULL,
 };

@@ -125,7 +125,7 @@ test_malformed_headers(void)
     expect_bad(vec1, sizeof(vec1), 3, 0x00, MCL_EPROTO); // version 0
     expect_bad(vec1, sizeof(vec1), 4, 0x80, MCL_EPROTO); // unknown flag
     expect_bad(vec1, sizeof(vec1), 4, 0x04, MCL_EPROTO); // unknown flag
-    expect_bad(vec1, sizeof(vec1), 4, 0x02, MCL_ENOTSUP); // AUTH is reserved
+    expect_bad(vec1, sizeof(vec1), 4, 0x08, MCL_EPROTO); // ENC never reaches the decoder
     expect_bad(vec1, sizeof(vec1), 5, 0x01, MCL_EPROTO); // reserved byte
     expect_bad(vec1, sizeof(vec1), 7, 0x00, MCL_EPROTO); // zero records
     expect_bad(vec1, sizeof(vec1), 7, 0x02, MCL_EPROTO); // more records than bytes
