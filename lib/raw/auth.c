@@ -16,6 +16,8 @@ struct signer {
     uint64_t highest; // highest counter accepted
     uint64_t bits[WIN / 64];
     int64_t last_ns; // when it was last accepted (for eviction)
+    uint32_t key_id; // the key its subkeys are of
+    mcl__auth_sub sub;
 };
 
 static void
@@ -27,27 +29,59 @@ put_trailer_head(uint8_t *t, const mcl__auth_tx *a, int64_t real_ns)
     mcl__put_be64(t + 20, (uint64_t)real_ns);
 }
 
+// XChaCha20 with nonce = signer || 8 zero bytes || counter is ChaCha20 (IETF, nonce 4 zero bytes
+// || counter) under HChaCha20(key, signer || 8 zero bytes): that subkey depends on the signer
+// only, so both ends compute it once per signer.
+void
+mcl__auth_subkeys(mcl__auth_sub *s, const mcl__gkey *k, uint64_t signer)
+{
+    uint8_t in[16] = {0};
+    mcl__put_be64(in, signer);
+    crypto_core_hchacha20(s->mac, in, k->mac, NULL);
+    crypto_core_hchacha20(s->enc, in, k->enc, NULL);
+}
+
+static void
+nonce12(uint8_t n[crypto_aead_chacha20poly1305_ietf_NPUBBYTES], uint64_t counter)
+{
+    memset(n, 0, 4);
+    mcl__put_be64(n + 4, counter);
+}
+
+// The datagram's one-time Poly1305 key: the first 32 bytes of its key stream.
+static void
+one_time_key(uint8_t otk[32], const mcl__auth_sub *s, uint64_t counter)
+{
+    uint8_t n[crypto_stream_chacha20_ietf_NONCEBYTES];
+    nonce12(n, counter);
+    crypto_stream_chacha20_ietf(otk, 32, n, s->mac);
+}
+
+static void
+tx_ready(mcl__auth_tx *a)
+{
+    if (!a->sub_ready) {
+        mcl__auth_subkeys(&a->sub, a->key, a->signer);
+        a->sub_ready = true;
+    }
+}
+
 void
 mcl__auth_mac(mcl__auth_tx *a, const struct iovec *iov, unsigned niov, int64_t real_ns,
               uint8_t trailer[MCL__AUTH_TRAILER])
 {
+    tx_ready(a);
     a->counter++;
     put_trailer_head(trailer, a, real_ns);
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, a->key->mac, 32, MCL__AUTH_TAG);
+    uint8_t otk[32];
+    one_time_key(otk, &a->sub, a->counter);
+    crypto_onetimeauth_poly1305_state st;
+    crypto_onetimeauth_poly1305_init(&st, otk);
     for (unsigned i = 0; i < niov; i++)
-        crypto_generichash_update(&st, iov[i].iov_base, iov[i].iov_len);
-    crypto_generichash_update(&st, trailer, MCL__AUTH_TRAILER - MCL__AUTH_TAG);
-    crypto_generichash_final(&st, trailer + MCL__AUTH_TRAILER - MCL__AUTH_TAG, MCL__AUTH_TAG);
-}
-
-static void
-nonce_of(uint8_t n[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], uint64_t signer,
-         uint64_t counter)
-{
-    memset(n, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-    mcl__put_be64(n, signer);
-    mcl__put_be64(n + 8, counter);
+        crypto_onetimeauth_poly1305_update(&st, iov[i].iov_base, iov[i].iov_len);
+    crypto_onetimeauth_poly1305_update(&st, trailer, MCL__AUTH_TRAILER - MCL__AUTH_TAG);
+    crypto_onetimeauth_poly1305_final(&st, trailer + MCL__AUTH_TRAILER - MCL__AUTH_TAG);
+    sodium_memzero(otk, sizeof(otk));
 }
 
 // The additional data of an encrypted datagram: its header and the trailer's first 28 bytes.
@@ -61,17 +95,18 @@ ad_of(uint8_t ad[MCL__WIRE_HDR + 28], const uint8_t *hdr, const uint8_t *trailer
 size_t
 mcl__auth_seal(mcl__auth_tx *a, uint8_t *buf, size_t len, int64_t real_ns)
 {
+    tx_ready(a);
     a->counter++;
     buf[4] |= MCL__WIRE_F_AUTH | MCL__WIRE_F_ENC;
     uint8_t *t = buf + len;
     put_trailer_head(t, a, real_ns);
-    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad[MCL__WIRE_HDR + 28];
-    nonce_of(nonce, a->signer, a->counter);
+    uint8_t n[crypto_aead_chacha20poly1305_ietf_NPUBBYTES], ad[MCL__WIRE_HDR + 28];
+    nonce12(n, a->counter);
     ad_of(ad, buf, t);
     unsigned long long taglen;
-    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-        buf + MCL__WIRE_HDR, t + 28, &taglen, buf + MCL__WIRE_HDR, len - MCL__WIRE_HDR, ad,
-        sizeof(ad), NULL, nonce, a->key->enc);
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(buf + MCL__WIRE_HDR, t + 28, &taglen,
+                                                       buf + MCL__WIRE_HDR, len - MCL__WIRE_HDR,
+                                                       ad, sizeof(ad), NULL, n, a->sub.enc);
     return len + MCL__AUTH_TRAILER;
 }
 
@@ -89,6 +124,7 @@ free_signer(uint64_t key, void *val, void *arg)
 {
     (void)key;
     (void)arg;
+    sodium_memzero(val, sizeof(struct signer));
     mcl__free(val);
 }
 
@@ -199,10 +235,18 @@ mcl__auth_open(mcl__auth_rx *a, const uint8_t *dg, size_t len, int64_t now, cons
     // Cheap refusals first (a replay costs no tag check when it is known to be one)... but
     // only counted as replays once the tag is valid: before that it is just a forgery.
     const uint8_t *tag = t + 28;
+    mcl__auth_sub fresh;
+    const mcl__auth_sub *sub = &fresh;
+    if (g != NULL && g->key_id == k->id)
+        sub = &g->sub;
+    else
+        mcl__auth_subkeys(&fresh, k, signer);
     if (!enc) {
-        uint8_t mac[MCL__AUTH_TAG];
-        crypto_generichash(mac, sizeof(mac), dg, len - MCL__AUTH_TAG, k->mac, 32);
-        if (sodium_memcmp(mac, tag, MCL__AUTH_TAG) != 0) {
+        uint8_t otk[32];
+        one_time_key(otk, sub, counter);
+        int bad = crypto_onetimeauth_poly1305_verify(tag, dg, len - MCL__AUTH_TAG, otk);
+        sodium_memzero(otk, sizeof(otk));
+        if (bad != 0) {
             a->rejected++;
             return MCL__AUTH_REJECTED;
         }
@@ -215,12 +259,12 @@ mcl__auth_open(mcl__auth_rx *a, const uint8_t *dg, size_t len, int64_t now, cons
             a->buf = nb;
             a->cap = nc;
         }
-        uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad[MCL__WIRE_HDR + 28];
-        nonce_of(nonce, signer, counter);
+        uint8_t n[crypto_aead_chacha20poly1305_ietf_NPUBBYTES], ad[MCL__WIRE_HDR + 28];
+        nonce12(n, counter);
         ad_of(ad, dg, t);
-        if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+        if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
                 a->buf + MCL__WIRE_HDR, NULL, dg + MCL__WIRE_HDR, body - MCL__WIRE_HDR, tag, ad,
-                sizeof(ad), nonce, k->enc) != 0) {
+                sizeof(ad), n, sub->enc) != 0) {
             a->rejected++;
             return MCL__AUTH_REJECTED;
         }
@@ -254,5 +298,10 @@ mcl__auth_open(mcl__auth_rx *a, const uint8_t *dg, size_t len, int64_t now, cons
     }
     accept(g, counter);
     g->last_ns = now;
+    if (sub == &fresh) { // (new, or signing with another key now)
+        g->sub = fresh;
+        g->key_id = k->id;
+    }
+    sodium_memzero(&fresh, sizeof(fresh));
     return MCL__AUTH_PASS;
 }

@@ -3,11 +3,13 @@
 //
 // A datagram with MCL__WIRE_F_AUTH ends with a 44-byte trailer:
 //   key_id u32 | signer u64 | counter u64 | time_ns i64 | tag 16 bytes
-// MAC only: tag = BLAKE2b-128 keyed by the key's MAC subkey, of every byte before the tag (the
-// header with the AUTH flag set, the records, the first 28 bytes of the trailer).
+// The nonce of a datagram is signer || 8 zero bytes || counter (24 bytes).
+// MAC only: tag = Poly1305 of every byte before the tag (the header with the AUTH flag set, the
+// records, the first 28 bytes of the trailer) under a one-time key: the first 32 bytes of the
+// XChaCha20 key stream of the MAC subkey under the nonce.
 // Encrypted (MCL__WIRE_F_ENC as well): the records are XChaCha20-Poly1305 (IETF) ciphertext
-// under the encryption subkey, nonce = signer || counter || 8 zero bytes, additional data =
-// header || the first 28 trailer bytes; tag = its Poly1305 tag.
+// under the encryption subkey and the nonce, additional data = header || the first 28 trailer
+// bytes; tag = its Poly1305 tag.
 // `signer` is the id of the broadcaster that sealed it (its own publisher id, or a bridge's),
 // `counter` numbers the datagrams it sealed from 1, `time_ns` is its CLOCK_REALTIME.
 #ifndef MCL__AUTH_H
@@ -23,11 +25,20 @@ enum { MCL__AUTH_TRAILER = 44, MCL__AUTH_TAG = 16 };
 
 // --- sending ---
 
+// A signer's subkeys (HChaCha20 of the MAC and encryption subkeys under signer || 8 zero
+// bytes): computed once per signer.
+typedef struct mcl__auth_sub {
+    uint8_t mac[32], enc[32];
+} mcl__auth_sub;
+void mcl__auth_subkeys(mcl__auth_sub *s, const mcl__gkey *k, uint64_t signer);
+
 typedef struct mcl__auth_tx {
     const mcl__gkey *key; // signs (the first key of the file)
     bool encrypt;
     uint64_t signer;
     uint64_t counter; // the last one used
+    bool sub_ready;   // (sub computed on first use)
+    mcl__auth_sub sub;
 } mcl__auth_tx;
 
 // MAC mode: the trailer for the datagram iov[0..niov) (iov[0] starts with the 16-byte header,
