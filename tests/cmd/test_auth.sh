@@ -99,6 +99,24 @@ wait "$py_pid"
 check "replay delivered once" test "$(grep -c "sent once" "$tmp/r.out")" -eq 1
 check "replay counted" grep -q "replayed [5-9]" "$tmp/r.err"
 
+# A bridge between two keyed islands (each its own key): it forwards only what was signed on
+# its side, signed again with the other side's key; the forgery stays where it was sent.
+check "keygen island key" status_is 0 "$keygen" --group "$tmp/isl"
+ua="udp://239.255.79.5:26105?iface=lo&ttl=0&$K"
+ub="udp://239.255.79.6:26106?iface=lo&ttl=0&key=$tmp/isl.gkey"
+"$bin/mcl-bridge" --stats 0.2 "$ua" "$ub" 2>"$tmp/bridge.err" &
+bp=$!
+check "bridge reports" wait_for "$tmp/bridge.err" "B -> A: forwarded" 5
+start_dump b -u "$ub" -n 1 --timeout 10 --stats
+"$pub" -u "udp://239.255.79.5:26105?iface=lo&ttl=0" -q "forged on A"
+"$pub" -u "$ua" -q "signed on A"
+wait "$b_pid"
+check "bridge dump exit" test $? -eq 0
+check "bridge carried the signed one" grep -q "signed on A" "$tmp/b.out"
+check "bridge dropped the forgery" test "$(grep -c forged "$tmp/b.out")" -eq 0
+kill -TERM "$bp"
+wait "$bp"
+
 # Key files that are not regular files fail at once, with a message saying so.
 mkfifo "$tmp/fifo"
 check "fifo key fails" status_is 1 "$dump" -u "$base&key=$tmp/fifo" -n 1
