@@ -26,6 +26,10 @@ enum {
 //   REBIND_NS (a publisher that really moved is followed then);
 // - the table keeps confirmed publishers before unconfirmed ones when it is full.
 #define MAX_RATE_PER_US 10u
+// Outliers remembered per publisher, and for how long: while the list is full, a further one
+// is dropped (suspect), so none is ever forgotten and then delivered again within OUTLIER_NS.
+#define OUTLIERS 4
+#define OUTLIER_NS ((int64_t)1000000000)
 #define REBIND_NS ((int64_t)2000000000)
 
 struct mcl__rx_pat {
@@ -42,8 +46,9 @@ struct mcl__rx_pub {
     bool confirmed; // a second message in sequence came: not evicted before unconfirmed ones
     // Messages delivered beyond the window, waiting for a confirmation (OUTLIERS at most,
     // the oldest replaced); each is marked received once the window reaches it.
-    uint64_t outl[4];
-    unsigned noutl, outl_next;
+    uint64_t outl[OUTLIERS];
+    int64_t outl_ns[OUTLIERS]; // when each came
+    unsigned noutl;
     uint64_t highest;
     int64_t highest_mono; // when the window last moved
     uint64_t first;
@@ -327,7 +332,7 @@ pub_seen(const struct mcl__rx_pub *p, uint64_t seq)
     return win_get(p, seq);
 }
 
-enum { SEQ_NEW, SEQ_LATE, SEQ_DUP };
+enum { SEQ_NEW, SEQ_LATE, SEQ_DUP, SEQ_SUSPECT };
 
 // The window moved: outliers it reached are marked received (they were delivered), and
 // leave the list, as do those it passed by (older than the window: duplicates from now on).
@@ -337,16 +342,14 @@ outliers_settle(struct mcl__rx_pub *p)
     unsigned n = 0;
     for (unsigned k = 0; k < p->noutl; k++) {
         uint64_t o = p->outl[k];
-        if (o > p->highest && o - p->highest > WIN_BITS) {
-            p->outl[n++] = o; // still beyond
-        } else if (o <= p->highest && p->highest - o < WIN_BITS) {
+        if (o > p->highest) { // still beyond, or within the window ahead of the highest
+            p->outl_ns[n] = p->outl_ns[k]; // (stays: a later move marks it)
+            p->outl[n++] = o;
+        } else if (p->highest - o < WIN_BITS) {
             win_set(p, o);
-        } else if (o > p->highest) { // now within the window, ahead of the highest
-            p->outl[n++] = o;        // (stays: a later move marks it)
         }
     }
     p->noutl = n;
-    p->outl_next = 0;
 }
 
 static void
@@ -397,12 +400,19 @@ pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq, bool undelivered)
                 break;
         }
         if (k == p->noutl) {
-            if (p->noutl < 4) {
-                p->outl[p->noutl++] = seq;
-            } else {
-                p->outl[p->outl_next] = seq;
-                p->outl_next = (p->outl_next + 1) % 4;
-            }
+            // Those unconfirmed for OUTLIER_NS are forgotten (their numbers were forged, or
+            // the publisher went quiet after one message), then this one takes a place.
+            unsigned n = 0;
+            for (unsigned j = 0; j < p->noutl; j++)
+                if (rx->meta.mono_ns - p->outl_ns[j] < OUTLIER_NS) {
+                    p->outl_ns[n] = p->outl_ns[j];
+                    p->outl[n++] = p->outl[j];
+                }
+            p->noutl = n;
+            if (p->noutl == OUTLIERS)
+                return SEQ_SUSPECT;
+            p->outl_ns[p->noutl] = rx->meta.mono_ns;
+            p->outl[p->noutl++] = seq;
             return SEQ_NEW;
         }
         // Confirmed: jump to the candidate (counting what the publisher can have sent since
@@ -891,6 +901,11 @@ account(mcl__rx *rx, uint64_t seq, size_t len, bool deliver, uint64_t *why, bool
     struct mcl__rx_pub *p = rx->cur_pub;
     pthread_mutex_lock(&rx->lock);
     int s = pub_mark(rx, p, seq, undelivered);
+    if (s == SEQ_SUSPECT) {
+        rx->st.suspect++;
+        pthread_mutex_unlock(&rx->lock);
+        return false;
+    }
     if (s == SEQ_DUP) {
         p->st.duplicates++;
         rx->st.duplicates++;
