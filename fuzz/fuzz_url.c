@@ -18,6 +18,7 @@
 
 #include "transport/connection_int.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,8 +57,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mcl_connection *c = NULL;
     char err[512];
     mcl_err rv = mcl_connection_parse(&c, url, err, sizeof(err));
+    bool keyfile = strstr(url, "key=") != NULL; // (a group key file that cannot be read)
     free(url);
-    if (rv != MCL_OK && rv != MCL_EURL && rv != MCL_ENOMEM)
+    if (rv != MCL_OK && rv != MCL_EURL && rv != MCL_ENOMEM &&
+        !(keyfile && (rv == MCL_ENOENT || rv == MCL_EINVAL || rv == MCL_EAUTH ||
+                      rv == MCL_EMSGSIZE || rv == MCL_EPERM || rv == MCL_ESYS)))
         abort();
     if ((rv == MCL_OK) != (c != NULL))
         abort();
