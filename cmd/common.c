@@ -437,6 +437,25 @@ info_i64(const char *info, const char *key, int64_t *out)
     return false;
 }
 
+// The log reader's stop function (mcl_log_reader_set_stop()): a signal stops even a reader
+// going through a huge damaged file, within about a MiB of it.
+bool
+tool_reader_stop(void *arg)
+{
+    (void)arg;
+    return tool_stop != 0;
+}
+
+// mcl_log_reader_open(), stopped by signals.
+static mcl_err
+reader_open(mcl_log_reader **rp, const char *const *paths, size_t n, const mcl_log_reader_options *o)
+{
+    mcl_err rv = mcl_log_reader_open(rp, paths, n, o);
+    if (rv == MCL_OK)
+        mcl_log_reader_set_stop(*rp, tool_reader_stop, NULL);
+    return rv;
+}
+
 static int
 log_open_local(const char *prog, tool_log *l, const char *const *paths, int npaths)
 {
@@ -450,13 +469,15 @@ log_open_local(const char *prog, tool_log *l, const char *const *paths, int npat
             tool_err(prog, "out of memory");
             return EXIT_RUNTIME;
         }
-    mcl_err rv = mcl_log_reader_open(&l->r, paths, (size_t)npaths, &ro);
+    mcl_err rv = reader_open(&l->r, paths, (size_t)npaths, &ro);
     const mcl_raw_msg *m;
     if (rv == MCL_OK && mcl_log_reader_next(l->r, &m) == MCL_OK) {
         l->first_ns = m->recv_realtime_ns;
         l->have_first = true;
     }
     l->empty = !l->have_first && !l->o.follow;
+    if (rv == MCL_OK && tool_stop) // a signal (during a long first read): the caller stops
+        return EXIT_OK;
     if (rv == MCL_OK && (l->o.start_s > 0 || l->o.end_s > 0) && !(l->empty && l->o.empty_ok)) {
         if (!l->have_first) {
             tool_err(prog, "%s: no records: --start/--end count from the first", paths[0]);
@@ -466,7 +487,7 @@ log_open_local(const char *prog, tool_log *l, const char *const *paths, int npat
         l->r = NULL;
         ro.start_ns = l->start_ns = l->o.start_s > 0 ? l->first_ns + (int64_t)(l->o.start_s * 1e9) : 0;
         ro.end_ns = l->end_ns = l->o.end_s > 0 ? l->first_ns + (int64_t)(l->o.end_s * 1e9) : 0;
-        rv = mcl_log_reader_open(&l->r, paths, (size_t)npaths, &ro);
+        rv = reader_open(&l->r, paths, (size_t)npaths, &ro);
         // Whether the range selects anything: its first record (then back before it).
         if (rv == MCL_OK && !l->o.follow) {
             l->empty = mcl_log_reader_next(l->r, &m) != MCL_OK;
@@ -606,6 +627,8 @@ tool_log_next(tool_log *l, const mcl_raw_msg **m, int timeout_ms)
         int64_t deadline = tool_mono_ns() + (int64_t)timeout_ms * 1000000;
         for (;;) {
             mcl_err rv = mcl_log_reader_next(l->r, m);
+            if (rv == MCL_EINTR) // stopped by a signal: nothing in time
+                return MCL_ETIMEDOUT;
             if (rv != MCL_ENOENT || !l->o.follow)
                 return rv;
             // Following: pick up what the recorder wrote since, or wait a little for it.
@@ -704,7 +727,7 @@ tool_log_span(tool_log *l, bool topics, int64_t *first, int64_t *last, bool *las
     }
     mcl_log_reader_options ro = {.topics = (const char *const *)tl, .ntopics = tn};
     mcl_log_reader *r;
-    if (mcl_log_reader_open(&r, (const char *const *)l->paths, l->npaths, &ro) != MCL_OK)
+    if (reader_open(&r, (const char *const *)l->paths, l->npaths, &ro) != MCL_OK)
         return false;
     const mcl_raw_msg *m;
     bool have = mcl_log_reader_next(r, &m) == MCL_OK;
@@ -747,7 +770,7 @@ tool_log_count(tool_log *l, int budget_ms, uint64_t *n)
                                  .start_ns = l->start_ns,
                                  .end_ns = l->end_ns};
     mcl_log_reader *r;
-    if (mcl_log_reader_open(&r, (const char *const *)l->paths, l->npaths, &ro) != MCL_OK)
+    if (reader_open(&r, (const char *const *)l->paths, l->npaths, &ro) != MCL_OK)
         return false;
     int64_t deadline = tool_mono_ns() + (int64_t)budget_ms * 1000000;
     const mcl_raw_msg *m;
@@ -774,6 +797,12 @@ tool_log_corrupt(const tool_log *l, uint64_t *bytes)
     if (bytes != NULL)
         *bytes = 0;
     return l->r != NULL ? mcl_log_reader_corrupt(l->r, bytes) : l->corrupt;
+}
+
+uint64_t
+tool_log_tail(const tool_log *l)
+{
+    return l->r != NULL ? mcl_log_reader_tail(l->r) : 0; // (a remote log: not told)
 }
 
 const char *

@@ -16,6 +16,8 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 // Set by SIGINT/SIGTERM/SIGHUP once tool_signals() is installed.
 extern volatile sig_atomic_t tool_stop;
 void tool_signals(void);
+// A stop function for mcl_log_reader_set_stop(): true once tool_stop is set.
+bool tool_reader_stop(void *arg);
 
 // Prints "PROG: message" to stderr.
 void tool_err(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -148,6 +150,8 @@ bool tool_log_span(tool_log *l, bool topics, int64_t *first, int64_t *last, bool
 bool tool_log_count(tool_log *l, int budget_ms, uint64_t *n);
 // Records skipped as damaged (remote: as the server counted them at open).
 uint64_t tool_log_corrupt(const tool_log *l, uint64_t *bytes);
+// Bytes at the end of a local log that form no complete record (mcl_log_reader_tail()).
+uint64_t tool_log_tail(const tool_log *l);
 const char *tool_log_error(tool_log *l);
 void tool_log_close(tool_log *l);
 

@@ -363,7 +363,7 @@ typedef struct part {
     char *path;
     bool opened;
     char err[128];
-    uint64_t records, damaged, damaged_bytes, size;
+    uint64_t records, damaged, damaged_bytes, size, tail;
     int64_t first_ns, last_ns;
 } part;
 
@@ -519,6 +519,7 @@ read_part(const char *prog, part *p, char **topics, size_t ntopics, logsum *sum)
         return EXIT_OK;
     }
     p->opened = true;
+    mcl_log_reader_set_stop(r, tool_reader_stop, NULL);
     const mcl_raw_msg *m;
     while (!tool_stop && (rv = mcl_log_reader_next(r, &m)) == MCL_OK) {
         if (!logsum_add(sum, m)) {
@@ -533,8 +534,9 @@ read_part(const char *prog, part *p, char **topics, size_t ntopics, logsum *sum)
         p->records++;
     }
     p->damaged = mcl_log_reader_corrupt(r, &p->damaged_bytes);
+    p->tail = mcl_log_reader_tail(r);
     mcl_log_reader_close(r);
-    if (rv != MCL_OK && rv != MCL_ENOENT) {
+    if (rv != MCL_OK && rv != MCL_ENOENT && !(rv == MCL_EINTR && tool_stop)) {
         tool_err(prog, "%s: %s", path, mcl_strerror(rv));
         return EXIT_RUNTIME;
     }
@@ -576,7 +578,7 @@ logsum_report(const char *prog, const char *const *paths, int npaths, char **top
     logsum *sum = logsum_new();
     parts ps = {0};
     int status = EXIT_OK;
-    uint64_t damaged = 0, damaged_bytes = 0;
+    uint64_t damaged = 0, damaged_bytes = 0, tail = 0;
     bool remote = npaths == 1 && tool_log_is_remote(paths[0]);
     if (sum == NULL) {
         tool_err(prog, "out of memory");
@@ -605,6 +607,7 @@ logsum_report(const char *prog, const char *const *paths, int npaths, char **top
             opened += ps.v[i].opened;
             damaged += ps.v[i].damaged;
             damaged_bytes += ps.v[i].damaged_bytes;
+            tail += ps.v[i].tail;
         }
         if (status == EXIT_OK && opened == 0 && ps.n > 0) {
             tool_err(prog, "%s: %s", ps.v[0].path, ps.v[0].err);
@@ -647,6 +650,9 @@ logsum_report(const char *prog, const char *const *paths, int npaths, char **top
         fprintf(o, "damaged:    %" PRIu64 " records", damaged);
         if (damaged_bytes > 0)
             fprintf(o, " (%" PRIu64 " bytes skipped)", damaged_bytes);
+        if (tail > 0) // (docs/log-format.md: what is counted)
+            fprintf(o, "; the last %" PRIu64 " bytes are not a whole record (one still being "
+                       "written, or a torn end)", tail);
         fputc('\n', o);
         size_t nt;
         logsum_topics(sum, &nt);

@@ -505,6 +505,10 @@ dump_logs(const char **files, int nfiles, const tool_log_options *lo, bool json,
                  (unsigned long long)bad_bytes);
     else if (bad > 0)
         tool_err(prog, "%llu damaged records skipped", (unsigned long long)bad);
+    uint64_t tail = tool_log_tail(l);
+    if (tail > 0 && !tool_stop) // (docs/log-format.md: what is counted)
+        tool_err(prog, "the last %llu bytes are not a whole record (one still being written, or a "
+                 "torn end)", (unsigned long long)tail);
     if (sum != NULL) {
         fprintf(stderr, "%llu records", (unsigned long long)logsum_records(sum));
         int64_t first, last;

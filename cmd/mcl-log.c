@@ -85,6 +85,7 @@ summary(mcl_queued_listener **ql, const char **urls, int nurls, mcl_log_writer *
     uint64_t recs = 0, bytes = 0;
     unsigned parts = 0;
     mcl_log_writer_counts(w, &recs, &bytes, &parts);
+    // (after a failed write, the counts are of what reached the files)
     fprintf(stderr, "%s: %.1f s: %" PRIu64 " messages, %" PRIu64 " bytes, %u part%s\n", prog, secs,
             recs, bytes, parts, parts == 1 ? "" : "s");
     for (int i = 0; i < nurls; i++) {
@@ -330,6 +331,7 @@ main(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_usr1};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGXFSZ, SIG_IGN); // a file size limit (ulimit -f): a write error, reported, not a kill
 
     mcl_connection *conns[16] = {0};
     for (int i = 0; i < nurls; i++) {
@@ -426,7 +428,7 @@ main(int argc, char **argv)
         clock_gettime(CLOCK_MONOTONIC, &now);
         secs = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
         if (ctx.failed) {
-            tool_err(prog, "%s: writing failed (disk full?): stopping", out);
+            tool_err(prog, "%s: writing failed (the reason above): stopping", out);
             status = EXIT_RUNTIME;
         }
         if (want_summary) {

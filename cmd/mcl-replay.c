@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 static const char *prog = "mcl-replay";
+// A record this much older than the latest before it is a clock step back (smaller ones are
+// records of several connections a little out of order, replayed at their times).
+#define STEP_BACK_NS 100000000LL
 static volatile sig_atomic_t resumed;
 
 static void
@@ -54,6 +57,13 @@ usage(FILE *f)
             "or a file. At the end, a summary with the timing error (actual - scheduled send\n"
             "time). When -t, --start and --end select no message, it says so, with the time span\n"
             "of the log's messages, and exits 1.\n"
+            "Clock steps: records are replayed in the order of the log (a file's order; several\n"
+            "logs merged by time). When a record's time is more than 0.1 s before the latest\n"
+            "before it (the recorder's clock was stepped back), a warning names the record and\n"
+            "the step, and the replay goes on as if no time had passed there: it is paced by\n"
+            "the time between records, clamped at 0 (logs store no monotonic time). --start and\n"
+            "--end count on that timeline, so a step never hides records from them (a remote\n"
+            "log: its server selects by recorded times).\n"
             "Exit status: 0 success, 1 runtime failure (or nothing to replay), 2 usage error.\n",
             MCL_DEFAULT_URL);
 }
@@ -245,9 +255,15 @@ main(int argc, char **argv)
 
     // The log (local or remote), filtered by topic and by --start/--end, which count from its
     // first record.
+    // A local log is read whole and --start/--end select on the replay timeline (below), which
+    // clock steps do not disturb; a remote log's server selects by recorded times.
+    bool remote = tool_log_is_remote(argv[optind]);
     tool_log *in;
-    tool_log_options lo = {
-        .topics = topics, .ntopics = ntopics, .start_s = start, .end_s = end, .empty_ok = true};
+    tool_log_options lo = {.topics = topics,
+                           .ntopics = ntopics,
+                           .start_s = remote ? start : 0,
+                           .end_s = remote ? end : 0,
+                           .empty_ok = true};
     int ec = tool_log_open(prog, &in, (const char *const *)argv + optind, argc - optind, &lo);
     if (ec != EXIT_OK) {
         tool_free_list(topics, ntopics);
@@ -264,6 +280,8 @@ main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     int64_t to = end > 0 ? log0 + (int64_t)(end * 1e9) : INT64_MAX;
+    int64_t sel_from = !remote && start > 0 ? (int64_t)(start * 1e9) : 0;
+    int64_t sel_to = !remote && end > 0 ? (int64_t)(end * 1e9) : INT64_MAX;
     // The progress line's total and end: a count (bounded in time) and the last record's time.
     tool_status st;
     tool_status_init(&st, !quiet);
@@ -271,7 +289,8 @@ main(int argc, char **argv)
     if (st.on) {
         int64_t f, l;
         bool known;
-        pr.have_total = tool_log_count(in, 500, &pr.total);
+        // (a local log with --start/--end: the count would be of all its records)
+        pr.have_total = (remote || (start <= 0 && end <= 0)) && tool_log_count(in, 500, &pr.total);
         if (tool_log_span(in, true, &f, &l, &known) && known) {
             pr.have_last = true;
             pr.last = l < to ? l : to;
@@ -306,6 +325,7 @@ main(int argc, char **argv)
     st.next_ns = t_start + TOOL_STATUS_PERIOD_MS * 1000000LL;
     const mcl_raw_msg *m;
     bool again = false;
+    unsigned steps = 0; // clock steps back reported
     do {
         if (again && (rv = tool_log_rewind(in)) != MCL_OK) {
             tool_err(prog, "cannot start again: %s", mcl_strerror(rv));
@@ -314,7 +334,9 @@ main(int argc, char **argv)
         }
         again = true;
         int64_t base = tool_mono_ns(), first = -1;
-        uint64_t pass = 0;
+        uint64_t pass = 0, index = 0;
+        // The replay timeline: recorded times, plus what the clock stepped back before them.
+        int64_t offset = 0, latest = INT64_MIN;
         pr.pass++;
         pr.pass_sent = 0;
         while (!tool_stop) {
@@ -328,12 +350,31 @@ main(int argc, char **argv)
                 status = EXIT_RUNTIME;
                 break;
             }
-            if (m->recv_realtime_ns > to)
-                continue; // records of several connections may be a little out of order
+            index++;
+            int64_t t = m->recv_realtime_ns + offset;
+            if (latest != INT64_MIN && t < latest - STEP_BACK_NS) {
+                if (pr.pass == 1 && steps++ < 10) {
+                    char at[40];
+                    tool_format_time(m->recv_realtime_ns, at, sizeof(at));
+                    tool_err(prog,
+                             "%s: record %" PRIu64 " (%s, %.3f s after the log's first) is "
+                             "%.3f s before the one before it: the clock stepped back; replaying "
+                             "on in the log's order, no time passing there%s",
+                             argv[optind], index, at, (double)(latest - log0) / 1e9,
+                             (double)(latest - t) / 1e9,
+                             steps == 10 ? " (later steps are not reported)" : "");
+                }
+                offset += latest - t;
+                t = latest;
+            }
+            if (t > latest)
+                latest = t;
+            if (remote ? m->recv_realtime_ns > to : t - log0 < sel_from || t - log0 > sel_to)
+                continue; // (not the end: records of several connections may be out of order)
             pass++;
             if (first < 0)
-                pr.pass_first = first = m->recv_realtime_ns;
-            int64_t due = base + (int64_t)((double)(m->recv_realtime_ns - first) / speed);
+                pr.pass_first = first = t;
+            int64_t due = base + (int64_t)((double)(t - first) / speed);
             if (resumed) { // back from a pause: continue from here, without a burst
                 resumed = 0;
                 if (tool_mono_ns() > due) {
@@ -369,9 +410,16 @@ main(int argc, char **argv)
             bytes += m->len;
             pr.sent = sent;
             pr.pass_sent++;
-            pr.pos = m->recv_realtime_ns;
+            pr.pos = t;
             if (tool_status_due(&st))
                 show_progress(&st, &pr);
+        }
+        if (pass == 0 && status == EXIT_OK && !tool_stop && !remote) {
+            char name[4200]; // --start/--end selected nothing on the timeline
+            snprintf(name, sizeof(name), "%s%s", argv[optind],
+                     argc - optind > 1 ? " (and the other logs)" : "");
+            nothing_selected(in, name, start, end, topics, ntopics);
+            status = EXIT_RUNTIME;
         }
         if (pass == 0 || status != EXIT_OK)
             break; // nothing in the range: looping would spin

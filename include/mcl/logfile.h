@@ -94,11 +94,27 @@ MCL_API mcl_err mcl_log_reader_open(mcl_log_reader **rp, const char *const *path
 
 /**
  * The next record in time order, as a message (recv_realtime_ns is the recorded receive time;
- * recv_mono_ns and the sender are 0). Borrowed until the next call on @p r.
+ * recv_mono_ns and the sender are 0). Borrowed until the next call on @p r. The work of one
+ * call is linear in the bytes it goes through (damage, records the filters leave out), which
+ * can be a whole file: see mcl_log_reader_set_stop().
  * @retval MCL_OK @retval MCL_ENOENT (no more records) @retval MCL_EINVAL
+ * @retval MCL_EINTR  the stop function said stop; calling again goes on where it stopped.
  * @since 0.1
  */
 MCL_API mcl_err mcl_log_reader_next(mcl_log_reader *r, const mcl_raw_msg **msgp);
+
+/**
+ * Set a function that mcl_log_reader_next() calls about every MiB it goes through without a
+ * record to return (damage, filtered records), so that a program can stop reading a huge
+ * damaged or crafted file at once (a signal flag: return it). When it returns true,
+ * mcl_log_reader_next() returns MCL_EINTR; nothing is lost, the next call goes on. Called on
+ * the thread calling mcl_log_reader_next(), never with @p r in an inconsistent state; @p arg is
+ * passed as given. NULL (the default): never stop. (The check of one record's CRC is not
+ * divided: at most 4 GiB, a fraction of a second.)
+ * @retval MCL_OK @retval MCL_EINVAL (@p r is NULL)
+ * @since 0.3
+ */
+MCL_API mcl_err mcl_log_reader_set_stop(mcl_log_reader *r, bool (*stop)(void *arg), void *arg);
 
 /** Go back to the first record. @since 0.1 */
 MCL_API mcl_err mcl_log_reader_reset(mcl_log_reader *r);
@@ -126,8 +142,20 @@ MCL_API mcl_err mcl_log_reader_seek(mcl_log_reader *r, int64_t time_ns);
  */
 MCL_API mcl_err mcl_log_reader_refresh(mcl_log_reader *r);
 
-/** Records skipped as corrupt or torn so far (bytes skipped in @p bytes). @since 0.1 */
+/**
+ * Damaged records skipped so far, and in @p bytes the bytes skipped with them (every byte after
+ * a file's header is a record read, skipped here, or the tail below; docs/log-format.md).
+ * @since 0.1
+ */
 MCL_API uint64_t mcl_log_reader_corrupt(const mcl_log_reader *r, uint64_t *bytes);
+
+/**
+ * Bytes after the last record of the sources that reached their end, not read as records and
+ * not counted by mcl_log_reader_corrupt(): a record still being written (a log being recorded
+ * always may have one), or in a finished log a torn or damaged end. 0 while no source is at
+ * its end. @since 0.3
+ */
+MCL_API uint64_t mcl_log_reader_tail(const mcl_log_reader *r);
 
 /** Release; NULL-safe. @since 0.1 */
 MCL_API void mcl_log_reader_close(mcl_log_reader *r);

@@ -135,6 +135,112 @@ for speed in 1 2; do
     sed 's/^/  /' "$tmp/err" >&2
 done
 
+# A clock stepped back 10 s in the middle of a recording (20 records 50 ms apart, then 20 more):
+# mcl-replay says where, replays every record in the log's order, paced by the time between
+# records (the step counts as none: 1.9 s in all), and --start/--end count on that timeline
+# (before, the records after the step were sent in a burst, and --start 0.5 dropped them all).
+python3 - "$tmp/step.mcllog" <<'PY'
+import struct, sys
+def crc32c(b):
+    c = 0xffffffff
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    return c ^ 0xffffffff
+meta = b"host=x\npart=0\n"
+h = b"MCLLOG\r\n" + struct.pack(">HHIQ", 1, 24 + len(meta) + 4, 0, 1) + meta
+out = [h + struct.pack(">I", crc32c(h))]
+t0 = 1700000000 * 10**9
+for i in range(40):
+    body = struct.pack(">QQQHHI", t0 + i * 50000000 - (10 * 10**9 if i >= 20 else 0), 7, i, 4, 0, 2) + b"step" + b"%02d" % i
+    out.append(b"MREC" + struct.pack(">II", len(body), crc32c(body)) + body)
+open(sys.argv[1], "wb").write(b"".join(out))
+PY
+check "step log reads whole" test "$(records "$tmp/step.mcllog")" -eq 40
+u3="udp://239.255.96.3:26198?iface=lo&ttl=0"
+replay_step() { # replay_step WANT ARGS...: mcl-replay ARGS onto u3, a listener counts WANT
+    local want=$1
+    shift
+    "$bin/mcl-dump" -u "$u3" -n "$want" -q --timeout 20 -v 2>"$tmp/sd.err" &
+    local d=$!
+    for _ in $(seq 200); do grep -q "listening on" "$tmp/sd.err" && break; sleep 0.025; done
+    "$bin/mcl-replay" -u "$u3" "$@" "$tmp/step.mcllog" 2>"$tmp/err"
+    local rc=$?
+    wait $d
+    local drc=$?
+    [[ $rc -eq 0 && $drc -eq 0 ]] || { echo "  replay $* exited $rc, listener $drc:" >&2; cat "$tmp/err" >&2; return 1; }
+}
+check "step replay all" replay_step 40 -s 2
+check "step replay warns" err_says "record 21 (.*) is 9.950 s before the one before it: the clock stepped back"
+check "step replay summary" err_says "40 messages"
+secs=$(sed -n 's/.* in \([0-9.]*\) s;.*/\1/p' "$tmp/err")
+check "step replay paced ($secs s for 0.95)" awk -v a="$secs" 'BEGIN { exit !(a >= 0.85 && a <= 1.1) }'
+check "step replay --start" replay_step 30 -s 4 --start 0.5
+check "step replay --start summary" err_says "30 messages"
+check "step replay --start --end" replay_step 22 -s 4 --start 0.5 --end 1.5
+check "step replay --start --end summary" err_says "22 messages"
+check "step replay past the end" status_is 1 "$bin/mcl-replay" -u "$u3" --start 5 "$tmp/step.mcllog"
+check "step replay past the end says" err_says "nothing to replay"
+
+# A crafted log of 256 MiB of record markers whose lengths run past the end of the file, then
+# one genuine record (each marker once made the reader scan the rest of the file for a valid
+# record: quadratic, and deaf to signals meanwhile): mcl-dump -f reads it in linear time, and
+# SIGTERM and SIGINT stop it within a second even in the middle of it (the reader asks the
+# tool's stop flag every MiB).
+python3 - "$tmp/crafted.mcllog" <<'PY'
+import struct, sys
+def crc32c(b):
+    c = 0xffffffff
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    return c ^ 0xffffffff
+meta = b"host=x\npart=0\n"
+h = b"MCLLOG\r\n" + struct.pack(">HHIQ", 1, 24 + len(meta) + 4, 0, 1) + meta
+with open(sys.argv[1], "wb") as f:
+    f.write(h + struct.pack(">I", crc32c(h)))
+    f.write((b"MREC\x7f\xff\xff\xff" + bytes(40)) * (256 * 1024 * 1024 // 48))
+    body = struct.pack(">QQQHHI", 1700000000 * 10**9, 1, 1, 4, 0, 2) + b"real" + b"ok"
+    f.write(b"MREC" + struct.pack(">II", len(body), crc32c(body)) + body)  # one genuine record
+PY
+stops_promptly() { # stops_promptly SIG: mcl-dump -f on the crafted log ends within 1 s of SIG
+    "$bin/mcl-dump" -f "$tmp/crafted.mcllog" -q 2>"$tmp/cd.err" &
+    local pid=$! i
+    for i in $(seq 200); do [[ -r /proc/$pid/stat ]] && break; sleep 0.005; done
+    # (it must still be reading when signalled: it takes seconds to go through the file)
+    kill -"$1" "$pid" || { echo "  mcl-dump ended before SIG$1" >&2; return 1; }
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid"; return 0; }
+        sleep 0.01
+    done
+    echo "  mcl-dump still running 1 s after SIG$1" >&2
+    kill -9 "$pid"
+    wait "$pid"
+    return 1
+}
+check "crafted log: SIGTERM stops mcl-dump -f" stops_promptly TERM
+check "crafted log: SIGINT stops mcl-dump -f" stops_promptly INT
+check "crafted log: read through, its one record" bash -c "'$bin/mcl-dump' -f '$tmp/crafted.mcllog' --json | wc -l | grep -qx 1"
+rm -f "$tmp/crafted.mcllog"
+
+# A write error (a file size limit here: EFBIG, as a full disk gives ENOSPC): mcl-log stops,
+# says why (strerror), and its summary counts only the messages that reached the file.
+(ulimit -f 200 && exec "$bin/mcl-log" -v -u "$u" -o "$tmp/limited.mcllog") 2>"$tmp/lim.err" &
+lim=$!
+wait_for "$tmp/lim.err" "listening on" 5 >/dev/null
+"$bin/mcl-pub" -u "$u" -n 2000 -s 1000 -r 2000 -q
+for _ in $(seq 200); do kill -0 $lim 2>/dev/null || break; sleep 0.025; done
+kill -TERM $lim 2>/dev/null
+wait $lim
+check "limited log exit 1" test $? -eq 1
+cp "$tmp/lim.err" "$tmp/err"
+check "limited log says why" err_says "limited.mcllog: write: File too large"
+said=$(sed -n 's/^mcl-log: [0-9.]* s: \([0-9]*\) messages,.*/\1/p' "$tmp/lim.err")
+inlog=$(records "$tmp/limited.mcllog")
+check "limited log summary honest ($said said, $inlog in the file)" test -n "$said" -a "$said" = "$inlog" -a "$inlog" -gt 0
+
 # Python MCL sample logs: values as in MCL's own CSV export (byte for byte).
 check "mcl csv" bash -c "'$bin/mcl-dump' -f '$data/UnitTestMessageA.log' --csv name,data,timestamp | cmp -s - '$data/UnitTestMessageA.csv'"
 check "mcl dir merge" test "$("$bin/mcl-dump" -f "$data" --csv name | tr -d '\r' | uniq -c | awk '{print $1 $2}' | tr '\n' ' ')" = "10UnitTestMessageA 10UnitTestMessageB "
