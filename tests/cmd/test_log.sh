@@ -208,7 +208,12 @@ PY
 stops_promptly() { # stops_promptly SIG: mcl-dump -f on the crafted log ends within 1 s of SIG
     "$bin/mcl-dump" -f "$tmp/crafted.mcllog" -q 2>"$tmp/cd.err" &
     local pid=$! i
-    for i in $(seq 200); do [[ -r /proc/$pid/stat ]] && break; sleep 0.005; done
+    # Until it has the log open (its signal handlers are in place by then: a background job of
+    # a script starts with SIGINT ignored, so a SIGINT before them would be lost).
+    for i in $(seq 400); do
+        grep -q crafted.mcllog /proc/$pid/maps 2>/dev/null && break # (mapped; its fd is closed)
+        sleep 0.005
+    done
     # (it must still be reading when signalled: it takes seconds to go through the file)
     kill -"$1" "$pid" || { echo "  mcl-dump ended before SIG$1" >&2; return 1; }
     for i in $(seq 100); do
