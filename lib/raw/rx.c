@@ -366,6 +366,39 @@ pub_restart(struct mcl__rx_pub *p, uint64_t seq, int64_t now)
 // Records the arrival of a complete message. Called with rx->lock held. `undelivered` says
 // the message is known not to have been delivered before (a reassembly just completed), so
 // being older than the window does not make it a duplicate.
+// Moves p's window to `to`, more than the window ahead (a verified or confirmed jump): the
+// numbers skipped are lost; `bounded`: at most what the publisher can have sent since its
+// window last moved (MAX_RATE_PER_US), the rest a resync (logged). Called with rx->lock held.
+static void
+pub_jump(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t to, bool bounded)
+{
+    uint64_t gap = to - p->highest - 1, l = gap;
+    if (bounded) {
+        int64_t quiet = rx->meta.mono_ns - p->highest_mono;
+        uint64_t could = quiet > 0 ? (uint64_t)quiet / 1000 * MAX_RATE_PER_US : 0;
+        if (could < WIN_BITS)
+            could = WIN_BITS;
+        if (gap > could) {
+            l = could;
+            mcl__log(MCL_LOG_INFO, "listener",
+                     "publisher %016llx jumped from seq %llu to %llu, more than it can have "
+                     "sent: %llu counted as lost, tracking resumes there",
+                     (unsigned long long)p->id, (unsigned long long)p->highest,
+                     (unsigned long long)to, (unsigned long long)could);
+        }
+    }
+    if (!rx->gaps_uncounted) {
+        p->st.lost += l;
+        rx->st.lost += l;
+    }
+    memset(p->win, 0, sizeof(p->win));
+    p->highest = to;
+    p->highest_mono = rx->meta.mono_ns;
+    p->st.last_seq = to;
+    win_set(p, to);
+    outliers_settle(p);
+}
+
 static int
 pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq, bool undelivered)
 {
@@ -374,19 +407,7 @@ pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq, bool undelivered)
         return SEQ_NEW;
     }
     if (seq > p->highest && seq - p->highest > WIN_BITS && rx->authed) {
-        // Verified: the publisher's own numbers. The skipped ones are lost.
-        uint64_t gap = seq - p->highest - 1;
-        if (!rx->gaps_uncounted) {
-            p->st.lost += gap;
-            rx->st.lost += gap;
-        }
-        memset(p->win, 0, sizeof(p->win));
-        p->highest = seq;
-        p->highest_mono = rx->meta.mono_ns;
-        p->st.last_seq = seq;
-        win_set(p, seq);
-        if (p->noutl > 0)
-            outliers_settle(p);
+        pub_jump(rx, p, seq, false); // verified: the publisher's own numbers
         return SEQ_NEW;
     }
     if (seq > p->highest && seq - p->highest > WIN_BITS) {
@@ -415,31 +436,8 @@ pub_mark(mcl__rx *rx, struct mcl__rx_pub *p, uint64_t seq, bool undelivered)
             p->outl[p->noutl++] = seq;
             return SEQ_NEW;
         }
-        // Confirmed: jump to the candidate (counting what the publisher can have sent since
-        // its window last moved as lost), then take seq as usual.
-        uint64_t c = p->outl[k];
-        uint64_t gap = c - p->highest - 1;
-        int64_t quiet = rx->meta.mono_ns - p->highest_mono;
-        uint64_t could = quiet > 0 ? (uint64_t)quiet / 1000 * MAX_RATE_PER_US : 0;
-        if (could < WIN_BITS)
-            could = WIN_BITS;
-        if (!rx->gaps_uncounted) {
-            uint64_t l = gap < could ? gap : could;
-            p->st.lost += l;
-            rx->st.lost += l;
-        }
-        if (gap > could)
-            mcl__log(MCL_LOG_INFO, "listener",
-                     "publisher %016llx jumped from seq %llu to %llu, more than it can have "
-                     "sent: %llu counted as lost, tracking resumes there",
-                     (unsigned long long)p->id, (unsigned long long)p->highest,
-                     (unsigned long long)c, (unsigned long long)could);
-        memset(p->win, 0, sizeof(p->win));
-        p->highest = c;
-        p->highest_mono = rx->meta.mono_ns;
-        p->st.last_seq = c;
-        win_set(p, c);
-        outliers_settle(p);
+        // Confirmed: jump to the candidate, then take seq as usual.
+        pub_jump(rx, p, p->outl[k], true);
     }
     if (seq > p->highest) {
         for (unsigned k = 0; k < p->noutl; k++)
@@ -796,22 +794,7 @@ heartbeat_locked(mcl__rx *rx, struct mcl__rx_pub *p)
         for (unsigned k = 0; k < p->noutl; k++) {
             uint64_t o = p->outl[k];
             if (o > p->highest && last >= o && last - o <= WIN_BITS) {
-                uint64_t gap = o - p->highest - 1;
-                if (!rx->gaps_uncounted) {
-                    int64_t quiet = rx->meta.mono_ns - p->highest_mono;
-                    uint64_t could = quiet > 0 ? (uint64_t)quiet / 1000 * MAX_RATE_PER_US : 0;
-                    if (could < WIN_BITS)
-                        could = WIN_BITS;
-                    uint64_t l = gap < could ? gap : could;
-                    p->st.lost += l;
-                    rx->st.lost += l;
-                }
-                memset(p->win, 0, sizeof(p->win));
-                p->highest = o;
-                p->highest_mono = rx->meta.mono_ns;
-                p->st.last_seq = o;
-                win_set(p, o);
-                outliers_settle(p);
+                pub_jump(rx, p, o, true);
                 break;
             }
         }
