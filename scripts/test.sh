@@ -8,17 +8,20 @@
 #                                (build/fuzz, clang; MCL_FUZZ_SECONDS per target, default 30)
 #   scripts/test.sh --no-valgrind   skip the second pass of the suites under valgrind (build/plain)
 #   scripts/test.sh --no-fuzz    skip the libFuzzer runs (the corpora still replay in ctest)
+#   scripts/test.sh --no-package skip building and checking the Debian packages (build/package)
 #   scripts/test.sh -L unit      extra arguments go to ctest (here: only the unit tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 valgrind=1
 fuzz=1
+package=1
 ctest_args=()
 for a in "$@"; do
     case "$a" in
     --no-valgrind) valgrind=0 ;;
     --no-fuzz) fuzz=0 ;;
+    --no-package) package=0 ;;
     *) ctest_args+=("$a") ;;
     esac
 done
@@ -63,6 +66,14 @@ echo "== ctest (ASan+UBSan) =="
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 scripts/netns.sh ctest --test-dir "$build" --output-on-failure -j"$jobs" "${ctest_args[@]}" || status=1
+
+# The Debian packages: built (release, prefix /usr), installed with dpkg in a throwaway overlay
+# of this machine's /usr, /etc and /var, used there (tools, man pages, a pkg-config and a
+# find_package consumer) and removed again (scripts/package.sh --check).
+if [[ $package -eq 1 ]]; then
+    echo "== Debian packages (scripts/package.sh --check) =="
+    scripts/package.sh --check || { rc=$?; [[ $rc -eq 77 ]] && echo "packages: check skipped (needs root)" || status=1; }
+fi
 
 # Every fuzz target for a short while, from its committed corpus (copied: new inputs stay in
 # build/fuzz/work). A crash, leak, timeout (5 s per input) or 2 GiB of memory fails the run; the
