@@ -20,6 +20,9 @@ function esc(s) {
     if (s ~ /^[.'"'"']/) s = "\\&" s
     return s
 }
+# Plain lines keep the layout --help gives them (no fill); option items are filled.
+function fill() { if (nofill) { print ".fi"; nofill = 0 } }
+function plain(s) { if (!nofill) { print ".nf"; nofill = 1 } print s }
 function flush_text() { if (para != "") { print para; para = "" } }
 BEGIN { state = "usage"; section = "" }
 NR == 1 || (state == "usage" && $0 ~ "^ +" name "( |$)") {
@@ -39,24 +42,28 @@ state == "usage" {
         if (i < nsyn) print ".br"
     }
     print ".SH DESCRIPTION"
-    print esc($0)
+    plain(esc($0))
     state = "body"
     next
 }
-/^$/ { flush_text(); intag = 0; print ".PP"; next }
+/^$/ { flush_text(); fill(); intag = 0; print ".PP"; next }
 /^Exit status:/ {
-    flush_text(); intag = 0
+    flush_text(); fill(); intag = 0
     print ".SH EXIT STATUS"
     s = $0; sub(/^Exit status: */, "", s)
     if (s != "") print esc(s)
     next
 }
 /^[^ ].*:$/ && length($0) < 60 {
-    flush_text(); intag = 0
+    flush_text(); fill(); intag = 0
     printf ".SS %s\n", esc(substr($0, 1, length($0) - 1))
     next
 }
 { indent = match($0, /[^ ]/) - 1 }
+# A continuation of the text of an option: deeper than its tag, and not the next option.
+intag && indent > tagindent && !(indent <= 6 && substr($0, indent + 1, 1) == "-") {
+    s = $0; sub(/^ +/, "", s); print esc(s); next
+}
 indent >= 1 && indent <= 6 && $0 ~ /[^ ]  +[^ ]/ || indent >= 1 && indent <= 6 && $0 ~ /^ +-[^ ]*$/ {
     # An option line: the tag ends at the first run of two or more spaces.
     line = $0; sub(/^ +/, "", line)
@@ -65,18 +72,15 @@ indent >= 1 && indent <= 6 && $0 ~ /[^ ]  +[^ ]/ || indent >= 1 && indent <= 6 &
     } else {
         tag = line; text = ""
     }
-    flush_text()
+    flush_text(); fill()
     printf ".TP\n.B %s\n", esc(tag)
     if (text != "") print esc(text)
-    intag = 1
+    intag = 1; tagindent = indent
     next
 }
-{
-    s = $0; sub(/^ +/, "", s)
-    print esc(s)
-}
+{ intag = 0; plain(esc($0)) }
 END {
-    flush_text()
+    flush_text(); fill()
     print ".SH SEE ALSO"
     n = split("mcl-pub mcl-dump mcl-stat mcl-sim mcl-log mcl-replay mcl-bridge mcl-keygen mcl-call mcl-broker", all, " ")
     sep = ""
