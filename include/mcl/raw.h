@@ -98,7 +98,8 @@ typedef struct mcl_broadcaster_stats {
                                  (read every 256 publishes and by wait_for_subscribers);
                                  udp: 0. */
     uint64_t auth_failures; /**< zmq: handshakes that failed (wrong or missing CURVE key, or
-                                 CURVE on one side only); each is also logged. */
+                                 CURVE on one side only; a client retries every 100 ms). Each
+                                 failing peer is also logged, once (docs/zmq.md). */
     uint64_t heartbeats;    /**< heartbeats sent (connection option heartbeat=; not counted in
                                  `datagrams`). @since 0.3 */
     uint64_t peers_dropped; /**< zmq: subscribers disconnected by the broadcaster (one that
@@ -172,7 +173,8 @@ MCL_API mcl_err mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_ra
  * @retval MCL_EAUTH      fewer after @p timeout_ms, and handshakes failed since the
  *                        broadcaster opened or the previous call that failed (a wrong or
  *                        missing CURVE key on one side, or a client not in curve_clients; the
- *                        log callback names the peer).
+ *                        log callback named each failing peer once as it failed: this
+ *                        return itself is logged at debug level only).
  * @retval MCL_ENOTSUP    a udp:// broadcaster (multicast has no subscriptions; logged at
  *                        debug level only, so tools may ask to find out).
  * @retval MCL_ECLOSED @retval MCL_EINVAL
@@ -262,7 +264,8 @@ typedef struct mcl_listener_stats {
     size_t rcvbuf;          /**< effective socket receive buffer in bytes (0 for zmq; inproc:
                                  the queue). */
     uint64_t auth_failures; /**< zmq: handshakes that failed (wrong or missing CURVE key, or
-                                 CURVE on one side only); each is also logged. */
+                                 CURVE on one side only; a client retries every 100 ms). Each
+                                 failing peer is also logged, once (docs/zmq.md). */
     uint64_t heartbeats;    /**< heartbeats received (never delivered as messages). @since 0.3 */
     uint64_t lost_at_end;   /**< of `lost`: messages a heartbeat said were sent that never came
                                  (loss after a publisher's last received message). @since 0.3 */

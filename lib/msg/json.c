@@ -5,9 +5,12 @@
 
 #include "../core/internal.h"
 
+#include <float.h>
 #include <jansson.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const tags[] = {"$bin", "$float", "$str", "$uint", "$map"};
@@ -177,6 +180,116 @@ to_json(const mcl_value *v)
     return NULL;
 }
 
+// --- reals -----------------------------------------------------------------------------------
+
+// The shortest text that reads back as the finite double d, written the way jansson writes
+// reals: with a '.' or an exponent (so that it reads back as a float: "1.0"), no '+' and no
+// leading zeros in the exponent ("1e300"), and '.' whatever the locale. A normal double needs
+// at most 17 significant digits, and if some decimal of 15 digits or fewer reads back as d,
+// %.15g (correctly rounded, trailing zeros dropped) is that decimal: so the first of %.15g,
+// %.16g and %.17g that reads back bit-identical is the shortest. A subnormal has fewer bits,
+// so fewer digits may be enough (5e-324: one, where %.15g writes 15): its are tried from 1 up.
+size_t
+mcl__json_real(double d, char buf[MCL__JSON_REAL_MAX])
+{
+    const char point = *localeconv()->decimal_point; // printf and strtod use the locale's
+    size_t n = 0;
+    for (int prec = fabs(d) < DBL_MIN && d != 0 ? 1 : 15; prec <= 17; prec++) {
+        n = (size_t)snprintf(buf, MCL__JSON_REAL_MAX, "%.*g", prec, d); // at most 24 chars
+        if (prec == 17)
+            break; // always enough
+        double back = strtod(buf, NULL);
+        if (memcmp(&back, &d, sizeof(d)) == 0)
+            break;
+    }
+    char *p = point != '.' ? strchr(buf, point) : NULL;
+    if (p != NULL)
+        *p = '.';
+    char *e = strchr(buf, 'e');
+    if (e != NULL) { // "e+05" -> "e5", "e-05" -> "e-5"
+        char *from = e + 1, *to = e + 1;
+        if (*from == '+')
+            from++;
+        else if (*from == '-')
+            from = ++to;
+        while (*from == '0' && from[1] != '\0')
+            from++;
+        memmove(to, from, strlen(from) + 1);
+        n = strlen(buf);
+    } else if (strchr(buf, '.') == NULL) {
+        memcpy(buf + n, ".0", 3);
+        n += 2;
+    }
+    return n;
+}
+
+// Makes room for `need` more bytes at *o in *out (capacity *cap); false when out of memory
+// (*out is then freed and NULL).
+static bool
+reserve(char **out, size_t *cap, size_t o, size_t need)
+{
+    if (*cap - o >= need)
+        return true;
+    size_t nc = *cap * 2 > o + need ? *cap * 2 : o + need;
+    char *bigger = mcl__realloc(*out, nc);
+    if (bigger == NULL) {
+        mcl__free(*out);
+        *out = NULL;
+        return false;
+    }
+    *out = bigger;
+    *cap = nc;
+    return true;
+}
+
+// jansson writes every real with the same precision (JSON_REAL_PRECISION is for the whole
+// text), 17 digits so that it reads back exactly, and so with noise ("0.10000000000000001").
+// This rewrites each real of text (a number with a '.' or an exponent: jansson writes every
+// real so, and never an integer so), outside strings, in its shortest form. Returns a new text
+// (malloc'd: mcl_free) or NULL when out of memory.
+static char *
+shorten_reals(const char *text)
+{
+    const char point = *localeconv()->decimal_point;
+    size_t cap = strlen(text) + 64, o = 0;
+    char *out = mcl__alloc(cap);
+    const char *p = text;
+    while (out != NULL && *p != '\0') {
+        size_t tl; // the next token: a string, a number, or one other character
+        bool real = false;
+        if (*p == '"') { // a key or a string value, up to its closing quote
+            const char *q = p + 1;
+            while (*q != '\0' && *q != '"')
+                q += q[0] == '\\' && q[1] != '\0' ? 2 : 1;
+            tl = (size_t)(q - p) + (*q == '"');
+        } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            tl = strspn(p, "0123456789+-.eE");
+            for (size_t i = 0; i < tl && !real; i++) // (only within it: strcspn would look on)
+                real = p[i] == '.' || p[i] == 'e' || p[i] == 'E';
+        } else {
+            tl = 1;
+        }
+        if (!reserve(&out, &cap, o, tl + MCL__JSON_REAL_MAX + 1))
+            return NULL;
+        char tok[MCL__JSON_REAL_MAX + 16];
+        if (!real || tl >= sizeof(tok)) { // (jansson's reals are at most 24 characters)
+            memcpy(out + o, p, tl);
+            o += tl;
+        } else {
+            memcpy(tok, p, tl);
+            tok[tl] = '\0';
+            char *dot = point != '.' ? strchr(tok, '.') : NULL;
+            if (dot != NULL)
+                *dot = point;
+            o += mcl__json_real(strtod(tok, NULL), out + o);
+        }
+        p += tl;
+    }
+    if (out != NULL)
+        out[o] = '\0';
+    return out;
+}
+
 mcl_err
 mcl_msg_to_json(const mcl_msg *m, int flags, char **jsonp)
 {
@@ -204,8 +317,12 @@ mcl_value_to_json(const mcl_value *v, int flags, char **jsonp)
         jf |= JSON_COMPACT;
     if (flags & MCL_JSON_SORT)
         jf |= JSON_SORT_KEYS;
-    *jsonp = json_dumps(j, jf);
+    char *text = json_dumps(j, jf);
     json_decref(j);
+    if (text == NULL)
+        return MCL_ENOMEM;
+    *jsonp = shorten_reals(text);
+    free(text); // jansson's (malloc)
     return *jsonp ? MCL_OK : MCL_ENOMEM;
 }
 

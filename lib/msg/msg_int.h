@@ -23,6 +23,12 @@ mcl_err mcl__msgpack_to_value(const void *buf, size_t len, mcl_value **out);
 struct msgpack_packer;
 mcl_err mcl__val_pack(struct msgpack_packer *pk, const mcl_value *v);
 
+// json.c: the shortest text of the finite double d that reads back bit-identical, as JSON
+// output writes it ("0.1", "1.0", "1e300", "5e-324", "-0.0"); NUL-terminated, returns its
+// length (at most 24).
+#define MCL__JSON_REAL_MAX 32
+size_t mcl__json_real(double d, char buf[MCL__JSON_REAL_MAX]);
+
 // The message listener as an event source (mcl_reactor_add_msg_listener()).
 extern const mcl__source_ops mcl__msg_listener_source;
 

@@ -631,6 +631,106 @@ test_curve_clients(void)
     mcl_connection_free(c);
 }
 
+// A wrong CURVE key is counted on both sides, the side that binds and the side that connects
+// (whose server just hangs up), and logged once per peer however often the client retries
+// (every 100 ms); the broadcaster's waits that end with failed handshakes add no lines.
+static atomic_int once_bound, once_connecting, once_other;
+static void
+once_sink(mcl_log_level level, const char *component, const char *text, void *user)
+{
+    (void)level;
+    (void)user;
+    if (strcmp(component, "zmq") == 0 && strstr(text, "handshake with a peer on") != NULL)
+        atomic_fetch_add(&once_bound, 1);
+    else if (strcmp(component, "zmq") == 0 && strstr(text, "handshake with the server at"))
+        atomic_fetch_add(&once_connecting, 1);
+    else if (strstr(text, "handshake") != NULL)
+        atomic_fetch_add(&once_other, 1);
+}
+
+typedef struct once_pair {
+    mcl_raw_broadcaster *b;
+    mcl_raw_listener *l;
+    uint64_t want;
+} once_pair;
+
+// Services both sides a little; true once each has counted `want` failed handshakes.
+static bool
+once_counted(void *arg)
+{
+    once_pair *p = arg;
+    const mcl_raw_msg *m;
+    mcl_err rv = mcl_raw_broadcaster_wait_for_subscribers(p->b, 1, 20);
+    CU_ASSERT(rv == MCL_EAUTH || rv == MCL_ETIMEDOUT);
+    CU_ASSERT_EQUAL(mcl_raw_listener_recv(p->l, &m, 20), MCL_ETIMEDOUT);
+    mcl_broadcaster_stats bs;
+    mcl_listener_stats ls;
+    MCLT_OK(mcl_raw_broadcaster_stats(p->b, &bs));
+    MCLT_OK(mcl_raw_listener_stats(p->l, &ls));
+    return bs.auth_failures >= p->want && ls.auth_failures >= p->want;
+}
+
+static void
+test_curve_failures_counted_and_logged_once(void)
+{
+    char spub[41], opub[41];
+    mclt_write_curve_keys(tmpdir, "once_srv", spub);
+    mclt_write_curve_keys(tmpdir, "once_other", opub);
+    for (int listener_binds = 0; listener_binds < 2; listener_binds++) {
+        char url[512];
+        once_pair p = {.want = 15}; // about 1.5 s of retries: longer than any rate limit
+        mcl_connection *c;
+        if (!listener_binds) { // the usual way: the broadcaster is the server
+            snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?curve=%s/once_srv.key", tmpdir);
+            c = mclt_parse(url);
+            MCLT_OK(mcl_raw_broadcaster_open(&p.b, c, NULL));
+            mcl_connection_free(c);
+            snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:%u?curve_server=%s/once_other.pub",
+                     mcl_connection_port(mcl_raw_broadcaster_connection(p.b)), tmpdir);
+            c = mclt_parse(url);
+            MCLT_OK(mcl_raw_listener_open(&p.l, c, NULL, 0));
+            mcl_connection_free(c);
+        } else { // a collector: the listener binds and is the server
+            snprintf(url, sizeof(url), "zmq+tcp://127.0.0.1:0?mode=bind&curve=%s/once_srv.key",
+                     tmpdir);
+            c = mclt_parse(url);
+            MCLT_OK(mcl_raw_listener_open(&p.l, c, NULL, 0));
+            mcl_connection_free(c);
+            snprintf(url, sizeof(url),
+                     "zmq+tcp://127.0.0.1:%u?mode=connect&curve_server=%s/once_other.pub",
+                     mcl_connection_port(mcl_raw_listener_connection(p.l)), tmpdir);
+            c = mclt_parse(url);
+            MCLT_OK(mcl_raw_broadcaster_open(&p.b, c, NULL));
+            mcl_connection_free(c);
+        }
+        atomic_store(&once_bound, 0);
+        atomic_store(&once_connecting, 0);
+        atomic_store(&once_other, 0);
+        mcl_log_set_handler(once_sink, NULL, MCL_LOG_WARN);
+        CU_ASSERT(mclt_wait_until(once_counted, &p, 10000));
+        mcl_log_set_handler(NULL, NULL, MCL_LOG_ERROR);
+        mcl_broadcaster_stats bs;
+        mcl_listener_stats ls;
+        MCLT_OK(mcl_raw_broadcaster_stats(p.b, &bs));
+        MCLT_OK(mcl_raw_listener_stats(p.l, &ls));
+        CU_ASSERT(bs.auth_failures >= p.want);
+        CU_ASSERT(ls.auth_failures >= p.want);
+        CU_ASSERT_EQUAL(bs.subscribers, 0);
+        CU_ASSERT_EQUAL(ls.messages, 0);
+        // One line on each side, for all those retries; nothing else about them.
+        CU_ASSERT_EQUAL(atomic_load(&once_bound), 1);
+        CU_ASSERT_EQUAL(atomic_load(&once_connecting), 1);
+        CU_ASSERT_EQUAL(atomic_load(&once_other), 0);
+        if (atomic_load(&once_bound) != 1 || atomic_load(&once_connecting) != 1 ||
+            atomic_load(&once_other) != 0)
+            fprintf(stderr, "listener_binds=%d: %d lines (bound), %d (connecting), %d other\n",
+                    listener_binds, atomic_load(&once_bound), atomic_load(&once_connecting),
+                    atomic_load(&once_other));
+        mcl_raw_listener_free(p.l);
+        mcl_raw_broadcaster_free(p.b);
+    }
+}
+
 // Connections that close before any handshake (port scans, health checks) are not key
 // failures, and they do not disturb the other connections (the handshake monitor is only on
 // CURVE sockets, only for key failures, and its queue never blocks libzmq's I/O thread).
@@ -1446,6 +1546,7 @@ static CU_TestInfo tests[] = {
     {"wait_for_subscribers", test_wait_for_subscribers},
     {"curve", test_curve},
     {"curve_clients", test_curve_clients},
+    {"curve_failures_counted_and_logged_once", test_curve_failures_counted_and_logged_once},
     {"log_handler_may_publish", test_log_handler_may_publish},
     {"port_scan_is_not_an_auth_failure", test_port_scan_is_not_an_auth_failure},
     {"batch_frame_larger_than_maxmsg", test_batch_frame_larger_than_maxmsg},

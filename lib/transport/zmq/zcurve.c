@@ -19,9 +19,18 @@
 #define KEYFILE_MAX ((size_t)64 << 10)
 #define CLIENTS_FILE_MAX ((size_t)1 << 20)
 
-// Handshake failures that mean a key problem (a connection closed before its handshake, e.g.
-// a port scan, is HANDSHAKE_FAILED_NO_DETAIL and is not one).
-enum { MON_EVENTS = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH };
+// Handshake failures that mean a key problem. On a socket that binds, a connection closed
+// before its handshake (e.g. a port scan) is HANDSHAKE_FAILED_NO_DETAIL and is not one; on a
+// CURVE socket that connects it is what a wrong server key looks like (the server cannot open
+// the client's HELLO, and hangs up without a word), so it counts there, and a handshake that
+// succeeds forgets the server's failures (a new failure is logged again).
+enum {
+    MON_EVENTS = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH,
+    MON_EVENTS_CONNECT =
+        MON_EVENTS | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED,
+};
+// The reasons a peer is remembered with (one line each).
+enum { FAIL_AUTH = 1, FAIL_KEY = 2, FAIL_PROTOCOL = 3, FAIL_HUNG_UP = 4 };
 
 // The ZAP handler (curve_clients=): one REP socket at inproc://zeromq.zap.01 in the
 // process's context, served by the "mcl-zap" thread, which answers libzmq's authentication
@@ -457,11 +466,12 @@ mcl__zmq_zap_register(mcl__zsock *z, void *ctx, const mcl__zmq_opts *c)
 // --- monitor -----------------------------------------------------------------------------------
 
 void
-mcl__zmq_setup_monitor(mcl__zsock *z, void *ctx)
+mcl__zmq_setup_monitor(mcl__zsock *z, void *ctx, bool connects)
 {
     char ep[64];
     snprintf(ep, sizeof(ep), "inproc://mcl-monitor-%p", (void *)z);
-    if (zmq_socket_monitor(z->s, ep, MON_EVENTS) != 0)
+    z->connects = connects;
+    if (zmq_socket_monitor(z->s, ep, connects ? MON_EVENTS_CONNECT : MON_EVENTS) != 0)
         return; // failed handshakes then go unreported, nothing else changes
     z->mon = zmq_socket(ctx, ZMQ_PAIR);
     int zero = 0;
@@ -489,6 +499,59 @@ mcl__zmq_close_monitor(mcl__zsock *z)
     z->mon = NULL;
 }
 
+// The remembered failures of the peer at addr for the reason why, or a new slot for them
+// (*fresh: log it). Peers quiet for MCL__ZMQ_FAILED_FORGET_S are forgotten on the way; when
+// every slot is taken, the least recently failing peer gives its slot (*evicted).
+static mcl__zfailed *
+failed_slot(mcl__zsock *z, const char *addr, int why, int64_t now, bool *fresh, bool *evicted)
+{
+    const int64_t forget_ns = (int64_t)MCL__ZMQ_FAILED_FORGET_S * 1000000000;
+    mcl__zfailed *empty = NULL, *oldest = NULL;
+    for (size_t i = 0; i < MCL__ZMQ_FAILED_PEERS; i++) {
+        mcl__zfailed *f = &z->failed[i];
+        if (f->addr[0] != '\0' && now - f->last_ns > forget_ns)
+            f->addr[0] = '\0';
+        if (f->addr[0] == '\0') {
+            if (empty == NULL)
+                empty = f;
+        } else if (f->why == why && strcmp(f->addr, addr) == 0) {
+            *fresh = *evicted = false;
+            return f;
+        } else if (oldest == NULL || f->last_ns < oldest->last_ns) {
+            oldest = f;
+        }
+    }
+    *fresh = true;
+    *evicted = empty == NULL;
+    mcl__zfailed *f = empty != NULL ? empty : oldest;
+    snprintf(f->addr, sizeof(f->addr), "%s", addr);
+    f->why = why;
+    return f;
+}
+
+// "tcp://[::ffff:A.B.C.D]:PORT" becomes "tcp://A.B.C.D:PORT" (in place).
+static void
+unmap_v4(char *ep)
+{
+    static const char pre[] = "tcp://[::ffff:";
+    size_t pl = sizeof(pre) - 1;
+    char *close = strstr(ep, "]:");
+    if (strncmp(ep, pre, pl) != 0 || close == NULL || strchr(ep + pl, ':') < close)
+        return;
+    size_t v4 = (size_t)(close - (ep + pl));
+    memmove(ep + 6, ep + pl, v4);                           // the address after "tcp://"
+    memmove(ep + 6 + v4, close + 1, strlen(close + 1) + 1); // ":PORT" and the NUL
+}
+
+// A handshake with the server at addr succeeded: its next failure is news again.
+static void
+failed_forget(mcl__zsock *z, const char *addr)
+{
+    for (size_t i = 0; i < MCL__ZMQ_FAILED_PEERS; i++)
+        if (strcmp(z->failed[i].addr, addr) == 0)
+            z->failed[i].addr[0] = '\0';
+}
+
 uint64_t
 mcl__zmq_monitor_read(mcl__zsock *z, char *line, size_t len)
 {
@@ -497,6 +560,8 @@ mcl__zmq_monitor_read(mcl__zsock *z, char *line, size_t len)
     if (z->mon == NULL)
         return 0;
     uint64_t n = 0;
+    size_t used = 0;   // of `line`: one line per new peer, each ending in '\n'
+    unsigned more = 0; // new peers whose line did not fit (counted in the last line)
     for (;;) {
         zmq_msg_t ev, addr;
         zmq_msg_init(&ev);
@@ -520,36 +585,70 @@ mcl__zmq_monitor_read(mcl__zsock *z, char *line, size_t len)
         }
         zmq_msg_close(&addr);
         zmq_msg_close(&ev);
-        if (id & MON_EVENTS) {
-            n++;
-            int64_t now = mcl__mono_ns();
-            if (now < z->log_after_ns) { // a client retrying every 100 ms: not a line each
-                z->log_skipped++;
-                continue;
-            }
-            z->log_after_ns = now + 1000000000;
-            const char *why = id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "authentication refused"
-                              : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
-                                  ? "wrong CURVE key"
-                                  : "protocol error (CURVE on one side only, or a wrong key)";
-            // libzmq 4.3's event names the endpoint: for a socket that binds that is our own
-            // address (the peer's is not told), for one that connects the server's.
-            if (z->bound)
-                snprintf(line, len,
-                         "%s: handshake with a peer on %s failed: %s (0x%x; %llu more in the "
-                         "last second)",
-                         z->url, peer[0] ? peer : "this endpoint", why, (unsigned)value,
-                         (unsigned long long)z->log_skipped);
-            else
-                snprintf(line, len,
-                         "%s: handshake with the server at %s failed: %s (0x%x; %llu more in "
-                         "the last second)",
-                         z->url, peer[0] ? peer : "this endpoint", why, (unsigned)value,
-                         (unsigned long long)z->log_skipped);
-            z->log_skipped = 0;
+        // libzmq 4.3's event names the endpoint: for a socket that binds that is our own
+        // address (the peer's is not told), for one that connects the server's, as given
+        // or as resolved (an IPv4 address mapped to IPv6): one name for one address.
+        unmap_v4(peer);
+        const char *at = peer[0] ? peer : "this endpoint";
+        if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            if (z->connects)
+                failed_forget(z, at);
+            continue;
         }
+        if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ? !z->connects : !(id & MON_EVENTS))
+            continue;
+        n++;
+        int why = id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH            ? FAIL_AUTH
+                  : id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL     ? FAIL_HUNG_UP
+                  : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC ? FAIL_KEY
+                                                                   : FAIL_PROTOCOL;
+        int64_t now = mcl__mono_ns();
+        bool fresh, evicted;
+        mcl__zfailed *f = failed_slot(z, at, why, now, &fresh, &evicted);
+        f->last_ns = now;
+        if (!fresh) // a client retrying every 100 ms: not a line each
+            continue;
+        if (evicted) { // more peers than slots: at most a line a second
+            if (now < z->log_after_ns)
+                continue;
+            z->log_after_ns = now + 1000000000;
+        }
+        if (len - used < MCL__ZMQ_LOGLINE_ONE) {
+            more++;
+            continue;
+        }
+        const char *text = why == FAIL_AUTH  ? "authentication refused"
+                           : why == FAIL_KEY ? "wrong CURVE key"
+                           : why == FAIL_HUNG_UP
+                               ? "the server closed the connection during the handshake (wrong "
+                                 "curve_server key?)"
+                               : "protocol error (CURVE on one side only, or a wrong key)";
+        // (At most MCL__ZMQ_LOGLINE_ONE - 1 bytes: snprintf cuts a longer one.)
+        int w = snprintf(line + used, MCL__ZMQ_LOGLINE_ONE - 1,
+                         z->bound ? "%s: handshake with a peer on %s failed: %s (0x%x; later "
+                                    "failures like it are counted in auth_failures, not logged)"
+                                  : "%s: handshake with the server at %s failed: %s (0x%x; "
+                                    "later failures like it are counted in auth_failures, not "
+                                    "logged)",
+                         z->url, at, text, (unsigned)value);
+        if (w > 0)
+            used += (size_t)w < MCL__ZMQ_LOGLINE_ONE - 2 ? (size_t)w : MCL__ZMQ_LOGLINE_ONE - 2;
+        line[used++] = '\n';
+        line[used] = '\0';
     }
+    if (more > 0 && used > 0) // on the last line, in place of its '\n' (cut if need be)
+        snprintf(line + used - 1, len - used + 1, " (and %u more peers)", more);
     return n;
+}
+
+void
+mcl__zmq_log_lines(const char *lines)
+{
+    for (const char *p = lines; *p != '\0';) {
+        size_t n = strcspn(p, "\n");
+        mcl__log(MCL_LOG_ERROR, "zmq", "%.*s", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
 }
 
 // --- public helpers ----------------------------------------------------------------------------

@@ -376,7 +376,7 @@ zsock_open(const struct mcl_connection *c, bool publisher, mcl__zsock **sockp,
         }
     }
     if (o->curve_key[0] != '\0' || o->curve_server[0] != '\0')
-        mcl__zmq_setup_monitor(z, ctx); // only CURVE handshakes can fail for a key
+        mcl__zmq_setup_monitor(z, ctx, !bind); // only CURVE handshakes can fail for a key
     uint16_t port = c->port;
     if (!bind && (rv = check_connect_target(c)) != MCL_OK) {
         mcl__zmq_zsock_close(z);
@@ -827,7 +827,7 @@ zmq_tx_info(mcl__tx *tx, int wait_ms, mcl__tx_info *out)
     }
     pthread_mutex_unlock(&z->lock);
     if (line[0] != '\0') // not under z->lock: the handler may publish on this socket
-        mcl__log(MCL_LOG_ERROR, "zmq", "%s", line);
+        mcl__zmq_log_lines(line);
     if (dline[0] != '\0' && dskipped > 0)
         mcl__log(MCL_LOG_WARN, "zmq", "%s (and %llu more disconnected)", dline,
                  (unsigned long long)dskipped);
@@ -1031,7 +1031,7 @@ zmq_rx_idle(mcl__rxs *rx, mcl__rx_idle *out)
     char line[MCL__ZMQ_LOGLINE];
     out->auth_failures = mcl__zmq_monitor_read(rx->z, line, sizeof(line));
     if (line[0] != '\0')
-        mcl__log(MCL_LOG_ERROR, "zmq", "%s", line);
+        mcl__zmq_log_lines(line);
 }
 
 static void

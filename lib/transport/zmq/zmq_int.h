@@ -51,6 +51,15 @@ mcl__zmq_opts_of(const struct mcl_connection *c)
     return (const mcl__zmq_opts *)mcl__tport_copts(c);
 }
 
+// The peers whose failed handshakes a socket remembers (each logged once), and how long.
+#define MCL__ZMQ_FAILED_PEERS 16
+#define MCL__ZMQ_FAILED_FORGET_S 60
+typedef struct mcl__zfailed {
+    char addr[128];  // the event's address ("" = a free slot)
+    int why;         // the reason (zcurve.c's FAIL_*)
+    int64_t last_ns; // the latest failure
+} mcl__zfailed;
+
 // One libzmq socket: a listener's SUB, or an XPUB that the broadcasters of this process bound
 // to the same endpoint share.
 typedef struct mcl__zsock {
@@ -81,8 +90,13 @@ typedef struct mcl__zsock {
     char lpath[MCL__ZADDR_MAX];   // bound ipc: the path
     uint8_t hello_id[8];          // a SUB: its hello (also in its ZMTP metadata)
     bool zap_registered;          // its ZAP domain ("mcl-<address>") lists the allowed keys
-    int64_t log_after_ns;         // handshake failures are logged at most once a second;
-    uint64_t log_skipped;         // the skipped ones are counted in the next line
+    // Failed handshakes are logged once per peer (address and reason), not every retry: the
+    // peers remembered (forgotten after MCL__ZMQ_FAILED_FORGET_S without a failure, or, on a
+    // connecting socket, at a handshake that succeeds). When all the slots are taken, the
+    // least recently failing peer gives its slot, and such lines are limited to one a second.
+    mcl__zfailed failed[MCL__ZMQ_FAILED_PEERS];
+    int64_t log_after_ns;         // (for that overflow)
+    bool connects;                // the monitor counts a server that hangs up mid-handshake
     char url[MCL__URL_MAX];
 } mcl__zsock;
 
@@ -141,15 +155,23 @@ void mcl__zmq_zap_forget_locked(void);
 // Fork handlers: the ZAP handler's table lock is not held across fork().
 void mcl__zmq_zap_fork_lock(void);
 void mcl__zmq_zap_fork_unlock(void);
-// Connects a PAIR to the socket's monitor for failed handshakes (best effort).
-void mcl__zmq_setup_monitor(mcl__zsock *z, void *ctx);
+// Connects a PAIR to the socket's monitor for failed handshakes (best effort). On a socket
+// that connects, a server that closes the connection during the handshake counts too (that
+// is all a CURVE client with a wrong server key is told); on one that binds it does not (port
+// scans).
+void mcl__zmq_setup_monitor(mcl__zsock *z, void *ctx, bool connects);
 // Stops the monitor and closes its reader (before the socket closes).
 void mcl__zmq_close_monitor(mcl__zsock *z);
 // The failed handshakes since the last call (wrong or missing key, mechanism mismatch). The
-// line to log about them, at most one a second, goes into line ("" when none): the caller logs
-// it once it holds no lock (a log handler may publish). Only from a thread that may use the
-// socket.
-#define MCL__ZMQ_LOGLINE 512
+// line to log about them goes into line ("" when none): one for each peer that failed for the
+// first time (z->failed), the others are only counted. The caller logs it with
+// mcl__zmq_log_lines() once it holds no lock (a log handler may publish). Only from a thread
+// that may use the socket. len: MCL__ZMQ_LOGLINE (lines that do not fit are counted in the
+// last one).
+#define MCL__ZMQ_LOGLINE_ONE 512
+#define MCL__ZMQ_LOGLINE (4 * MCL__ZMQ_LOGLINE_ONE)
 uint64_t mcl__zmq_monitor_read(mcl__zsock *z, char *line, size_t len);
+// Logs each line of what mcl__zmq_monitor_read() wrote (errors of component "zmq").
+void mcl__zmq_log_lines(const char *lines);
 
 #endif

@@ -125,7 +125,7 @@ pipe_socket(const struct mcl_connection *c, int type, mcl__zsock **zp, void **ct
     }
     const mcl__zmq_opts *ko = o;
     if (ko->curve_key[0] != '\0' || ko->curve_server[0] != '\0')
-        mcl__zmq_setup_monitor(*zp, *ctx);
+        mcl__zmq_setup_monitor(*zp, *ctx, false);
     return MCL_OK;
 }
 
