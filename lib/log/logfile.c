@@ -753,6 +753,86 @@ map_now(const char *path, const uint8_t **basep, size_t *sizep, size_t same)
     return MCL_OK;
 }
 
+// Whether the line p[0..n) (no newline) has the shape of a Python MCL data line: ELAPSED
+// 'TOPIC' HEX, three tokens (ELAPSED digits and '.', HEX an even number of hex digits). partial:
+// the line is still being written: true if it may become one.
+static bool
+text_data_line(const uint8_t *p, size_t n, bool partial)
+{
+#define BLANK(c) ((c) == ' ' || (c) == '\t' || (c) == '\r')
+#define HEX(c) (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F'))
+    size_t i = 0, st;
+    while (i < n && BLANK(p[i]))
+        i++;
+    for (st = i; i < n && ((p[i] >= '0' && p[i] <= '9') || p[i] == '.'); i++)
+        ;
+    if (i == n)
+        return partial;
+    if (i == st || !BLANK(p[i]))
+        return false;
+    while (i < n && BLANK(p[i]))
+        i++;
+    if (i == n)
+        return partial;
+    if (p[i] != '\'')
+        return false;
+    for (st = i++; i < n && !BLANK(p[i]); i++)
+        ;
+    if (i == n)
+        return partial;
+    if (i - st < 2 || p[i - 1] != '\'')
+        return false;
+    while (i < n && BLANK(p[i]))
+        i++;
+    for (st = i; i < n && HEX(p[i]); i++)
+        ;
+    size_t hl = i - st;
+    while (i < n && BLANK(p[i]))
+        i++;
+    return i == n && (partial || hl % 2 == 0);
+#undef BLANK
+#undef HEX
+}
+
+// A text file is a Python MCL log only in the shapes Python MCL writes (and reads): its header
+// (a first line of '#' and 65 '-', then "# MCL_LOG"), or, a later part of a split series, no
+// header and a data line first. Anything else (a README, a CSV, binary junk) is refused with
+// MCL_EPROTO; MCL_EAGAIN while the bytes so far are a prefix of a header still being written
+// (a first data line is taken as soon as the file has it).
+static mcl_err
+text_shape(const lfile *f)
+{
+    static const char block[] = "#-----------------------------------------------------------------";
+    static const char title[] = "# MCL_LOG";
+    const uint8_t *b = f->base;
+    size_t n = f->size;
+    if (b[0] == '#') {
+        size_t bl = sizeof(block) - 1, tl = sizeof(title) - 1;
+        size_t i = 0;
+        bool ok = memcmp(b, block, n < bl ? n : bl) == 0;
+        for (i = bl; ok && i < n && b[i] != '\n'; i++) // (then only trailing blanks or '\r')
+            ok = b[i] == ' ' || b[i] == '\r' || b[i] == '\t';
+        if (ok && i + 1 < n) {
+            const uint8_t *t = b + i + 1;
+            size_t rest = n - i - 1;
+            ok = memcmp(t, title, rest < tl ? rest : tl) == 0;
+            for (size_t j = tl; ok && j < rest && t[j] != '\n'; j++)
+                ok = t[j] == ' ' || t[j] == '\r' || t[j] == '\t';
+            if (ok && (rest <= tl || memchr(t, '\n', rest) == NULL))
+                return MCL_EAGAIN; // the second line still being written
+        } else if (ok) {
+            return MCL_EAGAIN;
+        }
+        if (ok)
+            return MCL_OK;
+    } else if (b[0] == ' ' || (b[0] >= '0' && b[0] <= '9')) {
+        const uint8_t *nl = memchr(b, '\n', n);
+        if (text_data_line(b, nl != NULL ? (size_t)(nl - b) : n, nl == NULL))
+            return MCL_OK;
+    }
+    return mcl__fail(MCL_EPROTO, NULL, 0, "log", "%s: not an mcl or Python MCL log", f->path);
+}
+
 // Finds f's format and first record. MCL_EAGAIN: no complete header yet (an empty file, a
 // prefix of the binary header, a text header line without its newline): the file is just being
 // created; no records until it grows.
@@ -781,6 +861,9 @@ detect(lfile *f)
     }
     f->text = true;
     size_t off = 0;
+    mcl_err rv = text_shape(f);
+    if (rv != MCL_OK)
+        return rv;
     while (off < f->size && f->base[off] == '#') { // the header of a Python MCL log
         const uint8_t *nl = memchr(f->base + off, '\n', f->size - off);
         if (nl == NULL)
@@ -799,8 +882,6 @@ detect(lfile *f)
         }
         off += ll + 1;
     }
-    if (off == 0 && f->base[0] != ' ' && (f->base[0] < '0' || f->base[0] > '9'))
-        return mcl__fail(MCL_EPROTO, NULL, 0, "log", "%s: not a log file", f->path);
     f->data_off = f->off = off;
     return MCL_OK;
 }

@@ -354,6 +354,76 @@ test_python_mcl_text_logs(void)
     mcl_log_reader_close(r);
 }
 
+// Writes len bytes of data to the file name (in the test directory); returns its path.
+static const char *
+put_file(const char *name, const void *data, size_t len)
+{
+    const char *path = pathf(name);
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_EQUAL(fwrite(data, 1, len, f), len);
+    fclose(f);
+    return path;
+}
+
+// Files that are not logs are refused (MCL_EPROTO), not read as Python MCL logs full of damaged
+// lines: a README starting with '#', text starting with a digit, a CSV, binary junk; while
+// Python MCL's own shapes (its header, a later part starting with a data line, a header still
+// being written) open.
+static void
+test_not_a_log(void)
+{
+    static const char readme[] = "# mcl\n\nA C toolkit.\n\n## Tools\n\n    mcl-dump -f LOG\n";
+    static const char digits[] = "0 1 2 3\nnot a log\n";
+    static const char csv[] = "12.5,imu,0.1\n13.0,imu,0.2\n";
+    static const char comment[] = "#-- not the header\n# MCL_LOG\n";
+    static const char wrong_title[] =
+        "#-----------------------------------------------------------------\n# README\n";
+    uint8_t junk[4096];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof(junk); i++) {
+        x = x * 1103515245u + 12345u;
+        junk[i] = (uint8_t)(x >> 16);
+    }
+    junk[0] = '7'; // (junk that starts like a data line)
+    struct {
+        const char *name;
+        const void *data;
+        size_t len;
+    } bad[] = {{"README.md", readme, sizeof(readme) - 1},  {"digits.txt", digits, sizeof(digits) - 1},
+               {"data.csv", csv, sizeof(csv) - 1},          {"comment.log", comment, sizeof(comment) - 1},
+               {"title.log", wrong_title, sizeof(wrong_title) - 1}, {"junk.bin", junk, sizeof(junk)},
+               {"junk2.bin", junk + 1, sizeof(junk) - 1}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *p[] = {put_file(bad[i].name, bad[i].data, bad[i].len)};
+        mcl_log_reader *r = NULL;
+        mcl_err rv = mcl_log_reader_open(&r, p, 1, NULL);
+        if (rv != MCL_EPROTO)
+            fprintf(stderr, "  %s: %s, not MCL_EPROTO\n", bad[i].name, mcl_err_name(rv));
+        CU_ASSERT_EQUAL(rv, MCL_EPROTO);
+        if (rv == MCL_OK)
+            mcl_log_reader_close(r);
+    }
+    // Python MCL's shapes open: the sample header, a later part (a data line first), and
+    // prefixes of a header being written (no records yet).
+    const char *good[] = {mcl_text, mcl_text + strlen(mcl_text) - strlen(strstr(mcl_text, "     0.01")),
+                          "#-------", "#-----------------------------------------------------------------\n# MC",
+                          "     0.01000    'top"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        const char *p[] = {put_file("good.log", good[i], strlen(good[i]))};
+        mcl_log_reader *r = NULL;
+        mcl_err rv = mcl_log_reader_open(&r, p, 1, NULL);
+        if (rv != MCL_OK)
+            fprintf(stderr, "  good[%zu]: %s\n", i, mcl_err_name(rv));
+        CU_ASSERT_EQUAL(rv, MCL_OK);
+        const mcl_raw_msg *m;
+        if (rv == MCL_OK) {
+            CU_ASSERT_EQUAL(mcl_log_reader_next(r, &m) == MCL_OK, i < 2);
+            mcl_log_reader_close(r);
+        }
+    }
+}
+
 static void
 test_review_regressions(void)
 {
@@ -764,6 +834,7 @@ static CU_TestInfo tests[] = {{"roundtrip_and_overwrite", test_roundtrip_and_ove
                               {"filters_seek_merge", test_filters_seek_merge},
                               {"reading_while_written", test_reading_while_written},
                               {"python_mcl_text_logs", test_python_mcl_text_logs},
+                              {"not_a_log", test_not_a_log},
                               {"review_regressions", test_review_regressions},
                               CU_TEST_INFO_NULL};
 MCLT_SUITE("log_file", suite_init, suite_cleanup, tests);
