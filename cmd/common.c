@@ -2,11 +2,14 @@
 #include "common.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,28 +52,210 @@ tool_signals(void)
     // SIGPIPE keeps its default: `mcl-dump | head` ends like any filter when head exits.
 }
 
-void
-tool_err(const char *prog, const char *fmt, ...)
+// --- the library's messages: one line per error ------------------------------------------------
+
+// A warning held (tool_log_to_stderr()): the tool's line for the failure may claim it; the
+// thread prints it when nobody has by due_ns. Lock order: held.lock, then stderr.
+enum { HOLD_MS = 500 };
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool have;
+    pthread_t owner;   // the thread that logged it
+    int64_t due_ns;    // CLOCK_MONOTONIC
+    const char *prog;
+    char component[32];
+    char text[512];
+} held = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static pid_t held_pid; // the process whose thread prints (not a forked child)
+static bool held_thread_on;
+
+static void
+print_lib_locked(const char *prog, mcl_log_level level, const char *component, const char *text)
 {
-    va_list ap;
-    va_start(ap, fmt);
     flockfile(stderr);
     status_clear_locked();
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "%s: %s: %s: %s\n", prog, mcl_log_level_name(level), component, text);
     funlockfile(stderr);
-    va_end(ap);
+}
+
+// Prints what is held, if anything (with held.lock).
+static void
+held_print_locked(void)
+{
+    if (held.have)
+        print_lib_locked(held.prog, MCL_LOG_WARN, held.component, held.text);
+    held.have = false;
+}
+
+static void *
+held_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&held.lock);
+    for (;;) {
+        if (!held.have) {
+            pthread_cond_wait(&held.cond, &held.lock);
+            continue;
+        }
+        if (tool_mono_ns() >= held.due_ns) {
+            held_print_locked();
+            continue;
+        }
+        struct timespec ts = {.tv_sec = held.due_ns / 1000000000,
+                              .tv_nsec = held.due_ns % 1000000000};
+        pthread_cond_timedwait(&held.cond, &held.lock, &ts);
+    }
+    return NULL;
+}
+
+static void
+held_at_exit(void)
+{
+    if (getpid() != held_pid)
+        return;
+    pthread_mutex_lock(&held.lock);
+    held_print_locked();
+    pthread_mutex_unlock(&held.lock);
+}
+
+static void
+log_sink_verbose(mcl_log_level level, const char *component, const char *message, void *user)
+{
+    print_lib_locked((const char *)user, level, component, message);
 }
 
 static void
 log_sink(mcl_log_level level, const char *component, const char *message, void *user)
 {
+    pthread_mutex_lock(&held.lock);
+    held_print_locked(); // (an earlier one first: they stay in order)
+    if (level != MCL_LOG_WARN || !held_thread_on) {
+        print_lib_locked((const char *)user, level, component, message);
+    } else {
+        held.have = true;
+        held.owner = pthread_self();
+        held.due_ns = tool_mono_ns() + HOLD_MS * 1000000LL;
+        held.prog = (const char *)user;
+        snprintf(held.component, sizeof(held.component), "%s", component);
+        snprintf(held.text, sizeof(held.text), "%s", message);
+        pthread_cond_signal(&held.cond);
+    }
+    pthread_mutex_unlock(&held.lock);
+}
+
+// Whether the detail is about what msg names: its first "X: " part (a URL, a path) is in msg.
+static bool
+detail_related(const char *detail, const char *msg)
+{
+    const char *sep = strstr(detail, ": ");
+    if (sep == NULL || sep == detail || sep - detail > 1000)
+        return strstr(msg, detail) != NULL;
+    char head[1024];
+    snprintf(head, sizeof(head), "%.*s", (int)(sep - detail), detail);
+    return strstr(msg, head) != NULL;
+}
+
+// Takes the warning held, if any, into buf (else buf is ""): one logged on this thread (the
+// failing call ran here), or on another (a call that runs on the library's thread) when it
+// is about what msg names.
+static void
+held_take(const char *msg, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    pthread_mutex_lock(&held.lock);
+    if (held.have &&
+        (pthread_equal(held.owner, pthread_self()) || detail_related(held.text, msg))) {
+        snprintf(buf, len, "%s", held.text);
+        held.have = false;
+    }
+    pthread_mutex_unlock(&held.lock);
+}
+
+// The part of a library detail that msg does not say already: leading "X: " parts whose X msg
+// contains are dropped (a URL or a path the tool names too); "" when msg has all of it.
+static const char *
+detail_beyond(const char *detail, const char *msg)
+{
+    for (;;) {
+        if (detail[0] == '\0' || strstr(msg, detail) != NULL)
+            return "";
+        const char *sep = strstr(detail, ": ");
+        if (sep == NULL || sep == detail)
+            return detail;
+        char head[512];
+        size_t hl = (size_t)(sep - detail) < sizeof(head) - 1 ? (size_t)(sep - detail) : sizeof(head) - 1;
+        memcpy(head, detail, hl);
+        head[hl] = '\0';
+        if (strstr(msg, head) == NULL)
+            return detail;
+        detail = sep + 2;
+    }
+}
+
+void
+tool_err(const char *prog, const char *fmt, ...)
+{
+    char msg[1024], detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    held_take(msg, detail, sizeof(detail));
+    const char *more = detail_beyond(detail, msg);
     flockfile(stderr);
     status_clear_locked();
-    fprintf(stderr, "%s: %s: %s: %s\n", (const char *)user, mcl_log_level_name(level), component,
-            message);
+    if (more[0] != '\0')
+        fprintf(stderr, "%s: %s (%s)\n", prog, msg, more);
+    else
+        fprintf(stderr, "%s: %s\n", prog, msg);
     funlockfile(stderr);
+}
+
+int
+tool_getopt(const char *prog, int argc, char **argv, const char *shortopts,
+            const struct option *longopts)
+{
+    char so[128];
+    snprintf(so, sizeof(so), ":h%s", shortopts); // ':': a missing value returns ':'
+    opterr = 0;
+    int c = getopt_long(argc, argv, so, longopts, NULL);
+    if (c == 'h') {
+        for (const struct option *o = longopts; o->name != NULL; o++)
+            if (strcmp(o->name, "help") == 0)
+                return o->flag == NULL ? o->val : 0;
+    }
+    if (c != '?' && c != ':')
+        return c;
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    char name[128];
+    bool is_long = strncmp(arg, "--", 2) == 0;
+    if (is_long) {
+        size_t n = strcspn(arg, "=");
+        snprintf(name, sizeof(name), "%.*s", (int)(n < 100 ? n : 100), arg);
+    } else {
+        snprintf(name, sizeof(name), "-%c", optopt > 0 && optopt < 128 ? optopt : '?');
+    }
+    const char *why = "unknown option";
+    if (c == ':') {
+        why = "missing the value of option";
+    } else if (is_long) {
+        for (const struct option *o = longopts; o->name != NULL; o++)
+            if (strcmp(o->name, name + 2) == 0)
+                why = o->has_arg == no_argument ? "no value goes with option" : why;
+        if (strcmp(why, "unknown option") == 0)
+            for (const struct option *o = longopts; o->name != NULL; o++)
+                if (strncmp(o->name, name + 2, strlen(name + 2)) == 0)
+                    why = "ambiguous option";
+    }
+    tool_err(prog, "%s '%s' (%s --help lists the options)", why, name, prog);
+    return '?';
+}
+
+void
+tool_version(const char *prog)
+{
+    printf("%s %s\n", prog, mcl_version());
 }
 
 void
@@ -150,7 +335,185 @@ tool_status_clear(void)
 void
 tool_log_to_stderr(const char *prog, bool verbose)
 {
-    mcl_log_set_handler(log_sink, (void *)(uintptr_t)prog, verbose ? MCL_LOG_DEBUG : MCL_LOG_WARN);
+    if (verbose) {
+        mcl_log_set_handler(log_sink_verbose, (void *)(uintptr_t)prog, MCL_LOG_DEBUG);
+        return;
+    }
+    pthread_mutex_lock(&held.lock);
+    if (!held_thread_on) {
+        pthread_condattr_t ca;
+        pthread_t t;
+        if (pthread_condattr_init(&ca) == 0 && pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+            pthread_cond_init(&held.cond, &ca) == 0) {
+            // (Without the thread, warnings are printed at once, as errors are.)
+            pthread_attr_t ta;
+            pthread_attr_init(&ta);
+            pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+            if (pthread_create(&t, &ta, held_main, NULL) == 0) {
+                held_thread_on = true;
+                held_pid = getpid();
+                atexit(held_at_exit);
+            }
+            pthread_attr_destroy(&ta);
+        }
+    }
+    pthread_mutex_unlock(&held.lock);
+    mcl_log_set_handler(log_sink, (void *)(uintptr_t)prog, MCL_LOG_WARN);
+}
+
+void
+tool_format_size(uint64_t b, bool si, char *buf, size_t len)
+{
+    static const char *const bin[] = {"KiB", "MiB", "GiB", "TiB"};
+    static const char *const dec[] = {"kB", "MB", "GB", "TB"};
+    double base = si ? 1e3 : 1024.0, v = (double)b;
+    if (v < base) {
+        snprintf(buf, len, "%llu bytes", (unsigned long long)b);
+        return;
+    }
+    int i = -1;
+    while (v >= base && i < 3) {
+        v /= base;
+        i++;
+    }
+    // Whole binary units without a fraction ("64 MiB": what maxmsg=64M means).
+    if (!si && v == floor(v))
+        snprintf(buf, len, "%.0f %s", v, bin[i]);
+    else
+        snprintf(buf, len, "%.1f %s", v, si ? dec[i] : bin[i]);
+}
+
+void
+tool_url_with(const char *url, const char *key, const char *value, char *buf, size_t len)
+{
+    size_t kl = strlen(key), o = 0;
+    const char *q = strchr(url, '?');
+    size_t base = q != NULL ? (size_t)(q - url) : strlen(url);
+    o += (size_t)snprintf(buf, len, "%.*s", (int)base, url);
+    char sep = '?';
+    for (const char *p = q != NULL ? q + 1 : ""; *p != '\0' && o < len;) {
+        size_t n = strcspn(p, "&");
+        if (n > 0 && !(n >= kl && strncmp(p, key, kl) == 0 && (n == kl || p[kl] == '='))) {
+            o += (size_t)snprintf(buf + o, len - o, "%c%.*s", sep, (int)n, p);
+            sep = '&';
+        }
+        p += n;
+        if (*p == '&')
+            p++;
+    }
+    if (o < len)
+        snprintf(buf + o, len - o, "%c%s=%s", sep, key, value);
+}
+
+// WHAT (a file, a line, a size) of len bytes is above conn's maxmsg: says so, with the URL that
+// raises it (say_size: "is 70.0 MiB", else WHAT says the size; len 0: the size is not known,
+// only that it is larger: a pipe).
+void
+tool_too_large(const char *prog, const mcl_connection *conn, const char *what, uint64_t len, bool say_size)
+{
+    size_t max = mcl_connection_maxmsg(conn);
+    char have[40], lim[32], url[1200];
+    tool_format_size(max, false, lim, sizeof(lim));
+    if (len == 0)
+        snprintf(have, sizeof(have), "larger");
+    else
+        tool_format_size(len, false, have, sizeof(have));
+    // Whole MiB at least as large (maxmsg takes k/M/G suffixes); at most 4G-1.
+    uint64_t mib = len == 0 ? 0 : (len + (1u << 20) - 1) >> 20;
+    char val[32];
+    if (len == 0)
+        snprintf(val, sizeof(val), "SIZE");
+    else if (mib < 4096)
+        snprintf(val, sizeof(val), "%lluM", (unsigned long long)mib);
+    else
+        snprintf(val, sizeof(val), "4294967295");
+    tool_url_with(mcl_connection_url(conn), "maxmsg", val, url, sizeof(url));
+    tool_err(prog, "%s%s%s, above the connection's maxmsg (%s): raise it with -u '%s'%s", what,
+             say_size ? " is " : "", say_size ? have : "", lim, url,
+             mib < 4096 ? "" : " (the largest message: 4 GiB - 1 byte)");
+}
+
+void
+tool_check_rcvbuf(const char *prog, const mcl_connection *conn, size_t granted)
+{
+    size_t want = mcl_connection_rcvbuf(conn);
+    // The library's own line about it (held: a warning when rcvbuf= was given) goes.
+    pthread_mutex_lock(&held.lock);
+    if (held.have && pthread_equal(held.owner, pthread_self()) &&
+        strstr(held.text, "receive buffer is") != NULL)
+        held.have = false;
+    pthread_mutex_unlock(&held.lock);
+    // (Within about 1.5 %: the kernel's rounding, or a request above what a socket can have.)
+    if (want == 0 || granted == 0 || (uint64_t)granted * 64 >= (uint64_t)want * 63)
+        return;
+    char g[32], w[32];
+    tool_format_size(granted, false, g, sizeof(g));
+    tool_format_size(want, false, w, sizeof(w));
+    tool_err(prog,
+             "warning: the kernel granted a receive buffer of %s, not the %s asked for (bursts "
+             "may be dropped): raise it with sysctl -w net.core.rmem_max=%zu, or ask for less "
+             "with rcvbuf= in the URL",
+             g, w, want);
+}
+
+// Whether the URL names a key file (key=, curve=, curve_server=, curve_clients=) that cannot
+// be read; then *e is its errno and path its name.
+static bool
+url_bad_key_file(const char *url, char *path, size_t plen, int *e)
+{
+    const char *q = strchr(url, '?');
+    if (q == NULL)
+        return false;
+    static const char *const keys[] = {"key", "curve", "curve_server", "curve_clients"};
+    for (const char *p = q + 1; *p != '\0';) {
+        size_t n = strcspn(p, "&");
+        const char *eq = memchr(p, '=', n);
+        if (eq != NULL) {
+            size_t kl = (size_t)(eq - p), vl = n - kl - 1;
+            for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+                if (strlen(keys[i]) == kl && strncmp(p, keys[i], kl) == 0 && vl > 0 && vl < plen) {
+                    memcpy(path, eq + 1, vl);
+                    path[vl] = '\0';
+                    struct stat st;
+                    bool hexkey = vl == 64 && strspn(path, "0123456789abcdefABCDEF") == 64;
+                    if (i == 2 && (hexkey || vl == 40) && stat(path, &st) != 0)
+                        break; // curve_server= with a key itself
+                    if (access(path, R_OK) != 0) {
+                        *e = errno;
+                        return true;
+                    }
+                }
+        }
+        p += n;
+        if (*p == '&')
+            p++;
+    }
+    return false;
+}
+
+int
+tool_open_status(const char *url, mcl_err rv)
+{
+    char path[1024];
+    int e;
+    if (rv == MCL_EURL || rv == MCL_EINVAL || (rv != MCL_ENOMEM && url_bad_key_file(url, path, sizeof(path), &e)))
+        return EXIT_USAGE;
+    return EXIT_RUNTIME;
+}
+
+int
+tool_open_error(const char *prog, const char *what, const char *url, mcl_err rv)
+{
+    char path[1024];
+    int e = 0;
+    bool bad_file = rv != MCL_ENOMEM && url_bad_key_file(url, path, sizeof(path), &e);
+    size_t wl = strlen(what);
+    const char *sp = wl > 0 && what[wl - 1] == '=' ? "" : " "; // ("--bridge-out CH=URL")
+    if (bad_file)
+        tool_err(prog, "%s%s%s: key file %s: %s", what, sp, url, path, strerror(e));
+    else
+        tool_err(prog, "%s%s%s: %s", what, sp, url, mcl_strerror(rv));
+    return bad_file || rv == MCL_EURL || rv == MCL_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
 }
 
 bool
@@ -219,7 +582,11 @@ tool_connection(const char *prog, const char *url, mcl_connection **conn)
                      : mcl_connection_default(conn, err, sizeof(err));
     if (rv != MCL_OK) {
         tool_err(prog, "%s", err[0] ? err : mcl_strerror(rv));
-        return rv == MCL_EURL ? EXIT_USAGE : EXIT_RUNTIME;
+        // (A key file that cannot be read, or is no key file: the input is wrong.)
+        return rv == MCL_EURL || rv == MCL_ENOENT || rv == MCL_EPERM || rv == MCL_EAUTH ||
+                       rv == MCL_EINVAL
+                   ? EXIT_USAGE
+                   : EXIT_RUNTIME;
     }
     return EXIT_OK;
 }
@@ -278,11 +645,16 @@ tool_wait_subscribers(const char *prog, mcl_raw_broadcaster *b, const tool_wait 
         return true;
     if (tool_stop)
         return false;
+    // The library logged each failing peer once; this line says how many attempts failed.
+    mcl_broadcaster_stats st = {0};
+    (void)mcl_raw_broadcaster_stats(b, &st);
+    char why[96] = "timed out";
+    if (rv == MCL_EAUTH)
+        snprintf(why, sizeof(why), "%llu handshakes failed (wrong or missing CURVE key?)",
+                 (unsigned long long)st.auth_failures);
     tool_err(prog, "%s: %s waiting %.3g s for %ld subscriber%s (--subscribers 0 publishes "
                    "without waiting)",
-             mcl_connection_url(c),
-             rv == MCL_EAUTH ? "handshakes failed (wrong or missing CURVE key?)" : "timed out",
-             wait_s, want, want == 1 ? "" : "s");
+             mcl_connection_url(c), why, wait_s, want, want == 1 ? "" : "s");
     return false;
 }
 
@@ -496,9 +868,13 @@ log_open_local(const char *prog, tool_log *l, const char *const *paths, int npat
     } else if (rv == MCL_OK) {
         rv = mcl_log_reader_reset(l->r);
     }
+    if (rv == MCL_EPROTO) {
+        tool_err(prog, "%s: not an mcl or Python MCL log", paths[0]);
+        return EXIT_USAGE;
+    }
     if (rv != MCL_OK) {
         tool_err(prog, "%s: %s", paths[0], mcl_strerror(rv));
-        return rv == MCL_ENOENT || rv == MCL_EPROTO ? EXIT_USAGE : EXIT_RUNTIME;
+        return rv == MCL_ENOENT || rv == MCL_EPERM ? EXIT_USAGE : EXIT_RUNTIME;
     }
     return EXIT_OK;
 }

@@ -10,8 +10,43 @@
 #include <stdint.h>
 #include <stdio.h>
 
-// Exit codes of every tool.
+// Exit codes of every tool (each --help states them in its "Exit status:" section):
+//   EXIT_OK      0  success (for tools that run until stopped: stopped by SIGINT/SIGTERM)
+//   EXIT_RUNTIME 1  a runtime failure: the network (an interface, an address, a host that
+//                   does not resolve, no listener or service in time), an I/O error during the
+//                   run (an unwritable output), a timeout, sends the kernel refused
+//   EXIT_USAGE   2  the command line or its input is wrong: a usage error (an unknown option,
+//                   a bad value, a malformed URL), a missing or unreadable input file (-f, -c,
+//                   key files named by a URL, a log to replay: the same status from every tool),
+//                   a file that is not a log, a malformed config, an output file that exists
+//                   (without --force)
+// Tools add codes of their own only above these (mcl-call: 10 + an RPC status).
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+// Help text (--help, also -h; cmake/help2man.sh makes each man page from it): a "Usage: PROG
+// ..." line (more synopsis lines indented under it), a one-line description ending with '.',
+// then paragraphs separated by blank lines; a line "Heading:" starts a subsection; option lines
+// are "  -x, --long ARG   text" (two or more spaces before the text, continuations indented
+// deeper); the last section is TOOL_HELP_EXIT (the codes above, in the same words everywhere),
+// with the tool's own meaning of success and, where it has them, more lines.
+#define TOOL_HELP_EXIT_WITH(ok, more)                                                              \
+    "Exit status:\n"                                                                               \
+    "  0  " ok "\n"                                                                                \
+    "  1  runtime failure: network, I/O error during the run, timeout, refused sends\n" more       \
+    "  2  wrong command line or input: usage error, missing or unreadable file (also a key\n"     \
+    "     file named by a URL), a file that is not a log, malformed config, an output\n"           \
+    "     file that exists (without --force)\n"
+#define TOOL_HELP_EXIT TOOL_HELP_EXIT_WITH("success", "")
+
+// getopt_long() for the tools: -h is --help (it returns the value of the "help" entry of
+// longopts), and an unknown option, or one without its value, is reported in one line
+// ("PROG: unknown option '--x' (PROG --help lists the options)"); then it returns '?' (the
+// caller exits EXIT_USAGE without printing more). Otherwise as getopt_long().
+struct option;
+int tool_getopt(const char *prog, int argc, char **argv, const char *shortopts,
+                const struct option *longopts);
+// --version: "PROG VERSION" (mcl_version(): the library's version) on stdout.
+void tool_version(const char *prog);
 
 // Set by SIGINT/SIGTERM/SIGHUP once tool_signals() is installed.
 extern volatile sig_atomic_t tool_stop;
@@ -19,18 +54,52 @@ void tool_signals(void);
 // A stop function for mcl_log_reader_set_stop(): true once tool_stop is set.
 bool tool_reader_stop(void *arg);
 
-// Prints "PROG: message" to stderr.
+// Prints "PROG: message" to stderr, one line. A warning the library logged on this thread just
+// before (the detail of the failure the tool reports: tool_log_to_stderr()) is folded into the
+// line, in parentheses, without what the message already says.
 void tool_err(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-// Routes the library's warnings to stderr (prefix PROG) when verbose.
+// Routes the library's messages to stderr ("PROG: warn: COMPONENT: text"). verbose: every
+// message, at once (debug and up). Otherwise warnings and errors only, and one error is one
+// line: a warning is held for half a second, so that the tool's own line for the failure that
+// caused it (tool_err() on the same thread) carries it instead; one not claimed by then (a
+// warning about something that goes on) is printed as it is, as is every error-level message.
+// What is held at exit is printed then.
 void tool_log_to_stderr(const char *prog, bool verbose);
+
+// After opening a listener: when the kernel granted less receive buffer (granted, from the
+// listener's statistics) than the connection asked for (mcl_connection_rcvbuf()), says so in
+// one line (what was granted, what was asked, how to raise it: sysctl net.core.rmem_max, or
+// ask less with rcvbuf=), once, without -v (the library's own line about it is dropped).
+void tool_check_rcvbuf(const char *prog, const mcl_connection *conn, size_t granted);
+
+// Says "PROG: WHAT URL: why" for an open (listener, broadcaster, server) that failed with rv
+// and returns the exit code: EXIT_USAGE for a malformed URL (MCL_EURL, MCL_EINVAL) or a key
+// file it names that cannot be read (curve=, curve_server=, curve_clients=, key=), else
+// EXIT_RUNTIME.
+int tool_open_error(const char *prog, const char *what, const char *url, mcl_err rv);
+// The exit code alone, for a tool that words the error itself.
+int tool_open_status(const char *url, mcl_err rv);
+
+// url with the parameter KEY=VALUE: one that it has replaced, else added ('?' or '&'). For
+// messages that say which URL would raise a limit.
+void tool_url_with(const char *url, const char *key, const char *value, char *buf, size_t len);
+
+// Says "PROG: WHAT is 70.0 MiB, above the connection's maxmsg (64 MiB): raise it with -u
+// 'URL&maxmsg=70M'" (say_size false: WHAT says the size itself; len 0: not known, only larger).
+void tool_too_large(const char *prog, const mcl_connection *conn, const char *what, uint64_t len,
+                    bool say_size);
+
+// A size for people: "70.0 MB" (10^6) when si, else "64 MiB" / "1.5 KiB" / "100 bytes".
+void tool_format_size(uint64_t bytes, bool si, char *buf, size_t len);
 
 // Number parsers: whole string, range-checked. SIZE accepts k/M/G suffixes (powers of 1024).
 bool tool_parse_u64(const char *s, uint64_t max, uint64_t *out);
 bool tool_parse_size(const char *s, uint64_t max, uint64_t *out);
 bool tool_parse_double(const char *s, double min, double max, double *out);
 
-// Opens the connection from -u URL (NULL: MCL_URL, then the default); reports errors.
+// Opens the connection from -u URL (NULL: MCL_URL, then the default); reports errors: EXIT_USAGE
+// for a malformed URL or a key file it names that cannot be read (key=), else EXIT_RUNTIME.
 int tool_connection(const char *prog, const char *url, mcl_connection **conn);
 
 // Appends the comma-separated entries of arg to a string list (empty entries kept: "" is the
@@ -123,7 +192,8 @@ typedef struct tool_log_options {
 } tool_log_options;
 // Whether path names a remote log.
 bool tool_log_is_remote(const char *path);
-// Opens the logs; returns EXIT_OK, or an exit code after saying why (EXIT_USAGE: no such log).
+// Opens the logs; returns EXIT_OK, or an exit code after saying why (EXIT_USAGE: no such log, or
+// one that cannot be read; "FILE: not an mcl or Python MCL log" for a file that is no log).
 int tool_log_open(const char *prog, tool_log **lp, const char *const *paths, int npaths,
                   const tool_log_options *o);
 // The next record, borrowed until the next call (its topic NUL-terminated). MCL_ENOENT: the

@@ -515,7 +515,7 @@ read_part(const char *prog, part *p, char **topics, size_t ntopics, logsum *sum)
         p->size = (uint64_t)st.st_size;
     mcl_err rv = mcl_log_reader_open(&r, &path, 1, &ro);
     if (rv != MCL_OK) {
-        snprintf(p->err, sizeof(p->err), "%s", rv == MCL_EPROTO ? "not a log" : mcl_strerror(rv));
+        snprintf(p->err, sizeof(p->err), "%s", rv == MCL_EPROTO ? "not an mcl or Python MCL log" : mcl_strerror(rv));
         return EXIT_OK;
     }
     p->opened = true;

@@ -60,7 +60,7 @@ usage(FILE *f)
             "                       (default %g)\n"
             "  -q, --quiet          no statistics at exit, no subscriber notices\n"
             "  -v, --verbose        library debug messages on stderr\n"
-            "      --help           this text\n"
+            "  -h, --help           this text\n"
             "      --version        version\n"
             "\n"
             "Messages keep their publisher id and sequence number: a message that arrives by two\n"
@@ -87,7 +87,7 @@ usage(FILE *f)
             "Example, two multicast islands joined over TCP (hosts 10.0.0.1 and 10.0.0.2):\n"
             "  on 10.0.0.1: mcl-bridge udp://239.255.26.1 zmq+tcp://10.0.0.2:5602,zmq+tcp://10.0.0.1:5601\n"
             "  on 10.0.0.2: mcl-bridge udp://239.255.26.1 zmq+tcp://10.0.0.1:5601,zmq+tcp://10.0.0.2:5602\n"
-            "Exit status: 0 stopped by a signal, 1 runtime failure, 2 usage error.\n",
+            "\n" TOOL_HELP_EXIT_WITH("stopped by SIGINT or SIGTERM", ""),
             DEF_PUBLISHERS, DEF_FORGET_S, WIN_BITS);
 }
 
@@ -414,15 +414,14 @@ open_direction(direction *d, int from, const char *in, const char *out, char **t
     if (ec == EXIT_OK)
         ec = tool_connection(prog, out, &co);
     mcl_err rv = MCL_OK;
-    if (ec == EXIT_OK && (rv = mcl_raw_broadcaster_open(&d->b, co, NULL)) != MCL_OK) {
-        tool_err(prog, "cannot publish on %s: %s", mcl_connection_url(co), mcl_strerror(rv));
-        ec = EXIT_RUNTIME;
-    }
+    if (ec == EXIT_OK && (rv = mcl_raw_broadcaster_open(&d->b, co, NULL)) != MCL_OK)
+        ec = tool_open_error(prog, "cannot publish on", mcl_connection_url(co), rv);
     if (ec == EXIT_OK && (rv = mcl_raw_listener_open(&d->l, ci, (const char *const *)topics,
-                                                     ntopics)) != MCL_OK) {
-        tool_err(prog, "cannot listen on %s: %s", mcl_connection_url(ci), mcl_strerror(rv));
-        ec = EXIT_RUNTIME;
-    }
+                                                     ntopics)) != MCL_OK)
+        ec = tool_open_error(prog, "cannot listen on", mcl_connection_url(ci), rv);
+    mcl_listener_stats lst;
+    if (ec == EXIT_OK && mcl_raw_listener_stats(d->l, &lst) == MCL_OK)
+        tool_check_rcvbuf(prog, ci, lst.rcvbuf);
     if (ec == EXIT_OK && (rv = mcl_raw_listener_subscribe(d->l, on_message, d)) != MCL_OK) {
         tool_err(prog, "subscribe: %s", mcl_strerror(rv));
         ec = EXIT_RUNTIME;
@@ -450,7 +449,7 @@ main(int argc, char **argv)
         {"publishers", required_argument, NULL, O_PUBLISHERS},
         {"forget", required_argument, NULL, O_FORGET}, {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "1t:qv", opts, NULL)) != -1) {
+    while ((c = tool_getopt(prog, argc, argv, "1t:qv", opts)) != -1) {
         switch (c) {
         case '1':
             one_way = true;
@@ -493,11 +492,10 @@ main(int argc, char **argv)
             tool_free_list(topics, ntopics);
             return EXIT_OK;
         case O_VERSION:
-            printf("mcl-bridge %s\n", mcl_version());
+            tool_version(prog);
             tool_free_list(topics, ntopics);
             return EXIT_OK;
         default:
-            fprintf(stderr, "Try 'mcl-bridge --help'.\n");
             tool_free_list(topics, ntopics);
             return EXIT_USAGE;
         }

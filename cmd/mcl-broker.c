@@ -49,7 +49,7 @@ usage(FILE *f)
         "                          it does not exist)\n"
         "  -q, --quiet             no start line, no summary at exit\n"
         "  -v, --verbose           library debug messages on stderr\n"
-        "      --help              this text\n"
+        "  -h, --help              this text\n"
         "      --version           version\n"
         "\n"
         "Prints \"mcl-broker: listening on URL\" (the port chosen) to stderr at start and a\n"
@@ -57,7 +57,7 @@ usage(FILE *f)
         "Try: mcl-broker -u tcp://127.0.0.1:5800 &\n"
         "     broker_lab writer tcp://127.0.0.1:5800 AnalogInput1 100 5 &\n"
         "     broker_lab reader tcp://127.0.0.1:5800 AnalogInput1 --policy ring --buffer 10 5\n"
-        "Exit status: 0 stopped by a signal, 1 runtime failure, 2 usage error.\n",
+        "\n" TOOL_HELP_EXIT_WITH("stopped by SIGINT or SIGTERM", ""),
         MCL_BROKER_RPC_CHANNEL, DEFAULT_BROKER_URL, MCL_BROKER_STATS_CHANNEL);
 }
 
@@ -122,7 +122,7 @@ main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     int c;
     uint64_t u;
-    while ((c = getopt_long(argc, argv, "u:qv", opts, NULL)) != -1) {
+    while ((c = tool_getopt(prog, argc, argv, "u:qv", opts)) != -1) {
         switch (c) {
         case 'u':
             url = optarg;
@@ -206,16 +206,14 @@ main(int argc, char **argv)
             usage(stdout);
             return EXIT_OK;
         case O_VERSION:
-            printf("mcl-broker %s\n", mcl_version());
+            tool_version(prog);
             return EXIT_OK;
         default:
-            fprintf(stderr, "Try 'mcl-broker --help'.\n");
             return EXIT_USAGE;
         }
     }
     if (optind < argc) {
         tool_err(prog, "unexpected argument '%s' (the URL goes with -u URL)", argv[optind]);
-        fprintf(stderr, "Try 'mcl-broker --help'.\n");
         return EXIT_USAGE;
     }
     tool_log_to_stderr(prog, verbose);
@@ -223,19 +221,18 @@ main(int argc, char **argv)
 
     mcl_broker *b;
     mcl_err rv = mcl_broker_open(&b, url, &bo);
-    if (rv != MCL_OK) {
-        tool_err(prog, "cannot listen on %s: %s", url, mcl_strerror(rv));
-        return rv == MCL_EURL || rv == MCL_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
-    }
+    if (rv != MCL_OK)
+        return tool_open_error(prog, "cannot listen on", url, rv);
     for (int i = 0; i < nbridges; i++) {
         const bridge *br = &bridges[i];
         rv = br->out ? mcl_broker_bridge_out(b, br->channel, br->url)
                      : mcl_broker_bridge_in(b, br->url, br->channel);
         if (rv != MCL_OK) {
-            tool_err(prog, "--bridge-%s %s=%s: %s", br->out ? "out" : "in", br->channel, br->url,
-                     mcl_strerror(rv));
+            char what[sizeof(br->channel) + 32];
+            snprintf(what, sizeof(what), "--bridge-%s %.255s=", br->out ? "out" : "in", br->channel);
+            int ec = tool_open_error(prog, what, br->url, rv);
             mcl_broker_free(b);
-            return rv == MCL_EURL || rv == MCL_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+            return ec;
         }
     }
     if (!quiet) {

@@ -40,16 +40,18 @@ usage(FILE *f)
            "      --serve-demo URL  serve a demo service (calc.add, calc.div, text.upper,\n"
            "                      demo.sleep, demo.echo, clock.now) until Ctrl-C\n"
            "  -v, --verbose       the library's warnings on stderr\n"
-           "      --help          this text\n"
+           "  -h, --help          this text\n"
            "      --version       version\n"
            "\n"
            "Try it: mcl-call --serve-demo zmq+tcp://127.0.0.1:5600 &\n"
            "        mcl-call zmq+tcp://127.0.0.1:5600 --list\n"
            "        mcl-call zmq+tcp://127.0.0.1:5600 calc.add '{\"a\": 1, \"b\": 2}'\n"
-           "Exit status: 0 the call succeeded, 1 runtime failure (no service, lost connection\n"
-           "before the call), 2 usage error (options, JSON that does not parse), 10+S the call\n"
-           "ended with RPC status S (13 INVALID_ARGUMENT, also when refused before sending;\n"
-           "14 DEADLINE_EXCEEDED; 22 UNIMPLEMENTED; 31 NO_MORE_REQUESTS; 32 DISCONNECTED; ...).\n");
+           "\n" TOOL_HELP_EXIT_WITH("the call succeeded (--serve-demo: stopped by SIGINT or SIGTERM)",
+                                   "     (no service in time, a connection lost before the call)\n")
+           "     (also: arguments that are not JSON)\n"
+           "  10+S  the call ended with RPC status S (13 INVALID_ARGUMENT, also when refused\n"
+           "     before sending; 14 DEADLINE_EXCEEDED; 22 UNIMPLEMENTED; 31 NO_MORE_REQUESTS;\n"
+           "     32 DISCONNECTED; ...)\n");
 }
 
 // --- listing -----------------------------------------------------------------------------------
@@ -251,7 +253,7 @@ run_call(const char *url, const char *method, const char *args_json, bool list, 
     if (rv != MCL_OK) {
         tool_err(prog, "%s", why[0] ? why : mcl_strerror(rv));
         mcl_value_free(args);
-        return rv == MCL_EURL || rv == MCL_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+        return tool_open_status(url, rv);
     }
     int ec;
     if (list) {
@@ -468,7 +470,7 @@ serve_demo(const char *url)
         tool_err(prog, "%s: %s", url, mcl_strerror(rv));
         mcl_rpc_service_free(svc, 0);
         mcl_reactor_free(d.r);
-        return rv == MCL_EURL || rv == MCL_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+        return tool_open_status(url, rv);
     }
     printf("serving demo on %s\n", mcl_rpc_service_url(svc));
     fflush(stdout);
@@ -512,7 +514,7 @@ main(int argc, char **argv)
                                          {"version", no_argument, NULL, O_VERSION},
                                          {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "lt:jpv", opts, NULL)) != -1) {
+    while ((c = tool_getopt(prog, argc, argv, "lt:jpv", opts)) != -1) {
         switch (c) {
         case 'l':
             list = true;
@@ -556,10 +558,9 @@ main(int argc, char **argv)
             usage(stdout);
             return EXIT_OK;
         case O_VERSION:
-            printf("mcl-call %s\n", mcl_version());
+            tool_version(prog);
             return EXIT_OK;
         default:
-            fprintf(stderr, "Try 'mcl-call --help'.\n");
             return EXIT_USAGE;
         }
     }
@@ -574,8 +575,8 @@ main(int argc, char **argv)
     }
     if (list ? left != 1 : (left < 2 || left > 3)) {
         tool_err(prog, list ? "--list takes the service's URL only"
-                            : "give URL METHOD ['{\"json\": \"arguments\"}'] (or URL --list)");
-        fprintf(stderr, "Try 'mcl-call --help'.\n");
+                            : "give URL METHOD ['{\"json\": \"arguments\"}'] (or URL --list; "
+                              "mcl-call --help)");
         return EXIT_USAGE;
     }
     const char *url = argv[optind];

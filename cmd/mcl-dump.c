@@ -13,7 +13,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <langinfo.h>
+#include <locale.h>
+#include <sys/ioctl.h>
+
 static const char *prog = "mcl-dump";
+
+// The human format's line width (--columns; 0: no limit). A line longer than `columns` is cut
+// and ends in the ellipsis; with a limit the line is also the compact one (time of day, no
+// padding). By default the terminal's width when stdout is one (asked again for each line, so
+// a resized window is followed), else no limit.
+static size_t columns;
+static bool columns_auto;
+static const char *ellipsis = "...";
+static size_t ellipsis_cols = 3;
 
 static void
 usage(FILE *f)
@@ -47,19 +60,24 @@ usage(FILE *f)
             "                       type, sizes; as mcl-stat -f)\n"
             "  -q, --quiet          do not print messages (with --stats: count only)\n"
             "  -w, --width N        bytes of payload shown in the human format (default 48)\n"
+            "      --columns N      human format: each line at most N columns, cut with '...'\n"
+            "                       ('…' on a UTF-8 terminal); default: the terminal's width\n"
+            "                       when stdout is one, else no limit; 0: no limit, long format\n"
             "  -v, --verbose        library debug messages on stderr\n"
-            "      --help           this text\n"
+            "  -h, --help           this text\n"
             "      --version        version\n"
             "\n"
             "Human format: TIME TOPIC SIZE PUBLISHER/SEQ PAYLOAD. A payload that is a msgpack map\n"
             "(an mcl message) is shown as its name and KEY=VALUE fields; otherwise as text when\n"
-            "it is printable UTF-8, else hex.\n"
+            "it is printable UTF-8, else hex. With a column limit (a terminal, or --columns N)\n"
+            "the line is compact: TIME is the time of day (UTC, ms), fields are not padded, and\n"
+            "a line too long is cut; a pipe or a file gets the long format, uncut.\n"
             "JSON: {\"time\":..., \"topic\":..., \"size\":..., \"publisher\":\"<hex>\", \"seq\":...,\n"
             "\"sender\":\"ADDR:PORT\" (null when unknown: zmq, logs), then \"msg\":{...}\n"
             "(docs/json.md), \"text\":... or \"base64\":...}.\n"
             "A remote log is filtered by its server (-t, --start, --end); --count and --timeout\n"
             "apply to logs too.\n"
-            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+            "\n" TOOL_HELP_EXIT,
             MCL_DEFAULT_URL);
 }
 
@@ -243,7 +261,8 @@ print_fields(FILE *o, const mcl_msg *msg)
     const char *name = mcl_msg_name(msg);
     if (name != NULL) {
         print_safe(o, (const uint8_t *)name, strlen(name));
-        fprintf(o, "%*s", strlen(name) < 12 ? (int)(12 - strlen(name)) : 1, "");
+        if (columns == 0)
+            fprintf(o, "%*s", strlen(name) < 12 ? (int)(12 - strlen(name)) : 1, "");
     }
     const mcl_value *f = mcl_msg_fields(msg);
     for (size_t i = 0; i < mcl_value_count(f); i++) {
@@ -254,7 +273,7 @@ print_fields(FILE *o, const mcl_msg *msg)
         fputc(' ', o);
         print_safe(o, (const uint8_t *)k, strlen(k));
         fputc('=', o);
-        print_value(o, v, 12);
+        print_value(o, v, columns > 0 ? 0 : 12); // compact: no padding
     }
 }
 
@@ -301,14 +320,19 @@ print_human(FILE *o, const mcl_raw_msg *m, const mcl_msg *msg, size_t width)
     char t[40];
     tool_format_time(m->recv_realtime_ns, t, sizeof(t));
     const uint8_t *p = m->payload;
-    fprintf(o, "%s  ", t);
+    const char *tod = strchr(t, 'T'); // compact: the time of day, to the millisecond
+    if (columns > 0 && tod != NULL)
+        fprintf(o, "%.12s  ", tod + 1);
+    else
+        fprintf(o, "%s  ", t);
     if (m->topic_len == 0)
         fputc('-', o);
     else
         print_safe(o, (const uint8_t *)m->topic, m->topic_len);
-    fprintf(o, "%*s %8zu B  %08" PRIx64 "/%-6" PRIu64 "  ",
-            m->topic_len < 16 ? (int)(16 - (m->topic_len ? m->topic_len : 1)) : 0, "", m->len,
-            (uint64_t)(m->publisher >> 32), m->seq);
+    size_t tw = columns > 0 ? 12 : 16, tl = m->topic_len ? m->topic_len : 1;
+    fprintf(o, "%*s %*zu B  %08" PRIx64 "/%-*" PRIu64 "  ", tl < tw ? (int)(tw - tl) : 0, "",
+            columns > 0 ? 7 : 8, m->len, (uint64_t)(m->publisher >> 32), columns > 0 ? 4 : 6,
+            m->seq);
     size_t n = m->len < width ? m->len : width;
     if (msg != NULL) {
         print_fields(o, msg);
@@ -421,6 +445,63 @@ print_csv(FILE *o, const mcl_msg *msg, char **fields, size_t n)
     fputs("\r\n", o); // RFC 4180 line ends, as Python's csv module (and MCL's files) write them
 }
 
+// Terminal columns of a code point: 0 for combining marks, 2 for East Asian wide ones and
+// emoji, else 1 (a small wcwidth() that needs no locale).
+static size_t
+cp_columns(uint32_t c)
+{
+    if ((c >= 0x300 && c <= 0x36f) || (c >= 0x200b && c <= 0x200f) || (c >= 0xfe00 && c <= 0xfe0f))
+        return 0;
+    if ((c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf && c != 0x303f) ||
+        (c >= 0xac00 && c <= 0xd7a3) || (c >= 0xf900 && c <= 0xfaff) ||
+        (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xff60) ||
+        (c >= 0xffe0 && c <= 0xffe6) || (c >= 0x1f300 && c <= 0x1f64f) ||
+        (c >= 0x1f900 && c <= 0x1f9ff) || (c >= 0x20000 && c <= 0x3fffd))
+        return 2;
+    return 1;
+}
+
+// Writes line s (n bytes, no '\n': print_safe's output, so printable UTF-8) cut to cols
+// columns: a longer one keeps what fits before the ellipsis.
+static void
+put_cut(FILE *o, const char *s, size_t n, size_t cols)
+{
+    size_t w = 0, cut = n;
+    bool fits = true;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp = '?';
+        size_t k = tool_utf8_len((const uint8_t *)s + i, n - i, &cp);
+        if (k == 0)
+            k = 1;
+        size_t cw = cp_columns(cp);
+        if (cut == n && w + cw + ellipsis_cols > cols)
+            cut = i; // where the ellipsis goes if the line is too long
+        if ((w += cw) > cols) {
+            fits = false;
+            break;
+        }
+        i += k;
+    }
+    if (fits) {
+        fwrite(s, 1, n, o);
+    } else {
+        while (cut > 0 && s[cut - 1] == ' ') // not "x= …" but "x=…"
+            cut--;
+        fwrite(s, 1, cut, o);
+        fputs(ellipsis, o);
+    }
+}
+
+// The terminal's width for --columns' default (at least 20), or 0 when stdout is none.
+static size_t
+terminal_columns(void)
+{
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0)
+        return 0;
+    return ws.ws_col < 20 ? 20 : ws.ws_col;
+}
+
 static void
 print_one(const mcl_raw_msg *m, bool json, size_t width, bool raw, char **csv, size_t ncsv)
 {
@@ -430,6 +511,24 @@ print_one(const mcl_raw_msg *m, bool json, size_t width, bool raw, char **csv, s
             print_csv(stdout, msg, csv, ncsv);
     } else if (json) {
         print_json(stdout, m, msg);
+    } else if (columns > 0) { // the line in memory first, then cut to the width
+        if (columns_auto) {
+            size_t c = terminal_columns();
+            columns = c > 0 ? c : columns;
+        }
+        char *line = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&line, &len);
+        if (mem != NULL) {
+            print_human(mem, m, msg, width);
+            if (fclose(mem) == 0 && line != NULL) {
+                put_cut(stdout, line, len > 0 && line[len - 1] == '\n' ? len - 1 : len, columns);
+                fputc('\n', stdout);
+            }
+            free(line);
+        } else { // (out of memory: the line uncut)
+            print_human(stdout, m, msg, width);
+        }
     } else {
         print_human(stdout, m, msg, width);
     }
@@ -557,6 +656,47 @@ list_logs(const char *url, double timeout)
     return EXIT_OK;
 }
 
+// Widths of the --stats tables' cells: digits of v, characters of "%.1f".
+static int
+ndigits(uint64_t v)
+{
+    int n = 1;
+    for (; v >= 10; v /= 10)
+        n++;
+    return n;
+}
+
+static int
+fwidth(double v)
+{
+    char b[512];
+    int n = snprintf(b, sizeof(b), "%.1f", v);
+    return n > 0 ? n : 1;
+}
+
+#define WIDEN(w, x) ((w) = (x) > (w) ? (x) : (w))
+
+// Prints "LEAD item, item, ..." wrapped before `width` columns (continued lines indented).
+static void
+put_wrapped(FILE *o, const char *lead, char (*items)[96], size_t n, size_t width)
+{
+    size_t at = strlen(lead);
+    fputs(lead, o);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(items[i]);
+        if (i > 0 && at + 2 + len > width) {
+            fputs(",\n      ", o);
+            at = 6;
+        } else if (i > 0) {
+            fputs(", ", o);
+            at += 2;
+        }
+        fputs(items[i], o);
+        at += len;
+    }
+    fputc('\n', o);
+}
+
 // The per-topic table of --stats: what the listener counted per topic (since it opened; HZ
 // over the last seconds).
 static void
@@ -576,10 +716,26 @@ print_topic_stats(mcl_raw_listener *l)
     }
     tw = tw > 40 ? 40 : tw;
     yw = yw > 20 ? 20 : yw;
+    // Each number column as wide as its widest cell, so the table is as narrow as its numbers
+    // (the simulator's topics fit 100 columns).
+    int wp = 4, wr = 8, wb = 5, wh = 2, wl = 4, wd = 4, wo = 5, wmin = 3, wmean = 4, wmax = 3;
+    for (size_t i = 0; i < n; i++) {
+        const mcl_topic_stats *t = &ts[i];
+        WIDEN(wp, ndigits(t->publishers));
+        WIDEN(wr, ndigits(t->messages));
+        WIDEN(wb, ndigits(t->bytes));
+        WIDEN(wh, fwidth(t->rate_hz));
+        WIDEN(wl, ndigits(t->lost));
+        WIDEN(wd, ndigits(t->duplicates));
+        WIDEN(wo, ndigits(t->reordered));
+        WIDEN(wmin, ndigits(t->messages ? t->size_min : 0));
+        WIDEN(wmean, fwidth(t->size_mean));
+        WIDEN(wmax, ndigits(t->size_max));
+    }
     char cell[4 * 40 + 42], tcell[4 * 20 + 22];
-    fprintf(stderr, "%-*s %-*s %4s %12s %14s %9s %10s %10s %10s %8s %9s %8s\n", (int)tw, "topic",
-            (int)yw, "type", "pubs", "received", "bytes", "Hz", "lost", "duplicates", "reordered",
-            "min size", "mean", "max");
+    fprintf(stderr, "%-*s %-*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s\n", (int)tw, "topic",
+            (int)yw, "type", wp, "pubs", wr, "received", wb, "bytes", wh, "Hz", wl, "lost", wd,
+            "dups", wo, "reord", wmin, "min", wmean, "mean", wmax, "max");
     for (size_t i = 0; i < n; i++) {
         const mcl_topic_stats *t = &ts[i];
         const char *name = t->topic[0] ? t->topic : "(none)";
@@ -587,11 +743,11 @@ print_topic_stats(mcl_raw_listener *l)
         logsum_safe_text(tcell, t->type[0] ? t->type : "-", t->type[0] ? strlen(t->type) : 1, yw,
                          yw, false);
         fprintf(stderr,
-                "%s %s %4" PRIu32 " %12" PRIu64 " %14" PRIu64 " %9.1f %10" PRIu64 " %10" PRIu64
-                " %10" PRIu64 " %8" PRIu64 " %9.1f %8" PRIu64 "\n",
-                cell, tcell, t->publishers, t->messages, t->bytes, t->rate_hz, t->lost,
-                t->duplicates, t->reordered, t->messages ? t->size_min : 0, t->size_mean,
-                t->size_max);
+                "%s %s %*" PRIu32 " %*" PRIu64 " %*" PRIu64 " %*.1f %*" PRIu64 " %*" PRIu64
+                " %*" PRIu64 " %*" PRIu64 " %*.1f %*" PRIu64 "\n",
+                cell, tcell, wp, t->publishers, wr, t->messages, wb, t->bytes, wh, t->rate_hz, wl,
+                t->lost, wd, t->duplicates, wo, t->reordered, wmin,
+                t->messages ? t->size_min : 0, wmean, t->size_mean, wmax, t->size_max);
     }
     uint64_t untracked = mcl_raw_listener_topics_untracked(l);
     if (untracked > 0)
@@ -611,8 +767,22 @@ print_stats(mcl_raw_listener *l)
         mcl_raw_listener_publishers(l, ps, n, &n);
     else
         n = 0;
-    fprintf(stderr, "%-16s  %-24s %12s %10s %10s %10s %12s  %s\n", "publisher", "sender",
-            "received", "lost", "duplicates", "reordered", "last seq", "program[pid]@host");
+    // Columns as wide as their widest cell (two passes), the program last.
+    int ws = 6, wr = 8, wl = 4, wd = 4, wo = 5, wq = 8;
+    for (size_t i = 0; i < n; i++) {
+        mcl_raw_msg tmp = {.sender_family = ps[i].family, .sender_port = ps[i].port};
+        memcpy(tmp.sender_addr, ps[i].addr, sizeof(tmp.sender_addr));
+        char sender[64];
+        mcl_raw_msg_sender(&tmp, sender, sizeof(sender));
+        WIDEN(ws, (int)strlen(sender));
+        WIDEN(wr, ndigits(ps[i].messages));
+        WIDEN(wl, ndigits(ps[i].lost));
+        WIDEN(wd, ndigits(ps[i].duplicates));
+        WIDEN(wo, ndigits(ps[i].reordered));
+        WIDEN(wq, ndigits(ps[i].last_seq));
+    }
+    fprintf(stderr, "%-16s  %-*s %*s %*s %*s %*s %*s  %s\n", "publisher", ws, "sender", wr,
+            "received", wl, "lost", wd, "dups", wo, "reord", wq, "last seq", "program[pid]@host");
     for (size_t i = 0; i < n; i++) {
         mcl_raw_msg tmp = {.sender_family = ps[i].family, .sender_port = ps[i].port};
         memcpy(tmp.sender_addr, ps[i].addr, sizeof(tmp.sender_addr));
@@ -624,27 +794,35 @@ print_stats(mcl_raw_listener *l)
             snprintf(who, sizeof(who), "%s[%" PRIu32 "]@%s%s", ps[i].program, ps[i].pid,
                      ps[i].host, ps[i].silent ? " (silent)" : "");
         fprintf(stderr,
-                "%016" PRIx64 "  %-24s %12" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64
-                " %12" PRIu64 "  %s\n",
-                ps[i].publisher, sender, ps[i].messages, ps[i].lost, ps[i].duplicates,
-                ps[i].reordered, ps[i].last_seq, who);
+                "%016" PRIx64 "  %-*s %*" PRIu64 " %*" PRIu64 " %*" PRIu64 " %*" PRIu64
+                " %*" PRIu64 "  %s\n",
+                ps[i].publisher, ws, sender, wr, ps[i].messages, wl, ps[i].lost, wd,
+                ps[i].duplicates, wo, ps[i].reordered, wq, ps[i].last_seq, who);
     }
-    fprintf(stderr,
-            "total: received %" PRIu64 " (%" PRIu64 " bytes), lost %" PRIu64 ", duplicates %" PRIu64
-            ", reordered %" PRIu64 ", filtered %" PRIu64 ", malformed %" PRIu64 ", expired %" PRIu64
-            ", evicted %" PRIu64 ", oversize %" PRIu64,
-            st.messages, st.bytes, st.lost, st.duplicates, st.reordered, st.filtered, st.malformed,
-            st.expired, st.evicted, st.oversize);
-    if (st.rcvbuf > 0) // UDP: what the kernel dropped, and the buffer it had
-        fprintf(stderr, ", kernel drops %" PRIu64 ", receive buffer %zu bytes", st.kernel_drops,
-                st.rcvbuf);
+    // The totals, wrapped to fit (100 columns, or --columns).
+    char it[20][96];
+    size_t ni = 0;
+    snprintf(it[ni++], 96, "received %" PRIu64 " (%" PRIu64 " bytes)", st.messages, st.bytes);
+    snprintf(it[ni++], 96, "lost %" PRIu64, st.lost);
+    snprintf(it[ni++], 96, "duplicates %" PRIu64, st.duplicates);
+    snprintf(it[ni++], 96, "reordered %" PRIu64, st.reordered);
+    snprintf(it[ni++], 96, "filtered %" PRIu64, st.filtered);
+    snprintf(it[ni++], 96, "malformed %" PRIu64, st.malformed);
+    snprintf(it[ni++], 96, "expired %" PRIu64, st.expired);
+    snprintf(it[ni++], 96, "evicted %" PRIu64, st.evicted);
+    snprintf(it[ni++], 96, "oversize %" PRIu64, st.oversize);
+    if (st.rcvbuf > 0) { // UDP: what the kernel dropped, and the buffer it had
+        snprintf(it[ni++], 96, "kernel drops %" PRIu64, st.kernel_drops);
+        snprintf(it[ni++], 96, "receive buffer %zu bytes", st.rcvbuf);
+    }
     if (st.auth_failures > 0)
-        fprintf(stderr, ", failed handshakes %" PRIu64, st.auth_failures);
-    if (st.auth_rejected > 0 || st.replayed > 0 || st.suspect > 0) // (docs/security.md)
-        fprintf(stderr,
-                ", failed authentication %" PRIu64 ", replayed %" PRIu64 ", suspect %" PRIu64,
-                st.auth_rejected, st.replayed, st.suspect);
-    fputc('\n', stderr);
+        snprintf(it[ni++], 96, "failed handshakes %" PRIu64, st.auth_failures);
+    if (st.auth_rejected > 0 || st.replayed > 0 || st.suspect > 0) { // (docs/security.md)
+        snprintf(it[ni++], 96, "failed authentication %" PRIu64, st.auth_rejected);
+        snprintf(it[ni++], 96, "replayed %" PRIu64, st.replayed);
+        snprintf(it[ni++], 96, "suspect %" PRIu64, st.suspect);
+    }
+    put_wrapped(stderr, "total: ", it, ni, columns > 0 && columns < 100 ? columns : 100);
     free(ps);
     print_topic_stats(l);
 }
@@ -773,8 +951,10 @@ main(int argc, char **argv)
         OPT_BROKER,
         OPT_EVERY,
         OPT_MAX_RATE,
-        OPT_KEY
+        OPT_KEY,
+        OPT_COLUMNS
     };
+    int64_t cols = -1; // --columns (-1: the default)
     const char *broker_loc = NULL;
     mcl_broker_reader_options bro = {0};
     tool_log_options lo = {0};
@@ -802,12 +982,13 @@ main(int argc, char **argv)
                                          {"stats", no_argument, NULL, OPT_STATS},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"width", required_argument, NULL, 'w'},
+                                         {"columns", required_argument, NULL, OPT_COLUMNS},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, OPT_HELP},
                                          {"version", no_argument, NULL, OPT_VERSION},
                                          {NULL, 0, NULL, 0}};
     int c, status = EXIT_OK;
-    while ((c = getopt_long(argc, argv, "u:t:n:qw:vf:F", opts, NULL)) != -1) {
+    while ((c = tool_getopt(prog, argc, argv, "u:t:n:qw:vf:F", opts)) != -1) {
         switch (c) {
         case 'u':
             url = optarg;
@@ -902,6 +1083,16 @@ main(int argc, char **argv)
                 goto out;
             }
             break;
+        case OPT_COLUMNS: {
+            uint64_t v;
+            if (!tool_parse_u64(optarg, 100000, &v) || (v > 0 && v < 20)) {
+                tool_err(prog, "invalid --columns '%s' (0, or 20 to 100000)", optarg);
+                status = EXIT_USAGE;
+                goto out;
+            }
+            cols = (int64_t)v;
+            break;
+        }
         case 'v':
             verbose = true;
             break;
@@ -909,10 +1100,9 @@ main(int argc, char **argv)
             usage(stdout);
             goto out;
         case OPT_VERSION:
-            printf("mcl-dump %s\n", mcl_version());
+            tool_version(prog);
             goto out;
         default:
-            fprintf(stderr, "Try 'mcl-dump --help'.\n");
             status = EXIT_USAGE;
             goto out;
         }
@@ -936,6 +1126,19 @@ main(int argc, char **argv)
         tool_err(prog, "--list and -f do not go together");
         status = EXIT_USAGE;
         goto out;
+    }
+    if (cols >= 0) {
+        columns = (size_t)cols;
+    } else if (isatty(STDOUT_FILENO) && (columns = terminal_columns()) > 0) {
+        columns_auto = true;
+    }
+    if (columns > 0 && isatty(STDOUT_FILENO)) { // the ellipsis: '…' on a UTF-8 terminal, else
+        const char *was = setlocale(LC_CTYPE, ""); // "..." (a pipe: columns = bytes)
+        if (was != NULL && strcmp(nl_langinfo(CODESET), "UTF-8") == 0) {
+            ellipsis = "\xe2\x80\xa6";
+            ellipsis_cols = 1;
+        }
+        setlocale(LC_CTYPE, "C"); // (nothing else here depends on the locale)
     }
     tool_log_to_stderr(prog, verbose);
     tool_signals();
@@ -976,11 +1179,13 @@ main(int argc, char **argv)
     mcl_raw_listener *l = NULL;
     mcl_err rv = mcl_raw_listener_open(&l, conn, (const char *const *)topics, ntopics);
     if (rv != MCL_OK) {
-        tool_err(prog, "cannot listen on %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
+        status = tool_open_error(prog, "cannot listen on", mcl_connection_url(conn), rv);
         mcl_connection_free(conn);
-        status = EXIT_RUNTIME;
         goto out;
     }
+    mcl_listener_stats lst;
+    if (mcl_raw_listener_stats(l, &lst) == MCL_OK)
+        tool_check_rcvbuf(prog, conn, lst.rcvbuf);
     if (verbose)
         tool_err(prog, "listening on %s", mcl_raw_listener_url(l));
     int64_t start = tool_mono_ns();
@@ -1021,8 +1226,14 @@ main(int argc, char **argv)
         status = EXIT_RUNTIME;
     }
     if (have_count && got < count && status == EXIT_OK && !tool_stop) {
-        tool_err(prog, "timed out after %llu of %llu messages", (unsigned long long)got,
-                 (unsigned long long)count);
+        mcl_listener_stats ast = {0}; // zmq: a wrong or missing CURVE key says so here
+        (void)mcl_raw_listener_stats(l, &ast);
+        char why[96] = "";
+        if (ast.auth_failures > 0)
+            snprintf(why, sizeof(why), "; %llu handshakes failed (wrong or missing CURVE key?)",
+                     (unsigned long long)ast.auth_failures);
+        tool_err(prog, "timed out after %llu of %llu messages%s", (unsigned long long)got,
+                 (unsigned long long)count, why);
         status = EXIT_RUNTIME;
     }
     if (stats)

@@ -32,41 +32,42 @@ usage(FILE *f)
             "                 file accept both while broadcasters move to the new key; drop\n"
             "                 the old lines once every broadcaster has the new file\n"
             "  -f, --force    overwrite existing files\n"
-            "      --help     this text\n"
+            "  -h, --help     this text\n"
             "      --version  version\n"
             "\n"
             "Use: the server (usually the binding side) gets ?curve=NAME.key; every client gets\n"
             "?curve_server=NAME.pub (or the hex key printed here) and, optionally, its own\n"
             "?curve=CLIENT.key; ?curve_clients=FILE on the server (FILE: client .pub files\n"
             "concatenated) admits only those clients. A client with a wrong key is refused; both\n"
-            "sides log the failed handshake and count it (auth_failures), and\n"
-            "wait_for_subscribers reports MCL_EAUTH.\n"
-            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
+            "sides log it, once per peer, and count every failed handshake (auth_failures,\n"
+            "in mcl-dump --stats); wait_for_subscribers reports MCL_EAUTH.\n"
+            "\n" TOOL_HELP_EXIT_WITH("success", "     (a file that cannot be written)\n"));
 }
 
 // Writes text to path with the given mode. The data goes to a new file (created with that
 // mode, never through a symlink) that is renamed into place, so a secret is never readable
 // under looser permissions, even for a moment, and an existing file is only replaced with
-// --force.
+// --force. Errors name path (the temporary file is the tool's business). Returns EXIT_OK,
+// EXIT_USAGE (path exists, without --force) or EXIT_RUNTIME.
 static int
 write_file(const char *path, mode_t mode, bool force, const char *text)
 {
     if (!force && access(path, F_OK) == 0) {
         tool_err(prog, "%s: %s (use --force to overwrite)", path, strerror(EEXIST));
-        return -1;
+        return EXIT_USAGE;
     }
     size_t pl = strlen(path);
     char *tmp = malloc(pl + 16);
     if (tmp == NULL) {
         tool_err(prog, "out of memory");
-        return -1;
+        return EXIT_RUNTIME;
     }
     snprintf(tmp, pl + 16, "%s.tmp%06d", path, (int)(getpid() % 1000000));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) {
-        tool_err(prog, "%s: %s", tmp, strerror(errno));
+        tool_err(prog, "%s: cannot create it: %s", path, strerror(errno));
         free(tmp);
-        return -1;
+        return EXIT_RUNTIME;
     }
     size_t len = strlen(text);
     ssize_t w = write(fd, text, len);
@@ -84,7 +85,7 @@ write_file(const char *path, mode_t mode, bool force, const char *text)
     if (e != 0)
         tool_err(prog, "%s: %s%s", path, strerror(e), e == EEXIST ? " (use --force to overwrite)" : "");
     free(tmp);
-    return e == 0 ? 0 : -1;
+    return e == 0 ? EXIT_OK : e == EEXIST ? EXIT_USAGE : EXIT_RUNTIME;
 }
 
 // A group key: NAME.gkey with a new random key (first) and, with --rotate, the keys the file
@@ -116,10 +117,10 @@ group_key(const char *name, bool force, bool rotate)
     if (rotate) {
         FILE *f = fopen(path, "r");
         if (f == NULL) {
-            tool_err(prog, "%s: %s (--rotate adds a key to an existing file)", path,
-                     strerror(errno));
+            int e = errno;
+            tool_err(prog, "%s: %s (--rotate adds a key to an existing file)", path, strerror(e));
             free(path);
-            return EXIT_RUNTIME;
+            return e == ENOENT || e == EACCES || e == ENOTDIR ? EXIT_USAGE : EXIT_RUNTIME;
         }
         char line[256];
         while (fgets(line, sizeof(line), f) != NULL)
@@ -131,7 +132,7 @@ group_key(const char *name, bool force, bool rotate)
         fclose(f);
         force = true;
     }
-    int ec = write_file(path, 0600, force, text) == 0 ? EXIT_OK : EXIT_RUNTIME;
+    int ec = write_file(path, 0600, force, text);
     if (ec == EXIT_OK)
         printf("%s: a new group key%s\n", path,
                rotate ? (kept ? " first, the previous ones kept after it" : "") : "");
@@ -152,7 +153,7 @@ main(int argc, char **argv)
                                          {"version", no_argument, NULL, O_VERSION},
                                          {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "fg", opts, NULL)) != -1) {
+    while ((c = tool_getopt(prog, argc, argv, "fg", opts)) != -1) {
         switch (c) {
         case 'f':
             force = true;
@@ -167,10 +168,9 @@ main(int argc, char **argv)
             usage(stdout);
             return EXIT_OK;
         case O_VERSION:
-            printf("mcl-keygen %s\n", mcl_version());
+            tool_version(prog);
             return EXIT_OK;
         default:
-            fprintf(stderr, "Try 'mcl-keygen --help'.\n");
             return EXIT_USAGE;
         }
     }
@@ -205,14 +205,13 @@ main(int argc, char **argv)
         snprintf(text, sizeof(text),
                  "# mcl CURVE key pair: keep this file secret\npublic = %s\nsecret = %s\n", pub,
                  sec);
-        if (write_file(kpath, 0600, force, text) != 0) {
-            ec = EXIT_RUNTIME;
+        if ((ec = write_file(kpath, 0600, force, text)) != EXIT_OK) {
+            // (said)
         } else {
             snprintf(text, sizeof(text), "# mcl CURVE public key (hex: %s)\npublic = %s\n", hex,
                      pub);
-            if (write_file(ppath, 0644, force, text) != 0) {
+            if ((ec = write_file(ppath, 0644, force, text)) != EXIT_OK) {
                 unlink(kpath);
-                ec = EXIT_RUNTIME;
             } else {
                 printf("%s\n", hex);
             }

@@ -52,7 +52,8 @@ usage(FILE *f)
             "  -f, --force           overwrite existing files\n"
             "  -q, --quiet           no status line, no summary (nor the locations served)\n"
             "  -v, --verbose         library debug messages\n"
-            "      --help, --version\n"
+            "  -h, --help            this text\n"
+            "      --version         version\n"
             "\n"
             "When stderr is a terminal, a status line shows, once a second, the current file (or\n"
             "part), the time recording, messages and megabytes written, the rates over the last\n"
@@ -61,8 +62,9 @@ usage(FILE *f)
             "stderr is a pipe or a file.\n"
             "A summary (messages, bytes, parts, losses seen as sequence gaps, ring and kernel drops)\n"
             "is printed to stderr at exit and on SIGUSR1; with --serve, the locations served at\n"
-            "start (unless -q).\n"
-            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+            "start (unless -q). A receive buffer the kernel capped below the rcvbuf asked for\n"
+            "(net.core.rmem_max) is reported once.\n"
+            "\n" TOOL_HELP_EXIT_WITH("success", "     (also: an output that cannot be created or written)\n"),
             MCL_DEFAULT_URL);
 }
 
@@ -228,7 +230,7 @@ main(int argc, char **argv)
     int c;
     double d;
     uint64_t u;
-    while ((c = getopt_long(argc, argv, "o:u:t:fqv", opts, NULL)) != -1) {
+    while ((c = tool_getopt(prog, argc, argv, "o:u:t:fqv", opts)) != -1) {
         switch (c) {
         case 'o':
             out = optarg;
@@ -304,10 +306,9 @@ main(int argc, char **argv)
             usage(stdout);
             return EXIT_OK;
         case O_VERSION:
-            printf("mcl-log %s\n", mcl_version());
+            tool_version(prog);
             return EXIT_OK;
         default:
-            fprintf(stderr, "Try 'mcl-log --help'.\n");
             return EXIT_USAGE;
         }
     }
@@ -319,7 +320,6 @@ main(int argc, char **argv)
             tool_err(prog, "--root serves logs: give the URL with --serve URL");
         else
             tool_err(prog, "give the output with -o PATH (or serve logs with --serve URL --root DIR)");
-        fprintf(stderr, "Try 'mcl-log --help'.\n");
         return EXIT_USAGE;
     }
     if (out == NULL)
@@ -398,11 +398,10 @@ main(int argc, char **argv)
             rv = mcl_queued_listener_subscribe(ql[i], on_msg, &ctx);
         if (rv == MCL_OK)
             rv = mcl_queued_listener_open(ql[i]);
-        if (rv != MCL_OK) {
-            tool_err(prog, "cannot listen on %s: %s", mcl_connection_url(conns[i]), mcl_strerror(rv));
-            status = EXIT_RUNTIME;
-        }
+        if (rv != MCL_OK)
+            status = tool_open_error(prog, "cannot listen on", mcl_connection_url(conns[i]), rv);
     }
+    bool rcvbuf_said[16] = {0}; // (the receiver process tells its buffer once it has opened)
     if (status == EXIT_OK && verbose)
         for (int i = 0; i < nurls; i++)
             tool_err(prog, "listening on %s", mcl_queued_listener_url(ql[i]));
@@ -428,8 +427,16 @@ main(int argc, char **argv)
         clock_gettime(CLOCK_MONOTONIC, &now);
         secs = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
         if (ctx.failed) {
-            tool_err(prog, "%s: writing failed (the reason above): stopping", out);
+            tool_err(prog, "%s: writing failed: stopping", out); // (with the library's reason)
             status = EXIT_RUNTIME;
+        }
+        for (int i = 0; i < nurls && secs < 10; i++) {
+            mcl_queued_stats qs;
+            if (!rcvbuf_said[i] && mcl_queued_listener_stats(ql[i], &qs) == MCL_OK &&
+                qs.receiver.rcvbuf > 0) {
+                rcvbuf_said[i] = true;
+                tool_check_rcvbuf(prog, conns[i], qs.receiver.rcvbuf);
+            }
         }
         if (want_summary) {
             want_summary = 0;

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static const char *prog = "mcl-pub";
@@ -36,7 +37,7 @@ usage(FILE *f)
             "      --subscribers N     zmq: wait for N listeners first (default 1; 0: don't)\n"
             "      --wait SEC          how long to wait for them (default 10)\n"
             "  -v, --verbose           library debug messages on stderr\n"
-            "      --help              this text\n"
+            "  -h, --help              this text\n"
             "      --version           version\n"
             "\n"
             "Generated payloads start with the message index as 8 bytes (big-endian), then bytes\n"
@@ -46,8 +47,10 @@ usage(FILE *f)
             "When stderr is a terminal and COUNT messages take longer than a second, a progress\n"
             "line shows, once a second, the messages sent of COUNT, the percentage, the rate and\n"
             "the time left (not for --lines and --json-lines; never when stderr is a pipe or a\n"
-            "file).\n"
-            "Exit status: 0 success, 1 runtime failure (or a skipped line), 2 usage error.\n",
+            "file). A message above the connection's maxmsg (64M by default) is refused before\n"
+            "anything is sent (-f, -s) or when its line comes; the error names the limit and the\n"
+            "URL that raises it.\n"
+            "\n" TOOL_HELP_EXIT_WITH("success", "     (also: a JSON line that did not parse, skipped)\n"),
             MCL_DEFAULT_URL);
 }
 
@@ -162,7 +165,7 @@ main(int argc, char **argv)
         {"json-lines", no_argument, NULL, 'J'},  TOOL_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "u:t:n:s:r:f:lqvj:", opts, NULL)) != -1) {
+    while ((c = tool_getopt(prog, argc, argv, "u:t:n:s:r:f:lqvj:", opts)) != -1) {
         switch (c) {
         case 'u':
             url = optarg;
@@ -223,10 +226,9 @@ main(int argc, char **argv)
             usage(stdout);
             return EXIT_OK;
         case 'V':
-            printf("mcl-pub %s\n", mcl_version());
+            tool_version(prog);
             return EXIT_OK;
         default:
-            fprintf(stderr, "Try 'mcl-pub --help'.\n");
             return EXIT_USAGE;
         }
     }
@@ -240,8 +242,7 @@ main(int argc, char **argv)
                   json_lines;
     if (sources != 1) {
         tool_err(prog, "give exactly one of MESSAGE, --file, --lines, --size, --json or "
-                       "--json-lines");
-        fprintf(stderr, "Try 'mcl-pub --help'.\n");
+                       "--json-lines (mcl-pub --help)");
         return EXIT_USAGE;
     }
     if (have_size && !have_n)
@@ -256,24 +257,40 @@ main(int argc, char **argv)
     if (ec != EXIT_OK)
         return ec;
     if (have_size && size > mcl_connection_maxmsg(conn)) {
-        tool_err(prog, "size %llu exceeds the connection's maxmsg (%zu); raise it with ?maxmsg=",
-                 (unsigned long long)size, mcl_connection_maxmsg(conn));
+        char what[64];
+        snprintf(what, sizeof(what), "--size %llu", (unsigned long long)size);
+        tool_too_large(prog, conn, what, size, false);
         mcl_connection_free(conn);
         return EXIT_USAGE;
     }
     uint8_t *payload = NULL;
     size_t plen = 0;
     if (file != NULL) {
-        FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
-        if (f == NULL || read_all(f, &payload, &plen, mcl_connection_maxmsg(conn)) != 0) {
-            tool_err(prog, "%s: %s", file, strerror(errno));
-            if (f != NULL && f != stdin)
+        bool is_stdin = strcmp(file, "-") == 0;
+        FILE *f = is_stdin ? stdin : fopen(file, "rb");
+        struct stat st;
+        // A file known to be too large is refused before it is read.
+        if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+            (uint64_t)st.st_size > mcl_connection_maxmsg(conn)) {
+            tool_too_large(prog, conn, is_stdin ? "stdin" : file, (uint64_t)st.st_size, true);
+            if (!is_stdin)
                 fclose(f);
             mcl_connection_free(conn);
-            return EXIT_RUNTIME;
+            return EXIT_USAGE;
         }
-        if (f != stdin)
+        int e = f == NULL ? errno : read_all(f, &payload, &plen, mcl_connection_maxmsg(conn)) != 0 ? errno : 0;
+        if (f != NULL && !is_stdin)
             fclose(f);
+        if (e != 0) {
+            if (e == EFBIG) // (a pipe: how large it is shows only now)
+                tool_too_large(prog, conn, is_stdin ? "stdin" : file, 0, true);
+            else
+                tool_err(prog, "%s: %s", is_stdin ? "stdin" : file, strerror(e));
+            mcl_connection_free(conn);
+            // The input is wrong (missing, unreadable, a directory, too large); an I/O error
+            // while reading it is a runtime failure.
+            return e == EIO || e == ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
+        }
     } else if (message != NULL) {
         plen = strlen(message);
         payload = malloc(plen + 1);
@@ -299,10 +316,10 @@ main(int argc, char **argv)
     mcl_raw_broadcaster *b = NULL;
     mcl_err rv = mcl_raw_broadcaster_open(&b, conn, topic);
     if (rv != MCL_OK) {
-        tool_err(prog, "cannot open %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
+        ec = tool_open_error(prog, "cannot open", mcl_connection_url(conn), rv);
         free(payload);
         mcl_connection_free(conn);
-        return EXIT_RUNTIME;
+        return ec;
     }
     if (!tool_wait_subscribers(prog, b, &wait)) {
         mcl_raw_broadcaster_free(b);
@@ -364,6 +381,13 @@ main(int argc, char **argv)
                 break;
         }
         rv = mcl_raw_broadcaster_publish(b, NULL, p, n);
+        if (rv == MCL_EMSGSIZE && lines) { // (the others were checked before)
+            char where[48];
+            snprintf(where, sizeof(where), "stdin line %llu", (unsigned long long)lineno);
+            tool_too_large(prog, conn, where, n, true);
+            status = EXIT_USAGE;
+            break;
+        }
         if (rv != MCL_OK) {
             tool_err(prog, "publish failed: %s", mcl_strerror(rv));
             status = EXIT_RUNTIME;

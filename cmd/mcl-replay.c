@@ -46,7 +46,8 @@ usage(FILE *f)
             "      --subscribers N\n"
             "                     zmq: wait for N listeners first (default 1; 0: don't)\n"
             "      --wait SEC     how long to wait for them (default 10)\n"
-            "      --help, --version\n"
+            "  -h, --help         this text\n"
+            "      --version      version\n"
             "\n"
             "Sending is paced against the start time, so errors do not accumulate; after a pause\n"
             "(Ctrl-Z, then fg) it continues from where it was. When stderr is a terminal, a\n"
@@ -64,7 +65,9 @@ usage(FILE *f)
             "the time between records, clamped at 0 (logs store no monotonic time). --start and\n"
             "--end count on that timeline, so a step never hides records from them (a remote\n"
             "log: its server selects by recorded times).\n"
-            "Exit status: 0 success, 1 runtime failure (or nothing to replay), 2 usage error.\n",
+            "A record above the connection's maxmsg stops the replay; the error names the\n"
+            "limit and the URL that raises it.\n"
+            "\n" TOOL_HELP_EXIT_WITH("success", "     (also: nothing to replay)\n"),
             MCL_DEFAULT_URL);
 }
 
@@ -191,7 +194,7 @@ main(int argc, char **argv)
         {"version", no_argument, NULL, O_VERSION}, TOOL_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "u:s:t:lq", opts, NULL)) != -1) {
+    while ((c = tool_getopt(prog, argc, argv, "u:s:t:lq", opts)) != -1) {
         switch (c) {
         case TOOL_OPT_SUBSCRIBERS:
         case TOOL_OPT_WAIT:
@@ -230,16 +233,14 @@ main(int argc, char **argv)
             usage(stdout);
             return EXIT_OK;
         case O_VERSION:
-            printf("mcl-replay %s\n", mcl_version());
+            tool_version(prog);
             return EXIT_OK;
         default:
-            fprintf(stderr, "Try 'mcl-replay --help'.\n");
             return EXIT_USAGE;
         }
     }
     if (optind >= argc) {
-        tool_err(prog, "give at least one log");
-        fprintf(stderr, "Try 'mcl-replay --help'.\n");
+        tool_err(prog, "give at least one log (mcl-replay --help)");
         return EXIT_USAGE;
     }
     if (end > 0 && end <= start) {
@@ -305,10 +306,10 @@ main(int argc, char **argv)
     mcl_raw_broadcaster *b = NULL;
     mcl_err rv;
     if ((rv = mcl_raw_broadcaster_open(&b, conn, NULL)) != MCL_OK) {
-        tool_err(prog, "cannot publish on %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
+        ec = tool_open_error(prog, "cannot publish on", mcl_connection_url(conn), rv);
         tool_log_close(in);
         mcl_connection_free(conn);
-        return EXIT_RUNTIME;
+        return ec;
     }
     if (!tool_wait_subscribers(prog, b, &wait)) {
         mcl_raw_broadcaster_free(b);
@@ -392,6 +393,13 @@ main(int argc, char **argv)
                 break;
             rv = mcl_raw_broadcaster_publish(b, m->topic, m->payload, m->len);
             int64_t now = tool_mono_ns();
+            if (rv == MCL_EMSGSIZE) {
+                char what[MCL_TOPIC_MAX + 64];
+                snprintf(what, sizeof(what), "a record of topic '%s'", m->topic);
+                tool_too_large(prog, conn, what, m->len, true);
+                status = EXIT_RUNTIME;
+                break;
+            }
             if (rv != MCL_OK) {
                 tool_err(prog, "publish failed: %s", mcl_strerror(rv));
                 status = EXIT_RUNTIME;

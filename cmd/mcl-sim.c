@@ -55,7 +55,8 @@ usage(FILE *f)
             "  -v, --verbose        library debug messages on stderr\n"
             "      --subscribers N  zmq: wait for N listeners first (default 1; 0: don't)\n"
             "      --wait SEC       how long to wait for them (default 10)\n"
-            "      --help, --version\n"
+            "  -h, --help           this text\n"
+            "      --version        version\n"
             "\n"
             "Config lines: NAME = RATE_HZ, SIZE_BYTES[, TYPE[, TOPIC]]   ('#' starts a comment)\n"
             "  TYPE is imu, gnss, wheels, camera, lidar or blob (default: NAME if it is one of\n"
@@ -68,8 +69,8 @@ usage(FILE *f)
             "when stderr is a pipe or a file.\n"
             "The summary shows per stream the messages sent, `errors' (publish calls that\n"
             "failed) and `unsent' (messages the kernel refused, also from batches).\n"
-            "Exit status: 0 success, 1 runtime failure (any error or unsent message),\n"
-            "2 usage error.\n",
+            "A stream whose SIZE_BYTES is above the connection's maxmsg is refused at start.\n"
+            "\n" TOOL_HELP_EXIT_WITH("success", "     (any publish error or unsent message)\n"),
             MCL_DEFAULT_URL, default_config);
 }
 
@@ -401,7 +402,7 @@ main(int argc, char **argv)
         {"version", no_argument, NULL, OPT_VERSION}, TOOL_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "u:c:d:s:lqv", opts, NULL)) != -1) {
+    while ((c = tool_getopt(prog, argc, argv, "u:c:d:s:lqv", opts)) != -1) {
         switch (c) {
         case TOOL_OPT_SUBSCRIBERS:
         case TOOL_OPT_WAIT:
@@ -439,10 +440,9 @@ main(int argc, char **argv)
             usage(stdout);
             return EXIT_OK;
         case OPT_VERSION:
-            printf("mcl-sim %s\n", mcl_version());
+            tool_version(prog);
             return EXIT_OK;
         default:
-            fprintf(stderr, "Try 'mcl-sim --help'.\n");
             return EXIT_USAGE;
         }
     }
@@ -478,6 +478,16 @@ main(int argc, char **argv)
         free(st);
         return ec;
     }
+    for (size_t i = 0; i < ns; i++)
+        if (st[i].size > mcl_connection_maxmsg(conn)) {
+            char what[160];
+            snprintf(what, sizeof(what), "%s: stream %s's SIZE_BYTES %zu", config ? config : "built-in",
+                     st[i].name, st[i].size);
+            tool_too_large(prog, conn, what, st[i].size, false);
+            free(st);
+            mcl_connection_free(conn);
+            return EXIT_USAGE;
+        }
     // One message type per kind in use, one broadcaster (one publisher id) per stream.
     const mcl_msgtype *types[K_COUNT] = {0};
     int status = EXIT_OK;
@@ -490,11 +500,10 @@ main(int argc, char **argv)
             break;
         }
         mcl_err rv = mcl_msg_broadcaster_open(&st[i].b, types[k], conn, st[i].topic);
-        if (rv != MCL_OK) {
-            tool_err(prog, "cannot open %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
-            status = EXIT_RUNTIME;
-        }
+        if (rv != MCL_OK)
+            status = tool_open_error(prog, "cannot open", mcl_connection_url(conn), rv);
     }
+    bool opened = status == EXIT_OK; // (else the error is all there is to say)
     // Every stream's broadcaster shares the connection (zmq: one socket), so one wait will do.
     if (status == EXIT_OK && ns > 0 &&
         !tool_wait_subscribers(prog, mcl_msg_broadcaster_raw(st[0].b), &wait))
@@ -535,8 +544,13 @@ main(int argc, char **argv)
             s->sent++;
         } else {
             s->errors++;
-            if (rv == MCL_ENOMEM || s->errors == 1)
+            if (rv == MCL_EMSGSIZE) { // (padded to about SIZE_BYTES: the overhead went above)
+                char what[160];
+                snprintf(what, sizeof(what), "stream %s: a message", s->name);
+                tool_too_large(prog, conn, what, 0, true);
+            } else if (rv == MCL_ENOMEM || s->errors == 1) {
                 tool_err(prog, "%s: publish failed: %s", s->name, mcl_strerror(rv));
+            }
             if (rv == MCL_ENOMEM || rv == MCL_EMSGSIZE) {
                 status = EXIT_RUNTIME;
             }
@@ -568,7 +582,7 @@ main(int argc, char **argv)
         st[i].bytes = bs.bytes;
         st[i].unsent = bs.errors;
     }
-    if (!quiet) {
+    if (!quiet && opened) {
         fprintf(stderr, "%s: %.2f s on %s\n", prog, secs, mcl_connection_url(conn));
         fprintf(stderr, "%-16s %10s %12s %10s %8s %8s\n", "stream", "messages", "bytes", "msg/s",
                 "errors", "unsent");

@@ -49,14 +49,17 @@ usage(FILE *f)
             "                       per topic the count, rate, type and sizes\n"
             "      --ascii          ASCII only (the rate sparkline as .:-=+*#%%)\n"
             "  -v, --verbose        library debug messages on stderr\n"
-            "      --help           this text\n"
+            "  -h, --help           this text\n"
             "      --version        version\n"
             "\n"
             "Keys of the monitor: q quit, p pause, s sort column (topic, Hz, bandwidth, lost,\n"
             "last seen), r reverse, / filter topics (Enter keeps it, Esc clears it), Enter or\n"
             "Space show the selected topic's publishers, arrows and PageUp/PageDown select.\n"
             "HZ and BW/S are measured over the last 5 s; LAST is the time since the last message.\n"
-            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
+#if !MCL_STAT_CURSES
+            "This mcl-stat was built without ncurses: no full-screen monitor.\n"
+#endif
+            "\n" TOOL_HELP_EXIT,
             MCL_DEFAULT_URL);
 }
 
@@ -1064,7 +1067,7 @@ main(int argc, char **argv)
                                          {"version", no_argument, NULL, OPT_VERSION},
                                          {NULL, 0, NULL, 0}};
     int c, status = EXIT_OK;
-    while ((c = getopt_long(argc, argv, "u:t:n:f:v", opts, NULL)) != -1) {
+    while ((c = tool_getopt(prog, argc, argv, "u:t:n:f:v", opts)) != -1) {
         switch (c) {
         case 'u':
             url = optarg;
@@ -1116,14 +1119,9 @@ main(int argc, char **argv)
             usage(stdout);
             goto out;
         case OPT_VERSION:
-#if MCL_STAT_CURSES
-            printf("mcl-stat %s\n", mcl_version());
-#else
-            printf("mcl-stat %s (built without ncurses: no full-screen monitor)\n", mcl_version());
-#endif
+            tool_version(prog); // (--help says when it has no full-screen monitor)
             goto out;
         default:
-            fprintf(stderr, "Try 'mcl-stat --help'.\n");
             status = EXIT_USAGE;
             goto out;
         }
@@ -1166,11 +1164,13 @@ main(int argc, char **argv)
     mcl_raw_listener *l = NULL;
     mcl_err rv = mcl_raw_listener_open(&l, conn, (const char *const *)topics, ntopics);
     if (rv != MCL_OK) {
-        tool_err(prog, "cannot listen on %s: %s", mcl_connection_url(conn), mcl_strerror(rv));
+        status = tool_open_error(prog, "cannot listen on", mcl_connection_url(conn), rv);
         mcl_connection_free(conn);
-        status = EXIT_RUNTIME;
         goto out;
     }
+    mcl_listener_stats lst;
+    if (mcl_raw_listener_stats(l, &lst) == MCL_OK)
+        tool_check_rcvbuf(prog, conn, lst.rcvbuf);
     const char *lurl = mcl_raw_listener_url(l);
     if (verbose)
         tool_err(prog, "listening on %s", lurl);

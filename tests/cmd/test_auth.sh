@@ -119,10 +119,10 @@ wait "$bp"
 
 # Key files that are not regular files fail at once, with a message saying so.
 mkfifo "$tmp/fifo"
-check "fifo key fails" status_is 1 "$dump" -u "$base&key=$tmp/fifo" -n 1
+check "fifo key fails" status_is 2 "$dump" -u "$base&key=$tmp/fifo" -n 1
 check "fifo key says" err_says "not a regular file"
-check "dev zero key fails" status_is 1 "$pub" -u "$base&key=/dev/zero" -q x
-check "missing key fails" status_is 1 "$pub" -u "$base&key=$tmp/none.gkey" -q x
+check "dev zero key fails" status_is 2 "$pub" -u "$base&key=/dev/zero" -q x
+check "missing key fails" status_is 2 "$pub" -u "$base&key=$tmp/none.gkey" -q x
 check "missing key says" err_says "none.gkey"
 
 echo "$pass passed, $fail failed"

@@ -239,7 +239,7 @@ check "not a log" status_is 2 "$stat" -f "$tmp/sum.txt"
 # The monitor under tmux.
 why=
 command -v tmux >/dev/null || why="tmux missing (scripts/setup.sh installs it)"
-"$stat" --version | grep -q "without ncurses" && why="mcl-stat was built without ncurses"
+"$stat" --help | grep -q "without ncurses" && why="mcl-stat was built without ncurses"
 if [[ -n $why ]]; then
     echo "$why: the monitor was not tested" >&2
     [[ $fail -eq 0 ]] && exit 77

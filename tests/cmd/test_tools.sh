@@ -43,7 +43,7 @@ long=$(printf 'a%.0s' $(seq 1100))
 check "pub long topic" status_is 2 "$pub" -t "$long" hi
 check "dump long topic" status_is 2 "$dump" -t "$long"
 check "pub too big" status_is 2 "$pub" -u "udp://239.255.78.1:1?iface=lo&ttl=0&maxmsg=10" -s 11
-check "pub missing file" status_is 1 "$pub" -f "$tmp/nonexistent"
+check "pub missing file" status_is 2 "$pub" -f "$tmp/nonexistent"
 check "dump bad count" status_is 2 "$dump" -n 0
 check "dump bad timeout" status_is 2 "$dump" --timeout abc
 check "dump timeout exit" status_is 1 "$dump" -u "udp://239.255.78.2:26000?iface=lo&ttl=0" -n 1 --timeout 0.2
@@ -223,7 +223,7 @@ check "udp-only option on zmq" status_is 2 "$dump" -u "zmq+tcp://127.0.0.1:1?ttl
 check "udp-only option message" err_says "applies to udp:// connections only"
 check "zmq unresolvable host" status_is 1 timeout 5 "$dump" -u 'zmq+tcp://no-such-host.invalid:5555' -n 1
 check "zmq unresolvable host says" err_says "cannot resolve host 'no-such-host.invalid'"
-check "zmq key file /dev/zero fails fast" status_is 1 timeout 1 "$pub" -u 'zmq+tcp://127.0.0.1:0?curve=/dev/zero' hi
+check "zmq key file /dev/zero fails fast" status_is 2 timeout 1 "$pub" -u 'zmq+tcp://127.0.0.1:0?curve=/dev/zero' hi
 check "zmq key file /dev/zero says" err_says "/dev/zero: not a regular file"
 
 # CURVE through the tools: mcl-keygen's files, a right key and a wrong one.
@@ -231,7 +231,7 @@ keygen=$bin/mcl-keygen
 check "keygen" status_is 0 "$keygen" "$tmp/srv"
 check "keygen prints hex" bash -c "grep -Eq '^[0-9a-f]{64}$' '$tmp/out'"
 check "keygen secret mode" test "$(stat -c %a "$tmp/srv.key")" = 600
-check "keygen no overwrite" status_is 1 "$keygen" "$tmp/srv"
+check "keygen no overwrite" status_is 2 "$keygen" "$tmp/srv"
 check "keygen no overwrite says" err_says "use --force"
 check "keygen other" status_is 0 "$keygen" "$tmp/other"
 hexkey=$(grep -o '[0-9a-f]\{64\}' "$tmp/srv.pub")
@@ -243,12 +243,18 @@ wait "$c_pid"
 check "curve dump exit" test $? -eq 0
 cp "$tmp/c.out" "$tmp/out"
 check "curve delivered" out_says "secret hello"
-start_dump w -u "$zc?curve_server=$tmp/other.pub" -n 1 --timeout 3
+start_dump w -u "$zc?curve_server=$tmp/other.pub" -n 1 --timeout 5
 check "curve wrong key refused" status_is 1 "$pub" -u "$zc?curve=$tmp/srv.key" --wait 1 -v hi
 check "curve wrong key reported" err_says "handshakes failed (wrong or missing CURVE key?)"
 check "curve wrong key logged" err_says "handshake with .* failed"
+# Without -v: one line for the failing peer (not one per retry) and the one error line.
+check "curve wrong key, quiet" status_is 1 "$pub" -u "$zc?curve=$tmp/srv.key" --wait 1 hi
+check "curve wrong key: two lines" test "$(wc -l <"$tmp/err")" -eq 2
+check "curve wrong key: the count" err_says "[0-9][0-9]* handshakes failed (wrong or missing"
 wait "$w_pid"
 check "curve wrong key: nothing received" test $? -eq 1
+check "curve wrong key: dump logged it once" test "$(grep -c 'handshake with the server at' "$tmp/w.err")" -eq 1
+check "curve wrong key: dump says why" has "$tmp/w.err" "timed out after 0 of 1 messages; [0-9]* handshakes failed"
 
 # Record from zmq with mcl-log (a queued listener: its receiver process connects), then replay
 # the log onto zmq with mcl-replay, which waits for mcl-dump's subscription.
@@ -302,7 +308,7 @@ check "bridge one side says" err_says "give two sides"
 
 # A valid message of 4 Mi nils (a Python MCL text log) is beyond the decoding budget: mcl-dump
 # says so and shows it raw, its peak memory bounded (the old decoder took over 300 MB).
-python3 -c 'import sys; n=4<<20; p=b"\x81\xa1a\xdd"+n.to_bytes(4,"big")+b"\xc0"*n; sys.stdout.write("#\n 0.0 \x27t\x27 %s\n" % p.hex())' >"$tmp/nils.log"
+python3 -c 'import sys; n=4<<20; p=b"\x81\xa1a\xdd"+n.to_bytes(4,"big")+b"\xc0"*n; sys.stdout.write(" 0.0 \x27t\x27 %s\n" % p.hex())' >"$tmp/nils.log"
 check "dump nil bomb memory" status_is 0 python3 -c 'import resource as r,subprocess as s,sys; s.run(sys.argv[1:],stdout=s.DEVNULL); m=r.getrusage(r.RUSAGE_CHILDREN).ru_maxrss; print("peak KiB", m, file=sys.stderr); sys.exit(m > 200000)' "$dump" -f "$tmp/nils.log" --json
 check "dump nil bomb says" err_says "is undecodable, shown raw: .*budget of 8 x"
 
