@@ -1,20 +1,49 @@
 #!/usr/bin/env bash
-# Installs the Debian packages mcl needs to build, test and run its demo. Does nothing when
-# they are all present. Needs root (or sudo) only when something is missing.
+# Installs the Debian packages mcl needs. Does nothing when they are all present. Needs root
+# (or sudo) only when something is missing.
+#
+#   scripts/setup.sh            what building, testing (scripts/test.sh) and the demo need
+#   scripts/setup.sh --build    only what building the library and tools and running the
+#                               demo need (scripts/demo.sh)
+#
+# Minimum versions (README.md, "Dependencies"): CMake 3.20, libzmq 4.3.2, msgpack-c 1.0,
+# jansson 2.7, libsodium 1.0.9; Debian 12 (bookworm) has them all.
 set -euo pipefail
 
+mode=all
+case "${1:-}" in
+"") ;;
+--build) mode=build ;;
+*)
+    echo "usage: scripts/setup.sh [--build]" >&2
+    exit 2
+    ;;
+esac
+
+# Building the library and the tools (CMakeLists.txt, cmd/CMakeLists.txt), and the demo's
+# private network (scripts/netns.sh).
 packages=(
-    gcc make cmake pkg-config           # toolchain
+    gcc libc6-dev make cmake pkg-config # toolchain (libc6-dev: only recommended by gcc, and
+                                        # recommends are not installed below)
     libmsgpack-dev libjansson-dev       # message encoding (msgpack) and JSON
-    libzmq3-dev                         # ZeroMQ transport (later layer)
-    libcunit1-dev                       # tests
-    libsodium-dev                       # authentication and encryption (later layers)
-    iproute2 util-linux procps          # ip, unshare, sysctl: the private test network
-    bsdutils                            # script: the tools' progress tests run on a pty
-    valgrind jq                         # scripts/test.sh: memcheck pass; JSON checks
-    libncurses-dev tmux                 # mcl-stat's monitor; its test drives it under tmux
-    clang libclang-rt-14-dev            # scripts/test.sh: libFuzzer targets (fuzz/)
+    libsodium-dev                       # group keys, authentication, encryption (lib/core/gkey.c,
+                                        # lib/raw/auth.c)
+    libzmq3-dev                         # the zmq+ transports (MCL_WITH_ZMQ=AUTO builds them if found)
+    libncurses-dev                      # mcl-stat's live screen (optional: without, a table)
+    iproute2 util-linux procps          # ip, unshare, sysctl: the private network (netns.sh)
 )
+# The tests (scripts/test.sh, tests/): CUnit suites, the shell tests' helpers, the valgrind
+# pass and the libFuzzer runs.
+if [[ $mode == all ]]; then
+    packages+=(
+        libcunit1-dev                   # the CUnit suites (tests/CMakeLists.txt)
+        bsdutils                        # script: progress lines tested on a pty
+        tmux                            # mcl-stat's screen tested under tmux
+        jq python3                      # JSON checks and helpers in tests/cmd/*.sh
+        valgrind                        # scripts/test.sh: memcheck pass
+        clang libclang-rt-dev           # scripts/test.sh, scripts/fuzz.sh: libFuzzer (fuzz/)
+    )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
