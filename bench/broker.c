@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The channel broker (include/mcl/broker.h) against the brokers people would otherwise use:
 // nats-server (core NATS, libnats), Mosquitto (MQTT QoS 0, libmosquitto) and, brokerless, raw
 // libzmq XPUB -> SUB. Each case is one run of this program; every line it prints is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Decoding and encoding cost of values, for before/after comparisons of lib/msg's msgpack
 // codec: COUNT decodes (mcl_value_decode) and encodes of two payloads, a 64-byte RPC argument
 // map and a 40-field IMU-like message, timed here and counted exactly under callgrind:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Helpers shared by the request/response benchmarks (bench/common.h).
 #define _GNU_SOURCE
 #include "common.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Helpers shared by the request/response benchmarks (bench/pstream.c, bench/rpc.c): the
 // clock, latency quantiles, memory, and the raw libzmq echo pair they are measured against.
 #ifndef MCL_BENCH_COMMON_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Probe of raw libzmq over epgm (OpenPGM) on this machine, which decided that mcl refuses
 // zmq+epgm URLs (docs/zmq.md). A forked SUB and a PUB on epgm://127.0.0.1;239.255.43.1:5555
 // (ZMQ_RATE 1 Gbit/s, SUB ZMQ_RCVBUF 4 MiB); the PUB sends COUNT messages of SIZE bytes at full

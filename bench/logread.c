@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Log reading rate (lib/log/logfile.c): writes a log of about MB megabytes (default 1024) of
 // RECORD-byte payloads (default 4096) into /tmp, reads it through mcl_log_reader with each
 // CRC32C: a byte at a time (bytewise: the table of mcl 0.2, the rate before), the portable

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Peers measured in the same run as mcl: one-way throughput of raw libzmq PUB/SUB over tcp
 // (XPUB with ZMQ_XPUB_NODROP: lossless) and of LCM's udpm provider, and round trips (64 B
 // and 1 KiB ping-pong) for raw UDP multicast, mcl and LCM. Built when libzmq / LCM are there.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Work per message, for instruction counts under callgrind (which are repeatable where timings
 // on a shared machine are not): one process publishes COUNT messages of SIZE bytes on URL and
 // receives them back on the same host, in rounds of 64 so that no buffer overflows. Compare

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Packet stream against its peers, one case per run (scripts/bench.sh runs them side by side
 // and prints the table): round trips with one request in flight, requests per second with a
 // window in flight, and a long run that watches memory.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Plain threaded listener vs queued listener: loss with a callback that stalls, and the latency
 // the receiver process and ring add. A sender process (pinned to core 1) publishes COUNT
 // messages carrying their send time; this process receives with one of the two listeners.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Reactor costs: dispatch per posted function and per fd event, timer schedule and cancel
 // (1M timers), and one reactor thread serving 100 listeners that receive together.
 // Prints key=value lines. Run inside scripts/netns.sh (the listener part sends multicast).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // RPC (include/mcl/rpc.h) against raw libzmq REQ/REP, one case per run (scripts/bench.sh runs
 // them side by side, `ONLY=rpc`, and prints the table): round trips with one call in flight on
 // the success path and on the two error paths the service decides, and a long run of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Streams (include/mcl/stream.h) against their raw peers, one case per run (scripts/bench.sh
 // runs them side by side, `ONLY=stream`, and prints the tables): a byte stream read in
 // CHUNK-byte pieces, an entity stream of SIZE-byte elements, and a reader that pauses while

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // One-way throughput and loss: a sender process pinned to one core, a receiver pinned to the
 // other, on one multicast group; mcl's raw broadcaster/listener, or raw UDP syscalls (one
 // datagram per message, the kernel's limit) for comparison. Prints one key=value line.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Helpers shared by the mcl-* tools (public API only).
 #ifndef MCL_CMD_COMMON_H
 #define MCL_CMD_COMMON_H

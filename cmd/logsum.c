@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Log summaries: per-topic figures of a log's records, and the report of `mcl-stat -f`.
 #define _GNU_SOURCE
 #include "logsum.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Log summaries shared by `mcl-stat -f LOG` and `mcl-dump -f LOG --stats` (public API only):
 // per-topic counts, rates, types and sizes of the records of a log, and (mcl-stat) a
 // `ros2 bag info`-like report with the log's parts, duration, start and end, and damage.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mcl-bridge: forward messages between two connections (multicast islands, ZeroMQ links), in
 // one or both directions, keeping each message's original publisher id and sequence number.
 //

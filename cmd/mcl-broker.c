@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mcl-broker: run a channel broker (include/mcl/broker.h, docs/broker.md) until SIGINT or
 // SIGTERM. Clients create channels on it, write to them and read from them, each reader with
 // its own buffer, overrun policy and decimation at the broker.

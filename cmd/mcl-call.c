@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mcl-call: list the methods of an RPC service and call them from the command line, with JSON
 // arguments; or serve a demo service to try it on.
 #define _GNU_SOURCE

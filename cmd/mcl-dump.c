@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mcl-dump: print the messages on a connection, one line each (or JSON Lines).
 #define _GNU_SOURCE
 #include "common.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mcl-keygen: write a CURVE key pair for zmq connections, or a group key for authenticated
 // multicast.
 #define _GNU_SOURCE

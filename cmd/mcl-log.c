@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mcl-log: record what is published on one or more connections into a log file (or parts).
 #define _GNU_SOURCE
 #include "common.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mcl-pub: publish messages (a string, a file, stdin lines, or N generated payloads).
 #define _GNU_SOURCE
 #include "common.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mcl-replay: publish recorded messages again with their original timing.
 #define _GNU_SOURCE
 #include "common.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mcl-sim: simulated sensor traffic: the demo's publisher and a load generator.
 #define _GNU_SOURCE
 #include "common.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mcl-stat: what is on the bus. A live full-screen monitor of every topic (ncurses), a table
 // or JSON Lines for scripts, and summaries of logs (mcl-stat -f LOG).
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The lab of docs/broker.md: a DAQ node writes one channel ("AnalogInput1") through a channel
 // broker (mcl-broker) to consumers that each want something else of it: a lossless recorder,
 // an analyser that keeps up as it can (a small ring, slow), a display at about 1 Hz. Each

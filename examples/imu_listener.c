@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A minimal listener: prints the Imu messages it receives for 5 seconds, then the counters.
 // Reception runs in a separate process (a queued listener), so a slow callback loses nothing.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A minimal publisher of typed messages: an IMU at 100 Hz for 5 seconds.
 //
 //   build/examples/imu_publisher [URL]

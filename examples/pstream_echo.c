@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A packet-stream echo server and a client that checks it.
 //
 //   pstream_echo serve URL              answer every request with its own payload and flags

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A small RPC service and its client, both sides of include/mcl/rpc.h:
 //   rpc_calc serve URL          serve calc.add and calc.div until Ctrl-C (or stdin closes)
 //   rpc_calc call URL A B       call calc.add and calc.div with a = A, b = B

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Serve files as seekable remote byte streams, and read one (a remote `tail`, `head` or `cat`).
 //
 //   stream_file serve URL DIR         serve every regular file of DIR by its name (read-only)

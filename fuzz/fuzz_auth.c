@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: authenticated datagrams and group key files from strangers (lib/raw/auth.c,
 // lib/core/gkey.c). The first byte picks what the rest is:
 //   0: a key file's text (mcl__gkeys_parse): it parses or is refused with a message; a parsed

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: the broker's data-plane messages (lib/broker/bwire.c). The first byte is the
 // packet-stream type of the message (MCL__BM_PUT..MCL__BM_DELIVERN; anything else must be
 // refused), the rest is the message. Whatever decodes must point inside the input and encode

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: JSON from a stranger into values and messages (mcl_value_from_json and
 // mcl_msg_from_json, lib/msg/json.c on jansson; docs/json.md gives the mapping, with the tagged
 // objects $bin, $float, $str, $uint and $map). The input is the JSON text, read from an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: CURVE key files from a stranger (curve=, curve_server=, curve_clients=: the text
 // that lib/transport/zmq/zcurve.c reads through mcl__read_small_file and parses with
 // mcl__zmq_parse_keys). The input is the file's bytes, from an exact-size copy (a read past its

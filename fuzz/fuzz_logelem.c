@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: what a log stream takes from the network (lib/log/logstream.c). The first byte
 // says what the rest is:
 //   0: one element, for mcl_log_elem_decode(): what it accepts lies inside the input, has a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: the log reader (lib/log/logfile.c) on a file from a stranger: mcl logs (header,
 // records, sync markers, CRCs, damage and torn tails) and Python MCL text logs. The input is
 // the file. Reading it must end (a second pass reads as many), every record must lie inside the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: the msgpack decoder of lib/msg (mcl__msgpack_to_value, under mcl_msg_decode,
 // mcl_value_decode and every RPC call), against msgpack-c's own unpacker as the reference.
 // The input is one msgpack object from a stranger. The two must agree: whatever msgpack-c reads

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: a packet stream reading bytes from a stranger. The first byte picks the codec
 // (bit 0: cs.packetstream) and whether this side has requests in flight (bit 1), the rest is
 // what the peer writes on a socketpair, framing included. The stream must end or go quiet

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: the packet codecs (lib/pstream/pwire.c). The first byte picks the codec (even:
 // native, odd: cs.packetstream), the rest is one packet without its framing. Whatever decodes
 // must encode to bytes that decode to the same packet (and, for the native format, to the same

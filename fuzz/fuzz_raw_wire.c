@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: the datagram decoder of lib/raw/wire.c and, behind it, the receive engine of
 // lib/raw/rx.c (validation, topic filter, reassembly, sequence tracking), both pure functions
 // of the bytes. The first byte configures the engine (bits 0-1: topic filter, 2-3: maxmsg and

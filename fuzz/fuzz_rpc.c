@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: the RPC layer (lib/rpc) reading what strangers send. The first byte (mod 3) picks
 // the mode, the rest is the data:
 //

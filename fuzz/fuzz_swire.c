@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: the stream layer's messages (lib/stream/swire.c). The first byte is the
 // packet-stream type of the message (MCL__SM_READ..: a one-way message; MCL__SM_OPEN: an OPEN
 // request; MCL__SM_OPEN | 0x80: its answer; MCL__SM_LIST: a LIST answer; anything else is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: the type-name peek of the per-topic statistics (mcl__type_peek, lib/raw/topics.c),
 // which looks into every payload a listener delivers for a msgpack map's "name" string. The
 // input is a payload from a stranger, from an exact-size copy (a read past its end is caught by

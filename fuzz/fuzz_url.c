@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: connection URLs from a stranger (mcl_connection_parse: lib/transport/connection.c
 // and the grammars of udp://, zmq+tcp/ipc/inproc:// and inproc://, on lib/core/url.c). The
 // input is the URL (inputs with a NUL byte are skipped: a C string ends there), from an

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Writes the seed corpora of fuzz/ (packets, streams, RPC calls and descriptions, msgpack
 objects, datagrams, JSON texts and URLs): run from the repository root after a format change.
 The files are committed; nothing runs this in the tests."""

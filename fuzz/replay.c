@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Runs a fuzz target over files and folders of inputs, for builds without libFuzzer: every
 // committed corpus runs in the ordinary test suite (ctest label unit), under ASan and valgrind
 // too. Usage: replay_<target> PATH...

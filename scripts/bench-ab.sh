@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A/B comparison of this tree against another build of mcl (e.g. the commit before a
 # refactor), side by side in one run: the same throughput cases, alternating A and B each
 # repetition, with raw UDP and raw libzmq next to them, in a private network namespace.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # mcl-bridge throughput, one way: mcl-pub on a multicast group -> mcl-bridge -> zmq+ipc ->
 # mcl-dump, in a private network namespace. Prints what arrived, the bridge's counters and the
 # time from the first publish to the last message received.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Recorder loss at full publisher speed: mcl-log (fed by mcl-pub) against lcm-logger (fed by an
 # LCM publisher), 64 B, 16 KiB and 1 MiB, in a private network namespace. Also mcl-replay's
 # timing error. Installs liblcm-bin (lcm-logger) when missing; its rows are skipped otherwise.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Benchmarks, side by side in one run: raw UDP syscalls (the kernel's limit, one datagram per
 # message), mcl (plain and batched), raw libzmq PUB/SUB over tcp (lossless XPUB_NODROP), mcl
 # over zmq+tcp (the same socket options: XPUB binds, SUB connects, lossless, hwm=1000) and LCM

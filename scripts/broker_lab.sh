@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The lab of docs/broker.md, live: in a private network namespace, mcl-broker and a DAQ writer
 # (examples/broker_lab) putting "AnalogInput1" at 200 Hz, read by three consumers that each
 # want something else of it:

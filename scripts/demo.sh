@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The live demo: installs what the build needs (scripts/setup.sh --build), builds the library
 # and the tools into build/demo (nothing else: no tests, benchmarks or examples), then, in a
 # private network namespace (scripts/netns.sh), runs mcl-sim (simulated sensor messages)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The fuzzing campaign: libFuzzer targets (fuzz/fuzz_*.c) built with clang and
 # -fsanitize=fuzzer,address,undefined in build/fuzz, each started from its committed corpus
 # (fuzz/corpus/TARGET, copied: new inputs stay in build/fuzz/work/TARGET/corpus).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Run a command in a private network namespace, so that no datagram can leave this machine.
 #
 #   scripts/netns.sh COMMAND [ARG]...

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs the Debian packages mcl needs. Does nothing when they are all present. Needs root
 # (or sudo) only when something is missing.
 #

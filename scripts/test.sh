@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The test command: install what is missing, build with ASan+UBSan, run every test. The
 # network tests run inside a private network namespace (scripts/netns.sh), so no datagram
 # leaves this machine.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/broker.h
  * A channel broker (docs/broker.md): clients on packet-stream connections create channels,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/connection.h
  * Connections: where messages go, described by a URL.

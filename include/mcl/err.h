@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/err.h
  * Error codes. Every fallible mcl function returns an mcl_err; MCL_OK (0) is success.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/export.h
  * Symbol visibility for the public API (everything not marked MCL_API is hidden).

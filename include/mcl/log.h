@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/log.h
  * Optional log callback. The library never prints: warnings and details of errors (why a URL

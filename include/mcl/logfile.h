@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/logfile.h
  * Recording and reading logs of messages (format: docs/log-format.md).

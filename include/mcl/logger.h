@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/logger.h
  * A logging facility for applications: levels, several sinks each with its own filters,

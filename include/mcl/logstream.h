@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/logstream.h
  * Logs as seekable remote streams (docs/log-format.md, "Remote logs").

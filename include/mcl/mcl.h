@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/mcl.h
  * Umbrella header: everything public in mcl.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/message.h
  * Messages: typed records serialised as msgpack maps, as in Python MCL.

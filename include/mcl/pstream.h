@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/pstream.h
  * Packet streams: many requests and their responses, multiplexed over one ordered,

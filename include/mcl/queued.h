@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/queued.h
  * Queued listener: reception in a separate process, so slow callbacks never make the kernel

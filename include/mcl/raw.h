@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/raw.h
  * Raw broadcasters and listeners: topic + bytes over a connection.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/reactor.h
  * Reactor: one event loop (epoll, or poll as a fallback) for file descriptors, timers, functions

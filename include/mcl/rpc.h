@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/rpc.h
  * Remote procedure calls on packet streams (mcl/pstream.h): services of methods with stable

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/stream.h
  * Byte and entity streams with credit flow control, read-ahead, seek and follow, over a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/value.h
  * Values: the tree of nil, booleans, integers, doubles, strings, binary, arrays and maps that a

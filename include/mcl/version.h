@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /**
  * @file mcl/version.h
  * Compile-time and run-time version of the mcl library.

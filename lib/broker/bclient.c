@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Broker clients (include/mcl/broker.h): control calls through an RPC client on the client's
 // connection, the data plane as one-way messages, all driven by the client's own reactor.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The channel broker (docs/broker.md). Everything runs on the broker's reactor thread: the
 // packet-stream server's connections, the RPC service's handlers (control), the data-plane
 // messages and the timers; only the counts behind mcl_broker_channels()/_clients() are read

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The broker's data-plane messages: encode and decode (docs/broker.md). Pure.
 #include "bwire.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The broker's data plane (docs/broker.md): one-way packet-stream messages on
 // MCL_BROKER_DATA_CHANNEL, the packet stream's type saying which. All integers big-endian.
 // Pure: decoders never read outside [p, p+n).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Group keys: see gkey.h.
 #include "gkey.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Group keys for authenticated multicast (docs/security.md, docs/wire-format.md "AUTH").
 // A key file (made by `mcl-keygen --group`) holds one or more lines `key = <64 hex digits>`;
 // the first key signs what a broadcaster sends, every key is accepted by listeners (rotation).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Latency histogram: see hist.h.
 #include "hist.h"
 

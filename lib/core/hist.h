@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A latency histogram of fixed size (about 2 KiB): 8 buckets per power of two, so a quantile
 // is within 1/16 of the true value, from 1 ns to the largest uint64. Single-threaded: the
 // owner locks. Internal.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Internal helpers shared by every layer of the library: allocation seam, logging, byte order,
 // clocks and errno mapping. Never installed.
 #ifndef MCL__INTERNAL_H

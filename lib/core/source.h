@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // An event source that an event loop (lib/reactor) drives without knowing its type: a
 // descriptor to watch and a function that handles what is ready. Every listener type exports
 // one, and so will the layers above (packet streams, RPC servers). Internal, never installed.

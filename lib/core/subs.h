@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Subscription lists shared by every listener kind: callbacks run in subscription order, no
 // lock is held during a call, subscribe/unsubscribe work from inside a callback, and an
 // unsubscribe from another thread waits until a call of that subscription in progress ends.

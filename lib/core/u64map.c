@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Hash map and deadline heap: see u64map.h.
 #include "u64map.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A hash map from 64-bit keys to pointers (open addressing, linear probing, deletion by
 // backward shift: no tombstones, so a table that churns through millions of keys stays as
 // small as what it holds), and a min-heap of deadlines whose entries know their place, so any

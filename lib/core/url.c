@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // URL pieces shared by every transport's grammar (see url.h).
 #include "url.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Pieces every URL grammar shares: numbers and sizes, the "?KEY=VALUE&..." splitter, and a
 // builder for canonical forms. Transports use them to parse and print their own options, so
 // that every scheme reads and writes options the same way. Internal, never installed.

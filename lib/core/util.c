@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Allocation seam, logging, clocks, errno mapping, randomness.
 #define _GNU_SOURCE
 #include "internal.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Log files: writer (buffered, split, periodic flush) and reader (mmap, CRC32C, resync, merge,
 // seek, Python MCL text logs). docs/log-format.md is the specification.
 #define _GNU_SOURCE

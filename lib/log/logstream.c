@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Logs as entity streams: the element codec, params, the log source (record positions, marks,
 // time seeks, follow) and the log server (a root directory and named logs: resolver and list).
 #define _GNU_SOURCE

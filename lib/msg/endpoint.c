@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Message broadcaster and listener: typed checks and msgpack on top of the raw endpoints.
 #include "msg_int.h"
 

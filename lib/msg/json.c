@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Message <-> JSON with jansson. Values JSON cannot hold become one-key tagged objects
 // ("$bin", "$float", "$str", "$uint"); a genuine map that would read back as a tag is wrapped
 // in {"$map": ...}. docs/json.md documents the mapping.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Messages (a map with the reserved keys "name" and "timestamp"), the type registry, and the
 // msgpack codec (msgpack-c, behind a structural pre-check so no length is trusted).
 #define _GNU_SOURCE

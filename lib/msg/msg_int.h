@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Message internals shared by the message modules.
 #ifndef MCL__MSG_INT_H
 #define MCL__MSG_INT_H

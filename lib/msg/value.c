@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "value_int.h"
 
 #include "../core/internal.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Value tree internals (shared by message.c, codec.c, json.c).
 #ifndef MCL__VALUE_INT_H
 #define MCL__VALUE_INT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Packet stream servers: a listening pipe endpoint that turns every peer into a connection and
 // drives them all from one epoll descriptor (the endpoint's, a wake-up, and each connection's
 // own epoll descriptor, nested), so that one thread, reactor or caller loop serves them all.

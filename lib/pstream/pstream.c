@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Packet stream connections (include/mcl/pstream.h, docs/pstream-format.md).
 //
 // State lives under one mutex (`lock`), pipe I/O included (a zmq socket belongs to one thread

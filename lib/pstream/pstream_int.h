@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The packet stream's internals shared by its files: the connection (pstream.c) and the
 // server that accepts and drives connections (pserver.c).
 #ifndef MCL__PSTREAM_INT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Packet codecs: see pwire.h and docs/pstream-format.md.
 #include "pwire.h"
 

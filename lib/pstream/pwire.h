@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The packet stream's packets on the wire: the native format (docs/pstream-format.md) and the
 // format of Python's cs.packetstream (../shared/research/cs-packetstream-wire.md), decoded and
 // encoded byte by byte. Pure: no I/O, no allocation, so the fuzz target and the tests drive it

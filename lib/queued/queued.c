@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Queued listener: a forked receiver process writes messages into a shared-memory ring, this
 // process drains it. See include/mcl/queued.h and docs/ARCHITECTURE.md.
 #define _GNU_SOURCE

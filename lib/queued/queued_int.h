@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Queued listener internals shared with the tests: the shared-memory header and the sequence
 // tracking that carries loss accounting across receiver restarts.
 #ifndef MCL__QUEUED_INT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Single-producer single-consumer ring of variable-size records in memory shared between two
 // processes (or threads). Lock-free: the producer owns `head`, the consumer owns `tail`, both
 // are byte counts that only grow; a record is visible once head moves past it.

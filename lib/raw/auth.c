@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Authenticated datagrams: see auth.h.
 #include "auth.h"
 

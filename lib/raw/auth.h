@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Authenticated (and optionally encrypted) datagrams: the AUTH trailer of wire format v1
 // (docs/wire-format.md "Authentication", docs/security.md). Pure computation on buffers.
 //

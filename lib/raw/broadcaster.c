@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Raw broadcaster over any transport: numbering, the datagram (wire format v1), fragmentation
 // where the transport caps datagrams (MCL__TP_FRAGMENT), batching with its mcl-batcher thread,
 // and per-topic numbers where the transport filters by topic (MCL__TP_PUBFILTER). Datagrams

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The process's heartbeat thread "mcl-heartbeat": one for every broadcaster of the process
 // that has heartbeats (connection option heartbeat=, default 1000 ms). It starts with the
 // first such broadcaster and ends with the last. A broadcaster being sent for is marked busy;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Heartbeats of broadcasters (docs/wire-format.md, heartbeats): the process-wide thread that
 // sends them, and the identity they carry. Internal.
 #ifndef MCL__HEARTBEAT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Raw listener over any transport: datagrams read through the transport's rx_read (a batch at
 // a time), the receive engine (rx.c), and delivery either to the caller (recv), to callbacks
 // on the caller's thread (dispatch), or on our own thread.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Internal entry points of the raw listener for the layers built on it.
 #ifndef MCL__LISTENER_INT_H
 #define MCL__LISTENER_INT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Receive engine. See rx.h. Everything here runs on the receiving thread except the readers
 // (mcl__rx_stats, mcl__rx_publishers), which take rx->lock; the receiving thread takes it
 // around every update of counters or of the publisher table.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The receive engine: datagram validation, topic filter, reassembly, per-publisher sequence
 // tracking and counters. Pure computation on byte buffers (no sockets), so tests can feed it
 // datagrams with injected loss, reordering and duplication.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Per-topic statistics of a raw listener (docs/topics.md, topics.h).
 //
 // Two chained hash tables: topic rows keyed by the topic's bytes, pair rows keyed by

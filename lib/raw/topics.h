@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Per-topic statistics of a raw listener (docs/topics.md): counters per topic and per
 // (publisher, topic), one-second buckets for the windowed figures, bounded tables. Internal.
 //

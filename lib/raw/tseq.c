@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Per (publisher, topic) counters: see tseq.h. An open-addressing table keyed by both, with a
 // one-entry cache (a broadcaster or a burst of frames asks for the same pair again).
 #include "tseq.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Per (publisher, topic) message numbers, for transports that filter by topic on the sending
 // side (MCL__TP_PUBFILTER, zmq): a listener there sees only some of a publisher's sequence
 // numbers and cannot tell a filtered message from a lost one. Every datagram therefore also

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Wire format v1 (docs/wire-format.md is the specification; keep the two in step).
 // Everything is big-endian and encoded/decoded byte by byte.
 #ifndef MCL__WIRE_H

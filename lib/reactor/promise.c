@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Promises: a result that settles once; its one callback, canceller and timeout run on the
 // reactor thread. Reference counted: the creator's reference, plus one for each pending
 // callback, timer or all-of that refers to it.

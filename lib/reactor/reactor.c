@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The reactor: epoll (or poll) loop, timer heap with O(log n) cancellation, posted functions,
 // listener integration. One mutex guards the state; callbacks run without it.
 #define _GNU_SOURCE

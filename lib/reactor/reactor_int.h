@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Reactor entry points for the library's own layers (promises): posts and timers whose
 // argument holds a resource, released by `dispose` if the reactor is freed before they run.
 #ifndef MCL__REACTOR_INT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // RPC clients: the service's description, arguments checked before sending, calls on a
 // packet stream (include/mcl/rpc.h). A call is a packet-stream request of type = method id;
 // its deadline, cancel and transaction id are the stream's (every completion path frees the

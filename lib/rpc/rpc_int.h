@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // RPC internals shared by the service (service.c), the client (client.c) and the pure
 // encoders and decoders (rwire.c, fuzzed by fuzz/fuzz_rpc.c). The format: docs/rpc.md.
 #ifndef MCL__RPC_INT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // RPC encoders, decoders and the schema check: pure functions on bytes and values, no I/O.
 // Everything decoded here comes from strangers (fuzz/fuzz_rpc.c).
 #include "rpc_int.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // RPC services: a method table served on packet streams (include/mcl/rpc.h).
 //
 // Every request of a served channel comes to on_request() on the stream's driving thread. It

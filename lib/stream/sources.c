@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The sink sources read into, and the built-in sources: memory (bytes or elements), file,
 // value iterator.
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Streams (docs/streams.md): the peer (mcl_stream) and the data side (streamers, kept by a
 // server), on one packet-stream channel.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The stream layer's internals shared by its files and its tests: the sink a source reads
 // into, and the fault seam that tests use to lose, duplicate and reorder credit messages.
 #ifndef MCL__STREAM_INT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The stream layer's messages: encode and decode, byte by byte (docs/streams.md). Pure.
 #include "swire.h"
 

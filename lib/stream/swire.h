@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The stream layer's messages (docs/streams.md), carried on one packet-stream channel: OPEN and
 // LIST are requests (answered), the rest one-way messages. The packet stream's type field says
 // which message; the payload starts with the stream id and the context id. Pure: no I/O, no

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The URL front door: finds the transport for the scheme in the registry, lets it parse its
 // address and its own options, parses the options every transport shares, and keeps the
 // canonical form. Strict: anything not understood is an error that names the part.

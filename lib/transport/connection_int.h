@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The layout of mcl_connection, visible to the library only: the transport it names, the
 // options every transport shares, its canonical URL, and the transport's own options as an
 // opaque block that only that transport reads. Still a value: copy it with `=`.

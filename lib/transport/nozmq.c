@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Built instead of lib/transport/zmq when mcl is configured without ZeroMQ (MCL_WITH_ZMQ=OFF,
 // or AUTO without libzmq): the CURVE helpers of include/mcl/connection.h say so.
 #include "../core/internal.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The one list of built-in transports. Adding a transport is a descriptor in its own folder
 // and a line here; nothing above lib/transport changes.
 #include "transport.h"

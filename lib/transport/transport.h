@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The contract between the layers above (lib/raw today; the packet stream next) and a
 // transport. Internal, never installed.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The channel broker end to end over tcp:// on loopback (zmq+tcp:// when MCL_TEST_BROKER_URL
 // says so: ctest runs both): channels (names, owners, private
 // keys, single and multi writer, lifetimes, keep), delivery, decimation, the four overrun

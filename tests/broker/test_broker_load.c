@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The broker under load, in a process of its own (so that its memory can be read from
 // /proc): a writer pushing 32 KiB frames as fast as credit allows, four readers stalled in
 // their callbacks (ring buffers far larger than max_reader_bytes), a lossless reader, clients

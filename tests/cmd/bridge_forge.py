@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Hand-made mcl datagrams (docs/wire-format.md, version 1) for tests/cmd/test_bridge.sh.
 
 Run only inside scripts/netns.sh: it sends to multicast groups on lo with TTL 0.

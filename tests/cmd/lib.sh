@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers the tool test scripts source: counted checks and bounded waits.
 #   . "$(dirname "$0")/lib.sh"
 pass=0

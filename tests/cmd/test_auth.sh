@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Authenticated multicast with the tools (docs/security.md): mcl-keygen --group, a keyed
 # mcl-dump that delivers only what a key holder sent and counts the rest, an encrypted group, a
 # captured datagram replayed on the real network (refused), and key files that are not files.

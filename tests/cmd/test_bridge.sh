@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # mcl-bridge.
 # 1. Two multicast groups of this namespace joined by one bridge, with datagrams made by hand
 #    (bridge_forge.py): forged copies of a publisher on one island do not make the bridge hold

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # mcl-broker as a person runs it, with examples/broker_lab as its clients: it starts and says
 # where it listens, its control methods are listed, a writer is refused while nobody reads, a
 # lossless reader across two network namespaces gets every frame the writer put, a display

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # mcl-call as a person runs it: a demo service in one process, calls from another (over
 # zmq+tcp on this host, then from another network namespace joined by a veth pair): listing,
 # results as JSON, arguments refused before sending (naming the field), the service's own

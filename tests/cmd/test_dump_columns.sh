@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # mcl-dump's line width: --columns N cuts the human format to N columns (compact lines, '...'
 # where cut), a terminal gets its own width by default (a pty from `script`, sized with stty),
 # a pipe the long format uncut; --stats tables and totals fit 100 columns.

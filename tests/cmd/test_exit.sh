@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Exit codes and error lines of every tool (cmd/common.h): 0 success, 1 runtime failure,
 # 2 a wrong command line or input (usage, a missing or unreadable file, a file that is not a
 # log, a malformed config). For each tool: success, an unknown option, a missing file, a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # mcl-log, mcl-replay and mcl-dump -f: recording at full speed, split rules, kill -9 and
 # read-back, replay timing, Python MCL sample logs.
 #   test_log.sh BINDIR DATADIR      (inside scripts/netns.sh, as ctest runs it)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Status and progress lines of mcl-log, mcl-replay, mcl-pub and mcl-sim. With stderr a pipe or a
 # file: no progress text and no '\r' at all. On a terminal (a pseudo-terminal from util-linux
 # `script`): one line rewritten in place, with sane numbers, ended by a newline before the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # examples/pstream_echo as a person runs it: over two pipes (native and --cs-compat), between
 # two processes over zmq+tcp on this host, and between two network namespaces joined by a
 # veth pair, 100,000 requests in flight at once; every answer is checked by the caller, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Remote logs: mcl-log --serve records in this network namespace and serves the recording on
 # zmq+tcp; a second namespace (joined by a veth pair) lists it, reads it with mcl-dump -f (the
 # same records as a local read, filtered by topic and by --start on the server), follows it

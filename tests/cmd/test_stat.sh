@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # mcl-stat: the table of --once (topics at their rates), --json (JSON Lines), the full-screen
 # monitor under tmux (keys, resize, tiny terminals, SIGTERM), log summaries (split parts,
 # damaged records) and mcl-dump -f LOG --stats, a closed stdout and an early-closing pipe.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Tool tests: options, exit codes, error messages, and mcl-pub -> mcl-dump round trips.
 #   test_tools.sh BINDIR       (run inside scripts/netns.sh, as ctest does from scripts/test.sh)
 set -uo pipefail

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Test harness: CUnit plus a few helpers. One test file = one suite = one executable.
 #ifndef MCLT_HARNESS_H
 #define MCLT_HARNESS_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Log files: round trips, split rules, torn and corrupt files, filters, seek, merge, files
 // still being written, Python MCL text logs.
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Logs as streams: the element codec, params, the log source driven through its operations
 // (positions, seeks back and forward, time seeks, filters, follow, carry-over of what does not
 // fit a push), reader refresh, the log server's resolver (path escapes) and list, and the

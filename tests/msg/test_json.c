@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // JSON output of floats: the shortest text that reads back bit-identical ("0.1", not
 // "0.10000000000000001"), still recognisable as a float ("1.0"), and nothing else touched.
 #include "harness.h"

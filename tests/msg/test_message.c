@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Message types, messages, msgpack and JSON: Python MCL's message behaviours (research note
 // §8.2) and what MCL lacked (field kinds, decode errors that are reported, not fatal).
 #include "harness.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Message broadcaster and listener over real sockets (run inside scripts/netns.sh).
 #include "harness.h"
 

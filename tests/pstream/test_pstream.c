@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Packet streams, behaviour by behaviour, with no network: socketpairs (one end a stream, the
 // other a stream or a hand-driven peer that writes and reads packets byte by byte) and inproc
 // pairs with faults. Each test breaks when the behaviour it names breaks.

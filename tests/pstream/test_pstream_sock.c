@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Packet streams over plain stream sockets (tcp:// and unix://, lib/transport/sock): many
 // peers, bursts that are coalesced into few writes and still arrive whole and in order, a
 // lone message after a burst, refused dials, socket files (stale, live, foreign), a peer that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Packet streams over zmq+ pipes: a ROUTER server with many DEALER peers over tcp and ipc,
 // descriptors that never miss a wake-up, an unroutable peer, and CURVE.
 #include "harness.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Packet codecs byte for byte: the native format's vectors (docs/pstream-format.md), the
 // captured bytes of Python's cs.packetstream (../shared/research/cs-packetstream-wire.md), and
 // hostile input (every field checked, nothing read outside the packet).

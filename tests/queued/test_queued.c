@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Queued listener over real sockets (run inside scripts/netns.sh): MCL's QueuedListener
 // behaviours, the receiver process's life (kill -9, restart, gaps, no zombie), slow callbacks.
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The shared-memory ring on its own: wrap-around with variable sizes, full ring, oversize
 // records, and a producer and consumer on two threads.
 #include "harness.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Raw broadcaster/listener cases shared by the transports' raw suites (raw_cases.h).
 #define _GNU_SOURCE
 #include "raw_cases.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Raw broadcaster/listener cases that hold for every transport that fragments and fans out
 // (udp://, inproc://): each suite (test_raw_udp.c, test_raw_inproc.c) provides its URLs and
 // lists these cases next to its own.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Authenticated multicast (docs/security.md, docs/wire-format.md "Authentication"): key files
 // (good and hostile), the construction against its specification and the documented test
 // vector, tampering, replays and stale captures refused, and broadcasters and listeners end to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Heartbeats (docs/wire-format.md): the test vector byte for byte, the decoder against hostile
 // heartbeats, the engine's use of them (loss at the end of a stream, late messages after all,
 // forged claims not believed, goodbye and silence as presence events), and broadcasters and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The raw broadcaster and listener over inproc://, the in-process fake network: the shared
 // cases of raw_cases.c on a clean network, then with injected loss, duplication and
 // reordering on many seeds: every message is delivered whole or counted lost, never twice,

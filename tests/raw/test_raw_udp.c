@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Raw broadcaster and listener over real sockets: IPv4 on loopback (ttl 0) and IPv6 on the
 // sandbox's veth pair, the shared cases of raw_cases.c and the UDP-only ones. Run inside
 // scripts/netns.sh (ctest does, through scripts/test.sh).

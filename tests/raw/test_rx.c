@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The receive engine through its seam (no sockets): fragmentation and reassembly with injected
 // loss, reordering and duplication; sequence accounting; topic filters; expiry and memory caps.
 #include "harness.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Per-topic statistics of raw listeners (lib/raw/topics.c, docs/topics.md): the engine with
 // message timestamps the test chooses (rates, periods, jitter, a stopped topic, caps and
 // eviction, loss and duplicates), the type-name peek on hostile msgpack, and the listener API

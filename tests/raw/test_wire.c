@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Wire format v1: the byte-level test vectors of docs/wire-format.md, and every way a datagram
 // can be malformed.
 #include "harness.h"

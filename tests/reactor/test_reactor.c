@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Reactor: timers (order, cancel, delay, reset, groups, cancel inside callbacks), posting from
 // many threads, stop from another thread, fd handlers (removal during dispatch), the poll
 // backend, promises, the logger, and 1000 listeners on one reactor.

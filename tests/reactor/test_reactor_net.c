@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Listeners served by one reactor thread (run inside scripts/netns.sh): 1000 raw listeners each
 // receiving its own message; message and queued listeners; the one-thread rule.
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // RPC, behaviour by behaviour, over inproc:// and socketpairs (no network): registration,
 // the published description, calls by name and id, the schema check on both sides,
 // deadlines, cancellation, every status path, statistics, and transaction ids that are always

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Streams end to end over in-process packet streams: reading with and without read-ahead,
 // seeks (no stale data after one, bad positions answered), follow, writes, truncation, the
 // built-in sources, credit faults (drop, duplicate, reorder), protocol violations from a fake

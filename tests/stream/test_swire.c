@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The stream layer's messages byte for byte (lib/stream/swire.h): a vector for every one-way
 // message, OPEN and its answer, LIST answers, a table of malformed messages each refused with
 // its reason, and hostile input (every field checked, nothing read outside the message).

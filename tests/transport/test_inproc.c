@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The inproc:// transport on its own, through its ops table: opaque datagrams, the eventfd,
 // bounded queues, each fault at the datagram level, and several threads at once.
 #define _GNU_SOURCE

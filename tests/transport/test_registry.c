@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The standing test of the transport table: every registered transport fills the ops its
 // capabilities promise, fits its options into a connection, and parses its own example URL
 // back to itself. A test rather than an assert, so that release builds are checked too.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The ZeroMQ transport: round trips over tcp, ipc and inproc through the same raw API as UDP,
 // topic filters, lossless and dropping publishers under a stalled subscriber, the
 // edge-triggered fd, waiting for subscribers, CURVE with right and wrong keys, forwarding.

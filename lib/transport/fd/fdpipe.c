@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Byte-stream pipes over descriptors the caller owns (see transport.h): packets framed by a
 // length in front, read in chunks of up to 64 KiB and handed out from the read buffer, written
 // with one writev per packet and buffered (bounded) when the kernel takes only part.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The inproc:// transport: broadcasters and listeners of one process that name the same group
 // exchange datagrams through memory, with no socket and no library. Every listener has a
 // bounded queue and an eventfd (readable while it has something to read); a send copies the

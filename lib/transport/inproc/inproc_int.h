@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The inproc:// transport's options, shared by its broadcast groups (inproc.c) and its pipes
 // (ipipe.c). Internal to lib/transport/inproc and the tests.
 #ifndef MCL__INPROC_INT_H

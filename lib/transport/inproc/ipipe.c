@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // inproc:// pipes: in-process pairs for the packet stream. A server listens on a name; a dial
 // makes a pair of ends, hands one to the server's accept queue and returns the other. Each
 // direction of a pair is a bounded queue of packets (pipeq= bytes) with an eventfd that is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // tcp://HOST:PORT and unix://PATH: packet streams over plain stream sockets, with no library
 // and no I/O thread between the socket and the packet stream (docs/transports.md). Packets
 // are framed by a big-endian u32 length (the fd pipe, fdpipe.c, which reads and writes them);

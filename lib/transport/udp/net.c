@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #define _GNU_SOURCE
 // Socket set-up for UDP multicast: the only code that touches multicast socket options.
 #include "udp.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The udp:// broadcast ops: sendmmsg trains with retry on the send side; recvmmsg batches with
 // the kernel's receive timestamps and drop counter on the receive side.
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The udp:// transport (UDP multicast, IPv4 and IPv6): its options, its socket set-up, and
 // the send-failure seam for tests. Internal to lib/transport/udp and the tests.
 #ifndef MCL__UDP_H

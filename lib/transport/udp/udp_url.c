@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The udp:// grammar (include/mcl/connection.h): group, port, the UDP options, the canonical
 // form, and the public getters of UDP fields.
 #include "udp.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // ZeroMQ security: key files, CURVE set-up, the ZAP handler that admits only the client keys a
 // server lists (thread mcl-zap, one per process), the handshake monitor, and the public CURVE
 // helpers of include/mcl/connection.h.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The ZeroMQ transport's sockets and broadcast ops (framing: zmq_int.h). With zcurve.c and
 // zmq_url.c, the only code that includes <zmq.h>.
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The ZeroMQ transport's internals, shared by its files (zmq.c: context, sockets, framing and
 // the broadcast ops; zcurve.c: keys, CURVE, the ZAP handler and the handshake monitor;
 // zmq_url.c: the zmq+ grammar). Only lib/transport/zmq includes <zmq.h> (and this header).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The zmq+ grammar (include/mcl/connection.h, docs/zmq.md): zmq+tcp://HOST:PORT,
 // zmq+ipc://PATH and zmq+inproc://NAME, their options, canonical forms, and the three
 // descriptors (one per scheme: they share everything but their capabilities).

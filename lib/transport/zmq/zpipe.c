@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // zmq+ pipes for the packet stream: a dial is a DEALER that connects, a server a ROUTER that
 // binds (ROUTER_MANDATORY on: a packet for a peer that is gone is an error, not silently
 // dropped), both with ZMTP heartbeats. One packet is one single-part message; a ROUTER peer is
