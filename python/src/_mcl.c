@@ -1124,16 +1124,17 @@ listener_close_now(ListenerObject *self)
     if (self->l == NULL || self->mcl_closed)
         return;
     io_lock(self);
+    mcl_err rv = MCL_OK;
     if (!self->mcl_closed) {
         Py_BEGIN_ALLOW_THREADS;
-        if (self->ml != NULL)
-            mcl_msg_listener_close(self->ml);
-        else
-            mcl_raw_listener_close(self->l);
+        rv = self->ml != NULL ? mcl_msg_listener_close(self->ml) : mcl_raw_listener_close(self->l);
         Py_END_ALLOW_THREADS;
-        self->mcl_closed = 1;
+        if (rv == MCL_OK || rv == MCL_ECLOSED)
+            self->mcl_closed = 1;
     }
     pthread_mutex_unlock(&self->io);
+    if (!self->mcl_closed)
+        return; // MCL_ESTATE: from a callback (listener_close() defers those)
     unlink_listener(self);
     Py_CLEAR(self->selfref); // may be the last reference: the caller holds its own
 }

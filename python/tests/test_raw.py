@@ -11,7 +11,7 @@ import time
 import pytest
 
 import mcl
-from conftest import wait_until
+from conftest import mcl_threads, wait_until
 
 
 class Collector:
@@ -228,8 +228,11 @@ def test_close_from_own_callback(conn):
         assert len(got.wait(1)) == 1
         for _ in range(3):
             b.publish(b'more')
-        # The deferred close runs on this thread: the listener goes, its thread ends.
-        assert wait_until(lambda: mcl._mcl._open_listeners() == 0 or not l.is_open)
+        # The deferred close runs on this thread: the listener's thread ends while `l` is
+        # still referenced here.
+        assert wait_until(lambda: mcl._mcl._open_listeners() == 0)
+        assert wait_until(lambda: not mcl_threads())
+        assert l.received >= 1  # statistics stay readable after close
     assert len(got.items) == 1  # no callback after the close
     assert not l.is_open and l.close() is False
 
