@@ -18,7 +18,8 @@ from . import _mcl
 from ._mcl import Connection, Error, pack, unpack
 
 __all__ = ['Connection', 'Error', 'RawBroadcaster', 'RawListener', 'Message',
-           'MessageBroadcaster', 'MessageListener', 'pack', 'unpack', 'version']
+           'MessageBroadcaster', 'MessageListener', 'QueuedListener', 'pack', 'unpack',
+           'version']
 
 version = _mcl.version
 _atexit.register(_mcl._shutdown)
@@ -263,3 +264,40 @@ class MessageListener(RawListener):
         self._topics_given = topics
         _mcl._Listener.__init__(self, message.connection, _topics_arg(topics),
                                 message._type, message._from_fields, timeout)
+
+
+class QueuedListener(_Closing, _mcl._Queued):
+    """QueuedListener(connection_or_message_type, topics=None, open_init=True, ring_size=0).
+
+    As RawListener (given a Connection) or MessageListener (given a Message subclass), but
+    messages are received by a separate process (mcl-recv) into a ring in shared memory
+    (ring_size bytes, 0: 64 MiB), so slow callbacks do not make the kernel drop datagrams.
+    Callbacks run on the library's mcl-queued thread, each under the GIL. open() -> True
+    (False if open); close() -> True (False if closed); re-openable; messages still queued at
+    close are dropped. Statistics: .received, .lost, .ring_drops, .ring_oversize, .restarts,
+    .stats (every counter of mcl_queued_stats).
+    """
+
+    def __init__(self, connection, topics=None, open_init=True, ring_size=0):
+        message = None
+        if isinstance(connection, Connection):
+            conn = connection
+        elif isinstance(connection, type) and issubclass(connection, Message) and \
+                hasattr(connection, '_type'):
+            message, conn = connection, connection.connection
+        else:
+            raise TypeError("'connection' must reference a Connection() instance or a "
+                            "Message() subclass.")
+        if not isinstance(open_init, bool):
+            raise TypeError("'open_init' must be a bool.")
+        self.message = message
+        self._topics_given = topics
+        _mcl._Queued.__init__(self, conn, _topics_arg(topics),
+                              None if message is None else message._type,
+                              None if message is None else message._from_fields,
+                              open_init, ring_size)
+
+    @property
+    def topics(self):
+        """The topic filter as given (None, a str or a list)."""
+        return self._topics_given

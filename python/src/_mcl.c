@@ -941,6 +941,8 @@ static PyTypeObject BcastType = {
 typedef struct ListenerObject {
     PyObject_HEAD mcl_raw_listener *l; // the raw listener (also of a message listener)
     mcl_msg_listener *ml;
+    mcl_queued_listener *ql; // a QueuedListener (l and ml are NULL)
+    int msg_cbs;             // ql: message callbacks (decoded for a type)
     PyObject *conn, *topics, *callbacks, *factory;
     int objects;
     double timeout; // iteration timeout in seconds (< 0: none)
@@ -1121,13 +1123,15 @@ static void
 listener_close_now(ListenerObject *self)
 {
     self->closed = 1;
-    if (self->l == NULL || self->mcl_closed)
+    if ((self->l == NULL && self->ql == NULL) || self->mcl_closed)
         return;
     io_lock(self);
     mcl_err rv = MCL_OK;
     if (!self->mcl_closed) {
         Py_BEGIN_ALLOW_THREADS;
-        rv = self->ml != NULL ? mcl_msg_listener_close(self->ml) : mcl_raw_listener_close(self->l);
+        rv = self->ql != NULL   ? mcl_queued_listener_close(self->ql)
+             : self->ml != NULL ? mcl_msg_listener_close(self->ml)
+                                : mcl_raw_listener_close(self->l);
         Py_END_ALLOW_THREADS;
         if (rv == MCL_OK || rv == MCL_ECLOSED)
             self->mcl_closed = 1;
@@ -1146,6 +1150,43 @@ pending_close(void *arg)
     self->pending = 0;
     listener_close_now(self);
     Py_DECREF(self);
+    return 0;
+}
+
+// Topics for the C API: None, or a sequence of str (the Python layer turns a str into a
+// list). On success *seq holds the strings (release it, and PyMem_Free(*ts), after the call).
+static int
+topics_to_c(PyObject *topics, PyObject **seqp, const char ***tsp, Py_ssize_t *ntp)
+{
+    *seqp = NULL;
+    *tsp = NULL;
+    *ntp = 0;
+    if (topics == Py_None)
+        return 0;
+    PyObject *seq = PySequence_Fast(topics, "topics must be None, a str or a sequence of str");
+    if (seq == NULL)
+        return -1;
+    Py_ssize_t nt = PySequence_Fast_GET_SIZE(seq);
+    const char **ts = PyMem_Calloc((size_t)nt + 1, sizeof *ts);
+    if (ts == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nt; i++) {
+        PyObject *x = PySequence_Fast_GET_ITEM(seq, i);
+        ts[i] = PyUnicode_Check(x) ? PyUnicode_AsUTF8(x) : NULL;
+        if (ts[i] == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "topics must be str");
+            PyMem_Free(ts);
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    *seqp = seq;
+    *tsp = ts;
+    *ntp = nt;
     return 0;
 }
 
@@ -1190,29 +1231,8 @@ listener_init(ListenerObject *self, PyObject *args, PyObject *kw)
     PyObject *seq = NULL;
     const char **ts = NULL;
     Py_ssize_t nt = 0;
-    if (topics != Py_None) {
-        seq = PySequence_Fast(topics, "topics must be None, a str or a sequence of str");
-        if (seq == NULL)
-            return -1;
-        nt = PySequence_Fast_GET_SIZE(seq);
-        ts = PyMem_Calloc((size_t)nt + 1, sizeof *ts);
-        if (ts == NULL) {
-            Py_DECREF(seq);
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < nt; i++) {
-            PyObject *x = PySequence_Fast_GET_ITEM(seq, i);
-            ts[i] = PyUnicode_Check(x) ? PyUnicode_AsUTF8(x) : NULL;
-            if (ts[i] == NULL) {
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_TypeError, "topics must be str");
-                PyMem_Free(ts);
-                Py_DECREF(seq);
-                return -1;
-            }
-        }
-    }
+    if (topics_to_c(topics, &seq, &ts, &nt) < 0)
+        return -1;
     if (!self->io_ok) {
         if (pthread_mutex_init(&self->io, NULL) != 0) {
             PyMem_Free(ts);
@@ -1290,7 +1310,9 @@ listener_dealloc(ListenerObject *self)
     // Never called while its thread runs (the self-reference), so not from a callback.
     unlink_listener(self);
     Py_BEGIN_ALLOW_THREADS;
-    if (self->ml != NULL)
+    if (self->ql != NULL)
+        mcl_queued_listener_free(self->ql);
+    else if (self->ml != NULL)
         mcl_msg_listener_free(self->ml);
     else
         mcl_raw_listener_free(self->l);
@@ -1304,7 +1326,7 @@ listener_dealloc(ListenerObject *self)
 static int
 listener_ready(ListenerObject *self)
 {
-    if (self->l == NULL) {
+    if (self->l == NULL && self->ql == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "listener was not initialised");
         return -1;
     }
@@ -1320,7 +1342,7 @@ listener_subscribe(ListenerObject *self, PyObject *cb)
         PyErr_SetString(PyExc_TypeError, "callback must be callable");
         return NULL;
     }
-    if (self->closed)
+    if (self->closed && self->ql == NULL) // a queued listener may be subscribed before open()
         return raise_mcl(MCL_ECLOSED, "subscribe", NULL);
     int has = PySequence_Contains(self->callbacks, cb);
     if (has < 0)
@@ -1329,7 +1351,7 @@ listener_subscribe(ListenerObject *self, PyObject *cb)
         Py_RETURN_FALSE;
     if (PyList_Append(self->callbacks, cb) < 0)
         return NULL;
-    if (!self->started && in_callback != self) {
+    if (!self->started && in_callback != self && self->ql == NULL) {
         io_lock(self);
         mcl_err rv = MCL_OK;
         if (!self->mcl_closed) {
@@ -1401,7 +1423,7 @@ static PyObject *
 listener_is_open(ListenerObject *self, PyObject *noargs)
 {
     (void)noargs;
-    return PyBool_FromLong(self->l != NULL && !self->closed);
+    return PyBool_FromLong((self->l != NULL || self->ql != NULL) && !self->closed);
 }
 
 static int64_t
@@ -1723,6 +1745,266 @@ static PyTypeObject ListenerType = {
 };
 
 // ---------------------------------------------------------------------------------------
+// Queued listener (mcl/queued.h): a receiver process fills a shared ring, the library's
+// mcl-queued thread runs the callbacks (each under the GIL). The receiver is forked by that
+// thread (not by os.fork()): Python's at-fork handlers do not run, and the child runs only
+// the library's receive loop and ends with _exit(), never Python code. While open, the
+// listener keeps itself alive (its thread runs); close() or the exit hook drops that.
+
+static PyTypeObject QueuedType;
+
+static int
+queued_init(ListenerObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"connection", "topics", "msgtype", "factory", "open_init",
+                             "ring_size", NULL};
+    PyObject *conn, *topics = Py_None, *typecap = Py_None, *factory = Py_None;
+    int open_init = 1;
+    Py_ssize_t ring = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpn:QueuedListener", kwlist, &conn,
+                                     &topics, &typecap, &factory, &open_init, &ring))
+        return -1;
+    if (self->ql != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "listener already initialised");
+        return -1;
+    }
+    if (atomic_load(&finalizing)) {
+        PyErr_SetString(PyExc_RuntimeError, "the interpreter is shutting down");
+        return -1;
+    }
+    if (ring < 0) {
+        PyErr_SetString(PyExc_ValueError, "ring_size must be >= 0 (0: the default, 64 MiB)");
+        return -1;
+    }
+    mcl_connection *c = conn_of(conn);
+    if (c == NULL)
+        return -1;
+    self->timeout = -1;
+    const mcl_msgtype *t = NULL;
+    if (typecap != Py_None && (t = msgtype_of(typecap)) == NULL)
+        return -1;
+    int objects = conn_objects(conn);
+    if (objects < 0)
+        return -1;
+    PyObject *seq = NULL;
+    const char **ts = NULL;
+    Py_ssize_t nt = 0;
+    if (topics_to_c(topics, &seq, &ts, &nt) < 0)
+        return -1;
+    if (!self->io_ok) {
+        if (pthread_mutex_init(&self->io, NULL) != 0) {
+            PyMem_Free(ts);
+            Py_XDECREF(seq);
+            PyErr_SetString(PyExc_OSError, "pthread_mutex_init failed");
+            return -1;
+        }
+        self->io_ok = 1;
+    }
+    self->callbacks = PyList_New(0);
+    if (self->callbacks == NULL) {
+        PyMem_Free(ts);
+        Py_XDECREF(seq);
+        return -1;
+    }
+    mcl_queued_options opt = {.ring_size = (size_t)ring, .defer_open = true};
+    mcl_err rv;
+    Py_BEGIN_ALLOW_THREADS;
+    rv = mcl_queued_listener_new(&self->ql, c, t, ts, (size_t)nt, &opt);
+    Py_END_ALLOW_THREADS;
+    PyMem_Free(ts);
+    Py_XDECREF(seq);
+    if (rv != MCL_OK) {
+        raise_mcl(rv, mcl_connection_url(c), NULL);
+        return -1;
+    }
+    if (t != NULL)
+        rv = mcl_queued_listener_subscribe_msg(self->ql, on_msg, self);
+    else
+        rv = mcl_queued_listener_subscribe(self->ql, on_raw, self);
+    if (rv != MCL_OK) {
+        raise_mcl(rv, "subscribe", NULL);
+        return -1; // dealloc frees the handle
+    }
+    self->msg_cbs = t != NULL;
+    self->objects = objects;
+    self->closed = self->mcl_closed = 1; // not open yet
+    Py_INCREF(conn);
+    Py_XSETREF(self->conn, conn);
+    Py_INCREF(topics);
+    Py_XSETREF(self->topics, topics);
+    Py_INCREF(factory);
+    Py_XSETREF(self->factory, factory);
+    if (open_init) {
+        PyObject *r = PyObject_CallMethod((PyObject *)self, "open", NULL);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+// open() -> True, or False when already open.
+static PyObject *
+queued_open(ListenerObject *self, PyObject *noargs)
+{
+    (void)noargs;
+    if (listener_ready(self) < 0)
+        return NULL;
+    if (!self->closed)
+        Py_RETURN_FALSE;
+    if (self->pending || !self->mcl_closed)
+        return raise_mcl(MCL_ESTATE, "open", "a close from a callback has not finished yet");
+    if (atomic_load(&finalizing))
+        return raise_mcl(MCL_ESTATE, "open", "the interpreter is shutting down");
+    io_lock(self);
+    mcl_err rv;
+    Py_BEGIN_ALLOW_THREADS;
+    rv = mcl_queued_listener_open(self->ql);
+    Py_END_ALLOW_THREADS;
+    pthread_mutex_unlock(&self->io);
+    if (rv != MCL_OK)
+        return raise_mcl(rv, mcl_queued_listener_url(self->ql), NULL);
+    self->closed = self->mcl_closed = 0;
+    self->started = 1;
+    Py_INCREF(self);
+    Py_XSETREF(self->selfref, (PyObject *)self);
+    link_listener(self);
+    Py_RETURN_TRUE;
+}
+
+static int
+queued_stats_of(ListenerObject *self, mcl_queued_stats *st)
+{
+    if (listener_ready(self) < 0)
+        return -1;
+    if (mcl_queued_listener_stats(self->ql, st) != MCL_OK) {
+        raise_mcl(MCL_EINVAL, "stats", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+#define QUEUED_FIELDS(X)                                                                       \
+    X(delivered) X(ring_drops) X(ring_oversize) X(restart_lost) X(restarts)                    \
+        X(receiver_deaths) X(ring_high_water) X(ring_size)
+
+static int
+dict_put_u64(PyObject *d, const char *key, unsigned long long v)
+{
+    PyObject *o = PyLong_FromUnsignedLongLong(v);
+    if (o == NULL || PyDict_SetItemString(d, key, o) < 0) {
+        Py_XDECREF(o);
+        return -1;
+    }
+    Py_DECREF(o);
+    return 0;
+}
+
+static PyObject *
+queued_stats(ListenerObject *self, void *closure)
+{
+    (void)closure;
+    mcl_queued_stats st;
+    if (queued_stats_of(self, &st) < 0)
+        return NULL;
+    PyObject *d = PyDict_New();
+    if (d == NULL)
+        return NULL;
+#define PUT_RX(f)                                                                              \
+    if (dict_put_u64(d, #f, (unsigned long long)st.receiver.f) < 0)                            \
+        goto fail;
+#define PUT_Q(f)                                                                               \
+    if (dict_put_u64(d, #f, (unsigned long long)st.f) < 0)                                     \
+        goto fail;
+    STAT_FIELDS(PUT_RX)
+    QUEUED_FIELDS(PUT_Q)
+#undef PUT_RX
+#undef PUT_Q
+    if (dict_put_u64(d, "received", st.delivered) < 0 ||
+        dict_put_u64(d, "undecodable", st.undecodable + self->undecodable) < 0 ||
+        dict_put_u64(d, "callback_errors", self->callback_errors) < 0 ||
+        dict_put_u64(d, "receiver_pid", (unsigned long long)st.receiver_pid) < 0 ||
+        PyDict_SetItemString(d, "receiver_alive", st.receiver_alive ? Py_True : Py_False) < 0)
+        goto fail;
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+static PyObject *
+queued_stat1(ListenerObject *self, void *closure)
+{
+    PyObject *d = queued_stats(self, NULL);
+    if (d == NULL)
+        return NULL;
+    PyObject *v = PyDict_GetItemString(d, (const char *)closure);
+    Py_XINCREF(v);
+    Py_DECREF(d);
+    if (v == NULL)
+        PyErr_SetString(PyExc_AttributeError, (const char *)closure);
+    return v;
+}
+
+static PyObject *
+queued_url(ListenerObject *self, void *closure)
+{
+    (void)closure;
+    if (listener_ready(self) < 0)
+        return NULL;
+    return PyUnicode_FromString(mcl_queued_listener_url(self->ql));
+}
+
+static PyMethodDef queued_methods[] = {
+    {"subscribe", (PyCFunction)listener_subscribe, METH_O,
+     "subscribe(callback) -> True, or False if already subscribed"},
+    {"unsubscribe", (PyCFunction)listener_unsubscribe, METH_O,
+     "unsubscribe(callback) -> True, or False if it was not subscribed"},
+    {"open", (PyCFunction)queued_open, METH_NOARGS, "open() -> True, or False if open"},
+    {"close", (PyCFunction)listener_close, METH_NOARGS, "close() -> True, or False if closed"},
+    {"_is_open", (PyCFunction)listener_is_open, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef queued_getset[] = {
+    {"stats", (getter)queued_stats, NULL, "all counters (dict)", NULL},
+    {"received", (getter)queued_stat1, NULL, "messages handed to callbacks", "received"},
+    {"lost", (getter)queued_stat1, NULL, "messages lost (sequence gaps)", "lost"},
+    {"duplicates", (getter)queued_stat1, NULL, "duplicate datagrams", "duplicates"},
+    {"reordered", (getter)queued_stat1, NULL, "late messages", "reordered"},
+    {"ring_drops", (getter)queued_stat1, NULL, "messages dropped: the ring was full",
+     "ring_drops"},
+    {"ring_oversize", (getter)queued_stat1, NULL, "messages dropped: over half the ring",
+     "ring_oversize"},
+    {"restarts", (getter)queued_stat1, NULL, "receiver processes restarted", "restarts"},
+    {"receiver_pid", (getter)queued_stat1, NULL, "the receiver process (0: none)",
+     "receiver_pid"},
+    {"callback_errors", (getter)queued_stat1, NULL, "callbacks that raised",
+     "callback_errors"},
+    {"undecodable", (getter)queued_stat1, NULL, "payloads that did not decode",
+     "undecodable"},
+    {"url", (getter)queued_url, NULL, "effective URL (with the bound port)", NULL},
+    {"connection", (getter)listener_get_obj, NULL, "the connection", "connection"},
+    {"topics", (getter)listener_get_obj, NULL, "the topic filter as given", "topics"},
+    {"callbacks", (getter)listener_get_obj, NULL, "subscribed callbacks (tuple)", "callbacks"},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject QueuedType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mcl._mcl._Queued",
+    .tp_basicsize = sizeof(ListenerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)queued_init,
+    .tp_dealloc = (destructor)listener_dealloc,
+    .tp_traverse = (traverseproc)listener_traverse,
+    .tp_clear = (inquiry)listener_clear,
+    .tp_methods = queued_methods,
+    .tp_getset = queued_getset,
+    .tp_weaklistoffset = offsetof(ListenerObject, weaklist),
+};
+
+// ---------------------------------------------------------------------------------------
 // Module
 
 // The atexit hook: close every open listener while threads can still take the GIL, then
@@ -1802,7 +2084,7 @@ PyInit__mcl(void)
         NULL, NULL);
     if (Error == NULL || PyModule_AddObjectRef(m, "Error", Error) < 0 ||
         add_type(m, &ConnType, "Connection") < 0 || add_type(m, &BcastType, "_Broadcaster") < 0 ||
-        add_type(m, &ListenerType, "_Listener") < 0)
+        add_type(m, &ListenerType, "_Listener") < 0 || add_type(m, &QueuedType, "_Queued") < 0)
         goto fail;
 #define ADD_ERR(name, val, text)                                                               \
     if (PyModule_AddIntConstant(m, "MCL_" #name, val) < 0)                                     \

@@ -39,6 +39,25 @@ def wait_until(cond, timeout=5.0):
         time.sleep(0.005)
 
 
+def receivers():
+    """Queued listeners' receiver processes (mcl-recv) that are children of this process."""
+    me = str(os.getpid())
+    found = []
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % pid) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index('(') + 1:st.rindex(')')]
+        fields = st[st.rindex(')') + 2:].split()
+        if comm == 'mcl-recv' and fields[1] == me:
+            found.append(int(pid))
+    return found
+
+
 def mcl_threads():
     names = []
     for tid in os.listdir('/proc/self/task'):
@@ -47,7 +66,7 @@ def mcl_threads():
                 n = f.read().strip()
         except OSError:
             continue
-        if n.startswith('mcl-listener'):
+        if n.startswith('mcl-listener') or n.startswith('mcl-queued'):
             names.append(n)
     return names
 
@@ -61,3 +80,4 @@ def no_leaks():
     assert wait_until(lambda: _mcl._open_listeners() <= before, 2.0), \
         'listeners left open: %d' % (_mcl._open_listeners() - before)
     assert wait_until(lambda: not mcl_threads(), 2.0), 'threads left: %s' % mcl_threads()
+    assert wait_until(lambda: not receivers(), 2.0), 'receivers left: %s' % receivers()

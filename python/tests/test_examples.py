@@ -15,7 +15,8 @@ IFACE6 = os.environ.get('MCL_NETNS_IFACE6')
 
 
 @pytest.mark.skipif(not IFACE6, reason='needs scripts/netns.sh (IPv6 test interface)')
-@pytest.mark.parametrize('name', ['raw_send_receive.py', 'message_send_receive.py'])
+@pytest.mark.parametrize('name', ['raw_send_receive.py', 'message_send_receive.py',
+                                  'queued_raw.py', 'queued_message.py'])
 def test_example_prints_hello_world(name):
     env = dict(os.environ, MCL_COMPAT_OPTIONS='iface=%s&ttl=0' % IFACE6)
     r = subprocess.run([sys.executable, '-X', 'dev', str(EXAMPLES / name)], env=env,
