@@ -115,6 +115,7 @@ class RawListener(_Closing, _mcl._Listener):
 # --- messages --------------------------------------------------------------------------------
 
 _RESERVED = ('name', 'timestamp')
+_message_classes = {}
 
 
 class _MessageMeta(type):
@@ -148,6 +149,7 @@ class _MessageMeta(type):
         cls.mandatory = tuple(mandatory)
         cls._fields = frozenset(mandatory) | frozenset(_RESERVED)
         cls.name = name
+        _message_classes[name] = cls  # mcl.log decodes recorded messages into it
         return cls
 
 

@@ -2005,6 +2005,338 @@ static PyTypeObject QueuedType = {
 };
 
 // ---------------------------------------------------------------------------------------
+// Log reader (mcl/logfile.h): mcl logs and Python MCL text logs, merged in time order. Each
+// record is a dict as a listener's, the payload as bytes (mcl.log decodes it).
+
+typedef struct {
+    PyObject_HEAD mcl_log_reader *r;
+} LogReaderObject;
+
+static int64_t
+seconds_to_ns(PyObject *o, const char *what, int *err)
+{
+    *err = 0;
+    if (o == Py_None)
+        return 0;
+    double d = PyFloat_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred()) {
+        *err = 1;
+        return 0;
+    }
+    if (isnan(d) || d < 0 || d > 9.2e9) {
+        PyErr_Format(PyExc_ValueError, "%s must be seconds since the epoch (>= 0)", what);
+        *err = 1;
+        return 0;
+    }
+    int64_t ns = (int64_t)(d * 1e9 + 0.5);
+    return ns > 0 ? ns : 1; // 0 would mean "no bound"
+}
+
+static bool
+logreader_stop(void *arg)
+{
+    (void)arg; // called on the reading thread, with the GIL released around next()
+    PyGILState_STATE g = PyGILState_Ensure();
+    bool stop = PyErr_CheckSignals() < 0; // the exception stays set for logreader_next()
+    PyGILState_Release(g);
+    return stop;
+}
+
+static int
+logreader_init(LogReaderObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"paths", "topics", "start", "end", NULL};
+    PyObject *paths, *topics = Py_None, *start = Py_None, *end = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOO:LogReader", kwlist, &paths, &topics,
+                                     &start, &end))
+        return -1;
+    if (self->r != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "reader already initialised");
+        return -1;
+    }
+    int e1, e2;
+    mcl_log_reader_options opt = {.start_ns = seconds_to_ns(start, "start", &e1)};
+    if (e1)
+        return -1;
+    opt.end_ns = seconds_to_ns(end, "end", &e2);
+    if (e2)
+        return -1;
+    PyObject *pseq = PySequence_Fast(paths, "paths must be a sequence of str");
+    if (pseq == NULL)
+        return -1;
+    Py_ssize_t np = PySequence_Fast_GET_SIZE(pseq);
+    PyObject **enc = PyMem_Calloc((size_t)np + 1, sizeof *enc);
+    const char **ps = PyMem_Calloc((size_t)np + 1, sizeof *ps);
+    PyObject *tseq = NULL;
+    const char **ts = NULL;
+    Py_ssize_t nt = 0;
+    int rc = -1;
+    if (enc == NULL || ps == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < np; i++) {
+        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(pseq, i), &enc[i]))
+            goto out;
+        ps[i] = PyBytes_AS_STRING(enc[i]);
+    }
+    if (topics_to_c(topics, &tseq, &ts, &nt) < 0)
+        goto out;
+    opt.topics = ts;
+    opt.ntopics = (size_t)nt;
+    mcl_err rv;
+    Py_BEGIN_ALLOW_THREADS;
+    rv = mcl_log_reader_open(&self->r, ps, (size_t)np, &opt);
+    Py_END_ALLOW_THREADS;
+    if (rv != MCL_OK) {
+        if (rv == MCL_ENOENT) {
+            PyErr_Format(PyExc_FileNotFoundError, "%s: no such log",
+                         np > 0 ? ps[0] : "(no path)");
+        } else {
+            raise_mcl(rv, np > 0 ? ps[0] : "log", NULL);
+        }
+        goto out;
+    }
+    mcl_log_reader_set_stop(self->r, logreader_stop, NULL);
+    rc = 0;
+out:
+    for (Py_ssize_t i = 0; enc != NULL && i < np; i++)
+        Py_XDECREF(enc[i]);
+    PyMem_Free(enc);
+    PyMem_Free(ps);
+    PyMem_Free(ts);
+    Py_XDECREF(tseq);
+    Py_DECREF(pseq);
+    return rc;
+}
+
+static void
+logreader_dealloc(LogReaderObject *self)
+{
+    mcl_log_reader_close(self->r);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+logreader_next(LogReaderObject *self)
+{
+    if (self->r == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the log reader is closed");
+        return NULL;
+    }
+    const mcl_raw_msg *m = NULL;
+    mcl_err rv;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS;
+        rv = mcl_log_reader_next(self->r, &m);
+        Py_END_ALLOW_THREADS;
+        if (rv != MCL_EINTR)
+            break;
+        if (PyErr_Occurred() || PyErr_CheckSignals() < 0)
+            return NULL; // a signal handler raised (KeyboardInterrupt)
+    }
+    if (rv == MCL_ENOENT)
+        return NULL; // StopIteration
+    if (rv != MCL_OK)
+        return raise_mcl(rv, "log", NULL);
+    PyObject *topic = m->topic_len == 0
+                          ? (Py_INCREF(Py_None), Py_None)
+                          : PyUnicode_DecodeUTF8(m->topic, (Py_ssize_t)m->topic_len, errors_mode);
+    PyObject *payload =
+        PyBytes_FromStringAndSize(m->len ? m->payload : "", (Py_ssize_t)m->len);
+    PyObject *d = NULL;
+    if (topic != NULL && payload != NULL)
+        d = Py_BuildValue("{s:O,s:O,s:d,s:K,s:K,s:O}", "topic", topic, "payload", payload,
+                          "time_received", (double)m->recv_realtime_ns / 1e9, "publisher",
+                          (unsigned long long)m->publisher, "sequence",
+                          (unsigned long long)m->seq, "sender", Py_None);
+    Py_XDECREF(topic);
+    Py_XDECREF(payload);
+    return d;
+}
+
+static PyObject *
+logreader_reset(LogReaderObject *self, PyObject *noargs)
+{
+    (void)noargs;
+    if (self->r == NULL)
+        return raise_mcl(MCL_ECLOSED, "reset", NULL);
+    mcl_err rv = mcl_log_reader_reset(self->r);
+    if (rv != MCL_OK)
+        return raise_mcl(rv, "reset", NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+logreader_close(LogReaderObject *self, PyObject *noargs)
+{
+    (void)noargs;
+    if (self->r == NULL)
+        Py_RETURN_FALSE;
+    mcl_log_reader_close(self->r);
+    self->r = NULL;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+logreader_damage(LogReaderObject *self, void *closure)
+{
+    (void)closure;
+    if (self->r == NULL)
+        return raise_mcl(MCL_ECLOSED, "damage", NULL);
+    uint64_t bytes = 0;
+    uint64_t n = mcl_log_reader_corrupt(self->r, &bytes);
+    return Py_BuildValue("{s:K,s:K,s:K}", "corrupt", (unsigned long long)n, "corrupt_bytes",
+                         (unsigned long long)bytes, "tail",
+                         (unsigned long long)mcl_log_reader_tail(self->r));
+}
+
+static PyMethodDef logreader_methods[] = {
+    {"reset", (PyCFunction)logreader_reset, METH_NOARGS, "go back to the first record"},
+    {"close", (PyCFunction)logreader_close, METH_NOARGS, "close() -> True, or False if closed"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef logreader_getset[] = {
+    {"damage", (getter)logreader_damage, NULL,
+     "{'corrupt': records skipped, 'corrupt_bytes', 'tail': unread bytes at the end}", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject LogReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mcl._mcl._LogReader",
+    .tp_basicsize = sizeof(LogReaderObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)logreader_init,
+    .tp_dealloc = (destructor)logreader_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)logreader_next,
+    .tp_methods = logreader_methods,
+    .tp_getset = logreader_getset,
+};
+
+// A log writer (mcl_log_writer): write(record dict fields) appends one record.
+typedef struct {
+    PyObject_HEAD mcl_log_writer *w;
+} LogWriterObject;
+
+static int
+logwriter_init(LogWriterObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"path", "overwrite", NULL};
+    PyObject *path;
+    int overwrite = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|p:LogWriter", kwlist, PyUnicode_FSConverter,
+                                     &path, &overwrite))
+        return -1;
+    if (self->w != NULL) {
+        Py_DECREF(path);
+        PyErr_SetString(PyExc_RuntimeError, "writer already initialised");
+        return -1;
+    }
+    mcl_log_writer_options opt = {.overwrite = overwrite != 0};
+    mcl_err rv;
+    Py_BEGIN_ALLOW_THREADS;
+    rv = mcl_log_writer_open(&self->w, PyBytes_AS_STRING(path), &opt);
+    Py_END_ALLOW_THREADS;
+    if (rv != MCL_OK) {
+        if (rv == MCL_EEXIST)
+            PyErr_Format(PyExc_FileExistsError, "%s: exists", PyBytes_AS_STRING(path));
+        else
+            raise_mcl(rv, PyBytes_AS_STRING(path), NULL);
+        Py_DECREF(path);
+        return -1;
+    }
+    Py_DECREF(path);
+    return 0;
+}
+
+static PyObject *
+logwriter_write(LogWriterObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"payload", "topic", "time_received", "publisher", "sequence", NULL};
+    Py_buffer view;
+    const char *topic = NULL;
+    Py_ssize_t tlen = 0;
+    double t = 0;
+    unsigned long long pub = 0, seq = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|z#dKK:write", kwlist, &view, &topic, &tlen,
+                                     &t, &pub, &seq))
+        return NULL;
+    if (self->w == NULL) {
+        PyBuffer_Release(&view);
+        return raise_mcl(MCL_ECLOSED, "write", NULL);
+    }
+    if (isnan(t) || t < 0 || t > 9.2e9) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "time_received must be seconds since the epoch");
+        return NULL;
+    }
+    if (t == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    }
+    mcl_raw_msg m = {.topic = topic != NULL ? topic : "",
+                     .topic_len = topic != NULL ? (size_t)tlen : 0,
+                     .payload = view.buf,
+                     .len = (size_t)view.len,
+                     .publisher = pub,
+                     .seq = seq,
+                     .recv_realtime_ns = (int64_t)(t * 1e9 + 0.5)};
+    mcl_err rv;
+    Py_BEGIN_ALLOW_THREADS;
+    rv = mcl_log_writer_write(self->w, &m);
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&view);
+    if (rv != MCL_OK)
+        return raise_mcl(rv, "write", NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+logwriter_close(LogWriterObject *self, PyObject *noargs)
+{
+    (void)noargs;
+    if (self->w == NULL)
+        Py_RETURN_FALSE;
+    mcl_err rv;
+    Py_BEGIN_ALLOW_THREADS;
+    rv = mcl_log_writer_close(self->w);
+    Py_END_ALLOW_THREADS;
+    self->w = NULL;
+    if (rv != MCL_OK)
+        return raise_mcl(rv, "close", NULL);
+    Py_RETURN_TRUE;
+}
+
+static void
+logwriter_dealloc(LogWriterObject *self)
+{
+    if (self->w != NULL)
+        (void)mcl_log_writer_close(self->w);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef logwriter_methods[] = {
+    {"write", (PyCFunction)(void (*)(void))logwriter_write, METH_VARARGS | METH_KEYWORDS,
+     "write(payload, topic=None, time_received=now, publisher=0, sequence=0)"},
+    {"close", (PyCFunction)logwriter_close, METH_NOARGS, "close() -> True, or False if closed"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LogWriterType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mcl._mcl._LogWriter",
+    .tp_basicsize = sizeof(LogWriterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)logwriter_init,
+    .tp_dealloc = (destructor)logwriter_dealloc,
+    .tp_methods = logwriter_methods,
+};
+
+// ---------------------------------------------------------------------------------------
 // Module
 
 // The atexit hook: close every open listener while threads can still take the GIL, then
@@ -2084,7 +2416,9 @@ PyInit__mcl(void)
         NULL, NULL);
     if (Error == NULL || PyModule_AddObjectRef(m, "Error", Error) < 0 ||
         add_type(m, &ConnType, "Connection") < 0 || add_type(m, &BcastType, "_Broadcaster") < 0 ||
-        add_type(m, &ListenerType, "_Listener") < 0 || add_type(m, &QueuedType, "_Queued") < 0)
+        add_type(m, &ListenerType, "_Listener") < 0 || add_type(m, &QueuedType, "_Queued") < 0 ||
+        add_type(m, &LogReaderType, "_LogReader") < 0 ||
+        add_type(m, &LogWriterType, "_LogWriter") < 0)
         goto fail;
 #define ADD_ERR(name, val, text)                                                               \
     if (PyModule_AddIntConstant(m, "MCL_" #name, val) < 0)                                     \
