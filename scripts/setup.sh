@@ -41,6 +41,8 @@ if [[ $mode == all ]]; then
         bsdutils                        # script: progress lines tested on a pty
         tmux                            # mcl-stat's screen tested under tmux
         jq python3                      # JSON checks and helpers in tests/cmd/*.sh
+        python3-dev python3-pytest      # the Python package and its pytest suite (python/)
+        python3-numpy                   # mcl.log to_numpy() in that suite (pandas: optional)
         valgrind                        # scripts/test.sh: memcheck pass
         clang libclang-rt-dev           # scripts/test.sh, scripts/fuzz.sh: libFuzzer (fuzz/)
     )

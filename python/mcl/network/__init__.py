@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Python MCL's module layout: mcl.network.udp.Connection (compatibility)."""
