@@ -1631,10 +1631,12 @@ listener_publishers(ListenerObject *self, void *closure)
     return d;
 }
 
+// One entry (named by closure) of the dict a stats function returns: the attribute getters
+// of both listener kinds.
 static PyObject *
-listener_stat1(ListenerObject *self, void *closure)
+stats_item(PyObject *(*stats)(ListenerObject *, void *), ListenerObject *self, void *closure)
 {
-    PyObject *d = listener_stats(self, NULL);
+    PyObject *d = stats(self, NULL);
     if (d == NULL)
         return NULL;
     PyObject *v = PyDict_GetItemString(d, (const char *)closure);
@@ -1643,6 +1645,12 @@ listener_stat1(ListenerObject *self, void *closure)
     if (v == NULL)
         PyErr_SetString(PyExc_AttributeError, (const char *)closure);
     return v;
+}
+
+static PyObject *
+listener_stat1(ListenerObject *self, void *closure)
+{
+    return stats_item(listener_stats, self, closure);
 }
 
 static PyObject *
@@ -1935,15 +1943,7 @@ fail:
 static PyObject *
 queued_stat1(ListenerObject *self, void *closure)
 {
-    PyObject *d = queued_stats(self, NULL);
-    if (d == NULL)
-        return NULL;
-    PyObject *v = PyDict_GetItemString(d, (const char *)closure);
-    Py_XINCREF(v);
-    Py_DECREF(d);
-    if (v == NULL)
-        PyErr_SetString(PyExc_AttributeError, (const char *)closure);
-    return v;
+    return stats_item(queued_stats, self, closure);
 }
 
 static PyObject *
