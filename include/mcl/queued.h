@@ -23,7 +23,9 @@
  *
  * Threads: as mcl/raw.h (a handle is used by one thread at a time; stats and subscriptions
  * from any thread). fork() with threads: the receiver only uses async-signal-safe calls and
- * memory allocation, which glibc keeps usable in a forked child.
+ * memory allocation, which glibc keeps usable in a forked child. An application's fork(): as
+ * mcl/raw.h says; closing an inherited queued listener in the child leaves the parent's receiver
+ * process, ring and callback thread alone.
  */
 #ifndef MCL_QUEUED_H
 #define MCL_QUEUED_H

@@ -22,6 +22,16 @@
  * Lifetime: *_open() allocates and opens; *_close() releases the socket (and stops the listener
  * thread) but keeps the handle, so a second close reports MCL_ECLOSED and a publish after close
  * reports MCL_ECLOSED; *_free() closes if needed and releases the handle.
+ *
+ * fork(): a child inherits copies of the parent's broadcasters and listeners (and queued
+ * listeners, mcl/queued.h), whose threads, sockets, group memberships and publisher identity
+ * stay the parent's. In the child such a handle may only be closed and freed, which touches
+ * nothing of the parent's: no thread is signalled or joined, nothing is sent (no goodbye
+ * heartbeat, no pending batch), no socket option is changed, no lock of the parent's threads is
+ * waited for; only the child's memory is released (its copies of the descriptors stay open until
+ * it exits or execs: they are close-on-exec). Any other use of an inherited handle in the child is
+ * undefined. The child may open handles of its own, which work as in any process (udp, inproc;
+ * zmq after a new context, made for it).
  */
 #ifndef MCL_RAW_H
 #define MCL_RAW_H

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #if defined(__GNUC__)
 #define MCL__PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -44,6 +45,10 @@ mcl_err mcl__fail(mcl_err code, char *errbuf, size_t errlen, const char *compone
 mcl_err mcl__sys_err(int errnum);
 
 // Clocks, in nanoseconds.
+// Whether an object opened by process @p owner is being used in a forked child of it: there the
+// object's threads do not exist, and its sockets, group memberships, receiver processes and
+// peers are the parent's. Such an object's close and free release only the child's memory.
+bool mcl__inherited(pid_t owner);
 int64_t mcl__mono_ns(void);
 // CLOCK_MONOTONIC_COARSE: the same clock a tick behind (some ms), at a fraction of the cost;
 // for what is measured in seconds (when a link was last heard).

@@ -35,10 +35,11 @@ mcl__subs_init(mcl__subs *s, const void *owner)
 }
 
 void
-mcl__subs_fini(mcl__subs *s)
+mcl__subs_fini(mcl__subs *s, bool inherited)
 {
     mcl__free(s->v);
-    pthread_cond_destroy(&s->idle);
+    if (!inherited) // (in a forked child it may count the parent's waiters: destroy would wait)
+        pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->lock);
     memset(s, 0, sizeof(*s));
 }

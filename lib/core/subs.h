@@ -31,7 +31,8 @@ typedef struct mcl__subs {
 } mcl__subs;
 
 mcl_err mcl__subs_init(mcl__subs *s, const void *owner);
-void mcl__subs_fini(mcl__subs *s);
+// inherited: in a forked child (mcl__inherited), where the condition variable is not destroyed.
+void mcl__subs_fini(mcl__subs *s, bool inherited);
 mcl_err mcl__subs_add(mcl__subs *s, mcl__fn fn, void *user);    // MCL_EALREADY if present
 mcl_err mcl__subs_remove(mcl__subs *s, mcl__fn fn, void *user); // MCL_ENOENT if absent
 size_t mcl__subs_count(mcl__subs *s);

@@ -211,6 +211,12 @@ mcl__sys_err(int e)
     }
 }
 
+bool
+mcl__inherited(pid_t owner)
+{
+    return owner != 0 && owner != getpid();
+}
+
 int64_t
 mcl__mono_ns(void)
 {

@@ -293,7 +293,7 @@ mcl_msg_listener_free(mcl_msg_listener *l)
     mcl_raw_listener_free(l->raw);
     mcl_msg_free(l->cur);
     if (l->subs_ready)
-        mcl__subs_fini(&l->subs);
+        mcl__subs_fini(&l->subs, false);
     mcl__free(l);
 }
 

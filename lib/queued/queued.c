@@ -39,6 +39,7 @@ enum {
 };
 
 struct mcl_queued_listener {
+    pid_t owner; // the process that opened it (mcl__inherited)
     struct mcl_connection conn; // with the bound port
     const mcl_msgtype *type;
     char **topics;
@@ -711,10 +712,34 @@ mcl_queued_listener_open(mcl_queued_listener *ql)
         ql->running = true;
     }
     ql->open = true;
+    ql->owner = getpid();
     return MCL_OK;
 fail:
     release_resources(ql);
     return rv;
+}
+
+// A forked child closing its parent's queued listener: the callback thread, the receiver
+// process, the socket and its membership are the parent's. Only the child's copies of the
+// descriptors and of the ring mapping are released; no lock is taken (a parent's thread may have
+// held one at the fork).
+static void
+forget_inherited(mcl_queued_listener *ql)
+{
+    int *fds[] = {&ql->pidfd, &ql->efd, &ql->wake_fd, &ql->epfd, &ql->tfd};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (*fds[i] >= 0) {
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+    if (ql->map != NULL)
+        munmap(ql->map, ql->map_len);
+    ql->map = NULL;
+    ql->sh = NULL;
+    ql->rxs = NULL;
+    ql->sock = -1;
+    ql->pid = 0;
+    ql->running = ql->open = false;
 }
 
 mcl_err
@@ -726,6 +751,10 @@ mcl_queued_listener_close(mcl_queued_listener *ql)
         return MCL_ESTATE;
     if (!ql->open)
         return MCL_ECLOSED;
+    if (mcl__inherited(ql->owner)) {
+        forget_inherited(ql);
+        return MCL_OK;
+    }
     if (ql->running) {
         atomic_store_explicit(&ql->stop, true, memory_order_release);
         uint64_t one = 1;
@@ -752,11 +781,16 @@ mcl_queued_listener_free(mcl_queued_listener *ql)
         return;
     if (ql->open)
         mcl_queued_listener_close(ql);
-    release_resources(ql);
+    bool inherited = mcl__inherited(ql->owner);
+    if (inherited)
+        forget_inherited(ql);
+    else
+        release_resources(ql);
     free_topics(ql);
-    mcl__subs_fini(&ql->raw_subs);
-    mcl__subs_fini(&ql->msg_subs);
-    pthread_cond_destroy(&ql->started_cv);
+    mcl__subs_fini(&ql->raw_subs, inherited);
+    mcl__subs_fini(&ql->msg_subs, inherited);
+    if (!inherited)
+        pthread_cond_destroy(&ql->started_cv);
     pthread_mutex_destroy(&ql->lock);
     mcl__free(ql);
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
     TRAIN = 32,       // fragments handed to the transport per tx_send
@@ -38,6 +39,7 @@ typedef struct bc_topic {
 } bc_topic;
 
 struct mcl_raw_broadcaster {
+    pid_t owner; // the process that opened it (mcl__inherited)
     struct mcl_connection conn; // with the bound port
     const mcl__bcast_ops *ops;
     unsigned caps;
@@ -494,6 +496,7 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         b->has_flusher = true;
     }
     atomic_store(&b->open, true);
+    b->owner = getpid();
     if (b->conn.heartbeat_ms > 0) {
         b->hb_on = true;
         if ((rv = mcl__hb_add(b, b->conn.heartbeat_ms)) != MCL_OK) {
@@ -698,6 +701,14 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
         return MCL_EINVAL;
     if (!atomic_load(&b->open))
         return MCL_ECLOSED;
+    if (mcl__inherited(b->owner)) {
+        // A forked child closing its parent's broadcaster: nothing is sent (no goodbye, no
+        // batch: the publisher is the parent's), no thread joined, the transport left alone.
+        atomic_store(&b->open, false);
+        b->hb_on = b->has_flusher = false;
+        b->tx = NULL;
+        return MCL_OK;
+    }
     mcl_err rv = MCL_OK;
     if (b->hb_on) { // no more periodic ones; the last says the publisher is leaving
         mcl__hb_remove(b);
@@ -733,7 +744,7 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
         mcl_raw_broadcaster_close(b);
     if (b->has_flusher) // a failed open that got as far as the thread
         stop_flusher(b);
-    if (b->cv_init)
+    if (b->cv_init && !mcl__inherited(b->owner)) // (the parent's waiting batcher counts in it)
         pthread_cond_destroy(&b->cv);
     if (b->lock_init)
         pthread_mutex_destroy(&b->lock);

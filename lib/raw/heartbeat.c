@@ -35,13 +35,16 @@ static pthread_t thread;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 // In a forked child the thread does not exist, and the broadcasters it served are the
-// parent's: start from nothing.
+// parent's: start from nothing. The condition variable too: it still counts the parent's
+// waiting thread, and the child's first broadcast would wait for that waiter forever (it is
+// initialised again by the next mcl__hb_add()).
 static void
 after_fork_child(void)
 {
     pthread_mutex_init(&lock, NULL);
     entries = NULL;
     running = stopping = exiting = false;
+    cv_ready = false;
 }
 
 static void

@@ -32,6 +32,7 @@ enum {
 };
 
 struct mcl_raw_listener {
+    pid_t owner; // the process that opened it (mcl__inherited)
     struct mcl_connection conn; // with the bound port
     const mcl__bcast_ops *ops;
     unsigned caps;
@@ -268,6 +269,7 @@ open_common(mcl_raw_listener **lp, const mcl_connection *conn, const char *const
         mcl__connection_canon(&l->conn);
     }
     l->open = true;
+    l->owner = getpid();
     *lp = l;
     l = NULL;
 out:
@@ -714,6 +716,10 @@ mcl_raw_listener_stop(mcl_raw_listener *l)
         return MCL_EINVAL;
     if (!l->running || mcl__subs_running(l))
         return MCL_ESTATE;
+    if (mcl__inherited(l->owner)) { // the thread is the parent's (and so is the wake-up fd)
+        l->running = false;
+        return MCL_OK;
+    }
     atomic_store_explicit(&l->stop, true, memory_order_release);
     uint64_t one = 1;
     ssize_t w = write(l->wake_fd, &one, sizeof(one));
@@ -755,7 +761,8 @@ mcl_raw_listener_close(mcl_raw_listener *l)
         return MCL_ECLOSED;
     if (l->running)
         mcl_raw_listener_stop(l);
-    l->ops->rx_close(l->rxs);
+    if (!mcl__inherited(l->owner)) // (in a forked child the socket and membership stay the
+        l->ops->rx_close(l->rxs);  // parent's: its copy of the descriptor stays open)
     l->rxs = NULL;
     l->open = false;
     l->in_dgram = false;
@@ -790,7 +797,7 @@ mcl_raw_listener_free(mcl_raw_listener *l)
         mcl__auth_rx_fini(&l->auth);
     mcl__gkeys_wipe(&l->conn.keys);
     if (l->subs_ready)
-        mcl__subs_fini(&l->subs);
+        mcl__subs_fini(&l->subs, mcl__inherited(l->owner));
     if (l->pres_lock_ready)
         pthread_mutex_destroy(&l->pres_lock);
     mcl__free(l);

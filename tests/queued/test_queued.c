@@ -619,6 +619,96 @@ test_death_seen_when_sigchld_ignored(void)
     sigaction(SIGCHLD, &old, NULL);
 }
 
+
+// fork() with listeners and a broadcaster open: the child may close and free what it inherited,
+// and that touches nothing of the parent's. Its queued listener's receiver is not killed, its
+// raw listener keeps its socket and group, its publisher says no goodbye, and its threads go on.
+static atomic_int plain_count, goodbyes;
+
+static void
+on_plain(const mcl_raw_msg *m, void *u)
+{
+    (void)m;
+    (void)u;
+    atomic_fetch_add(&plain_count, 1);
+}
+
+static void
+on_gone(mcl_raw_listener *l, const mcl_publisher_stats *p, bool alive, void *u)
+{
+    (void)l;
+    (void)p;
+    (void)u;
+    if (!alive)
+        atomic_fetch_add(&goodbyes, 1);
+}
+
+static bool
+both_reach(void *arg)
+{
+    int want = *(int *)arg;
+    return atomic_load(&raw_count) >= want && atomic_load(&plain_count) >= want;
+}
+
+static void
+test_fork_child_leaves_parent_alone(void)
+{
+    atomic_store(&raw_count, 0);
+    atomic_store(&plain_count, 0);
+    atomic_store(&goodbyes, 0);
+    mcl_connection *c = fresh("");
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL));
+    MCLT_OK(mcl_queued_listener_subscribe(ql, on_raw, NULL));
+    mcl_connection *bc;
+    MCLT_OK(mcl_connection_parse(&bc, mcl_queued_listener_url(ql), NULL, 0));
+    mcl_raw_listener *rl;
+    MCLT_OK(mcl_raw_listener_open(&rl, bc, NULL, 0));
+    MCLT_OK(mcl_raw_listener_subscribe(rl, on_plain, NULL));
+    MCLT_OK(mcl_raw_listener_on_presence(rl, on_gone, NULL));
+    MCLT_OK(mcl_raw_listener_start(rl));
+    mcl_raw_broadcaster *b;
+    MCLT_OK(mcl_raw_broadcaster_open(&b, bc, "q"));
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "one", 3));
+    int want = 1;
+    CU_ASSERT_FATAL(mclt_wait_until(both_reach, &want, 5000));
+    int receiver = stats(ql).receiver_pid;
+
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        alarm(10); // a hang fails the test (SIGALRM), not the suite
+        int bad = mcl_queued_listener_close(ql) != MCL_OK;
+        mcl_queued_listener_free(ql);
+        bad |= mcl_raw_listener_close(rl) != MCL_OK;
+        mcl_raw_listener_free(rl);
+        bad |= mcl_raw_broadcaster_close(b) != MCL_OK;
+        mcl_raw_broadcaster_free(b);
+        _exit(bad ? 3 : 0);
+    }
+    int st = 0;
+    CU_ASSERT_FATAL(waitpid(pid, &st, 0) == pid);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "two", 3));
+    want = 2;
+    CU_ASSERT(mclt_wait_until(both_reach, &want, 5000));
+    mcl_queued_stats qs = stats(ql);
+    CU_ASSERT_EQUAL(qs.receiver_pid, receiver); // the same receiver, never restarted
+    CU_ASSERT(qs.receiver_alive);
+    CU_ASSERT_EQUAL(qs.restarts, 0);
+    CU_ASSERT_EQUAL(qs.receiver_deaths, 0);
+    CU_ASSERT_EQUAL(qs.receiver.lost, 0);
+    CU_ASSERT_EQUAL(atomic_load(&goodbyes), 0); // the child said no goodbye for the parent
+    CU_ASSERT_EQUAL(strcmp(last_payload, "two"), 0);
+    mcl_raw_broadcaster_free(b);
+    mcl_raw_listener_free(rl);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(bc);
+    mcl_connection_free(c);
+}
+
 static CU_TestInfo tests[] = {
     {"recv_keeps_fd_level_triggered", test_recv_keeps_fd_level_triggered},
     {"close_drops_the_backlog", test_close_drops_the_backlog},
@@ -633,5 +723,6 @@ static CU_TestInfo tests[] = {
     {"no_restart_reports_death", test_no_restart_reports_death},
     {"slow_callback_loses_nothing", test_slow_callback_loses_nothing},
     {"oversize_and_full_ring", test_oversize_and_full_ring},
+    {"fork_child_leaves_parent_alone", test_fork_child_leaves_parent_alone},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("queued_net", NULL, NULL, tests);

@@ -493,6 +493,53 @@ test_off(void)
     CU_ASSERT_EQUAL(mcl_connection_parse(&d, "inproc://x?silent=0", err, sizeof(err)), MCL_EURL);
 }
 
+
+// fork() while the heartbeat thread waits: the child has no such thread, and the condition
+// variable it waited on must not carry the parent's waiters into the child (a broadcaster the
+// child opens and closes would wait for them forever). Each round's child opens, publishes
+// and closes its own broadcaster, closes the inherited one, and exits; SIGALRM ends a hung one.
+static void
+test_fork_child(void)
+{
+    mcl_connection *c = mclt_parse("udp://239.255.77.8:26078?iface=lo&ttl=0&heartbeat=10");
+    mcl_raw_broadcaster *b;
+    MCLT_OK(mcl_raw_broadcaster_open(&b, c, "t"));
+    int hung = 0, failed = 0;
+    for (int round = 0; round < 40 && hung == 0; round++) { // (a hang costs 5 s: one is enough)
+        fflush(NULL);
+        pid_t pid = fork();
+        CU_ASSERT_FATAL(pid >= 0);
+        if (pid == 0) {
+            alarm(5);
+            for (int k = 0; k < 3; k++) {
+                mcl_raw_broadcaster *mine;
+                if (mcl_raw_broadcaster_open(&mine, c, "child") != MCL_OK)
+                    _exit(3);
+                if (mcl_raw_broadcaster_publish(mine, NULL, "x", 1) != MCL_OK)
+                    _exit(4);
+                if (mcl_raw_broadcaster_close(mine) != MCL_OK)
+                    _exit(5);
+            }
+            mcl_raw_broadcaster_free(b); // the parent's: released, nothing waited for
+            _exit(0);
+        }
+        int st = 0;
+        CU_ASSERT_FATAL(waitpid(pid, &st, 0) == pid);
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+            hung++;
+        else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            failed++;
+        if (round % 8 == 0) { // also while it sends, now and then
+            MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "p", 1));
+            usleep(3000);
+        }
+    }
+    CU_ASSERT_EQUAL(hung, 0);
+    CU_ASSERT_EQUAL(failed, 0);
+    mcl_raw_broadcaster_free(b);
+    mcl_connection_free(c);
+}
+
 static CU_TestInfo tests[] = {{"vector", test_vector},
                               {"hostile", test_hostile},
                               {"engine_loss_at_end", test_engine_loss_at_end},
@@ -502,5 +549,6 @@ static CU_TestInfo tests[] = {{"vector", test_vector},
                               {"killed_publisher", test_killed_publisher},
                               {"thread_churn", test_thread_churn},
                               {"off", test_off},
+                              {"fork_child", test_fork_child},
                               CU_TEST_INFO_NULL};
 MCLT_SUITE("raw_heartbeat", NULL, NULL, tests);
