@@ -7,7 +7,8 @@
 // value, when it is within the decoding bounds (at most MCL_DECODE_MAX_VALUES values, a tree
 // costing at most 8 x the input + 1 MiB, counted here from msgpack-c's objects); anything else
 // is refused; and what is decoded encodes to bytes that decode to it again, of the length the
-// encoder's own measure (mcl__val_measure, which its budget check uses) predicts.
+// encoder's own measure (mcl__val_measure, which its budget check uses) predicts. Also
+// mcl_value_scan_map(), the tree-less reader of a map's fields, against the decoder (check_scan).
 #include "msg/msg_int.h"
 
 #include <msgpack.h>
@@ -220,6 +221,93 @@ same(const mcl_value *v, const msgpack_object *o)
     }
 }
 
+// mcl_value_scan_map() on the same bytes: refused when the decoder refuses them (a repeated key
+// not asked for aside, the documented difference), ENOTMAP for a valid non-map, and for a map
+// the scalars of the keys asked for (some fixed, the map's first three) exactly as decoded.
+static void
+check_scan(const uint8_t *p, size_t size, const mcl_value *v, mcl_err rv)
+{
+    const char *keys[8] = {"name", "timestamp", "a", "", "data"};
+    size_t nkeys = 5;
+    for (size_t i = 0; v != NULL && i < 3 && i < mcl_value_count(v); i++) {
+        const char *key = NULL;
+        if (mcl_value_type(v) != MCL_TYPE_MAP || mcl_value_entry(v, i, &key) == NULL)
+            continue;
+        bool seen = false; // (a key asked for twice fills only its first out[])
+        for (size_t k = 0; k < nkeys; k++)
+            seen = seen || strcmp(keys[k], key) == 0;
+        if (!seen)
+            keys[nkeys++] = key;
+    }
+    mcl_scalar out[8];
+    mcl_err sv = mcl_value_scan_map(p, size, keys, nkeys, out);
+    if (rv == MCL_ENOMEM)
+        return;
+    if (rv != MCL_OK) { // (OK or ENOTMAP only for a repeated key, which the scan does not see)
+        if (sv != MCL_EDECODE && sv != MCL_OK && sv != MCL_ENOTMAP)
+            abort();
+        return;
+    }
+    if (mcl_value_type(v) != MCL_TYPE_MAP) {
+        if (sv != MCL_ENOTMAP)
+            abort();
+        return;
+    }
+    if (sv != MCL_OK)
+        abort(); // refused what decodes
+    for (size_t k = 0; k < nkeys; k++) {
+        const mcl_value *f = mcl_value_find(v, keys[k]);
+        const mcl_scalar *o = &out[k];
+        if (f == NULL) {
+            if (o->type != MCL_TYPE_ANY)
+                abort();
+            continue;
+        }
+        if (o->type != mcl_value_type(f))
+            abort();
+        int64_t i = 0;
+        uint64_t u = 0;
+        double d = 0;
+        bool b = false;
+        const char *str = NULL;
+        const void *bin = NULL;
+        size_t n = 0;
+        switch (o->type) {
+        case MCL_TYPE_BOOL:
+            mcl_value_get_bool(f, &b);
+            if (o->b != b)
+                abort();
+            break;
+        case MCL_TYPE_INT:
+            if (o->big_uint != mcl_value_is_big_uint(f))
+                abort();
+            if (o->big_uint ? (mcl_value_get_uint(f, &u), o->u != u)
+                            : (mcl_value_get_int(f, &i), o->i != i))
+                abort();
+            break;
+        case MCL_TYPE_FLOAT:
+            mcl_value_get_double(f, &d);
+            if (memcmp(&o->d, &d, sizeof d) != 0)
+                abort();
+            break;
+        case MCL_TYPE_STR:
+            mcl_value_get_str(f, &str, &n);
+            if (o->len != n || (n > 0 && memcmp(o->str, str, n) != 0) ||
+                (n > 0 && (o->str < (const char *)p || o->str + n > (const char *)p + size)))
+                abort();
+            break;
+        case MCL_TYPE_BIN:
+            mcl_value_get_bin(f, &bin, &n);
+            if (o->len != n || (n > 0 && memcmp(o->str, bin, n) != 0))
+                abort();
+            break;
+        default:
+            if (o->len != mcl_value_count(f))
+                abort();
+        }
+    }
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -232,6 +320,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mcl_err rv = mcl__msgpack_to_value(p, size, &v);
     if (rv != MCL_OK && rv != MCL_EDECODE && rv != MCL_ENOMEM)
         abort();
+    check_scan(p, size, v, rv);
     if (size == 0 || !plausible(p, size)) { // never a valid value: refused, msgpack-c not asked
         if (rv == MCL_OK)
             abort();

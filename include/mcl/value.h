@@ -172,6 +172,42 @@ MCL_API mcl_err mcl_value_encode(const mcl_value *v, void **bufp, size_t *lenp);
 MCL_API mcl_err mcl_value_decode(mcl_value **vp, const void *buf, size_t len, char *errbuf,
                                  size_t errlen);
 
+/**
+ * One top-level entry of a map read by mcl_value_scan_map(): its kind and, for scalars, its
+ * value. str and bin point into the scanned buffer (not NUL-terminated: len bytes) and live as
+ * long as it does. An integer is in i, or in u with big_uint set when above INT64_MAX; a
+ * msgpack float32 is widened to a double. Arrays and maps give only their count (len).
+ * @since 0.4
+ */
+typedef struct mcl_scalar {
+    mcl_type type; /**< MCL_TYPE_ANY: the key is absent */
+    bool big_uint; /**< an integer above INT64_MAX, in u */
+    bool b;
+    int64_t i;
+    uint64_t u;
+    double d;
+    const char *str; /**< MCL_TYPE_STR, MCL_TYPE_BIN */
+    size_t len;      /**< bytes of str or bin; count of an array or a map */
+} mcl_scalar;
+
+/**
+ * The values of some top-level keys of a msgpack map, without building a tree (no allocation):
+ * the fast path for reading a few fields of many messages (a log into columns). The whole
+ * buffer is checked as mcl_value_decode() checks it, with the same bounds, so a payload is
+ * accepted here when it decodes there; the exception is a key repeated in the map (or in a
+ * nested map) that is not one asked for, which mcl_value_decode() refuses and this does not
+ * look for. out[k] is filled for keys[k] (MCL_TYPE_ANY when absent); on any error every out[k]
+ * is MCL_TYPE_ANY. Keys are compared as bytes; a key given twice fills only its first out[k].
+ * Thread-safe; nothing kept.
+ * @retval MCL_OK
+ * @retval MCL_EDECODE (not one valid object, trailing bytes, beyond the decoding bounds, one of
+ * @p keys repeated)
+ * @retval MCL_ENOTMAP (valid, but not a map) @retval MCL_EINVAL
+ * @since 0.4
+ */
+MCL_API mcl_err mcl_value_scan_map(const void *buf, size_t len, const char *const *keys,
+                                   size_t nkeys, mcl_scalar *out);
+
 /** Flags of the JSON functions (mcl_value_to_json(), mcl_msg_to_json()). */
 enum {
     MCL_JSON_COMPACT = 0, /**< one line */

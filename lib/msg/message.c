@@ -776,10 +776,92 @@ mp_strlen(mp_in *in, uint8_t c, uint64_t *n, bool *bin, bool *ok)
     }
 }
 
-// The first pass (above). On MCL_EDECODE, why says what is wrong when it is the budget.
+// What mcl_value_scan_map() asks of the first pass: the scalars of some top-level keys.
+typedef struct mp_capture {
+    const char *const *keys;
+    size_t nkeys;
+    mcl_scalar *out;
+} mp_capture;
+
+// Which of the keys asked for a top-level key is (-1: none).
+static long
+mp_wanted(const mp_capture *cap, const uint8_t *key, uint64_t n)
+{
+    for (size_t k = 0; k < cap->nkeys; k++)
+        if (cap->keys[k] != NULL && strncmp(cap->keys[k], (const char *)key, (size_t)n) == 0 &&
+            cap->keys[k][n] == '\0')
+            return (long)k;
+    return -1;
+}
+
+// The value of a scalar whose header byte is c and whose bytes after it are q (n: the length of
+// a string, the count of a container).
+static void
+mp_capture_value(mcl_scalar *o, uint8_t c, mcl_type t, const uint8_t *q, uint64_t n)
+{
+    uint64_t u = 0;
+    unsigned w = 0;
+    *o = (mcl_scalar){.type = t};
+    if (t == MCL_TYPE_STR || t == MCL_TYPE_BIN) {
+        o->str = (const char *)q;
+        o->len = (size_t)n;
+        return;
+    }
+    if (t == MCL_TYPE_ARRAY || t == MCL_TYPE_MAP) {
+        o->len = (size_t)n;
+        return;
+    }
+    if (c == 0xc0 || c == 0xc2 || c == 0xc3) {
+        o->type = c == 0xc0 ? MCL_TYPE_NIL : MCL_TYPE_BOOL;
+        o->b = c == 0xc3;
+        return;
+    }
+    if (c <= 0x7f || c >= 0xe0) {
+        o->type = MCL_TYPE_INT;
+        o->i = (int8_t)c;
+        return;
+    }
+    if (c == 0xca || c == 0xcb)
+        w = c == 0xca ? 4 : 8;
+    else if (c >= 0xcc && c <= 0xcf)
+        w = 1u << (c - 0xcc);
+    else // 0xd0..0xd3
+        w = 1u << (c - 0xd0);
+    for (unsigned i = 0; i < w; i++)
+        u = u << 8 | q[i];
+    if (c == 0xca || c == 0xcb) {
+        o->type = MCL_TYPE_FLOAT;
+        if (c == 0xca) {
+            uint32_t u32 = (uint32_t)u;
+            float f;
+            memcpy(&f, &u32, sizeof f);
+            o->d = f;
+        } else {
+            memcpy(&o->d, &u, sizeof o->d);
+        }
+        return;
+    }
+    o->type = MCL_TYPE_INT;
+    if (c >= 0xcc && c <= 0xcf) {
+        o->big_uint = u > INT64_MAX;
+        if (o->big_uint)
+            o->u = u;
+        else
+            o->i = (int64_t)u;
+    } else if (w == 8) {
+        o->i = (int64_t)u;
+    } else {
+        uint64_t sign = (uint64_t)1 << (w * 8 - 1);
+        o->i = (int64_t)(u ^ sign) - (int64_t)sign;
+    }
+}
+
+// The first pass (above). On MCL_EDECODE, why says what is wrong when it is the budget. With
+// cap, also the scalars of the top-level keys it asks for (the root must then be a map).
 // clang-format off
 static mcl_err
-mp_scan(const uint8_t *p, size_t len, mcl__dcost *cost, char *why, size_t whylen)
+mp_scan(const uint8_t *p, size_t len, mcl__dcost *cost, char *why, size_t whylen,
+        const mp_capture *cap)
 {
     uint64_t pending[MAX_DEPTH + 1]; // elements still to read at each level (maps: entries)
     bool inmap[MAX_DEPTH + 1];
@@ -795,15 +877,19 @@ mp_scan(const uint8_t *p, size_t len, mcl__dcost *cost, char *why, size_t whylen
             continue;
         }
         pending[level]--;
-        const uint8_t *q;
+        const uint8_t *q, *vq = NULL;
         uint64_t n = 0;
         bool bin, ok;
+        long want = -1;
         if (inmap[level]) { // a key: a string or binary without NUL
             const uint8_t *key;
             if (!mp_take(&in, 1, &q) || !mp_strlen(&in, *q, &n, &bin, &ok) || !ok ||
                 mp_bytes(&in, n, &key) != MCL_OK || memchr(key, 0, (size_t)n) != NULL)
                 return MCL_EDECODE;
             cost->bytes += mcl__alloc_cost(n + 1);
+            if (cap != NULL && level == 1 && (want = mp_wanted(cap, key, n)) >= 0 &&
+                cap->out[want].type != MCL_TYPE_ANY)
+                return MCL_EDECODE; // a repeated key (mp_value refuses it too)
         }
         if (!mp_take(&in, 1, &q))
             return MCL_EDECODE;
@@ -815,10 +901,9 @@ mp_scan(const uint8_t *p, size_t len, mcl__dcost *cost, char *why, size_t whylen
             t = (c & 0xf0) == 0x80 ? MCL_TYPE_MAP : MCL_TYPE_ARRAY;
             n = c & 0x0f;
         } else if (mp_strlen(&in, c, &n, &bin, &ok)) {
-            const uint8_t *s;
-            if (!ok || mp_bytes(&in, n, &s) != MCL_OK)
+            if (!ok || mp_bytes(&in, n, &vq) != MCL_OK)
                 return MCL_EDECODE;
-            t = MCL_TYPE_STR;
+            t = bin ? MCL_TYPE_BIN : MCL_TYPE_STR;
         } else {
             unsigned skip;
             switch (c) {
@@ -841,9 +926,11 @@ mp_scan(const uint8_t *p, size_t len, mcl__dcost *cost, char *why, size_t whylen
             default: // extension types have no meaning here; 0xc1 is never used
                 return MCL_EDECODE;
             }
-            if (skip > 0 && !mp_take(&in, skip, &q))
+            if (skip > 0 && !mp_take(&in, skip, &vq))
                 return MCL_EDECODE;
         }
+        if (want >= 0)
+            mp_capture_value(&cap->out[want], c, t, vq, n);
         cost->values++;
         cost->bytes += mcl__val_cost(t, n);
         if (cost->values > MCL_DECODE_MAX_VALUES || cost->bytes > budget)
@@ -1003,7 +1090,7 @@ mcl__msgpack_decode(const void *buf, size_t len, mcl_value **out, char *why, siz
     if (len == 0)
         return MCL_EDECODE;
     mcl__dcost cost;
-    mcl_err rv = mp_scan(buf, len, &cost, why, whylen);
+    mcl_err rv = mp_scan(buf, len, &cost, why, whylen, NULL);
     if (rv != MCL_OK)
         return rv;
     mp_in in = {buf, len, 0};
@@ -1051,6 +1138,153 @@ mcl_value_decode(mcl_value **vp, const void *buf, size_t len, char *errbuf, size
         return decode_fail(errbuf, errlen, "value", len, why);
     if (rv == MCL_OK)
         (*vp)->root = true;
+    return rv;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+enum { MP_LITTLE_ENDIAN = 1 };
+#else
+enum { MP_LITTLE_ENDIAN = 0 };
+#endif
+
+// mcl_value_scan_map()'s fast path: a map of at most 4096 entries whose keys are short strings
+// (at most 255 bytes) and whose values are scalars (strings and binary of at most 255 bytes),
+// the shape of most messages. Such a map is within the decoding bounds whatever it holds (each
+// entry's tree costs under 400 bytes, so 4096 of them stay under the 16 MiB any payload may
+// take, and under MCL_DECODE_MAX_VALUES), so only the structure is checked. true: valid, and the
+// captures are filled; false: another shape or invalid, for mp_scan() to decide.
+// clang-format off
+static bool
+mp_scan_flat(const uint8_t *p, size_t len, const mp_capture *cap, const size_t *klen,
+             const uint64_t *kword)
+{
+    size_t off = 1, count;
+    uint8_t c = p[0];
+    if ((c & 0xf0) == 0x80)
+        count = c & 0x0f;
+    else if (c == 0xde && len >= 3)
+        count = (size_t)p[1] << 8 | p[2], off = 3;
+    else
+        return false;
+    if (count > 4096)
+        return false;
+    for (size_t e = 0; e < count; e++) {
+        if (off >= len)
+            return false;
+        size_t n;
+        c = p[off++];
+        if ((c & 0xe0) == 0xa0) {
+            n = c & 0x1f;
+        } else if (c == 0xd9 || c == 0xc4) {
+            if (off >= len)
+                return false;
+            n = p[off++];
+        } else {
+            return false;
+        }
+        if (n > len - off)
+            return false;
+        const uint8_t *key = p + off;
+        long want = -1;
+        if (MP_LITTLE_ENDIAN && n <= 8 && len - off >= 8) { // a short key: one 64-bit word
+            uint64_t wd, mask = n == 8 ? ~(uint64_t)0 : ((uint64_t)1 << (8 * n)) - 1;
+            memcpy(&wd, key, 8);
+            uint64_t z = wd | ~mask; // a NUL in the key's bytes (the rest set to 0xff)
+            if (((z - 0x0101010101010101u) & ~z & 0x8080808080808080u) != 0)
+                return false;
+            wd &= mask;
+            for (size_t k = 0; k < cap->nkeys; k++)
+                if (klen[k] == n && kword[k] == wd) {
+                    want = (long)k;
+                    break;
+                }
+        } else {
+            if (memchr(key, 0, n) != NULL)
+                return false;
+            for (size_t k = 0; k < cap->nkeys; k++)
+                if (klen[k] == n && memcmp(cap->keys[k], key, n) == 0) {
+                    want = (long)k;
+                    break;
+                }
+        }
+        off += n;
+        if (off >= len)
+            return false;
+        c = p[off++];
+        mcl_type t = MCL_TYPE_NIL;
+        size_t w = 0, sl = 0;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            w = 0;
+        } else if ((c & 0xe0) == 0xa0) {
+            t = MCL_TYPE_STR;
+            sl = c & 0x1f;
+        } else if (c == 0xd9 || c == 0xc4) {
+            if (off >= len)
+                return false;
+            t = c == 0xd9 ? MCL_TYPE_STR : MCL_TYPE_BIN;
+            sl = p[off++];
+        } else {
+            switch (c) {
+            case 0xca: case 0xce: case 0xd2: w = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: w = 8; break;
+            case 0xcc: case 0xd0: w = 1; break;
+            case 0xcd: case 0xd1: w = 2; break;
+            default: return false; // containers, long strings, extension types, 0xc1
+            }
+        }
+        size_t take = w + sl;
+        if (take > len - off)
+            return false;
+        if (want >= 0) {
+            if (cap->out[want].type != MCL_TYPE_ANY)
+                return false; // repeated: mp_scan() refuses it
+            mp_capture_value(&cap->out[want], c, t, p + off, sl);
+        }
+        off += take;
+    }
+    return off == len;
+}
+// clang-format on
+
+mcl_err
+mcl_value_scan_map(const void *buf, size_t len, const char *const *keys, size_t nkeys,
+                   mcl_scalar *out)
+{
+    if ((buf == NULL && len > 0) || (nkeys > 0 && (keys == NULL || out == NULL)))
+        return MCL_EINVAL;
+    for (size_t k = 0; k < nkeys; k++)
+        out[k] = (mcl_scalar){.type = MCL_TYPE_ANY};
+    if (len == 0)
+        return MCL_EDECODE;
+    mcl__dcost cost;
+    char why[160];
+    mp_capture cap = {keys, nkeys, out};
+    const uint8_t c = *(const uint8_t *)buf;
+    bool map = (c & 0xf0) == 0x80 || c == 0xde || c == 0xdf;
+    size_t klen[16];
+    uint64_t kword[16]; // a key of at most 8 bytes as a word, zero-padded (else its first 8)
+    if (map && nkeys <= 16) {
+        bool named = true;
+        for (size_t k = 0; k < nkeys && named; k++) {
+            if (keys[k] == NULL) {
+                named = false;
+                break;
+            }
+            klen[k] = strlen(keys[k]);
+            kword[k] = 0;
+            memcpy(&kword[k], keys[k], klen[k] < 8 ? klen[k] : 8);
+        }
+        if (named && mp_scan_flat(buf, len, &cap, klen, kword))
+            return MCL_OK;
+        for (size_t k = 0; k < nkeys; k++)
+            out[k] = (mcl_scalar){.type = MCL_TYPE_ANY};
+    }
+    mcl_err rv = mp_scan(buf, len, &cost, why, sizeof(why), map ? &cap : NULL);
+    if (rv == MCL_OK && !map)
+        rv = MCL_ENOTMAP;
+    if (rv != MCL_OK)
+        for (size_t k = 0; k < nkeys; k++)
+            out[k] = (mcl_scalar){.type = MCL_TYPE_ANY};
     return rv;
 }
 

@@ -850,6 +850,237 @@ test_json_bomb_bounded(void)
     mcl_msg_free(m);
 }
 
+
+// mcl_value_scan_map(): the scalars of a few top-level keys without a tree, accepting what
+// mcl_value_decode() accepts (both the fast path of flat maps and the general one).
+// Whether a fixmap of fixstr keys and the scalar kinds of test_scan_map() repeats a key.
+static bool
+top_key_repeats(const uint8_t *b, size_t len)
+{
+    const uint8_t *key[16];
+    size_t klen[16], off = 1, n;
+    if (len == 0 || (b[0] & 0xf0) != 0x80)
+        return false;
+    n = b[0] & 0x0f;
+    for (size_t e = 0; e < n; e++) {
+        if (off >= len || (b[off] & 0xe0) != 0xa0)
+            return false;
+        klen[e] = b[off] & 0x1f;
+        key[e] = b + off + 1;
+        off += 1 + klen[e];
+        if (off >= len)
+            return false;
+        uint8_t c = b[off++];
+        static const struct { uint8_t c, w; } w[] = {{0xcb, 8}, {0xca, 4}, {0xd1, 2},
+            {0xcf, 8}, {0xce, 4}, {0xc4, 0}, {0xc0, 0}, {0xc2, 0}, {0xc3, 0}};
+        size_t take = 0;
+        if ((c & 0xe0) == 0xa0)
+            take = c & 0x1f;
+        else if (c == 0xc4 && off < len)
+            take = 1 + (size_t)b[off];
+        else if (c > 0x7f && c < 0xe0) {
+            size_t i = 0;
+            while (i < sizeof w / sizeof w[0] && w[i].c != c)
+                i++;
+            if (i == sizeof w / sizeof w[0])
+                return false;
+            take = w[i].w;
+        }
+        off += take;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (klen[i] == klen[j] && memcmp(key[i], key[j], klen[i]) == 0)
+                return true;
+    return false;
+}
+
+static void
+scan_agrees(const uint8_t *b, size_t len, const char *const *keys, size_t nkeys)
+{
+    mcl_scalar out[8];
+    mcl_value *v = NULL;
+    mcl_err dv = mcl_value_decode(&v, b, len, NULL, 0);
+    mcl_err sv = mcl_value_scan_map(b, len, keys, nkeys, out);
+    if (dv != MCL_OK) {
+        // (the one documented difference: a repeated key that was not asked for)
+        CU_ASSERT(sv == MCL_EDECODE || (sv == MCL_OK && top_key_repeats(b, len)));
+    } else if (mcl_value_type(v) != MCL_TYPE_MAP) {
+        CU_ASSERT_EQUAL(sv, MCL_ENOTMAP);
+    } else {
+        CU_ASSERT_EQUAL(sv, MCL_OK);
+    }
+    for (size_t k = 0; k < nkeys && (dv == MCL_OK || sv != MCL_OK); k++) {
+        const mcl_value *f = sv == MCL_OK ? mcl_value_find(v, keys[k]) : NULL;
+        if (f == NULL) {
+            CU_ASSERT_EQUAL(out[k].type, MCL_TYPE_ANY);
+            continue;
+        }
+        CU_ASSERT_EQUAL(out[k].type, mcl_value_type(f));
+        int64_t i;
+        uint64_t u;
+        double d;
+        bool bo;
+        const char *str;
+        const void *bin;
+        size_t n;
+        switch (mcl_value_type(f)) {
+        case MCL_TYPE_BOOL:
+            mcl_value_get_bool(f, &bo);
+            CU_ASSERT_EQUAL(out[k].b, bo);
+            break;
+        case MCL_TYPE_INT:
+            CU_ASSERT_EQUAL(out[k].big_uint, mcl_value_is_big_uint(f));
+            if (mcl_value_is_big_uint(f)) {
+                mcl_value_get_uint(f, &u);
+                CU_ASSERT_EQUAL(out[k].u, u);
+            } else {
+                mcl_value_get_int(f, &i);
+                CU_ASSERT_EQUAL(out[k].i, i);
+            }
+            break;
+        case MCL_TYPE_FLOAT:
+            mcl_value_get_double(f, &d);
+            CU_ASSERT_EQUAL(memcmp(&out[k].d, &d, sizeof d), 0);
+            break;
+        case MCL_TYPE_STR:
+            mcl_value_get_str(f, &str, &n);
+            CU_ASSERT_EQUAL(out[k].len, n);
+            CU_ASSERT(out[k].str != NULL && memcmp(out[k].str, str, n) == 0);
+            CU_ASSERT(out[k].str >= (const char *)b && out[k].str + n <= (const char *)b + len);
+            break;
+        case MCL_TYPE_BIN:
+            mcl_value_get_bin(f, &bin, &n);
+            CU_ASSERT_EQUAL(out[k].len, n);
+            CU_ASSERT(out[k].str != NULL && memcmp(out[k].str, bin, n) == 0);
+            break;
+        default: // containers: their count
+            CU_ASSERT_EQUAL(out[k].len, mcl_value_count(f));
+        }
+    }
+    mcl_value_free(v);
+}
+
+static void
+test_scan_map(void)
+{
+    // A flat map of every scalar kind, keys short, 8 bytes and long; the last entry ends the
+    // buffer (a key word read must not pass it).
+    static const uint8_t flat[] = {
+        0x8b,                                      // map of 11
+        0xa2, 'a', 'x', 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, // "ax": 1.5
+        0xa2, 'a', 'y', 0xca, 0x3f, 0xc0, 0, 0,             // "ay": 1.5f (float32)
+        0xa1, 'n', 0xd1, 0xff, 0x85,                        // "n": -123 (int16)
+        0xa1, 'u', 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // "u": 2^64-1
+        0xa1, 'p', 0xce, 0x80, 0, 0, 0,                     // "p": 2^31 (uint32)
+        0xa1, 'f', 0xe0,                                    // "f": -32 (negative fixint)
+        0xa2, 'o', 'k', 0xc3,                               // "ok": true
+        0xa4, 'n', 'o', 'n', 'e', 0xc0,                     // "none": nil
+        0xa8, 't', 'i', 'm', 'e', 's', 't', 'a', 'm', 0xa3, 'a', ',', 'b', // 8-byte key: str
+        0xa9, 't', 'i', 'm', 'e', 's', 't', 'a', 'm', 'p', 0xc4, 2, 0, 1, // long key: bin
+        0xa1, 'z', 0x07};                                   // "z": 7, at the very end
+    const char *const keys[] = {"ax", "ay", "n", "u", "p", "f", "ok", "none"};
+    const char *const keys2[] = {"timestam", "timestamp", "z", "absent", "", "a"};
+    scan_agrees(flat, sizeof flat, keys, 8);
+    scan_agrees(flat, sizeof flat, keys2, 6);
+    const char *const keys4[] = {"timestamp", "timesta"}; // neither is the 8-byte key
+    scan_agrees(flat, sizeof flat, keys4, 2);
+    static const uint8_t eight[] = {0x81, 0xa8, 't', 'i', 'm', 'e', 's', 't', 'a', 'm', 0x01};
+    scan_agrees(eight, sizeof eight, keys4, 2); // "timestamp" is not there
+    mcl_scalar out[8];
+    MCLT_OK(mcl_value_scan_map(flat, sizeof flat, keys, 8, out));
+    CU_ASSERT_EQUAL(out[0].type, MCL_TYPE_FLOAT);
+    CU_ASSERT_EQUAL(out[0].d, 1.5);
+    CU_ASSERT_EQUAL(out[1].d, 1.5);
+    CU_ASSERT_EQUAL(out[2].i, -123);
+    CU_ASSERT(out[3].big_uint && out[3].u == UINT64_MAX);
+    CU_ASSERT(!out[4].big_uint && out[4].i == 2147483648LL);
+    CU_ASSERT_EQUAL(out[5].i, -32);
+    CU_ASSERT(out[6].type == MCL_TYPE_BOOL && out[6].b);
+    CU_ASSERT_EQUAL(out[7].type, MCL_TYPE_NIL);
+    // It allocates nothing.
+    mcl__alloc_fail_after(0);
+    mcl_err rv = mcl_value_scan_map(flat, sizeof flat, keys2, 6, out);
+    mcl__alloc_fail_after(-1);
+    MCLT_OK(rv);
+    CU_ASSERT(out[0].type == MCL_TYPE_STR && out[0].len == 3 && memcmp(out[0].str, "a,b", 3) == 0);
+    CU_ASSERT(out[1].type == MCL_TYPE_BIN && out[1].len == 2);
+    CU_ASSERT(out[2].type == MCL_TYPE_INT && out[2].i == 7);
+    CU_ASSERT_EQUAL(out[3].type, MCL_TYPE_ANY);
+
+    // Every prefix and one byte more are refused, as mcl_value_decode() refuses them; so is
+    // every single-byte change that makes it invalid (and what stays valid agrees).
+    uint8_t buf[sizeof flat + 1];
+    for (size_t n = 0; n <= sizeof flat; n++) {
+        memcpy(buf, flat, sizeof flat);
+        buf[sizeof flat] = 0xc0;
+        scan_agrees(buf, n == sizeof flat ? n + 1 : n, keys, 8);
+    }
+    for (size_t at = 0; at < sizeof flat; at++)
+        for (unsigned x = 0; x < 256; x += 7) {
+            memcpy(buf, flat, sizeof flat);
+            buf[at] = (uint8_t)x;
+            scan_agrees(buf, sizeof flat, keys, 8);
+            scan_agrees(buf, sizeof flat, keys2, 6);
+        }
+
+    // Other shapes take the general path: nested containers, map16, long strings.
+    mcl_value *v;
+    MCLT_OK(mcl_value_new(&v, MCL_TYPE_MAP));
+    mcl_value *child;
+    MCLT_OK(mcl_value_put_double(v, "ax", -2.25));
+    MCLT_OK(mcl_value_put_array(v, "list", &child));
+    MCLT_OK(mcl_value_push_int(child, 1));
+    MCLT_OK(mcl_value_push_str(child, "x"));
+    MCLT_OK(mcl_value_put_map(v, "sub", &child));
+    MCLT_OK(mcl_value_put_int(child, "ax", 99)); // not top level: not "ax"
+    char longs[300];
+    memset(longs, 's', sizeof longs - 1);
+    longs[sizeof longs - 1] = '\0';
+    MCLT_OK(mcl_value_put_str(v, "long", longs));
+    for (int k = 0; k < 20; k++) { // 24 entries: a map16
+        char key[16];
+        snprintf(key, sizeof key, "k%d", k);
+        MCLT_OK(mcl_value_put_int(v, key, k));
+    }
+    void *enc;
+    size_t elen;
+    MCLT_OK(mcl_value_encode(v, &enc, &elen));
+    mcl_value_free(v);
+    const char *const keys3[] = {"ax", "list", "sub", "long", "k19", "k0"};
+    scan_agrees(enc, elen, keys3, 6);
+    MCLT_OK(mcl_value_scan_map(enc, elen, keys3, 6, out));
+    CU_ASSERT_EQUAL(out[0].d, -2.25);
+    CU_ASSERT(out[1].type == MCL_TYPE_ARRAY && out[1].len == 2);
+    CU_ASSERT(out[2].type == MCL_TYPE_MAP && out[2].len == 1);
+    CU_ASSERT(out[3].type == MCL_TYPE_STR && out[3].len == 299);
+    CU_ASSERT(out[4].i == 19 && out[5].i == 0);
+    for (size_t n = 0; n < elen; n += 3)
+        scan_agrees(enc, n, keys3, 6);
+    mcl_free(enc);
+
+    // A key asked for twice in the map, a NUL in a key, not a map, misuse.
+    static const uint8_t twice[] = {0x82, 0xa1, 'a', 0x01, 0xa1, 'a', 0x02};
+    static const uint8_t nul[] = {0x81, 0xa2, 'a', 0, 0x01};
+    static const uint8_t arr[] = {0x92, 0x01, 0x02};
+    const char *const ka[] = {"a"};
+    MCLT_ERR(mcl_value_scan_map(twice, sizeof twice, ka, 1, out), MCL_EDECODE);
+    CU_ASSERT_EQUAL(out[0].type, MCL_TYPE_ANY);
+    scan_agrees(twice, sizeof twice, ka, 1);
+    scan_agrees(nul, sizeof nul, ka, 1);
+    MCLT_ERR(mcl_value_scan_map(arr, sizeof arr, ka, 1, out), MCL_ENOTMAP);
+    MCLT_ERR(mcl_value_scan_map(NULL, 3, ka, 1, out), MCL_EINVAL);
+    MCLT_ERR(mcl_value_scan_map(flat, sizeof flat, NULL, 1, out), MCL_EINVAL);
+    MCLT_ERR(mcl_value_scan_map(flat, sizeof flat, ka, 1, NULL), MCL_EINVAL);
+    MCLT_OK(mcl_value_scan_map(flat, sizeof flat, NULL, 0, NULL)); // only checks
+    // The decoding bounds hold here too: a map holding 400,000 nils is refused.
+    size_t blen;
+    uint8_t *big = array_msg(400000, (const uint8_t[]){0xc0}, 1, &blen);
+    const char *const kd[] = {"data"};
+    MCLT_ERR(mcl_value_scan_map(big, blen, kd, 1, out), MCL_EDECODE);
+    free(big);
+}
+
 static CU_TestInfo tests[] = {
     {"nesting_limit_and_duplicates", test_nesting_limit_and_duplicates},
     {"big_map_decodes", test_big_map_decodes},
@@ -868,5 +1099,6 @@ static CU_TestInfo tests[] = {
     {"decode_budget_legal_payload", test_decode_budget_legal_payload},
     {"decode_value_cap", test_decode_value_cap},
     {"json_bomb_bounded", test_json_bomb_bounded},
+    {"scan_map", test_scan_map},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("msg_message", NULL, NULL, tests);
