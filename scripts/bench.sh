@@ -35,6 +35,10 @@
 #                                    STREAM_LOG_MB=200 for a quick run)
 #   ONLY=heartbeat scripts/bench.sh (64 B throughput with heartbeats on and off, back to back)
 #   ONLY=logread scripts/bench.sh   (log reading rate with each CRC32C, a 1 GB log; LOGREAD_MB)
+#   ONLY=python scripts/bench.sh    (the Python package, bench/python/: a Python subscriber of
+#                                    64 B against socket.recvfrom + msgpack.unpackb, a stalling
+#                                    QueuedListener, a typed 1 GB log into numpy against the C
+#                                    reader; PY_N messages, LOGREAD_MB)
 #   ONLY=auth scripts/bench.sh      (authenticated and encrypted udp against plain, back to back:
 #                                    64 B and 1 KiB throughput, round trip p50)
 #   ONLY=broker scripts/bench.sh    (only the broker rows; BROKER_N=N messages per fan-out run,
@@ -45,13 +49,14 @@ cd "$(dirname "$0")/.."
 reps=${REPS:-3}
 csv=${CSV:-build/bench.csv}
 only=${ONLY:-}
-case $only in "" | pstream | rpc | stream | broker | heartbeat | auth | logread) ;; *) echo "bench: ONLY must be pstream, rpc, stream, broker, heartbeat, auth or logread" >&2; exit 2 ;; esac
+case $only in "" | pstream | rpc | stream | broker | heartbeat | auth | logread | python) ;; *) echo "bench: ONLY must be pstream, rpc, stream, broker, heartbeat, auth, logread or python" >&2; exit 2 ;; esac
 
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
     # Peers for comparison only (not needed to build or test mcl).
     peers=(liblcm-dev libnng-dev)
     [[ -z $only || $only == broker ]] && peers+=(nats-server libnats-dev mosquitto libmosquitto-dev)
+    [[ -z $only || $only == python ]] && peers+=(python3-msgpack python3-numpy)
     for p in "${peers[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; } ||
@@ -135,6 +140,34 @@ END { print "| udp, one sender, one listener | msg/s or p50 µs (median) | no ke
   if (("rtt-mac" in n) && ("rtt-plain" in n)) { q = pmed(v, "rtt-mac", "rtt-plain", n["rtt-mac"], n["rtt-plain"])
     printf "| round trip 1 KiB p50 key= | %.1f µs | %.1f µs | %s | ≤ 1.05 %s |\n", med(v, "rtt-mac", n["rtt-mac"]), med(v, "rtt-plain", n["rtt-plain"]), pr(v, "rtt-mac", "rtt-plain", n["rtt-mac"], n["rtt-plain"]), (q <= 1.05 ? "met" : "not met") } }' "$ao"
 rm -f "$ao"
+fi
+
+# The Python package (bench/python/*.py on build/release/python, Debian's python3 with numpy and
+# msgpack): one sender (bench/pysend.c, core 1) at full rate, the Python receiver on core 0.
+if [[ -z $only || $only == python ]] && [[ -d build/release/python/mcl ]]; then
+po=$(mktemp)
+pyn=${PY_N:-1000000}
+pyurl='udp://239.255.92.1:26092?iface=lo&ttl=0'
+for _ in $(seq "$reps"); do
+    for m in pure mcl; do
+        PYTHONPATH=build/release/python timeout 120 /usr/bin/python3 bench/python/pysub.py $m $b/mcl-bench-pysend "$pyurl" "$pyn" 64 >>"$po" 2>/dev/null || echo "bench: python $m failed" >&2
+    done
+    PYTHONPATH=build/release/python timeout 180 /usr/bin/python3 bench/python/pysub.py queued $b/mcl-bench-pysend "$pyurl" 100000 64 >>"$po" 2>/dev/null || echo "bench: python queued failed" >&2
+done
+pylog=/tmp/mcl-bench-pylog-$$.mcllog
+timeout 600 $b/mcl-bench-logread -T -m "${LOGREAD_MB:-1024}" -o "$pylog" >>"$po" 2>/dev/null &&
+    PYTHONPATH=build/release/python timeout 600 /usr/bin/python3 bench/python/pylog.py "$pylog" ax >>"$po" 2>/dev/null || echo "bench: python log failed" >&2
+rm -f "$pylog"
+echo
+awk "$awk_pairs"'
+/case=py-sub/ { i = kv($0, "impl"); n[i]++; r[i, n[i]] = kv($0, "received") + 0; ls[i, n[i]] = kv($0, "lost"); c[i] = kv($0, "count") }
+/case=logread-typed/ { lr[kv($0, "impl")] = kv($0, "records_per_s") + 0; recs = kv($0, "records") }
+END { print "| Python | received of sent (median) | lost counted | ratio | target |"; print "|---|---|---|---|---|"
+  if (n["pure"] > 0) printf "| socket.recvfrom + msgpack.unpackb, 64 B | %d of %s | (cannot tell) | - | - |\n", med(r, "pure", n["pure"]), c["pure"]
+  if (n["mcl"] > 0) { q = pmed(r, "mcl", "pure", n["mcl"], n["pure"]); printf "| mcl.RawListener callback, 64 B | %d of %s | %s | %.2f | ≥ 3 %s |\n", med(r, "mcl", n["mcl"]), c["mcl"], ls["mcl", 1], q, (q >= 3 ? "met" : "not met (the sender limits both: see received)") }
+  if (n["queued"] > 0) printf "| QueuedListener, 20 ms stall per 1,000, 100,000 x 64 B | %d of %s | %s | - | 0 lost %s |\n", med(r, "queued", n["queued"]), c["queued"], ls["queued", 1], (ls["queued", 1] == 0 ? "met" : "not met")
+  if (("c" in lr) && ("python" in lr)) printf "| typed log into numpy, %s records (one field) | %.0f rec/s (C reader %.0f) | - | %.2f | ≥ 0.5 %s |\n", recs, lr["python"], lr["c"], lr["python"] / lr["c"], (lr["python"] / lr["c"] >= 0.5 ? "met" : "not met") }' "$po"
+rm -f "$po"
 fi
 
 # Log reading with each CRC32C (bench/logread.c): a 1 GB log (LOGREAD_MB) read through the log

@@ -42,7 +42,9 @@ if [[ $mode == all ]]; then
         tmux                            # mcl-stat's screen tested under tmux
         jq python3                      # JSON checks and helpers in tests/cmd/*.sh
         python3-dev python3-pytest      # the Python package and its pytest suite (python/)
-        python3-numpy                   # mcl.log to_numpy() in that suite (pandas: optional)
+        python3-numpy                   # mcl.log to_numpy() in that suite
+        python3-pandas                  # mcl.log to_pandas() in that suite (optional for users)
+        python3-matplotlib              # python/examples/plot_sim.py, run by that suite
         valgrind                        # scripts/test.sh: memcheck pass
         clang libclang-rt-dev           # scripts/test.sh, scripts/fuzz.sh: libFuzzer (fuzz/)
     )

@@ -12,6 +12,7 @@ Raw payloads are bytes on an mcl.Connection. On the Python MCL compatibility con
 docs/python.md puts the API side by side with Python MCL's.
 """
 import atexit as _atexit
+import os as _os
 import time as _time
 
 from . import _mcl
@@ -23,6 +24,8 @@ __all__ = ['Connection', 'Error', 'RawBroadcaster', 'RawListener', 'Message',
 
 version = _mcl.version
 _atexit.register(_mcl._shutdown)
+# A forked child may close what it inherited (which leaves the parent's listeners alone).
+_os.register_at_fork(after_in_child=_mcl._after_fork_child)
 
 
 class _OpenFlag(int):

@@ -17,6 +17,7 @@
 // callbacks, is_open() false) and really closed by a pending call on the main thread.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
 
 #include <mcl/mcl.h>
 
@@ -471,6 +472,23 @@ conn_port(ConnObject *self, void *closure)
 }
 
 static PyObject *
+conn_group(ConnObject *self, void *closure)
+{
+    (void)closure;
+    const char *g = self->c != NULL ? mcl_connection_group(self->c) : NULL;
+    if (g == NULL || *g == '\0')
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(g);
+}
+
+static PyObject *
+conn_rcvbuf(ConnObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSize_t(self->c != NULL ? mcl_connection_rcvbuf(self->c) : 0);
+}
+
+static PyObject *
 conn_repr(ConnObject *self)
 {
     if (self->c == NULL)
@@ -508,6 +526,8 @@ static PyGetSetDef conn_getset[] = {
     {"url", (getter)conn_url, NULL, "canonical URL", NULL},
     {"scheme", (getter)conn_scheme, NULL, "transport: udp, zmq+tcp, inproc, ...", NULL},
     {"port", (getter)conn_port, NULL, "port (0 when none)", NULL},
+    {"group", (getter)conn_group, NULL, "multicast group (None for zmq and inproc)", NULL},
+    {"rcvbuf", (getter)conn_rcvbuf, NULL, "receive buffer requested, bytes (0: the system default)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -525,12 +545,13 @@ static PyTypeObject ConnType = {
     .tp_getset = conn_getset,
 };
 
-// Whether a connection object asks for Python MCL payloads (any object, msgpack-encoded):
-// the compatibility connection mcl.network.udp.Connection sets `objects = True`.
+// Whether a connection object asks for Python MCL's shapes: `objects = True`, payloads that are
+// any object, msgpack-encoded; `datetimes = True`, time_received a naive UTC datetime. The
+// compatibility connection mcl.network.udp.Connection sets both.
 static int
-conn_objects(PyObject *conn)
+conn_flag(PyObject *conn, const char *name)
 {
-    PyObject *f = PyObject_GetAttrString(conn, "objects");
+    PyObject *f = PyObject_GetAttrString(conn, name);
     if (f == NULL) {
         PyErr_Clear();
         return 0;
@@ -632,7 +653,7 @@ bcast_init(BcastObject *self, PyObject *args, PyObject *kw)
     const mcl_msgtype *t = NULL;
     if (typecap != Py_None && (t = msgtype_of(typecap)) == NULL)
         return -1;
-    int objects = conn_objects(conn);
+    int objects = conn_flag(conn, "objects");
     if (objects < 0)
         return -1;
     if (!self->lock_ok) {
@@ -945,6 +966,8 @@ typedef struct ListenerObject {
     int msg_cbs;             // ql: message callbacks (decoded for a type)
     PyObject *conn, *topics, *callbacks, *factory;
     int objects;
+    int datetimes; // time_received a datetime (Python MCL)
+    PyThreadState *cb_tstate; // the library thread's Python state, kept between callbacks
     double timeout; // iteration timeout in seconds (< 0: none)
     pthread_mutex_t io; // one thread at a time in recv/start/close
     int io_ok;
@@ -1008,6 +1031,33 @@ sender_str(const mcl_raw_msg *m)
     return PyUnicode_FromString(buf);
 }
 
+// A receive time (ns since the epoch) as Python MCL's time_received: a naive datetime in UTC,
+// to the microsecond (datetime.utcfromtimestamp() rounds the same way: half to even).
+static PyObject *
+utc_datetime(int64_t ns)
+{
+    int64_t us = ns / 1000, rem = ns % 1000;
+    if (rem < 0) {
+        rem += 1000;
+        us--;
+    }
+    if (rem > 500 || (rem == 500 && (us & 1)))
+        us++;
+    time_t secs = (time_t)(us / 1000000);
+    long frac = (long)(us % 1000000);
+    if (frac < 0) {
+        frac += 1000000;
+        secs--;
+    }
+    struct tm tm;
+    if (gmtime_r(&secs, &tm) == NULL) {
+        PyErr_SetString(PyExc_OverflowError, "time_received out of range");
+        return NULL;
+    }
+    return PyDateTime_FromDateAndTime(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                      tm.tm_min, tm.tm_sec, (int)frac);
+}
+
 // The dict a callback or recv() gets: {'topic', 'payload', 'time_received', 'publisher',
 // 'sequence', 'sender'}. NULL with an exception set, or NULL and no exception for a payload
 // that does not decode (counted in undecodable).
@@ -1043,14 +1093,16 @@ build_msg_dict(ListenerObject *self, const mcl_raw_msg *m, const mcl_msg *msg)
                           ? (Py_INCREF(Py_None), Py_None)
                           : PyUnicode_DecodeUTF8(m->topic, (Py_ssize_t)m->topic_len, errors_mode);
     PyObject *sender = sender_str(m);
+    PyObject *when = self->datetimes ? utc_datetime(m->recv_realtime_ns)
+                                     : PyFloat_FromDouble((double)m->recv_realtime_ns / 1e9);
     PyObject *d = NULL;
-    if (topic != NULL && sender != NULL)
-        d = Py_BuildValue("{s:O,s:O,s:d,s:K,s:K,s:O}", "topic", topic, "payload", payload,
-                          "time_received", (double)m->recv_realtime_ns / 1e9, "publisher",
-                          (unsigned long long)m->publisher, "sequence",
-                          (unsigned long long)m->seq, "sender", sender);
+    if (topic != NULL && sender != NULL && when != NULL)
+        d = Py_BuildValue("{s:O,s:O,s:O,s:K,s:K,s:O}", "topic", topic, "payload", payload,
+                          "time_received", when, "publisher", (unsigned long long)m->publisher,
+                          "sequence", (unsigned long long)m->seq, "sender", sender);
     Py_XDECREF(topic);
     Py_XDECREF(sender);
+    Py_XDECREF(when);
     Py_DECREF(payload);
     return d;
 }
@@ -1097,7 +1149,16 @@ on_any(ListenerObject *self, const mcl_raw_msg *m, const mcl_msg *msg)
 {
     if (atomic_load(&finalizing))
         return;
+    // The library's thread has no Python thread state: PyGILState_Ensure() makes one, and
+    // Release would delete it again after every message (with its frame stack: an mmap and a
+    // munmap each time, a third of the thread's time at full rate). So the first callback
+    // keeps one more level, and closing the listener, after its thread has ended, deletes it.
+    bool fresh = PyGILState_GetThisThreadState() == NULL;
     PyGILState_STATE g = PyGILState_Ensure();
+    if (fresh && self->cb_tstate == NULL) {
+        (void)PyGILState_Ensure();
+        self->cb_tstate = PyThreadState_Get();
+    }
     ListenerObject *outer = in_callback;
     in_callback = self;
     deliver(self, m, msg);
@@ -1139,6 +1200,11 @@ listener_close_now(ListenerObject *self)
     pthread_mutex_unlock(&self->io);
     if (!self->mcl_closed)
         return; // MCL_ESTATE: from a callback (listener_close() defers those)
+    if (self->cb_tstate != NULL) { // its thread has ended (joined by the close)
+        PyThreadState_Clear(self->cb_tstate);
+        PyThreadState_Delete(self->cb_tstate);
+        self->cb_tstate = NULL;
+    }
     unlink_listener(self);
     Py_CLEAR(self->selfref); // may be the last reference: the caller holds its own
 }
@@ -1223,7 +1289,7 @@ listener_init(ListenerObject *self, PyObject *args, PyObject *kw)
     const mcl_msgtype *t = NULL;
     if (typecap != Py_None && (t = msgtype_of(typecap)) == NULL)
         return -1;
-    int objects = conn_objects(conn);
+    int objects = conn_flag(conn, "objects");
     if (objects < 0)
         return -1;
 
@@ -1270,6 +1336,8 @@ listener_init(ListenerObject *self, PyObject *args, PyObject *kw)
     if (self->callbacks == NULL)
         return -1;
     self->objects = objects;
+    if ((self->datetimes = conn_flag(conn, "datetimes")) < 0)
+        return -1;
     Py_INCREF(conn);
     Py_XSETREF(self->conn, conn);
     Py_INCREF(topics);
@@ -1791,7 +1859,7 @@ queued_init(ListenerObject *self, PyObject *args, PyObject *kw)
     const mcl_msgtype *t = NULL;
     if (typecap != Py_None && (t = msgtype_of(typecap)) == NULL)
         return -1;
-    int objects = conn_objects(conn);
+    int objects = conn_flag(conn, "objects");
     if (objects < 0)
         return -1;
     PyObject *seq = NULL;
@@ -1835,6 +1903,8 @@ queued_init(ListenerObject *self, PyObject *args, PyObject *kw)
     }
     self->msg_cbs = t != NULL;
     self->objects = objects;
+    if ((self->datetimes = conn_flag(conn, "datetimes")) < 0)
+        return -1;
     self->closed = self->mcl_closed = 1; // not open yet
     Py_INCREF(conn);
     Py_XSETREF(self->conn, conn);
@@ -2191,7 +2261,178 @@ logreader_damage(LogReaderObject *self, void *closure)
                          (unsigned long long)mcl_log_reader_tail(self->r));
 }
 
+// _columns(fields): the numeric fields of every record whose payload is a msgpack map holding
+// them all, read and decoded in C (to_numpy()'s fast path). -> (times, [(kind, data), ...]):
+// times the float64 receive times, kind 'b' (bool), 'i' (int64) or 'f' (float64) as numpy's
+// asarray() would infer from the values, data a bytearray of their native-order values (bool:
+// 1 byte each; numpy.frombuffer() makes writable arrays of them without a copy). None when a
+// field holds a value of another type (a str, nil, container, or an integer above INT64_MAX):
+// the caller then takes the general path. The reader is left at its end.
+enum { COL_BOOL = 1, COL_INT = 2, COL_FLOAT = 4 };
+
+// A column is 8 bytes a row while it is read: int64 while it has held only bools and integers,
+// double once it has held a float (the integers before are converted then, once).
+typedef struct {
+    PyObject *buf; // bytearray
+    unsigned kinds;
+} column;
+
+// One record into row @p n of cols (room for it): 1 taken, 0 skipped (not a map with every
+// field), -1 a field of another type (general path). mcl_value_scan_map() reads the fields
+// without building a tree.
+static int
+col_take(const mcl_raw_msg *m, const char *const *names, size_t nf, column *cols, char **data,
+         size_t n)
+{
+    const unsigned char *p = m->payload;
+    if (m->len == 0 || !((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf))
+        return 0;
+    mcl_scalar f[16];
+    if (mcl_value_scan_map(m->payload, m->len, names, nf, f) != MCL_OK)
+        return 0; // the general path leaves it bytes too
+    for (size_t k = 0; k < nf; k++) {
+        if (f[k].type == MCL_TYPE_ANY)
+            return 0;
+        if (f[k].type != MCL_TYPE_BOOL && f[k].type != MCL_TYPE_FLOAT &&
+            (f[k].type != MCL_TYPE_INT || f[k].big_uint))
+            return -1;
+    }
+    for (size_t k = 0; k < nf; k++) {
+        column *c = &cols[k];
+        char *row = data[k] + 8 * n;
+        if (f[k].type == MCL_TYPE_FLOAT && !(c->kinds & COL_FLOAT) && n > 0) {
+            for (size_t i = 0; i < n; i++) { // the integers so far become doubles
+                int64_t x;
+                memcpy(&x, data[k] + 8 * i, 8);
+                double d = (double)x;
+                memcpy(data[k] + 8 * i, &d, 8);
+            }
+        }
+        unsigned kind = f[k].type == MCL_TYPE_FLOAT ? COL_FLOAT
+                        : f[k].type == MCL_TYPE_INT ? COL_INT
+                                                    : COL_BOOL;
+        c->kinds |= kind;
+        if (c->kinds & COL_FLOAT) {
+            double d = kind == COL_FLOAT ? f[k].d : kind == COL_INT ? (double)f[k].i : f[k].b;
+            memcpy(row, &d, 8);
+        } else {
+            int64_t x = kind == COL_INT ? f[k].i : f[k].b;
+            memcpy(row, &x, 8);
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+logreader_columns(LogReaderObject *self, PyObject *arg)
+{
+    if (self->r == NULL)
+        return raise_mcl(MCL_ECLOSED, "columns", NULL);
+    PyObject *seq = PySequence_Fast(arg, "fields must be a list of str");
+    if (seq == NULL)
+        return NULL;
+    size_t nf = (size_t)PySequence_Fast_GET_SIZE(seq);
+    if (nf > 16) { // more than mcl_value_scan_map()'s fast path takes: the general path
+        Py_DECREF(seq);
+        Py_RETURN_NONE;
+    }
+    const char *names[16];
+    for (size_t k = 0; k < nf; k++)
+        if ((names[k] = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)k))) == NULL) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    column cols[16];
+    char *data[16];
+    memset(cols, 0, sizeof cols);
+    PyObject *times = PyByteArray_FromStringAndSize(NULL, 0);
+    size_t n = 0, cap = 0;
+    int state = times == NULL ? -2 : 0; // 0 reading, 1 end, -1 general path, -2 error set,
+                                        // -3 a reader error
+    for (size_t k = 0; k < nf && state == 0; k++)
+        if ((cols[k].buf = PyByteArray_FromStringAndSize(NULL, 0)) == NULL)
+            state = -2;
+    mcl_err rv = MCL_OK;
+    while (state == 0) {
+        if (n == cap) { // room for more rows, with the GIL
+            size_t want = cap ? cap * 2 : 65536;
+            if (want > (size_t)PY_SSIZE_T_MAX / 8 ||
+                PyByteArray_Resize(times, (Py_ssize_t)(want * 8)) < 0) {
+                state = -2;
+                break;
+            }
+            for (size_t k = 0; k < nf && state == 0; k++)
+                if (PyByteArray_Resize(cols[k].buf, (Py_ssize_t)(want * 8)) < 0)
+                    state = -2;
+            if (state != 0)
+                break;
+            cap = want;
+        }
+        char *tp = PyByteArray_AS_STRING(times);
+        for (size_t k = 0; k < nf; k++)
+            data[k] = PyByteArray_AS_STRING(cols[k].buf);
+        Py_BEGIN_ALLOW_THREADS;
+        for (int batch = 0; batch < 65536 && n < cap && state == 0; batch++) {
+            const mcl_raw_msg *m;
+            rv = mcl_log_reader_next(self->r, &m);
+            if (rv != MCL_OK) {
+                state = rv == MCL_ENOENT ? 1 : -3;
+                break;
+            }
+            int t = col_take(m, names, nf, cols, data, n);
+            if (t == 1) {
+                double secs = (double)m->recv_realtime_ns / 1e9;
+                memcpy(tp + 8 * n++, &secs, 8);
+            } else if (t < 0) {
+                state = -1;
+            }
+        }
+        Py_END_ALLOW_THREADS;
+        if (state == 0 && PyErr_CheckSignals() < 0)
+            state = -2;
+    }
+    PyObject *out = NULL;
+    if (state == -3 && !(rv == MCL_EINTR && PyErr_Occurred()))
+        raise_mcl(rv, "log", NULL);
+    if (state == -1)
+        out = (Py_INCREF(Py_None), Py_None);
+    if (state == 1 && PyByteArray_Resize(times, (Py_ssize_t)(n * 8)) == 0) {
+        PyObject *list = PyList_New((Py_ssize_t)nf);
+        for (size_t k = 0; list != NULL && k < nf; k++) {
+            column *c = &cols[k];
+            char kind = (c->kinds & COL_FLOAT) || c->kinds == 0 ? 'f'
+                        : (c->kinds & COL_INT)                  ? 'i'
+                                                                : 'b';
+            char *d = PyByteArray_AS_STRING(c->buf);
+            if (kind == 'b')
+                for (size_t i = 0; i < n; i++) { // in place: row i's byte is before its word
+                    int64_t x;
+                    memcpy(&x, d + 8 * i, 8);
+                    d[i] = x != 0;
+                }
+            PyObject *item = PyByteArray_Resize(c->buf, (Py_ssize_t)(n * (kind == 'b' ? 1 : 8))) == 0
+                                 ? Py_BuildValue("(CO)", kind, c->buf)
+                                 : NULL;
+            if (item == NULL) {
+                Py_CLEAR(list);
+                break;
+            }
+            PyList_SET_ITEM(list, (Py_ssize_t)k, item);
+        }
+        if (list != NULL)
+            out = Py_BuildValue("(OO)", times, list);
+        Py_XDECREF(list);
+    }
+    for (size_t k = 0; k < nf; k++)
+        Py_XDECREF(cols[k].buf);
+    Py_XDECREF(times);
+    Py_DECREF(seq);
+    return out;
+}
+
 static PyMethodDef logreader_methods[] = {
+    {"_columns", (PyCFunction)logreader_columns, METH_O,
+     "_columns(fields) -> (times, [(kind, bytes)]) or None: to_numpy()'s fast path"},
     {"reset", (PyCFunction)logreader_reset, METH_NOARGS, "go back to the first record"},
     {"close", (PyCFunction)logreader_close, METH_NOARGS, "close() -> True, or False if closed"},
     {NULL, NULL, 0, NULL},
@@ -2357,6 +2598,22 @@ mod_shutdown(PyObject *mod, PyObject *noargs)
     Py_RETURN_NONE;
 }
 
+// os.register_at_fork(after_in_child=...): in a forked child the listeners are the parent's
+// (mcl/raw.h: they may only be closed, which the library makes harmless there), and a lock that
+// one of the parent's threads held at the fork (a recv() waiting) would never be released.
+static PyObject *
+mod_after_fork_child(PyObject *mod, PyObject *noargs)
+{
+    (void)mod;
+    (void)noargs;
+    for (ListenerObject *s = open_listeners; s != NULL; s = s->next) {
+        if (s->io_ok)
+            pthread_mutex_init(&s->io, NULL);
+        s->cb_tstate = NULL; // Python deleted the other threads' states at the fork
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 mod_open_listeners(PyObject *mod, PyObject *noargs)
 {
@@ -2383,6 +2640,7 @@ static PyMethodDef mod_methods[] = {
      "define_type(name, fields, url=None, topic=None) -> capsule"},
     {"_shutdown", mod_shutdown, METH_NOARGS, "close every open listener (atexit)"},
     {"_open_listeners", mod_open_listeners, METH_NOARGS, "listeners not closed yet"},
+    {"_after_fork_child", mod_after_fork_child, METH_NOARGS, "os.register_at_fork() child hook"},
     {"version", mod_version, METH_NOARGS, "the loaded libmcl's version"},
     {NULL, NULL, 0, NULL},
 };
@@ -2408,6 +2666,9 @@ add_type(PyObject *m, PyTypeObject *t, const char *name)
 PyMODINIT_FUNC
 PyInit__mcl(void)
 {
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL)
+        return NULL;
     PyObject *m = PyModule_Create(&moddef);
     if (m == NULL)
         return NULL;

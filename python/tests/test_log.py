@@ -113,6 +113,43 @@ def test_to_numpy(tmp_path):
     assert len(LogReader(path).to_numpy('lat')) == 1  # only the messages that have it
 
 
+def test_to_numpy_fast_path_matches_the_general_one(tmp_path):
+    # Numeric fields are decoded in C (LogReader._fast_columns); the dtypes and values must be
+    # those numpy infers from the Python values of the general path.
+    np = pytest.importorskip('numpy')
+    path = str(tmp_path / 'mixed.mcllog')
+    rows = [{'name': 'M', 'f': 1.5, 'i': 3, 'b': True, 'm': 2, 'mb': True},
+            {'name': 'M', 'f': -0.0, 'i': -(2**63), 'b': False, 'm': 2.5, 'mb': 7},
+            {'name': 'M', 'i': 1},  # lacks f: skipped
+            {'name': 'M', 'f': 1e308, 'i': 2**63 - 1, 'b': True, 'm': -1, 'mb': False}]
+    with LogWriter(path) as w:
+        for k, p in enumerate(rows):
+            w.write({'topic': 't', 'payload': p, 'time_received': 10.0 + k})
+        w.write({'topic': 't', 'payload': b'\x81\xa1f', 'time_received': 20.0})  # truncated map
+    fields = ['f', 'i', 'b', 'm', 'mb']
+    r = LogReader(path)
+    fast = r._fast_columns(fields)
+    assert fast is not None
+    got = r.to_numpy(fields, structured=False)
+    _, times, cols = r._columns(fields)
+    assert got['time_received'].tolist() == times == [10.0, 11.0, 13.0]
+    for f in fields:
+        want = np.asarray(cols[f])
+        assert got[f].dtype == want.dtype, f
+        assert got[f].tolist() == want.tolist(), f
+    assert [got[f].dtype for f in fields] == [np.float64, np.int64, np.bool_, np.float64, np.int64]
+    assert np.signbit(got['f'][1])
+    assert len(r.to_numpy('i')) == 4
+    # A value of another kind (a str, an integer above INT64_MAX) takes the general path.
+    assert r._fast_columns(['name']) is None
+    assert LogReader(path).to_numpy(['name'])['name'].tolist() == ['M'] * 4
+    p2 = str(tmp_path / 'big.mcllog')
+    with LogWriter(p2) as w:
+        w.write({'topic': 't', 'payload': {'u': 2**64 - 1}, 'time_received': 1.0})
+    assert LogReader(p2)._fast_columns(['u']) is None
+    assert LogReader(p2).to_numpy(['u'])['u'].tolist() == [2**64 - 1]
+
+
 def test_to_pandas():
     pytest.importorskip('pandas')
     df = LogReader(str(DATA)).to_pandas(['data'])

@@ -194,3 +194,91 @@ def test_receiver_runs_no_python_and_exit_is_clean(url):
             pid = int(x.split()[1])
             # Reaped by close() at exit: gone, not a zombie or an orphan.
             assert wait_until(lambda: not os.path.exists('/proc/%d' % pid), 2.0)
+
+
+def test_time_received_datetime_on_the_compatibility_connection(url):
+    # Python MCL's QueuedListener put a naive UTC datetime in time_received; its connection
+    # (mcl.network.udp.Connection) keeps that shape, for every listener; mcl.Connection gives
+    # seconds since the epoch.
+    import datetime
+    from mcl.network.udp import Connection
+    compat = Connection(url)
+    got, got_raw, got_plain = Collector(), Collector(), Collector()
+    with mcl.QueuedListener(compat) as q, mcl.RawListener(compat) as r, \
+            mcl.RawListener(mcl.Connection(url)) as p, mcl.RawBroadcaster(compat) as b:
+        q.subscribe(got)
+        r.subscribe(got_raw)
+        p.subscribe(got_plain)
+        before = datetime.datetime.utcnow()
+        b.publish('hello')
+        items = got.wait(1) + got_raw.wait(1)
+        after = datetime.datetime.utcnow()
+        assert len(items) == 2
+        for d in items:
+            t = d['time_received']
+            assert isinstance(t, datetime.datetime) and t.tzinfo is None
+            assert before - datetime.timedelta(seconds=1) <= t <= after
+        plain = got_plain.wait(1)[0]['time_received']
+        assert isinstance(plain, float)
+        t = items[1]['time_received'].replace(tzinfo=datetime.timezone.utc).timestamp()
+        assert abs(t - plain) < 0.5  # the same clock (two listeners: two receive times)
+
+
+def test_fork_in_the_parent_is_safe(url):
+    # os.fork() with a raw listener (a thread blocked in its iteration too), a queued listener
+    # and a broadcaster open. The child closes what it inherited (also through the atexit hook),
+    # publishes with a broadcaster of its own and exits: no hang (alarm), and the parent's
+    # listeners go on with the same receiver, no restart, nothing lost, no goodbye.
+    import signal
+    conn = mcl.Connection(url)
+    got_q, got_r = Collector(), Collector()
+    q = mcl.QueuedListener(conn)
+    q.subscribe(got_q)
+    r = mcl.RawListener(conn)
+    r.subscribe(got_r)
+    it = mcl.RawListener(conn)
+    it.timeout = 0.05
+    stop = threading.Event()
+    iterated = []
+
+    def iterate():  # holds the listener's lock while it waits, as recv() does
+        while not stop.is_set():
+            for d in it:
+                iterated.append(d['payload'])
+
+    t = threading.Thread(target=iterate)
+    t.start()
+    b = mcl.RawBroadcaster(conn)
+    b.publish(b'first')
+    assert got_q.wait(1) and got_r.wait(1)
+    receiver = q.receiver_pid
+    for round in range(3):
+        pid = os.fork()
+        if pid == 0:  # the child: never back into pytest
+            code = 1
+            try:
+                signal.alarm(10)
+                with mcl.RawBroadcaster(conn) as mine:
+                    mine.publish(b'child %d' % round)
+                b.close()
+                if round == 0:
+                    q.close()
+                    r.close()
+                    it.close()
+                mcl._mcl._shutdown()  # what atexit runs: closes whatever is still open
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    b.publish(b'last')
+    want = [b'first', b'child 0', b'child 1', b'child 2', b'last']
+    assert [d['payload'] for d in got_q.wait(5)] == want
+    assert [d['payload'] for d in got_r.wait(5)] == want
+    assert wait_until(lambda: len(iterated) == 5)
+    assert q.receiver_pid == receiver and q.restarts == 0 and q.lost == 0 and r.lost == 0
+    assert q.is_open and r.is_open and it.is_open
+    stop.set()
+    t.join(5)
+    for x in (it, r, q, b):
+        x.close()

@@ -6,7 +6,8 @@
 
 `url` is a multicast address (IPv6 or IPv4) as in Python MCL, or a full mcl URL. Raw payloads
 on this connection are any msgpack-serialisable object (Python MCL's raw payloads), not only
-bytes. $MCL_COMPAT_OPTIONS (e.g. 'iface=eth0&ttl=3') is added to the URL of a bare address:
+bytes, and listeners' time_received is a naive UTC datetime.datetime (Python MCL's
+QueuedListener added one; mcl.Connection gives seconds since the epoch). $MCL_COMPAT_OPTIONS (e.g. 'iface=eth0&ttl=3') is added to the URL of a bare address:
 Python MCL let the routing table pick the interface and used 3 hops.
 """
 import os
@@ -19,6 +20,7 @@ ALLOWED_MULTICAST_HOPS = 3
 
 class Connection(_Connection):
     objects = True  # raw payloads are msgpack-encoded Python objects
+    datetimes = True  # time_received is a naive UTC datetime, as Python MCL's QueuedListener
 
     def __init__(self, url, port=UDP_PORT):
         if not isinstance(url, str):
