@@ -51,7 +51,32 @@ pin(int cpu)
 typedef struct result {
     unsigned long long received, lost, kernel_drops;
     double first, last;
+    double cpu_first, cpu_last; // the receiver's CPU time (user + system) at first and last
+    double rq_first, rq_last;   // its time spent runnable but waiting for a CPU (schedstat)
 } result;
+
+// This process's time spent on a run queue waiting for a CPU, in seconds (0 if unknown).
+static double
+runq_s(void)
+{
+    FILE *f = fopen("/proc/self/schedstat", "r");
+    unsigned long long run = 0, wait = 0;
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+        wait = 0;
+    fclose(f);
+    return (double)wait / 1e9;
+}
+
+// This process's CPU time so far, in seconds.
+static double
+cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 // --- raw UDP ---------------------------------------------------------------------------------
 
@@ -108,9 +133,13 @@ raw_receive(int s, unsigned long long count, double timeout, result *r)
             continue;
         }
         idle_since = t;
-        if (r->received == 0)
+        if (r->received == 0) {
             r->first = t;
+            r->cpu_first = cpu_s();
+            r->rq_first = runq_s();
+        }
         r->last = t;
+        r->cpu_last = cpu_s();
         for (int i = 0; i < n; i++) {
             unsigned long long seq;
             memcpy(&seq, buf[i], sizeof(seq));
@@ -120,6 +149,7 @@ raw_receive(int s, unsigned long long count, double timeout, result *r)
             r->received++;
         }
     }
+    r->rq_last = runq_s();
 }
 
 static int
@@ -156,11 +186,16 @@ mcl_receive(mcl_raw_listener *l, unsigned long long count, double timeout, resul
             continue;
         }
         idle_since = t;
-        if (r->received == 0)
+        if (r->received == 0) {
             r->first = t;
+            r->cpu_first = cpu_s();
+            r->rq_first = runq_s();
+        }
         r->last = t;
+        r->cpu_last = cpu_s();
         r->received++;
     }
+    r->rq_last = runq_s();
     mcl_listener_stats st;
     mcl_raw_listener_stats(l, &st);
     r->lost = st.lost;
@@ -174,10 +209,15 @@ print_result(const char *impl, size_t size, unsigned long long count, const resu
     double span = r->last - r->first;
     double rate = span > 0 ? (double)(r->received - 1) / span : 0;
     unsigned long long missing = count - r->received;
+    // rx_cpu_pct: how much of its core the receiver used from its first to its last message
+    // (100: it never waited, so the sender was the faster one); rx_runq_ms: how long it was
+    // runnable but another task had its core (/proc/self/schedstat), until it stopped reading.
     printf("impl=%s size=%zu sent=%llu received=%llu lost=%llu loss_pct=%.4f msgs_per_s=%.0f "
-           "MB_per_s=%.1f send_s=%.3f kernel_drops=%llu\n",
+           "MB_per_s=%.1f send_s=%.3f kernel_drops=%llu rx_cpu_pct=%.0f rx_runq_ms=%.0f\n",
            impl, size, count, r->received, r->lost, 100.0 * (double)missing / (double)count, rate,
-           rate * (double)size / 1e6, send_s, r->kernel_drops);
+           rate * (double)size / 1e6, send_s, r->kernel_drops,
+           span > 0 ? 100.0 * (r->cpu_last - r->cpu_first) / span : 0,
+           r->rq_last > r->rq_first ? 1000 * (r->rq_last - r->rq_first) : 0);
 }
 
 // --- mcl over ZeroMQ -------------------------------------------------------------------------

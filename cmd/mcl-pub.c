@@ -34,6 +34,10 @@ usage(FILE *f)
             "  -n, --count N           messages to publish (default 1; 10 with --size)\n"
             "  -r, --rate HZ           messages per second, 0 = as fast as possible (default 0\n"
             "                          for a MESSAGE or FILE, 10 with --size)\n"
+            "      --rate-mb N         pace the datagrams at N MB/s (10^6 bytes/s; fractions\n"
+            "                          allowed, 0.01..1000000; 0 = unpaced): the connection's\n"
+            "                          rate= option (mcl/connection.h), which spreads a large\n"
+            "                          message's fragments so a slow listener keeps up\n"
             "  -q, --quiet             no progress line and no summary on stderr\n"
             "      --subscribers N     zmq: wait for N listeners first (default 1; 0: don't)\n"
             "      --wait SEC          how long to wait for them (default 10)\n"
@@ -154,7 +158,7 @@ main(int argc, char **argv)
     bool lines = false, quiet = false, verbose = false, have_size = false, have_n = false,
          have_rate = false;
     uint64_t count = 1, size = 0;
-    double rate = 0;
+    double rate = 0, rate_mb = -1;
     tool_wait wait = TOOL_WAIT_INIT;
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},   {"topic", required_argument, NULL, 't'},
@@ -163,7 +167,8 @@ main(int argc, char **argv)
         {"lines", no_argument, NULL, 'l'},       {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'H'},
         {"version", no_argument, NULL, 'V'},     {"json", required_argument, NULL, 'j'},
-        {"json-lines", no_argument, NULL, 'J'},  TOOL_WAIT_LONGOPTS,
+        {"json-lines", no_argument, NULL, 'J'},  {"rate-mb", required_argument, NULL, 'M'},
+        TOOL_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = tool_getopt(prog, argc, argv, "u:t:n:s:r:f:lqvj:", opts)) != -1) {
@@ -199,6 +204,13 @@ main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             have_rate = true;
+            break;
+        case 'M':
+            if (!tool_parse_double(optarg, 0, 1e6, &rate_mb) || (rate_mb > 0 && rate_mb < 0.01)) {
+                tool_err(prog, "invalid --rate-mb '%s' (0.01..1000000 MB/s, 0 = unpaced)",
+                         optarg);
+                return EXIT_USAGE;
+            }
             break;
         case 'f':
             file = optarg;
@@ -257,6 +269,15 @@ main(int argc, char **argv)
     int ec = tool_connection(prog, url, &conn);
     if (ec != EXIT_OK)
         return ec;
+    if (rate_mb >= 0) { // the URL's rate=, replaced
+        char val[32], with[1200];
+        snprintf(val, sizeof(val), "%.0f", rate_mb * 1e6);
+        tool_url_with(mcl_connection_url(conn), "rate", val, with, sizeof(with));
+        mcl_connection_free(conn);
+        conn = NULL;
+        if ((ec = tool_connection(prog, with, &conn)) != EXIT_OK)
+            return ec;
+    }
     if (have_size && size > mcl_connection_maxmsg(conn)) {
         char what[64];
         snprintf(what, sizeof(what), "--size %llu", (unsigned long long)size);

@@ -24,6 +24,8 @@
  * | expire   | milliseconds, 1..3600000      | 2000    | partial messages are dropped after this   |
  * | partmem  | SIZE                          | 256M    | memory cap for partial messages           |
  * | batch    | microseconds, 0..1000000      | 0 (off) | broadcasters pack small messages into one datagram, sent when full, after this long, or on mcl_raw_broadcaster_flush() |
+ * | rate     | bytes per second, SIZE 1k..1T, or 0 | 0 (unpaced) | broadcasters: pacing. A token bucket of the datagrams' bytes (mcl's headers and payload, no IP/UDP headers), refilled continuously, holding at most a burst of 10 ms at the rate (at least 64 KiB, one datagram of the largest size); every datagram, fragments included, waits for its tokens, so a large message is spread at the rate (K bytes take at least (K - burst) / rate seconds). The wait sleeps on the monotonic clock inside the publish call (and in the batcher thread for batches); heartbeats are not paced. e.g. rate=200M |
+ * | msgrate  | messages per second, 1..10000000, or 0 | 0 (unpaced) | broadcasters: pacing by messages, a token bucket as for `rate` with a burst of 10 ms at the rate (at least 1 message); each publish waits for its turn. Both may be given: each message then waits for both |
  * | heartbeat| milliseconds, 10..3600000, or 0 | 1000  | broadcasters announce themselves this often (docs/wire-format.md, heartbeats); 0: never (listeners older than 0.3 count heartbeats as malformed) |
  * | silent   | missed heartbeats, 1..1000    | 3       | listeners: a publisher not heard for this many of its heartbeat periods is reported silent |
  * | key      | group key file (`mcl-keygen --group NAME`) | (none) | authenticated datagrams (docs/security.md): broadcasters sign every datagram with the file's first key; listeners accept only datagrams signed with one of its keys (up to 8: rotation), refuse replays and captures stamped more than `skew` away, and count the rest (auth_rejected, replayed). Read when the URL is parsed: a regular file of at most 64 KiB |
@@ -48,6 +50,7 @@
  * | linger       | milliseconds            | 1000      | how long closing waits for unsent messages |
  * | maxmsg       | SIZE                    | 64M       | largest message                      |
  * | batch        | microseconds            | 0 (off)   | pack messages of one topic into one frame |
+ * | rate, msgrate | as for udp://          | 0 (unpaced) | a frame is one message: `rate` paces whole messages (one larger than the burst waits for a full bucket and leaves it in debt) |
  * | heartbeat, silent | as for udp://      |           | heartbeats travel as frames of their own topic |
  * | key, encrypt, skew | as for udp://     |           | frames are signed (and encrypted) as datagrams are; independent of CURVE |
  * | curve        | key file (mcl-keygen)   |           | our key pair; alone: this side is the CURVE server |
@@ -92,7 +95,7 @@
  * | depth    | 1..64                      | 4       | most datagrams held back at once         |
  * | seed     | unsigned integer           | 1       | the fault generator's seed               |
  * | queue    | SIZE, at least 64k         | 64M     | the listener's queue (at most 65,536 datagrams); what does not fit is dropped and counted in kernel_drops |
- * | maxmsg, dgram, expire, partmem, batch, heartbeat, silent, key, encrypt, skew | as for udp:// | | |
+ * | maxmsg, dgram, expire, partmem, batch, rate, msgrate, heartbeat, silent, key, encrypt, skew | as for udp:// | | |
  *
  * A probability has at most six decimals. drop and dup are reproducible by seed whenever one
  * thread publishes; reorder too when the listener reads after the sends (a listener that

@@ -2,17 +2,20 @@
 // Raw broadcaster over any transport: numbering, the datagram (wire format v1), fragmentation
 // where the transport caps datagrams (MCL__TP_FRAGMENT), batching with its mcl-batcher thread,
 // and per-topic numbers where the transport filters by topic (MCL__TP_PUBFILTER). Datagrams
-// leave through the transport's tx_send, one call per datagram or train of fragments.
+// leave through the transport's tx_send, one call per datagram or train of fragments, paced
+// by token buckets when the URL asks for it (rate=, msgrate=).
 #define _GNU_SOURCE
 #include "../core/internal.h"
 #include "../transport/transport.h"
 #include "auth.h"
+#include "broadcaster_int.h"
 #include "heartbeat.h"
 #include "tseq.h"
 #include "wire.h"
 
 #include <mcl/raw.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,6 +34,13 @@ enum {
 // The topic of heartbeat frames on transports that filter by topic (zmq): not a topic anyone
 // publishes (0xff is no UTF-8 lead byte); listeners subscribe to it besides their filter.
 const char mcl__hb_topic[] = "\xffmcl.hb";
+
+// A token bucket (rate=, msgrate=): `rate` tokens a second, at most `burst` saved up; a take
+// larger than the burst waits for a full bucket and leaves it in debt. Under `lock`.
+typedef struct bc_pace {
+    double rate, burst, tokens;
+    int64_t t_ns; // last refill (CLOCK_MONOTONIC)
+} bc_pace;
 
 typedef struct bc_topic {
     char *name;
@@ -93,6 +103,11 @@ struct mcl_raw_broadcaster {
     mcl__auth_tx auth;
     uint8_t *seal; // encrypted mode: the datagram being sealed
     size_t seal_cap;
+    // Pacing: bytes of datagrams (rate=) and messages (msgrate=); rate 0: off. `pacing` is
+    // set while a publisher sleeps for its turn with `lock` held (heartbeats skip a round).
+    bc_pace pace_bytes, pace_msgs;
+    atomic_bool pacing;
+    atomic_uint_fast64_t n_paced; // sleeps for pacing
 };
 
 static mcl_err batch_flush_locked(mcl_raw_broadcaster *b);
@@ -147,7 +162,13 @@ mcl__bcast_heartbeat(mcl_raw_broadcaster *b, bool bye)
     const char *host, *prog;
     uint32_t pid;
     mcl__hb_identity(&host, &prog, &pid);
-    pthread_mutex_lock(&b->lock);
+    // A paced publisher may sleep with the lock held: this thread serves every broadcaster of
+    // the process, so it does not wait (the publisher's own datagrams say it is alive).
+    if (pthread_mutex_trylock(&b->lock) != 0) {
+        if (atomic_load_explicit(&b->pacing, memory_order_relaxed) && !bye)
+            return;
+        pthread_mutex_lock(&b->lock);
+    }
     if (b->tx == NULL) {
         pthread_mutex_unlock(&b->lock);
         return;
@@ -267,15 +288,92 @@ tx_send_sealed(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n, unsigned
     return MCL_OK;
 }
 
-// Hands f[0..n) to the transport. Called with b->lock held. Counts what left; a failure's
-// reason is kept for unlock_and_log(). *sent (may be NULL) = datagrams that left.
+// Starts a bucket full: `burst` is 10 ms at the rate, at least `min_burst` tokens.
+static void
+pace_init(bc_pace *p, uint64_t rate, double min_burst)
+{
+    p->rate = (double)rate;
+    p->burst = p->rate / 100 > min_burst ? p->rate / 100 : min_burst;
+    p->tokens = p->burst;
+    p->t_ns = mcl__mono_ns();
+}
+
+static void
+pace_refill(bc_pace *p)
+{
+    int64_t now = mcl__mono_ns();
+    p->tokens += (double)(now - p->t_ns) * 1e-9 * p->rate;
+    if (p->tokens > p->burst)
+        p->tokens = p->burst;
+    p->t_ns = now;
+}
+
+// Takes n tokens, first sleeping (never spinning) until the bucket holds min(n, burst).
+// Called with b->lock held.
+static void
+pace_take_locked(mcl_raw_broadcaster *b, bc_pace *p, double n)
+{
+    double need = n < p->burst ? n : p->burst;
+    for (pace_refill(p); p->tokens < need; pace_refill(p)) {
+        int64_t due = p->t_ns + (int64_t)((need - p->tokens) / p->rate * 1e9) + 1;
+        struct timespec ts = {.tv_sec = (time_t)(due / 1000000000),
+                              .tv_nsec = (long)(due % 1000000000)};
+        atomic_store_explicit(&b->pacing, true, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->n_paced, 1, memory_order_relaxed);
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+        atomic_store_explicit(&b->pacing, false, memory_order_relaxed);
+    }
+    p->tokens -= n;
+}
+
+static size_t
+frame_bytes(const mcl__frame *f)
+{
+    size_t len = 0;
+    for (unsigned i = 0; i < f->niov; i++)
+        len += f->iov[i].iov_len;
+    return len;
+}
+
+// rate=: how many of f[0..n) may leave now, at least one, after waiting for the first (so
+// that a train of fragments is spread at the rate). Called with b->lock held.
+static unsigned
+pace_frames_locked(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n)
+{
+    bc_pace *p = &b->pace_bytes;
+    pace_take_locked(b, p, (double)frame_bytes(&f[0]));
+    unsigned k = 1;
+    for (; k < n; k++) {
+        double len = (double)frame_bytes(&f[k]);
+        if (p->tokens < len)
+            break;
+        p->tokens -= len;
+    }
+    return k;
+}
+
+// Hands f[0..n) to the transport (paced: as the bucket allows). Called with b->lock held.
+// Counts what left; a failure's reason is kept for unlock_and_log(). *sent (may be NULL) =
+// datagrams that left.
 static mcl_err
 send_frames_locked(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n, unsigned *sent)
 {
     char why[WHY_MAX];
     why[0] = '\0'; // (not = "": that would clear all of it on every send)
     unsigned done = 0;
-    mcl_err rv = tx_send_sealed(b, f, n, &done, why, sizeof(why));
+    mcl_err rv = MCL_OK;
+    if (b->pace_bytes.rate == 0) {
+        rv = tx_send_sealed(b, f, n, &done, why, sizeof(why));
+    } else {
+        while (done < n && rv == MCL_OK) {
+            unsigned k = pace_frames_locked(b, f + done, n - done), d = 0;
+            rv = tx_send_sealed(b, f + done, k, &d, why, sizeof(why));
+            done += d;
+            if (d < k)
+                break;
+        }
+    }
     atomic_fetch_add_explicit(&b->n_datagrams, done, memory_order_relaxed);
     if (rv != MCL_OK && why[0] != '\0' && b->why[0] == '\0') {
         memcpy(b->why, why, sizeof(why));
@@ -474,6 +572,10 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         goto out;
     }
     b->lock_init = true;
+    if (b->conn.rate > 0) // a burst holds at least one datagram of the largest size
+        pace_init(&b->pace_bytes, b->conn.rate, 65536);
+    if (b->conn.msgrate > 0)
+        pace_init(&b->pace_msgs, b->conn.msgrate, 1);
     if (b->conn.batch_us > 0) {
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
@@ -610,6 +712,8 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
     size_t rec = MCL__WIRE_REC + tl + len;
     bool pubfilter = (b->caps & MCL__TP_PUBFILTER) != 0;
     pthread_mutex_lock(&b->lock);
+    if (b->pace_msgs.rate > 0)
+        pace_take_locked(b, &b->pace_msgs, 1);
     bool info = info_due_locked(b);
     if (b->batching) {
         if (MCL__WIRE_HDR + rec <= b->batch_cap) {
@@ -683,6 +787,8 @@ mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_raw_msg *m)
                          "%s: message of %zu bytes exceeds maxmsg=%zu", b->conn.url, m->len,
                          b->conn.maxmsg);
     pthread_mutex_lock(&b->lock);
+    if (b->pace_msgs.rate > 0)
+        pace_take_locked(b, &b->pace_msgs, 1);
     bool info = info_due_locked(b);
     // A datagram carries one publisher id: what waits in a batch goes first, then this alone.
     if (b->batching)
@@ -761,6 +867,12 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
     mcl__free(b->seal);
     mcl__gkeys_wipe(&b->conn.keys);
     mcl__free(b);
+}
+
+uint64_t
+mcl__bcast_paced_waits(const mcl_raw_broadcaster *b)
+{
+    return atomic_load_explicit(&b->n_paced, memory_order_relaxed);
 }
 
 uint64_t

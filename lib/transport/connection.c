@@ -32,8 +32,8 @@ key_in(const char *const *keys, const char *key, size_t klen)
 static bool
 generic_key(const char *key, size_t klen, bool *frag_only)
 {
-    static const char *const all[] = {"maxmsg", "batch", "heartbeat", "silent",
-                                      "key",    "encrypt", "skew", NULL};
+    static const char *const all[] = {"maxmsg", "batch", "heartbeat", "silent", "key",
+                                      "encrypt", "skew", "rate", "msgrate", NULL};
     static const char *const frag[] = {"dgram", "expire", "partmem", NULL};
     *frag_only = key_in(frag, key, klen);
     return *frag_only || key_in(all, key, klen);
@@ -82,6 +82,18 @@ generic_option(struct mcl_connection *c, const char *url, const char *key, size_
             return MCL__URL_FAIL("%s: batch '%.*s' is not a number of microseconds 0..1000000",
                                  url, (int)vlen, val);
         c->batch_us = (uint32_t)v;
+    } else if (MCL__KEY_IS("rate")) {
+        if (!mcl__url_size(val, vlen, MCL__MAX_RATE, &v) || (v > 0 && v < MCL__MIN_RATE))
+            return MCL__URL_FAIL("%s: rate '%.*s' is not bytes per second 1k..1T (k/M/G "
+                                 "suffixes), or 0 (unpaced)",
+                                 url, (int)vlen, val);
+        c->rate = v;
+    } else if (MCL__KEY_IS("msgrate")) {
+        if (!mcl__url_uint(val, vlen, MCL__MAX_MSGRATE, &v))
+            return MCL__URL_FAIL("%s: msgrate '%.*s' is not messages per second 1..%u, or 0 "
+                                 "(unpaced)",
+                                 url, (int)vlen, val, MCL__MAX_MSGRATE);
+        c->msgrate = (uint32_t)v;
     } else if (MCL__KEY_IS("heartbeat")) {
         if (!mcl__url_uint(val, vlen, 3600000, &v) || (v > 0 && v < 10))
             return MCL__URL_FAIL("%s: heartbeat '%.*s' is not milliseconds 10..3600000, or 0 "
@@ -144,10 +156,9 @@ one_option(void *arg, const char *key, size_t klen, const char *val, size_t vlen
     if (key_in(tp->keys, key, klen))
         return tp->parse_option(o->c, o->url, key, klen, val, vlen, errbuf, errlen);
     bool frag_only;
-    bool auth = (klen == 3 && memcmp(key, "key", 3) == 0) ||
-                (klen == 7 && memcmp(key, "encrypt", 7) == 0) ||
-                (klen == 4 && memcmp(key, "skew", 4) == 0);
-    if (auth && tp->bcast == NULL)
+    bool bcast_only = MCL__KEY_IS("key") || MCL__KEY_IS("encrypt") || MCL__KEY_IS("skew") ||
+                      MCL__KEY_IS("rate") || MCL__KEY_IS("msgrate");
+    if (bcast_only && tp->bcast == NULL)
         return MCL__URL_FAIL("%s: option '%.*s' applies to connections with broadcasters (udp, "
                              "inproc, zmq+), not to %s://",
                              o->url, (int)klen, key, tp->scheme);
@@ -298,6 +309,10 @@ mcl_connection_dgram(const mcl_connection *conn)
 void
 mcl__canon_bcast_opts(struct mcl__canon *k, const struct mcl_connection *c)
 {
+    if (c->rate != 0)
+        mcl__canon_size(k, "rate", (size_t)c->rate);
+    if (c->msgrate != 0)
+        mcl__canon_opt(k, "msgrate=%u", (unsigned)c->msgrate);
     if (c->heartbeat_ms != MCL__DEF_HEARTBEAT_MS)
         mcl__canon_opt(k, "heartbeat=%u", (unsigned)c->heartbeat_ms);
     if (c->silent_after != MCL__DEF_SILENT)

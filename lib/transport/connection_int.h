@@ -28,6 +28,10 @@
 #define MCL__DEF_SKEW_S 60u
 #define MCL__KEY_PATH_MAX 256
 #define MCL__MIN_DGRAM ((size_t)1200)
+// rate= and msgrate= bounds (0 = unpaced, the default).
+#define MCL__MIN_RATE ((uint64_t)1 << 10)
+#define MCL__MAX_RATE ((uint64_t)1 << 40)
+#define MCL__MAX_MSGRATE 10000000u
 #define MCL__MAX_DGRAM ((size_t)65527) // 65535 - 8 (UDP over IPv6; IPv4 is 20 bytes less)
 
 struct mcl__tport;
@@ -40,6 +44,8 @@ struct mcl_connection {
     uint32_t expire_ms; // partial messages are dropped after this
     size_t partmem;     // cap on memory held by partial messages
     uint32_t batch_us;  // broadcasters: pack small messages for up to this long (0: off)
+    uint64_t rate;      // broadcasters: datagram bytes per second at most (0: unpaced)
+    uint32_t msgrate;   // broadcasters: messages per second at most (0: unpaced)
     uint32_t heartbeat_ms; // broadcasters: announce themselves this often (0: never)
     uint32_t silent_after; // listeners: a publisher that misses this many heartbeats is silent
     // Authenticated datagrams (key=FILE; lib/raw/auth.c): the group keys read from the file at

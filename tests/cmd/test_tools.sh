@@ -40,6 +40,11 @@ check "pub bad size" status_is 2 "$pub" -s 12x
 check "pub bad size message" err_says "invalid size '12x'"
 check "pub bad rate" status_is 2 "$pub" -r -1 hi
 check "pub tiny rate" status_is 2 "$pub" -r 1e-15 hi
+check "pub bad rate-mb" status_is 2 "$pub" --rate-mb fast hi
+check "pub bad rate-mb message" err_says "invalid --rate-mb 'fast'"
+check "pub tiny rate-mb" status_is 2 "$pub" --rate-mb 0.001 hi
+check "pub rate-mb on tcp" status_is 2 "$pub" -u tcp://127.0.0.1:1 --rate-mb 5 hi
+check "pub rate-mb on tcp message" err_says "applies to connections with broadcasters"
 long=$(printf 'a%.0s' $(seq 1100))
 check "pub long topic" status_is 2 "$pub" -t "$long" hi
 check "dump long topic" status_is 2 "$dump" -t "$long"
@@ -125,13 +130,13 @@ start_dump f -u "$u3" -q -n 100000 --stats --timeout 30
 wait "$f_pid"
 cat "$tmp/pub.err" "$tmp/f.err" | grep -E "published|total" | sed 's/^/  /' >&2
 line=$(grep -E '^[0-9a-f]{16} ' "$tmp/f.err" | head -1)
-read -r _ _ recv lost _ _ last <<<"$line"
+read -r _ _ recv lost _ _ last _ <<<"$line" # (the program column may follow)
 check "full rate accounted" test $((recv + lost + 99999 - last)) -eq 100000
 
-# 1 MiB messages arrive whole.
+# 1 MiB messages arrive whole (paced at 500 MB/s by --rate-mb: the rate= it adds parses).
 u4="udp://239.255.78.13:26013?iface=lo&ttl=0"
 start_dump m -u "$u4" -n 5 --stats --timeout 20
-"$pub" -u "$u4" -t frame -n 5 -s 1M -r 0 -q
+"$pub" -u "$u4" -t frame -n 5 -s 1M -r 0 -q --rate-mb 500
 wait "$m_pid"
 check "1MiB exit" test $? -eq 0
 cp "$tmp/m.out" "$tmp/out"

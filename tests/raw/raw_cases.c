@@ -2,12 +2,14 @@
 // Raw broadcaster/listener cases shared by the transports' raw suites (raw_cases.h).
 #define _GNU_SOURCE
 #include "raw_cases.h"
+#include "raw/broadcaster_int.h"
 
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void
 rawt_pair(const char *url, const char *const *topics, size_t ntopics, mcl_raw_listener **l,
@@ -518,3 +520,104 @@ rawt_batching(void)
     mcl_raw_listener_free(l);
 }
 
+
+// --- pacing (rate=, msgrate=) -----------------------------------------------------------------
+
+static double
+mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+rawt_rate_paces_fragments(void)
+{
+    // 256 KiB/s, burst 64 KiB (the floor; 10 ms would be 2.6 KiB): one message of 192 KiB
+    // (four fragments) takes at least (192 - 64) / 256 s = 0.5 s, paced inside the one call.
+    // Only a lower bound: a slow machine takes longer, never less.
+    char url[128];
+    rawt_make_url(url, sizeof(url), "&rate=256k");
+    mcl_raw_listener *l;
+    mcl_raw_broadcaster *b;
+    rawt_pair(url, NULL, 0, &l, &b, "paced");
+    size_t len = 192 * 1024;
+    uint8_t *p = mclt_pattern(len, 7);
+    double t0 = mono_s();
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p, len));
+    double took = mono_s() - t0;
+    if (took < 0.499)
+        fprintf(stderr, "\n  192 KiB at rate=256k took %.3f s (at least 0.5 expected)\n", took);
+    CU_ASSERT(took >= 0.499);
+    CU_ASSERT(mcl__bcast_paced_waits(b) > 0);
+    const mcl_raw_msg *m;
+    MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+    CU_ASSERT_EQUAL_FATAL(m->len, len);
+    CU_ASSERT(memcmp(m->payload, p, len) == 0);
+    mcl_listener_stats st;
+    MCLT_OK(mcl_raw_listener_stats(l, &st));
+    CU_ASSERT_EQUAL(st.lost, 0);
+    CU_ASSERT_EQUAL(st.datagrams, 4);
+    free(p);
+    mcl_raw_broadcaster_free(b);
+    mcl_raw_listener_free(l);
+}
+
+void
+rawt_msgrate_paces_messages(void)
+{
+    // 50 messages/s with a burst of one: eleven publishes take at least 10 / 50 = 0.2 s.
+    char url[128];
+    rawt_make_url(url, sizeof(url), "&msgrate=50");
+    mcl_raw_listener *l;
+    mcl_raw_broadcaster *b;
+    rawt_pair(url, NULL, 0, &l, &b, "paced");
+    double t0 = mono_s();
+    for (int i = 0; i < 11; i++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "tick", 4));
+    double took = mono_s() - t0;
+    if (took < 0.199)
+        fprintf(stderr, "\n  11 messages at msgrate=50 took %.3f s (at least 0.2 expected)\n",
+                took);
+    CU_ASSERT(took >= 0.199);
+    const mcl_raw_msg *m;
+    for (uint64_t i = 0; i < 11; i++) {
+        MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+        CU_ASSERT_EQUAL(m->seq, i);
+    }
+    mcl_raw_broadcaster_free(b);
+    mcl_raw_listener_free(l);
+}
+
+void
+rawt_unpaced_never_waits(void)
+{
+    // Without rate= or msgrate= (or with 0, the same) a publish never sleeps for pacing, however
+    // much it sends; and the canonical URL says nothing about pacing.
+    const char *extra[] = {"", "&rate=0&msgrate=0"};
+    for (size_t k = 0; k < 2; k++) {
+        char url[128];
+        rawt_make_url(url, sizeof(url), extra[k]);
+        mcl_raw_listener *l;
+        mcl_raw_broadcaster *b;
+        rawt_pair(url, NULL, 0, &l, &b, "free");
+        const char *canon = mcl_connection_url(mcl_raw_broadcaster_connection(b));
+        CU_ASSERT_PTR_NULL(strstr(canon, "rate="));
+        // 16 MiB, more than the burst of any rate up to 1.6 GB/s: a rate applied anyway that is
+        // slower than this machine sends would sleep.
+        size_t len = 1 << 20;
+        uint8_t *p = mclt_pattern(len, 3);
+        for (int i = 0; i < 16; i++)
+            MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p, len));
+        for (int i = 0; i < 200; i++)
+            MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "x", 1));
+        CU_ASSERT_EQUAL(mcl__bcast_paced_waits(b), 0);
+        const mcl_raw_msg *m;
+        MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+        CU_ASSERT_EQUAL(m->len, len);
+        free(p);
+        mcl_raw_broadcaster_free(b);
+        mcl_raw_listener_free(l);
+    }
+}

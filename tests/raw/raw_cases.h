@@ -30,6 +30,9 @@ void rawt_listener_thread_callbacks(void);
 void rawt_fd_and_dispatch(void);
 void rawt_many_listeners_one_group(void);
 void rawt_batching(void);
+void rawt_rate_paces_fragments(void);
+void rawt_msgrate_paces_messages(void);
+void rawt_unpaced_never_waits(void);
 
 #define RAWT_CASES                                                                                 \
     {"mcl_one_topic_of_five", rawt_mcl_one_topic_of_five},                                         \
@@ -43,6 +46,9 @@ void rawt_batching(void);
          rawt_shared_broadcaster_sends_in_sequence_order},                                         \
         {"listener_thread_callbacks", rawt_listener_thread_callbacks},                             \
         {"fd_and_dispatch", rawt_fd_and_dispatch},                                                 \
-        {"many_listeners_one_group", rawt_many_listeners_one_group}, {"batching", rawt_batching}
+        {"many_listeners_one_group", rawt_many_listeners_one_group}, {"batching", rawt_batching}, \
+        {"rate_paces_fragments", rawt_rate_paces_fragments},                                       \
+        {"msgrate_paces_messages", rawt_msgrate_paces_messages},                                   \
+        {"unpaced_never_waits", rawt_unpaced_never_waits}
 
 #endif

@@ -29,6 +29,16 @@ static const good_case good[] = {
     {"udp://239.1.2.3:1/?loop=true", "udp://239.1.2.3:1", 4, 1, 1},
     {"udp://239.1.2.3:1?batch=100", "udp://239.1.2.3:1?batch=100", 4, 1, 1},
     {"udp://239.1.2.3:1?batch=0", "udp://239.1.2.3:1", 4, 1, 1},
+    // Pacing: bytes per second with size suffixes (canonical: the largest exact one), messages
+    // per second; 0 is the default (unpaced) and left out.
+    {"udp://239.1.2.3:1?rate=200M&msgrate=5000", "udp://239.1.2.3:1?rate=200M&msgrate=5000", 4, 1,
+     1},
+    {"udp://239.1.2.3:1?msgrate=1&rate=1048576", "udp://239.1.2.3:1?rate=1M&msgrate=1", 4, 1, 1},
+    {"udp://239.1.2.3:1?rate=1k&msgrate=10000000", "udp://239.1.2.3:1?rate=1k&msgrate=10000000",
+     4, 1, 1},
+    {"udp://239.1.2.3:1?rate=1025&batch=10", "udp://239.1.2.3:1?batch=10&rate=1025", 4, 1, 1},
+    {"udp://239.1.2.3:1?rate=0&msgrate=0", "udp://239.1.2.3:1", 4, 1, 1},
+    {"udp://239.1.2.3:1?rate=1024G", "udp://239.1.2.3:1?rate=1024G", 4, 1, 1},
     {"udp://239.1.2.3:1?rcvbuf=0&iface=127.0.0.1", "udp://239.1.2.3:1?iface=127.0.0.1&rcvbuf=0",
      4, 1, 1},
 #if MCL_HAVE_ZMQ
@@ -49,6 +59,7 @@ static const good_case good[] = {
     {"zmq+ipc://rel/x?drop=0", "zmq+ipc://rel/x", 0, 0, 0},
     {"zmq+inproc://bus?hwm=100000", "zmq+inproc://bus?hwm=100000", 0, 0, 0},
     {"zmq+inproc://b?batch=200&maxmsg=1k", "zmq+inproc://b?maxmsg=1k&batch=200", 0, 0, 0},
+    {"zmq+tcp://h:1?msgrate=9&rate=64k", "zmq+tcp://h:1?rate=64k&msgrate=9", 0, 1, 0},
     {"zmq+tcp://*:5?curve_clients=ok.txt&curve=s.key", "zmq+tcp://*:5?curve=s.key&curve_clients=ok.txt",
      0, 5, 0},
 #endif
@@ -61,6 +72,7 @@ static const good_case good[] = {
      0, 0, 0},
     {"inproc://x?drop=1&depth=4&seed=1&queue=64M&dup=0", "inproc://x?drop=1", 0, 0, 0},
     {"inproc://x?drop=0.000001&reorder=1.0", "inproc://x?drop=0.000001&reorder=1", 0, 0, 0},
+    {"inproc://x?rate=2G&msgrate=7", "inproc://x?rate=2G&msgrate=7", 0, 0, 0},
 };
 
 static void
@@ -191,6 +203,21 @@ static const bad_case bad[] = {
     {"udp://239.255.0.1:1?dgram=65520", "IPv4 limit"},
     {"udp://239.255.0.1:1?expire=0", "expire"},
     {"udp://239.255.0.1:1?batch=2000000", "batch"},
+    {"udp://239.255.0.1:1?rate=fast", "rate 'fast' is not bytes per second"},
+    {"udp://239.255.0.1:1?rate=", "rate '' is not"},
+    {"udp://239.255.0.1:1?rate=-1M", "rate '-1M'"},
+    {"udp://239.255.0.1:1?rate=1023", "rate '1023'"},
+    {"udp://239.255.0.1:1?rate=1025G", "rate '1025G'"},
+    {"udp://239.255.0.1:1?rate=1.5M", "rate '1.5M'"},
+    {"udp://239.255.0.1:1?rate=99999999999999999999999", "rate '9999"},
+    {"udp://239.255.0.1:1?rate=5000msg", "rate '5000msg'"},
+    {"udp://239.255.0.1:1?msgrate=10000001", "msgrate '10000001' is not messages per second"},
+    {"udp://239.255.0.1:1?msgrate=1k", "msgrate '1k'"},
+    {"udp://239.255.0.1:1?msgrate=-5", "msgrate '-5'"},
+    {"udp://239.255.0.1:1?rate=1M&rate=2M", "'rate' is given twice"},
+    {"inproc://x?rate=abc", "rate 'abc'"},
+    {"tcp://127.0.0.1:1?rate=1M", "applies to connections with broadcasters"},
+    {"unix:///tmp/x.sock?msgrate=5", "applies to connections with broadcasters"},
     {"udp://239.255.0.1:1?iface=", "iface"},
     {"udp://239.255.0.1:1?iface=a/b", "iface"},
     {"udp://239.255.0.1:1 ", "invalid character"},

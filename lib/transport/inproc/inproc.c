@@ -651,7 +651,7 @@ const mcl__tport mcl__inproc_tport = {
     .opts_size = sizeof(inproc_opts),
     .keys = inproc_keys,
     .known = "known: drop, dup, reorder, depth, seed, queue, pipeq, stall, cut, maxmsg, dgram, "
-             "expire, partmem, batch, heartbeat, silent, key, encrypt, skew",
+             "expire, partmem, batch, rate, msgrate, heartbeat, silent, key, encrypt, skew",
     .defaults = inproc_defaults,
     .parse_addr = inproc_parse_addr,
     .parse_option = inproc_parse_option,

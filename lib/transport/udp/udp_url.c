@@ -228,7 +228,7 @@ const mcl__tport mcl__udp_tport = {
     .opts_size = sizeof(mcl__udp_opts),
     .keys = udp_keys,
     .known = "known: ttl, iface, loop, rcvbuf, sndbuf, maxmsg, dgram, expire, partmem, batch, "
-             "heartbeat, silent, key, encrypt, skew",
+             "rate, msgrate, heartbeat, silent, key, encrypt, skew",
     .defaults = udp_defaults,
     .parse_addr = udp_parse_addr,
     .parse_option = udp_parse_option,

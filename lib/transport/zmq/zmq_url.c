@@ -260,7 +260,8 @@ extern const mcl__pipe_ops mcl__zmq_pipe_ops;   // zpipe.c
         .opts_size = sizeof(mcl__zmq_opts),                                                        \
         .keys = zmq_keys,                                                                          \
         .known = "known for zmq+: mode, hwm, drop, timeout, stall, linger, maxmsg, batch, "        \
-                 "heartbeat, silent, key, encrypt, skew, curve, curve_server, curve_clients",       \
+                 "rate, msgrate, heartbeat, silent, key, encrypt, skew, curve, "                   \
+                 "curve_server, curve_clients",                                                    \
         .defaults = zmq_defaults, .parse_addr = zmq_parse_addr,                                    \
         .parse_option = zmq_parse_option, .finish = zmq_finish, .canon = zmq_canon,               \
         .claim = claim_, .bcast = &mcl__zmq_bcast_ops, .pipe = &mcl__zmq_pipe_ops,                 \
