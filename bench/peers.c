@@ -5,7 +5,10 @@
 //
 //   mcl-bench-peers zmq  SIZE COUNT
 //   mcl-bench-peers lcm  SIZE COUNT
-//   mcl-bench-peers rtt  raw|mcl|lcm SIZE COUNT
+//   mcl-bench-peers rtt  raw|mcl|mclzmq|lcm SIZE COUNT
+//
+// rtt mclzmq: mcl over zmq+tcp on 127.0.0.1 (each side's broadcaster binds, its listener
+// connects to the other's), so one message at a time: the lone-message latency.
 // Prints one key=value line. Run inside scripts/netns.sh; sender on core 1, receiver on core 0.
 #define _GNU_SOURCE
 #include <mcl/mcl.h>
@@ -250,7 +253,12 @@ rtt_bench(const char *impl, size_t size, long count)
     int ready[2];
     if (rt == NULL || p == NULL || pipe(ready) != 0)
         return 1;
-    bool raw = !strcmp(impl, "raw"), mcl = !strcmp(impl, "mcl");
+    bool raw = !strcmp(impl, "raw"), mclz = !strcmp(impl, "mclzmq");
+    bool mcl = !strcmp(impl, "mcl") || mclz;
+    const char *url_ping = mclz ? "zmq+tcp://127.0.0.1:27601?hwm=1000"
+                                : "udp://239.255.94.3:27596?iface=lo&ttl=0";
+    const char *url_pong = mclz ? "zmq+tcp://127.0.0.1:27602?hwm=1000"
+                                : "udp://239.255.94.4:27597?iface=lo&ttl=0";
     pid_t pid = fork();
     if (pid == 0) { // the echo side, core 0
         pin(0);
@@ -267,18 +275,25 @@ rtt_bench(const char *impl, size_t size, long count)
             mcl_connection *ci, *co;
             mcl_raw_listener *l;
             mcl_raw_broadcaster *b;
-            if (rtt_url(&ci, "udp://239.255.94.3:27596?iface=lo&ttl=0") ||
-                rtt_url(&co, "udp://239.255.94.4:27597?iface=lo&ttl=0") ||
+            if (rtt_url(&ci, url_ping) || rtt_url(&co, url_pong) ||
                 mcl_raw_listener_open(&l, ci, NULL, 0) || mcl_raw_broadcaster_open(&b, co, "pong"))
                 _exit(1);
             if (write(ready[1], "r", 1) != 1)
                 _exit(1);
+            if (mclz && mcl_raw_broadcaster_wait_for_subscribers(b, 1, 5000) != MCL_OK)
+                _exit(1); // (zmq: the pinger's listener has subscribed)
             for (long i = 0; i < count + warm; i++) {
                 const mcl_raw_msg *m;
-                if (mcl_raw_listener_recv(l, &m, 5000) != MCL_OK ||
-                    mcl_raw_broadcaster_publish(b, NULL, m->payload, m->len) != MCL_OK)
+                mcl_err e = mcl_raw_listener_recv(l, &m, 5000);
+                if (e == MCL_OK)
+                    e = mcl_raw_broadcaster_publish(b, NULL, m->payload, m->len);
+                if (e != MCL_OK) {
+                    fprintf(stderr, "echo: %s after %ld\n", mcl_err_name(e), i);
                     _exit(1);
+                }
             }
+            mcl_raw_broadcaster_free(b); // (zmq: the last pong may still be in libzmq's queue)
+            mcl_raw_listener_free(l);
         }
 #ifdef MCL_BENCH_LCM
         else {
@@ -319,16 +334,21 @@ rtt_bench(const char *impl, size_t size, long count)
         mcl_connection *ci, *co;
         mcl_raw_listener *l;
         mcl_raw_broadcaster *b;
-        if (rtt_url(&co, "udp://239.255.94.3:27596?iface=lo&ttl=0") ||
-            rtt_url(&ci, "udp://239.255.94.4:27597?iface=lo&ttl=0") ||
+        if (rtt_url(&co, url_ping) || rtt_url(&ci, url_pong) ||
             mcl_raw_listener_open(&l, ci, NULL, 0) || mcl_raw_broadcaster_open(&b, co, "ping"))
+            return 1;
+        if (mclz && mcl_raw_broadcaster_wait_for_subscribers(b, 1, 5000) != MCL_OK)
             return 1;
         for (long i = 0; i < count + warm; i++) {
             const mcl_raw_msg *m;
             t = mono_ns();
-            if (mcl_raw_broadcaster_publish(b, NULL, p, size) != MCL_OK ||
-                mcl_raw_listener_recv(l, &m, 5000) != MCL_OK)
+            mcl_err e = mcl_raw_broadcaster_publish(b, NULL, p, size);
+            if (e == MCL_OK)
+                e = mcl_raw_listener_recv(l, &m, 5000);
+            if (e != MCL_OK) {
+                fprintf(stderr, "ping: %s after %ld\n", mcl_err_name(e), i);
                 return 1;
+            }
             if (i >= warm)
                 rt[i - warm] = mono_ns() - t;
         }
@@ -422,6 +442,6 @@ main(int argc, char **argv)
 #endif
         return rtt_bench(argv[2], strtoul(argv[3], NULL, 0), atol(argv[4]));
     }
-    fprintf(stderr, "usage: %s zmq|lcm SIZE COUNT | rtt raw|mcl|lcm SIZE COUNT\n", argv[0]);
+    fprintf(stderr, "usage: %s zmq|lcm SIZE COUNT | rtt raw|mcl|mclzmq|lcm SIZE COUNT\n", argv[0]);
     return 2;
 }

@@ -204,7 +204,7 @@ mcl_receive(mcl_raw_listener *l, unsigned long long count, double timeout, resul
 
 static void
 print_result(const char *impl, size_t size, unsigned long long count, const result *r,
-             double send_s)
+             double send_s, unsigned long long datagrams)
 {
     double span = r->last - r->first;
     double rate = span > 0 ? (double)(r->received - 1) / span : 0;
@@ -213,11 +213,12 @@ print_result(const char *impl, size_t size, unsigned long long count, const resu
     // (100: it never waited, so the sender was the faster one); rx_runq_ms: how long it was
     // runnable but another task had its core (/proc/self/schedstat), until it stopped reading.
     printf("impl=%s size=%zu sent=%llu received=%llu lost=%llu loss_pct=%.4f msgs_per_s=%.0f "
-           "MB_per_s=%.1f send_s=%.3f kernel_drops=%llu rx_cpu_pct=%.0f rx_runq_ms=%.0f\n",
-           impl, size, count, r->received, r->lost, 100.0 * (double)missing / (double)count, rate,
-           rate * (double)size / 1e6, send_s, r->kernel_drops,
-           span > 0 ? 100.0 * (r->cpu_last - r->cpu_first) / span : 0,
-           r->rq_last > r->rq_first ? 1000 * (r->rq_last - r->rq_first) : 0);
+           "MB_per_s=%.1f send_s=%.3f kernel_drops=%llu rx_cpu_pct=%.0f rx_runq_ms=%.0f "
+           "datagrams=%llu\n",
+            impl, size, count, r->received, r->lost, 100.0 * (double)missing / (double)count, rate,
+            rate * (double)size / 1e6, send_s, r->kernel_drops,
+            span > 0 ? 100.0 * (r->cpu_last - r->cpu_first) / span : 0,
+            r->rq_last > r->rq_first ? 1000 * (r->rq_last - r->rq_first) : 0, datagrams);
 }
 
 // --- mcl over ZeroMQ -------------------------------------------------------------------------
@@ -311,6 +312,9 @@ zmq_run(const mcl_connection *c, const char *impl, const char *topic, size_t siz
     }
     send_s = now_s() - t0;
 out:;
+    mcl_broadcaster_stats bst = {0};
+    if (b != NULL)
+        mcl_raw_broadcaster_stats(b, &bst); // datagrams: frames (fewer than messages: coalesced)
     result r = {0};
     ssize_t got = -1;
     if (rc == 0) // the receiver is done (or gave up) before the broadcaster closes
@@ -326,7 +330,7 @@ out:;
         fprintf(stderr, "run failed\n");
         return 1;
     }
-    print_result(impl, size, count, &r, send_s);
+    print_result(impl, size, count, &r, send_s, (unsigned long long)bst.datagrams);
     return 0;
 }
 
@@ -424,6 +428,7 @@ main(int argc, char **argv)
     }
     double t0 = now_s();
     int rc = 0;
+    unsigned long long datagrams = count;
     if (raw) {
         int s = raw_socket(mcl_connection_group(c), mcl_connection_port(c), 0, 0);
         rc = s < 0 || raw_send(s, size, count) != 0;
@@ -437,6 +442,9 @@ main(int argc, char **argv)
             memcpy(p, &i, size < 8 ? size : 8);
             rc = mcl_raw_broadcaster_publish(b, NULL, p, size) != MCL_OK;
         }
+        mcl_broadcaster_stats bst = {0};
+        mcl_raw_broadcaster_stats(b, &bst);
+        datagrams = bst.datagrams;
         mcl_raw_broadcaster_free(b);
         free(p);
     }
@@ -449,7 +457,7 @@ main(int argc, char **argv)
         fprintf(stderr, "run failed\n");
         return 1;
     }
-    print_result(raw ? "raw-udp" : "mcl", size, count, &r, send_s);
+    print_result(raw ? "raw-udp" : "mcl", size, count, &r, send_s, datagrams);
     mcl_connection_free(c);
     return 0;
 }

@@ -51,6 +51,7 @@
  * | maxmsg       | SIZE                    | 64M       | largest message                      |
  * | batch        | microseconds            | 0 (off)   | pack messages of one topic into one frame |
  * | rate, msgrate | as for udp://          | 0 (unpaced) | a frame is one message: `rate` paces whole messages (one larger than the burst waits for a full bucket and leaves it in debt) |
+ * | coalesce     | 0 or 1                  | 1         | broadcasters without batch=: a message published while frames sent before it still wait in libzmq's queue is packed with those that follow into one frame (a lone message leaves at once, alone; what is held leaves when they drain, on flush, close, or after 100 us at most); 0: one frame per message |
  * | heartbeat, silent | as for udp://      |           | heartbeats travel as frames of their own topic |
  * | key, encrypt, skew | as for udp://     |           | frames are signed (and encrypted) as datagrams are; independent of CURVE |
  * | curve        | key file (mcl-keygen)   |           | our key pair; alone: this side is the CURVE server |

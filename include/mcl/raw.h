@@ -147,6 +147,17 @@ MCL_API mcl_err mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_con
  * MCL_OK; a later send failure of its batch is counted in the `errors` statistic, and the
  * next mcl_raw_broadcaster_flush() or mcl_raw_broadcaster_close() returns the first such
  * failure since the previous one did.
+ * zmq coalescing (`coalesce=1`, the default without `batch=`): a message that finds every
+ * frame sent before it taken by libzmq's I/O thread goes out at once as its own frame; one
+ * published while earlier frames still wait is held and packed with those that follow into
+ * one frame, sent when they have drained (by the next publish), when it is full or the topic
+ * changes, on flush, close, a heartbeat or forward, and at the latest 100 us after the first
+ * of them (by the broadcaster's mcl-batcher thread). Held messages keep their numbers and
+ * order. When sending held messages finds a lossless queue still full after `timeout`, the
+ * publish that tried fails as an unbatched one would (its own message is not taken and uses
+ * no number) and the held messages stay held; any other failure to send them is counted in
+ * `errors` and returned by the publish that tried, or (from the mcl-batcher thread) by the
+ * next publish, flush or close.
  * @retval MCL_OK
  * @retval MCL_EINVAL    NULL @p b, NULL @p data with @p len > 0, or a bad topic (too long).
  * @retval MCL_EMSGSIZE  @p len exceeds the connection's maxmsg.
@@ -199,9 +210,12 @@ MCL_API mcl_err mcl_raw_broadcaster_wait_for_subscribers(mcl_raw_broadcaster *b,
  * Send now what a batching broadcaster (connection option `batch=`) holds. Messages published
  * to a batching broadcaster wait, packed into one datagram with each keeping its own sequence
  * number, until the datagram is full, `batch` microseconds after the first of them, this call,
- * or close; a message that must be fragmented first sends what waits. Without batching this
- * does nothing. Thread-safe.
+ * or close; a message that must be fragmented first sends what waits. A coalescing zmq
+ * broadcaster (see mcl_raw_broadcaster_publish()) sends what it holds; a lossless queue still
+ * full after `timeout` returns MCL_ETIMEDOUT (MCL_EAGAIN with timeout=0) and keeps it held.
+ * Without batching this does nothing. Thread-safe.
  * @retval MCL_OK @retval MCL_ECLOSED @retval MCL_EINVAL
+ * @retval MCL_ETIMEDOUT, MCL_EAGAIN  coalescing zmq: held messages did not fit (see above).
  * @retval MCL_ENOMEM, MCL_ENODEV, MCL_ESYS  this batch, or one sent earlier (when full or by the
  *         timer) since the previous flush/close, could not be sent; its records are counted in
  *         `errors`.

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +31,10 @@ enum {
     HB_TOPICS = 256, // topics a broadcaster remembers for its heartbeats (more: counted only)
     HB_MAX = 4096,   // bytes of a heartbeat datagram at most (the topic list rotates)
 };
+
+// Coalescing: the longest a message waits in the batch for the datagrams before it to drain
+// (the mcl-batcher thread then sends it all the same).
+#define COALESCE_HOLD_NS 100000
 
 // The topic of heartbeat frames on transports that filter by topic (zmq): not a topic anyone
 // publishes (0xff is no UTF-8 lead byte); listeners subscribe to it besides their filter.
@@ -72,7 +77,12 @@ struct mcl_raw_broadcaster {
     // otherwise count the later-sent, lower number as reordered).
     // Batching (conn.batch_us > 0): records accumulate in `batch` under `lock`; the
     // "mcl-batcher" thread sends a batch batch_us after its first record.
+    // Coalescing (the transport's lim.coalesce, without batch=): the same batch, but a message
+    // waits in it only while datagrams sent before it have not drained (tx_backlog > 0); see
+    // coalesce_locked(). The mcl-batcher thread, started at the first message held, bounds
+    // the wait to COALESCE_HOLD_NS.
     bool batching;
+    bool coalesce;
     bool lock_init, cv_init;
     pthread_mutex_t lock;
     pthread_cond_t cv;
@@ -426,8 +436,25 @@ finish_locked(mcl_raw_broadcaster *b, bool info)
         refresh_info(b, 0);
 }
 
-// Sends the pending batch. Called with b->lock held. A failure moves the batch's records from
-// `messages` to `errors` and is kept in batch_err for the next flush or close.
+// Drops the pending batch after a failed send: its records move from `messages` to `errors`,
+// and the failure is kept in batch_err for the next flush or close. Called with b->lock held.
+static void
+batch_drop_locked(mcl_raw_broadcaster *b, mcl_err rv)
+{
+    atomic_fetch_add_explicit(&b->n_errors, b->batch_n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&b->n_messages, b->batch_n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&b->n_bytes, b->batch_bytes, memory_order_relaxed);
+    if (b->batch_err == MCL_OK)
+        b->batch_err = rv;
+    b->batch_n = 0;
+    b->batch_bytes = 0;
+    b->batch_len = MCL__WIRE_HDR;
+}
+
+// Sends the pending batch. Called with b->lock held. A failure drops it (batch_drop_locked),
+// except when coalescing and a lossless queue stayed full (MCL_ETIMEDOUT, MCL_EAGAIN: it went
+// to no one): then the batch stays, to be sent later, as a message that waits in a full
+// lossless queue would.
 static mcl_err
 batch_flush_locked(mcl_raw_broadcaster *b)
 {
@@ -438,12 +465,11 @@ batch_flush_locked(mcl_raw_broadcaster *b)
     mcl__frame f = {.iov = &iov, .niov = 1, .topic = b->batch_topic, .tl = b->batch_tl,
                     .tseq = b->batch_tseq};
     mcl_err rv = send_frames_locked(b, &f, 1, NULL);
+    if (rv != MCL_OK && b->coalesce && (rv == MCL_ETIMEDOUT || rv == MCL_EAGAIN))
+        return rv;
     if (rv != MCL_OK) {
-        atomic_fetch_add_explicit(&b->n_errors, b->batch_n, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&b->n_messages, b->batch_n, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&b->n_bytes, b->batch_bytes, memory_order_relaxed);
-        if (b->batch_err == MCL_OK)
-            b->batch_err = rv;
+        batch_drop_locked(b, rv);
+        return rv;
     }
     b->batch_n = 0;
     b->batch_bytes = 0;
@@ -464,16 +490,22 @@ static void *
 flusher_thread(void *arg)
 {
     mcl_raw_broadcaster *b = arg;
+    if (b->coalesce) // short waits: the default timer slack (50 us) would lengthen them by half
+        (void)prctl(PR_SET_TIMERSLACK, 5000UL, 0UL, 0UL, 0UL);
     pthread_mutex_lock(&b->lock);
     while (!b->flusher_stop) {
         if (b->batch_n == 0) {
             pthread_cond_wait(&b->cv, &b->lock);
             continue;
         }
-        int64_t due = b->batch_t0 + (int64_t)b->conn.batch_us * 1000;
+        int64_t due = b->batch_t0 + (b->coalesce ? COALESCE_HOLD_NS
+                                                  : (int64_t)b->conn.batch_us * 1000);
         int64_t now = mcl__mono_ns();
         if (now >= due) {
-            (void)batch_flush_locked(b); // kept in batch_err, counted in errors
+            // Kept in batch_err, counted in errors; or (coalescing, a full lossless queue)
+            // still held: tried again after another hold time.
+            if (batch_flush_locked(b) != MCL_OK && b->batch_n > 0)
+                b->batch_t0 = mcl__mono_ns();
             if (b->why[0] != '\0') {
                 unlock_and_log(b);
                 pthread_mutex_lock(&b->lock);
@@ -487,6 +519,18 @@ flusher_thread(void *arg)
     }
     pthread_mutex_unlock(&b->lock);
     return NULL;
+}
+
+// Starts the mcl-batcher thread. Called with b->lock held, or before the broadcaster is shared.
+static mcl_err
+start_flusher_locked(mcl_raw_broadcaster *b)
+{
+    int e = pthread_create(&b->flusher, NULL, flusher_thread, b);
+    if (e != 0)
+        return mcl__sys_err(e);
+    pthread_setname_np(b->flusher, "mcl-batcher");
+    b->has_flusher = true;
+    return MCL_OK;
 }
 
 // Ends the mcl-batcher thread (what it has not sent stays in the batch).
@@ -576,7 +620,7 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
         pace_init(&b->pace_bytes, b->conn.rate, 65536);
     if (b->conn.msgrate > 0)
         pace_init(&b->pace_msgs, b->conn.msgrate, 1);
-    if (b->conn.batch_us > 0) {
+    if (b->conn.batch_us > 0 || lim.coalesce) {
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -588,14 +632,10 @@ mcl_raw_broadcaster_open(mcl_raw_broadcaster **bp, const mcl_connection *conn, c
             goto out;
         }
         b->batching = true;
+        b->coalesce = b->conn.batch_us == 0; // (the thread starts with the first message held)
         b->batch_len = mcl__wire_put_hdr(b->batch, 0, 0, b->id);
-        int e = pthread_create(&b->flusher, NULL, flusher_thread, b);
-        if (e != 0) {
-            rv = mcl__sys_err(e);
+        if (!b->coalesce && (rv = start_flusher_locked(b)) != MCL_OK)
             goto out;
-        }
-        pthread_setname_np(b->flusher, "mcl-batcher");
-        b->has_flusher = true;
     }
     atomic_store(&b->open, true);
     b->owner = getpid();
@@ -689,6 +729,125 @@ send_unbatched_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const c
     return rv;
 }
 
+// Appends a message to the batch (which has room for it, and holds its topic or nothing)
+// and counts it (for heartbeats too if `note`). Called with b->lock held. MCL_ENOMEM: not
+// taken (no number used).
+static mcl_err
+batch_add_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl, const void *data,
+                 size_t len, bool note)
+{
+    if (b->caps & MCL__TP_PUBFILTER) {
+        uint64_t *ctr = tseq_of(b, b->id, topic, tl);
+        if (ctr == NULL)
+            return MCL_ENOMEM;
+        if (b->batch_n == 0)
+            b->batch_tseq = *ctr;
+        ++*ctr;
+    }
+    if (b->batch_n == 0) {
+        memcpy(b->batch_topic, topic, tl);
+        b->batch_tl = tl;
+    }
+    uint64_t seq = b->seq++;
+    size_t off = b->batch_len;
+    off += mcl__wire_put_rec(b->batch + off, seq, topic, (uint16_t)tl, (uint32_t)len);
+    if (len > 0)
+        memcpy(b->batch + off, data, len);
+    b->batch_len = off + len;
+    b->batch_bytes += len;
+    if (b->batch_n++ == 0) {
+        b->batch_t0 = mcl__mono_ns();
+        pthread_cond_signal(&b->cv);
+    }
+    if (note)
+        note_topic_locked(b, topic, tl);
+    // Counted under the lock, so that a failed flush never subtracts first.
+    atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
+    return MCL_OK;
+}
+
+// Sends the batch for a publish, which returns the failure (a dropped batch's records are
+// counted in `errors`, and nothing is kept for flush or close). Called with b->lock held.
+static mcl_err
+coalesce_flush_locked(mcl_raw_broadcaster *b)
+{
+    mcl_err rv = batch_flush_locked(b);
+    if (rv != MCL_OK)
+        b->batch_err = MCL_OK; // (returned now)
+    return rv;
+}
+
+// Opportunistic batching (coalescing). A message that finds nothing held and every datagram
+// sent before it drained (the transport's tx_backlog is 0) goes out at once, alone: false,
+// the caller sends it. Otherwise it is packed into the batch (true, *rv its result), which
+// leaves as one datagram when the next publish finds the backlog drained (with that message
+// in it), when it is full or the topic changes, on flush, close, a heartbeat or a forward,
+// and at the latest COALESCE_HOLD_NS after its first record (the mcl-batcher thread). So a
+// lone message is never delayed, and a publisher faster than its datagrams drain sends
+// fewer, larger ones. When a send of held messages finds a lossless queue full for the
+// connection's timeout, the publish that made it fails as an unbatched one would (this
+// message is not taken and uses no number) and the held messages stay held; any other
+// failure drops them (counted in `errors`), returned by the publish that made it or, from
+// the mcl-batcher thread, by the next publish, flush or close. Called with b->lock held.
+static bool
+coalesce_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl, const void *data,
+                size_t len, mcl_err *rv)
+{
+    *rv = MCL_OK;
+    if (b->batch_err != MCL_OK) { // the mcl-batcher thread failed: say so, take nothing
+        *rv = count_result(b, take_batch_err_locked(b), len);
+        return true;
+    }
+    size_t rec = MCL__WIRE_REC + tl + len;
+    bool big = MCL__WIRE_HDR + rec > b->batch_cap;
+    bool busy = !big && b->ops->tx_backlog(b->tx) > 0;
+    if (b->batch_n == 0 && !busy)
+        return false;
+    if (big || b->batch_len + rec > b->batch_cap || b->batch_n == UINT16_MAX ||
+        ((b->caps & MCL__TP_PUBFILTER) &&
+         (tl != b->batch_tl || memcmp(topic, b->batch_topic, tl) != 0))) {
+        if ((*rv = coalesce_flush_locked(b)) != MCL_OK) {
+            *rv = count_result(b, *rv, len);
+            return true;
+        }
+        if (big)
+            return false; // alone, after what waited
+        busy = true; // (what just left has not drained yet)
+    }
+    // What to put back if this message's send fails with the held ones kept.
+    size_t len0 = b->batch_len;
+    uint64_t bytes0 = b->batch_bytes;
+    if ((*rv = batch_add_locked(b, topic, tl, data, len, false)) != MCL_OK) {
+        *rv = count_result(b, *rv, len);
+        return true;
+    }
+    if (busy && !b->has_flusher && start_flusher_locked(b) != MCL_OK)
+        busy = false; // no thread to bound the wait: no wait
+    if (!busy && (*rv = coalesce_flush_locked(b)) != MCL_OK) {
+        // This message was the batch's last record: its numbers are free again.
+        b->seq--;
+        if (b->caps & MCL__TP_PUBFILTER) {
+            uint64_t *ctr = tseq_of(b, b->id, topic, tl);
+            if (ctr != NULL)
+                --*ctr;
+        }
+        if (b->batch_n > 0) { // kept (a full lossless queue): all but this message
+            b->batch_n--;
+            b->batch_len = len0;
+            b->batch_bytes = bytes0;
+            atomic_fetch_sub_explicit(&b->n_messages, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&b->n_bytes, len, memory_order_relaxed);
+        } else { // dropped with the others, which batch_drop_locked counted (and this one)
+            atomic_fetch_sub_explicit(&b->n_errors, 1, memory_order_relaxed);
+        }
+        *rv = count_result(b, *rv, len);
+        return true;
+    }
+    note_topic_locked(b, topic, tl);
+    return true;
+}
+
 mcl_err
 mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const void *data,
                             size_t len)
@@ -715,7 +874,13 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
     if (b->pace_msgs.rate > 0)
         pace_take_locked(b, &b->pace_msgs, 1);
     bool info = info_due_locked(b);
-    if (b->batching) {
+    if (b->coalesce) {
+        mcl_err rv;
+        if (coalesce_locked(b, topic, tl, data, len, &rv)) {
+            finish_locked(b, info);
+            return rv;
+        }
+    } else if (b->batching) {
         if (MCL__WIRE_HDR + rec <= b->batch_cap) {
             // Packed behind the records already waiting; a full datagram goes out first. If
             // that send fails, its records are counted in `errors`; this message is queued
@@ -724,37 +889,9 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
                 (pubfilter && b->batch_n > 0 &&
                  (tl != b->batch_tl || memcmp(topic, b->batch_topic, tl) != 0)))
                 (void)batch_flush_locked(b);
-            if (pubfilter) {
-                uint64_t *ctr = tseq_of(b, b->id, topic, tl);
-                if (ctr == NULL) {
-                    finish_locked(b, info);
-                    return count_result(b, MCL_ENOMEM, len);
-                }
-                if (b->batch_n == 0)
-                    b->batch_tseq = *ctr;
-                ++*ctr;
-            }
-            if (b->batch_n == 0) {
-                memcpy(b->batch_topic, topic, tl);
-                b->batch_tl = tl;
-            }
-            uint64_t seq = b->seq++;
-            size_t off = b->batch_len;
-            off += mcl__wire_put_rec(b->batch + off, seq, topic, (uint16_t)tl, (uint32_t)len);
-            if (len > 0)
-                memcpy(b->batch + off, data, len);
-            b->batch_len = off + len;
-            b->batch_bytes += len;
-            if (b->batch_n++ == 0) {
-                b->batch_t0 = mcl__mono_ns();
-                pthread_cond_signal(&b->cv);
-            }
-            note_topic_locked(b, topic, tl);
-            // Counted under the lock, so that a failed flush never subtracts first.
-            atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
+            mcl_err rv = batch_add_locked(b, topic, tl, data, len, true);
             finish_locked(b, info);
-            return MCL_OK;
+            return rv == MCL_OK ? MCL_OK : count_result(b, rv, len);
         }
         // Keep the order: what waits goes before this one (a failure is counted for those
         // records; this message is still sent and reports its own result).
@@ -820,10 +957,13 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
         mcl__hb_remove(b);
         b->hb_on = false;
     }
-    if (b->has_flusher) { // what waits is sent before the socket closes
-        stop_flusher(b);
+    if (b->batching) { // what waits is sent before the socket closes
+        if (b->has_flusher)
+            stop_flusher(b);
         pthread_mutex_lock(&b->lock);
-        (void)batch_flush_locked(b);
+        mcl_err fr = batch_flush_locked(b);
+        if (b->batch_n > 0) // (kept by a full lossless queue: nobody will send it now)
+            batch_drop_locked(b, fr);
         rv = take_batch_err_locked(b);
         unlock_and_log(b);
     }

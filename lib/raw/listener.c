@@ -49,7 +49,6 @@ struct mcl_raw_listener {
     mcl_raw_msg cur; // what mcl_raw_listener_recv() returned last
     mcl__dgram batch[BATCH]; // the last read, valid until the next
     unsigned batch_n, batch_i;
-    int64_t batch_mono; // when the last read happened (partial messages expire against it)
     uint64_t kdrops;    // the transport's drop total, as last reported
     unsigned want;   // datagrams to read at most in the next read (0: a full batch)
     mcl__subs subs;
@@ -460,7 +459,6 @@ read_batch(mcl_raw_listener *l)
     if (rv != MCL_OK)
         return rv;
     l->batch_n = n;
-    l->batch_mono = mcl__mono_ns();
     mcl__rx_count_datagrams(&l->rx, (uint64_t)n);
     return n > 0 ? MCL_OK : MCL_EAGAIN;
 }
@@ -505,7 +503,8 @@ next_message(mcl_raw_listener *l, mcl_raw_msg *m)
         if (reads++ == READS)
             return (l->caps & MCL__TP_EDGE_FD) ? MCL_EINTR : MCL_EAGAIN;
         mcl_err rv = read_batch(l);
-        mcl__rx_expire(&l->rx, rv == MCL_OK ? l->batch_mono : mcl__mono_ns());
+        if (mcl__rx_has_partials(&l->rx)) // (a clock read per read only when it matters)
+            mcl__rx_expire(&l->rx, mcl__mono_ns());
         if (rv != MCL_OK) {
             if (rv == MCL_EAGAIN) {
                 idle(l);

@@ -103,6 +103,14 @@ bool mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg);
 // Drops partial messages older than the expiry time.
 void mcl__rx_expire(mcl__rx *rx, int64_t now_mono_ns);
 
+// Whether partial messages wait (only then has mcl__rx_expire anything to do: a caller
+// without them need not read the clock for it).
+static inline bool
+mcl__rx_has_partials(const mcl__rx *rx)
+{
+    return rx->oldest != NULL;
+}
+
 // Drops every partial message (on close) without counting them as expired.
 void mcl__rx_clear_partials(mcl__rx *rx);
 

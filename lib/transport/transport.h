@@ -87,6 +87,10 @@ typedef struct mcl__dgram {
 typedef struct mcl__tx_limits {
     size_t batch_max;    // the largest datagram a batch may fill
     uint16_t bound_port; // a bind to port 0: the port the kernel chose (0: nothing to learn)
+    // The transport counts the datagrams it was handed and has not yet passed on (tx_backlog)
+    // and asks lib/raw to coalesce: while some wait, later messages are packed into one
+    // datagram instead of following one by one (zmq's `coalesce=`, on by default).
+    bool coalesce;
 } mcl__tx_limits;
 
 typedef struct mcl__tx_info {
@@ -123,6 +127,10 @@ typedef struct mcl__bcast_ops {
     // subscribers, then reports. Safe from several threads at once. Called with no lock of the
     // caller held; it may log, but not while it holds a lock of its own.
     void (*tx_info)(mcl__tx *tx, int wait_ms, mcl__tx_info *out);
+    // With lim->coalesce (else may be NULL): datagrams this handle sent that the transport has
+    // not yet passed on (zmq: frames libzmq's I/O thread has not taken from the queue of every
+    // subscriber). 0 means what was sent has drained. Cheap (an atomic load); any thread.
+    uint64_t (*tx_backlog)(const mcl__tx *tx);
     void (*tx_close)(mcl__tx *tx);
 
     // Opens a receiving handle. The transport may pre-filter by topics (each an exact topic,

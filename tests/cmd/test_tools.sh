@@ -130,7 +130,7 @@ start_dump f -u "$u3" -q -n 100000 --stats --timeout 30
 wait "$f_pid"
 cat "$tmp/pub.err" "$tmp/f.err" | grep -E "published|total" | sed 's/^/  /' >&2
 line=$(grep -E '^[0-9a-f]{16} ' "$tmp/f.err" | head -1)
-read -r _ _ recv lost _ _ last _ <<<"$line" # (the program column may follow)
+read -r _ _ recv lost _ _ last _ <<<"$line" # (the last field, program[pid]@host, may follow)
 check "full rate accounted" test $((recv + lost + 99999 - last)) -eq 100000
 
 # 1 MiB messages arrive whole (paced at 500 MB/s by --rate-mb: the rate= it adds parses).

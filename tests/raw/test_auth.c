@@ -434,7 +434,8 @@ test_zmq(void)
     mcl_raw_broadcaster_free(good);
     mcl_raw_listener_free(l);
     // The same listener against a broadcaster with another key.
-    snprintf(url, sizeof(url), "zmq+inproc://authz2?key=%s", key_b);
+    // (coalesce=0: one frame per message, so each of the ten is rejected on its own)
+    snprintf(url, sizeof(url), "zmq+inproc://authz2?key=%s&coalesce=0", key_b);
     c = mclt_parse(url);
     mcl_raw_broadcaster *bad;
     MCLT_OK(mcl_raw_broadcaster_open(&bad, c, "t"));

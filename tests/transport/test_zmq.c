@@ -1012,6 +1012,187 @@ test_batching(void)
     mcl_raw_listener_free(all);
 }
 
+// The frames a broadcaster has sent (its `datagrams` statistic).
+static uint64_t
+frames_of(mcl_raw_broadcaster *b)
+{
+    mcl_broadcaster_stats bs;
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    return bs.datagrams;
+}
+
+static bool
+frames_reach(void *arg)
+{
+    void **a = arg;
+    return frames_of(a[0]) >= *(uint64_t *)a[1];
+}
+
+// Reads n messages and checks that they are seq first, first + 1, ... (nothing lost or
+// reordered), with the payload each was published with (its own number).
+static void
+read_in_order(mcl_raw_listener *l, uint64_t first, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        const mcl_raw_msg *m;
+        MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+        if (m == NULL)
+            return;
+        CU_ASSERT_EQUAL(m->seq, first + i);
+        uint64_t v = UINT64_MAX;
+        if (m->len == sizeof(v))
+            memcpy(&v, m->payload, sizeof(v));
+        CU_ASSERT_EQUAL(v, first + i);
+    }
+}
+
+// Coalescing (on by default): over zmq+inproc a frame drains only when the listener reads
+// it, so a listener that does not read is a slow peer whatever the machine's speed. The first
+// message goes out alone before publish returns; those that follow while it waits are packed
+// (into few frames: the mcl-batcher thread may send one every 100 us), and the listener gets
+// every message in order, each with its own number, none lost.
+static void
+test_coalescing_under_load(void)
+{
+    mcl_raw_broadcaster *b;
+    mcl_raw_listener *l;
+    zpair("inproc", "", "", NULL, 0, &b, &l);
+    const uint64_t n = 1000;
+    for (uint64_t i = 0; i < n; i++) {
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i)));
+        if (i == 0)
+            CU_ASSERT_EQUAL(frames_of(b), 1); // the lone first message: its own frame, now
+    }
+    MCLT_OK(mcl_raw_broadcaster_flush(b));
+    uint64_t frames = frames_of(b);
+    CU_ASSERT(frames >= 2 && frames <= n / 4);
+    read_in_order(l, 0, n);
+    mcl_listener_stats st;
+    MCLT_OK(mcl_raw_listener_stats(l, &st));
+    CU_ASSERT_EQUAL(st.messages, n);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    CU_ASSERT_EQUAL(st.datagrams, frames);
+    mcl_broadcaster_stats bs;
+    MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+    CU_ASSERT_EQUAL(bs.messages, n);
+    CU_ASSERT_EQUAL(bs.errors, 0);
+    mcl_raw_listener_free(l);
+    mcl_raw_broadcaster_free(b);
+}
+
+// A message that finds what was sent before it drained is not held: it is its own frame
+// before publish returns (no timing involved: the frame counter says so).
+static void
+test_coalescing_lone_message_not_delayed(void)
+{
+    mcl_raw_broadcaster *b;
+    mcl_raw_listener *l;
+    zpair("inproc", "", "", NULL, 0, &b, &l);
+    for (uint64_t i = 0; i < 20; i++) {
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i)));
+        CU_ASSERT_EQUAL(frames_of(b), i + 1);
+        read_in_order(l, i, 1);
+        // A read that finds nothing releases the frame read before (libzmq frees it then).
+        const mcl_raw_msg *m;
+        MCLT_ERR(mcl_raw_listener_recv(l, &m, 0), MCL_ETIMEDOUT);
+    }
+    mcl_raw_listener_free(l);
+    mcl_raw_broadcaster_free(b);
+}
+
+// What is held leaves on flush, on close, and by itself (the mcl-batcher thread) when
+// nothing else sends it; order and numbers are kept across topics, a message too large for
+// a batch frame, and filtering listeners.
+static void
+test_coalescing_flush_close_and_timer(void)
+{
+    const char *topics[] = {"a"};
+    mcl_raw_broadcaster *b;
+    mcl_raw_listener *la;
+    zpair("tcp", "", "", topics, 1, &b, &la);
+    // First over tcp, filtered to "a": topics change and a message too large for a batch
+    // frame comes between, in a burst; every "a" arrives, in order, with its own number.
+    static uint8_t big[100000];
+    uint64_t seq = 0;
+    for (int i = 0; i < 300; i++) {
+        if (i == 150) {
+            MCLT_OK(mcl_raw_broadcaster_publish(b, "a", big, sizeof(big)));
+            seq++;
+        }
+        MCLT_OK(mcl_raw_broadcaster_publish(b, i % 7 == 6 ? "b" : "a", &seq, sizeof(seq)));
+        seq++;
+    }
+    MCLT_OK(mcl_raw_broadcaster_flush(b));
+    uint64_t got = 0, last = UINT64_MAX;
+    const mcl_raw_msg *m;
+    while (got < 300 - 42 + 1 && mcl_raw_listener_recv(la, &m, 5000) == MCL_OK) {
+        CU_ASSERT_STRING_EQUAL(m->topic, "a");
+        CU_ASSERT(last == UINT64_MAX || m->seq > last);
+        if (m->len == sizeof(uint64_t)) {
+            uint64_t v;
+            memcpy(&v, m->payload, sizeof(v));
+            CU_ASSERT_EQUAL(v, m->seq);
+        }
+        last = m->seq;
+        got++;
+    }
+    CU_ASSERT_EQUAL(got, 300 - 42 + 1);
+    mcl_listener_stats st;
+    MCLT_OK(mcl_raw_listener_stats(la, &st));
+    CU_ASSERT_EQUAL(st.lost, 0);
+    mcl_raw_listener_free(la);
+    mcl_raw_broadcaster_free(b);
+
+    // Then over zmq+inproc, where frames drain only when read; without heartbeats, which
+    // would send what is held too.
+    mcl_raw_listener *l;
+    zpair("inproc", "?heartbeat=0", "", NULL, 0, &b, &l);
+    uint64_t v = 0;
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &v, sizeof(v))); // alone
+    for (v = 1; v < 4; v++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &v, sizeof(v))); // held
+    CU_ASSERT(frames_of(b) <= 2); // (the timer may have sent the held ones already)
+    MCLT_OK(mcl_raw_broadcaster_flush(b));
+    CU_ASSERT_EQUAL(frames_of(b), 2); // flush sent them, in one frame
+    // Held again (the frames are not read yet); nothing but the mcl-batcher sends them now.
+    for (; v < 6; v++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &v, sizeof(v)));
+    uint64_t want = 3;
+    void *arg[2] = {b, &want};
+    CU_ASSERT(mclt_wait_until(frames_reach, arg, 5000));
+    CU_ASSERT_EQUAL(frames_of(b), 3);
+    // Held once more; close sends them before the socket closes.
+    for (; v < 9; v++)
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &v, sizeof(v)));
+    CU_ASSERT(frames_of(b) <= 4);
+    MCLT_OK(mcl_raw_broadcaster_close(b));
+    CU_ASSERT_EQUAL(frames_of(b), 4);
+    read_in_order(l, 0, 9);
+    MCLT_OK(mcl_raw_listener_stats(l, &st));
+    CU_ASSERT_EQUAL(st.messages, 9);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    mcl_raw_listener_free(l);
+    mcl_raw_broadcaster_free(b);
+}
+
+// coalesce=0: one frame per message, however slow the peer.
+static void
+test_coalesce_off(void)
+{
+    mcl_raw_broadcaster *b;
+    mcl_raw_listener *l;
+    zpair("inproc", "?coalesce=0", "", NULL, 0, &b, &l);
+    CU_ASSERT(strstr(mcl_connection_url(mcl_raw_broadcaster_connection(b)), "coalesce=0") !=
+              NULL);
+    for (uint64_t i = 0; i < 200; i++) {
+        MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i)));
+        CU_ASSERT_EQUAL(frames_of(b), i + 1);
+    }
+    read_in_order(l, 0, 200);
+    mcl_raw_listener_free(l);
+    mcl_raw_broadcaster_free(b);
+}
+
 static atomic_int reactor_got;
 static void
 reactor_cb(const mcl_raw_msg *m, void *user)
@@ -1555,6 +1736,10 @@ static CU_TestInfo tests[] = {
     {"foreign_frames_are_counted", test_foreign_frames_are_counted},
     {"queued_listener", test_queued_listener},
     {"batching", test_batching},
+    {"coalescing_under_load", test_coalescing_under_load},
+    {"coalescing_lone_message_not_delayed", test_coalescing_lone_message_not_delayed},
+    {"coalescing_flush_close_and_timer", test_coalescing_flush_close_and_timer},
+    {"coalesce_off", test_coalesce_off},
     {"messages", test_messages},
     {"reactor", test_reactor},
     {"broadcasters_share_an_endpoint", test_broadcasters_share_an_endpoint},

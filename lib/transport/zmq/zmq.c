@@ -13,6 +13,7 @@
 #include <linux/tcp.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,11 +442,38 @@ mcl__zmq_zsock_close(mcl__zsock *z)
 
 // --- broadcasters ------------------------------------------------------------------------------
 
+// Coalescing (coalesce=1, the default without batch=): every frame is handed to libzmq with
+// a free function, which libzmq calls once its I/O thread has taken the frame from the queue
+// of every subscriber (copied it into a socket's write buffer; zmq+inproc: once the listener
+// has read it) or dropped it. `n` is 1 for the broadcaster plus 1 per frame not yet freed, so
+// n - 1 is the backlog; the tracker is freed by whoever takes n to 0 (frames can outlive the
+// socket by its linger, and libzmq frees them on its own thread). The free function takes no
+// lock: a publisher may hold its locks while it waits in zmq_msg_send for the I/O thread.
+typedef struct ztrack {
+    atomic_uint_fast64_t n;
+} ztrack;
+
 struct mcl__tx {
     mcl__zsock *z; // possibly shared with other broadcasters of this process
     int timeout_ms;
     int stall_ms;
+    ztrack *track; // coalescing: frames libzmq still holds (NULL: not counted)
 };
+
+static void
+ztrack_put(ztrack *t)
+{
+    if (atomic_fetch_sub_explicit(&t->n, 1, memory_order_acq_rel) == 1)
+        mcl__free(t);
+}
+
+// libzmq's free function of a counted frame (its I/O thread, or the sender's on a drop).
+static void
+frame_free(void *data, void *hint)
+{
+    mcl__free(data);
+    ztrack_put(hint);
+}
 
 // --- peers of a bound XPUB ---------------------------------------------------------------------
 //
@@ -625,6 +653,8 @@ sndtimeo(mcl__zsock *z, int ms)
     return zmq_setsockopt(z->s, ZMQ_SNDTIMEO, &ms, sizeof(ms)) == 0;
 }
 
+static void zmq_tx_close(mcl__tx *tx);
+
 static mcl_err
 zmq_tx_open(mcl__tx **txp, const struct mcl_connection *c, mcl__tx_limits *lim)
 {
@@ -640,8 +670,22 @@ zmq_tx_open(mcl__tx **txp, const struct mcl_connection *c, mcl__tx_limits *lim)
         return rv;
     }
     lim->batch_max = MCL__ZMQ_BATCH_MAX;
+    if (mcl__zmq_opts_of(c)->coalesce && c->batch_us == 0) { // (batch= packs by time instead)
+        if ((tx->track = mcl__alloc(sizeof(*tx->track))) == NULL) {
+            zmq_tx_close(tx);
+            return MCL_ENOMEM;
+        }
+        atomic_init(&tx->track->n, 1);
+        lim->coalesce = true;
+    }
     *txp = tx;
     return MCL_OK;
+}
+
+static uint64_t
+zmq_tx_backlog(const mcl__tx *tx)
+{
+    return tx->track != NULL ? atomic_load_explicit(&tx->track->n, memory_order_acquire) - 1 : 0;
 }
 
 // Sends m (its ownership passes to libzmq on success; closed here on failure). A lossless
@@ -708,11 +752,26 @@ zmq_tx_send(mcl__tx *tx, const mcl__frame *f, unsigned nf, unsigned *sent, char 
         for (unsigned k = 0; k < f[i].niov; k++)
             len += f[i].iov[k].iov_len;
         zmq_msg_t m;
-        if (zmq_msg_init_size(&m, len) != 0) {
-            snprintf(why, whylen, "zmq_msg_init_size(%zu): out of memory", len);
-            return MCL_ENOMEM;
+        uint8_t *p;
+        if (tx->track == NULL) {
+            if (zmq_msg_init_size(&m, len) != 0) {
+                snprintf(why, whylen, "zmq_msg_init_size(%zu): out of memory", len);
+                return MCL_ENOMEM;
+            }
+            p = zmq_msg_data(&m);
+        } else { // counted until libzmq frees it (see ztrack)
+            if ((p = mcl__alloc(len)) == NULL) {
+                snprintf(why, whylen, "a frame of %zu bytes: out of memory", len);
+                return MCL_ENOMEM;
+            }
+            atomic_fetch_add_explicit(&tx->track->n, 1, memory_order_relaxed);
+            if (zmq_msg_init_data(&m, p, len, frame_free, tx->track) != 0) {
+                mcl__free(p);
+                ztrack_put(tx->track); // (never 0 here: the broadcaster holds one)
+                snprintf(why, whylen, "zmq_msg_init_data(%zu): out of memory", len);
+                return MCL_ENOMEM;
+            }
         }
-        uint8_t *p = zmq_msg_data(&m);
         memcpy(p, f[i].topic, f[i].tl);
         p[f[i].tl] = '\0';
         mcl__put_be64(p + f[i].tl + 1, f[i].tseq);
@@ -842,6 +901,8 @@ zmq_tx_close(mcl__tx *tx)
     if (tx == NULL)
         return;
     mcl__zmq_zsock_close(tx->z);
+    if (tx->track != NULL)
+        ztrack_put(tx->track); // freed now, or by the last of its frames
     mcl__free(tx);
 }
 
@@ -852,7 +913,7 @@ struct mcl__rxs {
     int fd;                               // ZMQ_FD, read once at open
     zmq_msg_t msg[MCL__ZMQ_RX_BATCH];     // what the last read handed out
     unsigned nmsg;
-    int64_t real_off; // CLOCK_REALTIME - CLOCK_MONOTONIC, re-read every 1024 messages
+    int64_t real_off; // CLOCK_REALTIME - CLOCK_MONOTONIC, re-read every 1024 reads
     unsigned real_age;
 };
 
@@ -925,9 +986,10 @@ release_batch(mcl__rxs *rx)
 }
 
 // Reads one frame into slot i. MCL_OK, MCL_EAGAIN when none waits, or an error (its errno in
-// *err; not logged here).
+// *err; not logged here). *now: the arrival time of the frames of this read, taken at the
+// first (0: not yet): one clock read per read, not per frame (they were all waiting).
 static mcl_err
-read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err)
+read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err, int64_t *now)
 {
     zmq_msg_t *m = &rx->msg[i];
     zmq_msg_init(m);
@@ -948,11 +1010,14 @@ read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err)
     d->meta.family = 0; // no sender address through libzmq
     d->meta.port = 0;
     memset(d->meta.addr, 0, sizeof(d->meta.addr));
-    d->meta.mono_ns = mcl__mono_ns();
-    if (rx->real_age-- == 0) { // one clock read per message; the offset moves only with
-        rx->real_off = mcl__real_ns() - d->meta.mono_ns; // adjustments of the real-time clock
-        rx->real_age = 1023;
+    if (*now == 0) {
+        *now = mcl__mono_ns();
+        if (rx->real_age-- == 0) { // one clock read per read; the offset moves only with
+            rx->real_off = mcl__real_ns() - *now; // adjustments of the real-time clock
+            rx->real_age = 1023;
+        }
     }
+    d->meta.mono_ns = *now;
     d->meta.real_ns = d->meta.mono_ns + rx->real_off;
     if (zmq_msg_more(m)) {
         // Not ours (we send single frames): skip the rest of it; reported as malformed.
@@ -988,8 +1053,9 @@ zmq_rx_read(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *n, uint64_t *
         max = MCL__ZMQ_RX_BATCH;
     unsigned i = 0;
     int e = 0;
+    int64_t now = 0;
     mcl_err rv = MCL_OK;
-    while (i < max && (rv = read_one(rx, i, &out[i], &e)) == MCL_OK)
+    while (i < max && (rv = read_one(rx, i, &out[i], &e, &now)) == MCL_OK)
         i++;
     *n = i;
     if (i > 0) // an error after some frames comes back with the next read
@@ -1077,6 +1143,7 @@ const mcl__bcast_ops mcl__zmq_bcast_ops = {
     .tx_open = zmq_tx_open,
     .tx_send = zmq_tx_send,
     .tx_info = zmq_tx_info,
+    .tx_backlog = zmq_tx_backlog,
     .tx_close = zmq_tx_close,
     .rx_open = zmq_rx_open,
     .rx_probe = zmq_rx_probe,

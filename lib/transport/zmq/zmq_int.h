@@ -41,6 +41,7 @@ typedef struct mcl__zmq_opts {
     int stall_ms;                 // lossless: a subscriber that takes nothing this long while
                                   // a publish waits for it is disconnected (-1: never)
     int linger_ms;                // what close waits for unsent messages
+    bool coalesce;                // broadcasters: pack messages while earlier frames wait
     char curve_key[MCL__KEYPATH_MAX];     // our key pair file (mcl-keygen), "" = none
     char curve_server[MCL__KEYPATH_MAX];  // the server's public key: hex text or a file
     char curve_clients[MCL__KEYPATH_MAX]; // server: file of the client keys allowed, "" = any

@@ -34,6 +34,7 @@ zmq_defaults(struct mcl_connection *c)
     o->timeout_ms = -1;
     o->stall_ms = DEF_STALL_MS;
     o->linger_ms = DEF_LINGER_MS;
+    o->coalesce = true;
 }
 
 static bool
@@ -155,6 +156,10 @@ zmq_parse_option(struct mcl_connection *c, const char *url, const char *key, siz
             return MCL__URL_FAIL("%s: stall '%.*s' is not a number of milliseconds "
                                  "1..3600000 or inf",
                                  url, (int)vlen, val);
+    } else if (MCL__KEY_IS("coalesce")) {
+        if (vlen != 1 || (val[0] != '0' && val[0] != '1'))
+            return MCL__URL_FAIL("%s: coalesce '%.*s' must be 0 or 1", url, (int)vlen, val);
+        o->coalesce = val[0] == '1';
     } else if (MCL__KEY_IS("linger")) {
         if (!mcl__url_uint(val, vlen, 3600000, &v))
             return MCL__URL_FAIL("%s: linger '%.*s' is not a number of milliseconds 0..3600000",
@@ -218,6 +223,8 @@ zmq_canon(struct mcl_connection *c)
         mcl__canon_size(&k, "maxmsg", c->maxmsg);
     if (c->batch_us != 0)
         mcl__canon_opt(&k, "batch=%u", (unsigned)c->batch_us);
+    if (!o->coalesce)
+        mcl__canon_opt(&k, "coalesce=0");
     mcl__canon_bcast_opts(&k, c);
     if (o->curve_key[0] != '\0')
         mcl__canon_opt(&k, "curve=%s", o->curve_key);
@@ -247,9 +254,9 @@ zmq_claim(const char *url, const char *scheme, size_t slen, char *errbuf, size_t
                          url, (int)klen, kind);
 }
 
-static const char *const zmq_keys[] = {"mode",   "hwm",   "drop",         "timeout",
-                                       "stall",  "linger", "curve",       "curve_server",
-                                       "curve_clients", NULL};
+static const char *const zmq_keys[] = {"mode",   "hwm",    "drop",     "timeout",
+                                       "stall",  "linger", "coalesce", "curve",
+                                       "curve_server", "curve_clients", NULL};
 
 extern const mcl__bcast_ops mcl__zmq_bcast_ops; // zmq.c
 extern const mcl__pipe_ops mcl__zmq_pipe_ops;   // zpipe.c
@@ -259,8 +266,8 @@ extern const mcl__pipe_ops mcl__zmq_pipe_ops;   // zpipe.c
         .scheme = scheme_, .family = "zmq+", .example = example_, .caps = (caps_),                 \
         .opts_size = sizeof(mcl__zmq_opts),                                                        \
         .keys = zmq_keys,                                                                          \
-        .known = "known for zmq+: mode, hwm, drop, timeout, stall, linger, maxmsg, batch, "        \
-                 "rate, msgrate, heartbeat, silent, key, encrypt, skew, curve, "                   \
+        .known = "known for zmq+: mode, hwm, drop, timeout, stall, linger, coalesce, maxmsg, "     \
+                 "batch, rate, msgrate, heartbeat, silent, key, encrypt, skew, curve, "            \
                  "curve_server, curve_clients",                                                    \
         .defaults = zmq_defaults, .parse_addr = zmq_parse_addr,                                    \
         .parse_option = zmq_parse_option, .finish = zmq_finish, .canon = zmq_canon,               \
