@@ -42,7 +42,11 @@ static void
 after_fork_child(void)
 {
     pthread_mutex_init(&lock, NULL);
-    entries = NULL;
+    while (entries != NULL) { // (memory only: the parent's broadcasters are not touched)
+        hb_entry *e = entries;
+        entries = e->next;
+        mcl__free(e);
+    }
     running = stopping = exiting = false;
     cv_ready = false;
 }
