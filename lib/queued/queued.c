@@ -593,6 +593,22 @@ mcl_queued_listener_new(mcl_queued_listener **qlp, const mcl_connection *conn,
     return MCL_OK;
 }
 
+// This process's descriptors of the listener (also its copies in a forked child) and its
+// mapping of the ring.
+static void
+close_own(mcl_queued_listener *ql)
+{
+    int *fds[] = {&ql->pidfd, &ql->efd, &ql->wake_fd, &ql->epfd, &ql->tfd};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (*fds[i] >= 0) {
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+    if (ql->map != NULL)
+        munmap(ql->map, ql->map_len);
+    ql->map = NULL;
+}
+
 static void
 release_resources(mcl_queued_listener *ql)
 {
@@ -628,15 +644,7 @@ release_resources(mcl_queued_listener *ql)
         ql->rxs = NULL;
         ql->sock = -1;
     }
-    int *fds[] = {&ql->pidfd, &ql->efd, &ql->wake_fd, &ql->epfd, &ql->tfd};
-    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-        if (*fds[i] >= 0) {
-            close(*fds[i]);
-            *fds[i] = -1;
-        }
-    if (ql->map != NULL)
-        munmap(ql->map, ql->map_len);
-    ql->map = NULL;
+    close_own(ql);
     ql->holding = false;
     ql->restart_pending = false;
 }
@@ -726,15 +734,7 @@ fail:
 static void
 forget_inherited(mcl_queued_listener *ql)
 {
-    int *fds[] = {&ql->pidfd, &ql->efd, &ql->wake_fd, &ql->epfd, &ql->tfd};
-    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-        if (*fds[i] >= 0) {
-            close(*fds[i]);
-            *fds[i] = -1;
-        }
-    if (ql->map != NULL)
-        munmap(ql->map, ql->map_len);
-    ql->map = NULL;
+    close_own(ql);
     ql->sh = NULL;
     ql->rxs = NULL;
     ql->sock = -1;
