@@ -28,8 +28,9 @@
  * stay the parent's. In the child such a handle may only be closed and freed, which touches
  * nothing of the parent's: no thread is signalled or joined, nothing is sent (no goodbye
  * heartbeat, no pending batch), no socket option is changed, no lock of the parent's threads is
- * waited for; only the child's memory is released (its copies of the descriptors stay open until
- * it exits or execs: they are close-on-exec). Any other use of an inherited handle in the child is
+ * waited for; only the child's memory and its copies of udp descriptors are released (the
+ * socket and its memberships stay with the parent's descriptor; with zmq the copies stay open
+ * until the child exits or execs: they are close-on-exec). Any other use of an inherited handle in the child is
  * undefined. The child may open handles of its own, which work as in any process (udp, inproc;
  * zmq after a new context, made for it).
  */
@@ -401,11 +402,12 @@ MCL_API mcl_err mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **m
  * On zmq connections this is ZMQ_FD, which is edge-triggered:
  * dispatch with max 0 reads until libzmq has nothing left; after a dispatch with a limit,
  * mcl_raw_listener_pending() says whether messages wait (they must be taken before waiting
- * on the fd again). The fd belongs to @p l (do not read from or
- * close it). The listener may hold datagrams it has already read (recv reads up to 16 at a
- * time; a datagram may carry several messages): before waiting on the fd again, call
- * dispatch/recv until mcl_raw_listener_pending() is false. dispatch with max 0 always leaves
- * nothing pending.
+ * on the fd again: the fd is armed again only once pending() has returned false). The fd
+ * belongs to @p l (do not read from or close it). The listener may hold datagrams it has
+ * already read (recv reads up to 16 at a time; a datagram may carry several messages): before
+ * waiting on the fd again, call dispatch/recv until mcl_raw_listener_pending() is false.
+ * dispatch with max 0 reads until nothing waits, so the fd is armed when it returns: what
+ * arrives afterwards makes it readable (pending() may already be true by then).
  * @retval MCL_OK @retval MCL_ECLOSED @retval MCL_EINVAL
  * @since 0.1
  */

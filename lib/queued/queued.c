@@ -729,13 +729,15 @@ fail:
 
 // A forked child closing its parent's queued listener: the callback thread, the receiver
 // process, the socket and its membership are the parent's. Only the child's copies of the
-// descriptors and of the ring mapping are released; no lock is taken (a parent's thread may have
-// held one at the fork).
+// descriptors (the socket's too, where the transport can forget it: rx_forget) and of the ring
+// mapping are released; no lock is taken (a parent's thread may have held one at the fork).
 static void
 forget_inherited(mcl_queued_listener *ql)
 {
     close_own(ql);
     ql->sh = NULL;
+    if (ql->rxs != NULL && ql->conn.tp->bcast->rx_forget != NULL)
+        ql->conn.tp->bcast->rx_forget(ql->rxs);
     ql->rxs = NULL;
     ql->sock = -1;
     ql->pid = 0;

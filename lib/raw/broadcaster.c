@@ -946,9 +946,12 @@ mcl_raw_broadcaster_close(mcl_raw_broadcaster *b)
         return MCL_ECLOSED;
     if (mcl__inherited(b->owner)) {
         // A forked child closing its parent's broadcaster: nothing is sent (no goodbye, no
-        // batch: the publisher is the parent's), no thread joined, the transport left alone.
+        // batch: the publisher is the parent's), no thread joined; the transport only forgets
+        // this process's copy, where it can (tx_forget).
         atomic_store(&b->open, false);
         b->hb_on = b->has_flusher = false;
+        if (b->ops->tx_forget != NULL)
+            b->ops->tx_forget(b->tx);
         b->tx = NULL;
         return MCL_OK;
     }

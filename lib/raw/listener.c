@@ -760,8 +760,10 @@ mcl_raw_listener_close(mcl_raw_listener *l)
         return MCL_ECLOSED;
     if (l->running)
         mcl_raw_listener_stop(l);
-    if (!mcl__inherited(l->owner)) // (in a forked child the socket and membership stay the
-        l->ops->rx_close(l->rxs);  // parent's: its copy of the descriptor stays open)
+    if (!mcl__inherited(l->owner))
+        l->ops->rx_close(l->rxs);
+    else if (l->ops->rx_forget != NULL) // (a forked child: the socket and membership stay the
+        l->ops->rx_forget(l->rxs);      // parent's; only this process's copy goes)
     l->rxs = NULL;
     l->open = false;
     l->in_dgram = false;

@@ -132,6 +132,12 @@ typedef struct mcl__bcast_ops {
     // subscriber). 0 means what was sent has drained. Cheap (an atomic load); any thread.
     uint64_t (*tx_backlog)(const mcl__tx *tx);
     void (*tx_close)(mcl__tx *tx);
+    // Optional: a forked child lets go of a handle its parent opened (lib/raw's inherited
+    // objects). Frees the memory and closes this process's copies of descriptors, with no
+    // protocol action: nothing is sent, and what the handle shares with the parent (a socket,
+    // its group memberships) stays the parent's. NULL: the handle is left alone, its memory
+    // and descriptor copies held until the child exits (zmq, whose context is the parent's).
+    void (*tx_forget)(mcl__tx *tx);
 
     // Opens a receiving handle. The transport may pre-filter by topics (each an exact topic,
     // or a prefix ending in '*'); the receive engine above still checks every topic exactly.
@@ -157,6 +163,8 @@ typedef struct mcl__bcast_ops {
     // Optional: called when rx_read found nothing; reports what the transport counted.
     void (*rx_idle)(mcl__rxs *rx, mcl__rx_idle *out);
     void (*rx_close)(mcl__rxs *rx);
+    // Optional: as tx_forget, for a receiving handle.
+    void (*rx_forget)(mcl__rxs *rx);
 } mcl__bcast_ops;
 
 // Pipes: ordered, reliable, bidirectional connections that carry whole packets (the packet

@@ -519,6 +519,7 @@ test_fork_child(void)
                     _exit(4);
                 if (mcl_raw_broadcaster_close(mine) != MCL_OK)
                     _exit(5);
+                mcl_raw_broadcaster_free(mine);
             }
             mcl_raw_broadcaster_free(b); // the parent's: released, nothing waited for
             _exit(0);

@@ -341,9 +341,11 @@ const mcl__bcast_ops mcl__udp_bcast_ops = {
     .tx_open = udp_tx_open,
     .tx_send = udp_tx_send,
     .tx_close = udp_tx_close,
+    .tx_forget = udp_tx_close, // (closing sends nothing: closing a copy is forgetting it)
     .rx_open = udp_rx_open,
     .rx_read = udp_rx_read,
     .rx_fd = udp_rx_fd,
     .rx_idle = udp_rx_idle,
     .rx_close = udp_rx_close,
+    .rx_forget = udp_rx_close, // (the membership stays with the parent's descriptor)
 };
