@@ -29,6 +29,8 @@
 # The brokers run pinned to core 0, the clients to core 1 (taskset); each case is its own process.
 #
 #   scripts/bench.sh             REPS=5 scripts/bench.sh        CSV=out.csv scripts/bench.sh
+#   ONLY=targets scripts/bench.sh   (only issue 21's performance targets, met / not met;
+#                                    BURST_RUNS runs of the 1 MiB burst, default 10)
 #   ONLY=pstream scripts/bench.sh   (only the packet-stream rows)
 #   ONLY=rpc scripts/bench.sh       (only the RPC rows; RPC_SOAK=N calls in the soak)
 #   ONLY=stream scripts/bench.sh    (only the stream rows; STREAM_PAUSE_MS=2000 and
@@ -49,7 +51,7 @@ cd "$(dirname "$0")/.."
 reps=${REPS:-3}
 csv=${CSV:-build/bench.csv}
 only=${ONLY:-}
-case $only in "" | pstream | rpc | stream | broker | heartbeat | auth | logread | python) ;; *) echo "bench: ONLY must be pstream, rpc, stream, broker, heartbeat, auth, logread or python" >&2; exit 2 ;; esac
+case $only in "" | targets | pstream | rpc | stream | broker | heartbeat | auth | logread | python) ;; *) echo "bench: ONLY must be targets, pstream, rpc, stream, broker, heartbeat, auth, logread or python" >&2; exit 2 ;; esac
 
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
@@ -183,6 +185,54 @@ END { printf "| reading a %s MB log, CRC32C by | MB/s | vs byte at a time | bare
   split("bytewise slice8 sse42", t, " ")
   for (i = 1; i <= 3; i++) if (t[i] in r) printf "| %s | %.0f | %.2f%s | %.0f |\n", t[i], r[t[i]], r[t[i]] / r["bytewise"], (t[i] == "sse42" ? (r[t[i]] / r["bytewise"] >= 5 ? " (target ≥ 5: met)" : " (target ≥ 5: not met)") : ""), c[t[i]] }' "$lo"
 rm -f "$lo"
+fi
+
+# --- performance targets (issue 21): each case measured here, pairs back to back ------------------
+# zmq+tcp 64 B with coalescing (the default) and without it, 16 KiB, against raw libzmq XPUB/SUB;
+# a burst of 1,000 x 1 MiB on multicast with the default 64 MiB socket buffer (BURST_RUNS runs,
+# default 10, each reported) against raw libzmq's 1 MiB rate; the queued listener with 20 ms
+# callback stalls every 1,000 messages and rcvbuf=4M at 16 KiB and 64 B; round trips 64 B and
+# 1 KiB against raw UDP. Each target is printed with its ratio and met / not met.
+if [[ -z $only || $only == targets ]]; then
+to=$(mktemp)
+tag() { timeout 120 "${@:2}" 2>/dev/null | sed "s/impl=[^ ]*/impl=$1/" >>"$to" || echo "bench: failed: ${*:2}" >&2; }
+zu='zmq+tcp://127.0.0.1:0?hwm=1000'
+qu='udp://239.255.91.1:26091?iface=lo&ttl=0&rcvbuf=4M'
+for _ in $(seq "$reps"); do
+    tag z64/mcl $b/mcl-bench-throughput -u "$zu" -s 64 -n 200000
+    tag z64/raw $b/mcl-bench-peers zmq 64 200000
+    tag z64/nocoal $b/mcl-bench-throughput -u "$zu&coalesce=0" -s 64 -n 200000
+    tag z16k/mcl $b/mcl-bench-throughput -u "$zu" -s 16384 -n 50000
+    tag z16k/raw $b/mcl-bench-peers zmq 16384 50000
+    tag b/zmq $b/mcl-bench-peers zmq 1048576 1000
+    tag q16k $b/mcl-bench-queued --impl queued -s 16384 -n 10000 -u "$qu" --stall-every 1000 --stall-ms 20
+    tag q64 $b/mcl-bench-queued --impl queued -s 64 -n 100000 -u "$qu" --stall-every 1000 --stall-ms 20
+    for s in 64 1024; do
+        tag "r$s/raw" $b/mcl-bench-peers rtt raw $s 20000
+        tag "r$s/mcl" $b/mcl-bench-peers rtt mcl $s 20000
+    done
+done
+for _ in $(seq "${BURST_RUNS:-10}"); do tag b/mcl $b/mcl-bench-throughput -s 1048576 -n 1000; done
+echo
+awk "$awk_pairs"'
+/impl=/ { k = kv($0, "impl"); n[k]++; v[k, n[k]] = (/^rtt / ? kv($0, "p50_us") : kv($0, "msgs_per_s")) + 0; l[k, n[k]] = kv($0, "loss_pct") + 0 }
+function row(what, k, base, lim, higher,   q) { if (!(k in n) || !(base in n)) { printf "| %s | - | not measured |\n", what; return }
+  q = pmed(v, k, base, n[k], n[base]); printf "| %s | %s | %s |\n", what, pr(v, k, base, n[k], n[base]), ((higher ? q >= lim : q <= lim) ? "met" : "not met") }
+function lossrow(what, k,   i, s, bad) { if (!(k in n)) { printf "| %s | - | not measured |\n", what; return }
+  s = ""; bad = 0; for (i = 1; i <= n[k]; i++) { s = s (i > 1 ? ", " : "") sprintf("%.1f", l[k, i]); if (l[k, i] > 0) bad++ }
+  printf "| %s | %d of %d runs lost nothing (loss %%: %s) | %s |\n", what, n[k] - bad, n[k], s, (bad == 0 ? "met" : "not met") }
+END { print "| target (issue 21) | measured: ratio of back-to-back pairs, median (min-max) | |"; print "|---|---|---|"
+  row("zmq+tcp 64 B, default (coalesce=1) ≥ 1.0× raw libzmq", "z64/mcl", "z64/raw", 1.0, 1)
+  row("zmq+tcp 64 B, coalesce=0 ≥ 0.8× raw libzmq", "z64/nocoal", "z64/raw", 0.8, 1)
+  row("zmq+tcp 16 KiB ≥ 1.0× raw libzmq", "z16k/mcl", "z16k/raw", 1.0, 1)
+  lossrow("1,000 × 1 MiB burst on udp, default rcvbuf: nothing lost in every run", "b/mcl")
+  if (("b/mcl" in n) && ("b/zmq" in n)) { q = med(v, "b/mcl", n["b/mcl"]) / med(v, "b/zmq", n["b/zmq"])
+    printf "| 1 MiB burst ≥ 2× raw libzmq | %.2f (medians: %.0f / %.0f msg/s) | %s |\n", q, med(v, "b/mcl", n["b/mcl"]), med(v, "b/zmq", n["b/zmq"]), (q >= 2 ? "met" : "not met") }
+  lossrow("queued listener, 10,000 × 16 KiB full rate, rcvbuf=4M, 20 ms stalls: 0 lost", "q16k")
+  lossrow("queued listener, 100,000 × 64 B full rate, rcvbuf=4M, 20 ms stalls: 0 lost", "q64")
+  row("round trip 64 B p50 ≤ 1.10× raw UDP", "r64/mcl", "r64/raw", 1.10, 0)
+  row("round trip 1 KiB p50 ≤ 1.10× raw UDP", "r1024/mcl", "r1024/raw", 1.10, 0) }' "$to"
+rm -f "$to"
 fi
 
 if [[ -z $only ]]; then

@@ -89,7 +89,7 @@ test_engine_rates(void)
     }
     int64_t end = t0 + 999 * 10 * MS;
     int64_t now = end + 5 * MS;
-    mcl_topic_stats a, b;
+    mcl_topic_stats a = {0}, b = {0};
     CU_ASSERT_FATAL(row_of(t, now, "a", &a) && row_of(t, now, "b", &b));
     CU_ASSERT_EQUAL(a.messages, 1000);
     CU_ASSERT_EQUAL(b.messages, 100);
@@ -140,7 +140,7 @@ test_engine_start_and_jitter(void)
     }
     // 51 messages over 0.5 s; asked 0.5 ms after the last.
     int64_t last = 50 * NS + 900 * MS + 25 * 20 * MS;
-    mcl_topic_stats j;
+    mcl_topic_stats j = {0};
     CU_ASSERT_FATAL(row_of(t, last + MS / 2, "j", &j));
     CU_ASSERT(fabs(j.rate_hz - 100) < 2);
     CU_ASSERT(fabs(j.period_ms - 10) < 0.01);
@@ -148,7 +148,7 @@ test_engine_start_and_jitter(void)
     CU_ASSERT_EQUAL(j.size_max, 0);
     // One message: a rate of 0, no period.
     feed(t, "one", 7, 100, last, NULL, 0);
-    mcl_topic_stats o;
+    mcl_topic_stats o = {0};
     CU_ASSERT_FATAL(row_of(t, last + 10 * MS, "one", &o));
     CU_ASSERT_EQUAL(o.rate_hz, 0);
     CU_ASSERT_EQUAL(o.period_ms, 0);
@@ -204,7 +204,7 @@ test_engine_pairs_sizes_types(void)
     // The type looked at again on the 64th message differs: "(mixed)".
     for (int i = 0; i < 64; i++)
         feed(t, "cam", 1, 4 + (uint64_t)i, ts + 10 * MS, typed_imu, sizeof(typed_imu));
-    mcl_topic_stats c;
+    mcl_topic_stats c = {0};
     CU_ASSERT_FATAL(row_of(t, ts + 10 * MS, "cam", &c));
     CU_ASSERT_STRING_EQUAL(c.type, "(mixed)");
     // Loss and duplicates of a datagram of one (publisher, topic) (zmq): on that pair only.
@@ -287,7 +287,7 @@ test_engine_publish(void)
 {
     mcl__topics *t = new_topics();
     mcl_raw_msg m = {.topic = "p", .topic_len = 1, .publisher = 5, .recv_mono_ns = 3 * NS};
-    mcl_topic_stats r;
+    mcl_topic_stats r = {0};
     for (int i = 0; i < 100; i++) {
         m.seq = (uint64_t)i;
         mcl__topics_count(t, &m, false);
@@ -648,7 +648,7 @@ typedef struct decay_arg {
 static bool
 rate_is_zero(void *arg)
 {
-    mcl_topic_stats s;
+    mcl_topic_stats s = {0};
     return topic_row(((decay_arg *)arg)->l, "fast", &s) && s.rate_hz == 0;
 }
 
@@ -673,7 +673,7 @@ test_listener_real_time_rates(void)
         }
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL); // pacing, not waiting
     }
-    mcl_topic_stats f, s;
+    mcl_topic_stats f = {0}, s = {0};
     CU_ASSERT_FATAL(topic_row(l, "fast", &f) && topic_row(l, "slow", &s));
     CU_ASSERT_EQUAL(f.messages, 120);
     CU_ASSERT_EQUAL(s.messages, 30);
@@ -724,7 +724,7 @@ static bool
 counted(void *arg)
 {
     count_arg *c = arg;
-    mcl_topic_stats s;
+    mcl_topic_stats s = {0};
     return topic_row(c->l, "th", &s) && s.messages == c->want;
 }
 
@@ -791,7 +791,7 @@ test_zmq_loss_per_topic(void)
     CU_ASSERT(m != NULL && m->len == 5);
     mcl_listener_stats st;
     MCLT_OK(mcl_raw_listener_stats(l, &st));
-    mcl_topic_stats x, y;
+    mcl_topic_stats x = {0}, y = {0};
     CU_ASSERT_FATAL(topic_row(l, "x", &x) && topic_row(l, "y", &y));
     CU_ASSERT(st.lost > 0);
     CU_ASSERT(x.lost > 0 && y.lost > 0);
@@ -801,7 +801,7 @@ test_zmq_loss_per_topic(void)
     CU_ASSERT_EQUAL(st.duplicates, 1);
     CU_ASSERT_EQUAL(y.duplicates, 1);
     CU_ASSERT_EQUAL(x.duplicates, 0);
-    mcl_topic_stats pr;
+    mcl_topic_stats pr = {0};
     CU_ASSERT_EQUAL_FATAL(mcl_raw_listener_topic_publishers(l, "y", &pr, 1), 1);
     CU_ASSERT(pr.lost == y.lost && pr.duplicates == 1);
     mcl_raw_listener_free(l);
