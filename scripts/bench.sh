@@ -195,7 +195,7 @@ fi
 # 1 KiB against raw UDP. Each target is printed with its ratio and met / not met.
 if [[ -z $only || $only == targets ]]; then
 to=$(mktemp)
-tag() { timeout 120 "${@:2}" 2>/dev/null | sed "s/impl=[^ ]*/impl=$1/" >>"$to" || echo "bench: failed: ${*:2}" >&2; }
+tag() { timeout 120 "${@:2}" 2>/dev/null | sed "s|impl=[^ ]*|impl=$1|" >>"$to" || echo "bench: failed: ${*:2}" >&2; }
 zu='zmq+tcp://127.0.0.1:0?hwm=1000'
 qu='udp://239.255.91.1:26091?iface=lo&ttl=0&rcvbuf=4M'
 for _ in $(seq "$reps"); do
