@@ -139,7 +139,6 @@ raw_receive(int s, unsigned long long count, double timeout, result *r)
             r->rq_first = runq_s();
         }
         r->last = t;
-        r->cpu_last = cpu_s();
         for (int i = 0; i < n; i++) {
             unsigned long long seq;
             memcpy(&seq, buf[i], sizeof(seq));
@@ -149,6 +148,7 @@ raw_receive(int s, unsigned long long count, double timeout, result *r)
             r->received++;
         }
     }
+    r->cpu_last = cpu_s(); // (waiting after the last message costs no CPU)
     r->rq_last = runq_s();
 }
 
@@ -179,6 +179,13 @@ mcl_receive(mcl_raw_listener *l, unsigned long long count, double timeout, resul
     while (r->received < count) {
         const mcl_raw_msg *m;
         mcl_err rv = mcl_raw_listener_recv(l, &m, 200);
+        // The clocks are read as often as raw_receive reads them: once per batch the socket
+        // gave (a message that is still pending() came with the one before it), not per message
+        // (CLOCK_PROCESS_CPUTIME_ID costs about 1 us: per message it halved the zmq rate).
+        if (rv == MCL_OK && r->received > 0 && mcl_raw_listener_pending(l)) {
+            r->received++;
+            continue;
+        }
         double t = now_s();
         if (rv != MCL_OK) {
             if ((r->received > 0 && t - idle_since > 1.0) || t - start > timeout)
@@ -192,9 +199,9 @@ mcl_receive(mcl_raw_listener *l, unsigned long long count, double timeout, resul
             r->rq_first = runq_s();
         }
         r->last = t;
-        r->cpu_last = cpu_s();
         r->received++;
     }
+    r->cpu_last = cpu_s(); // (waiting after the last message costs no CPU)
     r->rq_last = runq_s();
     mcl_listener_stats st;
     mcl_raw_listener_stats(l, &st);
