@@ -147,6 +147,9 @@ test_put_errors(void)
     MCLT_ERR(mcl_value_put_ndarray(map, "a", MCL_DTYPE_UINT8, 2,
                                    (const uint64_t[]){UINT64_MAX, 0}, NULL),
              MCL_ERANGE);
+    MCLT_ERR(mcl_value_put_ndarray(map, "a", MCL_DTYPE_UINT8, 2,
+                                   (const uint64_t[]){0, UINT64_MAX}, NULL),
+             MCL_ERANGE); // (empty, but no dim may pass the bound)
     MCLT_ERR(mcl_value_put_ndarray_uninit(map, "a", MCL_DTYPE_FLOAT64, 1,
                                           (const uint64_t[]){MCL_NDARRAY_MAX_BYTES / 8 + 1}, &w),
              MCL_ERANGE);
@@ -216,6 +219,12 @@ test_uninit_and_push(void)
     MCLT_OK(mcl_value_put_ndarray(c, "f", MCL_DTYPE_FLOAT32, 1, (const uint64_t[]){4},
                                   (const float[]){0.5f, 1.5f, 2.5f, 3.5f}));
     CU_ASSERT(!mcl_value_equal(c, back));
+    MCLT_OK(mcl_value_put_ndarray(c, "f", MCL_DTYPE_FLOAT32, 2, (const uint64_t[]){4, 1},
+                                  (const float[]){0.5f, 1.5f, 2.5f, 3.5f}));
+    CU_ASSERT(!mcl_value_equal(c, back)); // same bytes, same ndim, another shape
+    MCLT_OK(mcl_value_put_ndarray(c, "f", MCL_DTYPE_FLOAT32, 2, (const uint64_t[]){2, 2},
+                                  (const float[]){0.5f, 1.5f, 2.5f, 3.5f}));
+    CU_ASSERT(mcl_value_equal(mcl_value_find(c, "f"), mcl_value_find(back, "f")));
     mcl_value_free(c);
     mcl_value_free(back);
     mcl_value_free(root);
