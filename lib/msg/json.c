@@ -646,7 +646,69 @@ mcl_msg_from_json(mcl_msg **mp, const char *text, size_t len, char *errbuf, size
 // lists (ndim deep; a 0-d array: one element), or "base64": the little-endian bytes
 // (MCL_JSON_NDARRAY_BASE64). Elements: integers as numbers (uint64 above INT64_MAX as a decimal
 // string), floats as the shortest number that reads back to the same float32 or float64 and
-// NaN/inf as the strings "nan", "inf", "-inf", bools as true/false.
+// NaN/inf as the strings "nan" (or "nan:HEX" with its bits), "inf", "-inf", bools as
+// true/false (another byte as its number): every element reads back bit for bit.
+
+// The bits of C's NAN as float32 and float64 (0x7fc00000, 0x7ff8000000000000 on IEEE hosts).
+static bool
+is_plain_nan(const uint8_t *p, size_t es)
+{
+    const float f = NAN;
+    const double d = NAN;
+    return memcmp(p, es == 4 ? (const void *)&f : (const void *)&d, es) == 0;
+}
+
+// A NaN element: "nan" for C's NAN, else "nan:" and its bits in hex ("nan:ffc00000"), so that
+// every NaN reads back bit for bit.
+static json_t *
+nan_text(const uint8_t *p, size_t es)
+{
+    if (is_plain_nan(p, es))
+        return json_string("nan");
+    uint64_t bits = 0;
+    if (es == 4) {
+        uint32_t b32;
+        memcpy(&b32, p, 4);
+        bits = b32;
+    } else {
+        memcpy(&bits, p, 8);
+    }
+    char buf[24];
+    snprintf(buf, sizeof(buf), "nan:%0*llx", (int)(2 * es), (unsigned long long)bits);
+    return json_string(buf);
+}
+
+// The element of a "nan:HEX" text (exactly 2 x es lowercase hex digits that make a NaN).
+static bool
+nan_from_text(const char *s, size_t n, size_t es, uint8_t *p)
+{
+    if (n != 4 + 2 * es || memcmp(s, "nan:", 4) != 0)
+        return false;
+    uint64_t bits = 0;
+    for (size_t i = 4; i < n; i++) {
+        int v = s[i] >= '0' && s[i] <= '9'   ? s[i] - '0'
+                : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10
+                                             : -1;
+        if (v < 0)
+            return false;
+        bits = bits << 4 | (uint64_t)v;
+    }
+    if (es == 4) {
+        uint32_t b32 = (uint32_t)bits;
+        float f;
+        memcpy(&f, &b32, 4);
+        if (!isnan(f))
+            return false;
+        memcpy(p, &b32, 4);
+    } else {
+        double d;
+        memcpy(&d, &bits, 8);
+        if (!isnan(d))
+            return false;
+        memcpy(p, &bits, 8);
+    }
+    return !is_plain_nan(p, es); // (one text per value: C's NAN is "nan")
+}
 
 static json_t *
 nd_elem(const uint8_t *p, unsigned dtype)
@@ -687,11 +749,13 @@ nd_elem(const uint8_t *p, unsigned dtype)
             return json_string(buf);
         }
         return json_integer((json_int_t)x.u64);
-    case MCL_DTYPE_BOOL:
-        return json_boolean(x.u8 != 0);
+    case MCL_DTYPE_BOOL: // (another byte than 0 or 1 as its number, so that it reads back)
+        return x.u8 <= 1 ? json_boolean(x.u8 != 0) : json_integer(x.u8);
     case MCL_DTYPE_FLOAT32:
+        if (isnan(x.f))
+            return nan_text(p, 4);
         if (!isfinite(x.f))
-            return json_string(isnan(x.f) ? "nan" : x.f > 0 ? "inf" : "-inf");
+            return json_string(x.f > 0 ? "inf" : "-inf");
         {
             // The shortest decimal that reads back as this float (%.6g is it when 6 digits
             // do, as %.15g for doubles; subnormals may need fewer), kept as the double nearest
@@ -710,8 +774,10 @@ nd_elem(const uint8_t *p, unsigned dtype)
         }
         return json_real(d);
     case MCL_DTYPE_FLOAT64:
+        if (isnan(x.d))
+            return nan_text(p, 8);
         if (!isfinite(x.d))
-            return json_string(isnan(x.d) ? "nan" : x.d > 0 ? "inf" : "-inf");
+            return json_string(x.d > 0 ? "inf" : "-inf");
         return json_real(x.d);
     }
     return NULL;
@@ -786,6 +852,10 @@ static bool
 nd_elem_from(json_t *j, unsigned dtype, uint8_t *p)
 {
     if (dtype == MCL_DTYPE_BOOL) {
+        if (json_is_integer(j) && json_integer_value(j) > 1 && json_integer_value(j) <= 255) {
+            *p = (uint8_t)json_integer_value(j); // (a byte that is neither 0 nor 1)
+            return true;
+        }
         if (!json_is_boolean(j))
             return false;
         *p = json_is_true(j) ? 1 : 0;
@@ -806,7 +876,7 @@ nd_elem_from(json_t *j, unsigned dtype, uint8_t *p)
             else if (strcmp(s, "-inf") == 0)
                 d = -INFINITY;
             else
-                return false;
+                return nan_from_text(s, json_string_length(j), mcl_dtype_size((mcl_dtype)dtype), p);
         } else {
             return false;
         }
