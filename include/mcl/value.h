@@ -232,7 +232,8 @@ MCL_API void mcl_value_free(mcl_value *v);
  * is allocated, with errbuf saying which bound. Small values are what the budget limits: an
  * array element costs at least 56 bytes, so an array of nils, bools or small integers (1 byte
  * each) decodes up to about 300,000 elements (16 MiB / 56 B), and of doubles (9 bytes) up to
- * the value cap; large numeric arrays belong in a binary. Containers nest at most 32 deep (the top included).
+ * the value cap; large numeric arrays belong in a typed array (MCL_TYPE_NDARRAY, about its
+ * bytes). Containers nest at most 32 deep (the top included).
  * Encoders refuse what these bounds would refuse (MCL_EMSGSIZE), so what encodes decodes.
  * @since 0.4
  */
