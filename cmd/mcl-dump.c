@@ -55,7 +55,8 @@ usage(FILE *f)
             "                       zmq+tcp://HOST:5800/mcl.broker.stats); with --every N,\n"
             "                       --max-rate R (decimated at the broker), --key K (private)\n"
             "      --csv F[,F]      one CSV line (CRLF) per message with these fields, as MCL's\n"
-            "                       dump_to_csv writes them; messages that are not maps are skipped\n"
+            "                       dump_to_csv writes them; messages that are not maps are skipped;\n"
+            "                       a typed array is DTYPE[SHAPE]:BASE64 (little-endian bytes)\n"
             "      --stats          on stderr at exit: per publisher received/lost/duplicates,\n"
             "                       then per topic (with -f: the log's topics: count, rate,\n"
             "                       type, sizes; as mcl-stat -f)\n"
@@ -69,8 +70,9 @@ usage(FILE *f)
             "      --version        version\n"
             "\n"
             "Human format: TIME TOPIC SIZE PUBLISHER/SEQ PAYLOAD. A payload that is a msgpack map\n"
-            "(an mcl message) is shown as its name and KEY=VALUE fields; otherwise as text when\n"
-            "it is printable UTF-8, else hex. With a column limit (a terminal, or --columns N)\n"
+            "(an mcl message) is shown as its name and KEY=VALUE fields (a typed array as\n"
+            "DTYPE[SHAPE] and its first 4 elements: float32[1024] 0.5 1.25 2 -1 ...); otherwise\n"
+            "as text when it is printable UTF-8, else hex. With a column limit (a terminal, or --columns N)\n"
             "the line is compact: TIME is the time of day (UTC, ms), fields are not padded, and\n"
             "a line too long is cut; a pipe or a file gets the long format, uncut.\n"
             "JSON: {\"time\":..., \"topic\":..., \"size\":..., \"publisher\":\"<hex>\", \"seq\":...,\n"
@@ -206,6 +208,71 @@ try_decode(const mcl_raw_msg *m)
     return msg;
 }
 
+// A typed array's dtype and shape: "float32[1024]", "uint8[480,640]", "float64[]" (0-d).
+static void
+nd_head(FILE *o, mcl_dtype dt, size_t ndim, const uint64_t *shape)
+{
+    fprintf(o, "%s[", mcl_dtype_name(dt));
+    for (size_t k = 0; k < ndim; k++)
+        fprintf(o, "%s%" PRIu64, k ? "," : "", shape[k]);
+    fputc(']', o);
+}
+
+// Element i of a typed array as text (floats as %.6g, like float fields).
+static void
+nd_elem(FILE *o, mcl_dtype dt, const uint8_t *p)
+{
+    union {
+        int8_t i8;
+        int16_t i16;
+        int32_t i32;
+        int64_t i64;
+        uint8_t u8;
+        uint16_t u16;
+        uint32_t u32;
+        uint64_t u64;
+        float f;
+        double d;
+    } x;
+    memcpy(&x, p, mcl_dtype_size(dt));
+    switch (dt) {
+    case MCL_DTYPE_INT8: fprintf(o, "%d", x.i8); break;
+    case MCL_DTYPE_INT16: fprintf(o, "%d", x.i16); break;
+    case MCL_DTYPE_INT32: fprintf(o, "%" PRId32, x.i32); break;
+    case MCL_DTYPE_INT64: fprintf(o, "%" PRId64, x.i64); break;
+    case MCL_DTYPE_UINT8: fprintf(o, "%u", x.u8); break;
+    case MCL_DTYPE_UINT16: fprintf(o, "%u", x.u16); break;
+    case MCL_DTYPE_UINT32: fprintf(o, "%" PRIu32, x.u32); break;
+    case MCL_DTYPE_UINT64: fprintf(o, "%" PRIu64, x.u64); break;
+    case MCL_DTYPE_FLOAT32: fprintf(o, "%.6g", (double)x.f); break;
+    case MCL_DTYPE_FLOAT64: fprintf(o, "%.6g", x.d); break;
+    case MCL_DTYPE_BOOL: fputs(x.u8 ? "true" : "false", o); break;
+    default: fputc('?', o);
+    }
+}
+
+// The human format's summary: "float32[1024] 0.5 1.25 2 ..." (the first ND_SHOWN elements in
+// row-major order).
+enum { ND_SHOWN = 4 };
+static void
+nd_summary(FILE *o, const mcl_value *v)
+{
+    mcl_dtype dt;
+    size_t ndim, nbytes;
+    const uint64_t *shape;
+    const void *data;
+    if (mcl_value_get_ndarray(v, &dt, &ndim, &shape, &data, &nbytes) != MCL_OK)
+        return;
+    nd_head(o, dt, ndim, shape);
+    size_t es = mcl_dtype_size(dt), n = nbytes / es;
+    for (size_t i = 0; i < n && i < ND_SHOWN; i++) {
+        fputc(' ', o);
+        nd_elem(o, dt, (const uint8_t *)data + i * es);
+    }
+    if (n > ND_SHOWN)
+        fputs(" ...", o);
+}
+
 static void
 print_value(FILE *o, const mcl_value *v, int width)
 {
@@ -248,6 +315,18 @@ print_value(FILE *o, const mcl_value *v, int width)
     case MCL_TYPE_MAP:
         snprintf(buf, sizeof(buf), "{%zu}", mcl_value_count(v));
         break;
+    case MCL_TYPE_NDARRAY: {
+        char *text = NULL;
+        size_t tl = 0;
+        FILE *mf = open_memstream(&text, &tl);
+        if (mf != NULL) {
+            nd_summary(mf, v);
+            fclose(mf);
+        }
+        fprintf(o, "%-*s", width, text != NULL ? text : "ndarray");
+        free(text);
+        return;
+    }
     default:
         snprintf(buf, sizeof(buf), "nil");
     }
@@ -439,6 +518,27 @@ print_csv(FILE *o, const mcl_msg *msg, char **fields, size_t n)
             if (v != NULL)
                 fputs("None", o);
             break;
+        case MCL_TYPE_NDARRAY: { // DTYPE[D0,D1,...]:BASE64 of the little-endian bytes
+            char *text = NULL;
+            size_t tl = 0;
+            FILE *mf = open_memstream(&text, &tl);
+            mcl_dtype dt;
+            size_t ndim, nbytes;
+            const uint64_t *shape;
+            const void *data;
+            if (mf != NULL &&
+                mcl_value_get_ndarray(v, &dt, &ndim, &shape, &data, &nbytes) == MCL_OK) {
+                nd_head(mf, dt, ndim, shape);
+                fputc(':', mf);
+                base64(mf, data, nbytes); // (host order: little-endian on every host we build)
+            }
+            if (mf != NULL)
+                fclose(mf);
+            if (text != NULL)
+                print_csv_text(o, text, tl);
+            free(text);
+            break;
+        }
         default:
             fputs("...", o);
         }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: JSON from a stranger into values and messages (mcl_value_from_json and
 // mcl_msg_from_json, lib/msg/json.c on jansson; docs/json.md gives the mapping, with the tagged
-// objects $bin, $float, $str, $uint and $map). The input is the JSON text, read from an
+// objects $bin, $float, $str, $uint, $map and $ndarray). The input is the JSON text, read from an
 // exact-size copy without a NUL (a read past its end is caught by ASan).
 //
 // Both readers must agree (a message is a value that is a map: MCL_ENOTMAP otherwise) and a
@@ -84,6 +84,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         char *compact = says_again(v, MCL_JSON_COMPACT);
         mcl_free(says_again(v, MCL_JSON_INDENT | MCL_JSON_SORT));
+        mcl_free(says_again(v, MCL_JSON_NDARRAY_BASE64)); // typed arrays as base64
 
         // msgpack, both ways.
         void *buf = NULL;

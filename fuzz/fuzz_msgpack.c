@@ -2,8 +2,9 @@
 // Fuzz target: the msgpack decoder of lib/msg (mcl__msgpack_to_value, under mcl_msg_decode,
 // mcl_value_decode and every RPC call), against msgpack-c's own unpacker as the reference.
 // The input is one msgpack object from a stranger. The two must agree: whatever msgpack-c reads
-// in full that is a valid mcl value (no extension types, map keys that are strings or binary
-// without NUL and not repeated, containers nested at most 32 deep) is decoded, to the same
+// in full that is a valid mcl value (no extension types but valid typed arrays, checked here on
+// their own from docs/wire-format.md; map keys that are strings or binary without NUL and not
+// repeated, containers nested at most 32 deep) is decoded, to the same
 // value, when it is within the decoding bounds (at most MCL_DECODE_MAX_VALUES values, a tree
 // costing at most 8 x the input + 1 MiB, counted here from msgpack-c's objects); anything else
 // is refused; and what is decoded encodes to bytes that decode to it again, of the length the
@@ -102,6 +103,44 @@ plausible(const uint8_t *p, size_t len)
 }
 // clang-format on
 
+__extension__ typedef unsigned __int128 u128; // (gcc and clang)
+
+// A typed array as docs/wire-format.md specifies it, checked here without lib/msg's code: ext
+// type 110, version 1, dtype 1..11, ndim <= 8, five zero bytes, ndim LE uint64 dims each at
+// most 2^30, data of exactly product x element size bytes (at most 2^30), the product taken
+// in 128 bits and saturated. *block: what its value's block takes (mcl__val_cost's n).
+static bool
+nd_valid(const msgpack_object *o, uint64_t *block)
+{
+    static const unsigned esize[12] = {0, 1, 2, 4, 8, 1, 2, 4, 8, 4, 8, 1};
+    const uint8_t *p = (const uint8_t *)o->via.ext.ptr;
+    uint64_t n = o->via.ext.size;
+    if (o->via.ext.type != 110 || n < 8 || p[0] != 1 || p[1] < 1 || p[1] > 11 || p[2] > 8)
+        return false;
+    for (int i = 3; i < 8; i++)
+        if (p[i] != 0)
+            return false;
+    unsigned ndim = p[2];
+    if (n < 8 + 8 * (uint64_t)ndim)
+        return false;
+    u128 prod = 1;
+    for (unsigned k = 0; k < ndim; k++) {
+        uint64_t d = 0;
+        for (int b = 7; b >= 0; b--)
+            d = d << 8 | p[8 + 8 * k + (unsigned)b];
+        if (d > (1u << 30))
+            return false;
+        prod *= d;
+        if (prod > ((u128)1 << 40))
+            prod = (u128)1 << 40;
+    }
+    u128 bytes = prod * esize[p[1]];
+    if (bytes > (1u << 30) || bytes != n - 8 - 8 * (uint64_t)ndim)
+        return false;
+    *block = ((ndim + 1u) & ~1u) * 8u + (uint64_t)bytes;
+    return true;
+}
+
 // Whether o is a valid mcl value (depth: of o, the top at 0).
 static bool
 acceptable(const msgpack_object *o, int depth)
@@ -136,8 +175,10 @@ acceptable(const msgpack_object *o, int depth)
                 return false;
         }
         return true;
-    case MSGPACK_OBJECT_EXT:
-        return false;
+    case MSGPACK_OBJECT_EXT: {
+        uint64_t block;
+        return nd_valid(o, &block);
+    }
     default:
         return true;
     }
@@ -169,6 +210,12 @@ cost(const msgpack_object *o, mcl__dcost *c)
             cost(&o->via.map.ptr[i].val, c);
         }
         break;
+    case MSGPACK_OBJECT_EXT: {
+        uint64_t block = 0;
+        (void)nd_valid(o, &block);
+        c->bytes += mcl__val_cost(MCL_TYPE_NDARRAY, block);
+        break;
+    }
     default:
         c->bytes += mcl__val_cost(MCL_TYPE_NIL, 0);
         break;
@@ -216,6 +263,24 @@ same(const mcl_value *v, const msgpack_object *o)
                 return false;
         }
         return true;
+    case MSGPACK_OBJECT_EXT: { // (valid: acceptable() said so) dtype, shape, data as sent
+        const uint8_t *p = (const uint8_t *)o->via.ext.ptr;
+        mcl_dtype dt;
+        size_t ndim, nbytes;
+        const uint64_t *shape;
+        const void *data;
+        if (mcl_value_get_ndarray(v, &dt, &ndim, &shape, &data, &nbytes) != MCL_OK ||
+            (unsigned)dt != p[1] || ndim != p[2] || nbytes != o->via.ext.size - 8 - 8 * ndim)
+            return false;
+        for (size_t k = 0; k < ndim; k++) {
+            uint64_t d = 0;
+            for (int b = 7; b >= 0; b--)
+                d = d << 8 | p[8 + 8 * k + (unsigned)b];
+            if (shape[k] != d)
+                return false;
+        }
+        return nbytes == 0 || memcmp(data, p + 8 + 8 * ndim, nbytes) == 0; // (a LE host)
+    }
     default:
         return false;
     }
@@ -301,6 +366,14 @@ check_scan(const uint8_t *p, size_t size, const mcl_value *v, mcl_err rv)
             if (o->len != n || (n > 0 && memcmp(o->str, bin, n) != 0))
                 abort();
             break;
+        case MCL_TYPE_NDARRAY: {
+            size_t nb;
+            mcl_dtype dt;
+            mcl_value_get_ndarray(f, &dt, NULL, NULL, NULL, &nb);
+            if (o->len != nb / mcl_dtype_size(dt))
+                abort(); // its element count
+            break;
+        }
         default:
             if (o->len != mcl_value_count(f))
                 abort();

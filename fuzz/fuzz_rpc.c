@@ -187,7 +187,7 @@ check_schema(const mcl__rschema *s)
         abort();
     for (size_t i = 0; i < s->n; i++) {
         const mcl_rpc_field *f = &s->f[i];
-        if (!mcl__rpc_field_name_ok(f->name) || f->type < MCL_TYPE_ANY || f->type > MCL_TYPE_MAP ||
+        if (!mcl__rpc_field_name_ok(f->name) || f->type < MCL_TYPE_ANY || f->type > MCL_TYPE_NDARRAY ||
             f->doc == NULL || (f->def != NULL && !f->optional))
             abort();
         for (size_t j = 0; j < i; j++)
@@ -738,6 +738,10 @@ make_args(const mcl_rpc_method_info *m)
             break;
         case MCL_TYPE_MAP:
             (void)mcl_value_put_map(a, f->name, &child);
+            break;
+        case MCL_TYPE_NDARRAY:
+            (void)mcl_value_put_ndarray(a, f->name, MCL_DTYPE_INT16, 1, (const uint64_t[]){2},
+                                        (const int16_t[]){-1, 7});
             break;
         default:
             (void)mcl_value_put_nil(a, f->name);

@@ -277,6 +277,27 @@ for name, methods in {
         "desc_id_too_big": [method(2**32, "a")]}.items():
     write(R, name, b"\x00" + mp({"protocol": 1, "service": "d", "max_args": 1, "methods": methods}))
 
+def ndarray(dtype, shape, data=b"", reserved=b"\x00" * 5):
+    """A typed array as msgpack ext 110 (docs/wire-format.md), in the shortest ext form."""
+    body = bytes([1, dtype, len(shape)]) + reserved + b"".join(struct.pack("<Q", d) for d in shape) + data
+    n = len(body)
+    fix = {1: 0xd4, 2: 0xd5, 4: 0xd6, 8: 0xd7, 16: 0xd8}
+    if n in fix:
+        head = bytes([fix[n]])
+    elif n <= 0xff:
+        head = bytes([0xc7, n])
+    elif n <= 0xffff:
+        head = b"\xc8" + struct.pack(">H", n)
+    else:
+        head = b"\xc9" + struct.pack(">I", n)
+    return head + b"\x6e" + body
+
+
+def mp_map_raw(entries):
+    """A fixmap whose values are given already encoded."""
+    return bytes([0x80 | len(entries)]) + b"".join(bytes([0xa0 | len(k)]) + k.encode() + v for k, v in entries.items())
+
+
 # The msgpack decoder against msgpack-c (fuzz_msgpack.c): one object per file.
 M = "fuzz/corpus/msgpack"
 for name, data in {
@@ -295,6 +316,22 @@ for name, data in {
         "trailing": b"\x80\x80",
         "truncated": b"\x92\x01",
         "big_map": mp({"field%02d" % i: i for i in range(40)}),
+        # Typed arrays (docs/wire-format.md): ext 110, the wire's test vectors and near misses.
+        "nd_f32": b"\x81\xa1v" + ndarray(9, [2], struct.pack("<2f", 1.0, -2.5)),
+        "nd_i8_2x3": b"\x81\xa1m" + ndarray(1, [2, 3], bytes([1, 2, 3, 0xff, 0xfe, 0xfd])),
+        "nd_empty": b"\x81\xa1e" + ndarray(5, [0]),
+        "nd_bool_0d": b"\x81\xa1b" + ndarray(11, [], b"\x01"),
+        "nd_max_ndim": mp_map_raw({"x": ndarray(10, [1, 2, 1, 1, 2, 1, 1, 1], struct.pack("<4d", 0.5, -0.0, 1e300, 5e-324)),
+                                    "n": b"\x01"}),
+        "nd_every_dtype": b"\x9b" + b"".join(ndarray(d, [2], bytes(range(2 * s)))
+                                             for d, s in enumerate([1, 2, 4, 8, 1, 2, 4, 8, 4, 8, 1], 1)),
+        "nd_ext32": b"\xc9\x00\x00\x00\x18\x6e" + ndarray(9, [2], bytes(8))[3:],
+        "nd_wrapping_dims": ndarray(9, [2**63 + 1, 2], bytes(8)),
+        "nd_bad_dtype": ndarray(12, [1], b"\x00"),
+        "nd_ndim_9": ndarray(5, [1] * 9, b"\x00"),
+        "nd_short": ndarray(9, [3], bytes(8)),
+        "nd_reserved": ndarray(5, [1], b"\x00", reserved=b"\x00\x00\x00\x00\x01"),
+        "nd_other_ext": b"\xc7\x09\x05" + ndarray(5, [], b"\x07")[3:],
 }.items():
     write(M, name, data)
 
@@ -397,6 +434,15 @@ for name, text in {
         "map_wrapped": '{"m": {"$map": {"$bin": "not a tag"}}, "n": {"$map": {"$map": {}}}}',
         "tag_with_more_keys": '{"$bin": "AA==", "x": 1}',
         "array": '[1, "two", {"three": null}, {"$bin": "AA=="}]',
+        "ndarray_lists": '{"f": {"$ndarray": {"dtype": "float32", "shape": [2, 3], "data": [[0.1, 1.0, -2.5], ["inf", -0.0, 3e38]]}}, '
+                         '"u": {"$ndarray": {"dtype": "uint64", "shape": [2], "data": ["18446744073709551615", 7]}}, '
+                         '"b": {"$ndarray": {"dtype": "bool", "shape": [], "data": true}}, '
+                         '"e": {"$ndarray": {"dtype": "int16", "shape": [2, 0], "data": [[], []]}}}',
+        "ndarray_base64": '{"f": {"$ndarray": {"dtype": "float32", "shape": [2, 3], "base64": "zczMPQAAgD8AACDAAACAfwAAAIDmsWF/"}}, '
+                          '"i": {"$ndarray": {"dtype": "int8", "shape": [1, 1, 1, 1, 1, 1, 1, 2], "base64": "Af8="}}}',
+        "ndarray_bad": '[{"$ndarray": {"dtype": "int8", "shape": [2], "data": [1]}}, '
+                       '{"$ndarray": {"dtype": "uint8", "shape": [4294967296, 4294967296], "data": []}}]',
+        "ndarray_map_wrapped": '{"m": {"$map": {"$ndarray": 1}}}',
         "scalar_int": "42",
         "scalar_str": '"text"',
         "scalar_null": "null",

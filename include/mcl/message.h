@@ -168,6 +168,20 @@ MCL_API mcl_err mcl_msg_set_map(mcl_msg *msg, const char *key, mcl_value **map);
 MCL_API mcl_err mcl_msg_set_value(mcl_msg *msg, const char *key, const mcl_value *v);
 
 /**
+ * Typed arrays as fields: mcl_value_put_ndarray() / _put_ndarray_uninit() on the message's
+ * map (same arguments, codes and lifetimes; "name" cannot be one: MCL_ETYPE or
+ * MCL_EREADONLY), and mcl_value_get_ndarray() of the field (MCL_ENOENT when absent).
+ * @since 0.4
+ */
+MCL_API mcl_err mcl_msg_set_ndarray(mcl_msg *msg, const char *key, mcl_dtype dtype, size_t ndim,
+                                    const uint64_t *shape, const void *data);
+MCL_API mcl_err mcl_msg_set_ndarray_uninit(mcl_msg *msg, const char *key, mcl_dtype dtype,
+                                           size_t ndim, const uint64_t *shape, void **data);
+MCL_API mcl_err mcl_msg_get_ndarray(const mcl_msg *msg, const char *key, mcl_dtype *dtype,
+                                    size_t *ndim, const uint64_t **shape, const void **data,
+                                    size_t *nbytes);
+
+/**
  * Remove field @p key. @retval MCL_OK @retval MCL_ENOENT
  * @retval MCL_EREADONLY ("name") @retval MCL_EINVAL
  * @since 0.1

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Message <-> JSON with jansson. Values JSON cannot hold become one-key tagged objects
-// ("$bin", "$float", "$str", "$uint"); a genuine map that would read back as a tag is wrapped
-// in {"$map": ...}. docs/json.md documents the mapping.
+// ("$bin", "$float", "$str", "$uint", "$ndarray"); a genuine map that would read back as a tag
+// is wrapped in {"$map": ...}. docs/json.md documents the mapping.
 #include "msg_int.h"
 
 #include "../core/internal.h"
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const tags[] = {"$bin", "$float", "$str", "$uint", "$map"};
+static const char *const tags[] = {"$bin", "$float", "$str", "$uint", "$map", "$ndarray"};
 
 static bool
 is_tag(const char *k)
@@ -86,8 +86,10 @@ tagged_b64(const char *tag, const char *p, size_t n)
     return tagged(tag, s);
 }
 
+static json_t *nd_to_json(const mcl_value *v, int flags);
+
 static json_t *
-to_json(const mcl_value *v)
+to_json(const mcl_value *v, int flags)
 {
     switch (v->type) {
     case MCL_TYPE_NIL:
@@ -117,7 +119,7 @@ to_json(const mcl_value *v)
     case MCL_TYPE_ARRAY: {
         json_t *a = json_array();
         for (size_t i = 0; a != NULL && i < v->a.n; i++)
-            if (json_array_append_new(a, to_json(v->a.v[i])) != 0) {
+            if (json_array_append_new(a, to_json(v->a.v[i], flags)) != 0) {
                 json_decref(a);
                 a = NULL;
             }
@@ -148,7 +150,7 @@ to_json(const mcl_value *v)
             }
         for (size_t i = 0; o != NULL && i < v->m.n; i++) {
             const mcl__kv *kv = &v->m.kv[i];
-            json_t *item = to_json(kv->val);
+            json_t *item = to_json(kv->val, flags);
             char *key = mcl__alloc(kv->klen + 24);
             if (key != NULL) {
                 memcpy(key, kv->key, kv->klen + 1);
@@ -177,6 +179,8 @@ to_json(const mcl_value *v)
             return tagged("$map", o);
         return o;
     }
+    case MCL_TYPE_NDARRAY:
+        return nd_to_json(v, flags);
     }
     return NULL;
 }
@@ -308,7 +312,7 @@ mcl_value_to_json(const mcl_value *v, int flags, char **jsonp)
         *jsonp = NULL;
     if (v == NULL || jsonp == NULL)
         return MCL_EINVAL;
-    json_t *j = to_json(v);
+    json_t *j = to_json(v, flags);
     if (j == NULL)
         return MCL_ENOMEM;
     size_t jf = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
@@ -331,9 +335,13 @@ mcl_value_to_json(const mcl_value *v, int flags, char **jsonp)
 
 static mcl_err from_json(json_t *j, mcl_value **out, int depth);
 
+static mcl_err nd_from_json(json_t *arg, mcl_value **out);
+
 static mcl_err
 from_tag(const char *tag, json_t *arg, mcl_value **out, int depth)
 {
+    if (strcmp(tag, "$ndarray") == 0)
+        return nd_from_json(arg, out);
     if (strcmp(tag, "$map") == 0) {
         if (!json_is_object(arg))
             return MCL_EDECODE;
@@ -518,7 +526,7 @@ json_count(const char *t, size_t len, char *why, size_t whylen)
                 if (t[i] == '\\')
                     i++;
             if (was_first && depth > 0 && !lv[depth - 1].array && i < len) {
-                char key[8];
+                char key[16];
                 size_t n = i - start;
                 if (n < sizeof(key)) {
                     memcpy(key, t + start, n);
@@ -593,7 +601,8 @@ mcl_value_from_json(mcl_value **vp, const char *text, size_t len, char *errbuf, 
     json_decref(j);
     if (rv == MCL_EDECODE)
         return mcl__fail(rv, errbuf, errlen, "json", "malformed tagged value ($bin, $float, "
-                                                     "$str, $uint or $map) or nesting too deep");
+                                                     "$str, $uint, $map or $ndarray) or nesting "
+                                                     "too deep");
     // What is read must be what a receiver can decode: its msgpack, in the decoding budget.
     mcl__dcost cost;
     if (rv == MCL_OK) {
@@ -628,5 +637,383 @@ mcl_msg_from_json(mcl_msg **mp, const char *text, size_t len, char *errbuf, size
     root->root = false; // the message's from now on
     if ((*mp = mcl__msg_wrap(root)) == NULL)
         return MCL_ENOMEM;
+    return MCL_OK;
+}
+
+// --- typed arrays ----------------------------------------------------------------------------
+//
+// {"$ndarray": {"dtype": "float32", "shape": [2, 3], "data": [[...], [...]]}}: data as nested
+// lists (ndim deep; a 0-d array: one element), or "base64": the little-endian bytes
+// (MCL_JSON_NDARRAY_BASE64). Elements: integers as numbers (uint64 above INT64_MAX as a decimal
+// string), floats as the shortest number that reads back to the same float32 or float64 and
+// NaN/inf as the strings "nan" (or "nan:HEX" with its bits), "inf", "-inf", bools as
+// true/false (another byte as its number): every element reads back bit for bit.
+
+// The bits of C's NAN as float32 and float64 (0x7fc00000, 0x7ff8000000000000 on IEEE hosts).
+static bool
+is_plain_nan(const uint8_t *p, size_t es)
+{
+    const float f = NAN;
+    const double d = NAN;
+    return memcmp(p, es == 4 ? (const void *)&f : (const void *)&d, es) == 0;
+}
+
+// A NaN element: "nan" for C's NAN, else "nan:" and its bits in hex ("nan:ffc00000"), so that
+// every NaN reads back bit for bit.
+static json_t *
+nan_text(const uint8_t *p, size_t es)
+{
+    if (is_plain_nan(p, es))
+        return json_string("nan");
+    uint64_t bits = 0;
+    if (es == 4) {
+        uint32_t b32;
+        memcpy(&b32, p, 4);
+        bits = b32;
+    } else {
+        memcpy(&bits, p, 8);
+    }
+    char buf[24];
+    snprintf(buf, sizeof(buf), "nan:%0*llx", (int)(2 * es), (unsigned long long)bits);
+    return json_string(buf);
+}
+
+// The element of a "nan:HEX" text (exactly 2 x es lowercase hex digits that make a NaN).
+static bool
+nan_from_text(const char *s, size_t n, size_t es, uint8_t *p)
+{
+    if (n != 4 + 2 * es || memcmp(s, "nan:", 4) != 0)
+        return false;
+    uint64_t bits = 0;
+    for (size_t i = 4; i < n; i++) {
+        int v = s[i] >= '0' && s[i] <= '9'   ? s[i] - '0'
+                : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10
+                                             : -1;
+        if (v < 0)
+            return false;
+        bits = bits << 4 | (uint64_t)v;
+    }
+    if (es == 4) {
+        uint32_t b32 = (uint32_t)bits;
+        float f;
+        memcpy(&f, &b32, 4);
+        if (!isnan(f))
+            return false;
+        memcpy(p, &b32, 4);
+    } else {
+        double d;
+        memcpy(&d, &bits, 8);
+        if (!isnan(d))
+            return false;
+        memcpy(p, &bits, 8);
+    }
+    return !is_plain_nan(p, es); // (one text per value: C's NAN is "nan")
+}
+
+static json_t *
+nd_elem(const uint8_t *p, unsigned dtype)
+{
+    union {
+        int8_t i8;
+        int16_t i16;
+        int32_t i32;
+        int64_t i64;
+        uint8_t u8;
+        uint16_t u16;
+        uint32_t u32;
+        uint64_t u64;
+        float f;
+        double d;
+    } x;
+    memcpy(&x, p, mcl_dtype_size((mcl_dtype)dtype));
+    double d;
+    switch (dtype) {
+    case MCL_DTYPE_INT8:
+        return json_integer(x.i8);
+    case MCL_DTYPE_INT16:
+        return json_integer(x.i16);
+    case MCL_DTYPE_INT32:
+        return json_integer(x.i32);
+    case MCL_DTYPE_INT64:
+        return json_integer((json_int_t)x.i64);
+    case MCL_DTYPE_UINT8:
+        return json_integer(x.u8);
+    case MCL_DTYPE_UINT16:
+        return json_integer(x.u16);
+    case MCL_DTYPE_UINT32:
+        return json_integer((json_int_t)x.u32);
+    case MCL_DTYPE_UINT64:
+        if (x.u64 > (uint64_t)INT64_MAX) {
+            char buf[24];
+            snprintf(buf, sizeof(buf), "%llu", (unsigned long long)x.u64);
+            return json_string(buf);
+        }
+        return json_integer((json_int_t)x.u64);
+    case MCL_DTYPE_BOOL: // (another byte than 0 or 1 as its number, so that it reads back)
+        return x.u8 <= 1 ? json_boolean(x.u8 != 0) : json_integer(x.u8);
+    case MCL_DTYPE_FLOAT32:
+        if (isnan(x.f))
+            return nan_text(p, 4);
+        if (!isfinite(x.f))
+            return json_string(x.f > 0 ? "inf" : "-inf");
+        {
+            // The shortest decimal that reads back as this float (%.6g is it when 6 digits
+            // do, as %.15g for doubles; subnormals may need fewer), kept as the double nearest
+            // that decimal, which the writer then prints as that decimal: "0.1", not the
+            // double 0.10000000149011612. If that double does not narrow back (it cannot
+            // happen for a correct strtod, but costs one compare), the exact widening is used.
+            char buf[40];
+            for (int prec = fabsf(x.f) < FLT_MIN && x.f != 0 ? 1 : 6; prec <= 9; prec++) {
+                snprintf(buf, sizeof(buf), "%.*g", prec, (double)x.f);
+                if (prec == 9 || strtof(buf, NULL) == x.f)
+                    break;
+            }
+            d = strtod(buf, NULL);
+            if (!(fabs(d) <= FLT_MAX) || (float)d != x.f)
+                d = (double)x.f;
+        }
+        return json_real(d);
+    case MCL_DTYPE_FLOAT64:
+        if (isnan(x.d))
+            return nan_text(p, 8);
+        if (!isfinite(x.d))
+            return json_string(x.d > 0 ? "inf" : "-inf");
+        return json_real(x.d);
+    }
+    return NULL;
+}
+
+// The nested lists of dims k.. of the elements from *p (advanced).
+static json_t *
+nd_lists(const mcl_value *v, size_t k, const uint8_t **p, size_t es)
+{
+    if (k == v->nd.ndim) {
+        json_t *e = nd_elem(*p, v->nd.dtype);
+        *p += es;
+        return e;
+    }
+    json_t *a = json_array();
+    for (uint64_t i = 0; a != NULL && i < v->nd.blk[k]; i++)
+        if (json_array_append_new(a, nd_lists(v, k + 1, p, es)) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    return a;
+}
+
+static json_t *
+nd_to_json(const mcl_value *v, int flags)
+{
+    size_t es = mcl_dtype_size((mcl_dtype)v->nd.dtype);
+    json_t *o = json_object(), *shape = json_array(), *data = NULL;
+    for (size_t k = 0; shape != NULL && k < v->nd.ndim; k++)
+        if (json_array_append_new(shape, json_integer((json_int_t)v->nd.blk[k])) != 0) {
+            json_decref(shape);
+            shape = NULL;
+        }
+    if (flags & MCL_JSON_NDARRAY_BASE64) {
+        const uint8_t *src = mcl__nd_data(v);
+        uint8_t *le = NULL;
+        if (es > 1 && v->nd.nbytes > 0 && mcl__nd_data(v) != NULL) { // (a no-op copy on LE)
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            if ((le = mcl__alloc(v->nd.nbytes)) != NULL)
+                mcl__nd_copy_le(le, src, v->nd.nbytes, es);
+            src = le;
+#endif
+        }
+        char *b = src != NULL ? mcl__b64_encode(src, v->nd.nbytes) : NULL;
+        mcl__free(le);
+        if (b != NULL)
+            data = json_string(b);
+        mcl__free(b);
+    } else {
+        const uint8_t *p = mcl__nd_data(v);
+        data = nd_lists(v, 0, &p, es);
+    }
+    if (o == NULL || shape == NULL || data == NULL) {
+        json_decref(o);
+        json_decref(shape);
+        json_decref(data);
+        return NULL;
+    }
+    // (set_new takes its value also when it fails: every call is made)
+    int bad = json_object_set_new(o, "dtype", json_string(mcl_dtype_name((mcl_dtype)v->nd.dtype)));
+    bad |= json_object_set_new(o, "shape", shape);
+    bad |= json_object_set_new(o, flags & MCL_JSON_NDARRAY_BASE64 ? "base64" : "data", data);
+    if (bad != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return tagged("$ndarray", o);
+}
+
+// One element from JSON into p; false when it is not a value of the dtype.
+static bool
+nd_elem_from(json_t *j, unsigned dtype, uint8_t *p)
+{
+    if (dtype == MCL_DTYPE_BOOL) {
+        if (json_is_integer(j) && json_integer_value(j) > 1 && json_integer_value(j) <= 255) {
+            *p = (uint8_t)json_integer_value(j); // (a byte that is neither 0 nor 1)
+            return true;
+        }
+        if (!json_is_boolean(j))
+            return false;
+        *p = json_is_true(j) ? 1 : 0;
+        return true;
+    }
+    if (dtype == MCL_DTYPE_FLOAT32 || dtype == MCL_DTYPE_FLOAT64) {
+        double d;
+        if (json_is_integer(j)) {
+            d = (double)json_integer_value(j);
+        } else if (json_is_real(j)) {
+            d = json_real_value(j);
+        } else if (json_is_string(j)) {
+            const char *s = json_string_value(j);
+            if (strcmp(s, "nan") == 0)
+                d = NAN;
+            else if (strcmp(s, "inf") == 0)
+                d = INFINITY;
+            else if (strcmp(s, "-inf") == 0)
+                d = -INFINITY;
+            else
+                return nan_from_text(s, json_string_length(j), mcl_dtype_size((mcl_dtype)dtype), p);
+        } else {
+            return false;
+        }
+        if (dtype == MCL_DTYPE_FLOAT64) {
+            memcpy(p, &d, 8);
+            return true;
+        }
+        if (isfinite(d) && fabs(d) > FLT_MAX)
+            return false; // not a float32
+        float f = (float)d;
+        memcpy(p, &f, 4);
+        return true;
+    }
+    // Integers: a JSON integer in the dtype's range; uint64 also a decimal string.
+    uint64_t u = 0;
+    int64_t i = 0;
+    bool neg = false;
+    if (json_is_integer(j)) {
+        i = (int64_t)json_integer_value(j);
+        neg = i < 0;
+        u = (uint64_t)i;
+    } else if (dtype == MCL_DTYPE_UINT64 && json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n == 0 || n > 20)
+            return false;
+        for (size_t k = 0; k < n; k++) {
+            if (s[k] < '0' || s[k] > '9' || u > (UINT64_MAX - (uint64_t)(s[k] - '0')) / 10)
+                return false;
+            u = u * 10 + (uint64_t)(s[k] - '0');
+        }
+    } else {
+        return false;
+    }
+    static const int64_t lo[] = {[MCL_DTYPE_INT8] = INT8_MIN, [MCL_DTYPE_INT16] = INT16_MIN,
+                                 [MCL_DTYPE_INT32] = INT32_MIN, [MCL_DTYPE_INT64] = INT64_MIN};
+    static const uint64_t hi[] = {
+        [MCL_DTYPE_INT8] = INT8_MAX,    [MCL_DTYPE_INT16] = INT16_MAX,
+        [MCL_DTYPE_INT32] = INT32_MAX,  [MCL_DTYPE_INT64] = INT64_MAX,
+        [MCL_DTYPE_UINT8] = UINT8_MAX,  [MCL_DTYPE_UINT16] = UINT16_MAX,
+        [MCL_DTYPE_UINT32] = UINT32_MAX, [MCL_DTYPE_UINT64] = UINT64_MAX};
+    bool is_signed = dtype <= MCL_DTYPE_INT64;
+    if (neg ? !is_signed || i < lo[dtype] : u > hi[dtype])
+        return false;
+    size_t es = mcl_dtype_size((mcl_dtype)dtype);
+    // Two's complement truncation to es bytes, in host order.
+    switch (es) {
+    case 1: {
+        uint8_t x = (uint8_t)u;
+        memcpy(p, &x, 1);
+        break;
+    }
+    case 2: {
+        uint16_t x = (uint16_t)u;
+        memcpy(p, &x, 2);
+        break;
+    }
+    case 4: {
+        uint32_t x = (uint32_t)u;
+        memcpy(p, &x, 4);
+        break;
+    }
+    default:
+        memcpy(p, &u, 8);
+    }
+    return true;
+}
+
+// Reads nested lists of dims k.. into *p (advanced); false unless they match the shape.
+static bool
+nd_lists_from(json_t *j, const mcl__ndhdr *h, size_t k, uint8_t **p, size_t es)
+{
+    if (k == h->ndim) {
+        if (!nd_elem_from(j, h->dtype, *p))
+            return false;
+        *p += es;
+        return true;
+    }
+    if (!json_is_array(j) || json_array_size(j) != h->shape[k])
+        return false;
+    size_t i;
+    json_t *item;
+    json_array_foreach(j, i, item)
+    {
+        if (!nd_lists_from(item, h, k + 1, p, es))
+            return false;
+    }
+    return true;
+}
+
+static mcl_err
+nd_from_json(json_t *arg, mcl_value **out)
+{
+    mcl__ndhdr h;
+    json_t *dt = json_object_get(arg, "dtype"), *shape = json_object_get(arg, "shape");
+    json_t *data = json_object_get(arg, "data"), *b64 = json_object_get(arg, "base64");
+    mcl_dtype dtype;
+    if (!json_is_object(arg) || json_object_size(arg) != 3 || !json_is_string(dt) ||
+        mcl_dtype_from_name(json_string_value(dt), &dtype) != MCL_OK || !json_is_array(shape) ||
+        json_array_size(shape) > MCL_NDARRAY_MAX_NDIM || (data == NULL) == (b64 == NULL))
+        return MCL_EDECODE; // (three keys: dtype, shape, and one of data / base64)
+    h.dtype = (uint8_t)dtype;
+    h.ndim = (uint8_t)json_array_size(shape);
+    for (size_t k = 0; k < h.ndim; k++) {
+        json_t *d = json_array_get(shape, k);
+        if (!json_is_integer(d) || json_integer_value(d) < 0)
+            return MCL_EDECODE;
+        h.shape[k] = (uint64_t)json_integer_value(d);
+    }
+    if (mcl__nd_nbytes(h.dtype, h.ndim, h.shape, &h.nbytes) != MCL_OK)
+        return MCL_EDECODE;
+    size_t es = mcl_dtype_size(dtype);
+    mcl_value *v = NULL;
+    if (b64 != NULL) {
+        uint8_t *bytes;
+        size_t blen;
+        if (!json_is_string(b64) ||
+            !mcl__b64_decode(json_string_value(b64), json_string_length(b64), &bytes, &blen))
+            return MCL_EDECODE;
+        if (blen != h.nbytes) {
+            mcl__free(bytes);
+            return MCL_EDECODE;
+        }
+        if ((v = mcl__val_nd(h.dtype, h.ndim, h.shape, h.nbytes)) != NULL)
+            mcl__nd_copy_le(mcl__nd_data(v), bytes, h.nbytes, es);
+        mcl__free(bytes);
+        if (v == NULL)
+            return MCL_ENOMEM;
+    } else {
+        if ((v = mcl__val_nd(h.dtype, h.ndim, h.shape, h.nbytes)) == NULL)
+            return MCL_ENOMEM;
+        uint8_t *p = mcl__nd_data(v);
+        if (!nd_lists_from(data, &h, 0, &p, es)) {
+            mcl__val_free(v);
+            return MCL_EDECODE;
+        }
+    }
+    *out = v;
     return MCL_OK;
 }

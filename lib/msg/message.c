@@ -68,7 +68,7 @@ mcl_msgtype_define(const mcl_msgtype **typep, const char *name, const mcl_field 
             return DEF_FAIL(MCL_EINVAL, "%s: field %zu has no name", name, i);
         if (strcmp(f, KEY_NAME) == 0 || strcmp(f, KEY_TIMESTAMP) == 0)
             return DEF_FAIL(MCL_EINVAL, "%s: '%s' is reserved (every message has it)", name, f);
-        if (fields[i].type < MCL_TYPE_ANY || fields[i].type > MCL_TYPE_MAP)
+        if (fields[i].type < MCL_TYPE_ANY || fields[i].type > MCL_TYPE_NDARRAY)
             return DEF_FAIL(MCL_EINVAL, "%s: field '%s' has an unknown type", name, f);
         for (size_t j = 0; j < i; j++)
             if (strcmp(f, fields[j].name) == 0)
@@ -467,6 +467,32 @@ mcl_msg_set_value(mcl_msg *m, const char *key, const mcl_value *v)
 }
 
 mcl_err
+mcl_msg_set_ndarray(mcl_msg *m, const char *key, mcl_dtype dtype, size_t ndim,
+                    const uint64_t *shape, const void *data)
+{
+    SET(m, key, MCL_TYPE_NDARRAY, mcl_value_put_ndarray(m->root, key, dtype, ndim, shape, data));
+}
+mcl_err
+mcl_msg_set_ndarray_uninit(mcl_msg *m, const char *key, mcl_dtype dtype, size_t ndim,
+                           const uint64_t *shape, void **data)
+{
+    if (data != NULL)
+        *data = NULL;
+    SET(m, key, MCL_TYPE_NDARRAY,
+        mcl_value_put_ndarray_uninit(m->root, key, dtype, ndim, shape, data));
+}
+mcl_err
+mcl_msg_get_ndarray(const mcl_msg *m, const char *key, mcl_dtype *dtype, size_t *ndim,
+                    const uint64_t **shape, const void **data, size_t *nbytes)
+{
+    if (m == NULL || key == NULL || mcl_value_find(m->root, key) == NULL) {
+        mcl_err rv = mcl_value_get_ndarray(NULL, dtype, ndim, shape, data, nbytes); // resets
+        return m == NULL || key == NULL ? rv : MCL_ENOENT;
+    }
+    return mcl_value_get_ndarray(mcl_value_find(m->root, key), dtype, ndim, shape, data, nbytes);
+}
+
+mcl_err
 mcl_msg_remove(mcl_msg *m, const char *key)
 {
     if (m == NULL || key == NULL)
@@ -563,6 +589,35 @@ mcl_msg_check(const mcl_msg *m, const mcl_msgtype *t, char *errbuf, size_t errle
 
 // --- msgpack encoding ------------------------------------------------------------------------
 
+// A typed array as an ext of type MCL_NDARRAY_EXT_TYPE (docs/wire-format.md): the header and
+// dims, then the data straight from the value (one copy into the packer's buffer; a
+// big-endian host swaps each element into a scratch copy first).
+static int
+pack_nd(msgpack_packer *pk, const mcl_value *v)
+{
+    uint8_t hdr[MCL__ND_HDR + 8 * MCL_NDARRAY_MAX_NDIM];
+    size_t hl = mcl__nd_write_hdr(v, hdr);
+    if (msgpack_pack_ext(pk, mcl__nd_ext_len(v), (int8_t)MCL_NDARRAY_EXT_TYPE) != 0 ||
+        msgpack_pack_ext_body(pk, hdr, hl) != 0)
+        return -1;
+    if (v->nd.nbytes == 0)
+        return 0;
+    size_t es = mcl_dtype_size((mcl_dtype)v->nd.dtype);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    if (es > 1) {
+        void *le = mcl__alloc(v->nd.nbytes);
+        if (le == NULL)
+            return -1;
+        mcl__nd_copy_le(le, mcl__nd_data(v), v->nd.nbytes, es);
+        int r = msgpack_pack_ext_body(pk, le, v->nd.nbytes);
+        mcl__free(le);
+        return r != 0 ? -1 : 0;
+    }
+#endif
+    (void)es;
+    return msgpack_pack_ext_body(pk, mcl__nd_data(v), v->nd.nbytes) != 0 ? -1 : 0;
+}
+
 static int
 pack(msgpack_packer *pk, const mcl_value *v, int depth)
 {
@@ -611,6 +666,8 @@ pack(msgpack_packer *pk, const mcl_value *v, int depth)
                 return r;
         }
         return 0;
+    case MCL_TYPE_NDARRAY:
+        return pack_nd(pk, v);
     }
     return -1;
 }
@@ -776,6 +833,29 @@ mp_strlen(mp_in *in, uint8_t c, uint64_t *n, bool *bin, bool *ok)
     }
 }
 
+// A msgpack ext at header byte c (fixext 1..16, ext 8/16/32): whether it is one, and then
+// whether it is a valid typed array (the only extension mcl reads; any other is refused), with
+// its header in *h. The input is consumed up to the end of the ext.
+static bool
+mp_ext(mp_in *in, uint8_t c, bool *ok, mcl__ndhdr *h)
+{
+    uint64_t n;
+    *ok = false;
+    if (c >= 0xd4 && c <= 0xd8) {
+        n = 1u << (c - 0xd4);
+    } else if (c >= 0xc7 && c <= 0xc9) {
+        if (!mp_uint(in, 1u << (c - 0xc7), &n))
+            return true;
+    } else {
+        return false;
+    }
+    const uint8_t *tp, *p;
+    if (!mp_take(in, 1, &tp) || mp_bytes(in, n, &p) != MCL_OK)
+        return true; // truncated
+    *ok = (int8_t)*tp == MCL_NDARRAY_EXT_TYPE && mcl__nd_parse(p, (size_t)n, h);
+    return true;
+}
+
 // What mcl_value_scan_map() asks of the first pass: the scalars of some top-level keys.
 typedef struct mp_capture {
     const char *const *keys;
@@ -807,8 +887,8 @@ mp_capture_value(mcl_scalar *o, uint8_t c, mcl_type t, const uint8_t *q, uint64_
         o->len = (size_t)n;
         return;
     }
-    if (t == MCL_TYPE_ARRAY || t == MCL_TYPE_MAP) {
-        o->len = (size_t)n;
+    if (t == MCL_TYPE_ARRAY || t == MCL_TYPE_MAP || t == MCL_TYPE_NDARRAY) {
+        o->len = (size_t)n; // (a typed array: its element count)
         return;
     }
     if (c == 0xc0 || c == 0xc2 || c == 0xc3) {
@@ -881,6 +961,7 @@ mp_scan(const uint8_t *p, size_t len, mcl__dcost *cost, char *why, size_t whylen
         uint64_t n = 0;
         bool bin, ok;
         long want = -1;
+        mcl__ndhdr nd;
         if (inmap[level]) { // a key: a string or binary without NUL
             const uint8_t *key;
             if (!mp_take(&in, 1, &q) || !mp_strlen(&in, *q, &n, &bin, &ok) || !ok ||
@@ -904,6 +985,11 @@ mp_scan(const uint8_t *p, size_t len, mcl__dcost *cost, char *why, size_t whylen
             if (!ok || mp_bytes(&in, n, &vq) != MCL_OK)
                 return MCL_EDECODE;
             t = bin ? MCL_TYPE_BIN : MCL_TYPE_STR;
+        } else if (mp_ext(&in, c, &ok, &nd)) {
+            if (!ok)
+                return MCL_EDECODE;
+            t = MCL_TYPE_NDARRAY;
+            n = mcl__nd_off(nd.ndim) + nd.nbytes; // its block, for the cost
         } else {
             unsigned skip;
             switch (c) {
@@ -923,14 +1009,16 @@ mp_scan(const uint8_t *p, size_t len, mcl__dcost *cost, char *why, size_t whylen
                 if (!mp_uint(&in, 2u << (c - 0xde), &n))
                     return MCL_EDECODE;
                 break;
-            default: // extension types have no meaning here; 0xc1 is never used
+            default: // other extension types have no meaning here; 0xc1 is never used
                 return MCL_EDECODE;
             }
             if (skip > 0 && !mp_take(&in, skip, &vq))
                 return MCL_EDECODE;
         }
         if (want >= 0)
-            mp_capture_value(&cap->out[want], c, t, vq, n);
+            mp_capture_value(&cap->out[want], c, t, vq,
+                             t == MCL_TYPE_NDARRAY ? nd.nbytes / mcl_dtype_size((mcl_dtype)nd.dtype)
+                                                   : n);
         cost->values++;
         cost->bytes += mcl__val_cost(t, n);
         if (cost->values > MCL_DECODE_MAX_VALUES || cost->bytes > budget)
@@ -1011,6 +1099,7 @@ mp_value(mp_in *in, mcl_value **out, int depth)
     uint8_t c = *q;
     mcl_value *v = NULL;
     uint64_t n;
+    mcl__ndhdr nd;
     if (c <= 0x7f) {
         v = mp_int_value(true, c, 0);
     } else if (c >= 0xe0) {
@@ -1026,6 +1115,14 @@ mp_value(mp_in *in, mcl_value **out, int depth)
             if (!ok || mp_bytes(in, n, &s) != MCL_OK)
                 return MCL_EDECODE;
             v = mcl__val_str((const char *)s, (size_t)n, bin ? MCL_TYPE_BIN : MCL_TYPE_STR);
+        } else if (mp_ext(in, c, &ok, &nd)) {
+            if (!ok)
+                return MCL_EDECODE;
+            // Copied (one memcpy on a little-endian host) into the value's own aligned block:
+            // the payload is the caller's and at no particular alignment.
+            if ((v = mcl__val_nd(nd.dtype, nd.ndim, nd.shape, nd.nbytes)) != NULL)
+                mcl__nd_copy_le(mcl__nd_data(v), nd.data, nd.nbytes,
+                                mcl_dtype_size((mcl_dtype)nd.dtype));
         } else {
             switch (c) {
             case 0xc0:
@@ -1070,7 +1167,7 @@ mp_value(mp_in *in, mcl_value **out, int depth)
                 if (!mp_uint(in, 2u << (c - 0xde), &n))
                     return MCL_EDECODE;
                 return mp_container(in, true, n, out, depth);
-            default: // extension types have no meaning here; 0xc1 is never used
+            default: // other extension types have no meaning here; 0xc1 is never used
                 return MCL_EDECODE;
             }
         }

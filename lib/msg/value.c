@@ -30,8 +30,169 @@ mcl_type_name(mcl_type t)
         return "array";
     case MCL_TYPE_MAP:
         return "map";
+    case MCL_TYPE_NDARRAY:
+        return "ndarray";
     }
     return "?";
+}
+
+// --- typed arrays ----------------------------------------------------------------------------
+
+static const struct {
+    const char *name;
+    uint8_t size;
+} dtypes[] = {
+    [MCL_DTYPE_INT8] = {"int8", 1},       [MCL_DTYPE_INT16] = {"int16", 2},
+    [MCL_DTYPE_INT32] = {"int32", 4},     [MCL_DTYPE_INT64] = {"int64", 8},
+    [MCL_DTYPE_UINT8] = {"uint8", 1},     [MCL_DTYPE_UINT16] = {"uint16", 2},
+    [MCL_DTYPE_UINT32] = {"uint32", 4},   [MCL_DTYPE_UINT64] = {"uint64", 8},
+    [MCL_DTYPE_FLOAT32] = {"float32", 4}, [MCL_DTYPE_FLOAT64] = {"float64", 8},
+    [MCL_DTYPE_BOOL] = {"bool", 1},
+};
+enum { NDTYPES = sizeof(dtypes) / sizeof(dtypes[0]) };
+
+const char *
+mcl_dtype_name(mcl_dtype t)
+{
+    return (unsigned)t < NDTYPES && dtypes[t].name != NULL ? dtypes[t].name : "?";
+}
+
+size_t
+mcl_dtype_size(mcl_dtype t)
+{
+    return (unsigned)t < NDTYPES ? dtypes[t].size : 0;
+}
+
+mcl_err
+mcl_dtype_from_name(const char *name, mcl_dtype *out)
+{
+    if (out != NULL)
+        *out = (mcl_dtype)0;
+    if (name == NULL || out == NULL)
+        return MCL_EINVAL;
+    for (unsigned t = 1; t < NDTYPES; t++)
+        if (strcmp(name, dtypes[t].name) == 0) {
+            *out = (mcl_dtype)t;
+            return MCL_OK;
+        }
+    return MCL_ENOENT;
+}
+
+mcl_err
+mcl__nd_nbytes(unsigned dtype, size_t ndim, const uint64_t *shape, size_t *nbytes)
+{
+    *nbytes = 0;
+    size_t es = mcl_dtype_size((mcl_dtype)dtype);
+    if (es == 0 || ndim > MCL_NDARRAY_MAX_NDIM || (ndim > 0 && shape == NULL))
+        return MCL_EINVAL;
+    // Every dim is bounded, and the running product stops before it could pass the bound, so
+    // nothing overflows whatever the dims (a zero dim anywhere makes the array empty).
+    uint64_t n = 1;
+    for (size_t k = 0; k < ndim; k++) {
+        if (shape[k] > MCL_NDARRAY_MAX_BYTES)
+            return MCL_ERANGE;
+        if (shape[k] != 0 && n > MCL_NDARRAY_MAX_BYTES / shape[k])
+            return MCL_ERANGE;
+        n *= shape[k];
+    }
+    if (n > MCL_NDARRAY_MAX_BYTES / es)
+        return MCL_ERANGE;
+    *nbytes = (size_t)(n * es);
+    return MCL_OK;
+}
+
+mcl_value *
+mcl__val_nd(unsigned dtype, size_t ndim, const uint64_t *shape, size_t nbytes)
+{
+    mcl_value *v = mcl__val_new(MCL_TYPE_NDARRAY);
+    if (v == NULL)
+        return NULL;
+    size_t bl = mcl__nd_off(ndim) + nbytes;
+    if ((v->nd.blk = mcl__alloc(bl > 0 ? bl : 1)) == NULL) {
+        mcl__free(v);
+        return NULL;
+    }
+    v->nd.dtype = (uint8_t)dtype;
+    v->nd.ndim = (uint8_t)ndim;
+    v->nd.nbytes = nbytes;
+    for (size_t k = 0; k < ndim; k++)
+        v->nd.blk[k] = shape[k];
+    return v;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define ND_BIG_ENDIAN 1
+#else
+#define ND_BIG_ENDIAN 0
+#endif
+
+void
+mcl__nd_copy_le(void *dst, const void *src, size_t nbytes, size_t esize)
+{
+    if (nbytes == 0)
+        return;
+    if (!ND_BIG_ENDIAN || esize == 1) {
+        memcpy(dst, src, nbytes);
+        return;
+    }
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    for (size_t i = 0; i < nbytes; i += esize)
+        for (size_t b = 0; b < esize; b++)
+            d[i + b] = s[i + esize - 1 - b];
+}
+
+static uint64_t
+get_le64(const uint8_t *p)
+{
+    uint64_t x = 0;
+    for (int i = 7; i >= 0; i--)
+        x = x << 8 | p[i];
+    return x;
+}
+
+bool
+mcl__nd_parse(const uint8_t *p, size_t len, mcl__ndhdr *h)
+{
+    if (len < MCL__ND_HDR || p[0] != MCL__ND_VERSION)
+        return false;
+    for (size_t i = 3; i < MCL__ND_HDR; i++)
+        if (p[i] != 0)
+            return false; // reserved
+    h->dtype = p[1];
+    h->ndim = p[2];
+    if (mcl_dtype_size((mcl_dtype)h->dtype) == 0 || h->ndim > MCL_NDARRAY_MAX_NDIM ||
+        (len - MCL__ND_HDR) / 8 < h->ndim)
+        return false;
+    for (size_t k = 0; k < h->ndim; k++)
+        h->shape[k] = get_le64(p + MCL__ND_HDR + 8 * k);
+    if (mcl__nd_nbytes(h->dtype, h->ndim, h->shape, &h->nbytes) != MCL_OK)
+        return false;
+    size_t off = MCL__ND_HDR + 8 * (size_t)h->ndim;
+    if (len - off != h->nbytes)
+        return false; // the data is exactly what the shape says
+    h->data = p + off;
+    return true;
+}
+
+size_t
+mcl__nd_ext_len(const mcl_value *v)
+{
+    return MCL__ND_HDR + 8 * (size_t)v->nd.ndim + v->nd.nbytes;
+}
+
+size_t
+mcl__nd_write_hdr(const mcl_value *v, uint8_t *out)
+{
+    memset(out, 0, MCL__ND_HDR);
+    out[0] = MCL__ND_VERSION;
+    out[1] = v->nd.dtype;
+    out[2] = v->nd.ndim;
+    size_t o = MCL__ND_HDR;
+    for (size_t k = 0; k < v->nd.ndim; k++)
+        for (int b = 0; b < 8; b++)
+            out[o++] = (uint8_t)(v->nd.blk[k] >> (8 * b));
+    return o;
 }
 
 mcl_value *
@@ -83,6 +244,9 @@ mcl__val_free(mcl_value *v)
         }
         mcl__free(v->m.kv);
         break;
+    case MCL_TYPE_NDARRAY:
+        mcl__free(v->nd.blk);
+        break;
     default:
         break;
     }
@@ -121,6 +285,11 @@ mcl__val_copy(const mcl_value *v)
                 return NULL;
             }
         }
+        return c;
+    case MCL_TYPE_NDARRAY:
+        if ((c = mcl__val_nd(v->nd.dtype, v->nd.ndim, v->nd.blk, v->nd.nbytes)) != NULL &&
+            v->nd.nbytes > 0)
+            memcpy(mcl__nd_data(c), mcl__nd_data(v), v->nd.nbytes);
         return c;
     default:
         if ((c = mcl__val_new(v->type)) != NULL) {
@@ -445,6 +614,11 @@ mcl_value_equal(const mcl_value *a, const mcl_value *b)
                 return false;
         }
         return true;
+    case MCL_TYPE_NDARRAY:
+        return a->nd.dtype == b->nd.dtype && a->nd.ndim == b->nd.ndim &&
+               a->nd.nbytes == b->nd.nbytes &&
+               memcmp(a->nd.blk, b->nd.blk, a->nd.ndim * sizeof(uint64_t)) == 0 &&
+               (a->nd.nbytes == 0 || memcmp(mcl__nd_data(a), mcl__nd_data(b), a->nd.nbytes) == 0);
     }
     return false;
 }
@@ -655,10 +829,11 @@ mcl_value_new(mcl_value **vp, mcl_type type)
 {
     if (vp != NULL)
         *vp = NULL;
-    if (vp == NULL || type <= MCL_TYPE_ANY || type > MCL_TYPE_MAP)
+    if (vp == NULL || type <= MCL_TYPE_ANY || type > MCL_TYPE_NDARRAY)
         return MCL_EINVAL;
     mcl_value *v = type == MCL_TYPE_STR || type == MCL_TYPE_BIN ? mcl__val_str("", 0, type)
-                                                                : mcl__val_new(type);
+                   : type == MCL_TYPE_NDARRAY ? mcl__val_nd(MCL_DTYPE_UINT8, 1, &(uint64_t){0}, 0)
+                                              : mcl__val_new(type);
     if (v == NULL)
         return MCL_ENOMEM;
     v->root = true;
@@ -727,6 +902,8 @@ mcl__val_cost(mcl_type type, uint64_t n)
             return c;
         c += mcl__alloc_cost(n * sizeof(mcl__kv));
         return n > 16 ? c + mcl__alloc_cost(n * sizeof(mcl__kv *)) : c; // mcl__val_has_dup_keys
+    case MCL_TYPE_NDARRAY:
+        return c + mcl__alloc_cost(n);
     default:
         return c;
     }
@@ -809,6 +986,12 @@ measure(const mcl_value *v, mcl__dcost *c, int depth)
         for (size_t i = 0; i < v->a.n; i++)
             measure(v->a.v[i], c, depth + 1);
         return;
+    case MCL_TYPE_NDARRAY: {
+        uint64_t pl = mcl__nd_ext_len(v);
+        c->packed += mcl__mp_ext_hdr(pl) + pl;
+        c->bytes += mcl__val_cost(v->type, mcl__nd_off(v->nd.ndim) + v->nd.nbytes);
+        return;
+    }
     case MCL_TYPE_MAP:
         c->packed += mp_hdr(v->type, v->m.n);
         c->bytes += mcl__val_cost(v->type, v->m.n);
@@ -831,4 +1014,113 @@ mcl__val_measure(const mcl_value *v, mcl__dcost *c)
     *c = (mcl__dcost){0, 0, 0};
     if (v != NULL)
         measure(v, c, 0);
+}
+
+// --- typed arrays: building and reading --------------------------------------------------------
+
+// A new typed array for the put/push functions: checked, with data copied when given.
+static mcl_err
+nd_make(mcl_dtype dtype, size_t ndim, const uint64_t *shape, const void *data, bool copy,
+        mcl_value **out)
+{
+    size_t nbytes;
+    *out = NULL;
+    mcl_err rv = mcl__nd_nbytes((unsigned)dtype, ndim, shape, &nbytes);
+    if (rv != MCL_OK)
+        return rv;
+    if (copy && data == NULL && nbytes > 0)
+        return MCL_EINVAL;
+    if ((*out = mcl__val_nd((unsigned)dtype, ndim, shape, nbytes)) == NULL)
+        return MCL_ENOMEM;
+    if (copy && nbytes > 0)
+        memcpy(mcl__nd_data(*out), data, nbytes);
+    return MCL_OK;
+}
+
+static mcl_err
+nd_add(mcl_value *c, const char *key, mcl_dtype dtype, size_t ndim, const uint64_t *shape,
+       const void *src, void **dst)
+{
+    if (dst != NULL)
+        *dst = NULL;
+    if (key != NULL ? !is_map(c) : !is_array(c))
+        return MCL_EINVAL;
+    mcl_value *v;
+    mcl_err rv = nd_make(dtype, ndim, shape, src, dst == NULL, &v);
+    if (rv != MCL_OK)
+        return rv;
+    void *data = v->nd.nbytes > 0 ? mcl__nd_data(v) : NULL;
+    rv = key != NULL ? mcl__val_put(c, key, strlen(key), v) : mcl__val_push(c, v);
+    if (rv == MCL_OK && dst != NULL)
+        *dst = data;
+    return rv;
+}
+
+mcl_err
+mcl_value_put_ndarray(mcl_value *map, const char *key, mcl_dtype dtype, size_t ndim,
+                      const uint64_t *shape, const void *data)
+{
+    if (key == NULL)
+        return MCL_EINVAL;
+    return nd_add(map, key, dtype, ndim, shape, data, NULL);
+}
+
+mcl_err
+mcl_value_push_ndarray(mcl_value *arr, mcl_dtype dtype, size_t ndim, const uint64_t *shape,
+                       const void *data)
+{
+    return nd_add(arr, NULL, dtype, ndim, shape, data, NULL);
+}
+
+mcl_err
+mcl_value_put_ndarray_uninit(mcl_value *map, const char *key, mcl_dtype dtype, size_t ndim,
+                             const uint64_t *shape, void **data)
+{
+    if (data != NULL)
+        *data = NULL;
+    if (key == NULL || data == NULL)
+        return MCL_EINVAL;
+    return nd_add(map, key, dtype, ndim, shape, NULL, data);
+}
+
+mcl_err
+mcl_value_push_ndarray_uninit(mcl_value *arr, mcl_dtype dtype, size_t ndim, const uint64_t *shape,
+                              void **data)
+{
+    if (data != NULL)
+        *data = NULL;
+    if (data == NULL)
+        return MCL_EINVAL;
+    return nd_add(arr, NULL, dtype, ndim, shape, NULL, data);
+}
+
+mcl_err
+mcl_value_get_ndarray(const mcl_value *v, mcl_dtype *dtype, size_t *ndim, const uint64_t **shape,
+                      const void **data, size_t *nbytes)
+{
+    if (dtype != NULL)
+        *dtype = (mcl_dtype)0;
+    if (ndim != NULL)
+        *ndim = 0;
+    if (shape != NULL)
+        *shape = NULL;
+    if (data != NULL)
+        *data = NULL;
+    if (nbytes != NULL)
+        *nbytes = 0;
+    if (v == NULL)
+        return MCL_EINVAL;
+    if (v->type != MCL_TYPE_NDARRAY)
+        return MCL_ETYPE;
+    if (dtype != NULL)
+        *dtype = (mcl_dtype)v->nd.dtype;
+    if (ndim != NULL)
+        *ndim = v->nd.ndim;
+    if (shape != NULL)
+        *shape = v->nd.blk;
+    if (data != NULL)
+        *data = v->nd.nbytes > 0 ? mcl__nd_data(v) : NULL;
+    if (nbytes != NULL)
+        *nbytes = v->nd.nbytes;
+    return MCL_OK;
 }

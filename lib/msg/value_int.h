@@ -32,8 +32,62 @@ struct mcl_value {
             mcl__kv *kv;
             size_t n, cap;
         } m;
+        struct {
+            // One block: ndim uint64 dims, padded to 16 bytes, then the data (so the data is
+            // as aligned as malloc's blocks). Never NULL.
+            uint64_t *blk;
+            size_t nbytes; // of data
+            uint8_t dtype, ndim;
+        } nd;
     };
 };
+
+// --- typed arrays (value.c) ---
+// Where a typed array's data starts in its block, and the block's size.
+static inline size_t
+mcl__nd_off(size_t ndim)
+{
+    return ((ndim + 1) & ~(size_t)1) * sizeof(uint64_t);
+}
+static inline uint8_t *
+mcl__nd_data(const struct mcl_value *v)
+{
+    return (uint8_t *)v->nd.blk + mcl__nd_off(v->nd.ndim);
+}
+// The bytes of data of a (dtype, ndim, shape): MCL_EINVAL for a bad dtype or ndim,
+// MCL_ERANGE for a dim or a size above MCL_NDARRAY_MAX_BYTES (never overflows).
+mcl_err mcl__nd_nbytes(unsigned dtype, size_t ndim, const uint64_t *shape, size_t *nbytes);
+// A typed array with its shape set and its data uninitialised (NULL when out of memory; the
+// arguments must have passed mcl__nd_nbytes).
+mcl_value *mcl__val_nd(unsigned dtype, size_t ndim, const uint64_t *shape, size_t nbytes);
+
+// The wire form (docs/wire-format.md "Typed arrays"): the payload of a msgpack ext of type
+// MCL_NDARRAY_EXT_TYPE is an 8-byte header (version 1, dtype, ndim, five zero bytes), ndim
+// little-endian uint64 dims, then the little-endian data: 8 * (1 + ndim) + nbytes bytes.
+enum { MCL__ND_VERSION = 1, MCL__ND_HDR = 8 };
+typedef struct mcl__ndhdr {
+    uint8_t dtype, ndim;
+    uint64_t shape[MCL_NDARRAY_MAX_NDIM];
+    size_t nbytes;
+    const uint8_t *data; // into the payload
+} mcl__ndhdr;
+// Checks an ext payload of len bytes; true and *h filled when it is a valid typed array.
+bool mcl__nd_parse(const uint8_t *p, size_t len, mcl__ndhdr *h);
+// The payload length of v's wire form, and its header and dims written to out (which has
+// room for 8 * (1 + MCL_NDARRAY_MAX_NDIM) bytes); returns the bytes written.
+size_t mcl__nd_ext_len(const struct mcl_value *v);
+size_t mcl__nd_write_hdr(const struct mcl_value *v, uint8_t *out);
+// Copies n elements of esize bytes from the little-endian wire to host order (or back: the
+// same swap), one memcpy on a little-endian host.
+void mcl__nd_copy_le(void *dst, const void *src, size_t nbytes, size_t esize);
+// The length of a msgpack ext header for a payload of n bytes (fixext 1/2/4/8/16, ext 8/16/32).
+static inline uint64_t
+mcl__mp_ext_hdr(uint64_t n)
+{
+    if (n == 1 || n == 2 || n == 4 || n == 8 || n == 16)
+        return 2;
+    return n <= 0xff ? 3 : n <= 0xffff ? 4 : 6;
+}
 
 // Deepest nesting of containers (arrays and maps) in a message, the top-level map included:
 // msgpack-c's decoder stops at 32 (MSGPACK_EMBED_STACK_SIZE), so encoding, decoding and JSON
@@ -60,7 +114,7 @@ mcl__alloc_cost(uint64_t n)
 }
 // What one value costs itself (its node and own buffer; not its children, but a container's
 // slots and a map's keys are the caller's to add): for STR/BIN n is the length, for
-// ARRAY/MAP the count.
+// ARRAY/MAP the count, for NDARRAY the size of its block (mcl__nd_off(ndim) + nbytes).
 uint64_t mcl__val_cost(mcl_type type, uint64_t n);
 // The budget for len bytes of msgpack, saturating.
 uint64_t mcl__decode_budget(uint64_t len);

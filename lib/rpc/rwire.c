@@ -70,7 +70,7 @@ kind_ok(mcl_type want, const mcl_value *v)
 static bool
 type_from_name(const char *s, mcl_type *t)
 {
-    for (int k = MCL_TYPE_ANY; k <= MCL_TYPE_MAP; k++) {
+    for (int k = MCL_TYPE_ANY; k <= MCL_TYPE_NDARRAY; k++) {
         if (strcmp(s, mcl_type_name((mcl_type)k)) == 0) {
             *t = (mcl_type)k;
             return true;
@@ -137,7 +137,7 @@ mcl__rschema_copy(mcl__rschema *s, const mcl_rpc_field *src, size_t n, char *err
         }
         if (rv != MCL_OK)
             break;
-        if (f->type < MCL_TYPE_ANY || f->type > MCL_TYPE_MAP) {
+        if (f->type < MCL_TYPE_ANY || f->type > MCL_TYPE_NDARRAY) {
             say(errbuf, errlen, "field '%s': no such kind (%d)", f->name, (int)f->type);
             rv = MCL_EINVAL;
             break;

@@ -322,6 +322,10 @@ value_to_py(const mcl_value *v, int depth)
         }
         return d;
     }
+    case MCL_TYPE_NDARRAY: // (numpy mapping: issue 22, not yet)
+        PyErr_SetString(PyExc_NotImplementedError,
+                        "typed arrays (ndarray values) are not readable from Python yet");
+        return NULL;
     default:
         break;
     }

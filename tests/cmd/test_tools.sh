@@ -205,6 +205,23 @@ check "json-lines binary" test "$(jq -r 'select(.msg.n == 2) | .msg.b["$bin"]' "
 check "pub bad json" status_is 2 "$pub" -j '[1,2]'
 check "pub bad json message" err_says "must be a JSON object"
 
+# A typed array (docs/json.md "$ndarray"): published from JSON, shown as a summary with its
+# first elements, as the same object in --json (lists), and in --csv as DTYPE[SHAPE]:BASE64.
+nd='{"name":"Scan","r":{"$ndarray":{"dtype":"float32","shape":[6],"data":[0.5,1.25,2.0,-1.0,7.0,8.0]}},"m":{"$ndarray":{"dtype":"uint8","shape":[2,2],"data":[[1,2],[3,4]]}}}'
+u9="udp://239.255.78.18:26018?iface=lo&ttl=0"
+start_dump nh -u "$u9" -n 1 --timeout 20
+start_dump nj -u "$u9" -n 1 --timeout 20 --json
+start_dump nc -u "$u9" -n 1 --timeout 20 --csv r,m
+"$pub" -u "$u9" -t scan -q -j "$nd"
+check "ndarray pub exit" test $? -eq 0
+wait "$nh_pid" "$nj_pid" "$nc_pid"
+cp "$tmp/nh.out" "$tmp/out"
+check "ndarray human summary" out_says 'r=float32\[6\] 0.5 1.25 2 -1 \.\.\.'
+check "ndarray human 2-d" out_says 'm=uint8\[2,2\] 1 2 3 4$'
+check "ndarray json lists" grep -q '"r":{"$ndarray":{"dtype":"float32","shape":\[6\],"data":\[0.5,1.25,2.0,-1.0,7.0,8.0\]}}' "$tmp/nj.out"
+check "ndarray json shape" test "$(jq -c '.msg.m["$ndarray"]' "$tmp/nj.out")" = '{"dtype":"uint8","shape":[2,2],"data":[[1,2],[3,4]]}'
+check "ndarray csv" test "$(tr -d '\r' <"$tmp/nc.out")" = 'float32[6]:AAAAPwAAoD8AAABAAACAvwAA4EAAAABB,"uint8[2,2]:AQIDBA=="'
+
 if [[ "${MCL_HAVE_ZMQ:-1}" == 1 ]]; then
 # ZeroMQ: the same tools on zmq+ URLs. mcl-pub binds and waits for its subscriber (slow
 # joiner), mcl-dump connects; a publisher nobody listens to says so and exits 1.
