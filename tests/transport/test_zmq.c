@@ -1156,22 +1156,27 @@ test_coalescing_flush_close_and_timer(void)
     MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &v, sizeof(v))); // alone
     for (v = 1; v < 4; v++)
         MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &v, sizeof(v))); // held
-    CU_ASSERT(frames_of(b) <= 2); // (the timer may have sent the held ones already)
+    // On a quick machine the three leave in one frame; on a loaded one (ASan, a busy core)
+    // the 100 us timer may send some of them before the next is published, so frame counts
+    // are bounded, not exact. That each step sent everything it held is proved by the
+    // listener reading all nine, in order, at the end.
+    CU_ASSERT(frames_of(b) <= 4);
     MCLT_OK(mcl_raw_broadcaster_flush(b));
-    CU_ASSERT_EQUAL(frames_of(b), 2); // flush sent them, in one frame
+    uint64_t f = frames_of(b); // flush sent what was held
+    CU_ASSERT(f >= 2 && f <= 4);
     // Held again (the frames are not read yet); nothing but the mcl-batcher sends them now.
     for (; v < 6; v++)
         MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &v, sizeof(v)));
-    uint64_t want = 3;
+    uint64_t want = f + 1;
     void *arg[2] = {b, &want};
     CU_ASSERT(mclt_wait_until(frames_reach, arg, 5000));
-    CU_ASSERT_EQUAL(frames_of(b), 3);
+    CU_ASSERT(frames_of(b) <= f + 2);
     // Held once more; close sends them before the socket closes.
+    uint64_t g = frames_of(b);
     for (; v < 9; v++)
         MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &v, sizeof(v)));
-    CU_ASSERT(frames_of(b) <= 4);
     MCLT_OK(mcl_raw_broadcaster_close(b));
-    CU_ASSERT_EQUAL(frames_of(b), 4);
+    CU_ASSERT(frames_of(b) >= g + 1 && frames_of(b) <= g + 3);
     read_in_order(l, 0, 9);
     MCLT_OK(mcl_raw_listener_stats(l, &st));
     CU_ASSERT_EQUAL(st.messages, 9);
