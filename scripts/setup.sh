@@ -30,6 +30,8 @@ packages=(
     libsodium-dev                       # group keys, authentication, encryption (lib/core/gkey.c,
                                         # lib/raw/auth.c)
     libzmq3-dev                         # the zmq+ transports (MCL_WITH_ZMQ=AUTO builds them if found)
+    libzstd-dev liblz4-dev              # compress=zstd|lz4 and compressed logs (lib/core/zcodec.c;
+                                        # MCL_WITH_ZSTD/LZ4=AUTO build each if found)
     libncurses-dev                      # mcl-stat's live screen (optional: without, a table)
     iproute2 util-linux procps          # ip, unshare, sysctl: the private network (netns.sh)
 )

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Compression codecs behind one small interface (zstd and lz4, each built when its library is
+// found: MCL_HAVE_ZSTD, MCL_HAVE_LZ4). Used by broadcasters and listeners (compress=,
+// docs/wire-format.md "Compressed messages") and by compressed log blocks
+// (docs/log-format.md). Never installed.
+//
+// Decompression is bounded by construction: the caller states the exact decompressed size (taken
+// from the envelope and checked against its own limit before any buffer is sized), and a payload
+// that would produce more, less, or that is not a well-formed stream of the codec, fails with
+// MCL_EDECODE without writing past dst + orig. Nothing here allocates per call beyond the
+// context's own state, created on first use.
+#ifndef MCL__ZCODEC_H
+#define MCL__ZCODEC_H
+
+#include <mcl/err.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum {
+    MCL__Z_NONE = 0, // stored (no compression)
+    MCL__Z_ZSTD = 1,
+    MCL__Z_LZ4 = 2,
+    MCL__Z_NCODECS = 3
+};
+
+#define MCL__Z_ZSTD_DEFAULT_LEVEL 3 // zstd's own default
+#define MCL__Z_ZSTD_MAX_LEVEL 19    // above this zstd needs far more memory and time
+#define MCL__Z_LZ4_MAX_ACCEL 65537  // lz4's own bound on its acceleration factor
+
+// Whether this build has the codec (MCL__Z_NONE always).
+bool mcl__z_built(int codec);
+// "zstd", "lz4", "none"; "?" for anything else.
+const char *mcl__z_name(int codec);
+// The codec named by s[0..n) ("zstd", "lz4", "none"), or -1.
+int mcl__z_parse(const char *s, size_t n);
+// The most bytes compressing n bytes can take (0: the codec is not built or n is too large
+// for it).
+size_t mcl__z_bound(int codec, size_t n);
+
+// Per-user state (compression and decompression contexts); not thread-safe: one per thread or
+// per object used under a lock.
+typedef struct mcl__zctx mcl__zctx;
+// NULL when out of memory.
+mcl__zctx *mcl__zctx_new(void);
+void mcl__zctx_free(mcl__zctx *z);
+
+// Compresses src[0..n) into dst[0..cap) at `level` (zstd: 1..19, 0 = default; lz4: the
+// acceleration factor, 0 or 1 = default, larger is faster and compresses less). Returns the
+// compressed length; 0 when the codec is not built, when out of memory, or when the result
+// does not fit cap (the caller then sends the data as it is).
+size_t mcl__z_compress(mcl__zctx *z, int codec, int level, const void *src, size_t n, void *dst,
+                       size_t cap);
+
+// Decompresses src[0..n), which must decode to exactly `orig` bytes, into dst[0..orig).
+// MCL_OK; MCL_EDECODE when the input is not a complete stream of the codec or its size is not
+// orig (a lying size, a truncated stream, trailing garbage, a decompression bomb); MCL_ENOTSUP
+// when the codec is not built; MCL_ENOMEM. Never writes outside dst[0..orig).
+mcl_err mcl__z_decompress(mcl__zctx *z, int codec, const void *src, size_t n, void *dst,
+                          size_t orig);
+
+#endif
