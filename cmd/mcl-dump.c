@@ -923,6 +923,11 @@ print_stats(mcl_raw_listener *l)
         snprintf(it[ni++], 96, "replayed %" PRIu64, st.replayed);
         snprintf(it[ni++], 96, "suspect %" PRIu64, st.suspect);
     }
+    if (st.compressed > 0 || st.undecompressed > 0) { // compress= (docs/wire-format.md)
+        snprintf(it[ni++], 96, "compressed %" PRIu64 " (%" PRIu64 " bytes as sent)",
+                 st.compressed, st.compressed_bytes);
+        snprintf(it[ni++], 96, "undecompressed %" PRIu64, st.undecompressed);
+    }
     put_wrapped(stderr, "total: ", it, ni, columns > 0 && columns < 100 ? columns : 100);
     free(ps);
     print_topic_stats(l);

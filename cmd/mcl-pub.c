@@ -38,6 +38,9 @@ usage(FILE *f)
             "                          allowed, 0.01..1000000; 0 = unpaced): the connection's\n"
             "                          rate= option (mcl/connection.h), which spreads a large\n"
             "                          message's fragments so a slow listener keeps up\n"
+            "      --compress CODEC    compress messages of 512 bytes and more (zstd, zstd:LEVEL\n"
+            "                          1..19, lz4, lz4:ACCELERATION, none): the connection's\n"
+            "                          compress= option; every listener decompresses\n"
             "  -q, --quiet             no progress line and no summary on stderr\n"
             "      --subscribers N     zmq: wait for N listeners first (default 1; 0: don't)\n"
             "      --wait SEC          how long to wait for them (default 10)\n"
@@ -159,6 +162,7 @@ main(int argc, char **argv)
          have_rate = false;
     uint64_t count = 1, size = 0;
     double rate = 0, rate_mb = -1;
+    const char *compress = NULL;
     tool_wait wait = TOOL_WAIT_INIT;
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},   {"topic", required_argument, NULL, 't'},
@@ -168,7 +172,7 @@ main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'H'},
         {"version", no_argument, NULL, 'V'},     {"json", required_argument, NULL, 'j'},
         {"json-lines", no_argument, NULL, 'J'},  {"rate-mb", required_argument, NULL, 'M'},
-        TOOL_WAIT_LONGOPTS,
+        {"compress", required_argument, NULL, 'Z'}, TOOL_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = tool_getopt(prog, argc, argv, "u:t:n:s:r:f:lqvj:", opts)) != -1) {
@@ -211,6 +215,9 @@ main(int argc, char **argv)
                          optarg);
                 return EXIT_USAGE;
             }
+            break;
+        case 'Z':
+            compress = optarg;
             break;
         case 'f':
             file = optarg;
@@ -273,6 +280,14 @@ main(int argc, char **argv)
         char val[32], with[1200];
         snprintf(val, sizeof(val), "%.0f", rate_mb * 1e6);
         tool_url_with(mcl_connection_url(conn), "rate", val, with, sizeof(with));
+        mcl_connection_free(conn);
+        conn = NULL;
+        if ((ec = tool_connection(prog, with, &conn)) != EXIT_OK)
+            return ec;
+    }
+    if (compress != NULL) { // the URL's compress=, replaced (the parser judges the value)
+        char with[1200];
+        tool_url_with(mcl_connection_url(conn), "compress", compress, with, sizeof(with));
         mcl_connection_free(conn);
         conn = NULL;
         if ((ec = tool_connection(prog, with, &conn)) != EXIT_OK)
@@ -438,6 +453,11 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: published %llu messages (%llu bytes) in %.3f s: %.0f msg/s, %.1f MB/s\n",
                 prog, (unsigned long long)sent, (unsigned long long)bytes, secs,
                 secs > 0 ? (double)sent / secs : 0.0, secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
+    if (!quiet && bs.compressed > 0)
+        fprintf(stderr, "%s: compressed %llu of them: %llu bytes sent as %llu (%.1f%%)\n", prog,
+                (unsigned long long)bs.compressed, (unsigned long long)bs.compressed_in,
+                (unsigned long long)bs.compressed_out,
+                100.0 * (double)bs.compressed_out / (double)bs.compressed_in);
     free(line);
     free(payload);
     mcl_raw_broadcaster_free(b);

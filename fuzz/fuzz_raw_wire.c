@@ -15,8 +15,12 @@
 // topics the filter admits, never deliver one (publisher, seq) twice (while a publisher's
 // numbers are all the same or not: nothing restarts tracking),
 // keep partial messages under partmem, count what it delivers, and free everything.
+// A compressed message (flag ZIP) is delivered only as what its envelope decodes to, checked
+// here with a decoder of our own for unfragmented ones (fragmented: within the limits).
 // A heartbeat (flag HB) must decode inside the datagram, its topics ending at its end, encode
 // again to the same bytes, and deliver nothing.
+#include "core/internal.h"
+#include "core/zcodec.h"
 #include "raw/rx.h"
 #include "raw/wire.h"
 
@@ -205,7 +209,8 @@ check_reassembled(const dgram *dg, size_t last, const mcl_raw_msg *m)
     uint32_t got = 0;
     for (size_t j = 0; j <= last; j++) {
         const dgram *d = &dg[j];
-        if (d->rv != MCL_OK || !(d->h.flags & MCL__WIRE_F_FRAG) || d->h.publisher != m->publisher)
+        if (d->rv != MCL_OK || !(d->h.flags & MCL__WIRE_F_FRAG) || d->h.publisher != m->publisher ||
+            (d->h.flags & MCL__WIRE_F_ZIP) != (dg[last].h.flags & MCL__WIRE_F_ZIP))
             continue;
         const mcl__wire_rec *r = &d->recs[0];
         if (r->seq != m->seq || r->total != done->total || r->count != done->count ||
@@ -334,7 +339,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             if (m.recv_mono_ns != now || m.recv_realtime_ns != now || m.sender_port != 9)
                 abort();
-            if (!frag) { // a record of this datagram, in place, after the last one delivered
+            bool zip = (d->h.flags & MCL__WIRE_F_ZIP) != 0;
+            if (!frag && zip) { // a record of this datagram, opened, after the last delivered
+                bool found = false;
+                while (!found && next < d->h.count) {
+                    const mcl__wire_rec *r = &d->recs[next++];
+                    if (r->seq != m.seq || r->topic_len != m.topic_len ||
+                        memcmp(r->topic, m.topic, m.topic_len) != 0 || r->len < MCL__WIRE_ZENV)
+                        continue;
+                    size_t orig = mcl__get_be32(r->payload + 2);
+                    if (orig != m.len)
+                        continue;
+                    uint8_t *opened = malloc(orig ? orig : 1);
+                    mcl__zctx *z = mcl__zctx_new();
+                    if (opened == NULL || z == NULL)
+                        abort();
+                    found = mcl__z_decompress(z, r->payload[0], r->payload + MCL__WIRE_ZENV,
+                                              r->len - MCL__WIRE_ZENV, opened, orig) == MCL_OK &&
+                            (orig == 0 || memcmp(opened, m.payload, orig) == 0);
+                    mcl__zctx_free(z);
+                    free(opened);
+                }
+                if (!found)
+                    abort();
+            } else if (!frag) { // a record of this datagram, in place, after the last delivered
                 bool found = false;
                 while (!found && next < d->h.count) {
                     const mcl__wire_rec *r = &d->recs[next++];
@@ -344,7 +372,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 if (!found)
                     abort();
-            } else if (steady(ps, nps, m.publisher)) {
+            } else if (!zip && steady(ps, nps, m.publisher)) {
                 check_reassembled(dg, i, &m);
             }
             // Every byte readable (ASan), and never the same message twice.

@@ -31,6 +31,8 @@
  * | key      | group key file (`mcl-keygen --group NAME`) | (none) | authenticated datagrams (docs/security.md): broadcasters sign every datagram with the file's first key; listeners accept only datagrams signed with one of its keys (up to 8: rotation), refuse replays and captures stamped more than `skew` away, and count the rest (auth_rejected, replayed). Read when the URL is parsed: a regular file of at most 64 KiB |
  * | encrypt  | 0 or 1 (needs key)            | 0       | broadcasters also encrypt the records (XChaCha20-Poly1305); listeners with the key read both kinds |
  * | skew     | seconds, 1..86400             | 60      | listeners with a key: refuse datagrams stamped further than this from their own clock |
+ * | compress | zstd, zstd:LEVEL (1..19), lz4, lz4:ACCELERATION (1..65537), none | none | broadcasters compress each message of at least `compress_min` bytes (zstd default level 3; lz4: larger accelerations are faster and compress less) and send it compressed when that makes it smaller, alone in its datagram (or fragments), flagged (docs/wire-format.md, compressed messages). Every listener since 0.4 decompresses whatever it receives, whatever its own URL says, after checking the stated size against its `maxmsg` (larger: counted as oversize, never allocated); a stream that does not decode to exactly that size is counted (`undecompressed`) and dropped. Listeners older than 0.4 count compressed datagrams as malformed. Compression runs in the publishing thread, under the broadcaster's lock. A codec this build lacks is refused (MCL_ENOTSUP) |
+ * | compress_min | SIZE                      | 512     | broadcasters with `compress`: smaller messages are sent as they are |
  *
  * SIZE is a byte count with an optional suffix k, M or G (powers of 1024).
  *
@@ -54,6 +56,7 @@
  * | coalesce     | 0 or 1                  | 1         | broadcasters without batch=: a message published while frames sent before it still wait in libzmq's queue is packed with those that follow into one frame (a lone message leaves at once, alone; what is held leaves when they drain, on flush, close, or after 100 us at most); 0: one frame per message |
  * | heartbeat, silent | as for udp://      |           | heartbeats travel as frames of their own topic |
  * | key, encrypt, skew | as for udp://     |           | frames are signed (and encrypted) as datagrams are; independent of CURVE |
+ * | compress, compress_min | as for udp:// |         | a compressed message is its own frame (never coalesced or batched with others) |
  * | curve        | key file (mcl-keygen)   |           | our key pair; alone: this side is the CURVE server |
  * | curve_server | key file or 64 hex digits |         | the server's public key: this side is a CURVE client |
  * | curve_clients| file of public keys      | any       | server: only these clients may connect |
@@ -96,7 +99,7 @@
  * | depth    | 1..64                      | 4       | most datagrams held back at once         |
  * | seed     | unsigned integer           | 1       | the fault generator's seed               |
  * | queue    | SIZE, at least 64k         | 64M     | the listener's queue (at most 65,536 datagrams); what does not fit is dropped and counted in kernel_drops |
- * | maxmsg, dgram, expire, partmem, batch, rate, msgrate, heartbeat, silent, key, encrypt, skew | as for udp:// | | |
+ * | maxmsg, dgram, expire, partmem, batch, rate, msgrate, heartbeat, silent, key, encrypt, skew, compress, compress_min | as for udp:// | | |
  *
  * A probability has at most six decimals. drop and dup are reproducible by seed whenever one
  * thread publishes; reorder too when the listener reads after the sends (a listener that

@@ -118,6 +118,12 @@ typedef struct mcl_broadcaster_stats {
                                  took nothing for `stall` ms while a lossless publish waited,
                                  or whose subscriptions passed the cap); each is also logged.
                                  As last seen, like `subscribers`. @since 0.3 */
+    uint64_t compressed;     /**< of `messages`: those sent compressed (connection option
+                                  `compress=`: at least `compress_min` bytes, and smaller
+                                  compressed). @since 0.4 */
+    uint64_t compressed_in;  /**< their bytes before compression. @since 0.4 */
+    uint64_t compressed_out; /**< their bytes as sent (each with its 6-byte envelope, without
+                                  mcl's datagram headers). @since 0.4 */
 } mcl_broadcaster_stats;
 
 /**
@@ -306,6 +312,18 @@ typedef struct mcl_listener_stats {
                                  with or without keys: a publisher id from another address than
                                  its own, or fragments contradicting a message that completed
                                  (docs/security.md). @since 0.4 */
+    uint64_t compressed;    /**< of `messages`: those that came compressed (a broadcaster's
+                                 `compress=`, docs/wire-format.md); `bytes` counts them as
+                                 delivered, decompressed. @since 0.4 */
+    uint64_t compressed_bytes; /**< those messages' bytes as they came (envelopes included):
+                                 with `bytes`, the ratio achieved. @since 0.4 */
+    uint64_t undecompressed; /**< compressed messages dropped because they could not be
+                                 opened: an unknown codec or one this build lacks, a stream that
+                                 does not decode to exactly the size it states (truncated,
+                                 corrupted, a decompression bomb), or no memory for it. Their
+                                 numbers are not marked received (they count as lost if nothing
+                                 else comes). A message stating more than `maxmsg` is counted
+                                 in `oversize` instead, never allocated. @since 0.4 */
 } mcl_listener_stats;
 
 /** Per-publisher counters, as seen by one listener. Fields are only ever appended. */

@@ -134,6 +134,30 @@ mcl__z_compress(mcl__zctx *z, int codec, int level, const void *src, size_t n, v
 }
 
 mcl_err
+mcl__z_plausible(int codec, const void *src, size_t n, size_t orig)
+{
+    (void)src;
+    if (!mcl__z_built(codec))
+        return MCL_ENOTSUP;
+    switch (codec) {
+    case MCL__Z_NONE:
+        return n == orig ? MCL_OK : MCL_EDECODE;
+#if MCL_HAVE_ZSTD
+    case MCL__Z_ZSTD: {
+        unsigned long long cs = ZSTD_getFrameContentSize(src, n);
+        return cs == (unsigned long long)orig ? MCL_OK : MCL_EDECODE;
+    }
+#endif
+#if MCL_HAVE_LZ4
+    case MCL__Z_LZ4:
+        return n > 0 && orig / 255 <= n ? MCL_OK : MCL_EDECODE;
+#endif
+    default:
+        return MCL_ENOTSUP;
+    }
+}
+
+mcl_err
 mcl__z_decompress(mcl__zctx *z, int codec, const void *src, size_t n, void *dst, size_t orig)
 {
     (void)z, (void)src, (void)n, (void)dst, (void)orig;

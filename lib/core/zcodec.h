@@ -52,6 +52,11 @@ void mcl__zctx_free(mcl__zctx *z);
 size_t mcl__z_compress(mcl__zctx *z, int codec, int level, const void *src, size_t n, void *dst,
                        size_t cap);
 
+// A cheap check, before any buffer is sized, that src[0..n) can be a stream of the codec that
+// decodes to `orig` bytes: lz4 cannot expand more than 255-fold, and a zstd frame states its
+// content size (mcl writes it), which must be orig. MCL_OK, or MCL_EDECODE / MCL_ENOTSUP.
+mcl_err mcl__z_plausible(int codec, const void *src, size_t n, size_t orig);
+
 // Decompresses src[0..n), which must decode to exactly `orig` bytes, into dst[0..orig).
 // MCL_OK; MCL_EDECODE when the input is not a complete stream of the codec or its size is not
 // orig (a lying size, a truncated stream, trailing garbage, a decompression bomb); MCL_ENOTSUP

@@ -199,8 +199,7 @@ mcl__auth_open(mcl__auth_rx *a, const uint8_t *dg, size_t len, int64_t now, cons
     *outlen = len;
     // (a header the decoder refuses anyway is its business: counted as malformed)
     bool authed = len >= MCL__WIRE_HDR && (dg[4] & MCL__WIRE_F_AUTH) && dg[5] == 0 &&
-                  !(dg[4] & ~(MCL__WIRE_F_FRAG | MCL__WIRE_F_AUTH | MCL__WIRE_F_HB |
-                              MCL__WIRE_F_ENC)) &&
+                  !(dg[4] & ~(MCL__WIRE_F_KNOWN | MCL__WIRE_F_AUTH | MCL__WIRE_F_ENC)) &&
                   mcl__get_be32(dg) == MCL__WIRE_MAGIC;
     bool enc = authed && (dg[4] & MCL__WIRE_F_ENC);
     if (!authed) {

@@ -6,6 +6,7 @@
 // by token buckets when the URL asks for it (rate=, msgrate=).
 #define _GNU_SOURCE
 #include "../core/internal.h"
+#include "../core/zcodec.h"
 #include "../transport/transport.h"
 #include "auth.h"
 #include "broadcaster_int.h"
@@ -52,6 +53,8 @@ typedef struct bc_topic {
     uint16_t tl;
     uint64_t count; // messages published on it
 } bc_topic;
+
+#define ZBUF_KEEP ((size_t)4 << 20) // a compression buffer up to this size is kept
 
 struct mcl_raw_broadcaster {
     pid_t owner; // the process that opened it (mcl__inherited)
@@ -118,6 +121,13 @@ struct mcl_raw_broadcaster {
     bc_pace pace_bytes, pace_msgs;
     atomic_bool pacing;
     atomic_uint_fast64_t n_paced; // sleeps for pacing
+    // Compression (conn.zcodec != 0, compress=): messages of at least conn.zmin bytes are
+    // compressed under `lock` into zbuf (envelope first) and sent alone with MCL__WIRE_F_ZIP
+    // when that makes them smaller; zbuf keeps the largest size needed up to ZBUF_KEEP.
+    struct mcl__zctx *zctx;
+    uint8_t *zbuf;
+    size_t zcap;
+    atomic_uint_fast64_t n_zmsgs, n_zbefore, n_zafter;
 };
 
 static mcl_err batch_flush_locked(mcl_raw_broadcaster *b);
@@ -669,7 +679,7 @@ count_result(mcl_raw_broadcaster *b, mcl_err rv, size_t len)
 // sequence number. Called with b->lock held. *sent = datagrams that left.
 static mcl_err
 send_unbatched_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const char *topic,
-                      size_t tl, const void *data, size_t len, unsigned *sent)
+                      size_t tl, const void *data, size_t len, uint8_t flags, unsigned *sent)
 {
     uint32_t count = 1;
     size_t fsize = 0;
@@ -678,7 +688,7 @@ send_unbatched_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const c
     *sent = 0;
     if (count == 1) {
         uint8_t hdr[MCL__WIRE_HDR + MCL__WIRE_REC + MCL_TOPIC_MAX];
-        size_t hl = mcl__wire_put_hdr(hdr, 0, 1, id);
+        size_t hl = mcl__wire_put_hdr(hdr, flags, 1, id);
         hl += mcl__wire_put_rec(hdr + hl, seq, topic, (uint16_t)tl, (uint32_t)len);
         struct iovec iov[2] = {{hdr, hl}, {(void *)(uintptr_t)data, len}};
         mcl__frame f = {.iov = iov, .niov = len ? 2 : 1, .topic = topic, .tl = tl};
@@ -711,7 +721,7 @@ send_unbatched_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const c
                 size_t off = (size_t)i * fsize;
                 size_t fl = len - off < fsize ? len - off : fsize;
                 uint8_t *h = hdrs + n * hsz;
-                size_t hl = mcl__wire_put_hdr(h, MCL__WIRE_F_FRAG, 1, id);
+                size_t hl = mcl__wire_put_hdr(h, MCL__WIRE_F_FRAG | flags, 1, id);
                 hl += mcl__wire_put_frag(h + hl, seq, topic, (uint16_t)tl, (uint32_t)fl,
                                          (uint32_t)len, (uint32_t)off, i, count);
                 iov[2 * n] = (struct iovec){h, hl};
@@ -848,6 +858,50 @@ coalesce_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl, const void
     return true;
 }
 
+// compress=: the message in b->zbuf as a compressed envelope, when it has at least
+// conn.zmin bytes and compressing makes it smaller (*zlen its length, envelope included);
+// false: it goes as it is (too small, incompressible, or no memory: logged once). Called with
+// b->lock held.
+static bool
+compress_locked(mcl_raw_broadcaster *b, const void *data, size_t len, size_t *zlen)
+{
+    if (b->conn.zcodec == MCL__Z_NONE || len < b->conn.zmin || len < 2 * MCL__WIRE_ZENV ||
+        len > UINT32_MAX)
+        return false;
+    // Worth it only if at least the envelope is saved: the result must fit len - 1.
+    size_t need = len - 1;
+    if (b->zctx == NULL && (b->zctx = mcl__zctx_new()) == NULL)
+        return false;
+    if (b->zcap < need) {
+        uint8_t *nb = mcl__realloc(b->zbuf, need);
+        if (nb == NULL)
+            return false;
+        b->zbuf = nb;
+        b->zcap = need;
+    }
+    size_t zl = mcl__z_compress(b->zctx, b->conn.zcodec, b->conn.zlevel, data, len,
+                                b->zbuf + MCL__WIRE_ZENV, need - MCL__WIRE_ZENV);
+    if (zl == 0)
+        return false;
+    mcl__wire_put_zenv(b->zbuf, b->conn.zcodec, (uint32_t)len);
+    *zlen = MCL__WIRE_ZENV + zl;
+    return true;
+}
+
+// After a compressed send: counts it, and gives back a large buffer.
+static void
+compressed_sent_locked(mcl_raw_broadcaster *b, size_t len, size_t zlen)
+{
+    atomic_fetch_add_explicit(&b->n_zmsgs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->n_zbefore, len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->n_zafter, zlen, memory_order_relaxed);
+    if (b->zcap > ZBUF_KEEP) {
+        mcl__free(b->zbuf);
+        b->zbuf = NULL;
+        b->zcap = 0;
+    }
+}
+
 mcl_err
 mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const void *data,
                             size_t len)
@@ -874,7 +928,23 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
     if (b->pace_msgs.rate > 0)
         pace_take_locked(b, &b->pace_msgs, 1);
     bool info = info_due_locked(b);
-    if (b->coalesce) {
+    size_t zlen = 0;
+    bool zipped = compress_locked(b, data, len, &zlen);
+    if (zipped) {
+        // Alone, after what waits in a batch (a compressed message is at least compress_min
+        // bytes: batching would save little).
+        // When held messages cannot leave (a full lossless queue), this one is refused as
+        // coalescing refuses it: sent now, it would overtake them.
+        mcl_err rv = MCL_OK;
+        if (b->coalesce)
+            rv = coalesce_flush_locked(b);
+        else if (b->batching)
+            (void)batch_flush_locked(b);
+        if (rv != MCL_OK) {
+            finish_locked(b, info);
+            return count_result(b, rv, len);
+        }
+    } else if (b->coalesce) {
         mcl_err rv;
         if (coalesce_locked(b, topic, tl, data, len, &rv)) {
             finish_locked(b, info);
@@ -899,11 +969,15 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
     }
     uint64_t seq = b->seq++;
     unsigned sent;
-    mcl_err rv = send_unbatched_locked(b, b->id, seq, topic, tl, data, len, &sent);
+    mcl_err rv = zipped ? send_unbatched_locked(b, b->id, seq, topic, tl, b->zbuf, zlen,
+                                                MCL__WIRE_F_ZIP, &sent)
+                        : send_unbatched_locked(b, b->id, seq, topic, tl, data, len, 0, &sent);
     if (rv != MCL_OK && sent == 0)
         b->seq--; // nothing left: no listener will see a gap
     else
         note_topic_locked(b, topic, tl);
+    if (zipped && rv == MCL_OK)
+        compressed_sent_locked(b, len, zlen);
     finish_locked(b, info);
     return count_result(b, rv, len);
 }
@@ -931,8 +1005,13 @@ mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_raw_msg *m)
     if (b->batching)
         (void)batch_flush_locked(b);
     unsigned sent;
-    mcl_err rv = send_unbatched_locked(b, m->publisher, m->seq, m->topic, tl, m->payload, m->len,
-                                       &sent);
+    size_t zlen = 0;
+    bool zipped = compress_locked(b, m->payload, m->len, &zlen);
+    mcl_err rv = send_unbatched_locked(b, m->publisher, m->seq, m->topic, tl,
+                                       zipped ? b->zbuf : m->payload, zipped ? zlen : m->len,
+                                       zipped ? MCL__WIRE_F_ZIP : 0, &sent);
+    if (zipped && rv == MCL_OK)
+        compressed_sent_locked(b, m->len, zlen);
     finish_locked(b, info);
     return count_result(b, rv, m->len);
 }
@@ -1008,6 +1087,8 @@ mcl_raw_broadcaster_free(mcl_raw_broadcaster *b)
     mcl__free(b->topics);
     mcl__free(b->topic);
     mcl__free(b->seal);
+    mcl__zctx_free(b->zctx);
+    mcl__free(b->zbuf);
     mcl__gkeys_wipe(&b->conn.keys);
     mcl__free(b);
 }
@@ -1050,6 +1131,9 @@ mcl_raw_broadcaster_stats(const mcl_raw_broadcaster *b, mcl_broadcaster_stats *s
     st->auth_failures = atomic_load_explicit(&b->auth_failures, memory_order_relaxed);
     st->heartbeats = atomic_load_explicit(&b->n_heartbeats, memory_order_relaxed);
     st->peers_dropped = atomic_load_explicit(&b->peers_dropped, memory_order_relaxed);
+    st->compressed = atomic_load_explicit(&b->n_zmsgs, memory_order_relaxed);
+    st->compressed_in = atomic_load_explicit(&b->n_zbefore, memory_order_relaxed);
+    st->compressed_out = atomic_load_explicit(&b->n_zafter, memory_order_relaxed);
     return MCL_OK;
 }
 

@@ -5,6 +5,7 @@
 #include "rx.h"
 
 #include "../core/internal.h"
+#include "../core/zcodec.h"
 
 #include <string.h>
 
@@ -16,6 +17,7 @@ enum {
     PART_BUCKETS = 256,
     PART_MAX = 4096,      // partial messages held at once
 };
+#define ZBUF_KEEP ((size_t)4 << 20) // a decompression buffer up to this size is kept
 // Forgery-proof tracking (docs/security.md):
 // - a message more than the window ahead of the highest number is delivered but does not move
 //   the window until a second one confirms it (a number above it, within the window of it):
@@ -79,6 +81,7 @@ struct mcl__rx_part {
     uint64_t *bits;
     uint8_t *buf;
     size_t mem; // bytes accounted against partmem
+    bool zip;   // its datagrams say it is compressed (part of its shape)
 };
 
 static inline size_t
@@ -217,6 +220,8 @@ mcl__rx_fini(mcl__rx *rx)
         }
     }
     mcl__free(rx->pub_tab);
+    mcl__zctx_free(rx->zctx);
+    mcl__free(rx->zbuf);
     for (size_t i = 0; i < rx->npats; i++)
         mcl__free(rx->pats[i].s);
     mcl__free(rx->pats);
@@ -519,7 +524,7 @@ part_find(mcl__rx *rx, uint64_t pub, uint64_t seq, const mcl__wire_rec *r)
         if (p->pub == pub && p->seq == seq &&
             (r == NULL ||
              (p->total == r->total && p->count == r->count && p->fsize == r->fsize &&
-              p->topic_len == r->topic_len && memcmp(p->topic, r->topic, r->topic_len) == 0)))
+              p->zip == r->zip && p->topic_len == r->topic_len && memcmp(p->topic, r->topic, r->topic_len) == 0)))
             return p;
     return NULL;
 }
@@ -560,10 +565,10 @@ count(mcl__rx *rx, uint64_t *field, uint64_t n)
 // What a fragmented message claims to be (its length, fragments, fragment size and topic):
 // fragments of one message all agree, so a forged fragment that disagrees is kept apart.
 static uint32_t
-shape_of(uint32_t total, uint32_t count, uint32_t fsize, const uint8_t *topic, size_t tl)
+shape_of(uint32_t total, uint32_t count, uint32_t fsize, bool zip, const uint8_t *topic, size_t tl)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
-    uint32_t v[3] = {total, count, fsize};
+    uint32_t v[4] = {total, count, fsize, zip};
     const uint8_t *b = (const uint8_t *)v;
     for (size_t i = 0; i < sizeof(v); i++)
         h = (h ^ b[i]) * 0x100000001b3ULL;
@@ -575,13 +580,14 @@ shape_of(uint32_t total, uint32_t count, uint32_t fsize, const uint8_t *topic, s
 static uint32_t
 rec_shape(const mcl__wire_rec *r)
 {
-    return shape_of(r->total, r->count, r->fsize, r->topic, r->topic_len);
+    return shape_of(r->total, r->count, r->fsize, r->zip, r->topic, r->topic_len);
 }
 
 static uint32_t
 part_shape(const struct mcl__rx_part *p)
 {
-    return shape_of(p->total, p->count, p->fsize, (const uint8_t *)p->topic, p->topic_len);
+    return shape_of(p->total, p->count, p->fsize, p->zip, (const uint8_t *)p->topic,
+                    p->topic_len);
 }
 
 // Remembers a message whose fragments are to be ignored: a dropped partial (TOMB_DROPPED), or
@@ -665,6 +671,7 @@ part_new(mcl__rx *rx, const mcl__wire_rec *r)
     p->total = r->total;
     p->count = r->count;
     p->fsize = r->fsize;
+    p->zip = r->zip;
     p->created_ns = rx->meta.mono_ns;
     p->mem = mem;
     struct mcl__rx_part **head = &rx->part_tab[part_hash(p->pub, p->seq) % PART_BUCKETS];
@@ -877,6 +884,65 @@ fill_msg(const mcl__rx *rx, mcl_raw_msg *m, const char *topic, size_t tlen, cons
     m->sender_port = rx->meta.port;
 }
 
+// Opens the envelope env[0..n) of a compressed message that is to be delivered, into rx->zbuf:
+// MCL_OK with *out, *outlen the message; MCL_EMSGSIZE when it says it is larger than maxmsg
+// (an oversize message like any other); MCL_EDECODE when the codec is unknown or not built,
+// the stream does not decode to exactly the size it states, or the buffer cannot be had (the
+// caller counts it `undecompressed` and drops it unaccounted: it never reached the user). The
+// stated size is checked against maxmsg and against the stream's own claim before a buffer
+// is sized, so a decompression bomb is refused without allocating.
+static mcl_err
+unzip(mcl__rx *rx, const uint8_t *env, size_t n, const uint8_t **out, size_t *outlen)
+{
+    uint8_t codec = env[0];
+    size_t orig = mcl__get_be32(env + 2);
+    if (env[1] != 0 || codec == MCL__Z_NONE || !mcl__z_built(codec))
+        return MCL_EDECODE;
+    if (orig > rx->cfg.maxmsg)
+        return MCL_EMSGSIZE;
+    const uint8_t *z = env + MCL__WIRE_ZENV;
+    size_t zl = n - MCL__WIRE_ZENV;
+    if (mcl__z_plausible(codec, z, zl, orig) != MCL_OK)
+        return MCL_EDECODE;
+    if (rx->zctx == NULL && (rx->zctx = mcl__zctx_new()) == NULL)
+        return MCL_EDECODE;
+    if (orig > rx->zcap || rx->zbuf == NULL) {
+        size_t cap = orig > 4096 ? orig : 4096;
+        uint8_t *nb = mcl__realloc(rx->zbuf, cap);
+        if (nb == NULL) {
+            mcl__log(MCL_LOG_WARN, "listener", "out of memory for a %zu-byte compressed message",
+                     orig);
+            return MCL_EDECODE;
+        }
+        rx->zbuf = nb;
+        rx->zcap = cap;
+    }
+    if (mcl__z_decompress(rx->zctx, codec, z, zl, rx->zbuf, orig) != MCL_OK)
+        return MCL_EDECODE;
+    *out = rx->zbuf;
+    *outlen = orig;
+    return MCL_OK;
+}
+
+// Counts a compressed message delivered, of zlen bytes on the wire (its envelope included).
+static void
+count_compressed(mcl__rx *rx, size_t zlen)
+{
+    pthread_mutex_lock(&rx->lock);
+    rx->st.compressed++;
+    rx->st.compressed_bytes += zlen;
+    pthread_mutex_unlock(&rx->lock);
+}
+
+// Counts a compressed message that could not be opened (under the lock).
+static void
+count_undecompressed(mcl__rx *rx)
+{
+    pthread_mutex_lock(&rx->lock);
+    rx->st.undecompressed++;
+    pthread_mutex_unlock(&rx->lock);
+}
+
 // Accounts a complete message (unfragmented, reassembled, filtered or oversize).
 // Returns true when it is to be delivered.
 static bool
@@ -915,25 +981,45 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
 {
     part_free(rx->done);
     rx->done = NULL;
+    if (rx->zcap > ZBUF_KEEP) {
+        mcl__free(rx->zbuf);
+        rx->zbuf = NULL;
+        rx->zcap = 0;
+    }
     bool frag = (rx->hdr.flags & MCL__WIRE_F_FRAG) != 0;
+    bool zip = (rx->hdr.flags & MCL__WIRE_F_ZIP) != 0;
     while (rx->left > 0) {
         mcl__wire_rec r;
         mcl__wire_next(rx->dg, &rx->off, frag, &r);
+        r.zip = zip;
         rx->left--;
         bool match = mcl__rx_match(rx, (const char *)r.topic, r.topic_len);
         bool fits = r.total <= rx->cfg.maxmsg && (!frag || r.total <= rx->cfg.partmem);
         if (!frag) {
+            const uint8_t *payload = r.payload;
+            size_t len = r.len;
+            if (zip && match && fits) {
+                mcl_err zr = unzip(rx, r.payload, r.len, &payload, &len);
+                if (zr == MCL_EMSGSIZE) {
+                    fits = false;
+                } else if (zr != MCL_OK) {
+                    count_undecompressed(rx);
+                    continue;
+                }
+            }
             // This number unfragmented settles it: a reassembly of the same number under way
             // must not complete later and deliver it again (completed beyond the window, a
             // reassembly counts as never delivered). Its fragments still to come are seen.
             if (rx->nparts > 0)
                 (void)part_drop_all(rx, rx->hdr.publisher, r.seq);
             uint64_t *why = !fits ? &rx->st.oversize : &rx->st.filtered;
-            if (!account(rx, r.seq, r.len, match && fits, why, false))
+            if (!account(rx, r.seq, len, match && fits, why, false))
                 continue;
+            if (zip)
+                count_compressed(rx, r.len);
             memcpy(rx->topic, r.topic, r.topic_len);
             rx->topic[r.topic_len] = '\0';
-            fill_msg(rx, msg, rx->topic, r.topic_len, r.len ? r.payload : NULL, r.len, r.seq);
+            fill_msg(rx, msg, rx->topic, r.topic_len, len ? payload : NULL, len, r.seq);
             return true;
         }
 
@@ -993,6 +1079,23 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
         if (++p->got < p->count)
             continue;
         part_unlink(rx, p);
+        const uint8_t *payload = p->buf;
+        size_t len = p->total;
+        if (p->zip) {
+            mcl_err zr = unzip(rx, p->buf, p->total, &payload, &len);
+            if (zr != MCL_OK) {
+                // Larger than maxmsg: oversize, its number received; undecodable: dropped
+                // unaccounted, as a malformed datagram would be (its rivals stay).
+                if (zr == MCL_EMSGSIZE)
+                    account(rx, p->seq, p->total, false, &rx->st.oversize, true);
+                else
+                    count_undecompressed(rx);
+                if (zr == MCL_EMSGSIZE)
+                    (void)part_drop_all(rx, p->pub, p->seq);
+                part_free(p);
+                continue;
+            }
+        }
         unsigned rivals = part_drop_all(rx, p->pub, p->seq);
         uint8_t skipped = tomb_find(rx, p->pub, p->seq, part_shape(p), false);
         if (rivals > 0)
@@ -1006,20 +1109,22 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
                 (*why)--;
             rx->st.suspect++;
             rx->st.messages++;
-            rx->st.bytes += p->total;
-            rx->cur_pub->st.bytes += p->total;
+            rx->st.bytes += len;
+            rx->cur_pub->st.bytes += len;
             pthread_mutex_unlock(&rx->lock);
             for (size_t i = 0; i < MCL__RX_TOMBS; i++) // (settled: no second override)
                 if (rx->tombs[i].pub == p->pub && rx->tombs[i].seq == p->seq)
                     rx->tombs[i].kind = TOMB_DROPPED;
             if (rx->seq_hook != NULL)
                 rx->seq_hook(rx->seq_ctx, p->pub, p->seq, true);
-        } else if (!account(rx, p->seq, p->total, true, &rx->st.filtered, true)) {
+        } else if (!account(rx, p->seq, len, true, &rx->st.filtered, true)) {
             part_free(p);
             continue;
         }
+        if (p->zip)
+            count_compressed(rx, p->total);
         rx->done = p;
-        fill_msg(rx, msg, p->topic, p->topic_len, p->buf, p->total, p->seq);
+        fill_msg(rx, msg, p->topic, p->topic_len, payload, len, p->seq);
         return true;
     }
     return false;

@@ -82,6 +82,12 @@ typedef struct mcl__rx {
     // The current datagram was verified with a group key (set by the caller before begin):
     // a jump of its numbers needs no confirmation, and a publisher id may change address.
     bool authed;
+    // Compressed messages (MCL__WIRE_F_ZIP): the codec state (made on first use) and the
+    // buffer the current one was opened into (at most maxmsg; one above ZBUF_KEEP is freed on
+    // the next call, so a burst of large claims holds no memory after it).
+    struct mcl__zctx *zctx;
+    uint8_t *zbuf;
+    size_t zcap;
 } mcl__rx;
 
 mcl_err mcl__rx_init(mcl__rx *rx, const mcl__rx_cfg *cfg, const char *const *topics,

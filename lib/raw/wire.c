@@ -87,7 +87,7 @@ mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len)
         return MCL_EPROTO;
     h->count = mcl__get_be16(p + 6);
     h->publisher = mcl__get_be64(p + 8);
-    if (h->flags & ~(MCL__WIRE_F_FRAG | MCL__WIRE_F_HB))
+    if (h->flags & ~MCL__WIRE_F_KNOWN)
         return MCL_EPROTO;
     if (h->count == 0)
         return MCL_EPROTO;
@@ -109,6 +109,9 @@ mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len)
         if ((uint64_t)len - off - rh < (uint64_t)tl + pl)
             return MCL_EPROTO;
         if (memchr(r + rh, 0, tl) != NULL) // topics are C strings on delivery
+            return MCL_EPROTO;
+        // A compressed message holds at least its envelope.
+        if ((h->flags & MCL__WIRE_F_ZIP) && (frag ? mcl__get_be32(r + 14) : pl) < MCL__WIRE_ZENV)
             return MCL_EPROTO;
         if (frag) {
             uint32_t fsize;

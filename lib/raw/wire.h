@@ -19,7 +19,23 @@ enum {
 #define MCL__WIRE_F_FRAG 0x01u // the datagram holds exactly one fragment record
 #define MCL__WIRE_F_AUTH 0x02u // an authentication trailer ends the datagram (auth.h)
 #define MCL__WIRE_F_HB 0x04u   // the datagram holds exactly one heartbeat record
-#define MCL__WIRE_F_KNOWN (MCL__WIRE_F_FRAG | MCL__WIRE_F_HB)
+#define MCL__WIRE_F_ZIP 0x10u // each record's message is a compressed envelope (below)
+#define MCL__WIRE_F_KNOWN (MCL__WIRE_F_FRAG | MCL__WIRE_F_HB | MCL__WIRE_F_ZIP)
+
+// The envelope of a compressed message (MCL__WIRE_F_ZIP): u8 codec (lib/core/zcodec.h,
+// 1 zstd, 2 lz4), u8 reserved (0), u32 the message's length before compression, then the
+// codec's stream. Of a fragmented message, the whole reassembled message is the envelope.
+enum { MCL__WIRE_ZENV = 6 };
+static inline void
+mcl__wire_put_zenv(uint8_t *p, uint8_t codec, uint32_t orig)
+{
+    p[0] = codec;
+    p[1] = 0;
+    p[2] = (uint8_t)(orig >> 24);
+    p[3] = (uint8_t)(orig >> 16);
+    p[4] = (uint8_t)(orig >> 8);
+    p[5] = (uint8_t)orig;
+}
 
 // Heartbeats (docs/wire-format.md): a fixed part, host and program names, then topics.
 enum {
@@ -71,6 +87,7 @@ typedef struct mcl__wire_rec {
     uint32_t index;  // fragment: 0-based index
     uint32_t count;  // fragment: number of fragments (>= 2)
     uint32_t fsize;  // fragment: the sender's fragment size (derived, every piece but the last)
+    bool zip;        // the datagram's MCL__WIRE_F_ZIP (set by the receive engine)
 } mcl__wire_rec;
 
 // Validates a whole datagram (header and every record, all lengths against the buffer) and fills

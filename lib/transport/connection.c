@@ -7,6 +7,7 @@
 
 #include "../core/internal.h"
 #include "../core/url.h"
+#include "../core/zcodec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,8 @@ static bool
 generic_key(const char *key, size_t klen, bool *frag_only)
 {
     static const char *const all[] = {"maxmsg", "batch", "heartbeat", "silent", "key",
-                                      "encrypt", "skew", "rate", "msgrate", NULL};
+                                      "encrypt", "skew", "rate", "msgrate", "compress",
+                                      "compress_min", NULL};
     static const char *const frag[] = {"dgram", "expire", "partmem", NULL};
     *frag_only = key_in(frag, key, klen);
     return *frag_only || key_in(all, key, klen);
@@ -94,6 +96,36 @@ generic_option(struct mcl_connection *c, const char *url, const char *key, size_
                                  "(unpaced)",
                                  url, (int)vlen, val, MCL__MAX_MSGRATE);
         c->msgrate = (uint32_t)v;
+    } else if (MCL__KEY_IS("compress")) {
+        // zstd, zstd:LEVEL (1..19), lz4, lz4:ACCEL (1..65537), none
+        size_t nl = 0;
+        while (nl < vlen && val[nl] != ':')
+            nl++;
+        int codec = mcl__z_parse(val, nl);
+        uint64_t level = 0;
+        bool level_ok = nl == vlen ||
+                        (codec == MCL__Z_ZSTD &&
+                         mcl__url_uint(val + nl + 1, vlen - nl - 1, MCL__Z_ZSTD_MAX_LEVEL, &level) &&
+                         level >= 1) ||
+                        (codec == MCL__Z_LZ4 &&
+                         mcl__url_uint(val + nl + 1, vlen - nl - 1, MCL__Z_LZ4_MAX_ACCEL, &level) &&
+                         level >= 1);
+        if (codec < 0 || !level_ok)
+            return MCL__URL_FAIL("%s: compress '%.*s' is not zstd, zstd:LEVEL (1..%d), lz4, "
+                                 "lz4:ACCELERATION (1..%d) or none",
+                                 url, (int)vlen, val, MCL__Z_ZSTD_MAX_LEVEL, MCL__Z_LZ4_MAX_ACCEL);
+        if (!mcl__z_built(codec))
+            return mcl__fail(MCL_ENOTSUP, errbuf, errlen, "url",
+                             "%s: compress=%s: this build of mcl has no %s (install lib%s-dev "
+                             "and rebuild)",
+                             url, mcl__z_name(codec), mcl__z_name(codec), mcl__z_name(codec));
+        c->zcodec = (uint8_t)codec;
+        c->zlevel = (int)level;
+    } else if (MCL__KEY_IS("compress_min")) {
+        if (!mcl__url_size(val, vlen, MAX_MAXMSG, &v))
+            return MCL__URL_FAIL("%s: compress_min '%.*s' is not a size 0..4G-1", url, (int)vlen,
+                                 val);
+        c->zmin = (size_t)v;
     } else if (MCL__KEY_IS("heartbeat")) {
         if (!mcl__url_uint(val, vlen, 3600000, &v) || (v > 0 && v < 10))
             return MCL__URL_FAIL("%s: heartbeat '%.*s' is not milliseconds 10..3600000, or 0 "
@@ -157,7 +189,8 @@ one_option(void *arg, const char *key, size_t klen, const char *val, size_t vlen
         return tp->parse_option(o->c, o->url, key, klen, val, vlen, errbuf, errlen);
     bool frag_only;
     bool bcast_only = MCL__KEY_IS("key") || MCL__KEY_IS("encrypt") || MCL__KEY_IS("skew") ||
-                      MCL__KEY_IS("rate") || MCL__KEY_IS("msgrate");
+                      MCL__KEY_IS("rate") || MCL__KEY_IS("msgrate") ||
+                      MCL__KEY_IS("compress") || MCL__KEY_IS("compress_min");
     if (bcast_only && tp->bcast == NULL)
         return MCL__URL_FAIL("%s: option '%.*s' applies to connections with broadcasters (udp, "
                              "inproc, zmq+), not to %s://",
@@ -193,6 +226,7 @@ parse_into(struct mcl_connection *c, const char *url, char *errbuf, size_t errle
     c->heartbeat_ms = MCL__DEF_HEARTBEAT_MS;
     c->silent_after = MCL__DEF_SILENT;
     c->skew_s = MCL__DEF_SKEW_S;
+    c->zmin = MCL__DEF_ZMIN;
     c->tp->defaults(c);
     const char *q = NULL;
     mcl_err rv = c->tp->parse_addr(c, url, p + 3, &q, errbuf, errlen);
@@ -313,6 +347,12 @@ mcl__canon_bcast_opts(struct mcl__canon *k, const struct mcl_connection *c)
         mcl__canon_size(k, "rate", (size_t)c->rate);
     if (c->msgrate != 0)
         mcl__canon_opt(k, "msgrate=%u", (unsigned)c->msgrate);
+    if (c->zcodec != MCL__Z_NONE && c->zlevel != 0)
+        mcl__canon_opt(k, "compress=%s:%d", mcl__z_name(c->zcodec), c->zlevel);
+    else if (c->zcodec != MCL__Z_NONE)
+        mcl__canon_opt(k, "compress=%s", mcl__z_name(c->zcodec));
+    if (c->zmin != MCL__DEF_ZMIN)
+        mcl__canon_size(k, "compress_min", c->zmin);
     if (c->heartbeat_ms != MCL__DEF_HEARTBEAT_MS)
         mcl__canon_opt(k, "heartbeat=%u", (unsigned)c->heartbeat_ms);
     if (c->silent_after != MCL__DEF_SILENT)

@@ -26,6 +26,7 @@
 #define MCL__DEF_HEARTBEAT_MS 1000u
 #define MCL__DEF_SILENT 3u
 #define MCL__DEF_SKEW_S 60u
+#define MCL__DEF_ZMIN ((size_t)512) // compress_min=
 #define MCL__KEY_PATH_MAX 256
 #define MCL__MIN_DGRAM ((size_t)1200)
 // rate= and msgrate= bounds (0 = unpaced, the default).
@@ -47,6 +48,11 @@ struct mcl_connection {
     uint64_t rate;      // broadcasters: datagram bytes per second at most (0: unpaced)
     uint32_t msgrate;   // broadcasters: messages per second at most (0: unpaced)
     uint32_t heartbeat_ms; // broadcasters: announce themselves this often (0: never)
+    // Broadcasters: compress= (lib/core/zcodec.h codec, 0: off) at zlevel (0: the codec's
+    // default), for messages of at least zmin bytes.
+    uint8_t zcodec;
+    int zlevel;
+    size_t zmin;
     uint32_t silent_after; // listeners: a publisher that misses this many heartbeats is silent
     // Authenticated datagrams (key=FILE; lib/raw/auth.c): the group keys read from the file at
     // parse time (keys.n == 0: none), encrypt=1, and the accepted clock difference skew= in s.

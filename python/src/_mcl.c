@@ -1605,7 +1605,8 @@ listener_iter(PyObject *self)
 #define STAT_FIELDS(X)                                                                         \
     X(messages) X(bytes) X(filtered) X(lost) X(duplicates) X(reordered) X(datagrams)           \
         X(malformed) X(expired) X(evicted) X(oversize) X(kernel_drops) X(publishers)           \
-            X(heartbeats) X(lost_at_end) X(auth_rejected) X(replayed) X(suspect)
+            X(heartbeats) X(lost_at_end) X(auth_rejected) X(replayed) X(suspect)         \
+                X(compressed) X(compressed_bytes) X(undecompressed)
 
 static PyObject *
 listener_stats(ListenerObject *self, void *closure)

@@ -98,6 +98,11 @@ test_hostile(void)
         uint8_t out[1024 + 16];
         memset(out, 0xAA, sizeof out);
         CU_ASSERT_EQUAL(mcl__z_decompress(z, codec, bomb, bl, out, 1024), MCL_EDECODE);
+        // The cheap check before sizing a buffer: the true size passes, a lie does not.
+        MCLT_OK(mcl__z_plausible(codec, bomb, bl, big));
+        if (codec == MCL__Z_ZSTD) // (its frame states its size; lz4 only bounds the ratio)
+            CU_ASSERT_EQUAL(mcl__z_plausible(codec, bomb, bl, 1024), MCL_EDECODE);
+        CU_ASSERT_EQUAL(mcl__z_plausible(codec, bomb, bl, (size_t)1 << 40), MCL_EDECODE);
         for (size_t i = 1024; i < sizeof out; i++)
             CU_ASSERT_EQUAL(out[i], 0xAA);
         free(bomb);

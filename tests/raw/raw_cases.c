@@ -520,6 +520,88 @@ rawt_batching(void)
     mcl_raw_listener_free(l);
 }
 
+// --- compression (compress=) ------------------------------------------------------------------
+
+static uint8_t *
+camera_frame(size_t n, uint64_t seed)
+{
+    uint8_t *p = malloc(n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(i / 256 + (i % 16 == 0 ? mclt_rand(&s) & 3 : 0));
+    return p;
+}
+
+void
+rawt_compressed(void)
+{
+    // (option, whether a 100-byte message is compressed too)
+    const struct {
+        const char *opts;
+        bool small_too;
+    } cases[] = {{"&compress=zstd", false},
+                 {"&compress=lz4", false},
+                 {"&compress=zstd:9&compress_min=64&batch=1000000", true}};
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char url[160];
+        rawt_make_url(url, sizeof(url), cases[c].opts);
+        mcl_raw_listener *l;
+        mcl_raw_broadcaster *b;
+        rawt_pair(url, NULL, 0, &l, &b, "cam");
+        CU_ASSERT(strstr(mcl_connection_url(mcl_raw_broadcaster_connection(b)), "compress=") !=
+                  NULL);
+        // Small and compressible, compressible in one datagram, fragmented, incompressible.
+        size_t sizes[] = {100, 4096, 1 << 20, 4096};
+        uint8_t *p[4];
+        p[0] = calloc(1, 100);
+        p[1] = camera_frame(4096, 1);
+        p[2] = camera_frame(1 << 20, 2);
+        p[3] = mclt_pattern(4096, 3);
+        for (size_t k = 0; k < 4; k++)
+            MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, p[k], sizes[k]));
+        MCLT_OK(mcl_raw_broadcaster_flush(b));
+        uint64_t bytes = 0;
+        for (size_t k = 0; k < 4; k++) {
+            const mcl_raw_msg *m;
+            MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+            CU_ASSERT_EQUAL(m->seq, k);
+            CU_ASSERT_EQUAL_FATAL(m->len, sizes[k]);
+            CU_ASSERT(memcmp(m->payload, p[k], sizes[k]) == 0);
+            bytes += sizes[k];
+        }
+        mcl_broadcaster_stats bs;
+        MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+        uint64_t nz = cases[c].small_too ? 3 : 2;
+        CU_ASSERT_EQUAL(bs.compressed, nz);
+        CU_ASSERT_EQUAL(bs.compressed_in, (cases[c].small_too ? 100 : 0) + 4096 + (1 << 20));
+        CU_ASSERT(bs.compressed_out < bs.compressed_in / 4);
+        CU_ASSERT_EQUAL(bs.bytes, bytes); // (what the user published)
+        mcl_listener_stats st;
+        MCLT_OK(mcl_raw_listener_stats(l, &st));
+        CU_ASSERT_EQUAL(st.messages, 4);
+        CU_ASSERT_EQUAL(st.bytes, bytes);
+        CU_ASSERT_EQUAL(st.compressed, nz);
+        CU_ASSERT_EQUAL(st.compressed_bytes, bs.compressed_out);
+        CU_ASSERT_EQUAL(st.undecompressed, 0);
+        CU_ASSERT_EQUAL(st.lost, 0);
+        for (size_t k = 0; k < 4; k++)
+            free(p[k]);
+        mcl_raw_broadcaster_free(b);
+        mcl_raw_listener_free(l);
+    }
+    // Options refused with a reason.
+    const char *bad[] = {"&compress=gzip", "&compress=zstd:20", "&compress=zstd:0",
+                         "&compress=lz4:x", "&compress_min=-1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char url[160], err[256] = "";
+        rawt_make_url(url, sizeof(url), bad[i]);
+        mcl_connection *conn = NULL;
+        CU_ASSERT_EQUAL(mcl_connection_parse(&conn, url, err, sizeof(err)), MCL_EURL);
+        CU_ASSERT(strstr(err, "compress") != NULL);
+        mcl_connection_free(conn);
+    }
+}
 
 // --- pacing (rate=, msgrate=) -----------------------------------------------------------------
 

@@ -30,6 +30,7 @@ void rawt_listener_thread_callbacks(void);
 void rawt_fd_and_dispatch(void);
 void rawt_many_listeners_one_group(void);
 void rawt_batching(void);
+void rawt_compressed(void);
 void rawt_rate_paces_fragments(void);
 void rawt_msgrate_paces_messages(void);
 void rawt_unpaced_never_waits(void);
@@ -49,6 +50,6 @@ void rawt_unpaced_never_waits(void);
         {"many_listeners_one_group", rawt_many_listeners_one_group}, {"batching", rawt_batching}, \
         {"rate_paces_fragments", rawt_rate_paces_fragments},                                       \
         {"msgrate_paces_messages", rawt_msgrate_paces_messages},                                   \
-        {"unpaced_never_waits", rawt_unpaced_never_waits}
+        {"unpaced_never_waits", rawt_unpaced_never_waits}, {"compressed", rawt_compressed}
 
 #endif

@@ -5,6 +5,7 @@
 #include "raw/rx.h"
 #include "raw/wire.h"
 #include "core/internal.h"
+#include "core/zcodec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -873,7 +874,264 @@ test_huge_fragment_count(void)
     mcl__rx_fini(&rx);
 }
 
+// --- compressed messages (MCL__WIRE_F_ZIP) ----------------------------------------------------
+
+// A camera-like frame: gradients with sparse noise.
+static uint8_t *
+zframe(size_t n, uint64_t seed)
+{
+    uint8_t *p = malloc(n ? n : 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(i / 256 + (i % 16 == 0 ? mclt_rand(&s) & 3 : 0));
+    return p;
+}
+
+// The envelope of p[0..len) compressed with codec, stating `claim` as its size (*envlen).
+static uint8_t *
+zenvelope(int codec, const uint8_t *p, size_t len, size_t claim, size_t *envlen)
+{
+    size_t cap = mcl__z_bound(codec, len);
+    uint8_t *e = malloc(MCL__WIRE_ZENV + cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    mcl__zctx *z = mcl__zctx_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+    size_t zl = mcl__z_compress(z, codec, 0, p, len, e + MCL__WIRE_ZENV, cap);
+    CU_ASSERT_FATAL(zl > 0);
+    mcl__zctx_free(z);
+    mcl__wire_put_zenv(e, (uint8_t)codec, (uint32_t)claim);
+    *envlen = MCL__WIRE_ZENV + zl;
+    return e;
+}
+
+// Encodes an envelope as the broadcaster sends a compressed message: MCL__WIRE_F_ZIP on
+// every datagram.
+static size_t
+encode_zip(dg *out, size_t cap, uint64_t pub, uint64_t seq, const char *topic,
+           const uint8_t *env, size_t envlen, size_t dgram)
+{
+    size_t n = encode(out, cap, pub, seq, topic, env, envlen, dgram);
+    for (size_t i = 0; i < n; i++)
+        out[i].b[4] |= MCL__WIRE_F_ZIP;
+    return n;
+}
+
+static void
+test_compressed_roundtrip(void)
+{
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    const size_t sizes[] = {4096, 1 << 20};     // one datagram; fragments
+    const int codecs[] = {MCL__Z_ZSTD, MCL__Z_LZ4}; // (each with each)
+    uint64_t seq = 0, zbytes = 0, bytes = 0;
+    for (size_t c = 0; c < 2; c++) {
+        if (!mcl__z_built(codecs[c]))
+            continue;
+        for (size_t k = 0; k < 2; k++, seq++) {
+            uint8_t *p = zframe(sizes[k], seq);
+            size_t el;
+            uint8_t *env = zenvelope(codecs[c], p, sizes[k], sizes[k], &el);
+            CU_ASSERT(el < sizes[k] / 2);
+            size_t n = encode_zip(D, 4096, 5, seq, "cam", env, el, 9000);
+            CU_ASSERT_EQUAL(n > 1, sizes[k] > 9000);
+            for (size_t i = n; i-- > 0;) // (fragments backwards: reassembly before opening)
+                feed(&rx, &D[i], &S);
+            CU_ASSERT_EQUAL_FATAL(S.n, 1);
+            CU_ASSERT_EQUAL_FATAL(S.m[0]->len, sizes[k]);
+            CU_ASSERT(memcmp(S.m[0]->payload, p, sizes[k]) == 0);
+            CU_ASSERT_EQUAL(S.m[0]->seq, seq);
+            zbytes += el;
+            bytes += sizes[k];
+            sink_clear(&S);
+            free_dgs(D, n);
+            free(env);
+            free(p);
+        }
+    }
+    mcl_listener_stats st = stats(&rx);
+    CU_ASSERT_EQUAL(st.compressed, seq);
+    CU_ASSERT_EQUAL(st.messages, seq);
+    CU_ASSERT_EQUAL(st.compressed_bytes, zbytes);
+    CU_ASSERT_EQUAL(st.bytes, bytes);
+    CU_ASSERT_EQUAL(st.undecompressed, 0);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    mcl__rx_fini(&rx);
+}
+
+// Sends seq 0 (good), then the hostile envelope as seq 1 (fragmented at dgram), then seq 2
+// (good); returns the listener's counters. The two good ones must arrive; the bad one must not,
+// and must not be taken as received (it counts as lost).
+static mcl_listener_stats
+zip_between_good(const mcl__rx_cfg *cfg, const uint8_t *env, size_t el, size_t dgram,
+                 bool fail_allocs)
+{
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, cfg, NULL, 0));
+    uint8_t good[64];
+    memset(good, 'g', sizeof good);
+    size_t n = encode(D, 4096, 9, 0, "t", good, sizeof good, 65000);
+    feed(&rx, &D[0], &S);
+    free_dgs(D, n);
+    n = encode_zip(D, 4096, 9, 1, "t", env, el, dgram);
+    if (fail_allocs)
+        mcl__alloc_fail_after(0); // from here on, nothing can be allocated
+    for (size_t i = 0; i < n; i++)
+        feed(&rx, &D[i], &S);
+    mcl__alloc_fail_after(-1);
+    free_dgs(D, n);
+    n = encode(D, 4096, 9, 2, "t", good, sizeof good, 65000);
+    feed(&rx, &D[0], &S);
+    free_dgs(D, n);
+    CU_ASSERT_EQUAL(S.n, 2);
+    for (size_t i = 0; i < S.n; i++)
+        CU_ASSERT_EQUAL(S.m[i]->len, sizeof good);
+    sink_clear(&S);
+    mcl_listener_stats st = stats(&rx);
+    mcl__rx_fini(&rx);
+    return st;
+}
+
+static void
+test_compressed_hostile(void)
+{
+    int codec = mcl__z_built(MCL__Z_ZSTD) ? MCL__Z_ZSTD : MCL__Z_LZ4;
+    if (!mcl__z_built(codec))
+        return;
+    // A bomb: 64 MiB of zeros, stated as 1 KiB (so within maxmsg).
+    size_t big = (size_t)64 << 20;
+    uint8_t *zeros = calloc(1, big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(zeros);
+    size_t el;
+    uint8_t *env = zenvelope(codec, zeros, big, 1024, &el);
+    mcl_listener_stats st = zip_between_good(&default_cfg, env, el, 65000, false);
+    CU_ASSERT_EQUAL(st.undecompressed, 1);
+    CU_ASSERT_EQUAL(st.lost, 1);
+    CU_ASSERT_EQUAL(st.compressed, 0);
+    // Honest, but larger than the listener's maxmsg (1 MiB): oversize, its number received,
+    // and never allocated (with every allocation failing, it is still oversize, not an
+    // undecompressed message).
+    free(env);
+    env = zenvelope(codec, zeros, (size_t)2 << 20, (size_t)2 << 20, &el);
+    mcl__rx_cfg small = default_cfg;
+    small.maxmsg = (size_t)1 << 20;
+    st = zip_between_good(&small, env, el, 65000, true);
+    CU_ASSERT_EQUAL(st.oversize, 1);
+    CU_ASSERT_EQUAL(st.undecompressed, 0);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    free(env);
+    free(zeros);
+
+    uint8_t *p = zframe(100000, 1);
+    env = zenvelope(codec, p, 100000, 100000, &el);
+    uint8_t *bad = malloc(el + 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
+    memcpy(bad, env, el);
+    // Lying sizes: one byte more or less than the stream holds.
+    const long deltas[] = {1, -1};
+    for (size_t d = 0; d < 2; d++) {
+        mcl__wire_put_zenv(bad, (uint8_t)codec, (uint32_t)(100000 + deltas[d]));
+        st = zip_between_good(&default_cfg, bad, el, 65000, false);
+        CU_ASSERT_EQUAL(st.undecompressed, 1);
+        CU_ASSERT_EQUAL(st.lost, 1);
+    }
+    // Unknown codec, codec 0 ("stored" is not sent compressed), reserved byte set.
+    const uint8_t heads[][2] = {{7, 0}, {0, 0}, {(uint8_t)codec, 1}};
+    for (size_t h = 0; h < 3; h++) {
+        memcpy(bad, env, el);
+        bad[0] = heads[h][0];
+        bad[1] = heads[h][1];
+        st = zip_between_good(&default_cfg, bad, el, 65000, false);
+        CU_ASSERT_EQUAL(st.undecompressed, 1);
+    }
+    // Truncated streams, and trailing bytes.
+    memcpy(bad, env, el);
+    st = zip_between_good(&default_cfg, bad, el / 2, 65000, false);
+    CU_ASSERT_EQUAL(st.undecompressed, 1);
+    memcpy(bad + el, "trailing", 8);
+    st = zip_between_good(&default_cfg, bad, el + 8, 65000, false);
+    CU_ASSERT_EQUAL(st.undecompressed, 1);
+    // Shorter than an envelope: a malformed datagram.
+    st = zip_between_good(&default_cfg, bad, MCL__WIRE_ZENV - 1, 65000, false);
+    CU_ASSERT_EQUAL(st.malformed, 1);
+    CU_ASSERT_EQUAL(st.undecompressed, 0);
+    // Fragments of one number, some flagged compressed and some not, are two shapes: the
+    // compressed one completes and is delivered; the plain rival is dropped (suspect).
+    {
+        mcl__rx rx;
+        MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+        size_t n = encode_zip(D, 4096, 11, 0, "t", env, el, 1200);
+        CU_ASSERT_FATAL(n >= 3 && n < 2048);
+        size_t m = encode(D + n, 4096 - n, 11, 0, "t", env, el, 1200);
+        CU_ASSERT_EQUAL_FATAL(m, n);
+        feed(&rx, &D[n], &S); // a plain fragment first
+        for (size_t i = 0; i < n; i++)
+            feed(&rx, &D[i], &S);
+        CU_ASSERT_EQUAL_FATAL(S.n, 1);
+        CU_ASSERT_EQUAL(S.m[0]->len, 100000);
+        CU_ASSERT(memcmp(S.m[0]->payload, p, 100000) == 0);
+        sink_clear(&S);
+        st = stats(&rx);
+        CU_ASSERT_EQUAL(st.suspect, 1);
+        free_dgs(D, n + m);
+        mcl__rx_fini(&rx);
+    }
+    // A heartbeat cannot be compressed.
+    {
+        mcl__rx rx;
+        MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+        uint8_t hb[256];
+        mcl__wire_hb h = {.next_seq = 1, .interval_ms = 1000, .pid = 1};
+        size_t hl = mcl__wire_put_hb(hb, sizeof hb, 3, &h, NULL, NULL, NULL, 0, 0);
+        CU_ASSERT_FATAL(hl > 0);
+        hb[4] |= MCL__WIRE_F_ZIP;
+        dg d = {hb, hl};
+        feed(&rx, &d, &S);
+        CU_ASSERT_EQUAL(stats(&rx).malformed, 1);
+        CU_ASSERT_EQUAL(S.n, 0);
+        mcl__rx_fini(&rx);
+    }
+    free(bad);
+    free(env);
+    free(p);
+}
+
+// docs/wire-format.md, compressed messages: the test vector.
+static void
+test_compressed_vector(void)
+{
+    static const uint8_t v[] = {
+        0x4d, 0x43, 0x4c, 0x01, 0x10, 0x00, 0x00, 0x01, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+        0x07, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0x00, 0x01, 0x00, 0x00,
+        0x00, 0x11, 0x7a, 0x02, 0x00, 0x00, 0x00, 0x00, 0x20, 0x1f, 0x61, 0x01, 0x00, 0x07,
+        0x50, 0x61, 0x61, 0x61, 0x61, 0x61};
+    // What mcl writes before the stream is these bytes.
+    uint8_t h[64];
+    size_t n = mcl__wire_put_hdr(h, MCL__WIRE_F_ZIP, 1, 0x0102030405060708ULL);
+    n += mcl__wire_put_rec(h + n, 9, "z", 1, 17);
+    mcl__wire_put_zenv(h + n, MCL__Z_LZ4, 32);
+    n += MCL__WIRE_ZENV;
+    CU_ASSERT_EQUAL_FATAL(n, 37);
+    CU_ASSERT(memcmp(h, v, n) == 0);
+    if (!mcl__z_built(MCL__Z_LZ4))
+        return;
+    mcl__rx rx;
+    MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
+    dg d = {(uint8_t *)v, sizeof v};
+    feed(&rx, &d, &S);
+    CU_ASSERT_EQUAL_FATAL(S.n, 1);
+    CU_ASSERT_EQUAL_FATAL(S.m[0]->len, 32);
+    CU_ASSERT(memcmp(S.m[0]->payload, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 32) == 0);
+    CU_ASSERT_EQUAL(S.m[0]->seq, 9);
+    CU_ASSERT_STRING_EQUAL(S.m[0]->topic, "z");
+    sink_clear(&S);
+    mcl__rx_fini(&rx);
+}
+
 static CU_TestInfo tests[] = {
+    {"compressed_vector", test_compressed_vector},
+    {"compressed_roundtrip", test_compressed_roundtrip},
+    {"compressed_hostile", test_compressed_hostile},
     {"hostile_sequence_numbers", test_hostile_sequence_numbers},
     {"forged_jump_does_not_blackhole", test_forged_jump_does_not_blackhole},
     {"random_numbers_cannot_inflate_lost", test_random_numbers_cannot_inflate_lost},

@@ -1085,6 +1085,55 @@ test_coalescing_under_load(void)
     mcl_raw_broadcaster_free(b);
 }
 
+// compress= over zmq: compressed messages interleaved with small coalesced ones arrive in
+// order, whole, on tcp and inproc, counted on both sides.
+static void
+test_compressed_with_coalescing(void)
+{
+    const char *kinds[] = {"inproc", "tcp"};
+    for (size_t k = 0; k < 2; k++) {
+        mcl_raw_broadcaster *b;
+        mcl_raw_listener *l;
+        zpair(kinds[k], "?compress=lz4&compress_min=1k", "", NULL, 0, &b, &l);
+        static uint8_t big[200000];
+        for (size_t i = 0; i < sizeof(big); i++)
+            big[i] = (uint8_t)(i / 1000);
+        const uint64_t n = 300;
+        for (uint64_t i = 0; i < n; i++) {
+            if (i % 50 == 25) {
+                memcpy(big, &i, sizeof(i));
+                MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, big, sizeof(big)));
+            } else {
+                MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, &i, sizeof(i)));
+            }
+        }
+        MCLT_OK(mcl_raw_broadcaster_flush(b));
+        for (uint64_t i = 0; i < n; i++) {
+            const mcl_raw_msg *m;
+            MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+            CU_ASSERT_EQUAL_FATAL(m->seq, i);
+            uint64_t v;
+            memcpy(&v, m->payload, sizeof(v));
+            CU_ASSERT_EQUAL(v, i);
+            CU_ASSERT_EQUAL(m->len, i % 50 == 25 ? sizeof(big) : sizeof(i));
+            if (m->len == sizeof(big))
+                CU_ASSERT(memcmp((const uint8_t *)m->payload + 8, big + 8, sizeof(big) - 8) == 0);
+        }
+        mcl_listener_stats st;
+        MCLT_OK(mcl_raw_listener_stats(l, &st));
+        mcl_broadcaster_stats bs;
+        MCLT_OK(mcl_raw_broadcaster_stats(b, &bs));
+        CU_ASSERT_EQUAL(st.messages, n);
+        CU_ASSERT_EQUAL(st.lost, 0);
+        CU_ASSERT_EQUAL(st.compressed, n / 50);
+        CU_ASSERT_EQUAL(bs.compressed, n / 50);
+        CU_ASSERT_EQUAL(st.compressed_bytes, bs.compressed_out);
+        CU_ASSERT(bs.compressed_out * 20 < bs.compressed_in);
+        mcl_raw_listener_free(l);
+        mcl_raw_broadcaster_free(b);
+    }
+}
+
 // A message that finds what was sent before it drained is not held: it is its own frame
 // before publish returns (no timing involved: the frame counter says so).
 static void
@@ -1747,6 +1796,7 @@ static CU_TestInfo tests[] = {
     {"queued_listener", test_queued_listener},
     {"batching", test_batching},
     {"coalescing_under_load", test_coalescing_under_load},
+    {"compressed_with_coalescing", test_compressed_with_coalescing},
     {"coalescing_lone_message_not_delayed", test_coalescing_lone_message_not_delayed},
     {"coalescing_flush_close_and_timer", test_coalescing_flush_close_and_timer},
     {"coalesce_off", test_coalesce_off},

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Compressed messages with the tools (docs/wire-format.md "Compressed messages"): mcl-pub
+# --compress and the URL's compress= option; mcl-dump decompresses and counts them in --stats;
+# a bad codec is refused with a reason.
+#   test_compress.sh BINDIR   (run inside scripts/netns.sh, as ctest does from scripts/test.sh)
+set -uo pipefail
+bin=${1:?usage: test_compress.sh BINDIR}
+pub=$bin/mcl-pub
+dump=$bin/mcl-dump
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh" # check, wait_for, has
+start_dump() { # start_dump NAME ARGS...: mcl-dump in the background, once it has joined
+    local name=$1
+    shift
+    "$dump" -v "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    eval "${name}_pid=$!"
+    wait_for "$tmp/$name.err" "listening on" 5
+}
+
+base="udp://239.255.79.7:26170?iface=lo&ttl=0"
+# 200 kB of text that compresses well, ending in a line to find.
+for i in $(seq 4000); do echo "imu sample $((i % 10)) x=0.5 y=1.25 z=-2"; done >"$tmp/big.txt"
+echo "the end" >>"$tmp/big.txt"
+size=$(stat -c %s "$tmp/big.txt")
+
+for codec in zstd lz4 zstd:9; do
+    start_dump a -u "$base" -n 2 --stats --json --timeout 10
+    "$pub" -u "$base" --compress "$codec" -f "$tmp/big.txt" 2>"$tmp/pub.err"
+    "$pub" -u "$base" --compress "$codec" -q "small"
+    wait "$a_pid"
+    check "$codec dump exit" test $? -eq 0
+    check "$codec pub says compressed" has "$tmp/pub.err" "compressed 1 of them: $size bytes sent as"
+    check "$codec whole size" has "$tmp/a.out" "\"size\":$size"
+    check "$codec text intact" has "$tmp/a.out" "the end"
+    check "$codec small plain" has "$tmp/a.out" "small"
+    check "$codec dump counts one" has "$tmp/a.err" "compressed 1 ("
+    check "$codec none undecompressed" has "$tmp/a.err" "undecompressed 0"
+done
+
+# The URL option works without --compress, and the summary's ratio is real (< 10 %).
+start_dump b -u "$base" -n 1 --stats --timeout 10
+"$pub" -u "$base&compress=lz4&compress_min=1k" -f "$tmp/big.txt" 2>"$tmp/pub.err"
+wait "$b_pid"
+check "url option dump exit" test $? -eq 0
+sent=$(sed -n 's/.*sent as \([0-9]*\) .*/\1/p' "$tmp/pub.err")
+check "url option ratio" test -n "$sent" -a "${sent:-0}" -gt 0 -a "${sent:-0}" -lt $((size / 10))
+
+# Refused with the reason.
+"$pub" -u "$base" --compress gzip -q x 2>"$tmp/err"
+check "bad codec exit 2" test $? -eq 2
+check "bad codec says" has "$tmp/err" "compress 'gzip' is not zstd"
+"$pub" -u "$base&compress=zstd:42" -q x 2>"$tmp/err"
+check "bad level exit 2" test $? -eq 2
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
