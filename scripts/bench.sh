@@ -43,6 +43,9 @@
 #                                    reader; PY_N messages, LOGREAD_MB)
 #   ONLY=auth scripts/bench.sh      (authenticated and encrypted udp against plain, back to back:
 #                                    64 B and 1 KiB throughput, round trip p50)
+#   ONLY=wirez scripts/bench.sh     (compress= on the wire: a burst of 1 MiB camera-like frames
+#                                    and of 64 KiB lidar-like scans with none, lz4, zstd:1, zstd;
+#                                    WIREZ_N frames, default 200, and 16x as many scans)
 #   ONLY=broker scripts/bench.sh    (only the broker rows; BROKER_N=N messages per fan-out run,
 #                                    default 500000; installs nats-server, libnats-dev,
 #                                    mosquitto and libmosquitto-dev when missing)
@@ -51,7 +54,7 @@ cd "$(dirname "$0")/.."
 reps=${REPS:-3}
 csv=${CSV:-build/bench.csv}
 only=${ONLY:-}
-case $only in "" | targets | pstream | rpc | stream | broker | heartbeat | auth | logread | python) ;; *) echo "bench: ONLY must be targets, pstream, rpc, stream, broker, heartbeat, auth, logread or python" >&2; exit 2 ;; esac
+case $only in "" | targets | pstream | rpc | stream | broker | heartbeat | auth | logread | python | wirez) ;; *) echo "bench: ONLY must be targets, pstream, rpc, stream, broker, heartbeat, auth, logread, python or wirez" >&2; exit 2 ;; esac
 
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
@@ -185,6 +188,20 @@ END { printf "| reading a %s MB log, CRC32C by | MB/s | vs byte at a time | bare
   split("bytewise slice8 sse42", t, " ")
   for (i = 1; i <= 3; i++) if (t[i] in r) printf "| %s | %.0f | %.2f%s | %.0f |\n", t[i], r[t[i]], r[t[i]] / r["bytewise"], (t[i] == "sse42" ? (r[t[i]] / r["bytewise"] >= 5 ? " (target ≥ 5: met)" : " (target ≥ 5: not met)") : ""), c[t[i]] }' "$lo"
 rm -f "$lo"
+fi
+
+# compress= on the wire (bench/wirez.c): what each codec costs the publisher and saves on the
+# wire, for a camera-like frame (8-bit, +-2 levels of noise on every pixel) and a lidar-like
+# float32 scan (mm resolution, 2 cm noise). One run; the codecs side by side.
+if [[ -z $only || $only == wirez ]]; then
+wo=$(mktemp)
+timeout 300 $b/mcl-bench-wirez all "${WIREZ_N:-200}" >"$wo" 2>/dev/null || echo "bench: wirez failed" >&2
+echo
+awk "$awk_pairs"'
+/case=wirez/ { k = kv($0, "payload") "/" kv($0, "codec"); o[++n] = k; r[k] = kv($0, "msgs_per_s"); mb[k] = kv($0, "mb_per_s"); w[k] = kv($0, "wire_ratio"); c[k] = kv($0, "pub_cpu_us"); g[k] = kv($0, "received") "/" kv($0, "n"); sz[k] = kv($0, "size") }
+END { print "| payload | codec | msg/s | MB/s published | wire / payload | CPU per msg, µs (publish + receive, one thread) | received |"; print "|---|---|---|---|---|---|---|"
+  for (i = 1; i <= n; i++) { k = o[i]; split(k, kk, "/"); printf "| %s %s B | %s | %s | %s | %s | %s | %s |\n", kk[1], sz[k], kk[2], r[k], mb[k], w[k], c[k], g[k] } }' "$wo"
+rm -f "$wo"
 fi
 
 # --- performance targets (issue 21): each case measured here, pairs back to back ------------------

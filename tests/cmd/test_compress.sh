@@ -47,6 +47,22 @@ check "url option dump exit" test $? -eq 0
 sent=$(sed -n 's/.*sent as \([0-9]*\) .*/\1/p' "$tmp/pub.err")
 check "url option ratio" test -n "$sent" -a "${sent:-0}" -gt 0 -a "${sent:-0}" -lt $((size / 10))
 
+# A bridge from a plain group to a compressed one: what it forwards is compressed on B's side
+# (forwarded messages keep their publisher and number), and B's listener opens it.
+ua="udp://239.255.79.8:26171?iface=lo&ttl=0"
+ub="udp://239.255.79.9:26172?iface=lo&ttl=0&compress=zstd"
+"$bin/mcl-bridge" --stats 0.2 "$ua" "$ub" 2>"$tmp/bridge.err" &
+bp=$!
+check "bridge reports" wait_for "$tmp/bridge.err" "B -> A: forwarded" 5
+start_dump c -u "$ub" -n 1 --timeout 10 --stats --json
+"$pub" -u "$ua" -q -f "$tmp/big.txt"
+wait "$c_pid"
+check "bridge dump exit" test $? -eq 0
+check "bridge whole size" has "$tmp/c.out" "\"size\":$size"
+check "bridge compressed on B" has "$tmp/c.err" "compressed 1 ("
+kill -TERM "$bp"
+wait "$bp"
+
 # Refused with the reason.
 "$pub" -u "$base" --compress gzip -q x 2>"$tmp/err"
 check "bad codec exit 2" test $? -eq 2
