@@ -51,6 +51,10 @@ typedef struct mcl_queued_options {
     bool defer_open;  /**< true: mcl_queued_listener_new() does not open (MCL's open_init=False) */
     bool no_thread;   /**< true: no callback thread; drain with fd + dispatch, or recv */
     bool no_restart;  /**< true: a dead receiver is reported, not restarted */
+    bool lazy_ring;   /**< true: the ring's memory is not made resident at open (by default
+                           it is, `ring_size` bytes of RSS from the start: a receiver writing
+                           into fresh pages takes a page fault per 4 KiB and, at full rate
+                           with large messages, falls behind the socket). @since 0.4 */
 } mcl_queued_options;
 
 /** Counters, cumulative over opens and receiver restarts. Fields are only ever appended. */

@@ -21,6 +21,7 @@ typedef struct mcl__queued_shared {
     mcl_listener_stats cur;     // the current receiver's counters
     _Atomic uint64_t ring_drops, ring_oversize, restart_lost;
     uint32_t generation; // which receiver this is (set before each fork)
+    _Atomic uint32_t ready; // the generation of the receiver that is reading (start_receiver)
     // The message the receiver is handling now (pub 0: none): it is put in the ring (or
     // counted as dropped) and then tracked, and a receiver killed between the two would leave
     // a delivered message looking lost to the next one. mcl__queued_settle() decides it.

@@ -71,6 +71,48 @@ named_mcl_recv(void *arg)
     return ok;
 }
 
+// kB of shared memory a process has mapped in (RssShmem of /proc/PID/status), -1 if unknown.
+static long
+rss_shmem_kb(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long kb = -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "RssShmem: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+// When open returns, the receiver reads with the whole ring mapped in (no page fault per
+// 4 KiB on its first lap while the socket fills); lazy_ring leaves that to the first lap.
+static void
+test_ring_resident_when_open_returns(void)
+{
+    for (int lazy = 0; lazy < 2; lazy++) {
+        mcl_connection *c = fresh("");
+        mcl_queued_options o = {.ring_size = (size_t)16 << 20, .lazy_ring = lazy};
+        mcl_queued_listener *ql;
+        MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+        int pid = stats(ql).receiver_pid;
+        CU_ASSERT_FATAL(pid > 0);
+        long kb = rss_shmem_kb(pid), mine = rss_shmem_kb(getpid());
+        CU_ASSERT_FATAL(kb >= 0 && mine >= 0);
+        if (lazy) {
+            CU_ASSERT(kb < 4 * 1024);
+        } else {
+            CU_ASSERT(kb >= 16 * 1024);
+            CU_ASSERT(mine >= 16 * 1024);
+        }
+        mcl_queued_listener_free(ql);
+        mcl_connection_free(c);
+    }
+}
+
 static void
 test_mcl_open_close_semantics(void)
 {
@@ -715,6 +757,7 @@ static CU_TestInfo tests[] = {
     {"receiver_hygiene_and_bad_topics", test_receiver_hygiene_and_bad_topics},
     {"death_seen_when_sigchld_ignored", test_death_seen_when_sigchld_ignored},
     {"mcl_open_close_semantics", test_mcl_open_close_semantics},
+    {"ring_resident_when_open_returns", test_ring_resident_when_open_returns},
     {"delivers_raw_and_messages", test_delivers_raw_and_messages},
     {"no_thread_fd_dispatch_recv", test_no_thread_fd_dispatch_recv},
     {"kill_receiver_restart_and_gaps", test_kill_receiver_restart_and_gaps},
