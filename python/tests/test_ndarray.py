@@ -211,6 +211,32 @@ def test_array_published_by_the_c_tool_arrives_as_numpy():
     assert p['img'].dtype == np.uint8 and p['img'].tolist() == [[0, 1], [254, 255]]
 
 
+@pytest.mark.skipif(not os.environ.get('MCL_SIM'), reason='needs the mcl-sim tool (MCL_SIM)')
+def test_mcl_sim_camera_and_lidar_arrive_as_numpy_arrays():
+    url = udp_url()
+    got = {}
+    with mcl.RawListener(mcl.Connection(url), topics=['camera/front', 'lidar/top'],
+                         timeout=5) as l:
+        sim = subprocess.Popen([os.environ['MCL_SIM'], '-u', url, '-d', '3', '-q'])
+        try:
+            for d in l:
+                got.setdefault(d['topic'], mcl.unpack(d['payload']))
+                if len(got) == 2:
+                    break
+        finally:
+            sim.kill()
+            sim.wait()
+    frame, scan = got['camera/front'], got['lidar/top']
+    assert frame['name'] == 'CameraFrame' and frame['encoding'] == 'mono8'
+    f = frame['frame']
+    assert f.dtype == np.uint8 and f.shape == (frame['height'], frame['width']) == (204, 640)
+    assert scan['name'] == 'LidarScan'
+    r = scan['ranges']
+    assert r.dtype == np.float32 and r.shape == (15328,)
+    assert np.isclose(scan['angle_step'] * len(r), 2 * np.pi)
+    assert 29.5 < r.min() and r.max() < 43  # the walls of a 60 m square, seen from its middle
+
+
 def test_log_to_numpy_and_pandas_with_array_fields(tmp_path):
     path = str(tmp_path / 'arrays.mcllog')
     with LogWriter(path) as w:

@@ -178,8 +178,21 @@ wait "$s_pid"
 check "sim dump exit" test $? -eq 0
 check "jq parses every line" jq -e . "$tmp/s.out"
 check "jq imu fields" bash -c "jq -e 'select(.msg.name == \"Imu\") | .msg.az > 9 and .msg.az < 10.5' '$tmp/s.out' | grep -q true"
-check "jq camera binary" bash -c "jq -e 'select(.topic == \"camera/front\") | .msg.data[\"\$bin\"] | length > 100000' '$tmp/s.out' | grep -q true"
+# camera and lidar carry typed arrays sized by the built-in SIZE_BYTES (131072, 61440), and
+# no padding: a mono8 frame uint8[204,640] and float32[15328] ranges on the arena's walls.
+check "jq camera frame" bash -c "jq -e 'select(.topic == \"camera/front\") | .msg.frame[\"\$ndarray\"] | .dtype == \"uint8\" and .shape == [204, 640] and (.data | length) == 204 and (.data[1] | length) == 640 and .data[1][0:3] == [1, 2, 3]' '$tmp/s.out' | grep -q true"
+check "jq camera width and height" bash -c "jq -e 'select(.topic == \"camera/front\") | .msg.width == 640 and .msg.height == 204 and (.msg | has(\"data\") | not)' '$tmp/s.out' | grep -q true"
+check "jq lidar ranges" bash -c "jq -e 'select(.topic == \"lidar/top\") | .msg.ranges[\"\$ndarray\"] | .dtype == \"float32\" and .shape == [15328] and (.data | min) > 29.5 and (.data | max) < 43' '$tmp/s.out' | grep -q true"
+check "jq lidar no padding" bash -c "jq -e 'select(.topic == \"lidar/top\") | .msg | has(\"data\") | not' '$tmp/s.out' | grep -q true"
 check "jq gnss near Sydney" bash -c "jq -e 'select(.msg.name == \"GnssFix\") | (.msg.lat | floor) == -34' '$tmp/s.out' | grep -q true"
+
+# The human format shows the sim's arrays as dtype[shape] summaries.
+start_dump sh -u "$u7" -t 'lidar/*,camera/*' --timeout 20 -n 4
+"$sim" -u "$u7" -d 0.6 -q
+wait "$sh_pid"
+cp "$tmp/sh.out" "$tmp/out"
+check "dump shows sim lidar as float32[...]" out_says 'lidar/top .*LidarScan .* ranges=float32\[15328\] 29\.9[0-9]* 30\.0[0-9]* '
+check "dump shows sim camera as uint8[...]" out_says 'camera/front .*CameraFrame .* frame=uint8\[204,640\] [0-9]* [0-9]* '
 
 # Human format: name and fields; --raw shows the bytes instead.
 u8="udp://239.255.78.17:26017?iface=lo&ttl=0"
