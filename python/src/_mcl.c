@@ -220,10 +220,14 @@ np_kind(PyObject *o)
         Py_DECREF(key);
         if (mod == NULL)
             return PyErr_Occurred() ? -1 : 0;
-        int r = np_cache(mod);
+        // None (sys.modules['numpy'] = None blocks the import) or a module still being
+        // imported is no numpy yet: nothing can be one of its arrays.
+        int r = mod == Py_None ? -1 : np_cache(mod);
         Py_DECREF(mod);
-        if (r < 0)
-            return -1;
+        if (r < 0) {
+            PyErr_Clear();
+            return 0;
+        }
     }
     if (PyObject_TypeCheck(o, (PyTypeObject *)np_ndarray))
         return 1;

@@ -165,6 +165,10 @@ import sys
 sys.modules['numpy'] = None
 import mcl
 assert mcl.unpack(mcl.pack({'a': [1, 2.5, b'x']})) == {'a': [1, 2.5, b'x']}
+import enum
+class E(enum.IntEnum):
+    A = 3
+assert mcl.unpack(mcl.pack([bytearray(b'ab'), memoryview(b'cd'), E.A])) == [b'ab', b'cd', 3]
 try:
     mcl.unpack(bytes.fromhex(%r))
 except ImportError as e:
