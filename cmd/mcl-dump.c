@@ -29,6 +29,9 @@ static bool columns_auto;
 static const char *ellipsis = "...";
 static size_t ellipsis_cols = 3;
 
+// --json's flags for mcl_msg_to_json(): --json-base64 adds MCL_JSON_NDARRAY_BASE64.
+static int json_flags = MCL_JSON_COMPACT;
+
 static void
 usage(FILE *f)
 {
@@ -43,6 +46,9 @@ usage(FILE *f)
             "  -n, --count N        exit after N messages (exit 1 if the timeout comes first)\n"
             "      --timeout SEC    exit after SEC seconds\n"
             "      --json           JSON Lines instead of the human format\n"
+            "      --json-base64    --json with typed arrays' data as base64 of their little-\n"
+            "                       endian bytes (\"base64\" instead of nested \"data\" lists:\n"
+            "                       about 4/3 of the bytes); mcl-pub --json reads both\n"
             "      --raw            do not decode msgpack messages (show text or hex)\n"
             "  -f, --file LOG       print a log instead of live traffic (repeatable: merged in time\n"
             "                       order; mcl or Python MCL logs, split series, directories), or a\n"
@@ -379,7 +385,7 @@ print_json(FILE *o, const mcl_raw_msg *m, const mcl_msg *msg)
     else
         fprintf(o, "\"%s\",", sender);
     char *js = NULL;
-    if (msg != NULL && mcl_msg_to_json(msg, MCL_JSON_COMPACT, &js) == MCL_OK) {
+    if (msg != NULL && mcl_msg_to_json(msg, json_flags, &js) == MCL_OK) {
         fputs("\"msg\":", o);
         fputs(js, o);
         mcl_free(js);
@@ -1046,6 +1052,7 @@ main(int argc, char **argv)
     enum {
         OPT_TIMEOUT = 256,
         OPT_JSON,
+        OPT_JSON_BASE64,
         OPT_STATS,
         OPT_HELP,
         OPT_VERSION,
@@ -1074,6 +1081,7 @@ main(int argc, char **argv)
                                          {"count", required_argument, NULL, 'n'},
                                          {"timeout", required_argument, NULL, OPT_TIMEOUT},
                                          {"json", no_argument, NULL, OPT_JSON},
+                                         {"json-base64", no_argument, NULL, OPT_JSON_BASE64},
                                          {"raw", no_argument, NULL, OPT_RAW},
                                          {"file", required_argument, NULL, 'f'},
                                          {"follow", no_argument, NULL, 'F'},
@@ -1120,6 +1128,10 @@ main(int argc, char **argv)
             break;
         case OPT_JSON:
             json = true;
+            break;
+        case OPT_JSON_BASE64:
+            json = true;
+            json_flags |= MCL_JSON_NDARRAY_BASE64;
             break;
         case OPT_STATS:
             stats = true;

@@ -63,6 +63,12 @@ usage(FILE *f)
             "  TYPE is imu, gnss, wheels, camera, lidar or blob (default: NAME if it is one of\n"
             "  these, else blob); TOPIC defaults to NAME. SIZE_BYTES 0 keeps the natural size;\n"
             "  otherwise a binary \"data\" field brings the message to about that size.\n"
+            "  camera and lidar carry typed arrays sized by SIZE_BYTES instead of \"data\":\n"
+            "  camera a mono8 frame uint8[HEIGHT,WIDTH] (width 640, the rows that fit;\n"
+            "  0: 640 x 480), lidar ranges float32[N] (the beams that fit, angle_step\n"
+            "  2 pi / N; 0: 360); built in: uint8[204,640] and float32[15328]. Other\n"
+            "  fields: camera width, height, encoding, exposure_ms; lidar angle_min,\n"
+            "  angle_step.\n"
             "\n"
             "Built-in scenario:\n%s"
             "When stderr is a terminal, a status line shows, once a second, the time (of the\n"
@@ -245,6 +251,35 @@ pad_to(mcl_msg *m, size_t target, uint64_t k)
     return rv;
 }
 
+// Camera and lidar carry their data as typed arrays (mcl/value.h) that take the stream's
+// SIZE_BYTES, less about this much for the other fields, so their shape stays the same for
+// every message of a stream (a log reads them as one (N, *shape) column).
+enum { ARRAY_OVERHEAD = 128, CAMERA_WIDTH = 640, CAMERA_HEIGHT = 480, LIDAR_BEAMS = 360 };
+
+// The frame of a camera stream: uint8[height, width] (mono8); SIZE_BYTES 0: 640 x 480.
+static void
+camera_shape(const stream *s, uint64_t shape[2])
+{
+    shape[1] = CAMERA_WIDTH;
+    shape[0] = CAMERA_HEIGHT;
+    if (s->size > 0) {
+        size_t avail = s->size > ARRAY_OVERHEAD + 1 ? s->size - ARRAY_OVERHEAD : 1;
+        if (avail < CAMERA_WIDTH)
+            shape[1] = avail;
+        shape[0] = avail / shape[1];
+    }
+}
+
+// The beams of a lidar stream: float32[n]; SIZE_BYTES 0: 360 (one per degree).
+static uint64_t
+lidar_beams(const stream *s)
+{
+    if (s->size == 0)
+        return LIDAR_BEAMS;
+    size_t avail = s->size > ARRAY_OVERHEAD + 4 ? s->size - ARRAY_OVERHEAD : 4;
+    return avail / 4;
+}
+
 static mcl_err
 fill(mcl_msg *m, const stream *s, const vehicle *v)
 {
@@ -292,35 +327,48 @@ fill(mcl_msg *m, const stream *s, const vehicle *v)
             rv = mcl_msg_set_double(m, names[i], sp[i] + noise(0.02));
         break;
     }
-    case K_CAMERA:
+    case K_CAMERA: {
+        uint64_t shape[2];
+        void *px = NULL;
+        camera_shape(s, shape);
         if (rv == MCL_OK)
-            rv = mcl_msg_set_int(m, "width", 640);
+            rv = mcl_msg_set_int(m, "width", (int64_t)shape[1]);
         if (rv == MCL_OK)
-            rv = mcl_msg_set_int(m, "height", 480);
+            rv = mcl_msg_set_int(m, "height", (int64_t)shape[0]);
         if (rv == MCL_OK)
             rv = mcl_msg_set_str(m, "encoding", "mono8");
         if (rv == MCL_OK)
             rv = mcl_msg_set_double(m, "exposure_ms", 8.0 + 2.0 * sin(v->t));
+        if (rv == MCL_OK) // filled in place: a gradient that moves, so frames differ
+            rv = mcl_msg_set_ndarray_uninit(m, "frame", MCL_DTYPE_UINT8, 2, shape, &px);
+        uint8_t *row = px;
+        for (uint64_t y = 0; rv == MCL_OK && row != NULL && y < shape[0]; y++, row += shape[1])
+            for (uint64_t x = 0; x < shape[1]; x++)
+                row[x] = (uint8_t)(x + y + s->k * 3);
         break;
+    }
     case K_LIDAR: {
-        mcl_value *ranges;
+        uint64_t n = lidar_beams(s);
+        double step = 2 * M_PI / (double)n;
+        void *p = NULL;
         if (rv == MCL_OK)
             rv = mcl_msg_set_double(m, "angle_min", -M_PI);
         if (rv == MCL_OK)
-            rv = mcl_msg_set_double(m, "angle_step", 2 * M_PI / 360);
+            rv = mcl_msg_set_double(m, "angle_step", step);
         if (rv == MCL_OK)
-            rv = mcl_msg_set_array(m, "ranges", &ranges);
-        for (int i = 0; i < 360 && rv == MCL_OK; i++) // walls of a 60 m square arena
-            rv = mcl_value_push_double(ranges, 30.0 / fmax(fabs(cos(i * M_PI / 180)),
-                                                           fabs(sin(i * M_PI / 180))) +
-                                                   noise(0.02));
+            rv = mcl_msg_set_ndarray_uninit(m, "ranges", MCL_DTYPE_FLOAT32, 1, &n, &p);
+        float *ranges = p;
+        for (uint64_t i = 0; rv == MCL_OK && i < n; i++) { // walls of a 60 m square arena
+            double a = -M_PI + step * (double)i;
+            ranges[i] = (float)(30.0 / fmax(fabs(cos(a)), fabs(sin(a))) + noise(0.02));
+        }
         break;
     }
     case K_BLOB:
     case K_COUNT:
         break;
     }
-    if (rv == MCL_OK && s->size > 0)
+    if (rv == MCL_OK && s->size > 0 && s->kind != K_CAMERA && s->kind != K_LIDAR)
         rv = pad_to(m, s->size, s->k);
     return rv;
 }

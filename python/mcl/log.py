@@ -140,6 +140,11 @@ class LogReader:
         structured=True: a numpy structured array (columns 'time_received' and the fields,
         each of the dtype numpy infers: float64, int64, bool, str, else object);
         False: a dict of arrays. Needs numpy (Debian python3-numpy).
+        A typed-array field (a numpy array in every message, all of one shape S) is an
+        (N, *S) array, a subarray column of shape S in the structured array; arrays of
+        different dtypes are promoted as numpy.stack does. Arrays of different shapes, or
+        an array in some messages and another value in others, are a ValueError naming the
+        field (read those records with iteration instead).
         """
         import numpy as np
         fields = self._field_names(fields)
@@ -154,24 +159,30 @@ class LogReader:
             fields, times, cols = self._columns(fields)
             arrays = {'time_received': np.asarray(times, dtype=np.float64)}
         for f in fields:
+            vals = cols[f]
+            if any(isinstance(v, np.ndarray) for v in vals):
+                arrays[f] = _stack_arrays(np, f, vals)
+                continue
             try:
-                a = np.asarray(cols[f])
+                a = np.asarray(vals)
                 if a.ndim != 1:
                     raise ValueError
             except ValueError:
-                a = np.empty(len(cols[f]), dtype=object)
-                a[:] = cols[f]
+                a = np.empty(len(vals), dtype=object)
+                a[:] = vals
             arrays[f] = a
         if not structured:
             return arrays
-        out = np.empty(len(arrays['time_received']), dtype=[(k, a.dtype) for k, a in arrays.items()])
+        out = np.empty(len(arrays['time_received']),
+                       dtype=[(k, a.dtype, a.shape[1:]) for k, a in arrays.items()])
         for k, a in arrays.items():
             out[k] = a
         return out
 
     def to_pandas(self, fields=None):
         """A pandas DataFrame: 'time_received', 'topic' and the payload fields (all of them
-        when fields is None), one row per message that is a map. Needs pandas."""
+        when fields is None), one row per message that is a map. Needs pandas. A typed-array
+        field is an object column holding one numpy array per row (any shapes)."""
         import pandas as pd
         rows = []
         for rec in self:
@@ -187,6 +198,20 @@ class LogReader:
                 continue
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _stack_arrays(np, field, vals):
+    # One column of typed arrays: (N, *shape), or a ValueError saying what does not fit.
+    shapes = set()
+    for v in vals:
+        if not isinstance(v, np.ndarray):
+            raise ValueError('field %r: a typed array in some messages and a %s in others '
+                             'cannot make one column' % (field, type(v).__name__))
+        shapes.add(v.shape)
+    if len(shapes) > 1:
+        raise ValueError('field %r: typed arrays of different shapes (%s) cannot make one '
+                         'column' % (field, ', '.join(sorted(map(str, shapes))[:4])))
+    return np.stack(vals)
 
 
 def _created(source):

@@ -129,10 +129,274 @@ slot_err(mcl_err rv, const char *path)
     return -1;
 }
 
+// ---------------------------------------------------------------------------------------
+// numpy (optional): typed arrays (MCL_TYPE_NDARRAY) <-> numpy.ndarray, through numpy's Python
+// API and the buffer protocol only, so the extension builds without numpy's headers and
+// `import mcl` works without numpy. Decoding imports numpy when the first array arrives;
+// encoding only asks whether the program has imported it (before that, no object can be a
+// numpy array or scalar). Both copy the elements once (a memcpy), never element by element.
+
+static PyObject *np_ndarray; // numpy.ndarray, once numpy is known
+static PyObject *np_generic; // numpy.generic: numpy's scalars
+static PyObject *np_empty;   // numpy.empty
+static PyObject *np_asarray; // numpy.asarray
+
+static int
+np_cache(PyObject *mod)
+{
+    PyObject *nd = PyObject_GetAttrString(mod, "ndarray");
+    PyObject *ge = nd != NULL ? PyObject_GetAttrString(mod, "generic") : NULL;
+    PyObject *em = ge != NULL ? PyObject_GetAttrString(mod, "empty") : NULL;
+    PyObject *as = em != NULL ? PyObject_GetAttrString(mod, "asarray") : NULL;
+    if (as == NULL || !PyType_Check(nd) || !PyType_Check(ge)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ImportError, "numpy has no ndarray type");
+        Py_XDECREF(nd);
+        Py_XDECREF(ge);
+        Py_XDECREF(em);
+        Py_XDECREF(as);
+        return -1;
+    }
+    np_ndarray = nd;
+    np_generic = ge;
+    np_empty = em;
+    np_asarray = as;
+    return 0;
+}
+
+// numpy for decoding @p what: imported on first use. Without it, an ImportError (name 'numpy')
+// that says what needed it, caused by the import's own error.
+static int
+np_need(const char *what)
+{
+    if (np_ndarray != NULL)
+        return 0;
+    PyObject *mod = PyImport_ImportModule("numpy");
+    if (mod != NULL) {
+        int r = np_cache(mod);
+        Py_DECREF(mod);
+        return r;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_ImportError))
+        return -1;
+    PyObject *t, *cause, *tb;
+    PyErr_Fetch(&t, &cause, &tb);
+    PyErr_NormalizeException(&t, &cause, &tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    PyObject *text = PyUnicode_FromFormat(
+        "reading a typed array (%s) needs numpy (Debian python3-numpy, or pip install numpy)",
+        what);
+    PyObject *name = PyUnicode_FromString("numpy");
+    if (text != NULL && name != NULL)
+        PyErr_SetImportError(text, name, NULL);
+    Py_XDECREF(text);
+    Py_XDECREF(name);
+    if (cause != NULL && PyErr_Occurred()) {
+        PyObject *t2, *v2, *tb2;
+        PyErr_Fetch(&t2, &v2, &tb2);
+        PyErr_NormalizeException(&t2, &v2, &tb2);
+        if (v2 != NULL)
+            PyException_SetCause(v2, cause); // steals cause
+        else
+            Py_DECREF(cause);
+        PyErr_Restore(t2, v2, tb2);
+    } else {
+        Py_XDECREF(cause);
+    }
+    return -1;
+}
+
+// 1: @p o is a numpy.ndarray (or a subclass), 2: a numpy scalar, 0: neither (or numpy is not
+// imported), -1: an error is set.
+static int
+np_kind(PyObject *o)
+{
+    if (np_ndarray == NULL) {
+        PyObject *key = PyUnicode_FromString("numpy");
+        if (key == NULL)
+            return -1;
+        PyObject *mod = PyImport_GetModule(key); // NULL, and no error, when not imported
+        Py_DECREF(key);
+        if (mod == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+        // None (sys.modules['numpy'] = None blocks the import) or a module still being
+        // imported is no numpy yet: nothing can be one of its arrays.
+        int r = mod == Py_None ? -1 : np_cache(mod);
+        Py_DECREF(mod);
+        if (r < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    if (PyObject_TypeCheck(o, (PyTypeObject *)np_ndarray))
+        return 1;
+    return PyObject_TypeCheck(o, (PyTypeObject *)np_generic) ? 2 : 0;
+}
+
+// The mcl dtype of numpy dtype kind @p kind ('b', 'i', 'u', 'f') and @p size bytes, 0 if none.
+static mcl_dtype
+np_dtype_of(int kind, long size)
+{
+    static const mcl_dtype ints[] = {MCL_DTYPE_INT8, MCL_DTYPE_INT16, MCL_DTYPE_INT32,
+                                     MCL_DTYPE_INT64};
+    static const mcl_dtype uints[] = {MCL_DTYPE_UINT8, MCL_DTYPE_UINT16, MCL_DTYPE_UINT32,
+                                      MCL_DTYPE_UINT64};
+    int lg = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : size == 8 ? 3 : -1;
+    if (lg < 0)
+        return (mcl_dtype)0;
+    switch (kind) {
+    case 'b':
+        return size == 1 ? MCL_DTYPE_BOOL : (mcl_dtype)0;
+    case 'i':
+        return ints[lg];
+    case 'u':
+        return uints[lg];
+    case 'f':
+        return size == 4 ? MCL_DTYPE_FLOAT32 : size == 8 ? MCL_DTYPE_FLOAT64 : (mcl_dtype)0;
+    default:
+        return (mcl_dtype)0;
+    }
+}
+
+// A numpy array -> a typed array in slot @p s: its dtype must be one of mcl's (else TypeError
+// naming the field); a non-contiguous or byte-swapped array is first made C-contiguous in the
+// host's order by numpy (one copy), then the library copies it once.
+static int
+put_ndarray(const slot *s, PyObject *o, const char *path)
+{
+    PyObject *dt = PyObject_GetAttrString(o, "dtype");
+    if (dt == NULL)
+        return -1;
+    PyObject *kind = PyObject_GetAttrString(dt, "kind");
+    PyObject *size = kind != NULL ? PyObject_GetAttrString(dt, "itemsize") : NULL;
+    long isz = size != NULL ? PyLong_AsLong(size) : -1;
+    Py_ssize_t klen = 0;
+    const char *ks =
+        kind != NULL && PyUnicode_Check(kind) ? PyUnicode_AsUTF8AndSize(kind, &klen) : NULL;
+    int k = ks != NULL && klen == 1 ? ks[0] : 0;
+    Py_XDECREF(kind);
+    Py_XDECREF(size);
+    if (PyErr_Occurred()) {
+        Py_DECREF(dt);
+        return -1;
+    }
+    mcl_dtype dtype = np_dtype_of(k, isz);
+    if (dtype == 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "field '%s': cannot send a numpy array of dtype %S (typed arrays are int8 "
+                     "to int64, uint8 to uint64, float32, float64 or bool)",
+                     path, dt);
+        Py_DECREF(dt);
+        return -1;
+    }
+    Py_DECREF(dt);
+    PyObject *args = Py_BuildValue("(O)", o);
+    PyObject *kw = args != NULL
+                       ? Py_BuildValue("{s:s,s:s}", "dtype", mcl_dtype_name(dtype), "order", "C")
+                       : NULL;
+    PyObject *c = kw != NULL ? PyObject_Call(np_asarray, args, kw) : NULL;
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
+    if (c == NULL)
+        return -1;
+    Py_buffer view;
+    if (PyObject_GetBuffer(c, &view, PyBUF_C_CONTIGUOUS) < 0) {
+        Py_DECREF(c);
+        return -1;
+    }
+    int r = 0;
+    if (view.ndim < 0 || view.ndim > MCL_NDARRAY_MAX_NDIM) {
+        PyErr_Format(PyExc_ValueError,
+                     "field '%s': a typed array has at most %d dimensions, not %d", path,
+                     (int)MCL_NDARRAY_MAX_NDIM, view.ndim);
+        r = -1;
+    } else {
+        uint64_t shape[MCL_NDARRAY_MAX_NDIM] = {0};
+        for (int i = 0; i < view.ndim; i++)
+            shape[i] = (uint64_t)view.shape[i];
+        mcl_err rv;
+        if (view.len >= (1 << 20)) { // a big copy runs without the GIL: both sides are ours
+            Py_BEGIN_ALLOW_THREADS;
+            rv = SLOT_SET(s, ndarray, dtype, (size_t)view.ndim, shape, view.buf);
+            Py_END_ALLOW_THREADS;
+        } else {
+            rv = SLOT_SET(s, ndarray, dtype, (size_t)view.ndim, shape, view.buf);
+        }
+        if (rv != MCL_OK)
+            r = slot_err(rv, path);
+    }
+    PyBuffer_Release(&view);
+    Py_DECREF(c);
+    return r;
+}
+
+// A typed array -> a new numpy.ndarray of its dtype and shape (native byte order, writable,
+// owning its memory), filled with one memcpy.
+static PyObject *
+ndarray_to_py(const mcl_value *v)
+{
+    mcl_dtype dtype = 0;
+    size_t ndim = 0, nbytes = 0;
+    const uint64_t *shape = NULL;
+    const void *data = NULL;
+    if (mcl_value_get_ndarray(v, &dtype, &ndim, &shape, &data, &nbytes) != MCL_OK) {
+        PyErr_SetString(PyExc_ValueError, "not a typed array");
+        return NULL;
+    }
+    if (np_ndarray == NULL) {
+        char what[160];
+        int n = snprintf(what, sizeof what, "%s[", mcl_dtype_name(dtype));
+        for (size_t i = 0; i < ndim && n > 0 && (size_t)n < sizeof what - 24; i++)
+            n += snprintf(what + n, sizeof what - (size_t)n, i ? ",%llu" : "%llu",
+                          (unsigned long long)shape[i]);
+        if (n > 0 && (size_t)n < sizeof what - 2)
+            snprintf(what + n, sizeof what - (size_t)n, "]");
+        if (np_need(what) < 0)
+            return NULL;
+    }
+    PyObject *sh = PyTuple_New((Py_ssize_t)ndim);
+    if (sh == NULL)
+        return NULL;
+    for (size_t i = 0; i < ndim; i++) {
+        PyObject *d = PyLong_FromUnsignedLongLong(shape[i]);
+        if (d == NULL) {
+            Py_DECREF(sh);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(sh, (Py_ssize_t)i, d);
+    }
+    PyObject *arr = PyObject_CallFunction(np_empty, "Os", sh, mcl_dtype_name(dtype));
+    Py_DECREF(sh);
+    if (arr == NULL || nbytes == 0)
+        return arr;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arr, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    if ((size_t)view.len != nbytes) {
+        PyBuffer_Release(&view);
+        Py_DECREF(arr);
+        PyErr_SetString(PyExc_SystemError, "numpy.empty gave an array of another size");
+        return NULL;
+    }
+    if (nbytes >= (1 << 20)) {
+        Py_BEGIN_ALLOW_THREADS;
+        memcpy(view.buf, data, nbytes);
+        Py_END_ALLOW_THREADS;
+    } else {
+        memcpy(view.buf, data, nbytes);
+    }
+    PyBuffer_Release(&view);
+    return arr;
+}
+
 static int
 put_obj(const slot *s, PyObject *o, char *path, size_t plen, int depth)
 {
     mcl_err rv;
+    int np;
     if (depth > 31) {
         PyErr_Format(PyExc_ValueError, "field '%s': nested deeper than 32", path);
         return -1;
@@ -141,6 +405,24 @@ put_obj(const slot *s, PyObject *o, char *path, size_t plen, int depth)
         rv = slot_nil(s);
     } else if (PyBool_Check(o)) {
         rv = SLOT_SET(s, bool, o == Py_True);
+    } else if (!PyLong_CheckExact(o) && !PyFloat_CheckExact(o) && !PyUnicode_Check(o) &&
+               !PyBytes_Check(o) && !PyList_Check(o) && !PyTuple_Check(o) && !PyDict_Check(o) &&
+               (np = np_kind(o)) != 0) {
+        if (np < 0)
+            return -1;
+        if (np == 1)
+            return put_ndarray(s, o, path);
+        // A numpy scalar (numpy.float32(1.5), numpy.bool_): its Python value, so that it is a
+        // float or a bool rather than its bytes (buffer) or an index.
+        PyObject *py = PyObject_CallMethod(o, "item", NULL);
+        if (py == NULL)
+            return -1;
+        int r = np_kind(py) == 0 ? put_obj(s, py, path, plen, depth) : -1;
+        if (r < 0 && !PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "field '%s': cannot send a numpy scalar of type %.100s",
+                         path, Py_TYPE(o)->tp_name);
+        Py_DECREF(py);
+        return r;
     } else if (PyLong_Check(o) || (!PyFloat_Check(o) && PyIndex_Check(o))) {
         PyObject *i = PyNumber_Index(o);
         if (i == NULL)
@@ -237,7 +519,7 @@ put_obj(const slot *s, PyObject *o, char *path, size_t plen, int depth)
     } else {
         PyErr_Format(PyExc_TypeError,
                      "field '%s': cannot send a value of type %.100s (None, bool, int, float, "
-                     "str, bytes, list, tuple or dict)",
+                     "str, bytes, list, tuple, dict or numpy.ndarray)",
                      path, Py_TYPE(o)->tp_name);
         return -1;
     }
@@ -322,10 +604,8 @@ value_to_py(const mcl_value *v, int depth)
         }
         return d;
     }
-    case MCL_TYPE_NDARRAY: // (numpy mapping: issue 22, not yet)
-        PyErr_SetString(PyExc_NotImplementedError,
-                        "typed arrays (ndarray values) are not readable from Python yet");
-        return NULL;
+    case MCL_TYPE_NDARRAY:
+        return ndarray_to_py(v);
     default:
         break;
     }
@@ -1084,6 +1364,8 @@ build_msg_dict(ListenerObject *self, const mcl_raw_msg *m, const mcl_msg *msg)
     } else if (self->objects) {
         payload = unpack_bytes(m->payload, m->len);
         if (payload == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_ImportError))
+                return NULL; // a typed array without numpy: say so, as message listeners do
             PyErr_Clear();
             self->undecodable++;
             return NULL;

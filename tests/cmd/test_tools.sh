@@ -176,10 +176,32 @@ start_dump s -u "$u7" --json --timeout 20 -n 40
 "$sim" -u "$u7" -d 0.6 -q
 wait "$s_pid"
 check "sim dump exit" test $? -eq 0
-check "jq parses every line" jq -e . "$tmp/s.out"
+check "jq parses every line" bash -c "jq -e . '$tmp/s.out' >/dev/null"
 check "jq imu fields" bash -c "jq -e 'select(.msg.name == \"Imu\") | .msg.az > 9 and .msg.az < 10.5' '$tmp/s.out' | grep -q true"
-check "jq camera binary" bash -c "jq -e 'select(.topic == \"camera/front\") | .msg.data[\"\$bin\"] | length > 100000' '$tmp/s.out' | grep -q true"
+# camera and lidar carry typed arrays sized by the built-in SIZE_BYTES (131072, 61440), and
+# no padding: a mono8 frame uint8[204,640] and float32[15328] ranges on the arena's walls.
+check "jq camera frame" bash -c "jq -e 'select(.topic == \"camera/front\") | .msg.frame[\"\$ndarray\"] | .dtype == \"uint8\" and .shape == [204, 640] and (.data | length) == 204 and (.data[1] | length) == 640 and .data[1][0:3] == [1, 2, 3]' '$tmp/s.out' | grep -q true"
+check "jq camera width and height" bash -c "jq -e 'select(.topic == \"camera/front\") | .msg.width == 640 and .msg.height == 204 and (.msg | has(\"data\") | not)' '$tmp/s.out' | grep -q true"
+check "jq lidar ranges" bash -c "jq -e 'select(.topic == \"lidar/top\") | .msg.ranges[\"\$ndarray\"] | .dtype == \"float32\" and .shape == [15328] and (.data | min) > 29.5 and (.data | max) < 43' '$tmp/s.out' | grep -q true"
+check "jq lidar no padding" bash -c "jq -e 'select(.topic == \"lidar/top\") | .msg | has(\"data\") | not' '$tmp/s.out' | grep -q true"
 check "jq gnss near Sydney" bash -c "jq -e 'select(.msg.name == \"GnssFix\") | (.msg.lat | floor) == -34' '$tmp/s.out' | grep -q true"
+
+# The human format shows the sim's arrays as dtype[shape] summaries; a lidar scan dumped with
+# --json-base64 and published again by mcl-pub --json-lines arrives bit for bit the same.
+start_dump sh -u "$u7" -t 'lidar/*,camera/*' --timeout 20 -n 4
+start_dump sb -u "$u7" -t 'lidar/top' --timeout 20 -n 1 --json-base64
+"$sim" -u "$u7" -d 0.6 -q
+wait "$sh_pid" "$sb_pid"
+check "sim lidar json-base64" bash -c "jq -e '.msg.ranges[\"\$ndarray\"] | .shape == [15328] and (.base64 | length) == 81752' '$tmp/sb.out' | grep -q true"
+u11="udp://239.255.78.20:26020?iface=lo&ttl=0"
+start_dump sr -u "$u11" --timeout 20 -n 1 --json-base64
+jq -c .msg "$tmp/sb.out" | "$pub" -u "$u11" -t lidar/top -q --json-lines
+wait "$sr_pid"
+check "sim lidar json-base64 round trip" test "$(jq -c .msg "$tmp/sr.out")" = "$(jq -c .msg "$tmp/sb.out")"
+check "sim lidar round trip size" test "$(jq .size "$tmp/sr.out")" = "$(jq .size "$tmp/sb.out")"
+cp "$tmp/sh.out" "$tmp/out"
+check "dump shows sim lidar as float32[...]" out_says 'lidar/top .*LidarScan .* ranges=float32\[15328\] 29\.9[0-9]* 30\.0[0-9]* '
+check "dump shows sim camera as uint8[...]" out_says 'camera/front .*CameraFrame .* frame=uint8\[204,640\] [0-9]* [0-9]* '
 
 # Human format: name and fields; --raw shows the bytes instead.
 u8="udp://239.255.78.17:26017?iface=lo&ttl=0"
@@ -212,15 +234,32 @@ u9="udp://239.255.78.18:26018?iface=lo&ttl=0"
 start_dump nh -u "$u9" -n 1 --timeout 20
 start_dump nj -u "$u9" -n 1 --timeout 20 --json
 start_dump nc -u "$u9" -n 1 --timeout 20 --csv r,m
+start_dump nb -u "$u9" -n 1 --timeout 20 --json-base64
 "$pub" -u "$u9" -t scan -q -j "$nd"
 check "ndarray pub exit" test $? -eq 0
-wait "$nh_pid" "$nj_pid" "$nc_pid"
+wait "$nh_pid" "$nj_pid" "$nc_pid" "$nb_pid"
 cp "$tmp/nh.out" "$tmp/out"
 check "ndarray human summary" out_says 'r=float32\[6\] 0.5 1.25 2 -1 \.\.\.'
 check "ndarray human 2-d" out_says 'm=uint8\[2,2\] 1 2 3 4$'
 check "ndarray json lists" grep -q '"r":{"$ndarray":{"dtype":"float32","shape":\[6\],"data":\[0.5,1.25,2.0,-1.0,7.0,8.0\]}}' "$tmp/nj.out"
 check "ndarray json shape" test "$(jq -c '.msg.m["$ndarray"]' "$tmp/nj.out")" = '{"dtype":"uint8","shape":[2,2],"data":[[1,2],[3,4]]}'
 check "ndarray csv" test "$(tr -d '\r' <"$tmp/nc.out")" = 'float32[6]:AAAAPwAAoD8AAABAAACAvwAA4EAAAABB,"uint8[2,2]:AQIDBA=="'
+# --json-base64: the same objects with "base64" (the little-endian bytes) instead of "data",
+# and every other member as --json writes it.
+check "ndarray json-base64 r" test "$(jq -c '.msg.r["$ndarray"]' "$tmp/nb.out")" = '{"dtype":"float32","shape":[6],"base64":"AAAAPwAAoD8AAABAAACAvwAA4EAAAABB"}'
+check "ndarray json-base64 m" test "$(jq -c '.msg.m["$ndarray"]' "$tmp/nb.out")" = '{"dtype":"uint8","shape":[2,2],"base64":"AQIDBA=="}'
+check "ndarray json-base64 rest as --json" test "$(jq -c 'del(.msg.r, .msg.m, .time)' "$tmp/nb.out")" = "$(jq -c 'del(.msg.r, .msg.m, .time)' "$tmp/nj.out")"
+check "ndarray json-base64 no lists" test "$(grep -c '"data"' "$tmp/nb.out")" -eq 0
+# Round trip: the "msg" of a --json-base64 line, published again by mcl-pub --json-lines,
+# arrives as the same message (its timestamp included), in both JSON forms.
+u10="udp://239.255.78.19:26019?iface=lo&ttl=0"
+start_dump rb -u "$u10" -n 1 --timeout 20 --json-base64
+start_dump rj -u "$u10" -n 1 --timeout 20 --json
+jq -c .msg "$tmp/nb.out" | "$pub" -u "$u10" -t scan -q --json-lines
+check "ndarray json-base64 republish exit" test $? -eq 0
+wait "$rb_pid" "$rj_pid"
+check "ndarray json-base64 round trip" test "$(jq -c .msg "$tmp/rb.out")" = "$(jq -c .msg "$tmp/nb.out")"
+check "ndarray json-base64 round trip lists" test "$(jq -c .msg "$tmp/rj.out")" = "$(jq -c .msg "$tmp/nj.out")"
 
 if [[ "${MCL_HAVE_ZMQ:-1}" == 1 ]]; then
 # ZeroMQ: the same tools on zmq+ URLs. mcl-pub binds and waits for its subscriber (slow
