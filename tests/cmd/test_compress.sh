@@ -63,6 +63,42 @@ check "bridge compressed on B" has "$tmp/c.err" "compressed 1 ("
 kill -TERM "$bp"
 wait "$bp"
 
+# A typed array (float32[2048] and uint8[32,32]) published from JSON on a compressed group,
+# recorded, read back and replayed onto another group: the same JSON at every step.
+python3 - "$tmp/nd.json" <<'PY'
+import json, sys
+r = [round(10 + (i % 97) / 8.0, 3) for i in range(2048)]
+m = [[(x + y) % 256 for x in range(32)] for y in range(32)]
+json.dump({"name": "Scan", "r": {"$ndarray": {"dtype": "float32", "shape": [2048], "data": r}},
+           "m": {"$ndarray": {"dtype": "uint8", "shape": [32, 32], "data": m}}}, open(sys.argv[1], "w"))
+PY
+uz="$base&compress=zstd"
+"$bin/mcl-log" -v -u "$uz" -o "$tmp/nd.mcllog" 2>"$tmp/log.err" &
+log_pid=$!
+check "array log listens" wait_for "$tmp/log.err" "listening on" 5
+start_dump d -u "$uz" -n 1 --json --stats --timeout 10
+"$pub" -u "$uz" -q -j "$(cat "$tmp/nd.json")"
+wait "$d_pid"
+check "array dump exit" test $? -eq 0
+check "array came compressed" has "$tmp/d.err" "compressed 1 ("
+check "array arrives unchanged" test "$(jq -c '.msg | del(.timestamp)' "$tmp/d.out")" = "$(jq -c . "$tmp/nd.json")"
+for _ in $(seq 200); do # (bounded) until it says it recorded the message
+    kill -USR1 "$log_pid" 2>/dev/null
+    sleep 0.025
+    grep -q " s: 1 messages," "$tmp/log.err" && break
+done
+kill -INT "$log_pid"
+wait "$log_pid"
+check "array log exit" test $? -eq 0
+"$dump" -f "$tmp/nd.mcllog" --json >"$tmp/f.out" 2>/dev/null
+check "array read from the log unchanged" test "$(jq -c .msg "$tmp/f.out")" = "$(jq -c .msg "$tmp/d.out")"
+ur="udp://239.255.79.10:26173?iface=lo&ttl=0"
+start_dump e -u "$ur" -n 1 --json --timeout 10
+"$bin/mcl-replay" -q -u "$ur&compress=lz4" "$tmp/nd.mcllog"
+wait "$e_pid"
+check "array replay exit" test $? -eq 0
+check "array replayed unchanged" test "$(jq -c .msg "$tmp/e.out")" = "$(jq -c .msg "$tmp/d.out")"
+
 # Refused with the reason.
 "$pub" -u "$base" --compress gzip -q x 2>"$tmp/err"
 check "bad codec exit 2" test $? -eq 2
