@@ -354,11 +354,15 @@ chmod +x "$tmp/term.sh"
 # (sh gives a background job /dev/null as stdin: the monitor reads keys from /dev/tty)
 tm new-session -d -s stat_term -x 150 -y 20 "$tmp/term.sh"
 check "term starts" wait_for "$tmp/term.pid" "[0-9]" 10
+# (bounded) until the topic shows and both publishers are counted: the second one's first
+# datagram or heartbeat may come a screen refresh after the first's.
+two=false
 for _ in $(seq 200); do
-    tm capture-pane -p -t stat_term 2>/dev/null | grep -q "^imu " && break
+    tm capture-pane -p -t stat_term 2>/dev/null >"$tmp/term.screen"
+    grep -q "^imu " "$tmp/term.screen" && grep -q ' 2 pub ' "$tmp/term.screen" && { two=true; break; }
     sleep 0.05
 done
-check "term publishers" bash -c "tmux -S '$sock' capture-pane -p -t stat_term | grep -q ' 2 pub '"
+check "term publishers" $two
 kill $pubs 2>/dev/null # publishers that stop (a goodbye, or missed heartbeats) show as silent
 silent=false
 for _ in $(seq 200); do
