@@ -51,6 +51,7 @@ struct mcl_raw_listener {
     unsigned batch_n, batch_i;
     uint64_t kdrops;    // the transport's drop total, as last reported
     unsigned want;   // datagrams to read at most in the next read (0: a full batch)
+    int block_ms;    // the next read may wait this long for a datagram (0: not; recv sets it)
     mcl__subs subs;
     bool subs_ready;
     // Listener thread.
@@ -451,7 +452,13 @@ read_batch(mcl_raw_listener *l)
     uint64_t kd = l->kdrops;
     unsigned n = 0;
     l->batch_n = l->batch_i = 0;
-    mcl_err rv = l->ops->rx_read(l->rxs, l->batch, max, &n, &kd);
+    mcl_err rv;
+    if (l->block_ms != 0 && l->ops->rx_read_wait != NULL) { // waiting in the read itself
+        rv = l->ops->rx_read_wait(l->rxs, l->batch, max, &n, &kd, l->block_ms);
+        l->block_ms = 0; // (once: the next reads of this call do not wait)
+    } else {
+        rv = l->ops->rx_read(l->rxs, l->batch, max, &n, &kd);
+    }
     if (kd != l->kdrops) {
         l->kdrops = kd;
         mcl__rx_set_kernel_drops(&l->rx, kd);
@@ -540,11 +547,31 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
         return MCL_ECLOSED;
     if (l->running || mcl__subs_running(l))
         return MCL_ESTATE;
-    // The deadline is computed only once nothing is ready: a busy receiver reads no clock here.
+    // The deadline is computed only once nothing is ready (a busy receiver reads no clock
+    // here), or once before a read that may wait.
     int64_t deadline = INT64_MAX;
     bool have_deadline = timeout_ms < 0;
-    for (;;) {
+    // A transport that can wait in its read (udp: one recvmmsg instead of a read that finds
+    // nothing, a poll and a second read) waits there when nothing is buffered; the deadline is
+    // then taken before the first read.
+    bool read_waits = l->ops->rx_read_wait != NULL && timeout_ms != 0;
+    if (read_waits && !have_deadline) {
+        deadline = mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
+        have_deadline = true;
+    }
+    for (bool first = true;; first = false) {
+        if (read_waits) {
+            int ms = IDLE_POLL_MS;
+            if (timeout_ms >= 0 && first) {
+                ms = timeout_ms;
+            } else if (timeout_ms >= 0) {
+                int64_t left = deadline - mcl__mono_ns();
+                ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+            }
+            l->block_ms = ms > IDLE_POLL_MS ? IDLE_POLL_MS : ms;
+        }
         mcl_err rv = next_message(l, &l->cur);
+        l->block_ms = 0;
         if (rv == MCL_OK) {
             *msgp = &l->cur;
             return MCL_OK;
@@ -571,6 +598,8 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
             if (wait_ms > IDLE_POLL_MS)
                 wait_ms = IDLE_POLL_MS;
         }
+        if (read_waits)
+            continue; // (the read waited: next_message waits again, up to what is left)
         if (wait_readable(l, -1, wait_ms) < 0) {
             int e = errno;
             return mcl__fail(mcl__sys_err(e), NULL, 0, "listener", "poll: %s", strerror(e));

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <time.h>
 
 static int group_counter;
 
@@ -320,7 +321,56 @@ test_batch_send_failures_are_reported(void)
     mcl_raw_listener_free(l);
 }
 
+// recv waits inside the socket read (one recvmmsg with SO_RCVTIMEO, no poll): its timeouts
+// still hold, short and longer than one wait (250 ms), 0 does not wait, and a datagram that
+// comes while it waits ends the wait at once.
+typedef struct late_pub {
+    mcl_raw_broadcaster *b;
+    int delay_ms;
+} late_pub;
+
+static void *
+publish_late(void *arg)
+{
+    late_pub *lp = arg;
+    struct timespec ts = {0, (long)lp->delay_ms * 1000000};
+    nanosleep(&ts, NULL); // (the delay is what is tested: recv must wait through it)
+    MCLT_OK(mcl_raw_broadcaster_publish(lp->b, NULL, "late", 4));
+    return NULL;
+}
+
+static void
+test_recv_waits_in_the_read(void)
+{
+    char url[128];
+    rawt_make_url(url, sizeof(url), "&heartbeat=0");
+    mcl_raw_listener *l;
+    mcl_raw_broadcaster *b;
+    rawt_pair(url, NULL, 0, &l, &b, "w");
+    const mcl_raw_msg *m;
+    const int timeouts[] = {0, 40, 600};
+    for (size_t i = 0; i < 3; i++) {
+        int64_t t0 = mclt_now_ms();
+        MCLT_ERR(mcl_raw_listener_recv(l, &m, timeouts[i]), MCL_ETIMEDOUT);
+        int64_t took = mclt_now_ms() - t0;
+        CU_ASSERT(took >= timeouts[i]);
+        CU_ASSERT(took < timeouts[i] + 180); // (one 250 ms wait too many would show)
+    }
+    late_pub lp = {b, 100};
+    pthread_t t;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, publish_late, &lp) == 0);
+    int64_t t0 = mclt_now_ms();
+    MCLT_OK(mcl_raw_listener_recv(l, &m, 5000));
+    int64_t took = mclt_now_ms() - t0;
+    CU_ASSERT_EQUAL(m->len, 4);
+    CU_ASSERT(took >= 90 && took < 2000);
+    pthread_join(t, NULL);
+    mcl_raw_broadcaster_free(b);
+    mcl_raw_listener_free(l);
+}
+
 static CU_TestInfo tests[] = {
+    {"recv_waits_in_the_read", test_recv_waits_in_the_read},
     {"batch_send_failures_are_reported", test_batch_send_failures_are_reported},
     {"roundtrip_ipv4", test_roundtrip_ipv4},
     {"roundtrip_ipv6", test_roundtrip_ipv6},

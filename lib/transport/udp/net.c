@@ -268,12 +268,8 @@ mcl__udp_open_recv(const struct mcl_connection *c, int *fdp, uint16_t *port, siz
             goto fail;
         }
     }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
-        int e = errno;
-        rv = mcl__fail(mcl__sys_err(e), NULL, 0, "udp", "fcntl(O_NONBLOCK): %s", strerror(e));
-        goto fail;
-    }
+    // Blocking mode: reads that must not wait say MSG_DONTWAIT, and a listener waiting for its
+    // next datagram does it in the read itself (udp.c read_some: SO_RCVTIMEO).
     struct sockaddr_storage bound;
     socklen_t bl = sizeof(bound);
     if (getsockname(fd, (struct sockaddr *)&bound, &bl) != 0) {

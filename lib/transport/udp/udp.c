@@ -139,6 +139,7 @@ struct mcl__rxs {
     bool grow;       // then cost 64 KiB each, not 1 MiB)
     uint64_t kdrops;      // kernel drops, accumulated
     uint32_t kdrops_last; // last SO_RXQ_OVFL value
+    int rcvtimeo_ms;      // SO_RCVTIMEO as last set (0: never set, no timeout)
 };
 
 static mcl_err
@@ -257,8 +258,12 @@ decode(mcl__rxs *rx, unsigned i, int64_t batch_real, int64_t batch_mono, mcl__dg
     }
 }
 
+// Reads up to max datagrams: without waiting (timeout_ms 0), or waiting up to timeout_ms
+// (-1: forever) for the first one (SO_RCVTIMEO on the socket, which is in blocking mode: every
+// read that must not wait says MSG_DONTWAIT).
 static mcl_err
-udp_rx_read(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64_t *kernel_drops)
+read_some(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64_t *kernel_drops,
+          int timeout_ms)
 {
     *nread = 0;
     if (rx->grow || rx->nslots == 0)
@@ -276,9 +281,24 @@ udp_rx_read(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64
         h->msg_flags = 0;
     }
     int n;
-    do {
-        n = recvmmsg(rx->fd, rx->mm, want, MSG_DONTWAIT, NULL);
-    } while (n < 0 && errno == EINTR);
+    if (timeout_ms != 0 && timeout_ms != rx->rcvtimeo_ms) {
+        struct timeval tv = {0, 0}; // (0: no timeout)
+        if (timeout_ms > 0)
+            tv = (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        if (setsockopt(rx->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)
+            timeout_ms = 0; // (cannot bound the wait: do not wait)
+        else
+            rx->rcvtimeo_ms = timeout_ms;
+    }
+    if (timeout_ms != 0) {
+        n = recvmmsg(rx->fd, rx->mm, want, MSG_WAITFORONE, NULL);
+        if (n < 0 && errno == EINTR)
+            return MCL_EAGAIN; // (the caller looks at its deadline)
+    } else {
+        do {
+            n = recvmmsg(rx->fd, rx->mm, want, MSG_DONTWAIT, NULL);
+        } while (n < 0 && errno == EINTR);
+    }
     if (n < 0) {
         int e = errno;
         if (e == EAGAIN || e == EWOULDBLOCK)
@@ -298,6 +318,19 @@ udp_rx_read(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64
         *kernel_drops = rx->kdrops;
     *nread = (unsigned)n;
     return MCL_OK;
+}
+
+static mcl_err
+udp_rx_read(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64_t *kernel_drops)
+{
+    return read_some(rx, out, max, nread, kernel_drops, 0);
+}
+
+static mcl_err
+udp_rx_read_wait(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread,
+                 uint64_t *kernel_drops, int timeout_ms)
+{
+    return read_some(rx, out, max, nread, kernel_drops, timeout_ms);
 }
 
 static int
@@ -344,6 +377,7 @@ const mcl__bcast_ops mcl__udp_bcast_ops = {
     .tx_forget = udp_tx_close, // (closing sends nothing: closing a copy is forgetting it)
     .rx_open = udp_rx_open,
     .rx_read = udp_rx_read,
+    .rx_read_wait = udp_rx_read_wait,
     .rx_fd = udp_rx_fd,
     .rx_idle = udp_rx_idle,
     .rx_close = udp_rx_close,
