@@ -1154,11 +1154,14 @@ bcast_stats(BcastObject *self, void *closure)
         return NULL;
     mcl_broadcaster_stats st;
     mcl_raw_broadcaster_stats(self->b, &st);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K}", "messages", (unsigned long long)st.messages,
-                         "bytes", (unsigned long long)st.bytes, "datagrams",
-                         (unsigned long long)st.datagrams, "errors",
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "messages",
+                         (unsigned long long)st.messages, "bytes", (unsigned long long)st.bytes,
+                         "datagrams", (unsigned long long)st.datagrams, "errors",
                          (unsigned long long)st.errors, "subscribers",
-                         (unsigned long long)st.subscribers);
+                         (unsigned long long)st.subscribers, "compressed",
+                         (unsigned long long)st.compressed, "compressed_in",
+                         (unsigned long long)st.compressed_in, "compressed_out",
+                         (unsigned long long)st.compressed_out);
 }
 
 static PyObject *

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import mcl
-from conftest import mcl_threads, wait_until
+from conftest import mcl_threads, udp_url, wait_until
 
 
 class Collector:
@@ -97,6 +97,27 @@ def test_large_payload(conn, size):
         assert d['topic'] == 'big' and len(d['payload']) == size and d['payload'] == data
         # 333300 bytes are fragmented (datagrams of at most 65000 bytes) and reassembled.
         assert (b.stats['datagrams'] > 1) == (size > 65000)
+
+
+@pytest.mark.parametrize('codec', ['zstd', 'lz4'])
+def test_compressed(codec):
+    # compress= on the URL: a 100 kB payload goes compressed (counted on both sides) and arrives
+    # whole; a 100-byte one (under compress_min) goes as it is.
+    conn = mcl.Connection(udp_url() + '&compress=' + codec)
+    data = b''.join(b'imu %05d x=0.5 y=1.25\n' % i for i in range(5000))
+    with mcl.RawListener(conn, timeout=5) as l, mcl.RawBroadcaster(conn) as b:
+        b.publish(data, topic='big')
+        b.publish(b'x' * 100, topic='small')
+        d = l.recv(5)
+        assert d is not None and d['payload'] == data
+        d = l.recv(5)
+        assert d is not None and d['payload'] == b'x' * 100
+        st = b.stats
+        assert st['compressed'] == 1 and st['compressed_in'] == len(data)
+        assert 0 < st['compressed_out'] < len(data) // 3
+        assert l.stats['compressed'] == 1
+        assert l.stats['compressed_bytes'] == st['compressed_out']
+        assert l.stats['undecompressed'] == 0
 
 
 def test_publish_after_close_raises(conn):
