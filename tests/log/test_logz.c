@@ -375,9 +375,9 @@ test_torn_last_block_and_follow(void)
 }
 
 // Blocks whose header claims more than the bound (16 MiB, or 256 times the block's bytes) are
-// damage, refused before anything is allocated: with every allocation failing from then on,
-// the reader still counts the block as damage (were it allocated for, the failure would end
-// the reading there, uncounted).
+// damage, refused before anything is allocated for them: whichever allocation of the read
+// fails, the reader still counts the block as damage (were it allocated for, that failure
+// would end the reading there, uncounted, as the tail).
 static void
 test_huge_block_refused(void)
 {
@@ -399,17 +399,20 @@ test_huge_block_refused(void)
         size_t hl = (size_t)b[10] << 8 | b[11];
         spit(cp, b, hl + u[0].len); // the lying block alone
         const char *paths[] = {cp};
-        mcl_log_reader *r;
-        MCLT_OK(mcl_log_reader_open(&r, paths, 1, NULL));
-        const mcl_raw_msg *m;
-        mcl__alloc_fail_after(0);
-        mcl_err rv = mcl_log_reader_next(r, &m);
-        mcl__alloc_fail_after(-1);
-        CU_ASSERT_EQUAL(rv, MCL_ENOENT);
-        uint64_t bytes;
-        CU_ASSERT_EQUAL(mcl_log_reader_corrupt(r, &bytes), 1);
-        CU_ASSERT_EQUAL(bytes, u[0].len);
-        mcl_log_reader_close(r);
+        for (long nth = 0; nth < 8; nth++) { // the nth allocation of the read fails
+            mcl_log_reader *r;
+            MCLT_OK(mcl_log_reader_open(&r, paths, 1, NULL));
+            const mcl_raw_msg *m;
+            mcl__alloc_fail_after(nth);
+            mcl_err rv = mcl_log_reader_next(r, &m);
+            mcl__alloc_fail_after(-1);
+            CU_ASSERT_EQUAL(rv, MCL_ENOENT);
+            uint64_t bytes;
+            CU_ASSERT_EQUAL(mcl_log_reader_corrupt(r, &bytes), 1);
+            CU_ASSERT_EQUAL(bytes, u[0].len);
+            CU_ASSERT_EQUAL(mcl_log_reader_tail(r), 0);
+            mcl_log_reader_close(r);
+        }
         spit(cp, b, zs); // with the rest: block 0's records lost, the rest read
         uint64_t corrupt;
         CU_ASSERT_EQUAL(read_log(cp, &corrupt, NULL, NULL, NULL, 0), 20 - (int)u[0].n);
