@@ -491,7 +491,71 @@ test_split_and_flush(void)
     CU_ASSERT(file_size(pathf("sp_002.mcllog")) > 0);
 }
 
-static CU_TestInfo tests[] = {{"roundtrip_both_codecs", test_roundtrip_both_codecs},
+// The test vectors of docs/log-format.md "Compressed blocks", after a version 2 header.
+static const char *const vectors[] = {
+    // lz4
+    "4d424c4b0000006d9f7560c2020000000000004d0000008a00000002000000003b9aca00000000003b9aca01"
+    "f0000000003d0ddf8470000000003b9aca07000002001001050001020011030600bf1a696d7568656c6c6f2c"
+    "200700000045004044bd92f92b00343b9aca3d000608000f45000c5068656c6c6f",
+    // zstd
+    "4d424c4b0000006ce520f64d010000000000004c0000008a00000002000000003b9aca00000000003b9aca01"
+    "28b52ffd208a1d0200b4020000003d0ddf8470000000003b9aca00010003001a696d7568656c6c6f2c200000"
+    "003d44bd92f93b9aca030900481000c4ad7600020da702ae921e040c08968125"};
+
+static void
+test_vectors(void)
+{
+    static const char meta[] = "host=x\npart=0\ncompress=lz4\n";
+    uint8_t f[512];
+    size_t hl = 24 + sizeof(meta) - 1 + 4;
+    memset(f, 0, sizeof(f));
+    memcpy(f, "MCLLOG\r\n", 8);
+    f[9] = 2;
+    f[10] = (uint8_t)(hl >> 8), f[11] = (uint8_t)hl;
+    memcpy(f + 24, meta, sizeof(meta) - 1);
+    put32(f + hl - 4, mcl__crc32c(f, hl - 4));
+    for (int v = 0; v < 2; v++) {
+        if (!mcl__z_built(v == 0 ? 2 : 1))
+            continue;
+        size_t n = hl;
+        for (const char *h = vectors[v]; *h != '\0';) {
+            if (*h == ' ') {
+                h++;
+                continue;
+            }
+            unsigned x;
+            CU_ASSERT_FATAL(sscanf(h, "%2x", &x) == 1);
+            f[n++] = (uint8_t)x;
+            h += 2;
+        }
+        CU_ASSERT_EQUAL(n - hl, v == 0 ? 121u : 120u);
+        spit(pathf("vec.mcllog"), f, n);
+        const char *paths[] = {pathf("vec.mcllog")};
+        mcl_log_reader *r;
+        MCLT_OK(mcl_log_reader_open(&r, paths, 1, NULL));
+        const mcl_raw_msg *m;
+        for (int i = 0; i < 2; i++) {
+            MCLT_OK(mcl_log_reader_next(r, &m));
+            if (m == NULL)
+                break;
+            CU_ASSERT_EQUAL(m->recv_realtime_ns, 1000000000 + i);
+            CU_ASSERT_EQUAL(m->publisher, 1);
+            CU_ASSERT_EQUAL(m->seq, (uint64_t)i);
+            CU_ASSERT_STRING_EQUAL(m->topic, "imu");
+            CU_ASSERT(m->len == 26 && memcmp(m->payload, "hello, hello, hello, hello", 26) == 0);
+        }
+        CU_ASSERT_EQUAL(mcl_log_reader_next(r, &m), MCL_ENOENT);
+        CU_ASSERT_EQUAL(mcl_log_reader_corrupt(r, NULL), 0);
+        uint64_t nb, bb, raw;
+        mcl__log_reader_blocks(r, &nb, &bb, &raw);
+        CU_ASSERT_EQUAL(nb, 1);
+        CU_ASSERT_EQUAL(bb, n - hl);
+        mcl_log_reader_close(r);
+    }
+}
+
+static CU_TestInfo tests[] = {{"vectors", test_vectors},
+                              {"roundtrip_both_codecs", test_roundtrip_both_codecs},
                               {"seek_by_time", test_seek_by_time},
                               {"damaged_block", test_damaged_block},
                               {"torn_last_block_and_follow", test_torn_last_block_and_follow},
