@@ -348,6 +348,10 @@ main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    if (wo.block_bytes != 0 && wo.compress == MCL_LOG_COMPRESS_NONE) {
+        tool_err(prog, "--block-size is for compressed logs: give --compress too");
+        return EXIT_USAGE;
+    }
     if ((out == NULL && (serve == NULL || root == NULL)) || optind < argc ||
         (root != NULL && serve == NULL)) {
         if (optind < argc)

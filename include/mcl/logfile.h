@@ -50,8 +50,9 @@ typedef struct mcl_log_writer_options {
         memory and written as one block when it holds `block_bytes`, at every flush (so a
         kill -9 still loses at most `flush_ms`) and when a part ends. A longer `flush_ms`
         makes larger blocks (better compression) of slow traffic. A record too large for a
-        block, or a block that does not get smaller, is written plain. MCL_ENOTSUP from
-        mcl_log_writer_open() when this build lacks the codec. @since 0.4 */
+        block, or a block that does not get at least a 16th smaller (plain reads faster), is
+        written plain. MCL_ENOTSUP from mcl_log_writer_open() when this build lacks the
+        codec. @since 0.4 */
     mcl_log_compress compress;
     int compress_level;    /**< zstd: 1..19 (0: 3); lz4: acceleration, 1 and up (0: 1) @since 0.4 */
     size_t block_bytes;    /**< records per block, in bytes before compression (0: 1 MiB; at

@@ -77,6 +77,7 @@ check "log refuses message" err_says "use --force"
 check "log bad --compress" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/x" --compress=gzip
 check "log bad --compress level" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/x" --compress=zstd:99
 check "log bad --block-size" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/x" --compress --block-size 64M
+check "log --block-size needs --compress" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/x" --block-size 64K
 for z in zstd lz4:1; do
     start_log z -u "$u" -o "$tmp/z.mcllog" --force --compress=$z
     "$bin/mcl-pub" -u "$u" -n 50000 -s 64 -r 0 -q
