@@ -350,7 +350,8 @@ emit_block(mcl_log_writer *w)
     w->blk_n = w->blk_len = 0;
     if (n == 0)
         return true;
-    if (w->f == NULL || w->failed || (w->npend + n > PEND_MAX && !flush_file(w)))
+    // (room for the block's records and one more: a plain record's pend entry comes next)
+    if (w->f == NULL || w->failed || (w->npend + n >= PEND_MAX && !flush_file(w)))
         return false;
     uint8_t *h = w->zbuf;
     size_t c = mcl__z_compress(w->zx, (int)w->o.compress, w->o.compress_level, w->blk, u,
@@ -1187,6 +1188,7 @@ forget_checks(lfile *f)
     f->cp_org = SIZE_MAX;
     f->nul_lo = f->nul_hi = 0;
     f->nul_found = false;
+    f->zbad_end = 0;
 }
 
 // Whether a complete candidate record starts at off: marker, lengths that add up, inside the

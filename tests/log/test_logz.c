@@ -557,6 +557,38 @@ test_vectors(void)
     }
 }
 
+// Many tiny records: blocks end at 16384 records, the writer's bookkeeping of records not yet
+// in the file never overflows (plain records too large for a block mixed in), every record reads.
+static void
+test_many_tiny_records(void)
+{
+    enum { N = 70000 };
+    mcl_log_writer_options o = {.overwrite = true, .compress = MCL_LOG_COMPRESS_LZ4};
+    mcl_log_writer *w;
+    MCLT_OK(mcl_log_writer_open(&w, pathf("tiny.mcllog"), &o));
+    for (int i = 0; i < N; i++) {
+        size_t len = i % 20000 == 19999 ? sizeof(pay) : 0;
+        memset(pay, 1, len);
+        mcl_raw_msg m = {.topic = "t", .topic_len = 1, .payload = len ? pay : NULL, .len = len,
+                         .seq = (uint64_t)i, .recv_realtime_ns = 1000 + i};
+        MCLT_OK(mcl_log_writer_write(w, &m));
+    }
+    MCLT_OK(mcl_log_writer_close(w));
+    const char *paths[] = {pathf("tiny.mcllog")};
+    mcl_log_reader *r;
+    MCLT_OK(mcl_log_reader_open(&r, paths, 1, NULL));
+    const mcl_raw_msg *m;
+    int n = 0;
+    while (mcl_log_reader_next(r, &m) == MCL_OK)
+        if (m->seq != (uint64_t)n++)
+            break;
+    CU_ASSERT_EQUAL(n, N);
+    uint64_t nb, bb, raw;
+    mcl__log_reader_blocks(r, &nb, &bb, &raw);
+    CU_ASSERT(nb >= N / 16384);
+    mcl_log_reader_close(r);
+}
+
 // Remote logs come back to a record through reader marks: a mark taken at any record of a
 // block (or a plain one) restores to that record.
 static void
@@ -603,5 +635,6 @@ static CU_TestInfo tests[] = {{"vectors", test_vectors},
                               {"versions", test_versions},
                               {"split_and_flush", test_split_and_flush},
                               {"marks_inside_blocks", test_marks_inside_blocks},
+                              {"many_tiny_records", test_many_tiny_records},
                               CU_TEST_INFO_NULL};
 MCLT_SUITE("log_zblocks", suite_init, suite_cleanup, tests);
