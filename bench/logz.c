@@ -12,8 +12,9 @@
 //    disk, write rate (records handed to the writer until close with fsync), read rate with the
 //    file in the page cache (best of 5) and after its pages were dropped (posix_fadvise: from
 //    the disk). Two payload mixes: mix=sim, the camera and lidar payloads as mcl-sim makes them
-//    (a moving gradient: very compressible), and mix=noisy, the sensor-like frame and scan of
-//    (1) in their place (what a real camera and lidar give, roughly).
+//    (cmd/mcl-sim.c: a camera frame that is a moving gradient, very compressible; a lidar scan
+//    of float32 ranges with 2 cm of noise, as in (1)), and mix=noisy, the sensor-like frame of
+//    (1) for the camera too (what a real camera gives, roughly).
 //      BENCH case=logz mix=sim|noisy impl=plain|zstd|lz4 records=.. mb=.. disk_mb=..
 //            disk_ratio=.. write_mb_per_s=.. read_mb_per_s=.. cold_read_mb_per_s=..
 //    MB are of the records (12 + L bytes each, as a plain log holds them).
@@ -88,7 +89,7 @@ lidar_scan(uint8_t *d, size_t n, uint64_t k)
     }
 }
 
-// mcl-sim's padding (cmd/mcl-sim.c pad_to()): a moving gradient.
+// mcl-sim's camera frame (cmd/mcl-sim.c): a moving gradient, 640 wide.
 static void
 sim_gradient(uint8_t *d, size_t n, uint64_t k)
 {
@@ -239,7 +240,7 @@ log_case(const char *dir, bool noisy, int seconds)
             uint8_t *l = malloc(LIDAR_BYTES);
             if (l == NULL)
                 die("out of memory");
-            (noisy ? lidar_scan : sim_gradient)(l, LIDAR_BYTES, kk);
+            lidar_scan(l, LIDAR_BYTES, kk);
             rs[k++] = (rec){"lidar/top", l, LIDAR_BYTES, t + 4000};
         }
         if (tick % 20 == 0) {
