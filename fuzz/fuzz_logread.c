@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Fuzz target: the log reader (lib/log/logfile.c) on a file from a stranger: mcl logs (header,
-// records, sync markers, CRCs, damage and torn tails) and Python MCL text logs. The input is
-// the file. Reading it must end (a second pass reads as many), every record must lie inside the
-// file, the damage counted must fit in it (for an mcl log, exactly: records read, bytes skipped
-// as damage and the unread tail add up to the bytes after the header), a pass stopped by the
-// stop function at every chance (mcl_log_reader_set_stop(): resynchronisation interrupted and
-// resumed anywhere) must read the same, and a seek to a time seen, then reading on, must give
-// records no older than that time; nothing may crash, leak or hang.
+// records, sync markers, CRCs, damage and torn tails; compressed blocks) and Python MCL text
+// logs. The input is the file. Reading it must end (a second pass reads as many), every record
+// must lie inside the file (from a block: at most 256 times the file's size), the damage
+// counted must fit in it (for an mcl log, exactly: records read, bytes skipped as damage and the
+// unread tail add up to the bytes after the header, where a compressed block read counts with
+// its bytes in the file instead of its records'), a pass stopped by the stop function at every
+// chance (mcl_log_reader_set_stop(): resynchronisation interrupted and resumed anywhere) must
+// read the same, and a seek to a time seen, then reading on, must give records no older than
+// that time; nothing may crash, leak or hang.
 #define _GNU_SOURCE
 #include <mcl/logfile.h>
 
@@ -16,7 +18,10 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-void mcl__log_reader_stop_every(mcl_log_reader *r, uint64_t bytes); // lib/log/logfile.c
+// lib/log/logfile.c
+void mcl__log_reader_stop_every(mcl_log_reader *r, uint64_t bytes);
+void mcl__log_reader_blocks(const mcl_log_reader *r, uint64_t *n, uint64_t *bytes,
+                            uint64_t *raw);
 
 static bool
 stop_always(void *arg)
@@ -45,7 +50,7 @@ read_all(mcl_log_reader *r, size_t size, int64_t *mid, uint64_t *rec_bytes)
         if (rv != MCL_OK)
             break;
         rb += 12 + 32 + m->topic_len + m->len;
-        if (m->len > size || m->topic_len > size || m->topic == NULL ||
+        if (m->len > 256 * (uint64_t)size || m->topic_len > size || m->topic == NULL ||
             m->topic[m->topic_len] != '\0' || (m->len > 0 && m->payload == NULL))
             abort(); // a record from outside the file
         if (mid != NULL && (n == 0 || (n & (n - 1)) == 0))
@@ -83,10 +88,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         long n = read_all(r, size, &mid, &rb);
         bad = mcl_log_reader_corrupt(r, &bad_bytes);
         uint64_t tail = mcl_log_reader_tail(r);
-        // An mcl log with a whole header: every byte after it is accounted for.
+        // An mcl log with a whole header: every byte after it is accounted for. The records of
+        // the blocks read (raw: their bytes as if plain) were all returned (rb holds them);
+        // the blocks count with their bytes in the file instead.
+        uint64_t nblk, blk_bytes, blk_raw;
+        mcl__log_reader_blocks(r, &nblk, &blk_bytes, &blk_raw);
         size_t hl = size >= 12 ? (size_t)data[10] << 8 | data[11] : 0;
+        if (blk_raw > rb || blk_bytes > size || (nblk == 0) != (blk_bytes == 0))
+            abort();
         if (size >= 28 && memcmp(data, "MCLLOG\r\n", 8) == 0 && hl <= size &&
-            rb + bad_bytes + tail != size - hl)
+            rb - blk_raw + blk_bytes + bad_bytes + tail != size - hl)
             abort();
         if (mcl_log_reader_reset(r) != MCL_OK || read_all(r, size, NULL, NULL) != n)
             abort(); // a second pass reads the same

@@ -37,6 +37,9 @@
 #                                    STREAM_LOG_MB=200 for a quick run)
 #   ONLY=heartbeat scripts/bench.sh (64 B throughput with heartbeats on and off, back to back)
 #   ONLY=logread scripts/bench.sh   (log reading rate with each CRC32C, a 1 GB log; LOGREAD_MB)
+#   ONLY=logz scripts/bench.sh      (compressed recordings: zstd/lz4 on camera and lidar-like
+#                                    payloads; logs of mcl-sim's traffic plain, zstd and lz4:
+#                                    disk, write and read rates; LOGZ_SECONDS, default 60)
 #   ONLY=python scripts/bench.sh    (the Python package, bench/python/: a Python subscriber of
 #                                    64 B against socket.recvfrom + msgpack.unpackb, a stalling
 #                                    QueuedListener, a typed 1 GB log into numpy against the C
@@ -54,7 +57,7 @@ cd "$(dirname "$0")/.."
 reps=${REPS:-3}
 csv=${CSV:-build/bench.csv}
 only=${ONLY:-}
-case $only in "" | targets | pstream | rpc | stream | broker | heartbeat | auth | logread | python | wirez) ;; *) echo "bench: ONLY must be targets, pstream, rpc, stream, broker, heartbeat, auth, logread, python or wirez" >&2; exit 2 ;; esac
+case $only in "" | targets | pstream | rpc | stream | broker | heartbeat | auth | logread | logz | python | wirez) ;; *) echo "bench: ONLY must be targets, pstream, rpc, stream, broker, heartbeat, auth, logread, logz, python or wirez" >&2; exit 2 ;; esac
 
 if [[ "${MCL_NETNS:-}" != 1 ]]; then
     scripts/setup.sh
@@ -202,6 +205,25 @@ awk "$awk_pairs"'
 END { print "| payload | codec | msg/s | MB/s published | wire / payload | CPU per msg, µs (publish + receive, one thread) | received |"; print "|---|---|---|---|---|---|---|"
   for (i = 1; i <= n; i++) { k = o[i]; split(k, kk, "/"); printf "| %s %s B | %s | %s | %s | %s | %s | %s |\n", kk[1], sz[k], kk[2], r[k], mb[k], w[k], c[k], g[k] } }' "$wo"
 rm -f "$wo"
+fi
+
+# Compressed recordings (bench/logz.c, issue 22): the codecs on a camera-like u8 frame and a
+# lidar-like float32 scan; logs of mcl-sim's default traffic (LOGZ_SECONDS simulated seconds)
+# written plain, zstd and lz4, with mcl-sim's own payloads (mix sim) and sensor-like ones (mix
+# noisy): disk against plain, write rate, read rate warm (page cache) and cold (pages dropped).
+if [[ -z $only || $only == logz ]]; then
+zo=$(mktemp)
+timeout 600 $b/mcl-bench-logz -t "${LOGZ_SECONDS:-60}" >"$zo" 2>/dev/null || echo "bench: logz failed" >&2
+echo
+awk "$awk_pairs"'
+/case=zcodec/ { z[++nz] = sprintf("| %s %s B | %s | %s | %s | %s |", kv($0, "data"), kv($0, "bytes"), kv($0, "impl"), kv($0, "ratio"), kv($0, "comp_mb_per_s"), kv($0, "decomp_mb_per_s")) }
+/case=logz/ { k = kv($0, "mix") " " kv($0, "impl"); l[++nl] = k; d[k] = kv($0, "disk_ratio") + 0; w[k] = kv($0, "write_mb_per_s"); r[k] = kv($0, "read_mb_per_s") + 0; c[k] = kv($0, "cold_read_mb_per_s") + 0; mb = kv($0, "mb") }
+END { print "| payload | codec | ratio | compress MB/s | decompress MB/s |\n|---|---|---|---|---|"
+  for (i = 1; i <= nz; i++) print z[i]
+  printf "\n| log of %s MB, mix and codec | disk vs plain | write MB/s | read MB/s (vs plain) | cold read MB/s (vs plain) | targets: disk ≤ 0.5, read ≥ 0.8 |\n|---|---|---|---|---|---|\n", mb
+  for (i = 1; i <= nl; i++) { k = l[i]; split(k, mi, " "); p = mi[1] " plain"
+    printf "| %s | %.3f | %s | %.0f (%.2f) | %.0f (%.2f) | %s |\n", k, d[k], w[k], r[k], r[k] / r[p], c[k], c[k] / c[p], (mi[2] == "plain" ? "-" : (d[k] <= 0.5 && r[k] / r[p] >= 0.8 ? "met" : "not met")) } }' "$zo"
+rm -f "$zo"
 fi
 
 # --- performance targets (issue 21): each case measured here, pairs back to back ------------------

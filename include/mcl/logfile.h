@@ -8,7 +8,8 @@
  * corrupt record and resynchronises at the next marker; a file still being written reads up to
  * its last complete record, and mcl_log_reader_refresh() goes on with what was written since.
  * Readers also read Python MCL's text `.log` files. Logs served as remote streams:
- * mcl/logstream.h.
+ * mcl/logstream.h. A writer may store records in compressed blocks (zstd or lz4,
+ * mcl_log_writer_options.compress); every reader reads both kinds.
  *
  * Threads: a writer may be written from several threads at once; a reader is used by one
  * thread at a time.
@@ -28,7 +29,14 @@
 extern "C" {
 #endif
 
-/** Writer options; all-zero means: one file, no splitting, flushed every 100 ms. */
+/** Compression of a log's records (mcl_log_writer_options.compress). @since 0.4 */
+typedef enum mcl_log_compress {
+    MCL_LOG_COMPRESS_NONE = 0, /**< plain records (a version 1 file) */
+    MCL_LOG_COMPRESS_ZSTD = 1, /**< zstd blocks (a version 2 file) */
+    MCL_LOG_COMPRESS_LZ4 = 2   /**< lz4 blocks (a version 2 file) */
+} mcl_log_compress;
+
+/** Writer options; all-zero means: one file, no splitting, flushed every 100 ms, uncompressed. */
 typedef struct mcl_log_writer_options {
     uint64_t split_bytes;  /**< start a new part after this many bytes (0: never) */
     uint64_t split_count;  /**< ... after this many records (0: never) */
@@ -38,6 +46,17 @@ typedef struct mcl_log_writer_options {
                                 A kill -9 of the process loses at most this much; a power cut may
                                 lose what the kernel had not written to disk. */
     const char *metadata;  /**< extra "key=value" lines for the header (NULL: none) */
+    /** Records in compressed blocks (docs/log-format.md "Compressed blocks"): collected in
+        memory and written as one block when it holds `block_bytes`, at every flush (so a
+        kill -9 still loses at most `flush_ms`) and when a part ends. A longer `flush_ms`
+        makes larger blocks (better compression) of slow traffic. A record too large for a
+        block, or a block that does not get at least a 16th smaller (plain reads faster), is
+        written plain. MCL_ENOTSUP from mcl_log_writer_open() when this build lacks the
+        codec. @since 0.4 */
+    mcl_log_compress compress;
+    int compress_level;    /**< zstd: 1..19 (0: 3); lz4: acceleration, 1 and up (0: 1) @since 0.4 */
+    size_t block_bytes;    /**< records per block, in bytes before compression (0: 1 MiB; at
+                                most 16 MiB) @since 0.4 */
 } mcl_log_writer_options;
 
 typedef struct mcl_log_writer mcl_log_writer;
@@ -63,7 +82,9 @@ MCL_API mcl_err mcl_log_writer_write(mcl_log_writer *w, const mcl_raw_msg *m);
 /** Write what is buffered to the kernel (and, with @p sync, to disk). @since 0.1 */
 MCL_API mcl_err mcl_log_writer_flush(mcl_log_writer *w, bool sync);
 
-/** Counters: records and bytes written, parts started. Thread-safe. @since 0.1 */
+/** Counters: records and bytes written (handed to the file: with compression, a block's
+    records count once the block is written, and bytes are its compressed bytes), parts
+    started. Thread-safe. @since 0.1 */
 MCL_API void mcl_log_writer_counts(const mcl_log_writer *w, uint64_t *records, uint64_t *bytes,
                                    unsigned *parts);
 
@@ -85,8 +106,9 @@ typedef struct mcl_log_reader mcl_log_reader;
  * series (PATH_000.mcllog or PATH_000.log, ...), or a directory (every *.mcllog and *.log file
  * in it). Several sources are merged in time order. A file that is empty or holds only the
  * start of a header (a recording being created) opens as an empty log (mcl_log_reader_refresh()
- * reads it once its header is there).
+ * reads it once its header is there). Compressed logs read like plain ones.
  * @retval MCL_OK @retval MCL_ENOENT (a path matches nothing) @retval MCL_EPROTO (not a log)
+ * @retval MCL_ENOTSUP (a compressed log whose codec this build lacks)
  * @retval MCL_EINVAL @retval MCL_ENOMEM @retval MCL_ESYS
  * @since 0.1
  */

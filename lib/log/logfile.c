@@ -5,6 +5,7 @@
 #include <mcl/logfile.h>
 
 #include "../core/internal.h"
+#include "../core/zcodec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,8 +21,16 @@
 
 #define LOG_MAGIC "MCLLOG\r\n"
 #define REC_SYNC "MREC"
-enum { LOG_VERSION = 1, REC_HDR = 12, REC_BODY = 32, FILE_HDR_FIXED = 24 };
+#define BLK_SYNC "MBLK"
+enum { LOG_VERSION = 1, LOG_VERSION_Z = 2, REC_HDR = 12, REC_BODY = 32, FILE_HDR_FIXED = 24 };
 #define MAX_RECORD ((uint64_t)1 << 32) // a body larger than this is not believed
+// Compressed blocks (docs/log-format.md "Compressed blocks"): the body's fixed fields, the
+// largest uncompressed size believed (checked before anything is allocated), the most it may
+// expand over its bytes in the file (so that decompressing is linear in the file's size), and
+// the default size of a writer's blocks.
+// Inside a block, records are encoded as in a file without their sync marker (INNER_HDR: length
+// and CRC), so that compressed bytes hold no copies of markers.
+enum { BLK_BODY = 32, INNER_HDR = 8, MAX_BLOCK = 16 << 20, BLK_RATIO = 256, BLOCK_DEFAULT = 1 << 20 };
 
 // --- CRC32C (Castagnoli) -----------------------------------------------------------------------
 // Two implementations with the same results: the SSE4.2 crc32 instruction (x86-64, chosen at run
@@ -241,6 +250,12 @@ struct mcl_log_writer {
     uint64_t pend_from; // where the first of them starts
     pthread_t flusher;
     bool has_flusher;
+    // Compression: the block being collected (plain records, blk_len bytes, blk_n of them,
+    // times blk_tmin..blk_tmax) and the buffer it is compressed into.
+    uint8_t *blk, *zbuf;
+    size_t blk_cap, blk_len, blk_n, zcap;
+    int64_t blk_tmin, blk_tmax;
+    mcl__zctx *zx;
 };
 
 static mcl_err
@@ -256,9 +271,12 @@ write_header(mcl_log_writer *w)
     if (h == NULL)
         return MCL_ENOMEM;
     memcpy(h, LOG_MAGIC, 8);
-    mcl__put_be16(h + 8, LOG_VERSION);
-    int n = snprintf((char *)h + FILE_HDR_FIXED, text, "host=%s\npart=%u\n%s%s", host, w->part,
-                     w->meta ? w->meta : "", ml && w->meta[ml - 1] != '\n' ? "\n" : "");
+    mcl__put_be16(h + 8, w->o.compress ? LOG_VERSION_Z : LOG_VERSION);
+    char zl[32] = "";
+    if (w->o.compress)
+        snprintf(zl, sizeof(zl), "compress=%s\n", mcl__z_name((int)w->o.compress));
+    int n = snprintf((char *)h + FILE_HDR_FIXED, text, "host=%s\npart=%u\n%s%s%s", host, w->part,
+                     zl, w->meta ? w->meta : "", ml && w->meta[ml - 1] != '\n' ? "\n" : "");
     size_t len = FILE_HDR_FIXED + (size_t)(n < 0 ? 0 : n) + 4;
     mcl__put_be16(h + 10, (uint16_t)len);
     mcl__put_be32(h + 12, 0);
@@ -306,7 +324,7 @@ write_failed(mcl_log_writer *w, int e, const char *what)
 
 // fflush() of the current part; on failure, write_failed().
 static bool
-flush_part(mcl_log_writer *w)
+flush_file(mcl_log_writer *w)
 {
     if (w->f == NULL)
         return true;
@@ -317,6 +335,87 @@ flush_part(mcl_log_writer *w)
     }
     write_failed(w, errno ? errno : EIO, "write");
     return false;
+}
+
+static const uint8_t zeros[4096];
+
+// Writes the block being collected (compression): as a block, or as the plain records it
+// holds when compressing does not make it at least a 16th smaller. A block is padded with
+// zero bytes to at least 1/BLK_RATIO of what it holds (the reader's bound on expansion).
+// false when the file did not take it (write_failed(): its records are not counted).
+static bool
+emit_block(mcl_log_writer *w)
+{
+    size_t n = w->blk_n, u = w->blk_len;
+    w->blk_n = w->blk_len = 0;
+    if (n == 0)
+        return true;
+    // (room for the block's records and one more: a plain record's pend entry comes next)
+    if (w->f == NULL || w->failed || (w->npend + n >= PEND_MAX && !flush_file(w)))
+        return false;
+    uint8_t *h = w->zbuf;
+    size_t c = mcl__z_compress(w->zx, (int)w->o.compress, w->o.compress_level, w->blk, u,
+                               h + REC_HDR + BLK_BODY, w->zcap - REC_HDR - BLK_BODY);
+    size_t body = BLK_BODY + c, least = (u + BLK_RATIO - 1) / BLK_RATIO;
+    if (body < least)
+        body = least;
+    size_t total = REC_HDR + body;
+    errno = 0;
+    bool ok;
+    // Plain records (the block's, each with its marker) unless compressing saves a 16th: data
+    // that hardly compresses reads faster plain, and takes about the same disk.
+    if (c == 0 || total > (u + 4 * n) - (u + 4 * n) / 16) {
+        total = u + 4 * n;
+        ok = true;
+        for (size_t at = 0; ok && at < u;) {
+            size_t k = INNER_HDR + mcl__get_be32(w->blk + at);
+            ok = fwrite(REC_SYNC, 1, 4, w->f) == 4 && fwrite(w->blk + at, 1, k, w->f) == k;
+            at += k;
+        }
+    } else {
+        memcpy(h, BLK_SYNC, 4);
+        mcl__put_be32(h + 4, (uint32_t)body);
+        uint8_t *b = h + REC_HDR;
+        b[0] = (uint8_t)w->o.compress;
+        b[1] = 0;
+        mcl__put_be16(b + 2, 0);
+        mcl__put_be32(b + 4, (uint32_t)c);
+        mcl__put_be32(b + 8, (uint32_t)u);
+        mcl__put_be32(b + 12, (uint32_t)n);
+        mcl__put_be64(b + 16, (uint64_t)w->blk_tmin);
+        mcl__put_be64(b + 24, (uint64_t)w->blk_tmax);
+        uint32_t crc = crc32c_update(0, b, BLK_BODY + c);
+        for (size_t pad = body - BLK_BODY - c; pad > 0;) {
+            size_t k = pad < sizeof(zeros) ? pad : sizeof(zeros);
+            crc = crc32c_update(crc, zeros, k);
+            pad -= k;
+        }
+        mcl__put_be32(h + 8, crc);
+        ok = fwrite(h, 1, REC_HDR + BLK_BODY + c, w->f) == REC_HDR + BLK_BODY + c;
+        for (size_t pad = body - BLK_BODY - c; ok && pad > 0;) {
+            size_t k = pad < sizeof(zeros) ? pad : sizeof(zeros);
+            ok = fwrite(zeros, 1, k, w->f) == k;
+            pad -= k;
+        }
+    }
+    if (!ok || ferror(w->f)) {
+        write_failed(w, errno ? errno : EIO, "write");
+        return false;
+    }
+    w->part_bytes += total;
+    w->records += n;
+    w->bytes += total;
+    for (size_t i = 0; i < n; i++)
+        w->pend[w->npend++] = w->part_bytes;
+    w->dirty = true;
+    return true;
+}
+
+// Writes the block being collected, then fflush(); on failure, write_failed().
+static bool
+flush_part(mcl_log_writer *w)
+{
+    return emit_block(w) && flush_file(w);
 }
 
 static mcl_err
@@ -427,6 +526,23 @@ mcl_log_writer_open(mcl_log_writer **wp, const char *path, const mcl_log_writer_
     if (w->path == NULL || w->fbuf == NULL || w->pend == NULL ||
         (o && o->metadata && w->meta == NULL))
         rv = MCL_ENOMEM;
+    if (rv == MCL_OK && w->o.compress != MCL_LOG_COMPRESS_NONE) {
+        w->blk_cap = w->o.block_bytes ? w->o.block_bytes : BLOCK_DEFAULT;
+        if ((w->o.compress != MCL_LOG_COMPRESS_ZSTD && w->o.compress != MCL_LOG_COMPRESS_LZ4) ||
+            w->blk_cap > MAX_BLOCK || w->blk_cap < REC_HDR + REC_BODY || w->o.compress_level < 0)
+            rv = mcl__fail(MCL_EINVAL, NULL, 0, "log", "bad compression options");
+        else if (!mcl__z_built((int)w->o.compress))
+            rv = mcl__fail(MCL_ENOTSUP, NULL, 0, "log", "built without %s",
+                           mcl__z_name((int)w->o.compress));
+        if (rv == MCL_OK) {
+            w->zcap = REC_HDR + BLK_BODY + mcl__z_bound((int)w->o.compress, w->blk_cap);
+            w->blk = mcl__alloc(w->blk_cap);
+            w->zbuf = mcl__alloc(w->zcap);
+            w->zx = mcl__zctx_new();
+            if (w->blk == NULL || w->zbuf == NULL || w->zx == NULL)
+                rv = MCL_ENOMEM;
+        }
+    }
     // Parts of an earlier recording under the same name would be read as part of this one:
     // refuse them, or with overwrite remove them.
     for (unsigned i = 0; rv == MCL_OK && w->split && i < 10000; i++) {
@@ -496,7 +612,8 @@ mcl_log_writer_write(mcl_log_writer *w, const mcl_raw_msg *m)
     }
     if (w->split && w->part_count > 0 &&
         ((w->o.split_count && w->part_count >= w->o.split_count) ||
-         (w->o.split_bytes && w->part_bytes + total > w->o.split_bytes) ||
+         // (compressed: as if the block being collected were not, so a part stays under)
+         (w->o.split_bytes && w->part_bytes + w->blk_len + total > w->o.split_bytes) ||
          (w->o.split_seconds > 0 &&
           (double)(m->recv_realtime_ns - w->part_t0) >= w->o.split_seconds * 1e9))) {
         if ((rv = close_part(w)) != MCL_OK)
@@ -504,6 +621,33 @@ mcl_log_writer_write(mcl_log_writer *w, const mcl_raw_msg *m)
         w->part++;
         if ((rv = open_part(w)) != MCL_OK)
             goto out;
+    }
+    if (w->o.compress) {
+        // Into the block being collected; it is written when full, at the next flush, at the
+        // end of the part. A record too large for a block is written plain (after the block).
+        size_t in = total - 4; // (no marker inside a block)
+        if (w->blk_n > 0 && (w->blk_len + in > w->blk_cap || w->blk_n >= PEND_MAX / 2) &&
+            !emit_block(w)) {
+            rv = w->err;
+            goto out;
+        }
+        if (in <= w->blk_cap) {
+            uint8_t *d = w->blk + w->blk_len;
+            memcpy(d, hb + 4, sizeof(hb) - 4);
+            memcpy(d + sizeof(hb) - 4, m->topic, m->topic_len);
+            if (m->len > 0)
+                memcpy(d + sizeof(hb) - 4 + m->topic_len, m->payload, m->len);
+            if (w->blk_n == 0 || m->recv_realtime_ns < w->blk_tmin)
+                w->blk_tmin = m->recv_realtime_ns;
+            if (w->blk_n == 0 || m->recv_realtime_ns > w->blk_tmax)
+                w->blk_tmax = m->recv_realtime_ns;
+            w->blk_len += in;
+            w->blk_n++;
+            if (w->part_count++ == 0)
+                w->part_t0 = m->recv_realtime_ns;
+            w->dirty = true;
+            goto out;
+        }
     }
     errno = 0;
     if (ferror(w->f) || fwrite(hb, 1, sizeof(hb), w->f) != sizeof(hb) ||
@@ -579,6 +723,9 @@ mcl_log_writer_close(mcl_log_writer *w)
     pthread_mutex_destroy(&w->lock);
     mcl__free(w->fbuf);
     mcl__free(w->pend);
+    mcl__free(w->blk);
+    mcl__free(w->zbuf);
+    mcl__zctx_free(w->zx);
     mcl__free(w->path);
     mcl__free(w->meta);
     mcl__free(w);
@@ -604,7 +751,16 @@ typedef struct lfile {
     size_t tent_off;       // the damage counted since (tent_n records, tent_b bytes) is taken
     uint64_t tent_n, tent_b; // back if no valid record follows
     bool cont;             // the damage being skipped goes on (a long stretch without markers)
-    size_t rec_off;      // where the record last decoded starts (a mark's position)
+    size_t rec_off;      // where the record last decoded starts (a mark's position), and,
+    size_t rec_in;       // for a record of a block, where inside the block (else 0)
+    bool rec_blk;        // the record last decoded came from a block (the source's buffer)
+    bool blocks;         // a version 2 file: "MBLK" is a sync marker too
+    bool in_blk;         // a block is being read: its records are src->zb[blk_pos..blk_len)
+    size_t blk_off, blk_len, blk_pos;
+    size_t blk_resume;   // the block at blk_resume_off, when loaded, is read from here in it
+    size_t blk_resume_off; // (a mark's position; 0: none)
+    size_t zbad_end;     // a block that checked but did not decompress ended here: a block
+                         // starting before is not decompressed (linear time)
     bool pending;        // no complete header yet (a file just created): no records, detected
                          // again by mcl_log_reader_refresh() once it grows
     bool bad;            // grew into something that is not a log: never read
@@ -624,7 +780,12 @@ typedef struct source {
     size_t pay_cap;
     int64_t text_created; // created time of the series (its first file's header)
     char *prefix, *ext;   // a split series PATH_NNN.EXT: its parts (refresh looks for more)
-    size_t la_cur, la_off; // where the look-ahead record starts (file, offset): marks
+    size_t la_cur, la_off; // where the look-ahead record starts (file, offset, and inside a
+    size_t la_in;          // block): marks
+    bool la_blk;           // the look-ahead points into zb (not into a mapping)
+    uint8_t *zb;           // the records of the block being read (compressed logs)
+    size_t zcap;
+    mcl__zctx *zx;
 } source;
 
 struct mcl_log_reader {
@@ -640,6 +801,7 @@ struct mcl_log_reader {
     bool in_next, stopped;
     uint64_t work; // bytes gone through since stop() was last asked
     uint64_t stop_step; // ask every this many bytes (STOP_STEP; fuzz tests: less)
+    uint64_t blocks, block_bytes, block_raw; // blocks read: their bytes in the file, decompressed
 };
 
 enum { STOP_STEP = 1 << 20, SCAN_STEP = 1 << 20 };
@@ -851,12 +1013,33 @@ detect(lfile *f)
         if (f->size < FILE_HDR_FIXED + 4)
             return MCL_EAGAIN;
         size_t hl = mcl__get_be16(f->base + 10);
-        if (mcl__get_be16(f->base + 8) == LOG_VERSION && hl >= FILE_HDR_FIXED + 4 && hl > f->size)
+        unsigned v = mcl__get_be16(f->base + 8);
+        bool known = v == LOG_VERSION || v == LOG_VERSION_Z;
+        if (known && hl >= FILE_HDR_FIXED + 4 && hl > f->size)
             return MCL_EAGAIN; // the header is still being written
-        if (mcl__get_be16(f->base + 8) != LOG_VERSION || hl < FILE_HDR_FIXED + 4 ||
+        if (hl < FILE_HDR_FIXED + 4 || hl > f->size ||
             mcl__get_be32(f->base + hl - 4) != mcl__crc32c(f->base, hl - 4))
             return mcl__fail(MCL_EPROTO, NULL, 0, "log", "%s: damaged or unknown file header",
                              f->path);
+        if (!known)
+            return mcl__fail(MCL_EPROTO, NULL, 0, "log",
+                             "%s: log format version %u (this reader knows 1 and 2)", f->path, v);
+        f->blocks = v == LOG_VERSION_Z;
+        // A compressed log names its codec: one this build lacks is refused, not misread.
+        const char *meta = (const char *)f->base + FILE_HDR_FIXED;
+        size_t ml = hl - 4 - FILE_HDR_FIXED;
+        for (size_t i = 0; f->blocks && i < ml;) {
+            const char *nl = memchr(meta + i, '\n', ml - i);
+            size_t ll = nl != NULL ? (size_t)(nl - (meta + i)) : ml - i;
+            if (ll > 9 && memcmp(meta + i, "compress=", 9) == 0) {
+                int c = mcl__z_parse(meta + i + 9, ll - 9);
+                if (c > 0 && !mcl__z_built(c))
+                    return mcl__fail(MCL_ENOTSUP, NULL, 0, "log",
+                                     "%s: compressed with %.*s, which this build lacks", f->path,
+                                     (int)(ll - 9), meta + i + 9);
+            }
+            i += ll + 1;
+        }
         f->data_off = f->off = hl;
         return MCL_OK;
     }
@@ -1005,6 +1188,7 @@ forget_checks(lfile *f)
     f->cp_org = SIZE_MAX;
     f->nul_lo = f->nul_hi = 0;
     f->nul_found = false;
+    f->zbad_end = 0;
 }
 
 // Whether a complete candidate record starts at off: marker, lengths that add up, inside the
@@ -1021,6 +1205,98 @@ candidate(const lfile *f, size_t off, uint64_t *body)
            (uint64_t)REC_BODY + mcl__get_be16(b + 24) + mcl__get_be32(b + 28) == *body;
 }
 
+// The first sync marker in p[0..n) ("MREC"; in a compressed log also "MBLK"), or NULL.
+static const uint8_t *
+find_sync(const lfile *f, const uint8_t *p, size_t n)
+{
+    if (!f->blocks)
+        return memmem(p, n, REC_SYNC, 4);
+    for (const uint8_t *e = p + n; n >= 4;) {
+        const uint8_t *q = memchr(p, 'M', n - 3);
+        if (q == NULL)
+            return NULL;
+        if (memcmp(q, REC_SYNC, 4) == 0 || memcmp(q, BLK_SYNC, 4) == 0)
+            return q;
+        p = q + 1;
+        n = (size_t)(e - p);
+    }
+    return NULL;
+}
+
+// Whether a complete candidate block starts at off: marker, lengths, codec and the bounds on
+// its sizes (decompressed at most MAX_BLOCK and BLK_RATIO times its body, one record at least
+// per 44 bytes), all checked before its CRC and before anything is allocated. Sets *body.
+static bool
+blk_candidate(const lfile *f, size_t off, uint64_t *body)
+{
+    const uint8_t *p = f->base + off;
+    if (!f->blocks || off + REC_HDR + BLK_BODY > f->size || memcmp(p, BLK_SYNC, 4) != 0)
+        return false;
+    *body = mcl__get_be32(p + 4);
+    const uint8_t *b = p + REC_HDR;
+    uint64_t c = mcl__get_be32(b + 4), u = mcl__get_be32(b + 8), n = mcl__get_be32(b + 12);
+    return *body >= BLK_BODY && off + REC_HDR + *body <= f->size &&
+           (b[0] == MCL__Z_ZSTD || b[0] == MCL__Z_LZ4) && b[1] == 0 && mcl__get_be16(b + 2) == 0 &&
+           c > 0 && BLK_BODY + c <= *body && u >= INNER_HDR + REC_BODY && u <= MAX_BLOCK &&
+           u <= BLK_RATIO * *body && n > 0 && n <= u / (INNER_HDR + REC_BODY) &&
+           (int64_t)mcl__get_be64(b + 16) <= (int64_t)mcl__get_be64(b + 24);
+}
+
+// Loads the block at f->off (a candidate whose CRC checked) into s->zb: its padding must be
+// zero, it must decompress to exactly its size, and hold exactly its count of records, each
+// of which checks as in a file (marker, lengths, CRC, topic) and lies in its time range.
+// 1: loaded, f->in_blk; 0: damaged; -1: out of memory.
+static int
+load_block(source *s, lfile *f, uint64_t body)
+{
+    const uint8_t *b = f->base + f->off + REC_HDR;
+    size_t c = mcl__get_be32(b + 4), u = mcl__get_be32(b + 8), n = mcl__get_be32(b + 12);
+    int64_t t0 = (int64_t)mcl__get_be64(b + 16), t1 = (int64_t)mcl__get_be64(b + 24);
+    for (size_t i = BLK_BODY + c; i < body; i++)
+        if (b[i] != 0)
+            return 0;
+    if (u > s->zcap) {
+        uint8_t *nb = mcl__realloc(s->zb, u);
+        if (nb == NULL)
+            return -1;
+        s->zb = nb;
+        s->zcap = u;
+    }
+    if (s->zx == NULL && (s->zx = mcl__zctx_new()) == NULL)
+        return -1;
+    mcl_err rv = mcl__z_decompress(s->zx, b[0], b + BLK_BODY, c, s->zb, u);
+    if (rv == MCL_ENOMEM)
+        return -1;
+    if (rv != MCL_OK)
+        return 0;
+    size_t pos = 0, k = 0, resume = f->off == f->blk_resume_off ? f->blk_resume : 0;
+    size_t from = 0; // where reading starts: the first record at or after a mark's position
+    while (pos < u) {
+        const uint8_t *p = s->zb + pos;
+        if (u - pos < INNER_HDR + REC_BODY)
+            return 0;
+        uint64_t rb = mcl__get_be32(p);
+        const uint8_t *rbp = p + INNER_HDR;
+        uint64_t tl = mcl__get_be16(rbp + 24), pl = mcl__get_be32(rbp + 28);
+        int64_t t = (int64_t)mcl__get_be64(rbp);
+        if (rb > u - pos - INNER_HDR || REC_BODY + tl + pl != rb || t < t0 || t > t1 ||
+            crc32c_update(0, rbp, (size_t)rb) != mcl__get_be32(p + 4) ||
+            (tl > 0 && memchr(rbp + REC_BODY, 0, (size_t)tl) != NULL))
+            return 0;
+        if (pos < resume)
+            from = pos + INNER_HDR + (size_t)rb;
+        pos += INNER_HDR + (size_t)rb;
+        k++;
+    }
+    if (k != n)
+        return 0;
+    f->in_blk = true;
+    f->blk_off = f->off;
+    f->blk_len = u;
+    f->blk_pos = from;
+    return 1;
+}
+
 // Decodes the binary record at f->off into m; on success advances f->off. Returns 1 for a
 // record, 0 at the end, -2 when the caller's stop function said stop (f keeps where it was:
 // calling again goes on).
@@ -1032,14 +1308,35 @@ candidate(const lfile *f, size_t off, uint64_t *body)
 // pass to the next valid record or the end, never more: the damage met on the way is counted
 // provisionally and, at the end, taken back.
 static int
-bin_record(mcl_log_reader *r, lfile *f, mcl_raw_msg *m)
+bin_record(mcl_log_reader *r, source *s, lfile *f, mcl_raw_msg *m)
 {
     for (;;) {
+        if (f->in_blk) { // the next record of the block being read (checked when loaded)
+            if (f->blk_pos < f->blk_len) {
+                const uint8_t *p = s->zb + f->blk_pos, *b = p + INNER_HDR;
+                uint32_t tl = mcl__get_be16(b + 24), pl = mcl__get_be32(b + 28);
+                memset(m, 0, sizeof(*m));
+                m->recv_realtime_ns = (int64_t)mcl__get_be64(b);
+                m->publisher = mcl__get_be64(b + 8);
+                m->seq = mcl__get_be64(b + 16);
+                m->topic = (const char *)(b + REC_BODY);
+                m->topic_len = tl;
+                m->payload = pl ? b + REC_BODY + tl : NULL;
+                m->len = pl;
+                f->rec_off = f->blk_off;
+                f->rec_in = f->blk_pos;
+                f->rec_blk = true;
+                f->blk_pos += INNER_HDR + REC_BODY + tl + pl;
+                return 1;
+            }
+            f->in_blk = false;
+        }
         if (f->off + REC_HDR + REC_BODY > f->size)
             break;
         const uint8_t *p = f->base + f->off;
         uint64_t body = 0;
-        bool marker = memcmp(p, REC_SYNC, 4) == 0;
+        bool blk = f->blocks && memcmp(p, BLK_SYNC, 4) == 0;
+        bool marker = blk || memcmp(p, REC_SYNC, 4) == 0;
         if (marker && f->off + REC_HDR + mcl__get_be32(p + 4) > f->size) {
             if (!f->tent) {
                 f->tent = true;
@@ -1061,18 +1358,47 @@ bin_record(mcl_log_reader *r, lfile *f, mcl_raw_msg *m)
                 m->payload = pl ? b + REC_BODY + tl : NULL;
                 m->len = pl;
                 f->rec_off = f->off;
+                f->rec_in = 0;
+                f->rec_blk = false;
                 f->off += REC_HDR + (size_t)body;
                 f->cp_org = SIZE_MAX; // records that start inside this one are never looked at
                 f->tent = false;      // (what was provisional is damage)
                 f->cont = false;
                 return 1;
             }
+        } else if (blk && blk_candidate(f, f->off, &body) &&
+                   body_crc_ok(f, f->off + REC_HDR, (size_t)body, mcl__get_be32(p + 8))) {
+            const uint8_t *b = p + REC_HDR;
+            int64_t tmax = (int64_t)mcl__get_be64(b + 24);
+            int64_t floor = r->o.start_ns;
+            if (s->floor_on && s->floor_ns > floor)
+                floor = s->floor_ns;
+            // Every record before the time asked (a seek, start_ns): skipped undecompressed.
+            bool skip = floor != 0 && tmax < floor;
+            int k = skip || f->off < f->zbad_end ? (skip ? 1 : 0) : load_block(s, f, body);
+            if (k < 0)
+                return 0; // out of memory: the end, for now
+            if (k > 0) {
+                r->blocks++;
+                r->block_bytes += REC_HDR + body;
+                // (its records as if plain, 12 + L each: the fuzz target's accounting)
+                r->block_raw += mcl__get_be32(b + 8) + 4 * (uint64_t)mcl__get_be32(b + 12);
+                f->off += REC_HDR + (size_t)body;
+                f->cp_org = SIZE_MAX;
+                f->tent = false;
+                f->cont = false;
+                if (skip && should_stop(r, REC_HDR + (size_t)body))
+                    return -2;
+                continue; // (its first record)
+            }
+            if (f->off >= f->zbad_end)
+                f->zbad_end = f->off + REC_HDR + (size_t)body;
         }
         // Damaged: count it and go on at the next marker, looked for SCAN_STEP bytes at a time
         // (a stretch without one goes on as the same damaged record). Without one up to the
         // end, it is skipped to there, but for the start of a marker (being written).
         size_t rest = f->size - f->off - 1, win = rest > SCAN_STEP ? SCAN_STEP : rest;
-        const uint8_t *next = memmem(p + 1, win, REC_SYNC, 4);
+        const uint8_t *next = find_sync(f, p + 1, win);
         size_t skip, keep = 3;
         bool more = false;
         if (next != NULL) {
@@ -1081,7 +1407,8 @@ bin_record(mcl_log_reader *r, lfile *f, mcl_raw_msg *m)
             skip = win - 2; // (a marker may start in the last three bytes looked at)
             more = true;
         } else {
-            while (keep > 0 && memcmp(f->base + f->size - keep, REC_SYNC, keep) != 0)
+            while (keep > 0 && memcmp(f->base + f->size - keep, REC_SYNC, keep) != 0 &&
+                   (!f->blocks || memcmp(f->base + f->size - keep, BLK_SYNC, keep) != 0))
                 keep--;
             skip = f->size - f->off - keep;
         }
@@ -1193,7 +1520,7 @@ advance(mcl_log_reader *r, source *s)
         lfile *f = &s->files[s->cur];
         int k = f->pending || f->bad ? 0
                 : f->text            ? text_record(r, s, f, &s->msg)
-                                     : bin_record(r, f, &s->msg);
+                                     : bin_record(r, s, f, &s->msg);
         if (k == -2)
             return;
         if (k <= 0) {
@@ -1220,6 +1547,8 @@ advance(mcl_log_reader *r, source *s)
         s->have = true;
         s->la_cur = s->cur;
         s->la_off = f->rec_off;
+        s->la_in = f->text ? 0 : f->rec_in;
+        s->la_blk = !f->text && f->rec_blk;
         break;
     }
     s->need = false;
@@ -1420,6 +1749,8 @@ mcl_log_reader_close(mcl_log_reader *r)
         mcl__free(s->files);
         mcl__free(s->topic_buf);
         mcl__free(s->pay_buf);
+        mcl__free(s->zb);
+        mcl__zctx_free(s->zx);
         mcl__free(s->prefix);
         mcl__free(s->ext);
     }
@@ -1438,6 +1769,9 @@ new_pass(lfile *f)
     f->off = f->data_off;
     f->tent = f->cont = false;
     f->tent_n = f->tent_b = 0;
+    f->in_blk = false;
+    f->blk_resume = f->blk_resume_off = 0;
+    f->zbad_end = 0;
 }
 
 mcl_err
@@ -1464,6 +1798,7 @@ mcl_log_reader_reset(mcl_log_reader *r)
     if (r == NULL)
         return MCL_EINVAL;
     r->corrupt = r->corrupt_bytes = 0; // counted again as the files are read again
+    r->blocks = r->block_bytes = r->block_raw = 0;
     r->last = -1;
     for (size_t i = 0; i < r->nsrc; i++) {
         source *s = &r->src[i];
@@ -1579,14 +1914,15 @@ probe(lfile *f, size_t at, size_t limit, int64_t *t, size_t *roff)
 {
     while (at < limit && at + REC_HDR + REC_BODY <= f->size) {
         size_t end = limit + 3 < f->size ? limit + 3 : f->size; // a marker starting before limit
-        const uint8_t *p = memmem(f->base + at, end - at, REC_SYNC, 4);
+        const uint8_t *p = find_sync(f, f->base + at, end - at);
         if (p == NULL)
             return false;
         size_t off = (size_t)(p - f->base);
         uint64_t body;
-        if (candidate(f, off, &body) &&
+        // (a block: its earliest time, from its header; not decompressed)
+        if ((candidate(f, off, &body) || blk_candidate(f, off, &body)) &&
             body_crc_ok(f, off + REC_HDR, (size_t)body, mcl__get_be32(p + 8))) {
-            *t = (int64_t)mcl__get_be64(p + REC_HDR);
+            *t = (int64_t)mcl__get_be64(p + REC_HDR + (p[1] == 'B' ? 16 : 0));
             *roff = off;
             return true;
         }
@@ -1601,6 +1937,7 @@ mcl_log_reader_seek(mcl_log_reader *r, int64_t t)
     if (r == NULL)
         return MCL_EINVAL;
     r->corrupt = r->corrupt_bytes = 0; // counted again as the files are read again
+    r->blocks = r->block_bytes = r->block_raw = 0;
     for (size_t i = 0; i < r->nsrc; i++) {
         source *s = &r->src[i];
         s->cur = 0; // no read-ahead here: the positions below are where reading resumes
@@ -1676,8 +2013,8 @@ mcl_log_reader_tail(const mcl_log_reader *r)
 static bool
 relocate(mcl_log_reader *r, source *s, lfile *f, const uint8_t *ob, const uint8_t *nb, size_t ns)
 {
-    if (!s->have || f->text || &s->files[s->la_cur] != f || ob == NULL)
-        return false;
+    if (!s->have || f->text || s->la_blk || &s->files[s->la_cur] != f || ob == NULL)
+        return false; // (a record of a block is in the source's buffer)
     bool out = r->last >= 0 && &r->src[r->last] == s; // r->out is a copy of this look-ahead
     size_t to = (size_t)((uintptr_t)s->msg.topic - (uintptr_t)ob);
     if (to + s->msg.topic_len + s->msg.len <= ns) {
@@ -1820,7 +2157,8 @@ mcl_log_reader_refresh(mcl_log_reader *r)
 
 // A mark records where each source's next record starts, so that the log stream can come back
 // to a record index without reading from the start: words [nsrc, last + 1, then per source
-// have, file, offset]. Declared again in logstream.c (lib/log has no internal header).
+// have, file, offset, offset inside the block at offset (0: a plain record)]. Declared again
+// in logstream.c (lib/log has no internal header).
 size_t mcl__log_mark_words(const mcl_log_reader *r);
 void mcl__log_reader_mark(const mcl_log_reader *r, uint64_t *mark);
 mcl_err mcl__log_reader_restore(mcl_log_reader *r, const uint64_t *mark);
@@ -1829,7 +2167,7 @@ void mcl__log_reader_size(const mcl_log_reader *r, size_t *files, uint64_t *byte
 size_t
 mcl__log_mark_words(const mcl_log_reader *r)
 {
-    return 2 + 3 * r->nsrc;
+    return 2 + 4 * r->nsrc;
 }
 
 void
@@ -1839,11 +2177,13 @@ mcl__log_reader_mark(const mcl_log_reader *r, uint64_t *mark)
     mark[1] = (uint64_t)(r->last + 1);
     for (size_t i = 0; i < r->nsrc; i++) {
         const source *s = &r->src[i];
-        uint64_t *m = mark + 2 + 3 * i;
+        uint64_t *m = mark + 2 + 4 * i;
         size_t c = s->cur < s->nfiles ? s->cur : s->nfiles - 1; // (at its end: the last file)
+        const lfile *f = s->nfiles ? &s->files[c] : NULL;
         m[0] = s->have;
         m[1] = s->have ? s->la_cur : c;
-        m[2] = s->have ? s->la_off : s->nfiles ? s->files[c].off : 0;
+        m[2] = s->have ? s->la_off : f == NULL ? 0 : f->in_blk ? f->blk_off : f->off;
+        m[3] = s->have ? s->la_in : f != NULL && f->in_blk ? f->blk_pos : 0;
     }
 }
 
@@ -1854,31 +2194,47 @@ mcl__log_reader_restore(mcl_log_reader *r, const uint64_t *mark)
         return MCL_EINVAL;
     for (size_t i = 0; i < r->nsrc; i++) {
         source *s = &r->src[i];
-        const uint64_t *m = mark + 2 + 3 * i;
+        const uint64_t *m = mark + 2 + 4 * i;
         if (s->nfiles == 0 || m[1] >= s->nfiles)
             return MCL_EINVAL;
     }
     int last = (int)mark[1] - 1;
     for (size_t i = 0; i < r->nsrc; i++) {
         source *s = &r->src[i];
-        const uint64_t *m = mark + 2 + 3 * i;
+        const uint64_t *m = mark + 2 + 4 * i;
         s->cur = (size_t)m[1];
         s->done = false;
         for (size_t k = 0; k < s->nfiles; k++) {
             tent_drop(r, &s->files[k]);
             s->files[k].cont = false;
+            s->files[k].in_blk = false;
+            s->files[k].blk_resume = 0;
             if (k > s->cur)
                 s->files[k].off = s->files[k].data_off;
         }
         s->floor_on = false;
         lfile *f = &s->files[s->cur];
         f->off = m[2] < f->data_off ? f->data_off : m[2] > f->size ? f->size : (size_t)m[2];
+        f->blk_resume = (size_t)m[3]; // (read from there when the block at off loads)
+        f->blk_resume_off = f->off;
         advance(r, s); // the look-ahead again (or, at the end, what came since)
         if ((int)i == last && !s->have)
             last = -1; // (the file changed under us)
     }
     r->last = last;
     return MCL_OK;
+}
+
+// Tests and the fuzz target: the compressed blocks read so far (since the last reset or seek),
+// their bytes in the files, and the bytes of their records as if plain (12 + L each).
+void mcl__log_reader_blocks(const mcl_log_reader *r, uint64_t *n, uint64_t *bytes,
+                            uint64_t *raw);
+void
+mcl__log_reader_blocks(const mcl_log_reader *r, uint64_t *n, uint64_t *bytes, uint64_t *raw)
+{
+    *n = r->blocks;
+    *bytes = r->block_bytes;
+    *raw = r->block_raw;
 }
 
 void

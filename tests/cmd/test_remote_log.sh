@@ -76,6 +76,11 @@ strip() { sed -E 's/"time":"[^"]*",//; s/"publisher":"[^"]*","seq":[0-9]+,//'; }
 u="udp://239.255.98.1:26298?iface=lo&ttl=0"
 
 # --- record and serve -----------------------------------------------------------------------------
+# (and a compressed recording of the same traffic, served with --root below)
+mkdir -p "$tmp/root/day1"
+"$bin/mcl-log" -v -u "$u" -o "$tmp/root/day1/recz.mcllog" --compress=lz4 2>"$tmp/logz.err" &
+logz_pid=$!
+check "compressed recorder listens" wait_for "$tmp/logz.err" "listening on" 10
 "$bin/mcl-log" -v -u "$u" -o "$tmp/rec.mcllog" --serve "zmq+tcp://10.204.0.1:0" 2>"$tmp/log.err" &
 log_pid=$!
 check "log serves" wait_for "$tmp/log.err" "serving zmq+tcp://10.204.0.1:" 10
@@ -164,8 +169,13 @@ kill -INT "$log_pid"
 wait "$log_pid"
 check "log exit" test $? -eq 0
 
+check "compressed recorded 20450" wait_logged "$logz_pid" "$tmp/logz.err" 20450
+check "compressed: nothing lost" bash -c "grep -A1 ' s: 20450 messages,' '$tmp/logz.err' | grep -q 'lost 0, ring drops 0, kernel drops 0'"
+kill -INT "$logz_pid"
+wait "$logz_pid"
+check "compressed log exit" test $? -eq 0
+
 # --- serve a directory only ---------------------------------------------------------------------
-mkdir -p "$tmp/root/day1"
 cp "$tmp/rec.mcllog" "$tmp/root/day1/"
 "$bin/mcl-log" -v -u "$u" -o "$tmp/root/split" --split-count 4 2>"$tmp/split.err" &
 split_pid=$!
@@ -182,7 +192,18 @@ check "root url known ($rsrv)" test -n "$rsrv"
 in2 "$bin/mcl-dump" --list "$rsrv" >"$tmp/rlist.out"
 check "root list: the copy" grep -q "^day1/rec\.mcllog .*records=20450 " "$tmp/rlist.out"
 check "root list: a series once" test "$(grep -c '^split .*records=10 files=3 ' "$tmp/rlist.out")" -eq 1
-check "root list: two entries" test "$(wc -l <"$tmp/rlist.out")" -eq 2
+check "root list: the compressed one" grep -q "^day1/recz\.mcllog .*records=20450 files=1 corrupt=0$" "$tmp/rlist.out"
+check "root list: three entries" test "$(wc -l <"$tmp/rlist.out")" -eq 3
+# A compressed log served: the same content as the plain recording of the same traffic, and
+# --start (a time seek inside blocks) as when read locally.
+in2 "$bin/mcl-dump" -f "$rsrv/day1/recz.mcllog" --json | strip >"$tmp/rz.json"
+"$bin/mcl-dump" -f "$tmp/rec.mcllog" --json | strip >"$tmp/rp.json"
+check "root compressed = plain (20450)" test "$(wc -l <"$tmp/rz.json")" -eq 20450
+check "root compressed content = plain content" cmp -s "$tmp/rz.json" "$tmp/rp.json"
+in2 "$bin/mcl-dump" -f "$rsrv/day1/recz.mcllog" --start 0.05 --json >"$tmp/rzs.json"
+"$bin/mcl-dump" -f "$tmp/root/day1/recz.mcllog" --start 0.05 --json >"$tmp/lzs.json"
+check "root compressed --start = local ($(wc -l <"$tmp/lzs.json"))" cmp -s "$tmp/rzs.json" "$tmp/lzs.json"
+check "root compressed --start cuts" test "$(wc -l <"$tmp/lzs.json")" -lt 20450 -a -s "$tmp/lzs.json"
 check "root read" test "$(lines in2 "$bin/mcl-dump" -f "$rsrv/day1/rec.mcllog" -t late --json)" -eq 50
 check "root escape refused" status_is 2 in2 "$bin/mcl-dump" -f "$rsrv/../rec.mcllog"
 check "root series read" test "$(lines in2 "$bin/mcl-dump" -f "$rsrv/split" --json)" -eq 10
