@@ -46,8 +46,10 @@ usage(FILE *f)
             "      --compress[=CODEC[:LEVEL]]\n"
             "                        write records in compressed blocks (a version 2 log, which\n"
             "                        mcl 0.3 and older cannot read): CODEC zstd (the default;\n"
-            "                        LEVEL 1..19, default 3) or lz4 (LEVEL: acceleration, default\n"
-            "                        1); a block is written when it holds --block-size of records\n"
+            "                        LEVEL 1..19, default 3), lz4 (LEVEL: acceleration, default\n"
+            "                        1) or lz4hc (lz4 blocks, smaller, slower to write, read as\n"
+            "                        fast; LEVEL 1..12, default 9); a block is written when it\n"
+            "                        holds --block-size of records\n"
             "                        and at every flush, so a kill -9 still loses at most\n"
             "                        --flush-ms (a longer one compresses slow traffic better)\n"
             "      --block-size B    with --compress: B bytes of records per block before\n"
@@ -302,16 +304,17 @@ main(int argc, char **argv)
         case O_COMPRESS: {
             const char *a = optarg ? optarg : "zstd", *colon = strchr(a, ':');
             size_t nl = colon ? (size_t)(colon - a) : strlen(a);
-            wo.compress = nl == 4 && strncmp(a, "zstd", 4) == 0  ? MCL_LOG_COMPRESS_ZSTD
-                          : nl == 3 && strncmp(a, "lz4", 3) == 0 ? MCL_LOG_COMPRESS_LZ4
-                                                                 : MCL_LOG_COMPRESS_NONE;
+            wo.compress = nl == 4 && strncmp(a, "zstd", 4) == 0    ? MCL_LOG_COMPRESS_ZSTD
+                          : nl == 3 && strncmp(a, "lz4", 3) == 0   ? MCL_LOG_COMPRESS_LZ4
+                          : nl == 5 && strncmp(a, "lz4hc", 5) == 0 ? MCL_LOG_COMPRESS_LZ4HC
+                                                                   : MCL_LOG_COMPRESS_NONE;
             uint64_t lv = 0;
+            uint64_t top = wo.compress == MCL_LOG_COMPRESS_ZSTD    ? 19
+                           : wo.compress == MCL_LOG_COMPRESS_LZ4HC ? 12
+                                                                   : 65537;
             if (wo.compress == MCL_LOG_COMPRESS_NONE ||
-                (colon != NULL &&
-                 (!tool_parse_u64(colon + 1, wo.compress == MCL_LOG_COMPRESS_ZSTD ? 19 : 65537,
-                                  &lv) ||
-                  lv == 0))) {
-                tool_err(prog, "invalid --compress '%s' (zstd or lz4, then :LEVEL)", a);
+                (colon != NULL && (!tool_parse_u64(colon + 1, top, &lv) || lv == 0))) {
+                tool_err(prog, "invalid --compress '%s' (zstd, lz4 or lz4hc, then :LEVEL)", a);
                 return EXIT_USAGE;
             }
             wo.compress_level = (int)lv;

@@ -33,7 +33,10 @@ extern "C" {
 typedef enum mcl_log_compress {
     MCL_LOG_COMPRESS_NONE = 0, /**< plain records (a version 1 file) */
     MCL_LOG_COMPRESS_ZSTD = 1, /**< zstd blocks (a version 2 file) */
-    MCL_LOG_COMPRESS_LZ4 = 2   /**< lz4 blocks (a version 2 file) */
+    MCL_LOG_COMPRESS_LZ4 = 2,  /**< lz4 blocks (a version 2 file) */
+    MCL_LOG_COMPRESS_LZ4HC = 3 /**< lz4 blocks written by lz4's high-compression mode: smaller,
+                                    slower to write (tens of MB/s), read as fast as lz4; the
+                                    file says lz4 (readers need nothing new) */
 } mcl_log_compress;
 
 /** Writer options; all-zero means: one file, no splitting, flushed every 100 ms, uncompressed. */

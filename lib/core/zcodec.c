@@ -12,6 +12,7 @@
 #endif
 #if MCL_HAVE_LZ4
 #include <lz4.h>
+#include <lz4hc.h>
 #endif
 
 struct mcl__zctx {
@@ -20,7 +21,8 @@ struct mcl__zctx {
     ZSTD_DCtx *dctx;
 #endif
 #if MCL_HAVE_LZ4
-    void *lz4_state; // LZ4_sizeofState() bytes
+    void *lz4_state;   // LZ4_sizeofState() bytes
+    void *lz4hc_state; // LZ4_sizeofStateHC() bytes
 #endif
     int unused;
 };
@@ -34,6 +36,7 @@ mcl__z_built(int codec)
     case MCL__Z_ZSTD:
         return MCL_HAVE_ZSTD != 0;
     case MCL__Z_LZ4:
+    case MCL__Z_LZ4HC:
         return MCL_HAVE_LZ4 != 0;
     default:
         return false;
@@ -43,7 +46,7 @@ mcl__z_built(int codec)
 const char *
 mcl__z_name(int codec)
 {
-    static const char *const names[MCL__Z_NCODECS] = {"none", "zstd", "lz4"};
+    static const char *const names[MCL__Z_NCODECS] = {"none", "zstd", "lz4", "lz4hc"};
     return codec >= 0 && codec < MCL__Z_NCODECS ? names[codec] : "?";
 }
 
@@ -70,6 +73,7 @@ mcl__z_bound(int codec, size_t n)
 #endif
 #if MCL_HAVE_LZ4
     case MCL__Z_LZ4:
+    case MCL__Z_LZ4HC:
         return n > LZ4_MAX_INPUT_SIZE ? 0 : (size_t)LZ4_compressBound((int)n);
 #endif
     default:
@@ -94,6 +98,7 @@ mcl__zctx_free(mcl__zctx *z)
 #endif
 #if MCL_HAVE_LZ4
     mcl__free(z->lz4_state);
+    mcl__free(z->lz4hc_state);
 #endif
     mcl__free(z);
 }
@@ -127,6 +132,19 @@ mcl__z_compress(mcl__zctx *z, int codec, int level, const void *src, size_t n, v
                                            cap > INT_MAX ? INT_MAX : (int)cap, accel);
         return r > 0 ? (size_t)r : 0;
     }
+    case MCL__Z_LZ4HC: {
+        if (n > LZ4_MAX_INPUT_SIZE)
+            return 0;
+        if (z->lz4hc_state == NULL &&
+            (z->lz4hc_state = mcl__alloc((size_t)LZ4_sizeofStateHC())) == NULL)
+            return 0;
+        int lv = level <= 0 ? MCL__Z_LZ4HC_DEFAULT_LEVEL
+                 : level > MCL__Z_LZ4HC_MAX_LEVEL ? MCL__Z_LZ4HC_MAX_LEVEL
+                                                  : level;
+        int r = LZ4_compress_HC_extStateHC(z->lz4hc_state, src, dst, (int)n,
+                                           cap > INT_MAX ? INT_MAX : (int)cap, lv);
+        return r > 0 ? (size_t)r : 0;
+    }
 #endif
     default:
         return 0;
@@ -137,7 +155,7 @@ mcl_err
 mcl__z_plausible(int codec, const void *src, size_t n, size_t orig)
 {
     (void)src;
-    if (!mcl__z_built(codec))
+    if (codec == MCL__Z_LZ4HC || !mcl__z_built(codec)) // (stored and decoded as lz4)
         return MCL_ENOTSUP;
     switch (codec) {
     case MCL__Z_NONE:
@@ -161,7 +179,7 @@ mcl_err
 mcl__z_decompress(mcl__zctx *z, int codec, const void *src, size_t n, void *dst, size_t orig)
 {
     (void)z, (void)src, (void)n, (void)dst, (void)orig;
-    if (!mcl__z_built(codec))
+    if (codec == MCL__Z_LZ4HC || !mcl__z_built(codec)) // (stored and decoded as lz4)
         return MCL_ENOTSUP;
     switch (codec) {
     case MCL__Z_NONE:

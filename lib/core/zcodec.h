@@ -21,16 +21,28 @@ enum {
     MCL__Z_NONE = 0, // stored (no compression)
     MCL__Z_ZSTD = 1,
     MCL__Z_LZ4 = 2,
-    MCL__Z_NCODECS = 3
+    // A compressor only: lz4's high-compression mode, which writes the same lz4 blocks (stored
+    // and decoded as MCL__Z_LZ4, at lz4's decoding speed) smaller and more slowly.
+    MCL__Z_LZ4HC = 3,
+    MCL__Z_NCODECS = 4
 };
 
 #define MCL__Z_ZSTD_DEFAULT_LEVEL 3 // zstd's own default
 #define MCL__Z_ZSTD_MAX_LEVEL 19    // above this zstd needs far more memory and time
 #define MCL__Z_LZ4_MAX_ACCEL 65537  // lz4's own bound on its acceleration factor
+#define MCL__Z_LZ4HC_DEFAULT_LEVEL 9 // lz4hc's own default
+#define MCL__Z_LZ4HC_MAX_LEVEL 12
+
+// The codec that data compressed with `codec` is stored and decoded as (MCL__Z_LZ4HC: lz4).
+static inline int
+mcl__z_stored(int codec)
+{
+    return codec == MCL__Z_LZ4HC ? MCL__Z_LZ4 : codec;
+}
 
 // Whether this build has the codec (MCL__Z_NONE always).
 bool mcl__z_built(int codec);
-// "zstd", "lz4", "none"; "?" for anything else.
+// "zstd", "lz4", "lz4hc", "none"; "?" for anything else.
 const char *mcl__z_name(int codec);
 // The codec named by s[0..n) ("zstd", "lz4", "none"), or -1.
 int mcl__z_parse(const char *s, size_t n);
@@ -46,7 +58,8 @@ mcl__zctx *mcl__zctx_new(void);
 void mcl__zctx_free(mcl__zctx *z);
 
 // Compresses src[0..n) into dst[0..cap) at `level` (zstd: 1..19, 0 = default; lz4: the
-// acceleration factor, 0 or 1 = default, larger is faster and compresses less). Returns the
+// acceleration factor, 0 or 1 = default, larger is faster and compresses less; lz4hc: 1..12,
+// 0 = default 9). Returns the
 // compressed length; 0 when the codec is not built, when out of memory, or when the result
 // does not fit cap (the caller then sends the data as it is).
 size_t mcl__z_compress(mcl__zctx *z, int codec, int level, const void *src, size_t n, void *dst,

@@ -274,7 +274,7 @@ write_header(mcl_log_writer *w)
     mcl__put_be16(h + 8, w->o.compress ? LOG_VERSION_Z : LOG_VERSION);
     char zl[32] = "";
     if (w->o.compress)
-        snprintf(zl, sizeof(zl), "compress=%s\n", mcl__z_name((int)w->o.compress));
+        snprintf(zl, sizeof(zl), "compress=%s\n", mcl__z_name(mcl__z_stored((int)w->o.compress)));
     int n = snprintf((char *)h + FILE_HDR_FIXED, text, "host=%s\npart=%u\n%s%s%s", host, w->part,
                      zl, w->meta ? w->meta : "", ml && w->meta[ml - 1] != '\n' ? "\n" : "");
     size_t len = FILE_HDR_FIXED + (size_t)(n < 0 ? 0 : n) + 4;
@@ -376,7 +376,7 @@ emit_block(mcl_log_writer *w)
         memcpy(h, BLK_SYNC, 4);
         mcl__put_be32(h + 4, (uint32_t)body);
         uint8_t *b = h + REC_HDR;
-        b[0] = (uint8_t)w->o.compress;
+        b[0] = (uint8_t)mcl__z_stored((int)w->o.compress);
         b[1] = 0;
         mcl__put_be16(b + 2, 0);
         mcl__put_be32(b + 4, (uint32_t)c);
@@ -528,7 +528,8 @@ mcl_log_writer_open(mcl_log_writer **wp, const char *path, const mcl_log_writer_
         rv = MCL_ENOMEM;
     if (rv == MCL_OK && w->o.compress != MCL_LOG_COMPRESS_NONE) {
         w->blk_cap = w->o.block_bytes ? w->o.block_bytes : BLOCK_DEFAULT;
-        if ((w->o.compress != MCL_LOG_COMPRESS_ZSTD && w->o.compress != MCL_LOG_COMPRESS_LZ4) ||
+        if ((w->o.compress != MCL_LOG_COMPRESS_ZSTD && w->o.compress != MCL_LOG_COMPRESS_LZ4 &&
+             w->o.compress != MCL_LOG_COMPRESS_LZ4HC) ||
             w->blk_cap > MAX_BLOCK || w->blk_cap < REC_HDR + REC_BODY || w->o.compress_level < 0)
             rv = mcl__fail(MCL_EINVAL, NULL, 0, "log", "bad compression options");
         else if (!mcl__z_built((int)w->o.compress))

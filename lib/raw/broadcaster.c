@@ -883,7 +883,7 @@ compress_locked(mcl_raw_broadcaster *b, const void *data, size_t len, size_t *zl
                                 b->zbuf + MCL__WIRE_ZENV, need - MCL__WIRE_ZENV);
     if (zl == 0)
         return false;
-    mcl__wire_put_zenv(b->zbuf, b->conn.zcodec, (uint32_t)len);
+    mcl__wire_put_zenv(b->zbuf, (uint8_t)mcl__z_stored(b->conn.zcodec), (uint32_t)len);
     *zlen = MCL__WIRE_ZENV + zl;
     return true;
 }

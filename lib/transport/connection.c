@@ -109,11 +109,15 @@ generic_option(struct mcl_connection *c, const char *url, const char *key, size_
                          level >= 1) ||
                         (codec == MCL__Z_LZ4 &&
                          mcl__url_uint(val + nl + 1, vlen - nl - 1, MCL__Z_LZ4_MAX_ACCEL, &level) &&
+                         level >= 1) ||
+                        (codec == MCL__Z_LZ4HC &&
+                         mcl__url_uint(val + nl + 1, vlen - nl - 1, MCL__Z_LZ4HC_MAX_LEVEL, &level) &&
                          level >= 1);
         if (codec < 0 || !level_ok)
             return MCL__URL_FAIL("%s: compress '%.*s' is not zstd, zstd:LEVEL (1..%d), lz4, "
-                                 "lz4:ACCELERATION (1..%d) or none",
-                                 url, (int)vlen, val, MCL__Z_ZSTD_MAX_LEVEL, MCL__Z_LZ4_MAX_ACCEL);
+                                 "lz4:ACCELERATION (1..%d), lz4hc, lz4hc:LEVEL (1..%d) or none",
+                                 url, (int)vlen, val, MCL__Z_ZSTD_MAX_LEVEL, MCL__Z_LZ4_MAX_ACCEL,
+                                 MCL__Z_LZ4HC_MAX_LEVEL);
         if (!mcl__z_built(codec))
             return mcl__fail(MCL_ENOTSUP, errbuf, errlen, "url",
                              "%s: compress=%s: this build of mcl has no %s (install lib%s-dev "

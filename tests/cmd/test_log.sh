@@ -76,9 +76,10 @@ check "log refuses message" err_says "use --force"
 # read back by mcl-dump -f, smaller than the plain log of the same records; bad values refused.
 check "log bad --compress" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/x" --compress=gzip
 check "log bad --compress level" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/x" --compress=zstd:99
+check "log bad --compress lz4hc level" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/x" --compress=lz4hc:13
 check "log bad --block-size" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/x" --compress --block-size 64M
 check "log --block-size needs --compress" status_is 2 "$bin/mcl-log" -u "$u" -o "$tmp/x" --block-size 64K
-for z in zstd lz4:1; do
+for z in zstd lz4:1 lz4hc; do
     start_log z -u "$u" -o "$tmp/z.mcllog" --force --compress=$z
     "$bin/mcl-pub" -u "$u" -n 50000 -s 64 -r 0 -q
     "$bin/mcl-pub" -u "$u" -n 2000 -s 16k -r 0 -q

@@ -542,6 +542,7 @@ rawt_compressed(void)
         bool small_too;
     } cases[] = {{"&compress=zstd", false},
                  {"&compress=lz4", false},
+                 {"&compress=lz4hc:4", false},
                  {"&compress=zstd:9&compress_min=64&batch=1000000", true}};
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         char url[160];
