@@ -1081,7 +1081,9 @@ test_compressed_hostile(void)
         mcl__rx rx;
         MCLT_OK(mcl__rx_init(&rx, &default_cfg, NULL, 0));
         uint8_t hb[256];
-        mcl__wire_hb h = {.next_seq = 1, .interval_ms = 1000, .pid = 1};
+        mcl__wire_hb h = {.next_seq = 1, .interval_ms = 1000, .pid = 1,
+                          .host = (const uint8_t *)"h", .host_len = 1,
+                          .prog = (const uint8_t *)"p", .prog_len = 1};
         size_t hl = mcl__wire_put_hb(hb, sizeof hb, 3, &h, NULL, NULL, NULL, 0, 0);
         CU_ASSERT_FATAL(hl > 0);
         hb[4] |= MCL__WIRE_F_ZIP;
