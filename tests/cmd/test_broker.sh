@@ -27,6 +27,21 @@ trap cleanup EXIT
 
 # Every program runs under a deadline of its own: nothing here can hang the test.
 T=30
+# The commands are traced into a file; a run that passes 150 s (ctest kills at 180 s, and a
+# killed script says nothing) prints where it was, once, so that a slow or stuck step on a
+# loaded machine can be found from the CI log.
+exec {trace_fd}>"$tmp/trace"
+BASH_XTRACEFD=$trace_fd
+set -x
+(
+    set +x
+    for _ in $(seq 1500); do # 150 s in steps, ended early with the script (no orphan)
+        sleep 0.1
+        kill -0 $$ 2>/dev/null || exit 0
+    done
+    echo "test_broker.sh: still running after 150 s; the last commands:" >&2
+    tail -n 25 "$tmp/trace" >&2
+) &
 
 # Usage errors say so and exit 2; --help and --version exit 0.
 "$broker" --bogus 2>"$tmp/u"
