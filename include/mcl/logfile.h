@@ -125,6 +125,8 @@ MCL_API mcl_err mcl_log_reader_open(mcl_log_reader **rp, const char *const *path
  * can be a whole file: see mcl_log_reader_set_stop().
  * @retval MCL_OK @retval MCL_ENOENT (no more records) @retval MCL_EINVAL
  * @retval MCL_EINTR  the stop function said stop; calling again goes on where it stopped.
+ * @retval MCL_ENOMEM  no memory for a compressed block (or the topic's copy): nothing was
+ *         skipped, calling again retries. @since 0.4 for blocks
  * @since 0.1
  */
 MCL_API mcl_err mcl_log_reader_next(mcl_log_reader *r, const mcl_raw_msg **msgp);

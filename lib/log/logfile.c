@@ -792,6 +792,7 @@ typedef struct source {
 struct mcl_log_reader {
     source *src;
     size_t nsrc;
+    bool oom; // a block could not be loaded for want of memory: next says so (and retries)
     mcl_log_reader_options o;
     char **topics;
     uint64_t corrupt, corrupt_bytes;
@@ -1377,8 +1378,10 @@ bin_record(mcl_log_reader *r, source *s, lfile *f, mcl_raw_msg *m)
             // Every record before the time asked (a seek, start_ns): skipped undecompressed.
             bool skip = floor != 0 && tmax < floor;
             int k = skip || f->off < f->zbad_end ? (skip ? 1 : 0) : load_block(s, f, body);
-            if (k < 0)
-                return 0; // out of memory: the end, for now
+            if (k < 0) { // out of memory: said by next (MCL_ENOMEM); the next call retries
+                r->oom = true;
+                return -3;
+            }
             if (k > 0) {
                 r->blocks++;
                 r->block_bytes += REC_HDR + body;
@@ -1523,6 +1526,8 @@ advance(mcl_log_reader *r, source *s)
                 : f->text            ? text_record(r, s, f, &s->msg)
                                      : bin_record(r, s, f, &s->msg);
         if (k == -2)
+            return;
+        if (k == -3) // (f stays at the block; s->need stays set: the next call tries again)
             return;
         if (k <= 0) {
             // A file before the last one is finished (a writer finishes a part before it
@@ -1884,6 +1889,10 @@ mcl_log_reader_next(mcl_log_reader *r, const mcl_raw_msg **msgp)
                 r->stopped = r->in_next = false;
                 return MCL_EINTR;
             }
+            if (r->oom) { // (this source stays where it was: the next call tries again)
+                r->oom = r->in_next = false;
+                return MCL_ENOMEM;
+            }
         }
     r->in_next = false;
     int best = -1;
@@ -1893,12 +1902,13 @@ mcl_log_reader_next(mcl_log_reader *r, const mcl_raw_msg **msgp)
             best = (int)i;
     if (best < 0)
         return MCL_ENOENT;
-    r->last = best;
-    // Hand out a copy whose topic is NUL-terminated.
+    // Hand out a copy whose topic is NUL-terminated (without memory for it, the record stays
+    // the next one: calling again retries).
     const mcl_raw_msg *m = &r->src[best].msg;
     char *t = mcl__realloc((void *)(uintptr_t)r->out.topic, m->topic_len + 1);
     if (t == NULL)
         return MCL_ENOMEM;
+    r->last = best;
     memcpy(t, m->topic, m->topic_len);
     t[m->topic_len] = '\0';
     r->out = *m;

@@ -201,19 +201,31 @@ child_hygiene(int keep1, int keep2)
 // Makes the ring's pages resident now, before the receiver runs: a first lap through a fresh
 // mapping costs the receiver a page fault (and a zeroed page) per 4 KiB it writes, which at
 // 16 KiB full rate made it lose 70 % of the messages to the socket (docs/performance.md).
-// MADV_POPULATE_WRITE (Linux 5.14) does it in one call; elsewhere each page is touched.
+// MADV_POPULATE_WRITE (Linux 5.14) does it in one call. Where the kernel lacks it (EINVAL),
+// the parent, whose mapping is still fresh, writes a byte per page, and a receiver, whose
+// mapping is live (a restart: records wait in the ring, the tables are in use), only reads one
+// (the page is mapped; its first write then costs a cheap write-protect fault, not a new page).
+// Any other failure (ENOMEM on this MAP_NORESERVE mapping) leaves the pages to come as
+// written, as with lazy_ring.
 static void
-prefault(void *map, size_t len)
+prefault(void *map, size_t len, bool fresh)
 {
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-    if (madvise(map, len, MADV_POPULATE_WRITE) == 0)
+    if (madvise(map, len, MADV_POPULATE_WRITE) == 0 || errno != EINVAL)
         return;
     long pg = sysconf(_SC_PAGESIZE);
     size_t step = pg > 0 ? (size_t)pg : 4096;
-    for (size_t i = 0; i < len; i += step)
-        ((volatile uint8_t *)map)[i] = 0;
+    volatile uint8_t *p = map;
+    uint8_t sink = 0;
+    for (size_t i = 0; i < len; i += step) {
+        if (fresh)
+            p[i] = 0;
+        else
+            sink ^= p[i];
+    }
+    (void)sink;
 }
 
 static _Noreturn void
@@ -253,7 +265,7 @@ child_main(mcl_queued_listener *ql, pid_t parent)
     // A forked process gets no page-table entries for shared memory: without this, it would
     // take a (minor) fault per 4 KiB of the ring on its first lap, while the socket fills.
     if (!ql->opt.lazy_ring)
-        prefault(ql->map, ql->map_len);
+        prefault(ql->map, ql->map_len, false);
     atomic_store_explicit(&ql->sh->ready, ctx.gen, memory_order_release);
     mcl__ring ring;
     mcl__ring_attach(&ring, (uint8_t *)ql->map + ((sizeof(mcl__queued_shared) + 63) & ~(size_t)63));
@@ -331,7 +343,17 @@ stats_add(mcl_listener_stats *d, const mcl_listener_stats *s)
     d->expired += s->expired;
     d->evicted += s->evicted;
     d->oversize += s->oversize;
-    // kernel_drops is not summed: each receiver reports the socket's own running total.
+    d->auth_failures += s->auth_failures;
+    d->heartbeats += s->heartbeats;
+    d->lost_at_end += s->lost_at_end;
+    d->auth_rejected += s->auth_rejected;
+    d->replayed += s->replayed;
+    d->suspect += s->suspect;
+    d->compressed += s->compressed;
+    d->compressed_bytes += s->compressed_bytes;
+    d->undecompressed += s->undecompressed;
+    // kernel_drops is not summed: each receiver reports the socket's own running total. The
+    // partial_*, publishers and rcvbuf fields say what is now: the current receiver's.
 }
 
 // Folds the counters of a finished receiver into the base. Called with `lock` held.
@@ -361,8 +383,11 @@ epoll_set(int epfd, int op, int fd)
 }
 
 // Forks a receiver. Called with `lock` held (or before anyone else can see ql).
+// Forks a receiver. wait_ready (the first start, from open): returns once it reads (below);
+// a restart (from check_receiver, which dispatch and recv call: they must not block) does not
+// wait.
 static mcl_err
-start_receiver(mcl_queued_listener *ql)
+start_receiver(mcl_queued_listener *ql, bool wait_ready)
 {
     ql->sh->generation++;
     memset(&ql->sh->cur, 0, sizeof(ql->sh->cur));
@@ -385,12 +410,16 @@ start_receiver(mcl_queued_listener *ql)
     // most READY_WAIT_MS; a receiver that dies first is found by check_receiver as usual.
     uint32_t gen = ql->sh->generation;
     int64_t deadline = now_ns() + (int64_t)READY_WAIT_MS * 1000000;
-    while (atomic_load_explicit(&ql->sh->ready, memory_order_acquire) != gen &&
+    while (wait_ready && atomic_load_explicit(&ql->sh->ready, memory_order_acquire) != gen &&
            now_ns() < deadline) {
         struct pollfd p = {.fd = ql->pidfd, .events = POLLIN};
         if (ql->pidfd >= 0 && poll(&p, 1, 1) > 0)
             break; // it exited
-        if (ql->pidfd < 0) {
+        if (ql->pidfd < 0) { // (no pidfd: ask whether it exited, without reaping it)
+            siginfo_t si;
+            memset(&si, 0, sizeof(si));
+            if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+                break;
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
         }
@@ -435,7 +464,7 @@ check_receiver(mcl_queued_listener *ql)
     // Restart, but not in a tight loop if receivers keep dying at once.
     if (ql->restart_pending && now_ns() - ql->last_start_ns >= (int64_t)RESTART_GAP_MS * 1000000) {
         ql->restart_pending = false;
-        if (start_receiver(ql) == MCL_OK)
+        if (start_receiver(ql, false) == MCL_OK)
             atomic_fetch_add(&ql->restarts, 1);
         else
             ql->restart_pending = true;
@@ -514,7 +543,7 @@ callback_thread(void *arg)
     // The receiver is forked from this thread: PR_SET_PDEATHSIG follows the thread that forked,
     // and this one lives exactly as long as the listener is open.
     pthread_mutex_lock(&ql->lock);
-    ql->start_rv = start_receiver(ql);
+    ql->start_rv = start_receiver(ql, true);
     ql->started = true;
     pthread_cond_broadcast(&ql->started_cv);
     bool ok = ql->start_rv == MCL_OK;
@@ -713,7 +742,7 @@ mcl_queued_listener_open(mcl_queued_listener *ql)
         goto fail;
     }
     if (!ql->opt.lazy_ring)
-        prefault(ql->map, ql->map_len);
+        prefault(ql->map, ql->map_len, true);
     mcl__ring_init((uint8_t *)ql->map + hdr, ql->opt.ring_size);
     mcl__ring_attach(&ql->ring, (uint8_t *)ql->map + hdr);
     pthread_mutex_lock(&ql->lock); // stats() may look from another thread
@@ -735,7 +764,7 @@ mcl_queued_listener_open(mcl_queued_listener *ql)
         ql->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         epoll_set(ql->epfd, EPOLL_CTL_ADD, ql->tfd);
         pthread_mutex_lock(&ql->lock);
-        rv = start_receiver(ql);
+        rv = start_receiver(ql, true);
         pthread_mutex_unlock(&ql->lock);
         if (rv != MCL_OK)
             goto fail;

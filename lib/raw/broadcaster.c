@@ -117,7 +117,8 @@ struct mcl_raw_broadcaster {
     uint8_t *seal; // encrypted mode: the datagram being sealed
     size_t seal_cap;
     // Pacing: bytes of datagrams (rate=) and messages (msgrate=); rate 0: off. `pacing` is
-    // set while a publisher sleeps for its turn with `lock` held (heartbeats skip a round).
+    // set while a publisher sleeps for its turn, or compresses, with `lock` held (heartbeats
+    // skip a round then).
     bc_pace pace_bytes, pace_msgs;
     atomic_bool pacing;
     atomic_uint_fast64_t n_paced; // sleeps for pacing
@@ -182,8 +183,9 @@ mcl__bcast_heartbeat(mcl_raw_broadcaster *b, bool bye)
     const char *host, *prog;
     uint32_t pid;
     mcl__hb_identity(&host, &prog, &pid);
-    // A paced publisher may sleep with the lock held: this thread serves every broadcaster of
-    // the process, so it does not wait (the publisher's own datagrams say it is alive).
+    // A paced publisher may sleep with the lock held, and a compressing one work with it for
+    // long (zstd:19 on a large message): this thread serves every broadcaster of the process,
+    // so it does not wait (the publisher's own datagrams say it is alive).
     if (pthread_mutex_trylock(&b->lock) != 0) {
         if (atomic_load_explicit(&b->pacing, memory_order_relaxed) && !bye)
             return;
@@ -858,6 +860,17 @@ coalesce_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl, const void
     return true;
 }
 
+// The compression buffer is kept between messages up to ZBUF_KEEP bytes only.
+static void
+zbuf_trim_locked(mcl_raw_broadcaster *b)
+{
+    if (b->zcap > ZBUF_KEEP) {
+        mcl__free(b->zbuf);
+        b->zbuf = NULL;
+        b->zcap = 0;
+    }
+}
+
 // compress=: the message in b->zbuf as a compressed envelope, when it has at least
 // conn.zmin bytes and compressing makes it smaller (*zlen its length, envelope included);
 // false: it goes as it is (too small, incompressible, or no memory: logged once). Called with
@@ -872,34 +885,36 @@ compress_locked(mcl_raw_broadcaster *b, const void *data, size_t len, size_t *zl
     size_t need = len - 1;
     if (b->zctx == NULL && (b->zctx = mcl__zctx_new()) == NULL)
         return false;
-    if (b->zcap < need) {
-        uint8_t *nb = mcl__realloc(b->zbuf, need);
-        if (nb == NULL)
+    if (b->zcap < need) { // (what it held is not needed: no copy)
+        mcl__free(b->zbuf);
+        b->zcap = 0;
+        if ((b->zbuf = mcl__alloc(need)) == NULL)
             return false;
-        b->zbuf = nb;
         b->zcap = need;
     }
+    atomic_store_explicit(&b->pacing, true, memory_order_relaxed); // (heartbeats: do not wait)
     size_t zl = mcl__z_compress(b->zctx, b->conn.zcodec, b->conn.zlevel, data, len,
                                 b->zbuf + MCL__WIRE_ZENV, need - MCL__WIRE_ZENV);
-    if (zl == 0)
+    atomic_store_explicit(&b->pacing, false, memory_order_relaxed);
+    if (zl == 0) {
+        zbuf_trim_locked(b); // (incompressible: nothing of it is needed)
         return false;
+    }
     mcl__wire_put_zenv(b->zbuf, (uint8_t)mcl__z_stored(b->conn.zcodec), (uint32_t)len);
     *zlen = MCL__WIRE_ZENV + zl;
     return true;
 }
 
-// After a compressed send: counts it, and gives back a large buffer.
+// After a compressed send (sent: it left): counts it, and gives back a large buffer.
 static void
-compressed_sent_locked(mcl_raw_broadcaster *b, size_t len, size_t zlen)
+compressed_sent_locked(mcl_raw_broadcaster *b, bool sent, size_t len, size_t zlen)
 {
-    atomic_fetch_add_explicit(&b->n_zmsgs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->n_zbefore, len, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->n_zafter, zlen, memory_order_relaxed);
-    if (b->zcap > ZBUF_KEEP) {
-        mcl__free(b->zbuf);
-        b->zbuf = NULL;
-        b->zcap = 0;
+    if (sent) {
+        atomic_fetch_add_explicit(&b->n_zmsgs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->n_zbefore, len, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->n_zafter, zlen, memory_order_relaxed);
     }
+    zbuf_trim_locked(b);
 }
 
 mcl_err
@@ -941,6 +956,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         else if (b->batching)
             (void)batch_flush_locked(b);
         if (rv != MCL_OK) {
+            zbuf_trim_locked(b);
             finish_locked(b, info);
             return count_result(b, rv, len);
         }
@@ -976,8 +992,8 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         b->seq--; // nothing left: no listener will see a gap
     else
         note_topic_locked(b, topic, tl);
-    if (zipped && rv == MCL_OK)
-        compressed_sent_locked(b, len, zlen);
+    if (zipped)
+        compressed_sent_locked(b, rv == MCL_OK, len, zlen);
     finish_locked(b, info);
     return count_result(b, rv, len);
 }
@@ -1010,8 +1026,8 @@ mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_raw_msg *m)
     mcl_err rv = send_unbatched_locked(b, m->publisher, m->seq, m->topic, tl,
                                        zipped ? b->zbuf : m->payload, zipped ? zlen : m->len,
                                        zipped ? MCL__WIRE_F_ZIP : 0, &sent);
-    if (zipped && rv == MCL_OK)
-        compressed_sent_locked(b, m->len, zlen);
+    if (zipped)
+        compressed_sent_locked(b, rv == MCL_OK, m->len, zlen);
     finish_locked(b, info);
     return count_result(b, rv, m->len);
 }

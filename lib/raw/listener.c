@@ -29,6 +29,7 @@ enum {
     BATCH = 16,         // datagrams read at once
     READS = 8,          // reads that deliver nothing before the caller gets control back
     IDLE_POLL_MS = 250, // the listener thread wakes at least this often to expire partials
+    READ_WAIT_MIN_MS = 10, // recv waits in the read (rx_read_wait) only this long or longer
 };
 
 struct mcl_raw_listener {
@@ -52,6 +53,9 @@ struct mcl_raw_listener {
     uint64_t kdrops;    // the transport's drop total, as last reported
     unsigned want;   // datagrams to read at most in the next read (0: a full batch)
     int block_ms;    // the next read may wait this long for a datagram (0: not; recv sets it)
+    bool read_waited;  // that read found nothing in its time (read_batch says so)
+    bool no_read_wait; // a waiting read came back at once (the socket was made non-blocking
+                       // by whoever holds its fd): recv polls instead, from then on
     mcl__subs subs;
     bool subs_ready;
     // Listener thread.
@@ -456,6 +460,7 @@ read_batch(mcl_raw_listener *l)
     if (l->block_ms != 0 && l->ops->rx_read_wait != NULL) { // waiting in the read itself
         rv = l->ops->rx_read_wait(l->rxs, l->batch, max, &n, &kd, l->block_ms);
         l->block_ms = 0; // (once: the next reads of this call do not wait)
+        l->read_waited = rv == MCL_EAGAIN;
     } else {
         rv = l->ops->rx_read(l->rxs, l->batch, max, &n, &kd);
     }
@@ -554,12 +559,14 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
     // A transport that can wait in its read (udp: one recvmmsg instead of a read that finds
     // nothing, a poll and a second read) waits there when nothing is buffered; the deadline is
     // then taken before the first read.
-    bool read_waits = l->ops->rx_read_wait != NULL && timeout_ms != 0;
+    bool read_waits = l->ops->rx_read_wait != NULL && timeout_ms != 0 && !l->no_read_wait;
     if (read_waits && !have_deadline) {
         deadline = mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
         have_deadline = true;
     }
     for (bool first = true;; first = false) {
+        int blk = 0;
+        int64_t t_read = 0;
         if (read_waits) {
             int ms = IDLE_POLL_MS;
             if (timeout_ms >= 0 && first) {
@@ -568,8 +575,15 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
                 int64_t left = deadline - mcl__mono_ns();
                 ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
             }
-            l->block_ms = ms > IDLE_POLL_MS ? IDLE_POLL_MS : ms;
+            // A short wait is poll's: it is precise to well under a millisecond, where the
+            // socket's timeout counts in timer ticks.
+            if (ms >= READ_WAIT_MIN_MS) {
+                blk = ms > IDLE_POLL_MS ? IDLE_POLL_MS : ms;
+                t_read = mcl__mono_ns();
+            }
         }
+        l->block_ms = blk;
+        l->read_waited = false;
         mcl_err rv = next_message(l, &l->cur);
         l->block_ms = 0;
         if (rv == MCL_OK) {
@@ -598,8 +612,14 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
             if (wait_ms > IDLE_POLL_MS)
                 wait_ms = IDLE_POLL_MS;
         }
-        if (read_waits)
-            continue; // (the read waited: next_message waits again, up to what is left)
+        if (blk > 0 && !l->read_waited)
+            continue; // the waiting read got datagrams with nothing to deliver: wait again
+        if (blk > 0 && mcl__mono_ns() - t_read >= (int64_t)blk * 500000)
+            continue; // it waited (at least half its time): again, up to what is left
+        if (blk > 0) { // it came back at once: the socket no longer waits
+            l->no_read_wait = true;
+            read_waits = false;
+        }
         if (wait_readable(l, -1, wait_ms) < 0) {
             int e = errno;
             return mcl__fail(mcl__sys_err(e), NULL, 0, "listener", "poll: %s", strerror(e));

@@ -155,7 +155,9 @@ typedef struct mcl__bcast_ops {
                        uint64_t *kernel_drops);
     // Optional: as rx_read, but waits up to timeout_ms (> 0, or -1: forever) for the first
     // datagram in the same call (one system call where poll + read would take two or three);
-    // MCL_EAGAIN when none came in time, or when a signal interrupted the wait.
+    // MCL_EAGAIN when none came in time (or at once, when the descriptor was made
+    // non-blocking behind the transport's back: the caller then polls), MCL_EINTR when a
+    // signal interrupted the wait.
     mcl_err (*rx_read_wait)(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *n,
                             uint64_t *kernel_drops, int timeout_ms);
     // The descriptor to poll for input (level-triggered unless MCL__TP_EDGE_FD).

@@ -382,6 +382,37 @@ test_torn_last_block_and_follow(void)
 // damage, refused before anything is allocated for them: whichever allocation of the read
 // fails, the reader still counts the block as damage (were it allocated for, that failure
 // would end the reading there, uncounted, as the tail).
+// A block that cannot be loaded for want of memory is neither damage nor the end: next says
+// MCL_ENOMEM, and the next call (memory back) reads it, every record, nothing counted.
+static void
+test_block_out_of_memory_retried(void)
+{
+    const char *zp = pathf("m.mcllog");
+    write_n(zp, 20, MCL_LOG_COMPRESS_LZ4, 0);
+    const char *paths[] = {zp};
+    int failures = 0;
+    for (long nth = 0; nth < 6; nth++) { // the nth allocation of the first read fails
+        mcl_log_reader *r;
+        MCLT_OK(mcl_log_reader_open(&r, paths, 1, NULL));
+        const mcl_raw_msg *m;
+        mcl__alloc_fail_after(nth);
+        mcl_err rv = mcl_log_reader_next(r, &m);
+        mcl__alloc_fail_after(-1);
+        CU_ASSERT(rv == MCL_OK || rv == MCL_ENOMEM);
+        int n = rv == MCL_OK ? 1 : 0;
+        failures += rv == MCL_ENOMEM;
+        while ((rv = mcl_log_reader_next(r, &m)) == MCL_OK)
+            n++;
+        CU_ASSERT_EQUAL(rv, MCL_ENOENT);
+        CU_ASSERT_EQUAL(n, 20);
+        uint64_t bytes;
+        CU_ASSERT_EQUAL(mcl_log_reader_corrupt(r, &bytes), 0);
+        CU_ASSERT_EQUAL(mcl_log_reader_tail(r), 0);
+        mcl_log_reader_close(r);
+    }
+    CU_ASSERT(failures > 0); // (some of those allocations were the block's)
+}
+
 static void
 test_huge_block_refused(void)
 {
@@ -633,6 +664,7 @@ static CU_TestInfo tests[] = {{"vectors", test_vectors},
                               {"damaged_block", test_damaged_block},
                               {"torn_last_block_and_follow", test_torn_last_block_and_follow},
                               {"huge_block_refused", test_huge_block_refused},
+                              {"block_out_of_memory_retried", test_block_out_of_memory_retried},
                               {"versions", test_versions},
                               {"split_and_flush", test_split_and_flush},
                               {"marks_inside_blocks", test_marks_inside_blocks},

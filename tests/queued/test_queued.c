@@ -225,6 +225,45 @@ test_delivers_raw_and_messages(void)
     MCLT_OK(mcl_msgtype_remove("QMsg"));
 }
 
+// The receiver's counters that came after the first ones (heartbeats, compression) reach
+// the queued listener's stats too: a compressed message, and the publisher's heartbeats.
+static bool
+compressed_counted(void *arg)
+{
+    mcl_queued_stats st = stats(arg);
+    return st.receiver.compressed == 1 && st.receiver.heartbeats >= 1;
+}
+
+static void
+test_stats_carry_every_counter(void)
+{
+    atomic_store(&raw_count, 0);
+    mcl_connection *c = fresh("&heartbeat=50");
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, NULL));
+    MCLT_OK(mcl_queued_listener_subscribe(ql, on_raw, NULL));
+    mcl_connection *bc;
+    char url[300];
+    snprintf(url, sizeof(url), "%s&compress=lz4", mcl_queued_listener_url(ql));
+    MCLT_OK(mcl_connection_parse(&bc, url, NULL, 0));
+    mcl_raw_broadcaster *b;
+    MCLT_OK(mcl_raw_broadcaster_open(&b, bc, "q"));
+    static uint8_t text[20000];
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = (uint8_t)("abcdefgh"[i % 8]);
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, text, sizeof(text)));
+    CU_ASSERT(mclt_wait_until(compressed_counted, ql, 5000));
+    mcl_queued_stats st = stats(ql);
+    CU_ASSERT_EQUAL(st.receiver.compressed, 1);
+    CU_ASSERT(st.receiver.compressed_bytes > 0 && st.receiver.compressed_bytes < 2000);
+    CU_ASSERT_EQUAL(st.receiver.undecompressed, 0);
+    CU_ASSERT_EQUAL(st.delivered, 1);
+    mcl_raw_broadcaster_free(b);
+    mcl_connection_free(bc);
+    mcl_queued_listener_free(ql);
+    mcl_connection_free(c);
+}
+
 static void
 test_no_thread_fd_dispatch_recv(void)
 {
@@ -758,6 +797,7 @@ static CU_TestInfo tests[] = {
     {"death_seen_when_sigchld_ignored", test_death_seen_when_sigchld_ignored},
     {"mcl_open_close_semantics", test_mcl_open_close_semantics},
     {"ring_resident_when_open_returns", test_ring_resident_when_open_returns},
+    {"stats_carry_every_counter", test_stats_carry_every_counter},
     {"delivers_raw_and_messages", test_delivers_raw_and_messages},
     {"no_thread_fd_dispatch_recv", test_no_thread_fd_dispatch_recv},
     {"kill_receiver_restart_and_gaps", test_kill_receiver_restart_and_gaps},

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -364,6 +365,25 @@ test_recv_waits_in_the_read(void)
     int64_t took = mclt_now_ms() - t0;
     CU_ASSERT_EQUAL(m->len, 4);
     CU_ASSERT(took >= 90 && took < 2000);
+    pthread_join(t, NULL);
+    // Whoever holds the descriptor may make it non-blocking (an event loop polling it): the
+    // waiting read then comes back at once, and recv must wait in poll instead, not spin.
+    int fd = -1;
+    MCLT_OK(mcl_raw_listener_fd(l, &fd));
+    CU_ASSERT_FATAL(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    t0 = mclt_now_ms();
+    MCLT_ERR(mcl_raw_listener_recv(l, &m, 400), MCL_ETIMEDOUT);
+    took = mclt_now_ms() - t0;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    double cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+    CU_ASSERT(took >= 400 && took < 400 + 180);
+    CU_ASSERT(cpu_ms < 100); // (a spinning recv burns the whole 400 ms)
+    lp.delay_ms = 50;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, publish_late, &lp) == 0);
+    MCLT_OK(mcl_raw_listener_recv(l, &m, 5000)); // and still wakes for a datagram
+    CU_ASSERT_EQUAL(m->len, 4);
     pthread_join(t, NULL);
     mcl_raw_broadcaster_free(b);
     mcl_raw_listener_free(l);

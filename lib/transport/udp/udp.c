@@ -293,7 +293,7 @@ read_some(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64_t
     if (timeout_ms != 0) {
         n = recvmmsg(rx->fd, rx->mm, want, MSG_WAITFORONE, NULL);
         if (n < 0 && errno == EINTR)
-            return MCL_EAGAIN; // (the caller looks at its deadline)
+            return MCL_EINTR; // (the caller looks at its deadline)
     } else {
         do {
             n = recvmmsg(rx->fd, rx->mm, want, MSG_DONTWAIT, NULL);
