@@ -1309,26 +1309,35 @@ load_block(source *s, lfile *f, uint64_t body)
 // otherwise the end for now (not counted: mcl_log_reader_tail() tells). Deciding that takes one
 // pass to the next valid record or the end, never more: the damage met on the way is counted
 // provisionally and, at the end, taken back.
+// A checked record body (receive time, publisher, seq, topic and payload lengths, topic,
+// payload) as a message that borrows from it. Topics are stored without NUL: copied into the
+// reader's buffer on delivery.
+static void
+fill_msg(mcl_raw_msg *m, const uint8_t *b)
+{
+    uint32_t tl = mcl__get_be16(b + 24), pl = mcl__get_be32(b + 28);
+    memset(m, 0, sizeof(*m));
+    m->recv_realtime_ns = (int64_t)mcl__get_be64(b);
+    m->publisher = mcl__get_be64(b + 8);
+    m->seq = mcl__get_be64(b + 16);
+    m->topic = (const char *)(b + REC_BODY);
+    m->topic_len = tl;
+    m->payload = pl ? b + REC_BODY + tl : NULL;
+    m->len = pl;
+}
+
 static int
 bin_record(mcl_log_reader *r, source *s, lfile *f, mcl_raw_msg *m)
 {
     for (;;) {
         if (f->in_blk) { // the next record of the block being read (checked when loaded)
             if (f->blk_pos < f->blk_len) {
-                const uint8_t *p = s->zb + f->blk_pos, *b = p + INNER_HDR;
-                uint32_t tl = mcl__get_be16(b + 24), pl = mcl__get_be32(b + 28);
-                memset(m, 0, sizeof(*m));
-                m->recv_realtime_ns = (int64_t)mcl__get_be64(b);
-                m->publisher = mcl__get_be64(b + 8);
-                m->seq = mcl__get_be64(b + 16);
-                m->topic = (const char *)(b + REC_BODY);
-                m->topic_len = tl;
-                m->payload = pl ? b + REC_BODY + tl : NULL;
-                m->len = pl;
+                const uint8_t *b = s->zb + f->blk_pos + INNER_HDR;
+                fill_msg(m, b);
                 f->rec_off = f->blk_off;
                 f->rec_in = f->blk_pos;
                 f->rec_blk = true;
-                f->blk_pos += INNER_HDR + REC_BODY + tl + pl;
+                f->blk_pos += INNER_HDR + REC_BODY + m->topic_len + m->len;
                 return 1;
             }
             f->in_blk = false;
@@ -1347,18 +1356,10 @@ bin_record(mcl_log_reader *r, source *s, lfile *f, mcl_raw_msg *m)
             }
         } else if (candidate(f, f->off, &body)) {
             const uint8_t *b = p + REC_HDR;
-            uint32_t tl = mcl__get_be16(b + 24), pl = mcl__get_be32(b + 28);
+            uint32_t tl = mcl__get_be16(b + 24);
             if (body_crc_ok(f, f->off + REC_HDR, (size_t)body, mcl__get_be32(p + 8)) &&
                 !has_nul(f, f->off + REC_HDR + REC_BODY, tl)) {
-                memset(m, 0, sizeof(*m));
-                m->recv_realtime_ns = (int64_t)mcl__get_be64(b);
-                m->publisher = mcl__get_be64(b + 8);
-                m->seq = mcl__get_be64(b + 16);
-                // Topics are stored without NUL: copied into the reader's buffer on delivery.
-                m->topic = (const char *)(b + REC_BODY);
-                m->topic_len = tl;
-                m->payload = pl ? b + REC_BODY + tl : NULL;
-                m->len = pl;
+                fill_msg(m, b);
                 f->rec_off = f->off;
                 f->rec_in = 0;
                 f->rec_blk = false;

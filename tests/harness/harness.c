@@ -2,6 +2,9 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,6 +55,35 @@ mclt_in_netns(void)
     return v != NULL && strcmp(v, "1") == 0;
 }
 
+static char tmpdir[64];
+
+const char *
+mclt_tmpdir(void)
+{
+    if (tmpdir[0] == '\0') {
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/mcl-%s-XXXXXX", mclt_the_suite.name);
+        if (mkdtemp(tmpdir) == NULL) {
+            fprintf(stderr, "mkdtemp %s: %s\n", tmpdir, strerror(errno));
+            exit(1);
+        }
+    }
+    return tmpdir;
+}
+
+char *
+mclt_tmppath(const char *fmt, ...)
+{
+    static char p[8][512];
+    static int k;
+    char *b = p[k++ % 8], name[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof(name), fmt, ap);
+    va_end(ap);
+    snprintf(b, sizeof(p[0]), "%s/%s", mclt_tmpdir(), name);
+    return b;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -91,6 +123,12 @@ main(int argc, char **argv)
     CU_cleanup_registry();
     if (s->cleanup != NULL)
         s->cleanup();
+    if (tmpdir[0] != '\0') {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
     return fails ? 1 : 0;
 }
 

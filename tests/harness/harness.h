@@ -58,6 +58,12 @@ extern const mclt_suite mclt_the_suite;
 void mclt_write_curve_keys(const char *dir, const char *name, char pub[41]);
 #endif
 
+// A directory of this test process's own under /tmp, made on first use and removed with all it
+// holds when the suite ends; and a path in it, made like printf (eight rotating buffers: up to
+// eight may be in use at once).
+const char *mclt_tmpdir(void);
+char *mclt_tmppath(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 // True inside the private network namespace made by scripts/netns.sh.
 bool mclt_in_netns(void);
 

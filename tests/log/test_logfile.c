@@ -11,8 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
-
 // lib/log/logfile.c, internal: the CRC32C, and the switch between its implementations (0 a byte
 // at a time, 1 slicing by 8, 2 SSE4.2).
 uint32_t mcl__crc32c(const void *data, size_t n);
@@ -24,32 +22,6 @@ now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-suite_init(void)
-{
-    snprintf(dir, sizeof(dir), "/tmp/mcl-logtest-XXXXXX");
-    return mkdtemp(dir) ? 0 : 1;
-}
-
-static int
-suite_cleanup(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : 1;
-}
-
-// A path in the test directory (eight rotating buffers: several may be alive at once).
-static char *
-pathf(const char *name)
-{
-    static char p[8][400];
-    static int k;
-    char *b = p[k++ % 8];
-    snprintf(b, sizeof(p[0]), "%s/%s", dir, name);
-    return b;
 }
 
 static mcl_raw_msg
@@ -123,7 +95,7 @@ read_all(const char *const *paths, size_t n, const mcl_log_reader_options *o, ui
 static void
 test_roundtrip_and_overwrite(void)
 {
-    const char *p = pathf("a.mcllog");
+    const char *p = mclt_tmppath("a.mcllog");
     write_log(p, 50, NULL);
     const char *paths[] = {p};
     uint64_t corrupt = 1;
@@ -134,13 +106,13 @@ test_roundtrip_and_overwrite(void)
     mcl_log_writer_options o = {.overwrite = true};
     write_log(p, 5, &o);
     CU_ASSERT_EQUAL(read_all(paths, 1, NULL, NULL, NULL, 1), 5);
-    const char *none[] = {pathf("nothing-here")};
+    const char *none[] = {mclt_tmppath("nothing-here")};
     mcl_log_reader *r;
     MCLT_ERR(mcl_log_reader_open(&r, none, 1, NULL), MCL_ENOENT);
-    int fd = open(pathf("junk.mcllog"), O_WRONLY | O_CREAT, 0644);
+    int fd = open(mclt_tmppath("junk.mcllog"), O_WRONLY | O_CREAT, 0644);
     CU_ASSERT(write(fd, "\x01\x02garbage", 9) == 9);
     close(fd);
-    const char *junk[] = {pathf("junk.mcllog")};
+    const char *junk[] = {mclt_tmppath("junk.mcllog")};
     MCLT_ERR(mcl_log_reader_open(&r, junk, 1, NULL), MCL_EPROTO);
     unlink(junk[0]);
 }
@@ -149,25 +121,25 @@ static void
 test_split_rules(void)
 {
     mcl_log_writer_options by_count = {.split_count = 10};
-    write_log(pathf("c"), 35, &by_count);
+    write_log(mclt_tmppath("c"), 35, &by_count);
     mcl_log_writer_options by_bytes = {.split_bytes = 4096};
-    write_log(pathf("b"), 60, &by_bytes);
+    write_log(mclt_tmppath("b"), 60, &by_bytes);
     mcl_log_writer_options by_time = {.split_seconds = 0.0095}; // 10 records of 1 ms per part
-    write_log(pathf("s"), 30, &by_time);
+    write_log(mclt_tmppath("s"), 30, &by_time);
     struct stat st;
-    CU_ASSERT_EQUAL(stat(pathf("c_003.mcllog"), &st), 0);
-    CU_ASSERT_NOT_EQUAL(stat(pathf("c_004.mcllog"), &st), 0);
-    CU_ASSERT_EQUAL(stat(pathf("s_002.mcllog"), &st), 0);
-    CU_ASSERT_NOT_EQUAL(stat(pathf("s_003.mcllog"), &st), 0);
+    CU_ASSERT_EQUAL(stat(mclt_tmppath("c_003.mcllog"), &st), 0);
+    CU_ASSERT_NOT_EQUAL(stat(mclt_tmppath("c_004.mcllog"), &st), 0);
+    CU_ASSERT_EQUAL(stat(mclt_tmppath("s_002.mcllog"), &st), 0);
+    CU_ASSERT_NOT_EQUAL(stat(mclt_tmppath("s_003.mcllog"), &st), 0);
     // Every part but the one with the 1 MiB record keeps to 4 KiB.
     for (int i = 0; i < 100; i++) {
         char name[32];
         snprintf(name, sizeof(name), "b_%03d.mcllog", i);
-        if (stat(pathf(name), &st) != 0)
+        if (stat(mclt_tmppath("%s", name), &st) != 0)
             break;
         CU_ASSERT(st.st_size <= 4096 || st.st_size > (1 << 20));
     }
-    const char *c[] = {pathf("c")}, *b[] = {pathf("b")}, *s[] = {pathf("s")};
+    const char *c[] = {mclt_tmppath("c")}, *b[] = {mclt_tmppath("b")}, *s[] = {mclt_tmppath("s")};
     CU_ASSERT_EQUAL(read_all(c, 1, NULL, NULL, NULL, 1), 35);
     CU_ASSERT_EQUAL(read_all(b, 1, NULL, NULL, NULL, 1), 60);
     CU_ASSERT_EQUAL(read_all(s, 1, NULL, NULL, NULL, 1), 30);
@@ -199,7 +171,7 @@ static void
 test_torn_and_corrupt_files(void)
 {
     // 20 small records (no 1 MiB one: n < 8 would include it; use records 8..)
-    const char *p = pathf("t.mcllog");
+    const char *p = mclt_tmppath("t.mcllog");
     mcl_log_writer *w;
     MCLT_OK(mcl_log_writer_open(&w, p, NULL));
     for (int i = 0; i < 20; i++) {
@@ -210,7 +182,7 @@ test_torn_and_corrupt_files(void)
     MCLT_OK(mcl_log_writer_close(w));
     size_t size = file_size(p);
     size_t recsz = 12 + 32 + 4 + 40;
-    const char *tp[] = {pathf("cut.mcllog")};
+    const char *tp[] = {mclt_tmppath("cut.mcllog")};
     // Cut at every byte offset of the last three records: every complete one is read.
     for (size_t cut = size - 3 * recsz; cut <= size; cut++) {
         copy_prefix(p, tp[0], cut, -1);
@@ -247,17 +219,17 @@ test_torn_and_corrupt_files(void)
 static void
 test_filters_seek_merge(void)
 {
-    write_log(pathf("m1.mcllog"), 40, NULL);
+    write_log(mclt_tmppath("m1.mcllog"), 40, NULL);
     // A second file whose records fall between the first's.
     mcl_log_writer *w;
-    MCLT_OK(mcl_log_writer_open(&w, pathf("m2.mcllog"), NULL));
+    MCLT_OK(mcl_log_writer_open(&w, mclt_tmppath("m2.mcllog"), NULL));
     for (int i = 0; i < 40; i++) {
         mcl_raw_msg m =
             rec(1000000000LL + (int64_t)i * 1000000 + 500000, 1000 + (uint64_t)i, "other", "x", 1);
         MCLT_OK(mcl_log_writer_write(w, &m));
     }
     MCLT_OK(mcl_log_writer_close(w));
-    const char *both[] = {pathf("m1.mcllog"), pathf("m2.mcllog")};
+    const char *both[] = {mclt_tmppath("m1.mcllog"), mclt_tmppath("m2.mcllog")};
     CU_ASSERT_EQUAL(read_all(both, 2, NULL, NULL, NULL, 0), 80); // in time order (checked)
     const char *only[] = {"t1", "oth*"};
     mcl_log_reader_options o = {.topics = only, .ntopics = 2};
@@ -281,7 +253,7 @@ test_filters_seek_merge(void)
     CU_ASSERT_EQUAL(m->seq, 0);
     mcl_log_reader_close(r);
     // A directory: everything in it.
-    const char *d[] = {dir};
+    const char *d[] = {mclt_tmpdir()};
     CU_ASSERT(read_all(d, 1, NULL, NULL, NULL, 0) >= 80);
 }
 
@@ -289,13 +261,13 @@ static void
 test_reading_while_written(void)
 {
     mcl_log_writer *w;
-    MCLT_OK(mcl_log_writer_open(&w, pathf("live.mcllog"), NULL));
+    MCLT_OK(mcl_log_writer_open(&w, mclt_tmppath("live.mcllog"), NULL));
     for (int i = 0; i < 10; i++) {
         mcl_raw_msg m = rec(i + 1, (uint64_t)i, "live", "abc", 3);
         MCLT_OK(mcl_log_writer_write(w, &m));
     }
     MCLT_OK(mcl_log_writer_flush(w, false));
-    const char *p[] = {pathf("live.mcllog")};
+    const char *p[] = {mclt_tmppath("live.mcllog")};
     CU_ASSERT_EQUAL(read_all(p, 1, NULL, NULL, NULL, 0), 10); // the writer is still open
     uint64_t recs, bytes;
     unsigned parts;
@@ -329,11 +301,11 @@ static const char mcl_text[] =
 static void
 test_python_mcl_text_logs(void)
 {
-    FILE *f = fopen(pathf("UnitTestMessageA.log"), "w");
+    FILE *f = fopen(mclt_tmppath("UnitTestMessageA.log"), "w");
     CU_ASSERT_FATAL(f != NULL);
     fputs(mcl_text, f);
     fclose(f);
-    const char *p[] = {pathf("UnitTestMessageA.log")};
+    const char *p[] = {mclt_tmppath("UnitTestMessageA.log")};
     mcl_log_reader *r;
     MCLT_OK(mcl_log_reader_open(&r, p, 1, NULL));
     const mcl_raw_msg *m;
@@ -359,7 +331,7 @@ test_python_mcl_text_logs(void)
 static const char *
 put_file(const char *name, const void *data, size_t len)
 {
-    const char *path = pathf(name);
+    const char *path = mclt_tmppath("%s", name);
     FILE *f = fopen(path, "wb");
     CU_ASSERT_FATAL(f != NULL);
     CU_ASSERT_EQUAL(fwrite(data, 1, len, f), len);
@@ -429,7 +401,7 @@ static void
 test_review_regressions(void)
 {
     // Seeking a text log keeps its first record.
-    const char *tp[] = {pathf("UnitTestMessageA.log")};
+    const char *tp[] = {mclt_tmppath("UnitTestMessageA.log")};
     mcl_log_reader *r;
     MCLT_OK(mcl_log_reader_open(&r, tp, 1, NULL));
     MCLT_OK(mcl_log_reader_seek(r, 0));
@@ -440,14 +412,14 @@ test_review_regressions(void)
     // Seeking to a time that ends one part and starts the next loses neither record.
     mcl_log_writer_options two = {.split_count = 2};
     mcl_log_writer *w;
-    MCLT_OK(mcl_log_writer_open(&w, pathf("tie"), &two));
+    MCLT_OK(mcl_log_writer_open(&w, mclt_tmppath("tie"), &two));
     int64_t times[] = {1, 2, 2, 3};
     for (int i = 0; i < 4; i++) {
         mcl_raw_msg x = rec(times[i], (uint64_t)i, "t", "x", 1);
         MCLT_OK(mcl_log_writer_write(w, &x));
     }
     MCLT_OK(mcl_log_writer_close(w));
-    const char *tie[] = {pathf("tie")};
+    const char *tie[] = {mclt_tmppath("tie")};
     MCLT_OK(mcl_log_reader_open(&r, tie, 1, NULL));
     MCLT_OK(mcl_log_reader_seek(r, 2));
     int n = 0;
@@ -456,9 +428,9 @@ test_review_regressions(void)
     CU_ASSERT_EQUAL(n, 3);
     mcl_log_reader_close(r);
     // Stale parts of a longer earlier recording: refused, or removed with overwrite.
-    MCLT_ERR(mcl_log_writer_open(&w, pathf("tie"), &two), MCL_EEXIST);
+    MCLT_ERR(mcl_log_writer_open(&w, mclt_tmppath("tie"), &two), MCL_EEXIST);
     two.overwrite = true;
-    MCLT_OK(mcl_log_writer_open(&w, pathf("tie"), &two));
+    MCLT_OK(mcl_log_writer_open(&w, mclt_tmppath("tie"), &two));
     mcl_raw_msg x = rec(5, 0, "t", "x", 1);
     MCLT_OK(mcl_log_writer_write(w, &x));
     MCLT_OK(mcl_log_writer_close(w));
@@ -481,19 +453,19 @@ test_review_regressions(void)
         }
     }
     // A records past --end do not end reading: a later record in range is still found.
-    MCLT_OK(mcl_log_writer_open(&w, pathf("ooo.mcllog"), NULL));
+    MCLT_OK(mcl_log_writer_open(&w, mclt_tmppath("ooo.mcllog"), NULL));
     int64_t ooo[] = {10, 30, 20, 40};
     for (int i = 0; i < 4; i++) {
         mcl_raw_msg y = rec(ooo[i], (uint64_t)i, "t", "x", 1);
         MCLT_OK(mcl_log_writer_write(w, &y));
     }
     MCLT_OK(mcl_log_writer_close(w));
-    const char *op[] = {pathf("ooo.mcllog")};
+    const char *op[] = {mclt_tmppath("ooo.mcllog")};
     mcl_log_reader_options win = {.end_ns = 25};
     CU_ASSERT_EQUAL(read_all(op, 1, &win, NULL, NULL, 0), 2);
     // A directory with odd entries: a subdirectory named *.log, a FIFO, a 4-digit part.
     char sub[400];
-    snprintf(sub, sizeof(sub), "%s/odd", dir);
+    snprintf(sub, sizeof(sub), "%s/odd", mclt_tmpdir());
     mkdir(sub, 0755);
     char path[500];
     snprintf(path, sizeof(path), "%s/dir.log", sub);
@@ -516,7 +488,7 @@ test_review_regressions(void)
 static void
 test_crafted_overlapping_records(void)
 {
-    const char *p = pathf("crafted.mcllog");
+    const char *p = mclt_tmppath("crafted.mcllog");
     mcl_log_writer *w;
     MCLT_OK(mcl_log_writer_open(&w, p, NULL));
     mcl_raw_msg m = rec(1000, 1, "real", "hello", 5);
@@ -652,7 +624,7 @@ read_counts(const char *p, uint64_t *bad, uint64_t *bad_bytes, uint64_t *tail, d
 static void
 test_crafted_markers_past_the_end(void)
 {
-    const char *p = pathf("pastend.mcllog");
+    const char *p = mclt_tmppath("pastend.mcllog");
     enum { NFAKE = (2 << 20) / BLOCK };
     size_t at, total = craft(p, NFAKE, make_past_end, true, &at);
     uint64_t bad, bytes, tail;
@@ -716,19 +688,19 @@ test_crafted_damage_counts(void)
     // so the garbage is damage (it was not counted at all: the reader went on to the next
     // part). The second part's torn end is the tail.
     mcl_log_writer_options two = {.split_count = 3, .overwrite = true};
-    write_log(pathf("dmg"), 6, &two);
-    FILE *f = fopen(pathf("dmg_000.mcllog"), "ab");
+    write_log(mclt_tmppath("dmg"), 6, &two);
+    FILE *f = fopen(mclt_tmppath("dmg_000.mcllog"), "ab");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     uint8_t junk[100];
     memset(junk, 0x55, sizeof(junk));
     memcpy(junk + 10, "MREC\x7f\xff\xff\xff", 8); // a record past the end
     CU_ASSERT_EQUAL(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
     fclose(f);
-    f = fopen(pathf("dmg_001.mcllog"), "ab");
+    f = fopen(mclt_tmppath("dmg_001.mcllog"), "ab");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     CU_ASSERT_EQUAL(fwrite("MREC\0\0\1\0", 1, 8, f), 8); // the start of a record being written
     fclose(f);
-    const char *paths[] = {pathf("dmg")};
+    const char *paths[] = {mclt_tmppath("dmg")};
     mcl_log_reader *r;
     MCLT_OK(mcl_log_reader_open(&r, paths, 1, NULL));
     const mcl_raw_msg *m;
@@ -743,7 +715,7 @@ test_crafted_damage_counts(void)
     mcl_log_reader_close(r);
 
     // Fakes whose CRCs check but whose topics hold a NUL, each running to the end.
-    const char *p = pathf("nul.mcllog");
+    const char *p = mclt_tmppath("nul.mcllog");
     enum { NFAKE = 2000 };
     size_t at, total = craft(p, NFAKE, make_nul_topic, true, &at);
     // Now give each fake its right CRC, from the last one back (each covers those after it).
@@ -813,16 +785,16 @@ test_crc32c_all_paths(void)
         }
     // A log written with one reads with the others.
     mcl__crc32c_impl(0);
-    write_log(pathf("crcpaths.mcllog"), 20, NULL);
+    write_log(mclt_tmppath("crcpaths.mcllog"), 20, NULL);
     for (int impl = 1; impl <= 2; impl++) {
         mcl__crc32c_impl(impl);
-        const char *paths[] = {pathf("crcpaths.mcllog")};
+        const char *paths[] = {mclt_tmppath("crcpaths.mcllog")};
         uint64_t corrupt = 1;
         CU_ASSERT_EQUAL(read_all(paths, 1, NULL, &corrupt, NULL, 1), 20);
         CU_ASSERT_EQUAL(corrupt, 0);
     }
     mcl__crc32c_impl(2);
-    unlink(pathf("crcpaths.mcllog"));
+    unlink(mclt_tmppath("crcpaths.mcllog"));
 }
 
 static CU_TestInfo tests[] = {{"roundtrip_and_overwrite", test_roundtrip_and_overwrite},
@@ -838,4 +810,4 @@ static CU_TestInfo tests[] = {{"roundtrip_and_overwrite", test_roundtrip_and_ove
                               {"not_a_log", test_not_a_log},
                               {"review_regressions", test_review_regressions},
                               CU_TEST_INFO_NULL};
-MCLT_SUITE("log_file", suite_init, suite_cleanup, tests);
+MCLT_SUITE("log_file", NULL, NULL, tests);

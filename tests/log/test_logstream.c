@@ -18,39 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static int
-suite_init(void)
-{
-    snprintf(dir, sizeof(dir), "/tmp/mcl-logstream-XXXXXX");
-    return mkdtemp(dir) ? 0 : 1;
-}
-
-static int
-suite_cleanup(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : 1;
-}
-
-static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *
-pathf(const char *fmt, ...)
-{
-    static char p[8][512];
-    static int k;
-    char *b = p[k++ % 8];
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof(name), fmt, ap);
-    va_end(ap);
-    snprintf(b, sizeof(p[0]), "%s/%s", dir, name);
-    return b;
-}
-
 // Record i of the test logs: topic "t<i%3>", payload of i%200 bytes (i+k), publisher 0xabc,
 // sequence i, time t0 + (i / dup) * 1 ms (dup records share each time).
 static const char *const topic_names[] = {"t0", "t1/a", "t2/b"};
@@ -422,7 +389,7 @@ test_params(void)
 static void
 test_source_positions(void)
 {
-    const char *path = pathf("pos.mcllog");
+    const char *path = mclt_tmppath("pos.mcllog");
     write_log(path, 5000, 1, NULL);
     mcl_stream_source src;
     const char *paths[] = {path};
@@ -487,7 +454,7 @@ test_source_positions(void)
 static void
 test_source_big_log(void)
 {
-    const char *path = pathf("big.mcllog");
+    const char *path = mclt_tmppath("big.mcllog");
     mcl_log_writer *w;
     MCLT_OK(mcl_log_writer_open(&w, path, NULL));
     static uint8_t pay[4096];
@@ -532,7 +499,7 @@ static void
 test_source_seek_time(void)
 {
     // Each time three times: records 3t, 3t+1, 3t+2 at t0 + t ms.
-    const char *path = pathf("dup.mcllog");
+    const char *path = mclt_tmppath("dup.mcllog");
     write_log(path, 3000, 3, NULL);
     mcl_stream_source src;
     const char *paths[] = {path};
@@ -565,7 +532,7 @@ test_source_seek_time(void)
 
     // Times out of order (records of several connections): the first record in reader order
     // at or after the time, and its true index.
-    const char *oo = pathf("disorder.mcllog");
+    const char *oo = mclt_tmppath("disorder.mcllog");
     mcl_log_writer *w;
     MCLT_OK(mcl_log_writer_open(&w, oo, NULL));
     const int64_t t[] = {10, 5, 20, 15, 30, 25, 25, 40};
@@ -595,7 +562,7 @@ test_source_seek_time(void)
 static void
 test_source_filters(void)
 {
-    const char *path = pathf("filt.mcllog");
+    const char *path = mclt_tmppath("filt.mcllog");
     write_log(path, 900, 1, NULL);
     // Topics t1/a and t2/b (every record but i%3 == 0), from record 300 to 599 by time.
     const char *topics[] = {"t1/*", "t2/b"};
@@ -628,7 +595,7 @@ test_source_filters(void)
 static void
 test_source_carry_over(void)
 {
-    const char *path = pathf("carry.mcllog");
+    const char *path = mclt_tmppath("carry.mcllog");
     write_log(path, 300, 1, NULL);
     mcl_stream_source src;
     const char *paths[] = {path};
@@ -666,7 +633,7 @@ test_source_carry_over(void)
 static void
 test_source_follow(void)
 {
-    const char *path = pathf("live.mcllog");
+    const char *path = mclt_tmppath("live.mcllog");
     mcl_log_writer *w;
     MCLT_OK(mcl_log_writer_open(&w, path, NULL));
     // Nothing flushed yet: the file is empty (a recording that just started).
@@ -708,7 +675,7 @@ test_source_follow(void)
 
     // A split series: parts of 10 records; new parts are picked up.
     mcl_log_writer_options so = {.split_count = 10};
-    const char *series = pathf("liveseries");
+    const char *series = mclt_tmppath("liveseries");
     MCLT_OK(mcl_log_writer_open(&w, series, &so));
     write_recs(w, 0, 15, 1, 1000000000);
     MCLT_OK(mcl_log_writer_flush(w, false));
@@ -734,7 +701,7 @@ test_reader_refresh(void)
 {
     // A finished log copied into a file piece by piece: each refresh reads exactly the records
     // complete so far, never damage.
-    const char *src_path = pathf("whole.mcllog");
+    const char *src_path = mclt_tmppath("whole.mcllog");
     write_log(src_path, 200, 1, NULL);
     int fd = open(src_path, O_RDONLY);
     CU_ASSERT_FATAL(fd >= 0);
@@ -742,7 +709,7 @@ test_reader_refresh(void)
     ssize_t total = read(fd, whole, sizeof(whole));
     close(fd);
     CU_ASSERT_FATAL(total > 1000);
-    const char *grow = pathf("grow.mcllog");
+    const char *grow = mclt_tmppath("grow.mcllog");
     fd = open(grow, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     CU_ASSERT_FATAL(fd >= 0);
     CU_ASSERT(write(fd, whole, 5) == 5); // part of the magic only
@@ -791,7 +758,7 @@ test_reader_refresh(void)
 
     // Refreshed with a record handed out (its source's look-ahead): the file is mapped again
     // under it; the record still reads right, and reading goes on without loss or repeats.
-    const char *mid = pathf("mid.mcllog");
+    const char *mid = mclt_tmppath("mid.mcllog");
     mcl_log_writer *w;
     MCLT_OK(mcl_log_writer_open(&w, mid, NULL));
     write_recs(w, 0, 10, 1, 1000000000);
@@ -830,7 +797,7 @@ test_reader_refresh(void)
     mcl_log_reader_close(r);
 
     // A file that grows into something that is not a log: skipped, never read.
-    const char *junk = pathf("junk-grow.mcllog");
+    const char *junk = mclt_tmppath("junk-grow.mcllog");
     fd = open(junk, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const char *jp[] = {junk};
     MCLT_OK(mcl_log_reader_open(&r, jp, 1, NULL));
@@ -846,7 +813,7 @@ test_reader_refresh(void)
 static void
 test_source_damaged(void)
 {
-    const char *path = pathf("damaged.mcllog");
+    const char *path = mclt_tmppath("damaged.mcllog");
     write_log(path, 100, 1, NULL);
     int fd = open(path, O_RDWR);
     CU_ASSERT_FATAL(fd >= 0);
@@ -875,13 +842,13 @@ test_source_damaged(void)
     CU_ASSERT_EQUAL(n, (size_t)want);
     src.ops->close(src.self);
     // Not a log at all.
-    const char *junk = pathf("notalog.mcllog");
+    const char *junk = mclt_tmppath("notalog.mcllog");
     FILE *f = fopen(junk, "w");
     fputs("hello\n", f);
     fclose(f);
     const char *jp[] = {junk};
     MCLT_ERR(mcl_log_source_open(&src, jp, 1, NULL), MCL_EPROTO);
-    const char *none[] = {pathf("none.mcllog")};
+    const char *none[] = {mclt_tmppath("none.mcllog")};
     MCLT_ERR(mcl_log_source_open(&src, none, 1, NULL), MCL_ENOENT);
     MCLT_ERR(mcl_log_source_open(NULL, paths, 1, NULL), MCL_EINVAL);
     MCLT_ERR(mcl_log_source_open(&src, paths, 0, NULL), MCL_EINVAL);
@@ -922,24 +889,24 @@ static const char *
 make_root(void)
 {
     static char root[512];
-    snprintf(root, sizeof(root), "%s", pathf("root"));
+    snprintf(root, sizeof(root), "%s", mclt_tmppath("root"));
     mkdir(root, 0755);
-    mkdir(pathf("root/sub"), 0755);
-    mkdir(pathf("outside"), 0755);
-    write_log(pathf("root/a.mcllog"), 30, 1, NULL);
+    mkdir(mclt_tmppath("root/sub"), 0755);
+    mkdir(mclt_tmppath("outside"), 0755);
+    write_log(mclt_tmppath("root/a.mcllog"), 30, 1, NULL);
     mcl_log_writer_options so = {.split_count = 10};
-    write_log(pathf("root/ser"), 25, 1, &so);
-    write_log(pathf("root/sub/b.mcllog"), 7, 1, NULL);
-    write_log(pathf("root/.hidden.mcllog"), 3, 1, NULL);
-    write_log(pathf("outside/secret.mcllog"), 5, 1, NULL);
-    FILE *f = fopen(pathf("root/notes.txt"), "w");
+    write_log(mclt_tmppath("root/ser"), 25, 1, &so);
+    write_log(mclt_tmppath("root/sub/b.mcllog"), 7, 1, NULL);
+    write_log(mclt_tmppath("root/.hidden.mcllog"), 3, 1, NULL);
+    write_log(mclt_tmppath("outside/secret.mcllog"), 5, 1, NULL);
+    FILE *f = fopen(mclt_tmppath("root/notes.txt"), "w");
     fputs("notes\n", f);
     fclose(f);
-    f = fopen(pathf("root/bad.mcllog"), "w");
+    f = fopen(mclt_tmppath("root/bad.mcllog"), "w");
     fputs("not a log\n", f);
     fclose(f);
-    CU_ASSERT(symlink(pathf("outside/secret.mcllog"), pathf("root/escape.mcllog")) == 0);
-    CU_ASSERT(symlink(pathf("outside"), pathf("root/subdir-link")) == 0);
+    CU_ASSERT(symlink(mclt_tmppath("outside/secret.mcllog"), mclt_tmppath("root/escape.mcllog")) == 0);
+    CU_ASSERT(symlink(mclt_tmppath("outside"), mclt_tmppath("root/subdir-link")) == 0);
     return root;
 }
 
@@ -998,11 +965,11 @@ test_server_resolve_and_list(void)
     MCLT_ERR(mcl_log_server_resolve(s, NULL, NULL, &src), MCL_EINVAL);
 
     // Named logs: exact names, taking precedence over the root.
-    MCLT_OK(mcl_log_server_add(s, "live", pathf("root/sub/b.mcllog")));
-    MCLT_ERR(mcl_log_server_add(s, "live", pathf("root/a.mcllog")), MCL_EEXIST);
-    MCLT_ERR(mcl_log_server_add(s, "a/b", pathf("root/a.mcllog")), MCL_EINVAL);
-    MCLT_ERR(mcl_log_server_add(s, "", pathf("root/a.mcllog")), MCL_EINVAL);
-    MCLT_OK(mcl_log_server_add(s, "a.mcllog", pathf("root/sub/b.mcllog")));
+    MCLT_OK(mcl_log_server_add(s, "live", mclt_tmppath("root/sub/b.mcllog")));
+    MCLT_ERR(mcl_log_server_add(s, "live", mclt_tmppath("root/a.mcllog")), MCL_EEXIST);
+    MCLT_ERR(mcl_log_server_add(s, "a/b", mclt_tmppath("root/a.mcllog")), MCL_EINVAL);
+    MCLT_ERR(mcl_log_server_add(s, "", mclt_tmppath("root/a.mcllog")), MCL_EINVAL);
+    MCLT_OK(mcl_log_server_add(s, "a.mcllog", mclt_tmppath("root/sub/b.mcllog")));
     MCLT_OK(mcl_log_server_resolve(s, "live", NULL, &src));
     MCLT_OK(read_seqs(&src, 0, 64, 1 << 20, seqs, &n));
     CU_ASSERT_EQUAL(n, 7);
@@ -1033,9 +1000,9 @@ test_server_resolve_and_list(void)
     CU_ASSERT(listed(l, "ser_000.mcllog") < 0);
     free(l);
     mcl_log_server_free(s);
-    MCLT_ERR(mcl_log_server_new(&s, pathf("root/a.mcllog")), MCL_ENOENT);
+    MCLT_ERR(mcl_log_server_new(&s, mclt_tmppath("root/a.mcllog")), MCL_ENOENT);
     CU_ASSERT_EQUAL(s, NULL);
-    MCLT_ERR(mcl_log_server_new(&s, pathf("nothing")), MCL_ENOENT);
+    MCLT_ERR(mcl_log_server_new(&s, mclt_tmppath("nothing")), MCL_ENOENT);
     // Without a root: named logs only.
     MCLT_OK(mcl_log_server_new(&s, NULL));
     MCLT_ERR(mcl_log_server_resolve(s, "a.mcllog", NULL, &src), MCL_ENOENT);
@@ -1089,23 +1056,23 @@ static void
 test_over_a_connection(void)
 {
     static char root[512];
-    snprintf(root, sizeof(root), "%s", pathf("net"));
+    snprintf(root, sizeof(root), "%s", mclt_tmppath("net"));
     mkdir(root, 0755);
-    write_log(pathf("net/a.mcllog"), 30, 1, NULL);
-    write_log(pathf("net/dup.mcllog"), 3000, 3, NULL);
+    write_log(mclt_tmppath("net/a.mcllog"), 30, 1, NULL);
+    write_log(mclt_tmppath("net/dup.mcllog"), 3000, 3, NULL);
     mcl_log_writer *w;
-    MCLT_OK(mcl_log_writer_open(&w, pathf("net-live.mcllog"), NULL));
+    MCLT_OK(mcl_log_writer_open(&w, mclt_tmppath("net-live.mcllog"), NULL));
     write_recs(w, 0, 5, 1, 1000000000);
     MCLT_OK(mcl_log_writer_flush(w, false));
     mcl_log_server *srv;
     MCLT_OK(mcl_log_server_new(&srv, root));
-    MCLT_OK(mcl_log_server_add(srv, "live", pathf("net-live.mcllog")));
+    MCLT_OK(mcl_log_server_add(srv, "live", mclt_tmppath("net-live.mcllog")));
     CU_ASSERT_EQUAL(mcl_log_server_url(srv), NULL);
     char url[128];
     snprintf(url, sizeof(url), "inproc://logstream-test-%d", (int)getpid());
     MCLT_OK(mcl_log_server_listen(srv, url, NULL));
     MCLT_ERR(mcl_log_server_listen(srv, url, NULL), MCL_ESTATE);
-    MCLT_ERR(mcl_log_server_add(srv, "late", pathf("net-live.mcllog")), MCL_ESTATE);
+    MCLT_ERR(mcl_log_server_add(srv, "late", mclt_tmppath("net-live.mcllog")), MCL_ESTATE);
     CU_ASSERT_PTR_NOT_NULL(mcl_log_server_url(srv));
     CU_ASSERT_PTR_NOT_NULL(mcl_log_server_streams(srv));
 
@@ -1188,4 +1155,4 @@ static CU_TestInfo tests[] = {{"elem_roundtrip", test_elem_roundtrip},
                               {"server_resolve_and_list", test_server_resolve_and_list},
                               {"over_a_connection", test_over_a_connection},
                               CU_TEST_INFO_NULL};
-MCLT_SUITE("log_stream", suite_init, suite_cleanup, tests);
+MCLT_SUITE("log_stream", NULL, NULL, tests);

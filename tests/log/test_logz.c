@@ -23,33 +23,6 @@ void mcl__log_reader_mark(const mcl_log_reader *r, uint64_t *mark);
 mcl_err mcl__log_reader_restore(mcl_log_reader *r, const uint64_t *mark);
 bool mcl__z_built(int codec);
 
-static char dir[256];
-
-static int
-suite_init(void)
-{
-    snprintf(dir, sizeof(dir), "/tmp/mcl-logz-XXXXXX");
-    return mkdtemp(dir) ? 0 : 1;
-}
-
-static int
-suite_cleanup(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : 1;
-}
-
-static char *
-pathf(const char *name)
-{
-    static char p[8][400];
-    static int k;
-    char *b = p[k++ % 8];
-    snprintf(b, sizeof(p[0]), "%s/%s", dir, name);
-    return b;
-}
-
 static uint8_t pay[1 << 20];
 
 // Record i: time 1e9 + i ms, topic "t<i%3>", a payload of size (i * 37) % 900 that compresses
@@ -189,12 +162,12 @@ static void
 test_roundtrip_both_codecs(void)
 {
     enum { N = 2000 };
-    write_n(pathf("plain.mcllog"), N, MCL_LOG_COMPRESS_NONE, 0);
+    write_n(mclt_tmppath("plain.mcllog"), N, MCL_LOG_COMPRESS_NONE, 0);
     for (int c = 0; c < 3; c++) { // (lz4hc writes lz4 blocks and says so)
         if (!mcl__z_built((int)codecs[c]))
             continue;
         for (int bs = 0; bs < 2; bs++) {
-            const char *zp = pathf("z.mcllog");
+            const char *zp = mclt_tmppath("z.mcllog");
             write_n(zp, N, codecs[c], bs ? 8192 : 0);
             size_t zs;
             uint8_t *zb = slurp(zp, &zs);
@@ -209,9 +182,9 @@ test_roundtrip_both_codecs(void)
             CU_ASSERT(nu >= 2 && !u[1].blk && u[1].first == 7);
             free(zb);
             // (record 7, 1 MiB, is plain in both)
-            CU_ASSERT(zs - u[1].len < (file_size(pathf("plain.mcllog")) - u[1].len) / 2);
+            CU_ASSERT(zs - u[1].len < (file_size(mclt_tmppath("plain.mcllog")) - u[1].len) / 2);
             // Record by record the same as the plain log.
-            const char *pp[] = {pathf("plain.mcllog")}, *zpp[] = {zp};
+            const char *pp[] = {mclt_tmppath("plain.mcllog")}, *zpp[] = {zp};
             mcl_log_reader *a, *b;
             MCLT_OK(mcl_log_reader_open(&a, pp, 1, NULL));
             MCLT_OK(mcl_log_reader_open(&b, zpp, 1, NULL));
@@ -252,7 +225,7 @@ static void
 test_seek_by_time(void)
 {
     enum { N = 3000 };
-    const char *pp = pathf("sp.mcllog"), *zp = pathf("sz.mcllog");
+    const char *pp = mclt_tmppath("sp.mcllog"), *zp = mclt_tmppath("sz.mcllog");
     write_n(pp, N, MCL_LOG_COMPRESS_NONE, 0);
     write_n(zp, N, MCL_LOG_COMPRESS_ZSTD, 16384);
     const char *a[] = {pp}, *b[] = {zp};
@@ -299,7 +272,7 @@ static void
 test_damaged_block(void)
 {
     enum { N = 600 };
-    const char *zp = pathf("d.mcllog"), *cp = pathf("d2.mcllog");
+    const char *zp = mclt_tmppath("d.mcllog"), *cp = mclt_tmppath("d2.mcllog");
     write_n(zp, N, MCL_LOG_COMPRESS_ZSTD, 4096);
     size_t zs;
     uint8_t *zb = slurp(zp, &zs);
@@ -336,7 +309,7 @@ static void
 test_torn_last_block_and_follow(void)
 {
     enum { N = 400 };
-    const char *zp = pathf("t.mcllog"), *cp = pathf("t2.mcllog");
+    const char *zp = mclt_tmppath("t.mcllog"), *cp = mclt_tmppath("t2.mcllog");
     write_n(zp, N, MCL_LOG_COMPRESS_LZ4, 4096);
     size_t zs;
     uint8_t *zb = slurp(zp, &zs);
@@ -387,7 +360,7 @@ test_torn_last_block_and_follow(void)
 static void
 test_block_out_of_memory_retried(void)
 {
-    const char *zp = pathf("m.mcllog");
+    const char *zp = mclt_tmppath("m.mcllog");
     write_n(zp, 20, MCL_LOG_COMPRESS_LZ4, 0);
     const char *paths[] = {zp};
     int failures = 0;
@@ -416,7 +389,7 @@ test_block_out_of_memory_retried(void)
 static void
 test_huge_block_refused(void)
 {
-    const char *zp = pathf("h.mcllog"), *cp = pathf("h2.mcllog");
+    const char *zp = mclt_tmppath("h.mcllog"), *cp = mclt_tmppath("h2.mcllog");
     write_n(zp, 20, MCL_LOG_COMPRESS_ZSTD, 0); // block 0: records 0..6, record 7 plain, block
     size_t zs;
     uint8_t *zb = slurp(zp, &zs);
@@ -462,7 +435,7 @@ test_huge_block_refused(void)
 static void
 test_versions(void)
 {
-    const char *pp = pathf("v1.mcllog"), *zp = pathf("v.mcllog"), *cp = pathf("v3.mcllog");
+    const char *pp = mclt_tmppath("v1.mcllog"), *zp = mclt_tmppath("v.mcllog"), *cp = mclt_tmppath("v3.mcllog");
     write_n(pp, 10, MCL_LOG_COMPRESS_NONE, 0);
     write_n(zp, 10, MCL_LOG_COMPRESS_ZSTD, 0);
     size_t ps, zs;
@@ -487,9 +460,9 @@ test_versions(void)
     // Bad options.
     mcl_log_writer *w;
     mcl_log_writer_options o = {.compress = (mcl_log_compress)7};
-    MCLT_ERR(mcl_log_writer_open(&w, pathf("bad.mcllog"), &o), MCL_EINVAL);
+    MCLT_ERR(mcl_log_writer_open(&w, mclt_tmppath("bad.mcllog"), &o), MCL_EINVAL);
     o = (mcl_log_writer_options){.compress = MCL_LOG_COMPRESS_ZSTD, .block_bytes = (16 << 20) + 1};
-    MCLT_ERR(mcl_log_writer_open(&w, pathf("bad.mcllog"), &o), MCL_EINVAL);
+    MCLT_ERR(mcl_log_writer_open(&w, mclt_tmppath("bad.mcllog"), &o), MCL_EINVAL);
     free(pb);
     free(zb);
 }
@@ -502,7 +475,7 @@ test_split_and_flush(void)
     mcl_log_writer_options o = {.compress = MCL_LOG_COMPRESS_ZSTD, .split_count = 100,
                                 .block_bytes = 8192};
     mcl_log_writer *w;
-    MCLT_OK(mcl_log_writer_open(&w, pathf("sp"), &o));
+    MCLT_OK(mcl_log_writer_open(&w, mclt_tmppath("sp"), &o));
     for (int i = 0; i < 250; i++) {
         size_t len = fill(i == 7 ? 8 : i);
         mcl_raw_msg m = {.topic = "t", .topic_len = 1, .payload = pay, .len = len,
@@ -513,7 +486,7 @@ test_split_and_flush(void)
     uint64_t recs;
     mcl_log_writer_counts(w, &recs, NULL, NULL);
     CU_ASSERT_EQUAL(recs, 250);
-    const char *paths[] = {pathf("sp")};
+    const char *paths[] = {mclt_tmppath("sp")};
     mcl_log_reader *r;
     MCLT_OK(mcl_log_reader_open(&r, paths, 1, NULL));
     const mcl_raw_msg *m;
@@ -523,7 +496,7 @@ test_split_and_flush(void)
     CU_ASSERT_EQUAL(n, 250); // before close: flushed
     mcl_log_reader_close(r);
     MCLT_OK(mcl_log_writer_close(w));
-    CU_ASSERT(file_size(pathf("sp_002.mcllog")) > 0);
+    CU_ASSERT(file_size(mclt_tmppath("sp_002.mcllog")) > 0);
 }
 
 // The test vectors of docs/log-format.md "Compressed blocks", after a version 2 header.
@@ -564,8 +537,8 @@ test_vectors(void)
             h += 2;
         }
         CU_ASSERT_EQUAL(n - hl, v == 0 ? 121u : 120u);
-        spit(pathf("vec.mcllog"), f, n);
-        const char *paths[] = {pathf("vec.mcllog")};
+        spit(mclt_tmppath("vec.mcllog"), f, n);
+        const char *paths[] = {mclt_tmppath("vec.mcllog")};
         mcl_log_reader *r;
         MCLT_OK(mcl_log_reader_open(&r, paths, 1, NULL));
         const mcl_raw_msg *m;
@@ -597,7 +570,7 @@ test_many_tiny_records(void)
     enum { N = 70000 };
     mcl_log_writer_options o = {.overwrite = true, .compress = MCL_LOG_COMPRESS_LZ4};
     mcl_log_writer *w;
-    MCLT_OK(mcl_log_writer_open(&w, pathf("tiny.mcllog"), &o));
+    MCLT_OK(mcl_log_writer_open(&w, mclt_tmppath("tiny.mcllog"), &o));
     for (int i = 0; i < N; i++) {
         size_t len = i % 20000 == 19999 ? sizeof(pay) : 0;
         memset(pay, 1, len);
@@ -606,7 +579,7 @@ test_many_tiny_records(void)
         MCLT_OK(mcl_log_writer_write(w, &m));
     }
     MCLT_OK(mcl_log_writer_close(w));
-    const char *paths[] = {pathf("tiny.mcllog")};
+    const char *paths[] = {mclt_tmppath("tiny.mcllog")};
     mcl_log_reader *r;
     MCLT_OK(mcl_log_reader_open(&r, paths, 1, NULL));
     const mcl_raw_msg *m;
@@ -627,7 +600,7 @@ static void
 test_marks_inside_blocks(void)
 {
     enum { N = 500 };
-    const char *zp = pathf("mk.mcllog");
+    const char *zp = mclt_tmppath("mk.mcllog");
     write_n(zp, N, MCL_LOG_COMPRESS_ZSTD, 4096);
     const char *paths[] = {zp};
     mcl_log_reader *r;
@@ -670,4 +643,4 @@ static CU_TestInfo tests[] = {{"vectors", test_vectors},
                               {"marks_inside_blocks", test_marks_inside_blocks},
                               {"many_tiny_records", test_many_tiny_records},
                               CU_TEST_INFO_NULL};
-MCLT_SUITE("log_zblocks", suite_init, suite_cleanup, tests);
+MCLT_SUITE("log_zblocks", NULL, NULL, tests);
