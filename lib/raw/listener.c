@@ -541,6 +541,20 @@ wait_readable(mcl_raw_listener *l, int extra_fd, int timeout_ms)
     return r;
 }
 
+// How long one round of a recv may wait: IDLE_POLL_MS at most, what is left of the timeout
+// (rounded up to a millisecond; 0: nothing is left), or IDLE_POLL_MS without one.
+static int
+wait_slice(int timeout_ms, int64_t deadline, int64_t now)
+{
+    if (timeout_ms < 0)
+        return IDLE_POLL_MS;
+    int64_t left = deadline - now;
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + 999999) / 1000000;
+    return ms > IDLE_POLL_MS ? IDLE_POLL_MS : (int)ms;
+}
+
 mcl_err
 mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout_ms)
 {
@@ -564,23 +578,15 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
         deadline = mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
         have_deadline = true;
     }
-    for (bool first = true;; first = false) {
+    for (;;) {
+        // This round's read may wait blk ms (a short wait is poll's: precise to well under a
+        // millisecond, where the socket's timeout counts in ticks).
         int blk = 0;
         int64_t t_read = 0;
         if (read_waits) {
-            int ms = IDLE_POLL_MS;
-            if (timeout_ms >= 0 && first) {
-                ms = timeout_ms;
-            } else if (timeout_ms >= 0) {
-                int64_t left = deadline - mcl__mono_ns();
-                ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
-            }
-            // A short wait is poll's: it is precise to well under a millisecond, where the
-            // socket's timeout counts in timer ticks.
-            if (ms >= READ_WAIT_MIN_MS) {
-                blk = ms > IDLE_POLL_MS ? IDLE_POLL_MS : ms;
-                t_read = mcl__mono_ns();
-            }
+            t_read = mcl__mono_ns();
+            int ms = wait_slice(timeout_ms, deadline, t_read);
+            blk = ms >= READ_WAIT_MIN_MS ? ms : 0;
         }
         l->block_ms = blk;
         l->read_waited = false;
@@ -601,22 +607,16 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
         }
         if (rv != MCL_EAGAIN)
             return rv;
-        int wait_ms;
-        if (timeout_ms < 0) {
-            wait_ms = IDLE_POLL_MS;
-        } else {
-            int64_t left = deadline - mcl__mono_ns();
-            if (left <= 0)
-                return MCL_ETIMEDOUT;
-            wait_ms = (int)((left + 999999) / 1000000);
-            if (wait_ms > IDLE_POLL_MS)
-                wait_ms = IDLE_POLL_MS;
-        }
-        if (blk > 0 && !l->read_waited)
-            continue; // the waiting read got datagrams with nothing to deliver: wait again
-        if (blk > 0 && mcl__mono_ns() - t_read >= (int64_t)blk * 500000)
-            continue; // it waited (at least half its time): again, up to what is left
-        if (blk > 0) { // it came back at once: the socket no longer waits
+        int64_t now = mcl__mono_ns();
+        int wait_ms = wait_slice(timeout_ms, deadline, now);
+        if (wait_ms == 0)
+            return MCL_ETIMEDOUT;
+        // A waiting read that got datagrams with nothing to deliver, or that waited (at least
+        // half its time): wait again, up to what is left. One that came back at once: the
+        // socket no longer waits (its fd made non-blocking by whoever holds it): poll.
+        if (blk > 0 && (!l->read_waited || now - t_read >= (int64_t)blk * 500000))
+            continue;
+        if (blk > 0) {
             l->no_read_wait = true;
             read_waits = false;
         }
