@@ -906,15 +906,15 @@ unzip(mcl__rx *rx, const uint8_t *env, size_t n, const uint8_t **out, size_t *ou
         return MCL_EDECODE;
     if (rx->zctx == NULL && (rx->zctx = mcl__zctx_new()) == NULL)
         return MCL_EDECODE;
-    if (orig > rx->zcap || rx->zbuf == NULL) {
+    if (orig > rx->zcap || rx->zbuf == NULL) { // (what it held is not needed: no copy)
         size_t cap = orig > 4096 ? orig : 4096;
-        uint8_t *nb = mcl__realloc(rx->zbuf, cap);
-        if (nb == NULL) {
+        mcl__free(rx->zbuf);
+        rx->zcap = 0;
+        if ((rx->zbuf = mcl__alloc(cap)) == NULL) {
             mcl__log(MCL_LOG_WARN, "listener", "out of memory for a %zu-byte compressed message",
                      orig);
             return MCL_EDECODE;
         }
-        rx->zbuf = nb;
         rx->zcap = cap;
     }
     if (mcl__z_decompress(rx->zctx, codec, z, zl, rx->zbuf, orig) != MCL_OK)
@@ -931,15 +931,6 @@ count_compressed(mcl__rx *rx, size_t zlen)
     pthread_mutex_lock(&rx->lock);
     rx->st.compressed++;
     rx->st.compressed_bytes += zlen;
-    pthread_mutex_unlock(&rx->lock);
-}
-
-// Counts a compressed message that could not be opened (under the lock).
-static void
-count_undecompressed(mcl__rx *rx)
-{
-    pthread_mutex_lock(&rx->lock);
-    rx->st.undecompressed++;
     pthread_mutex_unlock(&rx->lock);
 }
 
@@ -1003,7 +994,7 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
                 if (zr == MCL_EMSGSIZE) {
                     fits = false;
                 } else if (zr != MCL_OK) {
-                    count_undecompressed(rx);
+                    count(rx, &rx->st.undecompressed, 1);
                     continue;
                 }
             }
@@ -1089,7 +1080,7 @@ mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
                 if (zr == MCL_EMSGSIZE)
                     account(rx, p->seq, p->total, false, &rx->st.oversize, true);
                 else
-                    count_undecompressed(rx);
+                    count(rx, &rx->st.undecompressed, 1);
                 if (zr == MCL_EMSGSIZE)
                     (void)part_drop_all(rx, p->pub, p->seq);
                 part_free(p);
