@@ -46,6 +46,16 @@ bool mcl__z_built(int codec);
 const char *mcl__z_name(int codec);
 // The codec named by s[0..n) ("zstd", "lz4", "none"), or -1.
 int mcl__z_parse(const char *s, size_t n);
+// The highest level (lz4: acceleration) mcl__z_compress takes for codec; 0: it takes none.
+static inline int
+mcl__z_max_level(int codec)
+{
+    return codec == MCL__Z_ZSTD    ? MCL__Z_ZSTD_MAX_LEVEL
+           : codec == MCL__Z_LZ4   ? MCL__Z_LZ4_MAX_ACCEL
+           : codec == MCL__Z_LZ4HC ? MCL__Z_LZ4HC_MAX_LEVEL
+                                   : 0;
+}
+
 // The most bytes compressing n bytes can take (0: the codec is not built or n is too large
 // for it).
 size_t mcl__z_bound(int codec, size_t n);

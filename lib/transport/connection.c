@@ -97,22 +97,17 @@ generic_option(struct mcl_connection *c, const char *url, const char *key, size_
                                  url, (int)vlen, val, MCL__MAX_MSGRATE);
         c->msgrate = (uint32_t)v;
     } else if (MCL__KEY_IS("compress")) {
-        // zstd, zstd:LEVEL (1..19), lz4, lz4:ACCEL (1..65537), none
+        // CODEC or CODEC:LEVEL (zstd 1..19, lz4's acceleration 1..65537, lz4hc 1..12), none
         size_t nl = 0;
         while (nl < vlen && val[nl] != ':')
             nl++;
         int codec = mcl__z_parse(val, nl);
         uint64_t level = 0;
-        bool level_ok = nl == vlen ||
-                        (codec == MCL__Z_ZSTD &&
-                         mcl__url_uint(val + nl + 1, vlen - nl - 1, MCL__Z_ZSTD_MAX_LEVEL, &level) &&
-                         level >= 1) ||
-                        (codec == MCL__Z_LZ4 &&
-                         mcl__url_uint(val + nl + 1, vlen - nl - 1, MCL__Z_LZ4_MAX_ACCEL, &level) &&
-                         level >= 1) ||
-                        (codec == MCL__Z_LZ4HC &&
-                         mcl__url_uint(val + nl + 1, vlen - nl - 1, MCL__Z_LZ4HC_MAX_LEVEL, &level) &&
-                         level >= 1);
+        int top = codec < 0 ? 0 : mcl__z_max_level(codec);
+        bool level_ok = nl == vlen || (top > 0 &&
+                                       mcl__url_uint(val + nl + 1, vlen - nl - 1, (uint64_t)top,
+                                                     &level) &&
+                                       level >= 1);
         if (codec < 0 || !level_ok)
             return MCL__URL_FAIL("%s: compress '%.*s' is not zstd, zstd:LEVEL (1..%d), lz4, "
                                  "lz4:ACCELERATION (1..%d), lz4hc, lz4hc:LEVEL (1..%d) or none",
