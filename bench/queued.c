@@ -4,7 +4,8 @@
 // messages carrying their send time; this process receives with one of the two listeners.
 //
 //   mcl-bench-queued --impl plain|queued [-u URL] [-s SIZE] [-n COUNT] [-r RATE]
-//                    [--stall-every N --stall-ms MS] [--ring BYTES]
+//                    [--stall-every N --stall-ms MS] [--ring BYTES] [--copy]
+// (--copy: the receiver copies every message into the ring, none is read straight into it)
 // Prints one key=value line. Bounded: COUNT messages, 2 s of silence, or 60 s.
 #define _GNU_SOURCE
 #include <mcl/mcl.h>
@@ -111,11 +112,13 @@ main(int argc, char **argv)
             stall_every = (unsigned)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ring") && i + 1 < argc)
             qo.ring_size = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--copy"))
+            qo.no_direct = true;
         else if (!strcmp(argv[i], "--stall-ms") && i + 1 < argc)
             stall_ms = (unsigned)atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: %s --impl plain|queued [-u URL] [-s SIZE] [-n COUNT] [-r "
-                            "RATE] [--stall-every N --stall-ms MS] [--ring BYTES]\n",
+                            "RATE] [--stall-every N --stall-ms MS] [--ring BYTES] [--copy]\n",
                     argv[0]);
             return 2;
         }
@@ -159,13 +162,14 @@ main(int argc, char **argv)
     int st;
     waitpid(pid, &st, 0);
     unsigned long long n = atomic_load(&got);
-    unsigned long long kdrops = 0, ring_drops = 0, lost = 0;
+    unsigned long long kdrops = 0, ring_drops = 0, lost = 0, direct = 0;
     if (queued) {
         mcl_queued_stats qs;
         mcl_queued_listener_close(ql); // folds the receiver's final counters
         mcl_queued_listener_stats(ql, &qs);
         kdrops = qs.receiver.kernel_drops;
         ring_drops = qs.ring_drops;
+        direct = qs.ring_direct;
         lost = qs.receiver.lost;
         mcl_queued_listener_free(ql);
     } else {
@@ -180,10 +184,11 @@ main(int argc, char **argv)
     qsort(lat, k, sizeof(*lat), cmp64);
     double p50 = k ? (double)lat[k / 2] / 1000 : 0, p99 = k ? (double)lat[k * 99 / 100] / 1000 : 0;
     printf("impl=%s size=%zu rate=%.0f stall=%u/%ums sent=%llu delivered=%llu loss_pct=%.4f "
-           "lost=%llu kernel_drops=%llu ring_drops=%llu lat_p50_us=%.1f lat_p99_us=%.1f\n",
+           "lost=%llu kernel_drops=%llu ring_drops=%llu ring_direct=%llu lat_p50_us=%.1f "
+           "lat_p99_us=%.1f\n",
            impl, size, rate, stall_ms, stall_every, count, n,
            100.0 * (double)(count - (n < count ? n : count)) / (double)count, lost, kdrops,
-           ring_drops, p50, p99);
+           ring_drops, direct, p50, p99);
     free(lat);
     mcl_connection_free(c);
     return 0;

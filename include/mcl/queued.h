@@ -55,6 +55,11 @@ typedef struct mcl_queued_options {
                            it is, `ring_size` bytes of RSS from the start: a receiver writing
                            into fresh pages takes a page fault per 4 KiB and, at full rate
                            with large messages, falls behind the socket). @since 0.4 */
+    bool no_direct;   /**< true: the receiver copies every message into the ring. By default,
+                           over udp, it reads a datagram straight into the ring while messages
+                           of 4 KiB or more come in one datagram each (one copy fewer; smaller
+                           ones are read in batches, then copied), counted in `ring_direct`.
+                           @since 0.4 */
 } mcl_queued_options;
 
 /** Counters, cumulative over opens and receiver restarts. Fields are only ever appended. */
@@ -73,6 +78,9 @@ typedef struct mcl_queued_stats {
     uint64_t undecodable;     /**< payloads that message callbacks could not get (not a map). */
     int receiver_pid;         /**< the receiver process, 0 when none. */
     bool receiver_alive;      /**< false after a death that was not (yet) restarted. */
+    uint64_t ring_direct;     /**< messages the receiver read straight into the ring, not
+                                   copied there (of `delivered` and the ones waiting).
+                                   @since 0.4 */
 } mcl_queued_stats;
 
 typedef struct mcl_queued_listener mcl_queued_listener;

@@ -36,6 +36,8 @@ enum {
     STATS_EVERY = 256,  // the receiver publishes its counters this often (and when idle)
     IDLE_MS = 200,      // the receiver and the callback thread wake at least this often
     READY_WAIT_MS = 2000, // how long starting a receiver waits for it to read
+    DIRECT_MIN = 4096,    // messages from this size on are read straight into the ring
+    DIRECT_PAUSE = 16,    // messages copied before trying again after a miss
     RESTART_GAP_MS = 100 // at most one restart per this many milliseconds
 };
 
@@ -78,6 +80,7 @@ struct mcl_queued_listener {
     mcl_listener_stats base;
     uint64_t sock_kdrops; // kernel drops of the current socket, as its receivers reported them
     uint64_t base_ring_drops, base_ring_oversize, base_restart_lost, high_water;
+    uint64_t base_ring_direct;
     // recv(): the record handed out last.
     bool holding;
     mcl_raw_msg cur;
@@ -116,6 +119,51 @@ child_publish_stats(mcl__queued_shared *sh, mcl_raw_listener *l)
     atomic_fetch_add_explicit(&sh->stats_seq, 1, memory_order_release); // even: done
 }
 
+// The fixed part of a message record: the message's fields, topic_len, payload length, and
+// where the payload starts (payload_off, from the body's start). The topic and its NUL follow
+// the fixed part; the payload follows them (put_record), or further on: where the datagram
+// that carried it was read into the ring (put_in_place).
+static void
+put_fixed(uint8_t *p, const mcl_raw_msg *m, uint32_t payload_off)
+{
+    uint32_t tl = (uint32_t)m->topic_len, pl = (uint32_t)m->len;
+    uint8_t fam = (uint8_t)m->sender_family;
+    memcpy(p, &m->publisher, 8);
+    memcpy(p + 8, &m->seq, 8);
+    memcpy(p + 16, &m->recv_realtime_ns, 8);
+    memcpy(p + 24, &m->recv_mono_ns, 8);
+    memcpy(p + 32, &tl, 4);
+    memcpy(p + 36, &pl, 4);
+    p[40] = fam;
+    p[41] = 0;
+    memcpy(p + 42, &m->sender_port, 2);
+    memcpy(p + 44, m->sender_addr, 16);
+    memcpy(p + 60, &payload_off, 4);
+    // (memmove: the topic is the listener's copy, the payload may be anywhere, also in the
+    // ring past this record when the datagram was read there but not used in place)
+    memmove(p + REC_BODY_HDR, m->topic, m->topic_len);
+    p[REC_BODY_HDR + m->topic_len] = '\0';
+}
+
+// The datagram was read into the reserved record at rec (its body), and the message's payload
+// lies in it past where the topic goes: only the fixed part and the topic are written.
+static bool
+payload_in_place(const uint8_t *rec, size_t reserved, const mcl_raw_msg *m)
+{
+    const uint8_t *pl = m->payload;
+    return m->len > 0 && pl >= rec + REC_BODY_HDR + m->topic_len + 1 &&
+           pl + m->len <= rec + reserved;
+}
+
+static bool
+put_in_place(mcl__ring *ring, uint8_t *rec, const mcl_raw_msg *m)
+{
+    uint32_t off = (uint32_t)((const uint8_t *)m->payload - rec);
+    put_fixed(rec, m, off);
+    mcl__ring_shrink(ring, off + m->len);
+    return mcl__ring_commit(ring);
+}
+
 static bool
 put_record(mcl__ring *ring, mcl__queued_shared *sh, const mcl_raw_msg *m)
 {
@@ -129,30 +177,17 @@ put_record(mcl__ring *ring, mcl__queued_shared *sh, const mcl_raw_msg *m)
         atomic_fetch_add_explicit(&sh->ring_drops, 1, memory_order_relaxed);
         return false;
     }
-    uint32_t tl = (uint32_t)m->topic_len, pl = (uint32_t)m->len;
-    uint8_t fam = (uint8_t)m->sender_family;
-    memcpy(p, &m->publisher, 8);
-    memcpy(p + 8, &m->seq, 8);
-    memcpy(p + 16, &m->recv_realtime_ns, 8);
-    memcpy(p + 24, &m->recv_mono_ns, 8);
-    memcpy(p + 32, &tl, 4);
-    memcpy(p + 36, &pl, 4);
-    p[40] = fam;
-    p[41] = 0;
-    memcpy(p + 42, &m->sender_port, 2);
-    memcpy(p + 44, m->sender_addr, 16);
-    memset(p + 60, 0, 4);
-    memcpy(p + REC_BODY_HDR, m->topic, m->topic_len);
-    p[REC_BODY_HDR + m->topic_len] = '\0';
+    uint32_t off = (uint32_t)(REC_BODY_HDR + m->topic_len + 1);
+    put_fixed(p, m, off);
     if (m->len > 0)
-        memcpy(p + REC_BODY_HDR + m->topic_len + 1, m->payload, m->len);
+        memmove(p + off, m->payload, m->len);
     return mcl__ring_commit(ring);
 }
 
 static void
 read_record(const uint8_t *p, mcl_raw_msg *m)
 {
-    uint32_t tl, pl;
+    uint32_t tl, pl, off;
     memcpy(&m->publisher, p, 8);
     memcpy(&m->seq, p + 8, 8);
     memcpy(&m->recv_realtime_ns, p + 16, 8);
@@ -162,10 +197,11 @@ read_record(const uint8_t *p, mcl_raw_msg *m)
     m->sender_family = p[40];
     memcpy(&m->sender_port, p + 42, 2);
     memcpy(m->sender_addr, p + 44, 16);
+    memcpy(&off, p + 60, 4);
     m->topic = (const char *)p + REC_BODY_HDR;
     m->topic_len = tl;
     m->len = pl;
-    m->payload = pl > 0 ? p + REC_BODY_HDR + tl + 1 : NULL;
+    m->payload = pl > 0 ? p + off : NULL;
 }
 
 // The receiver keeps only what it needs: without exec, O_CLOEXEC does nothing, so every other
@@ -269,6 +305,14 @@ child_main(mcl_queued_listener *ql, pid_t parent)
     atomic_store_explicit(&ql->sh->ready, ctx.gen, memory_order_release);
     mcl__ring ring;
     mcl__ring_attach(&ring, (uint8_t *)ql->map + ((sizeof(mcl__queued_shared) + 63) & ~(size_t)63));
+    // Large messages are read straight into the ring (direct_body: a record with room for the
+    // largest datagram), saving a copy of each; small ones in batches (one system call for
+    // many), copied. Which one comes next is guessed from the last message.
+    size_t into_cap = mcl__raw_listener_into_cap(l);
+    size_t direct_body = REC_BODY_HDR + into_cap;
+    bool can_direct = into_cap > 0 && !ql->opt.no_direct && direct_body <= mcl__ring_max_body(&ring);
+    bool try_direct = false;
+    unsigned direct_pause = 0;
     unsigned since_stats = 0, since_wake = 0;
     bool wake = false; // the consumer asked to be woken and has not been yet
     uint64_t one = 1;
@@ -276,12 +320,32 @@ child_main(mcl_queued_listener *ql, pid_t parent)
         // Wake the consumer once per burst, not once per message: while datagrams keep
         // coming, read on (polling), and signal when the socket is empty or every 64 records.
         const mcl_raw_msg *m;
-        mcl_err rv = mcl_raw_listener_recv(l, &m, wake ? 0 : IDLE_MS);
+        uint8_t *rec = try_direct ? mcl__ring_reserve(&ring, direct_body, REC_MSG) : NULL;
+        bool copied = false;
+        mcl_err rv = rec != NULL
+                         ? mcl__raw_listener_recv_into(l, rec + REC_BODY_HDR, into_cap, &m,
+                                                       wake ? 0 : IDLE_MS, &copied)
+                         : mcl_raw_listener_recv(l, &m, wake ? 0 : IDLE_MS);
         if (rv == MCL_OK) {
             if (track)
                 mcl__queued_inflight(ql->sh, m->publisher, m->seq,
                                      atomic_load_explicit(&ring.shm->head, memory_order_relaxed));
-            wake |= put_record(&ring, ql->sh, m);
+            bool in_place = rec != NULL && payload_in_place(rec, direct_body, m);
+            if (in_place) {
+                wake |= put_in_place(&ring, rec, m);
+                atomic_fetch_add_explicit(&ql->sh->ring_direct, 1, memory_order_relaxed);
+            } else {
+                wake |= put_record(&ring, ql->sh, m);
+            }
+            // A large message next, guessed from this one (a fragmented one is too large);
+            // after a datagram that was read there but had to be copied after all (compressed,
+            // a batch), not for a few messages.
+            if (copied && m->len <= into_cap)
+                direct_pause = DIRECT_PAUSE;
+            else if (direct_pause > 0)
+                direct_pause--;
+            try_direct = can_direct && direct_pause == 0 && m->len >= DIRECT_MIN &&
+                         m->len <= into_cap;
             if (track) {
                 mcl__queued_track(&ctx, m->publisher, m->seq);
                 mcl__queued_inflight_done(ql->sh);
@@ -695,6 +759,7 @@ release_resources(mcl_queued_listener *ql)
     if (ql->sh != NULL) {
         pthread_mutex_lock(&ql->lock);
         ql->base_ring_drops += atomic_load(&ql->sh->ring_drops);
+        ql->base_ring_direct += atomic_load(&ql->sh->ring_direct);
         ql->base_ring_oversize += atomic_load(&ql->sh->ring_oversize);
         ql->base_restart_lost += atomic_load(&ql->sh->restart_lost);
         uint64_t hw = atomic_load(&ql->ring.shm->high_water);
@@ -1012,6 +1077,7 @@ mcl_queued_listener_stats(const mcl_queued_listener *cql, mcl_queued_stats *st)
     pthread_mutex_lock(&ql->lock);
     st->receiver = ql->base;
     st->ring_drops = ql->base_ring_drops;
+    st->ring_direct = ql->base_ring_direct;
     st->ring_oversize = ql->base_ring_oversize;
     st->restart_lost = ql->base_restart_lost;
     st->ring_high_water = ql->high_water;
@@ -1025,6 +1091,7 @@ mcl_queued_listener_stats(const mcl_queued_listener *cql, mcl_queued_stats *st)
         st->receiver.publishers = cur.publishers;
         st->receiver.rcvbuf = cur.rcvbuf;
         st->ring_drops += atomic_load(&ql->sh->ring_drops);
+        st->ring_direct += atomic_load(&ql->sh->ring_direct);
         st->ring_oversize += atomic_load(&ql->sh->ring_oversize);
         st->restart_lost += atomic_load(&ql->sh->restart_lost);
         uint64_t hw = atomic_load(&ql->ring.shm->high_water);

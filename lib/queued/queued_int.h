@@ -20,6 +20,7 @@ typedef struct mcl__queued_shared {
     _Atomic uint32_t stats_seq; // seqlock over `cur` (odd while the receiver writes)
     mcl_listener_stats cur;     // the current receiver's counters
     _Atomic uint64_t ring_drops, ring_oversize, restart_lost;
+    _Atomic uint64_t ring_direct; // messages read straight into the ring
     uint32_t generation; // which receiver this is (set before each fork)
     _Atomic uint32_t ready; // the generation of the receiver that is reading (start_receiver)
     // The message the receiver is handling now (pub 0: none): it is put in the ring (or

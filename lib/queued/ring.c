@@ -84,6 +84,16 @@ mcl__ring_reserve(mcl__ring *r, size_t len, uint32_t kind)
     return rec + MCL__RING_REC_HDR;
 }
 
+void
+mcl__ring_shrink(mcl__ring *r, size_t len)
+{
+    uint64_t size = align8(MCL__RING_REC_HDR + len);
+    if (size >= r->res_size)
+        return;
+    r->res_size = size;
+    put_u32(r->data + r->res_pos % r->cap, (uint32_t)size);
+}
+
 bool
 mcl__ring_commit(mcl__ring *r)
 {

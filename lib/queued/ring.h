@@ -45,6 +45,9 @@ size_t mcl__ring_max_body(const mcl__ring *r);
 // be woken (the caller then signals it, e.g. with an eventfd).
 void *mcl__ring_reserve(mcl__ring *r, size_t len, uint32_t kind);
 bool mcl__ring_commit(mcl__ring *r);
+// Producer: the reservation in progress holds only len bytes of body (len <= what was
+// reserved); what follows is free again once it is committed.
+void mcl__ring_shrink(mcl__ring *r, size_t len);
 
 // Consumer: the next record body (and its kind, length), or NULL when empty. The body stays
 // valid until mcl__ring_release().

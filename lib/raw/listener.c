@@ -49,6 +49,10 @@ struct mcl_raw_listener {
     bool in_dgram;   // the engine holds a datagram with records left
     mcl_raw_msg cur; // what mcl_raw_listener_recv() returned last
     mcl__dgram batch[BATCH]; // the last read, valid until the next
+    uint8_t *into;      // mcl__raw_listener_recv_into: reads go there, one datagram each
+    size_t into_cap;
+    uint8_t *scratch;   // (into_cap bytes) where a datagram read there that is not plain goes
+    bool into_copied;   // the last datagram read there went to scratch
     unsigned batch_n, batch_i;
     uint64_t kdrops;    // the transport's drop total, as last reported
     unsigned want;   // datagrams to read at most in the next read (0: a full batch)
@@ -448,6 +452,25 @@ feed_next(mcl_raw_listener *l)
     return false;
 }
 
+// A datagram read into the caller's buffer (recv_into) stays there only when it is one plain
+// record, which the engine is done with once it has delivered it: anything else (several
+// records, a fragment, a heartbeat, a compressed record) could still be needed by the engine
+// after the call returns, so it moves to the listener's own buffer now.
+static void
+keep_if_plain(mcl_raw_listener *l, mcl__dgram *d)
+{
+    if (d->data == NULL)
+        return;
+    const uint8_t *p = d->data;
+    bool plain = d->len >= MCL__WIRE_HDR && mcl__get_be16(p + 6) == 1 &&
+                 !(p[4] & (MCL__WIRE_F_FRAG | MCL__WIRE_F_HB | MCL__WIRE_F_ZIP));
+    if (plain)
+        return;
+    memcpy(l->scratch, d->data, d->len);
+    d->data = l->scratch;
+    l->into_copied = true;
+}
+
 // Reads a batch without blocking. MCL_OK with batch_n > 0, MCL_EAGAIN when nothing waits.
 static mcl_err
 read_batch(mcl_raw_listener *l)
@@ -457,7 +480,16 @@ read_batch(mcl_raw_listener *l)
     unsigned n = 0;
     l->batch_n = l->batch_i = 0;
     mcl_err rv;
-    if (l->block_ms != 0 && l->ops->rx_read_wait != NULL) { // waiting in the read itself
+    if (l->into != NULL) {
+        l->into_copied = false;
+        rv = l->ops->rx_read_into(l->rxs, l->into, l->into_cap, &l->batch[0], &kd, l->block_ms);
+        if (l->block_ms != 0)
+            l->read_waited = rv == MCL_EAGAIN;
+        l->block_ms = 0;
+        n = rv == MCL_OK ? 1 : 0;
+        if (n == 1)
+            keep_if_plain(l, &l->batch[0]);
+    } else if (l->block_ms != 0 && l->ops->rx_read_wait != NULL) { // waiting in the read itself
         rv = l->ops->rx_read_wait(l->rxs, l->batch, max, &n, &kd, l->block_ms);
         l->block_ms = 0; // (once: the next reads of this call do not wait)
         l->read_waited = rv == MCL_EAGAIN;
@@ -625,6 +657,36 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
             return mcl__fail(mcl__sys_err(e), NULL, 0, "listener", "poll: %s", strerror(e));
         }
     }
+}
+
+size_t
+mcl__raw_listener_into_cap(const mcl_raw_listener *l)
+{
+    return l != NULL && l->ops->rx_read_into != NULL ? l->ops->rx_into_cap : 0;
+}
+
+mcl_err
+mcl__raw_listener_recv_into(mcl_raw_listener *l, uint8_t *buf, size_t cap,
+                            const mcl_raw_msg **msgp, int timeout_ms, bool *copied)
+{
+    if (copied != NULL)
+        *copied = false;
+    if (msgp == NULL)
+        return MCL_EINVAL;
+    *msgp = NULL;
+    size_t need = mcl__raw_listener_into_cap(l);
+    if (need == 0 || buf == NULL || cap < need)
+        return MCL_EINVAL;
+    if (l->scratch == NULL && (l->scratch = mcl__alloc(need)) == NULL)
+        return MCL_ENOMEM;
+    l->into = buf;
+    l->into_cap = need;
+    l->into_copied = false;
+    mcl_err rv = mcl_raw_listener_recv(l, msgp, timeout_ms);
+    l->into = NULL;
+    if (copied != NULL)
+        *copied = rv == MCL_OK && l->into_copied;
+    return rv;
 }
 
 bool
@@ -839,6 +901,7 @@ mcl_raw_listener_free(mcl_raw_listener *l)
         l->ops->rx_close(l->rxs);
     mcl__tseq_free(l->tseq);
     mcl__topics_free(l->topics);
+    mcl__free(l->scratch);
     if (l->wake_fd >= 0)
         close(l->wake_fd);
     if (l->rx_ready)

@@ -20,6 +20,22 @@ void mcl__raw_listener_set_seq_hook(mcl_raw_listener *l,
                                                bool delivered),
                                     void *ctx);
 
+// Receiving straight into the caller's memory (the queued listener's ring): the size a buffer
+// must have, 0 when the transport cannot (no rx_read_into).
+size_t mcl__raw_listener_into_cap(const mcl_raw_listener *l);
+
+// As mcl_raw_listener_recv(), but a datagram read by this call goes into buf[0..cap) (cap at
+// least mcl__raw_listener_into_cap(), else MCL_EINVAL): a message whose payload then lies in
+// buf was not copied. Only a datagram of one plain record (not a fragment, a heartbeat, a
+// compressed or a batched datagram) is used from there; any other is copied to a buffer of the
+// listener's first, so that nothing buf holds is needed once the call returns (buf may then be
+// overwritten, or handed to another process). A message may also come from datagrams read
+// before (then its payload is elsewhere). *copied (may be NULL): the last datagram this call
+// read into buf was one of those copied (the message came from it, or from one before it).
+// MCL_ENOMEM when the listener's buffer cannot be had.
+mcl_err mcl__raw_listener_recv_into(mcl_raw_listener *l, uint8_t *buf, size_t cap,
+                                    const mcl_raw_msg **msgp, int timeout_ms, bool *copied);
+
 // Checks a topic filter as mcl_raw_listener_open() does (MCL_EINVAL, logged as component).
 mcl_err mcl__raw_check_topics(const char *component, const char *const *topics, size_t ntopics);
 

@@ -160,6 +160,13 @@ typedef struct mcl__bcast_ops {
     // signal interrupted the wait.
     mcl_err (*rx_read_wait)(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *n,
                             uint64_t *kernel_drops, int timeout_ms);
+    // Optional: as rx_read_wait (timeout_ms 0: no wait), but reads one datagram into the
+    // caller's buf[0..cap) instead of the transport's own slot (the queued listener's receiver
+    // reads straight into its ring). cap must be at least rx_into_cap, else a large datagram
+    // is cut short (counted malformed, out->data NULL). out->data points into buf.
+    mcl_err (*rx_read_into)(mcl__rxs *rx, uint8_t *buf, size_t cap, mcl__dgram *out,
+                            uint64_t *kernel_drops, int timeout_ms);
+    size_t rx_into_cap; // with rx_read_into: the largest datagram it may read
     // The descriptor to poll for input (level-triggered unless MCL__TP_EDGE_FD).
     int (*rx_fd)(const mcl__rxs *rx);
     // MCL__TP_EDGE_FD (else NULL): whether a datagram can be read now.

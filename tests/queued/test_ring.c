@@ -107,6 +107,60 @@ test_full_and_oversize(void)
     CU_ASSERT(atomic_load(&prod.shm->high_water) > 4000);
 }
 
+// A large reservation shrunk to what was written takes only that room: the consumer sees the
+// shrunk length, and the space after it is reused by the next record.
+static void
+test_shrink_reservation(void)
+{
+    make(4096);
+    uint8_t *p = mcl__ring_reserve(&prod, 2000, 5);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    memset(p, 0xab, 100);
+    mcl__ring_shrink(&prod, 100);
+    mcl__ring_shrink(&prod, 3000); // (growing is not shrinking: ignored)
+    CU_ASSERT_FALSE(mcl__ring_commit(&prod));
+    CU_ASSERT_EQUAL(mcl__ring_used(&prod), 8 + 104);
+    // An abandoned reservation (never committed) leaves no trace.
+    CU_ASSERT_PTR_NOT_NULL(mcl__ring_reserve(&prod, 1500, 9));
+    CU_ASSERT(put(50, 6));
+    uint32_t kind;
+    size_t len;
+    const uint8_t *q = mcl__ring_peek(&cons, &kind, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_EQUAL(kind, 5);
+    CU_ASSERT_EQUAL(len, 104);
+    CU_ASSERT_EQUAL(q[99], 0xab);
+    mcl__ring_release(&cons);
+    q = mcl__ring_peek(&cons, &kind, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_EQUAL(kind, 7);
+    CU_ASSERT_EQUAL(len, 56);
+    CU_ASSERT_EQUAL(q[0], 6);
+    mcl__ring_release(&cons);
+    CU_ASSERT_PTR_NULL(mcl__ring_peek(&cons, &kind, &len));
+    // Shrinking a record that wrapped (a PAD before it) keeps the PAD.
+    make(1024);
+    CU_ASSERT(put(400, 1));
+    CU_ASSERT(put(400, 2));
+    mcl__ring_peek(&cons, &kind, &len);
+    mcl__ring_release(&cons);
+    p = mcl__ring_reserve(&prod, 400, 5); // 816 + 408 > 1024: wraps to the start
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    p[0] = 0x5a;
+    mcl__ring_shrink(&prod, 16);
+    mcl__ring_commit(&prod);
+    mcl__ring_peek(&cons, &kind, &len);
+    CU_ASSERT_EQUAL(kind, 7);
+    mcl__ring_release(&cons);
+    q = mcl__ring_peek(&cons, &kind, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_EQUAL(kind, 5);
+    CU_ASSERT_EQUAL(len, 16);
+    CU_ASSERT_EQUAL(q[0], 0x5a);
+    mcl__ring_release(&cons);
+    CU_ASSERT_EQUAL(mcl__ring_used(&cons), 0);
+}
+
 enum { STRESS_N = 100000 };
 
 static void *
@@ -241,6 +295,7 @@ static CU_TestInfo tests[] = {
     {"restart_gap_tracking", test_restart_gap_tracking},
     {"restart_inflight_settled", test_restart_inflight_settled},{"wraparound_variable_sizes", test_wraparound_variable_sizes},
                               {"full_and_oversize", test_full_and_oversize},
+                              {"shrink_reservation", test_shrink_reservation},
                               {"concurrent_producer_consumer", test_concurrent_producer_consumer},
                               CU_TEST_INFO_NULL};
 MCLT_SUITE("queued_ring", NULL, NULL, tests);

@@ -260,18 +260,11 @@ decode(mcl__rxs *rx, unsigned i, int64_t batch_real, int64_t batch_mono, mcl__dg
 
 // Reads up to max datagrams: without waiting (timeout_ms 0), or waiting up to timeout_ms
 // (-1: forever) for the first one (SO_RCVTIMEO on the socket, which is in blocking mode: every
-// read that must not wait says MSG_DONTWAIT).
+// read that must not wait says MSG_DONTWAIT). Into the iovecs as they are set.
 static mcl_err
-read_some(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64_t *kernel_drops,
-          int timeout_ms)
+read_into_iov(mcl__rxs *rx, mcl__dgram *out, unsigned want, unsigned *nread,
+              uint64_t *kernel_drops, int timeout_ms)
 {
-    *nread = 0;
-    if (rx->grow || rx->nslots == 0)
-        slots_grow(rx);
-    if (rx->nslots == 0)
-        return mcl__fail(MCL_ENOMEM, NULL, 0, "listener", "%s: no memory for a receive slot",
-                         rx->url);
-    unsigned want = max < rx->nslots ? max : rx->nslots;
     for (unsigned i = 0; i < want; i++) {
         struct msghdr *h = &rx->mm[i].msg_hdr;
         h->msg_name = &rx->addr[i];
@@ -308,8 +301,6 @@ read_some(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64_t
     }
     if (n == 0)
         return MCL_EAGAIN;
-    if ((unsigned)n == rx->nslots && rx->nslots < BATCH)
-        rx->grow = true; // the socket had more: read more at a time from now on
     int64_t mono = mcl__mono_ns(), real = mcl__real_ns();
     bool have_drops = false;
     for (int i = 0; i < n; i++)
@@ -320,17 +311,51 @@ read_some(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64_t
     return MCL_OK;
 }
 
+// Reads up to max datagrams into the slots, or (into, cap bytes) one datagram there
+// (rx_read_into: the slot's iovec points there for this read).
+static mcl_err
+read_some(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64_t *kernel_drops,
+          int timeout_ms, uint8_t *into, size_t cap)
+{
+    *nread = 0;
+    unsigned want = 1;
+    if (into == NULL) {
+        if (rx->grow || rx->nslots == 0)
+            slots_grow(rx);
+        if (rx->nslots == 0)
+            return mcl__fail(MCL_ENOMEM, NULL, 0, "listener",
+                             "%s: no memory for a receive slot", rx->url);
+        want = max < rx->nslots ? max : rx->nslots;
+    }
+    struct iovec slot0 = rx->iov[0];
+    if (into != NULL)
+        rx->iov[0] = (struct iovec){into, cap};
+    mcl_err rv = read_into_iov(rx, out, want, nread, kernel_drops, timeout_ms);
+    rx->iov[0] = slot0;
+    if (into == NULL && rv == MCL_OK && *nread == rx->nslots && rx->nslots < BATCH)
+        rx->grow = true; // the socket had more: read more at a time from now on
+    return rv;
+}
+
 static mcl_err
 udp_rx_read(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread, uint64_t *kernel_drops)
 {
-    return read_some(rx, out, max, nread, kernel_drops, 0);
+    return read_some(rx, out, max, nread, kernel_drops, 0, NULL, 0);
 }
 
 static mcl_err
 udp_rx_read_wait(mcl__rxs *rx, mcl__dgram *out, unsigned max, unsigned *nread,
                  uint64_t *kernel_drops, int timeout_ms)
 {
-    return read_some(rx, out, max, nread, kernel_drops, timeout_ms);
+    return read_some(rx, out, max, nread, kernel_drops, timeout_ms, NULL, 0);
+}
+
+static mcl_err
+udp_rx_read_into(mcl__rxs *rx, uint8_t *buf, size_t cap, mcl__dgram *out,
+                 uint64_t *kernel_drops, int timeout_ms)
+{
+    unsigned n;
+    return read_some(rx, out, 1, &n, kernel_drops, timeout_ms, buf, cap);
 }
 
 static int
@@ -378,6 +403,8 @@ const mcl__bcast_ops mcl__udp_bcast_ops = {
     .rx_open = udp_rx_open,
     .rx_read = udp_rx_read,
     .rx_read_wait = udp_rx_read_wait,
+    .rx_read_into = udp_rx_read_into,
+    .rx_into_cap = SLOT,
     .rx_fd = udp_rx_fd,
     .rx_idle = udp_rx_idle,
     .rx_close = udp_rx_close,
