@@ -4,6 +4,7 @@
 // scripts/netns.sh (ctest does, through scripts/test.sh).
 #define _GNU_SOURCE
 #include "raw_cases.h"
+#include "transport/transport.h"
 #include "transport/udp/udp.h"
 
 #include <arpa/inet.h>
@@ -389,7 +390,104 @@ test_recv_waits_in_the_read(void)
     mcl_raw_listener_free(l);
 }
 
+// The udp transport's reads, below the listener: a waiting read that waited for its datagram
+// asks for one only the next time, and goes back to whole batches as soon as datagrams queue
+// up; rx_read_into reads into the caller's buffer (too small a one: cut short, counted).
+typedef struct late_send {
+    const mcl__bcast_ops *ops;
+    mcl__tx *tx;
+} late_send;
+
+static void
+send_one(const mcl__bcast_ops *ops, mcl__tx *tx, const char *text)
+{
+    struct iovec iov = {(void *)text, strlen(text)};
+    mcl__frame f = {.iov = &iov, .niov = 1};
+    unsigned sent = 0;
+    char why[128];
+    MCLT_OK(ops->tx_send(tx, &f, 1, &sent, why, sizeof(why)));
+    CU_ASSERT_EQUAL(sent, 1);
+}
+
+static void *
+send_late(void *arg)
+{
+    late_send *ls = arg;
+    struct timespec ts = {0, 50000000};
+    nanosleep(&ts, NULL); // (the read must be waiting when it comes)
+    send_one(ls->ops, ls->tx, "late");
+    return NULL;
+}
+
+static void
+test_udp_reads_lone_and_into(void)
+{
+    char url[128];
+    rawt_make_url(url, sizeof(url), "");
+    mcl_connection *c;
+    MCLT_OK(mcl_connection_parse(&c, url, NULL, 0));
+    const mcl__bcast_ops *ops = c->tp->bcast;
+    mcl__rxs *rx;
+    mcl__rx_opened o = {0};
+    MCLT_OK(ops->rx_open(&rx, c, NULL, 0, -1, &o));
+    char turl[160];
+    snprintf(turl, sizeof(turl), "udp://239.255.77.%d:%u?iface=lo&ttl=0", group_counter,
+             (unsigned)o.bound_port);
+    mcl_connection *tc;
+    MCLT_OK(mcl_connection_parse(&tc, turl, NULL, 0));
+    mcl__tx *tx;
+    mcl__tx_limits lim = {0};
+    MCLT_OK(ops->tx_open(&tx, tc, &lim));
+    mcl__dgram d[16];
+    unsigned n = 0;
+    uint64_t drops = 0;
+    // Two batches first (the slots grow while batches come full).
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 16; i++)
+            send_one(ops, tx, "burst");
+        unsigned got = 0;
+        while (got < 16 && ops->rx_read_wait(rx, d, 16, &n, &drops, 2000) == MCL_OK)
+            got += n;
+        CU_ASSERT_EQUAL(got, 16);
+    }
+    late_send ls = {ops, tx};
+    pthread_t t;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, send_late, &ls) == 0);
+    MCLT_OK(ops->rx_read_wait(rx, d, 16, &n, &drops, 2000));
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(n, 1);
+    // Now five wait: the next waiting read asks for one, the one after for the rest.
+    for (int i = 0; i < 5; i++)
+        send_one(ops, tx, "queued");
+    MCLT_OK(ops->rx_read_wait(rx, d, 16, &n, &drops, 2000));
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT(d[0].len == 6 && memcmp(d[0].data, "queued", 6) == 0);
+    MCLT_OK(ops->rx_read_wait(rx, d, 16, &n, &drops, 2000));
+    CU_ASSERT_EQUAL(n, 4);
+    // Into the caller's buffer.
+    CU_ASSERT_FATAL(ops->rx_read_into != NULL);
+    CU_ASSERT(ops->rx_into_cap >= 65507);
+    static uint8_t buf[65536];
+    send_one(ops, tx, "into");
+    MCLT_OK(ops->rx_read_into(rx, buf, sizeof(buf), d, &drops, 2000));
+    CU_ASSERT(d[0].data == buf && d[0].len == 4 && memcmp(buf, "into", 4) == 0);
+    CU_ASSERT_EQUAL(d[0].meta.family, 4);
+    send_one(ops, tx, "too long");
+    MCLT_OK(ops->rx_read_into(rx, buf, 4, d, &drops, 2000));
+    CU_ASSERT_PTR_NULL(d[0].data); // (cut short: never passed on as a datagram)
+    MCLT_ERR(ops->rx_read_into(rx, buf, sizeof(buf), d, &drops, 0), MCL_EAGAIN);
+    // The slots are intact after reads into other buffers.
+    send_one(ops, tx, "slot");
+    MCLT_OK(ops->rx_read_wait(rx, d, 16, &n, &drops, 2000));
+    CU_ASSERT(n == 1 && d[0].data != buf && d[0].len == 4 && memcmp(d[0].data, "slot", 4) == 0);
+    ops->tx_close(tx);
+    ops->rx_close(rx);
+    mcl_connection_free(tc);
+    mcl_connection_free(c);
+}
+
 static CU_TestInfo tests[] = {
+    {"udp_reads_lone_and_into", test_udp_reads_lone_and_into},
     {"recv_waits_in_the_read", test_recv_waits_in_the_read},
     {"batch_send_failures_are_reported", test_batch_send_failures_are_reported},
     {"roundtrip_ipv4", test_roundtrip_ipv4},

@@ -140,6 +140,7 @@ struct mcl__rxs {
     uint64_t kdrops;      // kernel drops, accumulated
     uint32_t kdrops_last; // last SO_RXQ_OVFL value
     int rcvtimeo_ms;      // SO_RCVTIMEO as last set (0: never set, no timeout)
+    bool lone;            // the last waiting read waited for its one datagram
 };
 
 static mcl_err
@@ -283,7 +284,14 @@ read_into_iov(mcl__rxs *rx, mcl__dgram *out, unsigned want, unsigned *nread,
         else
             rx->rcvtimeo_ms = timeout_ms;
     }
+    int64_t waited_from = 0;
     if (timeout_ms != 0) {
+        // A read that had to wait for its datagram finds the queue empty after it, as a rule
+        // (a round trip, a sensor at a modest rate): after one such read, the next waiting
+        // read asks for one datagram, and spares the kernel the look for a second.
+        if (rx->lone)
+            want = 1;
+        waited_from = mcl__real_ns();
         n = recvmmsg(rx->fd, rx->mm, want, MSG_WAITFORONE, NULL);
         if (n < 0 && errno == EINTR)
             return MCL_EINTR; // (the caller looks at its deadline)
@@ -305,6 +313,9 @@ read_into_iov(mcl__rxs *rx, mcl__dgram *out, unsigned want, unsigned *nread,
     bool have_drops = false;
     for (int i = 0; i < n; i++)
         decode(rx, (unsigned)i, real, mono, &out[i], &have_drops);
+    // (the kernel's receive time says whether the datagram came while the read waited)
+    if (timeout_ms != 0)
+        rx->lone = n == 1 && out[0].meta.real_ns > waited_from;
     if (have_drops)
         *kernel_drops = rx->kdrops;
     *nread = (unsigned)n;
