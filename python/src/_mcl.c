@@ -2254,7 +2254,7 @@ queued_stats_of(ListenerObject *self, mcl_queued_stats *st)
 
 #define QUEUED_FIELDS(X)                                                                       \
     X(delivered) X(ring_drops) X(ring_oversize) X(restart_lost) X(restarts)                    \
-        X(receiver_deaths) X(ring_high_water) X(ring_size)
+        X(receiver_deaths) X(ring_high_water) X(ring_size) X(ring_direct)
 
 static int
 dict_put_u64(PyObject *d, const char *key, unsigned long long v)
