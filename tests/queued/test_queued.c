@@ -21,7 +21,7 @@ static int group;
 static mcl_connection *
 fresh(const char *extra)
 {
-    char url[128];
+    char url[768];
     snprintf(url, sizeof(url), "udp://239.255.80.%d:0?iface=lo&ttl=0%s", ++group, extra);
     mcl_connection *c;
     MCLT_OK(mcl_connection_parse(&c, url, NULL, 0));
@@ -615,18 +615,18 @@ five_compressed(void *arg)
 // whole, in order per topic, whether or not its datagram was read straight into the ring;
 // returns how many were.
 static uint64_t
-direct_run(bool no_direct)
+direct_run(bool no_direct, const char *extra)
 {
     atomic_store(&direct_count, 0);
     atomic_store(&direct_bad, 0);
     memset(direct_next, 0, sizeof(direct_next));
-    mcl_connection *c = fresh("");
+    mcl_connection *c = fresh(extra);
     mcl_queued_options o = {.no_direct = no_direct};
     mcl_queued_listener *ql;
     MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
     MCLT_OK(mcl_queued_listener_subscribe(ql, on_direct, NULL));
     mcl_raw_broadcaster *b = broadcaster_for(ql), *bz;
-    char url[256];
+    char url[1024];
     snprintf(url, sizeof(url), "%s&compress=zstd", mcl_queued_listener_url(ql));
     mcl_connection *cz;
     MCLT_OK(mcl_connection_parse(&cz, url, NULL, 0));
@@ -672,9 +672,22 @@ test_large_messages_read_into_the_ring(void)
     // Of each run of 20 large messages, the first is copied (the one before it was small), and
     // so are the ones that a batch read of small ones took along (up to 15); the others are
     // read in place.
-    uint64_t direct = direct_run(false);
+    uint64_t direct = direct_run(false, "");
     CU_ASSERT(direct >= 4 * 19 - 2 * 15);
-    CU_ASSERT_EQUAL(direct_run(true), 0);
+    CU_ASSERT_EQUAL(direct_run(true, ""), 0);
+    // Signed datagrams are verified where they lie; encrypted ones are opened into a buffer of
+    // the listener's, and copied from there.
+    const char *key = mclt_tmppath("direct.gkey");
+    FILE *f = fopen(key, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("key = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", f);
+    fclose(f);
+    char extra[600];
+    snprintf(extra, sizeof(extra), "&key=%s", key);
+    CU_ASSERT(direct_run(false, extra) >= 4 * 19 - 2 * 15);
+    snprintf(extra, sizeof(extra), "&key=%s&encrypt=1", key);
+    CU_ASSERT_EQUAL(direct_run(false, extra), 0);
+    unlink(key);
 }
 
 static bool
