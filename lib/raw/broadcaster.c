@@ -74,6 +74,8 @@ struct mcl_raw_broadcaster {
     atomic_uint_fast64_t auth_reported; // auth_failures when a wait_for_subscribers last failed
     atomic_bool open;
     uint64_t seq; // the next message's number; under `lock`
+    // Written only with `lock` held (ctr_add, ctr_sub: a load and a store, no atomic
+    // read-modify-write per message), read from any thread without it.
     atomic_uint_fast64_t n_messages, n_bytes, n_datagrams, n_errors;
     // `lock` makes "take a sequence number, send the message" one step, so concurrent
     // publishers put their messages on the wire in sequence order (a listener would
@@ -130,6 +132,22 @@ struct mcl_raw_broadcaster {
     size_t zcap;
     atomic_uint_fast64_t n_zmsgs, n_zbefore, n_zafter;
 };
+
+// The counters above that `lock` serialises: every writer holds it, so a plain load and store
+// (relaxed atomics, for the readers that do not take it) replace a locked read-modify-write.
+static inline void
+ctr_add(atomic_uint_fast64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline void
+ctr_sub(atomic_uint_fast64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - n,
+                          memory_order_relaxed);
+}
 
 static mcl_err batch_flush_locked(mcl_raw_broadcaster *b);
 static mcl_err tx_send_sealed(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n,
@@ -396,7 +414,7 @@ send_frames_locked(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n, unsi
                 break;
         }
     }
-    atomic_fetch_add_explicit(&b->n_datagrams, done, memory_order_relaxed);
+    ctr_add(&b->n_datagrams, done);
     if (rv != MCL_OK && why[0] != '\0' && b->why[0] == '\0') {
         memcpy(b->why, why, sizeof(why));
         b->why_code = rv;
@@ -453,9 +471,9 @@ finish_locked(mcl_raw_broadcaster *b, bool info)
 static void
 batch_drop_locked(mcl_raw_broadcaster *b, mcl_err rv)
 {
-    atomic_fetch_add_explicit(&b->n_errors, b->batch_n, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&b->n_messages, b->batch_n, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&b->n_bytes, b->batch_bytes, memory_order_relaxed);
+    ctr_add(&b->n_errors, b->batch_n);
+    ctr_sub(&b->n_messages, b->batch_n);
+    ctr_sub(&b->n_bytes, b->batch_bytes);
     if (b->batch_err == MCL_OK)
         b->batch_err = rv;
     b->batch_n = 0;
@@ -665,15 +683,16 @@ out:
     return rv;
 }
 
+// Counts a publish's result (a message and its bytes, or an error). Called with b->lock held.
 static mcl_err
 count_result(mcl_raw_broadcaster *b, mcl_err rv, size_t len)
 {
     if (rv != MCL_OK) {
-        atomic_fetch_add_explicit(&b->n_errors, 1, memory_order_relaxed);
+        ctr_add(&b->n_errors, 1);
         return rv;
     }
-    atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
+    ctr_add(&b->n_messages, 1);
+    ctr_add(&b->n_bytes, len);
     return MCL_OK;
 }
 
@@ -774,8 +793,8 @@ batch_add_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl, const voi
     if (note)
         note_topic_locked(b, topic, tl);
     // Counted under the lock, so that a failed flush never subtracts first.
-    atomic_fetch_add_explicit(&b->n_messages, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->n_bytes, len, memory_order_relaxed);
+    ctr_add(&b->n_messages, 1);
+    ctr_add(&b->n_bytes, len);
     return MCL_OK;
 }
 
@@ -848,10 +867,10 @@ coalesce_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl, const void
             b->batch_n--;
             b->batch_len = len0;
             b->batch_bytes = bytes0;
-            atomic_fetch_sub_explicit(&b->n_messages, 1, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&b->n_bytes, len, memory_order_relaxed);
+            ctr_sub(&b->n_messages, 1);
+            ctr_sub(&b->n_bytes, len);
         } else { // dropped with the others, which batch_drop_locked counted (and this one)
-            atomic_fetch_sub_explicit(&b->n_errors, 1, memory_order_relaxed);
+            ctr_sub(&b->n_errors, 1);
         }
         *rv = count_result(b, *rv, len);
         return true;
@@ -957,8 +976,9 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
             (void)batch_flush_locked(b);
         if (rv != MCL_OK) {
             zbuf_trim_locked(b);
+            rv = count_result(b, rv, len);
             finish_locked(b, info);
-            return count_result(b, rv, len);
+            return rv;
         }
     } else if (b->coalesce) {
         mcl_err rv;
@@ -976,8 +996,10 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
                  (tl != b->batch_tl || memcmp(topic, b->batch_topic, tl) != 0)))
                 (void)batch_flush_locked(b);
             mcl_err rv = batch_add_locked(b, topic, tl, data, len, true);
+            if (rv != MCL_OK)
+                rv = count_result(b, rv, len);
             finish_locked(b, info);
-            return rv == MCL_OK ? MCL_OK : count_result(b, rv, len);
+            return rv;
         }
         // Keep the order: what waits goes before this one (a failure is counted for those
         // records; this message is still sent and reports its own result).
@@ -994,8 +1016,9 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         note_topic_locked(b, topic, tl);
     if (zipped)
         compressed_sent_locked(b, rv == MCL_OK, len, zlen);
+    rv = count_result(b, rv, len);
     finish_locked(b, info);
-    return count_result(b, rv, len);
+    return rv;
 }
 
 mcl_err
@@ -1028,8 +1051,9 @@ mcl_raw_broadcaster_forward(mcl_raw_broadcaster *b, const mcl_raw_msg *m)
                                        zipped ? MCL__WIRE_F_ZIP : 0, &sent);
     if (zipped)
         compressed_sent_locked(b, rv == MCL_OK, m->len, zlen);
+    rv = count_result(b, rv, m->len);
     finish_locked(b, info);
-    return count_result(b, rv, m->len);
+    return rv;
 }
 
 mcl_err

@@ -41,6 +41,13 @@ typedef struct mcl__rx {
     mcl__wire_hdr hdr;
     mcl__rx_meta meta;
     struct mcl__rx_pub *cur_pub;
+    // The publisher found last (most datagrams come from the one before): begin looks there
+    // first. NULL once that publisher is forgotten.
+    struct mcl__rx_pub *last_pub;
+    // The current datagram's publisher when all its begin had to record was the arrival time
+    // (pub_touch): recorded under the lock of the first record's accounting (or when the
+    // datagram is used up, or the next begins) instead of under a lock of its own.
+    struct mcl__rx_pub *touch;
     struct mcl__rx_part *done; // completed message handed out; freed on the next call
     char topic[MCL_TOPIC_MAX + 1];
     // Publishers (hash chains) and partial messages (hash chains + FIFO by age).

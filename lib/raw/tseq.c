@@ -3,6 +3,8 @@
 // one-entry cache (a broadcaster or a burst of frames asks for the same pair again).
 #include "tseq.h"
 
+#include "topics.h" // mcl__topics_same
+
 #include "../core/internal.h"
 
 #include <string.h>
@@ -63,7 +65,7 @@ mcl__tseq_slot(mcl__tseq *t, uint64_t pub, const char *topic, size_t tl, bool *c
 {
     *created = false;
     tseq_entry *l = t->last;
-    if (l != NULL && l->pub == pub && l->tl == tl && memcmp(l->topic, topic, tl) == 0)
+    if (l != NULL && l->pub == pub && l->tl == tl && mcl__topics_same(l->topic, topic, tl))
         return &l->value;
     if (t->n >= TSEQ_MAX) // forget all: the next message of each pair starts it afresh
         tseq_clear(t);

@@ -34,6 +34,18 @@ check_frag_geometry(uint32_t total, uint32_t offset, uint32_t index, uint32_t co
     return true;
 }
 
+// Whether s[0..n) holds a NUL byte: topics are short, a loop beats a call to memchr.
+static inline bool
+has_nul(const uint8_t *s, size_t n)
+{
+    if (n > 32)
+        return memchr(s, 0, n) != NULL;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == 0)
+            return true;
+    return false;
+}
+
 static bool
 name_ok(const uint8_t *s, size_t n)
 {
@@ -108,7 +120,7 @@ mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len)
             return MCL_EPROTO;
         if ((uint64_t)len - off - rh < (uint64_t)tl + pl)
             return MCL_EPROTO;
-        if (memchr(r + rh, 0, tl) != NULL) // topics are C strings on delivery
+        if (has_nul(r + rh, tl)) // topics are C strings on delivery
             return MCL_EPROTO;
         // A compressed message holds at least its envelope.
         if ((h->flags & MCL__WIRE_F_ZIP) && (frag ? mcl__get_be32(r + 14) : pl) < MCL__WIRE_ZENV)

@@ -913,6 +913,10 @@ struct mcl__rxs {
     int fd;                               // ZMQ_FD, read once at open
     zmq_msg_t msg[MCL__ZMQ_RX_BATCH];     // what the last read handed out
     unsigned nmsg;
+    // A frame that rx_pending read ahead (asking libzmq for ZMQ_EVENTS costs it a poll and a
+    // getpid every time, a read that finds a frame costs neither): the next read's first.
+    zmq_msg_t ahead;
+    bool have_ahead;
     int64_t real_off; // CLOCK_REALTIME - CLOCK_MONOTONIC, re-read every 1024 reads
     unsigned real_age;
 };
@@ -988,20 +992,37 @@ release_batch(mcl__rxs *rx)
 // Reads one frame into slot i. MCL_OK, MCL_EAGAIN when none waits, or an error (its errno in
 // *err; not logged here). *now: the arrival time of the frames of this read, taken at the
 // first (0: not yet): one clock read per read, not per frame (they were all waiting).
+// One frame into *m (initialised here; closed again unless MCL_OK). MCL_OK, MCL_EAGAIN when
+// none waits, or an error (its errno in *err).
 static mcl_err
-read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err, int64_t *now)
+recv_frame(mcl__rxs *rx, zmq_msg_t *m, int *err)
 {
-    zmq_msg_t *m = &rx->msg[i];
     zmq_msg_init(m);
     for (;;) {
         if (zmq_msg_recv(m, rx->z->s, ZMQ_DONTWAIT) >= 0)
-            break;
+            return MCL_OK;
         int e = errno;
         if (e == EINTR)
             continue;
         zmq_msg_close(m);
         *err = e;
         return e == EAGAIN ? MCL_EAGAIN : e == ETERM ? MCL_ECLOSED : mcl__sys_err(e);
+    }
+}
+
+static mcl_err
+read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err, int64_t *now)
+{
+    zmq_msg_t *m = &rx->msg[i];
+    if (rx->have_ahead) { // (only ever for the first slot: rx_read takes it first)
+        zmq_msg_init(m);
+        zmq_msg_move(m, &rx->ahead);
+        zmq_msg_close(&rx->ahead);
+        rx->have_ahead = false;
+    } else {
+        mcl_err rv = recv_frame(rx, m, err);
+        if (rv != MCL_OK)
+            return rv;
     }
     rx->nmsg = i + 1;
     d->data = NULL;
@@ -1030,11 +1051,21 @@ read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err, int64_t *now)
     }
     const uint8_t *p = zmq_msg_data(m);
     size_t n = zmq_msg_size(m);
-    const uint8_t *nul = p != NULL ? memchr(p, 0, n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1)
-                                   : NULL;
-    if (nul == NULL || n - (size_t)(nul - p) - 1 < 8)
+    // The topic's end: a loop over the first bytes (most topics are short, and a call to
+    // memchr costs more than the loop), memchr for the rest of a long one.
+    size_t lim = n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1, tl = 0;
+    if (p == NULL)
+        return MCL_OK;
+    while (tl < lim && tl < 16 && p[tl] != 0)
+        tl++;
+    if (tl == 16 && tl < lim) {
+        const uint8_t *z = memchr(p + tl, 0, lim - tl);
+        tl = z != NULL ? (size_t)(z - p) : lim;
+    }
+    if (tl == lim || n - tl - 1 < 8)
         return MCL_OK; // not our framing: data stays NULL (malformed)
-    size_t skip = PREFIX_LEN((size_t)(nul - p));
+    const uint8_t *nul = p + tl;
+    size_t skip = PREFIX_LEN(tl);
     d->data = p + skip;
     d->len = n - skip;
     d->has_tseq = true;
@@ -1072,17 +1103,26 @@ zmq_rx_fd(const mcl__rxs *rx)
     return rx->fd;
 }
 
+// Reads a frame ahead rather than asking ZMQ_EVENTS: when frames wait (a busy receiver that
+// asks after every batch) that costs no system call; when none does, the same as ZMQ_EVENTS
+// (libzmq processes its commands: the fd is armed again). An error other than EAGAIN says
+// true: the next read reports it.
 static bool
 zmq_rx_pending(mcl__rxs *rx)
 {
-    int ev = 0;
-    size_t l = sizeof(ev);
-    return zmq_getsockopt(rx->z->s, ZMQ_EVENTS, &ev, &l) == 0 && (ev & ZMQ_POLLIN) != 0;
+    if (rx->have_ahead)
+        return true;
+    int e = 0;
+    mcl_err rv = recv_frame(rx, &rx->ahead, &e);
+    rx->have_ahead = rv == MCL_OK;
+    return rv != MCL_EAGAIN;
 }
 
 static int
 zmq_rx_wait(mcl__rxs *rx, int extra_fd, int timeout_ms)
 {
+    if (rx->have_ahead)
+        return 1; // (read ahead: readable now)
     zmq_pollitem_t it[2] = {{.socket = rx->z->s, .events = ZMQ_POLLIN},
                             {.fd = extra_fd, .events = ZMQ_POLLIN}};
     int r;
@@ -1107,6 +1147,8 @@ zmq_rx_close(mcl__rxs *rx)
     if (rx == NULL)
         return;
     release_batch(rx);
+    if (rx->have_ahead)
+        zmq_msg_close(&rx->ahead);
     mcl__zmq_zsock_close(rx->z);
     mcl__free(rx);
 }
