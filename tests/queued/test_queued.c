@@ -453,14 +453,18 @@ test_stopped_receiver_kernel_drops_across_restart(void)
     want = 500;
     CU_ASSERT(mclt_wait_until(all_accounted, arg, 10000));
     mcl_queued_stats st = stats(ql);
-    if (st.delivered + st.receiver.lost != 500)
+    if (st.delivered + st.receiver.lost != 500 || st.receiver.lost != st.receiver.kernel_drops)
         fprintf(stderr, "\n  delivered %llu lost %llu kernel %llu restart_lost %llu ",
                 (unsigned long long)st.delivered, (unsigned long long)st.receiver.lost,
                 (unsigned long long)st.receiver.kernel_drops,
                 (unsigned long long)st.restart_lost);
     CU_ASSERT(st.receiver.kernel_drops > 0);
     CU_ASSERT_EQUAL(st.delivered + st.receiver.lost, 500);
-    CU_ASSERT_EQUAL(st.receiver.lost, st.receiver.kernel_drops);
+    // What the stopped receiver had read from the socket but not yet put in the ring when it
+    // was killed (SIGSTOP lands at a moment of its choosing, also just after a read: at most
+    // one read's worth) is lost across the restart; every other gap is a kernel drop.
+    CU_ASSERT_EQUAL(st.receiver.lost, st.receiver.kernel_drops + st.restart_lost);
+    CU_ASSERT(st.restart_lost <= 16);
     CU_ASSERT(reaped(pid));
     mcl_raw_broadcaster_free(b);
     mcl_queued_listener_free(ql);
