@@ -5,7 +5,9 @@
 //
 //   mcl-bench-queued --impl plain|queued [-u URL] [-s SIZE] [-n COUNT] [-r RATE]
 //                    [--stall-every N --stall-ms MS] [--ring BYTES] [--copy]
-// (--copy: the receiver copies every message into the ring, none is read straight into it)
+//                    [--receiver-cpus LIST]
+// (--copy: the receiver copies every message into the ring, none is read straight into it;
+// --receiver-cpus: where the queued receiver runs, e.g. 0, away from the sender's core 1)
 // Prints one key=value line. Bounded: COUNT messages, 2 s of silence, or 60 s.
 #define _GNU_SOURCE
 #include <mcl/mcl.h>
@@ -114,11 +116,13 @@ main(int argc, char **argv)
             qo.ring_size = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--copy"))
             qo.no_direct = true;
+        else if (!strcmp(argv[i], "--receiver-cpus") && i + 1 < argc)
+            qo.receiver_cpus = argv[++i];
         else if (!strcmp(argv[i], "--stall-ms") && i + 1 < argc)
             stall_ms = (unsigned)atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: %s --impl plain|queued [-u URL] [-s SIZE] [-n COUNT] [-r "
-                            "RATE] [--stall-every N --stall-ms MS] [--ring BYTES] [--copy]\n",
+                            "RATE] [--stall-every N --stall-ms MS] [--ring BYTES] [--copy] [--receiver-cpus LIST]\n",
                     argv[0]);
             return 2;
         }

@@ -60,6 +60,12 @@ typedef struct mcl_queued_options {
                            of 4 KiB or more come in one datagram each (one copy fewer; smaller
                            ones are read in batches, then copied), counted in `ring_direct`.
                            @since 0.4 */
+    const char *receiver_cpus; /**< the CPUs the receiver process may run on, as `taskset -c`
+                           takes them ("2", "0,2-3"); NULL or "": wherever the scheduler puts
+                           it. Keeps it off cores busy with other work (a sender, the callbacks),
+                           where it would wait for the CPU while the socket overflows. Each must
+                           be one this process may run on, else MCL_EINVAL from
+                           mcl_queued_listener_new(). Read during that call only. @since 0.4 */
 } mcl_queued_options;
 
 /** Counters, cumulative over opens and receiver restarts. Fields are only ever appended. */

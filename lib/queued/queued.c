@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -43,6 +45,8 @@ enum {
 
 struct mcl_queued_listener {
     pid_t owner; // the process that opened it (mcl__inherited)
+    bool pin;          // the receiver runs on rcpus only (options->receiver_cpus)
+    cpu_set_t rcpus;
     struct mcl_connection conn; // with the bound port
     const mcl_msgtype *type;
     char **topics;
@@ -276,6 +280,9 @@ child_main(mcl_queued_listener *ql, pid_t parent)
     if (getppid() != parent) // the parent died before the line above
         _exit(0);
     prctl(PR_SET_NAME, "mcl-recv");
+    // (checked at new; a CPU taken offline since leaves the receiver where it is)
+    if (ql->pin)
+        (void)sched_setaffinity(0, sizeof(ql->rcpus), &ql->rcpus);
     // The receiver must win the CPU against the application's callbacks; privileged processes
     // may raise its priority, others keep the default (EPERM is fine).
     (void)setpriority(PRIO_PROCESS, 0, -10);
@@ -375,6 +382,43 @@ child_main(mcl_queued_listener *ql, pid_t parent)
 }
 
 // --- this process ----------------------------------------------------------------------------
+
+// Parses a CPU list as taskset -c takes it ("3", "0,2-5") into set: MCL_EINVAL for anything
+// else, a CPU beyond CPU_SETSIZE, or one this process may not run on.
+static mcl_err
+parse_cpus(const char *s, cpu_set_t *set)
+{
+    CPU_ZERO(set);
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
+        CPU_ZERO(&allowed);
+    const char *p = s;
+    for (;;) {
+        unsigned long lo, hi;
+        char *end;
+        if (*p < '0' || *p > '9')
+            return MCL_EINVAL;
+        lo = hi = strtoul(p, &end, 10);
+        p = end;
+        if (*p == '-') {
+            if (p[1] < '0' || p[1] > '9')
+                return MCL_EINVAL;
+            hi = strtoul(p + 1, &end, 10);
+            p = end;
+        }
+        if (lo > hi || hi >= CPU_SETSIZE)
+            return MCL_EINVAL;
+        for (unsigned long c = lo; c <= hi; c++) {
+            if (!CPU_ISSET((int)c, &allowed))
+                return MCL_EINVAL;
+            CPU_SET((int)c, set);
+        }
+        if (*p == '\0')
+            return MCL_OK;
+        if (*p++ != ',')
+            return MCL_EINVAL;
+    }
+}
 
 static mcl_listener_stats
 read_cur(const mcl__queued_shared *sh)
@@ -696,6 +740,17 @@ mcl_queued_listener_new(mcl_queued_listener **qlp, const mcl_connection *conn,
     ql->type = type;
     if (options != NULL)
         ql->opt = *options;
+    const char *cpus = ql->opt.receiver_cpus;
+    ql->opt.receiver_cpus = NULL; // (the caller's string: not kept)
+    if (cpus != NULL && cpus[0] != '\0') {
+        if (strlen(cpus) > 1024 || parse_cpus(cpus, &ql->rcpus) != MCL_OK) {
+            mcl__free(ql);
+            return mcl__fail(MCL_EINVAL, NULL, 0, "queued",
+                             "receiver_cpus \"%.64s\": not a list of CPUs this process may use",
+                             cpus);
+        }
+        ql->pin = true;
+    }
     if (ql->opt.ring_size == 0)
         ql->opt.ring_size = DEF_RING;
     if (ql->opt.ring_size < MIN_RING)

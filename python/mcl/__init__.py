@@ -272,18 +272,20 @@ class MessageListener(RawListener):
 
 
 class QueuedListener(_Closing, _mcl._Queued):
-    """QueuedListener(connection_or_message_type, topics=None, open_init=True, ring_size=0).
+    """QueuedListener(connection_or_message_type, topics=None, open_init=True, ring_size=0,
+    receiver_cpus=None).
 
     As RawListener (given a Connection) or MessageListener (given a Message subclass), but
     messages are received by a separate process (mcl-recv) into a ring in shared memory
     (ring_size bytes, 0: 64 MiB), so slow callbacks do not make the kernel drop datagrams.
-    Callbacks run on the library's mcl-queued thread, each under the GIL. open() -> True
+    receiver_cpus: the CPUs mcl-recv may run on ("2", "0,2-3"; None: anywhere). Callbacks run on the library's mcl-queued thread, each under the GIL. open() -> True
     (False if open); close() -> True (False if closed); re-openable; messages still queued at
     close are dropped. Statistics: .received, .lost, .ring_drops, .ring_oversize, .restarts,
     .stats (every counter of mcl_queued_stats).
     """
 
-    def __init__(self, connection, topics=None, open_init=True, ring_size=0):
+    def __init__(self, connection, topics=None, open_init=True, ring_size=0,
+                 receiver_cpus=None):
         message = None
         if isinstance(connection, Connection):
             conn = connection
@@ -300,7 +302,7 @@ class QueuedListener(_Closing, _mcl._Queued):
         _mcl._Queued.__init__(self, conn, _topics_arg(topics),
                               None if message is None else message._type,
                               None if message is None else message._from_fields,
-                              open_init, ring_size)
+                              open_init, ring_size, receiver_cpus)
 
     @property
     def topics(self):

@@ -2123,12 +2123,13 @@ static int
 queued_init(ListenerObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"connection", "topics", "msgtype", "factory", "open_init",
-                             "ring_size", NULL};
+                             "ring_size", "receiver_cpus", NULL};
     PyObject *conn, *topics = Py_None, *typecap = Py_None, *factory = Py_None;
     int open_init = 1;
     Py_ssize_t ring = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpn:QueuedListener", kwlist, &conn,
-                                     &topics, &typecap, &factory, &open_init, &ring))
+    const char *cpus = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpnz:QueuedListener", kwlist, &conn,
+                                     &topics, &typecap, &factory, &open_init, &ring, &cpus))
         return -1;
     if (self->ql != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "listener already initialised");
@@ -2172,7 +2173,8 @@ queued_init(ListenerObject *self, PyObject *args, PyObject *kw)
         Py_XDECREF(seq);
         return -1;
     }
-    mcl_queued_options opt = {.ring_size = (size_t)ring, .defer_open = true};
+    mcl_queued_options opt = {.ring_size = (size_t)ring, .defer_open = true,
+                              .receiver_cpus = cpus};
     mcl_err rv;
     Py_BEGIN_ALLOW_THREADS;
     rv = mcl_queued_listener_new(&self->ql, c, t, ts, (size_t)nt, &opt);

@@ -143,6 +143,15 @@ def test_large_messages_read_into_the_ring(conn):
         assert l.stats['ring_direct'] >= n - 16, l.stats
 
 
+def test_receiver_cpus(conn):
+    cpu = max(os.sched_getaffinity(0))
+    with mcl.QueuedListener(conn, receiver_cpus=str(cpu)) as l:
+        assert os.sched_getaffinity(l.stats['receiver_pid']) == {cpu}
+    with pytest.raises(mcl.Error) as e:
+        mcl.QueuedListener(conn, receiver_cpus='0-x')
+    assert e.value.name == 'MCL_EINVAL'
+
+
 def test_close_from_own_callback(conn):
     got = Collector()
     with mcl.RawBroadcaster(conn) as b:

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include <sched.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
@@ -694,6 +696,63 @@ test_large_messages_read_into_the_ring(void)
     unlink(key);
 }
 
+// The receiver runs on the CPUs asked for; lists that are not CPUs this process may use are
+// refused at new.
+static void
+test_receiver_cpus(void)
+{
+    cpu_set_t mine;
+    CU_ASSERT_FATAL(sched_getaffinity(0, sizeof(mine), &mine) == 0);
+    int last = -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &mine))
+            last = c;
+    char want[32];
+    snprintf(want, sizeof(want), "%d", last);
+    mcl_connection *c = fresh("");
+    mcl_queued_options o = {.receiver_cpus = want};
+    mcl_queued_listener *ql;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+    int pid = stats(ql).receiver_pid;
+    cpu_set_t got;
+    CU_ASSERT_FATAL(sched_getaffinity(pid, sizeof(got), &got) == 0);
+    CU_ASSERT_EQUAL(CPU_COUNT(&got), 1);
+    CU_ASSERT(CPU_ISSET(last, &got));
+    // (and it still receives)
+    atomic_store(&raw_count, 0);
+    MCLT_OK(mcl_queued_listener_subscribe(ql, on_raw, NULL));
+    mcl_raw_broadcaster *b = broadcaster_for(ql);
+    MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "pinned", 6));
+    int n[2] = {1, 0};
+    CU_ASSERT(mclt_wait_until(counts_reach, n, 5000));
+    mcl_raw_broadcaster_free(b);
+    mcl_queued_listener_free(ql);
+    // A list of two, and the whole set as a range.
+    char list[64];
+    snprintf(list, sizeof(list), "%d,%d-%d", last, last, last);
+    o.receiver_cpus = list;
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+    mcl_queued_listener_free(ql);
+    o.receiver_cpus = "";
+    MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+    mcl_queued_listener_free(ql);
+    char beyond[32];
+    snprintf(beyond, sizeof(beyond), "%d", CPU_SETSIZE);
+    const char *bad[] = {"x", "1-0", "0,", ",0", "-1", "0-", "0 ", "0;1", beyond,
+                         "99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        o.receiver_cpus = bad[i];
+        MCLT_ERR(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o), MCL_EINVAL);
+        CU_ASSERT_PTR_NULL(ql);
+    }
+    if (last + 1 < CPU_SETSIZE) { // a CPU this process may not use
+        snprintf(want, sizeof(want), "%d", last + 1);
+        o.receiver_cpus = want;
+        MCLT_ERR(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o), MCL_EINVAL);
+    }
+    mcl_connection_free(c);
+}
+
 static bool
 ring_handled(void *arg)
 {
@@ -955,6 +1014,7 @@ static CU_TestInfo tests[] = {
     {"slow_callback_loses_nothing", test_slow_callback_loses_nothing},
     {"oversize_and_full_ring", test_oversize_and_full_ring},
     {"large_messages_read_into_the_ring", test_large_messages_read_into_the_ring},
+    {"receiver_cpus", test_receiver_cpus},
     {"fork_child_leaves_parent_alone", test_fork_child_leaves_parent_alone},
     CU_TEST_INFO_NULL};
 MCLT_SUITE("queued_net", NULL, NULL, tests);
