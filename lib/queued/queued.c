@@ -317,7 +317,8 @@ child_main(mcl_queued_listener *ql, pid_t parent)
     // many), copied. Which one comes next is guessed from the last message.
     size_t into_cap = mcl__raw_listener_into_cap(l);
     size_t direct_body = REC_BODY_HDR + into_cap;
-    bool can_direct = into_cap > 0 && !ql->opt.no_direct && direct_body <= mcl__ring_max_body(&ring);
+    bool can_direct =
+        into_cap > 0 && !ql->opt.no_direct && direct_body <= mcl__ring_max_body(&ring);
     bool try_direct = false;
     unsigned direct_pause = 0;
     unsigned since_stats = 0, since_wake = 0;
@@ -365,6 +366,9 @@ child_main(mcl_queued_listener *ql, pid_t parent)
             }
             if (++since_stats < STATS_EVERY)
                 continue;
+        } else if (rv == MCL_ENOMEM && rec != NULL) {
+            can_direct = try_direct = false; // (no buffer for other datagrams: copy, as before)
+            continue;
         } else if (rv != MCL_ETIMEDOUT && rv != MCL_EAGAIN && rv != MCL_EINTR) {
             _exit(4);
         }
