@@ -772,7 +772,7 @@ zmq_tx_send(mcl__tx *tx, const mcl__frame *f, unsigned nf, unsigned *sent, char 
                 return MCL_ENOMEM;
             }
         }
-        memcpy(p, f[i].topic, f[i].tl);
+        mcl__copy_short(p, f[i].topic, f[i].tl);
         p[f[i].tl] = '\0';
         mcl__put_be64(p + f[i].tl + 1, f[i].tseq);
         size_t off = PREFIX_LEN(f[i].tl);
@@ -1051,17 +1051,16 @@ read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err, int64_t *now)
     }
     const uint8_t *p = zmq_msg_data(m);
     size_t n = zmq_msg_size(m);
-    // The topic's end: a loop over the first bytes (most topics are short, and a call to
-    // memchr costs more than the loop), memchr for the rest of a long one.
-    size_t lim = n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1, tl = 0;
+    // The topic's end: looked for a word at a time among the first 32 bytes (most topics are
+    // short, and a call to memchr costs more), with memchr beyond (mcl__nul_at). The frame
+    // holds at least the 8-byte TSEQ after the NUL, so a topic of up to 32 bytes is searched
+    // in 32 bytes or fewer.
     if (p == NULL)
         return MCL_OK;
-    while (tl < lim && tl < 16 && p[tl] != 0)
-        tl++;
-    if (tl == 16 && tl < lim) {
-        const uint8_t *z = memchr(p + tl, 0, lim - tl);
-        tl = z != NULL ? (size_t)(z - p) : lim;
-    }
+    size_t lim = n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1;
+    size_t tl = mcl__nul_at(p, lim > 32 ? 32 : lim);
+    if (tl == 32 && lim > 32)
+        tl += mcl__nul_at(p + 32, lim - 32);
     if (tl == lim || n - tl - 1 < 8)
         return MCL_OK; // not our framing: data stays NULL (malformed)
     const uint8_t *nul = p + tl;
