@@ -423,10 +423,14 @@ feed_next(mcl_raw_listener *l)
         }
         const uint8_t *data = d->data;
         size_t len = d->len;
-        int a = mcl__auth_open(&l->auth, d->data, d->len, d->meta.real_ns, &data, &len);
-        if (a != MCL__AUTH_PASS) {
-            mcl__rx_count_auth(&l->rx, a == MCL__AUTH_REPLAYED);
-            continue;
+        // No key and no trailer: mcl__auth_open would pass it as it is (the usual case,
+        // answered without the call).
+        if (l->auth.keys->n != 0 || (len >= MCL__WIRE_HDR && (data[4] & MCL__WIRE_F_AUTH))) {
+            int a = mcl__auth_open(&l->auth, d->data, d->len, d->meta.real_ns, &data, &len);
+            if (a != MCL__AUTH_PASS) {
+                mcl__rx_count_auth(&l->rx, a == MCL__AUTH_REPLAYED);
+                continue;
+            }
         }
         // (verified by a key: its numbers are the publisher's own, no confirmation needed)
         l->rx.authed = l->conn.keys.n > 0;
