@@ -691,20 +691,37 @@ zmq_tx_backlog(const mcl__tx *tx)
 // Sends m (its ownership passes to libzmq on success; closed here on failure). A lossless
 // send that waits: in slices of at most stall_ms (the socket's ZMQ_SNDTIMEO), after each of
 // which the connections that took nothing are disconnected, until timeout_ms.
+static mcl_err send_msg_slow(mcl__tx *tx, zmq_msg_t *m, bool nowait, char *why, size_t whylen,
+                             int e);
+
 static mcl_err
 send_msg(mcl__tx *tx, zmq_msg_t *m, bool nowait, char *why, size_t whylen)
 {
     mcl__zsock *z = tx->z;
-    int timeout_ms = tx->timeout_ms, stall_ms = tx->stall_ms;
     pthread_mutex_lock(&z->lock);
+    if (MCL__LIKELY(zmq_msg_send(m, z->s, ZMQ_DONTWAIT) >= 0)) { // the usual case: queued
+        pthread_mutex_unlock(&z->lock);
+        return MCL_OK;
+    }
+    return send_msg_slow(tx, m, nowait, why, whylen, errno); // (z->lock held)
+}
+
+// send_msg after its first try failed with errno e, z->lock held (released here).
+static __attribute__((noinline)) mcl_err
+send_msg_slow(mcl__tx *tx, zmq_msg_t *m, bool nowait, char *why, size_t whylen, int e)
+{
+    mcl__zsock *z = tx->z;
+    int timeout_ms = tx->timeout_ms, stall_ms = tx->stall_ms;
     int64_t start = 0, deadline = INT64_MAX, stall_at = INT64_MAX;
-    int flags = ZMQ_DONTWAIT, e = 0;
-    for (;;) {
-        if (zmq_msg_send(m, z->s, flags) >= 0) {
-            e = 0;
-            break;
+    int flags = ZMQ_DONTWAIT;
+    for (bool first = true;; first = false) {
+        if (!first) {
+            if (zmq_msg_send(m, z->s, flags) >= 0) {
+                e = 0;
+                break;
+            }
+            e = errno;
         }
-        e = errno;
         if (e == EINTR)
             continue;
         if (e != EAGAIN || nowait || timeout_ms == 0)
