@@ -58,6 +58,7 @@ struct mcl_raw_listener {
     unsigned want;   // datagrams to read at most in the next read (0: a full batch)
     int block_ms;    // the next read may wait this long for a datagram (0: not; recv sets it)
     bool read_waited;  // that read found nothing in its time (read_batch says so)
+    bool buffered_only; // next_message delivers only from what is already read (no read)
     bool no_read_wait; // a waiting read came back at once (the socket was made non-blocking
                        // by whoever holds its fd): recv polls instead, from then on
     mcl__subs subs;
@@ -548,6 +549,8 @@ next_message(mcl_raw_listener *l, mcl_raw_msg *m)
         }
         if (feed_next(l))
             continue;
+        if (l->buffered_only)
+            return MCL_EAGAIN;
         if (reads++ == READS)
             return (l->caps & MCL__TP_EDGE_FD) ? MCL_EINTR : MCL_EAGAIN;
         mcl_err rv = read_batch(l);
@@ -610,6 +613,19 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
     // nothing, a poll and a second read) waits there when nothing is buffered; the deadline is
     // then taken before the first read.
     bool read_waits = l->ops->rx_read_wait != NULL && timeout_ms != 0 && !l->no_read_wait;
+    if (read_waits && (l->in_dgram || l->batch_i < l->batch_n)) {
+        // Something is read already: delivered from it without the clock reads a waiting
+        // read needs (one for its deadline, one for its slice). When none of it delivers,
+        // the usual rounds below read as before.
+        l->block_ms = 0;
+        l->buffered_only = true;
+        mcl_err rv = next_message(l, &l->cur);
+        l->buffered_only = false;
+        if (rv == MCL_OK) {
+            *msgp = &l->cur;
+            return MCL_OK;
+        }
+    }
     if (read_waits && !have_deadline) {
         deadline = mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
         have_deadline = true;
