@@ -427,11 +427,15 @@ feed_next(mcl_raw_listener *l)
         // No key and no trailer: mcl__auth_open would pass it as it is (the usual case,
         // answered without the call).
         if (l->auth.keys->n != 0 || (len >= MCL__WIRE_HDR && (data[4] & MCL__WIRE_F_AUTH))) {
-            int a = mcl__auth_open(&l->auth, d->data, d->len, d->meta.real_ns, &data, &len);
+            const uint8_t *body; // (locals of their own: data and len stay in registers)
+            size_t blen;
+            int a = mcl__auth_open(&l->auth, d->data, d->len, d->meta.real_ns, &body, &blen);
             if (a != MCL__AUTH_PASS) {
                 mcl__rx_count_auth(&l->rx, a == MCL__AUTH_REPLAYED);
                 continue;
             }
+            data = body;
+            len = blen;
         }
         // (verified by a key: its numbers are the publisher's own, no confirmation needed)
         l->rx.authed = l->conn.keys.n > 0;
@@ -594,6 +598,8 @@ wait_slice(int timeout_ms, int64_t deadline, int64_t now)
     return ms > IDLE_POLL_MS ? IDLE_POLL_MS : (int)ms;
 }
 
+static mcl_err recv_rounds(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout_ms);
+
 mcl_err
 mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout_ms)
 {
@@ -605,18 +611,10 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
         return MCL_ECLOSED;
     if (l->running || mcl__subs_running(l))
         return MCL_ESTATE;
-    // The deadline is computed only once nothing is ready (a busy receiver reads no clock
-    // here), or once before a read that may wait.
-    int64_t deadline = INT64_MAX;
-    bool have_deadline = timeout_ms < 0;
-    // A transport that can wait in its read (udp: one recvmmsg instead of a read that finds
-    // nothing, a poll and a second read) waits there when nothing is buffered; the deadline is
-    // then taken before the first read.
-    bool read_waits = l->ops->rx_read_wait != NULL && timeout_ms != 0 && !l->no_read_wait;
-    if (read_waits && (l->in_dgram || l->batch_i < l->batch_n)) {
-        // Something is read already: delivered from it without the clock reads a waiting
-        // read needs (one for its deadline, one for its slice). When none of it delivers,
-        // the usual rounds below read as before.
+    if (l->in_dgram || l->batch_i < l->batch_n) {
+        // Something is read already: delivered from it first, with no read, no deadline and
+        // (udp) none of the clock reads a waiting read needs. When none of it delivers, the
+        // rounds below read as before.
         l->block_ms = 0;
         l->buffered_only = true;
         mcl_err rv = next_message(l, &l->cur);
@@ -626,6 +624,22 @@ mcl_raw_listener_recv(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout
             return MCL_OK;
         }
     }
+    return recv_rounds(l, msgp, timeout_ms);
+}
+
+// mcl_raw_listener_recv once nothing already read delivers: reads (waiting in them, or
+// polling) until a message, the timeout or an error.
+static mcl_err
+recv_rounds(mcl_raw_listener *l, const mcl_raw_msg **msgp, int timeout_ms)
+{
+    // The deadline is computed only once nothing is ready (a busy receiver reads no clock
+    // here), or once before a read that may wait.
+    int64_t deadline = INT64_MAX;
+    bool have_deadline = timeout_ms < 0;
+    // A transport that can wait in its read (udp: one recvmmsg instead of a read that finds
+    // nothing, a poll and a second read) waits there when nothing is buffered; the deadline is
+    // then taken before the first read.
+    bool read_waits = l->ops->rx_read_wait != NULL && timeout_ms != 0 && !l->no_read_wait;
     if (read_waits && !have_deadline) {
         deadline = mcl__mono_ns() + (int64_t)timeout_ms * 1000000;
         have_deadline = true;

@@ -654,7 +654,7 @@ out:
 }
 
 // The pair row of (publisher, topic), without the lock (receiving thread only).
-static mcl__tp_prow *
+static inline mcl__tp_prow *
 pair_lookup(const mcl__topics *t, uint64_t publisher, const char *topic, size_t tl)
 {
     const mcl__tp_trow *r = t->last_topic;
