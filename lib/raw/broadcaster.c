@@ -713,7 +713,8 @@ send_unbatched_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const c
 {
     uint32_t count = 1;
     size_t fsize = 0;
-    if (b->caps & MCL__TP_FRAGMENT)
+    // (what fits one datagram is one record: no call for the plan)
+    if ((b->caps & MCL__TP_FRAGMENT) && MCL__WIRE_HDR + MCL__WIRE_REC + tl + len > b->dgram)
         mcl__wire_plan(b->dgram, tl, len, &count, &fsize);
     *sent = 0;
     if (count == 1) {

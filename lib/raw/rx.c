@@ -1053,7 +1053,7 @@ mcl__rx_next_slow(mcl__rx *rx, mcl_raw_msg *msg)
         mcl__wire_next(rx->dg, &rx->off, frag, &r);
         r.zip = zip;
         rx->left--;
-        bool match = mcl__rx_match(rx, (const char *)r.topic, r.topic_len);
+        bool match = rx->all_topics || mcl__rx_match(rx, (const char *)r.topic, r.topic_len);
         bool fits = r.total <= rx->cfg.maxmsg && (!frag || r.total <= rx->cfg.partmem);
         if (!frag) {
             const uint8_t *payload = r.payload;
