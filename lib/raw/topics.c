@@ -696,7 +696,7 @@ mcl__topics_dgram(mcl__topics *t, uint64_t publisher, const char *topic, size_t 
 }
 
 void
-mcl__topics_dgram_end(mcl__topics *t, uint64_t dups_total, bool publish)
+mcl__topics_dgram_end_slow(mcl__topics *t, uint64_t dups_total, bool publish)
 {
     mcl__tp_prow *p = t->dg_pair;
     if (p != NULL) {
