@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #if defined(__GNUC__)
@@ -55,7 +56,12 @@ int64_t mcl__mono_ns(void);
 int64_t mcl__coarse_ns(void);
 int64_t mcl__real_ns(void);
 
-// Big-endian encoding, byte by byte (never by casting buffers to structs).
+// Big-endian encoding (never by casting buffers to structs): byte by byte, or, where the
+// compiler says the machine is little-endian, one unaligned move and a byte swap (what the
+// byte-by-byte form compiles to when the compiler recognises it, which it does not always).
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define MCL__BSWAP 1
+#endif
 static inline void
 mcl__put_be16(uint8_t *p, uint16_t v)
 {
@@ -65,16 +71,26 @@ mcl__put_be16(uint8_t *p, uint16_t v)
 static inline void
 mcl__put_be32(uint8_t *p, uint32_t v)
 {
+#ifdef MCL__BSWAP
+    v = __builtin_bswap32(v);
+    memcpy(p, &v, 4);
+#else
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
+#endif
 }
 static inline void
 mcl__put_be64(uint8_t *p, uint64_t v)
 {
+#ifdef MCL__BSWAP
+    v = __builtin_bswap64(v);
+    memcpy(p, &v, 8);
+#else
     mcl__put_be32(p, (uint32_t)(v >> 32));
     mcl__put_be32(p + 4, (uint32_t)v);
+#endif
 }
 static inline uint16_t
 mcl__get_be16(const uint8_t *p)
@@ -84,12 +100,88 @@ mcl__get_be16(const uint8_t *p)
 static inline uint32_t
 mcl__get_be32(const uint8_t *p)
 {
+#ifdef MCL__BSWAP
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return __builtin_bswap32(v);
+#else
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+#endif
 }
 static inline uint64_t
 mcl__get_be64(const uint8_t *p)
 {
+#ifdef MCL__BSWAP
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+#else
     return (uint64_t)mcl__get_be32(p) << 32 | mcl__get_be32(p + 4);
+#endif
+}
+
+// The index of the first NUL byte of p[0..n), or n. Topics are short: up to 32 bytes are
+// looked at a word at a time (no call, no loop per byte), longer runs with memchr.
+static inline size_t
+mcl__nul_at(const uint8_t *p, size_t n)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    // (v - 0x01..) & ~v & 0x80.. sets the top bit of v's first zero byte (and maybe of
+    // bytes after it, never before): its lowest set bit is the first NUL.
+    if (n >= 8 && n <= 32) {
+        uint64_t v, z;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&v, p + i, 8);
+            z = (v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL;
+            if (z != 0)
+                return i + (size_t)__builtin_ctzll(z) / 8;
+        }
+        if (i < n) { // the last 8 bytes (those before i hold no NUL)
+            memcpy(&v, p + n - 8, 8);
+            z = (v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL;
+            if (z != 0)
+                return n - 8 + (size_t)__builtin_ctzll(z) / 8;
+        }
+        return n;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t v, z;
+        memcpy(&v, p, 4);
+        z = (v - 0x01010101U) & ~v & 0x80808080U;
+        if (z != 0)
+            return (size_t)__builtin_ctz(z) / 8;
+        memcpy(&v, p + n - 4, 4);
+        z = (v - 0x01010101U) & ~v & 0x80808080U;
+        return z != 0 ? n - 4 + (size_t)__builtin_ctz(z) / 8 : n;
+    }
+#endif
+    if (n <= 32) {
+        for (size_t i = 0; i < n; i++)
+            if (p[i] == 0)
+                return i;
+        return n;
+    }
+    const uint8_t *z = memchr(p, 0, n);
+    return z != NULL ? (size_t)(z - p) : n;
+}
+
+// memcpy(dst, src, n) for the short runs of a topic: up to 16 bytes in two overlapping moves
+// (no call), longer ones with memcpy.
+static inline void
+mcl__copy_short(void *dst, const void *src, size_t n)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    if (n >= 8 && n <= 16) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4 && n < 8) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else if (n > 0) {
+        memcpy(d, s, n);
+    }
 }
 
 // Base64 (RFC 4648, with padding). encode: returns a NUL-terminated string (mcl__free) or NULL.

@@ -3,6 +3,7 @@
 
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 // Owners whose callbacks run on this thread, innermost last (a callback may dispatch another
@@ -10,10 +11,16 @@
 enum { NEST = 8 };
 static _Thread_local const void *running[NEST];
 static _Thread_local int nrunning;
+// How many threads run callbacks now (mcl__subs_call). A thread that runs one raised it
+// itself before, so it sees it raised: 0 answers "not on this thread" without the thread-local
+// lookup (a call in a shared library) for every recv of a process with no callback running.
+static atomic_int ncalling;
 
 bool
 mcl__subs_running(const void *owner)
 {
+    if (atomic_load_explicit(&ncalling, memory_order_relaxed) == 0)
+        return false;
     for (int i = 0; i < nrunning && i < NEST; i++)
         if (running[i] == owner)
             return true;
@@ -107,9 +114,10 @@ mcl__subs_call(mcl__subs *s, void (*invoke)(mcl__fn fn, void *user, void *arg), 
     pthread_mutex_lock(&s->lock);
     uint64_t last_id = s->next_id; // subscriptions made during this call wait for the next one
     pthread_mutex_unlock(&s->lock);
-    if (nrunning < NEST)
-        running[nrunning] = s->owner;
-    nrunning++;
+    if (nrunning++ == 0)
+        atomic_fetch_add_explicit(&ncalling, 1, memory_order_relaxed);
+    if (nrunning <= NEST)
+        running[nrunning - 1] = s->owner;
     uint64_t after = 0;
     for (;;) {
         mcl__fn fn = NULL;
@@ -133,5 +141,6 @@ mcl__subs_call(mcl__subs *s, void (*invoke)(mcl__fn fn, void *user, void *arg), 
         pthread_cond_broadcast(&s->idle);
         pthread_mutex_unlock(&s->lock);
     }
-    nrunning--;
+    if (--nrunning == 0)
+        atomic_fetch_sub_explicit(&ncalling, 1, memory_order_relaxed);
 }

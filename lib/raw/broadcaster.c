@@ -156,16 +156,25 @@ static void unlock_and_log(mcl_raw_broadcaster *b);
 
 // Counts a message on its topic, for heartbeats. Called with b->lock held; never fails (a
 // topic that finds no room is counted in topics_more).
-static void
+static void note_topic_slow_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl);
+
+static inline void
 note_topic_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl)
 {
     if (!b->hb_on)
         return;
     bc_topic *t = b->ntopics > 0 ? &b->topics[b->topic_last] : NULL;
-    if (t != NULL && t->tl == tl && memcmp(t->name, topic, tl) == 0) {
+    if (t != NULL && t->tl == tl && mcl__topics_same(t->name, topic, tl)) { // (no call)
         t->count++;
         return;
     }
+    note_topic_slow_locked(b, topic, tl);
+}
+
+// note_topic_locked for a topic other than the last one.
+static void
+note_topic_slow_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl)
+{
     for (size_t i = 0; i < b->ntopics; i++)
         if (b->topics[i].tl == tl && memcmp(b->topics[i].name, topic, tl) == 0) {
             b->topics[i].count++;
@@ -395,8 +404,8 @@ pace_frames_locked(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n)
 
 // Hands f[0..n) to the transport (paced: as the bucket allows). Called with b->lock held.
 // Counts what left; a failure's reason is kept for unlock_and_log(). *sent (may be NULL) =
-// datagrams that left.
-static mcl_err
+// datagrams that left. (Inline: every publish goes through it.)
+static inline __attribute__((always_inline)) mcl_err
 send_frames_locked(mcl_raw_broadcaster *b, const mcl__frame *f, unsigned n, unsigned *sent)
 {
     char why[WHY_MAX];
@@ -704,7 +713,8 @@ send_unbatched_locked(mcl_raw_broadcaster *b, uint64_t id, uint64_t seq, const c
 {
     uint32_t count = 1;
     size_t fsize = 0;
-    if (b->caps & MCL__TP_FRAGMENT)
+    // (what fits one datagram is one record: no call for the plan)
+    if ((b->caps & MCL__TP_FRAGMENT) && MCL__WIRE_HDR + MCL__WIRE_REC + tl + len > b->dgram)
         mcl__wire_plan(b->dgram, tl, len, &count, &fsize);
     *sent = 0;
     if (count == 1) {
@@ -963,7 +973,7 @@ mcl_raw_broadcaster_publish(mcl_raw_broadcaster *b, const char *topic, const voi
         pace_take_locked(b, &b->pace_msgs, 1);
     bool info = info_due_locked(b);
     size_t zlen = 0;
-    bool zipped = compress_locked(b, data, len, &zlen);
+    bool zipped = b->conn.zcodec != MCL__Z_NONE && compress_locked(b, data, len, &zlen);
     if (zipped) {
         // Alone, after what waits in a batch (a compressed message is at least compress_min
         // bytes: batching would save little).

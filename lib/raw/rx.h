@@ -109,9 +109,20 @@ mcl_err mcl__rx_begin(mcl__rx *rx, const uint8_t *dg, size_t len, const mcl__rx_
 mcl_err mcl__rx_begin_counted(mcl__rx *rx, const uint8_t *dg, size_t len,
                               const mcl__rx_meta *meta);
 
+#define MCL__RX_ZBUF_KEEP ((size_t)4 << 20) // a decompression buffer up to this size is kept
+
+bool mcl__rx_next_slow(mcl__rx *rx, mcl_raw_msg *msg);
+
 // The next deliverable message of the current datagram. The message borrows from the datagram
-// or from the engine, until the next begin/next/fini call.
-bool mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg);
+// or from the engine, until the next begin/next/fini call. A datagram used up with nothing
+// left to release or record (the usual one after its last record) is answered inline.
+static inline bool
+mcl__rx_next(mcl__rx *rx, mcl_raw_msg *msg)
+{
+    if (rx->left == 0 && rx->done == NULL && rx->touch == NULL && rx->zcap <= MCL__RX_ZBUF_KEEP)
+        return false;
+    return mcl__rx_next_slow(rx, msg);
+}
 
 // Drops partial messages older than the expiry time.
 void mcl__rx_expire(mcl__rx *rx, int64_t now_mono_ns);

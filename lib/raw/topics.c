@@ -654,7 +654,7 @@ out:
 }
 
 // The pair row of (publisher, topic), without the lock (receiving thread only).
-static mcl__tp_prow *
+static inline mcl__tp_prow *
 pair_lookup(const mcl__topics *t, uint64_t publisher, const char *topic, size_t tl)
 {
     const mcl__tp_trow *r = t->last_topic;
@@ -696,7 +696,7 @@ mcl__topics_dgram(mcl__topics *t, uint64_t publisher, const char *topic, size_t 
 }
 
 void
-mcl__topics_dgram_end(mcl__topics *t, uint64_t dups_total, bool publish)
+mcl__topics_dgram_end_slow(mcl__topics *t, uint64_t dups_total, bool publish)
 {
     mcl__tp_prow *p = t->dg_pair;
     if (p != NULL) {

@@ -216,7 +216,17 @@ mcl__topics_count(mcl__topics *t, const mcl_raw_msg *m, bool publish)
 // dgram call.
 void mcl__topics_dgram(mcl__topics *t, uint64_t publisher, const char *topic, size_t tl,
                        uint64_t lost, uint64_t dups_total);
-void mcl__topics_dgram_end(mcl__topics *t, uint64_t dups_total, bool publish);
+void mcl__topics_dgram_end_slow(mcl__topics *t, uint64_t dups_total, bool publish);
+static inline void
+mcl__topics_dgram_end(mcl__topics *t, uint64_t dups_total, bool publish)
+{
+    // The usual datagram: no duplicate among its records, more read behind it (no call).
+    if (MCL__LIKELY(!publish && (t->dg_pair == NULL || dups_total <= t->dg_dups))) {
+        t->dg_pair = NULL;
+        return;
+    }
+    mcl__topics_dgram_end_slow(t, dups_total, publish);
+}
 // n messages of (publisher, topic) found missing another way (e.g. a heartbeat's topic
 // counts at the end of a stream); nothing when that pair has no row.
 void mcl__topics_lost(mcl__topics *t, uint64_t publisher, const char *topic, size_t tl, uint64_t n);

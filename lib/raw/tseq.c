@@ -3,25 +3,11 @@
 // one-entry cache (a broadcaster or a burst of frames asks for the same pair again).
 #include "tseq.h"
 
-#include "topics.h" // mcl__topics_same
-
 #include "../core/internal.h"
 
 #include <string.h>
 
-typedef struct tseq_entry {
-    uint64_t pub;
-    uint64_t hash;
-    char *topic; // NULL: empty slot
-    size_t tl;
-    uint64_t value;
-} tseq_entry;
-
-struct mcl__tseq {
-    tseq_entry *e;
-    size_t cap, n;
-    tseq_entry *last; // the entry of the previous call (usually asked again)
-};
+typedef mcl__tseq_entry tseq_entry;
 
 enum { TSEQ_MAX = 65536 };
 
@@ -61,12 +47,9 @@ tseq_hash(uint64_t pub, const char *topic, size_t tl)
 }
 
 uint64_t *
-mcl__tseq_slot(mcl__tseq *t, uint64_t pub, const char *topic, size_t tl, bool *created)
+mcl__tseq_find(mcl__tseq *t, uint64_t pub, const char *topic, size_t tl, bool *created)
 {
     *created = false;
-    tseq_entry *l = t->last;
-    if (l != NULL && l->pub == pub && l->tl == tl && mcl__topics_same(l->topic, topic, tl))
-        return &l->value;
     if (t->n >= TSEQ_MAX) // forget all: the next message of each pair starts it afresh
         tseq_clear(t);
     if ((t->n + 1) * 2 > t->cap) {

@@ -12,13 +12,42 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct mcl__tseq mcl__tseq;
+#include "topics.h" // mcl__topics_same
+
+typedef struct mcl__tseq_entry {
+    uint64_t pub;
+    uint64_t hash;
+    char *topic; // NULL: empty slot
+    size_t tl;
+    uint64_t value;
+} mcl__tseq_entry;
+
+// (The layout is here for the inline cache check of mcl__tseq_slot; only tseq.c changes it.)
+typedef struct mcl__tseq {
+    mcl__tseq_entry *e;
+    size_t cap, n;
+    mcl__tseq_entry *last; // the entry of the previous call (usually asked again)
+} mcl__tseq;
 
 mcl__tseq *mcl__tseq_new(void);
 void mcl__tseq_free(mcl__tseq *t);
-// The counter of (publisher, topic), 0 when new (*created is then true). NULL when out of
-// memory. Valid until the next call. The table forgets everything at 65536 entries.
-uint64_t *mcl__tseq_slot(mcl__tseq *t, uint64_t publisher, const char *topic, size_t tl,
+// mcl__tseq_slot without its one-entry cache.
+uint64_t *mcl__tseq_find(mcl__tseq *t, uint64_t publisher, const char *topic, size_t tl,
                          bool *created);
+
+// The counter of (publisher, topic), 0 when new (*created is then true). NULL when out of
+// memory. Valid until the next call. The table forgets everything at 65536 entries. The pair
+// of the previous call (a broadcaster or a burst of frames asks for the same one again) is
+// answered inline.
+static inline uint64_t *
+mcl__tseq_slot(mcl__tseq *t, uint64_t publisher, const char *topic, size_t tl, bool *created)
+{
+    mcl__tseq_entry *l = t->last;
+    if (l != NULL && l->pub == publisher && l->tl == tl && mcl__topics_same(l->topic, topic, tl)) {
+        *created = false;
+        return &l->value;
+    }
+    return mcl__tseq_find(t, publisher, topic, tl, created);
+}
 
 #endif

@@ -34,16 +34,11 @@ check_frag_geometry(uint32_t total, uint32_t offset, uint32_t index, uint32_t co
     return true;
 }
 
-// Whether s[0..n) holds a NUL byte: topics are short, a loop beats a call to memchr.
+// Whether s[0..n) holds a NUL byte (topics are short: no call for most, see mcl__nul_at).
 static inline bool
 has_nul(const uint8_t *s, size_t n)
 {
-    if (n > 32)
-        return memchr(s, 0, n) != NULL;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == 0)
-            return true;
-    return false;
+    return mcl__nul_at(s, n) != n;
 }
 
 static bool
@@ -138,34 +133,6 @@ mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len)
     return MCL_OK;
 }
 
-void
-mcl__wire_next(const uint8_t *p, size_t *off, bool frag, mcl__wire_rec *r)
-{
-    const uint8_t *b = p + *off;
-    r->seq = mcl__get_be64(b);
-    r->topic_len = mcl__get_be16(b + 8);
-    r->len = mcl__get_be32(b + 10);
-    r->frag = frag;
-    size_t rh = MCL__WIRE_REC;
-    if (frag) {
-        r->total = mcl__get_be32(b + 14);
-        r->offset = mcl__get_be32(b + 18);
-        r->index = mcl__get_be32(b + 22);
-        r->count = mcl__get_be32(b + 26);
-        r->fsize = r->index + 1 < r->count ? r->len : r->offset / (r->count - 1);
-        rh = MCL__WIRE_FRAGREC;
-    } else {
-        r->total = r->len;
-        r->offset = 0;
-        r->index = 0;
-        r->count = 1;
-        r->fsize = r->len;
-    }
-    r->topic = b + rh;
-    r->payload = b + rh + r->topic_len;
-    *off += rh + r->topic_len + r->len;
-}
-
 size_t
 mcl__wire_put_hdr(uint8_t *p, uint8_t flags, uint16_t count, uint64_t publisher)
 {
@@ -183,8 +150,7 @@ mcl__wire_put_rec(uint8_t *p, uint64_t seq, const char *topic, uint16_t topic_le
     mcl__put_be64(p, seq);
     mcl__put_be16(p + 8, topic_len);
     mcl__put_be32(p + 10, len);
-    if (topic_len > 0)
-        memcpy(p + MCL__WIRE_REC, topic, topic_len);
+    mcl__copy_short(p + MCL__WIRE_REC, topic, topic_len);
     return MCL__WIRE_REC + (size_t)topic_len;
 }
 

@@ -6,6 +6,8 @@
 
 #include <mcl/err.h>
 
+#include "../core/internal.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -97,8 +99,34 @@ typedef struct mcl__wire_rec {
 mcl_err mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len);
 
 // Decodes the record at *off (after a successful mcl__wire_check of the same datagram) and
-// advances *off past it.
-void mcl__wire_next(const uint8_t *p, size_t *off, bool frag, mcl__wire_rec *r);
+// advances *off past it. (Inline: the receive engine calls it for every record.)
+static inline void
+mcl__wire_next(const uint8_t *p, size_t *off, bool frag, mcl__wire_rec *r)
+{
+    const uint8_t *b = p + *off;
+    r->seq = mcl__get_be64(b);
+    r->topic_len = mcl__get_be16(b + 8);
+    r->len = mcl__get_be32(b + 10);
+    r->frag = frag;
+    size_t rh = MCL__WIRE_REC;
+    if (frag) {
+        r->total = mcl__get_be32(b + 14);
+        r->offset = mcl__get_be32(b + 18);
+        r->index = mcl__get_be32(b + 22);
+        r->count = mcl__get_be32(b + 26);
+        r->fsize = r->index + 1 < r->count ? r->len : r->offset / (r->count - 1);
+        rh = MCL__WIRE_FRAGREC;
+    } else {
+        r->total = r->len;
+        r->offset = 0;
+        r->index = 0;
+        r->count = 1;
+        r->fsize = r->len;
+    }
+    r->topic = b + rh;
+    r->payload = b + rh + r->topic_len;
+    *off += rh + r->topic_len + r->len;
+}
 
 // Encoders: write the header bytes (for records: header and topic; the payload follows
 // separately, e.g. in its own iovec). Return the number of bytes written.

@@ -209,6 +209,10 @@ test_engine_pairs_sizes_types(void)
     CU_ASSERT_STRING_EQUAL(c.type, "(mixed)");
     // Loss and duplicates of a datagram of one (publisher, topic) (zmq): on that pair only.
     mcl__topics_dgram(t, 2, "imu", 3, 5, 100);
+    mcl__topics_dgram_end(t, 101, false); // more read behind it: attributed, published later
+    mcl__topics_dgram(t, 2, "imu", 3, 0, 101);
+    mcl__topics_dgram_end(t, 101, false); // none in this one
+    mcl__topics_dgram(t, 2, "imu", 3, 0, 101);
     mcl__topics_dgram_end(t, 102, true);
     mcl__topics_dgram(t, 9, "imu", 3, 5, 100); // no such pair: nothing
     mcl__topics_dgram_end(t, 150, true);

@@ -257,6 +257,68 @@ test_random_garbage_never_crashes(void)
     free(b);
 }
 
+// The word-at-a-time NUL search and short copy (core/internal.h) against byte loops, for every
+// length and NUL position around their word sizes, in exact-size buffers (ASan and valgrind see
+// any read past the end), with bytes that fool a careless zero-byte trick (0x01, 0x80, 0xff
+// beside the NUL).
+static void
+test_topic_nul_and_copy(void)
+{
+    static const uint8_t fill[] = {0x01, 0x80, 0xff, 0x7f, 0x61, 0x81, 0x00};
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t pos = 0; pos <= n; pos++) {       // pos == n: no NUL
+            for (size_t f = 0; f < sizeof(fill); f++) { // what the other bytes hold
+                uint8_t *b = malloc(n ? n : 1);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+                for (size_t i = 0; i < n; i++)
+                    b[i] = fill[(f + i) % (sizeof(fill) - 1)]; // (no 0 among them)
+                if (pos < n)
+                    b[pos] = 0;
+                if (fill[f] == 0 && pos + 1 < n) // a second NUL after the first
+                    b[n - 1] = 0;
+                size_t want = n;
+                for (size_t i = 0; i < n; i++)
+                    if (b[i] == 0) {
+                        want = i;
+                        break;
+                    }
+                CU_ASSERT_EQUAL(mcl__nul_at(b, n), want);
+                uint8_t d[48];
+                memset(d, 0xee, sizeof(d));
+                mcl__copy_short(d, b, n);
+                CU_ASSERT(n == 0 || memcmp(d, b, n) == 0);
+                CU_ASSERT_EQUAL(d[n], 0xee); // nothing written past n
+                free(b);
+            }
+        }
+    }
+}
+
+// A record whose topic holds a NUL is refused, whatever the topic's length and the NUL's place.
+static void
+test_topic_with_nul_refused(void)
+{
+    for (size_t tl = 1; tl <= 40; tl++) {
+        for (size_t pos = 0; pos <= tl; pos++) {
+            char topic[41];
+            for (size_t i = 0; i < tl; i++)
+                topic[i] = (char)('a' + i % 26);
+            if (pos < tl)
+                topic[pos] = '\0';
+            size_t n = MCL__WIRE_HDR + MCL__WIRE_REC + tl + 2;
+            uint8_t *b = malloc(n);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+            size_t off = mcl__wire_put_hdr(b, 0, 1, 7);
+            off += mcl__wire_put_rec(b + off, 1, topic, (uint16_t)tl, 2);
+            memcpy(b + off, "hi", 2);
+            mcl__wire_hdr h;
+            mcl_err rv = mcl__wire_check(&h, b, n);
+            CU_ASSERT_EQUAL(rv, pos < tl ? MCL_EPROTO : MCL_OK);
+            free(b);
+        }
+    }
+}
+
 static CU_TestInfo tests[] = {{"vector1_unfragmented", test_vector1_unfragmented},
                               {"vector2_fragment", test_vector2_fragment},
                               {"vector3_two_records", test_vector3_two_records},
@@ -264,5 +326,7 @@ static CU_TestInfo tests[] = {{"vector1_unfragmented", test_vector1_unfragmented
                               {"fragment_geometry", test_fragment_geometry},
                               {"plan", test_plan},
                               {"random_garbage_never_crashes", test_random_garbage_never_crashes},
+                              {"topic_nul_and_copy", test_topic_nul_and_copy},
+                              {"topic_with_nul_refused", test_topic_with_nul_refused},
                               CU_TEST_INFO_NULL};
 MCLT_SUITE("raw_wire", NULL, NULL, tests);

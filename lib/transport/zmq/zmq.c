@@ -691,20 +691,37 @@ zmq_tx_backlog(const mcl__tx *tx)
 // Sends m (its ownership passes to libzmq on success; closed here on failure). A lossless
 // send that waits: in slices of at most stall_ms (the socket's ZMQ_SNDTIMEO), after each of
 // which the connections that took nothing are disconnected, until timeout_ms.
+static mcl_err send_msg_slow(mcl__tx *tx, zmq_msg_t *m, bool nowait, char *why, size_t whylen,
+                             int e);
+
 static mcl_err
 send_msg(mcl__tx *tx, zmq_msg_t *m, bool nowait, char *why, size_t whylen)
 {
     mcl__zsock *z = tx->z;
-    int timeout_ms = tx->timeout_ms, stall_ms = tx->stall_ms;
     pthread_mutex_lock(&z->lock);
+    if (MCL__LIKELY(zmq_msg_send(m, z->s, ZMQ_DONTWAIT) >= 0)) { // the usual case: queued
+        pthread_mutex_unlock(&z->lock);
+        return MCL_OK;
+    }
+    return send_msg_slow(tx, m, nowait, why, whylen, errno); // (z->lock held)
+}
+
+// send_msg after its first try failed with errno e, z->lock held (released here).
+static __attribute__((noinline)) mcl_err
+send_msg_slow(mcl__tx *tx, zmq_msg_t *m, bool nowait, char *why, size_t whylen, int e)
+{
+    mcl__zsock *z = tx->z;
+    int timeout_ms = tx->timeout_ms, stall_ms = tx->stall_ms;
     int64_t start = 0, deadline = INT64_MAX, stall_at = INT64_MAX;
-    int flags = ZMQ_DONTWAIT, e = 0;
-    for (;;) {
-        if (zmq_msg_send(m, z->s, flags) >= 0) {
-            e = 0;
-            break;
+    int flags = ZMQ_DONTWAIT;
+    for (bool first = true;; first = false) {
+        if (!first) {
+            if (zmq_msg_send(m, z->s, flags) >= 0) {
+                e = 0;
+                break;
+            }
+            e = errno;
         }
-        e = errno;
         if (e == EINTR)
             continue;
         if (e != EAGAIN || nowait || timeout_ms == 0)
@@ -772,7 +789,7 @@ zmq_tx_send(mcl__tx *tx, const mcl__frame *f, unsigned nf, unsigned *sent, char 
                 return MCL_ENOMEM;
             }
         }
-        memcpy(p, f[i].topic, f[i].tl);
+        mcl__copy_short(p, f[i].topic, f[i].tl);
         p[f[i].tl] = '\0';
         mcl__put_be64(p + f[i].tl + 1, f[i].tseq);
         size_t off = PREFIX_LEN(f[i].tl);
@@ -1051,17 +1068,16 @@ read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err, int64_t *now)
     }
     const uint8_t *p = zmq_msg_data(m);
     size_t n = zmq_msg_size(m);
-    // The topic's end: a loop over the first bytes (most topics are short, and a call to
-    // memchr costs more than the loop), memchr for the rest of a long one.
-    size_t lim = n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1, tl = 0;
+    // The topic's end: looked for a word at a time among the first 32 bytes (most topics are
+    // short, and a call to memchr costs more), with memchr beyond (mcl__nul_at). The frame
+    // holds at least the 8-byte TSEQ after the NUL, so a topic of up to 32 bytes is searched
+    // in 32 bytes or fewer.
     if (p == NULL)
         return MCL_OK;
-    while (tl < lim && tl < 16 && p[tl] != 0)
-        tl++;
-    if (tl == 16 && tl < lim) {
-        const uint8_t *z = memchr(p + tl, 0, lim - tl);
-        tl = z != NULL ? (size_t)(z - p) : lim;
-    }
+    size_t lim = n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1;
+    size_t tl = mcl__nul_at(p, lim > 32 ? 32 : lim);
+    if (tl == 32 && lim > 32)
+        tl += mcl__nul_at(p + 32, lim - 32);
     if (tl == lim || n - tl - 1 < 8)
         return MCL_OK; // not our framing: data stays NULL (malformed)
     const uint8_t *nul = p + tl;
