@@ -8,6 +8,7 @@
 #include "transport/udp/udp.h"
 
 #include <arpa/inet.h>
+#include <linux/sock_diag.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -419,6 +420,24 @@ send_late(void *arg)
     return NULL;
 }
 
+// Bytes the socket's receive queue holds (SO_MEMINFO).
+static uint32_t
+rmem_of(int fd)
+{
+    uint32_t mi[SK_MEMINFO_VARS] = {0};
+    socklen_t len = sizeof(mi);
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mi, &len) != 0)
+        return 0;
+    return mi[SK_MEMINFO_RMEM_ALLOC];
+}
+
+static bool
+rmem_reaches(void *arg)
+{
+    const uint32_t *a = arg; // {fd, bytes}
+    return rmem_of((int)a[0]) >= a[1];
+}
+
 static void
 test_udp_reads_lone_and_into(void)
 {
@@ -456,9 +475,15 @@ test_udp_reads_lone_and_into(void)
     MCLT_OK(ops->rx_read_wait(rx, d, 16, &n, &drops, 2000));
     pthread_join(t, NULL);
     CU_ASSERT_EQUAL(n, 1);
-    // Now five wait: the next waiting read asks for one, the one after for the rest.
-    for (int i = 0; i < 5; i++)
+    // Now five wait (in the socket: loopback delivery may lag the send under load): the next
+    // waiting read asks for one, the one after for the rest.
+    int fd = ops->rx_fd(rx);
+    send_one(ops, tx, "queued");
+    CU_ASSERT_FATAL(mclt_wait_until(rmem_reaches, (uint32_t[]){(uint32_t)fd, 1}, 5000));
+    uint32_t one = rmem_of(fd);
+    for (int i = 0; i < 4; i++)
         send_one(ops, tx, "queued");
+    CU_ASSERT_FATAL(mclt_wait_until(rmem_reaches, (uint32_t[]){(uint32_t)fd, 5 * one}, 5000));
     MCLT_OK(ops->rx_read_wait(rx, d, 16, &n, &drops, 2000));
     CU_ASSERT_EQUAL(n, 1);
     CU_ASSERT(d[0].len == 6 && memcmp(d[0].data, "queued", 6) == 0);
