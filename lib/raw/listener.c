@@ -50,8 +50,7 @@ struct mcl_raw_listener {
     mcl_raw_msg cur; // what mcl_raw_listener_recv() returned last
     mcl__dgram batch[BATCH]; // the last read, valid until the next
     uint8_t *into;      // mcl__raw_listener_recv_into: reads go there, one datagram each
-    size_t into_cap;
-    uint8_t *scratch;   // (into_cap bytes) where a datagram read there that is not plain goes
+    uint8_t *scratch;   // (rx_into_cap bytes) where a datagram read there that is not plain goes
     bool into_copied;   // the last datagram read there went to scratch
     unsigned batch_n, batch_i;
     uint64_t kdrops;    // the transport's drop total, as last reported
@@ -474,12 +473,7 @@ feed_next(mcl_raw_listener *l)
 static void
 keep_if_plain(mcl_raw_listener *l, mcl__dgram *d)
 {
-    if (d->data == NULL)
-        return;
-    const uint8_t *p = d->data;
-    bool plain = d->len >= MCL__WIRE_HDR && mcl__get_be16(p + 6) == 1 &&
-                 !(p[4] & (MCL__WIRE_F_FRAG | MCL__WIRE_F_HB | MCL__WIRE_F_ZIP));
-    if (plain)
+    if (d->data == NULL || mcl__wire_one_plain(d->data, d->len))
         return;
     memcpy(l->scratch, d->data, d->len);
     d->data = l->scratch;
@@ -497,7 +491,8 @@ read_batch(mcl_raw_listener *l)
     mcl_err rv;
     if (l->into != NULL) {
         l->into_copied = false;
-        rv = l->ops->rx_read_into(l->rxs, l->into, l->into_cap, &l->batch[0], &kd, l->block_ms);
+        rv = l->ops->rx_read_into(l->rxs, l->into, l->ops->rx_into_cap, &l->batch[0], &kd,
+                                  l->block_ms);
         if (l->block_ms != 0)
             l->read_waited = rv == MCL_EAGAIN;
         l->block_ms = 0;
@@ -720,7 +715,6 @@ mcl__raw_listener_recv_into(mcl_raw_listener *l, uint8_t *buf, size_t cap,
     if (l->scratch == NULL && (l->scratch = mcl__alloc(need)) == NULL)
         return MCL_ENOMEM;
     l->into = buf;
-    l->into_cap = need;
     l->into_copied = false;
     mcl_err rv = mcl_raw_listener_recv(l, msgp, timeout_ms);
     l->into = NULL;

@@ -98,6 +98,15 @@ typedef struct mcl__wire_rec {
 // or foreign (an unknown flag included). Never reads outside [p, p+len).
 mcl_err mcl__wire_check(mcl__wire_hdr *h, const uint8_t *p, size_t len);
 
+// Whether the datagram's header says it holds one unfragmented, uncompressed record and no
+// heartbeat (a peek: nothing else is checked; mcl__wire_check still judges it).
+static inline bool
+mcl__wire_one_plain(const uint8_t *p, size_t len)
+{
+    return len >= MCL__WIRE_HDR && p[6] == 0 && p[7] == 1 &&
+           !(p[4] & (MCL__WIRE_F_FRAG | MCL__WIRE_F_HB | MCL__WIRE_F_ZIP));
+}
+
 // Decodes the record at *off (after a successful mcl__wire_check of the same datagram) and
 // advances *off past it. (Inline: the receive engine calls it for every record.)
 static inline void

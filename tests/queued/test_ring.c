@@ -107,6 +107,20 @@ test_full_and_oversize(void)
     CU_ASSERT(atomic_load(&prod.shm->high_water) > 4000);
 }
 
+// The consumer's next record is of that kind and length, with byte `at` equal to v.
+static void
+expect_record(uint32_t want_kind, size_t want_len, size_t at, uint8_t v)
+{
+    uint32_t kind;
+    size_t len;
+    const uint8_t *q = mcl__ring_peek(&cons, &kind, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_EQUAL(kind, want_kind);
+    CU_ASSERT_EQUAL(len, want_len);
+    CU_ASSERT_EQUAL(q[at], v);
+    mcl__ring_release(&cons);
+}
+
 // A large reservation shrunk to what was written takes only that room: the consumer sees the
 // shrunk length, and the space after it is reused by the next record.
 static void
@@ -123,20 +137,10 @@ test_shrink_reservation(void)
     // An abandoned reservation (never committed) leaves no trace.
     CU_ASSERT_PTR_NOT_NULL(mcl__ring_reserve(&prod, 1500, 9));
     CU_ASSERT(put(50, 6));
+    expect_record(5, 104, 99, 0xab);
+    expect_record(7, 56, 0, 6);
     uint32_t kind;
     size_t len;
-    const uint8_t *q = mcl__ring_peek(&cons, &kind, &len);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    CU_ASSERT_EQUAL(kind, 5);
-    CU_ASSERT_EQUAL(len, 104);
-    CU_ASSERT_EQUAL(q[99], 0xab);
-    mcl__ring_release(&cons);
-    q = mcl__ring_peek(&cons, &kind, &len);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    CU_ASSERT_EQUAL(kind, 7);
-    CU_ASSERT_EQUAL(len, 56);
-    CU_ASSERT_EQUAL(q[0], 6);
-    mcl__ring_release(&cons);
     CU_ASSERT_PTR_NULL(mcl__ring_peek(&cons, &kind, &len));
     // Shrinking a record that wrapped (a PAD before it) keeps the PAD.
     make(1024);
@@ -149,15 +153,8 @@ test_shrink_reservation(void)
     p[0] = 0x5a;
     mcl__ring_shrink(&prod, 16);
     mcl__ring_commit(&prod);
-    mcl__ring_peek(&cons, &kind, &len);
-    CU_ASSERT_EQUAL(kind, 7);
-    mcl__ring_release(&cons);
-    q = mcl__ring_peek(&cons, &kind, &len);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    CU_ASSERT_EQUAL(kind, 5);
-    CU_ASSERT_EQUAL(len, 16);
-    CU_ASSERT_EQUAL(q[0], 0x5a);
-    mcl__ring_release(&cons);
+    expect_record(7, 400, 0, 2);
+    expect_record(5, 16, 0, 0x5a);
     CU_ASSERT_EQUAL(mcl__ring_used(&cons), 0);
 }
 

@@ -323,6 +323,17 @@ count_cb(const mcl_raw_msg *m, void *user)
 }
 
 // ZMQ_FD is edge-triggered. dispatch(max 0) drains, so waiting on the fd afterwards is safe;
+// Polls the listener's fd until pending() says a message waits, or deadline (ms) passes.
+static bool
+pending_by(mcl_raw_listener *l, int fd, int64_t deadline)
+{
+    while (!mcl_raw_listener_pending(l) && mclt_now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        poll(&p, 1, 50);
+    }
+    return mcl_raw_listener_pending(l);
+}
+
 // dispatch(max 1) leaves messages that the fd will not announce again, and pending() says so.
 static void
 test_edge_triggered_fd(void)
@@ -338,11 +349,7 @@ test_edge_triggered_fd(void)
         MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "x", 1));
     // Wait until all five are in the socket's queue.
     int64_t deadline = mclt_now_ms() + 5000;
-    while (!mcl_raw_listener_pending(l) && mclt_now_ms() < deadline) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        poll(&p, 1, 50);
-    }
-    CU_ASSERT_FATAL(mcl_raw_listener_pending(l));
+    CU_ASSERT_FATAL(pending_by(l, fd, deadline));
     size_t d = 0;
     // Take one at a time: the rest waits, and pending() (not the fd) tells.
     while (delivered_count < 5 && mclt_now_ms() < deadline) {
@@ -395,12 +402,7 @@ test_pending_reads_ahead(void)
     for (uint64_t round = 0; round < 3; round++) {
         for (int i = 0; i < 3; i++)
             MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "x", 1));
-        int64_t deadline = mclt_now_ms() + 5000;
-        while (!mcl_raw_listener_pending(l) && mclt_now_ms() < deadline) {
-            struct pollfd p = {.fd = fd, .events = POLLIN};
-            poll(&p, 1, 50);
-        }
-        CU_ASSERT_FATAL(mcl_raw_listener_pending(l));
+        CU_ASSERT_FATAL(pending_by(l, fd, mclt_now_ms() + 5000));
         CU_ASSERT(mcl_raw_listener_pending(l)); // (asked again: still the same frame)
         for (uint64_t i = 0; i < 3; i++) {
             const mcl_raw_msg *m;
@@ -426,12 +428,7 @@ test_pending_reads_ahead(void)
     CU_ASSERT_EQUAL(st.duplicates, 0);
     // One more, read ahead and never taken: freed with the listener.
     MCLT_OK(mcl_raw_broadcaster_publish(b, NULL, "x", 1));
-    int64_t deadline = mclt_now_ms() + 5000;
-    while (!mcl_raw_listener_pending(l) && mclt_now_ms() < deadline) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        poll(&p, 1, 50);
-    }
-    CU_ASSERT(mcl_raw_listener_pending(l));
+    CU_ASSERT(pending_by(l, fd, mclt_now_ms() + 5000));
     mcl_raw_listener_free(l);
     mcl_raw_broadcaster_free(b);
 }
