@@ -120,10 +120,9 @@ mcl__get_be64(const uint8_t *p)
 #endif
 }
 
-// The index of the first NUL byte of p[0..n), or n. Topics are short: up to 32 bytes are
-// looked at a word at a time (no call, no loop per byte), longer runs with memchr.
+// mcl__nul_at for n <= 32.
 static inline size_t
-mcl__nul_at(const uint8_t *p, size_t n)
+mcl__nul_at_short(const uint8_t *p, size_t n)
 {
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     // (v - 0x01..) & ~v & 0x80.. sets the top bit of v's first zero byte (and maybe of
@@ -156,13 +155,23 @@ mcl__nul_at(const uint8_t *p, size_t n)
         return z != 0 ? n - 4 + (size_t)__builtin_ctz(z) / 8 : n;
     }
 #endif
-    if (n <= 32) {
-        for (size_t i = 0; i < n; i++)
-            if (p[i] == 0)
-                return i;
-        return n;
-    }
-    const uint8_t *z = memchr(p, 0, n);
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == 0)
+            return i;
+    return n;
+}
+
+// The index of the first NUL byte of p[0..n), or n. Topics are short: the first 32 bytes are
+// looked at a word at a time (no call, no loop per byte), the rest with memchr.
+static inline size_t
+mcl__nul_at(const uint8_t *p, size_t n)
+{
+    if (n <= 32)
+        return mcl__nul_at_short(p, n);
+    size_t i = mcl__nul_at_short(p, 32);
+    if (i < 32)
+        return i;
+    const uint8_t *z = memchr(p + 32, 0, n - 32);
     return z != NULL ? (size_t)(z - p) : n;
 }
 

@@ -1006,9 +1006,6 @@ release_batch(mcl__rxs *rx)
     rx->nmsg = 0;
 }
 
-// Reads one frame into slot i. MCL_OK, MCL_EAGAIN when none waits, or an error (its errno in
-// *err; not logged here). *now: the arrival time of the frames of this read, taken at the
-// first (0: not yet): one clock read per read, not per frame (they were all waiting).
 // One frame into *m (initialised here; closed again unless MCL_OK). MCL_OK, MCL_EAGAIN when
 // none waits, or an error (its errno in *err).
 static mcl_err
@@ -1027,6 +1024,10 @@ recv_frame(mcl__rxs *rx, zmq_msg_t *m, int *err)
     }
 }
 
+// Reads one frame into slot i (the one read ahead first). MCL_OK, MCL_EAGAIN when none waits,
+// or an error (its errno in *err; not logged here). *now: the arrival time of the frames of
+// this read, taken at the first (0: not yet): one clock read per read, not per frame (they
+// were all waiting).
 static mcl_err
 read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err, int64_t *now)
 {
@@ -1068,16 +1069,12 @@ read_one(mcl__rxs *rx, unsigned i, mcl__dgram *d, int *err, int64_t *now)
     }
     const uint8_t *p = zmq_msg_data(m);
     size_t n = zmq_msg_size(m);
-    // The topic's end: looked for a word at a time among the first 32 bytes (most topics are
-    // short, and a call to memchr costs more), with memchr beyond (mcl__nul_at). The frame
-    // holds at least the 8-byte TSEQ after the NUL, so a topic of up to 32 bytes is searched
-    // in 32 bytes or fewer.
+    // The topic's end (mcl__nul_at: a word at a time over the first 32 bytes, where most
+    // topics end, memchr beyond).
     if (p == NULL)
         return MCL_OK;
     size_t lim = n < MCL_TOPIC_MAX + 1 ? n : MCL_TOPIC_MAX + 1;
-    size_t tl = mcl__nul_at(p, lim > 32 ? 32 : lim);
-    if (tl == 32 && lim > 32)
-        tl += mcl__nul_at(p + 32, lim - 32);
+    size_t tl = mcl__nul_at(p, lim);
     if (tl == lim || n - tl - 1 < 8)
         return MCL_OK; // not our framing: data stays NULL (malformed)
     const uint8_t *nul = p + tl;
