@@ -193,6 +193,37 @@ mcl__copy_short(void *dst, const void *src, size_t n)
     }
 }
 
+// memcmp(a, b, n) == 0 for the short runs of a topic: up to 16 bytes in two overlapping
+// compares (no call), longer ones with memcmp.
+static inline bool
+mcl__same_short(const void *pa, const void *pb, size_t n)
+{
+    const uint8_t *a = pa, *b = pb;
+    if (n >= 8 && n <= 16) {
+        uint64_t x, y, u, v;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        memcpy(&u, a + n - 8, 8);
+        memcpy(&v, b + n - 8, 8);
+        return x == y && u == v;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x, y, u, v;
+        memcpy(&x, a, 4);
+        memcpy(&y, b, 4);
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return x == y && u == v;
+    }
+    if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            if (a[i] != b[i])
+                return false;
+        return true;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
 // Base64 (RFC 4648, with padding). encode: returns a NUL-terminated string (mcl__free) or NULL.
 // decode: strict (padding required, no whitespace); false on malformed input or no memory.
 char *mcl__b64_encode(const void *data, size_t len);

@@ -164,7 +164,7 @@ note_topic_locked(mcl_raw_broadcaster *b, const char *topic, size_t tl)
     if (!b->hb_on)
         return;
     bc_topic *t = b->ntopics > 0 ? &b->topics[b->topic_last] : NULL;
-    if (t != NULL && t->tl == tl && mcl__topics_same(t->name, topic, tl)) { // (no call)
+    if (t != NULL && t->tl == tl && mcl__same_short(t->name, topic, tl)) { // (no call)
         t->count++;
         return;
     }

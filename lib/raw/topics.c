@@ -609,7 +609,7 @@ mcl__topics_count_slow(mcl__topics *t, const mcl_raw_msg *m, bool publish)
     size_t tl = m->topic != NULL ? m->topic_len : 0;
     // Lookups without the lock: only this thread changes the tables.
     mcl__tp_trow *r = t->last_topic;
-    if (r == NULL || r->tl != tl || !mcl__topics_same(r->name, topic, tl))
+    if (r == NULL || r->tl != tl || !mcl__same_short(r->name, topic, tl))
         r = topic_find(t, topic, tl, hash_topic(topic, tl));
     mcl__tp_prow *p = r != NULL ? pair_find(t, r, m->publisher) : NULL;
     // The type, looked at on a topic's first message, a pair's first, and every 64th.
@@ -658,7 +658,7 @@ static inline mcl__tp_prow *
 pair_lookup(const mcl__topics *t, uint64_t publisher, const char *topic, size_t tl)
 {
     const mcl__tp_trow *r = t->last_topic;
-    if (r == NULL || r->tl != tl || !mcl__topics_same(r->name, topic, tl))
+    if (r == NULL || r->tl != tl || !mcl__same_short(r->name, topic, tl))
         r = topic_find(t, topic, tl, hash_topic(topic, tl));
     return r != NULL ? pair_find(t, r, publisher) : NULL;
 }

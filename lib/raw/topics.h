@@ -132,35 +132,6 @@ void mcl__topics_count_slow(mcl__topics *t, const mcl_raw_msg *m, bool publish);
 // is counted reaches readers at a publish: when `publish` is true (the caller has delivered
 // everything it had read, which happens at least once per read of up to 16 datagrams), and
 // on the slow path every 64 messages.
-// Whether n bytes at a and b are equal: short topics without a call.
-static inline bool
-mcl__topics_same(const char *a, const char *b, size_t n)
-{
-    if (n >= 8 && n <= 16) {
-        uint64_t x, y, u, v;
-        memcpy(&x, a, 8);
-        memcpy(&y, b, 8);
-        memcpy(&u, a + n - 8, 8);
-        memcpy(&v, b + n - 8, 8);
-        return x == y && u == v;
-    }
-    if (n >= 4 && n < 8) {
-        uint32_t x, y, u, v;
-        memcpy(&x, a, 4);
-        memcpy(&y, b, 4);
-        memcpy(&u, a + n - 4, 4);
-        memcpy(&v, b + n - 4, 4);
-        return x == y && u == v;
-    }
-    if (n < 4) {
-        for (size_t i = 0; i < n; i++)
-            if (a[i] != b[i])
-                return false;
-        return true;
-    }
-    return memcmp(a, b, n) == 0;
-}
-
 static inline void
 mcl__topics_count(mcl__topics *t, const mcl_raw_msg *m, bool publish)
 {
@@ -182,7 +153,7 @@ mcl__topics_count(mcl__topics *t, const mcl_raw_msg *m, bool publish)
         if (MCL__LIKELY(m->publisher == p->publisher && m->topic_len == r->tl &&
                         ts >= c->last_mono && ts < c->sec_end && m->seq > p->highest &&
                         (c->messages & (MCL__TOPICS_PEEK_EVERY - 1)) != 0 && p->s.dirty &&
-                        mcl__topics_same(m->topic, r->name, r->tl))) {
+                        mcl__same_short(m->topic, r->name, r->tl))) {
             // (0 <= dt < 1 s: an inter-arrival time within any window)
             int64_t dt = ts - c->last_mono;
             mcl__tp_bucket *b = &c->b[c->cur];

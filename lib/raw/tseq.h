@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "topics.h" // mcl__topics_same
+#include "../core/internal.h" // mcl__same_short
 
 typedef struct mcl__tseq_entry {
     uint64_t pub;
@@ -43,7 +43,8 @@ static inline uint64_t *
 mcl__tseq_slot(mcl__tseq *t, uint64_t publisher, const char *topic, size_t tl, bool *created)
 {
     mcl__tseq_entry *l = t->last;
-    if (l != NULL && l->pub == publisher && l->tl == tl && mcl__topics_same(l->topic, topic, tl)) {
+    if (l != NULL && l->pub == publisher && l->tl == tl &&
+        mcl__same_short(l->topic, topic, tl)) {
         *created = false;
         return &l->value;
     }
