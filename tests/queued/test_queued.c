@@ -691,10 +691,13 @@ static void
 test_large_messages_read_into_the_ring(void)
 {
     // Of each run of 20 large messages, the first is copied (the one before it was small), and
-    // so are the ones that a batch read of small ones took along (up to 15); the others are
-    // read in place.
+    // so are the ones a batch read took along (up to 15: a receiver that falls behind, as
+    // under valgrind, reads many at once) and, after a batch of small ones was read into the
+    // ring and moved out, the rest of a 16-message pause; the others are read in place.
+    // At least 4 of each run then, whatever the timing (a fast receiver: nearly all).
+    enum { DIRECT_AT_LEAST = 4 * (20 - 1 - 15) };
     uint64_t direct = direct_run(false, "");
-    CU_ASSERT(direct >= 4 * 19 - 2 * 15);
+    CU_ASSERT(direct >= DIRECT_AT_LEAST);
     CU_ASSERT_EQUAL(direct_run(true, ""), 0);
     // Signed datagrams are verified where they lie; encrypted ones are opened into a buffer of
     // the listener's, and copied from there.
@@ -705,7 +708,7 @@ test_large_messages_read_into_the_ring(void)
     fclose(f);
     char extra[600];
     snprintf(extra, sizeof(extra), "&key=%s", key);
-    CU_ASSERT(direct_run(false, extra) >= 4 * 19 - 2 * 15);
+    CU_ASSERT(direct_run(false, extra) >= DIRECT_AT_LEAST);
     snprintf(extra, sizeof(extra), "&key=%s&encrypt=1", key);
     CU_ASSERT_EQUAL(direct_run(false, extra), 0);
     unlink(key);
