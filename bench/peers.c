@@ -6,20 +6,28 @@
 //   mcl-bench-peers zmq  SIZE COUNT
 //   mcl-bench-peers lcm  SIZE COUNT
 //   mcl-bench-peers rtt  raw|mcl|mclzmq|lcm SIZE COUNT
+//   mcl-bench-peers drain SIZE COUNT
 //
 // rtt mclzmq: mcl over zmq+tcp on 127.0.0.1 (each side's broadcaster binds, its listener
 // connects to the other's), so one message at a time: the lone-message latency.
+// drain: the queued listener's target without mcl: a bare C receiver on core 0 reads COUNT
+// datagrams of SIZE bytes, one `recv` each, straight into a 256 MiB shared ring made resident
+// beforehand, from a socket with rcvbuf=4M that a sender on core 1 fills at full rate (the
+// multicast group on lo, as the queued bench). What it loses is what the kernel and the
+// machine leave to any receiver doing the least a receiver can do.
 // Prints one key=value line. Run inside scripts/netns.sh; sender on core 1, receiver on core 0.
 #define _GNU_SOURCE
 #include <mcl/mcl.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -395,9 +403,78 @@ on_pong(const lcm_recv_buf_t *rb, const char *ch, void *u)
 }
 #endif
 
+// --- a bare receiver draining a socket ---------------------------------------------------------
+
+static int
+drain_bench(size_t size, long count)
+{
+    if (size == 0 || size > 65507 || count <= 0)
+        return 2;
+    int r = raw_sock("239.255.94.9", 27611, true);
+    int rb = 4 << 20; // as rcvbuf=4M: SO_RCVBUFFORCE when privileged, SO_RCVBUF (capped) if not
+    if (setsockopt(r, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof(rb)) != 0)
+        setsockopt(r, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb));
+    struct timeval tv = {0, 300000}; // 300 ms of silence ends the run
+    setsockopt(r, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    size_t ring_len = (size_t)256 << 20, slot = (size + 63) & ~(size_t)63;
+    uint8_t *ring = mmap(NULL, ring_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (ring == MAP_FAILED)
+        return 1;
+    for (size_t i = 0; i < ring_len; i += 4096) // resident, as the queued receiver's ring
+        ring[i] = 0;
+    int ready[2];
+    if (pipe(ready) != 0)
+        return 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(1);
+        int s = raw_sock("239.255.94.9", 27611, false);
+        char *p = calloc(1, size), c;
+        if (p == NULL || read(ready[0], &c, 1) != 1)
+            _exit(1);
+        long tries = 0; // (ENOBUFS: the sender's own buffer full; tried again, a bounded number
+                        // of times)
+        for (long i = 0; i < count;) {
+            if (send(s, p, size, 0) >= 0)
+                i++;
+            else if ((errno != ENOBUFS && errno != EAGAIN) || ++tries > 1000000)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    pin(0);
+    if (write(ready[1], "g", 1) != 1)
+        return 1;
+    long got = 0;
+    size_t off = 0;
+    int64_t first = 0, end = 0;
+    while (got < count) {
+        if (off + slot > ring_len)
+            off = 0;
+        ssize_t n = recv(r, ring + off, slot, 0);
+        if (n < 0)
+            break; // (the silence after the last one that came)
+        end = mono_ns();
+        if (first == 0)
+            first = end;
+        got++;
+        off += slot;
+    }
+    waitpid(pid, NULL, 0);
+    double span = (double)(end - first) / 1e9;
+    printf("impl=raw-udp-drain size=%zu sent=%ld received=%ld lost=%ld loss_pct=%.4f "
+           "msgs_per_s=%.0f\n",
+           size, count, got, count - got, 100.0 * (double)(count - got) / (double)count,
+           span > 0 ? (double)(got - 1) / span : 0);
+    munmap(ring, ring_len);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], "drain"))
+        return drain_bench(strtoul(argv[2], NULL, 0), atol(argv[3]));
     if (argc >= 4 && !strcmp(argv[1], "zmq")) {
 #ifdef MCL_BENCH_ZMQ
         return zmq_bench(strtoul(argv[2], NULL, 0), atol(argv[3]));
@@ -442,6 +519,8 @@ main(int argc, char **argv)
 #endif
         return rtt_bench(argv[2], strtoul(argv[3], NULL, 0), atol(argv[4]));
     }
-    fprintf(stderr, "usage: %s zmq|lcm SIZE COUNT | rtt raw|mcl|mclzmq|lcm SIZE COUNT\n", argv[0]);
+    fprintf(stderr,
+            "usage: %s zmq|lcm|drain SIZE COUNT | rtt raw|mcl|mclzmq|lcm SIZE COUNT\n",
+            argv[0]);
     return 2;
 }
