@@ -63,9 +63,13 @@ typedef struct mcl_queued_options {
     const char *receiver_cpus; /**< the CPUs the receiver process may run on, as `taskset -c`
                            takes them ("2", "0,2-3"); NULL or "": wherever the scheduler puts
                            it. Keeps it off cores busy with other work (a sender, the callbacks),
-                           where it would wait for the CPU while the socket overflows. Each must
-                           be one this process may run on, else MCL_EINVAL from
-                           mcl_queued_listener_new(). Read during that call only. @since 0.4 */
+                           where it would wait for the CPU while the socket overflows. The
+                           opening thread's own affinity does not limit it: the kernel runs the
+                           receiver on those of the list its cpuset allows and that are online.
+                           MCL_EINVAL from mcl_queued_listener_new() / _open() for a string that
+                           is not such a list or names no CPU the receiver may use (a receiver
+                           restarted after its CPUs went offline runs where it is). Read during
+                           mcl_queued_listener_new() only. @since 0.4 */
 } mcl_queued_options;
 
 /** Counters, cumulative over opens and receiver restarts. Fields are only ever appended. */

@@ -46,6 +46,7 @@ enum {
 struct mcl_queued_listener {
     pid_t owner; // the process that opened it (mcl__inherited)
     bool pin;          // the receiver runs on rcpus only (options->receiver_cpus)
+    bool pin_or_fail;  // the receiver being forked exits when it cannot be pinned (the first)
     cpu_set_t rcpus;
     struct mcl_connection conn; // with the bound port
     const mcl_msgtype *type;
@@ -280,9 +281,15 @@ child_main(mcl_queued_listener *ql, pid_t parent)
     if (getppid() != parent) // the parent died before the line above
         _exit(0);
     prctl(PR_SET_NAME, "mcl-recv");
-    // (checked at new; a CPU taken offline since leaves the receiver where it is)
-    if (ql->pin)
-        (void)sched_setaffinity(0, sizeof(ql->rcpus), &ql->rcpus);
+    // The kernel decides which of the CPUs asked for the receiver may use (those of the cpuset,
+    // online; the forking thread's own affinity does not limit it). The first receiver that
+    // may use none of them tells open, which fails; a restart after a CPU went offline runs
+    // where it is.
+    if (ql->pin && sched_setaffinity(0, sizeof(ql->rcpus), &ql->rcpus) != 0 && ql->pin_or_fail) {
+        atomic_store_explicit(&ql->sh->pin_errno, errno ? errno : EINVAL, memory_order_relaxed);
+        atomic_store_explicit(&ql->sh->ready, ql->sh->generation, memory_order_release);
+        _exit(5);
+    }
     // The receiver must win the CPU against the application's callbacks; privileged processes
     // may raise its priority, others keep the default (EPERM is fine).
     (void)setpriority(PRIO_PROCESS, 0, -10);
@@ -388,14 +395,12 @@ child_main(mcl_queued_listener *ql, pid_t parent)
 // --- this process ----------------------------------------------------------------------------
 
 // Parses a CPU list as taskset -c takes it ("3", "0,2-5") into set: MCL_EINVAL for anything
-// else, a CPU beyond CPU_SETSIZE, or one this process may not run on.
+// else or a CPU beyond CPU_SETSIZE. (Whether the receiver may run on them is the kernel's to
+// say, in the receiver: child_main.)
 static mcl_err
 parse_cpus(const char *s, cpu_set_t *set)
 {
     CPU_ZERO(set);
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
-        CPU_ZERO(&allowed);
     const char *p = s;
     for (;;) {
         unsigned long lo, hi;
@@ -412,11 +417,8 @@ parse_cpus(const char *s, cpu_set_t *set)
         }
         if (lo > hi || hi >= CPU_SETSIZE)
             return MCL_EINVAL;
-        for (unsigned long c = lo; c <= hi; c++) {
-            if (!CPU_ISSET((int)c, &allowed))
-                return MCL_EINVAL;
+        for (unsigned long c = lo; c <= hi; c++)
             CPU_SET((int)c, set);
-        }
         if (*p == '\0')
             return MCL_OK;
         if (*p++ != ',')
@@ -504,6 +506,8 @@ start_receiver(mcl_queued_listener *ql, bool wait_ready)
     ql->sh->generation++;
     memset(&ql->sh->cur, 0, sizeof(ql->sh->cur));
     atomic_store(&ql->sh->stats_seq, 0); // a receiver killed mid-update left it odd
+    atomic_store(&ql->sh->pin_errno, 0);
+    ql->pin_or_fail = wait_ready;
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -536,6 +540,11 @@ start_receiver(mcl_queued_listener *ql, bool wait_ready)
             nanosleep(&ts, NULL);
         }
     }
+    int pe = atomic_load_explicit(&ql->sh->pin_errno, memory_order_relaxed);
+    if (wait_ready && pe != 0) // (reaped by the caller's release_resources)
+        return mcl__fail(MCL_EINVAL, NULL, 0, "queued",
+                         "receiver_cpus: the receiver may run on none of them (%s)",
+                         strerror(pe));
     return MCL_OK;
 }
 
@@ -750,7 +759,8 @@ mcl_queued_listener_new(mcl_queued_listener **qlp, const mcl_connection *conn,
         if (strlen(cpus) > 1024 || parse_cpus(cpus, &ql->rcpus) != MCL_OK) {
             mcl__free(ql);
             return mcl__fail(MCL_EINVAL, NULL, 0, "queued",
-                             "receiver_cpus \"%.64s\": not a list of CPUs this process may use",
+                             "receiver_cpus \"%.64s\": not a list of CPUs (as taskset -c "
+                             "takes them)",
                              cpus);
         }
         ql->pin = true;

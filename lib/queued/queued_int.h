@@ -23,6 +23,7 @@ typedef struct mcl__queued_shared {
     _Atomic uint64_t ring_direct; // messages read straight into the ring
     uint32_t generation; // which receiver this is (set before each fork)
     _Atomic uint32_t ready; // the generation of the receiver that is reading (start_receiver)
+    _Atomic int32_t pin_errno; // the first receiver could not be pinned (receiver_cpus): errno
     // The message the receiver is handling now (pub 0: none): it is put in the ring (or
     // counted as dropped) and then tracked, and a receiver killed between the two would leave
     // a delivered message looking lost to the next one. mcl__queued_settle() decides it.

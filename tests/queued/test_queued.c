@@ -714,8 +714,8 @@ test_large_messages_read_into_the_ring(void)
     unlink(key);
 }
 
-// The receiver runs on the CPUs asked for; lists that are not CPUs this process may use are
-// refused at new.
+// The receiver runs on the CPUs asked for, wherever the opening thread runs; lists that are not
+// CPU lists, or name no CPU the receiver may use, are refused at new.
 static void
 test_receiver_cpus(void)
 {
@@ -763,10 +763,41 @@ test_receiver_cpus(void)
         MCLT_ERR(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o), MCL_EINVAL);
         CU_ASSERT_PTR_NULL(ql);
     }
-    if (last + 1 < CPU_SETSIZE) { // a CPU this process may not use
-        snprintf(want, sizeof(want), "%d", last + 1);
+    // A CPU no machine here has (configured CPUs are numbered below the count): the receiver
+    // may run on none of the list, which the open reports.
+    long conf = sysconf(_SC_NPROCESSORS_CONF);
+    if (conf > 0 && conf < CPU_SETSIZE) {
+        snprintf(want, sizeof(want), "%d", CPU_SETSIZE - 1);
         o.receiver_cpus = want;
         MCLT_ERR(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o), MCL_EINVAL);
+        CU_ASSERT_PTR_NULL(ql);
+        snprintf(list, sizeof(list), "%d,%d", last, CPU_SETSIZE - 1); // (one of them will do)
+        o.receiver_cpus = list;
+        MCLT_OK(mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o));
+        mcl_queued_listener_free(ql);
+    }
+    // The calling thread's own affinity does not limit the receiver: a thread pinned to its
+    // first CPU opens a listener whose receiver runs on its last.
+    int first = -1;
+    for (int k = 0; k < CPU_SETSIZE && first < 0; k++)
+        if (CPU_ISSET(k, &mine))
+            first = k;
+    if (first != last) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(first, &one);
+        CU_ASSERT_FATAL(pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0);
+        snprintf(want, sizeof(want), "%d", last);
+        o.receiver_cpus = want;
+        mcl_err rv = mcl_queued_listener_new(&ql, c, NULL, NULL, 0, &o);
+        CU_ASSERT_FATAL(pthread_setaffinity_np(pthread_self(), sizeof(mine), &mine) == 0);
+        MCLT_OK(rv);
+        if (rv == MCL_OK) {
+            CU_ASSERT_FATAL(sched_getaffinity(stats(ql).receiver_pid, sizeof(got), &got) == 0);
+            CU_ASSERT_EQUAL(CPU_COUNT(&got), 1);
+            CU_ASSERT(CPU_ISSET(last, &got));
+            mcl_queued_listener_free(ql);
+        }
     }
     mcl_connection_free(c);
 }
