@@ -9,6 +9,7 @@
 #include "topics.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,9 +263,15 @@ publish_locked(mcl__topics *t)
 {
     for (mcl__tp_stats *s = t->dirty, *nx; s != NULL; s = nx) {
         nx = s->dnext;
-        s->shown = s->live;
+        if (s->whole) {
+            s->shown = s->live;
+        } else { // (the short path's changes only: the fixed fields and the current bucket)
+            memcpy(&s->shown, &s->live, offsetof(mcl__tp_core, b));
+            s->shown.b[s->live.cur] = s->live.b[s->live.cur];
+        }
         s->dnext = NULL;
         s->dirty = false;
+        s->whole = false;
     }
     t->dirty = NULL;
     t->pending = 0;
@@ -284,6 +291,7 @@ mcl__topics_publish(mcl__topics *t)
 static inline void
 mark(mcl__topics *t, mcl__tp_stats *s)
 {
+    s->whole = true;
     if (!s->dirty) {
         s->dirty = true;
         s->dnext = t->dirty;

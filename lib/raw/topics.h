@@ -64,6 +64,10 @@ typedef struct mcl__tp_stats {
     mcl__tp_core shown;
     struct mcl__tp_stats *dnext; // the list of rows changed since the last publish
     bool dirty;
+    // Changed since the last publish other than by mcl__topics_count()'s short path (which
+    // changes the fixed fields and b[cur] only): the publish copies the whole row, else only
+    // those.
+    bool whole;
 } mcl__tp_stats;
 
 struct mcl__tp_prow;
@@ -143,7 +147,8 @@ mcl__topics_count(mcl__topics *t, const mcl_raw_msg *m, bool publish)
 #endif
     // The short path, for the usual case: the next message of the same publisher on the same
     // topic (with no other publisher), in order, in the same second, not due for a look at
-    // its type, its row already changed since the last publish. The same as core_add() there.
+    // its type. The same as core_add() there, and the row marked changed (after a publish,
+    // e.g. a round trip's every message, it was not).
     mcl__tp_prow *p = t->fast;
     if (MCL__LIKELY(p != NULL)) {
         mcl__tp_core *c = &p->s.live;
@@ -152,8 +157,14 @@ mcl__topics_count(mcl__topics *t, const mcl_raw_msg *m, bool publish)
         size_t len = m->len;
         if (MCL__LIKELY(m->publisher == p->publisher && m->topic_len == r->tl &&
                         ts >= c->last_mono && ts < c->sec_end && m->seq > p->highest &&
-                        (c->messages & (MCL__TOPICS_PEEK_EVERY - 1)) != 0 && p->s.dirty &&
+                        (c->messages & (MCL__TOPICS_PEEK_EVERY - 1)) != 0 &&
                         mcl__same_short(m->topic, r->name, r->tl))) {
+            if (!p->s.dirty) { // (as mark() in topics.c, for a change the publish copies in part)
+                p->s.dirty = true;
+                p->s.whole = false;
+                p->s.dnext = t->dirty;
+                t->dirty = &p->s;
+            }
             // (0 <= dt < 1 s: an inter-arrival time within any window)
             int64_t dt = ts - c->last_mono;
             mcl__tp_bucket *b = &c->b[c->cur];

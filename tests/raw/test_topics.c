@@ -328,6 +328,66 @@ test_engine_publish(void)
     mcl__topics_free(t);
 }
 
+// The same row as readers see it whether the engine publishes after every message (a round
+// trip's listener: each message is the last one read) or once at the end: every publish
+// copies what the short path changed (the current second's bucket with the counts), across
+// second boundaries, a type look every 64th message and a second publisher's arrival.
+static void
+expect_same_row(const mcl_topic_stats *a, const mcl_topic_stats *b)
+{
+    CU_ASSERT_EQUAL(a->messages, b->messages);
+    CU_ASSERT_EQUAL(a->bytes, b->bytes);
+    CU_ASSERT_EQUAL(a->publishers, b->publishers);
+    CU_ASSERT_DOUBLE_EQUAL(a->rate_hz, b->rate_hz, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(a->bandwidth_bps, b->bandwidth_bps, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(a->period_ms, b->period_ms, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(a->jitter_ms, b->jitter_ms, 1e-9);
+    CU_ASSERT_EQUAL(a->size_min, b->size_min);
+    CU_ASSERT_EQUAL(a->size_max, b->size_max);
+    CU_ASSERT_EQUAL(a->last_seen_ns, b->last_seen_ns);
+    CU_ASSERT_EQUAL(memcmp(a->rate_history, b->rate_history, sizeof(a->rate_history)), 0);
+    CU_ASSERT_STRING_EQUAL(a->type, b->type);
+}
+
+static void
+test_engine_publish_every_message(void)
+{
+    mcl__topics *each = new_topics(), *once = new_topics();
+    uint8_t payload[300] = {0};
+    memcpy(payload, typed_imu, sizeof(typed_imu));
+    int64_t mono = 5 * NS + 10 * MS;
+    for (uint64_t i = 0; i < 600; i++) {
+        // 200 Hz with a jitter, sizes that vary; a second publisher from message 400 on
+        mono += 5 * MS + (int64_t)(i % 7) * 100000;
+        uint64_t pub = i >= 400 && i % 3 == 0 ? 8 : 7;
+        mcl_raw_msg m = {.topic = "imu",
+                         .topic_len = 3,
+                         .payload = payload,
+                         .len = 100 + (size_t)(i % 50) * 4,
+                         .publisher = pub,
+                         .seq = i,
+                         .recv_mono_ns = mono,
+                         .recv_realtime_ns = mono + 1000 * NS};
+        mcl__topics_count(each, &m, true);
+        mcl__topics_count(once, &m, false);
+        if (i % 97 == 0 || i == 599) { // (and compared along the way)
+            mcl__topics_publish(once);
+            mcl_topic_stats a, b;
+            CU_ASSERT_FATAL(mcl__topics_rows(each, mono, false, NULL, &a, 1) == 1);
+            CU_ASSERT_FATAL(mcl__topics_rows(once, mono, false, NULL, &b, 1) == 1);
+            CU_ASSERT_EQUAL(a.messages, i + 1);
+            expect_same_row(&a, &b);
+            mcl_topic_stats pa[2], pb[2];
+            size_t na = mcl__topics_rows(each, mono, true, "imu", pa, 2);
+            CU_ASSERT_EQUAL_FATAL(na, mcl__topics_rows(once, mono, true, "imu", pb, 2));
+            for (size_t k = 0; k < na && k < 2; k++)
+                expect_same_row(&pa[k], &pb[k]);
+        }
+    }
+    mcl__topics_free(each);
+    mcl__topics_free(once);
+}
+
 // Many topics and pairs: the tables grow, and rows stay sorted and complete.
 static void
 test_engine_many(void)
@@ -880,6 +940,7 @@ static CU_TestInfo tests[] = {
     {"engine_caps", test_engine_caps},
     {"engine_many", test_engine_many},
     {"engine_publish", test_engine_publish},
+    {"engine_publish_every_message", test_engine_publish_every_message},
     {"peek", test_peek},
     {"listener_rows", test_listener_rows},
     {"listener_caps", test_listener_caps},
